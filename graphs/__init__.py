@@ -1,0 +1,1 @@
+"""Benchmark workloads: stored models, tiny hand-written graphs and generators."""

@@ -1,0 +1,247 @@
+"""Analyses of a graph under an order: lifetimes, live bytes, working sets, orders.
+
+Everything here works on plain arrays (``sizes_bytes`` and ``in_scope`` indexed by
+tensor id) so that it serves any scope and alignment; :class:`memplan.problem.Problem`
+supplies them.
+
+A tensor's *lifetime* under an order is the half-open step interval during which it
+must be on chip if it is never spilled::
+
+    step:        0    1    2    3    4
+    producer     X
+    consumers              X         X
+    lifetime     [0 ───────────────── 5)
+
+Inputs and weights (no producer) live from their first use to their last use.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+import numpy as np
+
+from memplan.errors import GraphError
+from memplan.ir import Graph, OpId
+
+
+def model_order(graph: Graph) -> tuple[OpId, ...]:
+    """The model's own order: ops as listed in the source file."""
+    return tuple(OpId(i) for i in range(graph.num_ops))
+
+
+def check_order(graph: Graph, order: Sequence[int]) -> None:
+    """Raise :class:`GraphError` unless ``order`` is a topological order of all ops."""
+    n = graph.num_ops
+    if sorted(order) != list(range(n)):
+        raise GraphError(f"graph {graph.name!r}: an order must list each of the {n} ops once")
+    step = steps_of(order)
+    for op in graph.ops:
+        for pred in graph.predecessors(op.id):
+            if step[pred] > step[op.id]:
+                raise GraphError(
+                    f"graph {graph.name!r}: op {op.name!r} runs before its input producer "
+                    f"{graph.ops[pred].name!r}"
+                )
+
+
+def steps_of(order: Sequence[int]) -> list[int]:
+    """Inverse permutation: ``steps_of(order)[op]`` is the step at which ``op`` runs."""
+    step = [0] * len(order)
+    for t, op in enumerate(order):
+        step[op] = t
+    return step
+
+
+def tensor_lifetimes(
+    graph: Graph, order: Sequence[int], in_scope: Sequence[bool]
+) -> list[tuple[int, int] | None]:
+    """Half-open ``[first, last + 1)`` step interval of every in-scope tensor.
+
+    ``None`` for tensors out of scope or never touched by any op.
+    """
+    step = steps_of(order)
+    lifetimes: list[tuple[int, int] | None] = [None] * graph.num_tensors
+    for tensor in graph.tensors:
+        if not in_scope[tensor.id]:
+            continue
+        touching = [step[c] for c in graph.consumers[tensor.id]]
+        producer = graph.producer[tensor.id]
+        if producer is not None:
+            touching.append(step[producer])
+        if touching:
+            lifetimes[tensor.id] = (min(touching), max(touching) + 1)
+    return lifetimes
+
+
+def live_bytes_per_step(
+    graph: Graph, order: Sequence[int], sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> np.ndarray:
+    """Bytes of in-scope tensors live at each step when nothing is spilled."""
+    delta = np.zeros(graph.num_ops + 1, dtype=np.int64)
+    for tensor_id, span in enumerate(tensor_lifetimes(graph, order, in_scope)):
+        if span is not None:
+            delta[span[0]] += sizes_bytes[tensor_id]
+            delta[span[1]] -= sizes_bytes[tensor_id]
+    return np.cumsum(delta)[:-1]
+
+
+def peak_live_bytes(
+    graph: Graph, order: Sequence[int], sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> int:
+    """Highest live bytes over the steps of ``order`` (no spilling)."""
+    if graph.num_ops == 0:
+        return 0
+    return int(live_bytes_per_step(graph, order, sizes_bytes, in_scope).max())
+
+
+def working_set_bytes(
+    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> list[int]:
+    """Per op, the bytes of its distinct in-scope inputs and outputs (must be on chip)."""
+    result = []
+    for op in graph.ops:
+        touched = dict.fromkeys((*op.inputs, *op.outputs))
+        result.append(sum(sizes_bytes[t] for t in touched if in_scope[t]))
+    return result
+
+
+def min_peak_order(
+    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> tuple[OpId, ...]:
+    """A low-peak order (heuristic; an upper bound on M_P).
+
+    Runs several list schedulers (the model's order, a memory-greedy scheduler with
+    two tie-break rules, and a depth-first scheduler that finishes branches) and keeps
+    the order with the lowest peak.
+    """
+    candidates = [
+        model_order(graph),
+        _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=False),
+        _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=True),
+        depth_first_order(graph),
+    ]
+    return min(candidates, key=lambda o: peak_live_bytes(graph, o, sizes_bytes, in_scope))
+
+
+def _greedy_memory_order(
+    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool], *, prefer_deep: bool
+) -> tuple[OpId, ...]:
+    """List scheduler: always run the ready op that leaves the least memory live.
+
+    The score of a ready op is (live bytes while it runs, net change of live bytes);
+    ``prefer_deep`` breaks ties towards ops that consume recently produced tensors.
+    """
+    n = graph.num_ops
+    remaining_uses = [len(graph.consumers[t]) for t in range(graph.num_tensors)]
+    live = [False] * graph.num_tensors
+    live_bytes = 0
+    indegree = [len(graph.predecessors(OpId(i))) for i in range(n)]
+    ready = {i for i in range(n) if indegree[i] == 0}
+    last_step_touched = [-1] * graph.num_tensors
+    order: list[OpId] = []
+    while ready:
+        best_key: tuple[int, ...] | None = None
+        best_op = -1
+        for i in ready:
+            op = graph.ops[i]
+            load = sum(
+                sizes_bytes[t] for t in dict.fromkeys(op.inputs) if in_scope[t] and not live[t]
+            )
+            produce = sum(sizes_bytes[t] for t in op.outputs if in_scope[t])
+            freed = sum(
+                sizes_bytes[t]
+                for t in dict.fromkeys(op.inputs)
+                if in_scope[t] and remaining_uses[t] == 1 and not graph.tensors[t].is_output
+            )
+            freed += sum(
+                sizes_bytes[t] for t in op.outputs if in_scope[t] and not graph.consumers[t]
+            )
+            during = live_bytes + load + produce
+            recency = max((last_step_touched[t] for t in op.inputs), default=-1)
+            key = (during, load + produce - freed, -recency if prefer_deep else 0, i)
+            if best_key is None or key < best_key:
+                best_key, best_op = key, i
+        ready.remove(best_op)
+        op = graph.ops[best_op]
+        step = len(order)
+        order.append(OpId(best_op))
+        for t in dict.fromkeys(op.inputs):
+            if in_scope[t] and not live[t]:
+                live[t] = True
+                live_bytes += sizes_bytes[t]
+            remaining_uses[t] -= 1
+            last_step_touched[t] = step
+            if remaining_uses[t] == 0 and live[t]:
+                live[t] = False
+                live_bytes -= sizes_bytes[t]
+        for t in op.outputs:
+            last_step_touched[t] = step
+            if in_scope[t] and graph.consumers[t]:
+                live[t] = True
+                live_bytes += sizes_bytes[t]
+        for succ in graph.successors(op.id):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                ready.add(succ)
+    return tuple(order)
+
+
+def depth_first_order(graph: Graph) -> tuple[OpId, ...]:
+    """Topological order that finishes the most recently opened branch first."""
+    indegree = [len(graph.predecessors(OpId(i))) for i in range(graph.num_ops)]
+    # Max-heap on the time an op became ready: newest first; ties by model order.
+    heap: list[tuple[int, int]] = [(0, i) for i in range(graph.num_ops) if indegree[i] == 0]
+    heapq.heapify(heap)
+    order: list[OpId] = []
+    clock = 0
+    while heap:
+        _, i = heapq.heappop(heap)
+        order.append(OpId(i))
+        for succ in graph.successors(OpId(i)):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                clock -= 1
+                heapq.heappush(heap, (clock, succ))
+    return tuple(order)
+
+
+def breadth_first_order(graph: Graph) -> tuple[OpId, ...]:
+    """Topological order by levels (Kahn's algorithm, FIFO)."""
+    indegree = [len(graph.predecessors(OpId(i))) for i in range(graph.num_ops)]
+    queue = [i for i in range(graph.num_ops) if indegree[i] == 0]
+    order: list[OpId] = []
+    head = 0
+    while head < len(queue):
+        i = queue[head]
+        head += 1
+        order.append(OpId(i))
+        for succ in graph.successors(OpId(i)):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                queue.append(succ)
+    return tuple(order)
+
+
+def co_resident_pairs(graph: Graph, order: Sequence[int], in_scope: Sequence[bool]) -> int:
+    """Number of unordered pairs of in-scope tensors whose lifetimes overlap.
+
+    This is the number of pairwise non-overlap constraints an exact allocator needs.
+    """
+    events: list[tuple[int, int]] = []
+    for span in tensor_lifetimes(graph, order, in_scope):
+        if span is not None:
+            events.append((span[0], 1))
+            events.append((span[1], -1))
+    # Ends sort before starts at the same step (half-open intervals do not touch).
+    events.sort(key=lambda e: (e[0], e[1]))
+    pairs = 0
+    live = 0
+    for _, kind in events:
+        if kind == 1:
+            pairs += live
+            live += 1
+        else:
+            live -= 1
+    return pairs

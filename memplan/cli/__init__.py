@@ -1,0 +1,71 @@
+"""The ``memplan`` command line: one module per sub-command.
+
+Each module in :data:`COMMANDS` defines ``add_parser(subparsers)``, which adds its
+sub-parser and sets ``func`` (a callable taking the parsed namespace and returning an
+exit code). :func:`main` turns every :class:`~memplan.errors.MemplanError` into one
+line on stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from memplan import __version__
+from memplan.errors import MemplanError
+
+#: Sub-command modules, in the order ``memplan --help`` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+#: Exit codes: success, a result that is not a plan (infeasible, invalid plan), bad input.
+EXIT_OK, EXIT_NO_PLAN, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="memplan",
+        description=(
+            "Plan how a neural network runs on an accelerator with a small scratchpad: "
+            "operator order, on-chip placement (offsets) and spills to DRAM."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"memplan {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"memplan.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args))
+    except MemplanError as error:
+        if args.debug:
+            raise
+        print(f"memplan {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"memplan {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def entry_point() -> None:
+    """Console-script entry: exit with :func:`main`'s code."""
+    sys.exit(main())

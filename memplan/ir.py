@@ -1,0 +1,459 @@
+"""The scheduling IR: ops, tensors and the graph they form (PROBLEM.md section 1).
+
+A :class:`Graph` is immutable and verified when built: ids are dense (op ``i`` is
+``graph.ops[i]``, tensor ``j`` is ``graph.tensors[j]``), every activation has exactly one
+producer, sizes are positive and the ops, in the order they are stored, form a
+topological order (the model's own order). Build graphs with :class:`GraphBuilder`.
+
+::
+
+    input x ──► op0 Conv ──► t1 ──► op1 Relu ──► t2 (graph output)
+                  ▲
+    weight w ─────┘
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NewType
+
+from memplan.errors import GraphError, InputFormatError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+OpId = NewType("OpId", int)
+TensorId = NewType("TensorId", int)
+
+#: Version of the graph JSON form; bump when the layout changes.
+GRAPH_JSON_VERSION = 1
+
+
+class TensorKind(enum.Enum):
+    """Where a tensor's first copy comes from."""
+
+    ACTIVATION = "activation"  # produced on chip by exactly one op
+    INPUT = "input"  # a graph input: starts in DRAM
+    WEIGHT = "weight"  # an initializer or constant-computable tensor: starts in DRAM
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One buffer of the graph."""
+
+    id: TensorId  # dense index into Graph.tensors
+    name: str  # name in the source model (unique)
+    size_bytes: int  # elements x element size, > 0
+    kind: TensorKind  # activation, graph input or weight
+    is_output: bool = False  # a graph output: must be in DRAM when the run ends
+    shape: tuple[int, ...] = ()  # element shape, informative only
+    dtype: str = ""  # element type name (e.g. "float32"), informative only
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One executable operator."""
+
+    id: OpId  # dense index into Graph.ops; also its position in the model's order
+    name: str  # node name in the source model (unique)
+    op_type: str  # e.g. "Conv"
+    inputs: tuple[TensorId, ...]  # ordered inputs (a tensor may appear twice)
+    outputs: tuple[TensorId, ...]  # ordered outputs
+    macs: int = 0  # multiply-accumulates; 0 for data movement ops
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """An immutable, verified scheduling graph.
+
+    Ops are stored in the model's own (topological) order. Derived tables
+    (producer and consumers of every tensor) are computed once on construction.
+    """
+
+    name: str  # model name
+    ops: tuple[Op, ...]  # op i has id i, in the model's order
+    tensors: tuple[Tensor, ...]  # tensor j has id j
+    producer: tuple[OpId | None, ...] = field(init=False, repr=False, compare=False)
+    consumers: tuple[tuple[OpId, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        producer, consumers = _verify(self.name, self.ops, self.tensors)
+        object.__setattr__(self, "producer", producer)
+        object.__setattr__(self, "consumers", consumers)
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def num_ops(self) -> int:
+        """Number of ops (= number of steps of any schedule)."""
+        return len(self.ops)
+
+    @property
+    def num_tensors(self) -> int:
+        """Number of tensors of every kind."""
+        return len(self.tensors)
+
+    def tensor_by_name(self, name: str) -> Tensor:
+        """Return the tensor called ``name``; :class:`GraphError` if there is none."""
+        for tensor in self.tensors:
+            if tensor.name == name:
+                return tensor
+        raise GraphError(f"graph {self.name!r} has no tensor named {name!r}")
+
+    def op_by_name(self, name: str) -> Op:
+        """Return the op called ``name``; :class:`GraphError` if there is none."""
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise GraphError(f"graph {self.name!r} has no op named {name!r}")
+
+    def predecessors(self, op: OpId) -> tuple[OpId, ...]:
+        """Ops producing an input of ``op`` (each once, sorted)."""
+        preds = {self.producer[t] for t in self.ops[op].inputs}
+        return tuple(sorted(p for p in preds if p is not None))
+
+    def successors(self, op: OpId) -> tuple[OpId, ...]:
+        """Ops consuming an output of ``op`` (each once, sorted)."""
+        succs = {c for t in self.ops[op].outputs for c in self.consumers[t]}
+        return tuple(sorted(succs))
+
+    def op_histogram(self) -> dict[str, int]:
+        """Count of ops per op type, most frequent first."""
+        counts: dict[str, int] = {}
+        for op in self.ops:
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def bytes_of_kind(self, kind: TensorKind) -> int:
+        """Total size of all tensors of one kind."""
+        return sum(t.size_bytes for t in self.tensors if t.kind is kind)
+
+    # ----------------------------------------------------------------- views
+    def to_networkx(self) -> nx.DiGraph:
+        """Op-level dependency graph: nodes are op ids, an edge per producer->consumer.
+
+        Edge attribute ``tensors`` lists the tensor ids carried along the edge.
+        """
+        import networkx as nx
+
+        dag = nx.DiGraph()
+        for op in self.ops:
+            dag.add_node(op.id, name=op.name, op_type=op.op_type, macs=op.macs)
+        for op in self.ops:
+            for t in op.inputs:
+                src = self.producer[t]
+                if src is None:
+                    continue
+                if dag.has_edge(src, op.id):
+                    if t not in dag.edges[src, op.id]["tensors"]:
+                        dag.edges[src, op.id]["tensors"].append(t)
+                else:
+                    dag.add_edge(src, op.id, tensors=[t])
+        return dag
+
+    def __str__(self) -> str:
+        return to_text(self)
+
+    def _repr_html_(self) -> str:
+        from memplan.display import graph_html
+
+        return graph_html(self)
+
+
+def _verify(
+    name: str, ops: Sequence[Op], tensors: Sequence[Tensor]
+) -> tuple[tuple[OpId | None, ...], tuple[tuple[OpId, ...], ...]]:
+    """Check the IR invariants and return (producer, consumers) tables."""
+    where = f"graph {name!r}"
+    for index, tensor in enumerate(tensors):
+        if tensor.id != index:
+            raise GraphError(
+                f"{where}: tensor {tensor.name!r} has id {tensor.id}, expected {index}"
+            )
+        if tensor.size_bytes <= 0:
+            raise GraphError(
+                f"{where}: tensor {tensor.name!r} has size {tensor.size_bytes} bytes; "
+                "sizes must be positive"
+            )
+    for index, op in enumerate(ops):
+        if op.id != index:
+            raise GraphError(f"{where}: op {op.name!r} has id {op.id}, expected {index}")
+        if op.macs < 0:
+            raise GraphError(f"{where}: op {op.name!r} has negative macs {op.macs}")
+        if not op.outputs:
+            raise GraphError(f"{where}: op {op.name!r} ({op.op_type}) has no outputs")
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise GraphError(f"{where}: two tensors are named {dup!r}; names must be unique")
+    op_names = [o.name for o in ops]
+    if len(set(op_names)) != len(op_names):
+        dup = next(n for n in op_names if op_names.count(n) > 1)
+        raise GraphError(f"{where}: two ops are named {dup!r}; names must be unique")
+
+    n_tensors = len(tensors)
+    producer: list[OpId | None] = [None] * n_tensors
+    consumers: list[list[OpId]] = [[] for _ in range(n_tensors)]
+    for op in ops:
+        for t in (*op.inputs, *op.outputs):
+            if not 0 <= t < n_tensors:
+                raise GraphError(f"{where}: op {op.name!r} refers to unknown tensor id {t}")
+        if len(set(op.outputs)) != len(op.outputs):
+            raise GraphError(f"{where}: op {op.name!r} lists an output twice")
+        for t in op.outputs:
+            tensor = tensors[t]
+            if tensor.kind is not TensorKind.ACTIVATION:
+                raise GraphError(
+                    f"{where}: op {op.name!r} produces {tensor.name!r}, which is a "
+                    f"{tensor.kind.value}; only activations are produced by ops"
+                )
+            if producer[t] is not None:
+                first = ops[producer[t]].name  # type: ignore[index]
+                raise GraphError(
+                    f"{where}: tensor {tensor.name!r} is produced by both {first!r} and "
+                    f"{op.name!r}; an activation has exactly one producer"
+                )
+            producer[t] = op.id
+        for t in dict.fromkeys(op.inputs):
+            consumers[t].append(op.id)
+    for tensor in tensors:
+        if tensor.kind is TensorKind.ACTIVATION and producer[tensor.id] is None:
+            raise GraphError(f"{where}: activation {tensor.name!r} has no producer")
+    # The stored op order must be topological; otherwise report one op on a cycle
+    # or an op that reads a tensor produced later.
+    for op in ops:
+        for t in op.inputs:
+            src = producer[t]
+            if src is not None and src >= op.id:
+                _raise_order_error(where, ops, tensors, producer, op, t)
+    return tuple(producer), tuple(tuple(c) for c in consumers)
+
+
+def _raise_order_error(
+    where: str,
+    ops: Sequence[Op],
+    tensors: Sequence[Tensor],
+    producer: Sequence[OpId | None],
+    op: Op,
+    tensor: TensorId,
+) -> None:
+    import networkx as nx
+
+    dag = nx.DiGraph()
+    for o in ops:
+        for t in o.inputs:
+            src = producer[t]
+            if src is not None:
+                dag.add_edge(src, o.id)
+    try:
+        cycle = nx.find_cycle(dag)
+    except nx.NetworkXNoCycle:
+        raise GraphError(
+            f"{where}: op {op.name!r} reads {tensors[tensor].name!r} before its producer "
+            f"{ops[producer[tensor]].name!r} runs; list ops in a topological order"  # type: ignore[index]
+        ) from None
+    names = " -> ".join(ops[a].name for a, _ in cycle) + f" -> {ops[cycle[0][0]].name}"
+    raise GraphError(f"{where}: the ops form a cycle: {names}; a model must be acyclic")
+
+
+class GraphBuilder:
+    """Incremental construction of a :class:`Graph`.
+
+    Example:
+        >>> b = GraphBuilder("tiny")
+        >>> x = b.tensor("x", 1024, TensorKind.INPUT)
+        >>> y = b.tensor("y", 1024, is_output=True)
+        >>> _ = b.op("relu", "Relu", [x], [y])
+        >>> b.build().num_ops
+        1
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tensors: list[Tensor] = []
+        self._ops: list[Op] = []
+        self._by_name: dict[str, TensorId] = {}
+
+    def tensor(
+        self,
+        name: str,
+        size_bytes: int,
+        kind: TensorKind = TensorKind.ACTIVATION,
+        *,
+        is_output: bool = False,
+        shape: Iterable[int] = (),
+        dtype: str = "",
+    ) -> TensorId:
+        """Add a tensor and return its id."""
+        if name in self._by_name:
+            raise GraphError(f"graph {self.name!r}: tensor {name!r} is defined twice")
+        tid = TensorId(len(self._tensors))
+        self._tensors.append(
+            Tensor(tid, name, int(size_bytes), kind, is_output, tuple(shape), dtype)
+        )
+        self._by_name[name] = tid
+        return tid
+
+    def tensor_id(self, name: str) -> TensorId:
+        """Id of a tensor added earlier."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise GraphError(f"graph {self.name!r}: no tensor named {name!r}") from None
+
+    def has_tensor(self, name: str) -> bool:
+        """Whether a tensor of this name was added."""
+        return name in self._by_name
+
+    def mark_output(self, tensor: TensorId) -> None:
+        """Mark an existing tensor as a graph output."""
+        old = self._tensors[tensor]
+        self._tensors[tensor] = Tensor(
+            old.id, old.name, old.size_bytes, old.kind, True, old.shape, old.dtype
+        )
+
+    def op(
+        self,
+        name: str,
+        op_type: str,
+        inputs: Iterable[TensorId],
+        outputs: Iterable[TensorId],
+        macs: int = 0,
+    ) -> OpId:
+        """Add an op (ops must be added in a topological order) and return its id."""
+        oid = OpId(len(self._ops))
+        self._ops.append(Op(oid, name, op_type, tuple(inputs), tuple(outputs), int(macs)))
+        return oid
+
+    def build(self) -> Graph:
+        """Verify and return the graph."""
+        return Graph(self.name, tuple(self._ops), tuple(self._tensors))
+
+
+# --------------------------------------------------------------------- text form
+def _fmt_bytes(n: int) -> str:
+    from memplan.units import format_bytes
+
+    return format_bytes(n)
+
+
+def to_text(graph: Graph) -> str:
+    """Readable text form: one op per line with its tensors and their sizes."""
+    lines = [
+        f"graph {graph.name}: {graph.num_ops} ops, {graph.num_tensors} tensors "
+        f"(weights {_fmt_bytes(graph.bytes_of_kind(TensorKind.WEIGHT))}, "
+        f"activations {_fmt_bytes(graph.bytes_of_kind(TensorKind.ACTIVATION))})"
+    ]
+    inputs = [t for t in graph.tensors if t.kind is TensorKind.INPUT]
+    if inputs:
+        lines.append(
+            "  inputs: " + ", ".join(f"{t.name}[{_fmt_bytes(t.size_bytes)}]" for t in inputs)
+        )
+
+    def tensor_text(t: TensorId) -> str:
+        tensor = graph.tensors[t]
+        mark = {TensorKind.WEIGHT: "w:", TensorKind.INPUT: "in:"}.get(tensor.kind, "")
+        out = "*" if tensor.is_output else ""
+        return f"{mark}{tensor.name}{out}[{_fmt_bytes(tensor.size_bytes)}]"
+
+    width = len(str(max(graph.num_ops - 1, 0)))
+    for op in graph.ops:
+        ins = ", ".join(tensor_text(t) for t in op.inputs)
+        outs = ", ".join(tensor_text(t) for t in op.outputs)
+        macs = f"  macs={op.macs}" if op.macs else ""
+        lines.append(f"  {op.id:>{width}} {op.name} {op.op_type}({ins}) -> {outs}{macs}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- JSON form
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    """Versioned JSON-ready dictionary of a graph."""
+    return {
+        "format": "memplan.graph",
+        "version": GRAPH_JSON_VERSION,
+        "name": graph.name,
+        "tensors": [
+            {
+                "name": t.name,
+                "size_bytes": t.size_bytes,
+                "kind": t.kind.value,
+                **({"is_output": True} if t.is_output else {}),
+                **({"shape": list(t.shape)} if t.shape else {}),
+                **({"dtype": t.dtype} if t.dtype else {}),
+            }
+            for t in graph.tensors
+        ],
+        "ops": [
+            {
+                "name": o.name,
+                "op_type": o.op_type,
+                "inputs": [graph.tensors[t].name for t in o.inputs],
+                "outputs": [graph.tensors[t].name for t in o.outputs],
+                **({"macs": o.macs} if o.macs else {}),
+            }
+            for o in graph.ops
+        ],
+    }
+
+
+def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
+    """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``."""
+    if not isinstance(data, Mapping) or data.get("format") != "memplan.graph":
+        raise InputFormatError(f"{source}: not a memplan graph file (no format 'memplan.graph')")
+    version = data.get("version")
+    if version != GRAPH_JSON_VERSION:
+        raise InputFormatError(
+            f"{source}: graph format version {version!r} is not supported "
+            f"(this memplan reads version {GRAPH_JSON_VERSION})"
+        )
+    builder = GraphBuilder(str(data.get("name", "graph")))
+    try:
+        for i, t in enumerate(data["tensors"]):
+            try:
+                kind = TensorKind(t.get("kind", "activation"))
+            except ValueError:
+                allowed = ", ".join(k.value for k in TensorKind)
+                raise InputFormatError(
+                    f"{source}: tensor #{i} {t.get('name')!r} has kind {t.get('kind')!r}; "
+                    f"use one of {allowed}"
+                ) from None
+            builder.tensor(
+                str(t["name"]),
+                int(t["size_bytes"]),
+                kind,
+                is_output=bool(t.get("is_output", False)),
+                shape=tuple(int(d) for d in t.get("shape", ())),
+                dtype=str(t.get("dtype", "")),
+            )
+        for o in data["ops"]:
+            builder.op(
+                str(o["name"]),
+                str(o["op_type"]),
+                [builder.tensor_id(n) for n in o["inputs"]],
+                [builder.tensor_id(n) for n in o["outputs"]],
+                int(o.get("macs", 0)),
+            )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputFormatError(f"{source}: malformed graph JSON ({error!r})") from None
+    try:
+        return builder.build()
+    except GraphError as error:
+        raise GraphError(f"{source}: {error}") from None
+
+
+def graph_to_json(graph: Graph) -> str:
+    """Graph as versioned JSON text."""
+    return json.dumps(graph_to_dict(graph), indent=1)
+
+
+def graph_from_json(text: str, source: str = "<graph>") -> Graph:
+    """Parse :func:`graph_to_json` output."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputFormatError(
+            f"{source}: line {error.lineno}: invalid JSON ({error.msg})"
+        ) from None
+    return graph_from_dict(data, source)

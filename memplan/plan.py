@@ -1,0 +1,178 @@
+"""What a solver returns (PROBLEM.md section 3): an order and the residencies.
+
+A *residency* is one stay of one tensor in the scratchpad, over the half-open step
+interval ``[start, end)``, at a fixed ``offset``. It begins by being produced (at the
+producer's step) or loaded from DRAM, and ends by being dropped or stored::
+
+    step:        0     1     2     3     4     5
+    order:      op3   op0   op1   op4   op2   op5
+    t7 (2 KiB)  [produce ─────────)store           residency 1: [0, 3) at offset 0
+    t7                      [load ──────)drop      residency 2: [3, 5) at offset 4096
+
+A tensor spilled and reloaded has several residencies, possibly at different offsets.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memplan.errors import InputFormatError
+from memplan.ir import Graph, OpId, TensorId
+
+
+class Arrive(enum.Enum):
+    """How a residency begins."""
+
+    PRODUCE = "produce"  # the tensor's producer writes it at step `start`
+    LOAD = "load"  # copied in from DRAM before step `start`
+
+
+class Leave(enum.Enum):
+    """How a residency ends."""
+
+    DROP = "drop"  # the space is freed, nothing is copied
+    STORE = "store"  # copied out to DRAM after step `end - 1`
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Residency:
+    """One stay of one tensor in the scratchpad, steps ``[start, end)``."""
+
+    tensor: TensorId  # which tensor
+    start: int  # first step it is on chip
+    end: int  # first step it is no longer on chip (exclusive)
+    offset: int  # scratchpad address in bytes
+    arrive: Arrive = Arrive.PRODUCE  # produced on chip, or loaded from DRAM
+    leave: Leave = Leave.DROP  # dropped, or stored to DRAM when it ends
+
+    def covers(self, step: int) -> bool:
+        """Whether the tensor is on chip at ``step``."""
+        return self.start <= step < self.end
+
+    def __str__(self) -> str:
+        return (
+            f"t{self.tensor} [{self.start}, {self.end}) @ {self.offset} "
+            f"{self.arrive.value}->{self.leave.value}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A schedule and the scratchpad stays of every in-scope tensor."""
+
+    order: tuple[OpId, ...]  # order[t] is the op run at step t
+    residencies: tuple[Residency, ...]  # sorted by (tensor, start)
+
+    @staticmethod
+    def make(order: Sequence[int], residencies: Sequence[Residency]) -> Plan:
+        """Build a plan with residencies in canonical (tensor, start) order."""
+        return Plan(
+            tuple(OpId(int(o)) for o in order),
+            tuple(sorted(residencies, key=lambda r: (r.tensor, r.start, r.end))),
+        )
+
+    def residencies_of(self, tensor: TensorId) -> list[Residency]:
+        """The residencies of one tensor, by start step."""
+        return [r for r in self.residencies if r.tensor == tensor]
+
+    def to_dict(self, graph: Graph) -> dict[str, Any]:
+        """JSON-ready form naming ops and tensors (stable across id renumbering)."""
+        return {
+            "order": [graph.ops[o].name for o in self.order],
+            "residencies": [
+                {
+                    "tensor": graph.tensors[r.tensor].name,
+                    "start": r.start,
+                    "end": r.end,
+                    "offset": r.offset,
+                    "arrive": r.arrive.value,
+                    "leave": r.leave.value,
+                }
+                for r in self.residencies
+            ],
+        }
+
+    @staticmethod
+    def from_dict(data: Any, graph: Graph, source: str = "<plan>") -> Plan:
+        """Rebuild a plan against ``graph``; unknown names or fields raise with ``source``."""
+        op_ids = {op.name: op.id for op in graph.ops}
+        tensor_ids = {t.name: t.id for t in graph.tensors}
+        if not isinstance(data, dict) or "order" not in data or "residencies" not in data:
+            raise InputFormatError(f"{source}: a plan needs the fields 'order' and 'residencies'")
+        order = []
+        for name in data["order"]:
+            if name not in op_ids:
+                raise InputFormatError(
+                    f"{source}: order names op {name!r}, which model {graph.name!r} does not "
+                    "have; was the plan made for another model?"
+                )
+            order.append(op_ids[name])
+        residencies = []
+        for i, item in enumerate(data["residencies"]):
+            where = f"{source}: residency #{i}"
+            if not isinstance(item, dict):
+                raise InputFormatError(f"{where} is not an object")
+            name = item.get("tensor")
+            if name not in tensor_ids:
+                raise InputFormatError(
+                    f"{where} names tensor {name!r}, which model {graph.name!r} does not have; "
+                    "was the plan made for another model?"
+                )
+            try:
+                residencies.append(
+                    Residency(
+                        tensor_ids[name],
+                        _int(item, "start", where),
+                        _int(item, "end", where),
+                        _int(item, "offset", where),
+                        Arrive(item.get("arrive", "produce")),
+                        Leave(item.get("leave", "drop")),
+                    )
+                )
+            except ValueError as error:
+                raise InputFormatError(
+                    f"{where} (tensor {name!r}): {error}; arrive is produce|load, "
+                    "leave is drop|store"
+                ) from None
+        return Plan.make(order, residencies)
+
+    def __str__(self) -> str:
+        return f"Plan({len(self.order)} steps, {len(self.residencies)} residencies)"
+
+
+def _int(item: dict[str, Any], key: str, where: str) -> int:
+    value = item.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputFormatError(f"{where}: field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -> str:
+    """ASCII memory map: one row per residency, steps across, ``#`` where resident.
+
+    ``L`` marks a step where the residency was loaded, ``S`` its last step before a store.
+    Rows are sorted by offset; long plans are scaled to ``width`` columns.
+    """
+    n = max(len(plan.order), 1)
+    scale = max(1.0, n / width)
+    columns = int(n / scale + 0.999)
+    lines = [f"memory map: {n} steps x {capacity_bytes} B ({len(plan.residencies)} residencies)"]
+    name_width = min(
+        24, max((len(graph.tensors[r.tensor].name) for r in plan.residencies), default=4)
+    )
+    for r in sorted(plan.residencies, key=lambda r: (r.offset, r.start)):
+        row = [" "] * columns
+        first, last = int(r.start / scale), max(int(r.start / scale), int((r.end - 1) / scale))
+        for c in range(first, min(last + 1, columns)):
+            row[c] = "#"
+        if r.arrive is Arrive.LOAD:
+            row[first] = "L"
+        if r.leave is Leave.STORE:
+            row[min(last, columns - 1)] = "S"
+        size = graph.tensors[r.tensor].size_bytes
+        name = graph.tensors[r.tensor].name[:name_width]
+        lines.append(f"{r.offset:>10} +{size:<9} {name:<{name_width}} |{''.join(row)}|")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""A planning problem: a graph, an accelerator and a scope (PROBLEM.md sections 1, 2, 5).
+
+:class:`Problem` precomputes what every solver, the validator and the cost model need:
+which tensors compete for the scratchpad (``in_scope``), their sizes rounded up to the
+alignment (``aligned_sizes_bytes``), each op's working set and M_R.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+
+from memplan.accelerator import Accelerator
+from memplan.analysis import working_set_bytes
+from memplan.errors import ConfigError
+from memplan.ir import Graph, OpId, TensorId, TensorKind
+from memplan.units import align_up
+
+
+class Scope(enum.Enum):
+    """Which tensors are placed in the scratchpad."""
+
+    ACTIVATIONS = "activations"  # activations and graph inputs; weights stream from DRAM
+    ALL = "all"  # weights are placed like any other tensor
+
+    @staticmethod
+    def parse(text: str | Scope) -> Scope:
+        """Parse ``activations`` or ``all``; :class:`ConfigError` lists the choices."""
+        if isinstance(text, Scope):
+            return text
+        try:
+            return Scope(text)
+        except ValueError:
+            raise ConfigError(
+                f"unknown scope {text!r}; use one of {', '.join(s.value for s in Scope)}"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What a solver answers: place ``graph`` on ``accelerator`` for tensors in ``scope``."""
+
+    graph: Graph  # the scheduling IR
+    accelerator: Accelerator  # scratchpad capacity, alignment, rates, energies
+    scope: Scope = Scope.ACTIVATIONS  # which tensors compete for the scratchpad
+    in_scope: tuple[bool, ...] = field(init=False, repr=False, compare=False)
+    aligned_sizes_bytes: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    working_set_bytes: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.scope is Scope.ALL:
+            in_scope = tuple(True for _ in self.graph.tensors)
+        else:
+            in_scope = tuple(t.kind is not TensorKind.WEIGHT for t in self.graph.tensors)
+        alignment = self.accelerator.alignment_bytes
+        aligned = tuple(align_up(t.size_bytes, alignment) for t in self.graph.tensors)
+        object.__setattr__(self, "in_scope", in_scope)
+        object.__setattr__(self, "aligned_sizes_bytes", aligned)
+        object.__setattr__(
+            self, "working_set_bytes", tuple(working_set_bytes(self.graph, aligned, in_scope))
+        )
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Scratchpad size in bytes."""
+        return self.accelerator.capacity_bytes
+
+    @property
+    def alignment_bytes(self) -> int:
+        """Offset alignment in bytes."""
+        return self.accelerator.alignment_bytes
+
+    @property
+    def min_resident_bytes(self) -> int:
+        """M_R: the largest aligned working set of one op; below it no plan exists."""
+        return max(self.working_set_bytes, default=0)
+
+    @property
+    def min_resident_op(self) -> OpId | None:
+        """The op whose working set sets M_R (the first one if several tie)."""
+        if not self.working_set_bytes:
+            return None
+        return OpId(self.working_set_bytes.index(self.min_resident_bytes))
+
+    def with_capacity(self, capacity_bytes: int) -> Problem:
+        """The same problem with another scratchpad size."""
+        return dataclasses.replace(self, accelerator=self.accelerator.with_capacity(capacity_bytes))
+
+    def scoped_tensors(self) -> list[TensorId]:
+        """Ids of the tensors that compete for the scratchpad."""
+        return [TensorId(i) for i, s in enumerate(self.in_scope) if s]
+
+    def streamed_weight_bytes(self, op: OpId) -> int:
+        """Weight bytes op ``op`` streams from DRAM (``activations`` scope only)."""
+        if self.scope is Scope.ALL:
+            return 0
+        tensors = self.graph.tensors
+        return sum(
+            tensors[t].size_bytes
+            for t in dict.fromkeys(self.graph.ops[op].inputs)
+            if tensors[t].kind is TensorKind.WEIGHT
+        )
+
+    def compulsory_bytes(self) -> int:
+        """Traffic any valid plan must move (PROBLEM.md section 4)."""
+        graph = self.graph
+        total = 0
+        for tensor in graph.tensors:
+            if not self.in_scope[tensor.id]:
+                continue
+            used = bool(graph.consumers[tensor.id])
+            if tensor.kind is not TensorKind.ACTIVATION and used:
+                total += tensor.size_bytes  # loaded once
+            if tensor.kind is TensorKind.ACTIVATION and tensor.is_output:
+                total += tensor.size_bytes  # stored once
+        total += sum(self.streamed_weight_bytes(OpId(i)) for i in range(graph.num_ops))
+        return total
+
+    def describe_capacity_error(self) -> str:
+        """One line explaining why the capacity is below M_R."""
+        op = self.min_resident_op
+        op_name = self.graph.ops[op].name if op is not None else "?"
+        return (
+            f"scratchpad {self.capacity_bytes} B is below M_R = {self.min_resident_bytes} B "
+            f"(the working set of op {op_name!r}); no plan exists without tiling: "
+            f"use --scratchpad MR or at least {self.min_resident_bytes}"
+        )

@@ -1,0 +1,1 @@
+"""Interchangeable memplan solvers, found by the core through entry points."""

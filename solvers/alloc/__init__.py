@@ -1,0 +1,1 @@
+"""Scratchpad allocators (dynamic storage allocation)."""
