@@ -1,0 +1,261 @@
+"""The greedy baseline: order, then replacement, then allocation (COSMA's baseline stack).
+
+COSMA compares its ILP against the three sub-problems solved one after the other
+(PROBLEM.md section 6); this solver is that stack:
+
+1. **Order**: the model's own order (``order=model``, COSMA's "PyTorch order"), the
+   min-peak list scheduler of :func:`memplan.analysis.min_peak_order` (``min-peak``),
+   or a depth-first / breadth-first topological order (``dfs`` / ``bfs``).
+2. **Replacement** (:mod:`memplan.solvers.replacement`): Belady's rule (evict the
+   resident tensor, not used by the current op, whose next use is furthest), or a
+   size-aware variant (largest ``size x next-use distance``). A spilled activation is
+   stored once and reloaded before its next use; graph outputs are stored at their last
+   use. The sum of live aligned sizes never exceeds the capacity.
+3. **Allocation**: the residencies are buffers ``[start, end)`` of aligned size, placed
+   by an allocator of :func:`memplan.dsa.allocate` (TFLite's greedy-by-size by default,
+   as in COSMA).
+
+A replacement whose live bytes fit can still fail to pack (fragmentation). The solver
+then repeats the replacement with a smaller *effective* capacity (the capacity minus
+the overflow, doubling the cut on every retry, never below M_R) and, as a last resort,
+returns the step-by-step plan where every op's working set is on chip for its own step
+only (stacked from offset 0): at any capacity >= M_R that plan is valid. Below M_R the
+result is INFEASIBLE.
+
+The status is FEASIBLE (a heuristic proves nothing), except OPTIMAL when the plan has
+no non-compulsory traffic (it meets the trivial lower bound 0). The solver is
+deterministic: ``seed`` is accepted for the protocol; ties are broken by tensor id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from memplan.analysis import breadth_first_order, depth_first_order, min_peak_order, model_order
+from memplan.dsa import AllocationStatus, Buffer, allocate, available_allocators
+from memplan.errors import ConfigError
+from memplan.ir import OpId, TensorKind
+from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.problem import Problem
+from memplan.solver import (
+    Budget,
+    SolveResult,
+    Status,
+    check_choice,
+    check_range,
+    infeasible_below_mr,
+    make_result,
+)
+from memplan.solvers.replacement import POLICIES, Replacement, Stay, Stopped, simulate, step_by_step
+
+#: Order heuristics of the ``order`` option.
+ORDERS = ("model", "min-peak", "dfs", "bfs")
+
+#: The ``allocator`` option's names, and the registered allocator each one runs.
+ALLOCATORS: dict[str, str] = {
+    "greedy-by-size": "greedy-by-size",  # TFLite's arena planner
+    "first-fit": "first-fit-decreasing",  # size order, lowest gap
+    "best-fit": "best-fit-size",  # size order, best-fitting gap (XLA)
+    "portfolio": "portfolio",  # best of every greedy variant
+    "auto": "auto",  # the portfolio, then the exact search when it does not fit
+}
+
+
+@dataclass(frozen=True)
+class GreedySolver:
+    """Order, Belady replacement and greedy allocation, one after the other."""
+
+    name: ClassVar[str] = "greedy"
+
+    order: str = field(
+        default="model",
+        metadata={"help": "operator order: model | min-peak | dfs | bfs"},
+    )
+    replacement: str = field(
+        default="belady",
+        metadata={
+            "help": "eviction rule: belady (furthest next use) | belady-size "
+            "(largest size x next-use distance)"
+        },
+    )
+    allocator: str = field(
+        default="greedy-by-size",
+        metadata={
+            "help": "offset allocator: greedy-by-size (TFLite) | first-fit | best-fit | "
+            "portfolio | auto, or any registered allocator name"
+        },
+    )
+    max_retries: int = field(
+        default=12,
+        metadata={
+            "help": "replacement retries with a smaller effective capacity when packing "
+            "fails (fragmentation), before the step-by-step fallback; >= 0"
+        },
+    )
+    alloc_time_limit_s: float = field(
+        default=10.0,
+        metadata={"help": "seconds an exact allocator (allocator=auto) may search per try; > 0"},
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "accepted for the protocol; the greedy is deterministic"},
+    )
+
+    def __post_init__(self) -> None:
+        check_choice(self.name, "order", self.order, ORDERS)
+        check_choice(self.name, "replacement", self.replacement, POLICIES)
+        installed = available_allocators()
+        choices = tuple(dict.fromkeys((*ALLOCATORS, *installed)))
+        check_choice(self.name, "allocator", self.allocator, choices)
+        registered = ALLOCATORS.get(self.allocator, self.allocator)
+        if registered not in installed:
+            raise ConfigError(
+                f"solver 'greedy': allocator {self.allocator!r} needs the allocator "
+                f"{registered!r}, which is not installed (installed: {', '.join(installed)}); "
+                "reinstall memplan (pip install -e .) or pick another allocator"
+            )
+        check_range(self.name, "max_retries", self.max_retries, 0)
+        check_range(self.name, "alloc_time_limit_s", self.alloc_time_limit_s, 1e-3)
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """Plan ``problem``: order, replacement, allocation, with the fallbacks above."""
+        refused = infeasible_below_mr(self, problem, budget)
+        if refused is not None:
+            return refused
+        order = self.make_order(problem)
+        stats: dict[str, Any] = {"order": self.order, "replacement": self.replacement}
+        plan, replacement, timed_out = self._plan_with_retries(problem, order, budget, stats)
+        if plan is None:
+            replacement = step_by_step(problem, order)
+            plan = Plan.make(order, stacked_residencies(problem, replacement.stays))
+            stats["fallback"] = "step-by-step"
+            stats["allocator_used"] = "stacked per step"
+        stats.update(
+            evictions=replacement.evictions,
+            spill_stores=replacement.spill_stores,
+            reloads=replacement.reloads,
+            residencies=len(plan.residencies),
+            max_live_aligned_bytes=replacement.max_live_bytes,
+        )
+        waste = non_compulsory_bytes(problem, plan)
+        if timed_out:
+            status = Status.TIMEOUT
+            message = "the budget ran out; returning the step-by-step plan"
+        elif waste == 0:
+            status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        else:
+            status, message = Status.FEASIBLE, ""
+        return make_result(
+            self, problem, status, plan, budget, lower_bound_bytes=0, stats=stats, message=message
+        )
+
+    def make_order(self, problem: Problem) -> tuple[OpId, ...]:
+        """The op order chosen by the ``order`` option."""
+        graph = problem.graph
+        if self.order == "min-peak":
+            return min_peak_order(graph, problem.aligned_sizes_bytes, problem.in_scope)
+        if self.order == "dfs":
+            return depth_first_order(graph)
+        if self.order == "bfs":
+            return breadth_first_order(graph)
+        return model_order(graph)
+
+    def _plan_with_retries(
+        self, problem: Problem, order: Sequence[int], budget: Budget, stats: dict[str, Any]
+    ) -> tuple[Plan | None, Replacement, bool]:
+        """Replace and pack, shrinking the effective capacity while packing fails.
+
+        Returns ``(plan or None, last replacement, timed out)``.
+        """
+        capacity, floor = problem.capacity_bytes, problem.min_resident_bytes
+        alignment = problem.alignment_bytes
+        effective = capacity
+        stats["retries"] = 0
+        stats["fallback"] = "none"
+        replacement = Replacement((), 0, 0, 0, 0)
+        for attempt in range(self.max_retries + 1):
+            try:
+                replacement = simulate(problem, order, effective, self.replacement, budget)
+            except Stopped:
+                return None, replacement, True
+            stats["retries"] = attempt
+            stats["effective_capacity_bytes"] = effective
+            offsets, height, used = self._pack(problem, replacement.stays, budget)
+            stats["allocator_used"] = used
+            if offsets is not None:
+                if attempt:
+                    stats["fallback"] = "reduced-capacity"
+                residencies = [
+                    Residency(s.tensor, s.start, s.end, o, s.arrive, s.leave)
+                    for s, o in zip(replacement.stays, offsets, strict=True)
+                ]
+                return Plan.make(order, residencies), replacement, False
+            if effective <= floor or budget.should_stop():
+                break
+            overflow = max(height - capacity if height is not None else 0, alignment)
+            cut = overflow << attempt  # double the cut on every retry
+            effective = max(floor, (effective - cut) // alignment * alignment)
+        return None, replacement, budget.should_stop()
+
+    def _pack(
+        self, problem: Problem, stays: Sequence[Stay], budget: Budget
+    ) -> tuple[list[int] | None, int | None, str]:
+        """Offsets of ``stays`` within the capacity (or None), the height, the allocator."""
+        alignment = problem.alignment_bytes
+        sizes = problem.aligned_sizes_bytes
+        buffers = [
+            Buffer(i, s.start, s.end, sizes[s.tensor], alignment) for i, s in enumerate(stays)
+        ]
+        time_limit_s = min(self.alloc_time_limit_s, budget.remaining_s())
+        result = allocate(
+            buffers,
+            problem.capacity_bytes,
+            algorithm=ALLOCATORS.get(self.allocator, self.allocator),
+            time_limit_s=time_limit_s,
+            minimize=False,
+            seed=self.seed,
+        )
+        if result.status is AllocationStatus.SOLVED and result.offsets_bytes is not None:
+            return list(result.offsets_bytes), result.height_bytes, result.algorithm
+        return None, result.height_bytes, result.algorithm
+
+
+def stacked_residencies(problem: Problem, stays: Sequence[Stay]) -> list[Residency]:
+    """Place one-step stays side by side from offset 0, one step at a time.
+
+    Every stay must last exactly one step (as :func:`step_by_step` makes them); the
+    stays of one step then fit whenever the capacity is >= M_R.
+    """
+    sizes = problem.aligned_sizes_bytes
+    top: dict[int, int] = {}  # step -> next free offset
+    residencies = []
+    for s in stays:
+        assert s.end == s.start + 1, "stacking needs one-step stays"
+        offset = top.get(s.start, 0)
+        top[s.start] = offset + sizes[s.tensor]
+        residencies.append(Residency(s.tensor, s.start, s.end, offset, s.arrive, s.leave))
+    return residencies
+
+
+def non_compulsory_bytes(problem: Problem, plan: Plan) -> int:
+    """Loads plus stores of ``plan`` beyond the compulsory ones (streamed weights cancel)."""
+    graph = problem.graph
+    moved = sum(
+        graph.tensors[r.tensor].size_bytes
+        for r in plan.residencies
+        for counted in (r.arrive is Arrive.LOAD, r.leave is Leave.STORE)
+        if counted
+    )
+    compulsory = sum(
+        t.size_bytes
+        for t in graph.tensors
+        if problem.in_scope[t.id]
+        and (
+            (t.kind is not TensorKind.ACTIVATION and graph.consumers[t.id])
+            or (t.kind is TensorKind.ACTIVATION and t.is_output)
+        )
+    )
+    return moved - compulsory
