@@ -1,0 +1,186 @@
+"""Multiply-accumulate estimates for ONNX operators (used by the latency/energy model).
+
+The estimate counts the dominant arithmetic of each op from its static shapes:
+
+===========================  ==================================================
+Conv                         output elements x (C_in / group) x kernel elements
+ConvTranspose                input elements x (C_out / group) x kernel elements
+Gemm, MatMul                 output elements x reduction length K
+pooling (Max/Average/LpPool) output elements x kernel elements
+global pooling, reductions   input elements
+normalisation, softmax       input elements
+elementwise (Add, Relu, ...) output elements
+data movement (Concat, ...)  0
+===========================  ==================================================
+
+Unknown op types are treated as elementwise (one MAC per output element), which is
+the right order of magnitude for most custom activations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: A node's static shapes: input shapes and output shapes (None where absent or unknown).
+Shapes = Sequence[tuple[int, ...] | None]
+
+#: Ops that only move or reinterpret data: no arithmetic.
+DATA_MOVEMENT_OPS = frozenset(
+    {
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Identity",
+        "Dropout",
+        "Transpose",
+        "Concat",
+        "Split",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "ScatterElements",
+        "ScatterND",
+        "Pad",
+        "Tile",
+        "Expand",
+        "Shape",
+        "Size",
+        "Cast",
+        "CastLike",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Constant",
+        "ConstantOfShape",
+        "Compress",
+        "NonZero",
+        "TopK",
+        "Resize",
+        "Upsample",
+        "Range",
+        "Trilu",
+        "OneHot",
+    }
+)
+
+POOL_OPS = frozenset({"MaxPool", "AveragePool", "LpPool", "MaxRoiPool", "MaxUnpool"})
+GLOBAL_POOL_OPS = frozenset({"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"})
+#: Ops whose cost is proportional to their (first) input.
+INPUT_PROPORTIONAL_OPS = frozenset(
+    {
+        "BatchNormalization",
+        "InstanceNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "LpNormalization",
+        "MeanVarianceNormalization",
+        "LRN",
+        "Softmax",
+        "LogSoftmax",
+        "Hardmax",
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceSumSquare",
+        "ArgMax",
+        "ArgMin",
+        "CumSum",
+    }
+)
+
+
+def _numel(shape: tuple[int, ...] | None) -> int:
+    return math.prod(shape) if shape is not None else 0
+
+
+def _get(shapes: Shapes, i: int) -> tuple[int, ...] | None:
+    return shapes[i] if i < len(shapes) else None
+
+
+def _conv(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    weight = _get(inputs, 1)
+    out = _get(outputs, 0)
+    if weight is None or out is None or len(weight) < 2:
+        return 0
+    # weight: [C_out, C_in / group, k1, k2, ...]
+    return _numel(out) * weight[1] * math.prod(weight[2:])
+
+
+def _conv_transpose(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    x = _get(inputs, 0)
+    weight = _get(inputs, 1)
+    if x is None or weight is None or len(weight) < 2:
+        return 0
+    # weight: [C_in, C_out / group, k1, k2, ...]; each input element scatters into
+    # C_out / group x kernel outputs.
+    return _numel(x) * weight[1] * math.prod(weight[2:])
+
+
+def _gemm(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    a = _get(inputs, 0)
+    out = _get(outputs, 0)
+    if a is None or out is None or len(a) != 2:
+        return 0
+    k = a[0] if attrs.get("transA", 0) else a[1]
+    return _numel(out) * k
+
+
+def _matmul(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    a = _get(inputs, 0)
+    out = _get(outputs, 0)
+    if a is None or out is None or not a:
+        return 0
+    return _numel(out) * a[-1]
+
+
+def _pool(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    kernel = attrs.get("kernel_shape") or ()
+    return _numel(_get(outputs, 0)) * math.prod(int(k) for k in kernel)
+
+
+_RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
+    "Conv": _conv,
+    "ConvInteger": _conv,
+    "QLinearConv": lambda i, o, a: _conv([i[0], i[3]] if len(i) > 3 else i, o, a),
+    "ConvTranspose": _conv_transpose,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "MatMulInteger": _matmul,
+    "QLinearMatMul": lambda i, o, a: _matmul([i[0]], o, a),
+}
+
+
+def estimate_macs(
+    op_type: str, inputs: Shapes, outputs: Shapes, attrs: dict[str, Any] | None = None
+) -> int:
+    """Estimated multiply-accumulates of one node.
+
+    Args:
+        op_type: the ONNX op type, e.g. ``"Conv"``.
+        inputs: static input shapes in elements (None for absent optional inputs).
+        outputs: static output shapes in elements.
+        attrs: the node's attributes as plain Python values (``kernel_shape``, ``transA``).
+
+    Returns:
+        A non-negative MAC count; 0 for data movement.
+    """
+    attrs = attrs or {}
+    rule = _RULES.get(op_type)
+    if rule is not None:
+        return max(0, int(rule(inputs, outputs, attrs)))
+    if op_type in DATA_MOVEMENT_OPS:
+        return 0
+    if op_type in POOL_OPS:
+        return _pool(inputs, outputs, attrs)
+    if op_type in GLOBAL_POOL_OPS or op_type in INPUT_PROPORTIONAL_OPS:
+        return _numel(_get(inputs, 0))
+    return _numel(_get(outputs, 0))
