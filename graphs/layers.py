@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from memplan.graphs.onnx_builder import OnnxBuilder
-
 from memplan.errors import GraphError
+from memplan.graphs.onnx_builder import OnnxBuilder
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:

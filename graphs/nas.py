@@ -30,10 +30,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from memplan.errors import ConfigError, GraphError
 from memplan.graphs import layers as L
 from memplan.graphs.onnx_builder import OnnxBuilder
-
-from memplan.errors import ConfigError, GraphError
 
 if TYPE_CHECKING:
     import onnx
