@@ -9,6 +9,7 @@ where a dim is an ``int``, a ``str`` (a symbolic name) or ``None`` (unknown).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -258,3 +259,94 @@ def suggest_input_shape(name: str, dims: Sequence[Dim] | None) -> str:
     if dims is None:
         return f"{name}:1,3,224,224"
     return f"{name}:" + ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
+
+
+class TensorSizer:
+    """Static shape, element type and byte size of every tensor, with clear errors."""
+
+    def __init__(
+        self,
+        table: ShapeTable,
+        dtype_bytes: int | None,
+        source: str,
+        input_names: Sequence[str],
+        nodes: Sequence[Any],
+        names: Sequence[str],
+    ) -> None:
+        self.table = table
+        self.dtype_bytes = dtype_bytes
+        self.source = source
+        self.input_names = list(input_names)
+        self.producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+        self.nodes = nodes
+        self.names = names
+        self.warnings: list[str] = []
+
+    def static(self, name: str) -> tuple[int, ...] | None:
+        """The static shape, or None when not fully known."""
+        dims, _ = self.table.get(name, (None, 0))
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return None
+        return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+
+    def _where(self, name: str) -> str:
+        index = self.producer.get(name)
+        if index is None:
+            return f"tensor {name!r}"
+        return (
+            f"tensor {name!r} (output of node {self.names[index]!r}, {self.nodes[index].op_type})"
+        )
+
+    def _unknown_shape(self, name: str) -> OnnxImportError:
+        dims, _ = self.table.get(name, (None, 0))
+        where = self._where(name)
+        symbolic = [d for d in dims or () if isinstance(d, str)]
+        for param in symbolic:
+            for inp in self.input_names:
+                in_dims = self.table.get(inp, (None, 0))[0] or ()
+                if param in in_dims:
+                    example = suggest_input_shape(inp, in_dims)
+                    return OnnxImportError(
+                        f"{self.source}: {where} has symbolic dim {param!r}: pass "
+                        f"--dim {param}=1 or --input-shape {example}"
+                    )
+        unknown_inputs = [i for i in self.input_names if self.static(i) is None]
+        if unknown_inputs:
+            first = unknown_inputs[0]
+            example = suggest_input_shape(first, self.table.get(first, (None, 0))[0])
+            detail = f"symbolic dim {symbolic[0]!r}" if symbolic else "an unknown shape"
+            return OnnxImportError(
+                f"{self.source}: {where} has {detail} after shape inference; fix the shapes "
+                f"of the inputs ({', '.join(repr(i) for i in unknown_inputs)}) with "
+                f"--input-shape, e.g. --input-shape {example}"
+            )
+        return OnnxImportError(
+            f"{self.source}: {where} has no static shape after ONNX shape inference although "
+            "every input shape is known; the op may be custom or data-dependent (e.g. NonZero), "
+            "which memplan cannot plan statically"
+        )
+
+    def of(self, name: str) -> tuple[int, tuple[int, ...], str]:
+        """(size in bytes, shape, dtype name) of tensor ``name``."""
+        shape = self.static(name)
+        if shape is None:
+            raise self._unknown_shape(name)
+        _, elem_type = self.table[name]
+        bits = element_bits(elem_type)
+        dtype = element_type_name(elem_type) if elem_type else ""
+        if bits is None and (self.dtype_bytes is None or dtype == "string"):
+            kind = f"element type {dtype!r}" if elem_type else "an unknown element type"
+            fix = "" if dtype == "string" else "; pass --dtype-bytes N to size it"
+            raise OnnxImportError(
+                f"{self.source}: {self._where(name)} has {kind}, which has no fixed size in "
+                f"bytes{fix}"
+            )
+        elements = math.prod(shape)
+        if self.dtype_bytes is not None:
+            size = elements * self.dtype_bytes
+        else:
+            size = -(-elements * (bits or 8) // 8)
+        if size <= 0:
+            self.warnings.append(f"tensor {name!r} has no elements; counted as 1 byte")
+            size = 1
+        return size, shape, dtype
