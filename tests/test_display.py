@@ -1,0 +1,106 @@
+"""HTML views: graphs, costs, results, plans, comparisons."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from plan_fixtures import NaiveSolver, diamond_problem, naive_plan, spill_plan
+
+from memplan.display import (
+    Html,
+    PlanView,
+    ResultView,
+    compare,
+    cost_html,
+    graph_html,
+    plan_html,
+    result_html,
+    show_plan,
+    table,
+)
+from memplan.ir import GraphBuilder, TensorKind
+from memplan.plan import Plan, Residency
+from memplan.solver import Budget
+
+
+def _rows(text: str) -> int:
+    return text.count("<tr>")
+
+
+def test_graph_html_lists_ops_and_truncates():
+    problem = diamond_problem()
+    text = graph_html(problem.graph)
+    assert "conv_a" in text and "add_d" in text and "d* 3.00 KiB" in text
+    assert problem.graph._repr_html_() == text
+    b = GraphBuilder("chain<&>")
+    t = b.tensor("t0", 64, TensorKind.INPUT)
+    for i in range(100):
+        nxt = b.tensor(f"t{i + 1}", 64, is_output=i == 99)
+        b.op(f"op{i}", "Relu", [t], [nxt])
+        t = nxt
+    long = graph_html(b.build(), max_rows=10)
+    assert "op9" in long and "op10<" not in long
+    assert "90 more" in long
+    assert "chain&lt;&amp;&gt;" in long  # names are escaped
+
+
+def test_cost_and_result_html():
+    problem = diamond_problem()
+    result = NaiveSolver(spill=True).solve(problem, Budget())
+    assert result.cost is not None
+    text = cost_html(result.cost)
+    assert f"{result.cost.non_compulsory_bytes:,} B" in text
+    assert result.cost._repr_html_() == text
+    plain = result._repr_html_()
+    assert "feasible" in plain and "gap to the bound" in plain and "<img" not in plain
+    with_plot = result_html(result, problem)
+    assert "data:image/png;base64," in with_plot
+    assert ResultView(problem, result)._repr_html_() == with_plot
+    assert "<img" not in ResultView(problem, result, plot=False)._repr_html_()
+
+
+def test_plan_view_shows_cost_figure_and_table():
+    problem = diamond_problem()
+    plan = spill_plan(problem)
+    view = show_plan(problem, plan)
+    assert isinstance(view, PlanView)
+    text = view._repr_html_()
+    assert "valid</td><td" in text and ">yes<" in text
+    assert "data:image/png;base64," in text
+    assert "[0, 1)" in text  # a residency interval, half-open
+    assert "load" in text and "store" in text
+    assert "memory map" in str(view)
+    short = plan_html(plan, problem, plot=False, max_rows=2)
+    assert f"{len(plan.residencies) - 2} more" in short
+
+
+def test_plan_view_of_an_invalid_plan_lists_violations():
+    problem = diamond_problem()
+    good = naive_plan(problem)
+    r0 = good.residencies[0]
+    bad = Plan.make(
+        good.order,
+        [Residency(r0.tensor, r0.start, r0.end, 32, r0.arrive, r0.leave), *good.residencies[1:]],
+    )
+    text = plan_html(bad, problem)
+    assert "no: " in text and "misaligned" in text and "<img" not in text
+
+
+def test_compare_has_one_row_per_result():
+    problem = diamond_problem()
+    results = {
+        "naive": NaiveSolver().solve(problem, Budget()),
+        "spill": NaiveSolver(spill=True).solve(problem, Budget()),
+        "tiny": NaiveSolver().solve(problem.with_capacity(1024), Budget()),
+    }
+    text = compare(results)
+    assert isinstance(text, Html) and text._repr_html_() == str(text)
+    assert _rows(text) == 3
+    assert "infeasible" in text and "16.00 KiB" in text
+
+
+def test_table_escapes_and_aligns():
+    text = table(["a", "b"], [("<x>", 3)])
+    assert html.escape("<x>") in text
+    assert re.search(r"text-align:right\">3<", text)
