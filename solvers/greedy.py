@@ -17,8 +17,8 @@ COSMA compares its ILP against the three sub-problems solved one after the other
 
 A replacement whose live bytes fit can still fail to pack (fragmentation). The solver
 then repeats the replacement with a smaller *effective* capacity (the capacity minus
-the overflow, doubling the cut on every retry, never below M_R) and, as a last resort,
-returns the step-by-step plan where every op's working set is on chip for its own step
+the overflow, doubling the cut on every retry, never below M_R); when that runs out, it
+tries the allocator portfolio on the last replacement and, as a last resort, returns the step-by-step plan where every op's working set is on chip for its own step
 only (stacked from offset 0): at any capacity >= M_R that plan is valid. Below M_R the
 result is INFEASIBLE.
 
@@ -188,20 +188,35 @@ class GreedySolver:
             if offsets is not None:
                 if attempt:
                     stats["fallback"] = "reduced-capacity"
-                residencies = [
-                    Residency(s.tensor, s.start, s.end, o, s.arrive, s.leave)
-                    for s, o in zip(replacement.stays, offsets, strict=True)
-                ]
-                return Plan.make(order, residencies), replacement, False
-            if effective <= floor or budget.should_stop():
+                return self._plan(order, replacement, offsets), replacement, False
+            if effective <= floor or attempt == self.max_retries or budget.should_stop():
+                if self.allocator not in ("portfolio", "auto"):
+                    # Last try on these stays: the portfolio often packs what one rule cannot.
+                    offsets, _, used = self._pack(problem, replacement.stays, budget, "portfolio")
+                    if offsets is not None:
+                        stats["fallback"] = "portfolio"
+                        stats["allocator_used"] = used
+                        return self._plan(order, replacement, offsets), replacement, False
                 break
             overflow = max(height - capacity if height is not None else 0, alignment)
             cut = overflow << attempt  # double the cut on every retry
             effective = max(floor, (effective - cut) // alignment * alignment)
         return None, replacement, budget.should_stop()
 
+    @staticmethod
+    def _plan(order: Sequence[int], replacement: Replacement, offsets: Sequence[int]) -> Plan:
+        residencies = [
+            Residency(s.tensor, s.start, s.end, o, s.arrive, s.leave)
+            for s, o in zip(replacement.stays, offsets, strict=True)
+        ]
+        return Plan.make(order, residencies)
+
     def _pack(
-        self, problem: Problem, stays: Sequence[Stay], budget: Budget
+        self,
+        problem: Problem,
+        stays: Sequence[Stay],
+        budget: Budget,
+        allocator: str | None = None,
     ) -> tuple[list[int] | None, int | None, str]:
         """Offsets of ``stays`` within the capacity (or None), the height, the allocator."""
         alignment = problem.alignment_bytes
@@ -213,7 +228,7 @@ class GreedySolver:
         result = allocate(
             buffers,
             problem.capacity_bytes,
-            algorithm=ALLOCATORS.get(self.allocator, self.allocator),
+            algorithm=ALLOCATORS.get(allocator or self.allocator, allocator or self.allocator),
             time_limit_s=time_limit_s,
             minimize=False,
             seed=self.seed,

@@ -127,7 +127,7 @@ def simulate(
     def close(tensor: int, end: int, last_use: bool) -> None:
         nonlocal live, spill_stores
         start, arrive = arrived.pop(tensor)
-        del next_use[tensor]
+        next_use.pop(tensor, None)
         live -= sizes[tensor]
         store = kinds[tensor] is TensorKind.ACTIVATION and not has_copy[tensor]
         if last_use:

@@ -1,0 +1,197 @@
+"""The solver conformance suite: what every memplan solver must do, whoever wrote it.
+
+Like scikit-learn's ``check_estimator``: call :func:`check_solver` with a registered
+name, a ``package.module:Class`` path or a solver instance, and it runs every check on
+the tiny hand-written graphs (``memplan.graphs`` ``tiny/*.json``) and on seeded random
+DAGs, in both scopes, at the capacities M_R, M_H, M_P, "everything fits" and below M_R.
+A failed check raises ``AssertionError`` naming the graph, scope, capacity and rule.
+
+Checks per case (all provable for any solver; nothing assumes a solver is good):
+
+- the problem is not mutated;
+- below M_R the status is INFEASIBLE, without a plan, and the message names M_R;
+- at or above M_R the status is not INFEASIBLE (a plan exists) and OPTIMAL/FEASIBLE
+  come with a plan; TIMEOUT may come without one;
+- a plan passes the validator, covers every op, and survives its JSON round trip;
+- the reported cost equals the cost model's cost of the plan;
+- non-compulsory bytes are >= 0 and >= the reported lower bound, which is >= 0;
+  OPTIMAL implies they equal it;
+- a second solve with the same options (same seed) gives the same plan, unless a
+  timeout made either run stop early.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from memplan.accelerator import Accelerator
+from memplan.budgets import resolve_budget
+from memplan.cost import evaluate
+from memplan.errors import ConfigError
+from memplan.ir import Graph, graph_from_json, graph_to_dict
+from memplan.plan import Plan
+from memplan.problem import Problem, Scope
+from memplan.solver import Budget, Status, describe_options, make_solver, solver_class
+from memplan.validate import validate
+
+#: The capacities every case is run at (``ALL`` = the sum of aligned in-scope sizes).
+CAPACITIES = ("MR", "MH", "MP", "ALL", "BELOW-MR")
+
+#: Default time limit per solve, in seconds.
+TIME_LIMIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One problem of the suite."""
+
+    id: str  # e.g. "diamond/activations/MH"
+    problem: Problem  # graph, accelerator (capacity set) and scope
+    capacity_spec: str  # one of CAPACITIES
+
+
+def tiny_graphs() -> list[Graph]:
+    """The hand-written tiny graphs shipped in ``memplan.graphs`` ``tiny/*.json``."""
+    folder = resources.files("memplan.graphs") / "tiny"
+    graphs = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            graphs.append(graph_from_json(entry.read_text(encoding="utf-8"), entry.name))
+    return graphs
+
+
+def random_graphs(seeds: range = range(4), n_ops: int = 12) -> list[Graph]:
+    """Seeded random DAGs (see ``random_graphs.py`` beside this file)."""
+    from random_graphs import random_graph
+
+    return [random_graph(seed, n_ops) for seed in seeds]
+
+
+def capacity_of(spec: str, problem: Problem) -> int:
+    """Bytes meant by one of :data:`CAPACITIES` for ``problem``."""
+    if spec == "BELOW-MR":
+        return max(problem.min_resident_bytes - 1, 0)
+    if spec == "ALL":
+        return sum(problem.aligned_sizes_bytes[t] for t in problem.scoped_tensors())
+    return resolve_budget(spec, problem).capacity_bytes
+
+
+def cases(graphs: list[Graph] | None = None, alignment_bytes: int = 64) -> Iterator[Case]:
+    """Every (graph, scope, capacity) case; tiny and random graphs by default."""
+    if graphs is None:
+        graphs = tiny_graphs() + random_graphs()
+    accelerator = Accelerator("conformance", 0, alignment_bytes=alignment_bytes)
+    for graph in graphs:
+        for scope in Scope:
+            base = Problem(graph, accelerator, scope)
+            for spec in CAPACITIES:
+                problem = base.with_capacity(capacity_of(spec, base))
+                yield Case(f"{graph.name}/{scope.value}/{spec}", problem, spec)
+
+
+def _instance(solver: Any) -> Any:
+    return make_solver(solver) if isinstance(solver, str) else solver
+
+
+def _fresh_copy(solver: Any) -> Any:
+    """A new instance with the same options (same seed)."""
+    return dataclasses.replace(solver) if dataclasses.is_dataclass(solver) else solver
+
+
+def check_solver_class(solver: Any) -> None:
+    """Protocol checks: a frozen dataclass with a name, a seed and documented options."""
+    cls = solver_class(solver) if isinstance(solver, str) else type(solver)
+    assert dataclasses.is_dataclass(cls), f"{cls.__name__} must be a dataclass"
+    params = getattr(cls, "__dataclass_params__", None)
+    assert params is not None and params.frozen, f"{cls.__name__} must be frozen"
+    assert isinstance(getattr(cls, "name", None), str), f"{cls.__name__}.name must be a str"
+    hints = typing.get_type_hints(cls)
+    assert "seed" in hints, f"{cls.__name__} must have a seed option"
+    for info in describe_options(cls):
+        assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
+    name = cls.name
+    try:
+        make_solver(name if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}", {
+            "no_such_option_xyz": "1"
+        })
+    except ConfigError as error:
+        assert "no_such_option_xyz" in str(error)
+    else:
+        raise AssertionError(f"solver {name!r} accepted an unknown option")
+
+
+def check_case(solver: Any, case: Case, time_limit_s: float = TIME_LIMIT_S) -> None:
+    """Run one solver on one case and assert every rule of the module docstring."""
+    solver = _instance(solver)
+    problem = case.problem
+    where = f"solver {solver.name!r} on {case.id} (capacity {problem.capacity_bytes} B)"
+    before = copy.deepcopy(problem)
+    graph_before = graph_to_dict(problem.graph)
+    result = solver.solve(problem, Budget(time_limit_s=time_limit_s))
+    assert problem == before and graph_to_dict(problem.graph) == graph_before, (
+        f"{where}: the problem was mutated"
+    )
+    assert result.solver == solver.name, f"{where}: result names solver {result.solver!r}"
+    assert result.wall_s >= 0, f"{where}: negative wall time"
+    m_r = problem.min_resident_bytes
+    if problem.capacity_bytes < m_r:
+        assert result.status is Status.INFEASIBLE, f"{where}: below M_R gave {result.status}"
+        assert result.plan is None, f"{where}: an INFEASIBLE result carries a plan"
+        assert str(m_r) in result.message, f"{where}: message does not name M_R = {m_r}"
+        return
+    assert result.status is not Status.INFEASIBLE, (
+        f"{where}: INFEASIBLE at a capacity >= M_R = {m_r}, where a plan always exists"
+    )
+    if result.status in (Status.OPTIMAL, Status.FEASIBLE):
+        assert result.plan is not None, f"{where}: {result.status} without a plan"
+    if result.plan is None:
+        return
+    _check_plan(where, problem, result)
+    if result.status is not Status.TIMEOUT:
+        again = _fresh_copy(solver).solve(problem, Budget(time_limit_s=time_limit_s))
+        if again.status is not Status.TIMEOUT:
+            assert again.plan == result.plan, f"{where}: same seed, different plan"
+
+
+def _check_plan(where: str, problem: Problem, result: Any) -> None:
+    plan: Plan = result.plan
+    violations = validate(problem, plan)
+    assert not violations, f"{where}: invalid plan: {'; '.join(map(str, violations[:3]))}"
+    assert len(plan.order) == problem.graph.num_ops, f"{where}: order misses ops"
+    assert Plan.from_dict(plan.to_dict(problem.graph), problem.graph) == plan, (
+        f"{where}: the plan does not survive its JSON round trip"
+    )
+    cost = evaluate(problem, plan)
+    assert result.cost == cost, f"{where}: reported cost {result.cost} != recomputed {cost}"
+    waste = cost.non_compulsory_bytes
+    assert waste >= 0, f"{where}: negative non-compulsory bytes {waste}"
+    bound = result.lower_bound_bytes
+    if bound is not None:
+        assert 0 <= bound <= waste, f"{where}: lower bound {bound} not in [0, {waste}]"
+    if result.status is Status.OPTIMAL:
+        assert bound == waste, f"{where}: OPTIMAL but bound {bound} != value {waste}"
+
+
+def check_solver(
+    solver: Any, *, graphs: list[Graph] | None = None, time_limit_s: float = TIME_LIMIT_S
+) -> int:
+    """Run the whole suite on ``solver`` (a name, ``module:Class`` path or instance).
+
+    Returns:
+        The number of cases checked.
+
+    Raises:
+        AssertionError: at the first broken rule, naming the case.
+    """
+    check_solver_class(solver)
+    count = 0
+    for case in cases(graphs):
+        check_case(solver, case, time_limit_s)
+        count += 1
+    return count
