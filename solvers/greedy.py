@@ -18,8 +18,9 @@ COSMA compares its ILP against the three sub-problems solved one after the other
 A replacement whose live bytes fit can still fail to pack (fragmentation). The solver
 then repeats the replacement with a smaller *effective* capacity (the capacity minus
 the overflow, doubling the cut on every retry, never below M_R); when that runs out, it
-tries the allocator portfolio on the last replacement and, as a last resort, returns the step-by-step plan where every op's working set is on chip for its own step
-only (stacked from offset 0): at any capacity >= M_R that plan is valid. Below M_R the
+tries the allocator portfolio on the last replacement and, as a last resort, returns
+the step-by-step plan where every op's working set is on chip for its own step only
+(stacked from offset 0): at any capacity >= M_R that plan is valid. Below M_R the
 result is INFEASIBLE.
 
 The status is FEASIBLE (a heuristic proves nothing), except OPTIMAL when the plan has
