@@ -300,14 +300,23 @@ def import_model(
     initializers = {t.name: t for t in graph.initializer}
     init_as_inputs = sum(1 for vi in graph.input if vi.name in initializers)
     input_names = [vi.name for vi in graph.input if vi.name not in initializers]
+    available = set(initializers) | {vi.name for vi in graph.input}
+    order = _topological(nodes, names, available, source)
+    if order != list(range(len(nodes))):  # shape inference needs a topological order
+        ordered = [type(nodes[i])() for i in order]
+        for copy, i in zip(ordered, order, strict=True):
+            copy.CopyFrom(nodes[i])
+        names = [names[i] for i in order]
+        order = list(range(len(nodes)))
+        del graph.node[:]
+        graph.node.extend(ordered)
+        nodes = list(graph.node)
     warnings = apply_shape_overrides(
         model, input_names, dict(input_shapes or {}), dict(dims or {}), source
     )
     table = infer_static_shapes(model, source)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     _complete_known_gaps(nodes, table, opset)
-    available = set(initializers) | {vi.name for vi in graph.input}
-    order = _topological(nodes, names, available, source)
 
     # ---- constant folding: which tensors are weights, which nodes remain ops
     weights: set[str] = set(initializers)

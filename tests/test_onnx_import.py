@@ -1,0 +1,436 @@
+"""Tests of the ONNX importer on small hand-built models and on the onnx wheel's light models."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from helpers import LIGHT_MODELS, light_model_path
+from onnx import TensorProto, helper, numpy_helper
+
+from memplan.accelerator import load_accelerator
+from memplan.analysis import model_order, peak_live_bytes
+from memplan.errors import ConfigError, OnnxImportError
+from memplan.ir import TensorKind
+from memplan.onnx_import import import_model, parse_dims, parse_input_shapes
+from memplan.onnx_macs import estimate_macs
+from memplan.problem import Problem
+
+F = TensorProto.FLOAT
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=8, name="m"):
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    return model
+
+
+def vi(name, shape, elem=F):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def init(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def conv_model(batch="N"):
+    """x[batch,3,8,8] -> Conv(w 4x3x3x3, pad 1) -> c -> Relu -> y."""
+    w = init("w", np.zeros((4, 3, 3, 3), np.float32))
+    b = init("b", np.zeros((4,), np.float32))
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    return make_model(nodes, [vi("x", [batch, 3, 8, 8])], [vi("y", None)], [w, b])
+
+
+# ----------------------------------------------------------------------- basics
+def test_conv_relu_kinds_sizes_and_macs():
+    result = import_model(conv_model(batch=1))
+    g = result.graph
+    assert [op.op_type for op in g.ops] == ["Conv", "Relu"]
+    kinds = {t.name: t.kind for t in g.tensors}
+    assert kinds == {
+        "x": TensorKind.INPUT,
+        "w": TensorKind.WEIGHT,
+        "b": TensorKind.WEIGHT,
+        "c": TensorKind.ACTIVATION,
+        "y": TensorKind.ACTIVATION,
+    }
+    assert g.tensor_by_name("x").size_bytes == 3 * 8 * 8 * 4
+    assert g.tensor_by_name("w").size_bytes == 4 * 3 * 3 * 3 * 4
+    assert g.tensor_by_name("y").is_output and not g.tensor_by_name("c").is_output
+    assert g.tensor_by_name("c").shape == (1, 4, 8, 8)
+    assert g.tensor_by_name("c").dtype == "float32"
+    assert g.op_by_name("conv").macs == 4 * 8 * 8 * 3 * 3 * 3
+    assert g.op_by_name("relu").macs == 4 * 8 * 8
+    assert result.report.weight_tensors == 2
+
+
+def test_model_proto_is_not_modified_and_dtype_override():
+    model = conv_model()
+    before = model.SerializeToString()
+    g = import_model(model, dims={"N": 2}, dtype_bytes=1).graph
+    assert model.SerializeToString() == before
+    assert g.tensor_by_name("x").size_bytes == 2 * 3 * 8 * 8
+    assert g.tensor_by_name("y").size_bytes == 2 * 4 * 8 * 8
+
+
+# ----------------------------------------------------------------------- symbolic dims
+def test_symbolic_dim_error_names_tensor_and_both_flags():
+    with pytest.raises(OnnxImportError) as info:
+        import_model(conv_model())
+    message = str(info.value)
+    assert "symbolic dim 'N'" in message
+    assert "--dim N=1" in message and "--input-shape x:1,3,8,8" in message
+
+
+def test_input_shape_flag_fixes_shapes():
+    g = import_model(conv_model(), input_shapes={"x": (3, 3, 8, 8)}).graph
+    assert g.tensor_by_name("y").shape == (3, 4, 8, 8)
+
+
+def test_input_shape_naming_no_input_or_wrong_rank():
+    with pytest.raises(ConfigError, match=r"not a graph input.*'x'"):
+        import_model(conv_model(), input_shapes={"w": (1,)})
+    with pytest.raises(ConfigError, match="rank 3.*rank 4"):
+        import_model(conv_model(), input_shapes={"x": (1, 3, 8)})
+
+
+def test_unused_dim_is_a_warning():
+    report = import_model(conv_model(), dims={"N": 1, "seq": 4}).report
+    assert any("seq" in w for w in report.warnings)
+
+
+def test_parse_flags():
+    assert parse_input_shapes(["x:1,3,224,224", "ns:a:2, 5", "s:"]) == {
+        "x": (1, 3, 224, 224),
+        "ns:a": (2, 5),
+        "s": (),
+    }
+    assert parse_dims(["batch=1", " seq = 128 "]) == {"batch": 1, "seq": 128}
+    for bad in (["x"], ["x:1,a"], ["x:0,3"], ["x:1", "x:2"]):
+        with pytest.raises(ConfigError, match="--input-shape"):
+            parse_input_shapes(bad)
+    for bad in (["batch"], ["batch=x"], ["batch=0"], ["=3"], ["b=1", "b=2"]):
+        with pytest.raises(ConfigError, match="--dim"):
+            parse_dims(bad)
+
+
+# ----------------------------------------------------------------------- aliases
+def view_chain_model():
+    """x -> Relu a -> Reshape r -> Squeeze s -> Relu b -> Flatten f (graph output)."""
+    shape = init("shape", np.array([1, 1, 4, 16], np.int64))
+    axes = init("axes", np.array([0], np.int64))
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu_a"),
+        helper.make_node("Reshape", ["a", "shape"], ["r"], name="reshape"),
+        helper.make_node("Squeeze", ["r", "axes"], ["s"], name="squeeze"),
+        helper.make_node("Relu", ["s"], ["b"], name="relu_b"),
+        helper.make_node("Flatten", ["b"], ["f"], name="flatten"),
+    ]
+    return make_model(nodes, [vi("x", [1, 4, 4, 4])], [vi("f", None)], [shape, axes])
+
+
+def test_aliases_of_aliases_and_of_a_graph_output():
+    result = import_model(view_chain_model())
+    g = result.graph
+    assert [op.name for op in g.ops] == ["relu_a", "relu_b"]
+    # relu_b reads relu_a's buffer through two views; the flatten output is relu_b's buffer.
+    assert g.ops[1].inputs == (g.tensor_by_name("a").id,)
+    assert g.tensor_by_name("b").is_output
+    assert dict(result.report.aliases) == {"r": "a", "s": "a", "f": "b"}
+    names = {t.name for t in g.tensors}
+    assert not names & {"r", "s", "f"}
+
+
+def test_aliases_switched_off_keeps_view_ops():
+    result = import_model(view_chain_model(), aliases=False)
+    g = result.graph
+    assert [op.op_type for op in g.ops] == ["Relu", "Reshape", "Squeeze", "Relu", "Flatten"]
+    assert result.report.aliases == ()
+    assert len(result.report.kept_views) == 3
+    assert g.tensor_by_name("f").is_output and not g.tensor_by_name("b").is_output
+    assert g.tensor_by_name("shape").kind is TensorKind.WEIGHT
+
+
+def test_view_of_graph_input_that_is_a_graph_output_is_kept():
+    nodes = [
+        helper.make_node("Identity", ["x"], ["y"], name="id"),
+        helper.make_node("Relu", ["x"], ["z"], name="relu"),
+    ]
+    result = import_model(make_model(nodes, [vi("x", [4])], [vi("y", [4]), vi("z", [4])]))
+    assert [op.op_type for op in result.graph.ops] == ["Identity", "Relu"]
+    assert result.graph.tensor_by_name("y").is_output
+    assert any("id" in v for v in result.report.kept_views)
+
+
+def test_alias_of_a_weight_is_a_weight():
+    w = init("w", np.ones((4, 4), np.float32))
+    nodes = [
+        helper.make_node("Identity", ["w"], ["wi"], name="id"),
+        helper.make_node("MatMul", ["x", "wi"], ["y"], name="mm"),
+    ]
+    g = import_model(make_model(nodes, [vi("x", [2, 4])], [vi("y", None)], [w])).graph
+    assert [op.op_type for op in g.ops] == ["MatMul"]
+    read = g.tensors[g.ops[0].inputs[1]]
+    assert read.kind is TensorKind.WEIGHT and read.size_bytes == 64
+    assert g.ops[0].macs == 2 * 4 * 4
+
+
+# ----------------------------------------------------------------------- multi-output ops
+def test_split_and_maxpool_with_indices_keep_all_outputs():
+    nodes = [
+        helper.make_node(
+            "Split", ["x"], ["p", "q", "unused"], name="split", axis=1, num_outputs=3
+        ),  # fmt: skip
+        helper.make_node(
+            "MaxPool", ["p"], ["mp", "idx"], name="pool", kernel_shape=[2, 2], strides=[2, 2]
+        ),  # fmt: skip
+        helper.make_node("Add", ["mp", "mp"], ["y"], name="add"),
+        helper.make_node("Relu", ["q"], ["z"], name="relu"),
+    ]
+    model = make_model(nodes, [vi("x", [1, 6, 4, 4])], [vi("y", None), vi("z", None)], opset=18)
+    g = import_model(model).graph
+    split = g.op_by_name("split")
+    assert [g.tensors[t].name for t in split.outputs] == ["p", "q", "unused"]
+    assert g.consumers[g.tensor_by_name("unused").id] == ()
+    pool = g.op_by_name("pool")
+    assert len(pool.outputs) == 2
+    idx = g.tensor_by_name("idx")
+    assert idx.dtype == "int64" and idx.size_bytes == 2 * 2 * 2 * 8
+    assert pool.macs == 2 * 2 * 2 * 4
+    add = g.op_by_name("add")
+    assert add.inputs == (g.tensor_by_name("mp").id,) * 2
+
+
+def test_dropout_with_read_mask_is_kept_with_unread_mask_aliased():
+    read = [
+        helper.make_node("Dropout", ["x"], ["d", "mask"], name="drop"),
+        helper.make_node("Cast", ["mask"], ["m"], name="cast", to=F),
+        helper.make_node("Add", ["d", "m"], ["y"], name="add"),
+    ]
+    g = import_model(make_model(read, [vi("x", [8])], [vi("y", None)])).graph
+    drop = g.op_by_name("drop")
+    assert len(drop.outputs) == 2 and g.tensor_by_name("mask").dtype == "bool"
+    unread = [
+        helper.make_node("Dropout", ["x"], ["d", "mask"], name="drop"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    result = import_model(make_model(unread, [vi("x", [8])], [vi("y", None)]))
+    assert [op.op_type for op in result.graph.ops] == ["Relu"]
+    assert result.report.aliases == (("d", "x"),)
+    assert any("mask" in w for w in result.report.warnings)
+    kept = import_model(make_model(unread, [vi("x", [8])], [vi("y", None)]), aliases=False)
+    assert len(kept.graph.op_by_name("drop").outputs) == 2  # unused mask is still an output
+
+
+def test_training_mode_dropout_is_not_an_alias():
+    nodes = [
+        helper.make_node("Dropout", ["x", "", "train"], ["d"], name="drop"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    model = make_model(nodes, [vi("x", [8]), vi("train", [], TensorProto.BOOL)], [vi("y", None)])
+    result = import_model(model)
+    assert [op.op_type for op in result.graph.ops] == ["Dropout", "Relu"]
+    assert "training_mode" in result.report.kept_views[0]
+
+
+# ----------------------------------------------------------------------- constant folding
+def test_constants_fold_into_weights():
+    shape = init("wshape", np.array([4, 4], np.int64))
+    nodes = [
+        helper.make_node(
+            "ConstantOfShape",
+            ["wshape"],
+            ["w"],
+            name="cos",
+            value=numpy_helper.from_array(np.array([0.5], np.float32)),
+        ),  # fmt: skip
+        helper.make_node(
+            "Constant",
+            [],
+            ["k"],
+            name="const",
+            value=numpy_helper.from_array(np.ones((4,), np.float32)),
+        ),  # fmt: skip
+        helper.make_node("Shape", ["w"], ["ws"], name="shape_of_w"),
+        helper.make_node(
+            "Constant",
+            [],
+            ["zero"],
+            name="c0",
+            value=numpy_helper.from_array(np.array(0, np.int64)),
+        ),  # fmt: skip
+        helper.make_node("Gather", ["ws", "zero"], ["n"], name="gather"),
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "k"], ["a"], name="add"),
+        helper.make_node("Shape", ["a"], ["as"], name="shape_of_a"),
+        helper.make_node("Reshape", ["a", "as"], ["y"], name="reshape"),
+    ]
+    result = import_model(make_model(nodes, [vi("x", [2, 4])], [vi("y", None)], [shape]))
+    g = result.graph
+    assert [op.op_type for op in g.ops] == ["MatMul", "Add"]
+    assert g.tensor_by_name("w").kind is TensorKind.WEIGHT
+    assert g.tensor_by_name("w").size_bytes == 64
+    assert g.tensor_by_name("k").kind is TensorKind.WEIGHT
+    assert g.tensor_by_name("a").is_output  # the reshape to a graph output is an alias
+    assert result.report.folded_nodes == 6
+    assert dict(result.report.folded_by_type) == {
+        "Constant": 2,
+        "ConstantOfShape": 1,
+        "Gather": 1,
+        "Shape": 2,
+    }
+    assert result.report.weight_tensors == 2
+
+
+def test_initializers_listed_as_inputs_are_weights():
+    w = init("w", np.zeros((4, 4), np.float32))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    model = make_model(nodes, [vi("x", [1, 4]), vi("w", [4, 4])], [vi("y", None)], [w],
+                       opset=9, ir_version=3)  # fmt: skip
+    result = import_model(model)
+    assert result.graph.tensor_by_name("w").kind is TensorKind.WEIGHT
+    assert result.report.initializers_as_inputs == 1
+    assert [t.name for t in result.graph.tensors if t.kind is TensorKind.INPUT] == ["x"]
+
+
+def test_unsorted_nodes_are_sorted():
+    nodes = [
+        helper.make_node("Relu", ["a"], ["y"], name="second"),
+        helper.make_node("Relu", ["x"], ["a"], name="first"),
+    ]
+    g = import_model(make_model(nodes, [vi("x", [4])], [vi("y", None)])).graph
+    assert [op.name for op in g.ops] == ["first", "second"]
+
+
+# ----------------------------------------------------------------------- bad models
+def test_cycle_is_reported_with_its_nodes():
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="n1"),
+        helper.make_node("Relu", ["a"], ["b"], name="n2"),
+    ]
+    model = make_model(nodes, [vi("x", [4])], [vi("b", [4])])
+    with pytest.raises(OnnxImportError, match=r"cycle \(n\d -> n\d -> n\d\)"):
+        import_model(model)
+
+
+def test_control_flow_is_rejected_naming_the_node():
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["t"])], "then", [], [vi("t", [4])]
+    )
+    nodes = [
+        helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then, else_branch=then)
+    ]
+    model = make_model(nodes, [vi("c", [], TensorProto.BOOL), vi("x", [4])], [vi("y", [4])])
+    with pytest.raises(OnnxImportError, match="node 'branch' is a If; control flow"):
+        import_model(model)
+
+
+def test_string_tensors_are_rejected():
+    nodes = [helper.make_node("Identity", ["s"], ["t"], name="id")]
+    model = make_model(
+        nodes, [vi("s", [2], TensorProto.STRING)], [vi("t", [2], TensorProto.STRING)]
+    )
+    with pytest.raises(OnnxImportError, match="element type 'string'"):
+        import_model(model, aliases=False)
+    with pytest.raises(OnnxImportError, match="string"):
+        import_model(model, aliases=False, dtype_bytes=1)
+
+
+def test_undefined_element_type_needs_dtype_bytes():
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = make_model(nodes, [vi("x", [4], TensorProto.UNDEFINED)], [vi("y", [4])])
+    with pytest.raises(OnnxImportError, match="--dtype-bytes"):
+        import_model(model)
+    assert import_model(model, dtype_bytes=2).graph.tensor_by_name("x").size_bytes == 8
+
+
+def test_missing_empty_corrupt_and_truncated_files(tmp_path):
+    with pytest.raises(OnnxImportError, match="no such file"):
+        import_model(tmp_path / "nope.onnx")
+    with pytest.raises(OnnxImportError, match="is a directory"):
+        import_model(tmp_path)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(OnnxImportError, match="empty"):
+        import_model(empty)
+    text = tmp_path / "text.onnx"
+    text.write_text("this is not a model\n")
+    with pytest.raises(OnnxImportError, match=str(text)):
+        import_model(text)
+    data = light_model_path("squeezenet").read_bytes()
+    for cut in (len(data) // 2, len(data) - 3, 100):
+        truncated = tmp_path / f"cut{cut}.onnx"
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(OnnxImportError, match="cut"):
+            import_model(truncated)
+
+
+def test_external_data(tmp_path):
+    model = conv_model(batch=1)
+    big = init("w", np.zeros((4, 3, 3, 3), np.float32))
+    model.graph.initializer[0].CopyFrom(big)
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.data", size_threshold=0)  # fmt: skip
+    g = import_model(path).graph
+    assert g.tensor_by_name("w").size_bytes == 4 * 3 * 3 * 3 * 4
+    (tmp_path / "ext.data").unlink()
+    with pytest.raises(OnnxImportError, match="ext.data"):
+        import_model(path)
+
+
+# ----------------------------------------------------------------------- MAC estimates
+def test_mac_estimates():
+    assert estimate_macs("Gemm", [(8, 16), (16, 4)], [(8, 4)]) == 8 * 4 * 16
+    assert estimate_macs("Gemm", [(16, 8), (16, 4)], [(8, 4)], {"transA": 1}) == 8 * 4 * 16
+    assert estimate_macs("MatMul", [(2, 8, 16), (16, 4)], [(2, 8, 4)]) == 2 * 8 * 4 * 16
+    depthwise = estimate_macs("Conv", [(1, 8, 4, 4), (8, 1, 3, 3)], [(1, 8, 4, 4)])
+    assert depthwise == 8 * 16 * 9
+    assert estimate_macs("ConvTranspose", [(1, 2, 4, 4), (2, 3, 2, 2)], [(1, 3, 8, 8)]) == (
+        32 * 3 * 4
+    )
+    assert estimate_macs("AveragePool", [(1, 2, 4, 4)], [(1, 2, 2, 2)], {"kernel_shape": [2, 2]})
+    assert estimate_macs("GlobalAveragePool", [(1, 2, 4, 4)], [(1, 2, 1, 1)]) == 32
+    assert estimate_macs("BatchNormalization", [(1, 2, 4, 4)], [(1, 2, 4, 4)]) == 32
+    assert estimate_macs("Add", [(4,), (4,)], [(4,)]) == 4
+    for op in ("Concat", "Transpose", "Reshape", "Gather", "Slice"):
+        assert estimate_macs(op, [(4, 4)], [(4, 4)]) == 0
+
+
+# ----------------------------------------------------------------------- light models
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_models(name):
+    model = onnx.load(light_model_path(name))
+    cos_outputs = {n.output[0] for n in model.graph.node if n.op_type == "ConstantOfShape"}
+    result = import_model(light_model_path(name))
+    g = result.graph
+    assert "ConstantOfShape" not in g.op_histogram()
+    for t in g.tensors:
+        if t.name in cos_outputs:
+            assert t.kind is TensorKind.WEIGHT
+    assert result.report.folded_nodes >= len(cos_outputs)
+    assert sum(1 for t in g.tensors if t.kind is TensorKind.INPUT) == 1
+    assert sum(1 for t in g.tensors if t.is_output) == 1
+    assert all(op.macs > 0 for op in g.ops if op.op_type in ("Conv", "Gemm"))
+    report = result.report
+    assert g.num_ops == len(model.graph.node) - report.folded_nodes - len(report.aliases)
+    plain = import_model(light_model_path(name), aliases=False).graph
+    assert plain.num_ops == len(model.graph.node) - result.report.folded_nodes
+
+
+@pytest.mark.parametrize(
+    ("name", "m_r", "peak"),
+    [("densenet121", 6_422_528, 8_429_568), ("shufflenet", 2_809_856, 3_110_912)],
+)
+def test_light_model_anchor_figures(name, m_r, peak):
+    """ANCHORS.md: fp32, batch 1, activations scope, no alignment."""
+    for aliases in (True, False):
+        g = import_model(light_model_path(name), aliases=aliases).graph
+        problem = Problem(g, load_accelerator("unaligned"))
+        assert problem.min_resident_bytes == m_r
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        assert peak_live_bytes(g, model_order(g), sizes, scope) == peak
