@@ -1,0 +1,323 @@
+"""The time-indexed structure both ILP backends share: steps, windows, slots, fallbacks.
+
+One op runs per step (``n`` steps for ``n`` ops). In ``free`` mode the step of op ``o``
+is a variable restricted to its *window* ``[asap, alap]``: ``asap`` is the number of
+ancestors of ``o`` (they all run before it) and ``alap`` is ``n - 1`` minus the number of
+descendants. In ``fixed`` mode every window is a single step. A tensor can be on chip
+only inside its *lifetime window*: from the earliest step its producer (or first reader)
+can run to the latest step its last reader can run; outside it the tensor is forced
+off chip, so pairs of tensors whose windows do not meet never need a non-overlap row::
+
+    steps:            0   1   2   3   4   5
+    op p window      [p---p]                    asap 0, alap 1
+    op c window              [c-------c]        asap 2, alap 4
+    tensor p->c           [=================)   window [0, 5)
+
+A tensor's stays on chip are *slots*: an activation has its ``produce`` slot and up to
+``max_loads`` ``load`` slots (COSMA: stored at most once, at the end of the produce
+slot, then reloaded); a graph input or an in-scope weight has ``1 + max_loads`` load
+slots, the first of which is compulsory.
+
+Addresses are counted in *units* of ``unit_bytes``: the greatest common divisor of the
+alignment and every aligned in-scope size, so the models work with small integers
+(no big-M tolerance problems) and every unit offset is a legal aligned byte offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memplan.analysis import check_order, steps_of
+from memplan.ir import OpId, TensorId, TensorKind
+from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.problem import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One in-scope tensor as the models see it."""
+
+    tensor: TensorId  # tensor id in the graph
+    units: int  # aligned size in address units
+    size_bytes: int  # exact size: the cost of one load or store
+    producer: OpId | None  # producing op, None for inputs and weights
+    consumers: tuple[OpId, ...]  # distinct ops reading it
+    is_output: bool  # a graph output (its one store is compulsory)
+    activation: bool  # produced on chip (otherwise it starts in DRAM)
+    window: tuple[int, int]  # half-open steps [lo, hi) where it may be on chip
+    num_slots: int  # produce slot (activations) plus load slots
+
+    @property
+    def first_load_slot(self) -> int:
+        """Index of the first slot that arrives by a load."""
+        return 1 if self.activation else 0
+
+    def store_is_charged(self) -> bool:
+        """Whether spilling it costs a store (non-output activations only)."""
+        return self.activation and not self.is_output
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """Everything the backends need, derived once from a problem and a mode."""
+
+    problem: Problem  # the planning problem
+    n_steps: int  # steps = ops
+    op_windows: tuple[tuple[int, int], ...]  # per op, inclusive [asap, alap] step range
+    edges: tuple[tuple[OpId, OpId], ...]  # producer -> consumer op pairs, each once
+    tensors: tuple[TensorSpec, ...]  # in-scope tensors touched by some op
+    unit_bytes: int  # bytes per address unit
+    capacity_units: int  # scratchpad size in units (rounded down)
+    fixed_order: tuple[OpId, ...] | None  # the order in fixed mode, None in free mode
+
+    def op_fixed(self, op: int) -> bool:
+        """Whether the op's step is known."""
+        lo, hi = self.op_windows[op]
+        return lo == hi
+
+    def units_of(self, tensor: int) -> int:
+        """Aligned size of a tensor in units."""
+        return self.problem.aligned_sizes_bytes[tensor] // self.unit_bytes
+
+
+def op_windows(problem: Problem) -> list[tuple[int, int]]:
+    """Inclusive ``[asap, alap]`` step range of every op over all topological orders."""
+    graph = problem.graph
+    n = graph.num_ops
+    ancestors = [0] * n  # bit sets
+    for op in range(n):  # ops are stored in a topological order
+        bits = 0
+        for pred in graph.predecessors(OpId(op)):
+            bits |= ancestors[pred] | (1 << pred)
+        ancestors[op] = bits
+    descendants = [0] * n
+    for op in reversed(range(n)):
+        bits = 0
+        for succ in graph.successors(OpId(op)):
+            bits |= descendants[succ] | (1 << succ)
+        descendants[op] = bits
+    return [(ancestors[o].bit_count(), n - 1 - descendants[o].bit_count()) for o in range(n)]
+
+
+def build_structure(
+    problem: Problem, order: Sequence[int] | None, max_loads: int
+) -> Structure:
+    """Derive the shared structure; ``order`` fixes the schedule (``fixed`` mode).
+
+    Args:
+        problem: the planning problem.
+        order: a topological order to fix, or None to leave the order free.
+        max_loads: load slots per tensor beyond the compulsory one (0 = no spilling,
+            negative = as many as the tensor has reads, which loses no plan).
+    """
+    graph = problem.graph
+    n = graph.num_ops
+    if order is not None:
+        check_order(graph, order)
+        step = steps_of(order)
+        windows = [(step[o], step[o]) for o in range(n)]
+    else:
+        windows = op_windows(problem)
+    edges = sorted({(p, o.id) for o in graph.ops for p in graph.predecessors(o.id)})
+    sizes = problem.aligned_sizes_bytes
+    scoped = [
+        t
+        for t in graph.tensors
+        if problem.in_scope[t.id] and (graph.producer[t.id] is not None or graph.consumers[t.id])
+    ]
+    # Aligned sizes are multiples of the alignment, so their GCD is too: every offset
+    # that is a multiple of the unit is aligned. Packings can be pushed down until each
+    # offset is a sum of sizes, so restricting offsets to the unit loses nothing.
+    unit = 0
+    for t in scoped:
+        unit = math.gcd(unit, sizes[t.id])
+    unit = max(unit, problem.alignment_bytes, 1)
+    specs = []
+    for t in scoped:
+        producer = graph.producer[t.id]
+        consumers = tuple(graph.consumers[t.id])
+        touching = ([producer] if producer is not None else []) + list(consumers)
+        lo = min(windows[o][0] for o in touching)
+        hi = max(windows[o][1] for o in touching) + 1
+        activation = t.kind is TensorKind.ACTIVATION
+        # Each load slot must cover a read, so #reads loads make the space complete.
+        loads = len(consumers) if max_loads < 0 else min(max_loads, len(consumers))
+        slots = 1 + loads if activation else max(1, min(1 + loads, len(consumers)))
+        specs.append(
+            TensorSpec(
+                tensor=t.id,
+                units=sizes[t.id] // unit,
+                size_bytes=t.size_bytes,
+                producer=producer,
+                consumers=consumers,
+                is_output=t.is_output,
+                activation=activation,
+                window=(lo, hi),
+                num_slots=slots,
+            )
+        )
+    return Structure(
+        problem=problem,
+        n_steps=n,
+        op_windows=tuple(windows),
+        edges=tuple((OpId(p), OpId(c)) for p, c in edges),
+        tensors=tuple(specs),
+        unit_bytes=unit,
+        capacity_units=problem.capacity_bytes // unit,
+        fixed_order=tuple(OpId(o) for o in order) if order is not None else None,
+    )
+
+
+# ---------------------------------------------------------------- plans <-> slots
+@dataclass(frozen=True, slots=True)
+class SlotValue:
+    """One slot of one tensor in a concrete solution."""
+
+    start: int  # first step on chip
+    end: int  # first step off chip again (exclusive)
+    offset_units: int  # address in units
+
+
+def slots_to_plan(
+    struct: Structure, order: Sequence[int], slots: dict[int, list[SlotValue]]
+) -> Plan:
+    """Turn per-tensor slot values (in time order) into a :class:`Plan`.
+
+    The produce slot of an activation ends with a store when the tensor is a graph
+    output or is reloaded later; every other slot ends with a drop.
+    """
+    residencies = []
+    for spec in struct.tensors:
+        values = sorted(slots.get(spec.tensor, []), key=lambda s: s.start)
+        for k, value in enumerate(values):
+            produce = spec.activation and k == 0
+            store = produce and (spec.is_output or len(values) > 1)
+            residencies.append(
+                Residency(
+                    spec.tensor,
+                    value.start,
+                    value.end,
+                    value.offset_units * struct.unit_bytes,
+                    Arrive.PRODUCE if produce else Arrive.LOAD,
+                    Leave.STORE if store else Leave.DROP,
+                )
+            )
+    return Plan.make(order, residencies)
+
+
+def plan_slots(struct: Structure, plan: Plan) -> dict[int, list[SlotValue]] | None:
+    """The slot values of a plan, or None when it does not fit the model's space.
+
+    A plan fits when every tensor has at most ``num_slots`` residencies, an activation's
+    first residency is its produce residency and every offset is a multiple of the unit.
+    """
+    by_tensor: dict[int, list[Residency]] = {}
+    for r in plan.residencies:
+        by_tensor.setdefault(r.tensor, []).append(r)
+    result: dict[int, list[SlotValue]] = {}
+    for spec in struct.tensors:
+        stays = sorted(by_tensor.get(spec.tensor, []), key=lambda r: r.start)
+        if not stays or len(stays) > spec.num_slots:
+            return None
+        if spec.activation and stays[0].arrive is not Arrive.PRODUCE:
+            return None
+        if any(r.offset % struct.unit_bytes for r in stays):
+            return None
+        lo, hi = spec.window
+        if any(r.start < lo or r.end > hi for r in stays):
+            return None
+        result[spec.tensor] = [
+            SlotValue(r.start, r.end, r.offset // struct.unit_bytes) for r in stays
+        ]
+    return result
+
+
+def slot_traffic_bytes(struct: Structure, slots: dict[int, list[SlotValue]]) -> int:
+    """Non-compulsory bytes of a slot solution (the traffic objective)."""
+    total = 0
+    for spec in struct.tensors:
+        count = len(slots.get(spec.tensor, []))
+        loads = count - 1  # activations: loads; others: loads beyond the compulsory one
+        total += spec.size_bytes * loads
+        if spec.store_is_charged() and loads > 0:
+            total += spec.size_bytes
+    return total
+
+
+# ---------------------------------------------------------------- fallback plans
+def lifetimes_under(struct: Structure, order: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """No-spill lifetime ``[first, last + 1)`` of every modelled tensor under ``order``."""
+    step = steps_of(order)
+    spans = {}
+    for spec in struct.tensors:
+        touching = [step[c] for c in spec.consumers]
+        if spec.producer is not None:
+            touching.append(step[spec.producer])
+        spans[spec.tensor] = (min(touching), max(touching) + 1)
+    return spans
+
+
+def first_fit(
+    items: Sequence[tuple[int, int, int]], capacity_units: int
+) -> list[int] | None:
+    """Offsets (units) for ``(start, end, units)`` items, biggest first, lowest fit; None if
+    something does not fit under ``capacity_units``."""
+    order = sorted(range(len(items)), key=lambda i: (-items[i][2], items[i][0], i))
+    placed: list[tuple[int, int, int, int]] = []  # start, end, offset, units
+    offsets = [0] * len(items)
+    for i in order:
+        start, end, units = items[i]
+        busy = sorted(
+            (off, off + u) for s, e, off, u in placed if s < end and start < e
+        )
+        candidate = 0
+        for low, high in busy:
+            if candidate + units <= low:
+                break
+            candidate = max(candidate, high)
+        if candidate + units > capacity_units:
+            return None
+        offsets[i] = candidate
+        placed.append((start, end, candidate, units))
+    return offsets
+
+
+def no_spill_plan(struct: Structure, order: Sequence[int]) -> Plan | None:
+    """Every tensor on chip for its whole lifetime (zero non-compulsory traffic), if the
+    first-fit packing fits; else None."""
+    spans = lifetimes_under(struct, order)
+    items = [(*spans[s.tensor], s.units) for s in struct.tensors]
+    offsets = first_fit(items, struct.capacity_units)
+    if offsets is None:
+        return None
+    slots = {
+        s.tensor: [SlotValue(*spans[s.tensor], off)] for s, off in zip(struct.tensors, offsets, strict=True)
+    }
+    return slots_to_plan(struct, order, slots)
+
+
+def spill_everything_plan(struct: Structure, order: Sequence[int]) -> Plan:
+    """The always-valid plan when capacity >= M_R: each op's tensors are on chip only
+    at its own step, stacked from offset 0; activations are stored after being produced
+    and loaded for every use."""
+    graph = struct.problem.graph
+    unit = struct.unit_bytes
+    spec_of = {s.tensor: s for s in struct.tensors}
+    residencies = []
+    for t, op_id in enumerate(order):
+        op = graph.ops[op_id]
+        offset = 0
+        for tensor in dict.fromkeys((*op.inputs, *op.outputs)):
+            spec = spec_of.get(tensor)
+            if spec is None:
+                continue
+            if tensor in op.outputs:
+                store = spec.is_output or bool(spec.consumers)
+                arrive, leave = Arrive.PRODUCE, (Leave.STORE if store else Leave.DROP)
+            else:
+                arrive, leave = Arrive.LOAD, Leave.DROP
+            residencies.append(Residency(tensor, t, t + 1, offset * unit, arrive, leave))
+            offset += spec.units
+    return Plan.make(order, residencies)
