@@ -1,0 +1,72 @@
+"""Tests of memplan.loading: ONNX vs graph JSON dispatch, fingerprints, errors naming the file."""
+
+from __future__ import annotations
+
+import hashlib
+
+import onnx
+import pytest
+from helpers import light_model_path, random_graph
+
+from memplan.errors import InputFormatError, OnnxImportError
+from memplan.ir import graph_to_json
+from memplan.loading import load_model
+
+
+def test_onnx_file_has_report_and_file_sha256():
+    path = light_model_path("squeezenet")
+    loaded = load_model(path)
+    assert loaded.path == path
+    assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.report is not None and loaded.report.folded_nodes == 39
+    assert loaded.graph.num_ops == 65
+
+
+def test_import_options_are_passed_through():
+    path = light_model_path("bvlc_alexnet")
+    plain = load_model(path, aliases=False)
+    aliased = load_model(path)
+    assert plain.graph.num_ops == aliased.graph.num_ops + len(aliased.report.aliases)
+    small = load_model(path, dtype_bytes=1)
+    x = small.graph.tensor_by_name("data_0")
+    assert x.size_bytes == 3 * 224 * 224
+    shaped = load_model(path, input_shapes={"data_0": (2, 3, 224, 224)})
+    assert shaped.graph.tensor_by_name("data_0").size_bytes == 2 * x.size_bytes * 4
+
+
+def test_model_proto_sha256_is_of_the_serialized_model():
+    model = onnx.load(light_model_path("squeezenet"))
+    loaded = load_model(model)
+    assert loaded.path is None
+    assert loaded.sha256 == hashlib.sha256(model.SerializeToString()).hexdigest()
+    assert loaded.graph.num_ops == 65
+
+
+def test_graph_json_is_detected_by_content(tmp_path):
+    graph = random_graph(3, 12)
+    path = tmp_path / "model.onnx"  # the suffix does not matter; the content does
+    path.write_text("\n  " + graph_to_json(graph))
+    loaded = load_model(path)
+    assert loaded.report is None
+    assert loaded.graph == graph
+    assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    with pytest.raises(OnnxImportError, match=r"missing\.onnx: no such file"):
+        load_model(missing)
+    with pytest.raises(OnnxImportError, match="directory"):
+        load_model(tmp_path)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"format": "memplan.graph", "version": 1,')
+    with pytest.raises(InputFormatError, match=r"bad\.json: line 1"):
+        load_model(bad_json)
+    other_json = tmp_path / "other.json"
+    other_json.write_text('{"hello": 1}')
+    with pytest.raises(InputFormatError, match=r"other\.json: not a memplan graph"):
+        load_model(other_json)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\xff" * 50)
+    with pytest.raises(OnnxImportError, match=r"garbage\.onnx"):
+        load_model(garbage)
