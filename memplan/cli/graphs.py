@@ -78,6 +78,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="bytes per element for every tensor (e.g. 1 for int8); default: the ONNX types",
     )
+    lister.add_argument(
+        "--no-aliases",
+        dest="aliases",
+        action="store_false",
+        help="keep view ops (Reshape, Flatten, Dropout...) as ops with their own buffers",
+    )
     add_problem_arguments(lister)
     exporter = actions.add_parser(
         "export",
@@ -126,7 +132,9 @@ def _run_list(args: argparse.Namespace) -> int:
     for info in workloads:
         stats = None
         if args.stats:
-            stats = _graph_stats(load_model(info.name), accelerator, scope, args.dtype_bytes)
+            stats = _graph_stats(
+                load_model(info.name), accelerator, scope, args.dtype_bytes, args.aliases
+            )
         rows.append(_row(info, stats))
     if args.json:
         print_json(
@@ -136,6 +144,8 @@ def _run_list(args: argparse.Namespace) -> int:
                 "scope": scope.value,
                 "accelerator": accelerator.name,
                 "alignment_bytes": accelerator.alignment_bytes,
+                "aliases": args.aliases,
+                "dtype_bytes": args.dtype_bytes,
                 "workloads": rows,
             }
         )
@@ -149,13 +159,14 @@ def _graph_stats(
     accelerator: Accelerator,
     scope: Scope,
     dtype_bytes: int | None = None,
+    aliases: bool = True,
 ) -> GraphStats:
     """Import ``model`` into memplan and measure it (M_R and model-order peak, aligned)."""
     from memplan.analysis import model_order, peak_live_bytes
     from memplan.loading import load_model
     from memplan.problem import Problem
 
-    graph = load_model(model, dtype_bytes=dtype_bytes).graph
+    graph = load_model(model, dtype_bytes=dtype_bytes, aliases=aliases).graph
     problem = Problem(graph, accelerator, scope)
     peak = peak_live_bytes(graph, model_order(graph), problem.aligned_sizes_bytes, problem.in_scope)
     return GraphStats(graph.num_ops, graph.num_tensors, problem.min_resident_bytes, peak)
@@ -186,29 +197,43 @@ def _row(info: WorkloadInfo, stats: GraphStats | None) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], suite: str, scope: str, alignment: int) -> None:
+    from rich import box
     from rich.table import Table
-
-    from memplan.units import format_bytes
 
     with_stats = bool(rows) and "ops" in rows[0]
     title = f"workloads: suite {suite}"
+    caption = None
     if with_stats:
         title += f" (scope {scope}, alignment {alignment} B)"
-    table = Table(title=title)
-    table.add_column("name")
-    table.add_column("family")
-    table.add_column("ONNX ops", justify="right")
+        caption = "peak: live bytes under the model's own order, nothing spilled"
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("onnx ops", justify="right", no_wrap=True)
     if with_stats:
-        for column in ("ops", "tensors", "M_R", "peak (model order)"):
-            table.add_column(column, justify="right")
+        for column in ("ops", "tensors", "M_R", "peak"):
+            table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         cells = [row["name"], row["family"], str(row["onnx_ops"])]
         if with_stats:
             cells += [
                 str(row["ops"]),
                 str(row["tensors"]),
-                format_bytes(row["m_r_bytes"]),
-                format_bytes(row["model_order_peak_bytes"]),
+                _short_bytes(row["m_r_bytes"]),
+                _short_bytes(row["model_order_peak_bytes"]),
             ]
         table.add_row(*cells)
     console.print(table)
+
+
+def _short_bytes(n: int) -> str:
+    """Bytes with a binary unit in about four characters: ``512K``, ``9.19M``, ``64.0M``."""
+    value, unit = float(n), "B"
+    for next_unit in ("K", "M", "G", "T"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, next_unit
+    if unit == "B":
+        return f"{int(value)}B"
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{value:.{digits}f}{unit}"
