@@ -165,12 +165,14 @@ def _draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
     )
     collection.set_gid(GID_RESIDENCIES)
     ax.add_collection(collection)
-    marker_size = 30 if not dense else 8
+    few_marks = len(loads_x) + len(stores_x) <= 100
+    marker_size = 30 if few_marks else 8
     for edges, xs, ys, color in (
         (load_edges, loads_x, loads_y, _LOAD_COLOR),
         (store_edges, stores_x, stores_y, _STORE_COLOR),
     ):
-        ax.add_collection(LineCollection(edges, colors=color, linewidths=2.0 if not dense else 0.8))
+        edge_width = 2.0 if not dense else (1.2 if few_marks else 0.6)
+        ax.add_collection(LineCollection(edges, colors=color, linewidths=edge_width))
         ax.scatter(xs, ys, marker=">", s=marker_size, color=color, zorder=3, clip_on=False)
     line = ax.axhline(capacity, color=_CAPACITY_COLOR, linestyle="--", linewidth=1.2)
     line.set_gid(GID_CAPACITY)

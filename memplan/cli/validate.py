@@ -1,0 +1,94 @@
+"""``memplan validate``: check a plan file against a model, listing every violation.
+
+::
+
+    memplan validate model.onnx plan.json [--json]
+
+The plan file must have been made for this model (same sha256). The accelerator,
+scope and capacity are the ones the plan file records unless ``--accelerator``,
+``--scope`` or ``--scratchpad`` override them. Exit codes: 0 valid, 1 invalid
+(every violation is listed: kind and message), 2 bad input (unreadable or malformed
+file, a plan for another model).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+from memplan.cli.common import add_model_arguments, print_json
+from memplan.cli.plancommon import add_plan_problem_arguments, load_plan_problem
+from memplan.units import format_bytes
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``validate``."""
+    parser = subparsers.add_parser(
+        "validate",
+        help="check a plan file against a model and list every violation",
+        description=(
+            "Check PLAN (written by memplan optimize -o) against MODEL with the reference "
+            "validator: the order respects every dependency, every op's in-scope inputs and "
+            "outputs are on chip when it runs, activations are produced once and loaded only "
+            "after a store, offsets are aligned and inside the scratchpad, and no two "
+            "residencies share bytes at one step. Exit codes: 0 valid, 1 invalid, 2 bad input."
+        ),
+    )
+    add_model_arguments(parser)
+    add_plan_problem_arguments(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print the verdict and violations as JSON"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``memplan validate``; return the exit code."""
+    from memplan.validate import validate
+
+    given = load_plan_problem(args)
+    problem, plan = given.problem, given.planfile.plan
+    violations = validate(problem, plan)
+    if args.json:
+        print_json(
+            {
+                "plan": str(args.plan),
+                "model": problem.graph.name,
+                "valid": not violations,
+                "capacity_bytes": problem.capacity_bytes,
+                "alignment_bytes": problem.alignment_bytes,
+                "scope": problem.scope.value,
+                "overrides": list(given.overrides),
+                "violations": [
+                    {
+                        "kind": v.kind.value,
+                        "message": v.message,
+                        "tensors": [
+                            problem.graph.tensors[t].name
+                            for t in v.tensors
+                            if 0 <= t < problem.graph.num_tensors
+                        ],
+                        "steps": list(v.steps),
+                    }
+                    for v in violations
+                ],
+            }
+        )
+    else:
+        where = (
+            f"model {problem.graph.name!r}, scratchpad {format_bytes(problem.capacity_bytes)} "
+            f"({problem.capacity_bytes} B), alignment {problem.alignment_bytes} B, "
+            f"scope {problem.scope.value}"
+            + (f"; overridden: {', '.join(given.overrides)}" if given.overrides else "")
+        )
+        if violations:
+            print(f"{args.plan}: INVALID: {len(violations)} violation(s) ({where})")
+            for v in violations:
+                print(f"  [{v.kind.value}] {v.message}")
+        else:
+            print(
+                f"{args.plan}: valid ({len(plan.order)} steps, {len(plan.residencies)} "
+                f"residencies; {where})"
+            )
+    return EXIT_NO_PLAN if violations else EXIT_OK
