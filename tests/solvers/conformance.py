@@ -117,9 +117,10 @@ def check_solver_class(solver: Any) -> None:
         assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
     name = cls.name
     try:
-        make_solver(name if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}", {
-            "no_such_option_xyz": "1"
-        })
+        make_solver(
+            name if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}",
+            {"no_such_option_xyz": "1"},
+        )
     except ConfigError as error:
         assert "no_such_option_xyz" in str(error)
     else:
