@@ -22,7 +22,7 @@ from memplan.validate import ViolationKind as V
 from memplan.validate import check_plan, validate
 
 sys.path.insert(0, str(Path(__file__).parent / "solvers"))
-from random_graphs import random_graph  # noqa: E402
+from random_graphs import random_graph
 
 ORDER = [0, 1, 2, 3]
 
