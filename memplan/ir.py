@@ -437,6 +437,8 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
             )
     except (KeyError, TypeError, ValueError) as error:
         raise InputFormatError(f"{source}: malformed graph JSON ({error!r})") from None
+    except GraphError as error:  # e.g. an op naming an unknown tensor
+        raise GraphError(f"{source}: {error}") from None
     try:
         return builder.build()
     except GraphError as error:

@@ -1,0 +1,221 @@
+"""Tests of the scheduling IR: invariants, errors, text, JSON and networkx forms."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import pytest
+from helpers import random_graph
+
+from memplan.errors import GraphError, InputFormatError
+from memplan.ir import (
+    Graph,
+    GraphBuilder,
+    Op,
+    OpId,
+    Tensor,
+    TensorId,
+    TensorKind,
+    graph_from_dict,
+    graph_from_json,
+    graph_to_dict,
+    graph_to_json,
+    to_text,
+)
+
+
+def small() -> Graph:
+    b = GraphBuilder("small")
+    x = b.tensor("x", 100, TensorKind.INPUT, shape=(1, 25), dtype="float32")
+    w = b.tensor("w", 40, TensorKind.WEIGHT)
+    a = b.tensor("a", 60)
+    c = b.tensor("c", 30)
+    y = b.tensor("y", 10, is_output=True)
+    b.op("conv", "Conv", [x, w], [a], macs=1000)
+    b.op("split", "Split", [a], [c, b.tensor("d", 30)])
+    b.op("add", "Add", [c, c, x], [y], macs=10)
+    return b.build()
+
+
+def test_dense_ids_and_derived_tables():
+    g = small()
+    assert [op.id for op in g.ops] == list(range(g.num_ops))
+    assert [t.id for t in g.tensors] == list(range(g.num_tensors))
+    x, w, a, c, d = (g.tensor_by_name(n).id for n in "xwacd")
+    assert g.producer[x] is None and g.producer[w] is None
+    assert g.producer[a] == 0 and g.producer[c] == 1 and g.producer[d] == 1
+    assert g.consumers[x] == (0, 2)  # each consumer once
+    assert g.consumers[c] == (2,)  # read twice by one op: listed once
+    assert g.consumers[d] == ()
+    assert g.predecessors(OpId(2)) == (1,)
+    assert g.successors(OpId(0)) == (1,)
+    assert g.op_histogram() == {"Add": 1, "Conv": 1, "Split": 1}
+    assert g.bytes_of_kind(TensorKind.ACTIVATION) == 60 + 30 + 30 + 10
+    assert g.op_by_name("add").inputs == (c, c, x)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_graphs_satisfy_the_invariants(seed):
+    g = random_graph(seed, 5 + seed * 3)
+    for t in g.tensors:
+        assert t.size_bytes > 0
+        if t.kind is TensorKind.ACTIVATION:
+            assert g.producer[t.id] is not None
+        else:
+            assert g.producer[t.id] is None
+    for op in g.ops:
+        for t in op.inputs:
+            p = g.producer[t]
+            assert p is None or p < op.id  # the stored order is topological
+        for t in op.outputs:
+            assert g.producer[t] == op.id
+
+
+def bad(build) -> str:
+    with pytest.raises(GraphError) as info:
+        build()
+    return str(info.value)
+
+
+def test_invariant_violations_have_clear_messages():
+    def zero_size():
+        b = GraphBuilder("g")
+        b.tensor("x", 0, TensorKind.INPUT)
+        b.build()
+
+    assert "'x' has size 0 bytes" in bad(zero_size)
+
+    def two_producers():
+        b = GraphBuilder("g")
+        x = b.tensor("x", 4, TensorKind.INPUT)
+        y = b.tensor("y", 4)
+        b.op("p1", "Relu", [x], [y])
+        b.op("p2", "Relu", [x], [y])
+        b.build()
+
+    assert "produced by both 'p1' and 'p2'" in bad(two_producers)
+
+    def producing_a_weight():
+        b = GraphBuilder("g")
+        x = b.tensor("x", 4, TensorKind.INPUT)
+        w = b.tensor("w", 4, TensorKind.WEIGHT)
+        b.op("p", "Relu", [x], [w])
+        b.build()
+
+    assert "only activations are produced" in bad(producing_a_weight)
+
+    def orphan():
+        b = GraphBuilder("g")
+        b.tensor("lonely", 4)
+        b.build()
+
+    assert "activation 'lonely' has no producer" in bad(orphan)
+
+    def duplicate_name():
+        b = GraphBuilder("g")
+        b.tensor("x", 4)
+        b.tensor("x", 4)
+
+    assert "'x' is defined twice" in bad(duplicate_name)
+
+    def no_outputs():
+        b = GraphBuilder("g")
+        x = b.tensor("x", 4, TensorKind.INPUT)
+        b.op("p", "Relu", [x], [])
+        b.build()
+
+    assert "has no outputs" in bad(no_outputs)
+
+    def unknown_tensor():
+        Graph("g", (Op(OpId(0), "p", "Relu", (TensorId(5),), (TensorId(0),)),),
+              (Tensor(TensorId(0), "y", 4, TensorKind.ACTIVATION),))  # fmt: skip
+
+    assert "unknown tensor id 5" in bad(unknown_tensor)
+
+    def bad_ids():
+        Graph("g", (), (Tensor(TensorId(1), "y", 4, TensorKind.INPUT),))
+
+    assert "has id 1, expected 0" in bad(bad_ids)
+
+
+def test_cycle_and_bad_order_are_detected():
+    b = GraphBuilder("cyc")
+    x = b.tensor("x", 4, TensorKind.INPUT)
+    a = b.tensor("a", 4)
+    c = b.tensor("c", 4)
+    b.op("first", "Add", [x, c], [a])
+    b.op("second", "Relu", [a], [c])
+    message = bad(b.build)
+    assert "cycle" in message and "first" in message and "second" in message
+    assert "acyclic" in message
+
+    b = GraphBuilder("late")
+    x = b.tensor("x", 4, TensorKind.INPUT)
+    a = b.tensor("a", 4)
+    c = b.tensor("c", 4)
+    b.op("reader", "Relu", [a], [c])
+    b.op("writer", "Relu", [x], [a])
+    message = bad(b.build)
+    assert "'reader' reads 'a' before its producer 'writer'" in message
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_json_round_trip(seed):
+    g = random_graph(seed, 30) if seed else small()
+    text = graph_to_json(g)
+    again = graph_from_json(text)
+    assert again == g
+    assert graph_to_json(again) == text
+    assert again.tensors == g.tensors and again.ops == g.ops
+    assert graph_from_dict(graph_to_dict(g)) == g
+
+
+def test_json_errors_name_the_source():
+    with pytest.raises(InputFormatError, match=r"f\.json: line 1"):
+        graph_from_json("{", "f.json")
+    with pytest.raises(InputFormatError, match="not a memplan graph"):
+        graph_from_json('{"a": 1}', "f.json")
+    data = graph_to_dict(small())
+    data["version"] = 99
+    with pytest.raises(InputFormatError, match="version 99"):
+        graph_from_dict(data, "f.json")
+    data = graph_to_dict(small())
+    data["tensors"][0]["kind"] = "bogus"
+    with pytest.raises(InputFormatError, match="kind 'bogus'"):
+        graph_from_dict(data, "f.json")
+    data = graph_to_dict(small())
+    del data["ops"][0]["inputs"]
+    with pytest.raises(InputFormatError, match="malformed"):
+        graph_from_dict(data, "f.json")
+    data = graph_to_dict(small())
+    data["ops"][0]["inputs"] = ["nope"]
+    with pytest.raises(GraphError, match=r"f\.json.*no tensor named 'nope'"):
+        graph_from_dict(json.loads(json.dumps(data)), "f.json")
+
+
+def test_text_form_lists_every_op_with_its_tensors():
+    g = small()
+    text = to_text(g)
+    assert str(g) == text
+    lines = text.splitlines()
+    assert lines[0].startswith("graph small: 3 ops, 6 tensors")
+    assert "inputs: x[100 B]" in lines[1]
+    assert len([line for line in lines if " Conv(" in line or " Split(" in line]) == 2
+    assert "conv Conv(in:x[100 B], w:w[40 B]) -> a[60 B]  macs=1000" in text
+    assert "y*[10 B]" in text  # graph outputs are starred
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_networkx_view(seed):
+    g = random_graph(seed, 25)
+    dag = g.to_networkx()
+    assert dag.number_of_nodes() == g.num_ops
+    assert nx.is_directed_acyclic_graph(dag)
+    expected = {(p, op.id) for op in g.ops for p in g.predecessors(op.id)}
+    assert set(dag.edges) == expected
+    for u, v, data in dag.edges(data=True):
+        assert data["tensors"]
+        for t in data["tensors"]:
+            assert g.producer[t] == u and t in g.ops[v].inputs
+    assert dag.nodes[0]["op_type"] == g.ops[0].op_type
