@@ -1,0 +1,276 @@
+"""The greedy baseline: Belady choices on hand cases, fallbacks, capacities, options."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import LIGHT_MODELS, light_model_path
+
+from memplan.accelerator import Accelerator
+from memplan.budgets import resolve_budget
+from memplan.errors import ConfigError
+from memplan.ir import Graph, GraphBuilder, TensorKind
+from memplan.plan import Arrive, Leave
+from memplan.problem import Problem, Scope
+from memplan.solver import Budget, Status, make_solver
+from memplan.solvers.greedy import GreedySolver, non_compulsory_bytes, stacked_residencies
+from memplan.solvers.replacement import Stay, simulate, step_by_step
+from memplan.validate import validate
+
+sys.path.insert(0, str(Path(__file__).parent / "solvers"))
+from conformance import tiny_graphs
+from random_graphs import random_graph
+
+KIB = 1024
+
+
+def _problem(graph: Graph, capacity: int, scope: Scope = Scope.ACTIVATIONS) -> Problem:
+    return Problem(graph, Accelerator("t", capacity), scope)
+
+
+def _stays_of(stays: tuple[Stay, ...], graph: Graph, name: str) -> list[Stay]:
+    tid = graph.tensor_by_name(name).id
+    return sorted((s for s in stays if s.tensor == tid), key=lambda s: s.start)
+
+
+def belady_graph() -> Graph:
+    """x feeds three ops; ``big`` is read at step 4, ``small`` at step 5 (further).
+
+    ::
+
+        step 0: x -> big (4 KiB)     step 3: n1 -> n2
+        step 1: x -> small (1 KiB)   step 4: big, n2 -> n3
+        step 2: x -> n1              step 5: small, n3 -> out (graph output)
+
+    M_R = 6 KiB (step 4). At that capacity step 2 needs 1 KiB more than is free.
+    """
+    g = GraphBuilder("belady")
+    x = g.tensor("x", KIB, TensorKind.INPUT)
+    big, small = g.tensor("big", 4 * KIB), g.tensor("small", KIB)
+    n1, n2, n3 = g.tensor("n1", KIB), g.tensor("n2", KIB), g.tensor("n3", KIB)
+    out = g.tensor("out", KIB, is_output=True)
+    g.op("p_big", "Conv", [x], [big])
+    g.op("p_small", "Conv", [x], [small])
+    g.op("p_n1", "Conv", [x], [n1])
+    g.op("p_n2", "Relu", [n1], [n2])
+    g.op("use_big", "Add", [big, n2], [n3])
+    g.op("use_small", "Add", [small, n3], [out])
+    return g.build()
+
+
+def test_belady_evicts_the_furthest_next_use() -> None:
+    graph = belady_graph()
+    problem = _problem(graph, 6 * KIB)
+    assert problem.min_resident_bytes == 6 * KIB
+    rep = simulate(problem, range(6), 6 * KIB, "belady")
+    # At step 2, big (next use 4) and small (next use 5) are candidates: small goes.
+    assert _stays_of(rep.stays, graph, "small") == [
+        Stay(graph.tensor_by_name("small").id, 1, 2, Arrive.PRODUCE, Leave.STORE),
+        Stay(graph.tensor_by_name("small").id, 5, 6, Arrive.LOAD, Leave.DROP),
+    ]
+    assert len(_stays_of(rep.stays, graph, "big")) == 1
+    assert (rep.evictions, rep.spill_stores, rep.reloads) == (1, 1, 1)
+    assert rep.max_live_bytes <= 6 * KIB
+    result = make_solver("greedy").solve(problem, Budget())
+    assert result.cost is not None and result.cost.non_compulsory_bytes == 2 * KIB
+    assert result.status is Status.FEASIBLE
+
+
+def test_size_aware_variant_weighs_size() -> None:
+    """size x distance: big 4 KiB x 2 steps = 8 KiB beats small 1 KiB x 3 steps."""
+    graph = belady_graph()
+    problem = _problem(graph, 6 * KIB)
+    rep = simulate(problem, range(6), 6 * KIB, "belady-size")
+    big = _stays_of(rep.stays, graph, "big")
+    assert [(s.start, s.end, s.arrive, s.leave) for s in big] == [
+        (0, 2, Arrive.PRODUCE, Leave.STORE),
+        (4, 5, Arrive.LOAD, Leave.DROP),
+    ]
+    result = make_solver("greedy", {"replacement": "belady-size"}).solve(problem, Budget())
+    assert result.plan is not None and validate(problem, result.plan) == []
+
+
+def test_graph_output_stored_once_even_when_spilled() -> None:
+    """A spilled graph output is stored at its eviction and only dropped at its last use."""
+    g = GraphBuilder("out_spill")
+    x = g.tensor("x", KIB, TensorKind.INPUT)
+    feat = g.tensor("feat", 2 * KIB, is_output=True)
+    h1, h2 = g.tensor("h1", 3 * KIB), g.tensor("h2", 3 * KIB)
+    y = g.tensor("y", KIB, is_output=True)
+    g.op("backbone", "Conv", [x], [feat])
+    g.op("head1", "Conv", [x], [h1])
+    g.op("head2", "Conv", [h1], [h2])
+    g.op("fuse", "Add", [h2, feat], [y])
+    graph = g.build()
+    problem = _problem(graph, 6 * KIB)
+    rep = simulate(problem, range(4), 6 * KIB, "belady")
+    feat_stays = _stays_of(rep.stays, graph, "feat")
+    assert [s.leave for s in feat_stays] == [Leave.STORE, Leave.DROP]
+    assert rep.spill_stores == 0  # the store of an output is compulsory
+    result = make_solver("greedy").solve(problem, Budget())
+    assert result.cost is not None
+    assert result.cost.non_compulsory_bytes == 2 * KIB  # only the reload of feat
+
+
+def test_late_input_is_dropped_and_reloaded_without_store() -> None:
+    graph = next(g for g in tiny_graphs() if g.name == "late_input")
+    problem = _problem(graph, 0)
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    result = make_solver("greedy").solve(problem, Budget())
+    assert result.plan is not None
+    mask = graph.tensor_by_name("mask").id
+    stays = result.plan.residencies_of(mask)
+    assert len(stays) == 2
+    assert all(r.arrive is Arrive.LOAD and r.leave is Leave.DROP for r in stays)
+
+
+def test_step_by_step_fallback_is_valid_everywhere() -> None:
+    """The last resort packs at exactly M_R on every tiny and random graph, both scopes."""
+    graphs = tiny_graphs() + [random_graph(seed, 30) for seed in range(10)]
+    for graph in graphs:
+        for scope in Scope:
+            problem = _problem(graph, 0, scope)
+            problem = problem.with_capacity(problem.min_resident_bytes)
+            order = list(range(graph.num_ops))
+            rep = step_by_step(problem, order)
+            from memplan.plan import Plan
+
+            plan = Plan.make(order, stacked_residencies(problem, rep.stays))
+            assert validate(problem, plan) == [], graph.name
+
+
+def test_fragmentation_fallback_gives_valid_plans() -> None:
+    """At M_R, greedy-by-size often cannot pack what fits by live bytes; still valid."""
+    fallbacks = set()
+    for seed in range(20):
+        graph = random_graph(seed, 40)
+        for scope in Scope:
+            problem = _problem(graph, 0, scope)
+            for spec in ("MR", "MH"):
+                capacity = resolve_budget(spec, problem).capacity_bytes
+                case = problem.with_capacity(capacity)
+                result = make_solver("greedy", {"max_retries": "2"}).solve(case, Budget())
+                assert result.plan is not None and validate(case, result.plan) == []
+                fallbacks.add(result.stats["fallback"])
+    # Each fallback path was exercised by these seeds.
+    assert {"reduced-capacity", "portfolio", "step-by-step"} <= fallbacks
+
+
+def test_no_retries_goes_straight_to_the_fallbacks() -> None:
+    graph = random_graph(0, 40)
+    problem = _problem(graph, 0, Scope.ALL)
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    result = make_solver("greedy", {"max_retries": "0"}).solve(problem, Budget())
+    assert result.stats["retries"] == 0
+    assert result.stats["fallback"] in ("none", "portfolio", "step-by-step")
+    assert result.plan is not None and validate(problem, result.plan) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_capacity_from_mr_up_is_feasible(seed: int) -> None:
+    graph = random_graph(seed, 25)
+    for scope in Scope:
+        problem = _problem(graph, 0, scope)
+        m_r = problem.min_resident_bytes
+        m_p = resolve_budget("MP", problem).capacity_bytes
+        stride = max(64, (m_p + 4096 - m_r) // 40 // 64 * 64)
+        for capacity in range(m_r, m_p + 4096, stride):
+            case = problem.with_capacity(capacity)
+            result = make_solver("greedy").solve(case, Budget())
+            assert result.status in (Status.FEASIBLE, Status.OPTIMAL), capacity
+            assert result.plan is not None and validate(case, result.plan) == []
+            assert result.cost is not None
+            assert non_compulsory_bytes(case, result.plan) == result.cost.non_compulsory_bytes
+
+
+def test_below_mr_is_infeasible() -> None:
+    problem = _problem(belady_graph(), 6 * KIB - 1)
+    result = make_solver("greedy").solve(problem, Budget())
+    assert result.status is Status.INFEASIBLE and result.plan is None
+    assert str(6 * KIB) in result.message
+
+
+def test_everything_fits_means_no_traffic() -> None:
+    """With room for every tensor at once nothing is evicted and the packing fits."""
+    for graph in tiny_graphs() + [random_graph(s, 30) for s in range(5)]:
+        for scope in Scope:
+            problem = _problem(graph, 0, scope)
+            total = sum(problem.aligned_sizes_bytes[t] for t in problem.scoped_tensors())
+            result = make_solver("greedy").solve(problem.with_capacity(total), Budget())
+            assert result.status is Status.OPTIMAL
+            assert result.cost is not None and result.cost.non_compulsory_bytes == 0
+
+
+def test_min_peak_order_at_its_own_packing_height_has_no_traffic() -> None:
+    """Provable: at capacity >= the height of the no-spill packing of the min-peak order,
+    Belady never evicts and the same buffers pack again."""
+    for seed in range(6):
+        problem = _problem(random_graph(seed, 30), 1 << 30)
+        solver = make_solver("greedy", {"order": "min-peak"})
+        roomy = solver.solve(problem, Budget())
+        assert roomy.cost is not None and roomy.cost.non_compulsory_bytes == 0
+        height = max(roomy.cost.peak_bytes, problem.min_resident_bytes)
+        tight = solver.solve(problem.with_capacity(-(-height // 64) * 64), Budget())
+        assert tight.status is Status.OPTIMAL, seed
+
+
+def test_orders_and_allocators() -> None:
+    graph = random_graph(7, 30)
+    problem = _problem(graph, 0)
+    problem = problem.with_capacity(resolve_budget("MH", problem).capacity_bytes)
+    for order in ("model", "min-peak", "dfs", "bfs"):
+        for allocator in ("greedy-by-size", "first-fit", "best-fit", "portfolio", "auto"):
+            solver = GreedySolver(order=order, allocator=allocator)
+            result = solver.solve(problem, Budget(time_limit_s=10))
+            assert result.plan is not None and validate(problem, result.plan) == []
+            assert result.stats["order"] == order
+
+
+def test_seed_does_not_change_the_plan() -> None:
+    problem = _problem(random_graph(3, 30), 0)
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    plans = {GreedySolver(seed=s).solve(problem, Budget()).plan for s in range(3)}
+    assert len(plans) == 1
+
+
+def test_stopped_budget_returns_the_step_by_step_plan() -> None:
+    problem = _problem(random_graph(1, 30), 0)
+    problem = problem.with_capacity(resolve_budget("MH", problem).capacity_bytes)
+    budget = Budget()
+    budget.stop_event.set()
+    result = make_solver("greedy").solve(problem, budget)
+    assert result.status is Status.TIMEOUT
+    assert result.plan is not None and validate(problem, result.plan) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"order": "random"}, "model, min-peak, dfs, bfs"),
+        ({"replacement": "lru"}, "belady, belady-size"),
+        ({"allocator": "nope"}, "greedy-by-size"),
+        ({"max_retries": "-1"}, ">= 0"),
+        ({"alloc_time_limit_s": "0"}, "alloc_time_limit_s"),
+        ({"colour": "red"}, "no option 'colour'"),
+    ],
+)
+def test_option_errors(options: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        make_solver("greedy", options)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_models(name: str) -> None:
+    from memplan.onnx_import import import_model
+
+    graph = import_model(light_model_path(name)).graph
+    for scope in Scope:
+        problem = Problem(graph, Accelerator("edge", 0), scope)
+        for spec in ("MR", "MH", "MP"):
+            case = problem.with_capacity(resolve_budget(spec, problem).capacity_bytes)
+            result = make_solver("greedy").solve(case, Budget(time_limit_s=60))
+            assert result.status in (Status.FEASIBLE, Status.OPTIMAL), (name, spec)
+            assert result.plan is not None and validate(case, result.plan) == []
