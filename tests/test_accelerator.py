@@ -1,0 +1,69 @@
+"""Tests of accelerator specs: presets, TOML and JSON files, bad fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memplan.accelerator import DEFAULT_PRESET, Accelerator, load_accelerator, preset_names
+from memplan.errors import ConfigError, InputFormatError
+
+
+def test_presets_load():
+    names = preset_names()
+    assert {"edge-npu", "server-npu", "unaligned"} <= set(names)
+    assert DEFAULT_PRESET in names
+    for name in names:
+        acc = load_accelerator(name)
+        assert acc.name == name and acc.capacity_bytes > 0 and acc.alignment_bytes >= 1
+        assert acc.dram_bytes_per_s > 0 and acc.mac_per_s > 0
+    assert load_accelerator("edge-npu").alignment_bytes == 64
+    assert load_accelerator("unaligned").alignment_bytes == 1
+    assert (
+        load_accelerator("server-npu").capacity_bytes > load_accelerator("edge-npu").capacity_bytes
+    )
+
+
+def test_toml_and_json_files(tmp_path):
+    toml = tmp_path / "mine.toml"
+    toml.write_text("capacity_bytes = 65536\nalignment_bytes = 32\ndram_bytes_per_s = 1e9\n")
+    acc = load_accelerator(toml)
+    assert acc == Accelerator("mine", 65536, 32, dram_bytes_per_s=1e9)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**acc.to_dict(), "name": "j"}))
+    again = load_accelerator(str(spec))
+    assert again.to_dict() == {**acc.to_dict(), "name": "j"}
+    assert acc.with_capacity(1024).capacity_bytes == 1024
+    assert acc.with_capacity(1024).alignment_bytes == 32
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("alignment_bytes = 64\n", "missing field capacity_bytes"),
+        ("capacity_bytes = 10\ncolour = 'red'\n", "unknown field(s) colour"),
+        ("capacity_bytes = 10.5\n", "capacity_bytes must be an integer"),
+        ("capacity_bytes = true\n", "capacity_bytes must be an integer"),
+        ("capacity_bytes = -1\n", "capacity_bytes must be >= 0"),
+        ("capacity_bytes = 10\nalignment_bytes = 0\n", "alignment_bytes must be >= 1"),
+        ("capacity_bytes = 10\nmac_per_s = 0\n", "mac_per_s must be > 0"),
+        ("capacity_bytes = 10\nmac_energy_j = -1\n", "mac_energy_j must be >= 0"),
+        ("capacity_bytes = 10\ndram_bytes_per_s = 'fast'\n", "bad.toml"),
+    ],
+)
+def test_bad_fields_are_named(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_accelerator(path)
+    assert needle in str(info.value)
+
+
+def test_unknown_name_and_malformed_file(tmp_path):
+    with pytest.raises(ConfigError, match="neither a preset"):
+        load_accelerator("no-such-npu")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("capacity_bytes = = 3\n")
+    with pytest.raises(InputFormatError, match=r"broken\.toml"):
+        load_accelerator(broken)
