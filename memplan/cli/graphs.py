@@ -206,10 +206,12 @@ def _print_table(rows: list[dict[str, Any]], suite: str, scope: str, alignment: 
     if with_stats:
         title += f" (scope {scope}, alignment {alignment} B)"
         caption = "peak: live bytes under the model's own order, nothing spilled"
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
+    )
     table.add_column("name", no_wrap=True)
     table.add_column("family", no_wrap=True)
-    table.add_column("onnx ops", justify="right", no_wrap=True)
+    table.add_column("onnx ops", justify="right")
     if with_stats:
         for column in ("ops", "tensors", "M_R", "peak"):
             table.add_column(column, justify="right", no_wrap=True)
