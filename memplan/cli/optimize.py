@@ -283,6 +283,13 @@ def _b(n: int | None) -> str:
     return f"{n} B" if abs(n) < 1024 else f"{format_bytes(n)} ({n:,} B)"
 
 
+def _budget_text(budget: dict[str, Any]) -> str:
+    spec, note = str(budget["spec"]), str(budget["note"])
+    if note.upper().startswith(spec.strip().upper()):
+        return note
+    return f"{spec} ({note})"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The text form of :func:`summarize`'s dictionary."""
     model, budget, cost = summary["model"], summary["budget"], summary["cost"]
@@ -292,9 +299,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (f" from {model['file']}" if model["file"] else ""),
         f"accelerator  {summary['accelerator']} (alignment {summary['alignment_bytes']} B), "
         f"scope {summary['scope']}",
-        f"scratchpad   {_b(budget['capacity_bytes'])} = {budget['spec']}"
-        + (f" ({budget['note']})" if budget["note"] != budget["spec"] else "")
-        + f"; MR = {_b(summary['min_resident_bytes'])}",
+        f"scratchpad   {_b(budget['capacity_bytes'])} = {_budget_text(budget)}; "
+        f"MR = {_b(summary['min_resident_bytes'])}",
         f"solver       {summary['solver']} ({options})",
         f"status       {summary['status']}"
         + (" (interrupted by Ctrl-C)" if summary["interrupted"] else ""),

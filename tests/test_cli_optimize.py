@@ -1,0 +1,363 @@
+"""End-to-end tests of memplan optimize / validate / score / solvers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK, main
+from memplan.dsa import parse_buffers_csv, validate_packing
+from memplan.fileio import sha256_of_file
+from memplan.loading import load_model
+from memplan.planfile import read_plan_file
+from memplan.problem import Problem
+from memplan.solver import Budget, Status, make_result, register_solver
+from memplan.validate import validate
+
+LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
+MEMPLAN = str(Path(sys.executable).with_name("memplan"))
+
+
+def small_model(channels: int = 8, hw: int = 16) -> onnx.ModelProto:
+    """X -> conv0 -> A -> ... -> conv2 -> F; add(A, F) -> relu -> Y.
+
+    ``A`` lives across a chain whose middle tensors are twice as large, so M_R (32 KiB
+    for 8 channels of 16x16 fp32) is below the peak of live bytes (40 KiB): at M_R the
+    plan must spill ``A``.
+    """
+    c, w = channels, hw
+    rng = np.random.default_rng(0)
+
+    def weight(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    pads = [1, 1, 1, 1]
+    nodes = [
+        helper.make_node("Conv", ["X", "W0"], ["A"], name="conv0", pads=pads),
+        helper.make_node("Relu", ["A"], ["B"], name="relu0"),
+        helper.make_node("Conv", ["B", "W1"], ["C"], name="conv1", pads=pads),
+        helper.make_node("Relu", ["C"], ["E"], name="relu1"),
+        helper.make_node("Conv", ["E", "W2"], ["F"], name="conv2", pads=pads),
+        helper.make_node("Add", ["A", "F"], ["D"], name="add"),
+        helper.make_node("Relu", ["D"], ["Y"], name="relu2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, c, w, w])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, c, w, w])],
+        initializer=[
+            weight("W0", (c, c, 3, 3)),
+            weight("W1", (2 * c, c, 3, 3)),
+            weight("W2", (c, 2 * c, 3, 3)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "small.onnx"
+    onnx.save(small_model(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def other_model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "other.onnx"
+    onnx.save(small_model(channels=4), path)
+    return path
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_optimize_writes_valid_plan_csv_and_plot(tmp_path, model_path, capsys):
+    plan, buffers, figure = tmp_path / "plan.json", tmp_path / "b.csv", tmp_path / "p.png"
+    code, out, err = run(
+        capsys,
+        "optimize",
+        model_path,
+        "--scratchpad",
+        "MR",
+        "-o",
+        plan,
+        "--csv",
+        buffers,
+        "--plot",
+        figure,
+    )
+    assert code == EXIT_OK, err
+    assert "status       feasible" in out
+    assert "non-compulsory traffic  16.00 KiB (16,384 B)" in out  # A is spilled once
+    assert "MR = 32.00 KiB" in out
+    loaded = load_model(model_path)
+    planfile = read_plan_file(plan, loaded.graph, expected_sha256=sha256_of_file(model_path))
+    problem = planfile.problem(loaded.graph)
+    assert problem.capacity_bytes == problem.min_resident_bytes == 32 * 1024
+    assert validate(problem, planfile.plan) == []
+    assert planfile.budget["spec"] == "MR"
+    rows = list(csv.DictReader(buffers.open()))
+    assert len(rows) == len(planfile.plan.residencies)
+    assert {"A#0", "A#1"} <= {r["id"] for r in rows}
+    packed = parse_buffers_csv(buffers.read_text(), str(buffers))
+    offsets = [int(r["offset"]) for r in rows]
+    assert validate_packing(packed, offsets, problem.capacity_bytes) == []
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    # Nothing but the three outputs: every write went through a renamed temp file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "p.png", "plan.json"]
+
+    code, out, _ = run(capsys, "validate", model_path, plan)
+    assert code == EXIT_OK and ": valid (7 steps" in out
+    code, out, _ = run(capsys, "score", model_path, plan)
+    assert code == EXIT_OK
+    assert "non-compulsory traffic 16.00 KiB" in out and "recorded cost: matches" in out
+    code, out, _ = run(capsys, "score", model_path, plan, "--json")
+    scored = json.loads(out)
+    assert scored["cost"]["non_compulsory_bytes"] == 16384 and scored["matches_recorded"]
+
+
+def test_optimize_json_summary_and_map(model_path, capsys):
+    code, out, _ = run(capsys, "optimize", model_path, "--scratchpad", "MP", "--json")
+    assert code == EXIT_OK
+    summary = json.loads(out)
+    assert summary["status"] == "optimal"
+    assert summary["cost"]["non_compulsory_bytes"] == 0
+    assert summary["budget"]["spec"] == "MP" and summary["budget"]["capacity_bytes"] == 40960
+    assert summary["min_resident_bytes"] == 32768
+    assert summary["model"]["sha256"] == sha256_of_file(model_path)
+    code, out, _ = run(capsys, "optimize", model_path, "--scratchpad", "MR", "--map")
+    assert code == EXIT_OK and "memory map: 7 steps x 32768 B" in out
+
+
+def test_default_budget_is_mh(model_path, capsys):
+    code, out, _ = run(capsys, "optimize", model_path, "--json")
+    summary = json.loads(out)
+    assert code == EXIT_OK
+    assert summary["budget"]["spec"] == "MH"
+    assert summary["budget"]["capacity_bytes"] == (32768 + 40960) // 2
+
+
+def test_validate_reports_every_violation_and_overrides(tmp_path, model_path, capsys):
+    plan = tmp_path / "plan.json"
+    assert run(capsys, "optimize", model_path, "--scratchpad", "MP", "-o", plan)[0] == EXIT_OK
+    data = json.loads(plan.read_text())
+    data["plan"]["residencies"][0]["offset"] = 32  # misaligned
+    data["plan"]["residencies"][1]["offset"] = -64  # out of bounds
+    plan.write_text(json.dumps(data))
+    code, out, _ = run(capsys, "validate", model_path, plan)
+    assert code == EXIT_NO_PLAN
+    assert "INVALID" in out and "[misaligned]" in out and "[out-of-bounds]" in out
+    code, out, _ = run(capsys, "validate", model_path, plan, "--json")
+    kinds = {v["kind"] for v in json.loads(out)["violations"]}
+    assert {"misaligned", "out-of-bounds"} <= kinds
+    code, _, err = run(capsys, "score", model_path, plan)
+    assert code == EXIT_NO_PLAN and "run memplan validate" in err
+    # A smaller scratchpad given on the command line overrides the recorded one.
+    good = tmp_path / "good.json"
+    run(capsys, "optimize", model_path, "--scratchpad", "MP", "-o", good)
+    code, out, _ = run(capsys, "validate", model_path, good, "--scratchpad", "MR")
+    assert code == EXIT_NO_PLAN and "overridden: --scratchpad" in out
+    code, out, _ = run(capsys, "validate", model_path, good, "--accelerator", "unaligned")
+    # The preset's own capacity (1 MiB, alignment 1) holds the plan.
+    assert code == EXIT_OK and "overridden: --accelerator" in out and "1.00 MiB" in out
+
+
+def test_plan_for_another_model_is_rejected(tmp_path, model_path, other_model_path, capsys):
+    plan = tmp_path / "plan.json"
+    run(capsys, "optimize", model_path, "--scratchpad", "MP", "-o", plan)
+    for command in ("validate", "score"):
+        code, _out, err = run(capsys, command, other_model_path, plan)
+        assert code == EXIT_BAD_INPUT
+        assert "made for model 'small (small.onnx)'" in err
+        assert sha256_of_file(model_path) in err and sha256_of_file(other_model_path) in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_malformed_plan_file(tmp_path, model_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format": "memplan.plan",\n "version": 1,\n oops}\n')
+    code, _, err = run(capsys, "validate", model_path, plan)
+    assert code == EXIT_BAD_INPUT
+    assert "line 3" in err and "invalid JSON" in err and err.count("\n") == 1
+
+
+def test_below_mr_exits_1_with_mr_and_writes_nothing(tmp_path, model_path, capsys):
+    plan, buffers = tmp_path / "plan.json", tmp_path / "b.csv"
+    plan.write_text("old")
+    code, out, err = run(
+        capsys, "optimize", model_path, "--scratchpad", "16KiB", "-o", plan, "--csv", buffers
+    )
+    assert code == EXIT_NO_PLAN
+    assert "infeasible" in err and "M_R = 32768 B" in err and "relu1" in err
+    assert "status       infeasible" in out
+    assert plan.read_text() == "old" and not buffers.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--solver", "nope"], "unknown solver 'nope'; available: "),
+        (["--option", "order=zigzag"], "use one of model, min-peak, dfs, bfs"),
+        (["--option", "colour=red"], "has no option 'colour'; its options: order,"),
+        (["--option", "max_retries=many"], "max_retries='many' is not a valid int"),
+        (["--option", "order"], "must look like NAME=VALUE"),
+        (["--scratchpad", "lots"], "use MR, MH, MP"),
+        (["--time-limit", "-1"], "--time-limit must be > 0"),
+        (["--seed", "1", "--option", "seed=2"], "disagree"),
+        (["--plot", "x.gif"], "use a .png, .svg or .pdf"),
+        (["--accelerator", "tpu9"], "neither a preset"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, model_path, capsys, args, expected):
+    code, _, err = run(capsys, "optimize", model_path, *args, "-o", tmp_path / "p.json")
+    assert code == EXIT_BAD_INPUT
+    assert expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_missing_model_and_unknown_workload(capsys):
+    code, _, err = run(capsys, "optimize", "no/such/model.onnx")
+    assert code == EXIT_BAD_INPUT and "no such file" in err
+    code, _, err = run(capsys, "optimize", "light_squeez")
+    assert code == EXIT_BAD_INPUT and "did you mean 'light_squeezenet'" in err
+
+
+def test_solvers_lists_greedy_with_options(capsys):
+    code, out, _ = run(capsys, "solvers", "--json")
+    assert code == EXIT_OK
+    entries = {e["name"]: e for e in json.loads(out)}
+    greedy = entries["greedy"]
+    assert greedy["importable"] and greedy["extra"] is None
+    names = {o["name"] for o in greedy["options"]}
+    assert {"order", "seed"} <= names
+    assert all(o["help"] for o in greedy["options"])
+    code, out, _ = run(capsys, "solvers")
+    assert "greedy: available" in out and "--option order=<str>" in out
+
+
+def test_help_documents_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    out = capsys.readouterr().out
+    for words in ("SECONDS", "KiB", "bytes", "MR", "0.5*MP", "NAME=VALUE", "id,lower,upper"):
+        assert words in out
+
+
+# ---------------------------------------------------------------- Ctrl-C
+@dataclass(frozen=True)
+class WaitingSolver:
+    """Polls its budget until stopped, then returns the greedy's plan as a TIMEOUT."""
+
+    name: ClassVar[str] = "waiting-test"
+    seed: int = field(default=0, metadata={"help": "unused"})
+
+    def solve(self, problem: Problem, budget: Budget):
+        from memplan.solver import make_solver
+
+        plan = make_solver("greedy").solve(problem, Budget()).plan
+        while not budget.should_stop():
+            time.sleep(0.01)
+        return make_result(self, problem, Status.TIMEOUT, plan, budget, message="stopped")
+
+
+register_solver(WaitingSolver.name, WaitingSolver)
+
+
+def _interrupt_after(seconds: float, times: int = 1) -> threading.Thread:
+    def fire():
+        for _ in range(times):
+            time.sleep(seconds)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_keeps_the_best_plan(tmp_path, model_path, capsys):
+    plan = tmp_path / "plan.json"
+    thread = _interrupt_after(0.5)
+    code, out, err = run(
+        capsys, "optimize", model_path, "--solver", "waiting-test", "--scratchpad", "MR", "-o", plan
+    )
+    thread.join()
+    assert code == EXIT_OK
+    assert "stopping, keeping the best plan" in err
+    assert "status       timeout (interrupted by Ctrl-C)" in out
+    graph = load_model(model_path).graph
+    planfile = read_plan_file(plan, graph, expected_sha256=sha256_of_file(model_path))
+    assert validate(planfile.problem(graph), planfile.plan) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_second_ctrl_c_aborts_without_output(tmp_path, model_path, capsys):
+    @dataclass(frozen=True)
+    class Stubborn:
+        name: ClassVar[str] = "stubborn-test"
+        seed: int = 0
+
+        def solve(self, problem, budget):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # ignores the stop request
+                time.sleep(0.01)
+            raise AssertionError("not interrupted")
+
+    register_solver(Stubborn.name, Stubborn)
+    plan = tmp_path / "plan.json"
+    thread = _interrupt_after(0.3, times=2)
+    code, _, err = run(capsys, "optimize", model_path, "--solver", "stubborn-test", "-o", plan)
+    thread.join()
+    assert code == EXIT_INTERRUPTED
+    assert "interrupted" in err
+    assert not plan.exists()
+
+
+# ---------------------------------------------------------------- real entry point
+def test_console_script_light_model_spills_at_mr(tmp_path):
+    model = LIGHT / "light_shufflenet.onnx"
+    plan = tmp_path / "plan.json"
+    done = subprocess.run(
+        [MEMPLAN, "optimize", str(model), "--scratchpad", "MR", "-o", str(plan), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["cost"]["non_compulsory_bytes"] > 0
+    assert summary["budget"]["capacity_bytes"] == summary["min_resident_bytes"]
+    done = subprocess.run(
+        [MEMPLAN, "validate", str(model), str(plan)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    # Bad input through the real entry point: one line, no traceback; --debug shows it.
+    bad = [MEMPLAN, "optimize", str(model), "--solver", "nope"]
+    done = subprocess.run(bad, capture_output=True, text=True, timeout=300)
+    assert done.returncode == EXIT_BAD_INPUT
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    done = subprocess.run(
+        [MEMPLAN, "--debug", *bad[1:]], capture_output=True, text=True, timeout=300
+    )
+    assert "Traceback" in done.stderr
