@@ -17,7 +17,16 @@ from memplan import __version__
 from memplan.errors import MemplanError
 
 #: Sub-command modules, in the order ``memplan --help`` lists them.
-COMMANDS: tuple[str, ...] = ("inspect", "graphs", "optimize", "validate", "score", "solvers")
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "graphs",
+    "optimize",
+    "validate",
+    "score",
+    "solvers",
+    "bench",
+    "compare",
+)
 
 #: Exit codes: success, a result that is not a plan (infeasible, invalid plan), bad input.
 EXIT_OK, EXIT_NO_PLAN, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130

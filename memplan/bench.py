@@ -1,0 +1,624 @@
+"""The benchmark harness: workloads, cells, the results file, resume and the local runner.
+
+A *cell* is one (workload, scope, budget, solver) solve. The parent process loads every
+workload once, resolves the budgets once per workload and scope (so every solver of a
+cell set sees the same capacity), and hands the cells that the results file does not
+hold yet to a pool::
+
+    workloads ─► scopes ─► budgets (MR, MH, MP, sizes: resolved here, once)
+        └─► cells × solvers ─► skip keys already in results.jsonl (resume)
+              └─► N threads, each runs one cell in its own process
+                  (memplan.bench_worker), killed at time limit + grace
+                    └─► one JSON line per finished cell, flushed and fsynced
+
+Only the parent writes the results file, one complete line per cell, so a crash,
+``kill -9`` or Ctrl-C loses at most the cells that were running; a line cut short by a
+crash is skipped on reading. Running the same command again skips every key already
+present (see :func:`cell_key`).
+
+Validation: the worker process (harness code, not the solver) re-runs the validator and
+the cost model on every returned plan and records ``valid`` and its own cost; the parent
+trusts that record rather than re-validating (plans can be kept with ``save_plans`` and
+re-checked with ``memplan validate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memplan.accelerator import Accelerator
+from memplan.budgets import PeakEstimate, heuristic_min_peak, resolve_budget
+from memplan.errors import ConfigError, MemplanError
+from memplan.ir import Graph, graph_to_json
+from memplan.problem import Problem, Scope
+
+#: Name of the results file inside the output folder.
+RESULTS_NAME = "results.jsonl"
+#: Row fields that depend on the machine and the moment, not on the solver's answer.
+TIMING_FIELDS = (
+    "solve_wall_s",
+    "cell_wall_s",
+    "worker_maxrss_bytes",
+    "finished_at",
+    "host",
+)
+#: Row statuses: the solver's own (Status values) plus the harness's "error".
+STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
+#: Default seconds a worker may run past its time limit before it is killed.
+DEFAULT_GRACE_S = 10.0
+
+
+# --------------------------------------------------------------------------- workloads
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One model to benchmark."""
+
+    name: str  # workload name (catalog name or file stem)
+    source: str  # "catalog:<name>" or the file path
+    sha256: str  # hex sha256 of the model file / serialized ModelProto
+    graph: Graph  # the imported scheduling graph
+
+
+def _catalog() -> Any:
+    from memplan.graphs import catalog
+
+    return catalog
+
+
+def load_workloads(
+    suite: Sequence[str], dtype_bytes: int | None = None, aliases: bool = True
+) -> tuple[list[Workload], list[str]]:
+    """Load the models named by ``suite``.
+
+    Each entry is a catalog suite name, a catalog workload name, a model file
+    (``.onnx`` or memplan graph ``.json``) or a folder (its ``*.onnx`` and ``*.json``).
+
+    Returns:
+        The workloads, and one line per model that failed to load (the run goes on).
+
+    Raises:
+        ConfigError: an entry is neither a file, a folder, a suite nor a workload.
+    """
+    from memplan.loading import load_model
+
+    sources: list[tuple[str, str]] = []  # (kind, value): ("catalog", name) | ("file", path)
+    for entry in suite:
+        path = Path(entry)
+        if path.is_dir():
+            files = sorted([*path.glob("*.onnx"), *path.glob("*.json")])
+            if not files:
+                raise ConfigError(f"--suite {entry}: the folder holds no .onnx or .json model")
+            sources.extend(("file", str(f)) for f in files)
+        elif path.is_file():
+            sources.append(("file", entry))
+        else:
+            sources.extend(("catalog", name) for name in _catalog_names(entry))
+    workloads: list[Workload] = []
+    failures: list[str] = []
+    names: set[str] = set()
+    for kind, value in dict.fromkeys(sources):
+        try:
+            if kind == "catalog":
+                loaded = load_model(
+                    _catalog().load_model(value), dtype_bytes=dtype_bytes, aliases=aliases
+                )
+                name, source = value, f"catalog:{value}"
+            else:
+                loaded = load_model(value, dtype_bytes=dtype_bytes, aliases=aliases)
+                name, source = Path(value).stem, value
+        except MemplanError as error:
+            failures.append(f"{value}: {error}")
+            continue
+        if name in names:
+            name = str(Path(value).with_suffix(""))
+        names.add(name)
+        workloads.append(Workload(name, source, loaded.sha256, loaded.graph))
+    return workloads, failures
+
+
+def _catalog_names(entry: str) -> list[str]:
+    """Workload names for a catalog suite or workload name; ConfigError otherwise."""
+    try:
+        catalog = _catalog()
+    except ImportError as error:  # pragma: no cover - the graphs package ships with memplan
+        raise ConfigError(f"--suite {entry!r}: no such file, and no catalog ({error})") from None
+    if entry in catalog.suite_names():
+        return [w.name for w in catalog.list_workloads(entry)]
+    known = {w.name for w in catalog.list_workloads(None)}
+    if entry in known:
+        return [entry]
+    raise ConfigError(
+        f"--suite {entry!r} is not a model file, a folder, a catalog suite "
+        f"({', '.join(catalog.suite_names())}) or a catalog workload; "
+        "see `memplan workloads` (or graphs/index.toml)"
+    )
+
+
+# --------------------------------------------------------------------------- cells
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything a worker needs to run one cell (plain data: picklable, JSON-ready)."""
+
+    key: str  # resume key, see cell_key()
+    workload: str  # workload name
+    source: str  # where the model came from ("catalog:<name>" or a path)
+    model_sha256: str  # fingerprint of the model
+    scope: str  # "activations" or "all"
+    budget: str  # budget spec as written (MR, MH, MP, 512KiB, 0.5*MP)
+    capacity_bytes: int  # the scratchpad size the budget resolved to
+    budget_note: str  # how the capacity was computed
+    mr_bytes: int  # M_R of the workload in this scope
+    mp_bytes: int  # M_P estimate (heuristic min-peak order unless proven)
+    solver: str  # registry name or module:Class path
+    options: Mapping[str, str]  # solver options as given (--option)
+    time_limit_s: float  # the solver's Budget; the process is killed at this + grace
+    accelerator: Mapping[str, Any]  # Accelerator.to_dict() (capacity replaced per cell)
+    dtype_bytes: int | None  # --dtype-bytes used when importing, None = ONNX types
+    graph_ops: int  # number of ops
+    graph_tensors: int  # number of tensors
+    graph_json: str = field(repr=False)  # the graph (memplan graph JSON)
+    save_plan: bool = False  # return the plan in the outcome (not part of the key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (the worker's input)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["options"] = dict(self.options)
+        data["accelerator"] = dict(self.accelerator)
+        return data
+
+    def row_base(self) -> dict[str, Any]:
+        """The row fields known before the cell runs (no graph, no internals)."""
+        data = self.to_dict()
+        del data["graph_json"], data["save_plan"]
+        return data
+
+
+def cell_key(
+    workload: str,
+    model_sha256: str,
+    scope: str,
+    budget: str,
+    solver: str,
+    options: Mapping[str, str],
+    time_limit_s: float,
+    accelerator: Mapping[str, Any],
+    dtype_bytes: int | None,
+) -> str:
+    """The resume key: a hash of what determines a cell's answer.
+
+    Workload name, model sha256, scope, budget spec, solver, its options, the time
+    limit, the accelerator (without its default capacity) and the import dtype.
+    """
+    acc = {k: v for k, v in accelerator.items() if k != "capacity_bytes"}
+    payload = [
+        workload,
+        model_sha256,
+        scope,
+        budget.strip(),
+        solver,
+        sorted((str(k), str(v)) for k, v in options.items()),
+        float(time_limit_s),
+        sorted(acc.items()),
+        dtype_bytes,
+    ]
+    text = json.dumps(payload, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def build_cells(
+    workloads: Sequence[Workload],
+    *,
+    scopes: Sequence[Scope],
+    budgets: Sequence[str],
+    solvers: Sequence[str],
+    options: Mapping[str, Mapping[str, str]],
+    time_limit_s: float,
+    accelerator: Accelerator,
+    dtype_bytes: int | None = None,
+    save_plans: bool = False,
+) -> list[CellSpec]:
+    """Every (workload, scope, budget, solver) cell, budgets resolved once per scope.
+
+    Raises:
+        ConfigError: a budget spec does not parse.
+    """
+    acc_dict = accelerator.to_dict()
+    cells = []
+    for workload in workloads:
+        graph_json = graph_to_json(workload.graph)
+        for scope in scopes:
+            problem = Problem(workload.graph, accelerator, scope)
+            peak = _once(heuristic_min_peak)
+            mp = peak(problem).value_bytes
+            for spec in budgets:
+                resolved = resolve_budget(spec, problem, peak)
+                for solver in solvers:
+                    opts = dict(options.get(solver, {}))
+                    key = cell_key(
+                        workload.name,
+                        workload.sha256,
+                        scope.value,
+                        spec,
+                        solver,
+                        opts,
+                        time_limit_s,
+                        acc_dict,
+                        dtype_bytes,
+                    )
+                    cells.append(
+                        CellSpec(
+                            key=key,
+                            workload=workload.name,
+                            source=workload.source,
+                            model_sha256=workload.sha256,
+                            scope=scope.value,
+                            budget=spec.strip(),
+                            capacity_bytes=resolved.capacity_bytes,
+                            budget_note=resolved.note,
+                            mr_bytes=problem.min_resident_bytes,
+                            mp_bytes=mp,
+                            solver=solver,
+                            options=opts,
+                            time_limit_s=float(time_limit_s),
+                            accelerator={**acc_dict, "capacity_bytes": resolved.capacity_bytes},
+                            dtype_bytes=dtype_bytes,
+                            graph_ops=workload.graph.num_ops,
+                            graph_tensors=workload.graph.num_tensors,
+                            graph_json=graph_json,
+                            save_plan=save_plans,
+                        )
+                    )
+    return cells
+
+
+def _once(provider: Callable[[Problem], PeakEstimate]) -> Callable[[Problem], PeakEstimate]:
+    """Memoise a peak provider for one problem (M_P is computed once per workload/scope)."""
+    cache: dict[int, PeakEstimate] = {}
+
+    def cached(problem: Problem) -> PeakEstimate:
+        if id(problem) not in cache:
+            cache[id(problem)] = provider(problem)
+        return cache[id(problem)]
+
+    return cached
+
+
+def split_solver_options(
+    pairs: Sequence[str] | None, solvers: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """Parse ``--option`` values: ``solver.name=value`` for one solver, ``name=value`` for all.
+
+    An unqualified option goes to every solver that has it.
+
+    Raises:
+        ConfigError: malformed pair, unknown solver, or an option no solver has.
+    """
+    from memplan.solver import describe_options, solver_class
+
+    result: dict[str, dict[str, str]] = {s: {} for s in solvers}
+    known = {s: {o.name for o in describe_options(solver_class(s))} for s in solvers}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"--option {pair!r} must look like SOLVER.NAME=VALUE or NAME=VALUE "
+                "(e.g. greedy.order=min-peak)"
+            )
+        name = name.strip()
+        target, dot, option = name.rpartition(".")
+        if dot and target in result:
+            result[target][option] = value.strip()
+            continue
+        if dot and ":" not in target:
+            raise ConfigError(
+                f"--option {pair!r}: solver {target!r} is not among --solvers "
+                f"({', '.join(solvers)})"
+            )
+        takers = [s for s in solvers if name in known[s]]
+        if not takers:
+            raise ConfigError(
+                f"--option {pair!r}: no solver among {', '.join(solvers)} has an option "
+                f"{name!r}; see `memplan solvers` for their options"
+            )
+        for solver in takers:
+            result[solver][name] = value.strip()
+    return result
+
+
+def check_solvers(solvers: Sequence[str], options: Mapping[str, Mapping[str, str]]) -> None:
+    """Instantiate every solver once in the parent so bad names or options fail early."""
+    from memplan.solver import make_solver
+
+    for solver in solvers:
+        make_solver(solver, dict(options.get(solver, {})))
+
+
+# --------------------------------------------------------------------------- results file
+def read_rows(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
+    """All rows of a results file, and how many lines were unreadable (cut by a crash)."""
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    if not Path(path).exists():
+        return rows, 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(row, dict) and "key" in row:
+                rows.append(row)
+            else:
+                bad += 1
+    return rows, bad
+
+
+def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last row of every key, in first-seen key order."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest[row["key"]] = dict(row)
+    return latest
+
+
+class ResultsWriter:
+    """Appends rows to a JSON-lines file; each line is flushed and fsynced when written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._handle = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+        self._handle.seek(0, os.SEEK_END)
+        if self._handle.tell() > 0:
+            self._handle.seek(-1, os.SEEK_END)
+            if self._handle.read(1) != b"\n":  # a line cut short by a crash: end it
+                self._handle.write(b"\n")
+        self._handle.seek(0, os.SEEK_END)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Write one row as one line, then flush and fsync."""
+        line = json.dumps(row, sort_keys=True, default=_jsonable) + "\n"
+        with self._lock:
+            self._handle.write(line.encode("utf-8"))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON fallback for numpy scalars, enums, paths and the like."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "value"):
+        return value.value
+    return str(value)
+
+
+def pending_cells(
+    cells: Sequence[CellSpec], done: Mapping[str, Mapping[str, Any]], retry_failed: bool = False
+) -> list[CellSpec]:
+    """Cells whose key has no row yet (or whose row is an error/kill, with ``retry_failed``)."""
+    result = []
+    for cell in cells:
+        row = done.get(cell.key)
+        if row is None or (retry_failed and (row.get("status") == "error" or row.get("killed"))):
+            result.append(cell)
+    return result
+
+
+# --------------------------------------------------------------------------- runners
+#: Called with each finished row (in the parent, one thread at a time).
+RowCallback = Callable[[dict[str, Any]], None]
+
+
+def run_cells_local(
+    cells: Sequence[CellSpec],
+    on_row: RowCallback,
+    *,
+    jobs: int = 1,
+    grace_s: float = DEFAULT_GRACE_S,
+    on_start: Callable[[CellSpec], None] | None = None,
+) -> None:
+    """Run cells in worker processes, ``jobs`` at a time, calling ``on_row`` as each ends.
+
+    On Ctrl-C (or any exception) the running workers are killed, unfinished cells are
+    not recorded, and the exception propagates.
+    """
+    from memplan.bench_worker import run_cell
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    cancel = threading.Event()
+    queue: Iterator[CellSpec] = iter(cells)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="memplan-cell") as pool:
+        running: set[Future[dict[str, Any] | None]] = set()
+        try:
+            while True:
+                while len(running) < jobs:
+                    cell = next(queue, None)
+                    if cell is None:
+                        break
+                    if on_start is not None:
+                        on_start(cell)
+                    running.add(pool.submit(run_cell, cell, grace_s, cancel))
+                if not running:
+                    break
+                finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    row = future.result()
+                    if row is not None:
+                        on_row(row)
+        except BaseException:
+            cancel.set()
+            raise
+
+
+# --------------------------------------------------------------------------- a whole run
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `memplan bench` was asked to do."""
+
+    suite: tuple[str, ...]  # suite names, workload names, model files or folders
+    solvers: tuple[str, ...]  # solver names or module:Class paths
+    budgets: tuple[str, ...]  # budget specs: MR, MH, MP, 512KiB, 0.5*MP
+    scopes: tuple[Scope, ...]  # scopes to run
+    out_dir: Path  # output folder (results.jsonl, reports, figures)
+    accelerator: Accelerator  # scratchpad alignment, rates and energies
+    time_limit_s: float = 60.0  # each solver's Budget, seconds per cell
+    grace_s: float = DEFAULT_GRACE_S  # seconds past the limit before the worker is killed
+    jobs: int = 1  # cells run at once (local processes or LocalCluster workers)
+    options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per solver
+    dtype_bytes: int | None = None  # bytes per element at import; None = ONNX types
+    dask: str | None = None  # None (local pool), "local" (LocalCluster) or a scheduler address
+    save_plans: bool = False  # write every plan to out_dir/plans/<key>.json
+    retry_failed: bool = False  # run again the cells recorded as error or killed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (run.json)."""
+        return {
+            "suite": list(self.suite),
+            "solvers": list(self.solvers),
+            "budgets": list(self.budgets),
+            "scopes": [s.value for s in self.scopes],
+            "accelerator": self.accelerator.to_dict(),
+            "time_limit_s": self.time_limit_s,
+            "grace_s": self.grace_s,
+            "jobs": self.jobs,
+            "options": {k: dict(v) for k, v in self.options.items()},
+            "dtype_bytes": self.dtype_bytes,
+            "dask": self.dask,
+        }
+
+
+@dataclass
+class BenchRun:
+    """A prepared run: every cell, those still to do, and models that failed to load."""
+
+    config: BenchConfig  # the request
+    cells: list[CellSpec]  # every cell of the request
+    pending: list[CellSpec]  # cells without a result yet
+    load_failures: list[str]  # "model: error" for models that could not be loaded
+    unreadable_lines: int  # results-file lines skipped (cut short by a crash)
+
+    @property
+    def results_path(self) -> Path:
+        """The results file."""
+        return self.config.out_dir / RESULTS_NAME
+
+
+def prepare_bench(config: BenchConfig) -> BenchRun:
+    """Load the workloads, resolve budgets, build the cells and find those not done yet.
+
+    Raises:
+        ConfigError: bad solver, option, budget or suite; no model could be loaded.
+    """
+    from memplan.fileio import atomic_write_text
+
+    if config.time_limit_s <= 0:
+        raise ConfigError(f"--time-limit must be > 0 seconds, got {config.time_limit_s}")
+    if config.grace_s < 0:
+        raise ConfigError(f"--grace must be >= 0 seconds, got {config.grace_s}")
+    check_solvers(config.solvers, config.options)
+    workloads, failures = load_workloads(config.suite, config.dtype_bytes)
+    if not workloads:
+        detail = "; ".join(failures) if failures else "the suite is empty"
+        raise ConfigError(f"no workload could be loaded: {detail}")
+    cells = build_cells(
+        workloads,
+        scopes=config.scopes,
+        budgets=config.budgets,
+        solvers=config.solvers,
+        options=config.options,
+        time_limit_s=config.time_limit_s,
+        accelerator=config.accelerator,
+        dtype_bytes=config.dtype_bytes,
+        save_plans=config.save_plans,
+    )
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    rows, bad = read_rows(config.out_dir / RESULTS_NAME)
+    pending = pending_cells(cells, latest_rows(rows), config.retry_failed)
+    atomic_write_text(
+        config.out_dir / "run.json",
+        json.dumps({**config.to_dict(), "load_failures": failures}, indent=2) + "\n",
+    )
+    return BenchRun(config, cells, pending, failures, bad)
+
+
+def execute_bench(
+    run: BenchRun,
+    on_row: RowCallback | None = None,
+    on_start: Callable[[CellSpec], None] | None = None,
+) -> int:
+    """Run the pending cells, appending each row to the results file as it finishes.
+
+    Returns:
+        The number of rows written.
+    """
+    config = run.config
+    written = 0
+    with ResultsWriter(run.results_path) as writer:
+
+        def record(row: dict[str, Any]) -> None:
+            nonlocal written
+            plan = row.pop("plan", None)
+            if plan is not None:
+                from memplan.fileio import atomic_write_text
+
+                plan_path = config.out_dir / "plans" / f"{row['key']}.json"
+                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
+                row["plan_file"] = str(plan_path.relative_to(config.out_dir))
+            writer.append(row)
+            written += 1
+            if on_row is not None:
+                on_row(row)
+
+        if config.dask is None:
+            run_cells_local(
+                run.pending, record, jobs=config.jobs, grace_s=config.grace_s, on_start=on_start
+            )
+        else:
+            from memplan.bench_dask import run_cells_dask
+
+            run_cells_dask(
+                run.pending,
+                record,
+                address=config.dask,
+                jobs=config.jobs,
+                grace_s=config.grace_s,
+                on_start=on_start,
+            )
+    return written
+
+
+def load_results(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The latest row of every cell in ``out_dir``'s results file.
+
+    Raises:
+        ConfigError: the folder has no results file.
+    """
+    path = Path(out_dir) / RESULTS_NAME
+    if not path.exists():
+        raise ConfigError(f"{path}: no results file; run `memplan bench -o {out_dir}` first")
+    rows, _ = read_rows(path)
+    return list(latest_rows(rows).values())

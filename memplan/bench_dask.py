@@ -1,0 +1,120 @@
+"""Benchmark cells on a Dask distributed cluster (the optional ``memplan[dist]`` extra).
+
+The task is the same plain function the local pool runs,
+:func:`memplan.bench_worker.run_cell`, so rows are the same: inside the Dask task the
+cell still runs in its own worker process, killed at time limit + grace, so a hung
+solver cannot hang a Dask worker or the bench. ``address="local"`` starts a
+``LocalCluster`` on 127.0.0.1 with ``jobs`` single-threaded worker processes::
+
+    parent ── submit(run_cell, cell) ──► Dask worker ──► python -m memplan.bench_worker
+       ▲                                                   (killed at limit + grace)
+       └──────────── row (as_completed) ◄──────────────────┘
+
+On a remote cluster, memplan (and any ``module:Class`` solver) must be importable by
+the Dask workers' Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from memplan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from memplan.bench import CellSpec, RowCallback
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "--dask needs Dask distributed; install it with: pip install 'memplan[dist]'"
+        ) from None
+    return distributed
+
+
+def run_cells_dask(
+    cells: Sequence[CellSpec],
+    on_row: RowCallback,
+    *,
+    address: str,
+    jobs: int = 1,
+    grace_s: float = 10.0,
+    on_start: Callable[[CellSpec], None] | None = None,
+) -> None:
+    """Run ``cells`` on a Dask cluster, calling ``on_row`` with each row as it arrives.
+
+    Args:
+        cells: the cells to run.
+        on_row: called in this process with every finished row.
+        address: ``"local"`` for a LocalCluster of ``jobs`` processes on 127.0.0.1, or a
+            scheduler address such as ``tcp://10.0.0.5:8786``.
+        jobs: worker processes of the LocalCluster (ignored for a remote cluster).
+        grace_s: seconds past a cell's time limit before its process is killed.
+        on_start: called with each cell when it is submitted.
+
+    Raises:
+        ConfigError: Dask is not installed, or the scheduler cannot be reached.
+    """
+    from memplan.bench_worker import run_cell
+
+    distributed = _import_distributed()
+    if not cells:
+        return
+    cluster = None
+    try:
+        if address == "local":
+            if jobs < 1:
+                raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+            cluster = distributed.LocalCluster(
+                n_workers=jobs,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            client = distributed.Client(cluster)
+        else:
+            try:
+                client = distributed.Client(address, timeout="20s")
+            except (OSError, TimeoutError) as error:
+                raise ConfigError(
+                    f"--dask {address}: cannot reach the Dask scheduler ({error}); check the "
+                    "address (tcp://HOST:PORT) or use --dask local"
+                ) from None
+        with client:
+            futures = []
+            by_future: dict[Any, CellSpec] = {}
+            for cell in cells:
+                if on_start is not None:
+                    on_start(cell)
+                future = client.submit(
+                    run_cell, cell, grace_s, key=f"memplan-cell-{cell.key}", pure=False
+                )
+                futures.append(future)
+                by_future[future] = cell
+            try:
+                for future in distributed.as_completed(futures):
+                    try:
+                        row = future.result()
+                    except Exception as error:  # the Dask worker itself died
+                        row = _task_error_row(by_future[future], error)
+                    if row is not None:
+                        on_row(row)
+            except BaseException:
+                client.cancel(futures, force=True)
+                raise
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _task_error_row(cell: CellSpec, error: BaseException) -> dict[str, Any]:
+    """An error row for a cell whose Dask task failed outside the worker process."""
+    from memplan.bench_worker import _empty_outcome
+
+    row = cell.row_base()
+    row.update(_empty_outcome("error", f"Dask task failed: {type(error).__name__}: {error}"))
+    return row

@@ -1,0 +1,322 @@
+"""``memplan bench``: run solvers over a suite of workloads and budgets, and report.
+
+Every (workload, scope, budget, solver) cell runs in its own process under a hard time
+limit; each result is appended to ``DIR/results.jsonl`` as it finishes, so running the
+same command again resumes. ``memplan bench report DIR`` (or ``--report-only``)
+rebuilds the reports from the results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from memplan.accelerator import DEFAULT_PRESET
+from memplan.bench import DEFAULT_GRACE_S
+
+DEFAULT_OUTPUT = "bench-results"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``bench`` (and ``bench report``)."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark solvers over a suite of workloads and budgets",
+        description=(
+            "Run every (workload, scope, budget, solver) cell in its own process under a hard "
+            "time limit, append each result to DIR/results.jsonl as it finishes (running the "
+            "same command again skips finished cells), then write summary.md, summary.csv, "
+            "cells.csv and figures/ in DIR. Example: memplan bench --suite small "
+            "--solvers greedy --budgets MR,MH,MP -o runs/small"
+        ),
+    )
+    parser.add_argument(
+        "--suite",
+        nargs="+",
+        metavar="NAME|PATH",
+        help=(
+            "a catalog suite (light, small, nas, randwire, transformer, cnn, all), catalog "
+            "workload names, or model files (.onnx / memplan graph .json) or folders of them"
+        ),
+    )
+    parser.add_argument(
+        "--solvers",
+        default="greedy",
+        metavar="A,B",
+        help="comma-separated solver names (or module:Class paths); default: greedy",
+    )
+    parser.add_argument(
+        "--budgets",
+        default="MR,MH,MP",
+        metavar="SPEC,...",
+        help=(
+            "comma-separated scratchpad budgets: MR, MH, MP, sizes (512KiB, 2MB) or multiples "
+            "(0.5*MP); resolved once per workload and scope; default: MR,MH,MP"
+        ),
+    )
+    parser.add_argument(
+        "--scope",
+        choices=["activations", "all", "both"],
+        default="activations",
+        help="tensors placed in the scratchpad: activations (weights stream), all, or both runs",
+    )
+    parser.add_argument(
+        "--time-limit",
+        dest="time_limit_s",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="each solver's time budget per cell, in seconds; default: 60",
+    )
+    parser.add_argument(
+        "--grace",
+        dest="grace_s",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="SECONDS",
+        help=(
+            "seconds a cell's process may run past the time limit (start-up, validation) "
+            f"before it is killed and recorded as timeout; default: {DEFAULT_GRACE_S:g}"
+        ),
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=1, help="cells run at once (processes); default: 1"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"output folder for results.jsonl and the reports; default: {DEFAULT_OUTPUT}",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="SOLVER.NAME=VALUE",
+        help=(
+            "a solver option, e.g. greedy.order=min-peak (NAME=VALUE sets it for every "
+            "solver that has it); repeatable"
+        ),
+    )
+    parser.add_argument(
+        "--accelerator",
+        default=DEFAULT_PRESET,
+        metavar="NAME|FILE",
+        help=(
+            "accelerator preset or spec file (alignment, rates, energies); "
+            f"default: {DEFAULT_PRESET}"
+        ),
+    )
+    parser.add_argument(
+        "--dtype-bytes",
+        dest="dtype_bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="bytes per element at ONNX import (e.g. 1 for int8); default: the ONNX types",
+    )
+    parser.add_argument(
+        "--dask",
+        metavar="local|tcp://HOST:PORT",
+        default=None,
+        help=(
+            "run the cells on a Dask cluster: 'local' starts a LocalCluster on 127.0.0.1 with "
+            "--jobs worker processes; needs pip install 'memplan[dist]'"
+        ),
+    )
+    parser.add_argument(
+        "--save-plans", action="store_true", help="also write every plan to DIR/plans/KEY.json"
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the cells recorded as error or killed (instead of skipping them)",
+    )
+    _add_report_arguments(parser)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="do not run anything: rebuild the reports from DIR/results.jsonl",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_command)
+    sub = parser.add_subparsers(dest="bench_command", metavar="report")
+    report = sub.add_parser(
+        "report",
+        help="rebuild the reports of a results folder",
+        description=(
+            "Rebuild summary.md, summary.csv, cells.csv and figures/ from DIR/results.jsonl."
+        ),
+    )
+    report.add_argument("output", metavar="DIR", help="the folder holding results.jsonl")
+    _add_report_arguments(report)
+    report.set_defaults(func=report_command)
+
+
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline",
+        default="greedy",
+        metavar="SOLVER",
+        help="the solver traffic reductions are measured against; default: greedy",
+    )
+    parser.add_argument(
+        "--no-figures", dest="figures", action="store_false", help="skip the matplotlib figures"
+    )
+
+
+def _split(text: str, what: str) -> tuple[str, ...]:
+    from memplan.errors import ConfigError
+
+    items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not items:
+        raise ConfigError(f"{what} is empty; give a comma-separated list")
+    return items
+
+
+def print_wide(renderable: Any) -> None:
+    """Print a table on stdout; when stdout is not a terminal, do not wrap it at 80 columns."""
+    from rich.console import Console
+
+    from memplan.cli.common import console
+
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(highlight=False, width=240).print(renderable)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``memplan bench report DIR``: rebuild and print the reports."""
+    from memplan.bench import load_results
+    from memplan.bench_report import rich_summary, summarize, write_reports
+    from memplan.cli import EXIT_OK
+    from memplan.cli.common import err_console
+
+    rows = load_results(args.output)
+    written = write_reports(args.output, rows, args.baseline, figures=args.figures)
+    print_wide(rich_summary(summarize(rows, args.baseline), args.baseline))
+    err_console.print(
+        f"{len(rows)} results; wrote {', '.join(str(p) for p in written[:4])}"
+        + (f" and {len(written) - 4} figures" if len(written) > 4 else "")
+    )
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``memplan bench``: prepare, run with a progress bar, report."""
+    from memplan.accelerator import load_accelerator
+    from memplan.bench import BenchConfig, execute_bench, prepare_bench, split_solver_options
+    from memplan.cli import EXIT_INTERRUPTED
+    from memplan.cli.common import err_console
+    from memplan.errors import ConfigError
+    from memplan.problem import Scope
+
+    if args.report_only:
+        return report_command(args)
+    if not args.suite:
+        raise ConfigError("--suite is required (a suite name, workload names or model files)")
+    solvers = _split(args.solvers, "--solvers")
+    scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope.parse(args.scope),)
+    if args.dtype_bytes is not None and args.dtype_bytes < 1:
+        raise ConfigError(
+            f"--dtype-bytes must be a positive number of bytes, got {args.dtype_bytes}"
+        )
+    config = BenchConfig(
+        suite=tuple(args.suite),
+        solvers=solvers,
+        budgets=_split(args.budgets, "--budgets"),
+        scopes=scopes,
+        out_dir=Path(args.output),
+        accelerator=load_accelerator(args.accelerator),
+        time_limit_s=args.time_limit_s,
+        grace_s=args.grace_s,
+        jobs=args.jobs,
+        options=split_solver_options(args.option, solvers),
+        dtype_bytes=args.dtype_bytes,
+        dask=args.dask,
+        save_plans=args.save_plans,
+        retry_failed=args.retry_failed,
+    )
+    if not args.quiet:
+        err_console.print(
+            f"loading {len(config.suite)} suite entr{'y' if len(config.suite) == 1 else 'ies'}..."
+        )
+    run = prepare_bench(config)
+    for failure in run.load_failures:
+        err_console.print(f"[yellow]warning:[/] skipped a model that failed to load: {failure}")
+    if run.unreadable_lines:
+        err_console.print(
+            f"[yellow]warning:[/] {run.unreadable_lines} unreadable line(s) in "
+            f"{run.results_path} (cut short by a crash) were ignored"
+        )
+    done = len(run.cells) - len(run.pending)
+    err_console.print(
+        f"{len(run.cells)} cells, {done} already in {run.results_path}, "
+        f"{len(run.pending)} to run ({config.jobs} at a time"
+        + (f" on Dask {config.dask}" if config.dask else "")
+        + f", time limit {config.time_limit_s:g} s)"
+    )
+    started = time.monotonic()
+    try:
+        written = _execute_with_progress(run, execute_bench, quiet=args.quiet)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"memplan bench: interrupted; finished cells are in {run.results_path}; "
+            "run the same command again to resume"
+        )
+        return EXIT_INTERRUPTED
+    err_console.print(f"ran {written} cells in {time.monotonic() - started:.1f} s")
+    return report_command(args)
+
+
+def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
+    """Run the cells with a rich progress bar on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from memplan.cli.common import err_console
+
+    counts: dict[str, int] = {}
+    running: dict[str, str] = {}
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=err_console,
+        disable=quiet,
+    )
+
+    with progress:
+        task = progress.add_task("bench", total=len(run.pending), counts="")
+
+        def describe() -> str:
+            names = list(running.values())
+            if not names:
+                return "bench"
+            return f"{names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else "")
+
+        def on_start(cell: Any) -> None:
+            running[cell.key] = f"{cell.workload}/{cell.scope}/{cell.budget}/{cell.solver}"
+            progress.update(task, description=describe())
+
+        def on_row(row: dict[str, Any]) -> None:
+            running.pop(row["key"], None)
+            status = str(row.get("status"))
+            counts[status] = counts.get(status, 0) + 1
+            text = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+            progress.update(task, advance=1, description=describe(), counts=text)
+
+        return int(execute(run, on_row=on_row, on_start=on_start))
