@@ -432,3 +432,31 @@ def test_light_model_anchor_figures(name, m_r, peak):
         assert problem.min_resident_bytes == m_r
         sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
         assert peak_live_bytes(g, model_order(g), sizes, scope) == peak
+
+
+def test_dropout_with_constant_false_training_mode_is_an_alias():
+    train = numpy_helper.from_array(np.array(False), "train")
+    nodes = [
+        helper.make_node("Dropout", ["x", "", "train"], ["d"], name="drop"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    result = import_model(make_model(nodes, [vi("x", [8])], [vi("y", None)], [train]))
+    assert [op.op_type for op in result.graph.ops] == ["Relu"]
+    assert result.report.aliases == (("d", "x"),)
+
+
+def test_view_chain_from_a_graph_input_to_a_graph_output_keeps_the_last_view():
+    shape = init("shape", np.array([2, 4], np.int64))
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["r"], name="reshape"),
+        helper.make_node("Identity", ["r"], ["y"], name="id"),
+        helper.make_node("Relu", ["r"], ["z"], name="relu"),
+    ]
+    model = make_model(nodes, [vi("x", [8])], [vi("y", None), vi("z", None)], [shape])
+    result = import_model(model)
+    g = result.graph
+    assert [op.name for op in g.ops] == ["id", "relu"]
+    x = g.tensor_by_name("x").id
+    assert g.op_by_name("id").inputs == (x,) and g.op_by_name("relu").inputs == (x,)
+    assert g.tensor_by_name("y").is_output and g.tensor_by_name("y").size_bytes == 32
+    assert result.report.aliases == (("r", "x"),)

@@ -49,7 +49,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME:D1,D2,...",
         help=(
             "fix the shape of a graph input, in elements per dimension, e.g. "
-            "input:1,3,224,224; several inputs separated by spaces or by repeating the flag"
+            "input:1,3,224,224; several inputs separated by spaces or by repeating the flag "
+            "(the flag takes every following word, so give the model path before it)"
         ),
     )
     group.add_argument(
@@ -60,7 +61,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help=(
             "give a symbolic dimension a size in elements, e.g. batch=1 "
-            "(applies wherever the name appears); repeatable"
+            "(applies wherever the name appears); several separated by spaces or by "
+            "repeating the flag"
         ),
     )
     group.add_argument(
