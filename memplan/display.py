@@ -43,6 +43,9 @@ class Html(str):
     def _repr_html_(self) -> str:
         return str(self)
 
+    def __repr__(self) -> str:
+        return f"<HTML, {len(self)} characters: display it in Jupyter>"
+
 
 def _e(value: Any) -> str:
     return html.escape(str(value))
@@ -82,7 +85,7 @@ def _numeric(value: Any) -> bool:
 def _bytes(n: int | None) -> str:
     if n is None:
         return "-"
-    return f"{format_bytes(n)} ({n:,} B)"
+    return f"{n} B" if abs(n) < 1024 else f"{format_bytes(n)} ({n:,} B)"
 
 
 def _heading(text: str) -> str:
@@ -266,6 +269,12 @@ class PlanView:
     def _repr_html_(self) -> str:
         return plan_html(self.plan, self.problem, plot=self.plot)
 
+    def __repr__(self) -> str:
+        return (
+            f"PlanView({self.problem.graph.name!r}, {len(self.plan.order)} steps, "
+            f"{len(self.plan.residencies)} residencies, scratchpad {self.problem.capacity_bytes} B)"
+        )
+
     def __str__(self) -> str:
         from memplan.plan import memory_map
 
@@ -282,6 +291,14 @@ class ResultView:
 
     def _repr_html_(self) -> str:
         return result_html(self.result, self.problem, plot=self.plot)
+
+    def __repr__(self) -> str:
+        cost = self.result.cost
+        traffic = f", non-compulsory {cost.non_compulsory_bytes} B" if cost else ""
+        return (
+            f"ResultView({self.problem.graph.name!r}, {self.result.solver}: "
+            f"{self.result.status.value}{traffic})"
+        )
 
 
 def show_plan(problem: Problem, plan: Plan) -> PlanView:
