@@ -1,0 +1,395 @@
+"""Tests of the benchmark harness: cells, keys, results file, resume, kill -9, reports, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memplan.accelerator import load_accelerator
+from memplan.bench import (
+    TIMING_FIELDS,
+    BenchConfig,
+    ResultsWriter,
+    build_cells,
+    cell_key,
+    execute_bench,
+    load_results,
+    load_workloads,
+    prepare_bench,
+    read_rows,
+    split_solver_options,
+)
+from memplan.bench_report import summarize, write_reports
+from memplan.budgets import heuristic_min_peak
+from memplan.cli import main
+from memplan.cost import evaluate
+from memplan.errors import ConfigError
+from memplan.ir import Graph, GraphBuilder, TensorKind, graph_from_json, graph_to_json
+from memplan.plan import Plan
+from memplan.problem import Problem, Scope
+from memplan.solver import available_solvers
+from memplan.validate import validate
+
+TESTS_DIR = Path(__file__).resolve().parent
+SPILL = "bench_solvers:SpillAllSolver"
+KEEP = "bench_solvers:KeepAllSolver"
+SLEEP = "bench_solvers:SleepForeverSolver"
+RAISE = "bench_solvers:RaisingSolver"
+CRASH = "bench_solvers:CrashingSolver"
+CHEAT = "bench_solvers:CheatingSolver"
+
+
+@pytest.fixture(autouse=True)
+def solvers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``bench_solvers`` importable here and (through sys.path) in worker processes."""
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+
+
+def skip_graph(name: str, num_ops: int, seed: int) -> Graph:
+    """A chain whose ops also read an earlier tensor (long skips): M_R < M_P, spills needed."""
+    rng = random.Random(seed)
+    g = GraphBuilder(name)
+    x = g.tensor("x", 1024 * rng.randint(1, 4), TensorKind.INPUT)
+    produced = [x]
+    for i in range(num_ops):
+        out = g.tensor(f"t{i}", 512 * rng.randint(1, 8), is_output=i == num_ops - 1)
+        inputs = [produced[-1]]
+        if len(produced) > 2 and rng.random() < 0.6:
+            inputs.append(produced[rng.randrange(0, len(produced) - 2)])
+        weight = g.tensor(f"w{i}", 256 * rng.randint(1, 4), TensorKind.WEIGHT)
+        g.op(f"op{i}", "Conv", [*inputs, weight], [out], macs=1000 * (i + 1))
+        produced.append(out)
+    return g.build()
+
+
+def write_suite(folder: Path, count: int = 3) -> Path:
+    """Write ``count`` small graph JSON files into ``folder``; return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        graph = skip_graph(f"skip{i}", 6 + 2 * i, seed=i)
+        (folder / f"skip{i}.json").write_text(graph_to_json(graph))
+    return folder
+
+
+def config(suite: Path, out: Path, solvers: tuple[str, ...], **kwargs: Any) -> BenchConfig:
+    values: dict[str, Any] = {
+        "suite": (str(suite),),
+        "solvers": solvers,
+        "budgets": ("MR", "MH", "MP"),
+        "scopes": (Scope.ACTIVATIONS,),
+        "out_dir": out,
+        "accelerator": load_accelerator("edge-npu"),
+        "time_limit_s": 10.0,
+        "grace_s": 10.0,
+    }
+    values.update(kwargs)
+    return BenchConfig(**values)
+
+
+def strip_timing(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in TIMING_FIELDS}
+
+
+# --------------------------------------------------------------------------- keys and cells
+def test_cell_key_depends_on_every_part_of_the_cell() -> None:
+    acc = load_accelerator("edge-npu").to_dict()
+    base = ("w", "sha", "activations", "MR", "greedy", {"order": "dfs"}, 60.0, acc, None)
+    key = cell_key(*base)
+    assert key == cell_key(*base)
+    assert key == cell_key(
+        "w", "sha", "activations", "MR", "greedy", {"order": "dfs"}, 60, acc, None
+    )
+    # the preset's own capacity does not matter: the budget decides it
+    assert key == cell_key(*base[:7], {**acc, "capacity_bytes": 1}, None)  # type: ignore[arg-type]
+    variants = [
+        ("w2", *base[1:]),
+        (base[0], "sha2", *base[2:]),
+        (*base[:2], "all", *base[3:]),
+        (*base[:3], "MP", *base[4:]),
+        (*base[:4], "ilp", *base[5:]),
+        (*base[:5], {"order": "bfs"}, *base[6:]),
+        (*base[:6], 30.0, *base[7:]),
+        (*base[:7], {**acc, "alignment_bytes": 1}, None),
+        (*base[:8], 1),
+    ]
+    keys = {cell_key(*v) for v in variants}  # type: ignore[arg-type]
+    assert len(keys) == len(variants) and key not in keys
+
+
+def test_budgets_are_resolved_once_per_workload_and_scope(tmp_path: Path) -> None:
+    workloads, failures = load_workloads([str(write_suite(tmp_path / "g", 2))])
+    assert not failures and [w.name for w in workloads] == ["skip0", "skip1"]
+    acc = load_accelerator("edge-npu")
+    cells = build_cells(
+        workloads,
+        scopes=[Scope.ACTIVATIONS, Scope.ALL],
+        budgets=["MR", "MH", "MP", "8KiB"],
+        solvers=[SPILL, KEEP],
+        options={},
+        time_limit_s=5,
+        accelerator=acc,
+    )
+    assert len(cells) == 2 * 2 * 4 * 2
+    assert len({c.key for c in cells}) == len(cells)
+    for workload in workloads:
+        for scope in (Scope.ACTIVATIONS, Scope.ALL):
+            problem = Problem(workload.graph, acc, scope)
+            mr, mp = problem.min_resident_bytes, heuristic_min_peak(problem).value_bytes
+            mine = [c for c in cells if c.workload == workload.name and c.scope == scope.value]
+            by_budget: dict[str, set[int]] = {}
+            for cell in mine:
+                by_budget.setdefault(cell.budget, set()).add(cell.capacity_bytes)
+                assert (cell.mr_bytes, cell.mp_bytes) == (mr, mp)
+                assert cell.graph_ops == workload.graph.num_ops
+            assert all(len(caps) == 1 for caps in by_budget.values())  # same for each solver
+            assert by_budget["MR"] == {mr}
+            assert by_budget["MP"] == {mp // 64 * 64}
+            assert by_budget["MH"] == {int((mr + mp) / 2) // 64 * 64}
+            assert by_budget["8KiB"] == {8192}
+    assert graph_from_json(cells[0].graph_json).num_ops == workloads[0].graph.num_ops
+
+
+def test_solver_options_split_by_solver() -> None:
+    solvers = (SPILL, KEEP)
+    options = split_solver_options([f"{SPILL}.delay_s=0.5", "seed=3"], solvers)
+    assert options == {SPILL: {"delay_s": "0.5", "seed": "3"}, KEEP: {"seed": "3"}}
+    with pytest.raises(ConfigError, match="no solver"):
+        split_solver_options(["nonsense=1"], solvers)
+    with pytest.raises(ConfigError, match="NAME=VALUE"):
+        split_solver_options(["delay_s"], solvers)
+
+
+def test_unknown_suite_entry_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not a model file"):
+        load_workloads(["no-such-suite-or-file"])
+
+
+# --------------------------------------------------------------------------- results file
+def test_results_file_skips_a_line_cut_short_and_appends_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    with ResultsWriter(path) as writer:
+        writer.append({"key": "a", "status": "feasible"})
+    with open(path, "a") as handle:
+        handle.write('{"key": "b", "sta')  # a crash in the middle of a line
+    rows, bad = read_rows(path)
+    assert [r["key"] for r in rows] == ["a"] and bad == 1
+    with ResultsWriter(path) as writer:
+        writer.append({"key": "c", "status": "error"})
+    rows, bad = read_rows(path)
+    assert [r["key"] for r in rows] == ["a", "c"] and bad == 1
+
+
+# --------------------------------------------------------------------------- running cells
+def test_hung_raising_crashing_and_cheating_solvers_are_recorded(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 1)
+    cfg = config(
+        suite,
+        tmp_path / "out",
+        (SPILL, SLEEP, RAISE, CRASH, CHEAT),
+        budgets=("MR",),
+        time_limit_s=0.5,
+        grace_s=1.5,
+        jobs=2,
+        save_plans=True,
+    )
+    run = prepare_bench(cfg)
+    assert len(run.pending) == 5
+    started = time.monotonic()
+    assert execute_bench(run) == 5
+    assert time.monotonic() - started < 30
+    rows = {r["solver"]: r for r in load_results(tmp_path / "out")}
+    assert set(rows) == {SPILL, SLEEP, RAISE, CRASH, CHEAT}
+    sleep = rows[SLEEP]
+    assert sleep["status"] == "timeout" and sleep["killed"] is True
+    assert "killed after 2 s" in sleep["message"]
+    assert 2.0 <= sleep["cell_wall_s"] < 6.0
+    assert rows[RAISE]["status"] == "error"
+    assert "RuntimeError: deliberate failure on skip0" in rows[RAISE]["message"]
+    assert rows[CRASH]["status"] == "error" and "SIGKILL" in rows[CRASH]["message"]
+    assert rows[CHEAT]["status"] == "error" and rows[CHEAT]["valid"] is False
+    assert "invalid plan" in rows[CHEAT]["message"]
+    good = rows[SPILL]
+    assert good["status"] == "feasible" and good["valid"] is True and not good["killed"]
+    assert good["worker_maxrss_bytes"] > 1 << 20
+    # the plan written beside the results re-validates and scores the same
+    graph = graph_from_json((suite / "skip0.json").read_text())
+    problem = Problem(graph, load_accelerator("edge-npu").with_capacity(good["capacity_bytes"]))
+    plan = Plan.from_dict(json.loads((tmp_path / "out" / good["plan_file"]).read_text()), graph)
+    assert validate(problem, plan) == []
+    cost = evaluate(problem, plan)
+    assert cost.non_compulsory_bytes == good["non_compulsory_bytes"] > 0
+    assert cost.peak_bytes == good["peak_bytes"] <= good["capacity_bytes"]
+    assert good["capacity_bytes"] == good["mr_bytes"]
+    for row in rows.values():
+        assert (row["graph_ops"], row["graph_tensors"]) == (graph.num_ops, graph.num_tensors)
+
+
+def test_rerun_skips_finished_cells_and_retry_failed_reruns_errors(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 2)
+    cfg = config(suite, tmp_path / "out", (SPILL, RAISE), budgets=("MR", "MP"), jobs=2)
+    run = prepare_bench(cfg)
+    assert len(run.cells) == len(run.pending) == 8
+    assert execute_bench(run) == 8
+    again = prepare_bench(cfg)
+    assert again.pending == [] and execute_bench(again) == 0
+    retry = prepare_bench(
+        config(suite, tmp_path / "out", (SPILL, RAISE), budgets=("MR", "MP"), retry_failed=True)
+    )
+    assert {c.solver for c in retry.pending} == {RAISE} and len(retry.pending) == 4
+    # a changed option is a different cell
+    other = prepare_bench(
+        config(suite, tmp_path / "out", (SPILL,), budgets=("MR",), options={SPILL: {"seed": "1"}})
+    )
+    assert len(other.pending) == 2
+
+
+def _bench_argv(suite: Path, out: Path) -> list[str]:
+    return [
+        "bench", "--suite", str(suite), "--solvers", f"{SPILL},{KEEP}",
+        "--option", f"{SPILL}.delay_s=0.3", "--budgets", "MR,MH,MP", "--time-limit", "20",
+        "--baseline", SPILL, "-o", str(out), "--quiet", "--no-figures",
+    ]  # fmt: skip
+
+
+def test_kill_minus_9_midway_then_rerun_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 3)
+    out = tmp_path / "killed"
+    code = "import sys; from memplan.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *sys.path])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *_bench_argv(suite, out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= 4:
+            break
+        assert proc.poll() is None, "the bench ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial, _ = read_rows(results)
+    assert 4 <= len(partial) < 18
+    assert main(_bench_argv(suite, out)) == 0
+    resumed = load_results(out)
+    rows, _ = read_rows(results)
+    assert len(rows) == len(resumed) == 18  # nothing ran twice
+    assert main(_bench_argv(suite, tmp_path / "clean")) == 0
+    clean = load_results(tmp_path / "clean")
+    assert {r["key"]: strip_timing(r) for r in resumed} == {
+        r["key"]: strip_timing(r) for r in clean
+    }
+
+
+# --------------------------------------------------------------------------- reports
+def _row(workload: str, budget: str, solver: str, value: int | None, **extra: Any) -> dict:
+    row = {
+        "key": f"{workload}/{budget}/{solver}",
+        "workload": workload,
+        "scope": "activations",
+        "budget": budget,
+        "solver": solver,
+        "status": "feasible" if value is not None else "timeout",
+        "non_compulsory_bytes": value,
+        "lower_bound_bytes": None,
+        "solve_wall_s": 0.5,
+        "graph_ops": 10,
+    }
+    row.update(extra)
+    return row
+
+
+def test_summary_reductions_leave_trivial_cells_out() -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 250, lower_bound_bytes=200, status="feasible"),
+        _row("b", "MR", "greedy", 3000),
+        _row("b", "MR", "ilp", 3000, lower_bound_bytes=0),
+        _row("c", "MR", "greedy", 0, status="optimal"),  # trivial: the baseline does not spill
+        _row("c", "MR", "ilp", 0, status="optimal", lower_bound_bytes=0),
+        _row("d", "MR", "greedy", 500),
+        _row("d", "MR", "ilp", None),  # no plan where the baseline has one
+    ]
+    by_solver = {s.solver: s for s in summarize(rows, "greedy") if s.scope == "activations"}
+    ilp = by_solver["ilp"]
+    assert (ilp.compared, ilp.trivial, ilp.missing) == (2, 1, 1)
+    assert ilp.mean_reduction == pytest.approx((0.75 + 0.0) / 2)
+    assert ilp.total_reduction == pytest.approx(1 - 3250 / 4000)
+    assert ilp.non_compulsory_bytes == 3250 and ilp.plans == 3 and ilp.timeouts == 1
+    assert ilp.optimal == 1 and ilp.best == 3
+    # gaps to the best bound of each cell: a: (250-200)/250, b: 3000/3000, c: 0
+    assert ilp.mean_gap == pytest.approx((0.2 + 1.0 + 0.0) / 3)
+    greedy = by_solver["greedy"]
+    assert greedy.mean_reduction is None and greedy.total_reduction is None
+    assert greedy.best == 3  # b (a tie), c, and d (ilp has no plan there)
+    overall = [s for s in summarize(rows, "greedy") if s.scope == "*"]
+    assert {s.solver for s in overall} == {"greedy", "ilp"}
+
+
+def test_reports_are_written(tmp_path: Path) -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 250),
+        _row("a", "MP", "greedy", 0),
+        _row("a", "MP", "ilp", None, status="error", message="boom"),
+    ]
+    written = write_reports(tmp_path, rows, "greedy")
+    names = {p.name for p in written}
+    assert {"summary.md", "summary.csv", "cells.csv", "solve_time.png"} <= names
+    assert {"traffic_activations_MR.png", "traffic_activations_MP.png"} <= names
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "-75.0%" in markdown and "boom" in markdown
+    assert (tmp_path / "cells.csv").read_text().count("\n") == 5
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_bench_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    suite = write_suite(tmp_path / "g", 2)
+    out = tmp_path / "out"
+    argv = [
+        "bench", "--suite", str(suite), "--solvers", f"{SPILL},{KEEP}", "--budgets", "MR,MP",
+        "--scope", "both", "--baseline", SPILL, "-o", str(out), "--quiet", "-j", "2",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert len(load_results(out)) == 2 * 2 * 2 * 2
+    assert (out / "figures" / "traffic_all_MP.png").exists()
+    captured = capsys.readouterr()
+    assert "16 to run" in captured.err and KEEP in captured.out
+    assert main(argv) == 0
+    assert "0 to run" in capsys.readouterr().err
+    (out / "summary.md").unlink()
+    assert main(["bench", "report", str(out), "--baseline", SPILL, "--no-figures"]) == 0
+    assert (out / "summary.md").exists()
+
+
+def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    suite = write_suite(tmp_path / "g", 1)
+    assert main(["bench", "--suite", str(suite), "--solvers", "nope", "-o", str(tmp_path)]) == 2
+    assert "unknown solver 'nope'" in capsys.readouterr().err
+    argv = ["bench", "--suite", str(suite), "--solvers", SPILL, "--budgets", "huge", "-o"]
+    assert main([*argv, str(tmp_path / "o")]) == 2
+    assert "not a budget" in capsys.readouterr().err
+    assert main(["bench", "report", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.skipif("greedy" not in available_solvers(), reason="greedy solver not installed")
+def test_greedy_cells_are_valid(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 1)
+    run = prepare_bench(config(suite, tmp_path / "out", ("greedy", SPILL), budgets=("MR", "MP")))
+    execute_bench(run)
+    rows = load_results(tmp_path / "out")
+    greedy = [r for r in rows if r["solver"] == "greedy"]
+    assert len(greedy) == 2 and all(r["valid"] and r["status"] != "error" for r in greedy)
+    assert all(r["peak_bytes"] <= r["capacity_bytes"] for r in greedy)
