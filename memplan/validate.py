@@ -13,6 +13,9 @@ import enum
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
+
+import numpy as np
 
 from memplan.analysis import steps_of
 from memplan.errors import InvalidPlanError
@@ -68,8 +71,9 @@ def validate(problem: Problem, plan: Plan) -> list[Violation]:
         and 0 <= r.start < r.end <= len(plan.order)
     ]
     if order_ok:
-        violations += _check_coverage(problem, plan, well_formed)
-        violations += _check_lifecycle(problem, plan, well_formed)
+        by_tensor = _by_tensor(well_formed)
+        violations += _check_coverage(problem, plan, by_tensor)
+        violations += _check_lifecycle(problem, plan, by_tensor)
     violations += _check_addresses(problem, well_formed)
     return violations
 
@@ -102,15 +106,17 @@ def _check_order(problem: Problem, plan: Plan) -> Iterator[Violation]:
         )
         return
     step = steps_of(plan.order)
+    producer = graph.producer
     for op in graph.ops:
-        for pred in graph.predecessors(op.id):
-            if step[pred] > step[op.id]:
-                yield Violation(
-                    ViolationKind.ORDER_DEPENDENCY,
-                    f"op {op.name!r} at step {step[op.id]} runs before {graph.ops[pred].name!r} "
-                    f"(step {step[pred]}), which produces one of its inputs",
-                    steps=(step[op.id], step[pred]),
-                )
+        here = step[op.id]
+        late = {p for t in op.inputs if (p := producer[t]) is not None and step[p] > here}
+        for pred in sorted(late):
+            yield Violation(
+                ViolationKind.ORDER_DEPENDENCY,
+                f"op {op.name!r} at step {here} runs before {graph.ops[pred].name!r} "
+                f"(step {step[pred]}), which produces one of its inputs",
+                steps=(here, step[pred]),
+            )
 
 
 def _check_residency_fields(problem: Problem, plan: Plan) -> Iterator[Violation]:
@@ -153,45 +159,63 @@ def _check_residency_fields(problem: Problem, plan: Plan) -> Iterator[Violation]
 
 
 def _by_tensor(residencies: list[Residency]) -> dict[int, list[Residency]]:
+    """Residencies grouped by tensor, each group sorted by (start, end)."""
     by_tensor: dict[int, list[Residency]] = {}
-    for r in residencies:
-        by_tensor.setdefault(r.tensor, []).append(r)
-    for stays in by_tensor.values():
-        stays.sort(key=lambda r: (r.start, r.end))
+    for r in sorted(residencies, key=attrgetter("tensor", "start", "end")):
+        stays = by_tensor.get(r.tensor)
+        if stays is None:
+            by_tensor[r.tensor] = [r]
+        else:
+            stays.append(r)
     return by_tensor
 
 
 def _check_coverage(
-    problem: Problem, plan: Plan, residencies: list[Residency]
+    problem: Problem, plan: Plan, by_tensor: dict[int, list[Residency]]
 ) -> Iterator[Violation]:
+    """Look every (step, tensor) an op needs up among the stays sorted by (tensor, start)."""
     graph = problem.graph
-    by_tensor = _by_tensor(residencies)
-    starts = {t: [r.start for r in stays] for t, stays in by_tensor.items()}
+    in_scope = problem.in_scope
+    need_step: list[int] = []
+    need_tensor: list[int] = []
     for step, op_id in enumerate(plan.order):
         op = graph.ops[op_id]
         for t in dict.fromkeys((*op.inputs, *op.outputs)):
-            if not problem.in_scope[t]:
-                continue
-            stays = by_tensor.get(t, [])
-            i = bisect.bisect_right(starts.get(t, []), step) - 1
-            # Stays of one tensor may overlap when the plan is broken; check neighbours.
-            if not any(stays[j].covers(step) for j in range(max(i - 1, 0), i + 1)):
-                role = "output" if t in op.outputs else "input"
-                yield Violation(
-                    ViolationKind.NOT_RESIDENT,
-                    f"op {op.name!r} at step {step} needs its {role} {_tname(problem, t)} on "
-                    "chip, but no residency covers that step",
-                    (t,),
-                    (step,),
-                )
+            if in_scope[t]:
+                need_step.append(step)
+                need_tensor.append(t)
+    span = len(plan.order) + 1
+    stays = [r for group in by_tensor.values() for r in group]  # by (tensor, start, end)
+    # A sentinel stay at index 0 (tensor -1) keeps every lookup index in range.
+    key = np.array([-1] + [r.tensor * span + r.start for r in stays], dtype=np.int64)
+    stay_tensor = np.array([-1] + [r.tensor for r in stays], dtype=np.int64)
+    stay_end = np.array([-1] + [r.end for r in stays], dtype=np.int64)
+    steps = np.array(need_step, dtype=np.int64)
+    tensors = np.array(need_tensor, dtype=np.int64)
+    # The tensor's last stay starting at or before the step, or (when a broken plan has
+    # overlapping stays of one tensor) the one before it, must reach past the step.
+    last = np.searchsorted(key, tensors * span + steps, side="right") - 1
+    covered = np.zeros(len(steps), dtype=bool)
+    for j in (last, np.maximum(last - 1, 0)):
+        covered |= (stay_tensor[j] == tensors) & (stay_end[j] > steps)
+    for k in np.flatnonzero(~covered):
+        at, tensor = need_step[k], need_tensor[k]
+        op = graph.ops[plan.order[at]]
+        role = "output" if tensor in op.outputs else "input"
+        yield Violation(
+            ViolationKind.NOT_RESIDENT,
+            f"op {op.name!r} at step {at} needs its {role} {_tname(problem, tensor)} on "
+            "chip, but no residency covers that step",
+            (tensor,),
+            (at,),
+        )
 
 
 def _check_lifecycle(
-    problem: Problem, plan: Plan, residencies: list[Residency]
+    problem: Problem, plan: Plan, by_tensor: dict[int, list[Residency]]
 ) -> Iterator[Violation]:
     graph = problem.graph
     step_of = steps_of(plan.order)
-    by_tensor = _by_tensor(residencies)
     for tensor in graph.tensors:
         if not problem.in_scope[tensor.id]:
             continue
@@ -247,10 +271,10 @@ def _check_lifecycle(
                     (later.start,),
                 )
         if tensor.kind is TensorKind.ACTIVATION:
+            # A load is backed by a copy when some store ended at or before it starts.
+            first_copy = min((s.end for s in stays if s.leave is Leave.STORE), default=None)
             for r in stays:
-                if r.arrive is Arrive.LOAD and not any(
-                    s.leave is Leave.STORE and s.end <= r.start for s in stays
-                ):
+                if r.arrive is Arrive.LOAD and (first_copy is None or first_copy > r.start):
                     yield Violation(
                         ViolationKind.LOAD_WITHOUT_COPY,
                         f"activation {name} is loaded at step {r.start} but no earlier "
