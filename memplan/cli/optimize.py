@@ -33,6 +33,7 @@ from memplan.cli.common import (
 from memplan.cli.plancommon import (
     StopOnSigint,
     add_scratchpad_argument,
+    describe_model_argument,
     load_model_any,
     resolve_scratchpad,
 )
@@ -71,6 +72,7 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     add_model_arguments(parser)
+    describe_model_argument(parser)
     add_problem_arguments(parser)
     group = parser.add_argument_group("planning")
     add_scratchpad_argument(

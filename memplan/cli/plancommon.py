@@ -70,6 +70,16 @@ def load_model_any(args: argparse.Namespace) -> LoadedModel:
     return loaded
 
 
+def describe_model_argument(parser: argparse.ArgumentParser) -> None:
+    """Say in ``--help`` that ``model`` may also be a catalog workload name."""
+    for action in parser._actions:
+        if action.dest == "model":
+            action.help = (
+                "the model: an ONNX file (.onnx), a memplan graph JSON file, or a workload "
+                "name from 'memplan graphs list' (e.g. light_densenet121)"
+            )
+
+
 def add_scratchpad_argument(
     parser: argparse.ArgumentParser | Any, default: str | None, extra: str = ""
 ) -> None:
