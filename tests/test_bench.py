@@ -109,7 +109,7 @@ def test_cell_key_depends_on_every_part_of_the_cell() -> None:
         "w", "sha", "activations", "MR", "greedy", {"order": "dfs"}, 60, acc, None
     )
     # the preset's own capacity does not matter: the budget decides it
-    assert key == cell_key(*base[:7], {**acc, "capacity_bytes": 1}, None)  # type: ignore[arg-type]
+    assert key == cell_key(*base[:7], {**acc, "capacity_bytes": 1}, None)
     variants = [
         ("w2", *base[1:]),
         (base[0], "sha2", *base[2:]),
@@ -121,7 +121,7 @@ def test_cell_key_depends_on_every_part_of_the_cell() -> None:
         (*base[:7], {**acc, "alignment_bytes": 1}, None),
         (*base[:8], 1),
     ]
-    keys = {cell_key(*v) for v in variants}  # type: ignore[arg-type]
+    keys = {cell_key(*v) for v in variants}
     assert len(keys) == len(variants) and key not in keys
 
 
