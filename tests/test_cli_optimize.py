@@ -19,13 +19,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import memplan.solver
 from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK, main
 from memplan.dsa import parse_buffers_csv, validate_packing
 from memplan.fileio import sha256_of_file
 from memplan.loading import load_model
 from memplan.planfile import read_plan_file
 from memplan.problem import Problem
-from memplan.solver import Budget, Status, make_result, register_solver
+from memplan.solver import Budget, Status, make_result
 from memplan.validate import validate
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
@@ -282,9 +283,6 @@ class WaitingSolver:
         return make_result(self, problem, Status.TIMEOUT, plan, budget, message="stopped")
 
 
-register_solver(WaitingSolver.name, WaitingSolver)
-
-
 def _interrupt_after(seconds: float, times: int = 1) -> threading.Thread:
     def fire():
         for _ in range(times):
@@ -296,7 +294,13 @@ def _interrupt_after(seconds: float, times: int = 1) -> threading.Thread:
     return thread
 
 
-def test_ctrl_c_keeps_the_best_plan(tmp_path, model_path, capsys):
+def _register(monkeypatch, cls) -> None:
+    """Register a test solver for this test only (other tests iterate the registry)."""
+    monkeypatch.setitem(memplan.solver._registered, cls.name, cls)
+
+
+def test_ctrl_c_keeps_the_best_plan(tmp_path, model_path, capsys, monkeypatch):
+    _register(monkeypatch, WaitingSolver)
     plan = tmp_path / "plan.json"
     thread = _interrupt_after(0.5)
     code, out, err = run(
@@ -312,7 +316,7 @@ def test_ctrl_c_keeps_the_best_plan(tmp_path, model_path, capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_second_ctrl_c_aborts_without_output(tmp_path, model_path, capsys):
+def test_second_ctrl_c_aborts_without_output(tmp_path, model_path, capsys, monkeypatch):
     @dataclass(frozen=True)
     class Stubborn:
         name: ClassVar[str] = "stubborn-test"
@@ -324,7 +328,7 @@ def test_second_ctrl_c_aborts_without_output(tmp_path, model_path, capsys):
                 time.sleep(0.01)
             raise AssertionError("not interrupted")
 
-    register_solver(Stubborn.name, Stubborn)
+    _register(monkeypatch, Stubborn)
     plan = tmp_path / "plan.json"
     thread = _interrupt_after(0.3, times=2)
     code, _, err = run(capsys, "optimize", model_path, "--solver", "stubborn-test", "-o", plan)
