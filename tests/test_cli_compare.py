@@ -1,0 +1,68 @@
+"""`memplan compare`: several solvers on one model at several budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_bench import KEEP, RAISE, SLEEP, SPILL, TESTS_DIR, skip_graph
+
+from memplan.accelerator import load_accelerator
+from memplan.cli import main
+from memplan.ir import graph_to_json
+from memplan.problem import Problem
+
+
+@pytest.fixture(autouse=True)
+def solvers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "skip.json"
+    path.write_text(graph_to_json(skip_graph("skip", 8, seed=4)))
+    return path
+
+
+def test_compare_json_rows(model: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = [
+        "compare", str(model), "--solvers", f"{SPILL},{KEEP},{SLEEP},{RAISE}",
+        "--scratchpad", "MR,MP", "--time-limit", "0.5", "--grace", "1", "-j", "2", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["budget"], r["solver"]) for r in rows] == [
+        (b, s) for b in ("MR", "MP") for s in (SPILL, KEEP, SLEEP, RAISE)
+    ]
+    problem = Problem(skip_graph("skip", 8, seed=4), load_accelerator("edge-npu"))
+    by = {(r["budget"], r["solver"]): r for r in rows}
+    assert by["MR", SPILL]["capacity_bytes"] == problem.min_resident_bytes
+    assert by["MR", SPILL]["status"] == "feasible" and by["MR", SPILL]["valid"] is True
+    assert all(by[b, SLEEP]["status"] == "timeout" and by[b, SLEEP]["killed"] for b in ("MR", "MP"))
+    assert "deliberate failure" in by["MP", RAISE]["message"]
+    # every solver saw the same capacity for one budget
+    assert len({r["capacity_bytes"] for r in rows if r["budget"] == "MP"}) == 1
+
+
+def test_compare_table(model: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["compare", str(model), "--solvers", f"{SPILL},{KEEP}", "--scratchpad", "MR,2MiB"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert KEEP in out and "2MiB" in out and "MR" in out
+    # at 2 MiB everything fits: keep_all has no non-compulsory traffic, 100% less than spill_all
+    assert "-100.0%" in out
+
+
+def test_compare_bad_input(model: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", str(model), "--scratchpad", "lots"]) == 2
+    assert "not a budget" in capsys.readouterr().err
+    assert main(["compare", str(model), "--solvers", "missing_solver"]) == 2
+    assert "unknown solver" in capsys.readouterr().err
+    assert main(["compare", str(model.with_name("absent.onnx"))]) == 2
+
+
+def test_compare_no_plan_exits_1(model: Path) -> None:
+    argv = ["compare", str(model), "--solvers", RAISE, "--scratchpad", "MR"]
+    assert main(argv) == 1
