@@ -1,0 +1,506 @@
+"""The depth-first search of the exact allocator, as one resumable numba kernel.
+
+The search decides whether the *free* buffers (neither fixed nor empty) fit below a
+capacity, with MiniMalloc's ideas:
+
+* Lowest-offset placement: a buffer is only ever placed at its lowest offset above the
+  placed buffers it overlaps (``minoff``), aligned and pushed past fixed buffers.
+* Canonical order: placements are made in increasing (offset, rank) order, so each
+  packing is reached once.
+* Dominance: never place a buffer at or above the lowest top any unplaced buffer could
+  reach (``min_height``); that buffer could always drop into the gap below.
+* Section inference: in every section (a maximal set of simultaneously live buffers),
+  max(floor, current offset) + the sizes still unplaced there must fit the capacity;
+  a section's floor is also raised to the lowest ``minoff`` of its unplaced buffers.
+* Dynamic decomposition: ``cuts[s]`` counts unplaced buffers that cross the boundary
+  between sections s and s+1; when it drops to 0 the remaining buffers on either side
+  are independent and are solved one after the other, without backtracking between.
+
+Recursion is replaced by an explicit frame stack and an undo trail kept in arrays,
+so a call can stop after a node budget and a later call resumes exactly where it
+stopped (the Python driver checks the clock between calls and round-robins several
+static rank orders, as MiniMalloc's restarts do, without repeating work).
+
+Frame kinds: SEARCH (choose the next buffer of a partition) and DECOMP (solve the
+independent sub-ranges of a partition one by one). Signals passed from a popped frame
+to its parent: NONE, SUCCESS, FAIL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memplan.solvers.alloc._jit import njit
+from memplan.solvers.alloc.intervals import align_up
+
+SEARCH, DECOMP = 0, 1
+NONE, SUCCESS, FAIL = 0, 1, 2
+# Return codes of :func:`run`.
+SOLVED, INFEASIBLE, PAUSED, NEED_MEMORY = 0, 1, 2, 3
+# Trail record kinds.
+T_PLACE, T_MINOFF, T_FLOOR = 0, 1, 2
+# Slots of the scalar state array ``st``.
+(ST_DEPTH, ST_SIGNAL, ST_TRAIL, ST_PLIST, ST_CAND, ST_NODES, ST_BACKTRACKS, ST_STAMP,
+ ST_ATTEMPTS) = range(9)
+ST_LEN = 9
+
+
+@njit
+def _min_offset(
+    b: int,
+    floor_: int,
+    size: np.ndarray,
+    align: np.ndarray,
+    fixed: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    near_fixed: np.ndarray,
+) -> int:
+    """Lowest aligned offset >= ``floor_`` for ``b`` that misses its fixed neighbours."""
+    o = align_up(floor_, align[b])
+    if not near_fixed[b]:
+        return o
+    moved = True
+    while moved:
+        moved = False
+        for j in range(ptr[b], ptr[b + 1]):
+            a = adj[j]
+            if fixed[a] >= 0 and fixed[a] < o + size[b] and o < fixed[a] + size[a]:
+                o = align_up(fixed[a] + size[a], align[b])
+                moved = True
+    return o
+
+
+@njit
+def init_state(
+    size: np.ndarray,
+    align: np.ndarray,
+    fixed: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    sec_lo: np.ndarray,
+    sec_hi: np.ndarray,
+    near_fixed: np.ndarray,
+    rank: np.ndarray,
+    offset: np.ndarray,
+    minoff: np.ndarray,
+    floor: np.ndarray,
+    total: np.ndarray,
+    cuts: np.ndarray,
+    plist: np.ndarray,
+    st: np.ndarray,
+    ftype: np.ndarray,
+    fsa: np.ndarray,
+    fsb: np.ndarray,
+    fpl: np.ndarray,
+    fpln: np.ndarray,
+    fnext: np.ndarray,
+    fexp: np.ndarray,
+    fpbase: np.ndarray,
+    fcbase: np.ndarray,
+) -> None:
+    """Set up the search state: fixed buffers placed, root DECOMP frame over all sections."""
+    n = size.shape[0]
+    n_sec = floor.shape[0]
+    floor[:] = 0
+    total[:] = 0
+    cuts[:] = 0
+    st[:] = 0
+    count = 0
+    order = np.argsort(rank)
+    for t in range(n):
+        b = order[t]
+        if fixed[b] >= 0 or size[b] == 0:
+            offset[b] = fixed[b] if fixed[b] >= 0 else 0
+            continue
+        offset[b] = -1
+        plist[count] = b
+        count += 1
+        for s in range(sec_lo[b], sec_hi[b]):
+            total[s] += size[b]
+        for s in range(sec_lo[b], sec_hi[b] - 1):
+            cuts[s] += 1
+    for t in range(count):
+        b = plist[t]
+        minoff[b] = _min_offset(b, 0, size, align, fixed, ptr, adj, near_fixed)
+    for s in range(n_sec):
+        floor[s] = -1
+    for t in range(count):
+        b = plist[t]
+        for s in range(sec_lo[b], sec_hi[b]):
+            if floor[s] < 0 or minoff[b] < floor[s]:
+                floor[s] = minoff[b]
+    for s in range(n_sec):
+        if floor[s] < 0:
+            floor[s] = 0
+    st[ST_PLIST] = count
+    ftype[0] = DECOMP
+    fsa[0] = 0
+    fsb[0] = n_sec
+    fpl[0] = 0
+    fpln[0] = count
+    fnext[0] = 0
+    fexp[0] = 1
+    fpbase[0] = 0
+    fcbase[0] = 0
+    st[ST_DEPTH] = 1
+    st[ST_SIGNAL] = NONE
+
+
+@njit
+def _undo(
+    mark: int,
+    size: np.ndarray,
+    sec_lo: np.ndarray,
+    sec_hi: np.ndarray,
+    offset: np.ndarray,
+    minoff: np.ndarray,
+    floor: np.ndarray,
+    total: np.ndarray,
+    cuts: np.ndarray,
+    trail_kind: np.ndarray,
+    trail_idx: np.ndarray,
+    trail_val: np.ndarray,
+    st: np.ndarray,
+) -> None:
+    """Roll the state back to trail length ``mark``."""
+    t = st[ST_TRAIL]
+    while t > mark:
+        t -= 1
+        kind = trail_kind[t]
+        i = trail_idx[t]
+        if kind == T_PLACE:
+            offset[i] = -1
+            for s in range(sec_lo[i], sec_hi[i]):
+                total[s] += size[i]
+            for s in range(sec_lo[i], sec_hi[i] - 1):
+                cuts[s] += 1
+        elif kind == T_MINOFF:
+            minoff[i] = trail_val[t]
+        else:
+            floor[i] = trail_val[t]
+    st[ST_TRAIL] = t
+
+
+@njit
+def run(
+    cap: int,
+    budget: int,
+    unalloc_floor: bool,
+    size: np.ndarray,
+    align: np.ndarray,
+    fixed: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    sec_lo: np.ndarray,
+    sec_hi: np.ndarray,
+    sec_ptr: np.ndarray,
+    sec_buf: np.ndarray,
+    fixed_sec: np.ndarray,
+    near_fixed: np.ndarray,
+    rank: np.ndarray,
+    offset: np.ndarray,
+    minoff: np.ndarray,
+    floor: np.ndarray,
+    total: np.ndarray,
+    cuts: np.ndarray,
+    sec_stamp: np.ndarray,
+    ftype: np.ndarray,
+    fsa: np.ndarray,
+    fsb: np.ndarray,
+    fpl: np.ndarray,
+    fpln: np.ndarray,
+    fcand: np.ndarray,
+    fcandn: np.ndarray,
+    fnext: np.ndarray,
+    flast_off: np.ndarray,
+    flast_rank: np.ndarray,
+    fmark: np.ndarray,
+    fminh: np.ndarray,
+    fexp: np.ndarray,
+    fpbase: np.ndarray,
+    fcbase: np.ndarray,
+    fhat: np.ndarray,
+    plist: np.ndarray,
+    cand_buf: np.ndarray,
+    cand_off: np.ndarray,
+    trail_kind: np.ndarray,
+    trail_idx: np.ndarray,
+    trail_val: np.ndarray,
+    st: np.ndarray,
+) -> int:
+    """Advance the search by at most ``budget`` expanded nodes; return a status code.
+
+    SOLVED: ``offset`` holds a packing of every free buffer below ``cap``. INFEASIBLE:
+    the search space is exhausted. PAUSED: the budget ran out (call again to resume).
+    NEED_MEMORY: a pool or the trail is too small (grow the arrays, call again).
+    """
+    max_trail = trail_kind.shape[0]
+    spent = 0
+    while True:
+        depth = st[ST_DEPTH]
+        signal = st[ST_SIGNAL]
+        if depth == 0:
+            return SOLVED if signal == SUCCESS else INFEASIBLE
+        d = depth - 1
+        if ftype[d] == DECOMP:
+            if signal == FAIL:
+                st[ST_DEPTH] = d
+                st[ST_PLIST] = fpbase[d]
+                st[ST_CAND] = fcbase[d]
+                continue
+            # Fresh, or the previous sub-range was solved: start the next non-empty one.
+            ra = fnext[d]
+            pushed = False
+            while ra < fsb[d] and not pushed:
+                rb = ra + 1
+                while rb < fsb[d] and cuts[rb - 1] > 0:
+                    rb += 1
+                start = st[ST_PLIST]
+                if start + fpln[d] > plist.shape[0]:
+                    return NEED_MEMORY
+                cnt = 0
+                for t in range(fpl[d], fpl[d] + fpln[d]):
+                    b = plist[t]
+                    if offset[b] < 0 and ra <= sec_lo[b] and sec_lo[b] < rb:
+                        plist[start + cnt] = b
+                        cnt += 1
+                fnext[d] = rb
+                if cnt > 0:
+                    e = depth
+                    ftype[e] = SEARCH
+                    fsa[e] = ra
+                    fsb[e] = rb
+                    fpl[e] = start
+                    fpln[e] = cnt
+                    fexp[e] = 0
+                    flast_off[e] = -1
+                    flast_rank[e] = -1
+                    fpbase[e] = start
+                    fcbase[e] = st[ST_CAND]
+                    st[ST_PLIST] = start + cnt
+                    st[ST_DEPTH] = depth + 1
+                    st[ST_SIGNAL] = NONE
+                    pushed = True
+                ra = rb
+            if not pushed:
+                st[ST_DEPTH] = d
+                st[ST_PLIST] = fpbase[d]
+                st[ST_CAND] = fcbase[d]
+                st[ST_SIGNAL] = SUCCESS
+            continue
+        # ---------------------------------------------------------------- SEARCH
+        if signal == SUCCESS:
+            st[ST_DEPTH] = d
+            st[ST_PLIST] = fpbase[d]
+            st[ST_CAND] = fcbase[d]
+            continue
+        if signal == FAIL:
+            _undo(
+                fmark[d],
+                size,
+                sec_lo,
+                sec_hi,
+                offset,
+                minoff,
+                floor,
+                total,
+                cuts,
+                trail_kind,
+                trail_idx,
+                trail_val,
+                st,
+            )
+            st[ST_SIGNAL] = NONE
+            if fhat[d] == 0:
+                # Hatless pruning: the failed buffer overlapped no unplaced buffer, so it
+                # sits at this offset in every completion; later candidates cannot work.
+                fnext[d] = fcandn[d]
+        if fexp[d] == 0:
+            if spent >= budget:
+                return PAUSED
+            start = st[ST_CAND]
+            if start + fpln[d] > cand_buf.shape[0]:
+                return NEED_MEMORY
+            spent += 1
+            st[ST_NODES] += 1
+            cnt = 0
+            minh = -1
+            for t in range(fpl[d], fpl[d] + fpln[d]):
+                b = plist[t]
+                if offset[b] < 0:
+                    cand_buf[start + cnt] = b
+                    cand_off[start + cnt] = minoff[b]
+                    cnt += 1
+                    h = minoff[b] + size[b]
+                    if minh < 0 or h < minh:
+                        minh = h
+            if cnt == 0:
+                st[ST_DEPTH] = d
+                st[ST_PLIST] = fpbase[d]
+                st[ST_CAND] = fcbase[d]
+                st[ST_SIGNAL] = SUCCESS
+                continue
+            # Order candidates by (minoff, rank): plist is in rank order, sort is stable.
+            perm = np.argsort(cand_off[start : start + cnt], kind="mergesort")
+            tmp_b = cand_buf[start : start + cnt].copy()
+            tmp_o = cand_off[start : start + cnt].copy()
+            for t in range(cnt):
+                cand_buf[start + t] = tmp_b[perm[t]]
+                cand_off[start + t] = tmp_o[perm[t]]
+            fcand[d] = start
+            fcandn[d] = cnt
+            fnext[d] = 0
+            # Any placement at o leaves every section at least o + its unplaced total,
+            # so offsets above cap - (largest unplaced total) fail: stop there too.
+            most = 0
+            for s in range(fsa[d], fsb[d]):
+                if total[s] > most:
+                    most = total[s]
+            fminh[d] = min(minh, cap - most + 1)
+            fexp[d] = 1
+            st[ST_CAND] = start + cnt
+        placed = -1
+        while fnext[d] < fcandn[d]:
+            i = fcand[d] + fnext[d]
+            fnext[d] += 1
+            c = cand_buf[i]
+            o = cand_off[i]
+            if o >= fminh[d]:
+                fnext[d] = fcandn[d]
+                break
+            if o < flast_off[d] or (o == flast_off[d] and rank[c] < flast_rank[d]):
+                continue
+            top = o + size[c]
+            if top > cap:
+                continue
+            need = st[ST_TRAIL] + 1 + 2 * floor.shape[0] + (ptr[c + 1] - ptr[c])
+            if need > max_trail:
+                fnext[d] -= 1
+                return NEED_MEMORY
+            mark = st[ST_TRAIL]
+            fmark[d] = mark
+            t = mark
+            # Place c.
+            offset[c] = o
+            trail_kind[t] = T_PLACE
+            trail_idx[t] = c
+            t += 1
+            for s in range(sec_lo[c], sec_hi[c]):
+                trail_kind[t] = T_FLOOR
+                trail_idx[t] = s
+                trail_val[t] = floor[s]
+                t += 1
+                floor[s] = top
+                total[s] -= size[c]
+            for s in range(sec_lo[c], sec_hi[c] - 1):
+                cuts[s] -= 1
+            ok = True
+            hat = 0
+            st[ST_STAMP] += 1
+            stamp = st[ST_STAMP]
+            for j in range(ptr[c], ptr[c + 1]):
+                a = adj[j]
+                if offset[a] < 0:
+                    hat = 1
+                if offset[a] < 0 and minoff[a] < top:
+                    trail_kind[t] = T_MINOFF
+                    trail_idx[t] = a
+                    trail_val[t] = minoff[a]
+                    t += 1
+                    minoff[a] = _min_offset(a, top, size, align, fixed, ptr, adj, near_fixed)
+                    if minoff[a] + size[a] > cap:
+                        ok = False
+                        break
+                    for s in range(sec_lo[a], sec_hi[a]):
+                        sec_stamp[s] = stamp
+            st[ST_TRAIL] = t
+            st[ST_ATTEMPTS] += 1
+            if ok and unalloc_floor:
+                # Unallocated floor: a section's floor is at least its lowest minoff.
+                for s in range(fsa[d], fsb[d]):
+                    if sec_stamp[s] != stamp:
+                        continue
+                    low = -1
+                    for k in range(sec_ptr[s], sec_ptr[s + 1]):
+                        a = sec_buf[k]
+                        if offset[a] < 0 and (low < 0 or minoff[a] < low):
+                            low = minoff[a]
+                    if low > floor[s]:
+                        if t >= max_trail:
+                            ok = False
+                            break
+                        trail_kind[t] = T_FLOOR
+                        trail_idx[t] = s
+                        trail_val[t] = floor[s]
+                        t += 1
+                        floor[s] = low
+                st[ST_TRAIL] = t
+            if ok:
+                # Section inference over the partition.
+                for s in range(fsa[d], fsb[d]):
+                    if fixed_sec[s]:
+                        continue
+                    f = floor[s]
+                    if total[s] > 0 and o > f:
+                        f = o
+                    if f + total[s] > cap:
+                        ok = False
+                        break
+            if not ok:
+                _undo(
+                    mark,
+                    size,
+                    sec_lo,
+                    sec_hi,
+                    offset,
+                    minoff,
+                    floor,
+                    total,
+                    cuts,
+                    trail_kind,
+                    trail_idx,
+                    trail_val,
+                    st,
+                )
+                if hat == 0:
+                    fnext[d] = fcandn[d]
+                    break
+                continue
+            fhat[d] = hat
+            placed = c
+            break
+        if placed < 0:
+            st[ST_DEPTH] = d
+            st[ST_PLIST] = fpbase[d]
+            st[ST_CAND] = fcbase[d]
+            st[ST_SIGNAL] = FAIL
+            st[ST_BACKTRACKS] += 1
+            continue
+        # Decompose if a boundary inside the partition lost its last crossing buffer.
+        split = False
+        lo = max(sec_lo[placed], fsa[d])
+        hi = min(sec_hi[placed] - 1, fsb[d] - 1)
+        for s in range(lo, hi):
+            if cuts[s] == 0:
+                split = True
+                break
+        e = depth
+        fsa[e] = fsa[d]
+        fsb[e] = fsb[d]
+        fpl[e] = fpl[d]
+        fpln[e] = fpln[d]
+        fpbase[e] = st[ST_PLIST]
+        fcbase[e] = st[ST_CAND]
+        if split:
+            ftype[e] = DECOMP
+            fnext[e] = fsa[d]
+            fexp[e] = 1
+        else:
+            ftype[e] = SEARCH
+            fexp[e] = 0
+            flast_off[e] = cand_off[fcand[d] + fnext[d] - 1]
+            flast_rank[e] = rank[placed]
+        st[ST_DEPTH] = depth + 1
+        st[ST_SIGNAL] = NONE
+    return INFEASIBLE
