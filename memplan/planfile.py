@@ -204,8 +204,9 @@ def parse_plan_file(
         made_for = model_name + (f" ({model['file']})" if model.get("file") else "")
         raise InvalidPlanError(
             f"{source} was made for model {made_for!r} with sha256 {model_sha}, but the "
-            f"model given ({graph.name!r}) has sha256 {expected_sha256}; plan this model "
-            "with memplan optimize, or pass the model the plan was made for"
+            f"model given ({graph.name!r}) has sha256 {expected_sha256} (a converted or "
+            "re-exported copy has another hash); plan this model with memplan optimize, or "
+            "pass the model file the plan was made for"
         )
     try:
         accelerator = Accelerator.from_dict(

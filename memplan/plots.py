@@ -98,7 +98,7 @@ def plot_plan(
         title
         or (
             f"{graph.name}: {n} steps, {len(plan.residencies)} residencies, scratchpad "
-            f"{format_bytes(problem.capacity_bytes)} ({problem.scope.value} scope)"
+            f"{format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
         ),
         fontsize=11,
     )
