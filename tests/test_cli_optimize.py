@@ -365,3 +365,21 @@ def test_console_script_light_model_spills_at_mr(tmp_path):
         [MEMPLAN, "--debug", *bad[1:]], capture_output=True, text=True, timeout=300
     )
     assert "Traceback" in done.stderr
+
+
+def test_readme_first_command_runs(tmp_path):
+    """The README's first line installs memplan and plans a model; run its memplan part."""
+    import shlex
+
+    readme = Path(__file__).parent.parent / "README.md"
+    first = readme.read_text().splitlines()[0]
+    install, sep, command = first.partition(" && ")
+    assert sep and install.startswith("pip install") and command.startswith("memplan optimize")
+    argv = shlex.split(command)
+    done = subprocess.run(
+        [MEMPLAN, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "status" in done.stdout and "Traceback" not in done.stderr
+    if "--plot" in argv:
+        assert (tmp_path / argv[argv.index("--plot") + 1]).read_bytes().startswith(b"\x89PNG")

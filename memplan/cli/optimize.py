@@ -111,6 +111,7 @@ def add_parser(subparsers: Any) -> None:
         "--seed",
         type=int,
         default=None,
+        metavar="N",
         help="random seed for solvers that use randomness (same seed, same plan); "
         "the same as --option seed=N",
     )
