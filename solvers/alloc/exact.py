@@ -34,6 +34,9 @@ PREORDERINGS: tuple[str, ...] = ("WAT", "TAW", "TWA")
 #: Raise section floors to the lowest minimum offset of their unplaced buffers.
 UNALLOCATED_FLOOR = True
 
+#: Re-rank each new sub-partition with the current section totals (as MiniMalloc).
+DYNAMIC_RANKS = True
+
 #: Nodes per kernel call between two looks at the clock.
 SLICE_NODES = 20_000
 
@@ -58,10 +61,12 @@ def preorder_rank(p: Packed, keys: str) -> np.ndarray:
 class _SearchState:
     """The arrays of one resumable search (one pre-ordering, one capacity)."""
 
-    def __init__(self, p: Packed, rank: np.ndarray, capacity: int) -> None:
+    def __init__(self, p: Packed, keys: str, capacity: int) -> None:
         self.p = p
         self.cap = capacity
-        self.rank = rank
+        self.rank = preorder_rank(p, keys)
+        self.keys = np.array(["TWAZ".index(k) for k in keys], dtype=I64)
+        self.width = p.upper - p.lower
         n, n_sec = p.n, int(p.sec_total.size)
         live = p.size > 0
         lo, hi = p.sec_lo[live], p.sec_hi[live]
@@ -132,7 +137,7 @@ class _SearchState:
             p.sec_lo,
             p.sec_hi,
             self.near_fixed,
-            rank,
+            self.rank,
             self.offset,
             self.minoff,
             self.floor,
@@ -171,6 +176,9 @@ class _SearchState:
                 self.cap,
                 budget,
                 UNALLOCATED_FLOOR,
+                self.keys,
+                len(self.keys) if DYNAMIC_RANKS else 0,
+                self.width,
                 p.size,
                 p.align,
                 p.fixed,
@@ -236,7 +244,7 @@ def decide(
     why = obvious_infeasibility(p, capacity)
     if why is not None:
         return Decision(AllocationStatus.INFEASIBLE, None, 0)
-    states = [_SearchState(p, preorder_rank(p, keys), capacity) for keys in preorderings]
+    states = [_SearchState(p, keys, capacity) for keys in preorderings]
     limit = max(p.n, 16)
     while True:
         for state in states:

@@ -38,10 +38,19 @@ NONE, SUCCESS, FAIL = 0, 1, 2
 # Return codes of :func:`run`.
 SOLVED, INFEASIBLE, PAUSED, NEED_MEMORY = 0, 1, 2, 3
 # Trail record kinds.
-T_PLACE, T_MINOFF, T_FLOOR = 0, 1, 2
+T_PLACE, T_MINOFF, T_FLOOR, T_RANK = 0, 1, 2, 3
 # Slots of the scalar state array ``st``.
-(ST_DEPTH, ST_SIGNAL, ST_TRAIL, ST_PLIST, ST_CAND, ST_NODES, ST_BACKTRACKS, ST_STAMP,
- ST_ATTEMPTS) = range(9)
+(
+    ST_DEPTH,
+    ST_SIGNAL,
+    ST_TRAIL,
+    ST_PLIST,
+    ST_CAND,
+    ST_NODES,
+    ST_BACKTRACKS,
+    ST_STAMP,
+    ST_ATTEMPTS,
+) = range(9)
 ST_LEN = 9
 
 
@@ -162,6 +171,7 @@ def _undo(
     trail_idx: np.ndarray,
     trail_val: np.ndarray,
     st: np.ndarray,
+    rank: np.ndarray,
 ) -> None:
     """Roll the state back to trail length ``mark``."""
     t = st[ST_TRAIL]
@@ -177,9 +187,67 @@ def _undo(
                 cuts[s] += 1
         elif kind == T_MINOFF:
             minoff[i] = trail_val[t]
-        else:
+        elif kind == T_FLOOR:
             floor[i] = trail_val[t]
+        else:
+            rank[i] = trail_val[t]
     st[ST_TRAIL] = t
+
+
+@njit
+def _rerank(
+    seg: np.ndarray,
+    keys: np.ndarray,
+    n_keys: int,
+    size: np.ndarray,
+    sec_lo: np.ndarray,
+    sec_hi: np.ndarray,
+    total: np.ndarray,
+    width: np.ndarray,
+    rank: np.ndarray,
+    trail_kind: np.ndarray,
+    trail_idx: np.ndarray,
+    trail_val: np.ndarray,
+    st: np.ndarray,
+) -> None:
+    """Re-sort a new sub-partition ``seg`` by the pre-ordering ``keys`` and re-rank it.
+
+    Like MiniMalloc's per-partition pre-ordering, the T key (largest section total)
+    uses the *current* unplaced totals. Keys (most significant first): 0 = T,
+    1 = lifetime W, 2 = area A, 3 = size Z; all descending, ties keep the old order.
+    Old ranks go on the trail.
+    """
+    cnt = seg.shape[0]
+    order = np.arange(cnt)
+    vals = np.empty(cnt, np.int64)
+    for k in range(n_keys - 1, -1, -1):
+        code = keys[k]
+        for t in range(cnt):
+            b = seg[order[t]]
+            if code == 0:
+                v = 0
+                for s in range(sec_lo[b], sec_hi[b]):
+                    if total[s] > v:
+                        v = total[s]
+            elif code == 1:
+                v = width[b]
+            elif code == 2:
+                v = width[b] * size[b]
+            else:
+                v = size[b]
+            vals[t] = -v
+        perm = np.argsort(vals, kind="mergesort")
+        order = order[perm]
+    new = seg[order].copy()
+    t0 = st[ST_TRAIL]
+    for t in range(cnt):
+        b = new[t]
+        seg[t] = b
+        trail_kind[t0 + t] = T_RANK
+        trail_idx[t0 + t] = b
+        trail_val[t0 + t] = rank[b]
+        rank[b] = t
+    st[ST_TRAIL] = t0 + cnt
 
 
 @njit
@@ -187,6 +255,9 @@ def run(
     cap: int,
     budget: int,
     unalloc_floor: bool,
+    keys: np.ndarray,
+    n_keys: int,
+    width: np.ndarray,
     size: np.ndarray,
     align: np.ndarray,
     fixed: np.ndarray,
@@ -257,7 +328,7 @@ def run(
                 while rb < fsb[d] and cuts[rb - 1] > 0:
                     rb += 1
                 start = st[ST_PLIST]
-                if start + fpln[d] > plist.shape[0]:
+                if start + fpln[d] > plist.shape[0] or st[ST_TRAIL] + fpln[d] > max_trail:
                     return NEED_MEMORY
                 cnt = 0
                 for t in range(fpl[d], fpl[d] + fpln[d]):
@@ -266,6 +337,22 @@ def run(
                         plist[start + cnt] = b
                         cnt += 1
                 fnext[d] = rb
+                if cnt > 1 and n_keys > 0:
+                    _rerank(
+                        plist[start : start + cnt],
+                        keys,
+                        n_keys,
+                        size,
+                        sec_lo,
+                        sec_hi,
+                        total,
+                        width,
+                        rank,
+                        trail_kind,
+                        trail_idx,
+                        trail_val,
+                        st,
+                    )
                 if cnt > 0:
                     e = depth
                     ftype[e] = SEARCH
@@ -310,6 +397,7 @@ def run(
                 trail_idx,
                 trail_val,
                 st,
+                rank,
             )
             st[ST_SIGNAL] = NONE
             if fhat[d] == 0:
@@ -462,6 +550,7 @@ def run(
                     trail_idx,
                     trail_val,
                     st,
+                    rank,
                 )
                 if hat == 0:
                     fnext[d] = fcandn[d]
