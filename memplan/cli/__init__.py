@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "solvers",
     "bench",
     "compare",
+    "allocate",
 )
 
 #: Exit codes: success, a result that is not a plan (infeasible, invalid plan), bad input.

@@ -1,0 +1,204 @@
+"""``memplan allocate``: place the buffers of a MiniMalloc CSV in a scratchpad.
+
+::
+
+    memplan allocate buffers.csv --capacity 1048576 [-o out.csv] [--json]
+
+Input: MiniMalloc's CSV (``id,lower,upper,size`` with half-open lifetimes
+``[lower, upper)`` in steps and sizes in bytes; optional ``alignment`` and ``offset``
+columns). Output (``-o``): the same rows plus the chosen ``offset``. Every packing is
+checked by :func:`memplan.dsa.validate_packing` before it is printed or written.
+Exit codes: 0 packed (within the capacity), 1 infeasible or out of time without a
+packing that fits, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+from memplan.cli.common import console, err_console, print_json
+
+_ALGORITHMS = (
+    "auto (greedy portfolio, then the exact search if needed), exact (MiniMalloc-style "
+    "search), portfolio (best of all greedy variants), greedy-by-size (TFLite), "
+    "best-fit-size and best-fit-duration (XLA), online-best-fit (ONNX Runtime), "
+    "first-fit-decreasing, lowest-offset-first"
+)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``allocate``."""
+    parser = subparsers.add_parser(
+        "allocate",
+        help="choose scratchpad offsets for buffers with fixed lifetimes (MiniMalloc CSV)",
+        description=(
+            "Dynamic storage allocation: give every buffer of CSV an offset so that buffers "
+            "live at the same step never share a byte, and everything fits below the "
+            "capacity. CSV is MiniMalloc's format: id,lower,upper,size (lifetimes are "
+            "half-open [lower, upper) in steps, sizes in bytes), optional alignment (bytes) "
+            "and offset (a fixed offset in bytes). Prints the height (highest byte used), "
+            "max live (the lower bound: most bytes live at one step), their ratio and the "
+            "time. Exit codes: 0 packed, 1 infeasible or timed out without a packing that "
+            "fits, 2 bad input."
+        ),
+    )
+    parser.add_argument("csv", help="input CSV: id,lower,upper,size[,alignment][,offset]")
+    parser.add_argument(
+        "--capacity",
+        metavar="BYTES",
+        default=None,
+        help=(
+            "scratchpad size in bytes (accepts units: 1048576, 1MiB, 512KiB); without it, "
+            "the height is minimised"
+        ),
+    )
+    parser.add_argument(
+        "--alignment",
+        metavar="BYTES",
+        type=int,
+        default=1,
+        help=(
+            "every offset must also be a multiple of this many bytes (combined with each "
+            "row's own alignment); default 1"
+        ),
+    )
+    parser.add_argument(
+        "--time-limit",
+        dest="time_limit",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="wall-clock limit of the exact search in seconds; default 60",
+    )
+    parser.add_argument(
+        "--algorithm",
+        default="auto",
+        metavar="NAME",
+        help=f"allocator to run: {_ALGORITHMS}; default auto",
+    )
+    parser.add_argument(
+        "--minimize",
+        action="store_true",
+        help=(
+            "look for the lowest height (at most the capacity, if given) and report whether "
+            "it is proven optimal, instead of stopping at the first packing that fits"
+        ),
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the randomised steps; default 0"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.csv",
+        default=None,
+        help="write the input rows plus an offset column (bytes) here, atomically",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (for tools)")
+    parser.set_defaults(func=run)
+
+
+def _with_alignment(buffers: list[Any], alignment: int) -> list[Any]:
+    """Return ``buffers`` whose offsets must also be multiples of ``alignment`` bytes."""
+    from memplan.dsa import Buffer
+    from memplan.errors import ConfigError, InputFormatError
+
+    if alignment < 1:
+        raise ConfigError(f"--alignment {alignment}: must be a positive number of bytes")
+    if alignment == 1:
+        return buffers
+    out = []
+    for b in buffers:
+        combined = math.lcm(b.alignment_bytes, alignment)
+        try:
+            out.append(Buffer(b.id, b.lower, b.upper, b.size_bytes, combined, b.fixed_offset_bytes))
+        except InputFormatError as error:
+            raise InputFormatError(f"with --alignment {alignment}: {error}") from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``memplan allocate``; return the exit code."""
+    from memplan.dsa import (
+        AllocationStatus,
+        allocate,
+        read_buffers_csv,
+        validate_packing,
+        write_buffers_csv,
+    )
+    from memplan.errors import ConfigError
+    from memplan.units import parse_bytes
+
+    capacity = None if args.capacity is None else parse_bytes(args.capacity, "--capacity")
+    if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):
+        raise ConfigError(f"--time-limit {args.time_limit}: must be a number of seconds >= 0")
+    buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment)
+    result = allocate(
+        buffers,
+        capacity,
+        algorithm=args.algorithm,
+        time_limit_s=args.time_limit,
+        minimize=args.minimize or capacity is None,
+        seed=args.seed,
+    )
+    packed = result.status is AllocationStatus.SOLVED and result.offsets_bytes is not None
+    errors: list[str] = []
+    if result.offsets_bytes is not None:
+        errors = validate_packing(buffers, result.offsets_bytes, capacity if packed else None)
+    if errors:
+        err_console.print(
+            f"memplan allocate: internal error: {result.algorithm} returned an invalid "
+            f"packing ({len(errors)} problem(s)); first: {errors[0]}",
+            markup=False,
+        )
+        return EXIT_NO_PLAN
+    if packed and args.output:
+        assert result.offsets_bytes is not None
+        write_buffers_csv(args.output, buffers, result.offsets_bytes)
+    _report(args, result, capacity, len(buffers))
+    return EXIT_OK if packed else EXIT_NO_PLAN
+
+
+def _report(args: argparse.Namespace, result: Any, capacity: int | None, n: int) -> None:
+    """Print the result as a table (or JSON with ``--json``)."""
+    ratio = result.ratio
+    if args.json:
+        print_json(
+            {
+                "csv": args.csv,
+                "buffers": n,
+                "status": result.status.value,
+                "algorithm": result.algorithm,
+                "capacity_bytes": capacity,
+                "height_bytes": result.height_bytes,
+                "max_live_bytes": result.max_live_bytes,
+                "ratio": ratio,
+                "proven_optimal": result.proven_optimal,
+                "wall_s": round(result.wall_s, 6),
+                "message": result.message,
+                "output": args.output if result.status.value == "solved" else None,
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"memplan allocate {args.csv}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("status", result.status.value)
+    table.add_row("algorithm", result.algorithm)
+    table.add_row("buffers", str(n))
+    table.add_row("capacity", "none (minimise)" if capacity is None else f"{capacity} B")
+    table.add_row("height", "-" if result.height_bytes is None else f"{result.height_bytes} B")
+    table.add_row("max live", f"{result.max_live_bytes} B")
+    table.add_row("height / max live", "-" if ratio is None else f"{ratio:.4f}")
+    table.add_row("proven optimal", "yes" if result.proven_optimal else "no")
+    table.add_row("time", f"{result.wall_s:.3f} s")
+    if result.message:
+        table.add_row("note", result.message)
+    if args.output and result.status.value == "solved":
+        table.add_row("written", args.output)
+    console.print(table)
