@@ -100,18 +100,21 @@ def bench_densenet() -> None:
         )
 
 
-def bench_light_table(options: dict[str, str]) -> None:
+def bench_light_table(options: dict[str, str], dtype_bytes: int, scope: Scope) -> None:
     """Markdown table: greedy on the nine light models at five budgets."""
     from helpers import LIGHT_MODELS
 
     from memplan.onnx_import import import_model
 
-    print(f"\ngreedy {options or '(defaults)'} on the light models, activations scope")
+    print(
+        f"\ngreedy {options or '(defaults)'} on the light models, {dtype_bytes}-byte "
+        f"elements, scope {scope.value}"
+    )
     print("| model | budget | capacity | non-compulsory | peak | status | fallback | wall s |")
     print("|---|---|---:|---:|---:|---|---|---:|")
     for name in LIGHT_MODELS:
-        graph = import_model(light_path(name)).graph
-        base = Problem(graph, Accelerator("edge", 0), Scope.ACTIVATIONS)
+        graph = import_model(light_path(name), dtype_bytes=dtype_bytes).graph
+        base = Problem(graph, Accelerator("edge", 0), scope)
         for spec in BUDGETS:
             problem = base.with_capacity(resolve_budget(spec, base).capacity_bytes)
             start = time.perf_counter()
@@ -142,13 +145,21 @@ def main() -> None:
     parser.add_argument(
         "--option", action="append", default=[], help="greedy option NAME=VALUE (table only)"
     )
+    parser.add_argument(
+        "--dtype-bytes", type=int, default=1, help="bytes per element (table; COSMA: 1)"
+    )
+    parser.add_argument("--scope", default="activations", help="activations | all (table)")
+    parser.add_argument("--skip-core", action="store_true", help="only the light-model table")
     args = parser.parse_args()
-    bench_validator(args.residencies)
-    bench_densenet()
+    if not args.skip_core:
+        bench_validator(args.residencies)
+        bench_densenet()
     if args.light:
         from memplan.solver import parse_option_pairs
 
-        bench_light_table(parse_option_pairs(args.option))
+        bench_light_table(
+            parse_option_pairs(args.option), args.dtype_bytes, Scope.parse(args.scope)
+        )
 
 
 if __name__ == "__main__":

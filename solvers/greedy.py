@@ -17,11 +17,12 @@ COSMA compares its ILP against the three sub-problems solved one after the other
 
 A replacement whose live bytes fit can still fail to pack (fragmentation). The solver
 then repeats the replacement with a smaller *effective* capacity (the capacity minus
-the overflow, doubling the cut on every retry, never below M_R); when that runs out, it
-tries the allocator portfolio on the last replacement and, as a last resort, returns
-the step-by-step plan where every op's working set is on chip for its own step only
-(stacked from offset 0): at any capacity >= M_R that plan is valid. Below M_R the
-result is INFEASIBLE.
+the overflow, doubling the cut on every retry, never below M_R), then bisects between
+the largest capacity that packed and the smallest that did not, keeping the plan with
+the least traffic; when no try packs, it tries the allocator portfolio on the last
+replacement and, as a last resort, returns the step-by-step plan where every op's
+working set is on chip for its own step only (stacked from offset 0): at any capacity
+>= M_R that plan is valid. Below M_R the result is INFEASIBLE.
 
 The status is FEASIBLE (a heuristic proves nothing), except OPTIMAL when the plan has
 no non-compulsory traffic (it meets the trivial lower bound 0). The solver is
@@ -142,11 +143,11 @@ class GreedySolver:
             max_live_aligned_bytes=replacement.max_live_bytes,
         )
         waste = non_compulsory_bytes(problem, plan)
-        if timed_out:
-            status = Status.TIMEOUT
-            message = "the budget ran out; returning the step-by-step plan"
-        elif waste == 0:
+        if waste == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif timed_out:
+            status = Status.TIMEOUT
+            message = f"the budget ran out; returning the best plan so far ({stats['fallback']})"
         else:
             status, message = Status.FEASIBLE, ""
         return make_result(
@@ -169,39 +170,70 @@ class GreedySolver:
     ) -> tuple[Plan | None, Replacement, bool]:
         """Replace and pack, shrinking the effective capacity while packing fails.
 
-        Returns ``(plan or None, last replacement, timed out)``.
+        After a failure, the effective capacity drops by the overflow (doubling the cut
+        on every further failure, never below M_R) until a replacement packs; the
+        remaining tries bisect between that capacity and the last failing one for a
+        larger one that still packs, keeping the plan with the least traffic.
+
+        Returns ``(plan or None, its replacement, timed out)``.
         """
         capacity, floor = problem.capacity_bytes, problem.min_resident_bytes
         alignment = problem.alignment_bytes
         effective = capacity
-        stats["retries"] = 0
+        failing: int | None = None  # smallest effective capacity whose packing failed
+        packing = 0  # largest effective capacity whose packing succeeded
+        best: tuple[int, Plan, Replacement, int, str] | None = None  # waste first
         stats["fallback"] = "none"
         replacement = Replacement((), 0, 0, 0, 0)
+        attempt, stopped = 0, False
         for attempt in range(self.max_retries + 1):
             try:
                 replacement = simulate(problem, order, effective, self.replacement, budget)
             except Stopped:
-                return None, replacement, True
-            stats["retries"] = attempt
-            stats["effective_capacity_bytes"] = effective
-            offsets, height, used = self._pack(problem, replacement.stays, budget)
-            stats["allocator_used"] = used
-            if offsets is not None:
-                if attempt:
-                    stats["fallback"] = "reduced-capacity"
-                return self._plan(order, replacement, offsets), replacement, False
-            if effective <= floor or attempt == self.max_retries or budget.should_stop():
-                if self.allocator not in ("portfolio", "auto"):
-                    # Last try on these stays: the portfolio often packs what one rule cannot.
-                    offsets, _, used = self._pack(problem, replacement.stays, budget, "portfolio")
-                    if offsets is not None:
-                        stats["fallback"] = "portfolio"
-                        stats["allocator_used"] = used
-                        return self._plan(order, replacement, offsets), replacement, False
+                stopped = True
                 break
-            overflow = max(height - capacity if height is not None else 0, alignment)
-            cut = overflow << attempt  # double the cut on every retry
-            effective = max(floor, (effective - cut) // alignment * alignment)
+            offsets, height, used = self._pack(problem, replacement.stays, budget)
+            if offsets is not None:
+                plan = self._plan(order, replacement, offsets)
+                waste = non_compulsory_bytes(problem, plan)
+                if best is None or waste < best[0]:
+                    best = (waste, plan, replacement, effective, used)
+                packing = max(packing, effective)
+                if failing is None or waste == 0:
+                    break
+            else:
+                failing = effective if failing is None else min(failing, effective)
+            if best is None:
+                if effective <= floor:
+                    break
+                overflow = max(height - capacity if height is not None else 0, alignment)
+                effective = max(floor, (effective - (overflow << attempt)) // alignment * alignment)
+            else:
+                assert failing is not None
+                effective = (packing + failing) // 2 // alignment * alignment
+                if effective <= packing:
+                    break
+                if budget.should_stop():
+                    stopped = True
+                    break
+        stats["retries"] = attempt
+        if best is not None:
+            _, plan, replacement, effective, used = best
+            stats["effective_capacity_bytes"] = effective
+            stats["allocator_used"] = used
+            if effective < capacity:
+                stats["fallback"] = "reduced-capacity"
+            return plan, replacement, stopped
+        if stopped:
+            return None, replacement, True
+        if self.allocator not in ("portfolio", "auto") and replacement.stays:
+            # Last try on the last replacement: the portfolio often packs what one rule cannot.
+            offsets, _, used = self._pack(problem, replacement.stays, budget, "portfolio")
+            if offsets is not None:
+                stats["fallback"] = "portfolio"
+                stats["allocator_used"] = used
+                stats["effective_capacity_bytes"] = effective
+                return self._plan(order, replacement, offsets), replacement, False
         return None, replacement, budget.should_stop()
 
     @staticmethod
