@@ -33,6 +33,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def solver_label(row: Row) -> str:
+    """See :func:`memplan.bench_report.solver_label`."""
+    from memplan.bench_report import solver_label as label
+
+    return label(row)
+
+
 def _save(fig: Any, path: Path) -> None:
     """Write a figure as PNG atomically (no half-written file on a crash)."""
     buffer = io.BytesIO()
@@ -49,9 +56,9 @@ def traffic_figure(
 ) -> Path:
     """Grouped bars for one scope and budget; returns ``path``."""
     plt = _pyplot()
-    solvers = list(dict.fromkeys(str(r["solver"]) for r in rows))
+    solvers = list(dict.fromkeys(solver_label(r) for r in rows))
     workloads = list(dict.fromkeys(str(r["workload"]) for r in rows))
-    table = {(str(r["workload"]), str(r["solver"])): r for r in rows}
+    table = {(str(r["workload"]), solver_label(r)): r for r in rows}
     base_rows = {w: table.get((w, baseline)) for w in workloads} if baseline else {}
     relative = bool(baseline) and any(
         r is not None and _has_plan(r) and r["non_compulsory_bytes"] > 0 for r in base_rows.values()
@@ -103,7 +110,7 @@ def time_figure(path: Path, rows: Sequence[Row]) -> Path | None:
     for row in rows:
         if row.get("solve_wall_s") is None or not row.get("graph_ops"):
             continue
-        xs, ys = series.setdefault(str(row["solver"]), ([], []))
+        xs, ys = series.setdefault(solver_label(row), ([], []))
         xs.append(float(row["graph_ops"]))
         ys.append(max(float(row["solve_wall_s"]), 1e-4))
     if not series:

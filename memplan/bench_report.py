@@ -36,6 +36,55 @@ def cell_id(row: Row) -> CellId:
     return (str(row["workload"]), str(row["scope"]), str(row["budget"]))
 
 
+def solver_label(row: Row) -> str:
+    """The solver's name, with its options when it has any: ``greedy[order=min-peak]``."""
+    options = row.get("options") or {}
+    if not options:
+        return str(row["solver"])
+    return f"{row['solver']}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
+
+
+#: Budgets listed first, in this order; others follow in order of appearance.
+_BUDGET_RANK = {"MR": 0, "MH": 1, "MP": 2}
+_SCOPE_RANK = {"activations": 0, "all": 1}
+
+
+def ordered_rows(rows: Iterable[Row]) -> list[Row]:
+    """Rows by workload (first seen), scope, budget (MR, MH, MP, then others), solver.
+
+    Workers finish out of order; reports list cells in a stable order instead.
+    """
+    rows = list(rows)
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        seen.setdefault(("w", str(row["workload"])), len(seen))
+        seen.setdefault(("b", str(row["budget"])), len(seen))
+        seen.setdefault(("s", solver_label(row)), len(seen))
+
+    def key(row: Row) -> tuple[int, int, int, int, int]:
+        budget = str(row["budget"])
+        return (
+            seen[("w", str(row["workload"]))],
+            _SCOPE_RANK.get(str(row["scope"]), 2),
+            _BUDGET_RANK.get(budget, 3),
+            seen[("b", budget)],
+            seen[("s", solver_label(row))],
+        )
+
+    return sorted(rows, key=key)
+
+
+def resolve_baseline(rows: Iterable[Row], baseline: str | None) -> str | None:
+    """The solver label ``baseline`` names: itself, or the one label of that solver name."""
+    if baseline is None:
+        return None
+    labels = {solver_label(r): str(r["solver"]) for r in rows}
+    if baseline in labels:
+        return baseline
+    matches = [label for label, name in labels.items() if name == baseline]
+    return matches[0] if len(matches) == 1 else baseline
+
+
 def has_plan(row: Row) -> bool:
     """Whether the row carries a valid plan's scores."""
     return row.get("status") != "error" and row.get("non_compulsory_bytes") is not None
@@ -83,17 +132,18 @@ def summarize(
             reduction figures.
         overall: add the ``("*", "*", solver)`` summaries.
     """
-    rows = list(rows)
+    rows = ordered_rows(rows)
+    baseline = resolve_baseline(rows, baseline)
     by_cell: dict[CellId, dict[str, Row]] = {}
     for row in rows:
-        by_cell.setdefault(cell_id(row), {})[str(row["solver"])] = row
+        by_cell.setdefault(cell_id(row), {})[solver_label(row)] = row
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for row in rows:
-        groups.setdefault((str(row["scope"]), str(row["budget"]), str(row["solver"])), []).append(
+        groups.setdefault((str(row["scope"]), str(row["budget"]), solver_label(row)), []).append(
             row
         )
         if overall:
-            groups.setdefault(("*", "*", str(row["solver"])), []).append(row)
+            groups.setdefault(("*", "*", solver_label(row)), []).append(row)
     order = _first_seen(rows)
     keys = sorted(groups, key=lambda k: (k[0] == "*", order.get(k[:2], 0), order.get(k[2], 0)))
     return [_summary(key, groups[key], by_cell, baseline) for key in keys]
@@ -104,7 +154,7 @@ def _first_seen(rows: Sequence[Row]) -> dict[Any, int]:
     order: dict[Any, int] = {}
     for row in rows:
         order.setdefault((str(row["scope"]), str(row["budget"])), len(order))
-        order.setdefault(str(row["solver"]), len(order))
+        order.setdefault(solver_label(row), len(order))
     return order
 
 
@@ -270,10 +320,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 def cell_matrix(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """Per (workload, scope, budget): M_R, M_P, capacity and each solver's result."""
-    solvers = list(dict.fromkeys(str(r["solver"]) for r in rows))
+    rows = ordered_rows(rows)
+    solvers = list(dict.fromkeys(solver_label(r) for r in rows))
     by_cell: dict[CellId, dict[str, Row]] = {}
     for row in rows:
-        by_cell.setdefault(cell_id(row), {})[str(row["solver"])] = row
+        by_cell.setdefault(cell_id(row), {})[solver_label(row)] = row
     headers = ["workload", "ops", "scope", "budget", "MR", "MP", "capacity", *solvers]
     body = []
     for (workload, scope, budget), cell in by_cell.items():
@@ -320,6 +371,8 @@ def failures(rows: Sequence[Row]) -> list[str]:
 
 def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
     """The whole report as Markdown: summary, per-cell results, failures."""
+    rows = ordered_rows(rows)
+    baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     parts = ["# memplan bench report\n"]
     parts.append(
@@ -413,6 +466,8 @@ def write_reports(
         The files written.
     """
     out = Path(out_dir)
+    rows = ordered_rows(rows)
+    baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     written = []
     for name, text in (
