@@ -1,0 +1,145 @@
+"""Tests of ``memplan allocate``: output file, exit codes, JSON, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from alloc_helpers import CAPACITY, challenging_file
+
+from memplan.cli import EXIT_BAD_INPUT, EXIT_NO_PLAN, EXIT_OK, main
+from memplan.dsa import read_buffers_csv, validate_packing
+
+CSV = "id,lower,upper,size\nb1,0,3,4\nb2,3,9,4\nb3,0,9,4\nb4,9,21,4\nb5,0,21,4\n"
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_text(CSV)
+    return path
+
+
+def test_packs_writes_a_valid_csv_and_prints_a_table(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.csv"
+    code = main(["allocate", str(small_csv), "--capacity", "12", "-o", str(out)])
+    assert code == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "height" in printed and "max live" in printed and "solved" in printed
+    rows = out.read_text().splitlines()
+    assert rows[0] == "id,lower,upper,size,offset"
+    placed = read_buffers_csv(out)
+    offsets = [b.fixed_offset_bytes for b in placed]
+    assert all(o is not None for o in offsets)
+    buffers = read_buffers_csv(small_csv)
+    assert validate_packing(buffers, [int(o or 0) for o in offsets], 12) == []
+
+
+def test_json_output(small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["allocate", str(small_csv), "--json", "--algorithm", "exact", "--minimize"])
+    assert code == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "solved"
+    assert data["height_bytes"] == data["max_live_bytes"] == 12
+    assert data["ratio"] == 1.0 and data["proven_optimal"] is True
+    assert data["capacity_bytes"] is None
+
+
+def test_infeasible_exits_1_and_writes_nothing(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.csv"
+    code = main(["allocate", str(small_csv), "--capacity", "11", "-o", str(out), "--json"])
+    assert code == EXIT_NO_PLAN
+    assert json.loads(capsys.readouterr().out)["status"] == "infeasible"
+    assert not out.exists()
+
+
+def test_alignment_flag_is_honoured(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.csv"
+    code = main(["allocate", str(small_csv), "--alignment", "8", "-o", str(out), "--json"])
+    assert code == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    placed = read_buffers_csv(out)
+    assert all(b.alignment_bytes == 8 for b in placed)
+    assert all((b.fixed_offset_bytes or 0) % 8 == 0 for b in placed)
+    assert data["height_bytes"] >= 12
+
+
+def test_greedy_algorithm_and_units(small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["allocate", str(small_csv), "--capacity", "1KiB", "--algorithm", "greedy-by-size"])
+    assert code == EXIT_OK
+    assert "greedy-by-size" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("id,lower,size\n1,0,4\n", ":1: missing column(s) upper"),
+        ("id,lower,upper,size\n1,0,4,four\n", ":2: size 'four' is not an integer"),
+        ("id,lower,upper,size\n1,0,4,-4\n", ":2: buffer '1': negative size"),
+        ("id,lower,upper,size\n1,5,4,4\n", ":2: buffer '1': empty lifetime"),
+        ("id,lower,upper,size\n1,0,4,4\n1,1,4,4\n", ":3: duplicate id '1'"),
+        ("id,lower,upper,size,offset\n1,0,4,4,0\n2,1,4,4,3\n", ":3: buffer '2' at fixed"),
+        ("id,lower,upper,size,alignment,offset\n1,0,4,4,4,2\n", ":2: buffer '1': fixed offset"),
+    ],
+)
+def test_bad_csv_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, fragment: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    code = main(["allocate", str(path), "--capacity", "100"])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("memplan allocate: error: ")
+    assert f"{path}{fragment}" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--algorithm", "nope"], "unknown allocator 'nope'"),
+        (["--capacity", "lots"], "--capacity"),
+        (["--alignment", "0"], "--alignment 0"),
+        (["--time-limit", "-1"], "--time-limit"),
+    ],
+)
+def test_bad_options_exit_2(
+    small_csv: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    assert main(["allocate", str(small_csv), *args]) == EXIT_BAD_INPUT
+    assert fragment in capsys.readouterr().err
+
+
+def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["allocate", str(tmp_path / "none.csv")]) == EXIT_BAD_INPUT
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_timeout_without_packing_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    path = challenging_file("D")
+    code = main(["allocate", str(path), "--capacity", "986112", "--time-limit", "0.5", "--json"])
+    assert code == EXIT_NO_PLAN
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "timeout"
+    assert data["height_bytes"] > 986112  # the portfolio's packing, above the capacity
+
+
+def test_challenging_file_at_capacity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = challenging_file("K")
+    out = tmp_path / "K.out.csv"
+    code = main(["allocate", str(path), "--capacity", str(CAPACITY), "-o", str(out), "--json"])
+    assert code == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["height_bytes"] <= CAPACITY
+    placed = read_buffers_csv(out)
+    buffers = read_buffers_csv(path)
+    offsets = [int(b.fixed_offset_bytes or 0) for b in placed]
+    assert validate_packing(buffers, offsets, CAPACITY) == []
