@@ -1,0 +1,226 @@
+"""Benchmarks of the scratchpad allocators (issue W1-4).
+
+1. Exact search at capacity 2^20 on the 11 MiniMalloc ``challenging`` files: per-file
+   wall time, search nodes and validation (MiniMalloc, C++: 45 s for all 11 here,
+   0.86-8.5 s each; target: each within 60 s).
+2. The greedy portfolio alone on the same files: height / max live per file and the
+   geometric mean (target <= 1.30; best production greedy measured: 1.338), time per
+   file (target < 1 s), and the geomean of each single named greedy for comparison.
+3. The portfolio on 60,000 seeded random buffers with realistic lifetimes (target
+   < 10 s), validated.
+
+JIT compilation (numba, cached on disk) is triggered once on a tiny input first and
+reported apart. The machine's load average is printed, since timings on a shared
+2-core machine are noisy.
+
+Run: ``python bench/bench_alloc.py [--data ../shared/data] [--random 60000] [--json out]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memplan.dsa import (
+    AllocationStatus,
+    Buffer,
+    allocate,
+    max_live_bytes,
+    read_buffers_csv,
+    validate_packing,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPACITY = 1 << 20
+NAMED = (
+    "greedy-by-size",
+    "best-fit-size",
+    "best-fit-duration",
+    "online-best-fit",
+    "first-fit-decreasing",
+    "lowest-offset-first",
+)
+
+
+def random_buffers(n: int, seed: int) -> list[Buffer]:
+    """``n`` buffers shaped like a network's activations, seeded.
+
+    Buffers are created in step order, about two per step; 70 % live 1-5 steps, 25 %
+    5-50 steps (skip connections), 5 % 50-2000 steps (long-lived state); sizes are
+    log-uniform between 1 KiB and 1 MiB, rounded up to 64 bytes.
+    """
+    rng = np.random.default_rng(seed)
+    lower = np.sort(rng.integers(0, max(n // 2, 1), n))
+    kind = rng.random(n)
+    length = np.where(
+        kind < 0.7,
+        rng.integers(1, 6, n),
+        np.where(kind < 0.95, rng.integers(5, 50, n), rng.integers(50, 2000, n)),
+    )
+    size = np.exp(rng.uniform(math.log(1024), math.log(1 << 20), n)).astype(np.int64)
+    size = (size + 63) // 64 * 64
+    return [Buffer(i, int(lower[i]), int(lower[i] + length[i]), int(size[i])) for i in range(n)]
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) every kernel; return the seconds it took."""
+    start = time.perf_counter()
+    buffers = [Buffer(i, i % 3, i % 3 + 2, 1 + i % 4, fixed_offset_bytes=None) for i in range(8)]
+    for name in (*NAMED, "portfolio", "exact"):
+        allocate(buffers, 10, algorithm=name, time_limit_s=5)
+    return time.perf_counter() - start
+
+
+def bench_exact(files: list[Path], time_limit_s: float) -> list[dict[str, object]]:
+    """Part 1: exact search at 2^20 on each file, validated."""
+    rows: list[dict[str, object]] = []
+    walls: list[float] = []
+    print(f"\n## Exact search at capacity {CAPACITY} ({_load()})\n")
+    print("| file | buffers | status | wall s | nodes | valid |")
+    print("|---|---|---|---|---|---|")
+    for path in files:
+        buffers = read_buffers_csv(path)
+        start = time.perf_counter()
+        result = allocate(buffers, CAPACITY, algorithm="exact", time_limit_s=time_limit_s)
+        wall = time.perf_counter() - start
+        walls.append(wall)
+        valid = result.offsets_bytes is not None and not validate_packing(
+            buffers, result.offsets_bytes, CAPACITY
+        )
+        rows.append(
+            {
+                "file": path.name,
+                "buffers": len(buffers),
+                "status": result.status.value,
+                "wall_s": wall,
+                "valid": valid,
+                "message": result.message,
+            }
+        )
+        nodes = result.message.split(" search nodes")[0] if "nodes" in result.message else "-"
+        print(
+            f"| {path.name} | {len(buffers)} | {result.status.value} | {wall:.2f} | "
+            f"{nodes} | {'yes' if valid else 'NO'} |"
+        )
+    total = sum(walls)
+    solved = sum(1 for r in rows if r["status"] == "solved" and r["valid"])
+    print(f"\nsolved and valid: {solved}/{len(rows)}; total {total:.2f} s; max {max(walls):.2f} s")
+    return rows
+
+
+def bench_portfolio(files: list[Path]) -> dict[str, object]:
+    """Part 2: the portfolio and each named greedy, height / max live."""
+    print(f"\n## Greedy portfolio, height / max live ({_load()})\n")
+    print("| file | max live | portfolio height | ratio | wall s | best variant |")
+    print("|---|---|---|---|---|---|")
+    logs: list[float] = []
+    named_logs: dict[str, list[float]] = {name: [] for name in NAMED}
+    per_file = []
+    file_walls: list[float] = []
+    for path in files:
+        buffers = read_buffers_csv(path)
+        start = time.perf_counter()
+        result = allocate(buffers, None, algorithm="portfolio", minimize=True)
+        wall = time.perf_counter() - start
+        assert result.offsets_bytes is not None and result.ratio is not None
+        assert not validate_packing(buffers, result.offsets_bytes), path
+        logs.append(math.log(result.ratio))
+        file_walls.append(wall)
+        per_file.append({"file": path.name, "ratio": result.ratio, "wall_s": wall})
+        print(
+            f"| {path.name} | {result.max_live_bytes} | {result.height_bytes} | "
+            f"{result.ratio:.3f} | {wall:.3f} | {result.algorithm} |"
+        )
+        for name in NAMED:
+            single = allocate(buffers, None, algorithm=name)
+            assert single.offsets_bytes is not None and single.ratio is not None
+            assert not validate_packing(buffers, single.offsets_bytes)
+            named_logs[name].append(math.log(single.ratio))
+    geomean = math.exp(sum(logs) / len(logs))
+    print(
+        f"\nportfolio geomean height / max live: {geomean:.4f} "
+        f"(max per-file time {max(file_walls):.3f} s)"
+    )
+    singles = {name: math.exp(sum(v) / len(v)) for name, v in named_logs.items()}
+    print("single greedy geomeans: " + ", ".join(f"{k} {v:.3f}" for k, v in singles.items()))
+    return {"geomean": geomean, "files": per_file, "single_geomeans": singles}
+
+
+def bench_random(n: int) -> dict[str, object]:
+    """Part 3: the portfolio on ``n`` random buffers."""
+    buffers = random_buffers(n, seed=0)
+    print(f"\n## Portfolio on {n} random buffers ({_load()})\n")
+    start = time.perf_counter()
+    result = allocate(buffers, None, algorithm="portfolio", minimize=True)
+    wall = time.perf_counter() - start
+    assert result.offsets_bytes is not None
+    errors = validate_packing(buffers, result.offsets_bytes)
+    live = max_live_bytes(buffers)
+    print(
+        f"wall {wall:.2f} s; height / max live {result.ratio:.4f} "
+        f"(max live {live} B); {result.algorithm}; valid: {not errors}"
+    )
+    fit = allocate(buffers, result.height_bytes, algorithm="portfolio")
+    print(
+        f"decision at that height (stops at the first fitting variant): "
+        f"{fit.wall_s:.2f} s, {fit.status.value}"
+    )
+    return {
+        "n": n,
+        "wall_s": wall,
+        "ratio": result.ratio,
+        "valid": not errors,
+        "decision_wall_s": fit.wall_s,
+        "decision_ok": fit.status is AllocationStatus.SOLVED,
+    }
+
+
+def main() -> None:
+    """Run the three parts and optionally save the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="the shared data folder (default: <repo>/../shared/data)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        help="exact search limit per file, seconds (default 60)",
+    )
+    parser.add_argument(
+        "--random",
+        type=int,
+        default=60_000,
+        help="number of random buffers for part 3 (default 60000)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="save the figures here")
+    args = parser.parse_args()
+    print(f"JIT warm-up (compile or load cache): {warm_up():.2f} s")
+    files = sorted((args.data / "minimalloc" / "challenging").glob(f"*.{CAPACITY}.csv"))
+    report: dict[str, object] = {}
+    if files:
+        report["exact"] = bench_exact(files, args.time_limit)
+        report["portfolio"] = bench_portfolio(files)
+    else:
+        print(f"no MiniMalloc files under {args.data}: parts 1 and 2 skipped")
+    report["random"] = bench_random(args.random)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
