@@ -294,11 +294,12 @@ def summary_cells(
 def rich_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> Table:
     """The summary as a rich table for the terminal (compact columns; summary.md has all)."""
     from rich.table import Table
+    from rich.text import Text
 
     title = "non-compulsory traffic"
     if baseline:
         title += f" vs {baseline} (trivial cells, where {baseline} has none, left out)"
-    table = Table(title=title, show_lines=False, pad_edge=False)
+    table = Table(title=Text(title), show_lines=False, pad_edge=False)
     headers, body = summary_cells(summaries, compact=True)
     for header in headers:
         table.add_column(
@@ -307,7 +308,7 @@ def rich_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> Ta
             overflow="fold",
         )
     for summary, cells in zip(summaries, body, strict=True):
-        table.add_row(*cells, style="bold" if summary.scope == "*" else None)
+        table.add_row(*map(Text, cells), style="bold" if summary.scope == "*" else None)
     return table
 
 

@@ -208,6 +208,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """``memplan bench``: prepare, run with a progress bar, report."""
+    from rich.markup import escape
+
     from memplan.accelerator import load_accelerator
     from memplan.bench import BenchConfig, execute_bench, prepare_bench, split_solver_options
     from memplan.cli import EXIT_INTERRUPTED
@@ -247,7 +249,9 @@ def run_command(args: argparse.Namespace) -> int:
         )
     run = prepare_bench(config)
     for failure in run.load_failures:
-        err_console.print(f"[yellow]warning:[/] skipped a model that failed to load: {failure}")
+        err_console.print(
+            f"[yellow]warning:[/] skipped a model that failed to load: {escape(failure)}"
+        )
     if run.unreadable_lines:
         err_console.print(
             f"[yellow]warning:[/] {run.unreadable_lines} unreadable line(s) in "
@@ -290,11 +294,11 @@ def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
     running: dict[str, str] = {}
     progress = Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[counts]}", markup=False),
         console=err_console,
         disable=quiet,
     )

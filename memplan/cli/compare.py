@@ -134,13 +134,14 @@ def run_command(args: argparse.Namespace) -> int:
 def compare_table(rows: list[dict[str, Any]], baseline: str) -> Any:
     """A rich table: one line per (budget, solver)."""
     from rich.table import Table
+    from rich.text import Text
 
     from memplan.bench_report import has_plan
     from memplan.units import format_bytes
 
     first = rows[0]
     table = Table(
-        title=(
+        title=Text(
             f"{first['workload']} ({first['graph_ops']} ops, scope {first['scope']}): "
             f"MR {format_bytes(first['mr_bytes'])}, MP {format_bytes(first['mp_bytes'])}"
         )
@@ -176,7 +177,7 @@ def compare_table(rows: list[dict[str, Any]], baseline: str) -> Any:
         bound = row.get("lower_bound_bytes")
         gap = row.get("gap")
         time_s = row.get("solve_wall_s")
-        table.add_row(
+        cells = (
             row["budget"],
             format_bytes(row["capacity_bytes"]),
             row["solver"],
@@ -189,4 +190,5 @@ def compare_table(rows: list[dict[str, Any]], baseline: str) -> Any:
             f"{time_s:.3g} s" if time_s is not None else "-",
             " ".join(str(row.get("message", "")).split())[:80],
         )
+        table.add_row(*map(Text, cells))
     return table
