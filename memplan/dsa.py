@@ -433,45 +433,30 @@ def _allocate_auto(
     minimize: bool,
     seed: int,
 ) -> AllocationResult:
-    """Greedy portfolio first; the exact search only where the portfolio falls short."""
+    """Greedy portfolio first; the exact search only where the portfolio falls short.
+
+    With ``minimize``, the exact allocator's minimiser does both steps itself: it starts
+    from the portfolio's packing and searches lower heights until proven or out of time.
+    """
     start = time.perf_counter()
+    if minimize:
+        result = load_allocator("exact")(
+            buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=True, seed=seed
+        )
+        return _relabel(result, f"auto:{result.algorithm}", start)
     greedy = load_allocator("portfolio")(
-        buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=minimize, seed=seed
+        buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=False, seed=seed
     )
-    fits = greedy.status is AllocationStatus.SOLVED
-    if greedy.proven_optimal or (fits and not minimize):
+    if greedy.status is not AllocationStatus.TIMEOUT:  # it fits, or cannot fit at all
         return _relabel(greedy, f"auto:{greedy.algorithm}", start)
     remaining = max(0.0, time_limit_s - (time.perf_counter() - start))
-    exact = load_allocator("exact")
-    result = exact(buffers, capacity_bytes, time_limit_s=remaining, minimize=minimize, seed=seed)
-    better = result.height_bytes is not None and (
-        greedy.height_bytes is None or result.height_bytes < greedy.height_bytes
+    result = load_allocator("exact")(
+        buffers, capacity_bytes, time_limit_s=remaining, minimize=False, seed=seed
     )
-    if result.status is AllocationStatus.INFEASIBLE or better or result.proven_optimal:
-        if result.offsets_bytes is None and greedy.offsets_bytes is not None and not better:
-            # Keep the portfolio's packing as best partial information.
-            result = _with_offsets(result, greedy)
+    if result.status is AllocationStatus.SOLVED:
         return _relabel(result, f"auto:{result.algorithm}", start)
-    if fits:
-        return _relabel(greedy, f"auto:{greedy.algorithm}", start)
-    status = result.status
-    return _relabel(
-        _with_offsets(
-            AllocationResult(
-                status,
-                None,
-                None,
-                greedy.max_live_bytes,
-                False,
-                greedy.algorithm,
-                0.0,
-                result.message,
-            ),
-            greedy,
-        ),
-        f"auto:{greedy.algorithm}",
-        start,
-    )
+    # Infeasible or out of time: keep the portfolio's packing as the best partial answer.
+    return _relabel(_with_offsets(result, greedy), f"auto:{result.algorithm}", start)
 
 
 def _with_offsets(result: AllocationResult, source: AllocationResult) -> AllocationResult:

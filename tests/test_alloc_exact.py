@@ -123,3 +123,15 @@ def test_solves_minimalloc_challenging_files(name: str) -> None:
     assert result.status is AllocationStatus.SOLVED, result.message
     assert result.offsets_bytes is not None
     assert validate_packing(buffers, result.offsets_bytes, CAPACITY) == []
+
+
+def test_minimize_under_a_capacity() -> None:
+    rng = random.Random(400)
+    for _ in range(12):
+        buffers = random_buffers(rng, rng.randint(3, 7), horizon=6, max_size=6)
+        best = brute_force_min_height(buffers)
+        roomy = exact(buffers, best + 3, minimize=True, time_limit_s=20)
+        assert roomy.status is AllocationStatus.SOLVED
+        assert roomy.height_bytes == best and roomy.proven_optimal
+        tight = exact(buffers, best - 1, minimize=True, time_limit_s=20)
+        assert tight.status is AllocationStatus.INFEASIBLE

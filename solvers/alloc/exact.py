@@ -304,9 +304,13 @@ def exact(
             best = decision.offsets
             best_h = int(np.max(best + p.size))
         else:
-            proven = proven and decision.status is AllocationStatus.INFEASIBLE
+            # Infeasible at a capacity rules out every lower height too.
+            proven = decision.status is AllocationStatus.INFEASIBLE
             lo = probe + 1
-        probe = (lo + best_h - 1) // 2
+        if capacity_bytes is not None and lo <= capacity_bytes < best_h and probe != capacity_bytes:
+            probe = capacity_bytes  # make sure of a packing that fits, if one exists
+        else:
+            probe = (lo + best_h - 1) // 2
     optimal = best_h <= p.max_live or (proven and lo >= best_h)
     return _finish(p, best, best_h, capacity_bytes, start, optimal, lo)
 
