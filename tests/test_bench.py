@@ -372,6 +372,9 @@ def test_cli_bench_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.Captu
     (out / "summary.md").unlink()
     assert main(["bench", "report", str(out), "--baseline", SPILL, "--no-figures"]) == 0
     assert (out / "summary.md").exists()
+    (out / "cells.csv").unlink()
+    assert main(["bench", "-o", str(out), "--report-only", "--no-figures"]) == 0
+    assert (out / "cells.csv").read_text().count("\n") == 17
 
 
 def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -393,3 +396,79 @@ def test_greedy_cells_are_valid(tmp_path: Path) -> None:
     greedy = [r for r in rows if r["solver"] == "greedy"]
     assert len(greedy) == 2 and all(r["valid"] and r["status"] != "error" for r in greedy)
     assert all(r["peak_bytes"] <= r["capacity_bytes"] for r in greedy)
+
+
+def _start_bench(suite: Path, out: Path, solver: str, time_limit: str) -> subprocess.Popen:
+    code = "import sys; from memplan.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *sys.path])}
+    argv = [
+        "bench", "--suite", str(suite), "--solvers", solver, "--budgets", "MR",
+        "--time-limit", time_limit, "-o", str(out), "--quiet", "--no-figures",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _wait_for_worker(proc: subprocess.Popen) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = _children(proc.pid)
+        if workers:
+            time.sleep(0.5)  # let it start solving
+            return workers[0]
+        time.sleep(0.05)
+    raise AssertionError("no worker process started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_kills_running_workers_and_exits_130(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 1)
+    proc = _start_bench(suite, tmp_path / "out", SLEEP, "60")
+    worker = _wait_for_worker(proc)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 10  # did not wait for the 60 s time limit
+    assert b"run the same command again to resume" in err
+    assert not _alive(worker)
+    assert read_rows(tmp_path / "out" / "results.jsonl")[0] == []  # unfinished: not recorded
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_worker_ends_itself_when_the_bench_is_killed(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "g", 1)
+    proc = _start_bench(suite, tmp_path / "out", SLEEP, "60")
+    worker = _wait_for_worker(proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "an orphaned worker kept running after kill -9 of the bench"
