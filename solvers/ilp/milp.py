@@ -71,7 +71,7 @@ class _Steps:
                 self.x[(o, lo)] = 1
                 continue
             for t in range(lo, hi + 1):
-                self.x[(o, t)] = pulp.LpVariable(f"x_{o}_{t}", cat="Binary")
+                self.x[(o, t)] = lp.add_variable(f"x_{o}_{t}", cat="Binary")
             lp += pulp.lpSum(self.x[(o, t)] for t in range(lo, hi + 1)) == 1, f"once_{o}"
         if struct.fixed_order is None:
             for t in range(n):
@@ -206,7 +206,7 @@ def solve_traffic_milp(
     for spec in struct.tensors:
         cost_unit = math.gcd(cost_unit, spec.size_bytes)
     cost_unit = max(cost_unit, 1)
-    var = pulp.LpVariable
+    var = lp.add_variable
     res: dict[tuple[int, int], Any] = {}
     pres: dict[tuple[int, int], Any] = {}
     retr: dict[tuple[int, int], Any] = {}
@@ -270,8 +270,8 @@ def solve_traffic_milp(
     stats = {
         "milp_engine": engine,
         "engine_status": run["engine_status"],
-        "variables": len(lp.variables()),
-        "constraints": len(lp.constraints),
+        "variables": lp.numVariables(),
+        "constraints": lp.numConstraints(),
     }
     bound = None
     if run["bound"] is not None:
@@ -322,13 +322,13 @@ def solve_peak_milp(
     lp = pulp.LpProblem("cosma_mpmf", pulp.LpMinimize)
     steps = _Steps(pulp, lp, struct)
     lower = struct.problem.min_resident_bytes // struct.unit_bytes
-    peak = pulp.LpVariable("peak", lowBound=lower, upBound=max(upper_units, lower))
+    peak = lp.add_variable("peak", lowBound=lower, upBound=max(upper_units, lower))
     live: dict[tuple[int, int], Any] = {}
     for spec in struct.tensors:
         a = spec.tensor
         lo, hi = spec.window
         for t in range(lo, hi):
-            v = pulp.LpVariable(f"live_{a}_{t}", lowBound=0, upBound=1)
+            v = lp.add_variable(f"live_{a}_{t}", lowBound=0, upBound=1)
             live[(a, t)] = v
             if spec.producer is not None:
                 firsts = [spec.producer]
@@ -347,7 +347,7 @@ def solve_peak_milp(
     run = _solve(pulp, lp, budget, engine, verbose, threads, seed)
     status = _status(run)
     stats = {"milp_engine": engine, "engine_status": run["engine_status"],
-             "variables": len(lp.variables()), "constraints": len(lp.constraints)}
+             "variables": lp.numVariables(), "constraints": lp.numConstraints()}
     bound = math.ceil(run["bound"] - 1e-6) if run["bound"] is not None else None
     if not run["has_solution"]:
         return Outcome(status, None, None, None, bound, stats)
