@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,13 +34,41 @@ from pathlib import Path
 from typing import Any
 
 from memplan.accelerator import Accelerator
+from memplan.bench_results import (
+    RESULTS_NAME,
+    ResultsWriter,
+    latest_rows,
+    load_results,
+    pending_cells,
+    read_rows,
+)
 from memplan.budgets import PeakEstimate, heuristic_min_peak, resolve_budget
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
 from memplan.problem import Problem, Scope
 
-#: Name of the results file inside the output folder.
-RESULTS_NAME = "results.jsonl"
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "RESULTS_NAME",
+    "TIMING_FIELDS",
+    "BenchConfig",
+    "BenchRun",
+    "CellSpec",
+    "ResultsWriter",
+    "Workload",
+    "build_cells",
+    "cell_key",
+    "execute_bench",
+    "latest_rows",
+    "load_results",
+    "load_workloads",
+    "pending_cells",
+    "prepare_bench",
+    "read_rows",
+    "run_cells_local",
+    "split_solver_options",
+]
+
 #: Row fields that depend on the machine and the moment, not on the solver's answer.
 TIMING_FIELDS = (
     "solve_wall_s",
@@ -341,92 +368,6 @@ def check_solvers(solvers: Sequence[str], options: Mapping[str, Mapping[str, str
         make_solver(solver, dict(options.get(solver, {})))
 
 
-# --------------------------------------------------------------------------- results file
-def read_rows(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
-    """All rows of a results file, and how many lines were unreadable (cut by a crash)."""
-    rows: list[dict[str, Any]] = []
-    bad = 0
-    if not Path(path).exists():
-        return rows, 0
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(row, dict) and "key" in row:
-                rows.append(row)
-            else:
-                bad += 1
-    return rows, bad
-
-
-def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last row of every key, in first-seen key order."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        latest[row["key"]] = dict(row)
-    return latest
-
-
-class ResultsWriter:
-    """Appends rows to a JSON-lines file; each line is flushed and fsynced when written."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._handle = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
-        self._handle.seek(0, os.SEEK_END)
-        if self._handle.tell() > 0:
-            self._handle.seek(-1, os.SEEK_END)
-            if self._handle.read(1) != b"\n":  # a line cut short by a crash: end it
-                self._handle.write(b"\n")
-        self._handle.seek(0, os.SEEK_END)
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Write one row as one line, then flush and fsync."""
-        line = json.dumps(row, sort_keys=True, default=_jsonable) + "\n"
-        with self._lock:
-            self._handle.write(line.encode("utf-8"))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-
-    def close(self) -> None:
-        """Close the file."""
-        self._handle.close()
-
-    def __enter__(self) -> ResultsWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON fallback for numpy scalars, enums, paths and the like."""
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
-
-
-def pending_cells(
-    cells: Sequence[CellSpec], done: Mapping[str, Mapping[str, Any]], retry_failed: bool = False
-) -> list[CellSpec]:
-    """Cells whose key has no row yet (or whose row is an error/kill, with ``retry_failed``)."""
-    result = []
-    for cell in cells:
-        row = done.get(cell.key)
-        if row is None or (retry_failed and (row.get("status") == "error" or row.get("killed"))):
-            result.append(cell)
-    return result
-
-
 # --------------------------------------------------------------------------- runners
 #: Called with each finished row (in the parent, one thread at a time).
 RowCallback = Callable[[dict[str, Any]], None]
@@ -609,16 +550,3 @@ def execute_bench(
                 on_start=on_start,
             )
     return written
-
-
-def load_results(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The latest row of every cell in ``out_dir``'s results file.
-
-    Raises:
-        ConfigError: the folder has no results file.
-    """
-    path = Path(out_dir) / RESULTS_NAME
-    if not path.exists():
-        raise ConfigError(f"{path}: no results file; run `memplan bench -o {out_dir}` first")
-    rows, _ = read_rows(path)
-    return list(latest_rows(rows).values())
