@@ -19,8 +19,10 @@ A replacement whose live bytes fit can still fail to pack (fragmentation). The s
 then repeats the replacement with a smaller *effective* capacity (the capacity minus
 the overflow, doubling the cut on every retry, never below M_R), then bisects between
 the largest capacity that packed and the smallest that did not, keeping the plan with
-the least traffic; when no try packs, it tries the allocator portfolio on the last
-replacement and, as a last resort, returns the step-by-step plan where every op's
+the least traffic. When no try packs, it tries the allocator portfolio on the last
+replacement, then the online pass of :mod:`memplan.solvers.online` (replacement and
+placement at once, evicting until a gap opens; it cannot fail at a capacity >= M_R).
+If the budget runs out first, it returns the step-by-step plan where every op's
 working set is on chip for its own step only (stacked from offset 0): at any capacity
 >= M_R that plan is valid. Below M_R the result is INFEASIBLE.
 
@@ -50,6 +52,7 @@ from memplan.solver import (
     infeasible_below_mr,
     make_result,
 )
+from memplan.solvers.online import simulate_online
 from memplan.solvers.replacement import POLICIES, Replacement, Stay, Stopped, simulate, step_by_step
 
 #: Order heuristics of the ``order`` option.
@@ -63,6 +66,9 @@ ALLOCATORS: dict[str, str] = {
     "portfolio": "portfolio",  # best of every greedy variant
     "auto": "auto",  # the portfolio, then the exact search when it does not fit
 }
+
+#: Allocator choice that places tensors during the replacement (no separate packing).
+ONLINE = "online"
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,15 @@ class GreedySolver:
         default="greedy-by-size",
         metadata={
             "help": "offset allocator: greedy-by-size (TFLite) | first-fit | best-fit | "
-            "portfolio | auto, or any registered allocator name"
+            "portfolio | auto, or any registered allocator name; online = place each "
+            "tensor when it arrives, evicting until a gap opens (never fails)"
         },
     )
     max_retries: int = field(
         default=12,
         metadata={
             "help": "replacement retries with a smaller effective capacity when packing "
-            "fails (fragmentation), before the step-by-step fallback; >= 0"
+            "fails (fragmentation), before the online fallback; >= 0"
         },
     )
     alloc_time_limit_s: float = field(
@@ -109,10 +116,10 @@ class GreedySolver:
         check_choice(self.name, "order", self.order, ORDERS)
         check_choice(self.name, "replacement", self.replacement, POLICIES)
         installed = available_allocators()
-        choices = tuple(dict.fromkeys((*ALLOCATORS, *installed)))
+        choices = tuple(dict.fromkeys((*ALLOCATORS, ONLINE, *installed)))
         check_choice(self.name, "allocator", self.allocator, choices)
         registered = ALLOCATORS.get(self.allocator, self.allocator)
-        if registered not in installed:
+        if self.allocator != ONLINE and registered not in installed:
             raise ConfigError(
                 f"solver 'greedy': allocator {self.allocator!r} needs the allocator "
                 f"{registered!r}, which is not installed (installed: {', '.join(installed)}); "
@@ -129,7 +136,24 @@ class GreedySolver:
             return refused
         order = self.make_order(problem)
         stats: dict[str, Any] = {"order": self.order, "replacement": self.replacement}
-        plan, replacement, timed_out = self._plan_with_retries(problem, order, budget, stats)
+        if self.allocator == ONLINE:
+            plan, replacement, timed_out = None, Replacement((), 0, 0, 0, 0), False
+            stats["retries"] = 0
+        else:
+            plan, replacement, timed_out = self._plan_with_retries(problem, order, budget, stats)
+        if plan is None and not timed_out:
+            try:
+                residencies, replacement, flushes = simulate_online(
+                    problem, order, self.replacement, budget
+                )
+                stats["online_flushes"] = flushes
+            except Stopped:
+                timed_out = True
+            else:
+                plan = Plan.make(order, residencies)
+                stats["fallback"] = "none" if self.allocator == ONLINE else "online"
+                stats["allocator_used"] = "online lowest gap"
+                stats["effective_capacity_bytes"] = problem.capacity_bytes
         if plan is None:
             replacement = step_by_step(problem, order)
             plan = Plan.make(order, stacked_residencies(problem, replacement.stays))

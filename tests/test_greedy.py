@@ -155,7 +155,38 @@ def test_fragmentation_fallback_gives_valid_plans() -> None:
                 assert result.plan is not None and validate(case, result.plan) == []
                 fallbacks.add(result.stats["fallback"])
     # Each fallback path was exercised by these seeds.
-    assert {"reduced-capacity", "portfolio", "step-by-step"} <= fallbacks
+    assert {"reduced-capacity", "portfolio", "online"} <= fallbacks
+
+
+@pytest.mark.parametrize("policy", ["belady", "belady-size"])
+def test_online_pass_is_valid_from_mr_up(policy: str) -> None:
+    """Replacement and placement in one pass never fails, and its flush path is used."""
+    from memplan.plan import Plan
+    from memplan.solvers.online import simulate_online
+
+    flushes = 0
+    for seed in range(12):
+        graph = random_graph(seed, 40)
+        for scope in Scope:
+            problem = _problem(graph, 0, scope)
+            for extra in (0, 640, 3200, 12800):
+                case = problem.with_capacity(problem.min_resident_bytes + extra)
+                residencies, counters, flushed = simulate_online(case, range(graph.num_ops), policy)
+                flushes += flushed
+                plan = Plan.make(range(graph.num_ops), residencies)
+                assert validate(case, plan) == [], (seed, scope, extra)
+                assert counters.max_live_bytes <= case.capacity_bytes
+    assert flushes > 0
+
+
+def test_online_allocator_option() -> None:
+    graph = random_graph(5, 30)
+    problem = _problem(graph, 0)
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    result = make_solver("greedy", {"allocator": "online"}).solve(problem, Budget())
+    assert result.plan is not None and validate(problem, result.plan) == []
+    assert result.stats["allocator_used"] == "online lowest gap"
+    assert result.stats["fallback"] == "none"
 
 
 def test_no_retries_goes_straight_to_the_fallbacks() -> None:

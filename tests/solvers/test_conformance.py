@@ -58,8 +58,11 @@ def test_check_solver_whole_suite_on_greedy_instance() -> None:
     """The third-party entry point accepts an instance and counts its cases."""
     from memplan.solver import make_solver
 
-    solver = make_solver("greedy", {"order": "dfs", "replacement": "belady-size"})
-    assert check_solver(solver, graphs=tiny_graphs()[:2]) == 2 * 2 * len(CAPACITIES)
+    solver = make_solver(
+        "greedy", {"order": "dfs", "replacement": "belady-size", "allocator": "online"}
+    )
+    graphs = tiny_graphs()
+    assert check_solver(solver, graphs=graphs) == len(graphs) * 2 * len(CAPACITIES)
 
 
 def test_suite_catches_a_broken_solver() -> None:
