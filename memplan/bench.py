@@ -165,7 +165,7 @@ def _catalog_names(entry: str) -> list[str]:
     raise ConfigError(
         f"--suite {entry!r} is not a model file, a folder, a catalog suite "
         f"({', '.join(catalog.suite_names())}) or a catalog workload; "
-        "see `memplan workloads` (or graphs/index.toml)"
+        "see `memplan graphs` (or graphs/index.toml)"
     )
 
 
