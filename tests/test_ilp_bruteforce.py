@@ -1,0 +1,79 @@
+"""Both ilp backends against exhaustive search on tiny graphs (see ilp_bruteforce.py).
+
+The graphs have 5 to 7 ops and 1-3 KiB tensors with a 1 KiB alignment, so capacities are
+a few address units and the search over orders, residencies, offsets and stores is
+exhaustive. Capacities are M_R and M_R + 1 KiB, where spilling matters.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ilp_bruteforce import brute_free_traffic, brute_min_peak, brute_traffic, tiny_graph
+
+from memplan.accelerator import Accelerator
+from memplan.problem import Problem, Scope
+from memplan.solver import Budget, Status
+from memplan.validate import validate
+
+pytest.importorskip("ortools")
+pytest.importorskip("pulp")
+
+from memplan.solvers.ilp import IlpSolver, exact_min_peak  # noqa: E402
+
+KIB = 1024
+
+
+def _problem(seed: int, n_ops: int, scope: Scope, extra_kib: int) -> Problem:
+    problem = Problem(tiny_graph(seed, n_ops), Accelerator("tiny", 1 << 20, KIB), scope)
+    return problem.with_capacity(problem.min_resident_bytes + extra_kib * KIB)
+
+
+def _solve(problem: Problem, backend: str, mode: str) -> int:
+    result = IlpSolver(backend=backend, mode=mode, order="model", hint=False).solve(
+        problem, Budget(60)
+    )
+    assert result.status is Status.OPTIMAL, result.message
+    assert not validate(problem, result.plan)
+    return result.cost.non_compulsory_bytes
+
+
+# Free order: cases where the optimum over orders is found by enumeration in ~1 s.
+FREE_CASES = [
+    (1, Scope.ACTIVATIONS, 0),
+    (1, Scope.ALL, 0),
+    (3, Scope.ACTIVATIONS, 0),
+    (3, Scope.ACTIVATIONS, 1),
+    (3, Scope.ALL, 1),
+    (4, Scope.ACTIVATIONS, 0),
+    (4, Scope.ALL, 0),
+    (4, Scope.ALL, 1),
+]
+
+
+@pytest.mark.parametrize(("seed", "scope", "extra_kib"), FREE_CASES)
+def test_free_order_optimum_matches_brute_force(seed, scope, extra_kib):
+    problem = _problem(seed, 5, scope, extra_kib)
+    expected = brute_free_traffic(problem)
+    fixed_expected = brute_traffic(problem, range(problem.graph.num_ops))
+    for backend in ("cpsat", "milp"):
+        assert _solve(problem, backend, "free") == expected
+        assert _solve(problem, backend, "fixed") == fixed_expected
+    assert expected <= fixed_expected
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("scope", [Scope.ACTIVATIONS, Scope.ALL])
+def test_fixed_order_optimum_matches_brute_force(seed, scope):
+    problem = _problem(seed, 6, scope, 0)
+    expected = brute_traffic(problem, range(problem.graph.num_ops))
+    assert _solve(problem, "cpsat", "fixed") == expected
+    assert _solve(problem, "milp", "fixed") == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_min_peak_matches_enumeration_over_orders(seed):
+    problem = _problem(seed, 7, Scope.ACTIVATIONS, 0)
+    expected = brute_min_peak(problem)
+    for backend in ("cpsat", "milp"):
+        estimate = exact_min_peak(problem, 30, backend=backend)
+        assert estimate.proven and estimate.value_bytes == expected
