@@ -68,8 +68,15 @@ def tiny_graphs() -> list[Graph]:
 
 def random_graphs(seeds: range = range(4), n_ops: int = 12) -> list[Graph]:
     """Seeded random DAGs (see ``random_graphs.py`` beside this file)."""
-    from random_graphs import random_graph
+    import importlib.util
+    from pathlib import Path
 
+    path = Path(__file__).with_name("random_graphs.py")
+    spec = importlib.util.spec_from_file_location("memplan_conformance_random_graphs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    random_graph = module.random_graph
     return [random_graph(seed, n_ops) for seed in seeds]
 
 
