@@ -15,6 +15,7 @@ unwritable file is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -81,16 +82,17 @@ def store(problem: Problem, estimate: PeakEstimate) -> None:
         "source": estimate.source,
         "graph": problem.graph.name,
     }
-    try:
+    # Best effort: a read-only home folder only costs a recomputation.
+    with contextlib.suppress(OSError):
         atomic_write_text(
             cache_dir() / CACHE_FILE,
             json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True),
         )
-    except OSError:
-        pass  # best effort: a read-only home folder only costs a recomputation
 
 
-def exact_min_peak(problem: Problem, time_limit_s: float = 60.0, *, use_cache: bool = True) -> PeakEstimate:
+def exact_min_peak(
+    problem: Problem, time_limit_s: float = 60.0, *, use_cache: bool = True
+) -> PeakEstimate:
     """M_P from the cache or the ``ilp`` solver; the heuristic, with a note, otherwise.
 
     Args:
@@ -109,7 +111,7 @@ def exact_min_peak(problem: Problem, time_limit_s: float = 60.0, *, use_cache: b
     from memplan.solver import solver_class
 
     try:
-        compute = solver_class("ilp").exact_min_peak
+        compute = solver_class("ilp").exact_min_peak  # type: ignore[attr-defined]
     except (ConfigError, AttributeError) as error:
         heuristic = heuristic_min_peak(problem)
         return PeakEstimate(

@@ -46,7 +46,9 @@ def topological_orders(graph: Graph) -> Iterator[tuple[int, ...]]:
 def brute_min_peak(problem: Problem) -> int:
     """M_P by enumeration: the lowest no-spill peak over all topological orders."""
     sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
-    return min(peak_live_bytes(problem.graph, o, sizes, scope) for o in topological_orders(problem.graph))
+    return min(
+        peak_live_bytes(problem.graph, o, sizes, scope) for o in topological_orders(problem.graph)
+    )
 
 
 def brute_traffic(problem: Problem, order: Sequence[int]) -> float:
@@ -63,7 +65,9 @@ def brute_traffic(problem: Problem, order: Sequence[int]) -> float:
     ]
     units = {a: problem.aligned_sizes_bytes[a] // unit for a in tensors}
     size = {a: graph.tensors[a].size_bytes for a in tensors}
-    made = {a: (step[graph.producer[a]] if graph.producer[a] is not None else None) for a in tensors}
+    made = {
+        a: (step[graph.producer[a]] if graph.producer[a] is not None else None) for a in tensors
+    }
     activation = {a: graph.tensors[a].kind is TensorKind.ACTIVATION for a in tensors}
     output = {a: graph.tensors[a].is_output for a in tensors}
     uses = {a: sorted(step[c] for c in graph.consumers[a]) for a in tensors}
@@ -80,7 +84,7 @@ def brute_traffic(problem: Problem, order: Sequence[int]) -> float:
             return [(copy, 0)]
         return [(False, 0), (True, size[a])]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def best(t: int, state: tuple[tuple[int, bool], ...]) -> float:
         # state[i] = (offset or -1, copy in DRAM) of tensors[i] before step t
         if t == n:
@@ -92,15 +96,15 @@ def brute_traffic(problem: Problem, order: Sequence[int]) -> float:
                 opts = end_options(a, copy) if off >= 0 else [(copy, 0)]
                 choices.append(opts)
             for combo in itertools.product(*choices):
-                if all(c for a, (c, _) in zip(tensors, combo, strict=True) if output[a] and activation[a]):
+                if all(
+                    c
+                    for a, (c, _) in zip(tensors, combo, strict=True)
+                    if output[a] and activation[a]
+                ):
                     total = min(total, sum(cost for _, cost in combo))
             return total
         result = INF
-        candidates = [
-            a
-            for a in tensors
-            if (made[a] is None or made[a] <= t) and last[a] >= t
-        ]
+        candidates = [a for a in tensors if (made[a] is None or made[a] <= t) and last[a] >= t]
         others = [a for a in tensors if a not in candidates]
 
         def assign(i: int, occupied: int, new_state: list[tuple[int, bool]], cost: float) -> None:
@@ -110,7 +114,9 @@ def brute_traffic(problem: Problem, order: Sequence[int]) -> float:
             if i == len(candidates):
                 # Tensors that cannot be on chip now: end their residency if any.
                 pending = [a for a in others if state[index[a]][0] >= 0]
-                for combo in itertools.product(*(end_options(a, state[index[a]][1]) for a in pending)):
+                for combo in itertools.product(
+                    *(end_options(a, state[index[a]][1]) for a in pending)
+                ):
                     final = list(new_state)
                     extra = 0
                     for a, (copy, c) in zip(pending, combo, strict=True):
@@ -173,9 +179,9 @@ def tiny_graph(seed: int, n_ops: int, *, weights: bool = True) -> Graph:
     """A seeded tiny DAG with long skips and sizes of 1 to 3 KiB (spills matter).
 
     Each op reads the latest tensor or one of the three latest (so branches can run in
-    parallel) and
-    sometimes an older activation or the input, sometimes a weight; some ops write two activations; the last op's outputs and
-    sometimes an inner activation are graph outputs.
+    parallel) and sometimes an older activation or the input, sometimes a weight; some
+    ops write two activations; the last op's outputs and sometimes an inner activation
+    are graph outputs.
     """
     import random
 

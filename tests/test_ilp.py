@@ -21,8 +21,8 @@ from memplan.validate import validate
 pytest.importorskip("ortools")
 pytest.importorskip("pulp")
 
-from memplan.solvers.ilp import IlpSolver, exact_min_peak  # noqa: E402
-from memplan.solvers.ilp.model import (  # noqa: E402
+from memplan.solvers.ilp import IlpSolver, exact_min_peak
+from memplan.solvers.ilp.model import (
     build_structure,
     op_windows,
     plan_slots,

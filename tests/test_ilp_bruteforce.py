@@ -18,7 +18,7 @@ from memplan.validate import validate
 pytest.importorskip("ortools")
 pytest.importorskip("pulp")
 
-from memplan.solvers.ilp import IlpSolver, exact_min_peak  # noqa: E402
+from memplan.solvers.ilp import IlpSolver, exact_min_peak
 
 KIB = 1024
 

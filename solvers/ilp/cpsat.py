@@ -30,7 +30,6 @@ from typing import Any
 
 from memplan.ir import OpId
 from memplan.solver import Budget
-
 from memplan.solvers.ilp.model import SlotValue, Structure
 
 
@@ -123,12 +122,12 @@ def solve_traffic(
         a = spec.tensor
         lo, hi = spec.window
         span = hi - lo
-        slots = []
+        slots: list[tuple[Any, Any, Any, Any]] = []
         for k in range(spec.num_slots):
             forced = k == 0
             present = model.new_constant(1) if forced else model.new_bool_var(f"p{a}_{k}")
             if spec.activation and k == 0:
-                start = steps[spec.producer]  # type: ignore[index]
+                start = steps[spec.producer]
             else:
                 start = model.new_int_var(lo, hi - 1, f"s{a}_{k}")
             end = model.new_int_var(lo + 1, hi, f"e{a}_{k}")
@@ -204,9 +203,7 @@ def solve_traffic(
                 step_of = {int(o): t for t, o in enumerate(hint_order)}
                 for o in spec.consumers:
                     t = step_of[o]
-                    k_cover = next(
-                        (k for k, v in enumerate(values) if v.start <= t < v.end), None
-                    )
+                    k_cover = next((k for k, v in enumerate(values) if v.start <= t < v.end), None)
                     for k in range(spec.num_slots):
                         model.add_hint(choice_vars[(spec.tensor, o, k)], k == k_cover)
 

@@ -36,7 +36,6 @@ from typing import Any
 from memplan.ir import OpId
 from memplan.plan import Plan
 from memplan.solver import Budget
-
 from memplan.solvers.ilp.model import SlotValue, Structure, slots_to_plan
 
 
@@ -112,7 +111,11 @@ def _solve(
     time_limit = None if math.isinf(limit) else max(limit, 0.01)
     if engine == "cbc":
         solver = pulp.PULP_CBC_CMD(
-            msg=verbose, timeLimit=time_limit, gapRel=0.0, gapAbs=0.0, threads=threads,
+            msg=verbose,
+            timeLimit=time_limit,
+            gapRel=0.0,
+            gapAbs=0.0,
+            threads=threads,
             options=[f"randomSeed {seed + 1}", f"randomCbcSeed {seed + 1}"],
         )
         with _quiet(not verbose):
@@ -130,10 +133,10 @@ def _solve(
 
     import highspy
 
-    class StoppableHiGHS(pulp.HiGHS):  # type: ignore[misc, name-defined]
+    class StoppableHiGHS(pulp.HiGHS):
         """pulp.HiGHS whose run is cancelled when the budget's stop event is set."""
 
-        def callSolver(self, lp_: Any) -> None:  # noqa: N802 (PuLP's name)
+        def callSolver(self, lp_: Any) -> None:
             done = threading.Event()
 
             def watch() -> None:
@@ -151,7 +154,11 @@ def _solve(
                 watcher.join()
 
     solver = StoppableHiGHS(
-        msg=verbose, timeLimit=time_limit, gapRel=0.0, gapAbs=0.0, threads=threads,
+        msg=verbose,
+        timeLimit=time_limit,
+        gapRel=0.0,
+        gapAbs=0.0,
+        threads=threads,
         random_seed=seed,
     )
     with _quiet(not verbose):
@@ -231,8 +238,9 @@ def solve_traffic_milp(
             if spec.activation:
                 spilled_so_far.append(s)
                 lp += r <= pulp.lpSum(spilled_so_far), f"retrieve_after_spill_{a}_{t}"
-            addr[(a, t)] = var(f"L_{a}_{t}", lowBound=0, upBound=max(cap - spec.units, 0),
-                               cat="Integer")
+            addr[(a, t)] = var(
+                f"L_{a}_{t}", lowBound=0, upBound=max(cap - spec.units, 0), cat="Integer"
+            )
             if t > lo:
                 big = cap
                 lp += addr[(a, t)] - addr[(a, t - 1)] <= big * (1 - p), f"pin_up_{a}_{t}"
@@ -278,9 +286,7 @@ def solve_traffic_milp(
         bound = max(0, math.ceil(run["bound"] - 1e-6)) * cost_unit
     if not run["has_solution"]:
         return Outcome(status, None, None, None, bound, stats)
-    order = tuple(
-        OpId(o) for o in sorted(range(struct.n_steps), key=lambda o: steps.value(o))
-    )
+    order = tuple(OpId(o) for o in sorted(range(struct.n_steps), key=lambda o: steps.value(o)))
     slots: dict[int, list[SlotValue]] = {}
     for spec in struct.tensors:
         a = spec.tensor
@@ -339,20 +345,25 @@ def solve_peak_milp(
             for f in firsts:
                 for last in lasts:
                     # On chip from the first touch until the last toucher has run.
-                    lp += v >= steps.done(f, t) - steps.done(last, t - 1), f"live_{a}_{f}_{last}_{t}"
+                    lp += (
+                        v >= steps.done(f, t) - steps.done(last, t - 1),
+                        f"live_{a}_{f}_{last}_{t}",
+                    )
     for t in range(struct.n_steps):
         here = [s for s in struct.tensors if s.window[0] <= t < s.window[1]]
         lp += pulp.lpSum(s.units * live[(s.tensor, t)] for s in here) <= peak, f"peak_{t}"
     lp += peak
     run = _solve(pulp, lp, budget, engine, verbose, threads, seed)
     status = _status(run)
-    stats = {"milp_engine": engine, "engine_status": run["engine_status"],
-             "variables": lp.numVariables(), "constraints": lp.numConstraints()}
+    stats = {
+        "milp_engine": engine,
+        "engine_status": run["engine_status"],
+        "variables": lp.numVariables(),
+        "constraints": lp.numConstraints(),
+    }
     bound = math.ceil(run["bound"] - 1e-6) if run["bound"] is not None else None
     if not run["has_solution"]:
         return Outcome(status, None, None, None, bound, stats)
-    order = tuple(
-        OpId(o) for o in sorted(range(struct.n_steps), key=lambda o: steps.value(o))
-    )
+    order = tuple(OpId(o) for o in sorted(range(struct.n_steps), key=lambda o: steps.value(o)))
     value = round(_val(peak))
     return Outcome(status, order, None, value, value if run["proven"] else bound, stats)

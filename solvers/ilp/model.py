@@ -101,9 +101,7 @@ def op_windows(problem: Problem) -> list[tuple[int, int]]:
     return [(ancestors[o].bit_count(), n - 1 - descendants[o].bit_count()) for o in range(n)]
 
 
-def build_structure(
-    problem: Problem, order: Sequence[int] | None, max_loads: int
-) -> Structure:
+def build_structure(problem: Problem, order: Sequence[int] | None, max_loads: int) -> Structure:
     """Derive the shared structure; ``order`` fixes the schedule (``fixed`` mode).
 
     Args:
@@ -250,7 +248,7 @@ def slot_traffic_bytes(struct: Structure, slots: dict[int, list[SlotValue]]) -> 
 def lifetimes_under(struct: Structure, order: Sequence[int]) -> dict[int, tuple[int, int]]:
     """No-spill lifetime ``[first, last + 1)`` of every modelled tensor under ``order``."""
     step = steps_of(order)
-    spans = {}
+    spans: dict[int, tuple[int, int]] = {}
     for spec in struct.tensors:
         touching = [step[c] for c in spec.consumers]
         if spec.producer is not None:
@@ -259,9 +257,7 @@ def lifetimes_under(struct: Structure, order: Sequence[int]) -> dict[int, tuple[
     return spans
 
 
-def first_fit(
-    items: Sequence[tuple[int, int, int]], capacity_units: int
-) -> list[int] | None:
+def first_fit(items: Sequence[tuple[int, int, int]], capacity_units: int) -> list[int] | None:
     """Offsets (units) for ``(start, end, units)`` items, biggest first, lowest fit; None if
     something does not fit under ``capacity_units``."""
     order = sorted(range(len(items)), key=lambda i: (-items[i][2], items[i][0], i))
@@ -269,9 +265,7 @@ def first_fit(
     offsets = [0] * len(items)
     for i in order:
         start, end, units = items[i]
-        busy = sorted(
-            (off, off + u) for s, e, off, u in placed if s < end and start < e
-        )
+        busy = sorted((off, off + u) for s, e, off, u in placed if s < end and start < e)
         candidate = 0
         for low, high in busy:
             if candidate + units <= low:
@@ -292,8 +286,9 @@ def no_spill_plan(struct: Structure, order: Sequence[int]) -> Plan | None:
     offsets = first_fit(items, struct.capacity_units)
     if offsets is None:
         return None
-    slots = {
-        s.tensor: [SlotValue(*spans[s.tensor], off)] for s, off in zip(struct.tensors, offsets, strict=True)
+    slots: dict[int, list[SlotValue]] = {
+        s.tensor: [SlotValue(*spans[s.tensor], off)]
+        for s, off in zip(struct.tensors, offsets, strict=True)
     }
     return slots_to_plan(struct, order, slots)
 

@@ -42,8 +42,6 @@ from memplan.solver import (
     infeasible_below_mr,
     make_result,
 )
-from memplan.validate import validate
-
 from memplan.solvers.ilp.model import (
     Structure,
     build_structure,
@@ -52,6 +50,7 @@ from memplan.solvers.ilp.model import (
     slots_to_plan,
     spill_everything_plan,
 )
+from memplan.validate import validate
 
 OBJECTIVES = ("traffic", "peak")
 MODES = ("free", "fixed")
@@ -243,7 +242,13 @@ class IlpSolver:
             message = f"no {self.backend} solution in time; returning the {best_source} plan"
         stats["objective_bytes"] = value
         return make_result(
-            self, problem, status, plan, budget, lower_bound_bytes=bound, stats=stats,
+            self,
+            problem,
+            status,
+            plan,
+            budget,
+            lower_bound_bytes=bound,
+            stats=stats,
             message=message,
         )
 
@@ -313,7 +318,13 @@ class IlpSolver:
             if outcome.status == "UNKNOWN":
                 status = Status.TIMEOUT
             return make_result(
-                self, problem, status, plan, budget, lower_bound_bytes=0, stats=stats,
+                self,
+                problem,
+                status,
+                plan,
+                budget,
+                lower_bound_bytes=0,
+                stats=stats,
                 message=message,
             )
         # The capacity cannot hold the min-peak schedule without spills (or first fit
@@ -355,8 +366,13 @@ class IlpSolver:
         from memplan.solvers.ilp.milp import solve_peak_milp
 
         return solve_peak_milp(
-            struct, budget, engine=self.milp_engine, upper_units=upper, verbose=self.verbose,
-            threads=self.workers, seed=self.seed,
+            struct,
+            budget,
+            engine=self.milp_engine,
+            upper_units=upper,
+            verbose=self.verbose,
+            threads=self.workers,
+            seed=self.seed,
         )
 
 
