@@ -135,3 +135,31 @@ def test_minimize_under_a_capacity() -> None:
         assert roomy.height_bytes == best and roomy.proven_optimal
         tight = exact(buffers, best - 1, minimize=True, time_limit_s=20)
         assert tight.status is AllocationStatus.INFEASIBLE
+
+
+def test_search_grows_its_pools_and_trail() -> None:
+    """Starting from tiny pools, the kernel asks for memory and resumes correctly."""
+    import numpy as np
+
+    from memplan.solvers.alloc import search_kernel
+    from memplan.solvers.alloc.intervals import pack
+
+    rng = random.Random(500)
+    for _ in range(10):
+        buffers = random_buffers(rng, 7, horizon=6, max_size=5)
+        best = brute_force_min_height(buffers)
+        for capacity, expected in (
+            (best, search_kernel.SOLVED),
+            (best - 1, search_kernel.INFEASIBLE),
+        ):
+            state = exact_module._SearchState(pack(buffers), "TWA", capacity)
+            state.cand_buf = np.zeros(1, np.int64)
+            state.cand_off = np.zeros(1, np.int64)
+            state.trail_kind = np.zeros(1, np.int64)
+            state.trail_idx = np.zeros(1, np.int64)
+            state.trail_val = np.zeros(1, np.int64)
+            code = state.advance(10**7)
+            assert code == expected
+            if code == search_kernel.SOLVED:
+                assert validate_packing(buffers, state.offset.tolist(), capacity) == []
+            assert state.trail_kind.size > 1

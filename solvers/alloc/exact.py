@@ -37,8 +37,8 @@ UNALLOCATED_FLOOR = True
 #: Re-rank each new sub-partition with the current section totals (as MiniMalloc).
 DYNAMIC_RANKS = True
 
-#: Nodes per kernel call between two looks at the clock.
-SLICE_NODES = 20_000
+#: Wall time of one kernel call between two looks at the clock, in seconds.
+SLICE_S = 0.02
 
 
 def preorder_rank(p: Packed, keys: str) -> np.ndarray:
@@ -162,9 +162,14 @@ class _SearchState:
         """Nodes expanded so far."""
         return int(self.st[K.ST_NODES])
 
-    def _grow(self) -> None:
-        """Double the pools and the trail (after NEED_MEMORY)."""
-        for name in ("plist", "cand_buf", "cand_off", "trail_kind", "trail_idx", "trail_val"):
+    def _grow(self, code: int) -> None:
+        """Double the pool or trail that the kernel found too small."""
+        names = {
+            K.NEED_PLIST: ("plist",),
+            K.NEED_CAND: ("cand_buf", "cand_off"),
+            K.NEED_TRAIL: ("trail_kind", "trail_idx", "trail_val"),
+        }[code]
+        for name in names:
             old = getattr(self, name)
             setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
 
@@ -221,11 +226,11 @@ class _SearchState:
                 self.trail_val,
                 self.st,
             )
-            if code != K.NEED_MEMORY:
+            if code not in (K.NEED_PLIST, K.NEED_CAND, K.NEED_TRAIL):
                 if code in (K.SOLVED, K.INFEASIBLE):
                     self.done = int(code)
                 return int(code)
-            self._grow()
+            self._grow(int(code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +251,19 @@ def decide(
         return Decision(AllocationStatus.INFEASIBLE, None, 0)
     states = [_SearchState(p, keys, capacity) for keys in preorderings]
     limit = max(p.n, 16)
+    slice_nodes = 64  # adapted so that one call takes about SLICE_S
     while True:
         for state in states:
             while state.nodes < limit:
-                if time.perf_counter() >= deadline:
+                now = time.perf_counter()
+                if now >= deadline:
                     return Decision(AllocationStatus.TIMEOUT, None, sum(s.nodes for s in states))
-                code = state.advance(min(SLICE_NODES, limit - state.nodes))
+                before = state.nodes
+                code = state.advance(min(slice_nodes, limit - state.nodes))
+                spent = time.perf_counter() - now
+                if state.nodes - before >= slice_nodes:
+                    scale = SLICE_S / max(spent, 1e-6)
+                    slice_nodes = int(min(max(slice_nodes * min(scale, 4.0), 16), 1_000_000))
                 total = sum(s.nodes for s in states)
                 if code == K.SOLVED:
                     return Decision(AllocationStatus.SOLVED, state.offset.copy(), total)
@@ -358,7 +370,10 @@ def _finish(
     msg = (
         ""
         if optimal
-        else (f"height {height} B not proven optimal (no packing below {lower_bound} B found)")
+        else (
+            f"height {height} B not proven optimal "
+            f"(no packing at {lower_bound - 1} B found in time)"
+        )
     )
     return AllocationResult(
         AllocationStatus.SOLVED, offs, height, p.max_live, optimal, "exact", wall, msg

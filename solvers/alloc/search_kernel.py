@@ -36,7 +36,7 @@ from memplan.solvers.alloc.intervals import align_up
 SEARCH, DECOMP = 0, 1
 NONE, SUCCESS, FAIL = 0, 1, 2
 # Return codes of :func:`run`.
-SOLVED, INFEASIBLE, PAUSED, NEED_MEMORY = 0, 1, 2, 3
+SOLVED, INFEASIBLE, PAUSED, NEED_PLIST, NEED_CAND, NEED_TRAIL = 0, 1, 2, 3, 4, 5
 # Trail record kinds.
 T_PLACE, T_MINOFF, T_FLOOR, T_RANK = 0, 1, 2, 3
 # Slots of the scalar state array ``st``.
@@ -304,7 +304,8 @@ def run(
 
     SOLVED: ``offset`` holds a packing of every free buffer below ``cap``. INFEASIBLE:
     the search space is exhausted. PAUSED: the budget ran out (call again to resume).
-    NEED_MEMORY: a pool or the trail is too small (grow the arrays, call again).
+    NEED_PLIST / NEED_CAND / NEED_TRAIL: that pool or the trail is too small (grow it,
+    call again; the state is untouched).
     """
     max_trail = trail_kind.shape[0]
     spent = 0
@@ -328,8 +329,10 @@ def run(
                 while rb < fsb[d] and cuts[rb - 1] > 0:
                     rb += 1
                 start = st[ST_PLIST]
-                if start + fpln[d] > plist.shape[0] or st[ST_TRAIL] + fpln[d] > max_trail:
-                    return NEED_MEMORY
+                if start + fpln[d] > plist.shape[0]:
+                    return NEED_PLIST
+                if st[ST_TRAIL] + fpln[d] > max_trail:
+                    return NEED_TRAIL
                 cnt = 0
                 for t in range(fpl[d], fpl[d] + fpln[d]):
                     b = plist[t]
@@ -409,43 +412,56 @@ def run(
                 return PAUSED
             start = st[ST_CAND]
             if start + fpln[d] > cand_buf.shape[0]:
-                return NEED_MEMORY
+                return NEED_CAND
             spent += 1
             st[ST_NODES] += 1
-            cnt = 0
+            unplaced = 0
             minh = -1
             for t in range(fpl[d], fpl[d] + fpln[d]):
                 b = plist[t]
                 if offset[b] < 0:
-                    cand_buf[start + cnt] = b
-                    cand_off[start + cnt] = minoff[b]
-                    cnt += 1
+                    unplaced += 1
                     h = minoff[b] + size[b]
                     if minh < 0 or h < minh:
                         minh = h
-            if cnt == 0:
+            if unplaced == 0:
                 st[ST_DEPTH] = d
                 st[ST_PLIST] = fpbase[d]
                 st[ST_CAND] = fcbase[d]
                 st[ST_SIGNAL] = SUCCESS
                 continue
-            # Order candidates by (minoff, rank): plist is in rank order, sort is stable.
-            perm = np.argsort(cand_off[start : start + cnt], kind="mergesort")
-            tmp_b = cand_buf[start : start + cnt].copy()
-            tmp_o = cand_off[start : start + cnt].copy()
-            for t in range(cnt):
-                cand_buf[start + t] = tmp_b[perm[t]]
-                cand_off[start + t] = tmp_o[perm[t]]
-            fcand[d] = start
-            fcandn[d] = cnt
-            fnext[d] = 0
-            # Any placement at o leaves every section at least o + its unplaced total,
-            # so offsets above cap - (largest unplaced total) fail: stop there too.
+            # Dominance: nothing goes at or above the lowest top an unplaced buffer can
+            # reach. And any placement at o leaves every section at least o + its
+            # unplaced total, so offsets above cap - (largest unplaced total) fail too.
             most = 0
             for s in range(fsa[d], fsb[d]):
                 if total[s] > most:
                     most = total[s]
-            fminh[d] = min(minh, cap - most + 1)
+            cutoff = min(minh, cap - most + 1)
+            # Keep only the viable candidates: below the cutoff and canonical.
+            cnt = 0
+            lo_off = flast_off[d]
+            lo_rank = flast_rank[d]
+            for t in range(fpl[d], fpl[d] + fpln[d]):
+                b = plist[t]
+                if offset[b] < 0:
+                    o = minoff[b]
+                    if o < cutoff and (o > lo_off or (o == lo_off and rank[b] > lo_rank)):
+                        cand_buf[start + cnt] = b
+                        cand_off[start + cnt] = o
+                        cnt += 1
+            # Order candidates by (minoff, rank): plist is in rank order, sort is stable.
+            if cnt > 1:
+                perm = np.argsort(cand_off[start : start + cnt], kind="mergesort")
+                tmp_b = cand_buf[start : start + cnt].copy()
+                tmp_o = cand_off[start : start + cnt].copy()
+                for t in range(cnt):
+                    cand_buf[start + t] = tmp_b[perm[t]]
+                    cand_off[start + t] = tmp_o[perm[t]]
+            fcand[d] = start
+            fcandn[d] = cnt
+            fnext[d] = 0
+            fminh[d] = cutoff
             fexp[d] = 1
             st[ST_CAND] = start + cnt
         placed = -1
@@ -465,7 +481,7 @@ def run(
             need = st[ST_TRAIL] + 1 + 2 * floor.shape[0] + (ptr[c + 1] - ptr[c])
             if need > max_trail:
                 fnext[d] -= 1
-                return NEED_MEMORY
+                return NEED_TRAIL
             mark = st[ST_TRAIL]
             fmark[d] = mark
             t = mark
