@@ -28,7 +28,8 @@ working set is on chip for its own step only (stacked from offset 0): at any cap
 
 The status is FEASIBLE (a heuristic proves nothing), except OPTIMAL when the plan has
 no non-compulsory traffic (it meets the trivial lower bound 0). The solver is
-deterministic: ``seed`` is accepted for the protocol; ties are broken by tensor id.
+deterministic: ``seed`` is accepted for the protocol; eviction ties go to the larger
+tensor, then to the lower tensor id.
 """
 
 from __future__ import annotations
@@ -53,7 +54,16 @@ from memplan.solver import (
     make_result,
 )
 from memplan.solvers.online import simulate_online
-from memplan.solvers.replacement import POLICIES, Replacement, Stay, Stopped, simulate, step_by_step
+from memplan.solvers.replacement import (
+    POLICIES,
+    Replacement,
+    Stay,
+    Stopped,
+    scoped_touched,
+    simulate,
+    step_by_step,
+    use_steps,
+)
 
 #: Order heuristics of the ``order`` option.
 ORDERS = ("model", "min-peak", "dfs", "bfs")
@@ -210,9 +220,18 @@ class GreedySolver:
         stats["fallback"] = "none"
         replacement = Replacement((), 0, 0, 0, 0)
         attempt, stopped = 0, False
+        touched, uses = scoped_touched(problem), use_steps(problem, order)
         for attempt in range(self.max_retries + 1):
             try:
-                replacement = simulate(problem, order, effective, self.replacement, budget)
+                replacement = simulate(
+                    problem,
+                    order,
+                    effective,
+                    self.replacement,
+                    budget,
+                    touched=touched,
+                    uses=uses,
+                )
             except Stopped:
                 stopped = True
                 break

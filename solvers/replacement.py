@@ -5,8 +5,10 @@ Before step ``t`` runs, every in-scope input of ``order[t]`` must be on chip and
 outputs need room. When the bytes on chip plus the missing bytes exceed the capacity,
 resident tensors that ``order[t]`` does not touch are evicted:
 
-- ``belady``: the one whose next use is furthest away (Belady's MIN rule);
-- ``belady-size``: the one with the largest ``size x distance to its next use``.
+- ``belady``: the one whose next use is furthest away (Belady's MIN rule; ties: the
+  larger tensor, then the lower id);
+- ``belady-size``: the one with the largest ``size x distance to its next use`` (ties:
+  the further next use, then the lower id).
 
 An evicted activation without a valid DRAM copy is stored (once: a later eviction of
 an unchanged copy is a plain drop); weights and graph inputs are dropped, DRAM holds
@@ -92,6 +94,9 @@ def simulate(
     capacity_bytes: int,
     policy: str = "belady",
     budget: Budget | None = None,
+    *,
+    touched: Sequence[tuple[int, ...]] | None = None,
+    uses: Sequence[Sequence[int]] | None = None,
 ) -> Replacement:
     """Choose the stays of every in-scope tensor for ``order`` within ``capacity_bytes``.
 
@@ -101,6 +106,8 @@ def simulate(
         capacity_bytes: bound on the sum of aligned sizes on chip; at least M_R.
         policy: ``belady`` or ``belady-size`` (see the module docstring).
         budget: looked at every few steps; :class:`Stopped` is raised when it runs out.
+        touched: :func:`scoped_touched` of ``problem``, if already computed.
+        uses: :func:`use_steps` of ``problem`` and ``order``, if already computed.
 
     Returns:
         The stays and counters.
@@ -111,8 +118,8 @@ def simulate(
     sizes = problem.aligned_sizes_bytes
     kinds = [t.kind for t in graph.tensors]
     is_output = [t.is_output for t in graph.tensors]
-    touched = scoped_touched(problem)
-    uses = use_steps(problem, order)
+    touched = scoped_touched(problem) if touched is None else touched
+    uses = use_steps(problem, order) if uses is None else uses
     size_aware = policy == "belady-size"
     never = len(order)  # "next use" of a tensor that is not read again
 
