@@ -49,13 +49,17 @@ _BUDGET_RANK = {"MR": 0, "MH": 1, "MP": 2}
 _SCOPE_RANK = {"activations": 0, "all": 1}
 
 
-def ordered_rows(rows: Iterable[Row]) -> list[Row]:
+def ordered_rows(rows: Iterable[Row], baseline: str | None = None) -> list[Row]:
     """Rows by workload (first seen), scope, budget (MR, MH, MP, then others), solver.
 
-    Workers finish out of order; reports list cells in a stable order instead.
+    Workers finish out of order; reports list cells in a stable order instead, with
+    the baseline solver first.
     """
     rows = list(rows)
     seen: dict[tuple[str, str], int] = {}
+    label = resolve_baseline(rows, baseline)
+    if label is not None:
+        seen[("s", label)] = -1
     for row in rows:
         seen.setdefault(("w", str(row["workload"])), len(seen))
         seen.setdefault(("b", str(row["budget"])), len(seen))
@@ -132,7 +136,7 @@ def summarize(
             reduction figures.
         overall: add the ``("*", "*", solver)`` summaries.
     """
-    rows = ordered_rows(rows)
+    rows = ordered_rows(rows, baseline)
     baseline = resolve_baseline(rows, baseline)
     by_cell: dict[CellId, dict[str, Row]] = {}
     for row in rows:
@@ -372,7 +376,7 @@ def failures(rows: Sequence[Row]) -> list[str]:
 
 def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
     """The whole report as Markdown: summary, per-cell results, failures."""
-    rows = ordered_rows(rows)
+    rows = ordered_rows(rows, baseline)
     baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     parts = ["# memplan bench report\n"]
@@ -467,7 +471,7 @@ def write_reports(
         The files written.
     """
     out = Path(out_dir)
-    rows = ordered_rows(rows)
+    rows = ordered_rows(rows, baseline)
     baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     written = []
