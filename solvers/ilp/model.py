@@ -278,12 +278,19 @@ def first_fit(items: Sequence[tuple[int, int, int]], capacity_units: int) -> lis
     return offsets
 
 
-def no_spill_plan(struct: Structure, order: Sequence[int]) -> Plan | None:
-    """Every tensor on chip for its whole lifetime (zero non-compulsory traffic), if the
-    first-fit packing fits; else None."""
+def no_spill_plan(
+    struct: Structure, order: Sequence[int], time_limit_s: float = 0.0
+) -> Plan | None:
+    """Every tensor on chip for its whole lifetime (zero non-compulsory traffic), if a
+    packing fits: first fit, then (with ``time_limit_s > 0``) the core allocator.
+
+    Returns None when no packing under the capacity is found.
+    """
     spans = lifetimes_under(struct, order)
     items = [(*spans[s.tensor], s.units) for s in struct.tensors]
     offsets = first_fit(items, struct.capacity_units)
+    if offsets is None and time_limit_s > 0 and items:
+        offsets = _allocate(items, struct, time_limit_s)
     if offsets is None:
         return None
     slots: dict[int, list[SlotValue]] = {
@@ -291,6 +298,24 @@ def no_spill_plan(struct: Structure, order: Sequence[int]) -> Plan | None:
         for s, off in zip(struct.tensors, offsets, strict=True)
     }
     return slots_to_plan(struct, order, slots)
+
+
+def _allocate(
+    items: Sequence[tuple[int, int, int]], struct: Structure, time_limit_s: float
+) -> list[int] | None:
+    """Offsets (units) from :func:`memplan.dsa.allocate`, or None if nothing fits."""
+    from memplan.dsa import AllocationStatus, Buffer, allocate
+    from memplan.errors import MemplanError
+
+    unit = struct.unit_bytes
+    buffers = [Buffer(i, s, e, u * unit, unit) for i, (s, e, u) in enumerate(items)]
+    try:
+        result = allocate(buffers, struct.capacity_units * unit, time_limit_s=time_limit_s)
+    except MemplanError:
+        return None
+    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+        return None
+    return [off // unit for off in result.offsets_bytes]
 
 
 def spill_everything_plan(struct: Structure, order: Sequence[int]) -> Plan:

@@ -60,6 +60,10 @@ MILP_ENGINES = ("highs", "cbc")
 
 #: Share of the budget (at most GREEDY_MAX_S seconds) the greedy incumbent may take.
 GREEDY_SHARE, GREEDY_MAX_S = 0.2, 10.0
+#: Share of the budget (at most ALLOC_MAX_S s) for packing a no-spill incumbent.
+ALLOC_SHARE, ALLOC_MAX_S = 0.05, 5.0
+#: Share of the remaining budget (at most FIXED_MAX_S s) per fixed-order warm start.
+FIXED_SHARE, FIXED_MAX_S = 0.15, 30.0
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,37 @@ class IlpSolver:
             return self._solve_peak(problem, budget, order)
         fixed = order if self.mode == "fixed" else None
         struct = build_structure(problem, fixed, self.max_loads)
-        incumbents = _incumbents(struct, problem, greedy_plan, order)
+        alloc_s = min(ALLOC_MAX_S, ALLOC_SHARE * budget.remaining_s())
+        incumbents = _incumbents(struct, problem, greedy_plan, order, alloc_s)
+        if self.mode == "free" and incumbents[0][2] > 0:
+            incumbents += self._fixed_order_incumbents(problem, budget, greedy_plan, order)
+            incumbents.sort(key=lambda c: c[2])
         return self._solve_traffic(problem, budget, struct, incumbents, order)
+
+    def _fixed_order_incumbents(
+        self, problem: Problem, budget: Budget, greedy_plan: Plan | None, order: Sequence[int]
+    ) -> list[tuple[Plan, str, int]]:
+        """Optimal plans for a few good fixed orders: a strong early incumbent for the
+        free-order search (the fixed-order model is far easier)."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        orders = [tuple(order), min_peak_order(problem.graph, sizes, scope)]
+        if greedy_plan is not None:
+            orders.insert(0, tuple(greedy_plan.order))
+        found = []
+        for candidate in dict.fromkeys(orders):
+            share = min(FIXED_SHARE * budget.remaining_s(), FIXED_MAX_S)
+            if budget.should_stop() or share < 0.05:
+                break
+            sub = Budget(time_limit_s=share, stop_event=budget.stop_event)
+            struct = build_structure(problem, candidate, self.max_loads)
+            starts = _incumbents(struct, problem, greedy_plan, candidate, 0.0)
+            fits = next((p for p, _, _ in starts if plan_slots(struct, p)), None)
+            hint = (fits, plan_slots(struct, fits)) if fits is not None else None
+            outcome = self._run_traffic_backend(struct, sub, hint, starts[0][2])
+            if outcome.plan is not None and not validate(problem, outcome.plan):
+                value = evaluate(problem, outcome.plan).non_compulsory_bytes
+                found.append((outcome.plan, f"{self.backend} on a fixed order", value))
+        return found
 
     def _check_backend(self) -> None:
         module = "ortools" if self.backend == "cpsat" else "pulp"
@@ -196,6 +229,24 @@ class IlpSolver:
         order: Sequence[int],
     ) -> SolveResult:
         best_plan, best_source, best_value = incumbents[0]
+        if best_value == 0:
+            return make_result(
+                self,
+                problem,
+                Status.OPTIMAL,
+                best_plan,
+                budget,
+                lower_bound_bytes=0,
+                stats={
+                    "backend": self.backend,
+                    "mode": self.mode,
+                    "source": best_source,
+                    "incumbent": best_source,
+                    "incumbent_bytes": 0,
+                    "objective_bytes": 0,
+                },
+                message=f"the {best_source} plan moves no non-compulsory bytes",
+            )
         hint = next(
             ((p, plan_slots(struct, p)) for p, _, _ in incumbents if plan_slots(struct, p)),
             None,
@@ -311,7 +362,7 @@ class IlpSolver:
             "peak_proven": proven,
             **outcome.stats,
         }
-        plan = no_spill_plan(struct, best_order)
+        plan = no_spill_plan(struct, best_order, min(ALLOC_MAX_S, budget.remaining_s()))
         if plan is not None:
             status = Status.OPTIMAL if proven else Status.FEASIBLE
             message = f"minimum peak {peak} B ({'proven' if proven else 'best found'}), no spills"
@@ -331,7 +382,7 @@ class IlpSolver:
         # fragments it): plan the traffic for that order instead.
         traffic = dataclasses.replace(self, objective="traffic", mode="fixed")
         struct_fixed = build_structure(problem, best_order, traffic.max_loads)
-        incumbents = _incumbents(struct_fixed, problem, None, best_order)
+        incumbents = _incumbents(struct_fixed, problem, None, best_order, 0.0)
         result = traffic._solve_traffic(problem, budget, struct_fixed, incumbents, best_order)
         return dataclasses.replace(
             result,
@@ -377,7 +428,11 @@ class IlpSolver:
 
 
 def _incumbents(
-    struct: Structure, problem: Problem, greedy_plan: Plan | None, order: Sequence[int]
+    struct: Structure,
+    problem: Problem,
+    greedy_plan: Plan | None,
+    order: Sequence[int],
+    alloc_s: float,
 ) -> list[tuple[Plan, str, int]]:
     """Valid plans to start from, best (fewest non-compulsory bytes) first."""
     candidates: list[tuple[Plan | None, str]] = []
@@ -389,7 +444,7 @@ def _incumbents(
         sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
         orders.append(min_peak_order(problem.graph, sizes, scope))
     for o in dict.fromkeys(orders):
-        candidates.append((no_spill_plan(struct, o), "no-spill first fit"))
+        candidates.append((no_spill_plan(struct, o, alloc_s), "no-spill packing"))
     candidates.append((spill_everything_plan(struct, order), "spill everything"))
     result = []
     for plan, source in candidates:
