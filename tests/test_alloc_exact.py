@@ -141,7 +141,7 @@ def test_search_grows_its_pools_and_trail() -> None:
     """Starting from tiny pools, the kernel asks for memory and resumes correctly."""
     import numpy as np
 
-    from memplan.solvers.alloc import search_kernel
+    from memplan.solvers.alloc import search_state
     from memplan.solvers.alloc.intervals import pack
 
     rng = random.Random(500)
@@ -149,8 +149,8 @@ def test_search_grows_its_pools_and_trail() -> None:
         buffers = random_buffers(rng, 7, horizon=6, max_size=5)
         best = brute_force_min_height(buffers)
         for capacity, expected in (
-            (best, search_kernel.SOLVED),
-            (best - 1, search_kernel.INFEASIBLE),
+            (best, search_state.SOLVED),
+            (best - 1, search_state.INFEASIBLE),
         ):
             state = exact_module._SearchState(pack(buffers), "TWA", capacity)
             state.cand_buf = np.zeros(1, np.int64)
@@ -160,6 +160,6 @@ def test_search_grows_its_pools_and_trail() -> None:
             state.trail_val = np.zeros(1, np.int64)
             code = state.advance(10**7)
             assert code == expected
-            if code == search_kernel.SOLVED:
+            if code == search_state.SOLVED:
                 assert validate_packing(buffers, state.offset.tolist(), capacity) == []
             assert state.trail_kind.size > 1

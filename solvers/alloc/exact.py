@@ -21,6 +21,7 @@ import numpy as np
 
 from memplan.dsa import AllocationResult, AllocationStatus, Buffer
 from memplan.solvers.alloc import search_kernel as K
+from memplan.solvers.alloc import search_state as S
 from memplan.solvers.alloc.common import empty_result, obvious_infeasibility
 from memplan.solvers.alloc.greedy import section_pressure
 from memplan.solvers.alloc.intervals import Packed, pack
@@ -126,9 +127,9 @@ class _SearchState:
         self.trail_kind = np.zeros(t, I64)
         self.trail_idx = np.zeros(t, I64)
         self.trail_val = np.zeros(t, I64)
-        self.st = np.zeros(K.ST_LEN, I64)
+        self.st = np.zeros(S.ST_LEN, I64)
         fr = self.frames
-        K.init_state(
+        S.init_state(
             p.size,
             p.align,
             p.fixed,
@@ -160,14 +161,14 @@ class _SearchState:
     @property
     def nodes(self) -> int:
         """Nodes expanded so far."""
-        return int(self.st[K.ST_NODES])
+        return int(self.st[S.ST_NODES])
 
     def _grow(self, code: int) -> None:
         """Double the pool or trail that the kernel found too small."""
         names = {
-            K.NEED_PLIST: ("plist",),
-            K.NEED_CAND: ("cand_buf", "cand_off"),
-            K.NEED_TRAIL: ("trail_kind", "trail_idx", "trail_val"),
+            S.NEED_PLIST: ("plist",),
+            S.NEED_CAND: ("cand_buf", "cand_off"),
+            S.NEED_TRAIL: ("trail_kind", "trail_idx", "trail_val"),
         }[code]
         for name in names:
             old = getattr(self, name)
@@ -226,8 +227,8 @@ class _SearchState:
                 self.trail_val,
                 self.st,
             )
-            if code not in (K.NEED_PLIST, K.NEED_CAND, K.NEED_TRAIL):
-                if code in (K.SOLVED, K.INFEASIBLE):
+            if code not in (S.NEED_PLIST, S.NEED_CAND, S.NEED_TRAIL):
+                if code in (S.SOLVED, S.INFEASIBLE):
                     self.done = int(code)
                 return int(code)
             self._grow(int(code))
@@ -265,9 +266,9 @@ def decide(
                     scale = SLICE_S / max(spent, 1e-6)
                     slice_nodes = int(min(max(slice_nodes * min(scale, 4.0), 16), 1_000_000))
                 total = sum(s.nodes for s in states)
-                if code == K.SOLVED:
+                if code == S.SOLVED:
                     return Decision(AllocationStatus.SOLVED, state.offset.copy(), total)
-                if code == K.INFEASIBLE:
+                if code == S.INFEASIBLE:
                     return Decision(AllocationStatus.INFEASIBLE, None, total)
         limit *= 2
 
