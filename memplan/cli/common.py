@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -37,7 +38,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the positional ``model`` and the ONNX import options to ``parser``."""
     parser.add_argument(
         "model",
-        help="the model: an ONNX file (.onnx) or a memplan graph JSON file",
+        help=(
+            "the model: an ONNX file (.onnx), a memplan graph JSON file, or a workload "
+            "name from 'memplan graphs list' (e.g. light_densenet121)"
+        ),
     )
     group = parser.add_argument_group("ONNX import")
     group.add_argument(
@@ -124,7 +128,16 @@ def _flatten(values: Any) -> list[str]:
 
 
 def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
-    """Load the model named by ``args.model`` with the ONNX import options in ``args``."""
+    """Load ``args.model`` with the ONNX import options in ``args``.
+
+    ``args.model`` is a model file (ONNX or memplan graph JSON) or, when no such file
+    exists, a workload name of the catalog (``memplan graphs list``). A stored workload
+    loads from its file, so its sha256 is the file's whichever way it is named.
+
+    Raises:
+        OnnxImportError: the file cannot be imported.
+        ConfigError: the name is neither a file nor a workload (with close matches).
+    """
     from memplan.errors import ConfigError
     from memplan.loading import load_model
     from memplan.onnx_import import parse_dims, parse_input_shapes
@@ -133,12 +146,33 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
     if dtype_bytes is not None and dtype_bytes < 1:
         raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
     return load_model(
-        args.model,
+        _model_source(args.model),
         input_shapes=parse_input_shapes(_flatten(getattr(args, "input_shape", None))),
         dims=parse_dims(_flatten(getattr(args, "dim", None))),
         dtype_bytes=dtype_bytes,
         aliases=getattr(args, "aliases", True),
     )
+
+
+def _model_source(model: Any) -> Any:
+    """A path for files and stored workloads, a ModelProto for generated workloads."""
+    from memplan.errors import ConfigError
+
+    name = str(model)
+    path = Path(name)
+    if not isinstance(model, str) or path.exists() or path.suffix.lower() in (".onnx", ".json"):
+        return model
+    if "/" in name or "\\" in name:
+        return model  # a path that does not exist: the loader names it in its error
+    from memplan.graphs import catalog
+
+    try:
+        info = catalog.get_workload(name)
+    except ConfigError as error:
+        raise ConfigError(
+            f"model {name!r} is not a file, nor a catalog workload: {error}"
+        ) from None
+    return str(info.stored_file()) if not info.is_generated else catalog.load_model(name)
 
 
 def problem_from_args(args: argparse.Namespace, loaded: LoadedModel) -> Problem:

@@ -27,14 +27,13 @@ from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import (
     add_model_arguments,
     add_problem_arguments,
+    load_model_from_args,
     print_json,
     problem_from_args,
 )
 from memplan.cli.plancommon import (
     StopOnSigint,
     add_scratchpad_argument,
-    describe_model_argument,
-    load_model_any,
     resolve_scratchpad,
 )
 from memplan.errors import ConfigError
@@ -72,7 +71,6 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     add_model_arguments(parser)
-    describe_model_argument(parser)
     add_problem_arguments(parser)
     group = parser.add_argument_group("planning")
     add_scratchpad_argument(
@@ -172,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ConfigError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
     solver = _solver_from_args(args)  # unknown solver / option: fail before importing
-    loaded = load_model_any(args)
+    loaded = load_model_from_args(args)
     problem = problem_from_args(args, loaded)
     budget_spec = resolve_scratchpad(args.scratchpad, problem)
     problem = problem.with_capacity(budget_spec.capacity_bytes)

@@ -1,7 +1,5 @@
 """Helpers shared by ``optimize``, ``validate`` and ``score`` (not a sub-command itself).
 
-- :func:`load_model_any`: the ``model`` argument is a file (ONNX or graph JSON) or, when
-  no such file exists, a workload name of the catalog (``memplan graphs list``).
 - :func:`add_scratchpad_argument` / :func:`resolve_scratchpad`: the ``--scratchpad``
   budget (``MR``, ``MH``, ``MP``, a size, a multiple, or ``accelerator``).
 - :class:`StopOnSigint`: the first Ctrl-C asks the solver to stop and return its best
@@ -17,7 +15,6 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -41,43 +38,6 @@ SCRATCHPAD_HELP = (
     "1000-based), or 'accelerator' (the capacity_bytes of --accelerator). Sizes are "
     "rounded down to the accelerator's alignment"
 )
-
-
-def load_model_any(args: argparse.Namespace) -> LoadedModel:
-    """Load ``args.model``: a model file, or a catalog workload name when no file exists.
-
-    Raises:
-        OnnxImportError: the file cannot be imported.
-        ConfigError: the name is neither a file nor a workload (with close matches).
-    """
-    name = str(args.model)
-    path = Path(name)
-    if path.exists() or path.suffix.lower() in (".onnx", ".json") or "/" in name:
-        return load_model_from_args(args)
-    try:
-        from memplan.graphs import catalog
-    except ImportError:  # pragma: no cover - memplan.graphs ships with memplan
-        return load_model_from_args(args)
-    try:
-        catalog.get_workload(name)
-    except ConfigError as error:
-        raise ConfigError(
-            f"model {name!r} is not a file, nor a catalog workload: {error}"
-        ) from None
-    resolved = argparse.Namespace(**vars(args))
-    resolved.model = catalog.load_model(name)
-    loaded = load_model_from_args(resolved)
-    return loaded
-
-
-def describe_model_argument(parser: argparse.ArgumentParser) -> None:
-    """Say in ``--help`` that ``model`` may also be a catalog workload name."""
-    for action in parser._actions:
-        if action.dest == "model":
-            action.help = (
-                "the model: an ONNX file (.onnx), a memplan graph JSON file, or a workload "
-                "name from 'memplan graphs list' (e.g. light_densenet121)"
-            )
 
 
 def add_scratchpad_argument(
@@ -179,7 +139,7 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     from memplan.planfile import read_plan_file
     from memplan.problem import Problem, Scope
 
-    loaded = load_model_any(args)
+    loaded = load_model_from_args(args)
     planfile = read_plan_file(args.plan, loaded.graph, expected_sha256=loaded.sha256)
     overrides = []
     accelerator = planfile.accelerator

@@ -20,7 +20,6 @@ from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import add_model_arguments, print_json
 from memplan.cli.plancommon import (
     add_plan_problem_arguments,
-    describe_model_argument,
     load_plan_problem,
 )
 
@@ -37,7 +36,6 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     add_model_arguments(parser)
-    describe_model_argument(parser)
     add_plan_problem_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the cost as JSON")
     parser.set_defaults(func=run)
