@@ -250,7 +250,7 @@ def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
     """
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFormatError(f"{name}: cannot read: {error.strerror or error}") from error
     return parse_buffers_csv(text, name)

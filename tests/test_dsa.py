@@ -230,3 +230,22 @@ def test_allocate_auto_minimize_proves_optimality_on_small_inputs() -> None:
 def test_empty_input() -> None:
     result = allocate([], 0)
     assert result.status is AllocationStatus.SOLVED and result.offsets_bytes == ()
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("id,lower,upper,size\n1,0,2,8\n".encode("utf-8-sig"))
+    (b,) = read_buffers_csv(path)
+    assert (b.id, b.size_bytes) == ("1", 8)
+
+
+def test_core_module_imports_no_solver_and_no_jit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, memplan.dsa, memplan.cli.allocate; "
+        "bad = [m for m in sys.modules if m.startswith(('memplan.solvers', 'numba'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
