@@ -244,9 +244,14 @@ class Decision:
 
 
 def decide(
-    p: Packed, capacity: int, deadline: float, preorderings: Sequence[str] = PREORDERINGS
+    p: Packed, capacity: int, deadline: float, preorderings: Sequence[str] | None = None
 ) -> Decision:
-    """Search for a packing of ``p`` below ``capacity`` until ``deadline`` (perf_counter)."""
+    """Search for a packing of ``p`` below ``capacity`` until ``deadline`` (perf_counter).
+
+    ``preorderings`` defaults to :data:`PREORDERINGS`.
+    """
+    if preorderings is None:
+        preorderings = PREORDERINGS
     why = obvious_infeasibility(p, capacity)
     if why is not None:
         return Decision(AllocationStatus.INFEASIBLE, None, 0)
