@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import csv
 import enum
+import heapq
 import io
 import math
 import os
@@ -209,13 +210,13 @@ def _overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> lis
         (i for i, b in enumerate(buffers) if b.size_bytes > 0), key=lambda i: buffers[i].lower
     )
     pairs: list[tuple[int, int]] = []
-    ends: list[tuple[int, int]] = []  # (upper, index) of live buffers, sorted
+    ends: list[tuple[int, int]] = []  # heap of (upper, index) of live buffers
     live_offsets: list[int] = []  # offsets of live buffers, sorted
     live_index: list[int] = []  # buffer index of each entry of live_offsets
     for i in order:
         b = buffers[i]
         while ends and ends[0][0] <= b.lower:
-            _, j = ends.pop(0)
+            _, j = heapq.heappop(ends)
             k = bisect.bisect_left(live_offsets, offsets[j])
             while live_index[k] != j:
                 k += 1
@@ -233,7 +234,7 @@ def _overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> lis
         if not clash:
             live_offsets.insert(k, o)
             live_index.insert(k, i)
-            bisect.insort(ends, (b.upper, i))
+            heapq.heappush(ends, (b.upper, i))
     return pairs
 
 
@@ -259,15 +260,16 @@ def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
 def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
     rows = list(csv.reader(io.StringIO(text)))
-    while rows and not any(cell.strip() for cell in rows[0]):
-        rows.pop(0)
-    if not rows:
+    first = 0  # index of the header row (blank lines may come before it)
+    while first < len(rows) and not any(cell.strip() for cell in rows[first]):
+        first += 1
+    if first == len(rows):
         raise InputFormatError(f"{name}: empty file; expected a header 'id,lower,upper,size'")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in rows[first]]
     missing = [c for c in ("id", "lower", "upper", "size") if c not in header]
     if missing:
         raise InputFormatError(
-            f"{name}:1: missing column(s) {', '.join(missing)}; "
+            f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
             "the header must name id,lower,upper,size (optional alignment,offset)"
         )
     col = {
@@ -277,7 +279,7 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     }
     buffers: list[Buffer] = []
     seen: dict[str, int] = {}
-    for line_no, row in enumerate(rows[1:], start=2):
+    for line_no, row in enumerate(rows[first + 1 :], start=first + 2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -310,10 +312,11 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
         assert lower is not None and upper is not None and size is not None
         alignment = number("alignment")
         fixed = number("offset")
-        problem = _buffer_problem(lower, upper, size, alignment or 1, fixed)
+        alignment = 1 if alignment is None else alignment
+        problem = _buffer_problem(lower, upper, size, alignment, fixed)
         if problem:
             raise InputFormatError(f"{name}:{line_no}: buffer {ident!r}: {problem}")
-        buffers.append(Buffer(ident, lower, upper, size, alignment or 1, fixed))
+        buffers.append(Buffer(ident, lower, upper, size, alignment, fixed))
     _check_fixed_overlaps(buffers, name, seen)
     return buffers
 

@@ -249,3 +249,10 @@ def test_core_module_imports_no_solver_and_no_jit() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_csv_zero_alignment_and_leading_blank_lines() -> None:
+    with pytest.raises(InputFormatError, match=r"^a\.csv:2: buffer 'x': alignment 0"):
+        parse_buffers_csv("id,lower,upper,size,alignment\nx,0,2,4,0\n", "a.csv")
+    with pytest.raises(InputFormatError, match=r"^b\.csv:4: size 'y'"):
+        parse_buffers_csv("\n\nid,lower,upper,size\nx,0,2,y\n", "b.csv")
