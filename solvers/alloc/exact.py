@@ -50,7 +50,6 @@ def preorder_rank(p: Packed, keys: str) -> np.ndarray:
         "W": width,
         "A": width * p.size,
         "Z": p.size,
-        "S": p.lower,
     }
     sort_keys = [np.arange(p.n, dtype=I64)] + [-columns[k] for k in reversed(keys)]
     order = np.lexsort(sort_keys)
@@ -123,7 +122,7 @@ class _SearchState:
         self.plist = np.zeros(4 * n + 16, I64)
         self.cand_buf = np.zeros(4 * n + 16, I64)
         self.cand_off = np.zeros(4 * n + 16, I64)
-        t = 4 * (n + 2 * n_sec) + int(p.ptr[-1]) + 16
+        t = 4 * (n + 2 * n_sec) + 16  # grows on demand
         self.trail_kind = np.zeros(t, I64)
         self.trail_idx = np.zeros(t, I64)
         self.trail_val = np.zeros(t, I64)
