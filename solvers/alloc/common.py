@@ -40,7 +40,7 @@ def greedy_result(
     """Build the result of a heuristic packing (SOLVED if it fits, else TIMEOUT)."""
     optimal = height <= p.max_live
     wall = time.perf_counter() - start
-    offs = tuple(int(x) for x in offsets)
+    offs = tuple(offsets.tolist())
     if capacity_bytes is None or height <= capacity_bytes:
         return AllocationResult(
             AllocationStatus.SOLVED, offs, int(height), p.max_live, optimal, algorithm, wall

@@ -342,7 +342,7 @@ def _finish(
     lower_bound: int,
 ) -> AllocationResult:
     """Result of a minimisation run (``lower_bound``: no lower height was found)."""
-    offs = tuple(int(x) for x in offsets)
+    offs = tuple(offsets.tolist())
     wall = time.perf_counter() - start
     if capacity is not None and height > capacity:
         why = obvious_infeasibility(p, capacity)
@@ -390,7 +390,7 @@ def _result(p: Packed, decision: Decision, capacity: int, start: float) -> Alloc
     wall = time.perf_counter() - start
     if decision.status is AllocationStatus.SOLVED:
         assert decision.offsets is not None
-        offs = tuple(int(x) for x in decision.offsets)
+        offs = tuple(decision.offsets.tolist())
         height = int(np.max(decision.offsets + p.size))
         return AllocationResult(
             AllocationStatus.SOLVED,
