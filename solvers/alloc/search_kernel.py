@@ -15,6 +15,11 @@ capacity, with MiniMalloc's ideas:
 * Dynamic decomposition: ``cuts[s]`` counts unplaced buffers that cross the boundary
   between sections s and s+1; when it drops to 0 the remaining buffers on either side
   are independent and are solved one after the other, without backtracking between.
+  Each new sub-partition is re-ranked with its current section totals.
+* Hatless pruning: if the buffer just tried overlaps no unplaced buffer, it sits at
+  that offset in every completion, so once it fails no later candidate can succeed.
+* Offset cut-off: a placement at offset o leaves every section at least o + its
+  unplaced total, so candidates above capacity - (largest unplaced total) are skipped.
 
 Recursion is replaced by an explicit frame stack and an undo trail kept in arrays,
 so a call can stop after a node budget and a later call resumes exactly where it
