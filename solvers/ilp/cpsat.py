@@ -46,9 +46,22 @@ class CpOutcome:
     stats: dict[str, Any] = field(default_factory=dict)  # model size, branches, ...
 
 
-def _params(solver: Any, budget: Budget, workers: int, seed: int, verbose: bool) -> None:
-    remaining = budget.remaining_s()
-    solver.parameters.max_time_in_seconds = max(0.01, min(remaining, 1e7))
+def _params(
+    solver: Any,
+    budget: Budget,
+    workers: int,
+    seed: int,
+    verbose: bool,
+    deterministic_s: float | None = None,
+) -> None:
+    # CP-SAT's search depends on the value of its time limit, so the limit passed in is
+    # the budget's total (the same on every run); the watcher in _run stops the search
+    # when the budget's remaining time is up.
+    total = budget.time_limit_s if budget.time_limit_s is not None else 1e7
+    solver.parameters.max_time_in_seconds = max(0.01, min(total, 1e7))
+    if deterministic_s is not None:
+        # A work limit where reproducibility matters (warm starts, polishing).
+        solver.parameters.max_deterministic_time = max(deterministic_s, 0.01)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     solver.parameters.log_search_progress = verbose
@@ -57,12 +70,12 @@ def _params(solver: Any, budget: Budget, workers: int, seed: int, verbose: bool)
 
 
 def _run(model: Any, solver: Any, budget: Budget) -> Any:
-    """Solve with a watcher thread that stops the search when the budget's event is set."""
+    """Solve with a watcher thread that stops the search when the budget runs out."""
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            if budget.stop_event.wait(0.05):
+            if budget.stop_event.wait(0.05) or budget.should_stop():
                 solver.stop_search()
                 return
 
@@ -96,6 +109,8 @@ def solve_traffic(
     workers: int,
     seed: int,
     verbose: bool,
+    deterministic_s: float | None = None,
+    lower_bound: int | None = None,
 ) -> CpOutcome:
     """Minimise non-compulsory traffic; hints seed the search (a full hint is an incumbent).
 
@@ -105,9 +120,12 @@ def solve_traffic(
         hint_order: an order to hint, or None.
         hint_slots: slot values of a plan in the model's space, or None.
         upper_bound: only look for solutions with at most this objective, or None.
+        lower_bound: a proven lower bound on the objective, or None.
         workers: CP-SAT worker threads.
         seed: CP-SAT random seed.
         verbose: print the CP-SAT search log.
+        deterministic_s: a deterministic work limit (reproducible) used instead of the
+            budget's wall time, or None.
     """
     from ortools.sat.python import cp_model
 
@@ -180,6 +198,8 @@ def solve_traffic(
     model.minimize(objective)
     if upper_bound is not None and objective_terms:
         model.add(objective <= upper_bound)
+    if lower_bound is not None and objective_terms:
+        model.add(objective >= lower_bound)
 
     # Hints: the order and the slots of a plan in the model's space.
     if hint_order is not None:
@@ -208,7 +228,7 @@ def solve_traffic(
                         model.add_hint(choice_vars[(spec.tensor, o, k)], k == k_cover)
 
     solver = cp_model.CpSolver()
-    _params(solver, budget, workers, seed, verbose)
+    _params(solver, budget, workers, seed, verbose, deterministic_s)
     code = _run(model, solver, budget)
     status = solver.status_name(code)
     stats = {

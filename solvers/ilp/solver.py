@@ -64,6 +64,8 @@ GREEDY_SHARE, GREEDY_MAX_S = 0.2, 10.0
 ALLOC_SHARE, ALLOC_MAX_S = 0.05, 5.0
 #: Share of the remaining budget (at most FIXED_MAX_S s) per fixed-order warm start.
 FIXED_SHARE, FIXED_MAX_S = 0.15, 30.0
+#: Work limit (deterministic seconds) of the single-worker polishing of an optimum.
+POLISH_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -162,16 +164,23 @@ class IlpSolver:
         if greedy_plan is not None:
             orders.insert(0, tuple(greedy_plan.order))
         found = []
+        # The work limit depends on the budget's total, not on the clock: reproducible.
+        total = (
+            budget.time_limit_s if budget.time_limit_s is not None else FIXED_MAX_S / FIXED_SHARE
+        )
+        share = min(FIXED_SHARE * total, FIXED_MAX_S)
         for candidate in dict.fromkeys(orders):
-            share = min(FIXED_SHARE * budget.remaining_s(), FIXED_MAX_S)
-            if budget.should_stop() or share < 0.05:
+            if budget.remaining_s() < 2 * share or share < 0.05:
                 break
-            sub = Budget(time_limit_s=share, stop_event=budget.stop_event)
+            # One worker and a work limit: the warm start is the same on every run.
+            sub = Budget(
+                time_limit_s=min(3 * share, budget.remaining_s()), stop_event=budget.stop_event
+            )
             struct = build_structure(problem, candidate, self.max_loads)
             starts = _incumbents(struct, problem, greedy_plan, candidate, 0.0)
             fits = next((p for p, _, _ in starts if plan_slots(struct, p)), None)
             hint = (fits, plan_slots(struct, fits)) if fits is not None else None
-            outcome = self._run_traffic_backend(struct, sub, hint, starts[0][2])
+            outcome = self._run_traffic_backend(struct, sub, hint, deterministic_s=share, workers=1)
             if outcome.plan is not None and not validate(problem, outcome.plan):
                 value = evaluate(problem, outcome.plan).non_compulsory_bytes
                 found.append((outcome.plan, f"{self.backend} on a fixed order", value))
@@ -251,7 +260,7 @@ class IlpSolver:
             ((p, plan_slots(struct, p)) for p, _, _ in incumbents if plan_slots(struct, p)),
             None,
         )
-        outcome = self._run_traffic_backend(struct, budget, hint, best_value)
+        outcome = self._run_traffic_backend(struct, budget, hint)
         complete = self.max_loads < 0
         stats: dict[str, Any] = {
             "backend": self.backend,
@@ -266,8 +275,12 @@ class IlpSolver:
         space = "" if complete else f" within max_loads={self.max_loads}"
         bound = outcome.bound if complete else None
         plan, value = best_plan, best_value
+        if outcome.status == "OPTIMAL" and outcome.objective is not None:
+            outcome = self._polish(struct, budget, hint, outcome)
+            stats["polished"] = outcome.stats.get("polished", False)
         if outcome.plan is not None and outcome.objective is not None:
-            if outcome.objective <= best_value:
+            # On a tie keep the incumbent: it does not depend on thread timing.
+            if outcome.objective < best_value:
                 plan, value = outcome.plan, outcome.objective
                 stats["source"] = self.backend
             else:
@@ -282,8 +295,9 @@ class IlpSolver:
                 status = Status.FEASIBLE
                 message = f"optimal{space} {where}" if proven else f"model space{space} is worse"
         elif outcome.status == "FEASIBLE":
-            status = Status.TIMEOUT if budget.interrupted() else Status.FEASIBLE
-            message = f"time limit reached; bound {bound} B {where}"
+            status = Status.TIMEOUT
+            stop = "interrupted" if budget.interrupted() else "time limit reached"
+            message = f"{stop}; best bound {bound} B {where}"
         elif outcome.status == "INFEASIBLE":
             status = Status.FEASIBLE
             message = f"the model{space} has no plan; returning the {best_source} plan"
@@ -303,12 +317,45 @@ class IlpSolver:
             message=message,
         )
 
+    def _polish(
+        self, struct: Structure, budget: Budget, hint: tuple[Plan, Any] | None, outcome: Outcome
+    ) -> Outcome:
+        """Re-find an optimal solution with one worker and a work limit (reproducible).
+
+        Parallel CP-SAT returns one of the optimal solutions depending on thread timing;
+        a single-worker search with the objective pinned to the proven optimum returns
+        the same one every time. Kept only when it finishes within its work limit.
+        """
+        if self.backend != "cpsat" or self.workers == 1 or outcome.objective is None:
+            return outcome
+        from memplan.solvers.ilp.cpsat import solve_traffic
+
+        total = budget.time_limit_s if budget.time_limit_s is not None else POLISH_MAX_S / 0.1
+        again = solve_traffic(
+            struct,
+            budget,
+            hint_order=hint[0].order if hint else None,
+            hint_slots=hint[1] if hint else None,
+            upper_bound=outcome.objective,
+            lower_bound=outcome.objective,
+            workers=1,
+            seed=self.seed,
+            verbose=self.verbose,
+            deterministic_s=min(POLISH_MAX_S, 0.1 * total),
+        )
+        if again.order is None or again.slots is None or again.objective != outcome.objective:
+            return outcome
+        plan = slots_to_plan(struct, again.order, again.slots)
+        stats = {**outcome.stats, "polished": True}
+        return dataclasses.replace(outcome, order=again.order, plan=plan, stats=stats)
+
     def _run_traffic_backend(
         self,
         struct: Structure,
         budget: Budget,
         hint: tuple[Plan, Any] | None,
-        upper_bound: int,
+        deterministic_s: float | None = None,
+        workers: int | None = None,
     ) -> Outcome:
         if self.backend == "cpsat":
             from memplan.solvers.ilp.cpsat import solve_traffic
@@ -319,9 +366,10 @@ class IlpSolver:
                 hint_order=hint[0].order if hint else None,
                 hint_slots=hint[1] if hint else None,
                 upper_bound=None,
-                workers=self.workers,
+                workers=workers or self.workers,
                 seed=self.seed,
                 verbose=self.verbose,
+                deterministic_s=deterministic_s,
             )
             plan = (
                 slots_to_plan(struct, cp.order, cp.slots)
@@ -364,10 +412,9 @@ class IlpSolver:
         }
         plan = no_spill_plan(struct, best_order, min(ALLOC_MAX_S, budget.remaining_s()))
         if plan is not None:
-            status = Status.OPTIMAL if proven else Status.FEASIBLE
+            # Not proven means the peak search ran out of time (or was stopped).
+            status = Status.OPTIMAL if proven else Status.TIMEOUT
             message = f"minimum peak {peak} B ({'proven' if proven else 'best found'}), no spills"
-            if outcome.status == "UNKNOWN":
-                status = Status.TIMEOUT
             return make_result(
                 self,
                 problem,
