@@ -242,3 +242,21 @@ def test_peak_provider_falls_back_without_the_solver(tmp_path, monkeypatch):
     problem = _problem(tiny_graph(2, 6), alignment=1024)
     estimate = peak_cache.exact_min_peak(problem, 5)
     assert not estimate.proven and "unavailable" in estimate.source
+
+
+def test_inspect_exact_mp_flag(tmp_path, monkeypatch, capsys):
+    import json
+
+    from memplan import peak_cache
+    from memplan.cli import main
+    from memplan.ir import graph_to_json
+
+    monkeypatch.setenv(peak_cache.CACHE_ENV, str(tmp_path / "cache"))
+    graph = tiny_graph(3, 6)
+    path = tmp_path / "tiny.json"
+    path.write_text(graph_to_json(graph))
+    assert main(["inspect", str(path), "--exact-mp", "20", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    problem = Problem(graph, Accelerator("x", 1 << 20, 64))
+    assert summary["exact_min_peak_proven"] is True
+    assert summary["exact_min_peak_bytes"] == brute_min_peak(problem)

@@ -51,6 +51,16 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print a JSON document instead of tables"
     )
+    parser.add_argument(
+        "--exact-mp",
+        nargs="?",
+        const=60.0,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="prove M_P with the ilp solver's peak model (default limit 60 s; cached; "
+        "falls back to the heuristic, saying so, without the ilp extra)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -224,8 +234,21 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model_from_args(args)
     problem = problem_from_args(args, loaded)
     summary = summarize(loaded, problem, args.top)
+    if args.exact_mp is not None:
+        from memplan.peak_cache import exact_min_peak
+
+        estimate = exact_min_peak(problem, args.exact_mp)
+        summary["exact_min_peak_bytes"] = estimate.value_bytes
+        summary["exact_min_peak_proven"] = estimate.proven
+        summary["exact_min_peak_source"] = estimate.source
     if args.json:
         print_json(summary)
     else:
         _render(summary)
+        if args.exact_mp is not None:
+            kind = "proven" if summary["exact_min_peak_proven"] else "NOT proven, upper bound"
+            console.print(
+                f"[bold]M_P[/bold] {_b(summary['exact_min_peak_bytes'])} ({kind}; "
+                f"{summary['exact_min_peak_source']})"
+            )
     return 0
