@@ -12,8 +12,10 @@ COSMA compares its ILP against the three sub-problems solved one after the other
    stored once and reloaded before its next use; graph outputs are stored at their last
    use. The sum of live aligned sizes never exceeds the capacity.
 3. **Allocation**: the residencies are buffers ``[start, end)`` of aligned size, placed
-   by an allocator of :func:`memplan.dsa.allocate` (TFLite's greedy-by-size by default,
-   as in COSMA).
+   by an allocator of :func:`memplan.dsa.allocate`: by default ``auto``, the greedy
+   portfolio, then the exact search when no greedy packing fits. COSMA's own baseline
+   used TFLite's greedy-by-size (``allocator=greedy-by-size``), which fragments more:
+   on light_densenet121 at MH it costs 2.6 MB of spills where ``auto`` needs 1.4 MB.
 
 A replacement whose live bytes fit can still fail to pack (fragmentation). The solver
 then repeats the replacement with a smaller *effective* capacity (the capacity minus
@@ -99,10 +101,11 @@ class GreedySolver:
         },
     )
     allocator: str = field(
-        default="greedy-by-size",
+        default="auto",
         metadata={
-            "help": "offset allocator: greedy-by-size (TFLite) | first-fit | best-fit | "
-            "portfolio | auto, or any registered allocator name; online = place each "
+            "help": "offset allocator: auto (portfolio, then exact search; default) | "
+            "greedy-by-size (TFLite, COSMA's baseline) | first-fit | best-fit | portfolio, "
+            "or any registered allocator name; online = place each "
             "tensor when it arrives, evicting until a gap opens (never fails)"
         },
     )

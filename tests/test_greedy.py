@@ -151,7 +151,9 @@ def test_fragmentation_fallback_gives_valid_plans() -> None:
             for spec in ("MR", "MH"):
                 capacity = resolve_budget(spec, problem).capacity_bytes
                 case = problem.with_capacity(capacity)
-                result = make_solver("greedy", {"max_retries": "2"}).solve(case, Budget())
+                result = make_solver(
+                    "greedy", {"max_retries": "2", "allocator": "greedy-by-size"}
+                ).solve(case, Budget())
                 assert result.plan is not None and validate(case, result.plan) == []
                 fallbacks.add(result.stats["fallback"])
     # Each fallback path was exercised by these seeds.
