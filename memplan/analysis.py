@@ -245,3 +245,22 @@ def co_resident_pairs(graph: Graph, order: Sequence[int], in_scope: Sequence[boo
         else:
             live -= 1
     return pairs
+
+
+#: Names of the heuristic orders of :func:`named_order`.
+NAMED_ORDERS = ("model", "min-peak", "dfs", "bfs")
+
+
+def named_order(
+    graph: Graph, name: str, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> tuple[OpId, ...]:
+    """The order a solver option names: ``model``, ``min-peak``, ``dfs`` or ``bfs``."""
+    if name == "min-peak":
+        return min_peak_order(graph, sizes_bytes, in_scope)
+    if name == "dfs":
+        return depth_first_order(graph)
+    if name == "bfs":
+        return breadth_first_order(graph)
+    if name == "model":
+        return model_order(graph)
+    raise ValueError(f"unknown order {name!r}; use one of {', '.join(NAMED_ORDERS)}")

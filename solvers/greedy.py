@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memplan.analysis import breadth_first_order, depth_first_order, min_peak_order, model_order
+from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.dsa import AllocationStatus, Buffer, allocate, available_allocators
 from memplan.errors import ConfigError
 from memplan.ir import OpId, TensorKind
@@ -68,7 +68,7 @@ from memplan.solvers.replacement import (
 )
 
 #: Order heuristics of the ``order`` option.
-ORDERS = ("model", "min-peak", "dfs", "bfs")
+ORDERS = NAMED_ORDERS
 
 #: The ``allocator`` option's names, and the registered allocator each one runs.
 ALLOCATORS: dict[str, str] = {
@@ -193,14 +193,7 @@ class GreedySolver:
 
     def make_order(self, problem: Problem) -> tuple[OpId, ...]:
         """The op order chosen by the ``order`` option."""
-        graph = problem.graph
-        if self.order == "min-peak":
-            return min_peak_order(graph, problem.aligned_sizes_bytes, problem.in_scope)
-        if self.order == "dfs":
-            return depth_first_order(graph)
-        if self.order == "bfs":
-            return breadth_first_order(graph)
-        return model_order(graph)
+        return named_order(problem.graph, self.order, problem.aligned_sizes_bytes, problem.in_scope)
 
     def _plan_with_retries(
         self, problem: Problem, order: Sequence[int], budget: Budget, stats: dict[str, Any]
