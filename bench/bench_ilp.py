@@ -5,7 +5,8 @@ workload and scope, M_P is computed once by the exact peak model (``--mp-limit``
 when not proven, the better of the heuristic and the search's best value is used and
 the row says so). Each (workload, scope, budget) then runs ``greedy`` and ``ilp``
 (CP-SAT, free order) with ``--limit`` s per cell, and, for workloads with at most
-``--milp-max-ops`` ops, ``ilp`` with the MILP backend as a cross-check.
+``--milp-max-ops`` ops, the fixed-order model (min-peak order) with both backends as a
+cross-check (``ilp-fixed`` = CP-SAT, ``ilp-fixed-milp`` = PuLP + HiGHS).
 
 Rows are appended to a JSON-lines file as cells finish; a re-run skips cells already
 in the file, so the run can be interrupted and resumed. ``--report`` prints the
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
             pending = [
                 (b, s)
                 for b in BUDGETS
-                for s in ("greedy", "ilp", "ilp-milp")
+                for s in ("greedy", "ilp", "ilp-fixed", "ilp-fixed-milp")
                 if f"{name}|{scope.value}|{b}|{s}" not in done
             ]
             if not pending:
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> None:
                 flush=True,
             )
             for budget_spec, solver in pending:
-                if solver == "ilp-milp" and graph.num_ops > args.milp_max_ops:
+                if solver.startswith("ilp-fixed") and graph.num_ops > args.milp_max_ops:
                     continue
                 resolved = resolve_budget(budget_spec, base, provider)
                 problem = base.with_capacity(resolved.capacity_bytes)
@@ -150,7 +151,9 @@ def run(args: argparse.Namespace) -> None:
                 elif solver == "ilp":
                     row = run_cell(problem, solver, "ilp", {"seed": "0"}, args.limit)
                 else:
-                    row = run_cell(problem, solver, "ilp", {"backend": "milp"}, args.limit)
+                    backend = "milp" if solver.endswith("milp") else "cpsat"
+                    opts = {"mode": "fixed", "order": "min-peak", "backend": backend}
+                    row = run_cell(problem, solver, "ilp", opts, args.limit)
                 row.update(
                     workload=name,
                     ops=graph.num_ops,
@@ -179,7 +182,9 @@ def report(path: Path) -> None:
     ilp = [r for r in by.values() if r["solver"] == "ilp"]
     print(f"cells: {len(ilp)} ilp cells over {len({r['workload'] for r in ilp})} workloads")
     optimal = [r for r in ilp if r["status"] == "optimal"]
-    print(f"proven optimal: {len(optimal)}/{len(ilp)} ({100 * len(optimal) / max(len(ilp), 1):.0f}%)")
+    print(
+        f"proven optimal: {len(optimal)}/{len(ilp)} ({100 * len(optimal) / max(len(ilp), 1):.0f}%)"
+    )
     rest = [r for r in ilp if r["status"] != "optimal"]
     for r in sorted(rest, key=lambda r: (r["workload"], r["scope"], r["budget"])):
         print(
@@ -214,14 +219,17 @@ def report(path: Path) -> None:
     if reductions:
         print(
             f"reduction vs greedy at MR: mean {100 * statistics.mean(reductions):.1f}% over "
-            f"{len(reductions)} cells where greedy spills ({trivial} cells with zero greedy traffic)"
+            f"{len(reductions)} cells where greedy spills "
+            f"({trivial} cells with zero greedy traffic)"
         )
     at_mp = [r for r in ilp if r["budget"] == "MP" and r.get("non_compulsory_bytes") is not None]
     zero = [r for r in at_mp if r["non_compulsory_bytes"] == 0]
     print(f"zero non-compulsory traffic at MP: {len(zero)}/{len(at_mp)} ilp cells")
     for r in at_mp:
         if r["non_compulsory_bytes"]:
-            print(f"  MP nonzero: {r['workload']} {r['scope']} {r['non_compulsory_bytes']} B ({r['message']})")
+            print(
+                f"  MP nonzero: {r['workload']} {r['scope']} {r['non_compulsory_bytes']} B ({r['message']})"
+            )
     gmp = [r for r in by.values() if r["solver"] == "greedy" and r["budget"] == "MP"]
     print(
         f"greedy at MP: zero traffic in {sum(1 for r in gmp if r.get('non_compulsory_bytes') == 0)}"
@@ -230,9 +238,9 @@ def report(path: Path) -> None:
     # MILP against CP-SAT on the cells both finish.
     pairs = []
     for r in by.values():
-        if r["solver"] != "ilp-milp":
+        if r["solver"] != "ilp-fixed-milp":
             continue
-        c = by.get(f"{r['workload']}|{r['scope']}|{r['budget']}|ilp")
+        c = by.get(f"{r['workload']}|{r['scope']}|{r['budget']}|ilp-fixed")
         if c is None:
             continue
         both = r["status"] == "optimal" and c["status"] == "optimal"
@@ -261,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="bench/results/ilp.jsonl")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per cell")
     parser.add_argument("--mp-limit", type=float, default=30.0, help="seconds for exact M_P")
-    parser.add_argument("--milp-max-ops", type=int, default=30)
+    parser.add_argument("--milp-max-ops", type=int, default=110)
     parser.add_argument("--alignment", type=int, default=64)
     parser.add_argument("--only", default="", help="comma-separated workload names")
     parser.add_argument("--scope", default="", help="activations or all (default both)")

@@ -42,9 +42,10 @@ from memplan.bench_results import (
     pending_cells,
     read_rows,
 )
-from memplan.budgets import PeakEstimate, heuristic_min_peak, resolve_budget
+from memplan.budgets import PeakEstimate, resolve_budget
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
+from memplan.peak_cache import cached_peak_provider
 from memplan.problem import Problem, Scope
 
 __all__ = [
@@ -263,7 +264,7 @@ def build_cells(
         graph_json = graph_to_json(workload.graph)
         for scope in scopes:
             problem = Problem(workload.graph, accelerator, scope)
-            peak = _once(heuristic_min_peak)
+            peak = _once(cached_peak_provider)  # proven M_P when cached, else heuristic
             mp = peak(problem).value_bytes
             for spec in budgets:
                 resolved = resolve_budget(spec, problem, peak)

@@ -140,6 +140,14 @@ def exact_min_peak(
     return estimate
 
 
+def cached_peak_provider(problem: Problem) -> PeakEstimate:
+    """A :data:`memplan.budgets.PeakProvider` that never searches: the cached proven M_P
+    (from ``memplan inspect --exact-mp`` or any earlier exact computation) when there is
+    one, else the heuristic upper bound (whose ``source`` says so)."""
+    cached = lookup(problem)
+    return cached if cached is not None else heuristic_min_peak(problem)
+
+
 def exact_peak_provider(time_limit_s: float = 60.0, *, use_cache: bool = True) -> PeakProvider:
     """A :data:`memplan.budgets.PeakProvider` using :func:`exact_min_peak`.
 

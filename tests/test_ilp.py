@@ -225,6 +225,10 @@ def test_peak_cache_and_provider(tmp_path, monkeypatch):
     assert peak_cache.lookup(other) is None
     resolved = resolve_budget("MP", problem, peak_cache.exact_peak_provider(30))
     assert resolved.capacity_bytes == estimate.value_bytes and "proven" in resolved.note
+    # The search-free provider: the cached value, else the heuristic (and says which).
+    assert peak_cache.cached_peak_provider(problem).proven
+    assert not peak_cache.cached_peak_provider(other).proven
+    assert "heuristic" in resolve_budget("MP", other, peak_cache.cached_peak_provider).note
     # A corrupt cache file is ignored.
     (tmp_path / peak_cache.CACHE_FILE).write_text("{not json")
     assert peak_cache.lookup(problem) is None

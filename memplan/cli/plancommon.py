@@ -63,7 +63,9 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
             text, capacity, f"capacity of accelerator {problem.accelerator.name!r}"
         )
     try:
-        return resolve_budget(text, problem)
+        from memplan.peak_cache import cached_peak_provider
+
+        return resolve_budget(text, problem, cached_peak_provider)
     except ConfigError as error:
         raise ConfigError(f"--scratchpad: {error} (or '{ACCELERATOR_BUDGET}')") from None
 
