@@ -174,7 +174,7 @@ class IlpSolver:
                 break
             # One worker and a work limit: the warm start is the same on every run.
             sub = Budget(
-                time_limit_s=min(3 * share, budget.remaining_s()), stop_event=budget.stop_event
+                time_limit_s=min(1.5 * share, budget.remaining_s()), stop_event=budget.stop_event
             )
             struct = build_structure(problem, candidate, self.max_loads)
             starts = _incumbents(struct, problem, greedy_plan, candidate, 0.0)
