@@ -187,9 +187,7 @@ class GreedySolver:
             message = f"the budget ran out; returning the best plan so far ({stats['fallback']})"
         else:
             status, message = Status.FEASIBLE, ""
-        return make_result(
-            self, problem, status, plan, budget, lower_bound_bytes=0, stats=stats, message=message
-        )
+        return make_result(self, problem, status, plan, budget, stats=stats, message=message)
 
     def make_order(self, problem: Problem) -> tuple[OpId, ...]:
         """The op order chosen by the ``order`` option."""
