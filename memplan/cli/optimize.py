@@ -320,8 +320,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         ]
     gap = summary["gap"]
     lines += [
-        f"lower bound             {_b(summary['lower_bound_bytes'])} non-compulsory"
-        + ("" if gap is None else f", gap {gap:.1%}"),
+        (
+            "lower bound             none proven (heuristic solver)"
+            if summary["lower_bound_bytes"] is None
+            else f"lower bound             {_b(summary['lower_bound_bytes'])} non-compulsory"
+            + ("" if gap is None else f", gap {gap:.1%}")
+        ),
         f"wall time               {summary['wall_s']:.3f} s",
     ]
     if summary["message"]:
