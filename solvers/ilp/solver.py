@@ -10,7 +10,19 @@ HiGHS or CBC, for fidelity and cross-checks).
 Before the exact search, the solver builds incumbents (the ``greedy`` solver's plan when
 that solver is installed, a no-spill first-fit plan of a low-peak order, and the always
 valid "spill everything" plan); the best one that fits the model is the search's hint,
-and the best one overall is what a timed-out solve returns.
+and the best one overall is what a timed-out solve returns. In ``free`` mode the
+fixed-order model is first solved on the greedy and min-peak orders (short, single-worker
+warm starts) so that the free search starts from a strong incumbent.
+
+Statuses: OPTIMAL (proven, over all orders in ``free`` mode or for the order in ``fixed``
+mode; the bound equals the value), TIMEOUT (the time ran out or a stop was requested:
+the best plan and the proven bound, so the gap), FEASIBLE (a plan that is only optimal
+within ``max_loads``, or the model found none and an incumbent is returned), and
+INFEASIBLE below M_R. Results are reproducible for a given seed and worker count unless
+the time runs out: CP-SAT's time limit is the budget's total (its search depends on the
+value), warm starts run on one worker with a work limit, and a multi-worker optimum is
+re-found on one worker (``polished``), since parallel CP-SAT returns whichever optimal
+solution a thread found first.
 """
 
 from __future__ import annotations
