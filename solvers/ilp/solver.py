@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from memplan.analysis import (
-    breadth_first_order,
-    depth_first_order,
+    NAMED_ORDERS,
     min_peak_order,
-    model_order,
+    named_order,
     peak_live_bytes,
 )
 from memplan.budgets import PeakEstimate
@@ -66,7 +65,7 @@ from memplan.validate import validate
 
 OBJECTIVES = ("traffic", "peak")
 MODES = ("free", "fixed")
-ORDERS = ("greedy", "min-peak", "model", "dfs", "bfs")
+ORDERS = ("greedy", *NAMED_ORDERS)
 BACKENDS = ("cpsat", "milp")
 MILP_ENGINES = ("highs", "cbc")
 
@@ -229,16 +228,10 @@ class IlpSolver:
         return result.plan
 
     def _base_order(self, problem: Problem, greedy_plan: Plan | None) -> tuple[OpId, ...]:
-        graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
         if self.order == "greedy" and greedy_plan is not None:
             return greedy_plan.order
-        if self.order in ("greedy", "min-peak"):
-            return min_peak_order(graph, sizes, scope)
-        if self.order == "model":
-            return model_order(graph)
-        if self.order == "dfs":
-            return depth_first_order(graph)
-        return breadth_first_order(graph)
+        name = "min-peak" if self.order == "greedy" else self.order
+        return named_order(problem.graph, name, problem.aligned_sizes_bytes, problem.in_scope)
 
     # ------------------------------------------------------------------ traffic
     def _solve_traffic(
