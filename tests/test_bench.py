@@ -36,7 +36,6 @@ from memplan.errors import ConfigError
 from memplan.ir import Graph, GraphBuilder, TensorKind, graph_from_json, graph_to_json
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
-from memplan.solver import available_solvers
 from memplan.validate import validate
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -387,7 +386,6 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["bench", "report", str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.skipif("greedy" not in available_solvers(), reason="greedy solver not installed")
 def test_greedy_cells_are_valid(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "g", 1)
     run = prepare_bench(config(suite, tmp_path / "out", ("greedy", SPILL), budgets=("MR", "MP")))

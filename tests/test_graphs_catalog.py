@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import onnx
@@ -24,7 +23,6 @@ from memplan.graphs.catalog import (
 
 ALL = list_workloads()
 NAS_FAMILIES = {"nasnet", "amoebanet", "darts", "pnasnet"}
-HAS_IMPORTER = importlib.util.find_spec("memplan.onnx_import") is not None
 
 
 def test_suite_has_enough_variety() -> None:
@@ -191,7 +189,6 @@ def test_bad_generator_parameters_raise_config_error() -> None:
         build_model_bytes(broken)
 
 
-@pytest.mark.skipif(not HAS_IMPORTER, reason="memplan.onnx_import is not written yet")
 @pytest.mark.parametrize("name", [w.name for w in ALL])
 def test_every_workload_imports_into_memplan(name: str) -> None:
     from memplan.ir import TensorKind
