@@ -13,3 +13,11 @@ from helpers import light_model_path as _light_model_path
 def light_model_path() -> Callable[[str], Path]:
     """Return the function locating ``light_<name>.onnx`` in the installed onnx wheel."""
     return _light_model_path
+
+
+@pytest.fixture(autouse=True)
+def isolated_peak_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep tests off the user's M_P cache: MP budgets must not depend on machine state."""
+    monkeypatch.setenv("MEMPLAN_CACHE_DIR", str(tmp_path_factory.mktemp("memplan-cache")))
