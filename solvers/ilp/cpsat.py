@@ -70,22 +70,36 @@ def _params(
 
 
 def _run(model: Any, solver: Any, budget: Budget) -> Any:
-    """Solve with a watcher thread that stops the search when the budget runs out."""
-    done = threading.Event()
+    """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
-    def watch() -> None:
-        while not done.is_set():
-            if budget.stop_event.wait(0.05) or budget.should_stop():
-                solver.stop_search()
-                return
+    CP-SAT would otherwise catch SIGINT itself, and the caller could not tell an
+    interrupted search from one out of time. Here the main thread waits in Python, so the
+    CLI's SIGINT handler runs (it sets ``budget.stop_event``), and a bare Ctrl-C in a
+    library call sets the stop event too: either way the best plan so far comes back.
+    """
+    solver.parameters.catch_sigint_signal = False
+    outcome: dict[str, Any] = {}
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        return solver.solve(model)
-    finally:
-        done.set()
-        watcher.join()
+    def work() -> None:
+        try:
+            outcome["status"] = solver.solve(model)
+        except BaseException as error:  # re-raised in the calling thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    stopped = False
+    while worker.is_alive():
+        try:
+            worker.join(0.05)
+        except KeyboardInterrupt:
+            budget.stop_event.set()
+        if not stopped and budget.should_stop():
+            solver.stop_search()
+            stopped = True
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["status"]
 
 
 def _step_vars(model: Any, struct: Structure) -> list[Any]:
