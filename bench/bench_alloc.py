@@ -29,14 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memplan.dsa import (
-    AllocationStatus,
-    Buffer,
-    allocate,
-    max_live_bytes,
-    read_buffers_csv,
-    validate_packing,
-)
+from memplan.dsa import AllocationStatus, Buffer, allocate, max_live_bytes, validate_packing
+from memplan.io.buffers_csv import read_buffers_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = 1 << 20

@@ -80,7 +80,7 @@ def light_path(name: str) -> Path:
 
 def bench_densenet() -> None:
     """The greedy baseline on light_densenet121 at the paper budgets."""
-    from memplan.onnx_import import import_model
+    from memplan.onnx.importer import import_model
 
     graph = import_model(light_path("densenet121")).graph
     base = Problem(graph, Accelerator("edge", 0), Scope.ACTIVATIONS)
@@ -104,7 +104,7 @@ def bench_light_table(options: dict[str, str], dtype_bytes: int, scope: Scope) -
     """Markdown table: greedy on the nine light models at five budgets."""
     from helpers import LIGHT_MODELS
 
-    from memplan.onnx_import import import_model
+    from memplan.onnx.importer import import_model
 
     print(
         f"\ngreedy {options or '(defaults)'} on the light models, {dtype_bytes}-byte "

@@ -58,7 +58,7 @@ SCOPES = (Scope.ACTIVATIONS, Scope.ALL)
 def load_graph(name: str) -> Graph:
     """A catalog workload (light models and NAS networks) as a memplan graph."""
     from memplan.graphs import catalog
-    from memplan.onnx_import import import_model
+    from memplan.onnx.importer import import_model
 
     return import_model(catalog.load_model(name)).graph
 

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, InputFormatError
-from memplan.fileio import atomic_write_bytes
+from memplan.io.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     import onnx

@@ -69,9 +69,9 @@ class Cost:
         return self.to_text()
 
     def _repr_html_(self) -> str:
-        from memplan.display import cost_html
+        from memplan.views import html_of
 
-        return cost_html(self)
+        return html_of(self, "cost")
 
 
 def evaluate(problem: Problem, plan: Plan) -> Cost:

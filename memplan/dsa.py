@@ -1,4 +1,6 @@
-"""Dynamic storage allocation (DSA): the problem types, checks, CSV exchange and registry.
+"""Dynamic storage allocation (DSA): the problem types, checks and the allocator registry.
+
+The MiniMalloc CSV exchange format lives in :mod:`memplan.io.buffers_csv`.
 
 A *buffer* occupies ``size_bytes`` contiguous bytes of the scratchpad during the
 half-open step interval ``[lower, upper)``. An allocator chooses an offset for every
@@ -28,20 +30,15 @@ seed) -> AllocationResult``.
 from __future__ import annotations
 
 import bisect
-import csv
 import enum
 import heapq
-import io
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from memplan.errors import ConfigError, InputFormatError
-from memplan.fileio import atomic_write_text
 
 #: Entry-point group under which allocators register.
 ENTRY_POINT_GROUP = "memplan.allocators"
@@ -62,7 +59,7 @@ class Buffer:
     fixed_offset_bytes: int | None = None  # offset imposed by the caller, or None
 
     def __post_init__(self) -> None:
-        problem = _buffer_problem(
+        problem = buffer_problem(
             self.lower, self.upper, self.size_bytes, self.alignment_bytes, self.fixed_offset_bytes
         )
         if problem:
@@ -75,7 +72,7 @@ class Buffer:
         return f"{self.id}: [{self.lower}, {self.upper}) {self.size_bytes} B{extra}"
 
 
-def _buffer_problem(
+def buffer_problem(
     lower: int, upper: int, size: int, alignment: int, fixed: int | None
 ) -> str | None:
     """Return what is wrong with one buffer's fields, or None when they are sound."""
@@ -187,7 +184,7 @@ def validate_packing(
             errors.append(
                 f"buffer {b.id}: [{o}, {o + b.size_bytes}) exceeds the capacity {capacity_bytes}"
             )
-    for j, i in _overlapping_pairs(buffers, offsets):
+    for j, i in overlapping_pairs(buffers, offsets):
         a, b = buffers[j], buffers[i]
         errors.append(
             f"buffers {a.id} and {b.id} overlap: both live at step {max(a.lower, b.lower)}, "
@@ -197,7 +194,7 @@ def validate_packing(
     return errors
 
 
-def _overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> list[tuple[int, int]]:
+def overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> list[tuple[int, int]]:
     """Return index pairs of buffers live at one step that share a byte.
 
     Sweeps the buffers by ``lower`` while the live ones are kept sorted by offset; as
@@ -236,130 +233,6 @@ def _overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> lis
             live_index.insert(k, i)
             heapq.heappush(ends, (b.upper, i))
     return pairs
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
-    """Read a MiniMalloc CSV (``id,lower,upper,size`` plus optional ``alignment,offset``).
-
-    Raises:
-        InputFormatError: naming the file and line, for a missing column, a non-integer,
-            a negative size, ``lower >= upper``, a duplicate id, a fixed offset that
-            breaks its alignment or overlaps another fixed buffer.
-    """
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise InputFormatError(f"{name}: cannot read: {error.strerror or error}") from error
-    return parse_buffers_csv(text, name)
-
-
-def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
-    """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
-    rows = list(csv.reader(io.StringIO(text)))
-    first = 0  # index of the header row (blank lines may come before it)
-    while first < len(rows) and not any(cell.strip() for cell in rows[first]):
-        first += 1
-    if first == len(rows):
-        raise InputFormatError(f"{name}: empty file; expected a header 'id,lower,upper,size'")
-    header = [cell.strip().lower() for cell in rows[first]]
-    missing = [c for c in ("id", "lower", "upper", "size") if c not in header]
-    if missing:
-        raise InputFormatError(
-            f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
-            "the header must name id,lower,upper,size (optional alignment,offset)"
-        )
-    col = {
-        c: header.index(c)
-        for c in ("id", "lower", "upper", "size", "alignment", "offset")
-        if c in header
-    }
-    buffers: list[Buffer] = []
-    seen: dict[str, int] = {}
-    for line_no, row in enumerate(rows[first + 1 :], start=first + 2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise InputFormatError(
-                f"{name}:{line_no}: {len(row)} fields, but the header has {len(header)}"
-            )
-        ident = row[col["id"]].strip()
-        if not ident:
-            raise InputFormatError(f"{name}:{line_no}: empty id")
-        if ident in seen:
-            raise InputFormatError(
-                f"{name}:{line_no}: duplicate id {ident!r} (first on line {seen[ident]})"
-            )
-        seen[ident] = line_no
-
-        def number(column: str, *, row: list[str] = row, line_no: int = line_no) -> int | None:
-            if column not in col:
-                return None
-            cell = row[col[column]].strip()
-            if column in ("alignment", "offset") and cell == "":
-                return None
-            try:
-                return int(cell)
-            except ValueError:
-                raise InputFormatError(
-                    f"{name}:{line_no}: {column} {cell!r} is not an integer"
-                ) from None
-
-        lower, upper, size = number("lower"), number("upper"), number("size")
-        assert lower is not None and upper is not None and size is not None
-        alignment = number("alignment")
-        fixed = number("offset")
-        alignment = 1 if alignment is None else alignment
-        problem = _buffer_problem(lower, upper, size, alignment, fixed)
-        if problem:
-            raise InputFormatError(f"{name}:{line_no}: buffer {ident!r}: {problem}")
-        buffers.append(Buffer(ident, lower, upper, size, alignment, fixed))
-    _check_fixed_overlaps(buffers, name, seen)
-    return buffers
-
-
-def _check_fixed_overlaps(buffers: list[Buffer], name: str, lines: dict[str, int]) -> None:
-    """Raise InputFormatError if two fixed-offset buffers share a byte at one step."""
-    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
-    if len(fixed) < 2:
-        return
-    offsets = [b.fixed_offset_bytes or 0 for b in fixed]
-    for j, i in _overlapping_pairs(fixed, offsets):
-        a, b = fixed[j], fixed[i]
-        raise InputFormatError(
-            f"{name}:{lines.get(str(b.id), 0)}: buffer {b.id!r} at fixed offset {offsets[i]} "
-            f"overlaps buffer {a.id!r} (line {lines.get(str(a.id), 0)}) at fixed offset "
-            f"{offsets[j]}: both are live at step {max(a.lower, b.lower)}; move one of them"
-        )
-
-
-def write_buffers_csv(
-    path: str | os.PathLike[str], buffers: Sequence[Buffer], offsets: Sequence[int]
-) -> None:
-    """Write the MiniMalloc CSV of ``buffers`` with an ``offset`` column, atomically."""
-    atomic_write_text(path, format_buffers_csv(buffers, offsets))
-
-
-def format_buffers_csv(buffers: Sequence[Buffer], offsets: Sequence[int] | None) -> str:
-    """Return MiniMalloc CSV text; ``alignment`` appears only if some buffer needs it."""
-    aligned = any(b.alignment_bytes != 1 for b in buffers)
-    header = ["id", "lower", "upper", "size"] + (["alignment"] if aligned else [])
-    if offsets is not None:
-        header.append("offset")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for i, b in enumerate(buffers):
-        row: list[object] = [b.id, b.lower, b.upper, b.size_bytes]
-        if aligned:
-            row.append(b.alignment_bytes)
-        if offsets is not None:
-            row.append(offsets[i])
-        writer.writerow(row)
-    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- registry

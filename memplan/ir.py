@@ -157,9 +157,9 @@ class Graph:
         return to_text(self)
 
     def _repr_html_(self) -> str:
-        from memplan.display import graph_html
+        from memplan.views import html_of
 
-        return graph_html(self)
+        return html_of(self, "graph")
 
 
 def _verify(

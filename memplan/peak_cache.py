@@ -24,7 +24,7 @@ from typing import Any
 
 from memplan.budgets import PeakEstimate, PeakProvider, heuristic_min_peak
 from memplan.errors import ConfigError
-from memplan.fileio import atomic_write_text
+from memplan.io.files import atomic_write_text
 from memplan.ir import Graph, graph_to_json
 from memplan.problem import Problem
 

@@ -109,9 +109,9 @@ class SolveResult:
         }
 
     def _repr_html_(self) -> str:
-        from memplan.display import result_html
+        from memplan.views import html_of
 
-        return result_html(self)
+        return html_of(self, "result")
 
 
 @runtime_checkable

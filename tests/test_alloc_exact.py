@@ -13,7 +13,8 @@ from alloc_helpers import (
     random_buffers,
 )
 
-from memplan.dsa import AllocationStatus, Buffer, read_buffers_csv, validate_packing
+from memplan.dsa import AllocationStatus, Buffer, validate_packing
+from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solvers.alloc import exact as exact_module
 from memplan.solvers.alloc.exact import exact
 

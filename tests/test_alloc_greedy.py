@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from alloc_helpers import CAPACITY, CHALLENGING, challenging_file, random_buffers
 
-from memplan.dsa import (
-    AllocationStatus,
-    Buffer,
-    allocate,
-    max_live_bytes,
-    read_buffers_csv,
-    validate_packing,
-)
+from memplan.dsa import AllocationStatus, Buffer, allocate, max_live_bytes, validate_packing
+from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solvers.alloc.greedy import section_pressure
 from memplan.solvers.alloc.intervals import pack
 

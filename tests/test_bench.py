@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from memplan.accelerator import load_accelerator
-from memplan.bench import (
-    TIMING_FIELDS,
+from memplan.bench.cells import TIMING_FIELDS, cell_key
+from memplan.bench.harness import (
     BenchConfig,
     ResultsWriter,
     build_cells,
-    cell_key,
     execute_bench,
     load_results,
     load_workloads,
@@ -28,7 +27,7 @@ from memplan.bench import (
     read_rows,
     split_solver_options,
 )
-from memplan.bench_report import summarize, write_reports
+from memplan.bench.report import summarize, write_reports
 from memplan.budgets import heuristic_min_peak
 from memplan.cli import main
 from memplan.cost import evaluate

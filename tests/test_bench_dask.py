@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memplan.bench import TIMING_FIELDS, execute_bench, load_results, prepare_bench
+from memplan.bench.cells import TIMING_FIELDS
+from memplan.bench.harness import execute_bench, load_results, prepare_bench
 
 pytest.importorskip("distributed")
 

@@ -9,7 +9,8 @@ import pytest
 from alloc_helpers import CAPACITY, challenging_file
 
 from memplan.cli import EXIT_BAD_INPUT, EXIT_NO_PLAN, EXIT_OK, main
-from memplan.dsa import read_buffers_csv, validate_packing
+from memplan.dsa import validate_packing
+from memplan.io.buffers_csv import read_buffers_csv
 
 CSV = "id,lower,upper,size\nb1,0,3,4\nb2,3,9,4\nb3,0,9,4\nb4,9,21,4\nb5,0,21,4\n"
 

@@ -41,7 +41,7 @@ def symbolic_model(tmp_path):
 def test_inspect_json_matches_the_analyses(capsys, name):
     path = light_model_path(name)
     data = run_json(capsys, path, "--accelerator", "unaligned")
-    from memplan.loading import load_model
+    from memplan.io.loading import load_model
 
     graph = load_model(path).graph
     problem = Problem(graph, load_accelerator("unaligned"))

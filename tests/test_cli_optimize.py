@@ -21,10 +21,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 import memplan.solver
 from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK, main
-from memplan.dsa import parse_buffers_csv, validate_packing
-from memplan.fileio import sha256_of_file
-from memplan.loading import load_model
-from memplan.planfile import read_plan_file
+from memplan.dsa import validate_packing
+from memplan.io.buffers_csv import parse_buffers_csv
+from memplan.io.files import sha256_of_file
+from memplan.io.loading import load_model
+from memplan.io.planfile import read_plan_file
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_result
 from memplan.validate import validate

@@ -7,7 +7,10 @@ import re
 
 from plan_fixtures import NaiveSolver, diamond_problem, naive_plan, spill_plan
 
-from memplan.display import (
+from memplan.ir import GraphBuilder, TensorKind
+from memplan.plan import Plan, Residency
+from memplan.solver import Budget
+from memplan.viz.display import (
     Html,
     PlanView,
     ResultView,
@@ -19,9 +22,6 @@ from memplan.display import (
     show_plan,
     table,
 )
-from memplan.ir import GraphBuilder, TensorKind
-from memplan.plan import Plan, Residency
-from memplan.solver import Budget
 
 
 def _rows(text: str) -> int:

@@ -13,14 +13,16 @@ from memplan.dsa import (
     Buffer,
     allocate,
     available_allocators,
-    format_buffers_csv,
     max_live_bytes,
-    parse_buffers_csv,
-    read_buffers_csv,
     validate_packing,
-    write_buffers_csv,
 )
 from memplan.errors import ConfigError, InputFormatError
+from memplan.io.buffers_csv import (
+    format_buffers_csv,
+    parse_buffers_csv,
+    read_buffers_csv,
+    write_buffers_csv,
+)
 
 EXAMPLE = DATA / "minimalloc" / "examples" / "input.12.csv"
 

@@ -191,8 +191,8 @@ def test_bad_generator_parameters_raise_config_error() -> None:
 
 @pytest.mark.parametrize("name", [w.name for w in ALL])
 def test_every_workload_imports_into_memplan(name: str) -> None:
+    from memplan.io.loading import load_model as load_graph
     from memplan.ir import TensorKind
-    from memplan.loading import load_model as load_graph
 
     info = get_workload(name)
     graph = load_graph(load_model(name)).graph

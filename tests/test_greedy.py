@@ -297,7 +297,7 @@ def test_option_errors(options: dict[str, str], fragment: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_light_models(name: str) -> None:
-    from memplan.onnx_import import import_model
+    from memplan.onnx.importer import import_model
 
     graph = import_model(light_model_path(name)).graph
     for scope in Scope:

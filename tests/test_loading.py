@@ -1,4 +1,4 @@
-"""Tests of memplan.loading: ONNX vs graph JSON dispatch, fingerprints, errors naming the file."""
+"""Tests of memplan.io.loading: ONNX vs graph JSON dispatch, fingerprints, errors naming files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from helpers import light_model_path, random_graph
 
 from memplan.errors import InputFormatError, OnnxImportError
+from memplan.io.loading import load_model
 from memplan.ir import graph_to_json
-from memplan.loading import load_model
 
 
 def test_onnx_file_has_report_and_file_sha256():

@@ -12,8 +12,8 @@ from memplan.accelerator import load_accelerator
 from memplan.analysis import model_order, peak_live_bytes
 from memplan.errors import ConfigError, OnnxImportError
 from memplan.ir import TensorKind
-from memplan.onnx_import import import_model, parse_dims, parse_input_shapes
-from memplan.onnx_macs import estimate_macs
+from memplan.onnx.importer import import_model, parse_dims, parse_input_shapes
+from memplan.onnx.macs import estimate_macs
 from memplan.problem import Problem
 
 F = TensorProto.FLOAT

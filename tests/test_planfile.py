@@ -10,16 +10,17 @@ import pytest
 from plan_fixtures import NaiveSolver, diamond_graph, diamond_problem
 
 from memplan.budgets import ResolvedBudget
-from memplan.dsa import parse_buffers_csv, validate_packing
+from memplan.dsa import validate_packing
 from memplan.errors import InputFormatError, InvalidPlanError
-from memplan.ir import GraphBuilder, TensorKind
-from memplan.planfile import (
+from memplan.io.buffers_csv import parse_buffers_csv
+from memplan.io.planfile import (
     PLAN_FILE_VERSION,
     plan_csv,
     read_plan_file,
     write_plan_csv,
     write_plan_file,
 )
+from memplan.ir import GraphBuilder, TensorKind
 from memplan.problem import Scope
 from memplan.solver import Budget, Status
 from memplan.validate import ViolationKind, validate

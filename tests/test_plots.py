@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from plan_fixtures import diamond_problem, naive_plan, spill_plan
 
-from memplan.plots import GID_CAPACITY, GID_LIVE, GID_RESIDENCIES, live_bytes_of_plan, plot_plan
+from memplan.viz.plots import GID_CAPACITY, GID_LIVE, GID_RESIDENCIES, live_bytes_of_plan, plot_plan
 
 
 def _by_gid(fig, gid):

@@ -122,14 +122,9 @@ def _with_alignment(buffers: list[Any], alignment: int) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan allocate``; return the exit code."""
-    from memplan.dsa import (
-        AllocationStatus,
-        allocate,
-        read_buffers_csv,
-        validate_packing,
-        write_buffers_csv,
-    )
+    from memplan.dsa import AllocationStatus, allocate, validate_packing
     from memplan.errors import ConfigError
+    from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
     from memplan.units import parse_bytes
 
     capacity = None if args.capacity is None else parse_bytes(args.capacity, "--capacity")

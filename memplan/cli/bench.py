@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memplan.accelerator import DEFAULT_PRESET
-from memplan.bench import DEFAULT_GRACE_S
+from memplan.bench.cells import DEFAULT_GRACE_S
 
 DEFAULT_OUTPUT = "bench-results"
 
@@ -191,8 +191,8 @@ def print_wide(renderable: Any) -> None:
 
 def report_command(args: argparse.Namespace) -> int:
     """``memplan bench report DIR``: rebuild and print the reports."""
-    from memplan.bench import load_results
-    from memplan.bench_report import rich_summary, summarize, write_reports
+    from memplan.bench.harness import load_results
+    from memplan.bench.report import rich_summary, summarize, write_reports
     from memplan.cli import EXIT_OK
     from memplan.cli.common import err_console
 
@@ -211,7 +211,12 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from memplan.accelerator import load_accelerator
-    from memplan.bench import BenchConfig, execute_bench, prepare_bench, split_solver_options
+    from memplan.bench.harness import (
+        BenchConfig,
+        execute_bench,
+        prepare_bench,
+        split_solver_options,
+    )
     from memplan.cli import EXIT_INTERRUPTED
     from memplan.cli.common import err_console
     from memplan.errors import ConfigError

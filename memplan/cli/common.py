@@ -26,7 +26,7 @@ from memplan.accelerator import DEFAULT_PRESET, load_accelerator
 from memplan.problem import Problem, Scope
 
 if TYPE_CHECKING:
-    from memplan.loading import LoadedModel
+    from memplan.io.loading import LoadedModel
 
 #: Rich console for human-readable output on stdout.
 console = Console(highlight=False)
@@ -139,8 +139,8 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
         ConfigError: the name is neither a file nor a workload (with close matches).
     """
     from memplan.errors import ConfigError
-    from memplan.loading import load_model
-    from memplan.onnx_import import parse_dims, parse_input_shapes
+    from memplan.io.loading import load_model
+    from memplan.onnx.importer import parse_dims, parse_input_shapes
 
     dtype_bytes = getattr(args, "dtype_bytes", None)
     if dtype_bytes is not None and dtype_bytes < 1:

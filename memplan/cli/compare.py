@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from memplan.bench import DEFAULT_GRACE_S
+from memplan.bench.cells import DEFAULT_GRACE_S
 
 
 def add_parser(subparsers: Any) -> None:
@@ -84,7 +84,7 @@ def add_parser(subparsers: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run the comparison and print it."""
     from memplan.accelerator import load_accelerator
-    from memplan.bench import (
+    from memplan.bench.harness import (
         Workload,
         build_cells,
         check_solvers,
@@ -136,7 +136,7 @@ def compare_table(rows: list[dict[str, Any]], baseline: str) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from memplan.bench_report import has_plan
+    from memplan.bench.rows import has_plan
     from memplan.units import format_bytes
 
     first = rows[0]

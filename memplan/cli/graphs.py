@@ -163,7 +163,7 @@ def _graph_stats(
 ) -> GraphStats:
     """Import ``model`` into memplan and measure it (M_R and model-order peak, aligned)."""
     from memplan.analysis import model_order, peak_live_bytes
-    from memplan.loading import load_model
+    from memplan.io.loading import load_model
     from memplan.problem import Problem
 
     graph = load_model(model, dtype_bytes=dtype_bytes, aliases=aliases).graph

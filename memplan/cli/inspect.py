@@ -20,8 +20,8 @@ from memplan.cli.common import (
     print_json,
     problem_from_args,
 )
+from memplan.io.loading import LoadedModel
 from memplan.ir import TensorKind
-from memplan.loading import LoadedModel
 from memplan.problem import Problem
 from memplan.units import format_bytes
 

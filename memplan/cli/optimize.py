@@ -41,7 +41,7 @@ from memplan.units import format_bytes
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
-    from memplan.loading import LoadedModel
+    from memplan.io.loading import LoadedModel
     from memplan.problem import Problem
     from memplan.solver import SolveResult
 
@@ -210,7 +210,7 @@ def _write_outputs(
     """Write -o/--csv/--plot for a result with a plan; nothing is written without one."""
     if result.plan is None:
         return {}
-    from memplan.planfile import write_plan_csv, write_plan_file
+    from memplan.io.planfile import write_plan_csv, write_plan_file
 
     written: dict[str, str] = {}
     if args.output:
@@ -235,8 +235,8 @@ def _write_outputs(
 def _write_plot(path: str, problem: Problem, result: SolveResult) -> None:
     import io
 
-    from memplan.fileio import atomic_write_bytes
-    from memplan.plots import plot_plan
+    from memplan.io.files import atomic_write_bytes
+    from memplan.viz.plots import plot_plan
 
     assert result.plan is not None
     fig = plot_plan(problem, result.plan)

@@ -23,8 +23,8 @@ from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
-    from memplan.loading import LoadedModel
-    from memplan.planfile import PlanFile
+    from memplan.io.loading import LoadedModel
+    from memplan.io.planfile import PlanFile
     from memplan.problem import Problem
 
 #: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
@@ -138,7 +138,7 @@ def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
 def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     """Load the model and the plan file; apply ``--accelerator``/``--scope``/``--scratchpad``."""
     from memplan.accelerator import load_accelerator
-    from memplan.planfile import read_plan_file
+    from memplan.io.planfile import read_plan_file
     from memplan.problem import Problem, Scope
 
     loaded = load_model_from_args(args)

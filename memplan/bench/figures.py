@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memplan.fileio import atomic_write_bytes
-
-Row = Mapping[str, Any]
+from memplan.bench.rows import Row, has_plan, solver_label
+from memplan.io.files import atomic_write_bytes
 
 
 def _slug(text: str) -> str:
@@ -33,22 +32,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def solver_label(row: Row) -> str:
-    """See :func:`memplan.bench_report.solver_label`."""
-    from memplan.bench_report import solver_label as label
-
-    return label(row)
-
-
 def _save(fig: Any, path: Path) -> None:
     """Write a figure as PNG atomically (no half-written file on a crash)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def _has_plan(row: Row) -> bool:
-    return row.get("status") != "error" and row.get("non_compulsory_bytes") is not None
 
 
 def traffic_figure(
@@ -61,7 +49,7 @@ def traffic_figure(
     table = {(str(r["workload"]), solver_label(r)): r for r in rows}
     base_rows = {w: table.get((w, baseline)) for w in workloads} if baseline else {}
     relative = bool(baseline) and any(
-        r is not None and _has_plan(r) and r["non_compulsory_bytes"] > 0 for r in base_rows.values()
+        r is not None and has_plan(r) and r["non_compulsory_bytes"] > 0 for r in base_rows.values()
     )
     width = 0.8 / max(1, len(solvers))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(workloads) * max(1, len(solvers)) / 2), 4))
@@ -70,13 +58,13 @@ def traffic_figure(
         for j, workload in enumerate(workloads):
             row = table.get((workload, solver))
             x = j + (i - (len(solvers) - 1) / 2) * width
-            if row is None or not _has_plan(row):
+            if row is None or not has_plan(row):
                 labels.append((x, "x" if row is not None else ""))
                 continue
             value = float(row["non_compulsory_bytes"])
             if relative:
                 base = base_rows.get(workload)
-                if base is None or not _has_plan(base) or base["non_compulsory_bytes"] == 0:
+                if base is None or not has_plan(base) or base["non_compulsory_bytes"] == 0:
                     labels.append((x, "t"))
                     continue
                 value /= float(base["non_compulsory_bytes"])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
-    from memplan.bench import CellSpec
+    from memplan.bench.cells import CellSpec
 
 #: Name of the results file inside the output folder.
 RESULTS_NAME = "results.jsonl"

@@ -3,7 +3,7 @@
 Parent side, :func:`run_cell` (a plain function of the cell spec, so a thread pool and
 a Dask task run it alike)::
 
-    spec.json ─► python -m memplan.bench_worker spec.json result.json   (new session)
+    spec.json ─► python -m memplan.bench.worker spec.json result.json   (new session)
                    │ stdout + stderr ─► log.txt (its tail goes into error messages)
                    ├─ exits with result.json ─► row (status, cost, bound, rusage...)
                    ├─ dies (signal, exit code) ─► row: error + log tail
@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.fileio import atomic_write_text
+from memplan.io.files import atomic_write_text
 
 if TYPE_CHECKING:
-    from memplan.bench import CellSpec
+    from memplan.bench.cells import CellSpec
 
 #: Characters of the worker's output kept in an error message.
 LOG_TAIL_CHARS = 1500
@@ -76,7 +76,7 @@ def run_cell(
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "memplan.bench_worker", str(spec_path), str(result_path)],
+                [sys.executable, "-m", "memplan.bench.worker", str(spec_path), str(result_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -287,10 +287,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Worker entry point: ``python -m memplan.bench_worker SPEC.json RESULT.json``."""
+    """Worker entry point: ``python -m memplan.bench.worker SPEC.json RESULT.json``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m memplan.bench_worker SPEC.json RESULT.json", file=sys.stderr)
+        print("usage: python -m memplan.bench.worker SPEC.json RESULT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     _start_watchdog(float(spec["deadline_s"]))

@@ -21,28 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.fileio import atomic_write_text
+from memplan.bench.rows import CellId, Row, cell_id, has_plan, solver_label
+from memplan.io.files import atomic_write_text
 from memplan.units import format_bytes
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-Row = Mapping[str, Any]
-CellId = tuple[str, str, str]  # (workload, scope, budget)
-
-
-def cell_id(row: Row) -> CellId:
-    """The (workload, scope, budget) a row belongs to."""
-    return (str(row["workload"]), str(row["scope"]), str(row["budget"]))
-
-
-def solver_label(row: Row) -> str:
-    """The solver's name, with its options when it has any: ``greedy[order=min-peak]``."""
-    options = row.get("options") or {}
-    if not options:
-        return str(row["solver"])
-    return f"{row['solver']}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
-
 
 #: Budgets listed first, in this order; others follow in order of appearance.
 _BUDGET_RANK = {"MR": 0, "MH": 1, "MP": 2}
@@ -87,11 +71,6 @@ def resolve_baseline(rows: Iterable[Row], baseline: str | None) -> str | None:
         return baseline
     matches = [label for label, name in labels.items() if name == baseline]
     return matches[0] if len(matches) == 1 else baseline
-
-
-def has_plan(row: Row) -> bool:
-    """Whether the row carries a valid plan's scores."""
-    return row.get("status") != "error" and row.get("non_compulsory_bytes") is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +462,7 @@ def write_reports(
         atomic_write_text(out / name, text)
         written.append(out / name)
     if figures and rows:
-        from memplan.bench_figures import write_figures
+        from memplan.bench.figures import write_figures
 
         written.extend(write_figures(out / "figures", rows, baseline))
     return written

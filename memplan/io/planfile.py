@@ -35,7 +35,7 @@ from memplan import __version__
 from memplan.accelerator import Accelerator
 from memplan.cost import Cost
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
-from memplan.fileio import atomic_write_text
+from memplan.io.files import atomic_write_text
 from memplan.ir import Graph
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
@@ -135,7 +135,7 @@ def write_plan_file(
         path: where to write (parent folders are created).
         result: a solve result that carries a plan.
         problem: the problem it solves (graph, accelerator with the planned capacity, scope).
-        model_sha256: SHA-256 of the model file (:attr:`memplan.loading.LoadedModel.sha256`).
+        model_sha256: SHA-256 of the model file (:attr:`memplan.io.loading.LoadedModel.sha256`).
         model_file: the model's path, recorded by file name only.
         budget: how the capacity was chosen, recorded for the reader.
 
@@ -318,7 +318,7 @@ def plan_buffers(graph: Graph, plan: Plan) -> tuple[list[Buffer], list[int]]:
 
 def plan_csv(graph: Graph, plan: Plan) -> str:
     """MiniMalloc CSV text (``id,lower,upper,size,offset``) of the plan's residencies."""
-    from memplan.dsa import format_buffers_csv
+    from memplan.io.buffers_csv import format_buffers_csv
 
     buffers, offsets = plan_buffers(graph, plan)
     return format_buffers_csv(buffers, offsets)

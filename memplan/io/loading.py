@@ -17,7 +17,7 @@ from memplan.errors import InputFormatError, OnnxImportError
 from memplan.ir import Graph, graph_from_json
 
 if TYPE_CHECKING:
-    from memplan.onnx_import import ImportReport
+    from memplan.onnx.importer import ImportReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ def load_model(
         OnnxImportError: the file is missing, unreadable, or not a valid model.
         InputFormatError: a graph JSON file is malformed.
     """
-    from memplan.onnx_import import import_model
+    from memplan.onnx.importer import import_model
 
     if not isinstance(model, (str, Path)):
         result = import_model(

@@ -15,7 +15,7 @@ What the importer does, in order:
    read the input. A view whose output is a graph output marks its buffer as an
    output; a view of a graph input that is a graph output is kept as a copy;
 5. builds the :class:`~memplan.ir.Graph` with sizes from ONNX element types (or
-   ``dtype_bytes``) and a MAC estimate per op (:mod:`memplan.onnx_macs`).
+   ``dtype_bytes``) and a MAC estimate per op (:mod:`memplan.onnx.macs`).
 
 Control flow (``If``, ``Loop``, ``Scan``) is rejected with an error naming the node:
 their cost and memory depend on data, which a static plan cannot know.
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.errors import OnnxImportError
 from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
-from memplan.onnx_macs import estimate_macs
-from memplan.onnx_shapes import (
+from memplan.onnx.macs import estimate_macs
+from memplan.onnx.shapes import (
     ShapeTable,
     TensorSizer,
     apply_shape_overrides,

@@ -8,7 +8,7 @@ hold yet to a pool::
     workloads ─► scopes ─► budgets (MR, MH, MP, sizes: resolved here, once)
         └─► cells × solvers ─► skip keys already in results.jsonl (resume)
               └─► N threads, each runs one cell in its own process
-                  (memplan.bench_worker), killed at time limit + grace
+                  (memplan.bench.worker), killed at time limit + grace
                     └─► one JSON line per finished cell, flushed and fsynced
 
 Only the parent writes the results file, one complete line per cell, so a crash,
@@ -24,7 +24,6 @@ re-checked with ``memplan validate``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from memplan.accelerator import Accelerator
-from memplan.bench_results import (
+from memplan.bench.cells import DEFAULT_GRACE_S, CellSpec, RowCallback, cell_key
+from memplan.bench.results import (
     RESULTS_NAME,
     ResultsWriter,
     latest_rows,
@@ -49,16 +49,12 @@ from memplan.peak_cache import cached_peak_provider
 from memplan.problem import Problem, Scope
 
 __all__ = [
-    "DEFAULT_GRACE_S",
     "RESULTS_NAME",
-    "TIMING_FIELDS",
     "BenchConfig",
     "BenchRun",
-    "CellSpec",
     "ResultsWriter",
     "Workload",
     "build_cells",
-    "cell_key",
     "execute_bench",
     "latest_rows",
     "load_results",
@@ -69,19 +65,6 @@ __all__ = [
     "run_cells_local",
     "split_solver_options",
 ]
-
-#: Row fields that depend on the machine and the moment, not on the solver's answer.
-TIMING_FIELDS = (
-    "solve_wall_s",
-    "cell_wall_s",
-    "worker_maxrss_bytes",
-    "finished_at",
-    "host",
-)
-#: Row statuses: the solver's own (Status values) plus the harness's "error".
-STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
-#: Default seconds a worker may run past its time limit before it is killed.
-DEFAULT_GRACE_S = 10.0
 
 
 # --------------------------------------------------------------------------- workloads
@@ -115,7 +98,7 @@ def load_workloads(
     Raises:
         ConfigError: an entry is neither a file, a folder, a suite nor a workload.
     """
-    from memplan.loading import load_model
+    from memplan.io.loading import load_model
 
     sources: list[tuple[str, str]] = []  # (kind, value): ("catalog", name) | ("file", path)
     for entry in suite:
@@ -171,76 +154,6 @@ def _catalog_names(entry: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- cells
-@dataclass(frozen=True)
-class CellSpec:
-    """Everything a worker needs to run one cell (plain data: picklable, JSON-ready)."""
-
-    key: str  # resume key, see cell_key()
-    workload: str  # workload name
-    source: str  # where the model came from ("catalog:<name>" or a path)
-    model_sha256: str  # fingerprint of the model
-    scope: str  # "activations" or "all"
-    budget: str  # budget spec as written (MR, MH, MP, 512KiB, 0.5*MP)
-    capacity_bytes: int  # the scratchpad size the budget resolved to
-    budget_note: str  # how the capacity was computed
-    mr_bytes: int  # M_R of the workload in this scope
-    mp_bytes: int  # M_P estimate (heuristic min-peak order unless proven)
-    solver: str  # registry name or module:Class path
-    options: Mapping[str, str]  # solver options as given (--option)
-    time_limit_s: float  # the solver's Budget; the process is killed at this + grace
-    accelerator: Mapping[str, Any]  # Accelerator.to_dict() (capacity replaced per cell)
-    dtype_bytes: int | None  # --dtype-bytes used when importing, None = ONNX types
-    graph_ops: int  # number of ops
-    graph_tensors: int  # number of tensors
-    graph_json: str = field(repr=False)  # the graph (memplan graph JSON)
-    save_plan: bool = False  # return the plan in the outcome (not part of the key)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (the worker's input)."""
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["options"] = dict(self.options)
-        data["accelerator"] = dict(self.accelerator)
-        return data
-
-    def row_base(self) -> dict[str, Any]:
-        """The row fields known before the cell runs (no graph, no internals)."""
-        data = self.to_dict()
-        del data["graph_json"], data["save_plan"]
-        return data
-
-
-def cell_key(
-    workload: str,
-    model_sha256: str,
-    scope: str,
-    budget: str,
-    solver: str,
-    options: Mapping[str, str],
-    time_limit_s: float,
-    accelerator: Mapping[str, Any],
-    dtype_bytes: int | None,
-) -> str:
-    """The resume key: a hash of what determines a cell's answer.
-
-    Workload name, model sha256, scope, budget spec, solver, its options, the time
-    limit, the accelerator (without its default capacity) and the import dtype.
-    """
-    acc = {k: v for k, v in accelerator.items() if k != "capacity_bytes"}
-    payload = [
-        workload,
-        model_sha256,
-        scope,
-        budget.strip(),
-        solver,
-        sorted((str(k), str(v)) for k, v in options.items()),
-        float(time_limit_s),
-        sorted(acc.items()),
-        dtype_bytes,
-    ]
-    text = json.dumps(payload, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
 def build_cells(
     workloads: Sequence[Workload],
     *,
@@ -371,7 +284,6 @@ def check_solvers(solvers: Sequence[str], options: Mapping[str, Mapping[str, str
 
 # --------------------------------------------------------------------------- runners
 #: Called with each finished row (in the parent, one thread at a time).
-RowCallback = Callable[[dict[str, Any]], None]
 
 
 def run_cells_local(
@@ -387,7 +299,7 @@ def run_cells_local(
     On Ctrl-C (or any exception) the running workers are killed, unfinished cells are
     not recorded, and the exception propagates.
     """
-    from memplan.bench_worker import run_cell
+    from memplan.bench.worker import run_cell
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
@@ -475,7 +387,7 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     Raises:
         ConfigError: bad solver, option, budget or suite; no model could be loaded.
     """
-    from memplan.fileio import atomic_write_text
+    from memplan.io.files import atomic_write_text
 
     if config.time_limit_s <= 0:
         raise ConfigError(f"--time-limit must be > 0 seconds, got {config.time_limit_s}")
@@ -525,7 +437,7 @@ def execute_bench(
             nonlocal written
             plan = row.pop("plan", None)
             if plan is not None:
-                from memplan.fileio import atomic_write_text
+                from memplan.io.files import atomic_write_text
 
                 plan_path = config.out_dir / "plans" / f"{row['key']}.json"
                 atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
@@ -540,7 +452,7 @@ def execute_bench(
                 run.pending, record, jobs=config.jobs, grace_s=config.grace_s, on_start=on_start
             )
         else:
-            from memplan.bench_dask import run_cells_dask
+            from memplan.bench.dask_cluster import run_cells_dask
 
             run_cells_dask(
                 run.pending,

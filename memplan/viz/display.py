@@ -4,7 +4,7 @@
 calls the renderers here. A plan knows nothing of its problem, so it is shown through
 a view that holds both::
 
-    from memplan.display import PlanView, ResultView, compare
+    from memplan.viz.display import PlanView, ResultView, compare
     PlanView(problem, plan)             # summary, memory-map figure, residency table
     ResultView(problem, result)         # status, cost, bound and gap, figure
     compare({"MR": r1, "MP": r2})       # one row per result
@@ -188,9 +188,9 @@ def result_html(result: SolveResult, problem: Problem | None = None, plot: bool 
 
 
 def figure_html(problem: Problem, plan: Plan) -> Html:
-    """The :func:`memplan.plots.plot_plan` figure as an embedded PNG ('' without matplotlib)."""
+    """The :func:`memplan.viz.plots.plot_plan` figure as an embedded PNG ('' without matplotlib)."""
     try:
-        from memplan.plots import figure_png, plot_plan
+        from memplan.viz.plots import figure_png, plot_plan
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         return Html("")
     try:

@@ -1,12 +1,12 @@
 """Benchmark cells on a Dask distributed cluster (the optional ``memplan[dist]`` extra).
 
 The task is the same plain function the local pool runs,
-:func:`memplan.bench_worker.run_cell`, so rows are the same: inside the Dask task the
+:func:`memplan.bench.worker.run_cell`, so rows are the same: inside the Dask task the
 cell still runs in its own worker process, killed at time limit + grace, so a hung
 solver cannot hang a Dask worker or the bench. ``address="local"`` starts a
 ``LocalCluster`` on 127.0.0.1 with ``jobs`` single-threaded worker processes::
 
-    parent ── submit(run_cell, cell) ──► Dask worker ──► python -m memplan.bench_worker
+    parent ── submit(run_cell, cell) ──► Dask worker ──► python -m memplan.bench.worker
        ▲                                                   (killed at limit + grace)
        └──────────── row (as_completed) ◄──────────────────┘
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
-    from memplan.bench import CellSpec, RowCallback
+    from memplan.bench.cells import CellSpec, RowCallback
 
 
 def _import_distributed() -> Any:
@@ -58,7 +58,7 @@ def run_cells_dask(
     Raises:
         ConfigError: Dask is not installed, or the scheduler cannot be reached.
     """
-    from memplan.bench_worker import run_cell
+    from memplan.bench.worker import run_cell
 
     distributed = _import_distributed()
     if not cells:
@@ -113,7 +113,7 @@ def run_cells_dask(
 
 def _task_error_row(cell: CellSpec, error: BaseException) -> dict[str, Any]:
     """An error row for a cell whose Dask task failed outside the worker process."""
-    from memplan.bench_worker import _empty_outcome
+    from memplan.bench.worker import _empty_outcome
 
     row = cell.row_base()
     row.update(_empty_outcome("error", f"Dask task failed: {type(error).__name__}: {error}"))

@@ -1,0 +1,98 @@
+"""Benchmark cells: what one (workload, scope, budget, solver) solve needs, and its key.
+
+Plain data shared by the harness, the worker process, the results file and the Dask
+runner (none of which import each other through it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Row fields that depend on the machine and the moment, not on the solver's answer.
+TIMING_FIELDS = (
+    "solve_wall_s",
+    "cell_wall_s",
+    "worker_maxrss_bytes",
+    "finished_at",
+    "host",
+)
+#: Default seconds a worker may run past its time limit before it is killed.
+DEFAULT_GRACE_S = 10.0
+
+
+#: Called with each finished row.
+RowCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything a worker needs to run one cell (plain data: picklable, JSON-ready)."""
+
+    key: str  # resume key, see cell_key()
+    workload: str  # workload name
+    source: str  # where the model came from ("catalog:<name>" or a path)
+    model_sha256: str  # fingerprint of the model
+    scope: str  # "activations" or "all"
+    budget: str  # budget spec as written (MR, MH, MP, 512KiB, 0.5*MP)
+    capacity_bytes: int  # the scratchpad size the budget resolved to
+    budget_note: str  # how the capacity was computed
+    mr_bytes: int  # M_R of the workload in this scope
+    mp_bytes: int  # M_P estimate (heuristic min-peak order unless proven)
+    solver: str  # registry name or module:Class path
+    options: Mapping[str, str]  # solver options as given (--option)
+    time_limit_s: float  # the solver's Budget; the process is killed at this + grace
+    accelerator: Mapping[str, Any]  # Accelerator.to_dict() (capacity replaced per cell)
+    dtype_bytes: int | None  # --dtype-bytes used when importing, None = ONNX types
+    graph_ops: int  # number of ops
+    graph_tensors: int  # number of tensors
+    graph_json: str = field(repr=False)  # the graph (memplan graph JSON)
+    save_plan: bool = False  # return the plan in the outcome (not part of the key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (the worker's input)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["options"] = dict(self.options)
+        data["accelerator"] = dict(self.accelerator)
+        return data
+
+    def row_base(self) -> dict[str, Any]:
+        """The row fields known before the cell runs (no graph, no internals)."""
+        data = self.to_dict()
+        del data["graph_json"], data["save_plan"]
+        return data
+
+
+def cell_key(
+    workload: str,
+    model_sha256: str,
+    scope: str,
+    budget: str,
+    solver: str,
+    options: Mapping[str, str],
+    time_limit_s: float,
+    accelerator: Mapping[str, Any],
+    dtype_bytes: int | None,
+) -> str:
+    """The resume key: a hash of what determines a cell's answer.
+
+    Workload name, model sha256, scope, budget spec, solver, its options, the time
+    limit, the accelerator (without its default capacity) and the import dtype.
+    """
+    acc = {k: v for k, v in accelerator.items() if k != "capacity_bytes"}
+    payload = [
+        workload,
+        model_sha256,
+        scope,
+        budget.strip(),
+        solver,
+        sorted((str(k), str(v)) for k, v in options.items()),
+        float(time_limit_s),
+        sorted(acc.items()),
+        dtype_bytes,
+    ]
+    text = json.dumps(payload, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

@@ -1,0 +1,139 @@
+"""The MiniMalloc CSV exchange format of allocation problems (PROBLEM.md section 6).
+
+One buffer per row: ``id,lower,upper,size`` with the half-open step interval
+``[lower, upper)``, plus optional ``alignment`` and ``offset`` (a fixed offset) columns.
+A solution is the input plus an ``offset`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from memplan.dsa import Buffer, buffer_problem, overlapping_pairs
+from memplan.errors import InputFormatError
+from memplan.io.files import atomic_write_text
+
+
+def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
+    """Read a MiniMalloc CSV (``id,lower,upper,size`` plus optional ``alignment,offset``).
+
+    Raises:
+        InputFormatError: naming the file and line, for a missing column, a non-integer,
+            a negative size, ``lower >= upper``, a duplicate id, a fixed offset that
+            breaks its alignment or overlaps another fixed buffer.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise InputFormatError(f"{name}: cannot read: {error.strerror or error}") from error
+    return parse_buffers_csv(text, name)
+
+
+def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
+    """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
+    rows = list(csv.reader(io.StringIO(text)))
+    first = 0  # index of the header row (blank lines may come before it)
+    while first < len(rows) and not any(cell.strip() for cell in rows[first]):
+        first += 1
+    if first == len(rows):
+        raise InputFormatError(f"{name}: empty file; expected a header 'id,lower,upper,size'")
+    header = [cell.strip().lower() for cell in rows[first]]
+    missing = [c for c in ("id", "lower", "upper", "size") if c not in header]
+    if missing:
+        raise InputFormatError(
+            f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
+            "the header must name id,lower,upper,size (optional alignment,offset)"
+        )
+    col = {
+        c: header.index(c)
+        for c in ("id", "lower", "upper", "size", "alignment", "offset")
+        if c in header
+    }
+    buffers: list[Buffer] = []
+    seen: dict[str, int] = {}
+    for line_no, row in enumerate(rows[first + 1 :], start=first + 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise InputFormatError(
+                f"{name}:{line_no}: {len(row)} fields, but the header has {len(header)}"
+            )
+        ident = row[col["id"]].strip()
+        if not ident:
+            raise InputFormatError(f"{name}:{line_no}: empty id")
+        if ident in seen:
+            raise InputFormatError(
+                f"{name}:{line_no}: duplicate id {ident!r} (first on line {seen[ident]})"
+            )
+        seen[ident] = line_no
+
+        def number(column: str, *, row: list[str] = row, line_no: int = line_no) -> int | None:
+            if column not in col:
+                return None
+            cell = row[col[column]].strip()
+            if column in ("alignment", "offset") and cell == "":
+                return None
+            try:
+                return int(cell)
+            except ValueError:
+                raise InputFormatError(
+                    f"{name}:{line_no}: {column} {cell!r} is not an integer"
+                ) from None
+
+        lower, upper, size = number("lower"), number("upper"), number("size")
+        assert lower is not None and upper is not None and size is not None
+        alignment = number("alignment")
+        fixed = number("offset")
+        alignment = 1 if alignment is None else alignment
+        problem = buffer_problem(lower, upper, size, alignment, fixed)
+        if problem:
+            raise InputFormatError(f"{name}:{line_no}: buffer {ident!r}: {problem}")
+        buffers.append(Buffer(ident, lower, upper, size, alignment, fixed))
+    _check_fixed_overlaps(buffers, name, seen)
+    return buffers
+
+
+def _check_fixed_overlaps(buffers: list[Buffer], name: str, lines: dict[str, int]) -> None:
+    """Raise InputFormatError if two fixed-offset buffers share a byte at one step."""
+    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
+    if len(fixed) < 2:
+        return
+    offsets = [b.fixed_offset_bytes or 0 for b in fixed]
+    for j, i in overlapping_pairs(fixed, offsets):
+        a, b = fixed[j], fixed[i]
+        raise InputFormatError(
+            f"{name}:{lines.get(str(b.id), 0)}: buffer {b.id!r} at fixed offset {offsets[i]} "
+            f"overlaps buffer {a.id!r} (line {lines.get(str(a.id), 0)}) at fixed offset "
+            f"{offsets[j]}: both are live at step {max(a.lower, b.lower)}; move one of them"
+        )
+
+
+def write_buffers_csv(
+    path: str | os.PathLike[str], buffers: Sequence[Buffer], offsets: Sequence[int]
+) -> None:
+    """Write the MiniMalloc CSV of ``buffers`` with an ``offset`` column, atomically."""
+    atomic_write_text(path, format_buffers_csv(buffers, offsets))
+
+
+def format_buffers_csv(buffers: Sequence[Buffer], offsets: Sequence[int] | None) -> str:
+    """Return MiniMalloc CSV text; ``alignment`` appears only if some buffer needs it."""
+    aligned = any(b.alignment_bytes != 1 for b in buffers)
+    header = ["id", "lower", "upper", "size"] + (["alignment"] if aligned else [])
+    if offsets is not None:
+        header.append("offset")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for i, b in enumerate(buffers):
+        row: list[object] = [b.id, b.lower, b.upper, b.size_bytes]
+        if aligned:
+            row.append(b.alignment_bytes)
+        if offsets is not None:
+            row.append(offsets[i])
+        writer.writerow(row)
+    return out.getvalue()
