@@ -35,7 +35,7 @@ BUDGETS = ("MR", "MH", "MP", "512KiB", "2MiB")
 
 def bench_validator(target_residencies: int) -> None:
     """Validator and cost model on a big greedy plan."""
-    from random_graphs import random_graph
+    from memplan.testing.graphs import random_dag as random_graph
 
     n_ops = max(10, target_residencies // 3)
     while True:
@@ -155,7 +155,7 @@ def main() -> None:
         bench_validator(args.residencies)
         bench_densenet()
     if args.light:
-        from memplan.solver import parse_option_pairs
+        from memplan.options import parse_option_pairs
 
         bench_light_table(
             parse_option_pairs(args.option), args.dtype_bytes, Scope.parse(args.scope)

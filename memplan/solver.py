@@ -1,10 +1,10 @@
 """The solver protocol, results and the registry (ARCHITECTURE.md "Core types").
 
 A solver is a frozen dataclass of options with a ``name`` and
-``solve(problem, budget) -> SolveResult``. Options are validated in ``__post_init__``;
-randomness comes only from the ``seed`` option. Solvers are found lazily through the
-``memplan.solvers`` entry points (or a ``module:Class`` path), so ``import memplan``
-pulls in no MILP/CP library.
+``solve(problem, budget) -> SolveResult``. Options are validated in ``__post_init__``
+(:mod:`memplan.options`); randomness comes only from the ``seed`` option. Solvers are
+found lazily through :mod:`memplan.registry`, so ``import memplan`` pulls in no MILP/CP
+library; the functions at the end of this module are the solver side of it.
 
 Every result that carries a plan is built by :func:`make_result`, which runs the
 validator and the cost model: no solver can report a plan that is not legal.
@@ -12,24 +12,24 @@ validator and the cost model: no solver can report a plan that is not legal.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import importlib
 import threading
 import time
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.cost import Cost, evaluate
-from memplan.errors import ConfigError
+from memplan.options import option_values
 from memplan.plan import Plan
 from memplan.problem import Problem
+from memplan.registry import PluginKind, make_plugin, plugin_class
+from memplan.registry import available as _available
+from memplan.registry import required_extra as _required_extra
 from memplan.validate import check_plan
 
-ENTRY_POINT_GROUP = "memplan.solvers"
+#: Entry-point group under which solvers register (see :mod:`memplan.registry`).
+ENTRY_POINT_GROUP = PluginKind.SOLVER.value
 
 
 class Status(enum.Enum):
@@ -126,15 +126,6 @@ class Solver(Protocol):
         ...
 
 
-def solver_options(solver: Any) -> dict[str, Any]:
-    """The option values of a solver instance, JSON-ready."""
-    values = {}
-    for f in dataclasses.fields(solver):
-        value = getattr(solver, f.name)
-        values[f.name] = value.value if isinstance(value, enum.Enum) else value
-    return values
-
-
 def make_result(
     solver: Any,
     problem: Problem,
@@ -162,7 +153,7 @@ def make_result(
         lower_bound_bytes=lower_bound_bytes,
         wall_s=budget.elapsed_s(),
         solver=solver.name,
-        options=solver_options(solver),
+        options=option_values(solver),
         stats=dict(stats or {}),
         message=message,
     )
@@ -177,139 +168,22 @@ def infeasible_below_mr(solver: Any, problem: Problem, budget: Budget) -> SolveR
     )
 
 
-# ------------------------------------------------------------------- option checks
-def check_choice(solver_name: str, option: str, value: Any, allowed: tuple[str, ...]) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ConfigError(
-            f"solver {solver_name!r}: option {option}={value!r} is not allowed; "
-            f"use one of {', '.join(allowed)}"
-        )
-
-
-def check_range(
-    solver_name: str, option: str, value: float, low: float, high: float | None = None
-) -> None:
-    """Raise :class:`ConfigError` unless ``low <= value (<= high)``."""
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"solver {solver_name!r}: option {option}={value!r} must be {bound}")
-
-
-@dataclass(frozen=True, slots=True)
-class OptionInfo:
-    """One documented solver option."""
-
-    name: str  # option name as given on the command line (--option name=value)
-    type_name: str  # int, float, bool or str
-    default: Any  # default value
-    help: str  # meaning, unit and allowed values
-
-
-def describe_options(solver_cls: type) -> list[OptionInfo]:
-    """Options of a solver class, from its dataclass fields' ``metadata['help']``."""
-    hints = typing.get_type_hints(solver_cls)
-    infos = []
-    for f in dataclasses.fields(solver_cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        infos.append(
-            OptionInfo(f.name, _type_name(hints.get(f.name)), default, f.metadata.get("help", ""))
-        )
-    return infos
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint))
-
-
 # ------------------------------------------------------------------- registry
-_registered: dict[str, type] = {}
-
-
-def register_solver(name: str, solver_cls: type) -> None:
-    """Register a solver class in this process (entry points are the normal way)."""
-    _registered[name] = solver_cls
-
-
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def available_solvers() -> list[str]:
     """Names of every known solver (entry points and in-process registrations)."""
-    return sorted(set(_entry_points()) | set(_registered))
+    return _available(PluginKind.SOLVER)
 
 
 def required_extra(name: str) -> str | None:
     """The optional-dependency extra a solver needs (from its entry point), if any."""
-    ep = _entry_points().get(name)
-    if ep is None or not ep.extras:
-        return None
-    return ep.extras[0]
+    return _required_extra(PluginKind.SOLVER, name)
 
 
 def solver_class(name: str) -> type:
     """Load a solver class by registry name or ``package.module:Class`` path."""
-    if name in _registered:
-        return _registered[name]
-    ep = _entry_points().get(name)
-    try:
-        if ep is not None:
-            return ep.load()
-        if ":" in name:
-            module_name, _, attr = name.partition(":")
-            return getattr(importlib.import_module(module_name), attr)
-    except ImportError as error:
-        extra = required_extra(name)
-        hint = f"; install it with: pip install 'memplan[{extra}]'" if extra else ""
-        raise ConfigError(f"solver {name!r} cannot be loaded ({error}){hint}") from None
-    except AttributeError:
-        raise ConfigError(f"solver path {name!r} names no class") from None
-    raise ConfigError(
-        f"unknown solver {name!r}; available: {', '.join(available_solvers()) or 'none'}"
-    )
+    return plugin_class(PluginKind.SOLVER, name)
 
 
 def make_solver(name: str, options: Mapping[str, Any] | None = None) -> Any:
     """Instantiate a solver with options; strings are converted to the option's type."""
-    cls = solver_class(name)
-    infos = {o.name: o for o in describe_options(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, raw in (options or {}).items():
-        if key not in infos:
-            raise ConfigError(
-                f"solver {name!r} has no option {key!r}; its options: {', '.join(infos) or 'none'}"
-            )
-        kwargs[key] = _convert(name, infos[key], raw)
-    return cls(**kwargs)
-
-
-def _convert(solver_name: str, info: OptionInfo, raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if info.type_name == "bool":
-            lowered = raw.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return lowered in ("true", "1", "yes")
-        if info.type_name == "int":
-            return int(raw)
-        if info.type_name == "float":
-            return float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"solver {solver_name!r}: option {info.name}={raw!r} is not a valid {info.type_name}"
-        ) from None
-    return raw
-
-
-def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
-    """Parse ``["order=dfs", "seed=3"]`` from ``--option`` flags."""
-    result = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"option {pair!r} must look like NAME=VALUE (e.g. order=dfs)")
-        result[key.strip()] = value.strip()
-    return result
+    return make_plugin(PluginKind.SOLVER, name, options)

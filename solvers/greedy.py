@@ -44,17 +44,10 @@ from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.dsa import AllocationStatus, Buffer, allocate, available_allocators
 from memplan.errors import ConfigError
 from memplan.ir import OpId, TensorKind
+from memplan.options import check_choice, check_range
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
-from memplan.solver import (
-    Budget,
-    SolveResult,
-    Status,
-    check_choice,
-    check_range,
-    infeasible_below_mr,
-    make_result,
-)
+from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.online import simulate_online
 from memplan.solvers.replacement import (
     POLICIES,

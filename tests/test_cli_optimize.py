@@ -19,7 +19,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import memplan.solver
+import memplan.registry
 from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK, main
 from memplan.dsa import validate_packing
 from memplan.io.buffers_csv import parse_buffers_csv
@@ -27,6 +27,7 @@ from memplan.io.files import sha256_of_file
 from memplan.io.loading import load_model
 from memplan.io.planfile import read_plan_file
 from memplan.problem import Problem
+from memplan.registry import PluginKind
 from memplan.solver import Budget, Status, make_result
 from memplan.validate import validate
 
@@ -297,7 +298,7 @@ def _interrupt_after(seconds: float, times: int = 1) -> threading.Thread:
 
 def _register(monkeypatch, cls) -> None:
     """Register a test solver for this test only (other tests iterate the registry)."""
-    monkeypatch.setitem(memplan.solver._registered, cls.name, cls)
+    monkeypatch.setitem(memplan.registry._registered[PluginKind.SOLVER], cls.name, cls)
 
 
 def test_ctrl_c_keeps_the_best_plan(tmp_path, model_path, capsys, monkeypatch):

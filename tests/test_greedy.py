@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from helpers import LIGHT_MODELS, light_model_path
 
@@ -17,11 +14,9 @@ from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
 from memplan.solvers.greedy import GreedySolver, non_compulsory_bytes, stacked_residencies
 from memplan.solvers.replacement import Stay, simulate, step_by_step
+from memplan.testing.graphs import random_dag as random_graph
+from memplan.testing.solvers import tiny_graphs
 from memplan.validate import validate
-
-sys.path.insert(0, str(Path(__file__).parent / "solvers"))
-from conformance import tiny_graphs
-from random_graphs import random_graph
 
 KIB = 1024
 

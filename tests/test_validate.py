@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hand_plans import A, B, C, D, W, X, hand_plan, hand_problem, hand_residencies
@@ -18,11 +16,9 @@ from memplan.errors import InvalidPlanError
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, make_solver
+from memplan.testing.graphs import random_dag as random_graph
 from memplan.validate import ViolationKind as V
 from memplan.validate import check_plan, validate
-
-sys.path.insert(0, str(Path(__file__).parent / "solvers"))
-from random_graphs import random_graph
 
 ORDER = [0, 1, 2, 3]
 

@@ -242,7 +242,8 @@ def split_solver_options(
     Raises:
         ConfigError: malformed pair, unknown solver, or an option no solver has.
     """
-    from memplan.solver import describe_options, solver_class
+    from memplan.options import describe_options
+    from memplan.solver import solver_class
 
     result: dict[str, dict[str, str]] = {s: {} for s in solvers}
     known = {s: {o.name for o in describe_options(solver_class(s))} for s in solvers}

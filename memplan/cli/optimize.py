@@ -146,7 +146,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _solver_from_args(args: argparse.Namespace) -> Any:
-    from memplan.solver import make_solver, parse_option_pairs
+    from memplan.options import parse_option_pairs
+    from memplan.solver import make_solver
 
     options: dict[str, Any] = dict(parse_option_pairs(args.options))
     if args.seed is not None:

@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
 def solver_catalog() -> list[dict[str, Any]]:
     """One JSON-ready entry per registered solver."""
     from memplan.errors import MemplanError
-    from memplan.solver import available_solvers, describe_options, required_extra, solver_class
+    from memplan.options import describe_options
+    from memplan.solver import available_solvers, required_extra, solver_class
 
     entries = []
     for name in available_solvers():

@@ -42,17 +42,10 @@ from memplan.budgets import PeakEstimate
 from memplan.cost import evaluate
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
+from memplan.options import check_choice, check_range
 from memplan.plan import Plan
 from memplan.problem import Problem
-from memplan.solver import (
-    Budget,
-    SolveResult,
-    Status,
-    check_choice,
-    check_range,
-    infeasible_below_mr,
-    make_result,
-)
+from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.ilp.model import (
     Structure,
     build_structure,

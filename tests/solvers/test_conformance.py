@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conformance import (
+
+from memplan.ir import graph_from_json, graph_to_json
+from memplan.solver import available_solvers, required_extra
+from memplan.testing.solvers import (
     CAPACITIES,
     Case,
     cases,
@@ -12,9 +15,6 @@ from conformance import (
     check_solver_class,
     tiny_graphs,
 )
-
-from memplan.ir import graph_from_json, graph_to_json
-from memplan.solver import available_solvers, required_extra
 
 SOLVERS = available_solvers()
 CASES = list(cases())

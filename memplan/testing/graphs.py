@@ -14,7 +14,7 @@ import random
 from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
 
 
-def random_graph(
+def random_dag(
     seed: int,
     n_ops: int = 20,
     *,

@@ -35,9 +35,11 @@ from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.ir import Graph, graph_from_json, graph_to_dict
+from memplan.options import describe_options
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
-from memplan.solver import Budget, Status, describe_options, make_solver, solver_class
+from memplan.solver import Budget, Status, make_solver, solver_class
+from memplan.testing.graphs import random_dag
 from memplan.validate import validate
 
 #: The capacities every case is run at (``ALL`` = the sum of aligned in-scope sizes).
@@ -67,17 +69,8 @@ def tiny_graphs() -> list[Graph]:
 
 
 def random_graphs(seeds: range = range(4), n_ops: int = 12) -> list[Graph]:
-    """Seeded random DAGs (see ``random_graphs.py`` beside this file)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).with_name("random_graphs.py")
-    spec = importlib.util.spec_from_file_location("memplan_conformance_random_graphs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    random_graph = module.random_graph
-    return [random_graph(seed, n_ops) for seed in seeds]
+    """Seeded random DAGs (:func:`memplan.testing.graphs.random_dag`)."""
+    return [random_dag(seed, n_ops) for seed in seeds]
 
 
 def capacity_of(spec: str, problem: Problem) -> int:
@@ -108,7 +101,9 @@ def _instance(solver: Any) -> Any:
 
 def _fresh_copy(solver: Any) -> Any:
     """A new instance with the same options (same seed)."""
-    return dataclasses.replace(solver) if dataclasses.is_dataclass(solver) else solver
+    if dataclasses.is_dataclass(solver) and not isinstance(solver, type):
+        return dataclasses.replace(solver)
+    return solver
 
 
 def check_solver_class(solver: Any) -> None:
@@ -122,7 +117,7 @@ def check_solver_class(solver: Any) -> None:
     assert "seed" in hints, f"{cls.__name__} must have a seed option"
     for info in describe_options(cls):
         assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
-    name = cls.name
+    name = str(getattr(cls, "name", ""))
     try:
         make_solver(
             name if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}",

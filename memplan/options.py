@@ -1,0 +1,102 @@
+"""Options of plug-ins: documented dataclass fields, checked and converted in one place.
+
+A plug-in's options are the fields of its frozen dataclass; each field's
+``metadata["help"]`` says what it means, its unit and its allowed values. This module
+lists them (``memplan solvers``, ``--help``), converts command-line strings to the
+field's type, and holds the checks plug-ins run in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from memplan.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class OptionInfo:
+    """One documented plug-in option."""
+
+    name: str  # option name as given on the command line (--option name=value)
+    type_name: str  # int, float, bool or str
+    default: Any  # default value
+    help: str  # meaning, unit and allowed values
+
+
+def describe_options(plugin_cls: type) -> list[OptionInfo]:
+    """Options of a plug-in class, from its dataclass fields' ``metadata['help']``."""
+    hints = typing.get_type_hints(plugin_cls)
+    infos = []
+    for f in dataclasses.fields(plugin_cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        infos.append(
+            OptionInfo(f.name, _type_name(hints.get(f.name)), default, f.metadata.get("help", ""))
+        )
+    return infos
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def option_values(plugin: Any) -> dict[str, Any]:
+    """The option values of a plug-in instance, JSON-ready."""
+    values = {}
+    for f in dataclasses.fields(plugin):
+        value = getattr(plugin, f.name)
+        values[f.name] = value.value if isinstance(value, enum.Enum) else value
+    return values
+
+
+def option_value(plugin_name: str, info: OptionInfo, raw: Any) -> Any:
+    """Convert a command-line string to the option's type (other values pass through)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if info.type_name == "bool":
+            lowered = raw.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return lowered in ("true", "1", "yes")
+        if info.type_name == "int":
+            return int(raw)
+        if info.type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{plugin_name!r}: option {info.name}={raw!r} is not a valid {info.type_name}"
+        ) from None
+    return raw
+
+
+def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
+    """Parse ``["order=dfs", "seed=3"]`` from ``--option`` flags."""
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"option {pair!r} must look like NAME=VALUE (e.g. order=dfs)")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def check_choice(plugin_name: str, option: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ConfigError(
+            f"{plugin_name!r}: option {option}={value!r} is not allowed; "
+            f"use one of {', '.join(allowed)}"
+        )
+
+
+def check_range(
+    plugin_name: str, option: str, value: float, low: float, high: float | None = None
+) -> None:
+    """Raise :class:`ConfigError` unless ``low <= value (<= high)``."""
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{plugin_name!r}: option {option}={value!r} must be {bound}")

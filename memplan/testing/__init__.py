@@ -1,0 +1,17 @@
+"""The conformance kit: checks that any memplan plug-in must pass, for third parties too.
+
+Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
+
+    from memplan.testing import check_solver, random_dag
+    check_solver("my_package.module:MySolver")   # raises AssertionError naming the case
+
+:mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.graphs`
+seeded random graphs.
+"""
+
+from __future__ import annotations
+
+from memplan.testing.graphs import random_dag
+from memplan.testing.solvers import check_solver
+
+__all__ = ["check_solver", "random_dag"]
