@@ -70,6 +70,18 @@ class Budget:
         return self.stop_event.is_set()
 
 
+def relative_gap(value_bytes: int, bound_bytes: int | None) -> float | None:
+    """The one gap formula: ``(value - bound) / value``; 0.0 when they are equal.
+
+    None without a bound: a missing bound is never shown as a gap of 0.
+    """
+    if bound_bytes is None:
+        return None
+    if value_bytes <= bound_bytes:
+        return 0.0
+    return (value_bytes - bound_bytes) / value_bytes
+
+
 @dataclass(frozen=True)
 class SolveResult:
     """The outcome of one solve."""
@@ -86,13 +98,10 @@ class SolveResult:
 
     @property
     def gap(self) -> float | None:
-        """Relative gap between the plan's non-compulsory bytes and the bound (0 = proven)."""
-        if self.cost is None or self.lower_bound_bytes is None:
+        """Relative gap of the plan's non-compulsory bytes to the bound (see relative_gap)."""
+        if self.cost is None:
             return None
-        value = self.cost.non_compulsory_bytes
-        if value == 0:
-            return 0.0
-        return max(0.0, (value - self.lower_bound_bytes) / value)
+        return relative_gap(self.cost.non_compulsory_bytes, self.lower_bound_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the plan itself)."""
