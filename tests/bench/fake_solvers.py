@@ -1,4 +1,7 @@
-"""Solvers for the benchmark harness tests, loaded in worker processes as ``bench_solvers:X``.
+"""Fake solvers for the benchmark tests only, loaded in workers as ``fake_solvers:X``.
+
+The tests of ``memplan bench`` and ``memplan compare`` (this folder) put it on the
+workers' import path; nothing outside tests/bench/ uses it.
 
 Two legal ones, deterministic and independent of any registered solver:
 
@@ -8,8 +11,9 @@ Two legal ones, deterministic and independent of any registered solver:
 - :class:`KeepAllSolver`: model order; every in-scope tensor stays on chip for its
   whole life, placed first-fit; FEASIBLE when that fits, else TIMEOUT without a plan.
 
-And misbehaving ones: one sleeps forever ignoring its budget, one raises, one kills
-its own process, one returns a plan that breaks the rules without make_result.
+And misbehaving ones: one sleeps forever ignoring its budget (after a quick warm-up),
+one hangs in its warm-up, one raises, one kills its own process, one returns a plan
+that breaks the rules without make_result.
 """
 
 from __future__ import annotations
@@ -110,10 +114,30 @@ class SleepForeverSolver:
     name: ClassVar[str] = "sleep_forever"
     seed: int = 0
 
+    def warm_up(self) -> None:
+        """Nothing to load: return at once (the hang is in the solve)."""
+
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Hang."""
         while True:
             time.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class HangingWarmUpSolver:
+    """Hangs in its warm-up hook, so the bench must kill it before its clock starts."""
+
+    name: ClassVar[str] = "hanging_warm_up"
+    seed: int = 0
+
+    def warm_up(self) -> None:
+        """Hang."""
+        while True:
+            time.sleep(1.0)
+
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """Never reached."""
+        raise AssertionError("the warm-up never returns")
 
 
 @dataclass(frozen=True)
