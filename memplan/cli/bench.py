@@ -3,7 +3,8 @@
 Every (workload, scope, budget, solver) cell runs in its own process under a hard time
 limit; each result is appended to ``DIR/results.jsonl`` as it finishes, so running the
 same command again resumes. ``memplan bench report DIR`` (or ``--report-only``)
-rebuilds the reports from the results file.
+rebuilds the reports from the results file. ``--preset NAME`` fills in the flags of one
+of the project's named runs (:mod:`memplan.bench.presets`); flags given beside it win.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from memplan.analysis import model_order, tensor_lifetimes
 from memplan.ir import TensorKind
@@ -119,25 +119,24 @@ class SleepForeverSolver:
 
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Hang."""
-        while True:
-            time.sleep(1.0)
+        _hang()
 
 
 @dataclass(frozen=True)
-class HangingWarmUpSolver:
+class HangingWarmUpSolver(SleepForeverSolver):
     """Hangs in its warm-up hook, so the bench must kill it before its clock starts."""
 
     name: ClassVar[str] = "hanging_warm_up"
-    seed: int = 0
 
     def warm_up(self) -> None:
         """Hang."""
-        while True:
-            time.sleep(1.0)
+        _hang()
 
-    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
-        """Never reached."""
-        raise AssertionError("the warm-up never returns")
+
+def _hang() -> NoReturn:
+    """Sleep forever, ignoring every budget."""
+    while True:
+        time.sleep(1.0)
 
 
 @dataclass(frozen=True)
