@@ -14,7 +14,8 @@ hold yet to a pool::
 Only the parent writes the results file, one complete line per cell, so a crash,
 ``kill -9`` or Ctrl-C loses at most the cells that were running; a line cut short by a
 crash is skipped on reading. Running the same command again skips every key already
-present (see :func:`cell_key`).
+present (see :func:`memplan.bench.cells.cell_key`: the key holds the resolved capacity,
+whether M_P was proven and the solver's version, so a changed answer is never resumed).
 
 Validation: the worker process (harness code, not the solver) re-runs the validator and
 the cost model on every returned plan and records ``valid`` and its own cost; the parent
