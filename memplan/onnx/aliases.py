@@ -101,22 +101,22 @@ def alias_views(
     extra_outputs: set[str] = set()
     warnings: list[str] = []
     ops: list[int] = []
+
+    def _not_activation(name: str) -> bool:
+        return name in weights or name in input_names
+
     for index in kept:
         node = nodes[index]
         if node.op_type not in VIEW_OPS or not is_default_domain(node):
             ops.append(index)
             continue
         outs = [n for n in node.output if n]
-        reason = _alias_blocker(node, outs, consumed, output_set, initializers)
         buffer = node.input[0] if node.input else ""
         buffer = buffer_of.get(buffer, buffer)
-        if not enabled:
-            reason = reason or "aliasing is off"
-        if (
-            not reason
-            and node.output[0] in output_set
-            and (buffer in weights or buffer in input_names)
-        ):
+        reason = _alias_blocker(node, outs, consumed, output_set, initializers)
+        if not reason and not enabled:
+            reason = "aliasing is off"
+        if not reason and node.output[0] in output_set and _not_activation(buffer):
             reason = "its output is a graph output and its input is not an activation"
         if reason:
             ops.append(index)

@@ -36,7 +36,7 @@ from memplan.onnx.aliases import alias_views
 from memplan.onnx.build import build_graph
 from memplan.onnx.diagnose import Diagnosis
 from memplan.onnx.flags import Scalar, parse_dims, parse_input_shapes, parse_input_values
-from memplan.onnx.fold import ShapeFolder
+from memplan.onnx.fold import FoldResult, ShapeFolder
 from memplan.onnx.inputs import fix_input_values, require_static_inputs
 from memplan.onnx.load import prepare_external_data, read_model, sort_nodes
 from memplan.onnx.report import ImportReport, ImportResult
@@ -134,6 +134,20 @@ def import_model(
     fold = folder.run()
     diagnosis = Diagnosis(folder, source)
     diagnosis.reject_control_flow()
+    return _build(folder, fold, diagnosis, inputs, dtype_bytes, aliases, onnx_nodes)
+
+
+def _build(
+    folder: ShapeFolder,
+    fold: FoldResult,
+    diagnosis: Diagnosis,
+    inputs: _Inputs,
+    dtype_bytes: int | None,
+    aliases: bool,
+    onnx_nodes: int,
+) -> ImportResult:
+    """Weights, aliases and the graph of the folded model, with the report."""
+    model, source = folder.model, folder.source
     nodes, names, graph = folder.nodes, folder.names, model.graph
     initializers = {t.name: t for t in graph.initializer}
     split = split_weights(nodes, initializers)
@@ -150,7 +164,7 @@ def import_model(
     report = ImportReport(
         source=source,
         ir_version=model.ir_version,
-        opset=opset,
+        opset=folder.opset,
         onnx_nodes=onnx_nodes,
         aliases=views.pairs,
         kept_views=views.kept_views,
