@@ -42,8 +42,9 @@ from memplan.onnx.shapes import (
     complete_known_gaps,
     infer_static_shapes,
     static_shape,
+    static_shapes,
 )
-from memplan.onnx.weights import RANDOM_OPS, SHAPE_OPS, split_weights
+from memplan.onnx.weights import RANDOM_OPS, SHAPE_OPS, WeightSplit, split_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,6 +64,7 @@ class FoldResult:
     """What folding learned about the model (which it changed in place by inlining)."""
 
     table: ShapeTable  # every tensor's (dims, element type) after the last inference
+    split: WeightSplit  # the ops and weights of the final nodes
     evaluated_by_type: tuple[tuple[str, int], ...]  # (op type, count) of nodes computed
     inlined: tuple[str, ...]  # one line per If replaced by its branch
     inference_runs: int  # ONNX shape-inference runs it took
@@ -97,6 +99,7 @@ class ShapeFolder:
         self.inlined: list[str] = []
         self.table: ShapeTable = {}
         self.static: set[str] = set()  # tensors with a static shape in ``table``
+        self.split = WeightSplit(frozenset(), (), ())  # ops and weights, set by each round
         self._unknown: set[str] = set()  # tensors whose value cannot be had this round
         self._refresh(names)
 
@@ -115,7 +118,7 @@ class ShapeFolder:
         while True:
             self.table = infer_static_shapes(self._light_copy(), self.source)
             complete_known_gaps(self.nodes, self.table, self.opset)
-            self.static = {n for n in self.table if static_shape(self.table, n) is not None}
+            self.static = set(static_shapes(self.table))
             runs += 1
             self._unknown = set()
             if self._inline_known_if():
@@ -126,6 +129,7 @@ class ShapeFolder:
         counts = Counter(n.op_type for n in self.nodes if node_key(n) in self.evaluated)
         return FoldResult(
             table=self.table,
+            split=self.split,
             evaluated_by_type=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             inlined=tuple(self.inlined),
             inference_runs=runs,
@@ -153,7 +157,7 @@ class ShapeFolder:
 
         Weight-making nodes that no op reads may keep unknown shapes: nobody sizes them.
         """
-        split = split_weights(self.nodes, self.initializers)
+        self.split = split = split_weights(self.nodes, self.initializers)
         static = self.static
         for index in split.kept:
             node = self.nodes[index]
@@ -187,6 +191,8 @@ class ShapeFolder:
         from onnx import numpy_helper
 
         model = self.model
+        if not self.evaluated and all(self._loadable(t) for t in model.graph.initializer):
+            return model  # already light: no copy
         probe = onnx.ModelProto()
         probe.ir_version = model.ir_version
         probe.opset_import.extend(model.opset_import)

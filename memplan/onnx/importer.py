@@ -41,7 +41,6 @@ from memplan.onnx.inputs import fix_input_values, require_static_inputs
 from memplan.onnx.load import prepare_external_data, read_model, sort_nodes
 from memplan.onnx.report import ImportReport, ImportResult
 from memplan.onnx.shapes import TensorSizer, apply_shape_overrides
-from memplan.onnx.weights import split_weights
 
 if TYPE_CHECKING:
     import onnx
@@ -150,7 +149,7 @@ def _build(
     model, source = folder.model, folder.source
     nodes, names, graph = folder.nodes, folder.names, model.graph
     initializers = {t.name: t for t in graph.initializer}
-    split = split_weights(nodes, initializers)
+    split = fold.split
     graph_outputs = [vi.name for vi in graph.output]
     views = alias_views(nodes, names, split.kept, weights=split.weights,
                         input_names=inputs.names, graph_outputs=graph_outputs,

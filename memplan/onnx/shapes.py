@@ -170,6 +170,15 @@ def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
     return tuple(int(d) for d in dims)  # type: ignore[arg-type]
 
 
+def static_shapes(table: ShapeTable) -> dict[str, tuple[int, ...]]:
+    """The tensors of ``table`` whose shapes are static, with those shapes."""
+    static: dict[str, tuple[int, ...]] = {}
+    for name, (dims, _) in table.items():
+        if dims is not None and all(isinstance(d, int) for d in dims):
+            static[name] = dims  # type: ignore[assignment]
+    return static
+
+
 def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     """Run ONNX shape inference (with data propagation) and collect every tensor's shape.
 
@@ -249,10 +258,11 @@ class TensorSizer:
         self.describe = describe
         self.explain_unknown = explain_unknown
         self.warnings: list[str] = []
+        self._static = static_shapes(table)
 
     def static(self, name: str) -> tuple[int, ...] | None:
         """The static shape, or None when not fully known."""
-        return static_shape(self.table, name)
+        return self._static.get(name)
 
     def of(self, name: str) -> tuple[int, tuple[int, ...], str]:
         """(size in bytes, shape, dtype name) of tensor ``name``."""
