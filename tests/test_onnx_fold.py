@@ -121,6 +121,35 @@ def test_if_on_a_fixed_input_value_is_inlined(rate, branch_taken, samples):
     assert reference_shapes(model, feeds)["y"] == (2, samples)
 
 
+def test_several_ifs_inline_in_one_run_and_keep_their_output_names():
+    def copy(out):
+        return branch([helper.make_node("Identity", ["x"], [out])], [vi(out, None)])
+
+    def neg(out):
+        return branch([helper.make_node("Neg", ["x"], [out], name="neg")], [vi(out, None)])
+
+    nodes = [
+        helper.make_node("If", ["flag"], ["a"], name="first", then_branch=copy("t1"),
+                         else_branch=neg("n1")),
+        helper.make_node("If", ["flag"], ["b"], name="second", then_branch=neg("n2"),
+                         else_branch=copy("t2")),
+        helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+    ]  # fmt: skip
+    inputs = [vi("x", [4]), vi("flag", [], BOOL)]
+    model = make_model(nodes, inputs, [vi("y", None), vi("a", None)])
+    result = import_model(model, input_values={"flag": (True,)})
+    assert result.report.inlined == (
+        "first: then branch (condition true), 1 node(s)",
+        "second: then branch (condition true), 1 node(s)",
+    )
+    assert result.report.inference_runs == 2
+    g = result.graph
+    # "a" copies graph input x to a graph output: the Identity stays an op (a real copy)
+    assert [op.name for op in g.ops] == ["first/then/Identity_0", "second/then/neg", "add"]
+    assert g.tensor_by_name("a").is_output and g.tensor_by_name("y").is_output
+    assert g.op_by_name("add").inputs == (g.tensor_by_name("a").id, g.tensor_by_name("b").id)
+
+
 def test_if_condition_from_shapes_folds_without_values():
     cond_nodes = [
         helper.make_node("Shape", ["x"], ["xs"], name="shape"),

@@ -136,21 +136,23 @@ class ShapeFolder:
         )
 
     def _inline_known_if(self) -> bool:
-        """Inline the first ``If`` whose condition is known; say whether one was."""
+        """Inline every ``If`` whose condition is known; say whether one was."""
+        known: list[tuple[int, bool]] = []
         for index, node in enumerate(self.nodes):
             if node.op_type != "If" or not is_default_domain(node) or not node.input:
                 continue
             cond = self.value(node.input[0])
-            if cond is None or cond.size != 1:
-                continue
-            take_then = bool(cond.reshape(-1)[0])
+            if cond is not None and cond.size == 1:
+                known.append((index, bool(cond.reshape(-1)[0])))
+        lines = []
+        for index, take_then in reversed(known):  # from the back: earlier indices stay valid
             count = inline_if(self.model.graph, index, self.names[index], take_then)
-            self.inlined.append(
+            lines.append(
                 f"{self.names[index]}: {'then' if take_then else 'else'} branch "
                 f"(condition {str(take_then).lower()}), {count} node(s)"
             )
-            return True
-        return False
+        self.inlined.extend(reversed(lines))
+        return bool(known)
 
     def _graph_sized(self) -> bool:
         """Whether every tensor the plan's graph will hold has a static shape.
