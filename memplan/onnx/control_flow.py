@@ -18,7 +18,7 @@ the node: their memory depends on values a static plan cannot know.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,20 +33,25 @@ def is_default_domain(node: Any) -> bool:
     return node.domain in ("", "ai.onnx")
 
 
-def _rename_in_subgraph(graph: onnx.GraphProto, rename: Mapping[str, str]) -> None:
-    """Rewrite references to renamed outer names inside a nested sub-graph, in place."""
+def subgraphs(node: Any) -> Iterator[onnx.GraphProto]:
+    """The sub-graphs held by ``node``'s attributes (branches, loop bodies)."""
     import onnx
 
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def _rename_in_subgraph(graph: onnx.GraphProto, rename: Mapping[str, str]) -> None:
+    """Rewrite references to renamed outer names inside a nested sub-graph, in place."""
     for node in graph.node:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                _rename_in_subgraph(attr.g, rename)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    _rename_in_subgraph(sub, rename)
+        for sub in subgraphs(node):
+            _rename_in_subgraph(sub, rename)
     for output in graph.output:
         if output.name in rename:
             output.name = rename[output.name]
@@ -101,12 +106,8 @@ def inline_if(graph: onnx.GraphProto, index: int, node_name: str, take_then: boo
         del copy.input[:], copy.output[:]
         copy.input.extend(rename.get(n, n) for n in branch_node.input)
         copy.output.extend(rename.get(n, n) for n in branch_node.output)
-        for attr in copy.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                _rename_in_subgraph(attr.g, rename)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    _rename_in_subgraph(sub, rename)
+        for sub in subgraphs(copy):
+            _rename_in_subgraph(sub, rename)
         new_nodes.append(copy)
     for position, (source, target) in enumerate(copies):
         new_nodes.append(

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memplan.onnx.control_flow import inline_if, is_default_domain
+from memplan.onnx.control_flow import inline_if, is_default_domain, subgraphs
 from memplan.onnx.load import node_names
 from memplan.onnx.shapes import (
     ShapeTable,
@@ -289,12 +289,9 @@ class ShapeFolder:
 
     def _may_evaluate(self, node: Any) -> bool:
         """Standard, deterministic, without sub-graphs, and with small outputs."""
-        import onnx
-
         if not is_default_domain(node) or node.op_type in RANDOM_OPS:
             return False
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in node.attribute):  # fmt: skip
+        if any(True for _ in subgraphs(node)):
             return False
         return not any(self._too_big(o) for o in node.output if o)
 

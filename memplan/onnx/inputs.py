@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, OnnxImportError
 from memplan.onnx.flags import Scalar
-from memplan.onnx.shapes import Dim, dims_of
+from memplan.onnx.shapes import Dim, dims_of, named_inputs
 
 if TYPE_CHECKING:
     import onnx
@@ -105,15 +105,9 @@ def fix_input_values(
     from onnx import numpy_helper
 
     graph = model.graph
-    inputs = {vi.name: vi for vi in graph.input if vi.name in input_names}
+    inputs = named_inputs(model, input_names, values, "--input-value", source)
     fixed: list[tuple[str, str]] = []
     for name, given in values.items():
-        if name not in inputs:
-            listed = ", ".join(repr(n) for n in input_names) or "none"
-            raise ConfigError(
-                f"{source}: --input-value names {name!r}, which is not a graph input; "
-                f"the inputs are: {listed}"
-            )
         array, shown = _input_value_array(name, given, inputs[name], source)
         graph.initializer.append(numpy_helper.from_array(array, name))
         fixed.append((name, shown))

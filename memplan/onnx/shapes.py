@@ -10,7 +10,7 @@ a dim is an ``int``, a ``str`` (a symbolic name) or ``None`` (unknown);
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, OnnxImportError
@@ -115,6 +115,29 @@ def _substitute_dims(value_info: Any, dims: Mapping[str, int], used: set[str]) -
             dim.dim_value = dims[dim.dim_param]
 
 
+def named_inputs(
+    model: onnx.ModelProto,
+    input_names: Sequence[str],
+    wanted: Collection[str],
+    flag: str,
+    source: str,
+) -> dict[str, Any]:
+    """The value infos of the graph inputs ``wanted`` names (for ``flag``), by name.
+
+    Raises:
+        ConfigError: a wanted name is not among ``input_names``; the message lists them.
+    """
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name in input_names}
+    for name in wanted:
+        if name not in inputs:
+            listed = ", ".join(repr(n) for n in input_names) or "none"
+            raise ConfigError(
+                f"{source}: {flag} names {name!r}, which is not a graph input; "
+                f"the inputs are: {listed}"
+            )
+    return inputs
+
+
 def apply_shape_overrides(
     model: onnx.ModelProto,
     input_names: Sequence[str],
@@ -127,15 +150,9 @@ def apply_shape_overrides(
     Raises:
         ConfigError: an input shape names no graph input or has the wrong rank.
     """
-    inputs = {vi.name: vi for vi in model.graph.input if vi.name in input_names}
+    inputs = named_inputs(model, input_names, input_shapes, "--input-shape", source)
     warnings: list[str] = []
     for name, shape in input_shapes.items():
-        if name not in inputs:
-            listed = ", ".join(repr(n) for n in input_names) or "none"
-            raise ConfigError(
-                f"{source}: --input-shape names {name!r}, which is not a graph input; "
-                f"the inputs are: {listed}"
-            )
         current, _ = dims_of(inputs[name].type)
         if current is not None and len(current) != len(shape):
             shown = ",".join(str(d) if d is not None else "?" for d in current)
