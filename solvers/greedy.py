@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from memplan.analysis import NAMED_ORDERS, named_order
-from memplan.dsa import AllocationStatus, Buffer, allocate, available_allocators
+from memplan.dsa import Buffer, allocate, available_allocators
 from memplan.errors import ConfigError
 from memplan.ir import OpId, TensorKind
 from memplan.options import check_choice, check_range
@@ -292,11 +292,11 @@ class GreedySolver:
             buffers,
             problem.capacity_bytes,
             algorithm=ALLOCATORS.get(allocator or self.allocator, allocator or self.allocator),
-            time_limit_s=time_limit_s,
+            budget=Budget(time_limit_s=time_limit_s, stop_event=budget.stop_event),
             minimize=False,
             seed=self.seed,
         )
-        if result.status is AllocationStatus.SOLVED and result.offsets_bytes is not None:
+        if result.fits and result.offsets_bytes is not None:
             return list(result.offsets_bytes), result.height_bytes, result.algorithm
         return None, result.height_bytes, result.algorithm
 

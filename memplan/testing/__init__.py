@@ -2,16 +2,19 @@
 
 Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
 
-    from memplan.testing import check_solver, random_dag
+    from memplan.testing import check_allocator, check_solver, random_dag
     check_solver("my_package.module:MySolver")   # raises AssertionError naming the case
+    check_allocator("exact")                     # the same for an allocator plug-in
 
-:mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.graphs`
-seeded random graphs.
+:mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.allocators`
+the allocator checks (and seeded random buffers), :mod:`~memplan.testing.graphs` seeded
+random graphs.
 """
 
 from __future__ import annotations
 
+from memplan.testing.allocators import check_allocator, random_buffers
 from memplan.testing.graphs import random_dag
 from memplan.testing.solvers import check_solver
 
-__all__ = ["check_solver", "random_dag"]
+__all__ = ["check_allocator", "check_solver", "random_buffers", "random_dag"]

@@ -304,16 +304,19 @@ def _allocate(
     items: Sequence[tuple[int, int, int]], struct: Structure, time_limit_s: float
 ) -> list[int] | None:
     """Offsets (units) from :func:`memplan.dsa.allocate`, or None if nothing fits."""
-    from memplan.dsa import AllocationStatus, Buffer, allocate
+    from memplan.dsa import Buffer, allocate
     from memplan.errors import MemplanError
+    from memplan.solver import Budget
 
     unit = struct.unit_bytes
     buffers = [Buffer(i, s, e, u * unit, unit) for i, (s, e, u) in enumerate(items)]
     try:
-        result = allocate(buffers, struct.capacity_units * unit, time_limit_s=time_limit_s)
+        result = allocate(
+            buffers, struct.capacity_units * unit, budget=Budget(time_limit_s=time_limit_s)
+        )
     except MemplanError:
         return None
-    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+    if not result.fits or result.offsets_bytes is None:
         return None
     return [off // unit for off in result.offsets_bytes]
 
