@@ -5,7 +5,8 @@ With a capacity, the portfolio stops at its first packing that fits; when none f
 budget. With ``minimize`` (or no capacity), the exact allocator's minimiser does both
 steps itself: it starts from the portfolio's packing and searches lower heights until
 proven or out of time. When the exact search cannot run (over the memory limit, or
-out of time), the portfolio's packing is kept and the message says so.
+its set-up would outlast the time left), the portfolio's packing is kept and the
+message says so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import ClassVar
 from memplan.dsa import AllocationResult, Buffer
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc.common import AllocatorOptions
-from memplan.solvers.alloc.exact import ExactAllocator
 from memplan.solvers.alloc.greedy import Portfolio
 
 
@@ -33,19 +33,12 @@ class AutoAllocator(AllocatorOptions):
     ) -> AllocationResult:
         """See the module docstring."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        exact = ExactAllocator(**shared)
-        portfolio = Portfolio(**shared)
         if self.minimize or capacity_bytes is None:
-            result = exact.allocate(buffers, capacity_bytes, budget)
-            if result.offsets_bytes is not None or result.status is Status.INFEASIBLE:
-                return _renamed(result, budget)
-            # The exact minimiser could not start (memory): the portfolio alone.
-            greedy = portfolio.allocate(buffers, capacity_bytes, budget)
-            return _renamed(greedy, budget, f"exact search: {result.message}; portfolio only")
-        greedy = portfolio.allocate(buffers, capacity_bytes, budget)
+            return _renamed(_exact(shared).allocate(buffers, capacity_bytes, budget), budget)
+        greedy = Portfolio(**shared).allocate(buffers, capacity_bytes, budget)
         if greedy.status is not Status.TIMEOUT or budget.should_stop():
             return _renamed(greedy, budget)  # it fits, is infeasible, or time is up
-        result = exact.allocate(buffers, capacity_bytes, budget)
+        result = _exact(shared).allocate(buffers, capacity_bytes, budget)
         if result.fits or result.status is Status.INFEASIBLE:
             return _renamed(result, budget)
         # The exact search ran out of time or memory: keep the portfolio's packing.
@@ -55,6 +48,13 @@ class AutoAllocator(AllocatorOptions):
             f"no packing within {capacity_bytes} B found; exact search: {result.message}; "
             "kept the portfolio's packing",
         )
+
+
+def _exact(options: dict[str, object]) -> AllocatorOptions:
+    """The exact allocator with ``options`` (imported only when it runs)."""
+    from memplan.solvers.alloc.exact import ExactAllocator
+
+    return ExactAllocator(**options)
 
 
 def _renamed(result: AllocationResult, budget: Budget, note: str = "") -> AllocationResult:
