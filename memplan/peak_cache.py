@@ -108,7 +108,7 @@ def exact_min_peak(
         cached = lookup(problem)
         if cached is not None:
             return cached
-    from memplan.solver import solver_class
+    from memplan.solver import Budget, solver_class
 
     try:
         compute = solver_class("ilp").exact_min_peak  # type: ignore[attr-defined]
@@ -120,7 +120,7 @@ def exact_min_peak(
             f"{heuristic.source}; exact M_P unavailable ({error})",
         )
     try:
-        estimate: PeakEstimate = compute(problem, time_limit_s)
+        estimate: PeakEstimate = compute(problem, Budget(time_limit_s=time_limit_s))
     except (ConfigError, ImportError) as error:
         heuristic = heuristic_min_peak(problem)
         return PeakEstimate(
