@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     done = done_cells(out)
     names = [*LIGHT, *NAS_SMALL] if not args.only else args.only.split(",")
-    from memplan.solvers.ilp import exact_min_peak
+    from memplan.solvers.ilp import IlpSolver
 
     for name in names:
         graph = load_graph(name)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
                 continue
             base = Problem(graph, Accelerator("bench", 1 << 40, args.alignment), scope)
             started = time.perf_counter()
-            peak = exact_min_peak(base, args.mp_limit)
+            peak = IlpSolver.exact_min_peak(base, Budget(time_limit_s=args.mp_limit))
             mp_wall = time.perf_counter() - started
 
             def provider(_: Problem, peak: PeakEstimate = peak) -> PeakEstimate:

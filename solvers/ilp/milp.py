@@ -131,6 +131,18 @@ def _floor_bound(value: float) -> int:
 
 
 # ---------------------------------------------------------------- engine runs
+@dataclass(frozen=True)
+class _Engine:
+    """Which MILP engine to run, and how."""
+
+    name: str  # highs or cbc
+    budget: Budget  # time limit and stop event
+    verbose: bool  # print the engine's log
+    threads: int  # engine threads
+    seed: int  # engine random seed
+    options: Mapping[str, Any]  # further options, by the engine's own names
+
+
 @dataclass
 class _Run:
     """What one engine run reports."""
@@ -140,54 +152,42 @@ class _Run:
     dual_bound: float | None  # the engine's proven bound (objective offset included)
 
 
-def _run_cbc(
-    pulp: Any,
-    lp: Any,
-    budget: Budget,
-    verbose: bool,
-    threads: int,
-    seed: int,
-    options: Mapping[str, Any],
-) -> _Run:
-    limit = budget.remaining_s()
+def _neutral(solved: bool, proven: bool, infeasible: bool) -> BackendStatus:
+    if solved:
+        return BackendStatus.OPTIMAL if proven else BackendStatus.FEASIBLE
+    return BackendStatus.INFEASIBLE if infeasible else BackendStatus.UNKNOWN
+
+
+def _run_cbc(pulp: Any, lp: Any, engine: _Engine) -> _Run:
+    limit = engine.budget.remaining_s()
     solver = pulp.PULP_CBC_CMD(
-        msg=verbose,
+        msg=engine.verbose,
         timeLimit=None if math.isinf(limit) else max(limit, 0.01),
         gapRel=0.0,
         gapAbs=0.0,
-        threads=threads,
+        threads=engine.threads,
         options=[
-            f"randomSeed {seed + 1}",
-            f"randomCbcSeed {seed + 1}",
-            *(f"{key} {value}" for key, value in options.items()),
+            f"randomSeed {engine.seed + 1}",
+            f"randomCbcSeed {engine.seed + 1}",
+            *(f"{key} {value}" for key, value in engine.options.items()),
         ],
     )
-    with _quiet(not verbose):
+    with _quiet(not engine.verbose):
         lp.solve(solver)
-    solved = lp.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
-    if solved and lp.sol_status == pulp.LpSolutionOptimal and lp.status == pulp.LpStatusOptimal:
-        status = BackendStatus.OPTIMAL
-    elif solved:
-        status = BackendStatus.FEASIBLE
-    elif lp.status == pulp.LpStatusInfeasible:
-        status = BackendStatus.INFEASIBLE
-    else:
-        status = BackendStatus.UNKNOWN
+    status = _neutral(
+        solved=lp.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible),
+        proven=lp.sol_status == pulp.LpSolutionOptimal and lp.status == pulp.LpStatusOptimal,
+        infeasible=lp.status == pulp.LpStatusInfeasible,
+    )
     # PuLP reads no dual bound from CBC: a proven optimum is its own bound.
     bound = _val(lp.objective) if status is BackendStatus.OPTIMAL else None
     return _Run(pulp.LpStatus.get(lp.status, str(lp.status)), status, bound)
 
 
-def _run_highs(
-    pulp: Any,
-    lp: Any,
-    budget: Budget,
-    verbose: bool,
-    threads: int,
-    seed: int,
-    options: Mapping[str, Any],
-) -> _Run:
+def _run_highs(pulp: Any, lp: Any, engine: _Engine) -> _Run:
     import highspy
+
+    budget = engine.budget
 
     class BudgetedHiGHS(pulp.HiGHS):
         """pulp.HiGHS with the objective's constant, a time limit set after the model is
@@ -229,41 +229,32 @@ def _run_highs(
                 watcher.join()
 
     solver = BudgetedHiGHS(
-        msg=verbose, gapRel=0.0, gapAbs=0.0, threads=threads, random_seed=seed, **options
+        msg=engine.verbose,
+        gapRel=0.0,
+        gapAbs=0.0,
+        threads=engine.threads,
+        random_seed=engine.seed,
+        **engine.options,
     )
-    with _quiet(not verbose):
+    with _quiet(not engine.verbose):
         lp.solve(solver)
     highs = lp.solverModel
     model_status = highs.getModelStatus()
     info = highs.getInfo()
-    solved = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    if solved and model_status == highspy.HighsModelStatus.kOptimal:
-        status = BackendStatus.OPTIMAL
-    elif solved:
-        status = BackendStatus.FEASIBLE
-    elif model_status == highspy.HighsModelStatus.kInfeasible:
-        status = BackendStatus.INFEASIBLE
-    else:
-        status = BackendStatus.UNKNOWN
+    status = _neutral(
+        solved=info.primal_solution_status == 2,  # kSolutionStatusFeasible
+        proven=model_status == highspy.HighsModelStatus.kOptimal,
+        infeasible=model_status == highspy.HighsModelStatus.kInfeasible,
+    )
     bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
     return _Run(highs.modelStatusToString(model_status), status, bound)
 
 
-def _run(
-    pulp: Any,
-    lp: Any,
-    budget: Budget,
-    engine: str,
-    verbose: bool,
-    threads: int,
-    seed: int,
-    options: Mapping[str, Any] | None,
-) -> tuple[_Run, dict[str, Any]]:
+def _run(pulp: Any, lp: Any, engine: _Engine) -> tuple[_Run, dict[str, Any]]:
     """Solve with ``engine``; the run and its counters for ``stats``."""
-    runner = _run_cbc if engine == "cbc" else _run_highs
-    run = runner(pulp, lp, budget, verbose, threads, seed, options or {})
+    run = (_run_cbc if engine.name == "cbc" else _run_highs)(pulp, lp, engine)
     stats = {
-        "milp_engine": engine,
+        "milp_engine": engine.name,
         "engine_status": run.engine_status,
         "variables": lp.numVariables(),
         "constraints": lp.numConstraints(),
@@ -414,7 +405,8 @@ def solve_traffic_milp(
         check_handover(budget, tm.lp.numConstraints())
     except BuildTimeout:
         return Outcome.skipped("the milp model build ran out of time", out_of_time=True)
-    run, stats = _run(pulp, tm.lp, budget, engine, verbose, threads, seed, engine_options)
+    call = _Engine(engine, budget, verbose, threads, seed, engine_options or {})
+    run, stats = _run(pulp, tm.lp, call)
     bound = None if run.dual_bound is None else _floor_bound(run.dual_bound) * tm.cost_unit
     if not run.status.has_solution:
         return Outcome(run.status, bound=bound, stats=stats)
@@ -448,7 +440,7 @@ def solve_peak_milp(
     except BuildTimeout:
         return Outcome.skipped("the milp peak model build ran out of time", out_of_time=True)
     lp += peak
-    run, stats = _run(pulp, lp, budget, engine, verbose, threads, seed, None)
+    run, stats = _run(pulp, lp, _Engine(engine, budget, verbose, threads, seed, {}))
     bound = None if run.dual_bound is None else _floor_bound(run.dual_bound)
     if not run.status.has_solution:
         return Outcome(run.status, bound=bound, stats=stats)

@@ -3,7 +3,8 @@
 The peak model is exact over all topological orders in ``free`` mode: op windows hold
 for every order, each tensor is live from its producer (or first reader) to its last
 reader exactly as :func:`memplan.analysis.peak_live_bytes` counts, and the peak is
-bounded below by M_R (valid: M_P >= M_R). Its proven optimum is M_P.
+bounded below by M_R (valid: M_P >= M_R). Its proven optimum is M_P
+(:meth:`IlpSolver.exact_min_peak`).
 
 A plan for the peak objective is a no-spill packing of the best order found. It moves no
 non-compulsory bytes, so its traffic bound is 0; its status is OPTIMAL only when the peak
@@ -18,8 +19,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from memplan.analysis import min_peak_order, peak_live_bytes
-from memplan.budgets import PeakEstimate, heuristic_min_peak
+from memplan.analysis import peak_live_bytes
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, make_result
 from memplan.solvers.ilp.model import Structure, build_structure, no_spill_plan
@@ -72,48 +72,6 @@ def run_peak_backend(
         verbose=verbose,
         threads=workers,
         seed=seed,
-    )
-
-
-def min_peak(
-    problem: Problem,
-    budget: Budget,
-    *,
-    backend: str = "cpsat",
-    workers: int = 2,
-    seed: int = 0,
-) -> PeakEstimate:
-    """M_P: the minimum over orders of the peak live bytes with no spilling.
-
-    Args:
-        problem: the problem (its scope and alignment matter, not its capacity).
-        budget: time limit and stop event of the search.
-        backend: cpsat or milp.
-        workers: CP-SAT threads.
-        seed: random seed.
-
-    Returns:
-        The proven minimum, or (out of time) the better of the search's best value and
-        the heuristic, marked unproven.
-    """
-    heuristic = heuristic_min_peak(problem)
-    if problem.graph.num_ops == 0:
-        return PeakEstimate(0, True, "empty graph")
-    struct = build_structure(problem.with_capacity(heuristic.value_bytes), None, 0)
-    order = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
-    search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
-    outcome = run_peak_backend(
-        struct, search, order, heuristic.value_bytes, backend=backend, workers=workers, seed=seed
-    )
-    if outcome.objective is None:
-        why = outcome.stats.get("skipped", "found nothing in time")
-        return PeakEstimate(heuristic.value_bytes, False, f"{heuristic.source} (ilp {why})")
-    value = min(outcome.objective * struct.unit_bytes, heuristic.value_bytes)
-    if outcome.status is BackendStatus.OPTIMAL:
-        return PeakEstimate(value, True, f"ilp ({backend}) proven minimum")
-    bound = (outcome.bound or 0) * struct.unit_bytes
-    return PeakEstimate(
-        value, False, f"ilp ({backend}) best found in the time limit (lower bound {bound} B)"
     )
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from memplan.analysis import NAMED_ORDERS, min_peak_order, named_order
-from memplan.budgets import PeakEstimate
+from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
 from memplan.options import check_choice, check_range
@@ -46,12 +46,14 @@ from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
 from memplan.solver import Budget, SolveResult, infeasible_below_mr, make_solver
 from memplan.solvers.ilp.model import build_structure
-from memplan.solvers.ilp.peak import min_peak, plan_peak
+from memplan.solvers.ilp.outcome import BackendStatus
+from memplan.solvers.ilp.peak import plan_peak, run_peak_backend
 from memplan.solvers.ilp.phases import (
     ALLOC_MAX_S,
     ALLOC_SHARE,
     GREEDY_MAX_S,
     GREEDY_SHARE,
+    finish_reserve_s,
     sub_budget,
 )
 from memplan.solvers.ilp.traffic import Coverage, incumbents, plan_traffic, warm_starts
@@ -124,7 +126,8 @@ class IlpSolver:
         workers: int = 2,
         seed: int = 0,
     ) -> PeakEstimate:
-        """M_P of ``problem`` by the peak model, proven or (out of time) marked unproven.
+        """M_P: the minimum over orders of the peak live bytes with no spilling (the
+        ``exact_min_peak`` capability).
 
         Args:
             problem: the problem (its scope and alignment matter, not its capacity).
@@ -132,9 +135,32 @@ class IlpSolver:
             backend: cpsat or milp.
             workers: CP-SAT threads.
             seed: random seed.
+
+        Returns:
+            The proven minimum, or (out of time) the better of the search's best value
+            and the heuristic, marked unproven.
         """
         check_choice(cls.name, "backend", backend, BACKENDS)
-        return min_peak(problem, budget, backend=backend, workers=workers, seed=seed)
+        heuristic = heuristic_min_peak(problem)
+        if problem.graph.num_ops == 0:
+            return PeakEstimate(0, True, "empty graph")
+        struct = build_structure(problem.with_capacity(heuristic.value_bytes), None, 0)
+        order = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
+        search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
+        outcome = run_peak_backend(
+            struct, search, order, heuristic.value_bytes, backend=backend, workers=workers,
+            seed=seed,
+        )  # fmt: skip
+        if outcome.objective is None:
+            why = outcome.stats.get("skipped", "found nothing in time")
+            return PeakEstimate(heuristic.value_bytes, False, f"{heuristic.source} (ilp {why})")
+        value = min(outcome.objective * struct.unit_bytes, heuristic.value_bytes)
+        if outcome.status is BackendStatus.OPTIMAL:
+            return PeakEstimate(value, True, f"ilp ({backend}) proven minimum")
+        bound = (outcome.bound or 0) * struct.unit_bytes
+        return PeakEstimate(
+            value, False, f"ilp ({backend}) best found in the time limit (lower bound {bound} B)"
+        )
 
     # ------------------------------------------------------------------ solve
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:

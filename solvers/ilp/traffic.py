@@ -259,6 +259,11 @@ def plan_traffic(
     if value == 0 and status is not Status.OPTIMAL:
         status, bound = Status.OPTIMAL, 0
         message = f"{message}; the plan moves no non-compulsory bytes, which no plan beats"
+    elif bound is not None and bound == value and status is not Status.OPTIMAL:
+        # A global bound equal to the plan's value proves it, whatever the engine's
+        # status (HiGHS can stop at its limit with the gap already closed).
+        status = Status.OPTIMAL
+        message = f"proven optimal {coverage.describe()} (the bound reached the plan's value)"
     stats = {
         **base_stats,
         "hinted": hint is not None,
