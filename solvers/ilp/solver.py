@@ -54,6 +54,7 @@ from memplan.solvers.ilp.phases import (
     GREEDY_MAX_S,
     GREEDY_SHARE,
     finish_reserve_s,
+    skip_reason,
     sub_budget,
 )
 from memplan.solvers.ilp.traffic import Coverage, incumbents, plan_traffic, warm_starts
@@ -177,18 +178,21 @@ class IlpSolver:
         struct = build_structure(problem, fixed, self.max_loads)
         alloc_s = min(ALLOC_MAX_S, ALLOC_SHARE * budget.remaining_s())
         starts = incumbents(struct, problem, greedy_plan, order, alloc_s)
+        skipped = None
         if self.mode == "free" and starts[0].value_bytes > 0:
+            # Decided now, with the whole budget left: warm starts use what it frees.
+            skipped = skip_reason(self.backend, struct, budget)
             sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
             orders = [tuple(order), min_peak_order(problem.graph, sizes, scope)]
             if greedy_plan is not None:
                 orders.insert(0, tuple(greedy_plan.order))
-            starts += warm_starts(self, problem, budget, orders)
+            starts += warm_starts(self, problem, budget, orders, struct, skipped is None)
             starts.sort(key=lambda c: c.value_bytes)
         coverage = Coverage(
             self._order_name(greedy_plan) if fixed is not None else None,
             None if struct.complete else self.max_loads,
         )
-        return plan_traffic(self, problem, budget, struct, starts, coverage)
+        return plan_traffic(self, problem, budget, struct, starts, coverage, skipped)
 
     def _order_name(self, greedy_plan: Plan | None) -> str:
         if self.order == "greedy" and greedy_plan is None:

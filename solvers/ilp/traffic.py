@@ -36,10 +36,12 @@ from memplan.solvers.ilp.model import (
 )
 from memplan.solvers.ilp.outcome import BackendStatus, Outcome
 from memplan.solvers.ilp.phases import (
+    BUILD_SHARE,
     FIXED_MAX_S,
     FIXED_SHARE,
     POLISH_MAX_S,
     WARM_TOTAL_SHARE,
+    build_estimate_s,
     finish_reserve_s,
     skip_reason,
     sub_budget,
@@ -157,19 +159,34 @@ def run_backend(
 
 
 def warm_starts(
-    solver: IlpSolver, problem: Problem, budget: Budget, orders: Sequence[Sequence[int]]
+    solver: IlpSolver,
+    problem: Problem,
+    budget: Budget,
+    orders: Sequence[Sequence[int]],
+    free_struct: Structure,
+    free_search: bool,
 ) -> list[Incumbent]:
     """Optimal plans for a few good fixed orders: strong incumbents for the free search
-    (the fixed-order model is far easier).
+    (the fixed-order model is far easier), or the best there is when the free search
+    cannot run (``free_search`` False).
 
     Each run has a work limit derived from the time limit (not the clock: reproducible)
-    and a wall limit; together they take at most WARM_TOTAL_SHARE of the time left.
+    and a wall limit. With a free search to follow, they take at most WARM_TOTAL_SHARE of
+    the time left and leave the free model the time its build needs; without one, they
+    share all of it.
     """
+    orders = list(dict.fromkeys(tuple(o) for o in orders))
     total = budget.time_limit_s if budget.time_limit_s is not None else FIXED_MAX_S / FIXED_SHARE
-    share = min(FIXED_SHARE * total, FIXED_MAX_S)
-    window = sub_budget(budget, WARM_TOTAL_SHARE * budget.remaining_s())
+    remaining = budget.remaining_s() - finish_reserve_s(free_struct)
+    if free_search:
+        share = min(FIXED_SHARE * total, FIXED_MAX_S)
+        keep_s = build_estimate_s(solver.backend, free_struct) / BUILD_SHARE
+        window = sub_budget(budget, min(WARM_TOTAL_SHARE * remaining, remaining - keep_s))
+    else:
+        share = 0.8 * total / len(orders) / 1.5
+        window = sub_budget(budget, remaining)
     found = []
-    for order in dict.fromkeys(tuple(o) for o in orders):
+    for order in orders:
         if window.remaining_s() < share or share < 0.05:
             break
         struct = build_structure(problem, order, solver.max_loads)
@@ -226,8 +243,12 @@ def plan_traffic(
     struct: Structure,
     starts: list[Incumbent],
     coverage: Coverage,
+    skipped: Outcome | None = None,
 ) -> SolveResult:
-    """Search the traffic model from the incumbents ``starts`` (best first); the result."""
+    """Search the traffic model from the incumbents ``starts`` (best first); the result.
+
+    ``skipped`` is the SKIPPED outcome when the search was ruled out beforehand.
+    """
     best = starts[0]
     base_stats: dict[str, Any] = {
         "backend": solver.backend,
@@ -245,7 +266,7 @@ def plan_traffic(
         )  # fmt: skip
     hint = first_hint(struct, [c.plan for c in starts])
     search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
-    outcome = run_backend(solver, struct, search, hint)
+    outcome = skipped or run_backend(solver, struct, search, hint)
     if outcome.status is BackendStatus.OPTIMAL:
         outcome = polish(solver, struct, search, outcome)
     plan, value, source = best.plan, best.value_bytes, best.source
