@@ -34,7 +34,8 @@ def test_registered_and_options_validated():
     solver = make_solver("ilp", {"mode": "fixed", "workers": "1", "verbose": "false"})
     assert isinstance(solver, IlpSolver) and solver.mode == "fixed" and solver.workers == 1
     for bad in ({"objective": "energy"}, {"mode": "both"}, {"backend": "gurobi"},
-                {"workers": "0"}, {"order": "random"}, {"max_loads": "-2"}):  # fmt: skip
+                {"workers": "0"}, {"order": "random"}, {"max_loads": "-2"},
+                {"seed": "-1"}, {"seed": str(2**31)}):  # fmt: skip
         with pytest.raises(ConfigError):
             make_solver("ilp", bad)
 
@@ -262,3 +263,11 @@ def test_inspect_exact_mp_flag(tmp_path, monkeypatch, capsys):
     problem = Problem(graph, Accelerator("x", 1 << 20, 64))
     assert summary["exact_min_peak_proven"] is True
     assert summary["exact_min_peak_bytes"] == brute_min_peak(problem)
+
+
+@pytest.mark.parametrize("backend", ["cpsat", "milp"])
+def test_largest_seed_reaches_the_engines(backend):
+    problem = _problem(diamond_graph())
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    result = IlpSolver(backend=backend, seed=2**31 - 1).solve(problem, Budget(30))
+    assert result.status is Status.OPTIMAL and not validate(problem, result.plan)

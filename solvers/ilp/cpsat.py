@@ -37,7 +37,7 @@ from memplan.ir import OpId
 from memplan.solver import Budget
 from memplan.solvers.ilp.model import Hint, SlotValue, Structure, TensorSpec
 from memplan.solvers.ilp.outcome import BackendStatus, Outcome
-from memplan.solvers.ilp.phases import BuildTimeout, check_deadline
+from memplan.solvers.ilp.phases import BuildTimeout, check_deadline, engine_limit_s
 
 
 class _Slot(NamedTuple):
@@ -84,8 +84,7 @@ def _params(
     verbose: bool,
     deterministic_s: float | None = None,
 ) -> None:
-    remaining = budget.remaining_s()
-    solver.parameters.max_time_in_seconds = max(0.01, min(remaining, 1e7))
+    solver.parameters.max_time_in_seconds = min(engine_limit_s(budget), 1e7)
     if deterministic_s is not None:
         # A work limit where reproducibility matters (warm starts, polishing).
         solver.parameters.max_deterministic_time = max(deterministic_s, 0.01)

@@ -49,7 +49,12 @@ from memplan.ir import OpId
 from memplan.solver import Budget
 from memplan.solvers.ilp.model import SlotValue, Structure, TensorSpec
 from memplan.solvers.ilp.outcome import BackendStatus, Outcome
-from memplan.solvers.ilp.phases import BuildTimeout, check_deadline, check_handover
+from memplan.solvers.ilp.phases import (
+    BuildTimeout,
+    check_deadline,
+    check_handover,
+    engine_limit_s,
+)
 
 
 @contextlib.contextmanager
@@ -159,16 +164,17 @@ def _neutral(solved: bool, proven: bool, infeasible: bool) -> BackendStatus:
 
 
 def _run_cbc(pulp: Any, lp: Any, engine: _Engine) -> _Run:
-    limit = engine.budget.remaining_s()
+    limit_s = engine_limit_s(engine.budget)
     solver = pulp.PULP_CBC_CMD(
         msg=engine.verbose,
-        timeLimit=None if math.isinf(limit) else max(limit, 0.01),
+        timeLimit=None if math.isinf(limit_s) else limit_s,
         gapRel=0.0,
         gapAbs=0.0,
         threads=engine.threads,
         options=[
-            f"randomSeed {engine.seed + 1}",
-            f"randomCbcSeed {engine.seed + 1}",
+            # CBC reads 0 as "no seed"; keep 1 .. 2**31 - 1.
+            f"randomSeed {engine.seed % (2**31 - 2) + 1}",
+            f"randomCbcSeed {engine.seed % (2**31 - 2) + 1}",
             *(f"{key} {value}" for key, value in engine.options.items()),
         ],
     )
@@ -209,9 +215,9 @@ def _run_highs(pulp: Any, lp: Any, engine: _Engine) -> _Run:
             # HiGHS keeps one thread pool per process, sized by the first run; a run with
             # another thread count fails unless the pool is reset.
             highspy.Highs.resetGlobalScheduler(True)
-            remaining = budget.remaining_s()
-            if not math.isinf(remaining):
-                lp_.solverModel.setOptionValue("time_limit", max(remaining, 0.01))
+            limit_s = engine_limit_s(budget)
+            if not math.isinf(limit_s):
+                lp_.solverModel.setOptionValue("time_limit", limit_s)
             done = threading.Event()
 
             def watch() -> None:

@@ -47,6 +47,9 @@ MILP_S_PER_ROW = 3e-4
 MILP_HANDOVER_S_PER_ROW = 6e-5
 #: Rows above which a MILP is not built at all (PuLP keeps about 1 KB per row in memory).
 MILP_MAX_ROWS = 2_000_000
+#: Engines overrun their own time limit by up to about this much (CP-SAT finishing a
+#: presolve step, HiGHS a node), so their limit is set this much below the time left.
+ENGINE_MARGIN_S = 1.0
 #: Finishing a result (slots to plan, validation, cost): seconds, and seconds per tensor.
 FINISH_BASE_S, FINISH_PER_TENSOR_S = 0.2, 2e-4
 
@@ -66,6 +69,14 @@ def check_handover(budget: Budget, rows: int) -> None:
     the engine (a step that cannot be interrupted) in the time left."""
     if budget.remaining_s() < MILP_HANDOVER_S_PER_ROW * rows:
         raise BuildTimeout
+
+
+def engine_limit_s(budget: Budget) -> float:
+    """The time limit to give an engine now (infinite without a limit)."""
+    remaining = budget.remaining_s()
+    if math.isinf(remaining):
+        return remaining
+    return max(0.01, remaining - min(ENGINE_MARGIN_S, 0.2 * remaining))
 
 
 def sub_budget(budget: Budget, seconds: float) -> Budget:

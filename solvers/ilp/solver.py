@@ -64,6 +64,8 @@ MODES = ("free", "fixed")
 ORDERS = ("greedy", *NAMED_ORDERS)
 BACKENDS = ("cpsat", "milp")
 MILP_ENGINES = ("highs", "cbc")
+#: Largest seed: CP-SAT's and HiGHS's seeds are 32-bit signed integers.
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class IlpSolver:
     hint: bool = field(
         default=True, metadata={"help": "seed the search with the greedy solver's plan"}
     )
-    seed: int = field(default=0, metadata={"help": "random seed of the solver"})
+    seed: int = field(default=0, metadata={"help": f"random seed of the solver, 0 .. {SEED_MAX}"})
     verbose: bool = field(default=False, metadata={"help": "print the backend's search log"})
 
     def __post_init__(self) -> None:
@@ -115,7 +117,7 @@ class IlpSolver:
         check_choice(self.name, "milp_engine", self.milp_engine, MILP_ENGINES)
         check_range(self.name, "max_loads", self.max_loads, -1)
         check_range(self.name, "workers", self.workers, 1, 64)
-        check_range(self.name, "seed", self.seed, 0)
+        check_range(self.name, "seed", self.seed, 0, SEED_MAX)
 
     @classmethod
     def exact_min_peak(
@@ -186,7 +188,7 @@ class IlpSolver:
             orders = [tuple(order), min_peak_order(problem.graph, sizes, scope)]
             if greedy_plan is not None:
                 orders.insert(0, tuple(greedy_plan.order))
-            starts += warm_starts(self, problem, budget, orders, struct, skipped is None)
+            starts += warm_starts(self, problem, budget, orders, starts, struct, skipped is None)
             starts.sort(key=lambda c: c.value_bytes)
         coverage = Coverage(
             self._order_name(greedy_plan) if fixed is not None else None,

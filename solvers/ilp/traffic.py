@@ -163,12 +163,14 @@ def warm_starts(
     problem: Problem,
     budget: Budget,
     orders: Sequence[Sequence[int]],
+    known: Sequence[Incumbent],
     free_struct: Structure,
     free_search: bool,
 ) -> list[Incumbent]:
     """Optimal plans for a few good fixed orders: strong incumbents for the free search
     (the fixed-order model is far easier), or the best there is when the free search
-    cannot run (``free_search`` False).
+    cannot run (``free_search`` False). Each run is hinted with the best ``known`` plan
+    of its order.
 
     Each run has a work limit derived from the time limit (not the clock: reproducible)
     and a wall limit. With a free search to follow, they take at most WARM_TOTAL_SHARE of
@@ -190,8 +192,9 @@ def warm_starts(
         if window.remaining_s() < share or share < 0.05:
             break
         struct = build_structure(problem, order, solver.max_loads)
-        starts = incumbents(struct, problem, None, order, 0.0)
-        hint = first_hint(struct, [c.plan for c in starts])
+        # The best known plan of this order (e.g. the greedy plan for the greedy order).
+        fits = [c.plan for c in known] + [spill_everything_plan(problem, order)]
+        hint = first_hint(struct, fits)
         outcome = run_backend(
             solver,
             struct,
@@ -292,8 +295,14 @@ def plan_traffic(
         "source": source,
         "objective_bytes": value,
     }
-    if outcome.status is BackendStatus.OPTIMAL:
-        stats.update(coverage.optimal_for())
+    if outcome.status is BackendStatus.OPTIMAL and outcome.objective is not None:
+        if outcome.objective <= value:
+            stats.update(coverage.optimal_for())
+        else:  # a restricted model (max_loads) whose optimum the incumbent beats
+            message = (
+                f"the model {coverage.describe()} is worse ({outcome.objective} B); "
+                f"returning the {source} plan"
+            )
     return make_result(
         solver, problem, status, plan, budget, lower_bound_bytes=bound, stats=stats,
         message=message,
