@@ -89,11 +89,21 @@ def test_max_loads_that_does_not_bite_keeps_the_global_claims():
     result = IlpSolver(max_loads=2, hint=False).solve(problem, Budget(60))
     assert result.status is Status.OPTIMAL
     assert result.cost.non_compulsory_bytes == brute_free_traffic(problem)
-    restricted = IlpSolver(max_loads=0, hint=False).solve(problem, Budget(60))
-    if restricted.cost.non_compulsory_bytes > 0:
-        assert restricted.status is Status.FEASIBLE
-        assert restricted.stats.get("optimal_for_max_loads", 0) == 0
-        assert "within max_loads=0" in restricted.message
+
+
+def test_max_loads_that_bites_is_optimal_only_within_it(optima):
+    case = (1, Scope.ALL, 0)
+    problem = _problem(*case)
+    within = IlpSolver(max_loads=1, hint=False).solve(problem, Budget(60))
+    assert within.status is Status.FEASIBLE and within.lower_bound_bytes is None
+    assert within.stats["optimal_for_max_loads"] is True
+    assert "optimal over all orders within max_loads=1" in within.message
+    assert within.cost.non_compulsory_bytes >= optima[case]
+    # max_loads=0 keeps every tensor on chip from first to last use: nothing fits at M_R.
+    none = IlpSolver(max_loads=0, hint=False).solve(problem, Budget(60))
+    assert none.status is Status.FEASIBLE and none.lower_bound_bytes is None
+    assert "within max_loads=0 has no plan" in none.message
+    assert "optimal_for_max_loads" not in none.stats and not validate(problem, none.plan)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -51,7 +51,8 @@ class _Slot(NamedTuple):
 
 @dataclass
 class _TrafficModel:
-    """A CP-SAT traffic model and the handles needed for hints and extraction."""
+    """A CP-SAT traffic model and the handles needed for hints and extraction (filled in
+    while the model is built)."""
 
     model: Any  # cp_model.CpModel
     steps: list[Any]  # per op, its step (variable or constant)

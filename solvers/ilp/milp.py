@@ -136,7 +136,7 @@ def _floor_bound(value: float) -> int:
 
 
 # ---------------------------------------------------------------- engine runs
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Engine:
     """Which MILP engine to run, and how."""
 
@@ -148,7 +148,7 @@ class _Engine:
     options: Mapping[str, Any]  # further options, by the engine's own names
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Run:
     """What one engine run reports."""
 
@@ -271,7 +271,8 @@ def _run(pulp: Any, lp: Any, engine: _Engine) -> tuple[_Run, dict[str, Any]]:
 # ---------------------------------------------------------------- traffic model
 @dataclass
 class _TrafficModel:
-    """A PuLP traffic model and the handles needed for extraction."""
+    """A PuLP traffic model and the handles needed for extraction (filled in while the
+    model is built)."""
 
     lp: Any  # pulp.LpProblem
     steps: _Steps  # op-step binaries

@@ -264,7 +264,7 @@ def plan_slots(struct: Structure, plan: Plan) -> dict[int, list[SlotValue]] | No
     return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hint:
     """A valid plan that fits a model's space, with its slot values: a search hint."""
 

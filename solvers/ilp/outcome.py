@@ -31,7 +31,7 @@ class BackendStatus(enum.Enum):
         return self in (BackendStatus.OPTIMAL, BackendStatus.FEASIBLE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """A backend's answer for one model."""
 

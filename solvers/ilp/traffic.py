@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from memplan.solvers.ilp.solver import IlpSolver
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Incumbent:
     """A valid plan to start from or fall back on."""
 
@@ -61,7 +61,7 @@ class Incumbent:
     value_bytes: int  # its non-compulsory bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Coverage:
     """What the traffic model covers, for statuses and messages."""
 
@@ -84,7 +84,7 @@ class Coverage:
         if self.order_name is not None:
             stats["optimal_for_order"] = True
         if self.max_loads is not None:
-            stats["optimal_for_max_loads"] = self.max_loads
+            stats["optimal_for_max_loads"] = True
         return stats
 
 
@@ -280,9 +280,10 @@ def plan_traffic(
         plan = slots_to_plan(struct, outcome.order, outcome.slots)
         value, source = outcome.objective, solver.backend
     status, bound, message = _verdict(outcome, coverage, best.source, budget)
-    if value == 0 and status is not Status.OPTIMAL:
+    zero = value == 0 and status is not Status.OPTIMAL
+    if zero:
         status, bound = Status.OPTIMAL, 0
-        message = f"{message}; the plan moves no non-compulsory bytes, which no plan beats"
+        message = f"the {source} plan moves no non-compulsory bytes: no plan does better"
     elif bound is not None and bound == value and status is not Status.OPTIMAL:
         # A global bound equal to the plan's value proves it, whatever the engine's
         # status (HiGHS can stop at its limit with the gap already closed).
@@ -295,7 +296,7 @@ def plan_traffic(
         "source": source,
         "objective_bytes": value,
     }
-    if outcome.status is BackendStatus.OPTIMAL and outcome.objective is not None:
+    if outcome.status is BackendStatus.OPTIMAL and outcome.objective is not None and not zero:
         if outcome.objective <= value:
             stats.update(coverage.optimal_for())
         else:  # a restricted model (max_loads) whose optimum the incumbent beats
