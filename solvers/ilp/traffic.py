@@ -253,32 +253,15 @@ def plan_traffic(
     ``skipped`` is the SKIPPED outcome when the search was ruled out beforehand.
     """
     best = starts[0]
-    base_stats: dict[str, Any] = {
-        "backend": solver.backend,
-        "mode": solver.mode,
-        "incumbent": best.source,
-        "incumbent_bytes": best.value_bytes,
-        "unit_bytes": struct.unit_bytes,
-    }
-    if best.value_bytes == 0:
-        stats = {**base_stats, "source": best.source, "objective_bytes": 0}
-        message = f"the {best.source} plan moves no non-compulsory bytes"
-        return make_result(
-            solver, problem, Status.OPTIMAL, best.plan, budget,
-            lower_bound_bytes=0, stats=stats, message=message,
-        )  # fmt: skip
     hint = first_hint(struct, [c.plan for c in starts])
-    search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
-    outcome = skipped or run_backend(solver, struct, search, hint)
-    if outcome.status is BackendStatus.OPTIMAL:
-        outcome = polish(solver, struct, search, outcome)
-    plan, value, source = best.plan, best.value_bytes, best.source
-    found = outcome.order is not None and outcome.slots is not None
-    # On a tie keep the incumbent: it does not depend on thread timing.
-    if found and outcome.objective is not None and outcome.objective < value:
-        assert outcome.order is not None and outcome.slots is not None
-        plan = slots_to_plan(struct, outcome.order, outcome.slots)
-        value, source = outcome.objective, solver.backend
+    if best.value_bytes == 0:
+        outcome = Outcome.skipped("an incumbent moves no non-compulsory bytes", out_of_time=False)
+    else:
+        search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
+        outcome = skipped or run_backend(solver, struct, search, hint)
+        if outcome.status is BackendStatus.OPTIMAL:
+            outcome = polish(solver, struct, search, outcome)
+    plan, value, source = _adopt(struct, outcome, best, solver.backend)
     status, bound, message = _verdict(outcome, coverage, best.source, budget)
     zero = value == 0 and status is not Status.OPTIMAL
     if zero:
@@ -290,7 +273,11 @@ def plan_traffic(
         status = Status.OPTIMAL
         message = f"proven optimal {coverage.describe()} (the bound reached the plan's value)"
     stats = {
-        **base_stats,
+        "backend": solver.backend,
+        "mode": solver.mode,
+        "incumbent": best.source,
+        "incumbent_bytes": best.value_bytes,
+        "unit_bytes": struct.unit_bytes,
         "hinted": hint is not None,
         **outcome.stats,
         "source": source,
@@ -308,6 +295,18 @@ def plan_traffic(
         solver, problem, status, plan, budget, lower_bound_bytes=bound, stats=stats,
         message=message,
     )  # fmt: skip
+
+
+def _adopt(
+    struct: Structure, outcome: Outcome, best: Incumbent, backend: str
+) -> tuple[Plan, int, str]:
+    """The plan to return, its value and source: the search's when strictly better than
+    the best incumbent (on a tie the incumbent, which does not depend on thread timing)."""
+    if outcome.order is None or outcome.slots is None or outcome.objective is None:
+        return best.plan, best.value_bytes, best.source
+    if outcome.objective >= best.value_bytes:
+        return best.plan, best.value_bytes, best.source
+    return slots_to_plan(struct, outcome.order, outcome.slots), outcome.objective, backend
 
 
 def _verdict(
