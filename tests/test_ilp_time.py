@@ -96,3 +96,59 @@ def test_exact_min_peak_out_of_time_is_marked_unproven():
 
     assert problem.min_resident_bytes <= estimate.value_bytes
     assert estimate.value_bytes <= heuristic_min_peak(problem).value_bytes
+
+
+def test_a_search_deaf_to_its_stop_request_is_abandoned():
+    """Some CP-SAT steps answer neither the time limit nor stop_search for minutes."""
+    import threading
+    import time
+    import types
+
+    from memplan.solvers.ilp.cpsat import _run
+
+    release = threading.Event()
+
+    class DeafSolver:
+        parameters = types.SimpleNamespace(catch_sigint_signal=True)
+        stop_requests = 0
+
+        def solve(self, model):
+            release.wait(30)  # ignores stop_search, like the step measured on nasnet
+            return 0
+
+        def stop_search(self):
+            self.stop_requests += 1
+
+    solver = DeafSolver()
+    started = time.monotonic()
+    try:
+        code = _run(object(), solver, Budget(time_limit_s=0.3))
+    finally:
+        release.set()
+    assert code is None and solver.stop_requests == 1
+    assert time.monotonic() - started <= 0.3 + phases.ABANDON_AFTER_S + 0.5
+    assert solver.parameters.catch_sigint_signal is False
+
+
+@pytest.mark.parametrize("mode", ["free", "fixed"])
+def test_hints_cover_every_variable(mode):
+    """An incomplete hint makes CP-SAT complete it first, which ignored the time limit
+    for minutes on a 1,231-op graph (measured: 291 s for a 30 s limit)."""
+    from memplan.analysis import min_peak_order
+    from memplan.fallback import spill_everything_plan
+    from memplan.solvers.ilp.cpsat import _add_hints, _build_peak_model, _build_traffic_model
+    from memplan.solvers.ilp.model import first_hint
+
+    problem = _problem(10, 14)
+    order = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
+    struct = build_structure(problem, order if mode == "fixed" else None, -1)
+    hint = first_hint(struct, [spill_everything_plan(problem, order)])
+    assert hint is not None
+    traffic = _build_traffic_model(struct, Budget(30))
+    _add_hints(traffic, struct, hint)
+    peak_model, _ = _build_peak_model(struct, order, 1, 1 << 30)
+    for model in (traffic.model, peak_model):
+        proto = model.proto
+        domains = [list(v.domain) for v in proto.variables]
+        free = {i for i, d in enumerate(domains) if d[0] != d[-1]}
+        assert free and free <= set(proto.solution_hint.vars)

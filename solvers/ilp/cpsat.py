@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -37,7 +38,12 @@ from memplan.ir import OpId
 from memplan.solver import Budget
 from memplan.solvers.ilp.model import Hint, SlotValue, Structure, TensorSpec
 from memplan.solvers.ilp.outcome import BackendStatus, Outcome
-from memplan.solvers.ilp.phases import BuildTimeout, check_deadline, engine_limit_s
+from memplan.solvers.ilp.phases import (
+    ABANDON_AFTER_S,
+    BuildTimeout,
+    check_deadline,
+    engine_limit_s,
+)
 
 
 class _Slot(NamedTuple):
@@ -46,6 +52,7 @@ class _Slot(NamedTuple):
     present: Any  # bool var (constant 1 for the first slot)
     start: Any  # first step on chip
     end: Any  # first step off chip again
+    length: Any  # end - start, in steps
     offset: Any  # address in units
 
 
@@ -97,13 +104,19 @@ def _params(
 
 
 def _run(model: Any, solver: Any, budget: Budget) -> Any:
-    """Solve in a worker thread (returns CP-SAT's status code); stop the search when the
-    budget runs out or on Ctrl-C.
+    """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
     CP-SAT would otherwise catch SIGINT itself, and the caller could not tell an
     interrupted search from one out of time. Here the main thread waits in Python, so the
     CLI's SIGINT handler runs (it sets ``budget.stop_event``), and a bare Ctrl-C in a
     library call sets the stop event too: either way the best plan so far comes back.
+
+    Some CP-SAT steps on large models answer neither the time limit nor the stop request
+    for minutes (measured: 80 s past a 60 s budget on a 1,231-op graph); a search still
+    running ABANDON_AFTER_S after the budget's end is left to finish in its daemon thread.
+
+    Returns:
+        CP-SAT's status code, or None for an abandoned search (nothing can be read).
 
     Raises:
         RuntimeError: CP-SAT rejected the model (a bug in the model builder).
@@ -119,15 +132,18 @@ def _run(model: Any, solver: Any, budget: Budget) -> Any:
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    stopped = False
+    stopped_at = None
     while worker.is_alive():
         try:
             worker.join(0.05)
         except KeyboardInterrupt:
             budget.stop_event.set()
-        if not stopped and budget.should_stop():
+        if stopped_at is None and budget.should_stop():
             solver.stop_search()
-            stopped = True
+            stopped_at = time.monotonic()
+        late = stopped_at is not None and time.monotonic() - stopped_at > ABANDON_AFTER_S
+        if late and worker.is_alive():
+            return None
     if "error" in outcome:
         raise outcome["error"]
     from ortools.sat.python import cp_model
@@ -135,6 +151,9 @@ def _run(model: Any, solver: Any, budget: Budget) -> Any:
     if outcome["status"] == cp_model.MODEL_INVALID:
         raise RuntimeError(f"CP-SAT rejected the ilp model: {model.validate()}")
     return outcome["status"]
+
+
+_ABANDONED = {"cpsat_status": "ABANDONED (still running after its time limit)"}
 
 
 def _counters(model: Any, solver: Any, code: Any) -> dict[str, Any]:
@@ -210,7 +229,7 @@ def _add_tensor(tm: _TrafficModel, struct: Structure, spec: TensorSpec) -> None:
         tm.time_intervals.append(time_iv)
         tm.address_intervals.append(addr_iv)
         tm.demands.append(spec.units)
-        slots.append(_Slot(present, start, end, y))
+        slots.append(_Slot(present, start, end, length, y))
     tm.slots[a] = slots
     # Every read is covered by one slot; a load slot that covers no read is useless.
     covering: list[list[Any]] = [[] for _ in range(spec.num_slots)]
@@ -257,9 +276,13 @@ def _add_hints(tm: _TrafficModel, struct: Structure, hint: Hint) -> None:
             value = values[k] if k < len(values) else None
             if k > 0:
                 tm.model.add_hint(slot.present, value is not None)
+            start, end = (value.start, value.end) if value else (lo, lo + 1)
             if not (spec.activation and k == 0):
-                tm.model.add_hint(slot.start, value.start if value else lo)
-            tm.model.add_hint(slot.end, value.end if value else lo + 1)
+                tm.model.add_hint(slot.start, start)
+            tm.model.add_hint(slot.end, end)
+            # A hint that misses variables makes CP-SAT complete it first, which on large
+            # models ignored the time limit for minutes: hint every variable.
+            tm.model.add_hint(slot.length, end - start)
             tm.model.add_hint(slot.offset, value.offset_units if value else 0)
         for o in spec.consumers:
             t = step_of[o]
@@ -320,6 +343,8 @@ def solve_traffic(
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose, deterministic_s)
     code = _run(tm.model, solver, budget)
+    if code is None:
+        return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
     status, stats = _status(code), _counters(tm.model, solver, code)
     if not status.has_solution:
         return Outcome(status, bound=_bound_without_solution(solver, status), stats=stats)
@@ -332,6 +357,58 @@ def solve_traffic(
 
 
 # ---------------------------------------------------------------- peak model
+def _build_peak_model(
+    struct: Structure,
+    hint_order: Sequence[int] | None,
+    lower_bound_units: int,
+    upper_bound_units: int,
+) -> tuple[Any, list[Any]]:
+    """The peak model and its step variables, hinted with ``hint_order`` (whose peak is
+    ``upper_bound_units``) when given."""
+    from ortools.sat.python import cp_model
+
+    model = cp_model.CpModel()
+    steps = _step_vars(model, struct)
+    intervals, demands = [], []
+    lives: list[tuple[TensorSpec, Any, Any, Any]] = []  # spec, start, end, length
+    for spec in struct.tensors:
+        a = spec.tensor
+        lo, hi = spec.window
+        if spec.producer is not None:
+            start = steps[spec.producer]
+        else:
+            start = model.new_int_var(lo, hi - 1, f"s{a}")
+            model.add_min_equality(start, [steps[o] for o in spec.consumers])
+        end = model.new_int_var(lo + 1, hi, f"e{a}")
+        ends = [steps[o] + 1 for o in spec.consumers]
+        if spec.producer is not None:
+            ends.append(steps[spec.producer] + 1)
+        model.add_max_equality(end, ends)
+        length = model.new_int_var(1, hi - lo, f"d{a}")
+        intervals.append(model.new_interval_var(start, length, end, f"i{a}"))
+        demands.append(spec.units)
+        lives.append((spec, start, end, length))
+    peak = model.new_int_var(lower_bound_units, max(upper_bound_units, lower_bound_units), "peak")
+    model.add_cumulative(intervals, demands, peak)
+    model.minimize(peak)
+    if hint_order is not None:
+        # Every variable (see _add_hints); ``upper_bound_units`` is the order's peak.
+        step_of = {int(o): t for t, o in enumerate(hint_order)}
+        for o, var in enumerate(steps):
+            if not struct.op_fixed(o):
+                model.add_hint(var, step_of[o])
+        for spec, start, end, length in lives:
+            touching = [step_of[o] for o in spec.consumers]
+            if spec.producer is not None:
+                touching.append(step_of[spec.producer])
+            else:
+                model.add_hint(start, min(touching))
+            model.add_hint(end, max(touching) + 1)
+            model.add_hint(length, max(touching) + 1 - min(touching))
+        model.add_hint(peak, upper_bound_units)
+    return model, steps
+
+
 def solve_peak(
     struct: Structure,
     budget: Budget,
@@ -349,37 +426,12 @@ def solve_peak(
     """
     from ortools.sat.python import cp_model
 
-    model = cp_model.CpModel()
-    steps = _step_vars(model, struct)
-    intervals, demands = [], []
-    for spec in struct.tensors:
-        a = spec.tensor
-        lo, hi = spec.window
-        if spec.producer is not None:
-            start = steps[spec.producer]
-        else:
-            start = model.new_int_var(lo, hi - 1, f"s{a}")
-            model.add_min_equality(start, [steps[o] for o in spec.consumers])
-        end = model.new_int_var(lo + 1, hi, f"e{a}")
-        ends = [steps[o] + 1 for o in spec.consumers]
-        if spec.producer is not None:
-            ends.append(steps[spec.producer] + 1)
-        model.add_max_equality(end, ends)
-        length = model.new_int_var(1, hi - lo, f"d{a}")
-        intervals.append(model.new_interval_var(start, length, end, f"i{a}"))
-        demands.append(spec.units)
-    peak = model.new_int_var(lower_bound_units, max(upper_bound_units, lower_bound_units), "peak")
-    model.add_cumulative(intervals, demands, peak)
-    model.minimize(peak)
-    if hint_order is not None:
-        step_of = {int(o): t for t, o in enumerate(hint_order)}
-        for o, var in enumerate(steps):
-            if not struct.op_fixed(o):
-                model.add_hint(var, step_of[o])
-        model.add_hint(peak, upper_bound_units)
+    model, steps = _build_peak_model(struct, hint_order, lower_bound_units, upper_bound_units)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose)
     code = _run(model, solver, budget)
+    if code is None:
+        return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
     status, stats = _status(code), _counters(model, solver, code)
     if not status.has_solution:
         return Outcome(status, bound=_bound_without_solution(solver, status), stats=stats)

@@ -50,6 +50,8 @@ MILP_MAX_ROWS = 2_000_000
 #: Engines overrun their own time limit by up to about this much (CP-SAT finishing a
 #: presolve step, HiGHS a node), so their limit is set this much below the time left.
 ENGINE_MARGIN_S = 1.0
+#: A CP-SAT search still running this long after its budget ended is abandoned.
+ABANDON_AFTER_S = 0.5
 #: Finishing a result (slots to plan, validation, cost): seconds, and seconds per tensor.
 FINISH_BASE_S, FINISH_PER_TENSOR_S = 0.2, 2e-4
 
