@@ -141,6 +141,21 @@ def test_stop_event_returns_a_valid_plan_quickly():
     assert result.wall_s < 30
     assert result.plan is not None and not validate(problem, result.plan)
     assert result.status in (Status.TIMEOUT, Status.OPTIMAL)
+    if result.status is Status.TIMEOUT:
+        assert "interrupted" in result.message
+
+
+@pytest.mark.parametrize("backend", ["cpsat", "milp"])
+def test_stopped_before_the_search_says_interrupted(backend):
+    problem = _problem(random_graph(2, 30))
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    budget = Budget(time_limit_s=60)
+    budget.stop_event.set()
+    result = IlpSolver(backend=backend).solve(problem, budget)
+    assert result.plan is not None and not validate(problem, result.plan)
+    assert result.wall_s < 10
+    if result.cost.non_compulsory_bytes > 0:
+        assert result.status is Status.TIMEOUT and "interrupted" in result.message
 
 
 def test_tiny_time_limit_still_returns_a_plan():

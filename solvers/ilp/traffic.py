@@ -332,8 +332,9 @@ def _verdict(
         )
     if status is BackendStatus.SKIPPED:
         timed = outcome.stats["skipped_out_of_time"]
-        message = f"{outcome.stats['skipped']}: no exact search; returning the {fallback} plan"
-        return Status.TIMEOUT if timed else Status.FEASIBLE, None, message
+        why = "interrupted" if budget.interrupted() else outcome.stats["skipped"]
+        message = f"{why}: no exact search; returning the {fallback} plan"
+        return Status.TIMEOUT if timed or budget.interrupted() else Status.FEASIBLE, None, message
     # UNKNOWN: no solution of the model and no proof, in the time there was.
     shown = f"; best bound {bound} B {where}" if bound is not None else ""
     return (
