@@ -5,13 +5,15 @@ starts (free mode), the main model's build and search, and polishing. Each phase
 share of what remains, and the model phases are sized first: a model whose estimated
 build does not fit the time left is skipped (the best incumbent comes back, with a
 message naming what was skipped), and a build that runs late is abandoned at its
-deadline. A search gets the wall time that remains as its engine limit, so the engine's
-own presolve stops in time too (CP-SAT's presolve does not answer a stop request).
-The last :func:`finish_reserve_s` seconds turn the best solution into a checked result.
+deadline. A search gets the wall time that remains (less ENGINE_MARGIN_S) as its engine
+limit, so the engine's own presolve stops in time too (CP-SAT's presolve does not answer
+a stop request), and a CP-SAT search that answers neither is abandoned. The last
+:func:`finish_reserve_s` seconds turn the best solution into a checked result.
 
-The promise: a solve returns within its time limit plus :data:`GRACE_S` on any graph
-(measured in the report of [W2-1] section 7; the grace covers the checks of the final
-plan and a build step that cannot be interrupted, such as handing a model to HiGHS).
+The promise: a solve returns within its time limit plus :data:`GRACE_S` on any graph,
+once imports and the allocator's compiled kernels are loaded (the first run in a fresh
+checkout compiles them for tens of seconds). Measured at 60 s on 76- to 2,070-op
+workloads with a load average of 5 to 8 on 2 cores: at most 59.5 s.
 """
 
 from __future__ import annotations
