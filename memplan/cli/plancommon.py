@@ -4,8 +4,9 @@
   budget (``MR``, ``MH``, ``MP``, a size, a multiple, or ``accelerator``).
 - :class:`StopOnSigint`: the first Ctrl-C asks the solver to stop and return its best
   plan; the second aborts.
-- :func:`load_plan_problem`: a plan file read against a model, with the accelerator
-  and scope it records unless the command line overrides them.
+- :func:`load_plan_problem`: a plan file read against a model imported with the
+  options the plan records, with the accelerator and scope it records unless the
+  command line overrides them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
-    from memplan.io.loading import LoadedModel
-    from memplan.io.planfile import PlanFile
+    from memplan.io.loading import ImportOptions, LoadedModel
+    from memplan.io.planfile import PlanFile, PlanHeader
     from memplan.problem import Problem
 
 #: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
@@ -104,10 +105,11 @@ class StopOnSigint:
 class PlanInput:
     """A model and a plan file read against it."""
 
-    loaded: LoadedModel  # the model given on the command line
-    planfile: PlanFile  # the plan file, checked against the model's sha256
+    loaded: LoadedModel  # the model given on the command line, imported as the plan says
+    planfile: PlanFile  # the plan file, checked against the model's sha256 and graph
     problem: Problem  # the plan file's (or overridden) accelerator, scope and capacity
     overrides: tuple[str, ...]  # which of --accelerator, --scope, --scratchpad were given
+    notes: tuple[str, ...] = ()  # things the reader should know (an old file format, ...)
 
 
 def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,14 +137,54 @@ def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _import_options_for(args: argparse.Namespace, header: PlanHeader) -> ImportOptions | None:
+    """The plan's recorded import options, unless the flags contradict them (an error).
+
+    Returns None for a version 1 plan file, which records none: the flags apply.
+
+    Raises:
+        InvalidPlanError: an import flag given differs from what the plan file records.
+    """
+    from memplan.cli.common import given_import_options
+    from memplan.errors import InvalidPlanError
+
+    recorded = header.import_options
+    if recorded is None:
+        return None
+    from_flags, given = given_import_options(args)
+    differing = recorded.differing(from_flags, given)
+    if differing:
+        raise InvalidPlanError(
+            f"{header.source} was made with {' '.join(recorded.flags(differing))}, but this "
+            f"command gives {' '.join(from_flags.flags(differing))}; leave the import flags "
+            "out to use the plan's own, or plan again with these flags (memplan optimize)"
+        )
+    return recorded
+
+
 def load_plan_problem(args: argparse.Namespace) -> PlanInput:
-    """Load the model and the plan file; apply ``--accelerator``/``--scope``/``--scratchpad``."""
+    """Load the plan file, then the model as the plan records it; apply the overrides.
+
+    The model is imported with the plan's recorded import options (``--input-shape``,
+    ``--dim``, ``--dtype-bytes``, aliases); an import flag that contradicts them is an
+    error, not a silently different graph. ``--accelerator``, ``--scope`` and
+    ``--scratchpad`` override what the plan records (to check a plan on another
+    scratchpad); the output names them.
+    """
     from memplan.accelerator import load_accelerator
-    from memplan.io.planfile import read_plan_file
+    from memplan.io.planfile import plan_from_header, read_plan_header
     from memplan.problem import Problem, Scope
 
-    loaded = load_model_from_args(args)
-    planfile = read_plan_file(args.plan, loaded.graph, expected_sha256=loaded.sha256)
+    header = read_plan_header(args.plan)
+    loaded = load_model_from_args(args, _import_options_for(args, header))
+    notes = []
+    if header.version == 1:
+        notes.append(
+            f"{args.plan} is a version 1 plan file, which does not record how the model was "
+            "imported: give the --input-shape, --dim, --dtype-bytes and --no-aliases it was "
+            "planned with (memplan optimize -o now records them)"
+        )
+    planfile = plan_from_header(header, loaded.graph, expected_sha256=loaded.sha256)
     overrides = []
     accelerator = planfile.accelerator
     if args.accelerator is not None:
@@ -156,4 +198,4 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     if args.scratchpad is not None:
         problem = problem.with_capacity(resolve_scratchpad(args.scratchpad, problem).capacity_bytes)
         overrides.append("--scratchpad")
-    return PlanInput(loaded, planfile, problem, tuple(overrides))
+    return PlanInput(loaded, planfile, problem, tuple(overrides), tuple(notes))
