@@ -25,25 +25,27 @@ from rich.text import Text
 from memplan.solver import Progress, relative_gap
 from memplan.units import format_bytes
 
+#: Seconds before the live line appears on a terminal.
+DELAY_S = 1.0
+#: Seconds between progress lines when stderr is not a terminal (a log file).
+LOG_EVERY_S = 10.0
+
 
 def progress_text(progress: Progress | None, elapsed_s: float, time_limit_s: float | None) -> str:
     """The live line for the latest snapshot (None: the solver reported nothing yet)."""
     limit = f" of {time_limit_s:g} s" if time_limit_s is not None else ""
-    words = [f"solving {elapsed_s:.1f} s{limit}:"]
-    if progress is None or progress.incumbent_bytes is None:
-        words.append("no plan yet")
-    else:
-        words.append(f"best plan {format_bytes(progress.incumbent_bytes)} non-compulsory,")
+    incumbent = None if progress is None else progress.incumbent_bytes
     bound = None if progress is None else progress.bound_bytes
-    words.append("bound –" if bound is None else f"bound {format_bytes(bound)}")
-    gap = None
-    if progress is not None and progress.incumbent_bytes is not None:
-        gap = relative_gap(progress.incumbent_bytes, bound)
-    words[-1] += ","
-    words.append("gap –" if gap is None else f"gap {gap:.1%}")
-    if progress is not None and progress.message:
-        words.append(f"({progress.message})")
-    return " ".join(words)
+    gap = None if incumbent is None else relative_gap(incumbent, bound)
+    parts = [
+        "no plan yet"
+        if incumbent is None
+        else f"best plan {format_bytes(incumbent)} non-compulsory",
+        "bound –" if bound is None else f"bound {format_bytes(bound)}",
+        "gap –" if gap is None else f"gap {gap:.1%}",
+    ]
+    phase = f" ({progress.message})" if progress is not None and progress.message else ""
+    return f"solving {elapsed_s:.1f} s{limit}: " + ", ".join(parts) + phase
 
 
 class LiveLine:
@@ -54,16 +56,16 @@ class LiveLine:
         console: Console,
         time_limit_s: float | None,
         *,
-        delay_s: float = 1.0,
+        delay_s: float | None = None,
         refresh_s: float = 0.25,
-        log_every_s: float = 10.0,
+        log_every_s: float | None = None,
         enabled: bool = True,
     ) -> None:
         self.console = console  # where the line goes (stderr)
         self.time_limit_s = time_limit_s  # shown as "of N s"
-        self.delay_s = delay_s  # nothing shows for a solve shorter than this
-        self.refresh_s = refresh_s  # redraw interval on a terminal
-        self.log_every_s = log_every_s  # print interval when not a terminal
+        self.delay_s = DELAY_S if delay_s is None else delay_s  # no line for shorter solves
+        self.refresh_s = refresh_s  # redraw interval on a terminal, seconds
+        self.log_every_s = LOG_EVERY_S if log_every_s is None else log_every_s  # not a terminal
         self.enabled = enabled  # False: collect snapshots, show nothing
         self.latest: Progress | None = None  # last snapshot the solver reported
         self._started_s = time.monotonic()
