@@ -119,3 +119,12 @@ def test_import_flags_with_a_graph_json_model_are_refused(tmp_path, capsys):
     assert json.loads(plan.read_text())["import"] is None
     code, out, _ = run(capsys, "validate", path, plan)
     assert code == EXIT_OK and "valid" in out
+
+
+def test_plan_for_another_model_says_so_even_when_its_import_fails(plan_640, tmp_path, capsys):
+    """The recorded --input-shape names an input the other model lacks: the hash decides."""
+    other = tmp_path / "small.onnx"
+    onnx.save(small_model(), other)
+    code, _, err = run(capsys, "validate", other, plan_640)
+    assert code == EXIT_BAD_INPUT
+    assert "was made for model 'dynamic (dynamic.onnx)'" in err and err.count("\n") == 1

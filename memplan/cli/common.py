@@ -194,6 +194,18 @@ def load_model_from_args(
     return loaded
 
 
+def model_sha256_from_args(args: argparse.Namespace) -> str:
+    """SHA-256 of ``args.model`` without importing it (the file's bytes, or the proto's)."""
+    import hashlib
+
+    from memplan.io.files import sha256_of_file
+
+    source = _model_source(args.model)
+    if isinstance(source, (str, Path)):
+        return sha256_of_file(source)
+    return hashlib.sha256(source.SerializeToString()).hexdigest()
+
+
 def _model_source(model: Any) -> Any:
     """A path for files and stored workloads, a ModelProto for generated workloads."""
     name = str(model)

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from memplan.cli.common import load_model_from_args
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, MemplanError
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -162,6 +162,19 @@ def _import_options_for(args: argparse.Namespace, header: PlanHeader) -> ImportO
     return recorded
 
 
+def _check_model_sha256(args: argparse.Namespace, header: PlanHeader) -> None:
+    """Raise the "made for another model" error if the model file is not the plan's."""
+    from memplan.cli.common import model_sha256_from_args
+    from memplan.io.planfile import wrong_model_error
+
+    try:
+        digest = model_sha256_from_args(args)
+    except (OSError, MemplanError):
+        return  # unreadable: the loader's own error says so
+    if digest != header.model_sha256:
+        raise wrong_model_error(header, str(args.model), digest)
+
+
 def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     """Load the plan file, then the model as the plan records it; apply the overrides.
 
@@ -176,7 +189,12 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     from memplan.problem import Problem, Scope
 
     header = read_plan_header(args.plan)
-    loaded = load_model_from_args(args, _import_options_for(args, header))
+    try:
+        loaded = load_model_from_args(args, _import_options_for(args, header))
+    except MemplanError:
+        # The plan's import options may not fit another model: name the real mistake.
+        _check_model_sha256(args, header)
+        raise
     notes = []
     if header.version == 1:
         notes.append(

@@ -328,6 +328,16 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
     )
 
 
+def wrong_model_error(header: PlanHeader, given: str, given_sha256: str) -> InvalidPlanError:
+    """The error for a plan file used with a model file of another SHA-256."""
+    return InvalidPlanError(
+        f"{header.source} was made for model {header.made_for()!r} with sha256 "
+        f"{header.model_sha256}, but the model given ({given}) has sha256 {given_sha256} "
+        "(a converted or re-exported copy has another hash); plan this model with memplan "
+        "optimize, or pass the model file the plan was made for"
+    )
+
+
 def plan_from_header(
     header: PlanHeader, graph: Graph, expected_sha256: str | None = None
 ) -> PlanFile:
@@ -341,12 +351,7 @@ def plan_from_header(
 
     source, data = header.source, header.data
     if expected_sha256 is not None and header.model_sha256 != expected_sha256:
-        raise InvalidPlanError(
-            f"{source} was made for model {header.made_for()!r} with sha256 "
-            f"{header.model_sha256}, but the model given ({graph.name!r}) has sha256 "
-            f"{expected_sha256} (a converted or re-exported copy has another hash); plan this "
-            "model with memplan optimize, or pass the model file the plan was made for"
-        )
+        raise wrong_model_error(header, repr(graph.name), expected_sha256)
     if header.graph_sha256 is not None and graph_sha256(graph) != header.graph_sha256:
         ops, tensors = header.graph_size or (0, 0)
         how = header.import_options.describe() if header.import_options else "graph JSON"
