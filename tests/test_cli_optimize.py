@@ -72,7 +72,7 @@ def test_optimize_writes_valid_plan_csv_and_plot(tmp_path, model_path, capsys):
     assert code == EXIT_OK, err
     assert "status       feasible" in out
     assert "non-compulsory traffic  16.00 KiB (16,384 B)" in out  # A is spilled once
-    assert "MR = 32.00 KiB" in out
+    assert "scratchpad   32.00 KiB (32,768 B) = MR\n" in out
     loaded = load_model(model_path)
     planfile = read_plan_file(plan, loaded.graph, expected_sha256=sha256_of_file(model_path))
     problem = planfile.problem(loaded.graph)

@@ -59,6 +59,14 @@ def _budget_text(spec: str, note: str) -> str:
     return f"{spec} ({note})"
 
 
+def _scratchpad_text(problem: Problem, budget_spec: ResolvedBudget) -> str:
+    """``2.72 MiB (2,847,488 B) = MH = ...; MR = ...`` (MR left out when it is the budget)."""
+    text = f"{_b(problem.capacity_bytes)} = {_budget_text(budget_spec.spec, budget_spec.note)}"
+    if budget_spec.spec.strip().upper() != "MR":
+        text += f"; MR = {_b(problem.min_resident_bytes)}"
+    return text
+
+
 def time_limit_text(time_limit_s: float | None) -> str:
     """``60 s``, or ``none`` without a limit."""
     return "none" if time_limit_s is None else f"{time_limit_s:g} s"
@@ -92,13 +100,7 @@ def format_header(
             f"scope {problem.scope.value}",
             _HEADER_LABEL,
         ),
-        _line(
-            "scratchpad",
-            f"{_b(problem.capacity_bytes)} = "
-            f"{_budget_text(budget_spec.spec, budget_spec.note)}; "
-            f"MR = {_b(problem.min_resident_bytes)}",
-            _HEADER_LABEL,
-        ),
+        _line("scratchpad", _scratchpad_text(problem, budget_spec), _HEADER_LABEL),
         _line("solver", f"{solver.name} ({options})" if options else solver.name, _HEADER_LABEL),
         _line("time limit", time_limit_text(time_limit_s), _HEADER_LABEL),
     ]
