@@ -1,10 +1,37 @@
-"""Small ONNX models the command-line tests plan (built with onnx.helper, no files)."""
+"""Helpers of the command-line tests: small ONNX models (built with onnx.helper, no
+files), running ``memplan`` in-process, and a Ctrl-C in the middle of a write."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+import memplan.io.files as files
+from memplan.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    """Run ``memplan ARGV...`` in this process; its exit code, stdout and stderr."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ctrl_c_while_staging(monkeypatch: pytest.MonkeyPatch, nth: int = 2) -> None:
+    """Make the ``nth`` file staged by :func:`memplan.io.files.atomic_write_many` raise
+    KeyboardInterrupt, as a Ctrl-C would while the files are being written."""
+    real_stage = files._stage
+    staged: list[str] = []
+
+    def stage_then_ctrl_c(target: files.OutputTarget, data: bytes) -> str:
+        staged.append(target.given)
+        if len(staged) == nth:
+            raise KeyboardInterrupt
+        return real_stage(target, data)
+
+    monkeypatch.setattr(files, "_stage", stage_then_ctrl_c)
 
 
 def small_model(channels: int = 8, hw: int = 16) -> onnx.ModelProto:

@@ -11,11 +11,10 @@ from typing import ClassVar
 
 import onnx
 import pytest
-from cli_models import small_model
+from cli_models import ctrl_c_while_staging, run_cli, small_model
 
-import memplan.io.files as files
 import memplan.registry
-from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, main
+from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from memplan.io.files import sha256_of_file
 from memplan.io.loading import load_model
 from memplan.io.planfile import read_plan_file
@@ -53,14 +52,8 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def optimize(capsys, model_path, *argv) -> tuple[int, str, str]:
-    return run(
+    return run_cli(
         capsys, "optimize", model_path, "--solver", "counting-test", "--scratchpad", "MR", *argv
     )
 
@@ -150,16 +143,7 @@ def test_conflicting_outputs(tmp_path, model_path, capsys, monkeypatch, args, ex
 def test_ctrl_c_while_writing_writes_nothing(tmp_path, model_path, capsys, monkeypatch):
     plan, buffers = tmp_path / "plan.json", tmp_path / "b.csv"
     plan.write_text("old")
-    real_stage = files._stage
-    staged = []
-
-    def stage_then_ctrl_c(target, data):
-        staged.append(target.given)
-        if len(staged) == 2:
-            raise KeyboardInterrupt
-        return real_stage(target, data)
-
-    monkeypatch.setattr(files, "_stage", stage_then_ctrl_c)
+    ctrl_c_while_staging(monkeypatch)
     code, _, err = optimize(capsys, model_path, "-o", plan, "--csv", buffers)
     assert code == EXIT_INTERRUPTED and "interrupted" in err
     assert plan.read_text() == "old" and not buffers.exists()

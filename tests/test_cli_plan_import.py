@@ -7,17 +7,11 @@ from pathlib import Path
 
 import onnx
 import pytest
-from cli_models import dynamic_model, small_model
+from cli_models import dynamic_model, run_cli, small_model
 
-from memplan.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from memplan.cli import EXIT_BAD_INPUT, EXIT_OK
 from memplan.io.loading import load_model
 from memplan.ir import graph_to_json
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +24,7 @@ def dynamic_path(tmp_path_factory) -> Path:
 @pytest.fixture
 def plan_640(tmp_path, dynamic_path, capsys) -> Path:
     plan = tmp_path / "plan.json"
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "optimize", dynamic_path, "--input-shape", "X:1,3,64,64", "--scratchpad", "MP",
         "-o", plan,
     )  # fmt: skip
@@ -54,11 +48,11 @@ def test_plan_records_the_import_options(plan_640, dynamic_path):
 @pytest.mark.parametrize("command", ["validate", "score"])
 def test_validate_and_score_reuse_the_recorded_options(plan_640, dynamic_path, capsys, command):
     # Without the flag, the model (whose input is symbolic) imports as the plan records.
-    code, out, err = run(capsys, command, dynamic_path, plan_640)
+    code, out, err = run_cli(capsys, command, dynamic_path, plan_640)
     assert code == EXIT_OK, err
     assert "valid" in out
     # Giving the same flags again is fine.
-    code, _, err = run(capsys, command, dynamic_path, plan_640, "--input-shape", "X:1,3,64,64")
+    code, _, err = run_cli(capsys, command, dynamic_path, plan_640, "--input-shape", "X:1,3,64,64")
     assert code == EXIT_OK, err
 
 
@@ -79,7 +73,7 @@ def test_validate_and_score_reuse_the_recorded_options(plan_640, dynamic_path, c
 def test_contradicting_import_flags_are_one_line(
     plan_640, dynamic_path, capsys, command, flags, expected
 ):
-    code, out, err = run(capsys, command, dynamic_path, plan_640, *flags)
+    code, out, err = run_cli(capsys, command, dynamic_path, plan_640, *flags)
     assert code == EXIT_BAD_INPUT
     assert expected in err and "leave the import flags out" in err
     assert err.count("\n") == 1 and "valid" not in out
@@ -90,7 +84,7 @@ def test_a_changed_import_is_caught_by_the_graph_fingerprint(plan_640, dynamic_p
     data = json.loads(plan_640.read_text())
     data["import"]["input_shapes"]["X"] = [1, 3, 32, 32]
     plan_640.write_text(json.dumps(data))
-    code, _, err = run(capsys, "validate", dynamic_path, plan_640)
+    code, _, err = run_cli(capsys, "validate", dynamic_path, plan_640)
     assert code == EXIT_BAD_INPUT
     assert "same counts but other tensor sizes or shapes" in err and err.count("\n") == 1
 
@@ -102,7 +96,9 @@ def test_version_1_plan_uses_the_flags_and_says_so(plan_640, dynamic_path, capsy
     for key in ("graph_sha256", "ops", "tensors"):
         data["model"].pop(key)
     plan_640.write_text(json.dumps(data))
-    code, out, err = run(capsys, "validate", dynamic_path, plan_640, "--input-shape", "X:1,3,64,64")
+    code, out, err = run_cli(
+        capsys, "validate", dynamic_path, plan_640, "--input-shape", "X:1,3,64,64"
+    )
     assert code == EXIT_OK and "valid" in out
     assert "version 1 plan file, which does not record how the model was imported" in err
 
@@ -110,14 +106,14 @@ def test_version_1_plan_uses_the_flags_and_says_so(plan_640, dynamic_path, capsy
 def test_import_flags_with_a_graph_json_model_are_refused(tmp_path, capsys):
     path = tmp_path / "small.json"
     path.write_text(graph_to_json(load_model(small_model()).graph))
-    code, _, err = run(capsys, "optimize", path, "--dtype-bytes", "1")
+    code, _, err = run_cli(capsys, "optimize", path, "--dtype-bytes", "1")
     assert code == EXIT_BAD_INPUT
     assert "is a memplan graph JSON file" in err and "--dtype-bytes 1" in err
     plan = tmp_path / "plan.json"
-    code, _, err = run(capsys, "optimize", path, "--scratchpad", "MP", "-o", plan)
+    code, _, err = run_cli(capsys, "optimize", path, "--scratchpad", "MP", "-o", plan)
     assert code == EXIT_OK, err
     assert json.loads(plan.read_text())["import"] is None
-    code, out, _ = run(capsys, "validate", path, plan)
+    code, out, _ = run_cli(capsys, "validate", path, plan)
     assert code == EXIT_OK and "valid" in out
 
 
@@ -125,6 +121,6 @@ def test_plan_for_another_model_says_so_even_when_its_import_fails(plan_640, tmp
     """The recorded --input-shape names an input the other model lacks: the hash decides."""
     other = tmp_path / "small.onnx"
     onnx.save(small_model(), other)
-    code, _, err = run(capsys, "validate", other, plan_640)
+    code, _, err = run_cli(capsys, "validate", other, plan_640)
     assert code == EXIT_BAD_INPUT
     assert "was made for model 'dynamic (dynamic.onnx)'" in err and err.count("\n") == 1

@@ -11,12 +11,12 @@ from typing import ClassVar
 
 import onnx
 import pytest
-from cli_models import small_model
+from cli_models import run_cli, small_model
 from rich.console import Console
 
 import memplan.cli.progress as progress
 import memplan.registry
-from memplan.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from memplan.cli import EXIT_BAD_INPUT, EXIT_OK
 from memplan.cli.optimize import DEFAULT_TIME_LIMIT_S, SEED_MAX
 from memplan.cli.progress import LiveLine, progress_text
 from memplan.problem import Problem
@@ -48,12 +48,6 @@ def model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "small.onnx"
     onnx.save(small_model(), path)
     return path
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_progress_text_never_shows_a_gap_without_a_bound():
@@ -96,7 +90,7 @@ def test_optimize_prints_header_then_live_lines_in_a_log(model_path, capsys, mon
         memplan.registry._registered[PluginKind.SOLVER], "reporting-test", SlowReportingSolver
     )
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.2)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "optimize", model_path, "--solver", "reporting-test", "--scratchpad", "MR"
     )
     assert code == EXIT_OK
@@ -119,7 +113,7 @@ def test_optimize_prints_header_then_live_lines_in_a_log(model_path, capsys, mon
 
 
 def test_optimize_text_fits_80_columns_and_map_has_a_legend(model_path, capsys):
-    code, out, _ = run(capsys, "optimize", model_path, "--scratchpad", "MR", "--map")
+    code, out, _ = run_cli(capsys, "optimize", model_path, "--scratchpad", "MR", "--map")
     assert code == EXIT_OK
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "legend: one row per residency" in out and "'L' loaded from DRAM" in out
@@ -127,11 +121,11 @@ def test_optimize_text_fits_80_columns_and_map_has_a_legend(model_path, capsys):
 
 
 def test_default_time_limit_and_none(model_path, capsys):
-    code, out, _ = run(capsys, "optimize", model_path, "--json")
+    code, out, _ = run_cli(capsys, "optimize", model_path, "--json")
     assert code == EXIT_OK and json.loads(out)["time_limit_s"] == DEFAULT_TIME_LIMIT_S
-    code, out, _ = run(capsys, "optimize", model_path, "--json", "--time-limit", "none")
+    code, out, _ = run_cli(capsys, "optimize", model_path, "--json", "--time-limit", "none")
     assert code == EXIT_OK and json.loads(out)["time_limit_s"] is None
-    code, _, err = run(capsys, "optimize", model_path, "--time-limit", "soon")
+    code, _, err = run_cli(capsys, "optimize", model_path, "--time-limit", "soon")
     assert code == EXIT_BAD_INPUT and "not a number of seconds" in err
 
 
@@ -143,7 +137,7 @@ def test_seed_range_is_the_same_for_every_solver(model_path, capsys, solver, see
     if solver == "ilp":
         pytest.importorskip("ortools")
     argv = ["optimize", model_path, "--solver", solver, "--scratchpad", "MP", "--json"]
-    code, _, err = run(capsys, *argv, "--option", f"seed={seed}")
+    code, _, err = run_cli(capsys, *argv, "--option", f"seed={seed}")
     if ok:
         assert code == EXIT_OK, err
     else:

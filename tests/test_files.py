@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cli_models import ctrl_c_while_staging
 
 import memplan.io.files as files
 from memplan.errors import OutputFileError
@@ -174,16 +175,7 @@ def test_disk_errors_while_writing_leave_the_old_file(tmp_path, monkeypatch):
 def test_many_files_are_all_or_none_on_ctrl_c_while_staging(tmp_path, monkeypatch):
     a, b = tmp_path / "a.json", tmp_path / "b.csv"
     a.write_text("old a")
-    real_stage = files._stage
-    calls = []
-
-    def stage_then_interrupt(target, data):
-        calls.append(target.given)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_stage(target, data)
-
-    monkeypatch.setattr(files, "_stage", stage_then_interrupt)
+    ctrl_c_while_staging(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         atomic_write_many([(a, b"new a"), (b, b"new b")])
     assert a.read_text() == "old a" and not b.exists()

@@ -304,18 +304,19 @@ def _write_outputs(
     if result.plan is None or not targets:
         return {}
     from memplan.io.files import atomic_write_many
-    from memplan.io.planfile import plan_csv, plan_file_text
+    from memplan.io.planfile import plan_csv, plan_file_dict, plan_json
 
     contents: dict[str, bytes] = {}
     if "plan" in targets:
-        contents["plan"] = plan_file_text(
+        data = plan_file_dict(
             result,
             problem,
             model_sha256=loaded.sha256,
             model_file=loaded.path,
             budget=budget_spec,
             import_options=loaded.import_options,
-        ).encode("utf-8")
+        )
+        contents["plan"] = plan_json(data).encode("utf-8")
     if "csv" in targets:
         contents["csv"] = plan_csv(problem.graph, result.plan).encode("utf-8")
     if "plot" in targets:

@@ -165,24 +165,8 @@ def plan_file_dict(
     }
 
 
-def plan_file_text(
-    result: SolveResult,
-    problem: Problem,
-    *,
-    model_sha256: str,
-    model_file: str | os.PathLike[str] | None = None,
-    budget: ResolvedBudget | None = None,
-    import_options: ImportOptions | None = None,
-) -> str:
-    """The plan file as JSON text (see :func:`plan_file_dict`)."""
-    data = plan_file_dict(
-        result,
-        problem,
-        model_sha256=model_sha256,
-        model_file=model_file,
-        budget=budget,
-        import_options=import_options,
-    )
+def plan_json(data: Mapping[str, Any]) -> str:
+    """A plan file dictionary (:func:`plan_file_dict`) as the text written to disk."""
     return json.dumps(data, indent=1) + "\n"
 
 
@@ -213,7 +197,7 @@ def write_plan_file(
         InvalidPlanError: ``result`` has no plan.
         OutputFileError: ``path`` may not be written.
     """
-    text = plan_file_text(
+    data = plan_file_dict(
         result,
         problem,
         model_sha256=model_sha256,
@@ -221,7 +205,7 @@ def write_plan_file(
         budget=budget,
         import_options=import_options,
     )
-    atomic_write_text(path, text, what="plan file")
+    atomic_write_text(path, plan_json(data), what="plan file")
 
 
 def read_plan_file(
