@@ -74,7 +74,8 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
 class StopOnSigint:
     """Context manager: Ctrl-C sets ``stop_event`` once; a second Ctrl-C aborts.
 
-    Outside the main thread (where signal handlers cannot be installed) it does nothing.
+    Outside the main thread (where signal handlers cannot be installed), or when SIGINT
+    is ignored (``nohup``, a background job of a script), it does nothing.
     """
 
     def __init__(self, stop_event: threading.Event, notice: str) -> None:
@@ -90,7 +91,11 @@ class StopOnSigint:
         print(self.notice, file=sys.stderr, flush=True)
 
     def __enter__(self) -> StopOnSigint:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (nohup, a background job) keeps ignoring it.
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self
