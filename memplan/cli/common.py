@@ -25,7 +25,7 @@ from rich.console import Console
 
 from memplan.accelerator import DEFAULT_PRESET, load_accelerator
 from memplan.errors import ConfigError
-from memplan.onnx.shapes import parse_dims, parse_input_shapes
+from memplan.onnx.flags import parse_dims, parse_input_shapes, parse_input_values
 from memplan.problem import Problem, Scope
 
 if TYPE_CHECKING:
@@ -79,6 +79,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool =
         ),
     )
     group.add_argument(
+        "--input-value",
+        dest="input_value",
+        action="append",
+        nargs="+",
+        default=None,
+        metavar="NAME:V1,V2,...",
+        help=(
+            "fix the value of a small graph input (a sample rate, a flag, a size), e.g. "
+            "sr:16000, so the shape computations and If branches that depend on it fold "
+            "away; several separated by spaces or by repeating the flag"
+        ),
+    )
+    group.add_argument(
         "--dtype-bytes",
         dest="dtype_bytes",
         type=int,
@@ -106,6 +119,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool =
 IMPORT_ARGUMENTS: dict[str, tuple[str, Callable[[list[str]], Any] | None]] = {
     "input_shapes": ("input_shape", parse_input_shapes),
     "dims": ("dim", parse_dims),
+    "input_values": ("input_value", parse_input_values),
     "dtype_bytes": ("dtype_bytes", None),
     "aliases": ("aliases", None),
 }

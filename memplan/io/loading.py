@@ -20,6 +20,7 @@ from memplan.errors import InputFormatError, OnnxImportError
 from memplan.ir import Graph, graph_from_json
 
 if TYPE_CHECKING:
+    from memplan.onnx.flags import Scalar
     from memplan.onnx.importer import ImportReport
 
 
@@ -37,6 +38,7 @@ class ImportOptions:
 
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # fixed input shapes, elements
     dims: tuple[tuple[str, int], ...] = ()  # sizes of symbolic dims by name, in elements
+    input_values: tuple[tuple[str, tuple[Scalar, ...]], ...] = ()  # fixed small input values
     dtype_bytes: int | None = None  # bytes per element for every tensor; None: ONNX types
     aliases: bool = True  # view ops (Reshape, ...) share their input's buffer
 
@@ -46,6 +48,7 @@ class ImportOptions:
         *,
         input_shapes: Mapping[str, Sequence[int]] | None = None,
         dims: Mapping[str, int] | None = None,
+        input_values: Mapping[str, Sequence[Scalar]] | None = None,
         dtype_bytes: int | None = None,
         aliases: bool = True,
     ) -> ImportOptions:
@@ -53,6 +56,7 @@ class ImportOptions:
         return cls(
             input_shapes=tuple(sorted((n, tuple(s)) for n, s in (input_shapes or {}).items())),
             dims=tuple(sorted((dims or {}).items())),
+            input_values=tuple(sorted((n, tuple(v)) for n, v in (input_values or {}).items())),
             dtype_bytes=dtype_bytes,
             aliases=aliases,
         )
@@ -118,6 +122,11 @@ class ImportOptions:
             for name, shape in self.input_shapes
             if not isinstance(shape, tuple) or not all(positive(d) for d in shape)
         ] + [f"dims.{name}" for name, size in self.dims if not positive(size)]
+        bad += [
+            f"input_values.{name}" for name, values in self.input_values
+            if not isinstance(values, tuple) or not values
+            or not all(isinstance(v, (int, float)) for v in values)
+        ]  # fmt: skip
         if self.dtype_bytes is not None and not positive(self.dtype_bytes):
             bad.append("dtype_bytes")
         if not isinstance(self.aliases, bool):
@@ -125,7 +134,7 @@ class ImportOptions:
         if bad:
             raise InputFormatError(
                 f"{source}: import option {bad[0]} has a wrong value (sizes are positive "
-                "whole numbers, aliases true or false)"
+                "whole numbers, input values numbers or true/false, aliases true or false)"
             )
 
     def flags(self, names: Collection[str] | None = None) -> list[str]:
@@ -171,6 +180,7 @@ def _value_text(value: Any) -> str:
 IMPORT_FLAGS: dict[str, tuple[str, str]] = {
     "input_shapes": ("--input-shape", ":"),
     "dims": ("--dim", "="),
+    "input_values": ("--input-value", ":"),
     "dtype_bytes": ("--dtype-bytes", ""),
     "aliases": ("--aliases", ""),
 }
@@ -214,6 +224,7 @@ def load_model(
     dims: Mapping[str, int] | None = None,
     dtype_bytes: int | None = None,
     aliases: bool = True,
+    input_values: Mapping[str, Sequence[Scalar]] | None = None,
     options: ImportOptions | None = None,
 ) -> LoadedModel:
     """Load an ONNX model (path or ``ModelProto``) or a memplan graph JSON file.
@@ -224,7 +235,9 @@ def load_model(
         dims: sizes of symbolic dimensions by name (ONNX only).
         dtype_bytes: bytes per element overriding the ONNX element types (ONNX only).
         aliases: treat view ops as aliases of their input (ONNX only).
-        options: all import options in one object, instead of the four above.
+        input_values: fixed values of small graph inputs, e.g. ``{"sr": (16000,)}`` (ONNX
+            only); computations and ``If`` branches that depend on them fold.
+        options: all import options in one object, instead of the five above.
 
     Raises:
         OnnxImportError: the file is missing, unreadable, or not a valid model.
@@ -234,7 +247,11 @@ def load_model(
 
     if options is None:
         options = ImportOptions.create(
-            input_shapes=input_shapes, dims=dims, dtype_bytes=dtype_bytes, aliases=aliases
+            input_shapes=input_shapes,
+            dims=dims,
+            input_values=input_values,
+            dtype_bytes=dtype_bytes,
+            aliases=aliases,
         )
     if not isinstance(model, (str, Path)):
         result = import_model(model, **options.importer_kwargs())
