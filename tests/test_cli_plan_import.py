@@ -38,6 +38,7 @@ def test_plan_records_the_import_options(plan_640, dynamic_path):
     assert data["import"] == {
         "input_shapes": {"X": [1, 3, 64, 64]},
         "dims": {},
+        "input_values": {},
         "dtype_bytes": None,
         "aliases": True,
     }
@@ -124,3 +125,22 @@ def test_plan_for_another_model_says_so_even_when_its_import_fails(plan_640, tmp
     code, _, err = run_cli(capsys, "validate", other, plan_640)
     assert code == EXIT_BAD_INPUT
     assert "was made for model 'dynamic (dynamic.onnx)'" in err and err.count("\n") == 1
+
+
+SPEECH = Path(__file__).parent / "data" / "onnx" / "lstm_speech.onnx"
+
+
+def test_input_value_is_recorded_and_reused(tmp_path, capsys):
+    """--input-value picks an If branch: another value is another graph, and is refused."""
+    plan = tmp_path / "plan.json"
+    flags = ["--dim", "batch=1", "samples=16000", "--input-value", "sr:16000"]
+    code, _, err = run_cli(capsys, "optimize", SPEECH, *flags, "--scratchpad", "MP", "-o", plan)
+    assert code == EXIT_OK, err
+    recorded = json.loads(plan.read_text())["import"]
+    assert recorded["input_values"] == {"sr": [16000]}
+    assert recorded["dims"] == {"batch": 1, "samples": 16000}
+    code, out, err = run_cli(capsys, "score", SPEECH, plan)
+    assert code == EXIT_OK and "recorded cost: matches" in out, err
+    code, _, err = run_cli(capsys, "validate", SPEECH, plan, "--input-value", "sr:8000")
+    assert code == EXIT_BAD_INPUT
+    assert "made with --input-value sr:16000, but this command gives --input-value sr:8000" in err

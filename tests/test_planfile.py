@@ -210,6 +210,7 @@ def test_import_options_round_trip(tmp_path):
     assert data["import"] == {
         "input_shapes": {"a": [], "x": [1, 3, 640, 640]},
         "dims": {"batch": 2},
+        "input_values": {},
         "dtype_bytes": 1,
         "aliases": False,
     }

@@ -204,7 +204,8 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     if header.version == 1:
         notes.append(
             f"{args.plan} is a version 1 plan file, which does not record how the model was "
-            "imported: give the --input-shape, --dim, --dtype-bytes and --no-aliases it was "
+            "imported: give the --input-shape, --dim, --input-value, --dtype-bytes and "
+            "--no-aliases it was "
             "planned with (memplan optimize -o now records them)"
         )
     planfile = plan_from_header(header, loaded.graph, expected_sha256=loaded.sha256)

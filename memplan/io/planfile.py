@@ -7,7 +7,7 @@ A plan file records everything needed to check and score a plan again later::
       "model": {"name": "squeezenet", "file": "squeezenet.onnx", "sha256": "9f2c...",
                 "graph_sha256": "41ab...", "ops": 65, "tensors": 118},
       "import": {"input_shapes": {"data_0": [1, 3, 224, 224]}, "dims": {},
-                 "dtype_bytes": null, "aliases": true},
+                 "input_values": {}, "dtype_bytes": null, "aliases": true},
       "accelerator": {"name": "edge-npu", "capacity_bytes": 524288, ...},
       "scope": "activations",
       "budget": {"spec": "MH", "capacity_bytes": 524288, "note": "MH = (MR + MP) / 2, ..."},
