@@ -7,6 +7,8 @@ import os
 import signal
 import stat
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -182,28 +184,58 @@ def test_many_files_are_all_or_none_on_ctrl_c_while_staging(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
-def test_a_pending_ctrl_c_before_the_renames_writes_nothing(tmp_path, monkeypatch):
-    """A SIGINT that arrives once everything is staged still cancels every write."""
+def test_a_real_sigint_while_staging_writes_nothing(tmp_path, monkeypatch):
+    """A SIGINT sent to the process while files are staged cancels every write."""
     a, b = tmp_path / "a.json", tmp_path / "b.csv"
+    a.write_text("old a")
     real_stage = files._stage
-    staged = []
 
     def stage_and_signal(target, data):
         name = real_stage(target, data)
-        staged.append(name)
-        if len(staged) == 2:
-            # Block SIGINT first so that it stays pending, as if it came during the renames.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        if target.path == b:
             os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs now, whichever thread received it
         return name
 
     monkeypatch.setattr(files, "_stage", stage_and_signal)
+    # Other threads (a solver's, say) may receive the signal; the result is the same.
+    stop = threading.Event()
+    threads = [threading.Thread(target=stop.wait, daemon=True) for _ in range(3)]
+    for thread in threads:
+        thread.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            atomic_write_many([(a, b"a"), (b, b"b")])
+            atomic_write_many([(a, b"new a"), (b, b"new b")])
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+        stop.set()
+    assert a.read_text() == "old a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_during_the_renames_comes_after_them(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.json", tmp_path / "b.csv"
+    real_replace = os.replace
+
+    def replace_and_signal(source, target):
+        real_replace(source, target)
+        if Path(target) == a:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+    monkeypatch.setattr(os, "replace", replace_and_signal)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_many([(a, b"a"), (b, b"b")])
+    assert a.read_bytes() == b"a" and b.read_bytes() == b"b"  # both complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.csv"]
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path, monkeypatch):
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.SIG_IGN)
+    installed = []
+    monkeypatch.setattr(signal, "signal", lambda *args: installed.append(args))
+    atomic_write_text(tmp_path / "x.txt", "x")
+    assert installed == [] and (tmp_path / "x.txt").read_text() == "x"
 
 
 def test_bytes_and_stdout(tmp_path, capfdbinary):

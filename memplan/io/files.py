@@ -18,8 +18,8 @@ The rules (docs/files.md says the same for users):
   probed by creating and removing an empty temporary file there: this catches
   read-only file systems, ``/proc`` and other pseudo file systems before any work.
 - The files of one command are written together (:func:`atomic_write_many`): all are
-  staged as temporary files first, then renamed one after another with Ctrl-C held
-  off. A Ctrl-C (or a crash) before the renames leaves every target as it was.
+  staged as temporary files first, then renamed one after another, with Ctrl-C
+  deferred. A Ctrl-C (or a crash) before the renames leaves every target as it was.
 
 Callers check every output path with :func:`check_output_path` before long work
 starts (a ten-minute solve must not be wasted on an unwritable ``--plot``), and write
@@ -38,10 +38,11 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from memplan.errors import OutputFileError
 
@@ -236,26 +237,45 @@ def _stage(target: OutputTarget, data: bytes) -> str:
     return tmp_name
 
 
-@contextmanager
-def _sigint_held() -> Iterator[bool]:
-    """Hold SIGINT off in the main thread; yields whether one was already pending.
+class _DeferredSigint:
+    """While active (main thread only), a SIGINT is counted instead of raising.
 
-    A SIGINT that arrives while held is delivered when the block ends.
+    Python runs signal handlers in the main thread between two bytecodes, so a Ctrl-C
+    can raise :class:`KeyboardInterrupt` anywhere, e.g. between creating a temporary
+    file and remembering its name, or between two renames. Deferring it makes the
+    points where it takes effect explicit. Blocking the signal with a thread mask
+    would not do: the kernel hands it to another thread, and Python still runs the
+    handler in the main thread. A process that ignores SIGINT keeps ignoring it.
     """
-    can_block = (
-        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    )
-    if not can_block:
-        yield False
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        pending = signal.SIGINT in signal.sigpending()
-        if pending:
-            signal.sigwait({signal.SIGINT})  # consume it: the caller raises instead
-        yield pending
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def __init__(self) -> None:
+        self.received = 0  # SIGINTs that arrived while active
+        self._previous: Any = None  # the handler to restore and to hand them to
+        self._installed = False
+
+    def _count(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+
+    def __enter__(self) -> _DeferredSigint:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous not in (signal.SIG_IGN, None):
+                self._previous = signal.signal(signal.SIGINT, self._count)
+                self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def deliver(self) -> None:
+        """Hand a SIGINT that arrived while deferred to the handler it displaced."""
+        if not (self._installed and self.received):
+            return
+        if callable(self._previous):
+            self._previous(signal.SIGINT, None)
+        elif self._previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
 
 
 def atomic_write_many(
@@ -265,9 +285,9 @@ def atomic_write_many(
 
     Each target is checked (:func:`check_output_path`), its bytes go to a temporary
     file beside it, and only when every one is staged are they renamed over their
-    targets, with Ctrl-C held off. A Ctrl-C pressed before that point discards
-    everything and raises :class:`KeyboardInterrupt`; one pressed during the renames is
-    delivered after them. Standard output (``-``) is written last.
+    targets. Ctrl-C is deferred meanwhile: one pressed before the renames discards
+    everything and raises :class:`KeyboardInterrupt`; one pressed during the renames
+    (microseconds) takes effect after them. Standard output (``-``) is written last.
 
     Raises:
         OutputFileError: a target may not be written, or the disk refused the bytes.
@@ -275,20 +295,22 @@ def atomic_write_many(
     """
     targets = [(_target(item, "output"), data) for item, data in items]
     staged: list[tuple[str, OutputTarget]] = []
-    try:
-        for target, data in targets:
-            if target.is_stdout:
-                continue
-            try:
-                staged.append((_stage(target, data), target))
-            except OSError as error:
-                raise _error(
-                    target.what, target.given, f"cannot write ({error.strerror or error})"
-                ) from None
-        with _sigint_held() as interrupted:
-            if interrupted:
+    deferred = _DeferredSigint()
+    with deferred:
+        try:
+            for target, data in targets:
+                if target.is_stdout:
+                    continue
+                try:
+                    staged.append((_stage(target, data), target))
+                except OSError as error:
+                    raise _error(
+                        target.what, target.given, f"cannot write ({error.strerror or error})"
+                    ) from None
+            if deferred.received:
                 raise KeyboardInterrupt
-            for index, (tmp_name, target) in enumerate(staged):
+            while staged:
+                tmp_name, target = staged[0]
                 assert target.path is not None
                 try:
                     os.replace(tmp_name, target.path)
@@ -298,11 +320,11 @@ def atomic_write_many(
                         target.given,
                         f"cannot replace the file ({error.strerror or error})",
                     ) from None
-                staged[index] = ("", target)
-    finally:
-        for tmp_name, _target_of in staged:
-            if tmp_name:
+                staged.pop(0)
+        finally:
+            for tmp_name, _target_of in staged:
                 Path(tmp_name).unlink(missing_ok=True)
+    deferred.deliver()
     for target, data in targets:
         if target.is_stdout:
             sys.stdout.flush()
