@@ -280,9 +280,9 @@ def bench_config(args: argparse.Namespace) -> Any:
     from memplan.accelerator import load_accelerator
     from memplan.bench.harness import BenchConfig
     from memplan.bench.presets import get_preset
+    from memplan.bench.results import RESULTS_NAME
     from memplan.bench.specs import split_solver_options, split_specs
     from memplan.errors import ConfigError
-    from memplan.bench.results import RESULTS_NAME
     from memplan.io.files import check_output_path
     from memplan.problem import Scope
 
