@@ -47,7 +47,7 @@ _TensorState = tuple[int, bool]
 def topological_orders(graph: Graph) -> Iterator[tuple[int, ...]]:
     """Every topological order of the ops (lexicographic by op id)."""
     n = graph.num_ops
-    preds = [set(graph.predecessors(o)) for o in range(n)]
+    preds = [set(graph.predecessors(op.id)) for op in graph.ops]
 
     def extend(prefix: list[int], done: set[int]) -> Iterator[tuple[int, ...]]:
         if len(prefix) == n:
@@ -116,8 +116,8 @@ class _OrderSearch:
         self.n_steps = len(order)
         self.capacity_units = problem.capacity_bytes // unit
         # Tensors the search decides about: in scope, and produced or read by some op.
-        self.tensors = [
-            t.id
+        self.tensors: list[int] = [
+            int(t.id)
             for t in graph.tensors
             if problem.in_scope[t.id]
             and (graph.producer[t.id] is not None or graph.consumers[t.id])
@@ -146,7 +146,7 @@ class _OrderSearch:
         # inputs and weights, stores of outputs; streamed weights are not modelled)
         # are subtracted at the end.
         self.compulsory_in_model = problem.compulsory_bytes() - sum(
-            problem.streamed_weight_bytes(o) for o in range(graph.num_ops)
+            problem.streamed_weight_bytes(op.id) for op in graph.ops
         )
         self.best = functools.cache(self._best)
 
