@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from helpers import LIGHT_MODELS, light_model_path
 
@@ -25,6 +27,16 @@ KIB = 1024
 
 def _problem(graph: Graph, capacity: int, scope: Scope = Scope.ACTIVATIONS) -> Problem:
     return Problem(graph, Accelerator("t", capacity), scope)
+
+
+def _budgeted(seeds: range, specs: tuple[str, ...], n_ops: int = 40) -> Iterator[Problem]:
+    """Random graphs in both scopes at each budget spec (MR, MH, MP)."""
+    for seed in seeds:
+        graph = random_graph(seed, n_ops)
+        for scope in Scope:
+            base = _problem(graph, 0, scope)
+            for spec in specs:
+                yield base.with_capacity(resolve_budget(spec, base).capacity_bytes)
 
 
 def _stays_of(stays: tuple[Stay, ...], graph: Graph, name: str) -> list[Stay]:
@@ -126,18 +138,11 @@ def test_late_input_is_dropped_and_reloaded_without_store() -> None:
 def test_fragmentation_fallback_gives_valid_plans() -> None:
     """At M_R, greedy-by-size often cannot pack what fits by live bytes; still valid."""
     fallbacks = set()
-    for seed in range(20):
-        graph = random_graph(seed, 40)
-        for scope in Scope:
-            problem = _problem(graph, 0, scope)
-            for spec in ("MR", "MH"):
-                capacity = resolve_budget(spec, problem).capacity_bytes
-                case = problem.with_capacity(capacity)
-                result = make_solver(
-                    "greedy", {"max_retries": "2", "allocator": "greedy-by-size"}
-                ).solve(case, Budget())
-                assert result.plan is not None and validate(case, result.plan) == []
-                fallbacks.add(result.stats["fallback"])
+    solver = make_solver("greedy", {"max_retries": "2", "allocator": "greedy-by-size"})
+    for case in _budgeted(range(20), ("MR", "MH")):
+        result = solver.solve(case, Budget())
+        assert result.plan is not None and validate(case, result.plan) == []
+        fallbacks.add(result.stats["fallback"])
     # Each fallback path was exercised by these seeds.
     assert {"reduced-capacity", "portfolio", "online"} <= fallbacks
 
@@ -265,41 +270,32 @@ def test_stopped_budget_returns_the_spill_everything_plan() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_auto_order_keeps_the_better_of_model_and_min_peak(seed: int) -> None:
     """order=auto gives exactly the better explicit-order plan (ties: lower peak, model)."""
-    graph = random_graph(seed, 40)
-    for scope in Scope:
-        base = _problem(graph, 0, scope)
-        for spec in ("MR", "MH", "MP"):
-            problem = base.with_capacity(resolve_budget(spec, base).capacity_bytes)
-            auto = make_solver("greedy").solve(problem, Budget())
-            explicit = {
-                name: make_solver("greedy", {"order": name}).solve(problem, Budget())
-                for name in ("model", "min-peak")
-            }
-            assert auto.cost is not None and auto.plan is not None
-            tried = auto.stats["orders_tried"]
-            for name, result in explicit.items():
-                assert result.cost is not None
-                if name in tried:
-                    assert tried[name] == result.cost.non_compulsory_bytes
-                assert auto.cost.non_compulsory_bytes <= result.cost.non_compulsory_bytes
-            winner = explicit[auto.stats["order"]]
-            assert auto.plan == winner.plan
-            if len(tried) == 1:  # the min-peak order is the model order
-                assert explicit["model"].plan.order == explicit["min-peak"].plan.order
+    for problem in _budgeted(range(seed, seed + 1), ("MR", "MH", "MP")):
+        auto = make_solver("greedy").solve(problem, Budget())
+        explicit = {
+            name: make_solver("greedy", {"order": name}).solve(problem, Budget())
+            for name in ("model", "min-peak")
+        }
+        assert auto.cost is not None and auto.plan is not None
+        tried = auto.stats["orders_tried"]
+        for name, result in explicit.items():
+            assert result.cost is not None
+            if name in tried:
+                assert tried[name] == result.cost.non_compulsory_bytes
+            assert auto.cost.non_compulsory_bytes <= result.cost.non_compulsory_bytes
+        winner = explicit[auto.stats["order"]]
+        assert auto.plan == winner.plan
+        if len(tried) == 1:  # the min-peak order is the model order
+            assert explicit["model"].plan.order == explicit["min-peak"].plan.order
 
 
 def test_auto_order_sees_both_orders_win_somewhere() -> None:
     """Neither order dominates, so auto must really compare (seeds found by search)."""
     winners = set()
-    for seed in range(12):
-        graph = random_graph(seed, 40)
-        for scope in Scope:
-            base = _problem(graph, 0, scope)
-            for spec in ("MR", "MH"):
-                problem = base.with_capacity(resolve_budget(spec, base).capacity_bytes)
-                tried = make_solver("greedy").solve(problem, Budget()).stats["orders_tried"]
-                if len(set(tried.values())) == 2:
-                    winners.add(min(tried, key=tried.__getitem__))
+    for problem in _budgeted(range(12), ("MR", "MH")):
+        tried = make_solver("greedy").solve(problem, Budget()).stats["orders_tried"]
+        if len(set(tried.values())) == 2:
+            winners.add(min(tried, key=tried.__getitem__))
     assert winners == {"model", "min-peak"}
 
 
