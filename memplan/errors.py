@@ -28,6 +28,10 @@ class ConfigError(MemplanError):
     """A bad option, flag, accelerator spec or budget; the message lists allowed values."""
 
 
+class OutputFileError(MemplanError):
+    """An output path must not or cannot be written (a device, read-only, no folder, ...)."""
+
+
 class InvalidPlanError(MemplanError):
     """A plan fails validation, or a plan file does not match the model it is used with."""
 

@@ -18,16 +18,15 @@ unwritable file is ignored.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from memplan.budgets import PeakEstimate, PeakProvider, heuristic_min_peak
-from memplan.errors import MemplanError, SolverContractError
+from memplan.errors import MemplanError, OutputFileError, SolverContractError
 from memplan.io.files import atomic_write_text
-from memplan.ir import Graph, graph_to_json
+from memplan.ir import graph_sha256
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.solver import Budget
@@ -44,11 +43,6 @@ def cache_dir() -> Path:
     """The cache folder: ``$MEMPLAN_CACHE_DIR`` or ``~/.cache/memplan``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "memplan"
-
-
-def graph_sha256(graph: Graph) -> str:
-    """Hex SHA-256 of the graph's JSON form (names, sizes, kinds, ops)."""
-    return hashlib.sha256(graph_to_json(graph).encode("utf-8")).hexdigest()
 
 
 def cache_key(problem: Problem) -> str:
@@ -87,10 +81,12 @@ def store(problem: Problem, estimate: PeakEstimate) -> None:
         "graph": problem.graph.name,
     }
     # Best effort: a read-only home folder only costs a recomputation.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, OutputFileError):
         atomic_write_text(
             cache_dir() / CACHE_FILE,
             json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True),
+            what="M_P cache",
+            create_folders=True,
         )
 
 

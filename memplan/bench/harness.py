@@ -409,7 +409,7 @@ def execute_bench(
                 from memplan.io.files import atomic_write_text
 
                 plan_path = config.out_dir / "plans" / f"{row['key']}.json"
-                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
+                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n", create_folders=True)
                 row["plan_file"] = str(plan_path.relative_to(config.out_dir))
             writer.append(row)
             written += 1
