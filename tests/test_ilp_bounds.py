@@ -10,11 +10,13 @@ objective's fallback) reports no bound and is never OPTIMAL unless its plan move
 from __future__ import annotations
 
 import pytest
-from ilp_bruteforce import brute_free_traffic, brute_traffic, tiny_graph
 
 from memplan.accelerator import Accelerator
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status
+from memplan.testing import min_traffic as brute_free_traffic
+from memplan.testing import min_traffic_for_order as brute_traffic
+from memplan.testing import tiny_spill_graph as tiny_graph
 from memplan.validate import validate
 
 pytest.importorskip("ortools")

@@ -40,7 +40,7 @@ from memplan.analysis import NAMED_ORDERS, min_peak_order, named_order
 from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
-from memplan.options import check_choice, check_range
+from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
@@ -64,8 +64,6 @@ MODES = ("free", "fixed")
 ORDERS = ("greedy", *NAMED_ORDERS)
 BACKENDS = ("cpsat", "milp")
 MILP_ENGINES = ("highs", "cbc")
-#: Largest seed: CP-SAT's and HiGHS's seeds are 32-bit signed integers.
-SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class IlpSolver:
     hint: bool = field(
         default=True, metadata={"help": "seed the search with the greedy solver's plan"}
     )
-    seed: int = field(default=0, metadata={"help": f"random seed of the solver, 0 .. {SEED_MAX}"})
+    seed: int = seed_field("random seed of CP-SAT, HiGHS and CBC, and of the greedy incumbent")
     verbose: bool = field(default=False, metadata={"help": "print the backend's search log"})
 
     def __post_init__(self) -> None:
@@ -117,7 +115,7 @@ class IlpSolver:
         check_choice(self.name, "milp_engine", self.milp_engine, MILP_ENGINES)
         check_range(self.name, "max_loads", self.max_loads, -1)
         check_range(self.name, "workers", self.workers, 1, 64)
-        check_range(self.name, "seed", self.seed, 0, SEED_MAX)
+        check_seed(self.name, self.seed)
 
     @classmethod
     def exact_min_peak(
