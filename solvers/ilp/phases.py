@@ -10,9 +10,10 @@ limit, so the engine's own presolve stops in time too (CP-SAT's presolve does no
 a stop request), and a CP-SAT search that answers neither is abandoned. The last
 :func:`finish_reserve_s` seconds turn the best solution into a checked result.
 
-The promise: a solve returns within its time limit plus :data:`GRACE_S` on any graph,
-once imports and the allocator's compiled kernels are loaded (the first run in a fresh
-checkout compiles them for tens of seconds). Measured at 60 s on 76- to 2,070-op
+The promise: a solve returns within its time limit plus
+:data:`memplan.solver.RETURN_GRACE_S` on any graph, once imports and the allocator's
+compiled kernels are loaded (the first run in a fresh checkout compiles them for tens of
+seconds). Measured at 60 s on 76- to 2,070-op
 workloads with a load average of 5 to 8 on 2 cores: at most 59.5 s.
 """
 
@@ -24,9 +25,6 @@ from collections.abc import Sequence
 from memplan.solver import Budget
 from memplan.solvers.ilp.model import Structure
 from memplan.solvers.ilp.outcome import Outcome
-
-#: Seconds an ilp solve may run past its time limit (see the module docstring).
-GRACE_S = 2.0
 
 #: Share of the remaining time (at most GREEDY_MAX_S s) the greedy incumbent may take.
 GREEDY_SHARE, GREEDY_MAX_S = 0.2, 10.0

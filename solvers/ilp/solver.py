@@ -14,7 +14,7 @@ the best one overall is what a timed-out solve returns. In ``free`` mode the fix
 model is first solved on the greedy and min-peak orders (short, single-worker warm
 starts) so that the free search starts from a strong incumbent. Every phase is budgeted
 (:mod:`memplan.solvers.ilp.phases`): a solve returns within its time limit plus
-:data:`~memplan.solvers.ilp.phases.GRACE_S`, skipping (and saying so) a model that
+:data:`~memplan.solver.RETURN_GRACE_S`, skipping (and saying so) a model that
 cannot be built and searched in the time left.
 
 Statuses (see :mod:`memplan.solvers.ilp.traffic`): OPTIMAL only for an optimum proven
