@@ -47,7 +47,7 @@ from memplan.bench.specs import check_solvers, solver_options
 from memplan.budgets import PeakEstimate, PeakProvider, resolve_budget
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
-from memplan.peak_cache import cached_peak_provider, exact_peak_provider
+from memplan.min_peak import cached_peak_provider, exact_peak_provider
 from memplan.problem import Problem, Scope
 
 __all__ = [
@@ -409,7 +409,7 @@ def execute_bench(
                 from memplan.io.files import atomic_write_text
 
                 plan_path = config.out_dir / "plans" / f"{row['key']}.json"
-                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
+                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n", create_folders=True)
                 row["plan_file"] = str(plan_path.relative_to(config.out_dir))
             writer.append(row)
             written += 1

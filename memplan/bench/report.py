@@ -469,7 +469,7 @@ def write_reports(
         ("summary.csv", summary_csv(summaries)),
         ("cells.csv", cells_csv(rows)),
     ):
-        atomic_write_text(out / name, text)
+        atomic_write_text(out / name, text, what="report", create_folders=True)
         written.append(out / name)
     if figures and rows:
         from memplan.bench.figures import write_figures
