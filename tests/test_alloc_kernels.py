@@ -137,6 +137,7 @@ def test_switching_to_compiled_mid_search_keeps_the_answer(
     buffers = read_buffers_csv(challenging_file("G"))  # 3619 nodes at 2^20, about 2 s in Python
     monkeypatch.setattr(_jit, "PYTHON_WORK_LIMIT", 10**9)
     monkeypatch.setattr(_jit, "PYTHON_SECONDS", 0.2)
+    monkeypatch.setattr(_jit, "compiled_loaded", False)
     results = {}
     for kernels in ("auto", "compiled"):
         allocator = make_allocator("exact", {"kernels": kernels})
@@ -148,7 +149,11 @@ def test_switching_to_compiled_mid_search_keeps_the_answer(
 
 
 def test_kernel_choice_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_jit, "compiled_loaded", False)
     assert KernelChoice("auto", _jit.PYTHON_WORK_LIMIT).python
+    monkeypatch.setattr(_jit, "compiled_loaded", True)  # numba's start-up is paid already
+    assert not KernelChoice("auto", 1).python
+    monkeypatch.setattr(_jit, "compiled_loaded", False)
     assert not KernelChoice("auto", _jit.PYTHON_WORK_LIMIT + 1).python
     assert KernelChoice("python", 10**9).python and not KernelChoice("compiled", 0).python
     choice = KernelChoice("auto", 0)

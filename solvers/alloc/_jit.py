@@ -41,6 +41,10 @@ COMPILE_NOTICE = (
 
 _notice_installed = False
 
+#: True once any compiled kernel was loaded in this process: from then on ``auto`` runs
+#: compiled kernels only (numba's start-up is paid; the Python path only saves it).
+compiled_loaded = False
+
 
 class Kernel:
     """A numba-compatible function, run as Python or compiled on demand."""
@@ -96,6 +100,8 @@ class Kernel:
             except ImportError:  # numba is a dependency; without it, run Python
                 self._compiled = self.python()
                 return self._compiled
+            global compiled_loaded
+            compiled_loaded = True
             _install_compile_notice()
             options: dict[str, Any] = {"inline": "always"} if self.inline else {}
             jit = numba.njit(cache=True, nogil=True, **options)
@@ -145,13 +151,17 @@ class KernelChoice:
     """Which version of the kernels one allocation runs.
 
     ``python`` and ``compiled`` are fixed. ``auto`` starts in Python when the instance is
-    small (``work <= PYTHON_WORK_LIMIT``) and switches to the compiled kernels for good
-    once the allocation has run :data:`PYTHON_SECONDS`; larger instances start compiled.
+    small (``work <= PYTHON_WORK_LIMIT``) and no compiled kernel is loaded yet in this
+    process, and switches to the compiled kernels for good once the allocation has run
+    :data:`PYTHON_SECONDS`; larger instances start compiled. So a short job never loads
+    numba, and a process that allocates again and again (the greedy solver's retries)
+    pays for it once.
     """
 
     def __init__(self, mode: str, work: int) -> None:
         self.mode = mode  # auto, python or compiled
-        self.compiled = mode == "compiled" or (mode == "auto" and work > PYTHON_WORK_LIMIT)
+        small = work <= PYTHON_WORK_LIMIT and not compiled_loaded
+        self.compiled = mode == "compiled" or (mode == "auto" and not small)
         self.started_s = time.perf_counter()  # when the allocation started
 
     def __call__(self, k: Kernel) -> Callable[..., Any]:
