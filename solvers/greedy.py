@@ -176,6 +176,8 @@ class GreedySolver:
             if best is not None and budget.should_stop():
                 skipped = True  # keep the plan of the orders planned in time
                 break
+            incumbent = None if best is None else best.cost.non_compulsory_bytes
+            budget.report_progress(incumbent, None, f"planning the {name} order")
             attempt = self._plan_order(problem, name, order, budget)
             tried[name] = attempt.cost.non_compulsory_bytes
             if best is None or attempt.rank() < best.rank():
