@@ -64,6 +64,16 @@ class Cost:
             )
         return value
 
+    def latency_text(self, digits: int = 3) -> str:
+        """``1.234 ms (overlap; serial 2.345 ms)``: the chosen model's figure first."""
+        latencies = {"serial": self.serial_latency_s, "overlap": self.overlap_latency_s}
+        others = "".join(
+            f"; {model} {value * 1e3:.{digits}f} ms"
+            for model, value in latencies.items()
+            if model != self.timing_model and value is not None
+        )
+        return f"{self.latency_s * 1e3:.{digits}f} ms ({self.timing_model}{others})"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         return asdict(self)
@@ -90,16 +100,7 @@ class Cost:
                 f"{format_bytes(self.streamed_weight_bytes)})",
                 f"peak                   {format_bytes(self.peak_bytes)} "
                 f"(max live {format_bytes(self.max_live_bytes)})",
-                f"latency                {self.latency_s * 1e3:.3f} ms ({self.timing_model}"
-                + "".join(
-                    f"; {model} {value * 1e3:.3f} ms"
-                    for model, value in (
-                        ("serial", self.serial_latency_s),
-                        ("overlap", self.overlap_latency_s),
-                    )
-                    if model != self.timing_model and value is not None
-                )
-                + ")",
+                f"latency                {self.latency_text()}",
                 f"energy                 {self.energy_j * 1e3:.4f} mJ",
             ]
         )

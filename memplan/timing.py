@@ -43,7 +43,16 @@ from memplan.ir import TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 
+#: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
+OBJECTIVES = ("traffic", "latency")
+
+#: Capability (:mod:`memplan.registry`): the solver has an option ``objective`` that
+#: accepts every name of :data:`OBJECTIVES` (``memplan optimize --objective``).
+OBJECTIVE_LATENCY = "objective_latency"
+
 __all__ = [
+    "OBJECTIVES",
+    "OBJECTIVE_LATENCY",
     "TIMING_MODELS",
     "PlanArrays",
     "Timeline",

@@ -31,6 +31,12 @@ from memplan.cli.common import (
     print_json,
     problem_from_args,
 )
+from memplan.cli.objective import (
+    add_objective_arguments,
+    objective_options,
+    plan_figure,
+    wants_timeline,
+)
 from memplan.cli.plancommon import (
     StopOnSigint,
     add_scratchpad_argument,
@@ -142,6 +148,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also print the ASCII memory map (one row per residency, steps across)",
     )
+    add_objective_arguments(group, out)
     parser.set_defaults(func=run)
 
 
@@ -156,6 +163,7 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
                 f"--seed {args.seed} and --option seed={options['seed']} disagree; give one"
             )
         options["seed"] = str(args.seed)
+    options = objective_options(args, options)
     if args.time_limit_s is not None and args.time_limit_s <= 0:
         raise ConfigError(f"--time-limit must be > 0 seconds, got {args.time_limit_s}")
     return make_solver(args.solver, options)
@@ -228,19 +236,18 @@ def _write_outputs(
         write_plan_csv(args.csv, problem.graph, result.plan)
         written["csv"] = str(args.csv)
     if args.plot:
-        _write_plot(args.plot, problem, result)
+        _write_plot(args.plot, problem, result, wants_timeline(args))
         written["plot"] = str(args.plot)
     return written
 
 
-def _write_plot(path: str, problem: Problem, result: SolveResult) -> None:
+def _write_plot(path: str, problem: Problem, result: SolveResult, timeline: bool) -> None:
     import io
 
     from memplan.io.files import atomic_write_bytes
-    from memplan.viz.plots import plot_plan
 
     assert result.plan is not None
-    fig = plot_plan(problem, result.plan)
+    fig = plan_figure(problem, result.plan, timeline)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=120)
     atomic_write_bytes(path, buffer.getvalue())
@@ -294,6 +301,8 @@ def _budget_text(budget: dict[str, Any]) -> str:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The text form of :func:`summarize`'s dictionary."""
+    from memplan.cost import Cost
+
     model, budget, cost = summary["model"], summary["budget"], summary["cost"]
     options = ", ".join(f"{k}={v}" for k, v in summary["options"].items())
     lines = [
@@ -316,7 +325,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"streamed weights {format_bytes(cost['streamed_weight_bytes'])})",
             f"peak                    {_b(cost['peak_bytes'])} (max live "
             f"{format_bytes(cost['max_live_bytes'])})",
-            f"latency                 {cost['latency_s'] * 1e3:.4f} ms",
+            f"latency                 {Cost.from_dict(cost).latency_text(4)}",
             f"energy                  {cost['energy_j'] * 1e3:.5f} mJ",
         ]
     gap = summary["gap"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from memplan.cli import EXIT_OK
 from memplan.cli.common import print_json
+from memplan.timing import OBJECTIVE_LATENCY
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,7 +22,8 @@ def add_parser(subparsers: Any) -> None:
         help="list the installed solvers with their options",
         description=(
             "List every registered solver: whether it can be loaded now, the optional "
-            "extra it needs, and its options (name, type, default, meaning and unit), "
+            "extra it needs, whether it supports 'optimize --objective latency', and its "
+            "options (name, type, default, meaning and unit), "
             "which memplan optimize accepts as --option NAME=VALUE."
         ),
     )
@@ -33,6 +35,7 @@ def solver_catalog() -> list[dict[str, Any]]:
     """One JSON-ready entry per registered solver."""
     from memplan.errors import MemplanError
     from memplan.options import describe_options
+    from memplan.registry import capabilities_of
     from memplan.solver import available_solvers, required_extra, solver_class
 
     entries = []
@@ -42,13 +45,14 @@ def solver_catalog() -> list[dict[str, Any]]:
         try:
             cls = solver_class(name)
         except MemplanError as error:
-            entry.update(importable=False, error=str(error), doc="", options=[])
+            entry.update(importable=False, error=str(error), doc="", options=[], capabilities=[])
         else:
             doc = (cls.__doc__ or "").strip().splitlines()
             entry.update(
                 importable=True,
                 error=None,
                 doc=doc[0] if doc else "",
+                capabilities=sorted(capabilities_of(cls)),
                 options=[
                     {"name": o.name, "type": o.type_name, "default": o.default, "help": o.help}
                     for o in describe_options(cls)
@@ -73,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{entry['name']}: {state}{extra}" + (f" - {entry['doc']}" if entry["doc"] else ""))
         if not entry["importable"]:
             print(f"    {entry['error']}")
+        if OBJECTIVE_LATENCY in entry["capabilities"]:
+            print("    supports memplan optimize --objective latency")
         for option in entry["options"]:
             print(
                 f"    --option {option['name']}=<{option['type']}> (default {option['default']!r})"

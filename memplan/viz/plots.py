@@ -107,6 +107,15 @@ def plot_plan(
     return fig
 
 
+def draw_plan(ax_map: Axes, ax_live: Axes, problem: Problem, plan: Plan) -> None:
+    """Draw the memory map and the live-bytes curve into two given axes (steps across).
+
+    For figures that put the plan beside other panels (:mod:`memplan.viz.timeline`).
+    """
+    _draw_map(ax_map, problem, plan)
+    _draw_live(ax_live, problem, plan)
+
+
 def short_bytes(value: float) -> str:
     """Compact binary size for axis ticks: ``0``, ``512 B``, ``96 KiB``, ``1.5 MiB``."""
     if value == 0:
