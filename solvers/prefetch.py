@@ -89,8 +89,9 @@ def prefetch(
     plan: Plan,
     budget: Budget | None = None,
     *,
-    allocator: str = "auto",
+    allocator: str = "portfolio",
     window_factors: Sequence[float] = WINDOW_FACTORS,
+    fill_shares: Sequence[float] = FILL_SHARES,
     seed: int = 0,
 ) -> PrefetchResult:
     """Move load starts of ``plan`` (valid) earlier so that its overlap latency drops.
@@ -99,8 +100,12 @@ def prefetch(
         problem: the problem ``plan`` solves.
         plan: a valid plan.
         budget: time limit and stop flag; when it runs out, the best plan so far.
-        allocator: allocator for the re-placed candidates (:func:`memplan.dsa.allocate`).
+        allocator: allocator for the re-placed candidates (:func:`memplan.dsa.allocate`);
+            the default greedy portfolio answers fast, fit or not (``auto`` would search
+            exactly, for seconds, when it does not fit).
         window_factors: compute windows to try, in multiples of each load's DMA time.
+        fill_shares: shares of the capacity the re-placed candidates may fill (none:
+            same offsets only).
         seed: seed of the allocator.
 
     Returns:
@@ -115,7 +120,8 @@ def prefetch(
     before = run_model(problem, input_arrays, MODEL)
     latency, name, chosen, replaced = before, "input plan", plan, False
     timed_out = False
-    candidates = _candidates(problem, plan, input_arrays, window_factors, allocator, seed, budget)
+    settings = _Settings(tuple(window_factors), tuple(fill_shares), allocator, seed)
+    candidates = _candidates(problem, plan, input_arrays, settings, budget)
     for candidate in candidates:
         if candidate is None:  # the budget ran out
             timed_out = True
@@ -131,14 +137,18 @@ def prefetch(
     return PrefetchResult(chosen, before, latency, len(moved), gained, replaced, name, timed_out)
 
 
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """The pass's knobs (see :func:`prefetch`)."""
+
+    window_factors: tuple[float, ...]  # compute windows, in multiples of the load's DMA time
+    fill_shares: tuple[float, ...]  # shares of the capacity re-placed candidates may fill
+    allocator: str  # allocator of the re-placed candidates
+    seed: int  # its seed
+
+
 def _candidates(
-    problem: Problem,
-    plan: Plan,
-    arrays: PlanArrays,
-    window_factors: Sequence[float],
-    allocator: str,
-    seed: int,
-    budget: Budget,
+    problem: Problem, plan: Plan, arrays: PlanArrays, settings: _Settings, budget: Budget
 ) -> Iterator[tuple[str, Plan, bool] | None]:
     """Yield ``(name, plan, replaced)`` per candidate; None when the budget runs out."""
     loads = np.flatnonzero(arrays.is_load)
@@ -146,7 +156,7 @@ def _candidates(
         return
     compute = arrays.macs / problem.accelerator.mac_per_s
     compute_before = np.concatenate(([0.0], np.cumsum(compute)))
-    for factor in window_factors:
+    for factor in settings.window_factors:
         if budget.should_stop():
             yield None
             return
@@ -155,11 +165,11 @@ def _candidates(
         in_place = _grow_in_place(problem, plan, arrays, loads, wanted)
         if in_place is not None:
             yield f"same offsets, {label}", in_place, False
-        for share in FILL_SHARES:
+        for share in settings.fill_shares:
             if budget.should_stop():
                 yield None
                 return
-            placed = _replace(problem, plan, arrays, loads, wanted, share, allocator, seed, budget)
+            placed = _replace(problem, plan, arrays, loads, wanted, share, settings, budget)
             if placed is None:
                 continue
             placed_arrays = plan_arrays(problem, placed)
@@ -279,8 +289,7 @@ def _replace(
     loads: np.ndarray,
     wanted: np.ndarray,
     share: float,
-    allocator: str,
-    seed: int,
+    settings: _Settings,
     budget: Budget,
 ) -> Plan | None:
     """Grow loads within ``share`` of the capacity in live bytes, then place everything.
@@ -317,10 +326,10 @@ def _replace(
     result = allocate(
         buffers,
         problem.capacity_bytes,
-        algorithm=allocator,
+        algorithm=settings.allocator,
         time_limit_s=min(10.0, budget.remaining_s()),
         minimize=False,
-        seed=seed,
+        seed=settings.seed,
     )
     if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
         return None

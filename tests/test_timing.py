@@ -8,64 +8,30 @@ from __future__ import annotations
 
 import pytest
 from hand_plans import hand_plan, hand_problem
+from timing_examples import (
+    DROP,
+    LOAD,
+    PRODUCE,
+    STORE,
+    checked_plan,
+    hand_rates_accelerator,
+    section7_plan,
+    section7_problem,
+)
 
-from memplan.accelerator import Accelerator
+from memplan.accelerator import Accelerator, load_accelerator
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.ir import GraphBuilder, TensorKind
-from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.plan import Plan, Residency
 from memplan.problem import Problem, Scope
 from memplan.timing import TransferKind, simulate
-from memplan.validate import validate
-
-LOAD, PRODUCE = Arrive.LOAD, Arrive.PRODUCE
-DROP, STORE = Leave.DROP, Leave.STORE
-
-
-def _accelerator(model: str = "overlap") -> Accelerator:
-    return Accelerator(
-        "hand", 1 << 20, alignment_bytes=64, dram_bytes_per_s=1000.0, mac_per_s=100.0
-    ).with_timing_model(model)
-
-
-def _checked(problem: Problem, residencies: list[Residency]) -> Plan:
-    plan = Plan.make(range(problem.graph.num_ops), residencies)
-    assert validate(problem, plan) == []
-    return plan
 
 
 # ------------------------------------------------------------------ section 7's example
-def _example() -> Problem:
-    """``in0 -> op0 -> a0 -> ... -> op4 -> a4``; ``op5 = b`` reads ``a4`` and input ``x``.
-
-    in0 500 B (0.5 s), x 1500 B (1.5 s), out 200 B (0.2 s); op0..op4 100 MACs (1 s
-    each), op5 50 MACs (0.5 s).
-    """
-    g = GraphBuilder("section7")
-    previous = g.tensor("in0", 500, TensorKind.INPUT)
-    x = g.tensor("x", 1500, TensorKind.INPUT)
-    for i in range(5):
-        out = g.tensor(f"a{i}", 100)
-        g.op(f"op{i}", "Conv", [previous], [out], macs=100)
-        previous = out
-    result = g.tensor("out", 200, is_output=True)
-    g.op("b", "Add", [previous, x], [result], macs=50)
-    return Problem(g.build(), _accelerator())
-
-
-def _example_plan(problem: Problem, x_start: int) -> Plan:
-    tid = problem.graph.tensor_by_name
-    residencies = [Residency(tid("in0").id, 0, 1, 0, LOAD, DROP)]
-    for i in range(5):
-        residencies.append(Residency(tid(f"a{i}").id, i, i + 2, 1024 * (i + 1), PRODUCE, DROP))
-    residencies.append(Residency(tid("x").id, x_start, 6, 8192, LOAD, DROP))
-    residencies.append(Residency(tid("out").id, 5, 6, 12288, PRODUCE, STORE))
-    return _checked(problem, residencies)
-
-
 def test_section_example_load_at_its_use_stalls_for_the_whole_load() -> None:
-    problem = _example()
-    timeline = simulate(problem, _example_plan(problem, x_start=5))
+    problem = section7_problem()
+    timeline = simulate(problem, section7_plan(problem, x_start=5))
     # in0 0-0.5; steps 0..4 run 0.5-5.5; x is ready at E_4 = 5.5 and arrives at 7.0;
     # step 5 runs 7.0-7.5; out is stored 7.5-7.7.
     assert timeline.step_start_s == pytest.approx((0.5, 1.5, 2.5, 3.5, 4.5, 7.0))
@@ -73,13 +39,13 @@ def test_section_example_load_at_its_use_stalls_for_the_whole_load() -> None:
     assert timeline.latency_s == pytest.approx(7.7)
     assert timeline.tail_s == pytest.approx(0.2)
     # Nothing overlapped: the serial figure is the same.
-    assert simulate(problem, _example_plan(problem, 5), "serial").latency_s == pytest.approx(7.7)
+    assert simulate(problem, section7_plan(problem, 5), "serial").latency_s == pytest.approx(7.7)
     assert timeline.hidden_dma_share == pytest.approx(0.0)
 
 
 def test_section_example_prefetch_hides_behind_step_4() -> None:
-    problem = _example()
-    timeline = simulate(problem, _example_plan(problem, x_start=4))
+    problem = section7_problem()
+    timeline = simulate(problem, section7_plan(problem, x_start=4))
     # x is ready at E_3 = 4.5, runs 4.5-6.0 beside step 4 (4.5-5.5); step 5 waits only
     # the 0.5 s the compute did not hide, then out is stored 6.5-6.7.
     load_x = next(tr for tr in timeline.transfers if tr.tensor == 1)
@@ -88,8 +54,8 @@ def test_section_example_prefetch_hides_behind_step_4() -> None:
     assert timeline.step_stall_s[5] == pytest.approx(0.5)
     assert timeline.latency_s == pytest.approx(6.7)
     # One more step of prefetch hides it all: latency = 0.5 + 5.5 compute + 0.2.
-    assert simulate(problem, _example_plan(problem, 3)).latency_s == pytest.approx(6.2)
-    cost = evaluate(problem, _example_plan(problem, 4))
+    assert simulate(problem, section7_plan(problem, 3)).latency_s == pytest.approx(6.2)
+    cost = evaluate(problem, section7_plan(problem, 4))
     assert cost.timing_model == "overlap"
     assert cost.latency_s == pytest.approx(6.7)
     assert cost.serial_latency_s == pytest.approx(7.7)
@@ -111,12 +77,12 @@ def _store_problem() -> Problem:
     g.op("op0", "Conv", [x], [a], macs=100)
     g.op("op1", "Relu", [a], [b], macs=20)
     g.op("op2", "Conv", [b], [c], macs=100)
-    return Problem(g.build(), _accelerator())
+    return Problem(g.build(), hand_rates_accelerator())
 
 
 def test_store_delays_the_step_that_reuses_its_space() -> None:
     problem = _store_problem()
-    plan = _checked(
+    plan = checked_plan(
         problem,
         [
             Residency(0, 0, 1, 0, LOAD, DROP),
@@ -140,7 +106,7 @@ def test_store_delays_the_step_that_reuses_its_space() -> None:
 
 def test_last_store_after_the_last_step_counts_in_the_latency() -> None:
     problem = _store_problem()
-    plan = _checked(
+    plan = checked_plan(
         problem,
         [
             Residency(0, 0, 1, 0, LOAD, DROP),
@@ -176,11 +142,11 @@ def _tie_problem(y_first_used_at_1: bool) -> Problem:
     g.op("op0", "Conv", [inp], [a], macs=100)
     g.op("op1", "Conv", [a, y] if y_first_used_at_1 else [a, x, y], [b], macs=100)
     g.op("op2", "Conv", [b, x] if y_first_used_at_1 else [b], [c], macs=100)
-    return Problem(g.build(), _accelerator())
+    return Problem(g.build(), hand_rates_accelerator())
 
 
 def _tie_plan(problem: Problem, x_end: int) -> Plan:
-    return _checked(
+    return checked_plan(
         problem,
         [
             Residency(0, 0, 1, 0, LOAD, DROP),
@@ -241,8 +207,8 @@ def test_weight_streamed_for_step_0_ties_with_the_input_load_by_tensor_id() -> N
     x = g.tensor("x", 200, TensorKind.INPUT)  # id 1
     y = g.tensor("y", 100, is_output=True)
     g.op("op0", "Conv", [x, w], [y], macs=100)
-    problem = Problem(g.build(), _accelerator())
-    plan = _checked(
+    problem = Problem(g.build(), hand_rates_accelerator())
+    plan = checked_plan(
         problem, [Residency(1, 0, 1, 0, LOAD, DROP), Residency(2, 0, 1, 1024, PRODUCE, STORE)]
     )
     timeline = simulate(problem, plan)
@@ -256,8 +222,8 @@ def test_weight_streamed_for_step_0_ties_with_the_input_load_by_tensor_id() -> N
 
 # --------------------------------------------------------------------- the seam
 def test_accelerator_chooses_the_model_and_callers_may_override() -> None:
-    problem = _example()
-    plan = _example_plan(problem, x_start=4)
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=4)
     assert evaluate(problem, plan).latency_s == pytest.approx(6.7)  # spec says overlap
     serial = evaluate(problem, plan, timing_model="serial")
     assert (serial.timing_model, serial.latency_s) == ("serial", pytest.approx(7.7))
@@ -269,8 +235,6 @@ def test_accelerator_chooses_the_model_and_callers_may_override() -> None:
 
 
 def test_preset_timing_models() -> None:
-    from memplan.accelerator import load_accelerator
-
     assert load_accelerator("edge-npu").timing_model == "overlap"
     assert load_accelerator("server-npu").timing_model == "overlap"
     assert load_accelerator("unaligned").timing_model == "serial"
@@ -281,7 +245,7 @@ def test_preset_timing_models() -> None:
 def test_cost_from_an_old_plan_file_is_serial() -> None:
     from memplan.cost import Cost
 
-    data = evaluate(_example(), _example_plan(_example(), 4)).to_dict()
+    data = evaluate(section7_problem(), section7_plan(section7_problem(), 4)).to_dict()
     for key in ("timing_model", "serial_latency_s", "overlap_latency_s"):
         data.pop(key)
     data["latency_s"] = 7.7
