@@ -5,8 +5,10 @@ serial one and what any schedule needs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from timing_examples import random_problems
+from timing_examples import random_problems, section7_plan, section7_problem
 from timing_rules import EPS, check_overlap_rules
 
 from memplan.cost import evaluate
@@ -62,3 +64,23 @@ def test_serial_latency_is_the_per_step_sum() -> None:
         moved += sum(problem.streamed_weight_bytes(op) for op in plan.order)
         expected = total + moved / acc.dram_bytes_per_s
         assert evaluate(problem, plan, "serial").latency_s == pytest.approx(expected)
+
+
+def test_the_rule_checker_catches_a_wrong_timeline() -> None:
+    """The checker is not vacuous: a served-out-of-turn or late-started timeline fails."""
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=0)  # in0 and x both ready at 0
+    timeline = simulate(problem, plan)
+    check_overlap_rules(problem, plan, timeline)
+    first, second, *rest = timeline.transfers
+    # Serve x (deadline 5) before in0 (deadline 0), times consistent with that order.
+    swapped = (
+        replace(second, issue_s=0.0, finish_s=second.duration_s),
+        replace(first, issue_s=second.duration_s, finish_s=second.duration_s + first.duration_s),
+        *rest,
+    )
+    with pytest.raises(AssertionError, match="was ready before"):
+        check_overlap_rules(problem, plan, replace(timeline, transfers=swapped))
+    late = (timeline.step_start_s[0] + 0.1, *timeline.step_start_s[1:])
+    with pytest.raises(AssertionError):
+        check_overlap_rules(problem, plan, replace(timeline, step_start_s=late))
