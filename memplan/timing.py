@@ -162,6 +162,12 @@ class Timeline:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        return (
+            f"Timeline({self.model}: {self.num_steps} steps, {len(self.transfers)} transfers, "
+            f"latency {self.latency_s:.6g} s)"
+        )
+
     def _repr_html_(self) -> str:
         from memplan.views import html_of
 

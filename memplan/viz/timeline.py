@@ -15,7 +15,6 @@ pyplot's global state.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -227,8 +226,7 @@ def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
 
 def timeline_html(timeline: Timeline) -> str:
     """Jupyter view of a :class:`Timeline`: its figures as a table and the lanes."""
-    from memplan.viz.display import Html, table
-    from memplan.viz.plots import figure_png
+    from memplan.viz.display import Html, figure_html_of, table
 
     unit, factor = time_unit(timeline.latency_s)
     rows = [
@@ -249,6 +247,4 @@ def timeline_html(timeline: Timeline) -> str:
     fig = Figure(figsize=(11.0, 2.4), layout="constrained")
     FigureCanvasAgg(fig)
     draw_timeline(fig.add_subplot(), timeline)
-    data = base64.b64encode(figure_png(fig, dpi=80)).decode("ascii")
-    image = f"<img alt='timeline' style='max-width:100%' src='data:image/png;base64,{data}'/>"
-    return Html(f"<div>{table(None, rows)}{image}</div>")
+    return Html(f"<div>{table(None, rows)}{figure_html_of(fig, 'timeline')}</div>")
