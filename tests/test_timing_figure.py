@@ -66,3 +66,33 @@ def test_timeline_shows_itself_in_jupyter() -> None:
     problem = section7_problem()
     html = simulate(problem, section7_plan(problem, 4))._repr_html_()
     assert "DMA hidden behind compute" in html and "data:image/png;base64," in html
+
+
+def test_resident_table_lists_what_is_on_chip_at_the_step(monkeypatch) -> None:
+    from memplan.viz.explore import resident_table, residents_at, step_view
+
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=3)
+    # At step 4: a3 (read), a4 (written), x (prefetched, idle until step 5).
+    names = [problem.graph.tensors[r.tensor].name for r in residents_at(plan, 4)]
+    assert names == ["a3", "a4", "x"]  # by offset: 4096, 5120, 8192
+    html = resident_table(problem, plan, 4)
+    assert "step 4: op4 (Conv), 3 tensors on chip" in html
+    assert html.count("<tr>") == 3 and "idle" in html and "written" in html
+    monkeypatch.setenv("MEMPLAN_STATIC_VIEWS", "1")
+    view = step_view(problem, plan, step=4)
+    assert "step 4: op4" in view._repr_html_() and "data:image/png;base64," in view
+    with pytest.raises(ValueError, match="outside the plan's steps"):
+        step_view(problem, plan, step=6)
+
+
+def test_step_slider_where_ipywidgets_is_installed(monkeypatch) -> None:
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from memplan.viz.explore import step_view
+
+    monkeypatch.delenv("MEMPLAN_STATIC_VIEWS", raising=False)
+    problem = section7_problem()
+    widget = step_view(problem, section7_plan(problem, 3), step=2)
+    assert isinstance(widget, ipywidgets.interactive)
+    [slider] = [c for c in widget.children if isinstance(c, ipywidgets.IntSlider)]
+    assert (slider.min, slider.max, slider.value) == (0, 5, 2)
