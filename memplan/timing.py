@@ -366,9 +366,10 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
     release_priorities = priority[release_order].tolist()
     by_priority = priority_order.tolist()
     duration = (transfers.size_bytes / bandwidth).tolist()
-    waited_by = transfers.waited_by.tolist()
-    pending = np.bincount(transfers.waited_by[transfers.waited_by >= 0], minlength=n + 1).tolist()
-    waited_until = [0.0] * (n + 1)  # per step: when the last transfer it waits for ends
+    # Transfers no step waits for (loads never read) count for a virtual step n + 1.
+    waited_by = np.where(transfers.waited_by >= 0, transfers.waited_by, n + 1).tolist()
+    pending = np.bincount(waited_by, minlength=n + 2).tolist() if m else [0] * (n + 2)
+    waited_until = [0.0] * (n + 2)  # per step: when the last transfer it waits for ends
     ready, issue, finish = [0.0] * m, [0.0] * m, [0.0] * m
     issued: list[int] = []
     heap: list[tuple[float, int]] = []
@@ -379,7 +380,7 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
     while cursor < m and release_points[cursor] <= -1:  # ready at S_-1 = E_-1 = 0
         push(heap, (0.0, release_priorities[cursor]))
         cursor += 1
-    for t in range(n + 1):
+    for t in range(n + 2):
         while pending[t]:
             ready_s, p = pop(heap)
             i = by_priority[p]
@@ -387,12 +388,10 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
             engine_free = begin + duration[i]
             ready[i], issue[i], finish[i] = ready_s, begin, engine_free
             issued.append(i)
-            due = waited_by[i]
-            if due >= 0:
-                pending[due] -= 1
-                waited_until[due] = engine_free
-        if t == n:
-            break
+            pending[waited_by[i]] -= 1
+            waited_until[waited_by[i]] = engine_free
+        if t >= n:
+            continue  # after the last step: the stores it waits for, then unread loads
         s = previous_end if previous_end > waited_until[t] else waited_until[t]
         start[t] = s
         previous_end = end[t] = s + steps_compute[t]
@@ -400,13 +399,6 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
             while cursor < m and release_points[cursor] <= point:
                 push(heap, (time_s, release_priorities[cursor]))
                 cursor += 1
-    while heap:  # transfers no step waits for (loads never read) run at the end
-        ready_s, p = pop(heap)
-        i = by_priority[p]
-        begin = engine_free if engine_free > ready_s else ready_s
-        engine_free = begin + duration[i]
-        ready[i], issue[i], finish[i] = ready_s, begin, engine_free
-        issued.append(i)
     finish_array = np.asarray(finish)
     last_store = finish_array[transfers.kind == _STORE].max(initial=0.0)
     return _Run(

@@ -6,12 +6,13 @@ Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
     check_solver("my_package.module:MySolver")   # raises AssertionError naming the case
 
 :mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.graphs`
-seeded random graphs.
+seeded random graphs, :mod:`~memplan.testing.plans` large plans for benchmarks.
 """
 
 from __future__ import annotations
 
 from memplan.testing.graphs import random_dag
+from memplan.testing.plans import large_random_plan
 from memplan.testing.solvers import check_solver
 
-__all__ = ["check_solver", "random_dag"]
+__all__ = ["check_solver", "large_random_plan", "random_dag"]

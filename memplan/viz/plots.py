@@ -93,18 +93,18 @@ def plot_plan(
     ax_live = fig.add_subplot(grid[1], sharex=ax_map)
     _draw_map(ax_map, problem, plan)
     _draw_live(ax_live, problem, plan)
-    graph = problem.graph
-    fig.suptitle(
-        title
-        or (
-            f"{graph.name}: {n} steps, {len(plan.residencies)} residencies, scratchpad "
-            f"{format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
-        ),
-        fontsize=11,
-    )
+    fig.suptitle(title or plan_title(problem, plan), fontsize=11)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
     return fig
+
+
+def plan_title(problem: Problem, plan: Plan) -> str:
+    """The default title of a plan's figure: model, steps, residencies, capacity, scope."""
+    return (
+        f"{problem.graph.name}: {len(plan.order)} steps, {len(plan.residencies)} residencies, "
+        f"scratchpad {format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
+    )
 
 
 def draw_plan(ax_map: Axes, ax_live: Axes, problem: Problem, plan: Plan) -> None:

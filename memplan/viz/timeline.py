@@ -180,8 +180,7 @@ def plot_schedule(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from memplan.units import format_bytes
-    from memplan.viz.plots import draw_plan
+    from memplan.viz.plots import draw_plan, plan_title
 
     lanes = list(timelines or [("", simulate(problem, plan))])
     n = max(len(plan.order), 1)
@@ -198,15 +197,7 @@ def plot_schedule(
         ax = fig.add_subplot(grid[2 + row], sharex=shared)
         draw_timeline(ax, timeline, label=label or None, span_s=span_s)
         shared = shared or ax
-    graph = problem.graph
-    fig.suptitle(
-        title
-        or (
-            f"{graph.name}: {n} steps, {len(plan.residencies)} residencies, scratchpad "
-            f"{format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
-        ),
-        fontsize=11,
-    )
+    fig.suptitle(title or plan_title(problem, plan), fontsize=11)
     _save(fig, path)
     return fig
 
