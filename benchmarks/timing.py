@@ -73,8 +73,7 @@ def latency_table(workloads: list[str], budget: str = "MH", scope: str = "activa
     """Print the serial / overlap / prefetch table (Markdown)."""
     accelerator = load_accelerator("edge-npu")
     print(
-        f"## Latency of greedy plans at {budget} on {accelerator.name}, {scope} scope "
-        f"({_load()})\n"
+        f"## Latency of greedy plans at {budget} on {accelerator.name}, {scope} scope ({_load()})\n"
     )
     print(
         "| model | non-compulsory B | serial ms | overlap ms | after prefetch ms | "
