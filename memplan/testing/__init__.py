@@ -8,9 +8,9 @@ Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
 
 :mod:`~memplan.testing.solvers` holds the solver checks,
 :mod:`~memplan.testing.allocators` the allocator checks (and seeded random buffers),
-:mod:`~memplan.testing.graphs` seeded random graphs, and :mod:`~memplan.testing.bruteforce`
+:mod:`~memplan.testing.graphs` seeded random graphs, :mod:`~memplan.testing.bruteforce`
 the exact optima of tiny problems by exhaustive search (what bounds and OPTIMAL claims are
-held to).
+held to), and :mod:`~memplan.testing.plans` large plans for benchmarks.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from memplan.testing.bruteforce import (
     topological_orders,
 )
 from memplan.testing.graphs import random_dag, tiny_spill_graph
+from memplan.testing.plans import large_random_plan
 from memplan.testing.solvers import check_solver
 
 __all__ = [
     "check_allocator",
     "check_solver",
     "enumerate_min_peak",
+    "large_random_plan",
     "min_traffic",
     "min_traffic_for_order",
     "random_buffers",

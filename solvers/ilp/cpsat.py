@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -103,7 +103,29 @@ def _params(
     solver.parameters.absolute_gap_limit = 0.0
 
 
-def _run(model: Any, solver: Any, budget: Budget) -> Any:
+#: Seconds between two progress reports of a running search.
+PROGRESS_EVERY_S = 0.5
+
+#: Receives (objective, bound) of a running search, both in bytes (the bound may be None).
+SearchProgress = Callable[[int, int | None], None]
+
+
+def _progress_callback(report: SearchProgress) -> Any:
+    """A CP-SAT solution callback that remembers the latest objective and bound."""
+    from ortools.sat.python import cp_model
+
+    class Latest(cp_model.CpSolverSolutionCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.snapshot: tuple[int, int] | None = None  # (objective, bound), bytes
+
+        def on_solution_callback(self) -> None:
+            self.snapshot = (round(self.objective_value), round(self.best_objective_bound))
+
+    return Latest()
+
+
+def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | None = None) -> Any:
     """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
     CP-SAT would otherwise catch SIGINT itself, and the caller could not tell an
@@ -124,20 +146,29 @@ def _run(model: Any, solver: Any, budget: Budget) -> Any:
     solver.parameters.catch_sigint_signal = False
     outcome: dict[str, Any] = {}
 
+    latest = _progress_callback(progress) if progress is not None else None
+
     def work() -> None:
         try:
-            outcome["status"] = solver.solve(model)
+            outcome["status"] = solver.solve(model, latest)
         except BaseException as error:  # re-raised in the calling thread
             outcome["error"] = error
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
     stopped_at = None
+    shown, next_report = None, time.monotonic() + PROGRESS_EVERY_S
     while worker.is_alive():
         try:
             worker.join(0.05)
         except KeyboardInterrupt:
             budget.stop_event.set()
+        if latest is not None and time.monotonic() >= next_report:
+            next_report = time.monotonic() + PROGRESS_EVERY_S
+            if latest.snapshot is not None and latest.snapshot != shown:
+                shown = latest.snapshot
+                assert progress is not None
+                progress(*shown)
         if stopped_at is None and budget.should_stop():
             solver.stop_search()
             stopped_at = time.monotonic()
@@ -312,6 +343,7 @@ def solve_traffic(
     verbose: bool,
     deterministic_s: float | None = None,
     pin_objective: int | None = None,
+    progress: SearchProgress | None = None,
 ) -> Outcome:
     """Minimise non-compulsory traffic; a hint (a full plan) seeds the search.
 
@@ -326,6 +358,7 @@ def solve_traffic(
             limit, or None.
         pin_objective: only look for solutions of exactly this objective (re-finding a
             proven optimum), or None.
+        progress: called with (objective, bound) in bytes as the search improves.
 
     Returns:
         The outcome; objective and bound in bytes. SKIPPED when the build ran out of time.
@@ -342,7 +375,7 @@ def solve_traffic(
         _add_hints(tm, struct, hint)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose, deterministic_s)
-    code = _run(tm.model, solver, budget)
+    code = _run(tm.model, solver, budget, progress)
     if code is None:
         return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
     status, stats = _status(code), _counters(tm.model, solver, code)

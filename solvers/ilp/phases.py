@@ -82,9 +82,10 @@ def engine_limit_s(budget: Budget) -> float:
 
 
 def sub_budget(budget: Budget, seconds: float) -> Budget:
-    """A budget of at most ``seconds`` (never past ``budget``) sharing its stop event."""
+    """A budget of at most ``seconds`` (never past ``budget``) sharing its stop event and
+    its progress display."""
     limit = max(0.0, min(seconds, budget.remaining_s()))
-    return Budget(time_limit_s=limit, stop_event=budget.stop_event)
+    return Budget(time_limit_s=limit, stop_event=budget.stop_event, on_progress=budget.on_progress)
 
 
 def finish_reserve_s(struct: Structure) -> float:

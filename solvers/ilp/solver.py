@@ -220,7 +220,7 @@ class IlpSolver:
                 return None
         remaining = budget.remaining_s()
         if math.isinf(remaining):
-            sub = Budget(stop_event=budget.stop_event)
+            sub = Budget(stop_event=budget.stop_event, on_progress=budget.on_progress)
         else:
             sub = sub_budget(budget, min(GREEDY_MAX_S, GREEDY_SHARE * remaining))
         try:

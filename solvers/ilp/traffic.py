@@ -49,6 +49,7 @@ from memplan.solvers.ilp.phases import (
 from memplan.validate import validate
 
 if TYPE_CHECKING:
+    from memplan.solvers.ilp.cpsat import SearchProgress
     from memplan.solvers.ilp.solver import IlpSolver
 
 
@@ -128,8 +129,12 @@ def run_backend(
     deterministic_s: float | None = None,
     workers: int | None = None,
     pin_objective: int | None = None,
+    progress: SearchProgress | None = None,
 ) -> Outcome:
-    """One traffic search with the solver's backend (skipped when it cannot fit in time)."""
+    """One traffic search with the solver's backend (skipped when it cannot fit in time).
+
+    ``progress`` receives (objective, bound) in bytes while a CP-SAT search runs.
+    """
     skipped = skip_reason(solver.backend, struct, budget)
     if skipped is not None:
         return skipped
@@ -145,6 +150,7 @@ def run_backend(
             verbose=solver.verbose,
             deterministic_s=deterministic_s,
             pin_objective=pin_objective,
+            progress=progress,
         )
     from memplan.solvers.ilp.milp import solve_traffic_milp
 
@@ -258,7 +264,15 @@ def plan_traffic(
         outcome = Outcome.skipped("an incumbent moves no non-compulsory bytes", out_of_time=False)
     else:
         search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
-        outcome = skipped or run_backend(solver, struct, search, hint)
+        budget.report_progress(best.value_bytes, None, f"exact search from the {best.source} plan")
+
+        def report(objective: int, bound: int | None) -> None:
+            # Only a model of every plan gives a bound over every plan (see Coverage).
+            incumbent = min(objective, best.value_bytes)
+            shown = min(bound, incumbent) if coverage.is_global and bound is not None else None
+            budget.report_progress(incumbent, shown, "exact search")
+
+        outcome = skipped or run_backend(solver, struct, search, hint, progress=report)
         if outcome.status is BackendStatus.OPTIMAL:
             outcome = polish(solver, struct, search, outcome)
     plan, value, source = _adopt(struct, outcome, best, solver.backend)
