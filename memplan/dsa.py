@@ -417,7 +417,7 @@ def allocate(
     the overlap graph); the full ``portfolio`` takes about 5 s for 60,000 buffers;
     ``exact`` and ``minimize`` may use the whole time limit. Small instances run in
     plain Python; larger ones load numba-compiled kernels (the very first run in an
-    installation compiles them, about 10 s, and says so on stderr).
+    installation compiles them, about 10-20 s, and says so on stderr).
     """
     if capacity_bytes is not None and not 0 <= capacity_bytes <= INT64_MAX:
         raise ConfigError(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from memplan.solvers.alloc._jit import kernel
+from memplan.solvers.alloc._jit import inline_kernel, kernel
 from memplan.solvers.alloc.search_state import (
     B_ADJ_HI,
     B_ADJ_LO,
@@ -138,7 +138,7 @@ def run(
             return code
 
 
-@kernel
+@inline_kernel
 def _pop(fr: np.ndarray, st: np.ndarray, d: int, signal: int) -> None:
     """Pop frame ``d`` (release its pool entries) and pass ``signal`` to its parent."""
     st[ST_DEPTH] = d
@@ -147,7 +147,7 @@ def _pop(fr: np.ndarray, st: np.ndarray, d: int, signal: int) -> None:
     st[ST_SIGNAL] = signal
 
 
-@kernel
+@inline_kernel
 def _decomp_step(
     buf: np.ndarray,
     bst: np.ndarray,
@@ -195,7 +195,7 @@ def _decomp_step(
     return CONTINUE
 
 
-@kernel
+@inline_kernel
 def _push_partition(
     fr: np.ndarray, st: np.ndarray, e: int, ra: int, rb: int, start: int, cnt: int
 ) -> None:
@@ -215,7 +215,7 @@ def _push_partition(
     st[ST_SIGNAL] = NONE
 
 
-@kernel
+@inline_kernel
 def _search_step(
     buf: np.ndarray,
     adj: np.ndarray,
@@ -257,7 +257,7 @@ def _search_step(
     return CONTINUE
 
 
-@kernel
+@inline_kernel
 def _expand(
     buf: np.ndarray,
     bst: np.ndarray,
@@ -327,7 +327,7 @@ def _expand(
     return CONTINUE
 
 
-@kernel
+@inline_kernel
 def _place_next_candidate(
     buf: np.ndarray,
     adj: np.ndarray,
@@ -381,7 +381,7 @@ def _place_next_candidate(
     return -1
 
 
-@kernel
+@inline_kernel
 def _place(
     buf: np.ndarray,
     adj: np.ndarray,
@@ -428,7 +428,7 @@ def _place(
     return hat
 
 
-@kernel
+@inline_kernel
 def _raise_floors(
     members: np.ndarray,
     bst: np.ndarray,
@@ -463,7 +463,7 @@ def _raise_floors(
     return ok
 
 
-@kernel
+@inline_kernel
 def _sections_fit(sec: np.ndarray, fr: np.ndarray, st: np.ndarray, d: int, o: int) -> bool:
     """Section inference over frame ``d``: max(floor, o) + unplaced total <= capacity."""
     cap = st[ST_CAP]
@@ -478,7 +478,7 @@ def _sections_fit(sec: np.ndarray, fr: np.ndarray, st: np.ndarray, d: int, o: in
     return True
 
 
-@kernel
+@inline_kernel
 def _push_child(
     buf: np.ndarray,
     bst: np.ndarray,
