@@ -43,6 +43,7 @@ def test_dense_100k_is_refused_before_anything_is_built() -> None:
         assert result.status is Status.TIMEOUT and result.offsets_bytes is None
         assert "over the memory limit" in result.message
         assert "4999950000 overlapping pairs" in result.message
+        assert "kept" not in result.message  # nothing to keep
         assert result.max_live_bytes == sum(b.size_bytes for b in buffers)
 
 

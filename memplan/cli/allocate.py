@@ -144,10 +144,13 @@ def run(args: argparse.Namespace) -> int:
     from memplan.solver import Budget
     from memplan.units import parse_bytes
 
-    capacity = None if args.capacity is None else parse_bytes(args.capacity, "--capacity")
+    capacity = None
+    if args.capacity is not None:
+        text = args.capacity.strip()
+        capacity = int(text) if text.isdigit() else parse_bytes(text, "--capacity")
     if capacity is not None and capacity > INT64_MAX:
         raise ConfigError(
-            f"--capacity {args.capacity}: {capacity} bytes is beyond the 64-bit range "
+            f"--capacity {args.capacity}: beyond the 64-bit range "
             f"(at most 2^63-1 = {INT64_MAX} bytes)"
         )
     if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):

@@ -36,8 +36,10 @@ class AutoAllocator(AllocatorOptions):
         if self.minimize or capacity_bytes is None:
             return _renamed(_exact(shared).allocate(buffers, capacity_bytes, budget), budget)
         greedy = Portfolio(**shared).allocate(buffers, capacity_bytes, budget)
-        if greedy.status is not Status.TIMEOUT or budget.should_stop():
-            return _renamed(greedy, budget)  # it fits, is infeasible, or time is up
+        if greedy.status is not Status.TIMEOUT or greedy.offsets_bytes is None:
+            return _renamed(greedy, budget)  # it fits, is infeasible, or could not run
+        if budget.should_stop():
+            return _renamed(greedy, budget)
         result = _exact(shared).allocate(buffers, capacity_bytes, budget)
         if result.fits or result.status is Status.INFEASIBLE:
             return _renamed(result, budget)

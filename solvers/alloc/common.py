@@ -90,8 +90,9 @@ def memory_limit(options: AllocatorOptions) -> int:
 
 
 def pack_memory_bytes(n: int, pairs: int) -> int:
-    """Peak bytes of :func:`prepare`: the flat arrays, the sweep and the overlap graph."""
-    return 8 * 24 * n + 8 * 2 * pairs + (1 << 20)
+    """Peak bytes of :func:`prepare`: flat arrays and sweep (24 int64 per buffer), and
+    the overlap graph (two int32 entries per overlapping pair)."""
+    return 8 * 24 * n + 4 * 2 * pairs + (1 << 20)
 
 
 def too_slow(what: str, entries: int, budget: Budget) -> str | None:
