@@ -215,3 +215,24 @@ def test_option_flag_reaches_the_allocator(
     code = main(["allocate", str(small_csv), "--json", "--option", "kernels=python", "--minimize"])
     assert code == EXIT_OK
     assert json.loads(capsys.readouterr().out)["stats"]["kernels"] == "python"
+
+
+def test_ctrl_c_stops_the_search_and_reports_it() -> None:
+    """A real SIGINT during the exact search: the search stops and says so, exit 1."""
+    import subprocess
+    import sys
+
+    path = challenging_file("D")
+    code = (
+        "import os, signal, sys, threading\n"
+        "from memplan.cli import main\n"
+        "threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        f"sys.exit(main(['allocate', {str(path)!r}, '--capacity', '986112',\n"
+        "                '--time-limit', '120', '--algorithm', 'exact']))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert run.returncode == EXIT_NO_PLAN, run.stderr
+    assert "stopping; Ctrl-C again to abort" in run.stderr
+    assert "timeout: stopped: no packing within 986112 B found yet" in run.stderr
