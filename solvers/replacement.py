@@ -102,6 +102,10 @@ class BeladyVictims:
         self._state = state
         self._size_aware = policy == "belady-size"
         self._heap: list[tuple[int, int, int]] = []
+        if not self._size_aware:  # a game already under way: its open tensors are candidates
+            sizes = state.sizes
+            for r in state.open_residencies():
+                heapq.heappush(self._heap, (-state.next_use(r.tensor), -sizes[r.tensor], r.tensor))
 
     def steps_ran(self, first: int, last: int) -> None:
         """Record the next uses of the tensors that steps ``[first, last)`` touched."""
@@ -134,7 +138,9 @@ class BeladyVictims:
 
 
 def run_belady(state: PlacementState, policy: str = "belady", budget: Budget | None = None) -> None:
-    """Play the whole game with Belady evictions; the one replacement loop.
+    """Play the game to its end with Belady evictions; the one replacement loop.
+
+    The state may be a game under way (tree search finishes games with it).
 
     With addresses, every missing tensor takes the lowest aligned gap (largest first);
     while they do not all fit, the victim is evicted; when no bystander is left, the
