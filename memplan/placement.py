@@ -232,6 +232,10 @@ class PlacementState:
             return [self._open[t] for _, _, t in self._blocks]
         return [self._open[t] for t in sorted(self._open)]
 
+    def open_residency(self, tensor: int) -> OpenResidency | None:
+        """The open residency of ``tensor``, or None when it is not on chip."""
+        return self._open.get(tensor)
+
     def is_open(self, tensor: int) -> bool:
         """Whether ``tensor`` is on chip now."""
         return tensor in self._open

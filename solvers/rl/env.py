@@ -7,9 +7,11 @@ evictions, compact); ``observation["action_mask"]`` (also ``info["action_mask"]`
 says which are legal. An illegal action changes nothing and costs nothing (masked
 moves are never penalised), with ``info["illegal"] = True``.
 
-Reward: each move pays the non-compulsory DRAM traffic it causes, divided by the
-instance's scale; the last move also gets the greedy stack's score on the same
-instance, so an episode's return is ``(greedy bytes - game bytes) / scale``: above 0
+The features mark the move that replays the greedy stack's plan where it applies
+(:mod:`~memplan.solvers.rl.reference`). Reward: each move pays the non-compulsory DRAM
+traffic it causes, divided by the instance's scale; the last move also gets the greedy
+stack's score on the same instance, so an episode's return is
+``(greedy bytes - game bytes) / scale``: above 0
 beats greedy. The finished plan (validated) is in ``info["plan"]`` at the end.
 
 Instances come from ``options={"instance": ...}`` at reset, from a fixed list given to
@@ -108,7 +110,7 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
             self.instance = self._sampler.sample()
         assert self.instance is not None
         self.state = self.instance.new_state(undo=False)
-        self._encoding = encode(self.state, self.instance.scale_bytes)
+        self._encoding = encode(self.state, self.instance.scale_bytes, self.instance.guide)
         return self._observation(), self._info(illegal=False)
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -134,7 +136,7 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
                 "baseline_bytes": self.instance.baseline_bytes,
             }
         else:
-            self._encoding = encode(self.state, scale)
+            self._encoding = encode(self.state, scale, self.instance.guide)
         info = self._info(illegal=False)
         info.update(info_extra)
         return self._observation(), float(reward), terminated, False, info

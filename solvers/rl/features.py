@@ -14,7 +14,8 @@ network needs a fixed shape. :func:`encode` maps a state to :data:`NUM_ACTIONS` 
 and gives each slot a row of :data:`ACTION_FEATURES` numbers (sizes and offsets as
 fractions of the capacity, next-use distances as fractions of a horizon, the traffic a
 move costs, how tightly a placement fits its gap, and flags such as "this is Belady's
-victim"), plus one vector of :data:`GLOBAL_FEATURES` numbers for the whole state: the
+victim" or "this is the move the reference plan makes here"), plus one vector of
+:data:`GLOBAL_FEATURES` numbers for the whole state: the
 step, occupancy, pending bytes, the free gaps, the working set of the current op, and
 a 16-bin memory map (occupied fraction, and how soon the bytes there are read again).
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memplan.placement import Move, MoveKind, PlacementState
+from memplan.solvers.rl.reference import Reference
 
 #: Placement slots (candidate offsets for the next pending tensor).
 PLACE_SLOTS = 12
@@ -39,7 +41,9 @@ NUM_ACTIONS = PLACE_SLOTS + EVICT_SLOTS + 1
 #: The compact slot.
 COMPACT_SLOT = NUM_ACTIONS - 1
 #: Numbers per action slot.
-ACTION_FEATURES = 16
+ACTION_FEATURES = 17
+#: The column that marks the reference's suggested move (see reference.py).
+REFERENCE_COLUMN = ACTION_FEATURES - 1
 #: Memory-map bins in the global features.
 MAP_BINS = 16
 #: Working-set slots in the global features (the current op's tensors, largest first).
@@ -59,6 +63,7 @@ class Encoding:
     """One state as the network reads it."""
 
     moves: tuple[Move | None, ...]  # per slot: the move it plays, None when masked
+    reference_slot: int  # the slot of the reference's suggested move; -1: none
     mask: np.ndarray  # (NUM_ACTIONS,) bool: legal slots
     actions: np.ndarray  # (NUM_ACTIONS, ACTION_FEATURES) float32; zero rows where masked
     globals: np.ndarray  # (GLOBAL_FEATURES,) float32
@@ -69,7 +74,10 @@ def _distance(steps: int) -> float:
 
 
 def _pick_offsets(state: PlacementState, size: int) -> list[tuple[int, int, int]]:
-    """Up to PLACE_SLOTS candidates ``(offset, gap low, gap high)``, tightest gap first."""
+    """Up to PLACE_SLOTS candidates ``(offset, gap low, gap high)``.
+
+    The lowest and the highest legal offsets always, then the tightest gaps first.
+    """
     gaps = state.free_gaps()
     ranked = []
     for offset in state.offset_candidates():
@@ -77,7 +85,9 @@ def _pick_offsets(state: PlacementState, size: int) -> list[tuple[int, int, int]
             if low <= offset and offset + size <= high:
                 ranked.append((high - low - size, offset, low, high))
                 break
-    ranked.sort()
+    if len(ranked) > PLACE_SLOTS:
+        ends = {min(r[1] for r in ranked), max(r[1] for r in ranked)}
+        ranked.sort(key=lambda r: (r[1] not in ends, r))
     return [(offset, low, high) for _, offset, low, high in ranked[:PLACE_SLOTS]]
 
 
@@ -98,12 +108,15 @@ def _pick_victims(state: PlacementState) -> list[int]:
     return chosen
 
 
-def encode(state: PlacementState, scale_bytes: float) -> Encoding:
+def encode(
+    state: PlacementState, scale_bytes: float, reference: Reference | None = None
+) -> Encoding:
     """Encode ``state``; traffic is divided by ``scale_bytes`` (the instance's scale).
 
     Args:
         state: a game not yet finished.
         scale_bytes: the bytes that count as 1.0 of traffic (e.g. a baseline's score).
+        reference: a plan whose suggested move gets a slot and the reference flag.
     """
     assert not state.done
     capacity = float(state.capacity_bytes)
@@ -128,7 +141,12 @@ def encode(state: PlacementState, scale_bytes: float) -> Encoding:
             return 0.0
         return 1.0 - _distance(abs(state.last_use(neighbour) - last_x))
 
+    suggested = reference.suggestion(state) if reference is not None else None
     offsets = _pick_offsets(state, size)
+    at = suggested.arg if suggested is not None and suggested.kind is MoveKind.PLACE else -1
+    if at >= 0 and all(o != at for o, _, _ in offsets):
+        gap = next((lo, h) for lo, h in gaps if lo <= at and at + size <= h)
+        offsets = [*offsets[: PLACE_SLOTS - 1], (at, *gap)]
     lowest = min((o for o, _, _ in offsets), default=-1)
     highest = max((o for o, _, _ in offsets), default=-1)
     for slot, (offset, low, high) in enumerate(offsets):
@@ -136,7 +154,7 @@ def encode(state: PlacementState, scale_bytes: float) -> Encoding:
         above = by_bottom.get(offset + size)
         moves[slot] = Move(MoveKind.PLACE, offset)
         mask[slot] = True
-        actions[slot] = (
+        actions[slot, :REFERENCE_COLUMN] = (
             1.0,
             0.0,
             0.0,
@@ -155,6 +173,8 @@ def encode(state: PlacementState, scale_bytes: float) -> Encoding:
             _distance(max(last_x - step, 0)),
         )
     victims = _pick_victims(state)
+    if suggested is not None and suggested.kind is MoveKind.EVICT and suggested.arg not in victims:
+        victims = [*victims[: EVICT_SLOTS - 1], suggested.arg]
     belady = victims[0] if victims else -1
     gap_ending = {h: lo for lo, h in gaps}
     gap_starting = {lo: h for lo, h in gaps}
@@ -171,7 +191,7 @@ def encode(state: PlacementState, scale_bytes: float) -> Encoding:
         cost = (true_size * (2 if store else 1)) / scale_bytes
         moves[slot] = Move(MoveKind.EVICT, victim)
         mask[slot] = True
-        actions[slot] = (
+        actions[slot, :REFERENCE_COLUMN] = (
             0.0,
             1.0,
             0.0,
@@ -208,9 +228,12 @@ def encode(state: PlacementState, scale_bytes: float) -> Encoding:
     actions[COMPACT_SLOT, 3] = state.live_bytes / capacity
     actions[COMPACT_SLOT, 9] = min((moved + spills) / scale_bytes, 4.0)
     actions[COMPACT_SLOT, 15] = float(not offsets)
+    reference_slot = -1 if suggested is None else moves.index(suggested)
+    if reference_slot >= 0:
+        actions[reference_slot, REFERENCE_COLUMN] = 1.0
     np.clip(actions, 0.0, FEATURE_MAX, out=actions)
     globals_ = np.clip(_globals(state, gaps, size, pending_bytes), 0.0, FEATURE_MAX)
-    return Encoding(tuple(moves), mask, actions, globals_.astype(np.float32))
+    return Encoding(tuple(moves), reference_slot, mask, actions, globals_.astype(np.float32))
 
 
 def _globals(

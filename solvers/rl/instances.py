@@ -6,7 +6,8 @@ scores come with it:
 
 - ``baseline_bytes``: the greedy stack (Belady replacement, then the allocator
   portfolio and exact search) on the same order; the environment's reward says how
-  far below it a game ended;
+  far below it a game ended. Its plan is kept as the instance's ``reference``: the
+  features mark the move that replays it (:mod:`~memplan.solvers.rl.reference`);
 - ``scale_bytes``: the traffic that counts as 1.0 inside features and values, so that
   one network reads instances of any size: the online Belady pass's score (cheap, always
   available at inference) or the capacity, whichever is larger.
@@ -20,6 +21,7 @@ families (:data:`HELD_OUT_FAMILIES`) are for evaluation only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,13 +29,16 @@ from typing import Any
 
 from memplan.accelerator import DEFAULT_PRESET, load_accelerator
 from memplan.analysis import NAMED_ORDERS, check_order, named_order, peak_live_bytes
+from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.ir import Graph, OpId
 from memplan.placement import PlacementState, Timeline
+from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
 from memplan.solvers.greedy import GreedySolver
 from memplan.solvers.replacement import run_belady
+from memplan.solvers.rl.reference import Reference
 
 #: Workload families the shipped agent trained on (random DAGs besides).
 TRAIN_FAMILIES = ("nasnet", "amoebanet", "randwire", "inception", "resnet", "mobilenet", "vgg")
@@ -55,20 +60,20 @@ class _FixedOrderGreedy(GreedySolver):
         return tuple(OpId(o) for o in self.fixed_order)
 
 
-def greedy_bytes(
+def greedy_plan(
     problem: Problem,
     order: Sequence[int],
     time_limit_s: float = 30.0,
     alloc_time_limit_s: float = 10.0,
-) -> int:
-    """Non-compulsory bytes of the greedy stack on ``order`` (Belady + allocators).
+) -> Plan:
+    """The greedy stack's plan on ``order`` (Belady replacement, then the allocators).
 
     ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 10 s).
     """
     greedy = _FixedOrderGreedy(fixed_order=tuple(order), alloc_time_limit_s=alloc_time_limit_s)
     result = greedy.solve(problem, Budget(time_limit_s))
-    assert result.cost is not None, result.message
-    return result.cost.non_compulsory_bytes
+    assert result.plan is not None, result.message
+    return result.plan
 
 
 def online_bytes(problem: Problem, timeline: Timeline) -> int:
@@ -86,7 +91,13 @@ class Instance:
     problem: Problem  # graph, accelerator (capacity), scope
     timeline: Timeline  # the fixed order and what it implies
     baseline_bytes: int | None  # greedy stack's non-compulsory bytes on the order; None: skipped
+    reference: Plan | None  # the greedy stack's plan on the order (None: skipped)
     scale_bytes: int  # traffic that counts as 1.0 in features and values
+
+    @functools.cached_property
+    def guide(self) -> Reference | None:
+        """The reference plan, ready to suggest moves (None without one)."""
+        return None if self.reference is None else Reference(self.reference)
 
     @property
     def order(self) -> tuple[OpId, ...]:
@@ -123,7 +134,7 @@ def make_instance(
         problem: the problem; its capacity must be at least M_R.
         order: an order name or a topological order of op ids.
         name: a label (the graph's name by default).
-        baseline: run the greedy stack for :attr:`Instance.baseline_bytes`.
+        baseline: run the greedy stack (:attr:`Instance.baseline_bytes`, ``reference``).
         baseline_time_limit_s: the greedy stack's time limit.
         alloc_time_limit_s: the greedy stack's limit per exact-allocator try.
 
@@ -135,10 +146,11 @@ def make_instance(
     ops = resolve_order(problem, order)
     timeline = Timeline.of(problem, ops)
     scale = max(online_bytes(problem, timeline), problem.capacity_bytes, 1)
-    greedy = (
-        greedy_bytes(problem, ops, baseline_time_limit_s, alloc_time_limit_s) if baseline else None
+    reference = (
+        greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s) if baseline else None
     )
-    return Instance(name or problem.graph.name, problem, timeline, greedy, scale)
+    greedy = None if reference is None else evaluate(problem, reference).non_compulsory_bytes
+    return Instance(name or problem.graph.name, problem, timeline, greedy, reference, scale)
 
 
 def catalog_graph(workload: str) -> Graph:

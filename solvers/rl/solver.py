@@ -1,0 +1,218 @@
+"""The ``rl`` solver: play the mallocGame with tree search guided by a trained network.
+
+For a fixed order (the ``order`` option, as greedy's), the solver plays complete games
+(PROBLEM.md section 9) on :class:`memplan.placement.PlacementState`, choosing every move
+with :class:`~memplan.solvers.rl.search.GumbelSearch`, and keeps the game with the
+least non-compulsory traffic. The first game picks by the network's prior and the
+search (no noise); later games add Gumbel noise (seeded), so they differ.
+
+The greedy stack's plan on the same order is computed first: it is the game's
+*reference* (features mark the move that replays it; rollouts replay it where it
+applies, see :mod:`~memplan.solvers.rl.reference`) and the plan kept when no game beats
+it, so the result never has more traffic than greedy on the same order. A game cut
+short by the time limit is finished by the default policy (replay, else online Belady).
+``stats["game_bytes"]`` lists every game's own score, so what the search found is
+visible apart from that fallback.
+
+``network=shipped`` uses the checkpoint inside the package (numpy inference; no torch
+or gymnasium needed), a path uses another ``.npz`` checkpoint, and ``network=none``
+searches without a network (uniform prior, random rollouts to the end): the baseline
+that shows what the network is worth at the same budget. The ``rl-uniform`` solver is
+this solver with ``network=none`` preset, so both run side by side in ``memplan bench``.
+
+The status is FEASIBLE (a heuristic proves no bound), OPTIMAL with zero non-compulsory
+traffic, TIMEOUT when time ran out (or Ctrl-C) before the first search game finished.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from memplan.analysis import NAMED_ORDERS
+from memplan.errors import ConfigError
+from memplan.options import check_choice, check_range
+from memplan.plan import Plan
+from memplan.problem import Problem
+from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.rl.instances import Instance, make_instance
+from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
+from memplan.solvers.rl.reference import default_move
+from memplan.solvers.rl.search import (
+    Evaluator,
+    GumbelSearch,
+    NetworkEvaluator,
+    RolloutEvaluator,
+    play_episode,
+)
+
+#: Values of the ``network`` option besides a checkpoint path.
+NETWORK_CHOICES = ("shipped", "none")
+
+
+@dataclass(frozen=True)
+class RlSolver:
+    """Gumbel tree search on the mallocGame, guided by a policy/value network."""
+
+    name: ClassVar[str] = "rl"
+
+    order: str = field(
+        default="model",
+        metadata={"help": "operator order (fixed during the game): model | min-peak | dfs | bfs"},
+    )
+    network: str = field(
+        default="shipped",
+        metadata={
+            "help": "shipped (the checkpoint in the package) | none (uniform prior, random "
+            "rollouts: the network-free baseline) | a path to an .npz checkpoint"
+        },
+    )
+    simulations: int = field(
+        default=16, metadata={"help": "search simulations per move (the search budget); >= 1"}
+    )
+    considered: int = field(
+        default=8, metadata={"help": "moves the root considers (Gumbel top-k); >= 1"}
+    )
+    episodes: int = field(
+        default=0,
+        metadata={"help": "games to play; 0 = as many as the time allows (at least one); >= 0"},
+    )
+    rollout_steps: int = field(
+        default=16,
+        metadata={
+            "help": "game steps of default play (replay greedy's plan, else Belady) before a "
+            "leaf's network value; 0 = the network's value alone; >= 0"
+        },
+    )
+    max_time_s: float = field(
+        default=60.0,
+        metadata={"help": "seconds of search at most, even under a longer time limit; > 0"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the Gumbel noise and rollouts"})
+
+    def __post_init__(self) -> None:
+        check_choice(self.name, "order", self.order, NAMED_ORDERS)
+        check_range(self.name, "simulations", self.simulations, 1)
+        check_range(self.name, "considered", self.considered, 1)
+        check_range(self.name, "episodes", self.episodes, 0)
+        check_range(self.name, "rollout_steps", self.rollout_steps, 0)
+        check_range(self.name, "max_time_s", self.max_time_s, 1e-3)
+        check_range(self.name, "seed", self.seed, 0)
+        if self.network not in NETWORK_CHOICES and not self.network.endswith(".npz"):
+            raise ConfigError(
+                f"{self.name!r}: option network={self.network!r} is not allowed; use one of "
+                f"{', '.join(NETWORK_CHOICES)} or a path to an .npz checkpoint"
+            )
+
+    def load_network(self) -> Network | None:
+        """The network the ``network`` option names (None for ``none``)."""
+        if self.network == "none":
+            return None
+        path = SHIPPED_CHECKPOINT if self.network == "shipped" else self.network
+        return Network.load(path)
+
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """Play games until the budget or the episode count is spent; keep the best."""
+        refused = infeasible_below_mr(self, problem, budget)
+        if refused is not None:
+            return refused
+        network = self.load_network()
+        limit_s = min(self.max_time_s, budget.remaining_s())
+        instance = make_instance(
+            problem,
+            self.order,
+            baseline_time_limit_s=max(limit_s / 3, 1e-3),
+            alloc_time_limit_s=max(min(10.0, limit_s / 6), 1e-3),
+        )
+        deadline = budget.started_at_s + min(
+            self.max_time_s, budget.remaining_s() + budget.elapsed_s()
+        )
+
+        def out_of_time() -> bool:
+            return budget.should_stop() or time.monotonic() >= deadline
+
+        assert instance.reference is not None and instance.baseline_bytes is not None
+        best_plan, best_bytes, best_from = instance.reference, instance.baseline_bytes, "greedy"
+        rng = np.random.default_rng(self.seed)
+        games = complete = evaluations = 0
+        history: list[int] = []
+        while best_bytes > 0 and (self.episodes == 0 or games < self.episodes):
+            if out_of_time():
+                break
+            search = self._search(instance, network, rng, noise=games > 0)
+            state = instance.new_state()
+            finished = play_episode(state, search, should_stop=out_of_time)
+            evaluations += search.evaluations
+            games += 1
+            while not state.done:  # out of time: the default policy finishes the game
+                state.apply(default_move(state, instance.guide))
+            complete += finished
+            history.append(state.non_compulsory_bytes)
+            if state.non_compulsory_bytes < best_bytes:
+                best_plan, best_bytes = state.plan(), state.non_compulsory_bytes
+                best_from = f"game {games}" + ("" if finished else " (finished by default play)")
+        stats: dict[str, Any] = {
+            "order": self.order,
+            "network": self.network,
+            "games": games,
+            "complete_games": complete,
+            "evaluations": evaluations,
+            "greedy_bytes": instance.baseline_bytes,
+            "game_bytes": history,
+            "best_from": best_from,
+        }
+        return self._result(problem, budget, best_plan, best_bytes, complete, stats)
+
+    def _search(
+        self, instance: Instance, network: Network | None, rng: np.random.Generator, noise: bool
+    ) -> GumbelSearch:
+        evaluator: Evaluator
+        if network is None:
+            evaluator = RolloutEvaluator(instance.scale_bytes, rng)
+        else:
+            evaluator = NetworkEvaluator(
+                network, instance.scale_bytes, instance.guide, rollout_steps=self.rollout_steps
+            )
+        return GumbelSearch(
+            evaluator,
+            instance.scale_bytes,
+            simulations=self.simulations,
+            considered=self.considered,
+            rng=rng,
+            noise=noise,
+            reference=instance.guide,
+        )
+
+    def _result(
+        self,
+        problem: Problem,
+        budget: Budget,
+        plan: Plan,
+        best_bytes: int,
+        complete: int,
+        stats: dict[str, Any],
+    ) -> SolveResult:
+        if best_bytes == 0:
+            status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif complete == 0:
+            status = Status.TIMEOUT
+            why = "interrupted" if budget.interrupted() else "the time ran out"
+            message = f"{why} before a search game finished; returning the best plan so far"
+        else:
+            status, message = Status.FEASIBLE, ""
+        return make_result(self, problem, status, plan, budget, stats=stats, message=message)
+
+
+@dataclass(frozen=True)
+class UniformSearchSolver(RlSolver):
+    """The ``rl`` solver without a network (uniform prior, random rollouts)."""
+
+    name: ClassVar[str] = "rl-uniform"
+
+    network: str = field(
+        default="none",
+        metadata={"help": "none (uniform prior, random rollouts) | shipped | an .npz path"},
+    )
