@@ -1,6 +1,7 @@
 """The ``rl`` solver: play the mallocGame with tree search guided by a trained network.
 
-For a fixed order (the ``order`` option, as greedy's), the solver plays complete games
+For a fixed order (the ``order`` option, as greedy's; ``auto`` plays each of greedy's
+named orders in turn, sharing the time, and keeps the best), the solver plays complete games
 (PROBLEM.md section 9) on :class:`memplan.placement.PlacementState`, choosing every move
 with :class:`~memplan.solvers.rl.search.GumbelSearch`, and keeps the game with the
 least non-compulsory traffic. The first game picks by the network's prior and the
@@ -11,8 +12,8 @@ The greedy stack's plan on the same order is computed first: it is the game's
 applies, see :mod:`~memplan.solvers.rl.reference`) and the plan kept when no game beats
 it, so the result never has more traffic than greedy on the same order. A game cut
 short by the time limit is finished by the default policy (replay, else online Belady).
-``stats["game_bytes"]`` lists every game's own score, so what the search found is
-visible apart from that fallback.
+``stats["game_bytes"]`` lists every game's own score per order (``stats["greedy_bytes"]``
+the reference's), so what the search found is visible apart from that fallback.
 
 ``network=shipped`` uses the checkpoint inside the package (numpy inference; no torch
 or gymnasium needed), a path uses another ``.npz`` checkpoint, and ``network=none``
@@ -21,12 +22,16 @@ that shows what the network is worth at the same budget. The ``rl-uniform`` solv
 this solver with ``network=none`` preset, so both run side by side in ``memplan bench``.
 
 The status is FEASIBLE (a heuristic proves no bound), OPTIMAL with zero non-compulsory
-traffic, TIMEOUT when time ran out (or Ctrl-C) before the first search game finished.
+traffic, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games were
+played (the best plan so far is returned). The same seed and options give the same plan
+unless a run was cut short; ``episodes=0`` plays until ``max_time_s`` (FEASIBLE, and
+machine-dependent).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -49,6 +54,9 @@ from memplan.solvers.rl.search import (
     play_episode,
 )
 
+#: The ``order`` value that plays every named order and keeps the best game.
+AUTO_ORDER = "auto"
+
 #: Values of the ``network`` option besides a checkpoint path.
 NETWORK_CHOICES = ("shipped", "none")
 
@@ -61,7 +69,10 @@ class RlSolver:
 
     order: str = field(
         default="model",
-        metadata={"help": "operator order (fixed during the game): model | min-peak | dfs | bfs"},
+        metadata={
+            "help": "operator order (fixed during a game): model | min-peak | dfs | bfs | "
+            "auto (games on each of them, time shared; the best is kept)"
+        },
     )
     network: str = field(
         default="shipped",
@@ -77,8 +88,10 @@ class RlSolver:
         default=8, metadata={"help": "moves the root considers (Gumbel top-k); >= 1"}
     )
     episodes: int = field(
-        default=0,
-        metadata={"help": "games to play; 0 = as many as the time allows (at least one); >= 0"},
+        default=4,
+        metadata={
+            "help": "games to play (same seed, same plan); 0 = as many as max_time_s allows; >= 0"
+        },
     )
     rollout_steps: int = field(
         default=16,
@@ -94,7 +107,7 @@ class RlSolver:
     seed: int = field(default=0, metadata={"help": "seed of the Gumbel noise and rollouts"})
 
     def __post_init__(self) -> None:
-        check_choice(self.name, "order", self.order, NAMED_ORDERS)
+        check_choice(self.name, "order", self.order, (*NAMED_ORDERS, AUTO_ORDER))
         check_range(self.name, "simulations", self.simulations, 1)
         check_range(self.name, "considered", self.considered, 1)
         check_range(self.name, "episodes", self.episodes, 0)
@@ -115,56 +128,88 @@ class RlSolver:
         return Network.load(path)
 
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
-        """Play games until the budget or the episode count is spent; keep the best."""
+        """Play games on each order until the budget or the episode count is spent."""
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
         network = self.load_network()
-        limit_s = min(self.max_time_s, budget.remaining_s())
-        instance = make_instance(
-            problem,
-            self.order,
-            baseline_time_limit_s=max(limit_s / 3, 1e-3),
-            alloc_time_limit_s=max(min(10.0, limit_s / 6), 1e-3),
-        )
-        deadline = budget.started_at_s + min(
-            self.max_time_s, budget.remaining_s() + budget.elapsed_s()
-        )
-
-        def out_of_time() -> bool:
-            return budget.should_stop() or time.monotonic() >= deadline
-
-        assert instance.reference is not None and instance.baseline_bytes is not None
-        best_plan, best_bytes, best_from = instance.reference, instance.baseline_bytes, "greedy"
+        orders = NAMED_ORDERS if self.order == AUTO_ORDER else (self.order,)
+        deadline = budget.started_at_s + self.max_time_s  # the budget's own limit: should_stop
         rng = np.random.default_rng(self.seed)
-        games = complete = evaluations = 0
-        history: list[int] = []
-        while best_bytes > 0 and (self.episodes == 0 or games < self.episodes):
-            if out_of_time():
-                break
-            search = self._search(instance, network, rng, noise=games > 0)
-            state = instance.new_state()
-            finished = play_episode(state, search, should_stop=out_of_time)
-            evaluations += search.evaluations
-            games += 1
-            while not state.done:  # out of time: the default policy finishes the game
-                state.apply(default_move(state, instance.guide))
-            complete += finished
-            history.append(state.non_compulsory_bytes)
-            if state.non_compulsory_bytes < best_bytes:
-                best_plan, best_bytes = state.plan(), state.non_compulsory_bytes
-                best_from = f"game {games}" + ("" if finished else " (finished by default play)")
+        best: tuple[int, Plan, str] | None = None
         stats: dict[str, Any] = {
             "order": self.order,
             "network": self.network,
-            "games": games,
-            "complete_games": complete,
-            "evaluations": evaluations,
-            "greedy_bytes": instance.baseline_bytes,
-            "game_bytes": history,
-            "best_from": best_from,
+            "games": 0,
+            "complete_games": 0,
+            "evaluations": 0,
+            "greedy_bytes": {},
+            "game_bytes": {},
         }
-        return self._result(problem, budget, best_plan, best_bytes, complete, stats)
+        cut_short = False
+        for k, name in enumerate(orders):
+            share_s = max(deadline - time.monotonic(), 0.0) / (len(orders) - k)
+            order_deadline = time.monotonic() + share_s
+            instance = make_instance(
+                problem,
+                name,
+                baseline_time_limit_s=max(min(share_s / 3, budget.remaining_s()), 1e-3),
+                alloc_time_limit_s=max(min(10.0, share_s / 6), 1e-3),
+            )
+            assert instance.reference is not None and instance.baseline_bytes is not None
+            stats["greedy_bytes"][name] = instance.baseline_bytes
+            if best is None or instance.baseline_bytes < best[0]:
+                best = (instance.baseline_bytes, instance.reference, f"greedy ({name} order)")
+
+            def out_of_time(until: float = order_deadline) -> bool:
+                return budget.should_stop() or time.monotonic() >= until
+
+            history, found, stopped = self._play(instance, network, rng, out_of_time, stats)
+            stats["game_bytes"][name] = history
+            cut_short = cut_short or stopped
+            if found is not None and found[0] < best[0]:
+                best = (found[0], found[1], f"game {found[2]} ({name} order)")
+            if budget.should_stop():
+                cut_short = cut_short or k + 1 < len(orders)
+                break
+        assert best is not None
+        stats["best_from"] = best[2]
+        return self._result(problem, budget, best[1], best[0], cut_short, stats)
+
+    def _play(
+        self,
+        instance: Instance,
+        network: Network | None,
+        rng: np.random.Generator,
+        out_of_time: Callable[[], bool],
+        stats: dict[str, Any],
+    ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
+        """Play up to ``episodes`` games on one instance.
+
+        Returns:
+            Each game's bytes, the best game (bytes, plan, number) if any, and whether
+            time cut the games short.
+        """
+        history: list[int] = []
+        best: tuple[int, Plan, int] | None = None
+        target = instance.baseline_bytes
+        while target != 0 and (self.episodes == 0 or len(history) < self.episodes):
+            if out_of_time():
+                return history, best, self.episodes > 0
+            search = self._search(instance, network, rng, noise=bool(history))
+            state = instance.new_state()
+            finished = play_episode(state, search, should_stop=out_of_time)
+            while not state.done:  # out of time: the default policy finishes the game
+                state.apply(default_move(state, instance.guide))
+            stats["evaluations"] += search.evaluations
+            stats["games"] += 1
+            stats["complete_games"] += finished
+            history.append(state.non_compulsory_bytes)
+            if best is None or state.non_compulsory_bytes < best[0]:
+                best = (state.non_compulsory_bytes, state.plan(), len(history))
+            if not finished:
+                return history, best, self.episodes > 0
+        return history, best, False
 
     def _search(
         self, instance: Instance, network: Network | None, rng: np.random.Generator, noise: bool
@@ -192,15 +237,19 @@ class RlSolver:
         budget: Budget,
         plan: Plan,
         best_bytes: int,
-        complete: int,
+        cut_short: bool,
         stats: dict[str, Any],
     ) -> SolveResult:
         if best_bytes == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
-        elif complete == 0:
+        elif cut_short:
             status = Status.TIMEOUT
             why = "interrupted" if budget.interrupted() else "the time ran out"
-            message = f"{why} before a search game finished; returning the best plan so far"
+            message = (
+                f"{why} after {stats['complete_games']} complete games "
+                f"({self.episodes} per order); "
+                f"returning the best plan so far (from {stats['best_from']})"
+            )
         else:
             status, message = Status.FEASIBLE, ""
         return make_result(self, problem, status, plan, budget, stats=stats, message=message)

@@ -256,7 +256,7 @@ def train(
         returns = [_relative(i, policy_game(i, network)) for i in eval_set]
         row = {"time_s": elapsed, "games": games, "policy_return": float(np.mean(returns))}
         log.evaluations.append(row)
-        lines.append(json.dumps({"kind": "eval", **row}))
+        lines.append(json.dumps({"record": "eval", **row}))
 
     evaluate(0.0)
     last_eval = 0.0
@@ -297,7 +297,7 @@ def train(
             "value_loss": losses[1],
         }
         log.games.append(row)
-        lines.append(json.dumps({"kind": "game", **row}))
+        lines.append(json.dumps({"record": "game", **row}))
         if progress is not None:
             progress(row["time_s"], row)
     elapsed = time.monotonic() - started
