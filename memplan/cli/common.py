@@ -70,6 +70,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     group.add_argument(
+        "--input-value",
+        dest="input_value",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="NAME:V1,V2,...",
+        help=(
+            "fix the value of a small graph input (a sample rate, a flag, a size), e.g. "
+            "sr:16000, so the shape computations and If branches that depend on it fold "
+            "away; several separated by spaces or by repeating the flag"
+        ),
+    )
+    group.add_argument(
         "--dtype-bytes",
         dest="dtype_bytes",
         type=int,
@@ -140,7 +153,7 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
     """
     from memplan.errors import ConfigError
     from memplan.io.loading import load_model
-    from memplan.onnx.importer import parse_dims, parse_input_shapes
+    from memplan.onnx.importer import parse_dims, parse_input_shapes, parse_input_values
 
     dtype_bytes = getattr(args, "dtype_bytes", None)
     if dtype_bytes is not None and dtype_bytes < 1:
@@ -149,6 +162,7 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
         _model_source(args.model),
         input_shapes=parse_input_shapes(_flatten(getattr(args, "input_shape", None))),
         dims=parse_dims(_flatten(getattr(args, "dim", None))),
+        input_values=parse_input_values(_flatten(getattr(args, "input_value", None))),
         dtype_bytes=dtype_bytes,
         aliases=getattr(args, "aliases", True),
     )

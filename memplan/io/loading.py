@@ -17,6 +17,7 @@ from memplan.errors import InputFormatError, OnnxImportError
 from memplan.ir import Graph, graph_from_json
 
 if TYPE_CHECKING:
+    from memplan.onnx.flags import Scalar
     from memplan.onnx.importer import ImportReport
 
 
@@ -43,6 +44,7 @@ def load_model(
     dims: Mapping[str, int] | None = None,
     dtype_bytes: int | None = None,
     aliases: bool = True,
+    input_values: Mapping[str, Sequence[Scalar]] | None = None,
 ) -> LoadedModel:
     """Load an ONNX model (path or ``ModelProto``) or a memplan graph JSON file.
 
@@ -52,6 +54,8 @@ def load_model(
         dims: sizes of symbolic dimensions by name (ONNX only).
         dtype_bytes: bytes per element overriding the ONNX element types (ONNX only).
         aliases: treat view ops as aliases of their input (ONNX only).
+        input_values: fixed values of small graph inputs, e.g. ``{"sr": (16000,)}`` (ONNX
+            only); computations and ``If`` branches that depend on them fold.
 
     Raises:
         OnnxImportError: the file is missing, unreadable, or not a valid model.
@@ -61,7 +65,12 @@ def load_model(
 
     if not isinstance(model, (str, Path)):
         result = import_model(
-            model, input_shapes=input_shapes, dims=dims, dtype_bytes=dtype_bytes, aliases=aliases
+            model,
+            input_shapes=input_shapes,
+            dims=dims,
+            input_values=input_values,
+            dtype_bytes=dtype_bytes,
+            aliases=aliases,
         )
         digest = hashlib.sha256(model.SerializeToString()).hexdigest()
         return LoadedModel(result.graph, None, digest, result.report)
@@ -88,6 +97,7 @@ def load_model(
         path,
         input_shapes=input_shapes,
         dims=dims,
+        input_values=input_values,
         dtype_bytes=dtype_bytes,
         aliases=aliases,
         model_bytes=data,
