@@ -137,6 +137,20 @@ class OpenResidency:
     reload: bool  # the tensor had been on chip before this residency
 
 
+# The plain counters a move may change; undo restores them all at once.
+_COUNTERS = (
+    "step",
+    "live_bytes",
+    "max_live_bytes",
+    "evictions",
+    "spill_stores",
+    "reloads",
+    "compactions",
+    "loaded_bytes",
+    "stored_bytes",
+    "non_compulsory_bytes",
+)
+
 # Journal entries of the undo log: (kind, residency, flag).
 _OPENED, _CLOSED, _REMOVED = 0, 1, 2
 
@@ -431,32 +445,11 @@ class PlacementState:
 
     # --------------------------------------------------------------- internals
     def _counters(self) -> tuple[int, ...]:
-        return (
-            self.step,
-            self.live_bytes,
-            self.max_live_bytes,
-            self.evictions,
-            self.spill_stores,
-            self.reloads,
-            self.compactions,
-            self.loaded_bytes,
-            self.stored_bytes,
-            self.non_compulsory_bytes,
-        )
+        return tuple(getattr(self, name) for name in _COUNTERS)
 
     def _set_counters(self, values: tuple[int, ...]) -> None:
-        (
-            self.step,
-            self.live_bytes,
-            self.max_live_bytes,
-            self.evictions,
-            self.spill_stores,
-            self.reloads,
-            self.compactions,
-            self.loaded_bytes,
-            self.stored_bytes,
-            self.non_compulsory_bytes,
-        ) = values
+        for name, value in zip(_COUNTERS, values, strict=True):
+            setattr(self, name, value)
 
     def _begin_move(self) -> None:
         if self._record:

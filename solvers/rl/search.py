@@ -31,6 +31,7 @@ import numpy as np
 
 from memplan.placement import PlacementState
 from memplan.solvers.rl.features import NUM_ACTIONS, Encoding, encode
+from memplan.solvers.rl.instances import Instance
 from memplan.solvers.rl.network import Network
 from memplan.solvers.rl.reference import Reference, default_move
 
@@ -273,6 +274,35 @@ class GumbelSearch:
         return SearchResult(slot, root.improved_policy(), root.value, root.encoding)
 
 
+def search_for(
+    instance: Instance,
+    network: Network | None,
+    *,
+    simulations: int,
+    considered: int,
+    rollout_steps: int,
+    rng: np.random.Generator,
+    noise: bool,
+) -> GumbelSearch:
+    """The search of one game on ``instance``: network-guided, or network-free (None)."""
+    evaluator: Evaluator
+    if network is None:
+        evaluator = RolloutEvaluator(instance.scale_bytes, rng)
+    else:
+        evaluator = NetworkEvaluator(
+            network, instance.scale_bytes, instance.guide, rollout_steps=rollout_steps
+        )
+    return GumbelSearch(
+        evaluator,
+        instance.scale_bytes,
+        simulations=simulations,
+        considered=considered,
+        rng=rng,
+        noise=noise,
+        reference=instance.guide,
+    )
+
+
 def play_episode(
     state: PlacementState,
     search: GumbelSearch,
@@ -316,4 +346,5 @@ __all__ = [
     "RolloutEvaluator",
     "SearchResult",
     "play_episode",
+    "search_for",
 ]

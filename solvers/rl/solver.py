@@ -46,13 +46,7 @@ from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, mak
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
-from memplan.solvers.rl.search import (
-    Evaluator,
-    GumbelSearch,
-    NetworkEvaluator,
-    RolloutEvaluator,
-    play_episode,
-)
+from memplan.solvers.rl.search import play_episode, search_for
 
 #: The ``order`` value that plays every named order and keeps the best game.
 AUTO_ORDER = "auto"
@@ -196,7 +190,15 @@ class RlSolver:
         while target != 0 and (self.episodes == 0 or len(history) < self.episodes):
             if out_of_time():
                 return history, best, self.episodes > 0
-            search = self._search(instance, network, rng, noise=bool(history))
+            search = search_for(
+                instance,
+                network,
+                simulations=self.simulations,
+                considered=self.considered,
+                rollout_steps=self.rollout_steps,
+                rng=rng,
+                noise=bool(history),
+            )
             state = instance.new_state()
             finished = play_episode(state, search, should_stop=out_of_time)
             while not state.done:  # out of time: the default policy finishes the game
@@ -210,26 +212,6 @@ class RlSolver:
             if not finished:
                 return history, best, self.episodes > 0
         return history, best, False
-
-    def _search(
-        self, instance: Instance, network: Network | None, rng: np.random.Generator, noise: bool
-    ) -> GumbelSearch:
-        evaluator: Evaluator
-        if network is None:
-            evaluator = RolloutEvaluator(instance.scale_bytes, rng)
-        else:
-            evaluator = NetworkEvaluator(
-                network, instance.scale_bytes, instance.guide, rollout_steps=self.rollout_steps
-            )
-        return GumbelSearch(
-            evaluator,
-            instance.scale_bytes,
-            simulations=self.simulations,
-            considered=self.considered,
-            rng=rng,
-            noise=noise,
-            reference=instance.guide,
-        )
 
     def _result(
         self,

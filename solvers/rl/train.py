@@ -45,7 +45,7 @@ from memplan.solvers.rl.features import (
 from memplan.solvers.rl.instances import TRAIN_FAMILIES, Instance, InstanceSampler
 from memplan.solvers.rl.network import HIDDEN, PARAMETERS, Network
 from memplan.solvers.rl.reference import Reference, default_move
-from memplan.solvers.rl.search import GumbelSearch, NetworkEvaluator, play_episode
+from memplan.solvers.rl.search import play_episode, search_for
 
 
 @dataclass(frozen=True)
@@ -113,17 +113,14 @@ def _search_game(
     instance: Instance, network: Network, config: TrainConfig, rng: np.random.Generator
 ) -> tuple[list[Sample], list[int], int]:
     state = instance.new_state()
-    evaluator = NetworkEvaluator(
-        network, instance.scale_bytes, instance.guide, rollout_steps=config.rollout_steps
-    )
-    search = GumbelSearch(
-        evaluator,
-        instance.scale_bytes,
+    search = search_for(
+        instance,
+        network,
         simulations=config.simulations,
         considered=config.considered,
+        rollout_steps=config.rollout_steps,
         rng=rng,
         noise=True,
-        reference=instance.guide,
     )
     samples: list[Sample] = []
     paid: list[int] = []
