@@ -194,3 +194,41 @@ def test_training_learns_to_follow_its_teacher_and_writes_its_files(tmp_path) ->
     assert last > first  # the prior alone plays better than the random initial network
     loaded = Network.load(output)
     assert loaded.meta["games"] == len(log.games) and loaded.meta["config"]["seed"] == 1
+
+
+def test_cli_train_checks_its_output_before_training(tmp_path, capsys) -> None:
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    code = main(["rl", "train", "--minutes", "1", "-o", str(tmp_path / "no" / "a.npz")])
+    assert code == EXIT_BAD_INPUT
+    assert "does not exist" in capsys.readouterr().err
+    code = main(["rl", "train", "--minutes", "1", "-o", str(tmp_path / "agent.bin")])
+    assert code == EXIT_BAD_INPUT and ".npz" in capsys.readouterr().err
+
+
+def test_cli_optimize_with_the_rl_solver(tmp_path, capsys) -> None:
+    import json
+    from importlib import resources
+
+    from memplan.cli import EXIT_OK, main
+
+    graph = resources.files("memplan.graphs") / "tiny" / "diamond.json"
+    out = tmp_path / "plan.json"
+    code = main(
+        [
+            "optimize",
+            str(graph),
+            "--scratchpad",
+            "MR",
+            "--solver",
+            "rl",
+            "--option",
+            "episodes=1",
+            "-o",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["solver"] == "rl" and out.is_file()
