@@ -133,13 +133,15 @@ class Node:
         return np.where(self.visits > 0, self.q(), self.value)
 
     def sigma(self) -> np.ndarray:
-        """sigma(completed Q), Q min-max normalised over the node's values."""
+        """sigma(completed Q) with Q in units of the instance's scale, not min-max normalised.
+
+        Rewards are already divided by the instance's scale, so Q differences keep
+        their meaning: min-max normalisation per node would blow a difference of a few
+        bytes (noise of a rollout) up to the full range and overrule a confident prior.
+        """
         completed = self.completed_q()
-        legal = np.isfinite(self.logits)
-        low, high = completed[legal].min(), completed[legal].max()
-        spread = high - low
-        normalised = (completed - low) / spread if spread > 1e-12 else np.zeros_like(completed)
-        return (C_VISIT + self.visits.max()) * C_SCALE * normalised
+        completed = completed - completed[np.isfinite(self.logits)].max()
+        return (C_VISIT + self.visits.max()) * C_SCALE * completed
 
     def improved_policy(self) -> np.ndarray:
         """softmax(logits + sigma(completed Q)) over the legal slots."""

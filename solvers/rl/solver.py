@@ -13,7 +13,9 @@ applies, see :mod:`~memplan.solvers.rl.reference`) and the plan kept when no gam
 it, so the result never has more traffic than greedy on the same order. A game cut
 short by the time limit is finished by the default policy (replay, else online Belady).
 ``stats["game_bytes"]`` lists every game's own score per order (``stats["greedy_bytes"]``
-the reference's), so what the search found is visible apart from that fallback.
+the reference's; ``stats["game_complete"]`` whether the search played the whole game or
+time cut it and default play finished it), so what the search found is visible apart
+from that fallback.
 
 ``network=shipped`` uses the checkpoint inside the package (numpy inference; no torch
 or gymnasium needed), a path uses another ``.npz`` checkpoint, and ``network=none``
@@ -139,6 +141,7 @@ class RlSolver:
             "evaluations": 0,
             "greedy_bytes": {},
             "game_bytes": {},
+            "game_complete": {},
         }
         cut_short = False
         for k, name in enumerate(orders):
@@ -158,7 +161,7 @@ class RlSolver:
             def out_of_time(until: float = order_deadline) -> bool:
                 return budget.should_stop() or time.monotonic() >= until
 
-            history, found, stopped = self._play(instance, network, rng, out_of_time, stats)
+            history, found, stopped = self._play(instance, name, network, rng, out_of_time, stats)
             stats["game_bytes"][name] = history
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
@@ -173,12 +176,13 @@ class RlSolver:
     def _play(
         self,
         instance: Instance,
+        name: str,
         network: Network | None,
         rng: np.random.Generator,
         out_of_time: Callable[[], bool],
         stats: dict[str, Any],
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
-        """Play up to ``episodes`` games on one instance.
+        """Play up to ``episodes`` games on one instance (of the order ``name``).
 
         Returns:
             Each game's bytes, the best game (bytes, plan, number) if any, and whether
@@ -207,6 +211,7 @@ class RlSolver:
             stats["games"] += 1
             stats["complete_games"] += finished
             history.append(state.non_compulsory_bytes)
+            stats["game_complete"].setdefault(name, []).append(finished)
             if best is None or state.non_compulsory_bytes < best[0]:
                 best = (state.non_compulsory_bytes, state.plan(), len(history))
             if not finished:
