@@ -30,7 +30,6 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memplan.fallback import spill_everything_plan
 from memplan.placement import PlacementState, Timeline, scoped_touched, use_steps
 from memplan.plan import Arrive, Leave
 from memplan.problem import Problem
@@ -44,7 +43,6 @@ __all__ = [
     "run_belady",
     "scoped_touched",
     "simulate",
-    "step_by_step",
     "use_steps",
 ]
 
@@ -212,27 +210,3 @@ def simulate(
     )
     run_belady(state, policy, budget)
     return Replacement.of(state)
-
-
-def step_by_step(problem: Problem, order: Sequence[int]) -> Replacement:
-    """The stays of :func:`memplan.fallback.spill_everything_plan`, with its counters.
-
-    Every stay lasts one step: an activation read later (or a graph output) is stored
-    right after it is produced, and every read loads it again.
-    """
-    plan = spill_everything_plan(problem, order)
-    stays = tuple(Stay(r.tensor, r.start, r.end, r.arrive, r.leave) for r in plan.residencies)
-    graph, sizes = problem.graph, problem.aligned_sizes_bytes
-    spill_stores = sum(
-        s.leave is Leave.STORE and not graph.tensors[s.tensor].is_output for s in stays
-    )
-    loads = [s for s in stays if s.arrive is Arrive.LOAD]
-    first_load = {s.tensor: s.start for s in reversed(sorted(loads, key=lambda s: s.start))}
-    reloads = sum(
-        graph.producer[s.tensor] is not None or first_load[s.tensor] != s.start for s in loads
-    )
-    live = [0] * max(len(order), 1)
-    for s in stays:
-        live[s.start] += sizes[s.tensor]
-    evictions = len(stays) - len({s.tensor for s in stays})  # stays not a tensor's last
-    return Replacement(stays, evictions, spill_stores, reloads, max(live))

@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memplan.bench.cells import json_default
 from memplan.errors import ConfigError
+from memplan.io.files import check_output_path
 
 if TYPE_CHECKING:
     from memplan.bench.cells import CellSpec
@@ -50,9 +52,10 @@ def read_rows(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
 
 
 def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last row of every key, in first-seen key order."""
+    """The last row of every key, in the order those last rows were written."""
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
+        latest.pop(row["key"], None)
         latest[row["key"]] = dict(row)
     return latest
 
@@ -61,8 +64,11 @@ class ResultsWriter:
     """Appends rows to a JSON-lines file; each line is flushed and fsynced when written."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The same rules as every output (no devices, FIFOs or read-only files), checked
+        # before any cell runs; rows are appended, so the file is not replaced.
+        target = check_output_path(path, "results file", create_folders=True)
+        assert target.path is not None  # standard output is not allowed here
+        self.path = target.path
         self._lock = threading.Lock()
         self._handle = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
         self._handle.seek(0, os.SEEK_END)
@@ -74,7 +80,7 @@ class ResultsWriter:
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row as one line, then flush and fsync."""
-        line = json.dumps(row, sort_keys=True, default=_jsonable) + "\n"
+        line = json.dumps(row, sort_keys=True, default=json_default) + "\n"
         with self._lock:
             self._handle.write(line.encode("utf-8"))
             self._handle.flush()
@@ -89,15 +95,6 @@ class ResultsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON fallback for numpy scalars, enums, paths and the like."""
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
 
 
 def pending_cells(
