@@ -56,8 +56,8 @@ class _FixedOrderGreedy(GreedySolver):
         default=(), metadata={"help": "the op order to use"}
     )
 
-    def make_order(self, problem: Problem) -> tuple[OpId, ...]:
-        return tuple(OpId(o) for o in self.fixed_order)
+    def orders(self, problem: Problem) -> dict[str, tuple[OpId, ...]]:
+        return {"given": tuple(OpId(o) for o in self.fixed_order)}
 
 
 def greedy_plan(

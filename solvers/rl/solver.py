@@ -41,7 +41,7 @@ import numpy as np
 
 from memplan.analysis import NAMED_ORDERS
 from memplan.errors import ConfigError
-from memplan.options import check_choice, check_range
+from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
@@ -100,7 +100,7 @@ class RlSolver:
         default=60.0,
         metadata={"help": "seconds of search at most, even under a longer time limit; > 0"},
     )
-    seed: int = field(default=0, metadata={"help": "seed of the Gumbel noise and rollouts"})
+    seed: int = seed_field("seed of the Gumbel noise and rollouts; same seed, same plan")
 
     def __post_init__(self) -> None:
         check_choice(self.name, "order", self.order, (*NAMED_ORDERS, AUTO_ORDER))
@@ -109,7 +109,7 @@ class RlSolver:
         check_range(self.name, "episodes", self.episodes, 0)
         check_range(self.name, "rollout_steps", self.rollout_steps, 0)
         check_range(self.name, "max_time_s", self.max_time_s, 1e-3)
-        check_range(self.name, "seed", self.seed, 0)
+        check_seed(self.name, self.seed)
         if self.network not in NETWORK_CHOICES and not self.network.endswith(".npz"):
             raise ConfigError(
                 f"{self.name!r}: option network={self.network!r} is not allowed; use one of "
@@ -130,7 +130,9 @@ class RlSolver:
             return refused
         network = self.load_network()
         orders = NAMED_ORDERS if self.order == AUTO_ORDER else (self.order,)
-        deadline = budget.started_at_s + self.max_time_s  # the budget's own limit: should_stop
+        # Stop searching a little early: the last game is finished by default play and the
+        # plan validated and scored within max_time_s. The budget's own limit: should_stop.
+        deadline = budget.started_at_s + self.max_time_s * 0.98
         rng = np.random.default_rng(self.seed)
         best: tuple[int, Plan, str] | None = None
         stats: dict[str, Any] = {
