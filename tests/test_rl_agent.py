@@ -75,7 +75,7 @@ def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
     network = Network.initial(1)
     network = Network(network.params, {"note": "test"})
     path = tmp_path / "n.npz"
-    network.save(path)
+    path.write_bytes(network.to_bytes())
     loaded = Network.load(path)
     assert loaded.meta["note"] == "test"
     encoding = encode(_instance(0).new_state(), 1e6)
@@ -90,7 +90,7 @@ def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
 
 def test_numpy_inference_matches_the_torch_model() -> None:
     torch = pytest.importorskip("torch")
-    from memplan.solvers.rl.train import TrainConfig, _Model
+    from memplan.rl.train import TrainConfig, _Model
 
     network = Network.initial(2)
     model = _Model(network, TrainConfig(minutes=1, seed=0))
@@ -181,7 +181,7 @@ def test_solver_options_are_checked() -> None:
 
 def test_training_learns_to_follow_its_teacher_and_writes_its_files(tmp_path) -> None:
     pytest.importorskip("torch")
-    from memplan.solvers.rl.train import TrainConfig, train
+    from memplan.rl.train import TrainConfig, train
 
     config = TrainConfig(
         minutes=0.4, seed=1, families=(), warm_games=12, eval_instances=3, eval_every_s=1e9

@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 from memplan.accelerator import Accelerator  # noqa: E402
 from memplan.problem import Problem  # noqa: E402
-from memplan.solvers.rl.env import ENV_ID, MallocGameEnv  # noqa: E402
+from memplan.rl.env import ENV_ID, MallocGameEnv  # noqa: E402
 from memplan.solvers.rl.features import COMPACT_SLOT, NUM_ACTIONS  # noqa: E402
 from memplan.solvers.rl.instances import Instance, make_instance  # noqa: E402
 from memplan.testing import random_dag  # noqa: E402

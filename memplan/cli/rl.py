@@ -4,7 +4,7 @@
 
     memplan rl train --minutes 30 --seed 0 -o agent.npz
 
-Self-play training (:mod:`memplan.solvers.rl.train`, needs ``pip install
+Self-play training (:mod:`memplan.rl.train`, needs ``pip install
 'memplan[rl]'`` for torch) for a wall-clock time, with a progress bar. It writes the
 checkpoint (``agent.npz``: numpy weights and how they were trained), the log of every
 game and evaluation (``agent.log.jsonl``) and the learning curve (``agent.png``).
@@ -101,8 +101,8 @@ def train_command(args: argparse.Namespace) -> int:
         raise ConfigError(
             "training needs torch; install it with: pip install 'memplan[rl]'"
         ) from None
-    from memplan.solvers.rl.instances import TRAIN_FAMILIES, catalog_workloads
-    from memplan.solvers.rl.train import TrainConfig, train
+    from memplan.rl.sampler import TRAIN_FAMILIES, catalog_workloads
+    from memplan.rl.train import TrainConfig, train
 
     families = TRAIN_FAMILIES
     if args.families is not None:

@@ -10,7 +10,8 @@ One small network reads an :class:`~memplan.solvers.rl.features.Encoding`::
 Every slot is scored by the same weights (the slot order does not matter), and the
 value, the predicted future non-compulsory traffic in units of the instance's scale,
 is never positive. :data:`PARAMETERS` lists the arrays with their shapes; a checkpoint
-is an ``.npz`` file of them plus a JSON ``meta`` entry (how it was trained).
+is an ``.npz`` file (:meth:`Network.to_bytes`) of them plus a JSON ``meta`` entry (how
+it was trained).
 """
 
 from __future__ import annotations
@@ -95,22 +96,20 @@ class Network:
         value = -(max(z, 0.0) + np.log1p(np.exp(-abs(z))))  # -softplus(z), stable
         return logits, value
 
-    def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` checkpoint (atomically)."""
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` checkpoint :meth:`load` reads (write it with an atomic writer)."""
         import io
-
-        from memplan.io.files import atomic_write_bytes
 
         meta = dict(self.meta, format_version=FORMAT_VERSION)
         buffer = io.BytesIO()
         arrays: dict[str, Any] = dict(self.params)
         arrays["meta"] = np.array(json.dumps(meta))
         np.savez_compressed(buffer, **arrays)
-        atomic_write_bytes(path, buffer.getvalue())
+        return buffer.getvalue()
 
     @staticmethod
     def load(path: str | Path) -> Network:
-        """Read a checkpoint written by :meth:`save`.
+        """Read a checkpoint (:meth:`to_bytes`).
 
         Raises:
             ConfigError: the file is missing, unreadable, or of another format version.

@@ -241,7 +241,18 @@ class RlSolver:
             )
         else:
             status, message = Status.FEASIBLE, ""
-        return make_result(self, problem, status, plan, budget, stats=stats, message=message)
+        # 0 bytes is a lower bound over every plan, and a plan with 0 meets it.
+        bound = 0 if best_bytes == 0 else None
+        return make_result(
+            self,
+            problem,
+            status,
+            plan,
+            budget,
+            lower_bound_bytes=bound,
+            stats=stats,
+            message=message,
+        )
 
 
 @dataclass(frozen=True)

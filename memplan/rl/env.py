@@ -19,7 +19,7 @@ the constructor, or from a seeded :class:`~memplan.solvers.rl.instances.Instance
 (random DAGs by default; catalog families on request)::
 
     import gymnasium as gym
-    import memplan.solvers.rl.env  # registers the id
+    import memplan.rl.env  # registers the id
     env = gym.make("memplan/MallocGame-v0", families=())
     obs, info = env.reset(seed=0)
 """
@@ -34,6 +34,7 @@ import numpy as np
 from gymnasium import spaces
 
 from memplan.placement import PlacementState
+from memplan.rl.sampler import InstanceSampler
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
     FEATURE_MAX,
@@ -42,7 +43,7 @@ from memplan.solvers.rl.features import (
     Encoding,
     encode,
 )
-from memplan.solvers.rl.instances import Instance, InstanceSampler
+from memplan.solvers.rl.instances import Instance
 from memplan.solvers.rl.render import render_rgb, render_text
 from memplan.validate import check_plan
 

@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from memplan.io.files import atomic_write_bytes, atomic_write_text
 from memplan.placement import PlacementState
+from memplan.rl.sampler import TRAIN_FAMILIES, InstanceSampler
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
     GLOBAL_FEATURES,
@@ -42,7 +44,7 @@ from memplan.solvers.rl.features import (
     Encoding,
     encode,
 )
-from memplan.solvers.rl.instances import TRAIN_FAMILIES, Instance, InstanceSampler
+from memplan.solvers.rl.instances import Instance
 from memplan.solvers.rl.network import HIDDEN, PARAMETERS, Network
 from memplan.solvers.rl.reference import Reference, default_move
 from memplan.solvers.rl.search import play_episode, search_for
@@ -306,9 +308,7 @@ def train(
         initial_policy_return=log.evaluations[0]["policy_return"],
     )
     network = model.export(meta)
-    network.save(output)
-    from memplan.io.files import atomic_write_text
-
+    atomic_write_bytes(output, network.to_bytes())
     atomic_write_text(log_path, "\n".join(lines) + "\n")
     plot_learning_curve(log, output.with_suffix(".png"), teacher_eval)
     return network, log
@@ -320,8 +320,6 @@ def plot_learning_curve(log: TrainLog, path: Path, teacher_return: float | None 
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
-
-    from memplan.io.files import atomic_write_bytes
 
     figure = Figure(figsize=(8, 4.5), dpi=110)
     axes = figure.add_subplot()
