@@ -7,8 +7,10 @@ tuples of arrays, loops, no objects). :func:`kernel` wraps it without importing 
   uses; small instances run this way, so they start without loading numba at all;
 * ``k.compiled()`` imports numba and compiles the function (with the compiled
   versions of the kernels it calls) on its first use. Compiled code is cached on disk
-  beside the source (``cache=True``), so only the first run in an installation pays the
-  compilation, and it says so once on stderr.
+  beside the source (``cache=True``). When the first compiled kernel a process asks
+  for is not in the cache yet (a fresh installation), every allocator kernel is
+  compiled at once (:mod:`.warmup`), saying so once on stderr: the compilation is paid
+  in one known place, never again half way through a later, timed allocation.
 
 Both versions compute the same integers (the tests compare them on seeded instances),
 so an allocation may start in Python and switch to compiled kernels half way through
@@ -17,6 +19,7 @@ so an allocation may start in Python and switch to compiled kernels half way thr
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import types
@@ -30,13 +33,14 @@ KERNEL_MODES = ("auto", "python", "compiled")
 #: at most this run in Python first (about a millisecond per greedy pass).
 PYTHON_WORK_LIMIT = 4_000
 
-#: With ``kernels=auto``: seconds of one allocation after which it switches from the
-#: Python kernels to the compiled ones (about what loading them from the cache costs).
+#: With ``kernels=auto``: seconds after a process's first allocation during which small
+#: instances run the Python kernels (about what loading the compiled ones costs); later
+#: allocations, and one still running then, use the compiled kernels.
 PYTHON_SECONDS = 0.25
 
 #: Printed once per process when numba starts compiling an allocator kernel.
 COMPILE_NOTICE = (
-    "memplan: compiling allocator kernels once, about 10-20 s (later runs load them from the cache)"
+    "memplan: compiling allocator kernels once, about 20 s (later runs load them from the cache)"
 )
 
 _notice_installed = False
@@ -44,6 +48,11 @@ _notice_installed = False
 #: True once any compiled kernel was loaded in this process: from then on ``auto`` runs
 #: compiled kernels only (numba's start-up is paid; the Python path only saves it).
 compiled_loaded = False
+
+#: ``time.perf_counter()`` of the process's first allocation with ``kernels=auto``.
+first_allocation_s: float | None = None
+
+_warming = False  # compiling every kernel now: no nested warm-up
 
 
 class Kernel:
@@ -100,13 +109,31 @@ class Kernel:
             except ImportError:  # numba is a dependency; without it, run Python
                 self._compiled = self.python()
                 return self._compiled
-            global compiled_loaded
+            global compiled_loaded, _warming
+            first = not compiled_loaded
             compiled_loaded = True
             _install_compile_notice()
             options: dict[str, Any] = {"inline": "always"} if self.inline else {}
             jit = numba.njit(cache=True, nogil=True, **options)
             self._compiled = jit(self._bound(Kernel.compiled))
+            if first and not _warming and not self.inline and _not_cached(self._compiled):
+                from memplan.solvers.alloc.warmup import compile_all_kernels
+
+                _warming = True
+                try:
+                    compile_all_kernels()
+                finally:
+                    _warming = False
         return self._compiled
+
+
+def _not_cached(dispatcher: Any) -> bool:
+    """True when numba's disk cache has no entry for ``dispatcher`` (a fresh install)."""
+    try:
+        index = dispatcher._cache._cache_file._index_path  # numba internals; may move
+    except AttributeError:
+        return False
+    return not os.path.exists(index)
 
 
 def kernel(fn: Callable[..., Any]) -> Kernel:
@@ -151,27 +178,31 @@ def _install_compile_notice() -> None:
 class KernelChoice:
     """Which version of the kernels one allocation runs.
 
-    ``python`` and ``compiled`` are fixed. ``auto`` starts in Python when the instance is
-    small (``work <= PYTHON_WORK_LIMIT``) and no compiled kernel is loaded yet in this
-    process, and switches to the compiled kernels for good once the allocation has run
-    :data:`PYTHON_SECONDS`; larger instances start compiled. So a short job never loads
+    ``python`` and ``compiled`` are fixed. ``auto`` runs Python when the instance is
+    small (``work <= PYTHON_WORK_LIMIT``), no compiled kernel is loaded yet in this
+    process, and the process's first allocation started less than
+    :data:`PYTHON_SECONDS` ago; it switches to the compiled kernels for good (even in
+    the middle of an allocation) once that window closes. So a short job never loads
     numba, and a process that allocates again and again (the greedy solver's retries)
-    pays for it once.
+    pays for it once, early.
     """
 
     def __init__(self, mode: str, work: int) -> None:
+        global first_allocation_s
         self.mode = mode  # auto, python or compiled
-        small = work <= PYTHON_WORK_LIMIT and not compiled_loaded
+        if mode == "auto" and first_allocation_s is None:
+            first_allocation_s = time.perf_counter()
+        small = work <= PYTHON_WORK_LIMIT and not compiled_loaded and self._window_open()
         self.compiled = mode == "compiled" or (mode == "auto" and not small)
-        self.started_s = time.perf_counter()  # when the allocation started
+
+    @staticmethod
+    def _window_open() -> bool:
+        started = first_allocation_s
+        return started is not None and time.perf_counter() - started <= PYTHON_SECONDS
 
     def __call__(self, k: Kernel) -> Callable[..., Any]:
         """The version of ``k`` to run now."""
-        if (
-            not self.compiled
-            and self.mode == "auto"
-            and time.perf_counter() - self.started_s > PYTHON_SECONDS
-        ):
+        if not self.compiled and self.mode == "auto" and not self._window_open():
             self.compiled = True
         return k.compiled() if self.compiled else k.python()
 
