@@ -150,12 +150,16 @@ def test_switching_to_compiled_mid_search_keeps_the_answer(
 
 def test_kernel_choice_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_jit, "compiled_loaded", False)
+    monkeypatch.setattr(_jit, "first_allocation_s", time.perf_counter())  # window open
     assert KernelChoice("auto", _jit.PYTHON_WORK_LIMIT).python
     monkeypatch.setattr(_jit, "compiled_loaded", True)  # numba's start-up is paid already
     assert not KernelChoice("auto", 1).python
     monkeypatch.setattr(_jit, "compiled_loaded", False)
     assert not KernelChoice("auto", _jit.PYTHON_WORK_LIMIT + 1).python
     assert KernelChoice("python", 10**9).python and not KernelChoice("compiled", 0).python
+    monkeypatch.setattr(_jit, "first_allocation_s", time.perf_counter() - 2 * _jit.PYTHON_SECONDS)
+    assert not KernelChoice("auto", 1).python  # the process's Python window has closed
+    monkeypatch.setattr(_jit, "first_allocation_s", time.perf_counter())
     choice = KernelChoice("auto", 0)
     monkeypatch.setattr(_jit, "PYTHON_SECONDS", 0.0)
     time.sleep(0.001)
