@@ -110,6 +110,9 @@ def test_bad_csv_exits_2_with_one_line(
         (["--capacity", "lots"], "--capacity"),
         (["--alignment", "0"], "--alignment 0"),
         (["--time-limit", "-1"], "--time-limit"),
+        (["--seed", "-3"], "--seed -3: a seed is a whole number from 0 to 2147483647"),
+        (["--seed", "2147483648"], "--seed 2147483648: a seed is a whole number"),
+        (["--option", "seed=-1"], "option seed=-1 must be between 0 and 2147483647"),
     ],
 )
 def test_bad_options_exit_2(

@@ -21,7 +21,8 @@ import sys
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
-from memplan.cli.common import console, print_json
+from memplan.cli.common import checked_seed, console, print_json
+from memplan.options import SEED_MAX
 
 _ALGORITHMS = (
     "auto (greedy portfolio, then the exact search if needed), exact (MiniMalloc-style "
@@ -90,7 +91,10 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the randomised steps; default 0"
+        "--seed",
+        default="0",
+        metavar="N",
+        help=f"seed of the randomised steps (same seed, same offsets), 0 to {SEED_MAX}; default 0",
     )
     parser.add_argument(
         "--option",
@@ -156,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):
         raise ConfigError(f"--time-limit {args.time_limit}: must be a number of seconds >= 0")
     options = {
-        "seed": args.seed,
+        "seed": checked_seed(args.seed),
         "minimize": args.minimize or capacity is None,
         **parse_option_pairs(args.option),
     }

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from memplan.dsa import AllocationResult, Buffer, check_buffers, make_allocation
-from memplan.options import check_choice, check_range
+from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc._jit import KERNEL_MODES, KernelChoice
 from memplan.solvers.alloc.intervals import Packed, flat_arrays, overlap_counts, pack_arrays
@@ -36,9 +36,7 @@ ENTRIES_PER_S = 20_000_000
 class AllocatorOptions:
     """The options every allocator has (each allocator adds its own after these)."""
 
-    seed: int = field(
-        default=0, metadata={"help": "seed of any randomised step; same seed, same offsets"}
-    )
+    seed: int = seed_field("seed of any randomised step; same seed, same offsets")
     minimize: bool = field(
         default=False,
         metadata={
@@ -63,6 +61,7 @@ class AllocatorOptions:
 
     def __post_init__(self) -> None:
         name = str(getattr(self, "name", "allocator"))
+        check_seed(name, self.seed)
         check_choice(name, "kernels", self.kernels, KERNEL_MODES)
         check_range(name, "memory_limit_bytes", self.memory_limit_bytes, 0)
 
