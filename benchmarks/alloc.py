@@ -30,21 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
-from memplan.dsa import Buffer, allocate, make_allocator, max_live_bytes, validate_packing
+from memplan.dsa import (
+    Buffer,
+    allocate,
+    available_allocators,
+    make_allocator,
+    max_live_bytes,
+    validate_packing,
+)
 from memplan.io.buffers_csv import read_buffers_csv
 from memplan.io.files import atomic_write_text
 from memplan.solver import Budget, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = 1 << 20
-NAMED = (
-    "greedy-by-size",
-    "best-fit-size",
-    "best-fit-duration",
-    "online-best-fit",
-    "first-fit-decreasing",
-    "lowest-offset-first",
-)
+#: The single-pass greedy allocators: every registered one but the combinations.
+NAMED = tuple(n for n in available_allocators() if n not in ("auto", "portfolio", "exact"))
 
 
 def random_buffers(n: int, seed: int) -> list[Buffer]:
