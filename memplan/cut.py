@@ -201,7 +201,7 @@ def required_state(problem: Problem, plan: Plan, step: int) -> BoundaryState:
     for tensor, stays in sorted(_by_tensor(plan).items()):
         crossing = [r for r in stays if r.start < step < r.end]
         after = [r for r in stays if r.end > step]
-        if not after:
+        if not after and not problem.graph.tensors[tensor].is_output:
             continue
         store_end = min((r.end for r in after if r.leave is Leave.STORE), default=None)
         loads = [r.start for r in after if r.arrive is Arrive.LOAD and r.start >= step]

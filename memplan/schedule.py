@@ -33,7 +33,7 @@ the peak, re-solve, repeat) with a node limit per window, so results are reprodu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from memplan.analysis import live_bytes_per_step, peak_live_bytes, working_set_bytes
@@ -167,7 +167,13 @@ class _Outcome:
     nodes: int  # states expanded
 
 
-def _search(w: _Window, floor: int, upper: int, node_limit: int) -> _Outcome:
+#: A check the searches make every few thousand states: True stops them (unproven).
+StopCheck = Callable[[], bool]
+
+
+def _search(
+    w: _Window, floor: int, upper: int, node_limit: int, should_stop: StopCheck | None = None
+) -> _Outcome:
     """Depth-first branch and bound for the window order of least peak below ``upper``.
 
     Stops early at a peak <= ``floor`` (nothing below it matters). ``complete`` means
@@ -235,7 +241,7 @@ def _search(w: _Window, floor: int, upper: int, node_limit: int) -> _Outcome:
             if best_peak <= floor:
                 break
             continue
-        if nodes >= node_limit:
+        if nodes >= node_limit or (should_stop is not None and not nodes & 4095 and should_stop()):
             complete = False
             break
         nready = [r for r in ready if r != o]
@@ -253,14 +259,16 @@ def static_lower_bound(graph: Graph, sizes_bytes: Sequence[int], in_scope: Seque
     return max(working_set_bytes(graph, sizes_bytes, in_scope), default=0)
 
 
-def _below(w: _Window, target: int, node_limit: int) -> _Outcome:
+def _below(
+    w: _Window, target: int, node_limit: int, should_stop: StopCheck | None = None
+) -> _Outcome:
     """Decide whether the window has an order of peak below ``target``.
 
     The floor is ``target - 1``: the first order found below the target ends the search,
     and the eager rule may run any op that frees what it adds while its step stays
     below the target. ``complete`` without an order proves that none exists.
     """
-    return _search(w, target - 1, target, node_limit)
+    return _search(w, target - 1, target, node_limit, should_stop)
 
 
 def exact_search(
@@ -269,6 +277,8 @@ def exact_search(
     in_scope: Sequence[bool],
     start_order: Sequence[int],
     node_limit: int,
+    *,
+    should_stop: StopCheck | None = None,
 ) -> PeakSchedule:
     """Lower the peak of ``start_order`` over the whole graph until no lower one exists.
 
@@ -284,7 +294,7 @@ def exact_search(
     window = _window(graph, sizes_bytes, in_scope, order, {})
     nodes = 0
     while nodes < node_limit:
-        outcome = _below(window, peak, node_limit - nodes)
+        outcome = _below(window, peak, node_limit - nodes, should_stop)
         nodes += outcome.nodes
         if outcome.order is None or outcome.peak_bytes is None:
             if outcome.complete:
@@ -324,6 +334,7 @@ def relaxation_bound(
     *,
     window_ops: Sequence[int] = (32, 64, 128, 256),
     node_limit: int = 200_000,
+    should_stop: StopCheck | None = None,
 ) -> tuple[bool, int]:
     """Prove that no order of the graph has a peak below ``target``, from a region.
 
@@ -371,11 +382,11 @@ def relaxation_bound(
                 if opened or kept:
                     outside[u] = (opened, kept)
         window = _window(graph, sizes_bytes, in_scope, region, outside)
-        outcome = _below(window, target, node_limit - used)
+        outcome = _below(window, target, node_limit - used, should_stop)
         used += outcome.nodes
         if outcome.order is None and outcome.complete:
             return True, used
-        if width >= n or used >= node_limit:
+        if width >= n or used >= node_limit or (should_stop is not None and should_stop()):
             break
     return False, used
 
@@ -389,6 +400,7 @@ def improve_by_windows(
     window_ops: Sequence[int] = (16, 32, 64),
     node_limit: int = 20_000,
     total_node_limit: int = 400_000,
+    should_stop: StopCheck | None = None,
 ) -> tuple[tuple[OpId, ...], int]:
     """Lower an order's peak by re-solving windows of it around its peak steps.
 
@@ -420,13 +432,13 @@ def improve_by_windows(
             window = _order_window(graph, sizes_bytes, in_scope, current, start, end)
             floor = max(outside, default=0)
             limit = min(node_limit, total_node_limit - used)
-            outcome = _search(window, floor, peak, limit)
+            outcome = _search(window, floor, peak, limit, should_stop)
             used += outcome.nodes
             if outcome.order is not None:
                 current[start:end] = [window.ops[i] for i in outcome.order]
                 improved = True
                 break
-            if used >= total_node_limit:
+            if used >= total_node_limit or (should_stop is not None and should_stop()):
                 break
         if not improved:
             break
@@ -445,6 +457,7 @@ def min_peak_schedule(
     start_order: Sequence[int],
     *,
     node_limit: int = DEFAULT_NODE_LIMIT,
+    should_stop: StopCheck | None = None,
 ) -> PeakSchedule:
     """The lowest-peak order this module can find from ``start_order``, and its proof.
 
@@ -456,7 +469,7 @@ def min_peak_schedule(
        states left.
 
     Every limit counts search states, not seconds, so the result is the same on every
-    machine and run.
+    machine and run; ``should_stop`` (a time limit, Ctrl-C) may end it sooner, unproven.
     """
     order = tuple(OpId(int(o)) for o in start_order)
     floor = static_lower_bound(graph, sizes_bytes, in_scope)
@@ -464,7 +477,12 @@ def min_peak_schedule(
     if peak <= floor:
         return PeakSchedule(order, peak, peak, True, 0, "the largest working set")
     order, used = improve_by_windows(
-        graph, sizes_bytes, in_scope, order, total_node_limit=node_limit * 2 // 5
+        graph,
+        sizes_bytes,
+        in_scope,
+        order,
+        total_node_limit=node_limit * 2 // 5,
+        should_stop=should_stop,
     )
     peak = peak_live_bytes(graph, order, sizes_bytes, in_scope)
     if peak <= floor:
@@ -474,7 +492,9 @@ def min_peak_schedule(
     used += spent
     if proven:
         return PeakSchedule(order, peak, peak, True, used, "windows; bound from a region")
-    exact = exact_search(graph, sizes_bytes, in_scope, order, max(1, node_limit - used))
+    exact = exact_search(
+        graph, sizes_bytes, in_scope, order, max(1, node_limit - used), should_stop=should_stop
+    )
     return PeakSchedule(
         exact.order,
         exact.peak_bytes,

@@ -1,0 +1,317 @@
+"""The ``dnc`` solver: divide and conquer for graphs the whole ILP cannot solve.
+
+COSMA's answer to large NAS graphs is a divide-and-conquer heuristic whose partition rule
+is not public; this one works in four phases, anytime (the best valid plan is kept and
+returned when the time runs out or on Ctrl-C)::
+
+    1. start      greedy plans (min-peak, model, rpo, dfs orders); a no-spill plan of the
+                  min-peak order when it packs (then the traffic is 0: done)
+    2. cut        the best plan's order at narrow places (few live bytes crossing)
+    3. parts      CP-SAT on each part that moves bytes, its boundaries fixed by the
+                  best plan; stitched and validated after every improvement
+    4. windows    large-neighbourhood search: windows around the steps that still
+                  move bytes, re-solved with the rest fixed, until no window helps
+
+Every part and window is solved under the boundary contract of PROBLEM.md section 8
+(:mod:`memplan.cut`); joined plans pass the validator as one plan, and the cost is the
+cost model's. The order inside a part is free (``inner=ilp``) or kept
+(``inner=ilp-fixed``: replacement and placement only, faster).
+
+Reproducibility: every CP-SAT call has a deterministic work limit and one worker by
+default, so the same seed gives the same plan unless the wall-clock limit cuts a phase
+short (``max_windows`` bounds the search instead of the clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from memplan.analysis import min_peak_order, tensor_lifetimes
+from memplan.budgets import PeakEstimate
+from memplan.dsa import AllocationStatus, Buffer, allocate
+from memplan.errors import ConfigError, MemplanError
+from memplan.fallback import spill_everything_plan
+from memplan.ir import OpId
+from memplan.options import check_choice, check_range
+from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.problem import Problem
+from memplan.registry import EXACT_MIN_PEAK
+from memplan.schedule import DEFAULT_NODE_LIMIT, min_peak_schedule
+from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.dnc.cuts import choose_cuts, crossing_bytes
+from memplan.solvers.dnc.search import (
+    RunSettings,
+    SearchStats,
+    improve_windows,
+    solve_parts,
+    traffic_bytes,
+)
+
+INNER = ("ilp", "ilp-fixed")
+
+#: Orders of the greedy starting plans, tried in turn.
+GREEDY_ORDERS = ("min-peak", "model", "rpo", "dfs")
+#: Share of the time the greedy starting plans may take (each at most GREEDY_MAX_S s).
+GREEDY_SHARE, GREEDY_MAX_S = 0.15, 10.0
+#: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order.
+PACK_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class DncSolver:
+    """Divide and conquer: CP-SAT on parts cut at narrow places, then windows (LNS)."""
+
+    name: ClassVar[str] = "dnc"
+    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
+
+    part_ops: int = field(
+        default=24, metadata={"help": "ops per part between cuts (parts are 0.5x-1.5x it)"}
+    )
+    window_ops: int = field(
+        default=16,
+        metadata={"help": "ops per window of the improvement search (grows to 2x when stuck)"},
+    )
+    parts_share: float = field(
+        default=0.5,
+        metadata={"help": "share of the time the parts may take (0 skips them); then windows"},
+    )
+    inner: str = field(
+        default="ilp",
+        metadata={
+            "help": "part solver: ilp (CP-SAT, order, spills and offsets of a part jointly) "
+            "or ilp-fixed (the part's order kept: spills and offsets only)"
+        },
+    )
+    window_time_s: float = field(
+        default=1.0,
+        metadata={"help": "CP-SAT work per window or part, in deterministic seconds (> 0)"},
+    )
+    max_windows: int = field(
+        default=0,
+        metadata={"help": "windows to try at most (0 = until converged or out of time)"},
+    )
+    workers: int = field(default=1, metadata={"help": "CP-SAT threads per part (>= 1)"})
+    seed: int = field(default=0, metadata={"help": "random seed (window order, CP-SAT)"})
+
+    def __post_init__(self) -> None:
+        check_range(self.name, "part_ops", self.part_ops, 2, 10_000)
+        check_range(self.name, "window_ops", self.window_ops, 2, 10_000)
+        check_range(self.name, "parts_share", self.parts_share, 0.0, 1.0)
+        check_choice(self.name, "inner", self.inner, INNER)
+        check_range(self.name, "window_time_s", self.window_time_s, 1e-3)
+        check_range(self.name, "max_windows", self.max_windows, 0)
+        check_range(self.name, "workers", self.workers, 1, 64)
+        check_range(self.name, "seed", self.seed, 0)
+
+    @staticmethod
+    def exact_min_peak(problem: Problem, budget: Budget) -> PeakEstimate:
+        """M_P by the branch and bound of :mod:`memplan.schedule`, within ``budget``."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        schedule = min_peak_schedule(
+            problem.graph,
+            sizes,
+            scope,
+            min_peak_order(problem.graph, sizes, scope),
+            node_limit=10**9,
+            should_stop=budget.should_stop,
+        )
+        if schedule.proven:
+            return PeakEstimate(schedule.peak_bytes, True, "dnc min-peak search (proven)")
+        return PeakEstimate(
+            schedule.peak_bytes,
+            False,
+            f"dnc min-peak search, stopped (lower bound {schedule.lower_bound_bytes} B)",
+        )
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """Plan ``problem`` within ``budget`` (see the module docstring)."""
+        refused = infeasible_below_mr(self, problem, budget)
+        if refused is not None:
+            return refused
+        try:
+            __import__("ortools")
+        except ImportError:
+            raise ConfigError(
+                "solver 'dnc' needs the ortools package; install it with: "
+                "pip install 'memplan[ilp]'"
+            ) from None
+        stats: dict[str, Any] = {"inner": self.inner}
+
+        def report(moved: int | None, message: str) -> None:
+            # The Budget's progress seam, when this memplan has it.
+            hook = getattr(budget, "report_progress", None)
+            if hook is not None:
+                waste = None if moved is None else moved - self._constant(problem)
+                hook(incumbent_bytes=waste, bound_bytes=None, message=message)
+
+        best, source = self._start(problem, budget, stats)
+        best_bytes = traffic_bytes(problem, best)
+        stats["start"] = source
+        stats["start_bytes"] = best_bytes - self._constant(problem)
+        report(best_bytes, f"start: {source}")
+        search = SearchStats()
+        settings = RunSettings(
+            fixed_order=self.inner == "ilp-fixed",
+            work_s=self.window_time_s,
+            workers=self.workers,
+            seed=self.seed,
+        )
+        if best_bytes > self._constant(problem) and not budget.should_stop():
+            order = best.order
+            cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
+            stats["cuts"] = cuts
+            stats["cut_order"] = [int(o) for o in order]
+            if self.parts_share > 0:
+                parts_budget = Budget(
+                    time_limit_s=self._share(budget, self.parts_share),
+                    stop_event=budget.stop_event,
+                )
+                best = solve_parts(problem, best, cuts, settings, parts_budget, search, report)
+            best = improve_windows(
+                problem,
+                best,
+                window_ops=self.window_ops,
+                max_windows=self.max_windows,
+                settings=settings,
+                budget=budget,
+                stats=search,
+                report=report,
+            )
+        stats.update(dataclasses.asdict(search))
+        improved = search.parts_improved + search.windows_improved
+        stats["source"] = f"{source} + parts and windows" if improved else source
+        return self._result(problem, budget, best, stats, search)
+
+    @staticmethod
+    def _constant(problem: Problem) -> int:
+        """Compulsory bytes that are loads or stores (traffic minus non-compulsory)."""
+        return problem.compulsory_bytes() - sum(
+            problem.streamed_weight_bytes(OpId(o)) for o in range(problem.graph.num_ops)
+        )
+
+    @staticmethod
+    def _share(budget: Budget, share: float) -> float | None:
+        """Seconds of ``budget`` left times ``share`` (None without a limit)."""
+        remaining = budget.remaining_s()
+        return None if remaining == float("inf") else share * remaining
+
+    def _result(
+        self,
+        problem: Problem,
+        budget: Budget,
+        plan: Plan,
+        stats: dict[str, Any],
+        search: SearchStats,
+    ) -> SolveResult:
+        waste = traffic_bytes(problem, plan) - self._constant(problem)
+        if waste == 0:
+            status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif budget.should_stop() and not search.converged:
+            status = Status.TIMEOUT
+            stop = "interrupted" if budget.interrupted() else "time limit reached"
+            message = f"{stop}; returning the best plan so far ({stats['source']})"
+        else:
+            status = Status.FEASIBLE
+            message = (
+                "no window improves the plan any more"
+                if search.converged
+                else f"best plan found ({stats['source']})"
+            )
+        return make_result(
+            self,
+            problem,
+            status,
+            plan,
+            budget,
+            lower_bound_bytes=0 if waste == 0 else None,
+            stats=stats,
+            message=message,
+        )
+
+    # ------------------------------------------------------------------ start
+    def _start(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> tuple[Plan, str]:
+        """The best starting plan: a no-spill packing when one fits, else greedy's best."""
+        candidates: list[tuple[int, Plan, str]] = []
+        packed = self._no_spill(problem, budget, stats)
+        if packed is not None:
+            return packed, "no-spill packing of the min-peak order"
+        from memplan.solver import make_solver
+
+        started = budget.elapsed_s()
+        for order_name in GREEDY_ORDERS:
+            spent = budget.elapsed_s() - started
+            remaining = budget.remaining_s()
+            if budget.should_stop() or (candidates and spent > GREEDY_SHARE * (spent + remaining)):
+                break
+            limit = min(GREEDY_MAX_S, GREEDY_SHARE * remaining)
+            try:
+                greedy = make_solver("greedy", {"order": order_name})
+                sub = Budget(
+                    time_limit_s=None if limit == float("inf") else limit,
+                    stop_event=budget.stop_event,
+                )
+                result = greedy.solve(problem, sub)
+            except MemplanError:
+                continue
+            if result.plan is not None:
+                value = traffic_bytes(problem, result.plan)
+                candidates.append((value, result.plan, f"greedy ({order_name} order)"))
+        if not candidates:
+            fallback = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
+            return spill_everything_plan(problem, fallback), "spill everything"
+        candidates.sort(key=lambda c: c[0])
+        stats["greedy_bytes"] = {
+            name: value - self._constant(problem) for value, _, name in candidates
+        }
+        return candidates[0][1], candidates[0][2]
+
+    def _no_spill(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> Plan | None:
+        """Every tensor on chip for its whole life in the min-peak order, if it packs."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        order = min_peak_order(problem.graph, sizes, scope)
+        live = _peak(problem, order)
+        if live > problem.capacity_bytes:
+            # The budgets' search (same node limit, same order): M_P budgets fit it.
+            schedule = min_peak_schedule(
+                problem.graph,
+                sizes,
+                scope,
+                order,
+                node_limit=DEFAULT_NODE_LIMIT,
+                should_stop=budget.should_stop,
+            )
+            order, live = schedule.order, schedule.peak_bytes
+            stats["min_peak_bytes"] = live
+        if live > problem.capacity_bytes:
+            return None
+        spans = tensor_lifetimes(problem.graph, order, scope)
+        buffers, tensors = [], []
+        for tensor, span in enumerate(spans):
+            if span is not None:
+                buffers.append(
+                    Buffer(tensor, span[0], span[1], sizes[tensor], problem.alignment_bytes)
+                )
+                tensors.append(tensor)
+        limit = min(PACK_MAX_S, budget.remaining_s())
+        result = allocate(buffers, problem.capacity_bytes, time_limit_s=max(limit, 0.01))
+        if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+            return None
+        graph = problem.graph
+        residencies = []
+        for tensor, buffer, offset in zip(tensors, buffers, result.offsets_bytes, strict=True):
+            info = graph.tensors[tensor]
+            arrive = Arrive.PRODUCE if graph.producer[tensor] is not None else Arrive.LOAD
+            leave = Leave.STORE if info.is_output else Leave.DROP
+            residencies.append(
+                Residency(info.id, buffer.lower, buffer.upper, offset, arrive, leave)
+            )
+        return Plan.make(order, residencies)
+
+
+def _peak(problem: Problem, order: Any) -> int:
+    from memplan.analysis import peak_live_bytes
+
+    return peak_live_bytes(problem.graph, order, problem.aligned_sizes_bytes, problem.in_scope)
