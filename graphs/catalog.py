@@ -352,7 +352,7 @@ def _read_stored(info: WorkloadInfo) -> bytes:
 def export_model(name: str, path: str | os.PathLike[str]) -> Path:
     """Write workload ``name`` as an ONNX file at ``path`` (atomically); return the path."""
     target = Path(path)
-    atomic_write_bytes(target, model_bytes(name))
+    atomic_write_bytes(target, model_bytes(name), create_folders=True)
     return target
 
 

@@ -24,6 +24,10 @@ class ConfigError(MemplanError):
     """A bad option, flag, accelerator spec or budget; the message lists allowed values."""
 
 
+class OutputFileError(MemplanError):
+    """An output path must not or cannot be written (a device, read-only, no folder, ...)."""
+
+
 class InfeasibleError(MemplanError):
     """The caller asked for something that cannot exist (e.g. a capacity below M_R)."""
 

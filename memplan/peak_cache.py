@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from memplan.budgets import PeakEstimate, PeakProvider, heuristic_min_peak
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, OutputFileError
 from memplan.io.files import atomic_write_text
 from memplan.ir import Graph, graph_to_json
 from memplan.problem import Problem
@@ -83,10 +83,12 @@ def store(problem: Problem, estimate: PeakEstimate) -> None:
         "graph": problem.graph.name,
     }
     # Best effort: a read-only home folder only costs a recomputation.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, OutputFileError):
         atomic_write_text(
             cache_dir() / CACHE_FILE,
             json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True),
+            what="M_P cache",
+            create_folders=True,
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -41,13 +41,54 @@ class Status(enum.Enum):
     TIMEOUT = "timeout"  # out of time (or interrupted); the best plan found, if any
 
 
+# ------------------------------------------------------------------- progress seam
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a running solve, for live displays (see :meth:`Budget.report_progress`).
+
+    Bytes are non-compulsory bytes, the objective. ``bound_bytes`` follows the same rule
+    as :attr:`SolveResult.lower_bound_bytes`: a bound over all valid plans, or None.
+    """
+
+    elapsed_s: float  # seconds since the budget started
+    incumbent_bytes: int | None  # non-compulsory bytes of the best valid plan so far; None yet
+    bound_bytes: int | None  # lower bound on non-compulsory bytes over all plans; None if none
+    message: str = ""  # what the solver is doing now, a few words ("order search", ...)
+
+
+#: A callable that receives progress snapshots; called from any thread, must return fast.
+ProgressCallback = Callable[[Progress], None]
+
+
 @dataclass(frozen=True)
 class Budget:
-    """How long a solver may run, and a flag to stop it early (Ctrl-C)."""
+    """How long a solver may run, a flag to stop it early (Ctrl-C), and where to report.
+
+    ``on_progress`` is optional: a solver that finds plans or bounds over time calls
+    :meth:`report_progress` whenever its incumbent or bound improves (or its phase
+    changes); the command line shows it as a live line. Solvers never require it.
+    """
 
     time_limit_s: float | None = None  # wall-clock seconds; None = no limit
     started_at_s: float = field(default_factory=time.monotonic)  # time.monotonic() at start
     stop_event: threading.Event = field(default_factory=threading.Event)  # set to stop early
+    on_progress: ProgressCallback | None = None  # receives Progress snapshots; None = nobody
+
+    def report_progress(
+        self,
+        incumbent_bytes: int | None = None,
+        bound_bytes: int | None = None,
+        message: str = "",
+    ) -> None:
+        """Tell ``on_progress`` (if any) the current incumbent, bound and phase.
+
+        Args:
+            incumbent_bytes: non-compulsory bytes of the best valid plan found so far.
+            bound_bytes: a lower bound over all valid plans (never an order-relative one).
+            message: the phase, in a few words.
+        """
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.elapsed_s(), incumbent_bytes, bound_bytes, message))
 
     def elapsed_s(self) -> float:
         """Seconds since the budget started."""

@@ -84,3 +84,24 @@ def test_errors_are_one_line_with_exit_code_2(
     assert "known suites: all, light, small" in capsys.readouterr().err
     assert main(["graphs"]) == 2
     assert "list" in capsys.readouterr().err
+
+
+def test_list_table_sizes_carry_units_and_fit_80_columns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["graphs", "list", "--suite", "light"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    densenet = next(line for line in out.splitlines() if "light_densenet121" in line)
+    assert "6.12 MiB" in densenet and "8.04 MiB" in densenet
+    assert "…" not in out and "1024-based" in out
+
+
+def test_export_checks_the_output_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no" / "bert.onnx"
+    assert main(["graphs", "export", "bert_tiny", "-o", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist; create it first" in err and err.count("\n") == 1
+    assert not missing.parent.exists()
+    assert main(["graphs", "export", "bert_tiny", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -117,6 +117,9 @@ def test_table_output(capsys):
     assert code == EXIT_OK
     for text in ("M_R", "peak, model order", "op types", "largest tensors", "aliases", "Conv"):
         assert text in out
+    # Every table fits 80 columns, sizes whole ("1.34 MiB", never split across lines).
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "1.34 MiB" in out and "…" not in out
 
 
 def test_initializer_only_weights_reported(capsys, tmp_path):

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from cli_models import small_model
 
 import memplan.registry
 from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK, main
@@ -33,45 +32,6 @@ from memplan.validate import validate
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
 MEMPLAN = str(Path(sys.executable).with_name("memplan"))
-
-
-def small_model(channels: int = 8, hw: int = 16) -> onnx.ModelProto:
-    """X -> conv0 -> A -> ... -> conv2 -> F; add(A, F) -> relu -> Y.
-
-    ``A`` lives across a chain whose middle tensors are twice as large, so M_R (32 KiB
-    for 8 channels of 16x16 fp32) is below the peak of live bytes (40 KiB): at M_R the
-    plan must spill ``A``.
-    """
-    c, w = channels, hw
-    rng = np.random.default_rng(0)
-
-    def weight(name, shape):
-        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
-
-    pads = [1, 1, 1, 1]
-    nodes = [
-        helper.make_node("Conv", ["X", "W0"], ["A"], name="conv0", pads=pads),
-        helper.make_node("Relu", ["A"], ["B"], name="relu0"),
-        helper.make_node("Conv", ["B", "W1"], ["C"], name="conv1", pads=pads),
-        helper.make_node("Relu", ["C"], ["E"], name="relu1"),
-        helper.make_node("Conv", ["E", "W2"], ["F"], name="conv2", pads=pads),
-        helper.make_node("Add", ["A", "F"], ["D"], name="add"),
-        helper.make_node("Relu", ["D"], ["Y"], name="relu2"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "small",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, c, w, w])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, c, w, w])],
-        initializer=[
-            weight("W0", (c, c, 3, 3)),
-            weight("W1", (2 * c, c, 3, 3)),
-            weight("W2", (c, 2 * c, 3, 3)),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.checker.check_model(model)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +72,7 @@ def test_optimize_writes_valid_plan_csv_and_plot(tmp_path, model_path, capsys):
     assert code == EXIT_OK, err
     assert "status       feasible" in out
     assert "non-compulsory traffic  16.00 KiB (16,384 B)" in out  # A is spilled once
-    assert "MR = 32.00 KiB" in out
+    assert "scratchpad   32.00 KiB (32,768 B) = MR\n" in out
     loaded = load_model(model_path)
     planfile = read_plan_file(plan, loaded.graph, expected_sha256=sha256_of_file(model_path))
     problem = planfile.problem(loaded.graph)

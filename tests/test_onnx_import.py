@@ -323,8 +323,12 @@ def test_control_flow_is_rejected_naming_the_node():
         helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then, else_branch=then)
     ]
     model = make_model(nodes, [vi("c", [], TensorProto.BOOL), vi("x", [4])], [vi("y", [4])])
-    with pytest.raises(OnnxImportError, match="node 'branch' is a If; control flow"):
+    with pytest.raises(OnnxImportError, match="node 'branch' is an If whose condition 'c'"):
         import_model(model)
+    # fixed, the condition folds and the If becomes its branch (an Identity of x)
+    result = import_model(model, input_values={"c": (True,)})
+    assert [op.op_type for op in result.graph.ops] == ["Identity"]
+    assert result.report.inlined == ("branch: then branch (condition true), 1 node(s)",)
 
 
 def test_string_tensors_are_rejected():
@@ -420,6 +424,31 @@ def test_light_models(name):
     assert plain.num_ops == len(model.graph.node) - result.report.folded_nodes
 
 
+#: Op counts and M_R (fp32, edge-npu, activations scope) of the light models, as imported
+#: before shape folding existed (memplan 0.1.0): folding must not change them.
+LIGHT_BASELINE = {
+    "bvlc_alexnet": (21, 2_239_488),
+    "densenet121": (668, 6_422_528),
+    "inception_v1": (141, 6_422_528),
+    "inception_v2": (370, 6_422_528),
+    "resnet50": (175, 9_633_792),
+    "shufflenet": (170, 2_809_856),
+    "squeezenet": (65, 6_308_352),
+    "vgg19": (43, 25_690_112),
+    "zfnet512": (21, 9_124_608),
+}
+
+
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_models_import_unchanged(name):
+    result = import_model(light_model_path(name))
+    ops, m_r = LIGHT_BASELINE[name]
+    assert result.graph.num_ops == ops
+    assert Problem(result.graph, load_accelerator("edge-npu")).min_resident_bytes == m_r
+    # nothing to fold: one shape-inference run, no node evaluated
+    assert result.report.inference_runs == 1 and result.report.evaluated_by_type == ()
+
+
 @pytest.mark.parametrize(
     ("name", "m_r", "peak"),
     [("densenet121", 6_422_528, 8_429_568), ("shufflenet", 2_809_856, 3_110_912)],
@@ -460,3 +489,28 @@ def test_view_chain_from_a_graph_input_to_a_graph_output_keeps_the_last_view():
     assert g.op_by_name("id").inputs == (x,) and g.op_by_name("relu").inputs == (x,)
     assert g.tensor_by_name("y").is_output and g.tensor_by_name("y").size_bytes == 32
     assert result.report.aliases == (("r", "x"),)
+
+
+#: memplan op counts of the generated workloads (``memplan graphs list``) as imported
+#: before shape folding existed: folding must not change them either.
+GENERATED_OPS = {
+    "nasnet_a_cifar_small": 115, "nasnet_a_cifar": 1112, "nasnet_a_mobile": 900,
+    "nasnet_a_large": 1230, "amoebanet_a_cifar_small": 105, "amoebanet_a_cifar": 980,
+    "amoebanet_a_mobile": 804, "darts_v2_cifar_small": 75, "darts_v2_cifar": 1032,
+    "darts_v2_imagenet": 711, "pnasnet5_cifar_small": 136, "pnasnet5_cifar": 715,
+    "pnasnet5_mobile": 859, "pnasnet5_large": 1048, "randwire_ws_tiny": 63,
+    "randwire_ws_small": 125, "randwire_ws_small_regime": 596, "randwire_ws_regular": 829,
+    "randwire_ws_large": 2069, "bert_tiny": 68, "bert_base": 368, "gpt2_small": 364,
+    "vit_ti16": 356, "vit_b16": 356, "mobilenet_v2": 99, "unet": 67, "unet_small": 38,
+}  # fmt: skip
+
+
+def test_generated_workloads_import_unchanged():
+    from memplan.graphs import catalog
+
+    generated = {w.name for w in catalog.list_workloads() if w.is_generated}
+    assert generated == set(GENERATED_OPS)
+    for name, ops in GENERATED_OPS.items():
+        result = import_model(catalog.load_model(name))
+        assert (name, result.graph.num_ops) == (name, ops)
+        assert result.report.evaluated_by_type == ()

@@ -13,10 +13,12 @@ from memplan.budgets import ResolvedBudget
 from memplan.dsa import validate_packing
 from memplan.errors import InputFormatError, InvalidPlanError
 from memplan.io.buffers_csv import parse_buffers_csv
+from memplan.io.loading import ImportOptions
 from memplan.io.planfile import (
     PLAN_FILE_VERSION,
     plan_csv,
     read_plan_file,
+    read_plan_header,
     write_plan_csv,
     write_plan_file,
 )
@@ -42,6 +44,7 @@ def test_round_trip(tmp_path, spill, scope):
     problem, result = _solve(spill, scope)
     budget = ResolvedBudget("MH", problem.capacity_bytes, "test note")
     path = tmp_path / "out" / "plan.json"
+    path.parent.mkdir()
     write_plan_file(
         path, result, problem, model_sha256=SHA, model_file="/x/diamond.onnx", budget=budget
     )
@@ -65,6 +68,8 @@ def test_round_trip(tmp_path, spill, scope):
     assert loaded.lower_bound_bytes == result.lower_bound_bytes
     assert loaded.gap == result.gap
     assert validate(loaded.problem(problem.graph), loaded.plan) == []
+    assert loaded.version == PLAN_FILE_VERSION == 2
+    assert loaded.import_options is None  # a graph, not an ONNX import
     # Nothing but the plan file in the folder: the write went through a renamed temp file.
     assert [p.name for p in path.parent.iterdir()] == ["plan.json"]
 
@@ -112,7 +117,13 @@ def _edit(path, change):
     ("change", "pattern"),
     [
         (lambda d: d.update(format="something"), "not a memplan plan file"),
-        (lambda d: d.update(version=PLAN_FILE_VERSION + 1), "version 2 is not supported"),
+        (lambda d: d.update(version=PLAN_FILE_VERSION + 1), "version 3 is not supported"),
+        (lambda d: d.update(version=True), "version True is not supported"),
+        (lambda d: d.pop("import"), "field 'import' is missing"),
+        (lambda d: d["model"].pop("graph_sha256"), "model.graph_sha256"),
+        (lambda d: d.update({"import": {"aliases": "yes"}}), "import option aliases"),
+        (lambda d: d.update({"import": {"colour": 1}}), "colour are not known"),
+        (lambda d: d.update({"import": {"dims": {"n": -1}}}), "import option dims.n"),
         (lambda d: d.pop("model"), "field 'model' is missing"),
         (lambda d: d.update(status="great"), "status 'great' is not one of"),
         (lambda d: d.update(scope="weights"), "unknown scope 'weights'"),
@@ -134,16 +145,87 @@ def test_bad_content_is_reported(tmp_path, change, pattern):
     assert str(path) in str(info.value)
 
 
-def test_unknown_tensor_of_another_graph(tmp_path):
-    problem, result = _solve()
-    path = tmp_path / "plan.json"
-    write_plan_file(path, result, problem, model_sha256=SHA)
+def _other_graph():
     b = GraphBuilder("other")
     x = b.tensor("x", 64, TensorKind.INPUT)
     y = b.tensor("y", 64, is_output=True)
     b.op("conv_a", "Relu", [x], [y])
+    return b.build()
+
+
+def test_another_graph_is_rejected_by_its_fingerprint(tmp_path):
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    with pytest.raises(InvalidPlanError) as info:
+        read_plan_file(path, _other_graph())
+    message = str(info.value)
+    assert "imported as 6 ops and 9 tensors" in message
+    assert "the graph given has 1 ops and 2 tensors" in message
+
+
+def test_same_counts_other_sizes_are_rejected(tmp_path):
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    data = json.loads(path.read_text())
+    data["model"]["graph_sha256"] = "00" * 32
+    path.write_text(json.dumps(data))
+    with pytest.raises(InvalidPlanError, match="same counts but other tensor sizes"):
+        read_plan_file(path, problem.graph)
+
+
+def _as_version_1(data):
+    """The same plan as memplan 0.1 wrote it: no import options, no graph fingerprint."""
+    data["version"] = 1
+    data.pop("import")
+    for key in ("graph_sha256", "ops", "tensors"):
+        data["model"].pop(key)
+
+
+def test_version_1_files_are_still_read(tmp_path):
+    problem, result = _solve(spill=True)
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    _edit(path, _as_version_1)
+    loaded = read_plan_file(path, problem.graph, expected_sha256=SHA)
+    assert loaded.version == 1 and loaded.import_options is None
+    assert loaded.plan == result.plan and loaded.cost == result.cost
+    # Without a fingerprint, another graph fails on the names it lacks.
     with pytest.raises(InputFormatError, match="was the plan made for another model"):
-        read_plan_file(path, b.build())
+        read_plan_file(path, _other_graph())
+
+
+def test_import_options_round_trip(tmp_path):
+    problem, result = _solve()
+    options = ImportOptions.create(
+        input_shapes={"x": (1, 3, 640, 640), "a": ()},
+        dims={"batch": 2},
+        dtype_bytes=1,
+        aliases=False,
+    )
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA, import_options=options)
+    data = json.loads(path.read_text())
+    assert data["import"] == {
+        "input_shapes": {"a": [], "x": [1, 3, 640, 640]},
+        "dims": {"batch": 2},
+        "input_values": {},
+        "dtype_bytes": 1,
+        "aliases": False,
+    }
+    header = read_plan_header(path)
+    assert header.import_options == options
+    assert header.graph_size == (problem.graph.num_ops, problem.graph.num_tensors)
+    assert read_plan_file(path, problem.graph).import_options == options
+    assert options.flags() == [
+        "--input-shape a:",
+        "--input-shape x:1,3,640,640",
+        "--dim batch=2",
+        "--dtype-bytes 1",
+        "--no-aliases",
+    ]
+    assert ImportOptions().flags() == [] and ImportOptions().flags(["dims"]) == ["no --dim"]
 
 
 def test_missing_file(tmp_path):

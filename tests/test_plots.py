@@ -53,7 +53,8 @@ def test_load_and_store_marks_are_counted_in_the_legend():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     loads = sum(r.arrive.value == "load" for r in plan.residencies)
     stores = sum(r.leave.value == "store" for r in plan.residencies)
-    assert f"load ({loads})" in labels and f"store ({stores})" in labels
+    assert f"loaded from DRAM ({loads})" in labels
+    assert f"stored to DRAM ({stores})" in labels
 
 
 @pytest.mark.parametrize("suffix", ["png", "svg"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S
 from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def run_cells_dask(
     *,
     address: str,
     jobs: int = 1,
-    grace_s: float = 10.0,
+    grace_s: float = DEFAULT_GRACE_S,
+    warmup_limit_s: float = DEFAULT_WARMUP_LIMIT_S,
     on_start: Callable[[CellSpec], None] | None = None,
 ) -> None:
     """Run ``cells`` on a Dask cluster, calling ``on_row`` with each row as it arrives.
@@ -53,6 +55,7 @@ def run_cells_dask(
             scheduler address such as ``tcp://10.0.0.5:8786``.
         jobs: worker processes of the LocalCluster (ignored for a remote cluster).
         grace_s: seconds past a cell's time limit before its process is killed.
+        warmup_limit_s: seconds a cell's process may take to start and warm up.
         on_start: called with each cell when it is submitted.
 
     Raises:
@@ -91,7 +94,13 @@ def run_cells_dask(
                 if on_start is not None:
                     on_start(cell)
                 future = client.submit(
-                    run_cell, cell, grace_s, key=f"memplan-cell-{cell.key}", pure=False
+                    run_cell,
+                    cell,
+                    grace_s,
+                    None,
+                    warmup_limit_s,
+                    key=f"memplan-cell-{cell.key}",
+                    pure=False,
                 )
                 futures.append(future)
                 by_future[future] = cell

@@ -36,7 +36,7 @@ def _save(fig: Any, path: Path) -> None:
     """Write a figure as PNG atomically (no half-written file on a crash)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), what="figure", create_folders=True)
 
 
 def traffic_figure(

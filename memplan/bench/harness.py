@@ -14,7 +14,8 @@ hold yet to a pool::
 Only the parent writes the results file, one complete line per cell, so a crash,
 ``kill -9`` or Ctrl-C loses at most the cells that were running; a line cut short by a
 crash is skipped on reading. Running the same command again skips every key already
-present (see :func:`cell_key`).
+present (see :func:`memplan.bench.cells.cell_key`: the key holds the resolved capacity,
+whether M_P was proven and the solver's version, so a changed answer is never resumed).
 
 Validation: the worker process (harness code, not the solver) re-runs the validator and
 the cost model on every returned plan and records ``valid`` and its own cost; the parent
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from memplan.accelerator import Accelerator
-from memplan.bench.cells import DEFAULT_GRACE_S, CellSpec, RowCallback, cell_key
+from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S, CellSpec, RowCallback
 from memplan.bench.results import (
     RESULTS_NAME,
     ResultsWriter,
@@ -42,10 +43,11 @@ from memplan.bench.results import (
     pending_cells,
     read_rows,
 )
-from memplan.budgets import PeakEstimate, resolve_budget
+from memplan.bench.specs import check_solvers, solver_options
+from memplan.budgets import PeakEstimate, PeakProvider, resolve_budget
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
-from memplan.peak_cache import cached_peak_provider
+from memplan.peak_cache import cached_peak_provider, exact_peak_provider
 from memplan.problem import Problem, Scope
 
 __all__ = [
@@ -63,7 +65,6 @@ __all__ = [
     "prepare_bench",
     "read_rows",
     "run_cells_local",
-    "split_solver_options",
 ]
 
 
@@ -165,62 +166,68 @@ def build_cells(
     accelerator: Accelerator,
     dtype_bytes: int | None = None,
     save_plans: bool = False,
+    peak_provider: PeakProvider | None = None,
 ) -> list[CellSpec]:
     """Every (workload, scope, budget, solver) cell, budgets resolved once per scope.
 
+    Args:
+        workloads: the models.
+        scopes: scopes to run.
+        budgets: budget specs (MR, MH, MP, sizes, multiples).
+        solvers: solver specs, ``NAME`` or ``NAME[opt=value,...]`` (:mod:`.specs`).
+        options: ``--option`` values per solver spec.
+        time_limit_s: each solve's budget.
+        accelerator: alignment, rates and energies (its capacity is replaced per cell).
+        dtype_bytes: the ``--dtype-bytes`` the workloads were imported with.
+        save_plans: have the workers return their plans.
+        peak_provider: supplies M_P; default: the cached proven value, else the heuristic.
+
     Raises:
-        ConfigError: a budget spec does not parse.
+        ConfigError: a budget spec does not parse, or a solver cannot be loaded.
     """
+    from memplan.bench.versions import plugin_version
+    from memplan.solver import solver_class
+
     acc_dict = accelerator.to_dict()
-    cells = []
+    resolved_solvers = [solver_options(spec, options) for spec in solvers]
+    versions = {name: plugin_version(solver_class(name)) for name, _ in resolved_solvers}
+    cells: dict[str, CellSpec] = {}
     for workload in workloads:
         graph_json = graph_to_json(workload.graph)
         for scope in scopes:
             problem = Problem(workload.graph, accelerator, scope)
-            peak = _once(cached_peak_provider)  # proven M_P when cached, else heuristic
-            mp = peak(problem).value_bytes
+            peak = _once(peak_provider or cached_peak_provider)  # M_P once per workload/scope
+            estimate = peak(problem)
             for spec in budgets:
                 resolved = resolve_budget(spec, problem, peak)
-                for solver in solvers:
-                    opts = dict(options.get(solver, {}))
-                    key = cell_key(
-                        workload.name,
-                        workload.sha256,
-                        scope.value,
-                        spec,
-                        solver,
-                        opts,
-                        time_limit_s,
-                        acc_dict,
-                        dtype_bytes,
+                for name, opts in resolved_solvers:
+                    cell = CellSpec(
+                        workload=workload.name,
+                        source=workload.source,
+                        model_sha256=workload.sha256,
+                        scope=scope.value,
+                        budget=spec.strip(),
+                        capacity_bytes=resolved.capacity_bytes,
+                        budget_note=resolved.note,
+                        mr_bytes=problem.min_resident_bytes,
+                        mp_bytes=estimate.value_bytes,
+                        mp_proven=estimate.proven,
+                        solver=name,
+                        solver_version=versions[name],
+                        options=opts,
+                        time_limit_s=float(time_limit_s),
+                        accelerator={**acc_dict, "capacity_bytes": resolved.capacity_bytes},
+                        dtype_bytes=dtype_bytes,
+                        graph_ops=workload.graph.num_ops,
+                        graph_tensors=workload.graph.num_tensors,
+                        graph_json=graph_json,
+                        save_plan=save_plans,
                     )
-                    cells.append(
-                        CellSpec(
-                            key=key,
-                            workload=workload.name,
-                            source=workload.source,
-                            model_sha256=workload.sha256,
-                            scope=scope.value,
-                            budget=spec.strip(),
-                            capacity_bytes=resolved.capacity_bytes,
-                            budget_note=resolved.note,
-                            mr_bytes=problem.min_resident_bytes,
-                            mp_bytes=mp,
-                            solver=solver,
-                            options=opts,
-                            time_limit_s=float(time_limit_s),
-                            accelerator={**acc_dict, "capacity_bytes": resolved.capacity_bytes},
-                            dtype_bytes=dtype_bytes,
-                            graph_ops=workload.graph.num_ops,
-                            graph_tensors=workload.graph.num_tensors,
-                            graph_json=graph_json,
-                            save_plan=save_plans,
-                        )
-                    )
-    return cells
+                    cells.setdefault(cell.key, cell)  # two specs may name the same variant
+    return list(cells.values())
 
 
-def _once(provider: Callable[[Problem], PeakEstimate]) -> Callable[[Problem], PeakEstimate]:
+def _once(provider: PeakProvider) -> PeakProvider:
     """Memoise a peak provider for one problem (M_P is computed once per workload/scope)."""
     cache: dict[int, PeakEstimate] = {}
 
@@ -230,57 +237,6 @@ def _once(provider: Callable[[Problem], PeakEstimate]) -> Callable[[Problem], Pe
         return cache[id(problem)]
 
     return cached
-
-
-def split_solver_options(
-    pairs: Sequence[str] | None, solvers: Sequence[str]
-) -> dict[str, dict[str, str]]:
-    """Parse ``--option`` values: ``solver.name=value`` for one solver, ``name=value`` for all.
-
-    An unqualified option goes to every solver that has it.
-
-    Raises:
-        ConfigError: malformed pair, unknown solver, or an option no solver has.
-    """
-    from memplan.options import describe_options
-    from memplan.solver import solver_class
-
-    result: dict[str, dict[str, str]] = {s: {} for s in solvers}
-    known = {s: {o.name for o in describe_options(solver_class(s))} for s in solvers}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(
-                f"--option {pair!r} must look like SOLVER.NAME=VALUE or NAME=VALUE "
-                "(e.g. greedy.order=min-peak)"
-            )
-        name = name.strip()
-        target, dot, option = name.rpartition(".")
-        if dot and target in result:
-            result[target][option] = value.strip()
-            continue
-        if dot and ":" not in target:
-            raise ConfigError(
-                f"--option {pair!r}: solver {target!r} is not among --solvers "
-                f"({', '.join(solvers)})"
-            )
-        takers = [s for s in solvers if name in known[s]]
-        if not takers:
-            raise ConfigError(
-                f"--option {pair!r}: no solver among {', '.join(solvers)} has an option "
-                f"{name!r}; see `memplan solvers` for their options"
-            )
-        for solver in takers:
-            result[solver][name] = value.strip()
-    return result
-
-
-def check_solvers(solvers: Sequence[str], options: Mapping[str, Mapping[str, str]]) -> None:
-    """Instantiate every solver once in the parent so bad names or options fail early."""
-    from memplan.solver import make_solver
-
-    for solver in solvers:
-        make_solver(solver, dict(options.get(solver, {})))
 
 
 # --------------------------------------------------------------------------- runners
@@ -293,6 +249,7 @@ def run_cells_local(
     *,
     jobs: int = 1,
     grace_s: float = DEFAULT_GRACE_S,
+    warmup_limit_s: float = DEFAULT_WARMUP_LIMIT_S,
     on_start: Callable[[CellSpec], None] | None = None,
 ) -> None:
     """Run cells in worker processes, ``jobs`` at a time, calling ``on_row`` as each ends.
@@ -316,7 +273,7 @@ def run_cells_local(
                         break
                     if on_start is not None:
                         on_start(cell)
-                    running.add(pool.submit(run_cell, cell, grace_s, cancel))
+                    running.add(pool.submit(run_cell, cell, grace_s, cancel, warmup_limit_s))
                 if not running:
                     break
                 finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -342,6 +299,8 @@ class BenchConfig:
     accelerator: Accelerator  # scratchpad alignment, rates and energies
     time_limit_s: float = 60.0  # each solver's Budget, seconds per cell
     grace_s: float = DEFAULT_GRACE_S  # seconds past the limit before the worker is killed
+    warmup_limit_s: float = DEFAULT_WARMUP_LIMIT_S  # start-up + warm-up, before the clock
+    exact_mp_s: float | None = None  # prove M_P with this many seconds (None: cache/heuristic)
     jobs: int = 1  # cells run at once (local processes or LocalCluster workers)
     options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per solver
     dtype_bytes: int | None = None  # bytes per element at import; None = ONNX types
@@ -359,6 +318,8 @@ class BenchConfig:
             "accelerator": self.accelerator.to_dict(),
             "time_limit_s": self.time_limit_s,
             "grace_s": self.grace_s,
+            "warmup_limit_s": self.warmup_limit_s,
+            "exact_mp_s": self.exact_mp_s,
             "jobs": self.jobs,
             "options": {k: dict(v) for k, v in self.options.items()},
             "dtype_bytes": self.dtype_bytes,
@@ -394,6 +355,10 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
         raise ConfigError(f"--time-limit must be > 0 seconds, got {config.time_limit_s}")
     if config.grace_s < 0:
         raise ConfigError(f"--grace must be >= 0 seconds, got {config.grace_s}")
+    if config.warmup_limit_s <= 0:
+        raise ConfigError(f"--warmup-limit must be > 0 seconds, got {config.warmup_limit_s}")
+    if config.exact_mp_s is not None and config.exact_mp_s <= 0:
+        raise ConfigError(f"--exact-mp must be > 0 seconds, got {config.exact_mp_s}")
     check_solvers(config.solvers, config.options)
     workloads, failures = load_workloads(config.suite, config.dtype_bytes)
     if not workloads:
@@ -409,6 +374,9 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
         accelerator=config.accelerator,
         dtype_bytes=config.dtype_bytes,
         save_plans=config.save_plans,
+        peak_provider=(
+            exact_peak_provider(config.exact_mp_s) if config.exact_mp_s is not None else None
+        ),
     )
     config.out_dir.mkdir(parents=True, exist_ok=True)
     rows, bad = read_rows(config.out_dir / RESULTS_NAME)
@@ -441,7 +409,7 @@ def execute_bench(
                 from memplan.io.files import atomic_write_text
 
                 plan_path = config.out_dir / "plans" / f"{row['key']}.json"
-                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
+                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n", create_folders=True)
                 row["plan_file"] = str(plan_path.relative_to(config.out_dir))
             writer.append(row)
             written += 1
@@ -450,7 +418,12 @@ def execute_bench(
 
         if config.dask is None:
             run_cells_local(
-                run.pending, record, jobs=config.jobs, grace_s=config.grace_s, on_start=on_start
+                run.pending,
+                record,
+                jobs=config.jobs,
+                grace_s=config.grace_s,
+                warmup_limit_s=config.warmup_limit_s,
+                on_start=on_start,
             )
         else:
             from memplan.bench.dask_cluster import run_cells_dask
@@ -461,6 +434,7 @@ def execute_bench(
                 address=config.dask,
                 jobs=config.jobs,
                 grace_s=config.grace_s,
+                warmup_limit_s=config.warmup_limit_s,
                 on_start=on_start,
             )
     return written

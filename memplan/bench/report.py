@@ -6,9 +6,13 @@ already has zero non-compulsory traffic are *trivial* (the budget is loose enoug
 nobody spills): they are counted apart and left out of the averages, so that zeros do
 not dilute, or flatter, the figures (ANCHORS.md, "Where the comparison is meaningful").
 
-A *cell* here is (workload, scope, budget); each solver has one row per cell. The best
-bound of a cell is the highest ``lower_bound_bytes`` any solver without an error
-reported; a solver's gap is ``(value - best bound) / value`` (0 when value is 0).
+A *cell* here is (workload, scope, budget); each solver has one row per cell (the latest,
+see :func:`memplan.bench.rows.merge_rows`, which also refuses rows of one cell solved at
+different capacities). The best bound of a cell is the highest *global* lower bound any
+solver reported (a bound over all valid plans: never a status, never the optimum of an
+order-restricted solve, see :func:`memplan.bench.rows.best_bound`); a solver's gap is
+:func:`memplan.solver.relative_gap` of its value to that bound, and a row in a cell
+without a bound has no gap ("–"), never 0.
 """
 
 from __future__ import annotations
@@ -19,14 +23,25 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from memplan.bench.rows import CellId, Row, cell_id, has_plan, solver_label
+from memplan.bench.rows import (
+    CellId,
+    Row,
+    best_bound,
+    bound_problems,
+    cell_id,
+    has_plan,
+    merge_rows,
+    restricted_optimum,
+    solver_label,
+)
 from memplan.io.files import atomic_write_text
+from memplan.solver import relative_gap
 from memplan.units import format_bytes
 
-if TYPE_CHECKING:
-    from rich.table import Table
+#: Shown where a figure does not exist (no bound, no baseline, no time).
+MISSING = "–"
 
 #: Budgets listed first, in this order; others follow in order of appearance.
 _BUDGET_RANK = {"MR": 0, "MH": 1, "MP": 2}
@@ -39,7 +54,7 @@ def ordered_rows(rows: Iterable[Row], baseline: str | None = None) -> list[Row]:
     Workers finish out of order; reports list cells in a stable order instead, with
     the baseline solver first.
     """
-    rows = list(rows)
+    rows = merge_rows(rows)
     seen: dict[tuple[str, str], int] = {}
     label = resolve_baseline(rows, baseline)
     if label is not None:
@@ -82,7 +97,7 @@ class SolverSummary:
     solver: str  # solver name
     cells: int  # rows of this solver in the group
     plans: int  # rows with a valid plan
-    optimal: int  # rows proven optimal
+    optimal: int  # rows with status OPTIMAL (proven over all plans)
     infeasible: int  # rows proven infeasible
     timeouts: int  # rows that ran out of time (killed or not)
     errors: int  # rows that raised, crashed or returned an invalid plan
@@ -92,8 +107,8 @@ class SolverSummary:
     missing: int  # cells where the baseline has a plan and this solver has none
     mean_reduction: float | None  # mean of 1 - solver/baseline over compared cells
     total_reduction: float | None  # 1 - sum(solver)/sum(baseline) over compared cells
-    bounded: int  # rows with a plan in cells that have a bound
-    mean_gap: float | None  # mean gap to the cell's best bound over bounded rows
+    bounded: int  # rows with a plan in cells that have a global bound
+    mean_gap: float | None  # mean gap to the cell's best bound over bounded rows; None: none
     best: int  # rows reaching the cell's lowest non-compulsory traffic
     mean_solve_s: float | None  # mean solve wall time (rows that report it)
     max_solve_s: float | None  # slowest solve wall time
@@ -141,15 +156,6 @@ def _first_seen(rows: Sequence[Row]) -> dict[Any, int]:
     return order
 
 
-def _best_bound(cell_rows: Mapping[str, Row]) -> int | None:
-    bounds = [
-        int(r["lower_bound_bytes"])
-        for r in cell_rows.values()
-        if r.get("status") != "error" and r.get("lower_bound_bytes") is not None
-    ]
-    return max(bounds) if bounds else None
-
-
 def _summary(
     key: tuple[str, str, str],
     group: list[Row],
@@ -181,9 +187,9 @@ def _summary(
             value = int(row["non_compulsory_bytes"])
             values = [int(r["non_compulsory_bytes"]) for r in cell.values() if has_plan(r)]
             best += value == min(values)
-            bound = _best_bound(cell)
-            if bound is not None:
-                gaps.append(0.0 if value == 0 else max(0.0, (value - bound) / value))
+            gap = relative_gap(value, best_bound(cell.values())[0])
+            if gap is not None:
+                gaps.append(gap)
     times = [float(r["solve_wall_s"]) for r in group if r.get("solve_wall_s") is not None]
     rss = [int(r["worker_maxrss_bytes"]) for r in group if r.get("worker_maxrss_bytes")]
     statuses = [r.get("status") for r in group]
@@ -214,18 +220,29 @@ def _summary(
 
 
 # --------------------------------------------------------------------------- formatting
-def _pct(value: float | None) -> str:
+def percent_change(value: float | None) -> str:
     """A traffic change: a reduction of 0.84 prints as -84.0%."""
-    return "-" if value is None else f"{-100.0 * value:+.1f}%"
+    return MISSING if value is None else f"{-100.0 * value:+.1f}%"
 
 
-def _seconds(value: float | None) -> str:
+def seconds(value: float | None) -> str:
+    """``0.363 s``, ``4.2 ms``; the missing mark for None."""
     if value is None:
-        return "-"
+        return MISSING
     return f"{value:.3g} s" if value >= 0.01 else f"{value * 1e3:.2g} ms"
 
 
-#: Summary columns: header and how to format a SolverSummary.
+def gap_text(summary: SolverSummary, digits: int = 1) -> str:
+    """Mean gap, with how many rows had a bound when not all did: ``8.0% (7/9)``."""
+    if summary.mean_gap is None:
+        return MISSING
+    text = f"{100 * summary.mean_gap:.{digits}f}%"
+    return (
+        text if summary.bounded == summary.plans else f"{text} ({summary.bounded}/{summary.plans})"
+    )
+
+
+#: Summary columns of summary.md: header and how to format a SolverSummary.
 _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("scope", lambda s: s.scope),
     ("budget", lambda s: s.budget),
@@ -237,62 +254,23 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("error", lambda s: str(s.errors)),
     ("infeasible", lambda s: str(s.infeasible)),
     ("non-compulsory", lambda s: format_bytes(s.non_compulsory_bytes)),
-    ("vs baseline (mean)", lambda s: _pct(s.mean_reduction)),
-    ("vs baseline (total)", lambda s: _pct(s.total_reduction)),
+    ("vs baseline (mean)", lambda s: percent_change(s.mean_reduction)),
+    ("vs baseline (total)", lambda s: percent_change(s.total_reduction)),
     ("compared", lambda s: str(s.compared)),
     ("trivial", lambda s: str(s.trivial)),
     ("no plan", lambda s: str(s.missing)),
-    ("gap to bound", lambda s: "-" if s.mean_gap is None else f"{100 * s.mean_gap:.1f}%"),
+    ("bounded", lambda s: str(s.bounded)),
+    ("gap to bound", gap_text),
     ("best", lambda s: str(s.best)),
-    ("mean time", lambda s: _seconds(s.mean_solve_s)),
-    ("max time", lambda s: _seconds(s.max_solve_s)),
+    ("mean time", lambda s: seconds(s.mean_solve_s)),
+    ("max time", lambda s: seconds(s.max_solve_s)),
 )
 
 
-#: The narrower set of columns for the terminal.
-_COMPACT: tuple[tuple[str, Any], ...] = (
-    ("scope", lambda s: s.scope),
-    ("budget", lambda s: s.budget),
-    ("solver", lambda s: s.solver),
-    ("plans/cells", lambda s: f"{s.plans}/{s.cells}"),
-    ("opt/t-o/err", lambda s: f"{s.optimal}/{s.timeouts}/{s.errors}"),
-    ("non-comp.", lambda s: format_bytes(s.non_compulsory_bytes)),
-    ("vs base mean", lambda s: _pct(s.mean_reduction)),
-    ("vs base total", lambda s: _pct(s.total_reduction)),
-    ("cmp/triv", lambda s: f"{s.compared}/{s.trivial}"),
-    ("gap", lambda s: "-" if s.mean_gap is None else f"{100 * s.mean_gap:.0f}%"),
-    ("time", lambda s: _seconds(s.mean_solve_s)),
-)
-
-
-def summary_cells(
-    summaries: Sequence[SolverSummary], compact: bool = False
-) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted rows of the summary table (all columns, or the compact set)."""
-    columns = _COMPACT if compact else _COLUMNS
-    headers = [name for name, _ in columns]
-    return headers, [[fmt(s) for _, fmt in columns] for s in summaries]
-
-
-def rich_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> Table:
-    """The summary as a rich table for the terminal (compact columns; summary.md has all)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    title = "non-compulsory traffic"
-    if baseline:
-        title += f" vs {baseline} (trivial cells, where {baseline} has none, left out)"
-    table = Table(title=Text(title), show_lines=False, pad_edge=False)
-    headers, body = summary_cells(summaries, compact=True)
-    for header in headers:
-        table.add_column(
-            header,
-            justify="left" if header in ("scope", "budget", "solver") else "right",
-            overflow="fold",
-        )
-    for summary, cells in zip(summaries, body, strict=True):
-        table.add_row(*map(Text, cells), style="bold" if summary.scope == "*" else None)
-    return table
+def summary_cells(summaries: Sequence[SolverSummary]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted rows of the full summary table (summary.md)."""
+    headers = [name for name, _ in _COLUMNS]
+    return headers, [[fmt(s) for _, fmt in _COLUMNS] for s in summaries]
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -302,29 +280,41 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines) + "\n"
 
 
+def row_result(row: Row) -> str:
+    """A row's outcome in a cell table: ``1.20 MiB (optimal)``, ``timeout``, ``error``.
+
+    A plan optimal only under a restriction says so: ``2.1 MiB (optimal for order)``.
+    """
+    if not has_plan(row):
+        return str(row.get("status", "?")) + (" (killed)" if row.get("killed") else "")
+    text = format_bytes(int(row["non_compulsory_bytes"]))
+    restriction = restricted_optimum(row)
+    if restriction is not None:
+        return f"{text} (optimal for {restriction})"
+    return text if row["status"] == "feasible" else f"{text} ({row['status']})"
+
+
+def mp_text(row: Row) -> str:
+    """M_P of a row's cell, marked ``proven`` or ``heuristic``."""
+    if row.get("mp_bytes") is None:
+        return MISSING
+    proven = row.get("mp_proven")
+    mark = "" if proven is None else " (proven)" if proven else " (heuristic)"
+    return format_bytes(int(row["mp_bytes"])) + mark
+
+
 def cell_matrix(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
-    """Per (workload, scope, budget): M_R, M_P, capacity and each solver's result."""
+    """Per (workload, scope, budget): M_R, M_P, capacity, best bound, each solver's result."""
     rows = ordered_rows(rows)
     solvers = list(dict.fromkeys(solver_label(r) for r in rows))
     by_cell: dict[CellId, dict[str, Row]] = {}
     for row in rows:
         by_cell.setdefault(cell_id(row), {})[solver_label(row)] = row
-    headers = ["workload", "ops", "scope", "budget", "MR", "MP", "capacity", *solvers]
+    headers = ["workload", "ops", "scope", "budget", "MR", "MP", "capacity", "bound", *solvers]
     body = []
     for (workload, scope, budget), cell in by_cell.items():
         any_row = next(iter(cell.values()))
-        entries = []
-        for solver in solvers:
-            entry = cell.get(solver)
-            if entry is None:
-                entries.append("")
-            elif has_plan(entry):
-                entries.append(
-                    f"{format_bytes(int(entry['non_compulsory_bytes']))}"
-                    + ("" if entry["status"] == "feasible" else f" ({entry['status']})")
-                )
-            else:
-                entries.append(str(entry.get("status", "?")))
+        bound = best_bound(cell.values())[0]
         body.append(
             [
                 workload,
@@ -332,25 +322,38 @@ def cell_matrix(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
                 scope,
                 budget,
                 format_bytes(int(any_row.get("mr_bytes") or 0)),
-                format_bytes(int(any_row.get("mp_bytes") or 0)),
+                mp_text(any_row),
                 format_bytes(int(any_row.get("capacity_bytes") or 0)),
-                *entries,
+                MISSING if bound is None else format_bytes(bound),
+                *(row_result(cell[s]) if s in cell else "" for s in solvers),
             ]
         )
     return headers, body
 
 
 def failures(rows: Sequence[Row]) -> list[str]:
-    """One line per error or killed timeout."""
+    """One line per error or killed timeout, and per bound that a valid plan contradicts."""
     lines = []
     for row in rows:
         if row.get("status") == "error" or row.get("killed"):
             message = " ".join(str(row.get("message", "")).split())
             lines.append(
-                f"{row['workload']} / {row['scope']} / {row['budget']} / {row['solver']}: "
+                f"{row['workload']} / {row['scope']} / {row['budget']} / {solver_label(row)}: "
                 f"{row['status']}: {message[:300]}"
             )
-    return lines
+    return lines + bound_problems(rows)
+
+
+def mp_provenance(rows: Sequence[Row]) -> str:
+    """How many (workload, scope) pairs had M_P proven: ``M_P proven for 12 of 18 ...``."""
+    pairs: dict[tuple[str, str], bool | None] = {}
+    for row in rows:
+        pairs[(str(row["workload"]), str(row["scope"]))] = row.get("mp_proven")
+    proven = sum(1 for p in pairs.values() if p)
+    return (
+        f"M_P proven for {proven} of {len(pairs)} (workload, scope) pairs; the others use "
+        "the heuristic min-peak order's peak, an upper bound on M_P."
+    )
 
 
 def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
@@ -364,8 +367,11 @@ def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
         "'vs baseline' is the change of non-compulsory traffic against the baseline over the "
         "cells where the baseline spills (mean of per-cell ratios, and of the totals); "
         "'trivial' cells (the baseline has no non-compulsory traffic) are counted apart. "
-        "'gap to bound' is the mean relative gap to the best lower bound any solver proved "
-        "for the cell; 'best' counts cells where the solver has the lowest traffic.\n"
+        "'optimal' counts rows proven optimal over all plans. 'gap to bound' is the mean "
+        "relative gap to the best global lower bound any solver reported for the cell, over "
+        "the 'bounded' rows (with their count when not every plan has one; – when none "
+        "has); 'best' counts cells where the solver has the lowest traffic. "
+        f"{mp_provenance(rows)}\n"
     )
     headers, body = summary_cells(summaries)
     parts.append(markdown_table(headers, body))
@@ -374,7 +380,7 @@ def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
     parts.append(markdown_table(headers, body))
     lines = failures(rows)
     if lines:
-        parts.append("\n## Errors and killed timeouts\n")
+        parts.append("\n## Errors, killed timeouts and contradicted bounds\n")
         parts.extend(f"- {line}\n" for line in lines)
     return "\n".join(parts)
 
@@ -400,13 +406,17 @@ CELL_COLUMNS = (
     "budget_note",
     "mr_bytes",
     "mp_bytes",
+    "mp_proven",
     "graph_ops",
     "graph_tensors",
     "solve_wall_s",
+    "import_wall_s",
+    "warmup_wall_s",
     "cell_wall_s",
     "worker_maxrss_bytes",
     "time_limit_s",
     "options",
+    "solver_version",
     "model_sha256",
     "source",
     "key",
@@ -459,7 +469,7 @@ def write_reports(
         ("summary.csv", summary_csv(summaries)),
         ("cells.csv", cells_csv(rows)),
     ):
-        atomic_write_text(out / name, text)
+        atomic_write_text(out / name, text, what="report", create_folders=True)
         written.append(out / name)
     if figures and rows:
         from memplan.bench.figures import write_figures

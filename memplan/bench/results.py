@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memplan.bench.cells import json_default
 from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ def read_rows(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
 
 
 def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last row of every key, in first-seen key order."""
+    """The last row of every key, in the order those last rows were written."""
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
+        latest.pop(row["key"], None)
         latest[row["key"]] = dict(row)
     return latest
 
@@ -74,7 +76,7 @@ class ResultsWriter:
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row as one line, then flush and fsync."""
-        line = json.dumps(row, sort_keys=True, default=_jsonable) + "\n"
+        line = json.dumps(row, sort_keys=True, default=json_default) + "\n"
         with self._lock:
             self._handle.write(line.encode("utf-8"))
             self._handle.flush()
@@ -89,15 +91,6 @@ class ResultsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON fallback for numpy scalars, enums, paths and the like."""
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
 
 
 def pending_cells(

@@ -5,15 +5,27 @@ a Dask task run it alike)::
 
     spec.json ─► python -m memplan.bench.worker spec.json result.json   (new session)
                    │ stdout + stderr ─► log.txt (its tail goes into error messages)
+                   ├─ warms up; touches "ready" ─► the parent's clock for the cell starts
+                   │    (no "ready" within the warm-up limit ─► killed ─► row: timeout)
                    ├─ exits with result.json ─► row (status, cost, bound, rusage...)
                    ├─ dies (signal, exit code) ─► row: error + log tail
-                   └─ runs past time_limit + grace ─► process group SIGKILLed ─► row: timeout
+                   └─ runs past ready + time_limit + grace ─► process group SIGKILLed
+                                                              ─► row: timeout
 
-Worker side, :func:`main`: load the graph, build the problem at the cell's capacity,
-make the solver, give it ``Budget(time_limit_s)``, solve, then validate the returned
-plan and score it again (harness code, independent of what the solver reported), and
-write the outcome atomically. A watchdog thread ends the worker when its parent dies
-(``kill -9`` of the bench) or when it overruns, so no orphan keeps running.
+Worker side, :func:`main`: import memplan and the solver plug-in, check that its
+version is the one the cell was keyed with, warm it up, then load the graph, build the
+problem at the cell's capacity, give the solver ``Budget(time_limit_s)``, solve,
+validate the returned plan and score it again (harness code, independent of what the
+solver reported), and write the outcome atomically. A watchdog thread ends the worker
+when its parent dies (``kill -9`` of the bench) or when it overruns, so no orphan
+keeps running.
+
+Warm-up: import time (memplan and the plug-in's modules, ``import_wall_s``) and
+warm-up time (``warmup_wall_s``) are measured apart from ``solve_wall_s``, whose clock
+starts after them, so a solver is not charged for loading ortools or numba kernels.
+A plug-in may define ``warm_up(self) -> None`` (load or compile what its solves will
+need); otherwise the worker solves a four-op problem twice with the same options (at
+its M_R, which forces spills, and with room for everything).
 """
 
 from __future__ import annotations
@@ -32,15 +44,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S, json_default
 from memplan.io.files import atomic_write_text
 
 if TYPE_CHECKING:
+    from memplan.accelerator import Accelerator
     from memplan.bench.cells import CellSpec
+    from memplan.problem import Problem, Scope
 
 #: Characters of the worker's output kept in an error message.
 LOG_TAIL_CHARS = 1500
 #: Seconds between checks of a running worker.
 POLL_S = 0.05
+#: Seconds each warm-up solve may take (at most the cell's own time limit).
+WARMUP_SOLVE_S = 10.0
+#: Name of the file a worker creates once it is warm (its clock starts then).
+READY_NAME = "ready"
 
 
 def worker_env() -> dict[str, str]:
@@ -53,26 +72,34 @@ def worker_env() -> dict[str, str]:
 
 
 def run_cell(
-    cell: CellSpec, grace_s: float, cancel: threading.Event | None = None
+    cell: CellSpec,
+    grace_s: float,
+    cancel: threading.Event | None = None,
+    warmup_limit_s: float = DEFAULT_WARMUP_LIMIT_S,
 ) -> dict[str, Any] | None:
     """Run ``cell`` in a new worker process and return its result row.
 
-    The worker is killed (with its whole process group) after ``time_limit_s + grace_s``
-    seconds; that is recorded as ``timeout`` with ``killed: true``. A worker that dies
-    or raises is recorded as ``error`` with the message. Returns ``None`` only when
-    ``cancel`` was set (the cell is then unfinished and must not be recorded).
+    The worker first has ``warmup_limit_s`` seconds to start and warm up; from the
+    moment it says it is ready, ``time_limit_s + grace_s`` more. Past either it is
+    killed with its whole process group and recorded as ``timeout`` with ``killed:
+    true``. A worker that dies or raises is recorded as ``error`` with the message.
+    Returns ``None`` only when ``cancel`` was set (the cell is then unfinished and must
+    not be recorded).
     """
     row = cell.row_base()
     deadline_s = cell.time_limit_s + grace_s
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="memplan-cell-") as tmp:
-        spec_path, result_path, log_path = (
+        spec_path, result_path, log_path, ready_path = (
             Path(tmp, "spec.json"),
             Path(tmp, "result.json"),
             Path(tmp, "log.txt"),
+            Path(tmp, READY_NAME),
         )
         spec = cell.to_dict()
-        spec["deadline_s"] = deadline_s
+        spec.update(
+            deadline_s=deadline_s, warmup_limit_s=warmup_limit_s, ready_path=str(ready_path)
+        )
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -83,15 +110,28 @@ def run_cell(
                 env=worker_env(),
                 start_new_session=True,
             )
-        killed = False
+        killed: str | None = None
+        ready_at: float | None = None
         try:
             while proc.poll() is None:
                 if cancel is not None and cancel.is_set():
                     _kill(proc)
                     return None
-                if time.monotonic() - started > deadline_s:
+                now = time.monotonic()
+                if ready_at is None and ready_path.exists():
+                    ready_at = now
+                if ready_at is None and now - started > warmup_limit_s:
+                    killed = (
+                        f"killed after {warmup_limit_s:g} s of start-up and warm-up (the limit "
+                        "before the clock starts): the solver did not return from its warm-up"
+                    )
+                elif ready_at is not None and now - ready_at > deadline_s:
+                    killed = (
+                        f"killed after {deadline_s:g} s (time limit {cell.time_limit_s:g} s + "
+                        f"grace {grace_s:g} s): the solver did not return"
+                    )
+                if killed:
                     _kill(proc)
-                    killed = True
                     break
                 time.sleep(POLL_S)
         except BaseException:
@@ -99,13 +139,7 @@ def run_cell(
             raise
         row["cell_wall_s"] = time.monotonic() - started
         if killed:
-            row.update(
-                _empty_outcome(
-                    "timeout",
-                    f"killed after {deadline_s:g} s (time limit {cell.time_limit_s:g} s + "
-                    f"grace {grace_s:g} s): the solver did not return",
-                )
-            )
+            row.update(_empty_outcome("timeout", killed))
             row["killed"] = True
         elif result_path.exists():
             row.update(json.loads(result_path.read_text(encoding="utf-8")))
@@ -161,6 +195,9 @@ def _empty_outcome(status: str, message: str) -> dict[str, Any]:
         "lower_bound_bytes": None,
         "gap": None,
         "solve_wall_s": None,
+        "import_wall_s": None,
+        "warmup_wall_s": None,
+        "warmup": None,
         "worker_maxrss_bytes": None,
         "stats": {},
     }
@@ -175,7 +212,7 @@ def _maxrss_bytes() -> int:
 
 
 def _start_watchdog(deadline_s: float) -> None:
-    """End this process if the parent dies or the deadline (plus a margin) passes.
+    """End this process if the parent dies or ``deadline_s`` (plus a margin) passes.
 
     The parent kills an overrunning worker itself; this covers a parent that was
     killed. A solver stuck in C code holding the GIL is caught by RLIMIT_CPU.
@@ -199,31 +236,97 @@ def _start_watchdog(deadline_s: float) -> None:
         pass
 
 
-def solve_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Solve one cell in this process and return its outcome fields (never raises)."""
+def warm_up_problem(accelerator: Accelerator, scope: Scope) -> Problem:
+    """Four ops with a long skip: at its M_R the input must be spilled and reloaded.
+
+    ::
+
+        x ─► op0 ─► a ─► op1 ─► b ─► op2 ─► c ─► op3 ─► out
+        └──────────────────────────────────────────┘
+    """
+    from memplan.ir import GraphBuilder, TensorKind
+    from memplan.problem import Problem
+
+    g = GraphBuilder("warm-up")
+    x = g.tensor("x", 2048, TensorKind.INPUT)
+    a, b, c = (g.tensor(name, 2048) for name in "abc")
+    out = g.tensor("out", 1024, is_output=True)
+    weights = [g.tensor(f"w{i}", 256, TensorKind.WEIGHT) for i in range(4)]
+    for i, (inputs, output) in enumerate((([x], a), ([a], b), ([b], c), ([c, x], out))):
+        g.op(f"op{i}", "Conv", [*inputs, weights[i]], [output], macs=1000)
+    return Problem(g.build(), accelerator, scope)
+
+
+def warm_up(solver: Any, accelerator: Accelerator, scope: Scope, time_limit_s: float) -> str:
+    """Load or compile what ``solver`` needs; returns how (for the row's ``warmup``).
+
+    Calls the plug-in's ``warm_up()`` when it has one, else solves
+    :func:`warm_up_problem` at its M_R and with room for every tensor. A warm-up that
+    raises is recorded and the cell goes on (the real solve will show the error).
+    """
+    from memplan.solver import Budget
+
+    hook = getattr(solver, "warm_up", None)
+    try:
+        if callable(hook):
+            hook()
+            return "warm_up()"
+        problem = warm_up_problem(accelerator, scope)
+        roomy = sum(problem.aligned_sizes_bytes)
+        limit_s = min(WARMUP_SOLVE_S, time_limit_s)
+        for capacity in (problem.min_resident_bytes, roomy):
+            solver.solve(problem.with_capacity(capacity), Budget(time_limit_s=limit_s))
+    except Exception as error:
+        return f"warm-up failed ({type(error).__name__}: {error}); solved cold"
+    return "two solves of a 4-op problem"
+
+
+def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str, Any]:
+    """Warm up, then solve one cell in this process; return its outcome fields.
+
+    Never raises. ``ready_path`` is created once the warm-up is over (the parent's
+    clock for the cell starts then).
+    """
+    started = time.perf_counter()
     from memplan.accelerator import Accelerator
+    from memplan.bench.versions import plugin_version
     from memplan.cost import evaluate
     from memplan.ir import graph_from_json
     from memplan.problem import Problem, Scope
-    from memplan.solver import Budget, make_solver
+    from memplan.solver import Budget, make_solver, relative_gap
     from memplan.validate import validate
 
+    timings: dict[str, Any] = {}
     try:
+        solver = make_solver(spec["solver"], spec["options"])
+        timings["import_wall_s"] = time.perf_counter() - started
+        version = plugin_version(type(solver))
+        if spec.get("solver_version") not in (None, version):
+            raise RuntimeError(
+                f"this worker loads solver {spec['solver']!r} at version {version}, but the "
+                f"cell was keyed with {spec['solver_version']}: its source changed during the "
+                "run (or a Dask worker runs other code); run the bench again"
+            )
         graph = graph_from_json(spec["graph_json"], f"cell {spec['workload']}")
         accelerator = Accelerator.from_dict(dict(spec["accelerator"]), "cell accelerator")
-        problem = Problem(
-            graph, accelerator.with_capacity(spec["capacity_bytes"]), Scope.parse(spec["scope"])
-        )
-        solver = make_solver(spec["solver"], spec["options"])
+        scope = Scope.parse(spec["scope"])
+        problem = Problem(graph, accelerator.with_capacity(spec["capacity_bytes"]), scope)
+        warmed = time.perf_counter()
+        timings["warmup"] = warm_up(solver, accelerator, scope, spec["time_limit_s"])
+        timings["warmup_wall_s"] = time.perf_counter() - warmed
+        if ready_path is not None:
+            Path(ready_path).touch()
         budget = Budget(time_limit_s=spec["time_limit_s"])
         result = solver.solve(problem, budget)
     except Exception as error:
         outcome = _empty_outcome("error", f"{type(error).__name__}: {error}")
+        outcome.update(timings)
         outcome["traceback"] = traceback.format_exc()[-LOG_TAIL_CHARS:]
         outcome["worker_maxrss_bytes"] = _maxrss_bytes()
         return outcome
     outcome = _empty_outcome(result.status.value, result.message)
     outcome.update(
+        timings,
         solve_wall_s=result.wall_s,
         lower_bound_bytes=result.lower_bound_bytes,
         stats=dict(result.stats),
@@ -241,7 +344,7 @@ def solve_spec(spec: dict[str, Any]) -> dict[str, Any]:
             cost = evaluate(problem, result.plan)
             reported = result.cost
             outcome.update(valid=True, has_plan=True, **_cost_fields(cost))
-            outcome["gap"] = _gap(cost.non_compulsory_bytes, result.lower_bound_bytes)
+            outcome["gap"] = relative_gap(cost.non_compulsory_bytes, result.lower_bound_bytes)
             if reported is not None and reported.to_dict() != cost.to_dict():
                 outcome.update(
                     status="error",
@@ -269,23 +372,6 @@ def _cost_fields(cost: Any) -> dict[str, Any]:
     }
 
 
-def _gap(value: int, bound: int | None) -> float | None:
-    """Relative gap of ``value`` to ``bound`` (0 when value is 0), None without a bound."""
-    if bound is None:
-        return None
-    if value == 0:
-        return 0.0
-    return max(0.0, (value - bound) / value)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Worker entry point: ``python -m memplan.bench.worker SPEC.json RESULT.json``."""
     args = sys.argv[1:] if argv is None else argv
@@ -293,9 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m memplan.bench.worker SPEC.json RESULT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    _start_watchdog(float(spec["deadline_s"]))
-    outcome = solve_spec(spec)
-    atomic_write_text(args[1], json.dumps(outcome, default=_jsonable))
+    warmup_limit_s = float(spec.get("warmup_limit_s", DEFAULT_WARMUP_LIMIT_S))
+    _start_watchdog(warmup_limit_s + float(spec["deadline_s"]))
+    outcome = solve_spec(spec, spec.get("ready_path"))
+    atomic_write_text(args[1], json.dumps(outcome, default=json_default))
     return 0
 
 

@@ -3,7 +3,8 @@
 Every (workload, scope, budget, solver) cell runs in its own process under a hard time
 limit; each result is appended to ``DIR/results.jsonl`` as it finishes, so running the
 same command again resumes. ``memplan bench report DIR`` (or ``--report-only``)
-rebuilds the reports from the results file.
+rebuilds the reports from the results file. ``--preset NAME`` fills in the flags of one
+of the project's named runs (:mod:`memplan.bench.presets`); flags given beside it win.
 """
 
 from __future__ import annotations
@@ -14,13 +15,102 @@ from pathlib import Path
 from typing import Any
 
 from memplan.accelerator import DEFAULT_PRESET
-from memplan.bench.cells import DEFAULT_GRACE_S
+from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S
 
 DEFAULT_OUTPUT = "bench-results"
+#: Values of the flags that are neither given nor set by a preset.
+DEFAULTS: dict[str, Any] = {
+    "solvers": "greedy",
+    "budgets": "MR,MH,MP",
+    "scope": "activations",
+    "time_limit_s": 60.0,
+    "grace_s": DEFAULT_GRACE_S,
+    "warmup_limit_s": DEFAULT_WARMUP_LIMIT_S,
+    "jobs": 1,
+}
+
+
+def add_solver_run_arguments(parser: Any, *, per: str) -> None:
+    """The flags ``bench`` and ``compare`` share: which solvers, how long, how many at once.
+
+    Defaults are left as None and filled in by :func:`setting` (a preset may set them).
+
+    Args:
+        parser: a parser or argument group.
+        per: what one time limit is for, in the help ("cell", "budget").
+    """
+    parser.add_argument(
+        "--solvers",
+        default=None,
+        metavar="A,B",
+        help=(
+            "comma-separated solver specs: registry names or module:Class paths, each "
+            "optionally with its own options, e.g. greedy,ilp,ilp[mode=fixed,backend=milp]; "
+            "default: greedy"
+        ),
+    )
+    parser.add_argument(
+        "--time-limit",
+        dest="time_limit_s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"each solver's time budget per {per}, in seconds; default: 60",
+    )
+    parser.add_argument(
+        "--grace",
+        dest="grace_s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "seconds a solver's process may run past the time limit (validation, writing) "
+            f"before it is killed and recorded as timeout; default: {DEFAULT_GRACE_S:g}"
+        ),
+    )
+    parser.add_argument(
+        "--warmup-limit",
+        dest="warmup_limit_s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "seconds a solver's process may take to import and warm up (JIT kernels) "
+            "before its clock starts; the warm-up is timed apart from the solve; "
+            f"default: {DEFAULT_WARMUP_LIMIT_S:g}"
+        ),
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="SOLVER.NAME=VALUE",
+        help=(
+            "a solver option, e.g. greedy.order=min-peak (NAME=VALUE sets it for every "
+            "solver that has it; options in a spec's brackets win); repeatable"
+        ),
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="solves run at once (processes); default: 1",
+    )
+
+
+def setting(args: argparse.Namespace, name: str, preset: Any = None) -> Any:
+    """A flag's value: as given, else the preset's, else :data:`DEFAULTS`."""
+    value = getattr(args, name, None)
+    if value is None and preset is not None:
+        value = getattr(preset, name, None)
+    return DEFAULTS.get(name) if value is None else value
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bench`` (and ``bench report``)."""
+    from memplan.bench.presets import PRESETS
+
     parser = subparsers.add_parser(
         "bench",
         help="benchmark solvers over a suite of workloads and budgets",
@@ -29,8 +119,16 @@ def add_parser(subparsers: Any) -> None:
             "time limit, append each result to DIR/results.jsonl as it finishes (running the "
             "same command again skips finished cells), then write summary.md, summary.csv, "
             "cells.csv and figures/ in DIR. Example: memplan bench --suite small "
-            "--solvers greedy --budgets MR,MH,MP -o runs/small"
+            "--solvers greedy --budgets MR,MH,MP -o runs/small; or a named run: memplan "
+            "bench --preset ilp"
         ),
+    )
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="a named run (flags given beside it win): "
+        + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
     )
     parser.add_argument(
         "--suite",
@@ -41,15 +139,10 @@ def add_parser(subparsers: Any) -> None:
             "workload names, or model files (.onnx / memplan graph .json) or folders of them"
         ),
     )
-    parser.add_argument(
-        "--solvers",
-        default="greedy",
-        metavar="A,B",
-        help="comma-separated solver names (or module:Class paths); default: greedy",
-    )
+    add_solver_run_arguments(parser, per="cell")
     parser.add_argument(
         "--budgets",
-        default="MR,MH,MP",
+        default=None,
         metavar="SPEC,...",
         help=(
             "comma-separated scratchpad budgets: MR, MH, MP, sizes (512KiB, 2MB) or multiples "
@@ -59,46 +152,32 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--scope",
         choices=["activations", "all", "both"],
-        default="activations",
-        help="tensors placed in the scratchpad: activations (weights stream), all, or both runs",
-    )
-    parser.add_argument(
-        "--time-limit",
-        dest="time_limit_s",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="each solver's time budget per cell, in seconds; default: 60",
-    )
-    parser.add_argument(
-        "--grace",
-        dest="grace_s",
-        type=float,
-        default=DEFAULT_GRACE_S,
-        metavar="SECONDS",
+        default=None,
         help=(
-            "seconds a cell's process may run past the time limit (start-up, validation) "
-            f"before it is killed and recorded as timeout; default: {DEFAULT_GRACE_S:g}"
+            "tensors placed in the scratchpad: activations (weights stream), all, or both "
+            "runs; default: activations"
         ),
     )
     parser.add_argument(
-        "-j", "--jobs", type=int, default=1, help="cells run at once (processes); default: 1"
+        "--exact-mp",
+        dest="exact_mp_s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "prove M_P (the ilp extra's exact min-peak search, this many seconds per workload "
+            "and scope; proofs are cached) before resolving MP and MH budgets; default: a "
+            "cached proof, else the heuristic min-peak order's peak"
+        ),
     )
     parser.add_argument(
         "-o",
         "--output",
-        default=DEFAULT_OUTPUT,
+        default=None,
         metavar="DIR",
-        help=f"output folder for results.jsonl and the reports; default: {DEFAULT_OUTPUT}",
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="SOLVER.NAME=VALUE",
         help=(
-            "a solver option, e.g. greedy.order=min-peak (NAME=VALUE sets it for every "
-            "solver that has it); repeatable"
+            "output folder for results.jsonl and the reports; default: "
+            f"{DEFAULT_OUTPUT} ({DEFAULT_OUTPUT}/PRESET with --preset)"
         ),
     )
     parser.add_argument(
@@ -177,28 +256,18 @@ def _split(text: str, what: str) -> tuple[str, ...]:
     return items
 
 
-def print_wide(renderable: Any) -> None:
-    """Print a table on stdout; when stdout is not a terminal, do not wrap it at 80 columns."""
-    from rich.console import Console
-
-    from memplan.cli.common import console
-
-    if console.is_terminal:
-        console.print(renderable)
-    else:
-        Console(highlight=False, width=240).print(renderable)
-
-
 def report_command(args: argparse.Namespace) -> int:
     """``memplan bench report DIR``: rebuild and print the reports."""
     from memplan.bench.harness import load_results
-    from memplan.bench.report import rich_summary, summarize, write_reports
+    from memplan.bench.report import summarize, write_reports
+    from memplan.bench.rows import merge_rows
+    from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
-    from memplan.cli.common import err_console
+    from memplan.cli.common import console, err_console
 
-    rows = load_results(args.output)
+    rows = merge_rows(load_results(args.output))
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
-    print_wide(rich_summary(summarize(rows, args.baseline), args.baseline))
+    console.print(bench_summary(summarize(rows, args.baseline), args.baseline))
     err_console.print(
         f"{len(rows)} results; wrote {', '.join(str(p) for p in written[:4])}"
         + (f" and {len(written) - 4} figures" if len(written) > 4 else "")
@@ -206,48 +275,60 @@ def report_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """``memplan bench``: prepare, run with a progress bar, report."""
-    from rich.markup import escape
-
+def bench_config(args: argparse.Namespace) -> Any:
+    """The :class:`~memplan.bench.harness.BenchConfig` the flags (and a preset) ask for."""
     from memplan.accelerator import load_accelerator
-    from memplan.bench.harness import (
-        BenchConfig,
-        execute_bench,
-        prepare_bench,
-        split_solver_options,
-    )
-    from memplan.cli import EXIT_INTERRUPTED
-    from memplan.cli.common import err_console
+    from memplan.bench.harness import BenchConfig
+    from memplan.bench.presets import get_preset
+    from memplan.bench.specs import split_solver_options, split_specs
     from memplan.errors import ConfigError
     from memplan.problem import Scope
 
-    if args.report_only:
-        return report_command(args)
-    if not args.suite:
-        raise ConfigError("--suite is required (a suite name, workload names or model files)")
-    solvers = _split(args.solvers, "--solvers")
-    scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope.parse(args.scope),)
-    if args.dtype_bytes is not None and args.dtype_bytes < 1:
+    preset = get_preset(args.preset) if args.preset else None
+    suite = args.suite or (preset.suite if preset else None)
+    if not suite:
         raise ConfigError(
-            f"--dtype-bytes must be a positive number of bytes, got {args.dtype_bytes}"
+            "--suite is required (a suite name, workload names or model files), or a --preset"
         )
-    config = BenchConfig(
-        suite=tuple(args.suite),
+    solvers = split_specs(setting(args, "solvers", preset))
+    scope = setting(args, "scope", preset)
+    scopes = (Scope.ACTIVATIONS, Scope.ALL) if scope == "both" else (Scope.parse(scope),)
+    dtype_bytes = setting(args, "dtype_bytes", preset)
+    if dtype_bytes is not None and dtype_bytes < 1:
+        raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
+    return BenchConfig(
+        suite=tuple(suite),
         solvers=solvers,
-        budgets=_split(args.budgets, "--budgets"),
+        budgets=_split(setting(args, "budgets", preset), "--budgets"),
         scopes=scopes,
         out_dir=Path(args.output),
         accelerator=load_accelerator(args.accelerator),
-        time_limit_s=args.time_limit_s,
-        grace_s=args.grace_s,
-        jobs=args.jobs,
+        time_limit_s=setting(args, "time_limit_s", preset),
+        grace_s=setting(args, "grace_s", preset),
+        warmup_limit_s=setting(args, "warmup_limit_s", preset),
+        jobs=setting(args, "jobs", preset),
         options=split_solver_options(args.option, solvers),
-        dtype_bytes=args.dtype_bytes,
+        dtype_bytes=dtype_bytes,
+        exact_mp_s=setting(args, "exact_mp_s", preset),
         dask=args.dask,
         save_plans=args.save_plans,
         retry_failed=args.retry_failed,
     )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``memplan bench``: prepare, run with a progress bar, report."""
+    from rich.markup import escape
+
+    from memplan.bench.harness import execute_bench, prepare_bench
+    from memplan.cli import EXIT_INTERRUPTED
+    from memplan.cli.common import err_console
+
+    if args.output is None:
+        args.output = f"{DEFAULT_OUTPUT}/{args.preset}" if args.preset else DEFAULT_OUTPUT
+    if args.report_only:
+        return report_command(args)
+    config = bench_config(args)
     if not args.quiet:
         err_console.print(
             f"loading {len(config.suite)} suite entr{'y' if len(config.suite) == 1 else 'ies'}..."

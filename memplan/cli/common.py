@@ -17,16 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from memplan.accelerator import DEFAULT_PRESET, load_accelerator
+from memplan.errors import ConfigError
+from memplan.onnx.flags import parse_dims, parse_input_shapes, parse_input_values
 from memplan.problem import Problem, Scope
 
 if TYPE_CHECKING:
-    from memplan.io.loading import LoadedModel
+    from memplan.io.loading import ImportOptions, LoadedModel
 
 #: Rich console for human-readable output on stdout.
 console = Console(highlight=False)
@@ -34,8 +37,13 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the positional ``model`` and the ONNX import options to ``parser``."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool = False) -> None:
+    """Add the positional ``model`` and the ONNX import options to ``parser``.
+
+    Every import option defaults to None ("not given"), so a command can tell the flags
+    given from the defaults (:func:`given_import_options`). With ``plan_records`` the
+    help says that a plan file's recorded options are the default (validate, score).
+    """
     parser.add_argument(
         "model",
         help=(
@@ -43,13 +51,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
             "name from 'memplan graphs list' (e.g. light_densenet121)"
         ),
     )
-    group = parser.add_argument_group("ONNX import")
+    title = "ONNX import (default: as recorded in the plan file)" if plan_records else "ONNX import"
+    group = parser.add_argument_group(title)
     group.add_argument(
         "--input-shape",
         dest="input_shape",
         action="append",
         nargs="+",
-        default=[],
+        default=None,
         metavar="NAME:D1,D2,...",
         help=(
             "fix the shape of a graph input, in elements per dimension, e.g. "
@@ -61,12 +70,25 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--dim",
         action="append",
         nargs="+",
-        default=[],
+        default=None,
         metavar="NAME=VALUE",
         help=(
             "give a symbolic dimension a size in elements, e.g. batch=1 "
             "(applies wherever the name appears); several separated by spaces or by "
             "repeating the flag"
+        ),
+    )
+    group.add_argument(
+        "--input-value",
+        dest="input_value",
+        action="append",
+        nargs="+",
+        default=None,
+        metavar="NAME:V1,V2,...",
+        help=(
+            "fix the value of a small graph input (a sample rate, a flag, a size), e.g. "
+            "sr:16000, so the shape computations and If branches that depend on it fold "
+            "away; several separated by spaces or by repeating the flag"
         ),
     )
     group.add_argument(
@@ -81,14 +103,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     group.add_argument(
-        "--no-aliases",
+        "--aliases",
         dest="aliases",
-        action="store_false",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help=(
-            "keep view ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity, inference "
-            "Dropout) as ops with their own output buffers instead of aliasing their input"
+            "--no-aliases keeps view ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity, "
+            "inference Dropout) as ops with their own output buffers instead of aliasing "
+            "their input; default: aliases on"
         ),
     )
+
+
+#: Import options given by flags: ImportOptions field -> (argparse dest, parser of the words).
+IMPORT_ARGUMENTS: dict[str, tuple[str, Callable[[list[str]], Any] | None]] = {
+    "input_shapes": ("input_shape", parse_input_shapes),
+    "dims": ("dim", parse_dims),
+    "input_values": ("input_value", parse_input_values),
+    "dtype_bytes": ("dtype_bytes", None),
+    "aliases": ("aliases", None),
+}
 
 
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,8 +161,30 @@ def _flatten(values: Any) -> list[str]:
     return out
 
 
-def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
-    """Load ``args.model`` with the ONNX import options in ``args``.
+def given_import_options(args: argparse.Namespace) -> tuple[ImportOptions, list[str]]:
+    """The import options the flags give (defaults elsewhere), and which fields were given.
+
+    Raises:
+        ConfigError: a malformed ``--input-shape`` or ``--dim``, a bad ``--dtype-bytes``.
+    """
+    from memplan.io.loading import ImportOptions
+
+    values: dict[str, Any] = {}
+    for field_name, (dest, parse) in IMPORT_ARGUMENTS.items():
+        raw = getattr(args, dest, None)
+        if raw is None:
+            continue
+        values[field_name] = parse(_flatten(raw)) if parse is not None else raw
+    dtype_bytes = values.get("dtype_bytes")
+    if dtype_bytes is not None and dtype_bytes < 1:
+        raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
+    return ImportOptions.create(**values), list(values)
+
+
+def load_model_from_args(
+    args: argparse.Namespace, options: ImportOptions | None = None
+) -> LoadedModel:
+    """Load ``args.model`` with the ONNX import options in ``args`` (or ``options``).
 
     ``args.model`` is a model file (ONNX or memplan graph JSON) or, when no such file
     exists, a workload name of the catalog (``memplan graphs list``). A stored workload
@@ -136,28 +192,36 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
 
     Raises:
         OnnxImportError: the file cannot be imported.
-        ConfigError: the name is neither a file nor a workload (with close matches).
+        ConfigError: the name is neither a file nor a workload (with close matches), or
+            import flags were given for a memplan graph JSON file.
     """
-    from memplan.errors import ConfigError
     from memplan.io.loading import load_model
-    from memplan.onnx.importer import parse_dims, parse_input_shapes
 
-    dtype_bytes = getattr(args, "dtype_bytes", None)
-    if dtype_bytes is not None and dtype_bytes < 1:
-        raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
-    return load_model(
-        _model_source(args.model),
-        input_shapes=parse_input_shapes(_flatten(getattr(args, "input_shape", None))),
-        dims=parse_dims(_flatten(getattr(args, "dim", None))),
-        dtype_bytes=dtype_bytes,
-        aliases=getattr(args, "aliases", True),
-    )
+    from_flags, given = given_import_options(args)
+    loaded = load_model(_model_source(args.model), options=options or from_flags)
+    if loaded.import_options is None and given:
+        flags = " ".join(from_flags.flags()) or "--aliases"
+        raise ConfigError(
+            f"{args.model} is a memplan graph JSON file, whose sizes are fixed: the ONNX import "
+            f"flags ({flags}) do not apply to it; leave them out"
+        )
+    return loaded
+
+
+def model_sha256_from_args(args: argparse.Namespace) -> str:
+    """SHA-256 of ``args.model`` without importing it (the file's bytes, or the proto's)."""
+    import hashlib
+
+    from memplan.io.files import sha256_of_file
+
+    source = _model_source(args.model)
+    if isinstance(source, (str, Path)):
+        return sha256_of_file(source)
+    return hashlib.sha256(source.SerializeToString()).hexdigest()
 
 
 def _model_source(model: Any) -> Any:
     """A path for files and stored workloads, a ModelProto for generated workloads."""
-    from memplan.errors import ConfigError
-
     name = str(model)
     path = Path(name)
     if not isinstance(model, str) or path.exists() or path.suffix.lower() in (".onnx", ".json"):

@@ -109,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from memplan.graphs.catalog import export_model
+    from memplan.graphs.catalog import export_model, get_workload
+    from memplan.io.files import check_output_path
 
-    path = export_model(args.name, args.output)
+    get_workload(args.name)  # an unknown name first: it is the likelier mistake
+    target = check_output_path(args.output, "-o")
+    path = export_model(args.name, target.given)
     err_console.print(f"wrote {args.name} to {path}", markup=False)
     return _EXIT_OK
 
@@ -205,7 +208,10 @@ def _print_table(rows: list[dict[str, Any]], suite: str, scope: str, alignment: 
     caption = None
     if with_stats:
         title += f" (scope {scope}, alignment {alignment} B)"
-        caption = "peak: live bytes under the model's own order, nothing spilled"
+        caption = (
+            "ops, tensors: memplan's graph; M_R: largest working set of one op; peak: live "
+            "bytes under the model's own order, nothing spilled (KiB, MiB = 1024-based)"
+        )
     table = Table(
         title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
     )
@@ -221,21 +227,21 @@ def _print_table(rows: list[dict[str, Any]], suite: str, scope: str, alignment: 
             cells += [
                 str(row["ops"]),
                 str(row["tensors"]),
-                _short_bytes(row["m_r_bytes"]),
-                _short_bytes(row["model_order_peak_bytes"]),
+                _size(row["m_r_bytes"]),
+                _size(row["model_order_peak_bytes"]),
             ]
         table.add_row(*cells)
     console.print(table)
 
 
-def _short_bytes(n: int) -> str:
-    """Bytes with a binary unit in about four characters: ``512K``, ``9.19M``, ``64.0M``."""
+def _size(n: int) -> str:
+    """Bytes with a binary unit and three significant digits: ``640 KiB``, ``24.5 MiB``."""
     value, unit = float(n), "B"
-    for next_unit in ("K", "M", "G", "T"):
+    for next_unit in ("KiB", "MiB", "GiB", "TiB"):
         if value < 1024:
             break
         value, unit = value / 1024, next_unit
     if unit == "B":
-        return f"{int(value)}B"
+        return f"{n} B"
     digits = 0 if value >= 100 else 1 if value >= 10 else 2
-    return f"{value:.{digits}f}{unit}"
+    return f"{value:.{digits}f} {unit}"

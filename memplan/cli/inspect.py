@@ -188,13 +188,13 @@ def _render(summary: dict[str, Any]) -> None:
     console.print(hist)
 
     largest = Table(title="largest tensors")
-    for col, justify in (("name", "left"), ("kind", "left"), ("shape", "left"),
-                         ("dtype", "left"), ("size", "right")):  # fmt: skip
-        largest.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for col in ("name", "kind", "shape", "dtype"):
+        largest.add_column(col, overflow="fold")
+    largest.add_column("size", justify="right", no_wrap=True)
     for t in summary["largest_tensors"]:
         shape = "x".join(str(d) for d in t["shape"]) or "-"
         kind = t["kind"] + (" (output)" if t["is_output"] else "")
-        largest.add_row(t["name"], kind, shape, t["dtype"], _b(t["size_bytes"]))
+        largest.add_row(t["name"], kind, shape, t["dtype"], format_bytes(t["size_bytes"]))
     console.print(largest)
 
     info = summary.get("import")

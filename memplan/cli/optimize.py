@@ -4,15 +4,18 @@
 
     memplan optimize model.onnx --scratchpad MR -o plan.json --csv buffers.csv --plot plan.png
 
-Loads the model, resolves the budget (``--scratchpad``, default ``MH``), runs the solver
-(``--solver``, default ``greedy``) under ``--time-limit``, prints a summary and writes
-the requested files atomically. Every plan is validated before it is reported or
-written (:func:`memplan.solver.make_result`). Ctrl-C asks the solver to stop and keep
-its best plan; a second Ctrl-C aborts.
+Checks every output path first (:func:`memplan.io.files.check_output_path`: nothing
+is solved for a file that cannot be written), loads the model, resolves the budget
+(``--scratchpad``, default ``MH``), prints the model, budget and solver at once, runs
+the solver (``--solver``, default ``greedy``) under ``--time-limit`` (default 60 s)
+with a live line for any solve longer than a second, then prints the result and
+writes the requested files together (all or none). Every plan is validated before it
+is reported or written (:func:`memplan.solver.make_result`). Ctrl-C asks the solver
+to stop and keep its best plan; a second Ctrl-C aborts and writes nothing.
 
 Exit codes: 0 a plan was found (optimal, feasible, or the best one at a timeout);
 1 no plan (infeasible, e.g. a scratchpad below M_R, or nothing found in time);
-2 bad input (unreadable model, plan for another model, unknown solver or option);
+2 bad input (unreadable model, unwritable output, unknown solver or option);
 130 aborted by a second Ctrl-C.
 """
 
@@ -23,13 +26,22 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
+from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import (
     add_model_arguments,
     add_problem_arguments,
+    console,
+    err_console,
     load_model_from_args,
     print_json,
     problem_from_args,
+)
+from memplan.cli.optimize_text import (
+    format_header,
+    format_result,
+    map_legend,
+    map_width,
+    summarize,
 )
 from memplan.cli.plancommon import (
     StopOnSigint,
@@ -37,10 +49,10 @@ from memplan.cli.plancommon import (
     resolve_scratchpad,
 )
 from memplan.errors import ConfigError
-from memplan.units import format_bytes
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
+    from memplan.io.files import OutputTarget
     from memplan.io.loading import LoadedModel
     from memplan.problem import Problem
     from memplan.solver import SolveResult
@@ -49,6 +61,12 @@ if TYPE_CHECKING:
 DEFAULT_SCRATCHPAD = "MH"
 #: The solver run when ``--solver`` is not given.
 DEFAULT_SOLVER = "greedy"
+#: The solve's wall-clock limit when ``--time-limit`` is not given, in seconds.
+DEFAULT_TIME_LIMIT_S = 60.0
+#: The seeds every solver accepts: 0 to 2**31 - 1 (CP-SAT's and HiGHS's range).
+SEED_MAX = 2**31 - 1
+#: Figure formats of ``--plot``, by file suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -66,8 +84,11 @@ def add_parser(subparsers: Any) -> None:
             "below MR), 2 bad input, 130 aborted."
         ),
         epilog=(
-            "Ctrl-C stops the solver and keeps its best plan so far (written as usual); "
-            "press it twice to abort without writing anything."
+            "Every output path is checked before solving: an existing regular file is "
+            "replaced atomically and keeps its mode, a symlink's target is written, and a "
+            "folder, device, FIFO, read-only file or missing folder is refused. Ctrl-C stops "
+            "the solver and keeps its best plan so far (written as usual); press it twice "
+            "to abort without writing anything."
         ),
     )
     add_model_arguments(parser)
@@ -98,34 +119,38 @@ def add_parser(subparsers: Any) -> None:
     )
     group.add_argument(
         "--time-limit",
-        dest="time_limit_s",
-        type=float,
+        dest="time_limit",
         default=None,
         metavar="SECONDS",
-        help="wall-clock limit of the solve in seconds; the best plan found is kept "
-        "(default: none)",
+        help=(
+            "wall-clock limit of the solve in seconds; the best plan found by then is kept "
+            f"(default: {DEFAULT_TIME_LIMIT_S:g}; 'none' for no limit)"
+        ),
     )
     group.add_argument(
         "--seed",
         type=int,
         default=None,
         metavar="N",
-        help="random seed for solvers that use randomness (same seed, same plan); "
-        "the same as --option seed=N",
+        help=(
+            "random seed for solvers that use randomness (same seed, same plan), from 0 to "
+            f"{SEED_MAX} for every solver; the same as --option seed=N"
+        ),
     )
     out = parser.add_argument_group("output")
     out.add_argument(
         "-o",
         "--output",
         metavar="PLAN.json",
-        help="write the plan file (versioned JSON: model sha256, accelerator, scope, "
-        "solver, cost, plan)",
+        help="write the plan file (versioned JSON: model sha256, import options, accelerator, "
+        "scope, solver, cost, plan); '-' for standard output",
     )
     out.add_argument(
         "--csv",
         metavar="BUFFERS.csv",
         help="write the residencies as a MiniMalloc CSV: id,lower,upper,size,offset "
-        "(steps [lower, upper), size and offset in bytes; id = tensor#k for its k-th stay)",
+        "(steps [lower, upper), size and offset in bytes; id = tensor#k for its k-th stay); "
+        "'-' for standard output",
     )
     out.add_argument(
         "--plot",
@@ -140,9 +165,27 @@ def add_parser(subparsers: Any) -> None:
     out.add_argument(
         "--map",
         action="store_true",
-        help="also print the ASCII memory map (one row per residency, steps across)",
+        help="also print the ASCII memory map (one row per residency, steps across) "
+        "with its legend",
     )
     parser.set_defaults(func=run)
+
+
+def _time_limit_s(text: str | None) -> float | None:
+    """``--time-limit``: seconds > 0, or 'none'; the default when not given."""
+    if text is None:
+        return DEFAULT_TIME_LIMIT_S
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(
+            f"--time-limit {text!r} is not a number of seconds; write e.g. 60, or none"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"--time-limit must be > 0 seconds, got {text}")
+    return value
 
 
 def _solver_from_args(args: argparse.Namespace) -> Any:
@@ -156,42 +199,91 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
                 f"--seed {args.seed} and --option seed={options['seed']} disagree; give one"
             )
         options["seed"] = str(args.seed)
-    if args.time_limit_s is not None and args.time_limit_s <= 0:
-        raise ConfigError(f"--time-limit must be > 0 seconds, got {args.time_limit_s}")
+    if "seed" in options:
+        seed = options["seed"]
+        if not seed.isdigit() or int(seed) > SEED_MAX:
+            raise ConfigError(
+                f"--seed {seed}: a seed is a whole number from 0 to {SEED_MAX} "
+                "(the same range for every solver)"
+            )
     return make_solver(args.solver, options)
+
+
+def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
+    """Check -o, --csv and --plot before any work; the targets by output kind."""
+    from memplan.io.files import check_output_path
+
+    if args.plot is not None and Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
+    flags = {"plan": ("-o", args.output, True), "csv": ("--csv", args.csv, True)}
+    flags["plot"] = ("--plot", args.plot, False)
+    targets = {
+        kind: check_output_path(value, flag, allow_stdout=stdout)
+        for kind, (flag, value, stdout) in flags.items()
+        if value is not None
+    }
+    to_stdout = [flags[kind][0] for kind, target in targets.items() if target.is_stdout]
+    if args.json:
+        to_stdout.append("--json")
+    if len(to_stdout) > 1:
+        raise ConfigError(
+            f"{' and '.join(to_stdout)} would all write to standard output; give file names"
+        )
+    seen: dict[Path, str] = {}
+    for kind, target in targets.items():
+        if target.path is None:
+            continue
+        if target.path in seen:
+            raise ConfigError(
+                f"{seen[target.path]} and {flags[kind][0]} name the same file "
+                f"{target.path}; give each its own"
+            )
+        seen[target.path] = flags[kind][0]
+    return targets
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan optimize``; return the exit code."""
+    from memplan.cli.progress import LiveLine
     from memplan.solver import Budget
 
-    for flag, value in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
-        if value is not None and Path(value).is_dir():
-            raise ConfigError(f"{flag} {value!r} is a folder; give a file name")
-    if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise ConfigError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
+    targets = _check_outputs(args)  # before anything slow: no solve for an unwritable file
+    time_limit_s = _time_limit_s(args.time_limit)
     solver = _solver_from_args(args)  # unknown solver / option: fail before importing
+    data_on_stdout = args.json or any(t.is_stdout for t in targets.values())
+    talk = err_console if data_on_stdout else console
     loaded = load_model_from_args(args)
     problem = problem_from_args(args, loaded)
     budget_spec = resolve_scratchpad(args.scratchpad, problem)
     problem = problem.with_capacity(budget_spec.capacity_bytes)
+    if not args.json:
+        talk.print(
+            format_header(problem, loaded, budget_spec, solver, time_limit_s),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
-    budget = Budget(time_limit_s=args.time_limit_s)
+    live = LiveLine(err_console, time_limit_s)
+    budget = Budget(time_limit_s=time_limit_s, on_progress=live)
     notice = "memplan optimize: stopping, keeping the best plan so far (Ctrl-C again aborts)"
-    with StopOnSigint(budget.stop_event, notice):
+    with StopOnSigint(budget.stop_event, notice), live:
         result = solver.solve(problem, budget)
     interrupted = budget.interrupted()
 
-    written = _write_outputs(args, result, problem, loaded, budget_spec)
-    summary = summarize(result, problem, loaded, budget_spec, interrupted, written)
+    written = _write_outputs(targets, result, problem, loaded, budget_spec)
+    summary = summarize(result, problem, loaded, budget_spec, interrupted, written, time_limit_s)
     if args.json:
         print_json(summary)
     else:
-        print(format_summary(summary))
+        talk.print(format_result(summary), markup=False, highlight=False, soft_wrap=True)
     if args.map and result.plan is not None:
         from memplan.plan import memory_map
 
-        print(memory_map(result.plan, problem.graph, problem.capacity_bytes))
+        width = map_width(problem, result.plan, talk.width)
+        text = memory_map(result.plan, problem.graph, problem.capacity_bytes, width=width)
+        talk.print(text + "\n" + map_legend(len(result.plan.order), width), markup=False,
+                   highlight=False, soft_wrap=True)  # fmt: skip
     if result.plan is not None:
         return EXIT_OK
     why = result.message or f"solver {result.solver!r} found no plan"
@@ -202,145 +294,44 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(
-    args: argparse.Namespace,
+    targets: dict[str, OutputTarget],
     result: SolveResult,
     problem: Problem,
     loaded: LoadedModel,
     budget_spec: ResolvedBudget,
 ) -> dict[str, str]:
-    """Write -o/--csv/--plot for a result with a plan; nothing is written without one."""
-    if result.plan is None:
+    """Write -o/--csv/--plot together (all or none); nothing is written without a plan."""
+    if result.plan is None or not targets:
         return {}
-    from memplan.io.planfile import write_plan_csv, write_plan_file
+    from memplan.io.files import atomic_write_many
+    from memplan.io.planfile import plan_csv, plan_file_dict, plan_json
 
-    written: dict[str, str] = {}
-    if args.output:
-        write_plan_file(
-            args.output,
+    contents: dict[str, bytes] = {}
+    if "plan" in targets:
+        data = plan_file_dict(
             result,
             problem,
             model_sha256=loaded.sha256,
             model_file=loaded.path,
             budget=budget_spec,
+            import_options=loaded.import_options,
         )
-        written["plan"] = str(args.output)
-    if args.csv:
-        write_plan_csv(args.csv, problem.graph, result.plan)
-        written["csv"] = str(args.csv)
-    if args.plot:
-        _write_plot(args.plot, problem, result)
-        written["plot"] = str(args.plot)
-    return written
+        contents["plan"] = plan_json(data).encode("utf-8")
+    if "csv" in targets:
+        contents["csv"] = plan_csv(problem.graph, result.plan).encode("utf-8")
+    if "plot" in targets:
+        contents["plot"] = _plot_bytes(targets["plot"].given, problem, result)
+    atomic_write_many([(targets[kind], data) for kind, data in contents.items()])
+    return {kind: targets[kind].given for kind in contents}
 
 
-def _write_plot(path: str, problem: Problem, result: SolveResult) -> None:
+def _plot_bytes(path: str, problem: Problem, result: SolveResult) -> bytes:
     import io
 
-    from memplan.io.files import atomic_write_bytes
     from memplan.viz.plots import plot_plan
 
     assert result.plan is not None
     fig = plot_plan(problem, result.plan)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def summarize(
-    result: SolveResult,
-    problem: Problem,
-    loaded: LoadedModel,
-    budget_spec: ResolvedBudget,
-    interrupted: bool = False,
-    written: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The optimize summary as a JSON-ready dictionary (sizes in bytes, times in seconds)."""
-    graph = problem.graph
-    return {
-        "model": {
-            "name": graph.name,
-            "file": str(loaded.path) if loaded.path is not None else None,
-            "sha256": loaded.sha256,
-            "ops": graph.num_ops,
-            "tensors": graph.num_tensors,
-        },
-        "accelerator": problem.accelerator.name,
-        "alignment_bytes": problem.alignment_bytes,
-        "scope": problem.scope.value,
-        "budget": {
-            "spec": budget_spec.spec,
-            "capacity_bytes": problem.capacity_bytes,
-            "note": budget_spec.note,
-        },
-        "min_resident_bytes": problem.min_resident_bytes,
-        **result.to_dict(),
-        "interrupted": interrupted,
-        "written": dict(written or {}),
-    }
-
-
-def _b(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n} B" if abs(n) < 1024 else f"{format_bytes(n)} ({n:,} B)"
-
-
-def _budget_text(budget: dict[str, Any]) -> str:
-    spec, note = str(budget["spec"]), str(budget["note"])
-    if note.upper().startswith(spec.strip().upper()):
-        return note
-    return f"{spec} ({note})"
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The text form of :func:`summarize`'s dictionary."""
-    model, budget, cost = summary["model"], summary["budget"], summary["cost"]
-    options = ", ".join(f"{k}={v}" for k, v in summary["options"].items())
-    lines = [
-        f"model        {model['name']} ({model['ops']} ops, {model['tensors']} tensors)"
-        + (f" from {model['file']}" if model["file"] else ""),
-        f"accelerator  {summary['accelerator']} (alignment {summary['alignment_bytes']} B), "
-        f"scope {summary['scope']}",
-        f"scratchpad   {_b(budget['capacity_bytes'])} = {_budget_text(budget)}; "
-        f"MR = {_b(summary['min_resident_bytes'])}",
-        f"solver       {summary['solver']} ({options})",
-        f"status       {summary['status']}"
-        + (" (interrupted by Ctrl-C)" if summary["interrupted"] else ""),
-    ]
-    if cost is not None:
-        lines += [
-            f"non-compulsory traffic  {_b(cost['non_compulsory_bytes'])}",
-            f"compulsory traffic      {_b(cost['compulsory_bytes'])}",
-            f"total traffic           {_b(cost['traffic_bytes'])} (loads "
-            f"{format_bytes(cost['loaded_bytes'])}, stores {format_bytes(cost['stored_bytes'])}, "
-            f"streamed weights {format_bytes(cost['streamed_weight_bytes'])})",
-            f"peak                    {_b(cost['peak_bytes'])} (max live "
-            f"{format_bytes(cost['max_live_bytes'])})",
-            f"latency                 {cost['latency_s'] * 1e3:.4f} ms",
-            f"energy                  {cost['energy_j'] * 1e3:.5f} mJ",
-        ]
-    gap = summary["gap"]
-    lines += [
-        (
-            "lower bound             none proven (heuristic solver)"
-            if summary["lower_bound_bytes"] is None
-            else f"lower bound             {_b(summary['lower_bound_bytes'])} non-compulsory"
-            + ("" if gap is None else f", gap {gap:.1%}")
-        ),
-        f"wall time               {summary['wall_s']:.3f} s",
-    ]
-    if summary["message"]:
-        lines.append(f"message                 {summary['message']}")
-    for what, path in summary["written"].items():
-        lines.append(f"wrote {what:<5} {path}")
-    return "\n".join(lines)
-
-
-def main_exit_codes() -> dict[str, int]:
-    """The exit codes of ``optimize`` by meaning (for documentation and tests)."""
-    return {
-        "plan found": EXIT_OK,
-        "no plan": EXIT_NO_PLAN,
-        "bad input": EXIT_BAD_INPUT,
-        "aborted": EXIT_INTERRUPTED,
-    }
+    return buffer.getvalue()

@@ -4,8 +4,9 @@
   budget (``MR``, ``MH``, ``MP``, a size, a multiple, or ``accelerator``).
 - :class:`StopOnSigint`: the first Ctrl-C asks the solver to stop and return its best
   plan; the second aborts.
-- :func:`load_plan_problem`: a plan file read against a model, with the accelerator
-  and scope it records unless the command line overrides them.
+- :func:`load_plan_problem`: a plan file read against a model imported with the
+  options the plan records, with the accelerator and scope it records unless the
+  command line overrides them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from memplan.cli.common import load_model_from_args
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, MemplanError
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
-    from memplan.io.loading import LoadedModel
-    from memplan.io.planfile import PlanFile
+    from memplan.io.loading import ImportOptions, LoadedModel
+    from memplan.io.planfile import PlanFile, PlanHeader
     from memplan.problem import Problem
 
 #: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
@@ -73,7 +74,8 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
 class StopOnSigint:
     """Context manager: Ctrl-C sets ``stop_event`` once; a second Ctrl-C aborts.
 
-    Outside the main thread (where signal handlers cannot be installed) it does nothing.
+    Outside the main thread (where signal handlers cannot be installed), or when SIGINT
+    is ignored (``nohup``, a background job of a script), it does nothing.
     """
 
     def __init__(self, stop_event: threading.Event, notice: str) -> None:
@@ -89,7 +91,11 @@ class StopOnSigint:
         print(self.notice, file=sys.stderr, flush=True)
 
     def __enter__(self) -> StopOnSigint:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (nohup, a background job) keeps ignoring it.
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self
@@ -104,10 +110,11 @@ class StopOnSigint:
 class PlanInput:
     """A model and a plan file read against it."""
 
-    loaded: LoadedModel  # the model given on the command line
-    planfile: PlanFile  # the plan file, checked against the model's sha256
+    loaded: LoadedModel  # the model given on the command line, imported as the plan says
+    planfile: PlanFile  # the plan file, checked against the model's sha256 and graph
     problem: Problem  # the plan file's (or overridden) accelerator, scope and capacity
     overrides: tuple[str, ...]  # which of --accelerator, --scope, --scratchpad were given
+    notes: tuple[str, ...] = ()  # things the reader should know (an old file format, ...)
 
 
 def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,14 +142,73 @@ def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _import_options_for(args: argparse.Namespace, header: PlanHeader) -> ImportOptions | None:
+    """The plan's recorded import options, unless the flags contradict them (an error).
+
+    Returns None for a version 1 plan file, which records none: the flags apply.
+
+    Raises:
+        InvalidPlanError: an import flag given differs from what the plan file records.
+    """
+    from memplan.cli.common import given_import_options
+    from memplan.errors import InvalidPlanError
+
+    recorded = header.import_options
+    if recorded is None:
+        return None
+    from_flags, given = given_import_options(args)
+    differing = recorded.differing(from_flags, given)
+    if differing:
+        raise InvalidPlanError(
+            f"{header.source} was made with {' '.join(recorded.flags(differing))}, but this "
+            f"command gives {' '.join(from_flags.flags(differing))}; leave the import flags "
+            "out to use the plan's own, or plan again with these flags (memplan optimize)"
+        )
+    return recorded
+
+
+def _check_model_sha256(args: argparse.Namespace, header: PlanHeader) -> None:
+    """Raise the "made for another model" error if the model file is not the plan's."""
+    from memplan.cli.common import model_sha256_from_args
+    from memplan.io.planfile import wrong_model_error
+
+    try:
+        digest = model_sha256_from_args(args)
+    except (OSError, MemplanError):
+        return  # unreadable: the loader's own error says so
+    if digest != header.model_sha256:
+        raise wrong_model_error(header, str(args.model), digest)
+
+
 def load_plan_problem(args: argparse.Namespace) -> PlanInput:
-    """Load the model and the plan file; apply ``--accelerator``/``--scope``/``--scratchpad``."""
+    """Load the plan file, then the model as the plan records it; apply the overrides.
+
+    The model is imported with the plan's recorded import options (``--input-shape``,
+    ``--dim``, ``--dtype-bytes``, aliases); an import flag that contradicts them is an
+    error, not a silently different graph. ``--accelerator``, ``--scope`` and
+    ``--scratchpad`` override what the plan records (to check a plan on another
+    scratchpad); the output names them.
+    """
     from memplan.accelerator import load_accelerator
-    from memplan.io.planfile import read_plan_file
+    from memplan.io.planfile import plan_from_header, read_plan_header
     from memplan.problem import Problem, Scope
 
-    loaded = load_model_from_args(args)
-    planfile = read_plan_file(args.plan, loaded.graph, expected_sha256=loaded.sha256)
+    header = read_plan_header(args.plan)
+    try:
+        loaded = load_model_from_args(args, _import_options_for(args, header))
+    except MemplanError:
+        # The plan's import options may not fit another model: name the real mistake.
+        _check_model_sha256(args, header)
+        raise
+    notes = []
+    if header.version == 1:
+        notes.append(
+            f"{args.plan} is a version 1 plan file, which does not record how the model was "
+            "imported: give the --input-shape, --dim, --input-value, --dtype-bytes and "
+            "--no-aliases it was "
+            "planned with (memplan optimize -o now records them)"
+        )
+    planfile = plan_from_header(header, loaded.graph, expected_sha256=loaded.sha256)
     overrides = []
     accelerator = planfile.accelerator
     if args.accelerator is not None:
@@ -156,4 +222,4 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     if args.scratchpad is not None:
         problem = problem.with_capacity(resolve_scratchpad(args.scratchpad, problem).capacity_bytes)
         overrides.append("--scratchpad")
-    return PlanInput(loaded, planfile, problem, tuple(overrides))
+    return PlanInput(loaded, planfile, problem, tuple(overrides), tuple(notes))

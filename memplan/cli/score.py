@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
             "and energy (joules). Exit codes: 0 scored, 1 invalid plan, 2 bad input."
         ),
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, plan_records=True)
     add_plan_problem_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the cost as JSON")
     parser.set_defaults(func=run)
@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from memplan.validate import validate
 
     given = load_plan_problem(args)
+    for note in given.notes:
+        print(f"memplan {args.command}: note: {note}", file=sys.stderr)
     problem, planfile = given.problem, given.planfile
     violations = validate(problem, planfile.plan)
     if violations:

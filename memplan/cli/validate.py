@@ -14,6 +14,7 @@ file, a plan for another model).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
@@ -38,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
             "residencies share bytes at one step. Exit codes: 0 valid, 1 invalid, 2 bad input."
         ),
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, plan_records=True)
     add_plan_problem_arguments(parser)
     parser.add_argument(
         "--json", action="store_true", help="print the verdict and violations as JSON"
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from memplan.validate import validate
 
     given = load_plan_problem(args)
+    for note in given.notes:
+        print(f"memplan {args.command}: note: {note}", file=sys.stderr)
     problem, plan = given.problem, given.planfile.plan
     violations = validate(problem, plan)
     if args.json:

@@ -3,23 +3,35 @@
 A plan file records everything needed to check and score a plan again later::
 
     {
-      "format": "memplan.plan", "version": 1, "created_by": "memplan 0.1.0",
-      "model": {"name": "squeezenet", "file": "squeezenet.onnx", "sha256": "9f2c..."},
+      "format": "memplan.plan", "version": 2, "created_by": "memplan 0.1.0",
+      "model": {"name": "squeezenet", "file": "squeezenet.onnx", "sha256": "9f2c...",
+                "graph_sha256": "41ab...", "ops": 65, "tensors": 118},
+      "import": {"input_shapes": {"data_0": [1, 3, 224, 224]}, "dims": {},
+                 "input_values": {}, "dtype_bytes": null, "aliases": true},
       "accelerator": {"name": "edge-npu", "capacity_bytes": 524288, ...},
       "scope": "activations",
       "budget": {"spec": "MH", "capacity_bytes": 524288, "note": "MH = (MR + MP) / 2, ..."},
       "solver": {"name": "greedy", "options": {"seed": 0, ...}},
       "status": "feasible", "message": "",
       "cost": {"non_compulsory_bytes": 12288, ...},
-      "lower_bound_bytes": 0, "gap": 1.0, "wall_s": 0.31, "stats": {...},
+      "lower_bound_bytes": null, "gap": null, "wall_s": 0.31, "stats": {...},
       "plan": {"order": ["conv1", ...], "residencies": [{"tensor": "x", "start": 0, ...}]}
     }
 
-Reading a plan file checks the format and version, and that the model it was made for
-has the same SHA-256 as the model it is used with (a plan for another model is
-rejected). Tensors and ops are referred to by name, so a plan survives re-import of the
-same model. The plan's legality (offsets, alignment, coverage...) is *not* checked
-here: that is the validator's job (``memplan validate`` lists every violation).
+``import`` holds the ONNX import options the model was read with (``null`` for a
+memplan graph JSON model), so ``memplan validate`` and ``score`` import the model the
+same way; ``model.graph_sha256`` fingerprints the graph that import produced.
+
+Reading happens in two steps, because the import options are needed before the
+model can be loaded: :func:`read_plan_header` checks the format and version and
+returns what the file says about its model; :func:`plan_from_header` then checks
+that the model given has the recorded SHA-256 (a plan for another model is
+rejected) and imports to the recorded graph, and rebuilds the plan against it.
+:func:`read_plan_file` does both. Version 1 files (before the import options were
+recorded) are still read; they carry no import options and no graph fingerprint.
+Tensors and ops are referred to by name, so a plan survives re-import of the same
+model. The plan's legality (offsets, alignment, coverage...) is *not* checked here:
+that is the validator's job (``memplan validate`` lists every violation).
 """
 
 from __future__ import annotations
@@ -29,13 +41,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from memplan import __version__
 from memplan.accelerator import Accelerator
 from memplan.cost import Cost
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
-from memplan.io.files import atomic_write_text
+from memplan.io.files import OutputTarget, atomic_write_text
+from memplan.io.loading import ImportOptions
 from memplan.ir import Graph
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
@@ -47,8 +60,30 @@ if TYPE_CHECKING:
 
 #: The ``format`` field of every plan file.
 PLAN_FORMAT = "memplan.plan"
-#: Version of the plan file layout; bump when it changes.
-PLAN_FILE_VERSION = 1
+#: Version of the plan file layout written; bump when it changes.
+PLAN_FILE_VERSION = 2
+#: Versions this memplan reads (1: without import options and graph fingerprint).
+READABLE_VERSIONS = (1, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanHeader:
+    """What a plan file says about the model it was made for, read before the model."""
+
+    source: str  # the file name (or "<plan>"), for messages
+    version: int  # the file's format version (one of READABLE_VERSIONS)
+    model_name: str  # name of the graph the plan was made for
+    model_sha256: str  # hex SHA-256 of that model's file
+    model_file: str | None  # file name of the model when it was planned (informative)
+    graph_sha256: str | None  # fingerprint of the imported graph; None in version 1
+    graph_size: tuple[int, int] | None  # (ops, tensors) of that graph; None in version 1
+    import_options: ImportOptions | None  # ONNX import options; None: v1 or graph JSON
+    created_by: str  # memplan version that wrote the file
+    data: Mapping[str, Any]  # the whole parsed document
+
+    def made_for(self) -> str:
+        """The model the plan was made for, for messages: ``'name (file)'``."""
+        return self.model_name + (f" ({self.model_file})" if self.model_file else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +99,16 @@ class PlanFile:
     options: Mapping[str, Any]  # solver options used
     status: Status  # how the solve ended
     cost: Cost | None  # the scores recorded when the plan was written
-    lower_bound_bytes: int | None  # best known lower bound on non-compulsory bytes
-    gap: float | None  # relative gap of the cost to that bound
+    lower_bound_bytes: int | None  # lower bound on non-compulsory bytes over all plans
+    gap: float | None  # relative gap of the cost to that bound; None without a bound
     wall_s: float  # wall-clock seconds of the solve
     plan: Plan  # the plan, with ids of the graph it was read against
     budget: Mapping[str, Any] = field(default_factory=dict)  # spec, capacity_bytes, note
     stats: Mapping[str, Any] = field(default_factory=dict)  # solver-specific counters
     message: str = ""  # the solver's explanation, if any
     created_by: str = ""  # memplan version that wrote the file
+    import_options: ImportOptions | None = None  # ONNX import options; None: v1 or JSON
+    version: int = PLAN_FILE_VERSION  # format version of the file read
 
     def problem(self, graph: Graph) -> Problem:
         """The problem the plan was made for, on ``graph``."""
@@ -85,22 +122,30 @@ def plan_file_dict(
     model_sha256: str,
     model_file: str | os.PathLike[str] | None = None,
     budget: ResolvedBudget | None = None,
+    import_options: ImportOptions | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready plan file content for ``result`` (which must carry a plan)."""
+    from memplan.peak_cache import graph_sha256
+
     if result.plan is None:
         raise InvalidPlanError(
             f"solver {result.solver!r} returned no plan (status {result.status.value}); "
             "there is nothing to write"
         )
+    graph = problem.graph
     return {
         "format": PLAN_FORMAT,
         "version": PLAN_FILE_VERSION,
         "created_by": f"memplan {__version__}",
         "model": {
-            "name": problem.graph.name,
+            "name": graph.name,
             "file": Path(model_file).name if model_file is not None else None,
             "sha256": model_sha256,
+            "graph_sha256": graph_sha256(graph),
+            "ops": graph.num_ops,
+            "tensors": graph.num_tensors,
         },
+        "import": import_options.to_dict() if import_options is not None else None,
         "accelerator": problem.accelerator.to_dict(),
         "scope": problem.scope.value,
         "budget": (
@@ -116,36 +161,51 @@ def plan_file_dict(
         "gap": result.gap,
         "wall_s": result.wall_s,
         "stats": _jsonable(dict(result.stats)),
-        "plan": result.plan.to_dict(problem.graph),
+        "plan": result.plan.to_dict(graph),
     }
 
 
+def plan_json(data: Mapping[str, Any]) -> str:
+    """A plan file dictionary (:func:`plan_file_dict`) as the text written to disk."""
+    return json.dumps(data, indent=1) + "\n"
+
+
 def write_plan_file(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | OutputTarget,
     result: SolveResult,
     problem: Problem,
     *,
     model_sha256: str,
     model_file: str | os.PathLike[str] | None = None,
     budget: ResolvedBudget | None = None,
+    import_options: ImportOptions | None = None,
 ) -> None:
     """Write ``result``'s plan file to ``path`` atomically (never a half-written file).
 
     Args:
-        path: where to write (parent folders are created).
+        path: where to write (see :mod:`memplan.io.files` for the rules; the folder
+            must exist).
         result: a solve result that carries a plan.
         problem: the problem it solves (graph, accelerator with the planned capacity, scope).
         model_sha256: SHA-256 of the model file (:attr:`memplan.io.loading.LoadedModel.sha256`).
         model_file: the model's path, recorded by file name only.
         budget: how the capacity was chosen, recorded for the reader.
+        import_options: how the ONNX model was imported
+            (:attr:`memplan.io.loading.LoadedModel.import_options`); None for graph JSON.
 
     Raises:
         InvalidPlanError: ``result`` has no plan.
+        OutputFileError: ``path`` may not be written.
     """
     data = plan_file_dict(
-        result, problem, model_sha256=model_sha256, model_file=model_file, budget=budget
+        result,
+        problem,
+        model_sha256=model_sha256,
+        model_file=model_file,
+        budget=budget,
+        import_options=import_options,
     )
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, plan_json(data), what="plan file")
 
 
 def read_plan_file(
@@ -162,22 +222,46 @@ def read_plan_file(
     Raises:
         InputFormatError: unreadable file, malformed JSON (with the line), wrong format or
             version, missing or mistyped fields, an op or tensor the graph does not have.
-        InvalidPlanError: the plan was made for another model.
+        InvalidPlanError: the plan was made for another model, or for another import
+            of it (other input shapes, element size or aliasing).
     """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFormatError(f"{source}: no such plan file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputFormatError(f"{source}: cannot read the plan file ({error})") from None
-    return parse_plan_file(text, graph, expected_sha256, source)
+    return plan_from_header(read_plan_header(path), graph, expected_sha256)
 
 
 def parse_plan_file(
     text: str, graph: Graph, expected_sha256: str | None = None, source: str = "<plan>"
 ) -> PlanFile:
     """Parse plan file text; see :func:`read_plan_file`."""
+    return plan_from_header(parse_plan_header(text, source), graph, expected_sha256)
+
+
+def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
+    """Read a plan file's format, version and what it says about its model.
+
+    Raises:
+        InputFormatError: unreadable file, malformed JSON, wrong format or version.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFormatError(f"{source}: no such plan file") from None
+    except IsADirectoryError:
+        raise InputFormatError(f"{source}: is a folder, not a plan file") from None
+    except UnicodeDecodeError:
+        raise InputFormatError(
+            f"{source}: not UTF-8 text, so not a plan file; "
+            "write one with: memplan optimize MODEL -o plan.json"
+        ) from None
+    except OSError as error:
+        raise InputFormatError(
+            f"{source}: cannot read the plan file ({error.strerror or error})"
+        ) from None
+    return parse_plan_header(text, source)
+
+
+def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
+    """Parse plan file text up to what it says about its model; see :func:`read_plan_header`."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -190,23 +274,80 @@ def parse_plan_file(
             "write one with: memplan optimize MODEL -o plan.json"
         )
     version = data.get("version")
-    if version != PLAN_FILE_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise InputFormatError(
             f"{source}: plan file version {version!r} is not supported (this memplan "
-            f"{__version__} reads version {PLAN_FILE_VERSION}); re-run memplan optimize"
+            f"{__version__} reads versions {readable}); re-run memplan optimize"
         )
     model = _section(data, "model", source)
-    model_name = str(model.get("name", ""))
     model_sha = model.get("sha256")
     if not isinstance(model_sha, str):
         raise InputFormatError(f"{source}: field model.sha256 must be a hex string")
-    if expected_sha256 is not None and model_sha != expected_sha256:
-        made_for = model_name + (f" ({model['file']})" if model.get("file") else "")
+    graph_sha, graph_size, import_options = None, None, None
+    if version >= 2:
+        graph_sha = model.get("graph_sha256")
+        ops, tensors = model.get("ops"), model.get("tensors")
+        if not isinstance(graph_sha, str) or not _is_count(ops) or not _is_count(tensors):
+            raise InputFormatError(
+                f"{source}: fields model.graph_sha256 (hex string), model.ops and "
+                "model.tensors (integers) are required in a version 2 plan file"
+            )
+        graph_size = (ops, tensors)
+        if "import" not in data:
+            raise InputFormatError(f"{source}: field 'import' is missing (null for graph JSON)")
+        if data["import"] is not None:
+            import_options = ImportOptions.from_dict(data["import"], source)
+    return PlanHeader(
+        source=source,
+        version=version,
+        model_name=str(model.get("name", "")),
+        model_sha256=model_sha,
+        model_file=model.get("file") if isinstance(model.get("file"), str) else None,
+        graph_sha256=graph_sha,
+        graph_size=graph_size,
+        import_options=import_options,
+        created_by=str(data.get("created_by", "")),
+        data=data,
+    )
+
+
+def wrong_model_error(header: PlanHeader, given: str, given_sha256: str) -> InvalidPlanError:
+    """The error for a plan file used with a model file of another SHA-256."""
+    return InvalidPlanError(
+        f"{header.source} was made for model {header.made_for()!r} with sha256 "
+        f"{header.model_sha256}, but the model given ({given}) has sha256 {given_sha256} "
+        "(a converted or re-exported copy has another hash); plan this model with memplan "
+        "optimize, or pass the model file the plan was made for"
+    )
+
+
+def plan_from_header(
+    header: PlanHeader, graph: Graph, expected_sha256: str | None = None
+) -> PlanFile:
+    """Check ``graph`` (and its model's SHA-256) against the header; rebuild the plan.
+
+    Raises:
+        InvalidPlanError: the plan was made for another model or another import of it.
+        InputFormatError: missing or mistyped fields, an op or tensor ``graph`` lacks.
+    """
+    from memplan.peak_cache import graph_sha256
+
+    source, data = header.source, header.data
+    if expected_sha256 is not None and header.model_sha256 != expected_sha256:
+        raise wrong_model_error(header, repr(graph.name), expected_sha256)
+    if header.graph_sha256 is not None and graph_sha256(graph) != header.graph_sha256:
+        ops, tensors = header.graph_size or (0, 0)
+        how = header.import_options.describe() if header.import_options else "graph JSON"
+        given = (
+            "has the same counts but other tensor sizes or shapes"
+            if (ops, tensors) == (graph.num_ops, graph.num_tensors)
+            else f"has {graph.num_ops} ops and {graph.num_tensors} tensors"
+        )
         raise InvalidPlanError(
-            f"{source} was made for model {made_for!r} with sha256 {model_sha}, but the "
-            f"model given ({graph.name!r}) has sha256 {expected_sha256} (a converted or "
-            "re-exported copy has another hash); plan this model with memplan optimize, or "
-            "pass the model file the plan was made for"
+            f"{source} was made for model {header.made_for()!r} imported as {ops} ops and "
+            f"{tensors} tensors (with {how}), but the graph given {given}; import the model "
+            "with the plan's options, or re-plan it with memplan optimize"
         )
     try:
         accelerator = Accelerator.from_dict(
@@ -233,9 +374,9 @@ def parse_plan_file(
             raise InputFormatError(f"{source}: malformed cost ({error})") from None
     plan = Plan.from_dict(data.get("plan"), graph, source)
     return PlanFile(
-        model_name=model_name,
-        model_sha256=model_sha,
-        model_file=model.get("file"),
+        model_name=header.model_name,
+        model_sha256=header.model_sha256,
+        model_file=header.model_file,
         accelerator=accelerator,
         scope=scope,
         solver=str(solver.get("name", "")),
@@ -249,8 +390,14 @@ def parse_plan_file(
         budget=dict(data.get("budget") or {}),
         stats=dict(data.get("stats") or {}),
         message=str(data.get("message", "")),
-        created_by=str(data.get("created_by", "")),
+        created_by=header.created_by,
+        import_options=header.import_options,
+        version=header.version,
     )
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _section(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
@@ -324,6 +471,6 @@ def plan_csv(graph: Graph, plan: Plan) -> str:
     return format_buffers_csv(buffers, offsets)
 
 
-def write_plan_csv(path: str | os.PathLike[str], graph: Graph, plan: Plan) -> None:
-    """Write :func:`plan_csv` to ``path`` atomically."""
-    atomic_write_text(path, plan_csv(graph, plan))
+def write_plan_csv(path: str | os.PathLike[str] | OutputTarget, graph: Graph, plan: Plan) -> None:
+    """Write :func:`plan_csv` to ``path`` atomically (see :mod:`memplan.io.files`)."""
+    atomic_write_text(path, plan_csv(graph, plan), what="CSV file")

@@ -1,17 +1,16 @@
-"""Static shapes for ONNX import: flag parsing, overrides, shape inference, element sizes.
+"""Static shapes for ONNX import: overrides, shape inference, element sizes.
 
-``--input-shape name:1,3,224,224`` fixes a graph input's shape (the syntax onnxsim and
-onnxslim use) and ``--dim batch=1`` gives a symbolic dimension a value wherever it
-appears. :func:`infer_static_shapes` applies both to a copy of the model, runs ONNX
-shape inference with data propagation and returns every tensor's (dims, element type),
-where a dim is an ``int``, a ``str`` (a symbolic name) or ``None`` (unknown).
+:func:`apply_shape_overrides` applies ``--input-shape`` and ``--dim`` (parsed by
+:mod:`memplan.onnx.flags`) to the model; :func:`infer_static_shapes` runs ONNX shape
+inference with data propagation and returns every tensor's (dims, element type), where
+a dim is an ``int``, a ``str`` (a symbolic name) or ``None`` (unknown);
+:class:`TensorSizer` turns a tensor's static shape and type into bytes.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, OnnxImportError
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 Dim = int | str | None
 #: Per tensor name: (dims or None if the rank is unknown, ONNX element type number).
 ShapeTable = dict[str, tuple[tuple[Dim, ...] | None, int]]
-
-_NAME_SHAPE = re.compile(r"^(?P<name>.+):(?P<dims>-?\d+(?:\s*,\s*-?\d+)*)?$")
 
 #: Bits per element of every ONNX element type memplan accepts (by TensorProto name).
 _ELEMENT_BITS = {
@@ -56,63 +53,6 @@ _ELEMENT_BITS = {
 }
 
 
-def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
-    """Parse ``NAME:D1,D2,...`` strings (``--input-shape``) into a name -> shape map.
-
-    The name may itself contain ``:``; the shape is what follows the last one. An empty
-    shape (``name:``) means a scalar.
-
-    Raises:
-        ConfigError: a malformed item, a non-positive dim, or a name given twice.
-    """
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in items:
-        text = item.strip()
-        match = _NAME_SHAPE.match(text)
-        if not match:
-            raise ConfigError(
-                f"--input-shape {item!r} is not NAME:D1,D2,...; "
-                "write e.g. --input-shape input:1,3,224,224"
-            )
-        name = match.group("name")
-        dims_text = match.group("dims")
-        dims = tuple(int(d) for d in dims_text.split(",")) if dims_text else ()
-        if any(d <= 0 for d in dims):
-            raise ConfigError(
-                f"--input-shape {item!r}: every dim must be a positive number of elements"
-            )
-        if name in shapes:
-            raise ConfigError(f"--input-shape gives input {name!r} twice; give it once")
-        shapes[name] = dims
-    return shapes
-
-
-def parse_dims(items: Iterable[str]) -> dict[str, int]:
-    """Parse ``NAME=VALUE`` strings (``--dim``) into a symbolic-dim -> size map.
-
-    Raises:
-        ConfigError: a malformed item, a non-positive value, or a name given twice.
-    """
-    dims: dict[str, int] = {}
-    for item in items:
-        name, sep, value = item.strip().partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ConfigError(f"--dim {item!r} is not NAME=VALUE; write e.g. --dim batch=1")
-        try:
-            size = int(value.strip())
-        except ValueError:
-            raise ConfigError(
-                f"--dim {item!r}: {value.strip()!r} is not a whole number; write e.g. --dim batch=1"
-            ) from None
-        if size <= 0:
-            raise ConfigError(f"--dim {item!r}: the size must be a positive number of elements")
-        if name in dims:
-            raise ConfigError(f"--dim gives {name!r} twice; give it once")
-        dims[name] = size
-    return dims
-
-
 def element_type_name(elem_type: int) -> str:
     """Lower-case name of an ONNX element type number (``"float32"`` style for FLOAT)."""
     import onnx
@@ -135,8 +75,11 @@ def element_bits(elem_type: int) -> int | None:
     return _ELEMENT_BITS.get(name)
 
 
-def _dims_of(type_proto: Any) -> tuple[tuple[Dim, ...] | None, int]:
-    """(dims, element type) of a ``TypeProto`` (non-tensor types: (None, 0))."""
+def dims_of(type_proto: Any) -> tuple[tuple[Dim, ...] | None, int]:
+    """(dims, element type) of a ``TypeProto`` (non-tensor types: (None, 0)).
+
+    A dim is its size, its symbolic name, or None when it has neither.
+    """
     if type_proto.WhichOneof("value") != "tensor_type":
         return None, 0
     tensor_type = type_proto.tensor_type
@@ -172,6 +115,29 @@ def _substitute_dims(value_info: Any, dims: Mapping[str, int], used: set[str]) -
             dim.dim_value = dims[dim.dim_param]
 
 
+def named_inputs(
+    model: onnx.ModelProto,
+    input_names: Sequence[str],
+    wanted: Collection[str],
+    flag: str,
+    source: str,
+) -> dict[str, Any]:
+    """The value infos of the graph inputs ``wanted`` names (for ``flag``), by name.
+
+    Raises:
+        ConfigError: a wanted name is not among ``input_names``; the message lists them.
+    """
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name in input_names}
+    for name in wanted:
+        if name not in inputs:
+            listed = ", ".join(repr(n) for n in input_names) or "none"
+            raise ConfigError(
+                f"{source}: {flag} names {name!r}, which is not a graph input; "
+                f"the inputs are: {listed}"
+            )
+    return inputs
+
+
 def apply_shape_overrides(
     model: onnx.ModelProto,
     input_names: Sequence[str],
@@ -184,16 +150,10 @@ def apply_shape_overrides(
     Raises:
         ConfigError: an input shape names no graph input or has the wrong rank.
     """
-    inputs = {vi.name: vi for vi in model.graph.input if vi.name in input_names}
+    inputs = named_inputs(model, input_names, input_shapes, "--input-shape", source)
     warnings: list[str] = []
     for name, shape in input_shapes.items():
-        if name not in inputs:
-            listed = ", ".join(repr(n) for n in input_names) or "none"
-            raise ConfigError(
-                f"{source}: --input-shape names {name!r}, which is not a graph input; "
-                f"the inputs are: {listed}"
-            )
-        current, _ = _dims_of(inputs[name].type)
+        current, _ = dims_of(inputs[name].type)
         if current is not None and len(current) != len(shape):
             shown = ",".join(str(d) if d is not None else "?" for d in current)
             raise ConfigError(
@@ -219,6 +179,23 @@ def apply_shape_overrides(
     return warnings
 
 
+def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
+    """The static shape of tensor ``name`` in ``table``, or None when not fully known."""
+    dims, _ = table.get(name, (None, 0))
+    if dims is None or not all(isinstance(d, int) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+
+
+def static_shapes(table: ShapeTable) -> dict[str, tuple[int, ...]]:
+    """The tensors of ``table`` whose shapes are static, with those shapes."""
+    static: dict[str, tuple[int, ...]] = {}
+    for name, (dims, _) in table.items():
+        if dims is not None and all(isinstance(d, int) for d in dims):
+            static[name] = dims  # type: ignore[assignment]
+    return static
+
+
 def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     """Run ONNX shape inference (with data propagation) and collect every tensor's shape.
 
@@ -240,7 +217,7 @@ def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     graph = inferred.graph
     table: ShapeTable = {}
     for vi in (*graph.input, *graph.value_info, *graph.output):
-        dims, elem_type = _dims_of(vi.type)
+        dims, elem_type = dims_of(vi.type)
         old = table.get(vi.name)
         if old is None or (old[0] is None and dims is not None):
             table[vi.name] = (dims, elem_type)
@@ -254,11 +231,22 @@ def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     return table
 
 
-def suggest_input_shape(name: str, dims: Sequence[Dim] | None) -> str:
-    """An ``--input-shape`` example for input ``name``: symbolic or unknown dims as 1."""
-    if dims is None:
-        return f"{name}:1,3,224,224"
-    return f"{name}:" + ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
+def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> None:
+    """Fill shapes ONNX inference leaves out: the mask of Dropout (same shape as the data).
+
+    Dropout's mask is ``T`` (the data type) before opset 10 and ``bool`` from opset 10.
+    """
+    import onnx
+
+    for node in nodes:
+        if node.op_type != "Dropout" or len(node.output) < 2 or not node.output[1]:
+            continue
+        mask = node.output[1]
+        dims, _ = table.get(mask, (None, 0))
+        data_dims, data_type = table.get(node.input[0], (None, 0)) if node.input else (None, 0)
+        if dims is None and data_dims is not None:
+            elem = onnx.TensorProto.BOOL if opset >= 10 else data_type
+            table[mask] = (data_dims, elem)
 
 
 class TensorSizer:
@@ -269,68 +257,35 @@ class TensorSizer:
         table: ShapeTable,
         dtype_bytes: int | None,
         source: str,
-        input_names: Sequence[str],
-        nodes: Sequence[Any],
-        names: Sequence[str],
+        describe: Callable[[str], str],
+        explain_unknown: Callable[[str], OnnxImportError],
     ) -> None:
+        """Size tensors from ``table``.
+
+        Args:
+            table: every tensor's (dims, element type) after shape inference.
+            dtype_bytes: bytes per element for every tensor, or None for the ONNX types.
+            source: the model's name, for messages.
+            describe: names a tensor and the node producing it, for messages.
+            explain_unknown: the error for a tensor whose shape is not static.
+        """
         self.table = table
         self.dtype_bytes = dtype_bytes
         self.source = source
-        self.input_names = list(input_names)
-        self.producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-        self.nodes = nodes
-        self.names = names
+        self.describe = describe
+        self.explain_unknown = explain_unknown
         self.warnings: list[str] = []
+        self._static = static_shapes(table)
 
     def static(self, name: str) -> tuple[int, ...] | None:
         """The static shape, or None when not fully known."""
-        dims, _ = self.table.get(name, (None, 0))
-        if dims is None or not all(isinstance(d, int) for d in dims):
-            return None
-        return tuple(int(d) for d in dims)  # type: ignore[arg-type]
-
-    def _where(self, name: str) -> str:
-        index = self.producer.get(name)
-        if index is None:
-            return f"tensor {name!r}"
-        return (
-            f"tensor {name!r} (output of node {self.names[index]!r}, {self.nodes[index].op_type})"
-        )
-
-    def _unknown_shape(self, name: str) -> OnnxImportError:
-        dims, _ = self.table.get(name, (None, 0))
-        where = self._where(name)
-        symbolic = [d for d in dims or () if isinstance(d, str)]
-        for param in symbolic:
-            for inp in self.input_names:
-                in_dims = self.table.get(inp, (None, 0))[0] or ()
-                if param in in_dims:
-                    example = suggest_input_shape(inp, in_dims)
-                    return OnnxImportError(
-                        f"{self.source}: {where} has symbolic dim {param!r}: pass "
-                        f"--dim {param}=1 or --input-shape {example}"
-                    )
-        unknown_inputs = [i for i in self.input_names if self.static(i) is None]
-        if unknown_inputs:
-            first = unknown_inputs[0]
-            example = suggest_input_shape(first, self.table.get(first, (None, 0))[0])
-            detail = f"symbolic dim {symbolic[0]!r}" if symbolic else "an unknown shape"
-            return OnnxImportError(
-                f"{self.source}: {where} has {detail} after shape inference; fix the shapes "
-                f"of the inputs ({', '.join(repr(i) for i in unknown_inputs)}) with "
-                f"--input-shape, e.g. --input-shape {example}"
-            )
-        return OnnxImportError(
-            f"{self.source}: {where} has no static shape after ONNX shape inference although "
-            "every input shape is known; the op may be custom or data-dependent (e.g. NonZero), "
-            "which memplan cannot plan statically"
-        )
+        return self._static.get(name)
 
     def of(self, name: str) -> tuple[int, tuple[int, ...], str]:
         """(size in bytes, shape, dtype name) of tensor ``name``."""
         shape = self.static(name)
         if shape is None:
-            raise self._unknown_shape(name)
+            raise self.explain_unknown(name)
         _, elem_type = self.table[name]
         bits = element_bits(elem_type)
         dtype = element_type_name(elem_type) if elem_type else ""
@@ -338,7 +293,7 @@ class TensorSizer:
             kind = f"element type {dtype!r}" if elem_type else "an unknown element type"
             fix = "" if dtype == "string" else "; pass --dtype-bytes N to size it"
             raise OnnxImportError(
-                f"{self.source}: {self._where(name)} has {kind}, which has no fixed size in "
+                f"{self.source}: {self.describe(name)} has {kind}, which has no fixed size in "
                 f"bytes{fix}"
             )
         elements = math.prod(shape)

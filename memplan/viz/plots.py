@@ -74,7 +74,8 @@ def plot_plan(
     Args:
         problem: the problem the plan solves (sizes, capacity).
         plan: the plan to draw.
-        path: if given, save the figure there (PNG, SVG or PDF by suffix).
+        path: if given, save the figure there (PNG, SVG or PDF by suffix), atomically
+            and by the rules of :mod:`memplan.io.files`.
         title: figure title; default names the model, capacity and scope.
         dpi: resolution of a saved raster image.
 
@@ -103,7 +104,14 @@ def plot_plan(
         fontsize=11,
     )
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
+        import io
+
+        from memplan.io.files import atomic_write_bytes
+
+        suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix, dpi=dpi)
+        atomic_write_bytes(path, buffer.getvalue(), what="figure")
     return fig
 
 
@@ -191,9 +199,21 @@ def _draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
     if any(graph.tensors[r.tensor].is_output for r in plan.residencies):
         handles.append(Patch(color=_OUTPUT_COLOR, label="graph output"))
     handles += [
-        Line2D([], [], marker=">", linestyle="", color=_LOAD_COLOR, label=f"load ({len(loads_x)})"),
         Line2D(
-            [], [], marker=">", linestyle="", color=_STORE_COLOR, label=f"store ({len(stores_x)})"
+            [],
+            [],
+            marker=">",
+            linestyle="",
+            color=_LOAD_COLOR,
+            label=f"loaded from DRAM ({len(loads_x)})",
+        ),
+        Line2D(
+            [],
+            [],
+            marker=">",
+            linestyle="",
+            color=_STORE_COLOR,
+            label=f"stored to DRAM ({len(stores_x)})",
         ),
         Line2D(
             [],
@@ -203,7 +223,14 @@ def _draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
             label=f"capacity {format_bytes(capacity)}",
         ),
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+        title="box: a tensor's stay\non chip (steps x bytes)",
+        title_fontsize=8,
+    )
 
 
 def _draw_live(ax: Axes, problem: Problem, plan: Plan) -> None:
@@ -214,7 +241,7 @@ def _draw_live(ax: Axes, problem: Problem, plan: Plan) -> None:
     values = np.append(live, live[-1] if n else 0)
     (curve,) = ax.step(steps, values, where="post", color="#4C72B0", linewidth=1.2)
     curve.set_gid(GID_LIVE)
-    curve.set_label("live bytes")
+    curve.set_label("live bytes (sum of\nresident tensors)")
     ax.fill_between(steps, values, step="post", alpha=0.25, color="#4C72B0")
     line = ax.axhline(
         capacity,

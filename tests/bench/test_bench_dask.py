@@ -17,7 +17,7 @@ from test_bench import KEEP, RAISE, SLEEP, SPILL, TESTS_DIR, config, write_suite
 
 @pytest.fixture(autouse=True)
 def solvers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``bench_solvers`` importable here, in Dask worker processes and in cell workers."""
+    """``fake_solvers`` importable here, in Dask worker processes and in cell workers."""
     monkeypatch.syspath_prepend(str(TESTS_DIR))
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), old])))

@@ -66,3 +66,15 @@ def test_compare_bad_input(model: Path, capsys: pytest.CaptureFixture) -> None:
 def test_compare_no_plan_exits_1(model: Path) -> None:
     argv = ["compare", str(model), "--solvers", RAISE, "--scratchpad", "MR"]
     assert main(argv) == 1
+
+
+def test_compare_two_variants_of_one_solver(model: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = [
+        "compare", str(model), "--solvers", f"{SPILL},{SPILL}[delay_s=0.2]", "--scratchpad",
+        "MR", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["options"] for r in rows] == [{}, {"delay_s": "0.2"}]
+    assert rows[0]["non_compulsory_bytes"] == rows[1]["non_compulsory_bytes"]
+    assert rows[1]["solve_wall_s"] >= 0.2 and rows[1]["warmup_wall_s"] >= 0.4

@@ -15,7 +15,7 @@ JIT compilation (numba, cached on disk) is triggered once on a tiny input first 
 reported apart. The machine's load average is printed, since timings on a shared
 2-core machine are noisy.
 
-Run: ``python bench/bench_alloc.py [--data ../shared/data] [--random 60000] [--json out]``.
+Run: ``python benchmarks/alloc.py [--data ../shared/data] [--random 60000] [--json out]``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 
 from memplan.dsa import AllocationStatus, Buffer, allocate, max_live_bytes, validate_packing
 from memplan.io.buffers_csv import read_buffers_csv
+from memplan.io.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = 1 << 20
@@ -256,7 +257,7 @@ def main() -> None:
     if files and args.minimize_limit > 0:
         report["minimize"] = bench_minimize(files, args.minimize_limit)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

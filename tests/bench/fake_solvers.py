@@ -1,4 +1,7 @@
-"""Solvers for the benchmark harness tests, loaded in worker processes as ``bench_solvers:X``.
+"""Fake solvers for the benchmark tests only, loaded in workers as ``fake_solvers:X``.
+
+The tests of ``memplan bench`` and ``memplan compare`` (this folder) put it on the
+workers' import path; nothing outside tests/bench/ uses it.
 
 Two legal ones, deterministic and independent of any registered solver:
 
@@ -8,8 +11,9 @@ Two legal ones, deterministic and independent of any registered solver:
 - :class:`KeepAllSolver`: model order; every in-scope tensor stays on chip for its
   whole life, placed first-fit; FEASIBLE when that fits, else TIMEOUT without a plan.
 
-And misbehaving ones: one sleeps forever ignoring its budget, one raises, one kills
-its own process, one returns a plan that breaks the rules without make_result.
+And misbehaving ones: one sleeps forever ignoring its budget (after a quick warm-up),
+one hangs in its warm-up, one raises, one kills its own process, one returns a plan
+that breaks the rules without make_result.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from memplan.analysis import model_order, tensor_lifetimes
 from memplan.ir import TensorKind
@@ -110,10 +114,29 @@ class SleepForeverSolver:
     name: ClassVar[str] = "sleep_forever"
     seed: int = 0
 
+    def warm_up(self) -> None:
+        """Nothing to load: return at once (the hang is in the solve)."""
+
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Hang."""
-        while True:
-            time.sleep(1.0)
+        _hang()
+
+
+@dataclass(frozen=True)
+class HangingWarmUpSolver(SleepForeverSolver):
+    """Hangs in its warm-up hook, so the bench must kill it before its clock starts."""
+
+    name: ClassVar[str] = "hanging_warm_up"
+
+    def warm_up(self) -> None:
+        """Hang."""
+        _hang()
+
+
+def _hang() -> NoReturn:
+    """Sleep forever, ignoring every budget."""
+    while True:
+        time.sleep(1.0)
 
 
 @dataclass(frozen=True)

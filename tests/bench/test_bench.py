@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from memplan.accelerator import load_accelerator
-from memplan.bench.cells import TIMING_FIELDS, cell_key
+from memplan.bench.cells import TIMING_FIELDS
 from memplan.bench.harness import (
     BenchConfig,
     ResultsWriter,
@@ -25,9 +25,7 @@ from memplan.bench.harness import (
     load_workloads,
     prepare_bench,
     read_rows,
-    split_solver_options,
 )
-from memplan.bench.report import summarize, write_reports
 from memplan.budgets import heuristic_min_peak
 from memplan.cli import main
 from memplan.cost import evaluate
@@ -38,17 +36,17 @@ from memplan.problem import Problem, Scope
 from memplan.validate import validate
 
 TESTS_DIR = Path(__file__).resolve().parent
-SPILL = "bench_solvers:SpillAllSolver"
-KEEP = "bench_solvers:KeepAllSolver"
-SLEEP = "bench_solvers:SleepForeverSolver"
-RAISE = "bench_solvers:RaisingSolver"
-CRASH = "bench_solvers:CrashingSolver"
-CHEAT = "bench_solvers:CheatingSolver"
+SPILL = "fake_solvers:SpillAllSolver"
+KEEP = "fake_solvers:KeepAllSolver"
+SLEEP = "fake_solvers:SleepForeverSolver"
+RAISE = "fake_solvers:RaisingSolver"
+CRASH = "fake_solvers:CrashingSolver"
+CHEAT = "fake_solvers:CheatingSolver"
 
 
 @pytest.fixture(autouse=True)
 def solvers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``bench_solvers`` importable here and (through sys.path) in worker processes."""
+    """Make ``fake_solvers`` importable here and (through sys.path) in worker processes."""
     monkeypatch.syspath_prepend(str(TESTS_DIR))
 
 
@@ -98,31 +96,6 @@ def strip_timing(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- keys and cells
-def test_cell_key_depends_on_every_part_of_the_cell() -> None:
-    acc = load_accelerator("edge-npu").to_dict()
-    base = ("w", "sha", "activations", "MR", "greedy", {"order": "dfs"}, 60.0, acc, None)
-    key = cell_key(*base)
-    assert key == cell_key(*base)
-    assert key == cell_key(
-        "w", "sha", "activations", "MR", "greedy", {"order": "dfs"}, 60, acc, None
-    )
-    # the preset's own capacity does not matter: the budget decides it
-    assert key == cell_key(*base[:7], {**acc, "capacity_bytes": 1}, None)
-    variants = [
-        ("w2", *base[1:]),
-        (base[0], "sha2", *base[2:]),
-        (*base[:2], "all", *base[3:]),
-        (*base[:3], "MP", *base[4:]),
-        (*base[:4], "ilp", *base[5:]),
-        (*base[:5], {"order": "bfs"}, *base[6:]),
-        (*base[:6], 30.0, *base[7:]),
-        (*base[:7], {**acc, "alignment_bytes": 1}, None),
-        (*base[:8], 1),
-    ]
-    keys = {cell_key(*v) for v in variants}
-    assert len(keys) == len(variants) and key not in keys
-
-
 def test_budgets_are_resolved_once_per_workload_and_scope(tmp_path: Path) -> None:
     workloads, failures = load_workloads([str(write_suite(tmp_path / "g", 2))])
     assert not failures and [w.name for w in workloads] == ["skip0", "skip1"]
@@ -154,16 +127,6 @@ def test_budgets_are_resolved_once_per_workload_and_scope(tmp_path: Path) -> Non
             assert by_budget["MH"] == {int((mr + mp) / 2) // 64 * 64}
             assert by_budget["8KiB"] == {8192}
     assert graph_from_json(cells[0].graph_json).num_ops == workloads[0].graph.num_ops
-
-
-def test_solver_options_split_by_solver() -> None:
-    solvers = (SPILL, KEEP)
-    options = split_solver_options([f"{SPILL}.delay_s=0.5", "seed=3"], solvers)
-    assert options == {SPILL: {"delay_s": "0.5", "seed": "3"}, KEEP: {"seed": "3"}}
-    with pytest.raises(ConfigError, match="no solver"):
-        split_solver_options(["nonsense=1"], solvers)
-    with pytest.raises(ConfigError, match="NAME=VALUE"):
-        split_solver_options(["delay_s"], solvers)
 
 
 def test_unknown_suite_entry_is_a_config_error() -> None:
@@ -289,67 +252,6 @@ def test_kill_minus_9_midway_then_rerun_gives_the_uninterrupted_results(tmp_path
     assert {r["key"]: strip_timing(r) for r in resumed} == {
         r["key"]: strip_timing(r) for r in clean
     }
-
-
-# --------------------------------------------------------------------------- reports
-def _row(workload: str, budget: str, solver: str, value: int | None, **extra: Any) -> dict:
-    row = {
-        "key": f"{workload}/{budget}/{solver}",
-        "workload": workload,
-        "scope": "activations",
-        "budget": budget,
-        "solver": solver,
-        "status": "feasible" if value is not None else "timeout",
-        "non_compulsory_bytes": value,
-        "lower_bound_bytes": None,
-        "solve_wall_s": 0.5,
-        "graph_ops": 10,
-    }
-    row.update(extra)
-    return row
-
-
-def test_summary_reductions_leave_trivial_cells_out() -> None:
-    rows = [
-        _row("a", "MR", "greedy", 1000),
-        _row("a", "MR", "ilp", 250, lower_bound_bytes=200, status="feasible"),
-        _row("b", "MR", "greedy", 3000),
-        _row("b", "MR", "ilp", 3000, lower_bound_bytes=0),
-        _row("c", "MR", "greedy", 0, status="optimal"),  # trivial: the baseline does not spill
-        _row("c", "MR", "ilp", 0, status="optimal", lower_bound_bytes=0),
-        _row("d", "MR", "greedy", 500),
-        _row("d", "MR", "ilp", None),  # no plan where the baseline has one
-    ]
-    by_solver = {s.solver: s for s in summarize(rows, "greedy") if s.scope == "activations"}
-    ilp = by_solver["ilp"]
-    assert (ilp.compared, ilp.trivial, ilp.missing) == (2, 1, 1)
-    assert ilp.mean_reduction == pytest.approx((0.75 + 0.0) / 2)
-    assert ilp.total_reduction == pytest.approx(1 - 3250 / 4000)
-    assert ilp.non_compulsory_bytes == 3250 and ilp.plans == 3 and ilp.timeouts == 1
-    assert ilp.optimal == 1 and ilp.best == 3
-    # gaps to the best bound of each cell: a: (250-200)/250, b: 3000/3000, c: 0
-    assert ilp.mean_gap == pytest.approx((0.2 + 1.0 + 0.0) / 3)
-    greedy = by_solver["greedy"]
-    assert greedy.mean_reduction is None and greedy.total_reduction is None
-    assert greedy.best == 3  # b (a tie), c, and d (ilp has no plan there)
-    overall = [s for s in summarize(rows, "greedy") if s.scope == "*"]
-    assert {s.solver for s in overall} == {"greedy", "ilp"}
-
-
-def test_reports_are_written(tmp_path: Path) -> None:
-    rows = [
-        _row("a", "MR", "greedy", 1000),
-        _row("a", "MR", "ilp", 250),
-        _row("a", "MP", "greedy", 0),
-        _row("a", "MP", "ilp", None, status="error", message="boom"),
-    ]
-    written = write_reports(tmp_path, rows, "greedy")
-    names = {p.name for p in written}
-    assert {"summary.md", "summary.csv", "cells.csv", "solve_time.png"} <= names
-    assert {"traffic_activations_MR.png", "traffic_activations_MP.png"} <= names
-    markdown = (tmp_path / "summary.md").read_text()
-    assert "-75.0%" in markdown and "boom" in markdown
-    assert (tmp_path / "cells.csv").read_text().count("\n") == 5
 
 
 # --------------------------------------------------------------------------- CLI

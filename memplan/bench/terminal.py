@@ -1,0 +1,167 @@
+"""Terminal tables of ``memplan bench`` and ``memplan compare``, 80 columns wide.
+
+Tables are built narrow rather than cut: one table per scope, short headers explained
+by a legend under the table, and solver labels longer than :data:`LABEL_WIDTH` (a
+solver with options, ``ilp[backend=milp,mode=fixed]``) shown as ``S1``, ``S2`` with
+their full names in the legend. Every column folds instead of truncating, so even an
+unusually long value wraps onto a second line rather than ending in "…".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from memplan.bench.report import MISSING, SolverSummary, gap_text, percent_change, seconds
+from memplan.bench.rows import has_plan, solver_label
+from memplan.units import format_bytes
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+
+#: Longest solver label shown as is; longer ones get an alias and a legend line.
+LABEL_WIDTH = 12
+
+
+def short_labels(labels: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Aliases for labels longer than LABEL_WIDTH, and the legend lines that explain them."""
+    aliases: dict[str, str] = {}
+    legend: list[str] = []
+    for label in dict.fromkeys(labels):
+        if len(label) <= LABEL_WIDTH:
+            aliases[label] = label
+        else:
+            alias = f"S{len(legend) + 1}"
+            aliases[label] = alias
+            legend.append(f"{alias} = {label}")
+    return aliases, legend
+
+
+def _table(title: str | None, headers: Sequence[str], left: int) -> Table:
+    """A borderless table whose first ``left`` columns are left-aligned; cells fold."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=Text(title) if title else None,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i < left else "right", overflow="fold")
+    return table
+
+
+def _legend(lines: Sequence[str]) -> Any:
+    from rich.text import Text
+
+    return Text("\n".join(lines))
+
+
+def bench_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> Group:
+    """The summary for the terminal: one table per scope, then all cells, then a legend."""
+    from rich.console import Group
+    from rich.text import Text
+
+    aliases, legend = short_labels(s.solver for s in summaries)
+    headers = ["budget", "solver", "plans", "o/t/e", "non-comp.", "vs base", "gap", "time"]
+    groups: dict[str, list[SolverSummary]] = {}
+    for summary in summaries:
+        groups.setdefault(summary.scope, []).append(summary)
+    parts: list[Any] = []
+    for scope, group in groups.items():
+        title = "all scopes and budgets" if scope == "*" else f"scope {scope}"
+        table = _table(title, headers, left=2)
+        for s in group:
+            table.add_row(
+                *map(
+                    Text,
+                    (
+                        "all" if s.budget == "*" else s.budget,
+                        aliases[s.solver],
+                        f"{s.plans}/{s.cells}",
+                        f"{s.optimal}/{s.timeouts}/{s.errors}",
+                        format_bytes(s.non_compulsory_bytes),
+                        percent_change(s.mean_reduction),
+                        gap_text(s, digits=0),
+                        seconds(s.mean_solve_s),
+                    ),
+                )
+            )
+        parts.append(table)
+    base = baseline or "the baseline"
+    parts.append(
+        _legend(
+            [
+                *legend,
+                "plans: cells with a valid plan / cells; o/t/e: proven optimal / timed out "
+                "/ errors; non-comp.: total non-compulsory traffic; vs base: mean change "
+                f"against {base} over the cells where {base} spills (trivial cells left out); "
+                "gap: mean gap to each cell's best global lower bound over the rows that "
+                f"have one (k/n when not all; {MISSING}: none); time: mean solve time "
+                "(after warm-up).",
+            ]
+        )
+    )
+    return Group(*parts)
+
+
+def compare_table(rows: Sequence[Mapping[str, Any]], baseline: str) -> Group:
+    """``memplan compare``: one line per (budget, solver), then capacities and messages."""
+    from rich.console import Group
+    from rich.text import Text
+
+    first = rows[0]
+    aliases, legend = short_labels([*(solver_label(r) for r in rows), baseline])
+    headers = ["budget", "solver", "status", "non-comp.", "vs base", "bound", "gap", "time"]
+    title = (
+        f"{first['workload']}: {first['graph_ops']} ops, scope {first['scope']}, "
+        f"MR {format_bytes(first['mr_bytes'])}, MP {format_bytes(first['mp_bytes'])}"
+        + ("" if first.get("mp_proven") else " (heuristic)")
+    )
+    table = _table(title, headers, left=3)
+    base = {r["budget"]: r for r in rows if solver_label(r) == baseline or r["solver"] == baseline}
+    capacities: dict[str, int] = {}
+    messages: list[str] = []
+    for row in rows:
+        label = aliases[solver_label(row)]
+        capacities.setdefault(row["budget"], row["capacity_bytes"])
+        plan = has_plan(row)
+        bound, gap, time_s = row.get("lower_bound_bytes"), row.get("gap"), row.get("solve_wall_s")
+        cells = (
+            row["budget"],
+            label,
+            "killed" if row.get("killed") else row["status"],
+            format_bytes(row["non_compulsory_bytes"]) if plan else MISSING,
+            _versus(row, base.get(row["budget"])),
+            format_bytes(bound) if bound is not None else MISSING,
+            f"{100 * gap:.1f}%" if gap is not None else MISSING,
+            f"{time_s:.3g} s" if time_s is not None else MISSING,
+        )
+        table.add_row(*map(Text, cells))
+        message = " ".join(str(row.get("message") or "").split())
+        if message:
+            messages.append(f"{row['budget']} {label}: {message[:200]}")
+    lines = [
+        *legend,
+        "capacity: " + ", ".join(f"{b} = {format_bytes(c)}" for b, c in capacities.items()),
+        f"vs base: change of non-compulsory traffic against {aliases[baseline]}; bound: the "
+        f"solver's lower bound over all plans, gap to it ({MISSING}: no bound); killed: did "
+        "not return within time limit + grace.",
+        *messages,
+    ]
+    return Group(table, _legend(lines))
+
+
+def _versus(row: Mapping[str, Any], ref: Mapping[str, Any] | None) -> str:
+    """Change of ``row``'s traffic against the baseline's row of the same budget."""
+    if ref is None or ref is row or not has_plan(ref) or not has_plan(row):
+        return MISSING
+    ref_value, value = ref["non_compulsory_bytes"], row["non_compulsory_bytes"]
+    if ref_value:
+        return f"{100.0 * (value - ref_value) / ref_value:+.1f}%"
+    return "trivial" if value == 0 else "+inf"

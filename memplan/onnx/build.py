@@ -1,0 +1,132 @@
+"""Build the scheduling :class:`~memplan.ir.Graph` from the classified ONNX nodes.
+
+Graph inputs that an op reads become ``INPUT`` tensors, weights that an op reads become
+``WEIGHT`` tensors (made on first use), and every output of an op an ``ACTIVATION``;
+aliases are resolved to their buffers first. Sizes come from the ONNX element types (or
+``dtype_bytes``) through :class:`~memplan.onnx.shapes.TensorSizer`, and each op gets a
+MAC estimate (:mod:`memplan.onnx.macs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memplan.errors import OnnxImportError
+from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
+from memplan.onnx.aliases import Aliases
+from memplan.onnx.macs import estimate_macs
+from memplan.onnx.shapes import TensorSizer
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """The graph and what building it found."""
+
+    graph: Graph  # the scheduling IR
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...]  # shape of each graph input kept
+    weight_tensors: int  # weight tensors the ops read
+    warnings: tuple[str, ...]  # inputs read by no op, outputs with nothing to plan
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    """The node's int / ints / float attributes as Python values (for MAC estimates)."""
+    import onnx
+
+    values: dict[str, Any] = {}
+    for attr in node.attribute:
+        if attr.type in (onnx.AttributeProto.INT, onnx.AttributeProto.INTS,
+                         onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS):  # fmt: skip
+            values[attr.name] = onnx.helper.get_attribute_value(attr)
+    return values
+
+
+class _GraphMaker:
+    """Adds inputs, weights and ops to a :class:`GraphBuilder`, resolving aliases."""
+
+    def __init__(
+        self, name: str, sizes: TensorSizer, aliases: Aliases, weights: Collection[str]
+    ) -> None:
+        self.builder = GraphBuilder(name)
+        self.sizes = sizes
+        self.aliases = aliases
+        self.weights = weights
+        self.weight_count = 0
+
+    def add_input(self, name: str) -> tuple[int, ...]:
+        size, shape, dtype = self.sizes.of(name)
+        self.builder.tensor(name, size, TensorKind.INPUT, shape=shape, dtype=dtype)
+        return shape
+
+    def _read(self, raw: str, source: str) -> TensorId:
+        name = self.aliases.resolve(raw)
+        if not self.builder.has_tensor(name):
+            if name not in self.weights:  # pragma: no cover - load.topological_order checked
+                raise OnnxImportError(f"{source}: tensor {name!r} has no producer")
+            size, shape, dtype = self.sizes.of(name)
+            self.builder.tensor(name, size, TensorKind.WEIGHT, shape=shape, dtype=dtype)
+            self.weight_count += 1
+        return self.builder.tensor_id(name)
+
+    def add_op(self, node: Any, name: str, outputs: Collection[str], source: str) -> None:
+        in_ids = [self._read(raw, source) for raw in node.input if raw]
+        out_ids: list[TensorId] = []
+        for out in node.output:
+            if out:
+                size, shape, dtype = self.sizes.of(out)
+                out_ids.append(self.builder.tensor(
+                    out, size, is_output=out in outputs, shape=shape, dtype=dtype
+                ))  # fmt: skip
+        in_shapes = [self.sizes.static(n) if n else None for n in node.input]
+        out_shapes = [self.sizes.static(n) if n else None for n in node.output]
+        macs = estimate_macs(node.op_type, in_shapes, out_shapes, _attributes(node))
+        self.builder.op(name, node.op_type, in_ids, out_ids, macs)
+
+
+def build_graph(
+    graph_name: str,
+    nodes: Sequence[Any],
+    names: Sequence[str],
+    *,
+    aliases: Aliases,
+    weights: Collection[str],
+    input_names: Sequence[str],
+    graph_outputs: Sequence[str],
+    sizes: TensorSizer,
+    source: str,
+) -> Built:
+    """Build the graph of the ops ``aliases.ops`` (indices into ``nodes``).
+
+    Raises:
+        OnnxImportError: a tensor without a static shape or size, no op left, or a graph
+            the IR rejects.
+    """
+    resolve = aliases.resolve
+    maker = _GraphMaker(graph_name, sizes, aliases, weights)
+    warnings: list[str] = []
+    used_inputs = {resolve(n) for i in aliases.ops for n in nodes[i].input if n}
+    kept_inputs: list[tuple[str, tuple[int, ...]]] = []
+    for name in input_names:
+        if name in used_inputs:
+            kept_inputs.append((name, maker.add_input(name)))
+        else:
+            warnings.append(f"graph input {name!r} is read by no op; it is left out")
+    outputs = {resolve(n) for n in graph_outputs} | aliases.extra_outputs
+    for index in aliases.ops:
+        maker.add_op(nodes[index], names[index], outputs, source)
+    for name in graph_outputs:
+        buffer = resolve(name)
+        if not maker.builder.has_tensor(buffer) or buffer in weights or buffer in input_names:
+            what = "a weight" if buffer in weights else "a graph input or unused"
+            warnings.append(f"graph output {name!r} is {what}; nothing to plan for it")
+    if not aliases.ops:
+        raise OnnxImportError(
+            f"{source}: no op is left after folding constants (the model computes only "
+            "constants); nothing to plan"
+        )
+    try:
+        graph = maker.builder.build()
+    except Exception as error:
+        raise OnnxImportError(f"{source}: {error}") from error
+    return Built(graph, tuple(kept_inputs), maker.weight_count, tuple(warnings))

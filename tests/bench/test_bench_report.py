@@ -1,0 +1,186 @@
+"""Reports of `memplan bench`: merging rows, bounds and gaps, summaries, 80-column tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from memplan.bench.report import cell_matrix, markdown_report, summarize, write_reports
+from memplan.bench.rows import best_bound, merge_rows
+from memplan.bench.terminal import bench_summary, compare_table
+from memplan.errors import ConfigError
+
+
+def _row(workload: str, budget: str, solver: str, value: int | None, **extra: Any) -> dict:
+    row = {
+        "key": f"{workload}/{budget}/{solver}",
+        "workload": workload,
+        "scope": "activations",
+        "budget": budget,
+        "solver": solver,
+        "status": "feasible" if value is not None else "timeout",
+        "non_compulsory_bytes": value,
+        "lower_bound_bytes": None,
+        "solve_wall_s": 0.5,
+        "graph_ops": 10,
+        "capacity_bytes": 4096,
+    }
+    row.update(extra)
+    return row
+
+
+def _render(renderable: Any, width: int = 80) -> list[str]:
+    console = Console(width=width, record=True, force_terminal=False, color_system=None)
+    with console.capture() as capture:
+        console.print(renderable)
+    return capture.get().splitlines()
+
+
+def test_summary_reductions_leave_trivial_cells_out() -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 250, lower_bound_bytes=200, status="feasible"),
+        _row("b", "MR", "greedy", 3000),
+        _row("b", "MR", "ilp", 3000, lower_bound_bytes=0),
+        _row("c", "MR", "greedy", 0, status="optimal"),  # trivial: the baseline does not spill
+        _row("c", "MR", "ilp", 0, status="optimal", lower_bound_bytes=0),
+        _row("d", "MR", "greedy", 500),
+        _row("d", "MR", "ilp", None),  # no plan where the baseline has one
+    ]
+    by_solver = {s.solver: s for s in summarize(rows, "greedy") if s.scope == "activations"}
+    ilp = by_solver["ilp"]
+    assert (ilp.compared, ilp.trivial, ilp.missing) == (2, 1, 1)
+    assert ilp.mean_reduction == pytest.approx((0.75 + 0.0) / 2)
+    assert ilp.total_reduction == pytest.approx(1 - 3250 / 4000)
+    assert ilp.non_compulsory_bytes == 3250 and ilp.plans == 3 and ilp.timeouts == 1
+    assert ilp.optimal == 1 and ilp.best == 3
+    # gaps to the best bound of each cell: a: (250-200)/250, b: 3000/3000, c: 0
+    assert ilp.mean_gap == pytest.approx((0.2 + 1.0 + 0.0) / 3)
+    greedy = by_solver["greedy"]
+    assert greedy.mean_reduction is None and greedy.total_reduction is None
+    assert greedy.best == 3  # b (a tie), c, and d (ilp has no plan there)
+    # greedy's plans in a, b and c are measured against the cells' bounds; d has none
+    assert (greedy.bounded, greedy.plans) == (3, 4)
+    overall = [s for s in summarize(rows, "greedy") if s.scope == "*"]
+    assert {s.solver for s in overall} == {"greedy", "ilp"}
+
+
+def test_only_global_bounds_count() -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        # optimal for its order only: its value is no bound over all plans
+        _row(
+            "a",
+            "MR",
+            "ilp",
+            800,
+            options={"mode": "fixed"},
+            lower_bound_bytes=800,
+            stats={"optimal_for_order": True},
+        ),
+        _row("a", "MR", "bad", None, status="error", lower_bound_bytes=900),
+    ]
+    assert best_bound(rows) == (None, [])
+    summaries = {s.solver: s for s in summarize(rows, "greedy") if s.scope == "activations"}
+    assert summaries["greedy"].mean_gap is None and summaries["greedy"].bounded == 0
+    assert summaries["ilp[mode=fixed]"].optimal == 0
+    _, body = cell_matrix(rows)
+    assert "800 B (optimal for order)" in body[0] and body[0][7] == "–"
+    # an OPTIMAL status is not a bound by itself either: only lower_bound_bytes is
+    assert best_bound([_row("b", "MR", "x", 10, status="optimal")]) == (None, [])
+
+
+def test_a_bound_above_a_valid_plan_is_reported_and_ignored() -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 1200, lower_bound_bytes=1100),  # contradicts greedy's plan
+        _row("a", "MR", "lb", None, lower_bound_bytes=600),
+    ]
+    bound, problems = best_bound(rows)
+    assert bound == 600
+    assert problems == ["a / activations / MR / ilp: lower bound 1100 B is above a valid plan's "
+                        "1000 B; ignored"]  # fmt: skip
+    assert "lower bound 1100 B is above" in markdown_report(rows, "greedy")
+
+
+def test_rows_are_merged_only_at_one_capacity() -> None:
+    old = _row("a", "MP", "greedy", 1000, key="k1", capacity_bytes=8192)
+    new = _row("a", "MP", "greedy", 900, key="k2", capacity_bytes=7680)
+    other = _row("a", "MP", "ilp", 500, key="k3", capacity_bytes=7680)
+    # a later row of the same cell and solver replaces the earlier one
+    assert merge_rows([old, new, other]) == [new, other]
+    stale = [new, other, _row("a", "MP", "spill", 2000, key="k4", capacity_bytes=8192)]
+    with pytest.raises(ConfigError) as error:
+        summarize(stale, "greedy")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "cell a / activations / MP has rows at capacities 7.50 KiB (greedy)" in message
+    assert "8.00 KiB (spill)" in message
+
+
+def test_reports_are_written(tmp_path: Path) -> None:
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 250),
+        _row("a", "MP", "greedy", 0),
+        _row("a", "MP", "ilp", None, status="error", message="boom"),
+    ]
+    written = write_reports(tmp_path, rows, "greedy")
+    names = {p.name for p in written}
+    assert {"summary.md", "summary.csv", "cells.csv", "solve_time.png"} <= names
+    assert {"traffic_activations_MR.png", "traffic_activations_MP.png"} <= names
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "-75.0%" in markdown and "boom" in markdown
+    assert (tmp_path / "cells.csv").read_text().count("\n") == 5
+
+
+def test_terminal_summary_fits_80_columns_without_cutting_names() -> None:
+    long_label = "ilp[backend=milp,mode=fixed,order=min-peak]"
+    rows = []
+    for workload in ("light_inception_v2", "light_densenet121"):
+        for scope in ("activations", "all"):
+            for budget in ("MR", "0.5*MP", "512KiB"):
+                rows += [
+                    _row(workload, budget, "greedy", 987_654_321, scope=scope),
+                    _row(
+                        workload, budget, "ilp", 123_456_789, scope=scope, status="optimal",
+                        lower_bound_bytes=123_456_789, solve_wall_s=59.9,
+                    ),
+                    _row(
+                        workload, budget, "ilp", 200_000_000, scope=scope,
+                        options={"mode": "fixed", "backend": "milp", "order": "min-peak"},
+                        status="feasible", stats={"optimal_for_order": True},
+                    ),
+                ]  # fmt: skip
+    lines = _render(bench_summary(summarize(rows, "greedy"), "greedy"))
+    assert max(len(line) for line in lines) <= 80
+    text = "\n".join(lines)
+    assert "…" not in text and "S1 = " + long_label in text
+    assert "scope activations" in text and "all scopes and budgets" in text
+    first = {tuple(line.split()[:2]): line.split() for line in lines if line.strip()}
+    # gaps to ilp's proven optimum; the fixed-order optimum is no bound and gets a gap too
+    assert first["MR", "greedy"][-3] == "88%" and first["MR", "S1"][-3] == "38%"
+    assert first["MR", "ilp"][3:5] == ["2/0/0", "235.48"]
+
+
+def test_compare_table_fits_80_columns() -> None:
+    common = {"graph_ops": 250, "mr_bytes": 1 << 20, "mp_bytes": 3 << 20, "mp_proven": False}
+    rows = [
+        _row("light_densenet121", "MR", "greedy", 5_619_712, **common,
+             message="greedy fell back to the min-peak order after 3 retries " * 3),
+        _row("light_densenet121", "MR", "fake_solvers:KeepAllSolver", None, status="timeout",
+             killed=True, **common),
+        _row("light_densenet121", "MR", "ilp", 5_017_600, lower_bound_bytes=4_915_200,
+             gap=0.0204, status="timeout", **common),
+    ]  # fmt: skip
+    lines = _render(compare_table(rows, "greedy"))
+    text = "\n".join(lines)
+    assert max(len(line) for line in lines) <= 80 and "…" not in text
+    assert "S1 = fake_solvers:KeepAllSolver" in text and "capacity: MR = 4.00 KiB" in text
+    keep = next(line for line in lines if " S1 " in line)
+    assert "killed" in keep and keep.count("–") >= 4  # no plan, bound, gap or time shown as 0
+    ilp = next(line for line in lines if " ilp " in line)
+    assert "2.0%" in ilp and "-10.7%" in ilp

@@ -1,0 +1,150 @@
+"""memplan optimize's outputs: checked before solving, written all together or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import onnx
+import pytest
+from cli_models import ctrl_c_while_staging, run_cli, small_model
+
+import memplan.registry
+from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from memplan.io.files import sha256_of_file
+from memplan.io.loading import load_model
+from memplan.io.planfile import read_plan_file
+from memplan.problem import Problem
+from memplan.registry import PluginKind
+from memplan.solver import Budget, make_solver
+
+SOLVES: list[str] = []
+
+
+@dataclass(frozen=True)
+class CountingSolver:
+    """The greedy solver, counting its solves (an output error must prevent them)."""
+
+    name: ClassVar[str] = "counting-test"
+    seed: int = field(default=0, metadata={"help": "unused"})
+
+    def solve(self, problem: Problem, budget: Budget):
+        SOLVES.append(problem.graph.name)
+        return make_solver("greedy").solve(problem, budget)
+
+
+@pytest.fixture(autouse=True)
+def counting_solver(monkeypatch):
+    monkeypatch.setitem(
+        memplan.registry._registered[PluginKind.SOLVER], CountingSolver.name, CountingSolver
+    )
+    SOLVES.clear()
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "small.onnx"
+    onnx.save(small_model(), path)
+    return path
+
+
+def optimize(capsys, model_path, *argv) -> tuple[int, str, str]:
+    return run_cli(
+        capsys, "optimize", model_path, "--solver", "counting-test", "--scratchpad", "MR", *argv
+    )
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _read_only(path: Path) -> Path:
+    path.write_text("keep")
+    path.chmod(0o444)
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flag", "make", "expected"),
+    [
+        ("--plot", lambda d: d / "no" / "such" / "p.png", "folder no does not exist"),
+        ("-o", lambda d: _folder(d / "out"), "is a folder; give a file name"),
+        ("-o", lambda d: _fifo(d / "fifo"), "is a FIFO (named pipe)"),
+        ("-o", lambda d: _read_only(d / "ro.json"), "is read-only (mode 0444)"),
+        ("--csv", lambda d: Path("/dev/full"), "is a character device"),
+        ("--csv", lambda d: Path("/proc/self/status"), "is read-only"),
+    ],
+    ids=["missing-folder", "folder", "fifo", "read-only", "dev-full", "proc"],
+)
+def test_bad_output_fails_before_solving(
+    tmp_path, model_path, capsys, monkeypatch, flag, make, expected
+):
+    monkeypatch.chdir(tmp_path)
+    target = make(tmp_path)
+    inside = tmp_path in target.parents
+    if not inside and not target.exists():
+        pytest.skip(f"{target} does not exist on this system")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    given = os.path.relpath(target, tmp_path) if inside else str(target)
+    other = "--csv" if flag != "--csv" else "-o"
+    code, out, err = optimize(capsys, model_path, flag, given, other, "other.out")
+    assert code == EXIT_BAD_INPUT
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert SOLVES == [] and out == ""  # nothing solved, not even the header printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_symlink_target_is_written_and_keeps_its_mode(tmp_path, model_path, capsys):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    real.chmod(0o600)
+    link = tmp_path / "plan.json"
+    link.symlink_to(real.name)
+    code, _, err = optimize(capsys, model_path, "-o", link)
+    assert code == EXIT_OK, err
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    graph = load_model(model_path).graph
+    assert read_plan_file(link, graph, sha256_of_file(model_path)).plan is not None
+
+
+def test_plan_to_stdout_moves_the_summary_to_stderr(model_path, capsys):
+    code, out, err = optimize(capsys, model_path, "-o", "-")
+    assert code == EXIT_OK
+    assert json.loads(out)["format"] == "memplan.plan"
+    assert "status       feasible" in err and "model        small" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-o", "-", "--json"], "-o and --json would all write to standard output"),
+        (["-o", "-", "--csv", "-"], "-o and --csv would all write to standard output"),
+        (["-o", "same.txt", "--csv", "same.txt"], "-o and --csv name the same file"),
+        (["--plot", "-"], "--plot '-': use a .png, .svg or .pdf file name"),
+        (["--plot", "p.png", "-o", "p.png"], "name the same file"),
+    ],
+)
+def test_conflicting_outputs(tmp_path, model_path, capsys, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = optimize(capsys, model_path, *args)
+    assert code == EXIT_BAD_INPUT and expected in err and SOLVES == []
+
+
+def test_ctrl_c_while_writing_writes_nothing(tmp_path, model_path, capsys, monkeypatch):
+    plan, buffers = tmp_path / "plan.json", tmp_path / "b.csv"
+    plan.write_text("old")
+    ctrl_c_while_staging(monkeypatch)
+    code, _, err = optimize(capsys, model_path, "-o", plan, "--csv", buffers)
+    assert code == EXIT_INTERRUPTED and "interrupted" in err
+    assert plan.read_text() == "old" and not buffers.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
