@@ -27,6 +27,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from memplan.analysis import tensor_lifetimes
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId, TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan, Residency
@@ -151,6 +154,20 @@ class PartSpec:
                 if entry is None or not entry.dram_copy:
                     result.append(TensorId(t))
         return result
+
+
+def crossing_bytes(problem: Problem, order: Sequence[int]) -> np.ndarray:
+    """Aligned bytes crossing each cut ``c`` in ``0 .. n`` under ``order`` with no
+    spilling: the tensors live at both steps ``c - 1`` and ``c``. The narrow places of an
+    order (few bytes cross) are where cuts constrain the parts least."""
+    n = len(order)
+    delta = np.zeros(n + 2, dtype=np.int64)
+    sizes = problem.aligned_sizes_bytes
+    for tensor, span in enumerate(tensor_lifetimes(problem.graph, order, problem.in_scope)):
+        if span is not None and span[1] - span[0] >= 2:
+            delta[span[0] + 1] += sizes[tensor]  # crosses the cuts start+1 .. end-1
+            delta[span[1]] -= sizes[tensor]
+    return np.cumsum(delta)[: n + 1]
 
 
 # ------------------------------------------------------------------- states of a plan

@@ -328,10 +328,10 @@ def _write_outputs(
 def _plot_bytes(path: str, problem: Problem, result: SolveResult) -> bytes:
     import io
 
-    from memplan.viz.plots import plot_plan
+    from memplan.viz.cuts import plot_result
 
     assert result.plan is not None
-    fig = plot_plan(problem, result.plan)
+    fig = plot_result(problem, result)  # a dnc result: its cuts over the live bytes
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=120)
     return buffer.getvalue()

@@ -4,7 +4,8 @@ Under an order with no spilling, a tensor *crosses* the cut before step ``c`` wh
 is live at both steps ``c - 1`` and ``c``. The crossing bytes are what a boundary state
 carries; the fewer they are, the less a fixed boundary constrains the parts on either
 side (in a NAS network, the narrowest places are the cell boundaries, where only the
-two previous cells' outputs cross). The cuts are chosen by a dynamic programme that
+two previous cells' outputs cross; :func:`memplan.cut.crossing_bytes` counts them).
+The cuts are chosen by a dynamic programme that
 minimises the total crossing bytes with every part between half and one and a half
 times the target size::
 
@@ -16,23 +17,6 @@ times the target size::
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
-
-from memplan.analysis import tensor_lifetimes
-from memplan.problem import Problem
-
-
-def crossing_bytes(problem: Problem, order: Sequence[int]) -> np.ndarray:
-    """Aligned bytes crossing each cut ``c`` in ``0 .. n`` under ``order`` (no spilling)."""
-    n = len(order)
-    delta = np.zeros(n + 2, dtype=np.int64)
-    sizes = problem.aligned_sizes_bytes
-    for tensor, span in enumerate(tensor_lifetimes(problem.graph, order, problem.in_scope)):
-        if span is not None and span[1] - span[0] >= 2:
-            delta[span[0] + 1] += sizes[tensor]  # crosses the cuts start+1 .. end-1
-            delta[span[1]] -= sizes[tensor]
-    return np.cumsum(delta)[: n + 1]
 
 
 def choose_cuts(crossing: Sequence[int], part_ops: int) -> list[int]:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from memplan.analysis import min_peak_order, tensor_lifetimes
 from memplan.budgets import PeakEstimate
+from memplan.cut import crossing_bytes
 from memplan.dsa import AllocationStatus, Buffer, allocate
 from memplan.errors import ConfigError, MemplanError
 from memplan.fallback import spill_everything_plan
@@ -40,7 +41,7 @@ from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
 from memplan.schedule import DEFAULT_NODE_LIMIT, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
-from memplan.solvers.dnc.cuts import choose_cuts, crossing_bytes
+from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
     RunSettings,
     SearchStats,

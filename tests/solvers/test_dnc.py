@@ -12,7 +12,7 @@ from ilp_bruteforce import brute_free_traffic, tiny_graph
 from memplan.accelerator import Accelerator
 from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
-from memplan.cut import PartSpec, join, required_state, restrict, split
+from memplan.cut import PartSpec, crossing_bytes, join, required_state, restrict, split
 from memplan.ir import OpId
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
@@ -23,7 +23,7 @@ pytest.importorskip("ortools")
 import itertools
 
 from memplan.solvers.dnc import DncSolver
-from memplan.solvers.dnc.cuts import choose_cuts, crossing_bytes
+from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.part_model import part_traffic, solve_part
 
 KIB = 1024
