@@ -307,8 +307,8 @@ def exact_search(
     return PeakSchedule(order, peak, floor, False, nodes, "branch and bound (node limit)")
 
 
-def _closures(graph: Graph) -> tuple[list[int], list[int]]:
-    """Per op, the bit sets of its ancestors and of its descendants."""
+def op_closures(graph: Graph) -> tuple[list[int], list[int]]:
+    """Per op, the bit sets (bit ``i`` = op ``i``) of its ancestors and descendants."""
     n = graph.num_ops
     ancestors = [0] * n
     for o in range(n):  # ops are stored in a topological order
@@ -323,6 +323,61 @@ def _closures(graph: Graph) -> tuple[list[int], list[int]]:
             bits |= descendants[c] | (1 << c)
         descendants[o] = bits
     return ancestors, descendants
+
+
+def _region_window(
+    graph: Graph,
+    sizes_bytes: Sequence[int],
+    in_scope: Sequence[bool],
+    region: Sequence[int],
+    closures: tuple[list[int], list[int]],
+) -> _Window:
+    """The relaxation of ``region`` (see :func:`relaxation_bound`) as a search window."""
+    ancestors, descendants = closures
+    position = {int(o): i for i, o in enumerate(region)}
+
+    def local_mask(bits: int) -> int:
+        mask = 0
+        for o, i in position.items():
+            if bits >> o & 1:
+                mask |= 1 << i
+        return mask
+
+    outside: _Outside = {}
+    for u in range(graph.num_ops):
+        if u not in position:
+            opened, kept = local_mask(descendants[u]), local_mask(ancestors[u])
+            if opened or kept:
+                outside[u] = (opened, kept)
+    return _window(graph, sizes_bytes, in_scope, list(position), outside)
+
+
+def region_min_peak(
+    graph: Graph,
+    sizes_bytes: Sequence[int],
+    in_scope: Sequence[bool],
+    region: Sequence[int],
+    *,
+    floor: int = 0,
+    node_limit: int = 200_000,
+    closures: tuple[list[int], list[int]] | None = None,
+    should_stop: StopCheck | None = None,
+) -> tuple[int | None, int]:
+    """A bound B: every order of the whole graph has, at the step of some op of
+    ``region``, at least B live bytes (by the relaxation of :func:`relaxation_bound`).
+
+    B is the relaxation's least peak when that is above ``floor``; when some order of the
+    region stays within ``floor`` (nothing below it matters to the caller), B is 0.
+
+    Returns:
+        B (None when the search ran out of states), and the states used.
+    """
+    window = _region_window(graph, sizes_bytes, in_scope, region, closures or op_closures(graph))
+    cap = sum(window.size) + window.start_bytes + 1
+    outcome = _search(window, floor, cap, node_limit, should_stop)
+    if not outcome.complete or outcome.peak_bytes is None:
+        return None, outcome.nodes
+    return (outcome.peak_bytes if outcome.peak_bytes > floor else 0), outcome.nodes
 
 
 def relaxation_bound(
@@ -362,26 +417,11 @@ def relaxation_bound(
     used = 0
     live = live_bytes_per_step(graph, order, sizes_bytes, in_scope)
     at = int(live.argmax())
-    ancestors, descendants = _closures(graph)
+    closures = op_closures(graph)
     for width in window_ops:
         start = max(0, min(at - width // 2, n - width))
         region = [int(o) for o in order[start : start + width]]
-        position = {o: i for i, o in enumerate(region)}
-
-        def local_mask(bits: int, position: dict[int, int] = position) -> int:
-            mask = 0
-            for o, i in position.items():
-                if bits >> o & 1:
-                    mask |= 1 << i
-            return mask
-
-        outside: _Outside = {}
-        for u in range(n):
-            if u not in position:
-                opened, kept = local_mask(descendants[u]), local_mask(ancestors[u])
-                if opened or kept:
-                    outside[u] = (opened, kept)
-        window = _window(graph, sizes_bytes, in_scope, region, outside)
+        window = _region_window(graph, sizes_bytes, in_scope, region, closures)
         outcome = _below(window, target, node_limit - used, should_stop)
         used += outcome.nodes
         if outcome.order is None and outcome.complete:

@@ -197,9 +197,11 @@ def improve_windows(
     budget: Budget,
     stats: SearchStats,
     report: Report,
+    target_bytes: int = 0,
 ) -> Plan:
     """Re-solve windows of ``plan`` with the rest fixed while it helps (see the module
-    docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried.
+    docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried; the
+    search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer.
 
     Each size is tried over the clusters of steps that move bytes; after an improvement
     the windows it overlaps may be tried again, and when no window of a size helps the
@@ -211,7 +213,7 @@ def improve_windows(
     sizes = sorted({min(n, window_ops * k // 2) for k in WINDOW_GROWTH})
     level = 0
     tried: set[tuple[int, int]] = set()
-    while not budget.should_stop():
+    while not budget.should_stop() and best_bytes > target_bytes:
         if max_windows and stats.windows_tried >= max_windows:
             break
         width = sizes[level]

@@ -25,10 +25,11 @@ short (``max_windows`` bounds the search instead of the clock).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memplan.analysis import min_peak_order, tensor_lifetimes
+from memplan.analysis import min_peak_order, peak_live_bytes, tensor_lifetimes
 from memplan.budgets import PeakEstimate
 from memplan.cut import crossing_bytes
 from memplan.dsa import AllocationStatus, Buffer, allocate
@@ -39,7 +40,7 @@ from memplan.options import check_choice, check_range
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
-from memplan.schedule import DEFAULT_NODE_LIMIT, min_peak_schedule
+from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
@@ -49,6 +50,7 @@ from memplan.solvers.dnc.search import (
     solve_parts,
     traffic_bytes,
 )
+from memplan.traffic_bound import traffic_lower_bound
 
 INNER = ("ilp", "ilp-fixed")
 
@@ -58,6 +60,8 @@ GREEDY_ORDERS = ("min-peak", "model", "rpo", "dfs")
 GREEDY_SHARE, GREEDY_MAX_S = 0.15, 10.0
 #: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order.
 PACK_MAX_S = 5.0
+#: Share of the time left the traffic lower bound may take.
+BOUND_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -140,19 +144,23 @@ class DncSolver:
                 "pip install 'memplan[ilp]'"
             ) from None
         stats: dict[str, Any] = {"inner": self.inner}
+        constant = self._constant(problem)
+        bound: int | None = None
 
-        def report(moved: int | None, message: str) -> None:
-            # The Budget's progress seam, when this memplan has it.
-            hook = getattr(budget, "report_progress", None)
-            if hook is not None:
-                waste = None if moved is None else moved - self._constant(problem)
-                hook(incumbent_bytes=waste, bound_bytes=None, message=message)
+        def report(moved: int, message: str) -> None:
+            budget.report_progress(
+                incumbent_bytes=moved - constant, bound_bytes=bound, message=message
+            )
 
-        best, source = self._start(problem, budget, stats)
+        schedule = self._schedule(problem, budget, stats)
+        best, source = self._start(problem, budget, stats, schedule)
         best_bytes = traffic_bytes(problem, best)
         stats["start"] = source
-        stats["start_bytes"] = best_bytes - self._constant(problem)
+        stats["start_bytes"] = best_bytes - constant
         report(best_bytes, f"start: {source}")
+        if best_bytes > constant and not budget.should_stop():
+            bound = self._bound(problem, budget, schedule, stats)
+            report(best_bytes, "lower bound")
         search = SearchStats()
         settings = RunSettings(
             fixed_order=self.inner == "ilp-fixed",
@@ -160,11 +168,10 @@ class DncSolver:
             workers=self.workers,
             seed=self.seed,
         )
-        if best_bytes > self._constant(problem) and not budget.should_stop():
+        if best_bytes - constant > (bound or 0) and not budget.should_stop():
             order = best.order
             cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
             stats["cuts"] = cuts
-            stats["cut_order"] = [int(o) for o in order]
             if self.parts_share > 0:
                 parts_budget = Budget(
                     time_limit_s=self._share(budget, self.parts_share),
@@ -180,11 +187,41 @@ class DncSolver:
                 budget=budget,
                 stats=search,
                 report=report,
+                target_bytes=constant + (bound or 0),
             )
         stats.update(dataclasses.asdict(search))
         improved = search.parts_improved + search.windows_improved
         stats["source"] = f"{source} + parts and windows" if improved else source
-        return self._result(problem, budget, best, stats, search)
+        return self._result(problem, budget, best, stats, search, bound)
+
+    def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
+        """The low-peak order: the budgets' search (same node limit, same order, so an
+        M_P budget fits it), within half the time."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        order = min_peak_order(problem.graph, sizes, scope)
+        half = Budget(time_limit_s=self._share(budget, 0.5), stop_event=budget.stop_event)
+        schedule = min_peak_schedule(
+            problem.graph, sizes, scope, order, node_limit=DEFAULT_NODE_LIMIT,
+            should_stop=half.should_stop,
+        )  # fmt: skip
+        stats["min_peak_bytes"] = schedule.peak_bytes
+        stats["min_peak_proven"] = schedule.proven
+        return schedule
+
+    def _bound(
+        self, problem: Problem, budget: Budget, schedule: PeakSchedule, stats: dict[str, Any]
+    ) -> int | None:
+        """The traffic lower bound of :mod:`memplan.traffic_bound` (None when it is 0)."""
+        share = Budget(time_limit_s=self._share(budget, BOUND_SHARE), stop_event=budget.stop_event)
+        found = traffic_lower_bound(
+            problem,
+            schedule.order,
+            min_peak_bound_bytes=schedule.lower_bound_bytes,
+            should_stop=share.should_stop,
+        )
+        stats["bound_method"] = found.method
+        stats["bound_regions"] = len(found.regions)
+        return found.bound_bytes or None
 
     @staticmethod
     def _constant(problem: Problem) -> int:
@@ -206,10 +243,13 @@ class DncSolver:
         plan: Plan,
         stats: dict[str, Any],
         search: SearchStats,
+        bound: int | None,
     ) -> SolveResult:
         waste = traffic_bytes(problem, plan) - self._constant(problem)
         if waste == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif bound is not None and waste <= bound:
+            status, message = Status.OPTIMAL, f"meets the lower bound ({stats['bound_method']})"
         elif budget.should_stop() and not search.converged:
             status = Status.TIMEOUT
             stop = "interrupted" if budget.interrupted() else "time limit reached"
@@ -227,16 +267,18 @@ class DncSolver:
             status,
             plan,
             budget,
-            lower_bound_bytes=0 if waste == 0 else None,
+            lower_bound_bytes=0 if waste == 0 else bound,
             stats=stats,
             message=message,
         )
 
     # ------------------------------------------------------------------ start
-    def _start(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> tuple[Plan, str]:
+    def _start(
+        self, problem: Problem, budget: Budget, stats: dict[str, Any], schedule: PeakSchedule
+    ) -> tuple[Plan, str]:
         """The best starting plan: a no-spill packing when one fits, else greedy's best."""
         candidates: list[tuple[int, Plan, str]] = []
-        packed = self._no_spill(problem, budget, stats)
+        packed = self._no_spill(problem, budget, schedule.order)
         if packed is not None:
             return packed, "no-spill packing of the min-peak order"
         from memplan.solver import make_solver
@@ -269,24 +311,10 @@ class DncSolver:
         }
         return candidates[0][1], candidates[0][2]
 
-    def _no_spill(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> Plan | None:
-        """Every tensor on chip for its whole life in the min-peak order, if it packs."""
+    def _no_spill(self, problem: Problem, budget: Budget, order: Sequence[int]) -> Plan | None:
+        """Every tensor on chip for its whole life in ``order``, if it packs."""
         sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
-        order = min_peak_order(problem.graph, sizes, scope)
-        live = _peak(problem, order)
-        if live > problem.capacity_bytes:
-            # The budgets' search (same node limit, same order): M_P budgets fit it.
-            schedule = min_peak_schedule(
-                problem.graph,
-                sizes,
-                scope,
-                order,
-                node_limit=DEFAULT_NODE_LIMIT,
-                should_stop=budget.should_stop,
-            )
-            order, live = schedule.order, schedule.peak_bytes
-            stats["min_peak_bytes"] = live
-        if live > problem.capacity_bytes:
+        if peak_live_bytes(problem.graph, order, sizes, scope) > problem.capacity_bytes:
             return None
         spans = tensor_lifetimes(problem.graph, order, scope)
         buffers, tensors = [], []
@@ -310,9 +338,3 @@ class DncSolver:
                 Residency(info.id, buffer.lower, buffer.upper, offset, arrive, leave)
             )
         return Plan.make(order, residencies)
-
-
-def _peak(problem: Problem, order: Any) -> int:
-    from memplan.analysis import peak_live_bytes
-
-    return peak_live_bytes(problem.graph, order, problem.aligned_sizes_bytes, problem.in_scope)
