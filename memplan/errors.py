@@ -3,6 +3,10 @@
 Every error a user can cause derives from :class:`MemplanError`. The CLI turns any of
 them into one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 Messages name the file, node, tensor, field or line at fault and say how to fix it.
+
+:class:`SolverContractError` stands apart: it reports a bug in a solver (a result that
+breaks the contract of :mod:`memplan.solver`), not bad input, so it is no
+:class:`MemplanError` and is never turned into a one-line user message.
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ class OutputFileError(MemplanError):
     """An output path must not or cannot be written (a device, read-only, no folder, ...)."""
 
 
-class InfeasibleError(MemplanError):
-    """The caller asked for something that cannot exist (e.g. a capacity below M_R)."""
-
-
 class InvalidPlanError(MemplanError):
     """A plan fails validation, or a plan file does not match the model it is used with."""
 
 
 class InputFormatError(MemplanError):
     """A file memplan reads (JSON, CSV, TOML) is malformed; the message names the line."""
+
+
+class SolverContractError(AssertionError):
+    """A solver broke the result contract (a bug in the solver, not a user error).
+
+    Raised by :func:`memplan.solver.make_result` for a lower bound above the plan's
+    value, a negative bound, or OPTIMAL without a bound equal to the value. It is
+    deliberately *not* a :class:`MemplanError`: the CLI shows it as a crash with a
+    traceback, and the conformance suite (an ``AssertionError`` catcher) fails on it.
+    """

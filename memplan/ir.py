@@ -15,6 +15,7 @@ topological order (the model's own order). Build graphs with :class:`GraphBuilde
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -549,6 +550,11 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
 def graph_to_json(graph: Graph) -> str:
     """Graph as versioned JSON text."""
     return json.dumps(graph_to_dict(graph), indent=1)
+
+
+def graph_sha256(graph: Graph) -> str:
+    """Hex SHA-256 of the graph's JSON form (names, sizes, kinds, ops): its fingerprint."""
+    return hashlib.sha256(graph_to_json(graph).encode("utf-8")).hexdigest()
 
 
 def graph_from_json(text: str, source: str = "<graph>") -> Graph:

@@ -4,6 +4,9 @@ A plug-in's options are the fields of its frozen dataclass; each field's
 ``metadata["help"]`` says what it means, its unit and its allowed values. This module
 lists them (``memplan solvers``, ``--help``), converts command-line strings to the
 field's type, and holds the checks plug-ins run in ``__post_init__``.
+
+Options every plug-in shares are defined here once, so they mean and accept the same
+for every solver and allocator: ``seed`` (:func:`seed_field`, :func:`check_seed`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from memplan.errors import ConfigError
+
+#: Largest accepted ``seed``: every plug-in takes 0 .. 2**31 - 1, which every backend's
+#: own seed accepts (CP-SAT's int32 ``random_seed``, numpy's and Python's generators).
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +107,21 @@ def check_range(
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{plugin_name!r}: option {option}={value!r} must be {bound}")
+
+
+def seed_field(help_text: str = "random seed; same seed, same plan") -> Any:
+    """The ``seed`` option field every plug-in declares (default 0, see :data:`SEED_MAX`).
+
+    Args:
+        help_text: what the seed drives in this plug-in; the accepted range is appended.
+    """
+    return dataclasses.field(
+        default=0, metadata={"help": f"{help_text}; an integer 0 .. {SEED_MAX}"}
+    )
+
+
+def check_seed(plugin_name: str, seed: int) -> None:
+    """Raise :class:`ConfigError` unless ``seed`` is an integer in ``0 .. SEED_MAX``."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"{plugin_name!r}: option seed={seed!r} must be an integer")
+    check_range(plugin_name, "seed", seed, 0, SEED_MAX)

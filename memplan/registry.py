@@ -19,14 +19,28 @@ memplan`` pulls in no MILP/CP library, numba, torch or gymnasium. A name may als
 *Capabilities* are what a plug-in can do beyond its main method, declared as a class
 attribute ``capabilities: ClassVar[frozenset[str]]`` (e.g. :data:`EXACT_MIN_PEAK`). The
 core asks "who can do X?" with :func:`providers`, and never calls a plug-in by name.
+
+*Requirements*: a plug-in whose class imports but whose backend is loaded later (the
+ILP imports OR-Tools only when it solves) is not usable just because its class loads.
+:func:`missing_requirements` imports what the plug-in needs: the modules it declares
+in ``requires_modules: ClassVar[tuple[str, ...]]``, and the top-level modules of the
+distributions its entry point's ``[extra]`` installs (from the package metadata).
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
+import re
 from collections.abc import Mapping
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import (
+    EntryPoint,
+    PackageNotFoundError,
+    entry_points,
+    packages_distributions,
+    requires,
+    version,
+)
 from typing import Any
 
 from memplan.errors import ConfigError
@@ -54,6 +68,11 @@ _registered: dict[PluginKind, dict[str, type]] = {kind: {} for kind in PluginKin
 def register(kind: PluginKind, name: str, cls: type) -> None:
     """Register a plug-in class in this process (entry points are the normal way)."""
     _registered[kind][name] = cls
+
+
+def unregister(kind: PluginKind, name: str) -> None:
+    """Forget a class registered with :func:`register` (entry points stay)."""
+    _registered[kind].pop(name, None)
 
 
 def _entry_points(kind: PluginKind) -> dict[str, EntryPoint]:
@@ -128,9 +147,10 @@ def capabilities_of(cls: type) -> frozenset[str]:
 
 
 def providers(kind: PluginKind, capability: str) -> list[str]:
-    """Names of the loadable plug-ins of ``kind`` that declare ``capability``.
+    """Names of the usable plug-ins of ``kind`` that declare ``capability``.
 
-    Plug-ins whose optional extra is missing are skipped: they cannot provide anything.
+    Plug-ins with a missing requirement (:func:`missing_requirements`) are skipped:
+    they cannot provide anything here.
     """
     names = []
     for name in available(kind):
@@ -138,6 +158,84 @@ def providers(kind: PluginKind, capability: str) -> list[str]:
             cls = plugin_class(kind, name)
         except ConfigError:
             continue
-        if capability in capabilities_of(cls):
+        if capability in capabilities_of(cls) and missing_requirements(kind, name) is None:
             names.append(name)
     return names
+
+
+def missing_requirements(kind: PluginKind, name: str) -> str | None:
+    """Why plug-in ``name`` cannot run in this environment, or None when it can.
+
+    Loads the plug-in class, then imports every module it needs (see the module
+    docstring). A module that fails for any reason (missing, or a broken binary wheel)
+    makes the plug-in unusable; the reason names it and the ``pip install`` that fixes
+    a missing extra.
+    """
+    try:
+        cls = plugin_class(kind, name)
+    except ConfigError as error:
+        return str(error)
+    extra = required_extra(kind, name)
+    hint = f"; install it with: pip install 'memplan[{extra}]'" if extra else ""
+    modules: list[str] = list(getattr(cls, "requires_modules", ()))
+    ep = _entry_points(kind).get(name)
+    if extra and ep is not None and ep.dist is not None:
+        for distribution in extra_distributions(ep.dist.name, extra):
+            found = distribution_modules(distribution)
+            if not found:
+                return f"{kind.noun} {name!r} needs {distribution!r}, which is not installed{hint}"
+            modules.extend(found)
+    for module in dict.fromkeys(modules):
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # a broken binary wheel fails in many ways
+            return (
+                f"{kind.noun} {name!r} needs module {module!r}, which does not import "
+                f"({type(error).__name__}: {error}){hint}"
+            )
+    return None
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+
+
+def _normalized(name: str) -> str:
+    """A distribution name in PEP 503 normal form (``Foo_Bar`` -> ``foo-bar``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def extra_distributions(distribution: str, extra: str) -> list[str]:
+    """The distributions that ``pip install 'distribution[extra]'`` adds."""
+    try:
+        requirements = requires(distribution) or []
+    except PackageNotFoundError:
+        return []
+    names = []
+    for requirement in requirements:
+        requirement_name, _, marker = requirement.partition(";")
+        extras = _EXTRA_MARKER.findall(marker)
+        match = _REQUIREMENT_NAME.match(requirement_name)
+        if match and _normalized(extra) in {_normalized(e) for e in extras}:
+            names.append(match.group(1))
+    return names
+
+
+def distribution_modules(distribution: str) -> list[str]:
+    """Top-level modules an installed distribution provides (empty when not installed).
+
+    When one of them is named like the distribution, only that one is returned: the
+    others are helpers it ships (OR-Tools ships ``pybind11_abseil``).
+    """
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return []
+    wanted = _normalized(distribution)
+    modules = sorted(
+        module
+        for module, owners in packages_distributions().items()
+        if not module.startswith("_") and wanted in {_normalized(o) for o in owners}
+    )
+    named = [m for m in modules if _normalized(m) == wanted]
+    return named or modules

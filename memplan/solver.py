@@ -8,6 +8,22 @@ library; the functions at the end of this module are the solver side of it.
 
 Every result that carries a plan is built by :func:`make_result`, which runs the
 validator and the cost model: no solver can report a plan that is not legal.
+
+Bounds and statuses mean one thing for every solver (the rule :func:`make_result`
+enforces; breaking it raises :class:`~memplan.errors.SolverContractError`, a solver bug):
+
+- ``lower_bound_bytes`` bounds the non-compulsory bytes of **every** valid plan of the
+  problem, or is None. It is never above the returned plan's value.
+- OPTIMAL means proven over all plans: the solver passes ``lower_bound_bytes`` equal to
+  the plan's non-compulsory bytes. Nothing is inferred from the status; an OPTIMAL
+  result without that bound is rejected.
+- An optimum relative to a restriction (a fixed order, a peak objective, a limit on
+  loads, one part of a divide-and-conquer split) is FEASIBLE (TIMEOUT if time ran out)
+  with ``stats["optimal_for_order"] = True`` (or another ``optimal_for_*`` key) and a
+  message such as "optimal for the model order", never a bound.
+
+Time: a solve given ``Budget(time_limit_s=T)`` returns within ``T +``
+:data:`RETURN_GRACE_S` seconds of the budget's start, with its best valid plan so far.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.cost import Cost, evaluate
+from memplan.errors import SolverContractError
 from memplan.options import option_values
 from memplan.plan import Plan
 from memplan.problem import Problem
@@ -31,12 +48,18 @@ from memplan.validate import check_plan
 #: Entry-point group under which solvers register (see :mod:`memplan.registry`).
 ENTRY_POINT_GROUP = PluginKind.SOLVER.value
 
+#: Seconds a solve may run past its ``time_limit_s`` before it returns: the time to
+#: notice the limit (a backend checks its clock every so often), stop its threads, and
+#: validate and score the best plan in :func:`make_result`. The conformance suite
+#: (:func:`memplan.testing.check_solver`) holds every solver to it.
+RETURN_GRACE_S = 2.0
+
 
 class Status(enum.Enum):
     """How a solve ended."""
 
-    OPTIMAL = "optimal"  # the plan is proven optimal for the solver's objective
-    FEASIBLE = "feasible"  # a valid plan, not proven optimal
+    OPTIMAL = "optimal"  # proven optimal over all valid plans (bound == value)
+    FEASIBLE = "feasible"  # a valid plan, not proven optimal over all plans
     INFEASIBLE = "infeasible"  # proven: no valid plan exists (e.g. capacity < M_R)
     TIMEOUT = "timeout"  # out of time (or interrupted); the best plan found, if any
 
@@ -130,7 +153,7 @@ class SolveResult:
     status: Status  # OPTIMAL, FEASIBLE, INFEASIBLE or TIMEOUT
     plan: Plan | None  # a validated plan, or None (INFEASIBLE, or TIMEOUT with nothing)
     cost: Cost | None  # the cost model's scores of `plan`
-    lower_bound_bytes: int | None  # best known lower bound on non-compulsory bytes
+    lower_bound_bytes: int | None  # bound on non-compulsory bytes of every valid plan, or None
     wall_s: float  # wall-clock seconds the solve took
     solver: str  # solver name
     options: Mapping[str, Any] = field(default_factory=dict)  # solver options used
@@ -187,15 +210,49 @@ def make_result(
     stats: Mapping[str, Any] | None = None,
     message: str = "",
 ) -> SolveResult:
-    """Validate ``plan`` (a solver bug raises :class:`InvalidPlanError`), score it, wrap it."""
+    """Validate ``plan``, score it, check the bound and status, and wrap it.
+
+    Args:
+        solver: the solver instance (its ``name`` and options are recorded).
+        problem: the problem that was solved.
+        status: how the solve ended.
+        plan: the plan found, or None.
+        budget: the solve's budget (the wall time is measured from its start).
+        lower_bound_bytes: a bound on the non-compulsory bytes of every valid plan of
+            ``problem``, or None; OPTIMAL requires it, equal to the plan's value.
+        stats: solver-specific counters.
+        message: a human explanation.
+
+    Raises:
+        InvalidPlanError: the plan breaks a validity rule (a solver bug).
+        SolverContractError: the bound or status breaks the rules of the module
+            docstring (a solver bug): a negative bound, a bound above the plan's
+            value, OPTIMAL without a plan or without a bound equal to its value, or a
+            plan with an INFEASIBLE status.
+    """
+    where = f"solver {solver.name!r} ({status.value})"
+    if lower_bound_bytes is not None and lower_bound_bytes < 0:
+        raise SolverContractError(f"{where}: negative lower bound {lower_bound_bytes} B")
+    if status is Status.INFEASIBLE and plan is not None:
+        raise SolverContractError(f"{where}: an INFEASIBLE result carries a plan")
+    if status is Status.OPTIMAL and plan is None:
+        raise SolverContractError(f"{where}: OPTIMAL without a plan")
     cost = None
     if plan is not None:
         check_plan(problem, plan, what=f"plan from solver {solver.name!r}")
         cost = evaluate(problem, plan)
-        if lower_bound_bytes is not None:
-            lower_bound_bytes = min(lower_bound_bytes, cost.non_compulsory_bytes)
-        if status is Status.OPTIMAL:
-            lower_bound_bytes = cost.non_compulsory_bytes
+        value = cost.non_compulsory_bytes
+        if lower_bound_bytes is not None and lower_bound_bytes > value:
+            raise SolverContractError(
+                f"{where}: lower bound {lower_bound_bytes} B is above its own plan's "
+                f"{value} non-compulsory bytes; a bound must hold for every valid plan"
+            )
+        if status is Status.OPTIMAL and lower_bound_bytes != value:
+            raise SolverContractError(
+                f"{where}: OPTIMAL needs a lower bound equal to the plan's {value} "
+                f"non-compulsory bytes, got {lower_bound_bytes}; an optimum that is not "
+                "proven over all plans is FEASIBLE with stats['optimal_for_...']"
+            )
     return SolveResult(
         status=status,
         plan=plan,

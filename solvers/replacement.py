@@ -188,33 +188,3 @@ def simulate(
                     heapq.heappush(heap, (-nxt, -sizes[t], t))
     assert not arrived, "every tensor leaves the chip after its last use"
     return Replacement(tuple(stays), evictions, spill_stores, reloads, max_live)
-
-
-def step_by_step(problem: Problem, order: Sequence[int]) -> Replacement:
-    """The last-resort stays: each op's working set is on chip for its own step only.
-
-    Every stay lasts one step. An activation read later (or a graph output) is stored
-    right after it is produced; every read loads it again. At any capacity >= M_R the
-    stays of one step always fit side by side, so packing cannot fail.
-    """
-    graph = problem.graph
-    touched = scoped_touched(problem)
-    sizes = problem.aligned_sizes_bytes
-    stays: list[Stay] = []
-    spill_stores = reloads = max_live = 0
-    loaded_before = [False] * graph.num_tensors
-    for step, op in enumerate(order):
-        max_live = max(max_live, sum(sizes[t] for t in touched[op]))
-        for t in touched[op]:
-            if graph.producer[t] == op:
-                tensor = graph.tensors[t]
-                store = tensor.is_output or bool(graph.consumers[t])
-                spill_stores += store and not tensor.is_output
-                leave = Leave.STORE if store else Leave.DROP
-                stays.append(Stay(t, step, step + 1, Arrive.PRODUCE, leave))
-            else:
-                reloads += loaded_before[t] or graph.producer[t] is not None
-                loaded_before[t] = True
-                stays.append(Stay(t, step, step + 1, Arrive.LOAD, Leave.DROP))
-    evictions = len(stays) - len({s.tensor for s in stays})  # stays not a tensor's last
-    return Replacement(tuple(stays), evictions, spill_stores, reloads, max_live)

@@ -104,3 +104,16 @@ def test_table_escapes_and_aligns():
     text = table(["a", "b"], [("<x>", 3)])
     assert html.escape("<x>") in text
     assert re.search(r"text-align:right\">3<", text)
+
+
+def test_a_result_without_a_bound_shows_no_gap():
+    """A missing bound is "–", never a gap of 0 %."""
+    import dataclasses
+
+    problem = diamond_problem()
+    result = NaiveSolver(spill=True).solve(problem, Budget())
+    assert result.gap == 1.0 and "100.0%" in result._repr_html_()
+    unbounded = dataclasses.replace(result, lower_bound_bytes=None)
+    text = unbounded._repr_html_()
+    assert re.search(r"gap to the bound</td><td[^>]*>–<", text)
+    assert "0.0%" not in text and "100.0%" not in text

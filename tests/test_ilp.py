@@ -6,16 +6,16 @@ import threading
 
 import pytest
 from helpers import random_graph
-from ilp_bruteforce import brute_min_peak, tiny_graph
 from plan_fixtures import diamond_graph
 
 from memplan.accelerator import Accelerator
 from memplan.analysis import min_peak_order, peak_live_bytes
-from memplan.budgets import resolve_budget
 from memplan.errors import ConfigError
 from memplan.plan import Arrive, Leave
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
+from memplan.testing import enumerate_min_peak as brute_min_peak
+from memplan.testing import tiny_spill_graph as tiny_graph
 from memplan.validate import validate
 
 pytest.importorskip("ortools")
@@ -202,61 +202,3 @@ def test_peak_objective_at_mp_gives_zero_traffic():
     at_mp = problem.with_capacity(estimate.value_bytes)
     traffic = IlpSolver().solve(at_mp, Budget(30))
     assert traffic.cost.non_compulsory_bytes == 0
-
-
-# ------------------------------------------------------------------ M_P cache
-def test_peak_cache_and_provider(tmp_path, monkeypatch):
-    from memplan import peak_cache
-
-    monkeypatch.setenv(peak_cache.CACHE_ENV, str(tmp_path))
-    problem = _problem(tiny_graph(2, 6), alignment=1024)
-    assert peak_cache.lookup(problem) is None
-    estimate = peak_cache.exact_min_peak(problem, 30)
-    assert estimate.proven and estimate.value_bytes == brute_min_peak(problem)
-    cached = peak_cache.lookup(problem)
-    assert cached is not None and cached.value_bytes == estimate.value_bytes
-    assert "cached" in peak_cache.exact_min_peak(problem, 30).source
-    # Another alignment is another key.
-    other = _problem(tiny_graph(2, 6), alignment=2048)
-    assert peak_cache.lookup(other) is None
-    resolved = resolve_budget("MP", problem, peak_cache.exact_peak_provider(30))
-    assert resolved.capacity_bytes == estimate.value_bytes and "proven" in resolved.note
-    # The search-free provider: the cached value, else the heuristic (and says which).
-    assert peak_cache.cached_peak_provider(problem).proven
-    assert not peak_cache.cached_peak_provider(other).proven
-    assert "heuristic" in resolve_budget("MP", other, peak_cache.cached_peak_provider).note
-    # A corrupt cache file is ignored.
-    (tmp_path / peak_cache.CACHE_FILE).write_text("{not json")
-    assert peak_cache.lookup(problem) is None
-
-
-def test_peak_provider_falls_back_without_the_solver(tmp_path, monkeypatch):
-    from memplan import peak_cache, solver
-
-    monkeypatch.setenv(peak_cache.CACHE_ENV, str(tmp_path))
-
-    def missing(name):
-        raise ConfigError(f"solver {name!r} cannot be loaded (test)")
-
-    monkeypatch.setattr(solver, "solver_class", missing)
-    problem = _problem(tiny_graph(2, 6), alignment=1024)
-    estimate = peak_cache.exact_min_peak(problem, 5)
-    assert not estimate.proven and "unavailable" in estimate.source
-
-
-def test_inspect_exact_mp_flag(tmp_path, monkeypatch, capsys):
-    import json
-
-    from memplan import peak_cache
-    from memplan.cli import main
-    from memplan.ir import graph_to_json
-
-    monkeypatch.setenv(peak_cache.CACHE_ENV, str(tmp_path / "cache"))
-    graph = tiny_graph(3, 6)
-    path = tmp_path / "tiny.json"
-    path.write_text(graph_to_json(graph))
-    assert main(["inspect", str(path), "--exact-mp", "20", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    problem = Problem(graph, Accelerator("x", 1 << 20, 64))
-    assert summary["exact_min_peak_proven"] is True
-    assert summary["exact_min_peak_bytes"] == brute_min_peak(problem)

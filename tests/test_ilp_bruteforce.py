@@ -1,4 +1,4 @@
-"""Both ilp backends against exhaustive search on tiny graphs (see ilp_bruteforce.py).
+"""Both ilp backends against exhaustive search on tiny graphs (memplan.testing.bruteforce).
 
 The graphs have 5 to 7 ops and 1-3 KiB tensors with a 1 KiB alignment, so capacities are
 a few address units and the search over orders, residencies, offsets and stores is
@@ -8,11 +8,14 @@ exhaustive. Capacities are M_R and M_R + 1 KiB, where spilling matters.
 from __future__ import annotations
 
 import pytest
-from ilp_bruteforce import brute_free_traffic, brute_min_peak, brute_traffic, tiny_graph
 
 from memplan.accelerator import Accelerator
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status
+from memplan.testing import enumerate_min_peak as brute_min_peak
+from memplan.testing import min_traffic as brute_free_traffic
+from memplan.testing import min_traffic_for_order as brute_traffic
+from memplan.testing import tiny_spill_graph as tiny_graph
 from memplan.validate import validate
 
 pytest.importorskip("ortools")

@@ -47,7 +47,7 @@ from memplan.bench.specs import check_solvers, solver_options
 from memplan.budgets import PeakEstimate, PeakProvider, resolve_budget
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
-from memplan.peak_cache import cached_peak_provider, exact_peak_provider
+from memplan.min_peak import cached_peak_provider, exact_peak_provider
 from memplan.problem import Problem, Scope
 
 __all__ = [

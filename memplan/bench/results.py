@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.bench.cells import json_default
 from memplan.errors import ConfigError
+from memplan.io.files import check_output_path
 
 if TYPE_CHECKING:
     from memplan.bench.cells import CellSpec
@@ -63,8 +64,11 @@ class ResultsWriter:
     """Appends rows to a JSON-lines file; each line is flushed and fsynced when written."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The same rules as every output (no devices, FIFOs or read-only files), checked
+        # before any cell runs; rows are appended, so the file is not replaced.
+        target = check_output_path(path, "results file", create_folders=True)
+        assert target.path is not None  # standard output is not allowed here
+        self.path = target.path
         self._lock = threading.Lock()
         self._handle = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
         self._handle.seek(0, os.SEEK_END)

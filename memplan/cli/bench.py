@@ -280,8 +280,10 @@ def bench_config(args: argparse.Namespace) -> Any:
     from memplan.accelerator import load_accelerator
     from memplan.bench.harness import BenchConfig
     from memplan.bench.presets import get_preset
+    from memplan.bench.results import RESULTS_NAME
     from memplan.bench.specs import split_solver_options, split_specs
     from memplan.errors import ConfigError
+    from memplan.io.files import check_output_path
     from memplan.problem import Scope
 
     preset = get_preset(args.preset) if args.preset else None
@@ -296,6 +298,8 @@ def bench_config(args: argparse.Namespace) -> Any:
     dtype_bytes = setting(args, "dtype_bytes", preset)
     if dtype_bytes is not None and dtype_bytes < 1:
         raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
+    # Checked before any workload is loaded: a long run must not end on an unwritable file.
+    check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
     return BenchConfig(
         suite=tuple(suite),
         solvers=solvers,

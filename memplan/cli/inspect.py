@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args, loaded)
     summary = summarize(loaded, problem, args.top)
     if args.exact_mp is not None:
-        from memplan.peak_cache import exact_min_peak
+        from memplan.min_peak import exact_min_peak
 
         estimate = exact_min_peak(problem, args.exact_mp)
         summary["exact_min_peak_bytes"] = estimate.value_bytes

@@ -49,6 +49,7 @@ from memplan.cli.plancommon import (
     resolve_scratchpad,
 )
 from memplan.errors import ConfigError
+from memplan.options import SEED_MAX
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -63,8 +64,6 @@ DEFAULT_SCRATCHPAD = "MH"
 DEFAULT_SOLVER = "greedy"
 #: The solve's wall-clock limit when ``--time-limit`` is not given, in seconds.
 DEFAULT_TIME_LIMIT_S = 60.0
-#: The seeds every solver accepts: 0 to 2**31 - 1 (CP-SAT's and HiGHS's range).
-SEED_MAX = 2**31 - 1
 #: Figure formats of ``--plot``, by file suffix.
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 

@@ -64,7 +64,7 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
             text, capacity, f"capacity of accelerator {problem.accelerator.name!r}"
         )
     try:
-        from memplan.peak_cache import cached_peak_provider
+        from memplan.min_peak import cached_peak_provider
 
         return resolve_budget(text, problem, cached_peak_provider)
     except ConfigError as error:

@@ -1,13 +1,17 @@
-"""``memplan solvers``: the registered solvers, their options and what they need.
+"""``memplan solvers``: the registered plug-ins, whether they run here, and their options.
 
-For each solver of the ``memplan.solvers`` entry points: whether it can be imported
-now, the optional extra it needs (``pip install 'memplan[EXTRA]'``) and each option
-with its type, default and help (from the solver dataclass's field metadata).
+For each solver (``memplan.solvers`` entry points) and each allocator
+(``memplan.allocators``): whether it can run now (its class loads *and* every module
+its optional extra installs imports: :func:`memplan.registry.missing_requirements`),
+the reason when it cannot, the extra it needs (``pip install 'memplan[EXTRA]'``) and
+each option with its type, default and help (from the plug-in dataclass's fields).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import textwrap
 from typing import Any
 
 from memplan.cli import EXIT_OK
@@ -18,58 +22,75 @@ def add_parser(subparsers: Any) -> None:
     """Register ``solvers``."""
     parser = subparsers.add_parser(
         "solvers",
-        help="list the installed solvers with their options",
+        help="list the installed solvers and allocators with their options",
         description=(
-            "List every registered solver: whether it can be loaded now, the optional "
-            "extra it needs, and its options (name, type, default, meaning and unit), "
-            "which memplan optimize accepts as --option NAME=VALUE."
+            "List every registered solver and allocator: whether it can run now (its "
+            "optional extra's modules really import), why not when it cannot, the extra "
+            "it needs, and its options (name, type, default, meaning and unit), which "
+            "memplan optimize accepts as --option NAME=VALUE."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
     parser.set_defaults(func=run)
 
 
-def solver_catalog() -> list[dict[str, Any]]:
-    """One JSON-ready entry per registered solver."""
-    from memplan.errors import MemplanError
+def plugin_catalog() -> list[dict[str, Any]]:
+    """One JSON-ready entry per registered plug-in, solvers first."""
     from memplan.options import describe_options
-    from memplan.solver import available_solvers, required_extra, solver_class
+    from memplan.registry import (
+        PluginKind,
+        available,
+        missing_requirements,
+        plugin_class,
+        required_extra,
+    )
 
     entries = []
-    for name in available_solvers():
-        extra = required_extra(name)
-        entry: dict[str, Any] = {"name": name, "extra": extra}
-        try:
-            cls = solver_class(name)
-        except MemplanError as error:
-            entry.update(importable=False, error=str(error), doc="", options=[])
-        else:
-            doc = (cls.__doc__ or "").strip().splitlines()
-            entry.update(
-                importable=True,
-                error=None,
-                doc=doc[0] if doc else "",
-                options=[
-                    {"name": o.name, "type": o.type_name, "default": o.default, "help": o.help}
-                    for o in describe_options(cls)
-                ],
-            )
-        entries.append(entry)
+    for kind in PluginKind:
+        for name in available(kind):
+            missing = missing_requirements(kind, name)
+            entry: dict[str, Any] = {
+                "kind": kind.noun,
+                "name": name,
+                "extra": required_extra(kind, name),
+                "importable": missing is None,
+                "error": missing,
+                "doc": "",
+                "options": [],
+            }
+            if missing is None:
+                cls = plugin_class(kind, name)
+                doc = (cls.__doc__ or "").strip().splitlines()
+                entry["doc"] = doc[0] if doc else ""
+                if dataclasses.is_dataclass(cls):
+                    entry["options"] = [
+                        {"name": o.name, "type": o.type_name, "default": o.default, "help": o.help}
+                        for o in describe_options(cls)
+                    ]
+            entries.append(entry)
     return entries
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan solvers``; return the exit code."""
-    entries = solver_catalog()
+    entries = plugin_catalog()
     if args.json:
         print_json(entries)
         return EXIT_OK
     if not entries:
         print("no solvers are registered; reinstall memplan (pip install -e .)")
         return EXIT_OK
+    headings = {
+        "solver": "solvers (memplan optimize --solver NAME --option NAME=VALUE):",
+        "allocator": "allocators (memplan allocate --algorithm NAME):",
+    }
+    kind = None
     for entry in entries:
+        if entry["kind"] != kind:
+            kind = entry["kind"]
+            print(("\n" if kind != entries[0]["kind"] else "") + headings[kind])
         extra = f", needs memplan[{entry['extra']}]" if entry["extra"] else ""
-        state = "available" if entry["importable"] else "NOT importable"
+        state = "available" if entry["importable"] else "NOT available"
         print(f"{entry['name']}: {state}{extra}" + (f" - {entry['doc']}" if entry["doc"] else ""))
         if not entry["importable"]:
             print(f"    {entry['error']}")
@@ -78,5 +99,9 @@ def run(args: argparse.Namespace) -> int:
                 f"    --option {option['name']}=<{option['type']}> (default {option['default']!r})"
             )
             if option["help"]:
-                print(f"        {option['help']}")
+                print(
+                    textwrap.fill(
+                        option["help"], 80, initial_indent=" " * 8, subsequent_indent=" " * 8
+                    )
+                )
     return EXIT_OK

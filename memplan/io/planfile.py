@@ -49,7 +49,7 @@ from memplan.cost import Cost
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.io.files import OutputTarget, atomic_write_text
 from memplan.io.loading import ImportOptions
-from memplan.ir import Graph
+from memplan.ir import Graph, graph_sha256
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
 from memplan.solver import SolveResult, Status
@@ -125,8 +125,6 @@ def plan_file_dict(
     import_options: ImportOptions | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready plan file content for ``result`` (which must carry a plan)."""
-    from memplan.peak_cache import graph_sha256
-
     if result.plan is None:
         raise InvalidPlanError(
             f"solver {result.solver!r} returned no plan (status {result.status.value}); "
@@ -331,8 +329,6 @@ def plan_from_header(
         InvalidPlanError: the plan was made for another model or another import of it.
         InputFormatError: missing or mistyped fields, an op or tensor ``graph`` lacks.
     """
-    from memplan.peak_cache import graph_sha256
-
     source, data = header.source, header.data
     if expected_sha256 is not None and header.model_sha256 != expected_sha256:
         raise wrong_model_error(header, repr(graph.name), expected_sha256)

@@ -6,12 +6,27 @@ Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
     check_solver("my_package.module:MySolver")   # raises AssertionError naming the case
 
 :mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.graphs`
-seeded random graphs.
+seeded random graphs, and :mod:`~memplan.testing.bruteforce` the exact optima of tiny
+problems by exhaustive search (what bounds and OPTIMAL claims are held to).
 """
 
 from __future__ import annotations
 
-from memplan.testing.graphs import random_dag
+from memplan.testing.bruteforce import (
+    enumerate_min_peak,
+    min_traffic,
+    min_traffic_for_order,
+    topological_orders,
+)
+from memplan.testing.graphs import random_dag, tiny_spill_graph
 from memplan.testing.solvers import check_solver
 
-__all__ = ["check_solver", "random_dag"]
+__all__ = [
+    "check_solver",
+    "enumerate_min_peak",
+    "min_traffic",
+    "min_traffic_for_order",
+    "random_dag",
+    "tiny_spill_graph",
+    "topological_orders",
+]

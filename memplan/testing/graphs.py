@@ -1,10 +1,13 @@
-"""Seeded random DAGs shaped like small networks, for solver tests.
+"""Seeded random DAGs for solver tests: network-like ones, and tiny ones for brute force.
 
-Each op reads one to three earlier tensors (mostly recent ones, sometimes a long skip),
-sometimes a weight, and writes one or (rarely) two activations. Sizes are random and
-often not multiples of 64, so alignment matters. Some tensors are graph outputs
-(including ones read later), some outputs are never read, and graph inputs may be read
-late (forcing a reload when capacity is short).
+:func:`random_dag`: each op reads one to three earlier tensors (mostly recent ones,
+sometimes a long skip), sometimes a weight, and writes one or (rarely) two activations.
+Sizes are random and often not multiples of 64, so alignment matters. Some tensors are
+graph outputs (including ones read later), some outputs are never read, and graph
+inputs may be read late (forcing a reload when capacity is short).
+
+:func:`tiny_spill_graph`: 4 to 7 ops with KiB-sized tensors and long skips, small enough
+for the exhaustive search of :mod:`memplan.testing.bruteforce` at a 1 KiB alignment.
 """
 
 from __future__ import annotations
@@ -73,4 +76,42 @@ def random_dag(
     activations = [t for t in available if t not in unread and t not in inputs]
     if activations and rng.random() < 0.5:
         b.mark_output(rng.choice(activations))
+    return b.build()
+
+
+def tiny_spill_graph(seed: int, n_ops: int, *, weights: bool = True) -> Graph:
+    """A seeded tiny DAG with long skips and tensors of 1 to 3 KiB, where spills matter.
+
+    Each op reads the latest tensor or one of the three latest (so branches can run in
+    parallel) and sometimes an older activation or the input, sometimes a 1 KiB weight;
+    some ops write two activations; the last op's output and sometimes an inner
+    activation are graph outputs. Use a 1 KiB alignment so that capacities are a few
+    address units (see :mod:`memplan.testing.bruteforce`).
+
+    Args:
+        seed: random seed (same seed, same graph).
+        n_ops: number of ops (>= 1).
+        weights: whether ops may read weights.
+    """
+    rng = random.Random(seed)
+    b = GraphBuilder(f"tiny-{seed}-{n_ops}")
+    kib = 1024
+    x = b.tensor("x", rng.choice((1, 2)) * kib, TensorKind.INPUT)
+    produced = [x]
+    for i in range(n_ops):
+        reads = [produced[-1] if rng.random() < 0.6 else rng.choice(produced[-3:])]
+        if len(produced) > 2 and rng.random() < 0.6:
+            older = rng.choice(produced[:-1])
+            if older not in reads:
+                reads.append(older)
+        if weights and rng.random() < 0.3:
+            reads.append(b.tensor(f"w{i}", kib, TensorKind.WEIGHT))
+        outs = [b.tensor(f"t{i}", rng.choice((1, 2, 3)) * kib)]
+        if rng.random() < 0.15:
+            outs.append(b.tensor(f"t{i}b", rng.choice((1, 2)) * kib))
+        b.op(f"op{i}", "Op", reads, outs)
+        produced.extend(outs)
+    b.mark_output(produced[-1])
+    if rng.random() < 0.3:
+        b.mark_output(produced[rng.randrange(1, len(produced))])
     return b.build()

@@ -18,12 +18,28 @@ Checks per case (all provable for any solver; nothing assumes a solver is good):
   OPTIMAL implies they equal it;
 - a second solve with the same options (same seed) gives the same plan, unless a
   timeout made either run stop early.
+
+On :func:`exact_cases` (tiny graphs whose optimum over all plans is known by the
+exhaustive search of :mod:`memplan.testing.bruteforce`): a reported lower bound is at
+most the optimum, a plan is at least the optimum, and OPTIMAL means equal to it.
+
+Time (:func:`check_time_limit`): on a graph no solver plans well in a second, a solve
+with ``time_limit_s`` returns within ``time_limit_s +``
+:data:`memplan.solver.RETURN_GRACE_S`, with a valid plan or none. One-time costs
+(imports, compiling kernels that memplan caches on disk) are excluded: the solve runs
+once, untimed, before the timed run.
+
+Protocol (:func:`check_solver_class`): a frozen dataclass with a ``name``, documented
+options, an unknown option refused, and a ``seed`` accepting exactly
+``0 .. memplan.options.SEED_MAX``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,11 +51,12 @@ from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.ir import Graph, graph_from_json, graph_to_dict
-from memplan.options import describe_options
+from memplan.options import SEED_MAX, describe_options
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
-from memplan.solver import Budget, Status, make_solver, solver_class
-from memplan.testing.graphs import random_dag
+from memplan.solver import RETURN_GRACE_S, Budget, Status, make_solver, solver_class
+from memplan.testing.bruteforce import min_traffic
+from memplan.testing.graphs import random_dag, tiny_spill_graph
 from memplan.validate import validate
 
 #: The capacities every case is run at (``ALL`` = the sum of aligned in-scope sizes).
@@ -47,6 +64,29 @@ CAPACITIES = ("MR", "MH", "MP", "ALL", "BELOW-MR")
 
 #: Default time limit per solve, in seconds.
 TIME_LIMIT_S = 10.0
+
+#: The brute-force cases: (seed, ops, scope, KiB above M_R) of
+#: :func:`~memplan.testing.graphs.tiny_spill_graph` at a 1 KiB alignment. Chosen so that
+#: the exhaustive search takes well under a second each, and most need spills (their
+#: optimum is 1 to 6 KiB; the last two are 0).
+EXACT_CASES: tuple[tuple[int, int, Scope, int], ...] = (
+    (4, 4, Scope.ACTIVATIONS, 0),
+    (1, 5, Scope.ACTIVATIONS, 0),
+    (1, 5, Scope.ALL, 0),
+    (3, 5, Scope.ACTIVATIONS, 0),
+    (4, 5, Scope.ACTIVATIONS, 0),
+    (4, 5, Scope.ALL, 0),
+    (10, 5, Scope.ACTIVATIONS, 0),
+    (11, 5, Scope.ALL, 0),
+    (20, 6, Scope.ACTIVATIONS, 0),
+    (22, 6, Scope.ALL, 0),
+    (3, 5, Scope.ACTIVATIONS, 1),
+    (4, 5, Scope.ACTIVATIONS, 1),
+)
+
+#: The time-limit check: ops of the random DAG, and the limit of the timed solve.
+TIME_CHECK_OPS = 120
+TIME_CHECK_LIMIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,15 +158,27 @@ def check_solver_class(solver: Any) -> None:
     for info in describe_options(cls):
         assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
     name = str(getattr(cls, "name", ""))
+    ref = solver if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}"
     try:
-        make_solver(
-            name if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}",
-            {"no_such_option_xyz": "1"},
-        )
+        make_solver(ref, {"no_such_option_xyz": "1"})
     except ConfigError as error:
         assert "no_such_option_xyz" in str(error)
     else:
         raise AssertionError(f"solver {name!r} accepted an unknown option")
+    for seed in (0, SEED_MAX):
+        try:
+            make_solver(ref, {"seed": seed})
+        except ConfigError as error:
+            raise AssertionError(
+                f"solver {name!r} refused seed={seed} (every solver accepts 0 .. {SEED_MAX}): "
+                f"{error}"
+            ) from None
+    for seed in (-1, SEED_MAX + 1):
+        try:
+            make_solver(ref, {"seed": seed})
+        except ConfigError:
+            continue
+        raise AssertionError(f"solver {name!r} accepted seed={seed} (allowed: 0 .. {SEED_MAX})")
 
 
 def check_case(solver: Any, case: Case, time_limit_s: float = TIME_LIMIT_S) -> None:
@@ -181,13 +233,109 @@ def _check_plan(where: str, problem: Problem, result: Any) -> None:
         assert bound == waste, f"{where}: OPTIMAL but bound {bound} != value {waste}"
 
 
+@dataclass(frozen=True)
+class ExactCase:
+    """A tiny problem whose optimum over all plans the exhaustive search knows."""
+
+    id: str  # e.g. "tiny-4-5/activations/MR+0KiB"
+    problem: Problem  # 1 KiB alignment, capacity M_R plus a few KiB
+
+
+def exact_cases() -> list[ExactCase]:
+    """The problems of :data:`EXACT_CASES`."""
+    kib = 1024
+    accelerator = Accelerator("brute-force", 0, alignment_bytes=kib)
+    result = []
+    for seed, n_ops, scope, extra_kib in EXACT_CASES:
+        graph = tiny_spill_graph(seed, n_ops)
+        base = Problem(graph, accelerator, scope)
+        problem = base.with_capacity(base.min_resident_bytes + extra_kib * kib)
+        result.append(ExactCase(f"{graph.name}/{scope.value}/MR+{extra_kib}KiB", problem))
+    return result
+
+
+@functools.lru_cache(maxsize=64)
+def _optimum(case_id: str) -> int:
+    case = next(c for c in exact_cases() if c.id == case_id)
+    value = min_traffic(case.problem)
+    assert value is not None, f"{case_id}: no plan at a capacity >= M_R"
+    return value
+
+
+def optimum_of(case: ExactCase) -> int:
+    """The fewest non-compulsory bytes of any valid plan of ``case`` (cached search)."""
+    return _optimum(case.id)
+
+
+def check_exact_case(solver: Any, case: ExactCase, time_limit_s: float = TIME_LIMIT_S) -> None:
+    """Hold a solver's plan, bound and status on ``case`` to the brute-force optimum."""
+    solver = _instance(solver)
+    problem = case.problem
+    where = f"solver {solver.name!r} on {case.id} (capacity {problem.capacity_bytes} B)"
+    optimum = optimum_of(case)
+    result = solver.solve(problem, Budget(time_limit_s=time_limit_s))
+    bound = result.lower_bound_bytes
+    assert bound is None or bound <= optimum, (
+        f"{where}: lower bound {bound} B is above the optimum {optimum} B over all plans"
+    )
+    if result.plan is None:
+        assert result.status is Status.TIMEOUT, f"{where}: {result.status} without a plan"
+        return
+    _check_plan(where, problem, result)
+    value = evaluate(problem, result.plan).non_compulsory_bytes
+    assert value >= optimum, f"{where}: plan moves {value} B, below the optimum {optimum} B"
+    if result.status is Status.OPTIMAL:
+        assert value == optimum, (
+            f"{where}: OPTIMAL with {value} B, but the optimum over all plans is {optimum} B"
+        )
+
+
+def time_check_problem() -> Problem:
+    """The time-limit check's problem: a random DAG at M_H that needs more than a second."""
+    graph = random_dag(7, TIME_CHECK_OPS)
+    base = Problem(graph, Accelerator("time-check", 0, alignment_bytes=64), Scope.ACTIVATIONS)
+    return base.with_capacity(capacity_of("MH", base))
+
+
+def check_time_limit(solver: Any, time_limit_s: float = TIME_CHECK_LIMIT_S) -> float:
+    """Assert a warm solve returns within ``time_limit_s + RETURN_GRACE_S``.
+
+    Returns:
+        The wall-clock seconds of the timed solve.
+    """
+    solver = _instance(solver)
+    problem = time_check_problem()
+    where = f"solver {solver.name!r} on {problem.graph.name} with a {time_limit_s:g} s limit"
+    solver.solve(problem, Budget(time_limit_s=time_limit_s))  # warm-up: imports, kernels
+    started = time.monotonic()
+    result = solver.solve(problem, Budget(time_limit_s=time_limit_s))
+    elapsed = time.monotonic() - started
+    allowed = time_limit_s + RETURN_GRACE_S
+    assert elapsed <= allowed, (
+        f"{where}: returned after {elapsed:.2f} s, more than the limit plus the "
+        f"{RETURN_GRACE_S:g} s grace ({allowed:g} s)"
+    )
+    assert result.status is not Status.INFEASIBLE, f"{where}: INFEASIBLE at M_H"
+    if result.plan is not None:
+        _check_plan(where, problem, result)
+    else:
+        assert result.status is Status.TIMEOUT, f"{where}: {result.status} without a plan"
+    return elapsed
+
+
 def check_solver(
     solver: Any, *, graphs: list[Graph] | None = None, time_limit_s: float = TIME_LIMIT_S
 ) -> int:
     """Run the whole suite on ``solver`` (a name, ``module:Class`` path or instance).
 
+    Args:
+        solver: the solver to check.
+        graphs: the graphs of the general cases (default: tiny and random graphs); the
+            brute-force cases and the time-limit check always run.
+        time_limit_s: limit of each solve of the general and brute-force cases.
+
     Returns:
-        The number of cases checked.
+        The number of cases checked (general, brute-force, and the time-limit check).
 
     Raises:
         AssertionError: at the first broken rule, naming the case.
@@ -197,4 +345,8 @@ def check_solver(
     for case in cases(graphs):
         check_case(solver, case, time_limit_s)
         count += 1
-    return count
+    for exact in exact_cases():
+        check_exact_case(solver, exact, time_limit_s)
+        count += 1
+    check_time_limit(solver)
+    return count + 1

@@ -159,7 +159,8 @@ def cost_html(cost: Cost) -> Html:
 
 
 def _gap_text(gap: float | None) -> str:
-    return "-" if gap is None else f"{gap:.1%}"
+    """The gap as a percentage; "–" without a bound (never a gap of 0 %)."""
+    return "–" if gap is None else f"{gap:.1%}"
 
 
 def result_html(result: SolveResult, problem: Problem | None = None, plot: bool = True) -> Html:

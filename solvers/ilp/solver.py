@@ -42,9 +42,10 @@ from memplan.budgets import PeakEstimate
 from memplan.cost import evaluate
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
-from memplan.options import check_choice, check_range
+from memplan.options import check_choice, check_range, check_seed
 from memplan.plan import Plan
 from memplan.problem import Problem
+from memplan.registry import EXACT_MIN_PEAK
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.ilp.model import (
     Structure,
@@ -89,6 +90,7 @@ class IlpSolver:
     """Exact joint planning (COSMA) with CP-SAT or a MILP solver."""
 
     name: ClassVar[str] = "ilp"
+    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
     objective: str = field(
         default="traffic",
         metadata={"help": "traffic (non-compulsory bytes, COSMA) or peak (min peak, no spills)"},
@@ -131,12 +133,12 @@ class IlpSolver:
         check_choice(self.name, "milp_engine", self.milp_engine, MILP_ENGINES)
         check_range(self.name, "max_loads", self.max_loads, -1)
         check_range(self.name, "workers", self.workers, 1, 64)
-        check_range(self.name, "seed", self.seed, 0)
+        check_seed(self.name, self.seed)
 
-    @staticmethod
-    def exact_min_peak(problem: Problem, time_limit_s: float) -> PeakEstimate:
-        """M_P of ``problem`` by the peak model (see :func:`exact_min_peak`)."""
-        return exact_min_peak(problem, time_limit_s)
+    @classmethod
+    def exact_min_peak(cls, problem: Problem, budget: Budget) -> PeakEstimate:
+        """M_P of ``problem`` by the peak model (capability ``EXACT_MIN_PEAK``)."""
+        return exact_min_peak(problem, budget.remaining_s())
 
     # ------------------------------------------------------------------ solve
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:

@@ -19,7 +19,7 @@ from memplan.bench.harness import (
 from memplan.bench.worker import solve_spec
 from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.cli import main
-from memplan.peak_cache import store
+from memplan.min_peak import store
 from memplan.problem import Problem, Scope
 
 HANG = "fake_solvers:HangingWarmUpSolver"

@@ -1,11 +1,13 @@
-"""Proven M_P values: a small JSON cache and a peak provider that uses the exact solver.
+"""Proven M_P: asked of whichever installed solver can prove it, and cached.
 
 M_P (PROBLEM.md section 5) is the minimum over orders of the peak live bytes with no
-spilling. The heuristic in :mod:`memplan.budgets` gives an upper bound; the ``ilp``
-solver (an optional extra) can prove the minimum. The core never imports a solver:
-:func:`exact_peak_provider` loads it lazily through the registry and falls back to the
-heuristic, saying so in the estimate's ``source``, when it is not installed or runs out
-of time.
+spilling. The heuristic in :mod:`memplan.budgets` gives an upper bound. A solver that
+can prove the minimum declares the capability
+:data:`memplan.registry.EXACT_MIN_PEAK` and a classmethod
+``exact_min_peak(problem, budget) -> PeakEstimate``; :func:`exact_min_peak` asks
+:func:`memplan.registry.providers` who can, so the core never names a solver. With no
+provider installed, or out of time, it returns the heuristic (or the search's better
+value), marked unproven, with the reason in the estimate's ``source``.
 
 Proven values are cached in ``$MEMPLAN_CACHE_DIR/min_peak.json`` (default
 ``~/.cache/memplan``), keyed by the graph's SHA-256 (of its JSON form), the scope and
@@ -16,17 +18,18 @@ unwritable file is ignored.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from memplan.budgets import PeakEstimate, PeakProvider, heuristic_min_peak
-from memplan.errors import ConfigError, OutputFileError
+from memplan.errors import MemplanError, OutputFileError, SolverContractError
 from memplan.io.files import atomic_write_text
-from memplan.ir import Graph, graph_to_json
+from memplan.ir import graph_sha256
 from memplan.problem import Problem
+from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
+from memplan.solver import Budget
 
 #: Environment variable naming the cache folder.
 CACHE_ENV = "MEMPLAN_CACHE_DIR"
@@ -40,11 +43,6 @@ def cache_dir() -> Path:
     """The cache folder: ``$MEMPLAN_CACHE_DIR`` or ``~/.cache/memplan``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "memplan"
-
-
-def graph_sha256(graph: Graph) -> str:
-    """Hex SHA-256 of the graph's JSON form (names, sizes, kinds, ops)."""
-    return hashlib.sha256(graph_to_json(graph).encode("utf-8")).hexdigest()
 
 
 def cache_key(problem: Problem) -> str:
@@ -95,7 +93,9 @@ def store(problem: Problem, estimate: PeakEstimate) -> None:
 def exact_min_peak(
     problem: Problem, time_limit_s: float = 60.0, *, use_cache: bool = True
 ) -> PeakEstimate:
-    """M_P from the cache or the ``ilp`` solver; the heuristic, with a note, otherwise.
+    """M_P from the cache or a solver with the ``EXACT_MIN_PEAK`` capability.
+
+    Providers are asked in name order, sharing one budget, until one proves M_P.
 
     Args:
         problem: the problem (graph, scope and alignment matter, not the capacity).
@@ -103,43 +103,55 @@ def exact_min_peak(
         use_cache: read and write the cache.
 
     Returns:
-        A proven estimate, or the better of the heuristic and the search's best value
+        A proven estimate, or the better of the heuristic and the searches' best values,
         marked unproven with the reason in ``source``.
+
+    Raises:
+        SolverContractError: a provider "proved" a value above the heuristic's peak,
+            which a real no-spill order reaches (a bug in that provider).
     """
     if use_cache:
         cached = lookup(problem)
         if cached is not None:
             return cached
-    from memplan.solver import solver_class
-
-    try:
-        compute = solver_class("ilp").exact_min_peak  # type: ignore[attr-defined]
-    except (ConfigError, AttributeError) as error:
-        heuristic = heuristic_min_peak(problem)
+    heuristic = heuristic_min_peak(problem)
+    names = providers(PluginKind.SOLVER, EXACT_MIN_PEAK)
+    if not names:
         return PeakEstimate(
             heuristic.value_bytes,
             False,
-            f"{heuristic.source}; exact M_P unavailable ({error})",
+            f"{heuristic.source}; exact M_P unavailable (no installed solver can prove it; "
+            "pip install 'memplan[ilp]')",
         )
-    try:
-        estimate: PeakEstimate = compute(problem, time_limit_s)
-    except (ConfigError, ImportError) as error:
-        heuristic = heuristic_min_peak(problem)
-        return PeakEstimate(
-            heuristic.value_bytes, False, f"{heuristic.source}; exact M_P unavailable ({error})"
-        )
-    if estimate.proven and use_cache:
-        store(problem, estimate)
-    if not estimate.proven:
-        heuristic = heuristic_min_peak(problem)
-        if heuristic.value_bytes <= estimate.value_bytes:
-            return PeakEstimate(
-                heuristic.value_bytes,
-                False,
-                f"{heuristic.source}; exact search not proven in {time_limit_s:g} s "
-                f"({estimate.source})",
+    budget = Budget(time_limit_s=time_limit_s)
+    best, notes = heuristic, []
+    for name in names:
+        try:
+            estimate: PeakEstimate = plugin_class(PluginKind.SOLVER, name).exact_min_peak(  # type: ignore[attr-defined]
+                problem, budget
             )
-    return estimate
+        except (MemplanError, ImportError) as error:
+            notes.append(f"{name}: {error}")
+            continue
+        if estimate.proven:
+            if estimate.value_bytes > heuristic.value_bytes:
+                raise SolverContractError(
+                    f"solver {name!r} proved M_P = {estimate.value_bytes} B, above the "
+                    f"{heuristic.value_bytes} B peak of a no-spill order"
+                )
+            if use_cache:
+                store(problem, estimate)
+            return estimate
+        notes.append(f"{name}: {estimate.source}")
+        if estimate.value_bytes < best.value_bytes:
+            best = estimate
+        if budget.should_stop():
+            break
+    return PeakEstimate(
+        best.value_bytes,
+        False,
+        f"{best.source}; exact M_P not proven in {time_limit_s:g} s ({'; '.join(notes)})",
+    )
 
 
 def cached_peak_provider(problem: Problem) -> PeakEstimate:
@@ -154,7 +166,7 @@ def exact_peak_provider(time_limit_s: float = 60.0, *, use_cache: bool = True) -
     """A :data:`memplan.budgets.PeakProvider` using :func:`exact_min_peak`.
 
     Pass it to :func:`memplan.budgets.resolve_budget` so that ``MP`` and ``MH`` use the
-    proven M_P when the ``ilp`` extra is installed.
+    proven M_P when a solver that can prove it (e.g. ``ilp``) is installed.
     """
 
     def provide(problem: Problem) -> PeakEstimate:

@@ -1,0 +1,113 @@
+"""The plug-in registry: requirements that really import, capabilities, `memplan solvers`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pytest
+
+from memplan import registry
+from memplan.cli import main
+from memplan.registry import (
+    EXACT_MIN_PEAK,
+    PluginKind,
+    distribution_modules,
+    extra_distributions,
+    missing_requirements,
+    providers,
+)
+
+BROKEN = "broken-backend"
+
+
+@dataclass(frozen=True)
+class BrokenBackend:
+    """A solver whose backend module is missing."""
+
+    name: ClassVar[str] = BROKEN
+    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
+    requires_modules: ClassVar[tuple[str, ...]] = ("json", "memplan_no_such_module_xyz")
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+
+@pytest.fixture
+def broken() -> Iterator[None]:
+    registry.register(PluginKind.SOLVER, BROKEN, BrokenBackend)
+    yield
+    registry.unregister(PluginKind.SOLVER, BROKEN)
+
+
+def test_declared_modules_must_import(broken: None) -> None:
+    reason = missing_requirements(PluginKind.SOLVER, BROKEN)
+    assert reason is not None
+    assert "memplan_no_such_module_xyz" in reason and "ModuleNotFoundError" in reason
+    assert BROKEN not in providers(PluginKind.SOLVER, EXACT_MIN_PEAK)  # cannot provide
+
+
+def test_unknown_plugin_reason() -> None:
+    reason = missing_requirements(PluginKind.SOLVER, "no-such-solver")
+    assert reason is not None and "unknown solver" in reason
+
+
+def test_installed_plugins_are_usable() -> None:
+    assert missing_requirements(PluginKind.SOLVER, "greedy") is None
+
+
+def test_extra_distributions_from_the_metadata() -> None:
+    assert extra_distributions("memplan", "ilp") == ["ortools", "pulp", "highspy"]
+    assert extra_distributions("memplan", "dist") == ["dask"]
+    assert extra_distributions("memplan", "no-such-extra") == []
+    assert extra_distributions("no-such-distribution-xyz", "ilp") == []
+    assert distribution_modules("no-such-distribution-xyz") == []
+
+
+def test_distribution_modules_prefer_the_namesake() -> None:
+    pytest.importorskip("ortools")
+    assert distribution_modules("ortools") == ["ortools"]  # not its pybind11_abseil
+
+
+def test_a_missing_extra_distribution_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if highspy were not installed: the ilp plug-in loads but is not usable."""
+    real = registry.distribution_modules
+    monkeypatch.setattr(
+        registry, "distribution_modules", lambda d: [] if d == "highspy" else real(d)
+    )
+    reason = missing_requirements(PluginKind.SOLVER, "ilp")
+    assert reason == (
+        "solver 'ilp' needs 'highspy', which is not installed; "
+        "install it with: pip install 'memplan[ilp]'"
+    )
+
+
+def test_a_broken_extra_module_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if pulp's module failed to import (a broken wheel): the reason names it."""
+    real = registry.distribution_modules
+    monkeypatch.setattr(
+        registry,
+        "distribution_modules",
+        lambda d: ["memplan_broken_pulp_xyz"] if d == "pulp" else real(d),
+    )
+    reason = missing_requirements(PluginKind.SOLVER, "ilp")
+    assert reason is not None and "memplan_broken_pulp_xyz" in reason
+    assert "pip install 'memplan[ilp]'" in reason
+
+
+def test_memplan_solvers_shows_why_a_plugin_is_not_available(
+    broken: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["solvers"]) == 0
+    out = capsys.readouterr().out
+    assert "broken-backend: NOT available" in out
+    assert "memplan_no_such_module_xyz" in out
+    assert "greedy: available" in out
+    assert "allocators (memplan allocate --algorithm NAME):" in out
+    assert all(len(line) <= 80 for line in out.splitlines() if line.startswith("        "))
+    assert main(["solvers", "--json"]) == 0
+    entries = {(e["kind"], e["name"]): e for e in json.loads(capsys.readouterr().out)}
+    entry = entries[("solver", BROKEN)]
+    assert entry["importable"] is False and "memplan_no_such_module_xyz" in entry["error"]
+    assert entries[("solver", "greedy")]["importable"] is True
+    assert any(kind == "allocator" for kind, _ in entries)
