@@ -189,8 +189,9 @@ def boundary_state(problem: Problem, plan: Plan, step: int) -> BoundaryState:
     """The state of ``plan`` at the cut ``step`` (``0 <= step <= len(plan.order)``).
 
     Lists every tensor with a residency crossing the cut, and every tensor produced or
-    loaded before the cut that an op at or after the cut reads (in DRAM only, unless
-    it crosses). A plan that loads a tensor after the cut needs ``dram_copy`` there.
+    loaded before the cut that an op at or after the cut reads or that is a graph output
+    (in DRAM only, unless it crosses; ``dram_copy`` says whether an output is stored
+    yet). A plan that loads a tensor after the cut needs ``dram_copy`` there.
     """
     graph = problem.graph
     read_after = {t for o in plan.order[step:] for t in graph.ops[o].inputs}
@@ -198,7 +199,8 @@ def boundary_state(problem: Problem, plan: Plan, step: int) -> BoundaryState:
     for tensor, stays in sorted(_by_tensor(plan).items()):
         crossing = [r for r in stays if r.start < step < r.end]
         before = any(r.start < step for r in stays)
-        if not crossing and not (before and tensor in read_after):
+        needed = tensor in read_after or graph.tensors[tensor].is_output  # outputs: stored yet?
+        if not crossing and not (before and needed):
             continue
         offset = crossing[0].offset if crossing else None
         copy = _has_copy_at(problem, stays, tensor, step)

@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from memplan.analysis import live_bytes_per_step, peak_live_bytes, working_set_bytes
 from memplan.ir import Graph, OpId
+from memplan.liveness import live_bytes_per_step, peak_live_bytes, working_set_bytes
 
 
 @dataclass(frozen=True, slots=True)

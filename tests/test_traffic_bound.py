@@ -8,19 +8,19 @@ import random
 import networkx as nx
 import pytest
 from helpers import random_graph
-from ilp_bruteforce import brute_free_traffic, tiny_graph
 
 from memplan.accelerator import Accelerator
 from memplan.analysis import live_bytes_per_step, min_peak_order, steps_of
 from memplan.problem import Problem, Scope
 from memplan.schedule import min_peak_schedule, region_min_peak
+from memplan.testing import min_traffic, tiny_spill_graph
 from memplan.traffic_bound import traffic_lower_bound
 
 KIB = 1024
 
 
 def tiny_problem(seed: int, scope: Scope, extra_kib: int) -> Problem:
-    problem = Problem(tiny_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
+    problem = Problem(tiny_spill_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
     return problem.with_capacity(problem.min_resident_bytes + extra_kib * KIB)
 
 
@@ -38,7 +38,7 @@ CASES = [(s, scope, e) for s in (0, 1, 3, 4, 7) for scope in Scope for e in (0, 
 
 @functools.cache
 def optimum_of(seed: int, scope: Scope, extra_kib: int) -> float:
-    return brute_free_traffic(tiny_problem(seed, scope, extra_kib))
+    return min_traffic(tiny_problem(seed, scope, extra_kib))
 
 
 @pytest.mark.parametrize(("seed", "scope", "extra_kib"), CASES)

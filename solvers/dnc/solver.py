@@ -36,7 +36,7 @@ from memplan.dsa import AllocationStatus, Buffer, allocate
 from memplan.errors import ConfigError, MemplanError
 from memplan.fallback import spill_everything_plan
 from memplan.ir import OpId
-from memplan.options import check_choice, check_range
+from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
@@ -98,7 +98,7 @@ class DncSolver:
         metadata={"help": "windows to try at most (0 = until converged or out of time)"},
     )
     workers: int = field(default=1, metadata={"help": "CP-SAT threads per part (>= 1)"})
-    seed: int = field(default=0, metadata={"help": "random seed (window order, CP-SAT)"})
+    seed: int = seed_field("random seed (order of windows, CP-SAT); same seed, same plan")
 
     def __post_init__(self) -> None:
         check_range(self.name, "part_ops", self.part_ops, 2, 10_000)
@@ -108,10 +108,10 @@ class DncSolver:
         check_range(self.name, "window_time_s", self.window_time_s, 1e-3)
         check_range(self.name, "max_windows", self.max_windows, 0)
         check_range(self.name, "workers", self.workers, 1, 64)
-        check_range(self.name, "seed", self.seed, 0)
+        check_seed(self.name, self.seed)
 
-    @staticmethod
-    def exact_min_peak(problem: Problem, budget: Budget) -> PeakEstimate:
+    @classmethod
+    def exact_min_peak(cls, problem: Problem, budget: Budget) -> PeakEstimate:
         """M_P by the branch and bound of :mod:`memplan.schedule`, within ``budget``."""
         sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
         schedule = min_peak_schedule(

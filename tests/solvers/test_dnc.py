@@ -7,7 +7,6 @@ import threading
 
 import pytest
 from helpers import random_graph
-from ilp_bruteforce import brute_free_traffic, tiny_graph
 
 from memplan.accelerator import Accelerator
 from memplan.budgets import resolve_budget
@@ -16,6 +15,7 @@ from memplan.cut import PartSpec, crossing_bytes, join, required_state, restrict
 from memplan.ir import OpId
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
+from memplan.testing import min_traffic, tiny_spill_graph
 from memplan.validate import validate
 
 pytest.importorskip("ortools")
@@ -30,7 +30,7 @@ KIB = 1024
 
 
 def tiny_problem(seed: int, scope: Scope, extra_kib: int = 0) -> Problem:
-    problem = Problem(tiny_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
+    problem = Problem(tiny_spill_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
     return problem.with_capacity(problem.min_resident_bytes + extra_kib * KIB)
 
 
@@ -51,7 +51,7 @@ def test_one_part_equals_the_ilp_optimum(seed, scope, extra_kib):
     """With one part (the whole graph, empty boundaries) dnc finds the free-order optimum
     that the ilp proves and that enumeration confirms."""
     problem = tiny_problem(seed, scope, extra_kib)
-    optimum = brute_free_traffic(problem)
+    optimum = min_traffic(problem)
     ilp = make_solver("ilp", {"hint": "false"}).solve(problem, Budget(time_limit_s=60))
     assert ilp.status is Status.OPTIMAL and ilp.cost.non_compulsory_bytes == optimum
     result = DncSolver(part_ops=100, window_ops=100).solve(problem, Budget(time_limit_s=60))
