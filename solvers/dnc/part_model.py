@@ -71,6 +71,14 @@ def _unit(spec: PartSpec, tensors: Sequence[int]) -> int:
     return max(unit, 1)
 
 
+def _unit_of_sizes(problem: Any, tensors: Sequence[int]) -> int:
+    """Unit of the capacity sum without placement: divides every aligned size."""
+    unit = 0
+    for t in tensors:
+        unit = math.gcd(unit, problem.aligned_sizes_bytes[t])
+    return max(unit, 1)
+
+
 def part_traffic(problem: Any, pieces: Sequence[Piece | Residency]) -> int:
     """Bytes loaded and stored by ``pieces`` (the traffic a part adds to the plan), or by
     the residencies of a whole plan."""
@@ -94,6 +102,7 @@ def solve_part(
     stop_event: threading.Event | None,
     workers: int = 1,
     seed: int = 0,
+    placement: bool = True,
 ) -> PartOutcome:
     """Plan the part ``spec`` (its ops in ``order`` for fixing and hinting) with CP-SAT.
 
@@ -110,6 +119,10 @@ def solve_part(
         stop_event: set to stop early (Ctrl-C).
         workers: CP-SAT threads.
         seed: CP-SAT seed.
+        placement: choose offsets too (``NoOverlap2D``). Without, only the sum of
+            aligned sizes on chip is bounded by the capacity (``Cumulative``): the
+            pieces get offset 0 and the whole plan must be packed afterwards; boundary
+            offsets are then ignored.
     """
     from ortools.sat.python import cp_model
 
@@ -141,7 +154,7 @@ def solve_part(
     for piece in hint or ():
         if piece.arrive is Arrive.LOAD:
             hinted_loads[piece.tensor] = hinted_loads.get(piece.tensor, 0) + 1
-    unit = _unit(spec, tensors)
+    unit = _unit(spec, tensors) if placement else _unit_of_sizes(problem, tensors)
     cap = problem.capacity_bytes // unit
 
     model = cp_model.CpModel()
@@ -190,14 +203,17 @@ def solve_part(
         length = model.new_int_var(1, k + 1, f"d{name}")
         if isinstance(present, int):
             time_iv = model.new_interval_var(start, length, end, f"it{name}")
-            addr_iv = model.new_fixed_size_interval_var(offset, units, f"ia{name}")
         else:
             time_iv = model.new_optional_interval_var(start, length, end, present, f"it{name}")
-            addr_iv = model.new_optional_fixed_size_interval_var(
-                offset, units, present, f"ia{name}"
-            )
         time_ivs.append(time_iv)
-        addr_ivs.append(addr_iv)
+        if placement:
+            if isinstance(present, int):
+                addr_iv = model.new_fixed_size_interval_var(offset, units, f"ia{name}")
+            else:
+                addr_iv = model.new_optional_fixed_size_interval_var(
+                    offset, units, present, f"ia{name}"
+                )
+            addr_ivs.append(addr_iv)
         demands.append(units)
         slot = _Slot(present, start, end, offset, load, fixed_start, length)
         slots_of.setdefault(t, []).append(slot)
@@ -220,12 +236,13 @@ def solve_part(
             end = model.new_int_var(1, k + 1, f"e{t}_0")
             slot0 = add_slot(
                 t, units, 1, model.new_constant(0), end,
-                model.new_constant(entry.offset // unit), False, 0, f"{t}_0",
+                model.new_constant(entry.offset // unit if placement else 0), False, 0,
+                f"{t}_0",
             )  # fmt: skip
         elif producer is not None and producer in local:
             start = steps[local[producer]]
             end = model.new_int_var(1, k + 1, f"e{t}_0")
-            y = model.new_int_var(0, max(cap - units, 0), f"y{t}_0")
+            y = model.new_int_var(0, max(cap - units, 0) if placement else 0, f"y{t}_0")
             slot0 = add_slot(t, units, 1, start, end, y, False, None, f"{t}_0")
         # Load slots: one per read (each must cover one), one more to come back for the cut.
         comes_back = need is not None and need.resident
@@ -239,7 +256,7 @@ def solve_part(
             present = model.new_bool_var(f"p{t}_{j + 1}")
             start = model.new_int_var(0, k - 1, f"s{t}_{j + 1}")
             end = model.new_int_var(1, k + 1, f"e{t}_{j + 1}")
-            y = model.new_int_var(0, max(cap - units, 0), f"y{t}_{j + 1}")
+            y = model.new_int_var(0, max(cap - units, 0) if placement else 0, f"y{t}_{j + 1}")
             slot = add_slot(t, units, present, start, end, y, True, None, f"{t}_{j + 1}")
             model.add(start == 0).only_enforce_if(~present)
             model.add(end == 1).only_enforce_if(~present)
@@ -293,7 +310,8 @@ def solve_part(
             assert need.offset is not None
             model.add(continues == 1)
             for slot, is_open in zip(all_slots, open_flags, strict=True):
-                model.add(slot.offset == need.offset // unit).only_enforce_if(is_open)
+                if placement:
+                    model.add(slot.offset == need.offset // unit).only_enforce_if(is_open)
         else:
             model.add(continues == 0)
         if need is not None and need.dram_copy and not copy_in:
@@ -303,13 +321,16 @@ def solve_part(
 
     if not time_ivs:
         return _no_model("the part touches no in-scope tensor")
-    model.add_no_overlap_2d(time_ivs, addr_ivs)
+    if placement:
+        model.add_no_overlap_2d(time_ivs, addr_ivs)
     model.add_cumulative(time_ivs, demands, cap)
     objective = sum(var * coef for var, coef in costs) if costs else 0
     model.minimize(objective)
 
     if hint is not None:
-        _add_hint(model, spec, ops, hint, steps, slots_of, stores, covers, touched, unit, k)
+        _add_hint(
+            model, spec, ops, hint, steps, slots_of, stores, covers, touched, unit, k, placement
+        )
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, time_limit_s)
@@ -408,6 +429,7 @@ def _add_hint(
     touched: dict[int, list[int]],
     unit: int,
     k: int,
+    placement: bool,
 ) -> None:
     """Hint the values of a valid plan of the part (pieces in global steps)."""
     start = spec.start
@@ -430,7 +452,7 @@ def _add_hint(
             if index >= len(slots):
                 break
             end = k + 1 if p.leave is None else p.end - start
-            values[index] = (p.start - start, end, p.offset // unit)
+            values[index] = (p.start - start, end, p.offset // unit if placement else 0)
         for slot, value in zip(slots, values, strict=True):
             if slot.load:
                 model.add_hint(slot.present, value is not None)

@@ -24,12 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from memplan.cut import PartSpec, join, required_state, restrict
+from memplan.dsa import AllocationStatus, Buffer, allocate
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
 from memplan.solvers.dnc.part_model import PartOutcome, part_traffic, solve_part
+from memplan.validate import validate
 
 #: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
 WINDOW_GROWTH = (2, 3, 4, 6, 8)
@@ -63,6 +65,7 @@ class RunSettings:
     work_s: float  # CP-SAT deterministic work per run
     workers: int  # CP-SAT threads
     seed: int  # CP-SAT seed
+    placement: bool = True  # choose offsets (else: interval plans, packed afterwards)
 
 
 def traffic_bytes(problem: Problem, plan: Plan) -> int:
@@ -79,6 +82,36 @@ def _moving_steps(plan: Plan) -> list[int]:
         if r.leave is Leave.STORE:
             steps.add(r.end - 1)
     return sorted(steps)
+
+
+def without_offsets(plan: Plan) -> Plan:
+    """The plan as an *interval plan*: every offset 0 (for the searches without
+    placement; not a valid plan until :func:`pack` gives it offsets)."""
+    return Plan(plan.order, tuple(dataclasses.replace(r, offset=0) for r in plan.residencies))
+
+
+def pack(problem: Problem, plan: Plan, time_limit_s: float, seed: int) -> Plan | None:
+    """Offsets for every residency of an interval plan within the capacity (or None).
+
+    The residencies are the buffers of :func:`memplan.dsa.allocate` (aligned sizes,
+    steps ``[start, end)``); ``auto`` tries the greedy portfolio, then the exact search.
+    """
+    sizes = problem.aligned_sizes_bytes
+    buffers = [
+        Buffer(i, r.start, r.end, sizes[r.tensor], problem.alignment_bytes)
+        for i, r in enumerate(plan.residencies)
+    ]
+    result = allocate(
+        buffers, problem.capacity_bytes, time_limit_s=max(time_limit_s, 0.01), seed=seed
+    )
+    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+        return None
+    placed = [
+        dataclasses.replace(r, offset=offset)
+        for r, offset in zip(plan.residencies, result.offsets_bytes, strict=True)
+    ]
+    packed = Plan.make(plan.order, placed)
+    return packed if not validate(problem, packed) else None
 
 
 def resolve_run(
@@ -108,6 +141,7 @@ def resolve_run(
         stop_event=budget.stop_event,
         workers=settings.workers,
         seed=settings.seed,
+        placement=settings.placement,
     )
     if outcome.part is None or outcome.traffic_bytes is None:
         return None, 0, outcome
@@ -118,7 +152,7 @@ def resolve_run(
     runs.append(outcome.part)
     if end < n:
         runs.append(restrict(problem, plan, end, n))
-    return join(problem, runs), saved, outcome
+    return join(problem, runs, validate=settings.placement), saved, outcome
 
 
 def solve_parts(

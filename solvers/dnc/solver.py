@@ -4,7 +4,7 @@ COSMA's answer to large NAS graphs is a divide-and-conquer heuristic whose parti
 is not public; this one works in four phases, anytime (the best valid plan is kept and
 returned when the time runs out or on Ctrl-C)::
 
-    1. start      greedy plans (min-peak, model, rpo, dfs orders); a no-spill plan of the
+    1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
                   min-peak order when it packs (then the traffic is 0: done)
     2. cut        the best plan's order at narrow places (few live bytes crossing)
     3. parts      CP-SAT on each part that moves bytes, its boundaries fixed by the
@@ -44,20 +44,26 @@ from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
+    Report,
     RunSettings,
     SearchStats,
     improve_windows,
+    pack,
     solve_parts,
     traffic_bytes,
+    without_offsets,
 )
 from memplan.traffic_bound import traffic_lower_bound
 
 INNER = ("ilp", "ilp-fixed")
 
-#: Orders of the greedy starting plans, tried in turn.
-GREEDY_ORDERS = ("min-peak", "model", "rpo", "dfs")
-#: Share of the time the greedy starting plans may take (each at most GREEDY_MAX_S s).
-GREEDY_SHARE, GREEDY_MAX_S = 0.15, 10.0
+#: Orders of the greedy starting plans, tried in turn: greedy's default first.
+GREEDY_ORDERS = ("auto", "rpo", "dfs")
+#: Share of the time left greedy's default may take.
+GREEDY_FIRST_SHARE = 0.5
+#: Share of the whole time after which no further greedy order starts (each of them at
+#: most GREEDY_MAX_S seconds).
+GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
 #: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order.
 PACK_MAX_S = 5.0
 #: Share of the time left the traffic lower bound may take.
@@ -77,6 +83,13 @@ class DncSolver:
     window_ops: int = field(
         default=16,
         metadata={"help": "ops per window of the improvement search (grows to 2x when stuck)"},
+    )
+    interval_share: float = field(
+        default=0.3,
+        metadata={
+            "help": "share of the time for windows without placement, packed at the end "
+            "(0 skips them)"
+        },
     )
     parts_share: float = field(
         default=0.5,
@@ -104,6 +117,7 @@ class DncSolver:
         check_range(self.name, "part_ops", self.part_ops, 2, 10_000)
         check_range(self.name, "window_ops", self.window_ops, 2, 10_000)
         check_range(self.name, "parts_share", self.parts_share, 0.0, 1.0)
+        check_range(self.name, "interval_share", self.interval_share, 0.0, 1.0)
         check_choice(self.name, "inner", self.inner, INNER)
         check_range(self.name, "window_time_s", self.window_time_s, 1e-3)
         check_range(self.name, "max_windows", self.max_windows, 0)
@@ -168,6 +182,10 @@ class DncSolver:
             workers=self.workers,
             seed=self.seed,
         )
+        if self.interval_share > 0 and best_bytes - constant > (bound or 0):
+            best, best_bytes = self._interval_phase(
+                problem, budget, best, best_bytes, settings, stats, report
+            )
         if best_bytes - constant > (bound or 0) and not budget.should_stop():
             order = best.order
             cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
@@ -193,6 +211,50 @@ class DncSolver:
         improved = search.parts_improved + search.windows_improved
         stats["source"] = f"{source} + parts and windows" if improved else source
         return self._result(problem, budget, best, stats, search, bound)
+
+    def _interval_phase(
+        self,
+        problem: Problem,
+        budget: Budget,
+        best: Plan,
+        best_bytes: int,
+        settings: RunSettings,
+        stats: dict[str, Any],
+        report: Report,
+    ) -> tuple[Plan, int]:
+        """Windows without placement (only the capacity sum), then one packing of the
+        whole plan: bigger windows fit in the time, and offsets are chosen globally."""
+        share = Budget(
+            time_limit_s=self._share(budget, self.interval_share), stop_event=budget.stop_event
+        )
+        interval_stats = SearchStats()
+
+        def quiet(moved: int, message: str) -> None:
+            report(best_bytes, f"intervals: {moved - self._constant(problem)} B unpacked")
+
+        intervals = improve_windows(
+            problem,
+            without_offsets(best),
+            window_ops=2 * self.window_ops,
+            max_windows=self.max_windows,
+            settings=dataclasses.replace(settings, placement=False),
+            budget=share,
+            stats=interval_stats,
+            report=quiet,
+        )
+        stats["interval_windows_improved"] = interval_stats.windows_improved
+        stats["interval_windows_tried"] = interval_stats.windows_tried
+        moved = traffic_bytes(problem, intervals)
+        stats["interval_bytes"] = moved - self._constant(problem)
+        if moved >= best_bytes or budget.should_stop():
+            stats["interval_packed"] = False
+            return best, best_bytes
+        packed = pack(problem, intervals, min(PACK_MAX_S, budget.remaining_s()), self.seed)
+        stats["interval_packed"] = packed is not None
+        if packed is None:
+            return best, best_bytes
+        report(moved, "intervals packed")
+        return packed, moved
 
     def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
         """The low-peak order: the budgets' search (same node limit, same order, so an
@@ -283,13 +345,16 @@ class DncSolver:
             return packed, "no-spill packing of the min-peak order"
         from memplan.solver import make_solver
 
-        started = budget.elapsed_s()
-        for order_name in GREEDY_ORDERS:
-            spent = budget.elapsed_s() - started
+        for index, order_name in enumerate(GREEDY_ORDERS):
+            # The first (greedy's own default) may take half the time: dnc must never be
+            # worse than it. The others only what the greedy share leaves.
             remaining = budget.remaining_s()
-            if budget.should_stop() or (candidates and spent > GREEDY_SHARE * (spent + remaining)):
+            share = GREEDY_FIRST_SHARE if index == 0 else GREEDY_SHARE
+            if budget.should_stop() or (
+                index and budget.elapsed_s() > share * budget_total(budget)
+            ):
                 break
-            limit = min(GREEDY_MAX_S, GREEDY_SHARE * remaining)
+            limit = share * remaining if index == 0 else min(GREEDY_MAX_S, share * remaining)
             try:
                 greedy = make_solver("greedy", {"order": order_name})
                 sub = Budget(
@@ -338,3 +403,8 @@ class DncSolver:
                 Residency(info.id, buffer.lower, buffer.upper, offset, arrive, leave)
             )
         return Plan.make(order, residencies)
+
+
+def budget_total(budget: Budget) -> float:
+    """The budget's whole time in seconds (infinity without a limit)."""
+    return budget.time_limit_s if budget.time_limit_s is not None else float("inf")
