@@ -24,7 +24,7 @@ from memplan.graphs import catalog
 from memplan.io.loading import load_model
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, make_solver
-from memplan.testing import random_dag
+from memplan.testing import large_random_plan
 from memplan.units import format_bytes
 from memplan.validate import validate
 
@@ -36,19 +36,9 @@ def _load() -> str:
 
 def bench_validator(target_residencies: int) -> None:
     """Validator and cost model on a big greedy plan."""
-    n_ops = max(10, target_residencies // 3)
-    while True:
-        graph = random_dag(7, n_ops, max_size_bytes=4096)
-        problem = Problem(graph, Accelerator("bench", 0), Scope.ALL)
-        problem = problem.with_capacity(resolve_budget("MR", problem).capacity_bytes * 2)
-        start = time.perf_counter()
-        result = make_solver("greedy").solve(problem, Budget())
-        solve_s = time.perf_counter() - start
-        assert result.plan is not None
-        if len(result.plan.residencies) >= target_residencies:
-            break
-        n_ops = int(n_ops * target_residencies / len(result.plan.residencies)) + 100
-    plan = result.plan
+    problem, result = large_random_plan(target_residencies)
+    graph, plan, solve_s = problem.graph, result.plan, result.wall_s
+    assert plan is not None
     print(
         f"plan: {graph.num_ops} ops, {graph.num_tensors} tensors, "
         f"{len(plan.residencies)} residencies (greedy {solve_s:.2f} s, "

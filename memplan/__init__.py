@@ -52,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "memplan.cost",
     "Cost": "memplan.cost",
     "spill_everything_plan": "memplan.fallback",
+    # timing (latency models)
+    "simulate": "memplan.timing",
+    "Timeline": "memplan.timing",
     # solvers
     "Budget": "memplan.solver",
     "Status": "memplan.solver",
@@ -105,6 +108,7 @@ __all__ = [
     "Status",
     "Tensor",
     "TensorKind",
+    "Timeline",
     "Violation",
     "__version__",
     "allocate",
@@ -116,6 +120,7 @@ __all__ = [
     "make_solver",
     "relative_gap",
     "resolve_budget",
+    "simulate",
     "spill_everything_plan",
     "validate",
 ]
@@ -185,4 +190,5 @@ if TYPE_CHECKING:  # what type checkers and editors see
         make_solver,
         relative_gap,
     )
+    from memplan.timing import Timeline, simulate
     from memplan.validate import Violation, validate

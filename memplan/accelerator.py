@@ -10,6 +10,11 @@ Specs are TOML (or JSON) files whose field names carry their units::
     dram_energy_j_per_byte = 100e-12  # energy per byte moved to/from DRAM
     sram_energy_j_per_byte = 5e-12    # energy per scratchpad byte read or written
     mac_energy_j = 0.23e-12           # energy per multiply-accumulate
+    timing_model = "overlap"          # latency model: serial | overlap (PROBLEM.md s. 7)
+
+``timing_model`` names how latency is computed: ``serial`` (DMA and compute one after
+the other) or ``overlap`` (one DMA engine beside the compute unit, see
+:mod:`memplan.timing`); a spec without it means ``serial``.
 
 Named presets live in ``memplan/presets/*.toml`` (see :func:`preset_names`).
 """
@@ -28,6 +33,9 @@ from memplan.errors import ConfigError, InputFormatError
 
 DEFAULT_PRESET = "edge-npu"
 
+#: Names of the timing models (:mod:`memplan.timing`); the first is a spec's default.
+TIMING_MODELS = ("serial", "overlap")
+
 
 @dataclass(frozen=True, slots=True)
 class Accelerator:
@@ -41,6 +49,7 @@ class Accelerator:
     dram_energy_j_per_byte: float = 100e-12  # joules per byte moved to or from DRAM
     sram_energy_j_per_byte: float = 5e-12  # joules per scratchpad byte read or written
     mac_energy_j: float = 0.23e-12  # joules per multiply-accumulate
+    timing_model: str = TIMING_MODELS[0]  # latency model: serial | overlap (no unit)
 
     def __post_init__(self) -> None:
         if self.capacity_bytes < 0:
@@ -61,10 +70,19 @@ class Accelerator:
         for field_name in ("dram_energy_j_per_byte", "sram_energy_j_per_byte", "mac_energy_j"):
             if getattr(self, field_name) < 0:
                 raise ConfigError(f"accelerator {self.name!r}: {field_name} must be >= 0")
+        if self.timing_model not in TIMING_MODELS:
+            raise ConfigError(
+                f"accelerator {self.name!r}: timing_model {self.timing_model!r} is not one of "
+                f"{', '.join(TIMING_MODELS)}"
+            )
 
     def with_capacity(self, capacity_bytes: int) -> Accelerator:
         """The same accelerator with another scratchpad size."""
         return dataclasses.replace(self, capacity_bytes=int(capacity_bytes))
+
+    def with_timing_model(self, timing_model: str) -> Accelerator:
+        """The same accelerator with another timing model (``serial`` or ``overlap``)."""
+        return dataclasses.replace(self, timing_model=timing_model)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the same keys as the TOML form)."""
@@ -90,7 +108,9 @@ class Accelerator:
                     if isinstance(values[key], bool) or int(values[key]) != values[key]:
                         raise ValueError(f"{key} must be an integer")
                     values[key] = int(values[key])
-            for key in allowed - {"name", "capacity_bytes", "alignment_bytes"}:
+            if "timing_model" in values and not isinstance(values["timing_model"], str):
+                raise ValueError(f"timing_model must be one of {', '.join(TIMING_MODELS)}")
+            for key in allowed - {"name", "capacity_bytes", "alignment_bytes", "timing_model"}:
                 if key in values:
                     values[key] = float(values[key])
         except (TypeError, ValueError) as error:

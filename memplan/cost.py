@@ -4,8 +4,11 @@ Traffic counts bytes between DRAM and the scratchpad: ``load`` residencies,
 ``store`` residencies and, in ``activations`` scope, weights streamed once per use.
 ``non_compulsory_bytes`` (traffic minus what any plan must move) is the primary score.
 
-Per step ``t`` the latency is ``macs / mac_per_s`` plus the DMA time of the bytes
-loaded for ``t``, the weights streamed for ``t`` and the bytes stored after ``t``.
+The latency comes from a named timing model (:mod:`memplan.timing`): ``serial`` (per
+step ``t``, ``macs / mac_per_s`` plus the DMA time of the bytes loaded for ``t``, the
+weights streamed for ``t`` and the bytes stored after ``t``) or ``overlap`` (one DMA
+engine beside the compute unit). ``latency_s`` is the chosen model's figure (the
+accelerator's ``timing_model`` unless the caller names one); the cost reports both.
 Energy charges DRAM bytes, scratchpad bytes (each op reads its inputs and writes its
 outputs on chip; loads write and stores read the scratchpad) and MACs.
 """
@@ -17,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from memplan.plan import Arrive, Leave, Plan
+from memplan.errors import ConfigError
+from memplan.plan import Plan
 from memplan.problem import Problem
+from memplan.timing import check_timing_model, plan_arrays, run_model
 from memplan.units import format_bytes
 
 
@@ -34,8 +39,40 @@ class Cost:
     non_compulsory_bytes: int  # traffic - compulsory: the primary score (COSMA's objective)
     peak_bytes: int  # highest offset + size used: the scratchpad the plan really needs
     max_live_bytes: int  # highest sum of resident sizes at one step
-    latency_s: float  # compute + DMA time, no overlap between them
+    latency_s: float  # seconds under `timing_model`
     energy_j: float  # DRAM, scratchpad and MAC energy
+    timing_model: str = "serial"  # the timing model of latency_s: serial | overlap
+    serial_latency_s: float | None = None  # seconds, DMA and compute one after the other
+    overlap_latency_s: float | None = None  # seconds, one DMA engine beside the compute
+
+    def latency_under(self, model: str) -> float:
+        """Seconds under timing model ``model`` (``serial`` or ``overlap``).
+
+        Raises:
+            ConfigError: for an unknown model, or one this cost was not computed under
+                (a cost read from an old plan file knows only its own model).
+        """
+        value = {"serial": self.serial_latency_s, "overlap": self.overlap_latency_s}[
+            check_timing_model(model)
+        ]
+        if model == self.timing_model:
+            return self.latency_s
+        if value is None:
+            raise ConfigError(
+                f"this cost has no {model} latency (it was computed under {self.timing_model} "
+                "only); score the plan again with memplan score"
+            )
+        return value
+
+    def latency_text(self, digits: int = 3) -> str:
+        """``1.234 ms (overlap; serial 2.345 ms)``: the chosen model's figure first."""
+        latencies = {"serial": self.serial_latency_s, "overlap": self.overlap_latency_s}
+        others = "".join(
+            f"; {model} {value * 1e3:.{digits}f} ms"
+            for model, value in latencies.items()
+            if model != self.timing_model and value is not None
+        )
+        return f"{self.latency_s * 1e3:.{digits}f} ms ({self.timing_model}{others})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -43,8 +80,11 @@ class Cost:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Cost:
-        """Inverse of :meth:`to_dict`."""
-        return Cost(**data)
+        """Inverse of :meth:`to_dict`; a dictionary without timing fields is ``serial``."""
+        values = dict(data)
+        if "timing_model" not in values:
+            values.setdefault("serial_latency_s", values.get("latency_s"))
+        return Cost(**values)
 
     def to_text(self) -> str:
         """A few readable lines."""
@@ -60,7 +100,7 @@ class Cost:
                 f"{format_bytes(self.streamed_weight_bytes)})",
                 f"peak                   {format_bytes(self.peak_bytes)} "
                 f"(max live {format_bytes(self.max_live_bytes)})",
-                f"latency                {self.latency_s * 1e3:.3f} ms",
+                f"latency                {self.latency_text()}",
                 f"energy                 {self.energy_j * 1e3:.4f} mJ",
             ]
         )
@@ -74,45 +114,38 @@ class Cost:
         return html_of(self, "cost")
 
 
-def evaluate(problem: Problem, plan: Plan) -> Cost:
-    """Score ``plan`` (assumed valid: see :func:`memplan.validate.validate`)."""
-    graph, acc = problem.graph, problem.accelerator
-    n = len(plan.order)
-    sizes = [t.size_bytes for t in graph.tensors]
-    dma_bytes = np.zeros(max(n, 1), dtype=np.float64)
-    live_delta = np.zeros(n + 1, dtype=np.int64)
-    loaded = stored = peak = 0
-    for r in plan.residencies:
-        size = sizes[r.tensor]
-        peak = max(peak, r.offset + size)
-        live_delta[r.start] += size
-        live_delta[r.end] -= size
-        if r.arrive is Arrive.LOAD:
-            loaded += size
-            dma_bytes[r.start] += size
-        if r.leave is Leave.STORE:
-            stored += size
-            dma_bytes[r.end - 1] += size
-    streamed = 0
-    macs = np.zeros(max(n, 1), dtype=np.float64)
-    on_chip_bytes = 0  # scratchpad bytes read and written by the ops themselves
-    for step, op_id in enumerate(plan.order):
-        op = graph.ops[op_id]
-        weight_bytes = problem.streamed_weight_bytes(op_id)
-        streamed += weight_bytes
-        dma_bytes[step] += weight_bytes
-        macs[step] = op.macs
-        on_chip_bytes += sum(
-            sizes[t] for t in (*dict.fromkeys(op.inputs), *op.outputs) if problem.in_scope[t]
-        )
+def evaluate(problem: Problem, plan: Plan, timing_model: str | None = None) -> Cost:
+    """Score ``plan`` (assumed valid: see :func:`memplan.validate.validate`).
+
+    Args:
+        problem: the problem the plan solves.
+        plan: the plan to score.
+        timing_model: the model of ``latency_s`` (``serial`` or ``overlap``); default:
+            the accelerator's ``timing_model``. Both latencies are reported either way.
+    """
+    acc = problem.accelerator
+    chosen = check_timing_model(timing_model or acc.timing_model)
+    arrays = plan_arrays(problem, plan)
+    n = arrays.num_steps
+    sizes = arrays.size_bytes
+    loaded = int(sizes[arrays.is_load].sum())
+    stored = int(sizes[arrays.is_store].sum())
+    streamed = int(arrays.stream_size_bytes.sum())
+    peak = int((arrays.offset + sizes).max(initial=0))
+    live_delta = np.bincount(arrays.start, sizes, n + 1) - np.bincount(arrays.end, sizes, n + 1)
+    max_live = int(np.cumsum(live_delta)[:-1].max()) if n else 0
+    # Each op reads its distinct in-scope inputs and writes its outputs on chip.
+    tensor_sizes = arrays.tensor_size_bytes
+    produced = np.fromiter((p is not None for p in problem.graph.producer), bool, len(tensor_sizes))
+    written = tensor_sizes[produced & np.asarray(problem.in_scope, dtype=bool)]
+    on_chip_bytes = int(tensor_sizes[arrays.read_tensor].sum() + written.sum())
     traffic = loaded + stored + streamed
     compulsory = problem.compulsory_bytes()
-    max_live = int(np.cumsum(live_delta)[:-1].max()) if n else 0
-    latency = float((macs / acc.mac_per_s + dma_bytes / acc.dram_bytes_per_s).sum())
+    latencies = {model: run_model(problem, arrays, model) for model in ("serial", "overlap")}
     energy = (
         traffic * acc.dram_energy_j_per_byte
         + (on_chip_bytes + loaded + stored) * acc.sram_energy_j_per_byte
-        + float(macs.sum()) * acc.mac_energy_j
+        + float(arrays.macs.sum()) * acc.mac_energy_j
     )
     return Cost(
         traffic_bytes=traffic,
@@ -123,6 +156,9 @@ def evaluate(problem: Problem, plan: Plan) -> Cost:
         non_compulsory_bytes=traffic - compulsory,
         peak_bytes=peak,
         max_live_bytes=max_live,
-        latency_s=latency,
+        latency_s=latencies[chosen],
         energy_j=float(energy),
+        timing_model=chosen,
+        serial_latency_s=latencies["serial"],
+        overlap_latency_s=latencies["overlap"],
     )

@@ -198,7 +198,7 @@ def load_model_from_args(
     from memplan.io.loading import load_model
 
     from_flags, given = given_import_options(args)
-    loaded = load_model(_model_source(args.model), options=options or from_flags)
+    loaded = load_model(args.model, options=options or from_flags)
     if loaded.import_options is None and given:
         flags = " ".join(from_flags.flags()) or "--aliases"
         raise ConfigError(
@@ -213,30 +213,12 @@ def model_sha256_from_args(args: argparse.Namespace) -> str:
     import hashlib
 
     from memplan.io.files import sha256_of_file
+    from memplan.io.loading import model_source
 
-    source = _model_source(args.model)
+    source = model_source(args.model)
     if isinstance(source, (str, Path)):
         return sha256_of_file(source)
     return hashlib.sha256(source.SerializeToString()).hexdigest()
-
-
-def _model_source(model: Any) -> Any:
-    """A path for files and stored workloads, a ModelProto for generated workloads."""
-    name = str(model)
-    path = Path(name)
-    if not isinstance(model, str) or path.exists() or path.suffix.lower() in (".onnx", ".json"):
-        return model
-    if "/" in name or "\\" in name:
-        return model  # a path that does not exist: the loader names it in its error
-    from memplan.graphs import catalog
-
-    try:
-        info = catalog.get_workload(name)
-    except ConfigError as error:
-        raise ConfigError(
-            f"model {name!r} is not a file, nor a catalog workload: {error}"
-        ) from None
-    return str(info.stored_file()) if not info.is_generated else catalog.load_model(name)
 
 
 def problem_from_args(args: argparse.Namespace, loaded: LoadedModel) -> Problem:

@@ -116,20 +116,7 @@ def summarize(loaded: LoadedModel, problem: Problem, top: int = 10) -> dict[str,
         ],
     }
     if report is not None:
-        summary["import"] = {
-            "ir_version": report.ir_version,
-            "opset": report.opset,
-            "onnx_nodes": report.onnx_nodes,
-            "aliases": [list(pair) for pair in report.aliases],
-            "kept_views": list(report.kept_views),
-            "folded_nodes": report.folded_nodes,
-            "folded_by_type": dict(report.folded_by_type),
-            "weight_tensors": report.weight_tensors,
-            "initializers_as_inputs": report.initializers_as_inputs,
-            "input_shapes": {name: list(shape) for name, shape in report.input_shapes},
-            "dtype_bytes": report.dtype_bytes,
-            "warnings": list(report.warnings),
-        }
+        summary["import"] = report.to_json()
     return summary
 
 
@@ -211,6 +198,16 @@ def _render(summary: dict[str, Any]) -> None:
         f"{info['weight_tensors']} weight tensors read by ops; "
         f"{info['initializers_as_inputs']} initializers listed as graph inputs"
     )
+    if info["evaluated_nodes"]:
+        computed = ", ".join(f"{k} {v}" for k, v in info["evaluated_by_type"].items())
+        console.print(
+            f"[bold]shape computations[/bold]: {info['evaluated_nodes']} nodes evaluated "
+            f"({computed}) in {info['inference_runs']} shape-inference runs"
+        )
+    for name, values in info["input_values"].items():
+        console.print(f"[bold]input value[/bold]: {name} fixed to {values}")
+    for line in info["inlined"]:
+        console.print(f"[bold]inlined[/bold]: {line}")
     aliases = info["aliases"]
     console.print(f"[bold]aliases[/bold]: {len(aliases)} view outputs share their input's buffer")
     for alias, buffer in aliases[:10]:

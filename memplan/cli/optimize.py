@@ -36,6 +36,12 @@ from memplan.cli.common import (
     print_json,
     problem_from_args,
 )
+from memplan.cli.objective import (
+    add_objective_arguments,
+    objective_options,
+    plan_figure,
+    wants_timeline,
+)
 from memplan.cli.optimize_text import (
     format_header,
     format_result,
@@ -167,6 +173,7 @@ def add_parser(subparsers: Any) -> None:
         help="also print the ASCII memory map (one row per residency, steps across) "
         "with its legend",
     )
+    add_objective_arguments(group, out)
     parser.set_defaults(func=run)
 
 
@@ -205,7 +212,7 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
                 f"--seed {seed}: a seed is a whole number from 0 to {SEED_MAX} "
                 "(the same range for every solver)"
             )
-    return make_solver(args.solver, options)
+    return make_solver(args.solver, objective_options(args, options))
 
 
 def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
@@ -270,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
         result = solver.solve(problem, budget)
     interrupted = budget.interrupted()
 
-    written = _write_outputs(targets, result, problem, loaded, budget_spec)
+    written = _write_outputs(
+        targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
+    )
     summary = summarize(result, problem, loaded, budget_spec, interrupted, written, time_limit_s)
     if args.json:
         print_json(summary)
@@ -298,8 +307,13 @@ def _write_outputs(
     problem: Problem,
     loaded: LoadedModel,
     budget_spec: ResolvedBudget,
+    *,
+    timeline: bool = False,
 ) -> dict[str, str]:
-    """Write -o/--csv/--plot together (all or none); nothing is written without a plan."""
+    """Write -o/--csv/--plot together (all or none); nothing is written without a plan.
+
+    ``timeline``: the figure shows the compute and DMA lanes below the memory map.
+    """
     if result.plan is None or not targets:
         return {}
     from memplan.io.files import atomic_write_many
@@ -319,18 +333,22 @@ def _write_outputs(
     if "csv" in targets:
         contents["csv"] = plan_csv(problem.graph, result.plan).encode("utf-8")
     if "plot" in targets:
-        contents["plot"] = _plot_bytes(targets["plot"].given, problem, result)
+        contents["plot"] = _plot_bytes(targets["plot"].given, problem, result, timeline)
     atomic_write_many([(targets[kind], data) for kind, data in contents.items()])
     return {kind: targets[kind].given for kind in contents}
 
 
-def _plot_bytes(path: str, problem: Problem, result: SolveResult) -> bytes:
+def _plot_bytes(path: str, problem: Problem, result: SolveResult, timeline: bool) -> bytes:
     import io
 
-    from memplan.viz.cuts import plot_result
+    from memplan.viz.cuts import cuts_of, plot_cuts
 
     assert result.plan is not None
-    fig = plot_result(problem, result)  # a dnc result: its cuts over the live bytes
+    cuts = None if timeline else cuts_of(result)  # a dnc result: its cuts over the live bytes
+    if cuts is not None:
+        fig = plot_cuts(problem, result.plan, cuts)
+    else:
+        fig = plan_figure(problem, result.plan, timeline)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=120)
     return buffer.getvalue()

@@ -11,6 +11,7 @@ import re
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from memplan.cost import Cost
 from memplan.units import format_bytes
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def format_result(summary: dict[str, Any]) -> str:
             f"{format_bytes(cost['streamed_weight_bytes'])}",
         )
         add("peak", f"{_b(cost['peak_bytes'])} (max live {format_bytes(cost['max_live_bytes'])})")
-        add("latency", f"{cost['latency_s'] * 1e3:.4f} ms")
+        add("latency", Cost.from_dict(cost).latency_text(4))
         add("energy", f"{cost['energy_j'] * 1e3:.5f} mJ")
     bound, gap = summary["lower_bound_bytes"], summary["gap"]
     add(

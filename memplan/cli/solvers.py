@@ -16,6 +16,7 @@ from typing import Any
 
 from memplan.cli import EXIT_OK
 from memplan.cli.common import print_json
+from memplan.timing import OBJECTIVE_LATENCY
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,8 +27,9 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "List every registered solver and allocator: whether it can run now (its "
             "optional extra's modules really import), why not when it cannot, the extra "
-            "it needs, and its options (name, type, default, meaning and unit), which "
-            "memplan optimize accepts as --option NAME=VALUE."
+            "it needs, whether a solver supports 'optimize --objective latency', and its "
+            "options (name, type, default, meaning and unit), which memplan optimize "
+            "accepts as --option NAME=VALUE."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -40,6 +42,7 @@ def plugin_catalog() -> list[dict[str, Any]]:
     from memplan.registry import (
         PluginKind,
         available,
+        capabilities_of,
         missing_requirements,
         plugin_class,
         required_extra,
@@ -56,12 +59,14 @@ def plugin_catalog() -> list[dict[str, Any]]:
                 "importable": missing is None,
                 "error": missing,
                 "doc": "",
+                "capabilities": [],
                 "options": [],
             }
             if missing is None:
                 cls = plugin_class(kind, name)
                 doc = (cls.__doc__ or "").strip().splitlines()
                 entry["doc"] = doc[0] if doc else ""
+                entry["capabilities"] = sorted(capabilities_of(cls))
                 if dataclasses.is_dataclass(cls):
                     entry["options"] = [
                         {"name": o.name, "type": o.type_name, "default": o.default, "help": o.help}
@@ -94,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{entry['name']}: {state}{extra}" + (f" - {entry['doc']}" if entry["doc"] else ""))
         if not entry["importable"]:
             print(f"    {entry['error']}")
+        if OBJECTIVE_LATENCY in entry["capabilities"]:
+            print("    supports memplan optimize --objective latency")
         for option in entry["options"]:
             print(
                 f"    --option {option['name']}=<{option['type']}> (default {option['default']!r})"

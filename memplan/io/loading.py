@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.errors import InputFormatError, OnnxImportError
+from memplan.errors import ConfigError, InputFormatError, OnnxImportError
 from memplan.ir import Graph, graph_from_json
 
 if TYPE_CHECKING:
@@ -230,7 +230,8 @@ def load_model(
     """Load an ONNX model (path or ``ModelProto``) or a memplan graph JSON file.
 
     Args:
-        model: a path to an ``.onnx`` file or graph JSON file, or an ``onnx.ModelProto``.
+        model: a path to an ``.onnx`` file or graph JSON file, a workload name of the
+            catalog (``memplan graphs list``), or an ``onnx.ModelProto``.
         input_shapes: fixed shapes of graph inputs (ONNX only), in elements.
         dims: sizes of symbolic dimensions by name (ONNX only).
         dtype_bytes: bytes per element overriding the ONNX element types (ONNX only).
@@ -240,11 +241,13 @@ def load_model(
         options: all import options in one object, instead of the five above.
 
     Raises:
+        ConfigError: a bare name that is neither a file nor a catalog workload.
         OnnxImportError: the file is missing, unreadable, or not a valid model.
         InputFormatError: a graph JSON file is malformed.
     """
     from memplan.onnx.importer import import_model
 
+    model = model_source(model)
     if options is None:
         options = ImportOptions.create(
             input_shapes=input_shapes,
@@ -278,3 +281,27 @@ def load_model(
         return LoadedModel(graph, path, digest, None, None)
     result = import_model(path, **options.importer_kwargs(), model_bytes=data)
     return LoadedModel(result.graph, path, digest, result.report, options)
+
+
+def model_source(model: Any) -> Any:
+    """Where a model comes from: a path for files and stored workloads, a ``ModelProto``
+    for generated workloads (``memplan graphs list``), anything else unchanged.
+
+    Raises:
+        ConfigError: a bare name that is neither a file nor a catalog workload.
+    """
+    name = str(model)
+    path = Path(name)
+    if not isinstance(model, str) or path.exists() or path.suffix.lower() in (".onnx", ".json"):
+        return model
+    if "/" in name or "\\" in name:
+        return model  # a path that does not exist: the loader names it in its error
+    from memplan.graphs import catalog
+
+    try:
+        info = catalog.get_workload(name)
+    except ConfigError as error:
+        raise ConfigError(
+            f"model {name!r} is not a file, nor a catalog workload: {error}"
+        ) from None
+    return str(info.stored_file()) if not info.is_generated else catalog.load_model(name)

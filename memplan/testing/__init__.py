@@ -6,8 +6,9 @@ Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
     check_solver("my_package.module:MySolver")   # raises AssertionError naming the case
 
 :mod:`~memplan.testing.solvers` holds the solver checks, :mod:`~memplan.testing.graphs`
-seeded random graphs, and :mod:`~memplan.testing.bruteforce` the exact optima of tiny
-problems by exhaustive search (what bounds and OPTIMAL claims are held to).
+seeded random graphs, :mod:`~memplan.testing.bruteforce` the exact optima of tiny
+problems by exhaustive search (what bounds and OPTIMAL claims are held to), and
+:mod:`~memplan.testing.plans` large plans for benchmarks.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from memplan.testing.bruteforce import (
     topological_orders,
 )
 from memplan.testing.graphs import random_dag, tiny_spill_graph
+from memplan.testing.plans import large_random_plan
 from memplan.testing.solvers import check_solver
 
 __all__ = [
     "check_solver",
     "enumerate_min_peak",
+    "large_random_plan",
     "min_traffic",
     "min_traffic_for_order",
     "random_dag",

@@ -148,7 +148,7 @@ def _cost_rows(cost: Cost) -> list[tuple[str, str]]:
         ("streamed weights", _bytes(cost.streamed_weight_bytes)),
         ("peak (highest byte used)", _bytes(cost.peak_bytes)),
         ("max live", _bytes(cost.max_live_bytes)),
-        ("latency", f"{cost.latency_s * 1e3:.4f} ms"),
+        ("latency", cost.latency_text(4)),
         ("energy", f"{cost.energy_j * 1e3:.5f} mJ"),
     ]
 
@@ -191,18 +191,22 @@ def result_html(result: SolveResult, problem: Problem | None = None, plot: bool 
 def figure_html(problem: Problem, plan: Plan) -> Html:
     """The :func:`memplan.viz.plots.plot_plan` figure as an embedded PNG ('' without matplotlib)."""
     try:
-        from memplan.viz.plots import figure_png, plot_plan
+        from memplan.viz.plots import plot_plan
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         return Html("")
     try:
-        png = figure_png(plot_plan(problem, plan), dpi=80)
+        fig = plot_plan(problem, plan)
     except ImportError:  # pragma: no cover
         return Html("")
-    data = base64.b64encode(png).decode("ascii")
-    return Html(
-        f"<img alt='memory map of {_e(problem.graph.name)}' style='max-width:100%' "
-        f"src='data:image/png;base64,{data}'/>"
-    )
+    return figure_html_of(fig, f"memory map of {problem.graph.name}")
+
+
+def figure_html_of(fig: Any, alt: str = "figure") -> Html:
+    """A matplotlib figure as an embedded PNG ``<img>``."""
+    from memplan.viz.plots import figure_png
+
+    data = base64.b64encode(figure_png(fig, dpi=80)).decode("ascii")
+    return Html(f"<img alt='{_e(alt)}' style='max-width:100%' src='data:image/png;base64,{data}'/>")
 
 
 # ------------------------------------------------------------------- plans

@@ -94,15 +94,7 @@ def plot_plan(
     ax_live = fig.add_subplot(grid[1], sharex=ax_map)
     _draw_map(ax_map, problem, plan)
     _draw_live(ax_live, problem, plan)
-    graph = problem.graph
-    fig.suptitle(
-        title
-        or (
-            f"{graph.name}: {n} steps, {len(plan.residencies)} residencies, scratchpad "
-            f"{format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
-        ),
-        fontsize=11,
-    )
+    fig.suptitle(title or plan_title(problem, plan), fontsize=11)
     if path is not None:
         save_figure(fig, path, dpi)
     return fig
@@ -119,6 +111,23 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     buffer = io.BytesIO()
     fig.savefig(buffer, format=suffix, dpi=dpi)
     atomic_write_bytes(path, buffer.getvalue(), what="figure")
+
+
+def plan_title(problem: Problem, plan: Plan) -> str:
+    """The default title of a plan's figure: model, steps, residencies, capacity, scope."""
+    return (
+        f"{problem.graph.name}: {len(plan.order)} steps, {len(plan.residencies)} residencies, "
+        f"scratchpad {format_bytes(problem.capacity_bytes)}, scope {problem.scope.value}"
+    )
+
+
+def draw_plan(ax_map: Axes, ax_live: Axes, problem: Problem, plan: Plan) -> None:
+    """Draw the memory map and the live-bytes curve into two given axes (steps across).
+
+    For figures that put the plan beside other panels (:mod:`memplan.viz.timeline`).
+    """
+    _draw_map(ax_map, problem, plan)
+    _draw_live(ax_live, problem, plan)
 
 
 def short_bytes(value: float) -> str:

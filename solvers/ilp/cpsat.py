@@ -14,36 +14,74 @@ Variables (free mode; in fixed mode the step variables are constants):
 All rectangles (time x address) go into one ``AddNoOverlap2D``; a redundant
 ``AddCumulative`` over the time intervals (demand = size) helps propagation. The
 objective counts the non-compulsory bytes: each load beyond the compulsory one, and
-the one store of a spilled non-output activation.
+the one store of a spilled non-output activation. It has no constant term, so CP-SAT's
+bound is a bound on non-compulsory bytes as it stands.
 
 The peak model (MPMF, COSMA's variant giving M_P) drops slots and addresses: each
 tensor is one interval from its producer (or first reader) to its last reader and the
 objective is the capacity of one ``AddCumulative``.
+
+Time: the engine's wall limit is the budget's remaining time when the search starts,
+so presolve stops in time as well; a watcher thread also stops the search on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from memplan.ir import OpId
 from memplan.solver import Budget
-from memplan.solvers.ilp.model import SlotValue, Structure
+from memplan.solvers.ilp.model import Hint, SlotValue, Structure, TensorSpec
+from memplan.solvers.ilp.outcome import BackendStatus, Outcome
+from memplan.solvers.ilp.phases import (
+    ABANDON_AFTER_S,
+    BuildTimeout,
+    check_deadline,
+    engine_limit_s,
+)
+
+
+class _Slot(NamedTuple):
+    """The variables of one slot."""
+
+    present: Any  # bool var (constant 1 for the first slot)
+    start: Any  # first step on chip
+    end: Any  # first step off chip again
+    length: Any  # end - start, in steps
+    offset: Any  # address in units
 
 
 @dataclass
-class CpOutcome:
-    """What one CP-SAT run found."""
+class _TrafficModel:
+    """A CP-SAT traffic model and the handles needed for hints and extraction (filled in
+    while the model is built)."""
 
-    status: str  # OPTIMAL, FEASIBLE, INFEASIBLE, MODEL_INVALID or UNKNOWN
-    order: tuple[OpId, ...] | None  # the schedule of the best solution
-    slots: dict[int, list[SlotValue]] | None  # per tensor, its slots in time order
-    objective: int | None  # best objective value found
-    bound: int | None  # the best proven bound on the objective
-    wall_s: float  # solver wall time
-    stats: dict[str, Any] = field(default_factory=dict)  # model size, branches, ...
+    model: Any  # cp_model.CpModel
+    steps: list[Any]  # per op, its step (variable or constant)
+    slots: dict[int, list[_Slot]] = field(default_factory=dict)  # per tensor, in time order
+    cover: dict[tuple[int, int, int], Any] = field(default_factory=dict)  # (tensor, op, slot)
+    cost_terms: list[tuple[Any, int]] = field(default_factory=list)  # (bool var, bytes)
+    time_intervals: list[Any] = field(default_factory=list)  # one per slot
+    address_intervals: list[Any] = field(default_factory=list)  # one per slot
+    demands: list[int] = field(default_factory=list)  # units per slot
+
+
+# ---------------------------------------------------------------- engine runs
+def _status(code: Any) -> BackendStatus:
+    from ortools.sat.python import cp_model
+
+    statuses = {
+        cp_model.OPTIMAL: BackendStatus.OPTIMAL,
+        cp_model.FEASIBLE: BackendStatus.FEASIBLE,
+        cp_model.INFEASIBLE: BackendStatus.INFEASIBLE,
+        cp_model.UNKNOWN: BackendStatus.UNKNOWN,
+    }
+    return statuses[code]
 
 
 def _params(
@@ -54,11 +92,7 @@ def _params(
     verbose: bool,
     deterministic_s: float | None = None,
 ) -> None:
-    # CP-SAT's search depends on the value of its time limit, so the limit passed in is
-    # the budget's total (the same on every run); the watcher in _run stops the search
-    # when the budget's remaining time is up.
-    total = budget.time_limit_s if budget.time_limit_s is not None else 1e7
-    solver.parameters.max_time_in_seconds = max(0.01, min(total, 1e7))
+    solver.parameters.max_time_in_seconds = min(engine_limit_s(budget), 1e7)
     if deterministic_s is not None:
         # A work limit where reproducibility matters (warm starts, polishing).
         solver.parameters.max_deterministic_time = max(deterministic_s, 0.01)
@@ -69,37 +103,106 @@ def _params(
     solver.parameters.absolute_gap_limit = 0.0
 
 
-def _run(model: Any, solver: Any, budget: Budget) -> Any:
+#: Seconds between two progress reports of a running search.
+PROGRESS_EVERY_S = 0.5
+
+#: Receives (objective, bound) of a running search, both in bytes (the bound may be None).
+SearchProgress = Callable[[int, int | None], None]
+
+
+def _progress_callback(report: SearchProgress) -> Any:
+    """A CP-SAT solution callback that remembers the latest objective and bound."""
+    from ortools.sat.python import cp_model
+
+    class Latest(cp_model.CpSolverSolutionCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.snapshot: tuple[int, int] | None = None  # (objective, bound), bytes
+
+        def on_solution_callback(self) -> None:
+            self.snapshot = (round(self.objective_value), round(self.best_objective_bound))
+
+    return Latest()
+
+
+def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | None = None) -> Any:
     """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
     CP-SAT would otherwise catch SIGINT itself, and the caller could not tell an
     interrupted search from one out of time. Here the main thread waits in Python, so the
     CLI's SIGINT handler runs (it sets ``budget.stop_event``), and a bare Ctrl-C in a
     library call sets the stop event too: either way the best plan so far comes back.
+
+    Some CP-SAT steps on large models answer neither the time limit nor the stop request
+    for minutes (measured: 80 s past a 60 s budget on a 1,231-op graph); a search still
+    running ABANDON_AFTER_S after the budget's end is left to finish in its daemon thread.
+
+    Returns:
+        CP-SAT's status code, or None for an abandoned search (nothing can be read).
+
+    Raises:
+        RuntimeError: CP-SAT rejected the model (a bug in the model builder).
     """
     solver.parameters.catch_sigint_signal = False
     outcome: dict[str, Any] = {}
 
+    latest = _progress_callback(progress) if progress is not None else None
+
     def work() -> None:
         try:
-            outcome["status"] = solver.solve(model)
+            outcome["status"] = solver.solve(model, latest)
         except BaseException as error:  # re-raised in the calling thread
             outcome["error"] = error
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    stopped = False
+    stopped_at = None
+    shown, next_report = None, time.monotonic() + PROGRESS_EVERY_S
     while worker.is_alive():
         try:
             worker.join(0.05)
         except KeyboardInterrupt:
             budget.stop_event.set()
-        if not stopped and budget.should_stop():
+        if latest is not None and time.monotonic() >= next_report:
+            next_report = time.monotonic() + PROGRESS_EVERY_S
+            if latest.snapshot is not None and latest.snapshot != shown:
+                shown = latest.snapshot
+                assert progress is not None
+                progress(*shown)
+        if stopped_at is None and budget.should_stop():
             solver.stop_search()
-            stopped = True
+            stopped_at = time.monotonic()
+        late = stopped_at is not None and time.monotonic() - stopped_at > ABANDON_AFTER_S
+        if late and worker.is_alive():
+            return None
     if "error" in outcome:
         raise outcome["error"]
+    from ortools.sat.python import cp_model
+
+    if outcome["status"] == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the ilp model: {model.validate()}")
     return outcome["status"]
+
+
+_ABANDONED = {"cpsat_status": "ABANDONED (still running after its time limit)"}
+
+
+def _counters(model: Any, solver: Any, code: Any) -> dict[str, Any]:
+    return {
+        "cpsat_status": solver.status_name(code),
+        "variables": len(model.proto.variables),
+        "constraints": len(model.proto.constraints),
+        "branches": solver.num_branches,
+        "conflicts": solver.num_conflicts,
+    }
+
+
+def _bound_without_solution(solver: Any, status: BackendStatus) -> int | None:
+    """CP-SAT's proven bound when the search found no solution (None if it has none)."""
+    bound = solver.best_objective_bound
+    if status is not BackendStatus.UNKNOWN or not math.isfinite(bound):
+        return None
+    return max(0, math.ceil(bound - 1e-9))
 
 
 def _step_vars(model: Any, struct: Structure) -> list[Any]:
@@ -113,181 +216,194 @@ def _step_vars(model: Any, struct: Structure) -> list[Any]:
     return steps
 
 
+def _order_of(solver: Any, steps: Sequence[Any]) -> tuple[OpId, ...]:
+    at = [solver.value(v) for v in steps]
+    return tuple(OpId(o) for o in sorted(range(len(steps)), key=lambda o: at[o]))
+
+
+# ---------------------------------------------------------------- traffic model
+def _add_tensor(tm: _TrafficModel, struct: Structure, spec: TensorSpec) -> None:
+    """The slots of one tensor, the choice of a slot per read, and their costs."""
+    model, a = tm.model, spec.tensor
+    lo, hi = spec.window
+    cap = struct.capacity_units
+    slots: list[_Slot] = []
+    for k in range(spec.num_slots):
+        first = k == 0
+        present = model.new_constant(1) if first else model.new_bool_var(f"p{a}_{k}")
+        if spec.activation and first:
+            start = tm.steps[spec.producer]
+        else:
+            start = model.new_int_var(lo, hi - 1, f"s{a}_{k}")
+        end = model.new_int_var(lo + 1, hi, f"e{a}_{k}")
+        length = model.new_int_var(1, hi - lo, f"d{a}_{k}")
+        y = model.new_int_var(0, max(cap - spec.units, 0), f"y{a}_{k}")
+        if first:
+            time_iv = model.new_interval_var(start, length, end, f"it{a}_{k}")
+            addr_iv = model.new_fixed_size_interval_var(y, spec.units, f"ia{a}_{k}")
+        else:
+            time_iv = model.new_optional_interval_var(start, length, end, present, f"it{a}_{k}")
+            addr_iv = model.new_optional_fixed_size_interval_var(
+                y, spec.units, present, f"ia{a}_{k}"
+            )
+            # Absent slots take canonical values (no symmetric copies).
+            model.add(start == lo).only_enforce_if(~present)
+            model.add(end == lo + 1).only_enforce_if(~present)
+            model.add(y == 0).only_enforce_if(~present)
+            previous = slots[-1]
+            if k > 1:
+                model.add_implication(present, previous.present)
+            model.add(start >= previous.end).only_enforce_if(present)
+            tm.cost_terms.append((present, spec.size_bytes))
+            if spec.store_is_charged() and k == 1:
+                tm.cost_terms.append((present, spec.size_bytes))
+        tm.time_intervals.append(time_iv)
+        tm.address_intervals.append(addr_iv)
+        tm.demands.append(spec.units)
+        slots.append(_Slot(present, start, end, length, y))
+    tm.slots[a] = slots
+    # Every read is covered by one slot; a load slot that covers no read is useless.
+    covering: list[list[Any]] = [[] for _ in range(spec.num_slots)]
+    for o in spec.consumers:
+        options = []
+        for k, slot in enumerate(slots):
+            u = model.new_bool_var(f"u{a}_{o}_{k}")
+            model.add_implication(u, slot.present)
+            model.add(slot.start <= tm.steps[o]).only_enforce_if(u)
+            model.add(slot.end >= tm.steps[o] + 1).only_enforce_if(u)
+            options.append(u)
+            covering[k].append(u)
+            tm.cover[(a, o, k)] = u
+        model.add_exactly_one(options)
+    for k in range(1, spec.num_slots):
+        model.add_bool_or(covering[k]).only_enforce_if(slots[k].present)
+
+
+def _build_traffic_model(struct: Structure, deadline: Budget) -> _TrafficModel:
+    """The traffic model; raises :class:`BuildTimeout` when ``deadline`` passes."""
+    from ortools.sat.python import cp_model
+
+    model = cp_model.CpModel()
+    tm = _TrafficModel(model, _step_vars(model, struct))
+    for spec in struct.tensors:
+        check_deadline(deadline)
+        _add_tensor(tm, struct, spec)
+    model.add_no_overlap_2d(tm.time_intervals, tm.address_intervals)
+    model.add_cumulative(tm.time_intervals, tm.demands, struct.capacity_units)
+    model.minimize(sum(var * cost for var, cost in tm.cost_terms))
+    return tm
+
+
+def _add_hints(tm: _TrafficModel, struct: Structure, hint: Hint) -> None:
+    """Hint the order, the slots and the read covers of a plan in the model's space."""
+    step_of = {int(o): t for t, o in enumerate(hint.plan.order)}
+    for o, var in enumerate(tm.steps):
+        if not struct.op_fixed(o):
+            tm.model.add_hint(var, step_of[o])
+    for spec in struct.tensors:
+        values = hint.slots.get(spec.tensor, [])
+        lo = spec.window[0]
+        for k, slot in enumerate(tm.slots[spec.tensor]):
+            value = values[k] if k < len(values) else None
+            if k > 0:
+                tm.model.add_hint(slot.present, value is not None)
+            start, end = (value.start, value.end) if value else (lo, lo + 1)
+            if not (spec.activation and k == 0):
+                tm.model.add_hint(slot.start, start)
+            tm.model.add_hint(slot.end, end)
+            # A hint that misses variables makes CP-SAT complete it first, which on large
+            # models ignored the time limit for minutes: hint every variable.
+            tm.model.add_hint(slot.length, end - start)
+            tm.model.add_hint(slot.offset, value.offset_units if value else 0)
+        for o in spec.consumers:
+            t = step_of[o]
+            covering = next((k for k, v in enumerate(values) if v.start <= t < v.end), None)
+            for k in range(spec.num_slots):
+                tm.model.add_hint(tm.cover[(spec.tensor, o, k)], k == covering)
+
+
+def _extract_slots(tm: _TrafficModel, solver: Any) -> dict[int, list[SlotValue]]:
+    return {
+        a: [
+            SlotValue(solver.value(s.start), solver.value(s.end), solver.value(s.offset))
+            for s in slots
+            if solver.value(s.present)
+        ]
+        for a, slots in tm.slots.items()
+    }
+
+
 def solve_traffic(
     struct: Structure,
     budget: Budget,
     *,
-    hint_order: Sequence[int] | None,
-    hint_slots: dict[int, list[SlotValue]] | None,
-    upper_bound: int | None,
+    hint: Hint | None,
     workers: int,
     seed: int,
     verbose: bool,
     deterministic_s: float | None = None,
-    lower_bound: int | None = None,
-) -> CpOutcome:
-    """Minimise non-compulsory traffic; hints seed the search (a full hint is an incumbent).
+    pin_objective: int | None = None,
+    progress: SearchProgress | None = None,
+) -> Outcome:
+    """Minimise non-compulsory traffic; a hint (a full plan) seeds the search.
 
     Args:
         struct: the shared structure (windows, slots, units).
-        budget: time limit and stop event.
-        hint_order: an order to hint, or None.
-        hint_slots: slot values of a plan in the model's space, or None.
-        upper_bound: only look for solutions with at most this objective, or None.
-        lower_bound: a proven lower bound on the objective, or None.
+        budget: time limit and stop event of the build and the search.
+        hint: a plan in the model's space with its slot values, or None.
         workers: CP-SAT worker threads.
         seed: CP-SAT random seed.
         verbose: print the CP-SAT search log.
-        deterministic_s: a deterministic work limit (reproducible) used instead of the
-            budget's wall time, or None.
+        deterministic_s: a deterministic work limit (reproducible) on top of the wall
+            limit, or None.
+        pin_objective: only look for solutions of exactly this objective (re-finding a
+            proven optimum), or None.
+        progress: called with (objective, bound) in bytes as the search improves.
+
+    Returns:
+        The outcome; objective and bound in bytes. SKIPPED when the build ran out of time.
     """
     from ortools.sat.python import cp_model
 
-    model = cp_model.CpModel()
-    steps = _step_vars(model, struct)
-    cap = struct.capacity_units
-    time_ivs, addr_ivs, demands = [], [], []
-    objective_terms = []
-    slot_vars: dict[int, list[tuple[Any, Any, Any, Any]]] = {}
-    choice_vars: dict[tuple[int, int, int], Any] = {}
-    for spec in struct.tensors:
-        a = spec.tensor
-        lo, hi = spec.window
-        span = hi - lo
-        slots: list[tuple[Any, Any, Any, Any]] = []
-        for k in range(spec.num_slots):
-            forced = k == 0
-            present = model.new_constant(1) if forced else model.new_bool_var(f"p{a}_{k}")
-            if spec.activation and k == 0:
-                start = steps[spec.producer]
-            else:
-                start = model.new_int_var(lo, hi - 1, f"s{a}_{k}")
-            end = model.new_int_var(lo + 1, hi, f"e{a}_{k}")
-            length = model.new_int_var(1, span, f"d{a}_{k}")
-            y = model.new_int_var(0, max(cap - spec.units, 0), f"y{a}_{k}")
-            if forced:
-                time_iv = model.new_interval_var(start, length, end, f"it{a}_{k}")
-                addr_iv = model.new_fixed_size_interval_var(y, spec.units, f"ia{a}_{k}")
-            else:
-                time_iv = model.new_optional_interval_var(start, length, end, present, f"it{a}_{k}")
-                addr_iv = model.new_optional_fixed_size_interval_var(
-                    y, spec.units, present, f"ia{a}_{k}"
-                )
-                # Absent slots take canonical values (no symmetric copies).
-                model.add(start == lo).only_enforce_if(~present)
-                model.add(end == lo + 1).only_enforce_if(~present)
-                model.add(y == 0).only_enforce_if(~present)
-                prev_present, _, prev_end, _ = slots[-1]
-                if k > 1:
-                    model.add_implication(present, prev_present)
-                model.add(start >= prev_end).only_enforce_if(present)
-                objective_terms.append((present, spec.size_bytes))
-                if spec.store_is_charged() and k == 1:
-                    objective_terms.append((present, spec.size_bytes))
-            time_ivs.append(time_iv)
-            addr_ivs.append(addr_iv)
-            demands.append(spec.units)
-            slots.append((present, start, end, y))
-        slot_vars[a] = slots
-        # Every read is covered by one slot.
-        covering: list[list[Any]] = [[] for _ in range(spec.num_slots)]
-        for o in spec.consumers:
-            options = []
-            for k in range(spec.num_slots):
-                present, start, end, _ = slots[k]
-                u = model.new_bool_var(f"u{a}_{o}_{k}")
-                model.add_implication(u, present)
-                model.add(start <= steps[o]).only_enforce_if(u)
-                model.add(end >= steps[o] + 1).only_enforce_if(u)
-                options.append(u)
-                covering[k].append(u)
-                choice_vars[(a, o, k)] = u
-            model.add_exactly_one(options)
-        # A load slot that covers no read is useless: forbid it.
-        for k in range(1, spec.num_slots):
-            model.add_bool_or(covering[k]).only_enforce_if(slots[k][0])
-    model.add_no_overlap_2d(time_ivs, addr_ivs)
-    model.add_cumulative(time_ivs, demands, cap)
-    objective = sum(var * coef for var, coef in objective_terms)
-    model.minimize(objective)
-    if upper_bound is not None and objective_terms:
-        model.add(objective <= upper_bound)
-    if lower_bound is not None and objective_terms:
-        model.add(objective >= lower_bound)
-
-    # Hints: the order and the slots of a plan in the model's space.
-    if hint_order is not None:
-        hint_step = {int(o): t for t, o in enumerate(hint_order)}
-        for o, var in enumerate(steps):
-            if not struct.op_fixed(o):
-                model.add_hint(var, hint_step[o])
-    if hint_slots is not None:
-        for spec in struct.tensors:
-            values = hint_slots.get(spec.tensor, [])
-            lo = spec.window[0]
-            for k, (present, start, end, y) in enumerate(slot_vars[spec.tensor]):
-                value = values[k] if k < len(values) else None
-                if k > 0:
-                    model.add_hint(present, value is not None)
-                if not (spec.activation and k == 0):
-                    model.add_hint(start, value.start if value else lo)
-                model.add_hint(end, value.end if value else lo + 1)
-                model.add_hint(y, value.offset_units if value else 0)
-            if hint_order is not None:
-                step_of = {int(o): t for t, o in enumerate(hint_order)}
-                for o in spec.consumers:
-                    t = step_of[o]
-                    k_cover = next((k for k, v in enumerate(values) if v.start <= t < v.end), None)
-                    for k in range(spec.num_slots):
-                        model.add_hint(choice_vars[(spec.tensor, o, k)], k == k_cover)
-
+    try:
+        tm = _build_traffic_model(struct, budget)
+    except BuildTimeout:
+        return Outcome.skipped("the cpsat model build ran out of time", out_of_time=True)
+    if pin_objective is not None and tm.cost_terms:
+        tm.model.add(sum(var * cost for var, cost in tm.cost_terms) == pin_objective)
+    if hint is not None:
+        _add_hints(tm, struct, hint)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose, deterministic_s)
-    code = _run(model, solver, budget)
-    status = solver.status_name(code)
-    stats = {
-        "cpsat_status": status,
-        "variables": len(model.proto.variables),
-        "constraints": len(model.proto.constraints),
-        "branches": solver.num_branches,
-        "conflicts": solver.num_conflicts,
-    }
-    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return CpOutcome(status, None, None, None, None, solver.wall_time, stats)
-    order_steps = [solver.value(v) for v in steps]
-    order = tuple(OpId(o) for o in sorted(range(len(steps)), key=lambda o: order_steps[o]))
-    slots_out: dict[int, list[SlotValue]] = {}
-    for a, slots in slot_vars.items():
-        slots_out[a] = [
-            SlotValue(solver.value(s), solver.value(e), solver.value(y))
-            for present, s, e, y in slots
-            if solver.value(present)
-        ]
-    value = round(solver.objective_value) if objective_terms else 0
-    bound = round(solver.best_objective_bound) if objective_terms else 0
-    return CpOutcome(status, order, slots_out, value, bound, solver.wall_time, stats)
+    code = _run(tm.model, solver, budget, progress)
+    if code is None:
+        return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
+    status, stats = _status(code), _counters(tm.model, solver, code)
+    if not status.has_solution:
+        return Outcome(status, bound=_bound_without_solution(solver, status), stats=stats)
+    # Without cost terms CP-SAT reports no objective: every plan moves 0 bytes.
+    value = round(solver.objective_value) if tm.cost_terms else 0
+    bound = round(solver.best_objective_bound) if tm.cost_terms else 0
+    return Outcome(
+        status, _order_of(solver, tm.steps), _extract_slots(tm, solver), value, bound, stats
+    )
 
 
-def solve_peak(
+# ---------------------------------------------------------------- peak model
+def _build_peak_model(
     struct: Structure,
-    budget: Budget,
-    *,
     hint_order: Sequence[int] | None,
     lower_bound_units: int,
     upper_bound_units: int,
-    workers: int,
-    seed: int,
-    verbose: bool,
-) -> CpOutcome:
-    """Minimise the peak live units over orders, with no spilling (MPMF).
-
-    The outcome's ``objective`` and ``bound`` are in address units; ``slots`` is None.
-    """
+) -> tuple[Any, list[Any]]:
+    """The peak model and its step variables, hinted with ``hint_order`` (whose peak is
+    ``upper_bound_units``) when given."""
     from ortools.sat.python import cp_model
 
     model = cp_model.CpModel()
     steps = _step_vars(model, struct)
     intervals, demands = [], []
+    lives: list[tuple[TensorSpec, Any, Any, Any]] = []  # spec, start, end, length
     for spec in struct.tensors:
         a = spec.tensor
         lo, hi = spec.window
@@ -304,36 +420,59 @@ def solve_peak(
         length = model.new_int_var(1, hi - lo, f"d{a}")
         intervals.append(model.new_interval_var(start, length, end, f"i{a}"))
         demands.append(spec.units)
+        lives.append((spec, start, end, length))
     peak = model.new_int_var(lower_bound_units, max(upper_bound_units, lower_bound_units), "peak")
     model.add_cumulative(intervals, demands, peak)
     model.minimize(peak)
     if hint_order is not None:
+        # Every variable (see _add_hints); ``upper_bound_units`` is the order's peak.
         step_of = {int(o): t for t, o in enumerate(hint_order)}
         for o, var in enumerate(steps):
             if not struct.op_fixed(o):
                 model.add_hint(var, step_of[o])
+        for spec, start, end, length in lives:
+            touching = [step_of[o] for o in spec.consumers]
+            if spec.producer is not None:
+                touching.append(step_of[spec.producer])
+            else:
+                model.add_hint(start, min(touching))
+            model.add_hint(end, max(touching) + 1)
+            model.add_hint(length, max(touching) + 1 - min(touching))
         model.add_hint(peak, upper_bound_units)
+    return model, steps
+
+
+def solve_peak(
+    struct: Structure,
+    budget: Budget,
+    *,
+    hint_order: Sequence[int] | None,
+    lower_bound_units: int,
+    upper_bound_units: int,
+    workers: int,
+    seed: int,
+    verbose: bool,
+) -> Outcome:
+    """Minimise the peak live units over orders, with no spilling (MPMF).
+
+    The outcome's ``objective`` and ``bound`` are in address units; ``slots`` is None.
+    """
+    from ortools.sat.python import cp_model
+
+    model, steps = _build_peak_model(struct, hint_order, lower_bound_units, upper_bound_units)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose)
     code = _run(model, solver, budget)
-    status = solver.status_name(code)
-    stats = {
-        "cpsat_status": status,
-        "variables": len(model.proto.variables),
-        "constraints": len(model.proto.constraints),
-        "branches": solver.num_branches,
-    }
-    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        bound = round(solver.best_objective_bound) if code != cp_model.INFEASIBLE else None
-        return CpOutcome(status, None, None, None, bound, solver.wall_time, stats)
-    order_steps = [solver.value(v) for v in steps]
-    order = tuple(OpId(o) for o in sorted(range(len(steps)), key=lambda o: order_steps[o]))
-    return CpOutcome(
+    if code is None:
+        return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
+    status, stats = _status(code), _counters(model, solver, code)
+    if not status.has_solution:
+        return Outcome(status, bound=_bound_without_solution(solver, status), stats=stats)
+    return Outcome(
         status,
-        order,
+        _order_of(solver, steps),
         None,
         round(solver.objective_value),
         round(solver.best_objective_bound),
-        solver.wall_time,
         stats,
     )

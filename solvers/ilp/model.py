@@ -1,4 +1,4 @@
-"""The time-indexed structure both ILP backends share: steps, windows, slots, fallbacks.
+"""The time-indexed structure both ILP backends share: steps, windows, slots, units.
 
 One op runs per step (``n`` steps for ``n`` ops). In ``free`` mode the step of op ``o``
 is a variable restricted to its *window* ``[asap, alap]``: ``asap`` is the number of
@@ -18,9 +18,28 @@ A tensor's stays on chip are *slots*: an activation has its ``produce`` slot and
 slot, then reloaded); a graph input or an in-scope weight has ``1 + max_loads`` load
 slots, the first of which is compulsory.
 
+Every restriction here holds for some optimal plan of the problem, so with complete slots
+(``max_loads=-1``) a model's optimum and bound are over ALL valid plans:
+
+- op windows: every topological order runs ``o`` inside ``[asap, alap]``;
+- lifetime windows: a residency outside them serves no read; trimming it keeps the plan
+  valid and its cost (an output's store moves to the trimmed end);
+- slots: a load that covers no read can be dropped (it only costs), and residencies of one
+  tensor never share a step, so a plan needs at most one load per read; an activation
+  reaches DRAM only by a store at the end of its produce residency (every later
+  residency needs a DRAM copy first), so one store slot suffices;
+- units: pushing every residency down until it rests on another one (or on 0) keeps a
+  packing valid and makes each offset a sum of aligned sizes, a multiple of the unit.
+
 Addresses are counted in *units* of ``unit_bytes``: the greatest common divisor of the
 alignment and every aligned in-scope size, so the models work with small integers
 (no big-M tolerance problems) and every unit offset is a legal aligned byte offset.
+
+Boundary conditions (divide and conquer, PROBLEM.md section 8) belong on
+:class:`TensorSpec` (the state a tensor enters with: resident at an offset, with or without
+a DRAM copy; the state it must leave in), derived in :func:`build_structure` and turned
+into constraints on a tensor's first and last slot by each backend's per-tensor builder
+(``cpsat._add_tensor``, ``milp._add_tensor``).
 """
 
 from __future__ import annotations
@@ -29,7 +48,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memplan.analysis import check_order, steps_of
+from memplan.analysis import check_order, steps_of, tensor_lifetimes
 from memplan.ir import OpId, TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
@@ -58,6 +77,11 @@ class TensorSpec:
         """Whether spilling it costs a store (non-output activations only)."""
         return self.activation and not self.is_output
 
+    def complete_slots(self) -> bool:
+        """Whether it has a load slot per read: then the slots lose no plan (each load of
+        a plan worth keeping covers a read of its own)."""
+        return self.num_slots == len(self.consumers) + (1 if self.activation else 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Structure:
@@ -76,6 +100,11 @@ class Structure:
         """Whether the op's step is known."""
         lo, hi = self.op_windows[op]
         return lo == hi
+
+    @property
+    def complete(self) -> bool:
+        """Whether the slots cover every plan (no ``max_loads`` restriction bites)."""
+        return all(spec.complete_slots() for spec in self.tensors)
 
     def units_of(self, tensor: int) -> int:
         """Aligned size of a tensor in units."""
@@ -208,9 +237,12 @@ def slots_to_plan(
 def plan_slots(struct: Structure, plan: Plan) -> dict[int, list[SlotValue]] | None:
     """The slot values of a plan, or None when it does not fit the model's space.
 
-    A plan fits when every tensor has at most ``num_slots`` residencies, an activation's
-    first residency is its produce residency and every offset is a multiple of the unit.
+    A plan fits when it has the model's order (fixed mode), every tensor has at most
+    ``num_slots`` residencies inside its window, an activation's first residency is its
+    produce residency and every offset is a multiple of the unit.
     """
+    if struct.fixed_order is not None and tuple(plan.order) != struct.fixed_order:
+        return None
     by_tensor: dict[int, list[Residency]] = {}
     for r in plan.residencies:
         by_tensor.setdefault(r.tensor, []).append(r)
@@ -232,6 +264,23 @@ def plan_slots(struct: Structure, plan: Plan) -> dict[int, list[SlotValue]] | No
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A valid plan that fits a model's space, with its slot values: a search hint."""
+
+    plan: Plan  # the plan (its order hints the steps)
+    slots: dict[int, list[SlotValue]]  # its slot values (see plan_slots)
+
+
+def first_hint(struct: Structure, plans: Sequence[Plan]) -> Hint | None:
+    """The first of ``plans`` that fits the model's space, as a hint; None if none does."""
+    for plan in plans:
+        slots = plan_slots(struct, plan)
+        if slots is not None:
+            return Hint(plan, slots)
+    return None
+
+
 def slot_traffic_bytes(struct: Structure, slots: dict[int, list[SlotValue]]) -> int:
     """Non-compulsory bytes of a slot solution (the traffic objective)."""
     total = 0
@@ -244,100 +293,37 @@ def slot_traffic_bytes(struct: Structure, slots: dict[int, list[SlotValue]]) -> 
     return total
 
 
-# ---------------------------------------------------------------- fallback plans
-def lifetimes_under(struct: Structure, order: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """No-spill lifetime ``[first, last + 1)`` of every modelled tensor under ``order``."""
-    step = steps_of(order)
-    spans: dict[int, tuple[int, int]] = {}
-    for spec in struct.tensors:
-        touching = [step[c] for c in spec.consumers]
-        if spec.producer is not None:
-            touching.append(step[spec.producer])
-        spans[spec.tensor] = (min(touching), max(touching) + 1)
-    return spans
+# ---------------------------------------------------------------- no-spill plan
+def no_spill_plan(struct: Structure, order: Sequence[int], time_limit_s: float) -> Plan | None:
+    """Every tensor on chip for its whole lifetime under ``order`` (zero non-compulsory
+    traffic), packed by :func:`memplan.dsa.allocate`; None when no packing fits.
 
-
-def first_fit(items: Sequence[tuple[int, int, int]], capacity_units: int) -> list[int] | None:
-    """Offsets (units) for ``(start, end, units)`` items, biggest first, lowest fit; None if
-    something does not fit under ``capacity_units``."""
-    order = sorted(range(len(items)), key=lambda i: (-items[i][2], items[i][0], i))
-    placed: list[tuple[int, int, int, int]] = []  # start, end, offset, units
-    offsets = [0] * len(items)
-    for i in order:
-        start, end, units = items[i]
-        busy = sorted((off, off + u) for s, e, off, u in placed if s < end and start < e)
-        candidate = 0
-        for low, high in busy:
-            if candidate + units <= low:
-                break
-            candidate = max(candidate, high)
-        if candidate + units > capacity_units:
-            return None
-        offsets[i] = candidate
-        placed.append((start, end, candidate, units))
-    return offsets
-
-
-def no_spill_plan(
-    struct: Structure, order: Sequence[int], time_limit_s: float = 0.0
-) -> Plan | None:
-    """Every tensor on chip for its whole lifetime (zero non-compulsory traffic), if a
-    packing fits: first fit, then (with ``time_limit_s > 0``) the core allocator.
-
-    Returns None when no packing under the capacity is found.
+    Args:
+        struct: the structure (its tensors, unit and capacity).
+        order: a topological order.
+        time_limit_s: limit of the allocator's exact search (0 = its greedy portfolio only).
     """
-    spans = lifetimes_under(struct, order)
-    items = [(*spans[s.tensor], s.units) for s in struct.tensors]
-    offsets = first_fit(items, struct.capacity_units)
-    if offsets is None and time_limit_s > 0 and items:
-        offsets = _allocate(items, struct, time_limit_s)
-    if offsets is None:
-        return None
-    slots: dict[int, list[SlotValue]] = {
-        s.tensor: [SlotValue(*spans[s.tensor], off)]
-        for s, off in zip(struct.tensors, offsets, strict=True)
-    }
-    return slots_to_plan(struct, order, slots)
-
-
-def _allocate(
-    items: Sequence[tuple[int, int, int]], struct: Structure, time_limit_s: float
-) -> list[int] | None:
-    """Offsets (units) from :func:`memplan.dsa.allocate`, or None if nothing fits."""
-    from memplan.dsa import AllocationStatus, Buffer, allocate
+    from memplan.dsa import Buffer, allocate
     from memplan.errors import MemplanError
 
+    graph = struct.problem.graph
+    lifetimes = tensor_lifetimes(graph, order, struct.problem.in_scope)
     unit = struct.unit_bytes
-    buffers = [Buffer(i, s, e, u * unit, unit) for i, (s, e, u) in enumerate(items)]
+    buffers = []
+    for spec in struct.tensors:
+        span = lifetimes[spec.tensor]
+        assert span is not None  # every modelled tensor is in scope and touched by an op
+        buffers.append(Buffer(spec.tensor, span[0], span[1], spec.units * unit, unit))
+    capacity = struct.capacity_units * unit
     try:
-        result = allocate(buffers, struct.capacity_units * unit, time_limit_s=time_limit_s)
+        result = allocate(buffers, capacity, time_limit_s=max(time_limit_s, 0.0))
     except MemplanError:
         return None
-    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+    offsets = result.offsets_bytes
+    if offsets is None or result.height_bytes is None or result.height_bytes > capacity:
         return None
-    return [off // unit for off in result.offsets_bytes]
-
-
-def spill_everything_plan(struct: Structure, order: Sequence[int]) -> Plan:
-    """The always-valid plan when capacity >= M_R: each op's tensors are on chip only
-    at its own step, stacked from offset 0; activations are stored after being produced
-    and loaded for every use."""
-    graph = struct.problem.graph
-    unit = struct.unit_bytes
-    spec_of = {s.tensor: s for s in struct.tensors}
-    residencies = []
-    for t, op_id in enumerate(order):
-        op = graph.ops[op_id]
-        offset = 0
-        for tensor in dict.fromkeys((*op.inputs, *op.outputs)):
-            spec = spec_of.get(tensor)
-            if spec is None:
-                continue
-            if tensor in op.outputs:
-                store = spec.is_output or bool(spec.consumers)
-                arrive, leave = Arrive.PRODUCE, (Leave.STORE if store else Leave.DROP)
-            else:
-                arrive, leave = Arrive.LOAD, Leave.DROP
-            residencies.append(Residency(tensor, t, t + 1, offset * unit, arrive, leave))
-            offset += spec.units
-    return Plan.make(order, residencies)
+    slots: dict[int, list[SlotValue]] = {
+        spec.tensor: [SlotValue(b.lower, b.upper, off // unit)]
+        for spec, b, off in zip(struct.tensors, buffers, offsets, strict=True)
+    }
+    return slots_to_plan(struct, order, slots)
