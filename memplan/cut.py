@@ -170,6 +170,38 @@ def crossing_bytes(problem: Problem, order: Sequence[int]) -> np.ndarray:
     return np.cumsum(delta)[: n + 1]
 
 
+#: Capability of a solver plug-in that plans one part under fixed boundaries:
+#: ``cls.solve_part(spec, order, *, fixed_order, hint, budget, deterministic_s, workers,
+#: seed, placement) -> PartOutcome`` (see :class:`PartOutcome`; ``spec.leaving`` is set).
+PART_SOLVER = "part_solver"
+
+
+@dataclass(frozen=True, slots=True)
+class PartOutcome:
+    """What a part solver found for a :class:`PartSpec`."""
+
+    part: PlanPart | None  # the best plan of the part, or None (none found in time)
+    traffic_bytes: int | None  # bytes its pieces load and store (see part_traffic)
+    optimal: bool  # proven optimal for the part under its boundaries
+    status: str  # the solver's status, in a word
+    wall_s: float  # seconds the solve took
+
+
+def part_traffic(problem: Problem, pieces: Iterable[Piece | Residency]) -> int:
+    """Bytes loaded and stored by ``pieces`` (of a part), or by a plan's residencies.
+
+    Joining parts keeps every piece's own arrive and leave, so the traffic of a joined
+    plan is the sum of its parts' (a part that moves fewer bytes improves the plan).
+    """
+    tensors = problem.graph.tensors
+    return sum(
+        tensors[p.tensor].size_bytes
+        for p in pieces
+        for counted in (p.arrive is Arrive.LOAD, p.leave is Leave.STORE)
+        if counted
+    )
+
+
 # ------------------------------------------------------------------- states of a plan
 def _has_copy_at(problem: Problem, stays: Sequence[Residency], tensor: int, step: int) -> bool:
     """Whether DRAM holds a valid copy of ``tensor`` at the cut ``step``."""

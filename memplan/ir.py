@@ -132,7 +132,7 @@ class Graph:
         return sum(t.size_bytes for t in self.tensors if t.kind is kind)
 
     # ----------------------------------------------------------------- parts
-    def subgraph(self, ops: Iterable[int]) -> Subgraph:
+    def subgraph(self, ops: Iterable[int], keep: Iterable[int] = ()) -> Subgraph:
         """The part of the graph made of ``ops``, as a graph of its own, with id maps.
 
         The part keeps the ops in the model's order (so it is verified like any graph)
@@ -140,7 +140,9 @@ class Graph:
         part and read inside becomes a graph input of the part (weights stay weights):
         the part cannot produce it, and a D&C boundary (:mod:`memplan.cut`) says where
         it is when the part starts. Graph outputs stay outputs; tensors produced inside
-        and read by ops outside are listed in :attr:`Subgraph.leaving`.
+        and read by ops outside are listed in :attr:`Subgraph.leaving`. Tensors of
+        ``keep`` are part of it even when no op of the part touches them (e.g. tensors on
+        chip across the whole part); produced outside, they become inputs too.
 
         Raises:
             GraphError: an op id is unknown, listed twice, or the set is empty.
@@ -159,6 +161,10 @@ class Graph:
         for o in parent_ops:
             for t in (*self.ops[o].inputs, *self.ops[o].outputs):
                 parent_tensors.append(t)
+        parent_tensors.extend(TensorId(int(t)) for t in keep)
+        unknown = [t for t in parent_tensors if not 0 <= t < self.num_tensors]
+        if unknown:
+            raise GraphError(f"graph {self.name!r}: subgraph keeps unknown tensor {unknown[0]}")
         parent_tensors = sorted(dict.fromkeys(parent_tensors))
         tensor_in_part = {t: TensorId(i) for i, t in enumerate(parent_tensors)}
         tensors = []
@@ -244,7 +250,7 @@ class Subgraph:
     graph: Graph  # the part: its ops in the parent's order, the tensors they touch
     parent_ops: tuple[OpId, ...]  # part op id -> parent op id (increasing)
     parent_tensors: tuple[TensorId, ...]  # part tensor id -> parent tensor id (increasing)
-    entering: tuple[TensorId, ...]  # part ids of activations produced outside, read inside
+    entering: tuple[TensorId, ...]  # part ids of activations produced outside (read or kept)
     leaving: tuple[TensorId, ...]  # part ids of activations produced inside, read outside
     _op_index: dict[OpId, OpId] = field(init=False, repr=False, compare=False)
     _tensor_index: dict[TensorId, TensorId] = field(init=False, repr=False, compare=False)

@@ -22,15 +22,15 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from memplan.cut import PartSpec, join, required_state, restrict
+from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_state, restrict
 from memplan.dsa import AllocationStatus, Buffer, allocate
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
-from memplan.solvers.dnc.part_model import PartOutcome, part_traffic, solve_part
 from memplan.validate import validate
 
 #: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
@@ -61,6 +61,7 @@ class SearchStats:
 class RunSettings:
     """How each run is solved."""
 
+    part_solver: Any  # a solver class with the part_solver capability (memplan.cut)
     fixed_order: bool  # keep the run's order (replacement and placement only)
     work_s: float  # CP-SAT deterministic work per run
     workers: int  # CP-SAT threads
@@ -131,14 +132,14 @@ def resolve_run(
         old.entering,
         required_state(problem, plan, end),
     )
-    outcome = solve_part(
+    limit = min(budget.remaining_s(), 4 * settings.work_s + 1)
+    outcome: PartOutcome = settings.part_solver.solve_part(
         spec,
         old.order,
         fixed_order=settings.fixed_order,
         hint=old.pieces,
-        time_limit_s=min(budget.remaining_s(), 4 * settings.work_s + 1),
+        budget=Budget(time_limit_s=limit, stop_event=budget.stop_event),
         deterministic_s=settings.work_s,
-        stop_event=budget.stop_event,
         workers=settings.workers,
         seed=settings.seed,
         placement=settings.placement,

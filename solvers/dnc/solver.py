@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from memplan.analysis import min_peak_order, peak_live_bytes, tensor_lifetimes
 from memplan.budgets import PeakEstimate
-from memplan.cut import crossing_bytes
+from memplan.cut import PART_SOLVER, crossing_bytes
 from memplan.dsa import AllocationStatus, Buffer, allocate
 from memplan.errors import ConfigError, MemplanError
 from memplan.fallback import spill_everything_plan
@@ -39,7 +39,7 @@ from memplan.ir import OpId
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
-from memplan.registry import EXACT_MIN_PEAK
+from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.cuts import choose_cuts
@@ -98,8 +98,8 @@ class DncSolver:
     inner: str = field(
         default="ilp",
         metadata={
-            "help": "part solver: ilp (CP-SAT, order, spills and offsets of a part jointly) "
-            "or ilp-fixed (the part's order kept: spills and offsets only)"
+            "help": "how the ilp solves a part: ilp (order, spills and offsets jointly) or "
+            "ilp-fixed (the part's order kept: spills and offsets only)"
         },
     )
     window_time_s: float = field(
@@ -150,13 +150,7 @@ class DncSolver:
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
-        try:
-            __import__("ortools")
-        except ImportError:
-            raise ConfigError(
-                "solver 'dnc' needs the ortools package; install it with: "
-                "pip install 'memplan[ilp]'"
-            ) from None
+        _part_solver()  # before any work: a missing extra is one clear error
         stats: dict[str, Any] = {"inner": self.inner}
         constant = self._constant(problem)
         bound: int | None = None
@@ -177,6 +171,7 @@ class DncSolver:
             report(best_bytes, "lower bound")
         search = SearchStats()
         settings = RunSettings(
+            part_solver=_part_solver(),
             fixed_order=self.inner == "ilp-fixed",
             work_s=self.window_time_s,
             workers=self.workers,
@@ -408,3 +403,20 @@ class DncSolver:
 def budget_total(budget: Budget) -> float:
     """The budget's whole time in seconds (infinity without a limit)."""
     return budget.time_limit_s if budget.time_limit_s is not None else float("inf")
+
+
+def _part_solver() -> Any:
+    """The installed solver class that plans parts under fixed boundaries (``ilp``)."""
+    names = providers(PluginKind.SOLVER, PART_SOLVER)
+    if not names:
+        raise ConfigError(
+            "solver 'dnc' needs a solver that plans parts under fixed boundaries (the ilp "
+            "solver with its CP-SAT backend); install it with: pip install 'memplan[ilp]'"
+        )
+    try:
+        __import__("ortools")
+    except ImportError:
+        raise ConfigError(
+            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
+        ) from None
+    return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])

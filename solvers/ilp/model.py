@@ -55,6 +55,20 @@ from memplan.problem import Problem
 
 
 @dataclass(frozen=True, slots=True)
+class TensorBoundary:
+    """A tensor's state at the two cuts around a part (PROBLEM.md section 8).
+
+    The part's steps are ``0 .. n-1``; step ``n`` is the cut after it: a slot that
+    covers step ``n`` continues into the next part (it ends there with nothing moved).
+    """
+
+    enter_offset_units: int | None  # on chip when the part starts, at this offset; None: not
+    enter_copy: bool  # DRAM holds a valid copy when the part starts
+    leave_offset_units: int | None  # must cover the cut at this offset; None: off chip then
+    leave_copy: bool  # DRAM must hold a valid copy when the part ends
+
+
+@dataclass(frozen=True, slots=True)
 class TensorSpec:
     """One in-scope tensor as the models see it."""
 
@@ -67,6 +81,18 @@ class TensorSpec:
     activation: bool  # produced on chip (otherwise it starts in DRAM)
     window: tuple[int, int]  # half-open steps [lo, hi) where it may be on chip
     num_slots: int  # produce slot (activations) plus load slots
+    boundary: TensorBoundary | None = None  # a part's boundary state (None: a whole problem)
+
+    @property
+    def enters(self) -> bool:
+        """Whether its first slot is a residency entering the part (fixed start and offset)."""
+        return self.boundary is not None and self.boundary.enter_offset_units is not None
+
+    def stores(self) -> bool:
+        """Whether its first slot may end with a store (an activation without a copy)."""
+        if self.boundary is None:
+            return self.activation
+        return (self.activation or self.enters) and not self.boundary.enter_copy
 
     @property
     def first_load_slot(self) -> int:
@@ -74,8 +100,16 @@ class TensorSpec:
         return 1 if self.activation else 0
 
     def store_is_charged(self) -> bool:
-        """Whether spilling it costs a store (non-output activations only)."""
+        """Whether spilling it costs a store (non-output activations; in a part, every
+        store: it moves bytes the rest of the plan does not)."""
+        if self.boundary is not None:
+            return self.stores()
         return self.activation and not self.is_output
+
+    def first_load_charged(self) -> bool:
+        """Whether its first slot, when it is a load, is traffic the objective counts (in
+        a whole problem an input's or weight's first load is compulsory)."""
+        return self.boundary is not None and not self.enters
 
     def complete_slots(self) -> bool:
         """Whether it has a load slot per read: then the slots lose no plan (each load of
@@ -95,6 +129,8 @@ class Structure:
     unit_bytes: int  # bytes per address unit
     capacity_units: int  # scratchpad size in units (rounded down)
     fixed_order: tuple[OpId, ...] | None  # the order in fixed mode, None in free mode
+    cut: bool = False  # a part: step n_steps is the cut after it (see TensorBoundary)
+    placement: bool = True  # addresses are modelled (else only the sum per step is bounded)
 
     def op_fixed(self, op: int) -> bool:
         """Whether the op's step is known."""

@@ -10,9 +10,7 @@ from helpers import random_graph
 
 from memplan.accelerator import Accelerator
 from memplan.budgets import resolve_budget
-from memplan.cost import evaluate
-from memplan.cut import PartSpec, crossing_bytes, join, required_state, restrict, split
-from memplan.ir import OpId
+from memplan.cut import crossing_bytes
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
 from memplan.testing import min_traffic, tiny_spill_graph
@@ -24,7 +22,6 @@ import itertools
 
 from memplan.solvers.dnc import DncSolver
 from memplan.solvers.dnc.cuts import choose_cuts
-from memplan.solvers.dnc.part_model import part_traffic, solve_part
 
 KIB = 1024
 
@@ -58,70 +55,6 @@ def test_one_part_equals_the_ilp_optimum(seed, scope, extra_kib):
     assert result.status in (Status.OPTIMAL, Status.FEASIBLE)
     assert validate(problem, result.plan) == []
     assert result.cost.non_compulsory_bytes == optimum
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_parts_solved_with_fixed_boundaries_stitch_into_a_valid_plan(seed):
-    """Cut greedy's plan into parts, re-solve each part on its own under the boundaries
-    the plan gives it (entering state, required leaving state), join: the result is one
-    valid plan, and it moves no more bytes than greedy's."""
-    problem, plan = greedy_case(seed, ("MR", "MH")[seed % 2])
-    n = len(plan.order)
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, n), 3))
-    parts = split(problem, plan, cuts)
-    solved = []
-    for part in parts:
-        later = frozenset(OpId(o) for o in plan.order[part.end :])
-        spec = PartSpec(
-            problem, part.order, later, part.entering, required_state(problem, plan, part.end)
-        )
-        outcome = solve_part(
-            spec,
-            part.order,
-            fixed_order=seed % 3 == 0,
-            hint=part.pieces,
-            time_limit_s=30,
-            deterministic_s=5,
-            stop_event=None,
-        )
-        assert outcome.part is not None, outcome.status
-        assert outcome.traffic_bytes == part_traffic(problem, outcome.part.pieces)
-        assert outcome.traffic_bytes <= part_traffic(problem, part.pieces)
-        solved.append(outcome.part)
-    joined = join(problem, solved)
-    assert validate(problem, joined) == []
-    assert (
-        evaluate(problem, joined).non_compulsory_bytes
-        <= evaluate(problem, plan).non_compulsory_bytes
-    )
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_a_window_keeps_the_rest_of_the_plan(seed):
-    problem, plan = greedy_case(seed, "MR")
-    n = len(plan.order)
-    start, end = n // 3, 2 * n // 3
-    old = restrict(problem, plan, start, end)
-    spec = PartSpec(
-        problem,
-        old.order,
-        frozenset(OpId(o) for o in plan.order[end:]),
-        old.entering,
-        required_state(problem, plan, end),
-    )
-    outcome = solve_part(
-        spec, old.order, fixed_order=False, hint=old.pieces, time_limit_s=30,
-        deterministic_s=5, stop_event=None,
-    )  # fmt: skip
-    assert outcome.part is not None
-    joined = join(
-        problem, [restrict(problem, plan, 0, start), outcome.part, restrict(problem, plan, end, n)]
-    )
-    assert joined.order[:start] == plan.order[:start] and joined.order[end:] == plan.order[end:]
-    assert sorted(joined.order[start:end]) == sorted(plan.order[start:end])
-    outside = [r for r in plan.residencies if r.end <= start or r.start >= end]
-    assert set(outside) <= set(joined.residencies)
 
 
 @pytest.mark.parametrize("seed", range(6))
