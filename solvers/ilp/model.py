@@ -35,11 +35,12 @@ Addresses are counted in *units* of ``unit_bytes``: the greatest common divisor 
 alignment and every aligned in-scope size, so the models work with small integers
 (no big-M tolerance problems) and every unit offset is a legal aligned byte offset.
 
-Boundary conditions (divide and conquer, PROBLEM.md section 8) belong on
-:class:`TensorSpec` (the state a tensor enters with: resident at an offset, with or without
-a DRAM copy; the state it must leave in), derived in :func:`build_structure` and turned
-into constraints on a tensor's first and last slot by each backend's per-tensor builder
-(``cpsat._add_tensor``, ``milp._add_tensor``).
+Boundary conditions (divide and conquer, PROBLEM.md section 8) are on
+:class:`TensorSpec` (:class:`TensorBoundary`: the state a tensor enters a part with,
+resident at an offset, with or without a DRAM copy; the state it must leave in),
+derived for one part in :func:`memplan.solvers.ilp.part.build_part` and turned into
+constraints on the tensor's first and last slot by the CP-SAT per-tensor builder
+(``cpsat._add_tensor``); the MILP backend models whole problems only.
 """
 
 from __future__ import annotations
