@@ -185,6 +185,7 @@ class PartOutcome:
     optimal: bool  # proven optimal for the part under its boundaries
     status: str  # the solver's status, in a word
     wall_s: float  # seconds the solve took
+    bound_bytes: int | None = None  # proven lower bound on the bytes any plan of the part moves
 
 
 def part_traffic(problem: Problem, pieces: Iterable[Piece | Residency]) -> int:

@@ -485,9 +485,9 @@ def improve_by_windows(
     return tuple(OpId(o) for o in current), used
 
 
-#: Search states :func:`min_peak_schedule` may expand by default (about 10-30 s of
+#: Search states :func:`min_peak_schedule` may expand by default (up to about 15 s of
 #: Python on the largest graphs; small graphs finish, proven, far below it).
-DEFAULT_NODE_LIMIT = 400_000
+DEFAULT_NODE_LIMIT = 200_000
 
 
 def min_peak_schedule(

@@ -53,6 +53,8 @@ class SearchStats:
     windows_optimal: int = 0  # windows proven optimal for their boundaries
     rejected: int = 0  # run plans the validator refused (a bug if ever > 0)
     converged: bool = False  # every window was tried since the last improvement
+    whole_bound_bytes: int | None = None  # a bound on the bytes of every plan (a whole-graph run)
+    whole_optimal: bool = False  # a whole-graph run with placement proved the plan optimal
     window_ops_reached: int = 0  # largest window size tried
     history: list[tuple[float, int]] = field(default_factory=list)  # (seconds, bytes moved)
 
@@ -240,7 +242,8 @@ def improve_windows(
 
     Each size is tried over the clusters of steps that move bytes; after an improvement
     the windows it overlaps may be tried again, and when no window of a size helps the
-    next larger size is tried (up to 4x ``window_ops``).
+    next larger size is tried (up to 4x ``window_ops``). A graph no longer than the
+    largest size is first tried whole: one run that may prove the plan optimal.
     """
     rng = random.Random(settings.seed)
     n = len(plan.order)
@@ -248,12 +251,16 @@ def improve_windows(
     sizes = sorted({min(n, window_ops * k // 2) for k in WINDOW_GROWTH})
     level = 0
     tried: set[tuple[int, int]] = set()
+    whole_first = sizes[-1] == n
     while not budget.should_stop() and best_bytes > target_bytes:
         if max_windows and stats.windows_tried >= max_windows:
             break
-        width = sizes[level]
+        width = n if whole_first else sizes[level]
         stats.window_ops_reached = max(stats.window_ops_reached, width)
-        fresh = [w for w in _windows(best, problem, width, rng) if w not in tried]
+        if whole_first:
+            fresh, whole_first = [(0, n)], False
+        else:
+            fresh = [w for w in _windows(best, problem, width, rng) if w not in tried]
         if not fresh:
             if level + 1 < len(sizes):
                 level += 1
@@ -271,7 +278,17 @@ def improve_windows(
             continue
         stats.windows_tried += 1
         stats.windows_optimal += outcome.optimal
+        if window == (0, n) and outcome.bound_bytes is not None:
+            # One run over the whole graph: its boundaries are those of the problem
+            # (nothing before, the outputs stored at the end), so its bound holds for
+            # every plan; without placement the model is a relaxation, still a bound.
+            stats.whole_bound_bytes = max(stats.whole_bound_bytes or 0, outcome.bound_bytes)
+            if outcome.optimal and settings.placement:
+                stats.whole_optimal = True
         if candidate is None:
+            if stats.whole_optimal:
+                stats.converged = True
+                break
             continue
         best, best_bytes = candidate, best_bytes - saved
         stats.windows_improved += 1

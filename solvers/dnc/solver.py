@@ -181,11 +181,15 @@ class DncSolver:
             best, best_bytes = self._interval_phase(
                 problem, budget, best, best_bytes, settings, stats, report
             )
+            relaxed = stats.get("relaxation_bound_bytes")
+            if relaxed is not None and relaxed - constant > (bound or 0):
+                bound = relaxed - constant  # the whole graph without placement: a bound
+                stats["bound_method"] = "the ilp on the whole graph without placement"
         if best_bytes - constant > (bound or 0) and not budget.should_stop():
             order = best.order
             cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
             stats["cuts"] = cuts
-            if self.parts_share > 0:
+            if self.parts_share > 0 and cuts:  # one part: the windows cover it
                 parts_budget = Budget(
                     time_limit_s=self._share(budget, self.parts_share),
                     stop_event=budget.stop_event,
@@ -203,6 +207,10 @@ class DncSolver:
                 target_bytes=constant + (bound or 0),
             )
         stats.update(dataclasses.asdict(search))
+        whole = search.whole_bound_bytes
+        if whole is not None and whole - constant > (bound or 0):
+            bound = whole - constant  # a whole-graph run's bound (see improve_windows)
+            stats["bound_method"] = "the ilp on the whole graph"
         improved = search.parts_improved + search.windows_improved
         stats["source"] = f"{source} + parts and windows" if improved else source
         return self._result(problem, budget, best, stats, search, bound)
@@ -237,6 +245,8 @@ class DncSolver:
             stats=interval_stats,
             report=quiet,
         )
+        if interval_stats.whole_bound_bytes is not None:
+            stats["relaxation_bound_bytes"] = interval_stats.whole_bound_bytes
         stats["interval_windows_improved"] = interval_stats.windows_improved
         stats["interval_windows_tried"] = interval_stats.windows_tried
         moved = traffic_bytes(problem, intervals)

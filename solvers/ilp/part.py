@@ -245,8 +245,11 @@ def solve_part_cpsat(
     )
     wall = budget.elapsed_s() - started
     status = outcome.status.value
+    # The objective counts every load and store of the part, as part_traffic does.
+    bound = outcome.bound
     if not outcome.status.has_solution or outcome.order is None or outcome.slots is None:
-        return PartOutcome(None, None, False, status, wall)
+        return PartOutcome(None, None, False, status, wall, bound)
     part = pieces_of(struct, sub, spec, outcome.order, outcome.slots)
     traffic = part_traffic(spec.problem, part.pieces)
-    return PartOutcome(part, traffic, outcome.status is BackendStatus.OPTIMAL, status, wall)
+    optimal = outcome.status is BackendStatus.OPTIMAL
+    return PartOutcome(part, traffic, optimal, status, wall, traffic if optimal else bound)
