@@ -1,9 +1,9 @@
 """Replacement for a fixed order: which tensors stay on chip, which spill and reload.
 
-The greedy baseline decides residencies step by step (COSMA's "Belady" baseline).
-Before step ``t`` runs, every in-scope input of ``order[t]`` must be on chip and its
-outputs need room. When the bytes on chip plus the missing bytes exceed the capacity,
-resident tensors that ``order[t]`` does not touch are evicted:
+The greedy baseline decides residencies step by step (COSMA's "Belady" baseline) on
+the step-by-step state of :mod:`memplan.placement`. Before step ``t`` runs, every
+in-scope input of ``order[t]`` must be on chip and its outputs need room. When they do
+not fit, resident tensors that ``order[t]`` does not touch are evicted:
 
 - ``belady``: the one whose next use is furthest away (Belady's MIN rule; ties: the
   larger tensor, then the lower id);
@@ -18,21 +18,33 @@ them. A tensor leaves the chip after its last use; graph outputs are stored then
     t3 (activation)  [produce ───)store     [load ─)drop      spilled at 2, reloaded at 4
     t5 (output)                  [produce ──────────)store    stored at its last use
 
-Sizes here are aligned, so the sum of live sizes bounds what an allocator must pack.
-The simulation never breaks ``live <= capacity`` as long as ``capacity >= M_R``.
+:func:`run_belady` is the one replacement loop. It serves two callers: :func:`simulate`
+(room = live aligned bytes within a capacity; an allocator packs the stays afterwards)
+and :func:`memplan.solvers.online.simulate_online` (room = a lowest gap for every
+missing tensor; when even evicting every bystander opens none, the step is compacted).
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memplan.ir import TensorKind
+from memplan.placement import PlacementState, Timeline, scoped_touched, use_steps
 from memplan.plan import Arrive, Leave
 from memplan.problem import Problem
 from memplan.solver import Budget
+
+__all__ = [
+    "POLICIES",
+    "Replacement",
+    "Stay",
+    "Stopped",
+    "run_belady",
+    "scoped_touched",
+    "simulate",
+    "use_steps",
+]
 
 #: Replacement policies :func:`simulate` accepts.
 POLICIES = ("belady", "belady-size")
@@ -66,26 +78,105 @@ class Replacement:
     reloads: int  # loads of a tensor that was on chip before (activations and others)
     max_live_bytes: int  # highest sum of aligned sizes on chip at one step
 
+    @staticmethod
+    def of(state: PlacementState) -> Replacement:
+        """The stays and counters of a finished state."""
+        stays = tuple(Stay(r.tensor, r.start, r.end, r.arrive, r.leave) for r in state.closed)
+        return Replacement(
+            stays, state.evictions, state.spill_stores, state.reloads, state.max_live_bytes
+        )
 
-def scoped_touched(problem: Problem) -> list[tuple[int, ...]]:
-    """Per op, its distinct in-scope inputs and outputs (inputs first)."""
-    in_scope = problem.in_scope
-    return [
-        tuple(t for t in dict.fromkeys((*op.inputs, *op.outputs)) if in_scope[t])
-        for op in problem.graph.ops
-    ]
+
+class BeladyVictims:
+    """Who to evict next: Belady's furthest next use, or ``size x distance``.
+
+    Belady keeps a heap of ``(-next use, -size, tensor)`` with lazy deletion: an entry
+    is stale once its tensor left the chip or got a new next use. The size-aware rule
+    scans the open tensors (few).
+    """
+
+    def __init__(self, state: PlacementState, policy: str) -> None:
+        assert policy in POLICIES, policy
+        self._state = state
+        self._size_aware = policy == "belady-size"
+        self._heap: list[tuple[int, int, int]] = []
+        if not self._size_aware:  # a game already under way: its open tensors are candidates
+            sizes = state.sizes
+            for r in state.open_residencies():
+                heapq.heappush(self._heap, (-state.next_use(r.tensor), -sizes[r.tensor], r.tensor))
+
+    def steps_ran(self, first: int, last: int) -> None:
+        """Record the next uses of the tensors that steps ``[first, last)`` touched."""
+        if self._size_aware:
+            return
+        state, sizes = self._state, self._state.sizes
+        for step in range(first, last):
+            for t in state.timeline.working_set(step):
+                if state.is_open(t):
+                    heapq.heappush(self._heap, (-state.next_use(t), -sizes[t], t))
+
+    def victim(self, protected: frozenset[int]) -> int | None:
+        """The open tensor outside ``protected`` to evict, or None when there is none."""
+        state = self._state
+        if self._size_aware:
+            step, sizes = state.step, state.sizes
+            candidates = [t for t in state.eviction_candidates() if t not in protected]
+            if not candidates:
+                return None
+            return max(
+                candidates,
+                key=lambda t: (sizes[t] * (state.next_use(t) - step), state.next_use(t), -t),
+            )
+        while self._heap:
+            neg_use, _, tensor = heapq.heappop(self._heap)
+            fresh = state.is_open(tensor) and state.next_use(tensor) == -neg_use
+            if fresh and tensor not in protected:
+                return tensor
+        return None
 
 
-def use_steps(problem: Problem, order: Sequence[int]) -> list[list[int]]:
-    """Per tensor, the sorted steps at which an op reads it under ``order``."""
-    step_of = [0] * len(order)
-    for step, op in enumerate(order):
-        step_of[op] = step
-    uses: list[list[int]] = [[] for _ in problem.graph.tensors]
-    for tensor, consumers in enumerate(problem.graph.consumers):
-        if problem.in_scope[tensor] and consumers:
-            uses[tensor] = sorted(step_of[c] for c in consumers)
-    return uses
+def run_belady(state: PlacementState, policy: str = "belady", budget: Budget | None = None) -> None:
+    """Play the game to its end with Belady evictions; the one replacement loop.
+
+    The state may be a game under way (tree search finishes games with it).
+
+    With addresses, every missing tensor takes the lowest aligned gap (largest first);
+    while they do not all fit, the victim is evicted; when no bystander is left, the
+    step is compacted. Without addresses, victims are evicted until the live bytes
+    plus the missing bytes fit the capacity.
+
+    Raises:
+        Stopped: the budget ran out (looked at every few steps).
+    """
+    victims = BeladyVictims(state, policy)
+    sizes = state.sizes
+    while not state.done:
+        step = state.step
+        if budget is not None and step % _BUDGET_EVERY == 0 and budget.should_stop():
+            raise Stopped
+        protected = frozenset(state.working_set())
+        pending = state.pending
+        if state.addresses:
+            offsets = state.lowest_offsets(pending)
+            while offsets is None:
+                evicted = victims.victim(protected)
+                if evicted is None:
+                    state.compact()  # only the op's own inputs are left and they block
+                    break
+                state.evict(evicted)
+                offsets = state.lowest_offsets(pending)
+            else:
+                for offset in offsets:
+                    state.place(offset)
+        else:
+            need = sum(sizes[t] for t in pending)
+            while state.live_bytes + need > state.capacity_bytes:
+                evicted = victims.victim(protected)
+                assert evicted is not None, "an op's working set always fits at >= M_R"
+                state.evict(evicted)
+            for _ in pending:
+                state.place(0)
+        victims.steps_ran(step, state.step)
 
 
 def simulate(
@@ -113,78 +204,9 @@ def simulate(
         The stays and counters.
     """
     assert capacity_bytes >= problem.min_resident_bytes, "capacity below M_R"
-    assert policy in POLICIES, policy
-    graph = problem.graph
-    sizes = problem.aligned_sizes_bytes
-    kinds = [t.kind for t in graph.tensors]
-    is_output = [t.is_output for t in graph.tensors]
-    touched = scoped_touched(problem) if touched is None else touched
-    uses = use_steps(problem, order) if uses is None else uses
-    size_aware = policy == "belady-size"
-    never = len(order)  # "next use" of a tensor that is not read again
-
-    has_copy = [k is not TensorKind.ACTIVATION for k in kinds]  # valid DRAM copy exists
-    was_on_chip = [False] * len(sizes)
-    arrived: dict[int, tuple[int, Arrive]] = {}  # resident tensor -> (start, arrive)
-    next_use: dict[int, int] = {}  # resident tensor -> its next read step
-    heap: list[tuple[int, int, int]] = []  # (-next use, -size, tensor); lazy deletion
-    stays: list[Stay] = []
-    live = max_live = evictions = spill_stores = reloads = 0
-
-    def close(tensor: int, end: int, last_use: bool) -> None:
-        nonlocal live, spill_stores
-        start, arrive = arrived.pop(tensor)
-        next_use.pop(tensor, None)
-        live -= sizes[tensor]
-        store = kinds[tensor] is TensorKind.ACTIVATION and not has_copy[tensor]
-        if last_use:
-            store = store and is_output[tensor]
-        elif store and not is_output[tensor]:
-            spill_stores += 1
-        if store:
-            has_copy[tensor] = True
-        stays.append(Stay(tensor, start, end, arrive, Leave.STORE if store else Leave.DROP))
-
-    def victim(step: int, protected: frozenset[int]) -> int:
-        if size_aware:
-            return max(
-                (t for t in next_use if t not in protected),
-                key=lambda t: (sizes[t] * (next_use[t] - step), next_use[t], -t),
-            )
-        while True:
-            neg_use, _, tensor = heapq.heappop(heap)
-            if next_use.get(tensor) == -neg_use and tensor not in protected:
-                return tensor
-
-    for step, op in enumerate(order):
-        if budget is not None and step % _BUDGET_EVERY == 0 and budget.should_stop():
-            raise Stopped
-        here = touched[op]
-        need = sum(sizes[t] for t in here if t not in arrived)
-        if live + need > capacity_bytes:
-            protected = frozenset(here)
-            while live + need > capacity_bytes:
-                evicted = victim(step, protected)
-                close(evicted, step, last_use=False)
-                evictions += 1
-        for t in here:
-            if t not in arrived:
-                if graph.producer[t] == op:
-                    arrived[t] = (step, Arrive.PRODUCE)
-                else:
-                    arrived[t] = (step, Arrive.LOAD)
-                    reloads += was_on_chip[t]
-                was_on_chip[t] = True
-                live += sizes[t]
-        max_live = max(max_live, live)
-        for t in here:
-            k = bisect.bisect_right(uses[t], step)
-            nxt = uses[t][k] if k < len(uses[t]) else never
-            if nxt == never:
-                close(t, step + 1, last_use=True)
-            else:
-                next_use[t] = nxt
-                if not size_aware:
-                    heapq.heappush(heap, (-nxt, -sizes[t], t))
-    assert not arrived, "every tensor leaves the chip after its last use"
-    return Replacement(tuple(stays), evictions, spill_stores, reloads, max_live)
+    timeline = Timeline.of(problem, order, touched=touched, uses=uses)
+    state = PlacementState(
+        problem, timeline=timeline, capacity_bytes=capacity_bytes, addresses=False, undo=False
+    )
+    run_belady(state, policy, budget)
+    return Replacement.of(state)

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "compare",
     "allocate",
+    "rl",
 )
 
 #: Exit codes: success, a result that is not a plan (infeasible, invalid plan), bad input.

@@ -152,7 +152,9 @@ def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | Non
 
     def work() -> None:
         try:
-            outcome["status"] = solver.solve(model, latest)
+            outcome["status"] = (
+                solver.solve(model) if latest is None else solver.solve(model, latest)
+            )
         except BaseException as error:  # re-raised in the calling thread
             outcome["error"] = error
 

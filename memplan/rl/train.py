@@ -1,0 +1,355 @@
+"""Self-play training of the mallocGame agent (needs torch: ``pip install 'memplan[rl]'``).
+
+AlphaZero's loop with the game's own simulator as the model::
+
+    sample an instance ──► play a game: every move by Gumbel search with the current
+         ▲                 network (numpy) ──► (features, improved policy, value target)
+         │                                              │ per move, into the replay buffer
+         └── export the weights to numpy ◄── SGD on minibatches of the buffer (torch)
+
+- Policy target: the search's improved policy ``softmax(logits + sigma(completed Q))``;
+  value target: minus the non-compulsory traffic the game still paid after that move,
+  in units of the instance's scale (Monte Carlo, undiscounted: rewards are exact).
+- Warm start: the first ``warm_games`` games are played by the default policy (replay
+  the greedy stack's plan where it applies, else the online Belady pass; see
+  :mod:`~memplan.solvers.rl.reference`), with its moves as policy targets, so the buffer
+  starts with sensible games instead of random ones.
+- Every ``eval_every_s`` seconds the network plays a fixed set of validation instances
+  by its prior alone (no search): the learning curve shows what the network learned,
+  as the return ``(greedy bytes - game bytes) / scale`` (0 = as good as greedy).
+
+Training writes the checkpoint (``.npz``, numpy weights plus the run's metadata), a
+JSON-lines log and the learning-curve PNG next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memplan.io.files import atomic_write_bytes, atomic_write_text
+from memplan.placement import PlacementState
+from memplan.rl.sampler import TRAIN_FAMILIES, InstanceSampler
+from memplan.solvers.rl.features import (
+    ACTION_FEATURES,
+    GLOBAL_FEATURES,
+    NUM_ACTIONS,
+    Encoding,
+    encode,
+)
+from memplan.solvers.rl.instances import Instance
+from memplan.solvers.rl.network import HIDDEN, PARAMETERS, Network
+from memplan.solvers.rl.reference import Reference, default_move
+from memplan.solvers.rl.search import play_episode, search_for
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (recorded in the checkpoint)."""
+
+    minutes: float  # wall-clock training time
+    seed: int  # seed of instances, initial weights, noise
+    families: tuple[str, ...] = TRAIN_FAMILIES  # catalog families to train on (+ random DAGs)
+    simulations: int = 8  # search simulations per move in self-play
+    considered: int = 4  # moves the root considers (Gumbel top-k)
+    rollout_steps: int = 16  # game steps of default play before a leaf's network value
+    warm_games: int = 30  # games of the online Belady pass to start the buffer
+    buffer_size: int = 30_000  # replay buffer capacity (moves)
+    batch_size: int = 128  # minibatch size (moves)
+    updates_per_move: float = 0.25  # SGD steps per move played
+    learning_rate: float = 1e-3  # Adam step size
+    value_weight: float = 1.0  # weight of the value loss beside the policy loss
+    eval_instances: int = 8  # fixed validation instances (same families, other seeds)
+    eval_every_s: float = 90.0  # seconds between evaluations
+    threads: int = 1  # torch threads
+
+
+@dataclass
+class Sample:
+    """One move of a game, as the network is trained on it."""
+
+    actions: np.ndarray  # (NUM_ACTIONS, ACTION_FEATURES)
+    globals: np.ndarray  # (GLOBAL_FEATURES,)
+    mask: np.ndarray  # (NUM_ACTIONS,) bool
+    policy: np.ndarray  # (NUM_ACTIONS,) target distribution
+    value: float = 0.0  # target: minus the traffic still to come / scale
+
+
+@dataclass
+class TrainLog:
+    """What a run records: one row per game and per evaluation."""
+
+    games: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def teacher_slot(state: PlacementState, encoding: Encoding, reference: Reference | None) -> int:
+    """The default policy's move (replay the reference, else online Belady), as a slot."""
+    return encoding.moves.index(default_move(state, reference))
+
+
+def _teacher_game(instance: Instance) -> tuple[list[Sample], list[int], int]:
+    state = instance.new_state(undo=False)
+    samples, paid = [], []
+    while not state.done:
+        encoding = encode(state, instance.scale_bytes, instance.guide)
+        slot = teacher_slot(state, encoding, instance.guide)
+        target = np.zeros(NUM_ACTIONS)
+        target[slot] = 1.0
+        samples.append(Sample(encoding.actions, encoding.globals, encoding.mask, target))
+        paid.append(state.non_compulsory_bytes)
+        move = encoding.moves[slot]
+        assert move is not None
+        state.apply(move)
+    return samples, paid, state.non_compulsory_bytes
+
+
+def _search_game(
+    instance: Instance, network: Network, config: TrainConfig, rng: np.random.Generator
+) -> tuple[list[Sample], list[int], int]:
+    state = instance.new_state()
+    search = search_for(
+        instance,
+        network,
+        simulations=config.simulations,
+        considered=config.considered,
+        rollout_steps=config.rollout_steps,
+        rng=rng,
+        noise=True,
+    )
+    samples: list[Sample] = []
+    paid: list[int] = []
+
+    def record(result: Any, before: int) -> None:
+        e = result.encoding
+        samples.append(Sample(e.actions, e.globals, e.mask, result.policy))
+        paid.append(before)
+
+    play_episode(state, search, on_move=record)
+    return samples, paid, state.non_compulsory_bytes
+
+
+def policy_game(instance: Instance, network: Network) -> int:
+    """Non-compulsory bytes of a game played by the network's prior alone (argmax)."""
+    state = instance.new_state(undo=False)
+    while not state.done:
+        encoding = encode(state, instance.scale_bytes, instance.guide)
+        logits, _ = network(encoding)
+        move = encoding.moves[int(np.argmax(logits))]
+        assert move is not None
+        state.apply(move)
+    return state.non_compulsory_bytes
+
+
+def _relative(instance: Instance, game_bytes: int) -> float:
+    assert instance.baseline_bytes is not None
+    return (instance.baseline_bytes - game_bytes) / instance.scale_bytes
+
+
+class _Model:
+    """The torch twin of :class:`Network` (same parameter names and shapes)."""
+
+    def __init__(self, network: Network, config: TrainConfig) -> None:
+        import torch
+
+        torch.manual_seed(config.seed)
+        torch.set_num_threads(config.threads)
+        self.torch = torch
+        nn = torch.nn
+        self.layers = nn.ModuleDict(
+            {
+                "g": nn.Linear(GLOBAL_FEATURES, HIDDEN),
+                "a": nn.Linear(ACTION_FEATURES, HIDDEN),
+                "u": nn.Linear(HIDDEN, HIDDEN, bias=False),
+                "e": nn.Linear(HIDDEN, HIDDEN),
+                "p": nn.Linear(HIDDEN, 1),
+                "v": nn.Linear(3 * HIDDEN, HIDDEN),
+                "o": nn.Linear(HIDDEN, 1),
+            }
+        )
+        with torch.no_grad():
+            for name, tensor in self.layers.state_dict().items():
+                tensor.copy_(torch.from_numpy(network.params[name]))
+        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=config.learning_rate)
+
+    def forward(self, actions: Any, globals_: Any, mask: Any) -> tuple[Any, Any]:
+        torch, layers = self.torch, self.layers
+        relu = torch.relu
+        g = relu(layers["g"](globals_))
+        h = relu(layers["a"](actions) + layers["u"](g)[:, None, :])
+        e = relu(layers["e"](h))
+        logits = layers["p"](e).squeeze(-1).masked_fill(~mask, -1e9)
+        m = mask[..., None].float()
+        mean = (e * m).sum(1) / m.sum(1).clamp(min=1.0)
+        top = (e * m).max(1).values
+        hidden = relu(layers["v"](torch.cat([g, mean, top], dim=1)))
+        value = -torch.nn.functional.softplus(layers["o"](hidden).squeeze(-1))
+        return logits, value
+
+    def step(self, batch: Sequence[Sample], value_weight: float) -> tuple[float, float]:
+        torch = self.torch
+        actions = torch.from_numpy(np.stack([s.actions for s in batch]))
+        globals_ = torch.from_numpy(np.stack([s.globals for s in batch]))
+        mask = torch.from_numpy(np.stack([s.mask for s in batch]))
+        policy = torch.from_numpy(np.stack([s.policy for s in batch]).astype(np.float32))
+        value = torch.tensor([s.value for s in batch], dtype=torch.float32)
+        logits, predicted = self.forward(actions, globals_, mask)
+        log_p = torch.log_softmax(logits, dim=1)
+        policy_loss = -(policy * log_p).sum(1).mean()
+        value_loss = ((predicted - value) ** 2).mean()
+        loss = policy_loss + value_weight * value_loss
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.layers.parameters(), 5.0)
+        self.optimizer.step()
+        return float(policy_loss.detach()), float(value_loss.detach())
+
+    def export(self, meta: dict[str, Any]) -> Network:
+        params = {
+            name: tensor.detach().numpy().astype(np.float32).copy()
+            for name, tensor in self.layers.state_dict().items()
+        }
+        assert set(params) == set(PARAMETERS)
+        return Network(params, meta)
+
+
+def train(
+    config: TrainConfig,
+    output: Path,
+    *,
+    progress: Callable[[float, dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[Network, TrainLog]:
+    """Train for ``config.minutes`` and write the checkpoint, log and curve next to ``output``.
+
+    Args:
+        config: the run's settings.
+        output: the checkpoint path (``.npz``); ``.log.jsonl`` and ``.png`` go beside it.
+        progress: called after every game with (elapsed seconds, the game's log row).
+        should_stop: polled between games (e.g. Ctrl-C); training stops early, saving.
+    """
+    started = time.monotonic()
+    rng = np.random.default_rng(config.seed)
+    network = Network.initial(config.seed)
+    model = _Model(network, config)
+    sampler = InstanceSampler(config.seed, config.families)
+    validation = InstanceSampler(config.seed + 1_000_003, config.families)
+    eval_set = [validation.sample() for _ in range(config.eval_instances)]
+    teacher_eval = float(np.mean([_relative(i, _teacher_game(i)[2]) for i in eval_set]))
+    buffer: deque[Sample] = deque(maxlen=config.buffer_size)
+    log = TrainLog()
+    log_path = output.with_suffix(".log.jsonl")
+    lines: list[str] = []
+    meta: dict[str, Any] = {"config": asdict(config), "teacher_eval_return": teacher_eval}
+    games = 0
+    limit_s = config.minutes * 60.0
+
+    def evaluate(elapsed: float) -> None:
+        returns = [_relative(i, policy_game(i, network)) for i in eval_set]
+        row = {"time_s": elapsed, "games": games, "policy_return": float(np.mean(returns))}
+        log.evaluations.append(row)
+        lines.append(json.dumps({"record": "eval", **row}))
+
+    evaluate(0.0)
+    last_eval = 0.0
+    while True:
+        elapsed = time.monotonic() - started
+        if elapsed >= limit_s or (should_stop is not None and should_stop()):
+            break
+        if elapsed - last_eval >= config.eval_every_s:
+            evaluate(elapsed)
+            last_eval = elapsed
+        instance = sampler.sample()
+        warm = games < config.warm_games
+        if warm:
+            samples, paid, final = _teacher_game(instance)
+        else:
+            samples, paid, final = _search_game(instance, network, config, rng)
+        for sample, before in zip(samples, paid, strict=True):
+            sample.value = -(final - before) / instance.scale_bytes
+            buffer.append(sample)
+        losses = [0.0, 0.0]
+        updates = max(1, int(len(samples) * config.updates_per_move))
+        if len(buffer) >= config.batch_size:
+            for _ in range(updates):
+                picks = rng.integers(len(buffer), size=config.batch_size)
+                losses = list(model.step([buffer[k] for k in picks], config.value_weight))
+            network = model.export(meta)
+        games += 1
+        row = {
+            "time_s": time.monotonic() - started,
+            "game": games,
+            "kind": "teacher" if warm else "search",
+            "instance": instance.name,
+            "moves": len(samples),
+            "game_bytes": final,
+            "greedy_bytes": instance.baseline_bytes,
+            "return": _relative(instance, final),
+            "policy_loss": losses[0],
+            "value_loss": losses[1],
+        }
+        log.games.append(row)
+        lines.append(json.dumps({"record": "game", **row}))
+        if progress is not None:
+            progress(row["time_s"], row)
+    elapsed = time.monotonic() - started
+    evaluate(elapsed)
+    meta.update(
+        games=games,
+        trained_s=round(elapsed, 1),
+        final_policy_return=log.evaluations[-1]["policy_return"],
+        initial_policy_return=log.evaluations[0]["policy_return"],
+    )
+    network = model.export(meta)
+    atomic_write_bytes(output, network.to_bytes())
+    atomic_write_text(log_path, "\n".join(lines) + "\n")
+    plot_learning_curve(log, output.with_suffix(".png"), teacher_eval)
+    return network, log
+
+
+def plot_learning_curve(log: TrainLog, path: Path, teacher_return: float | None = None) -> None:
+    """Reward against time: self-play games (smoothed) and the network's validation return."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=110)
+    axes = figure.add_subplot()
+    search = [g for g in log.games if g["kind"] == "search"]
+    if search:
+        minutes = np.array([g["time_s"] for g in search]) / 60
+        returns = np.array([g["return"] for g in search])
+        window = max(1, len(returns) // 20)
+        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        axes.plot(minutes, returns, ".", alpha=0.25, color="tab:blue", label="self-play game")
+        axes.plot(
+            minutes[window - 1 :], smooth, color="tab:blue", label=f"self-play (mean of {window})"
+        )
+    if log.evaluations:
+        axes.plot(
+            [e["time_s"] / 60 for e in log.evaluations],
+            [e["policy_return"] for e in log.evaluations],
+            "o-",
+            color="tab:red",
+            label="network prior alone, validation set",
+        )
+    if teacher_return is not None:
+        axes.axhline(teacher_return, color="grey", linestyle=":", label="default policy (teacher)")
+    axes.axhline(0.0, color="black", linewidth=0.8, label="greedy stack (baseline)")
+    axes.set_xlabel("training time (minutes)")
+    axes.set_ylabel("return = (greedy bytes - game bytes) / scale")
+    axes.set_title("mallocGame agent: learning curve")
+    axes.legend(loc="lower right", fontsize=8)
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())

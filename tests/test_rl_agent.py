@@ -1,0 +1,234 @@
+"""The mallocGame agent: numpy network, Gumbel search, reference replay, the rl solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memplan.accelerator import Accelerator
+from memplan.errors import ConfigError
+from memplan.problem import Problem
+from memplan.solver import Budget, Status, make_solver
+from memplan.solvers.rl.features import encode
+from memplan.solvers.rl.instances import Instance, make_instance
+from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
+from memplan.solvers.rl.reference import default_move
+from memplan.solvers.rl.search import (
+    GumbelSearch,
+    NetworkEvaluator,
+    RolloutEvaluator,
+)
+from memplan.testing import random_dag
+from memplan.validate import validate
+
+
+def _instance(seed: int, n_ops: int = 30, slack: float = 1.05) -> Instance:
+    problem = Problem(random_dag(seed, n_ops), Accelerator("t", 1, alignment_bytes=64))
+    capacity = int(problem.min_resident_bytes * slack) // 64 * 64
+    problem = problem.with_capacity(max(capacity, problem.min_resident_bytes))
+    return make_instance(problem, "model", alloc_time_limit_s=0.5)
+
+
+def test_replaying_the_reference_rebuilds_greedy_plan_exactly() -> None:
+    for seed in range(8):
+        instance = _instance(seed)
+        state = instance.new_state(undo=False)
+        while not state.done:
+            state.apply(default_move(state, instance.guide))
+        assert state.plan() == instance.reference
+        assert state.non_compulsory_bytes == instance.baseline_bytes
+
+
+def test_search_restores_the_state_and_games_end_valid() -> None:
+    network = Network.initial(3)
+    for seed in range(4):
+        instance = _instance(seed, n_ops=18)
+        for evaluator in (
+            NetworkEvaluator(network, instance.scale_bytes, instance.guide, rollout_steps=4),
+            RolloutEvaluator(instance.scale_bytes, np.random.default_rng(seed)),
+        ):
+            search = GumbelSearch(
+                evaluator,
+                instance.scale_bytes,
+                simulations=6,
+                considered=3,
+                rng=np.random.default_rng(seed),
+                reference=instance.guide,
+            )
+            state = instance.new_state()
+            moves = 0
+            while not state.done:
+                before = state.signature()
+                result = search.run(state)
+                assert state.signature() == before  # search leaves no trace
+                assert result.encoding.mask[result.slot]
+                assert result.policy.sum() == pytest.approx(1.0)
+                assert np.all(result.policy[~result.encoding.mask] == 0)
+                move = result.encoding.moves[result.slot]
+                assert move is not None
+                state.apply(move)
+                moves += 1
+            assert moves > 0 and validate(instance.problem, state.plan()) == []
+
+
+def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
+    network = Network.initial(1)
+    network = Network(network.params, {"note": "test"})
+    path = tmp_path / "n.npz"
+    path.write_bytes(network.to_bytes())
+    loaded = Network.load(path)
+    assert loaded.meta["note"] == "test"
+    encoding = encode(_instance(0).new_state(), 1e6)
+    (a, va), (b, vb) = network(encoding), loaded(encoding)
+    assert np.array_equal(a, b) and va == vb and va <= 0.0
+    with pytest.raises(ConfigError, match="cannot read"):
+        Network.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "bad.npz", meta=np.array('{"format_version": 99}'))
+    with pytest.raises(ConfigError, match="format"):
+        Network.load(tmp_path / "bad.npz")
+
+
+def test_numpy_inference_matches_the_torch_model() -> None:
+    torch = pytest.importorskip("torch")
+    from memplan.rl.train import TrainConfig, _Model
+
+    network = Network.initial(2)
+    model = _Model(network, TrainConfig(minutes=1, seed=0))
+    instance = _instance(1)
+    state = instance.new_state()
+    encodings = []
+    while not state.done and len(encodings) < 12:
+        encodings.append(encode(state, instance.scale_bytes, instance.guide))
+        move = default_move(state, instance.guide)
+        state.apply(move)
+    with torch.no_grad():
+        logits, values = model.forward(
+            torch.from_numpy(np.stack([e.actions for e in encodings])),
+            torch.from_numpy(np.stack([e.globals for e in encodings])),
+            torch.from_numpy(np.stack([e.mask for e in encodings])),
+        )
+    for k, encoding in enumerate(encodings):
+        np_logits, np_value = network(encoding)
+        legal = encoding.mask
+        assert np.allclose(np_logits[legal], logits[k].numpy()[legal], atol=1e-4)
+        assert np_value == pytest.approx(float(values[k]), abs=1e-4)
+    exported = model.export({})
+    for name, array in network.params.items():
+        assert np.allclose(exported.params[name], array)
+
+
+def test_shipped_checkpoint_loads_and_says_how_it_was_trained() -> None:
+    network = Network.load(SHIPPED_CHECKPOINT)
+    assert "config" in network.meta and "seed" in network.meta["config"]
+    assert (SHIPPED_CHECKPOINT.parent / "README.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["rl", "rl-uniform"])
+def test_solver_never_exceeds_greedy_on_its_order_and_is_reproducible(name: str) -> None:
+    options = {"simulations": "4", "episodes": "2", "seed": "3"}
+    for seed in range(3):
+        instance = _instance(seed, n_ops=25)
+        solver = make_solver(name, options)
+        first = solver.solve(instance.problem, Budget(60))
+        second = solver.solve(instance.problem, Budget(60))
+        assert first.status in (Status.FEASIBLE, Status.OPTIMAL)
+        assert first.plan is not None and validate(instance.problem, first.plan) == []
+        assert first.plan == second.plan
+        assert first.cost is not None and instance.baseline_bytes is not None
+        assert first.cost.non_compulsory_bytes <= instance.baseline_bytes
+        games = first.stats["game_bytes"]["model"]
+        assert first.stats["greedy_bytes"]["model"] == instance.baseline_bytes
+        assert len(games) == 2 or (len(games) == 0 and instance.baseline_bytes == 0)
+        assert min(games, default=instance.baseline_bytes) >= first.cost.non_compulsory_bytes
+
+
+def test_auto_order_keeps_the_best_order() -> None:
+    instance = _instance(2, n_ops=25)
+    result = make_solver("rl", {"order": "auto", "episodes": "1", "simulations": "2"}).solve(
+        instance.problem, Budget(60)
+    )
+    assert result.cost is not None and result.plan is not None
+    by_order = result.stats["greedy_bytes"]
+    assert set(by_order) == {"model", "min-peak", "dfs", "bfs"}
+    assert result.cost.non_compulsory_bytes <= min(by_order.values())
+    assert validate(instance.problem, result.plan) == []
+
+
+def test_solver_honours_the_time_limit_with_the_best_plan_so_far() -> None:
+    instance = _instance(5, n_ops=60)
+    solver = make_solver("rl-uniform", {"simulations": "64", "episodes": "50"})
+    budget = Budget(time_limit_s=1.0)
+    result = solver.solve(instance.problem, budget)
+    assert result.status is Status.TIMEOUT and "best plan so far" in result.message
+    assert result.plan is not None and validate(instance.problem, result.plan) == []
+    assert result.wall_s < 8.0
+    stopped = Budget()
+    stopped.stop_event.set()  # Ctrl-C before the start
+    result = solver.solve(instance.problem, stopped)
+    assert result.status is Status.TIMEOUT and "interrupted" in result.message
+
+
+def test_solver_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="network"):
+        make_solver("rl", {"network": "weights.bin"})
+    with pytest.raises(ConfigError, match="simulations"):
+        make_solver("rl", {"simulations": "0"})
+    with pytest.raises(ConfigError, match="cannot read"):
+        make_solver("rl", {"network": "/nonexistent/agent.npz"}).solve(
+            _instance(0).problem, Budget(10)
+        )
+
+
+def test_training_learns_to_follow_its_teacher_and_writes_its_files(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from memplan.rl.train import TrainConfig, train
+
+    config = TrainConfig(
+        minutes=0.4, seed=1, families=(), warm_games=12, eval_instances=3, eval_every_s=1e9
+    )
+    output = tmp_path / "agent.npz"
+    _, log = train(config, output)
+    assert output.is_file() and output.with_suffix(".png").is_file()
+    assert output.with_suffix(".log.jsonl").read_text().count('"record": "game"') == len(log.games)
+    first, last = log.evaluations[0]["policy_return"], log.evaluations[-1]["policy_return"]
+    assert last > first  # the prior alone plays better than the random initial network
+    loaded = Network.load(output)
+    assert loaded.meta["games"] == len(log.games) and loaded.meta["config"]["seed"] == 1
+
+
+def test_cli_train_checks_its_output_before_training(tmp_path, capsys) -> None:
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    code = main(["rl", "train", "--minutes", "1", "-o", str(tmp_path / "no" / "a.npz")])
+    assert code == EXIT_BAD_INPUT
+    assert "does not exist" in capsys.readouterr().err
+    code = main(["rl", "train", "--minutes", "1", "-o", str(tmp_path / "agent.bin")])
+    assert code == EXIT_BAD_INPUT and ".npz" in capsys.readouterr().err
+
+
+def test_cli_optimize_with_the_rl_solver(tmp_path, capsys) -> None:
+    import json
+    from importlib import resources
+
+    from memplan.cli import EXIT_OK, main
+
+    graph = resources.files("memplan.graphs") / "tiny" / "diamond.json"
+    out = tmp_path / "plan.json"
+    code = main(
+        [
+            "optimize",
+            str(graph),
+            "--scratchpad",
+            "MR",
+            "--solver",
+            "rl",
+            "--option",
+            "episodes=1",
+            "-o",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["solver"] == "rl" and out.is_file()
