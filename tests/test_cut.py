@@ -7,11 +7,9 @@ import itertools
 import random
 
 import pytest
-from helpers import random_graph
+from helpers import greedy_case
 from plan_fixtures import diamond_problem, spill_plan
 
-from memplan.accelerator import Accelerator
-from memplan.budgets import resolve_budget
 from memplan.cut import (
     BoundaryTensor,
     PartSpec,
@@ -27,19 +25,8 @@ from memplan.cut import (
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
-from memplan.problem import Problem, Scope
-from memplan.solver import Budget, make_solver
+from memplan.problem import Problem
 from memplan.validate import validate
-
-
-def greedy_case(seed: int, budget: str = "MR", n_ops: int = 14) -> tuple[Problem, Plan]:
-    """A random graph at a tight budget and greedy's plan for it (spills and reloads)."""
-    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
-    base = Problem(random_graph(seed, n_ops), Accelerator("t", 0, 64), scope)
-    problem = base.with_capacity(resolve_budget(budget, base).capacity_bytes)
-    result = make_solver("greedy").solve(problem, Budget(time_limit_s=30))
-    assert result.plan is not None
-    return problem, result.plan
 
 
 def random_cuts(rng: random.Random, n: int, count: int) -> list[int]:
@@ -48,7 +35,7 @@ def random_cuts(rng: random.Random, n: int, count: int) -> list[int]:
 
 @pytest.mark.parametrize("seed", range(16))
 def test_restrict_then_join_gives_back_the_same_plan(seed):
-    problem, plan = greedy_case(seed, ("MR", "MH")[seed % 2])
+    problem, plan = greedy_case(seed, ("MR", "MH")[seed % 2], n_ops=14)
     rng = random.Random(seed)
     for count in (1, 3, len(plan.order)):
         parts = split(problem, plan, random_cuts(rng, len(plan.order), count))
@@ -73,7 +60,7 @@ def test_boundary_state_of_a_spilled_tensor():
 
 @pytest.mark.parametrize("seed", range(10))
 def test_a_plan_meets_its_own_requirements(seed):
-    problem, plan = greedy_case(seed)
+    problem, plan = greedy_case(seed, n_ops=14)
     for step in range(len(plan.order) + 1):
         state = boundary_state(problem, plan, step)
         need = required_state(problem, plan, step)
@@ -94,7 +81,7 @@ def test_satisfies_names_what_is_missing():
 
 
 def test_join_rejects_parts_that_do_not_meet():
-    problem, plan = greedy_case(3, "MH")
+    problem, plan = greedy_case(3, "MH", n_ops=14)
     parts = split(problem, plan, [len(plan.order) // 2])
     left, right = parts
     opened = [p for p in left.pieces if p.leave is None]
@@ -111,7 +98,7 @@ def test_join_rejects_parts_that_do_not_meet():
 
 
 def test_join_validates_the_joined_plan():
-    problem, plan = greedy_case(5)
+    problem, plan = greedy_case(5, n_ops=14)
     left, right = split(problem, plan, [3])
     # Drop every piece of the right part: the pieces meet, but ops lose their tensors.
     bare = dataclasses.replace(right, pieces=tuple(p for p in right.pieces if p.arrive is None))
@@ -134,7 +121,7 @@ def part_spec(problem: Problem, plan: Plan, start: int, end: int, entering) -> P
 def test_parts_solved_separately_join_into_a_valid_plan(seed):
     """Keep greedy's plan up to a cut, then solve every later part on its own, each from
     the state the part before it left: the join passes the validator as one plan."""
-    problem, plan = greedy_case(seed, ("MR", "MH")[seed % 2])
+    problem, plan = greedy_case(seed, ("MR", "MH")[seed % 2], n_ops=14)
     rng = random.Random(seed)
     cuts = random_cuts(rng, len(plan.order), 4)
     kept, *rest = split(problem, plan, cuts)
@@ -155,7 +142,7 @@ def test_parts_solved_separately_join_into_a_valid_plan(seed):
 def test_spill_part_from_the_start_is_the_spill_everything_plan():
     from memplan.fallback import spill_everything_plan
 
-    problem, plan = greedy_case(2)
+    problem, plan = greedy_case(2, n_ops=14)
     spec = part_spec(problem, plan, 0, len(plan.order), boundary_state(problem, plan, 0))
     part = spill_part(spec, plan.order)
     assert part is not None
@@ -168,6 +155,6 @@ def test_spill_part_from_the_start_is_the_spill_everything_plan():
 
 
 def test_restrict_rejects_cuts_outside_the_plan():
-    problem, plan = greedy_case(1)
+    problem, plan = greedy_case(1, n_ops=14)
     with pytest.raises(ValueError, match="cuts"):
         restrict(problem, plan, 3, 3)

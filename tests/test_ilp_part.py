@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import random_graph
+from helpers import greedy_case
 
 from memplan.accelerator import Accelerator
-from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
 from memplan.cut import (
     PART_SOLVER,
@@ -37,15 +36,6 @@ from memplan.solvers.ilp.model import build_structure
 from memplan.solvers.ilp.part import build_part
 
 KIB = 1024
-
-
-def greedy_case(seed: int, budget: str, n_ops: int = 18) -> tuple[Problem, Plan]:
-    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
-    base = Problem(random_graph(seed, n_ops), Accelerator("t", 0, 64), scope)
-    problem = base.with_capacity(resolve_budget(budget, base).capacity_bytes)
-    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=30)).plan
-    assert plan is not None
-    return problem, plan
 
 
 def spec_of(problem: Problem, plan: Plan, start: int, end: int, entering=None) -> PartSpec:

@@ -82,7 +82,7 @@ class DncSolver:
     )
     window_ops: int = field(
         default=16,
-        metadata={"help": "ops per window of the improvement search (grows to 2x when stuck)"},
+        metadata={"help": "ops per window of the improvement search (grows to 4x when stuck)"},
     )
     interval_share: float = field(
         default=0.3,

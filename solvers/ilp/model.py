@@ -53,6 +53,7 @@ from memplan.analysis import check_order, steps_of, tensor_lifetimes
 from memplan.ir import OpId, TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
+from memplan.schedule import op_closures
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,20 +151,8 @@ class Structure:
 
 def op_windows(problem: Problem) -> list[tuple[int, int]]:
     """Inclusive ``[asap, alap]`` step range of every op over all topological orders."""
-    graph = problem.graph
-    n = graph.num_ops
-    ancestors = [0] * n  # bit sets
-    for op in range(n):  # ops are stored in a topological order
-        bits = 0
-        for pred in graph.predecessors(OpId(op)):
-            bits |= ancestors[pred] | (1 << pred)
-        ancestors[op] = bits
-    descendants = [0] * n
-    for op in reversed(range(n)):
-        bits = 0
-        for succ in graph.successors(OpId(op)):
-            bits |= descendants[succ] | (1 << succ)
-        descendants[op] = bits
+    n = problem.graph.num_ops
+    ancestors, descendants = op_closures(problem.graph)
     return [(ancestors[o].bit_count(), n - 1 - descendants[o].bit_count()) for o in range(n)]
 
 

@@ -6,10 +6,9 @@ import random
 import threading
 
 import pytest
-from helpers import random_graph
+from helpers import greedy_case
 
 from memplan.accelerator import Accelerator
-from memplan.budgets import resolve_budget
 from memplan.cut import crossing_bytes
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status, make_solver
@@ -29,15 +28,6 @@ KIB = 1024
 def tiny_problem(seed: int, scope: Scope, extra_kib: int = 0) -> Problem:
     problem = Problem(tiny_spill_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
     return problem.with_capacity(problem.min_resident_bytes + extra_kib * KIB)
-
-
-def greedy_case(seed: int, budget: str, n_ops: int = 18) -> tuple[Problem, object]:
-    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
-    base = Problem(random_graph(seed, n_ops), Accelerator("t", 0, 64), scope)
-    problem = base.with_capacity(resolve_budget(budget, base).capacity_bytes)
-    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=30)).plan
-    assert plan is not None
-    return problem, plan
 
 
 CASES = [(1, Scope.ACTIVATIONS, 0), (3, Scope.ACTIVATIONS, 1), (4, Scope.ALL, 0), (4, Scope.ALL, 1)]
