@@ -1,17 +1,22 @@
 """The ``dnc`` solver: divide and conquer for graphs the whole ILP cannot solve.
 
 COSMA's answer to large NAS graphs is a divide-and-conquer heuristic whose partition rule
-is not public; this one works in four phases, anytime (the best valid plan is kept and
+is not public; this one works in phases, anytime (the best valid plan is kept and
 returned when the time runs out or on Ctrl-C)::
 
     1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
                   min-peak order when it packs (then the traffic is 0: done)
-    2. cut        the best plan's order at narrow places (few live bytes crossing)
-    3. parts      CP-SAT on each part that moves bytes, its boundaries fixed by the
+    2. bound      a lower bound from crowded regions (memplan.traffic_bound)
+    3. intervals  windows re-solved without offsets (only the bytes per step bounded),
+                  the whole plan packed once at the end; on a small graph the first
+                  window is the whole graph, whose optimum is a bound over all plans
+    4. cut        the best plan's order at narrow places (few live bytes crossing)
+    5. parts      the ilp on each part that moves bytes, its boundaries fixed by the
                   best plan; stitched and validated after every improvement
-    4. windows    large-neighbourhood search: windows around the steps that still
+    6. windows    large-neighbourhood search: windows around the steps that still
                   move bytes, re-solved with the rest fixed, until no window helps
 
+It stops as soon as the plan meets the best bound (then it is proven optimal).
 Every part and window is solved under the boundary contract of PROBLEM.md section 8
 (:mod:`memplan.cut`); joined plans pass the validator as one plan, and the cost is the
 cost model's. The order inside a part is free (``inner=ilp``) or kept
