@@ -73,3 +73,13 @@ def test_subgraph_rejects_bad_op_sets(ops):
     graph = random_graph(1, 5)
     with pytest.raises(GraphError, match="subgraph"):
         graph.subgraph(ops)
+
+
+def test_kept_tensors_join_the_part_as_inputs():
+    graph = random_graph(4, 12)
+    part = graph.subgraph([OpId(8), OpId(9)], keep=[0])
+    assert part.tensor_in_part(0) is not None
+    kept = part.graph.tensors[part.tensor_in_part(0)]
+    assert kept.kind in (TensorKind.INPUT, TensorKind.WEIGHT)
+    with pytest.raises(GraphError, match="keeps unknown tensor"):
+        graph.subgraph([OpId(1)], keep=[10_000])

@@ -103,3 +103,27 @@ def test_crossing_bytes_counts_tensors_live_across_each_cut():
             if span is not None and span[0] < c < span[1]
         )
         assert crossing[c] == expected
+
+
+def test_dnc_proves_min_peak_like_enumeration():
+    from memplan.registry import EXACT_MIN_PEAK, PluginKind, providers
+    from memplan.testing import enumerate_min_peak
+
+    assert "dnc" in providers(PluginKind.SOLVER, EXACT_MIN_PEAK)
+    for seed in range(4):
+        problem = Problem(tiny_spill_graph(seed, 7), Accelerator("t", 1 << 20, 64))
+        estimate = DncSolver.exact_min_peak(problem, Budget(time_limit_s=30))
+        assert estimate.proven and estimate.value_bytes == enumerate_min_peak(problem)
+
+
+def test_progress_reports_the_incumbent_and_the_bound():
+    problem, _ = greedy_case(4, "MR", n_ops=40)
+    seen = []
+    budget = Budget(time_limit_s=60, on_progress=seen.append)
+    result = DncSolver(window_ops=8, max_windows=6).solve(problem, budget)
+    assert seen and all(p.incumbent_bytes is not None for p in seen)
+    assert seen[-1].incumbent_bytes >= result.cost.non_compulsory_bytes
+    assert min(p.incumbent_bytes for p in seen) >= result.cost.non_compulsory_bytes
+    bounds = [p.bound_bytes for p in seen if p.bound_bytes is not None]
+    assert all(b <= result.cost.non_compulsory_bytes for b in bounds)
+    assert any("start" in p.message for p in seen)
