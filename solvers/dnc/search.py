@@ -40,9 +40,9 @@ WINDOW_GROWTH = (2, 3, 4, 6, 8)
 Report = Callable[[int, str], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class SearchStats:
-    """Counters of one dnc run (reported in the result's stats)."""
+    """Counters of one dnc run (reported in the result's stats), updated as it goes."""
 
     parts: int = 0  # parts between the cuts
     parts_solved: int = 0  # parts with traffic that CP-SAT re-solved
@@ -59,7 +59,7 @@ class SearchStats:
     history: list[tuple[float, int]] = field(default_factory=list)  # (seconds, bytes moved)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunSettings:
     """How each run is solved."""
 
