@@ -29,6 +29,7 @@ from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
 from memplan.graphs import catalog
 from memplan.io.loading import load_model
+from memplan.ir import Graph
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, make_solver
 from memplan.solvers.prefetch import prefetch
@@ -59,7 +60,7 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def _graph(name: str):
+def _graph(name: str) -> Graph:
     info = catalog.get_workload(name)
     source = catalog.load_model(name) if info.is_generated else str(info.stored_file())
     return load_model(source).graph

@@ -1,4 +1,4 @@
-"""Dynamic storage allocation (DSA): the problem types, checks and the allocator registry.
+"""Dynamic storage allocation (DSA): the problem types, checks and the allocator entry.
 
 The MiniMalloc CSV exchange format lives in :mod:`memplan.io.buffers_csv`.
 
@@ -21,30 +21,36 @@ Here ``b1 = [0, 4)`` and ``b2 = [3, 6)`` overlap in time, so they are stacked; `
 reuses the bytes of ``b1`` once it is dead. The *height* of a packing is the highest
 byte used; *max live* (the largest sum of sizes live at one step) bounds it from below.
 
-This module is the core side: it never imports a solver. Allocators register under the
-entry-point group ``memplan.allocators`` and are loaded lazily by :func:`allocate`.
-Every allocator is a callable ``fn(buffers, capacity_bytes, *, time_limit_s, minimize,
-seed) -> AllocationResult``.
+This module is the core side: it never imports a solver. Allocators are plug-ins of
+the same shape as solvers (:mod:`memplan.registry`, kind ``ALLOCATOR``): frozen
+dataclasses of options with a ``name``, a ``seed`` and ``minimize``, and
+``allocate(buffers, capacity_bytes, budget) -> AllocationResult``, reporting the
+solvers' :class:`~memplan.solver.Status` and honouring the same
+:class:`~memplan.solver.Budget` (time limit and stop event). :func:`allocate` is the
+convenience entry; :func:`make_allocation` builds (and validates) every result.
 """
 
 from __future__ import annotations
 
 import bisect
-import enum
 import heapq
-import math
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from memplan.errors import ConfigError, InputFormatError
+from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
+from memplan.registry import PluginKind, available, make_plugin, plugin_class
+from memplan.solver import Budget, Status
 
-#: Entry-point group under which allocators register.
-ENTRY_POINT_GROUP = "memplan.allocators"
+#: Entry-point group under which allocators register (see :mod:`memplan.registry`).
+ENTRY_POINT_GROUP = PluginKind.ALLOCATOR.value
 
-#: Default time limit of an exact search, in seconds.
+#: Default time limit of :func:`allocate` when no budget is given, in seconds.
 DEFAULT_TIME_LIMIT_S = 60.0
+
+#: Largest value of a 64-bit signed integer: every step, size, offset and sum of sizes
+#: must stay at or below it (the allocators' kernels compute in int64).
+INT64_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +82,19 @@ def buffer_problem(
     lower: int, upper: int, size: int, alignment: int, fixed: int | None
 ) -> str | None:
     """Return what is wrong with one buffer's fields, or None when they are sound."""
+    for what, value in (
+        ("lower", lower),
+        ("upper", upper),
+        ("size", size),
+        ("alignment", alignment),
+        ("fixed offset", fixed),
+    ):
+        if value is not None and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            return f"{what} {value} is outside the 64-bit range (magnitude below 2^63)"
     if lower >= upper:
         return f"empty lifetime [{lower}, {upper}): lower must be < upper"
+    if upper - lower > INT64_MAX:
+        return f"lifetime [{lower}, {upper}) is longer than 2^63-1 steps"
     if size < 0:
         return f"negative size {size}: sizes are bytes >= 0"
     if alignment < 1:
@@ -87,29 +104,77 @@ def buffer_problem(
             return f"fixed offset {fixed} must be >= 0"
         if fixed % alignment:
             return f"fixed offset {fixed} is not a multiple of its alignment {alignment}"
+        if fixed + size > INT64_MAX:
+            return f"fixed offset {fixed} + size {size} ends beyond 2^63-1 bytes"
     return None
 
 
-class AllocationStatus(enum.Enum):
-    """Outcome of an allocation."""
+def stacked_height_bytes(buffers: Sequence[Buffer]) -> int:
+    """Return a height no allocator's packing exceeds: the free buffers stacked, with padding.
 
-    SOLVED = "solved"  # offsets found (within the capacity, if one was given)
-    INFEASIBLE = "infeasible"  # proven: no packing fits the capacity
-    TIMEOUT = "timeout"  # time ran out before a packing within the capacity was found
+    That is the highest fixed buffer's top plus, for every other buffer, its size and
+    the most its alignment can skip (``alignment - 1``). A capacity at or above it
+    constrains nothing.
+    """
+    top = 0
+    stacked = 0
+    for b in buffers:
+        if b.fixed_offset_bytes is not None:
+            top = max(top, b.fixed_offset_bytes + b.size_bytes)
+        elif b.size_bytes:
+            stacked += b.size_bytes + b.alignment_bytes - 1
+    return top + stacked
+
+
+def check_buffers(buffers: Sequence[Buffer], what: str = "the buffers") -> int:
+    """Check that every packing of ``buffers`` stays in the 64-bit range; return its bound.
+
+    Returns:
+        :func:`stacked_height_bytes` of the buffers.
+
+    Raises:
+        InputFormatError: one line naming the largest buffer, when the sizes (plus
+            alignment padding and fixed offsets) add up beyond 2^63-1 bytes.
+    """
+    bound = stacked_height_bytes(buffers)
+    if bound > INT64_MAX:
+        largest = max(buffers, key=lambda b: b.size_bytes)
+        raise InputFormatError(
+            f"{what}: sizes add up to {bound} bytes (with alignment padding and fixed "
+            f"offsets), beyond the 64-bit range (2^63-1 bytes); the largest is buffer "
+            f"{largest.id!r} with {largest.size_bytes} bytes: check the sizes"
+        )
+    return bound
 
 
 @dataclass(frozen=True, slots=True)
 class AllocationResult:
-    """What an allocator returns; offsets are aligned with the input buffer order."""
+    """What an allocator returns; offsets are aligned with the input buffer order.
 
-    status: AllocationStatus  # SOLVED, INFEASIBLE or TIMEOUT
-    offsets_bytes: tuple[int, ...] | None  # one offset per input buffer; best found, or None
+    OPTIMAL: the height is proven minimal (it equals ``lower_bound_bytes``) and fits.
+    FEASIBLE: a packing within the capacity (or any packing, without a capacity).
+    INFEASIBLE: proven that no packing fits the capacity. TIMEOUT: out of time (or
+    stopped, or over the memory allowed); the best offsets so far, possibly above the
+    capacity, or None. Use :attr:`fits` to know whether the offsets fit the capacity.
+    """
+
+    status: Status  # OPTIMAL, FEASIBLE, INFEASIBLE or TIMEOUT
+    offsets_bytes: tuple[int, ...] | None  # one offset per input buffer, or None
     height_bytes: int | None  # highest byte used by offsets_bytes (max offset + size)
-    max_live_bytes: int  # lower bound on any height: largest sum of sizes live at one step
-    proven_optimal: bool  # height_bytes is the minimum possible height
-    algorithm: str  # name of the algorithm that produced offsets_bytes
+    capacity_bytes: int | None  # the capacity asked for (None: no limit)
+    max_live_bytes: int  # largest sum of sizes live at one step: a bound on any height
+    lower_bound_bytes: int  # proven bound on any height: max live, or more when proven
+    algorithm: str  # the allocator and the variant that produced offsets_bytes
     wall_s: float  # wall-clock seconds spent
-    message: str = ""  # human-readable detail (why infeasible, what timed out)
+    message: str = ""  # human-readable detail (why infeasible, what ran out)
+    stats: Mapping[str, Any] = field(default_factory=dict)  # counters (search nodes, ...)
+
+    @property
+    def fits(self) -> bool:
+        """True when there are offsets and they fit the capacity (if one was given)."""
+        if self.offsets_bytes is None or self.height_bytes is None:
+            return False
+        return self.capacity_bytes is None or self.height_bytes <= self.capacity_bytes
 
     @property
     def ratio(self) -> float | None:
@@ -121,19 +186,18 @@ class AllocationResult:
         return self.height_bytes / self.max_live_bytes
 
 
+@runtime_checkable
 class Allocator(Protocol):
-    """The calling convention of every registered allocator."""
+    """What every allocator provides (a frozen dataclass of options)."""
 
-    def __call__(
-        self,
-        buffers: Sequence[Buffer],
-        capacity_bytes: int | None,
-        *,
-        time_limit_s: float,
-        minimize: bool,
-        seed: int,
+    name: ClassVar[str]  # registry name, e.g. "exact"
+    seed: int  # the only source of randomness
+    minimize: bool  # look for the lowest height instead of any packing that fits
+
+    def allocate(
+        self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
     ) -> AllocationResult:
-        """Place ``buffers`` within ``capacity_bytes`` (None: minimise the height)."""
+        """Place ``buffers`` within ``capacity_bytes`` (None: no limit) within ``budget``."""
         ...
 
 
@@ -152,11 +216,6 @@ def max_live_bytes(buffers: Sequence[Buffer]) -> int:
         live += delta
         best = max(best, live)
     return best
-
-
-def packing_height(buffers: Sequence[Buffer], offsets: Sequence[int]) -> int:
-    """Return the highest byte used by a packing (0 for no buffers)."""
-    return max((o + b.size_bytes for b, o in zip(buffers, offsets, strict=True)), default=0)
 
 
 def validate_packing(
@@ -235,136 +294,141 @@ def overlapping_pairs(buffers: Sequence[Buffer], offsets: Sequence[int]) -> list
     return pairs
 
 
+# --------------------------------------------------------------------------- results
+
+
+def make_allocation(
+    allocator: Any,
+    buffers: Sequence[Buffer],
+    capacity_bytes: int | None,
+    status: Status,
+    offsets: Sequence[int] | None,
+    budget: Budget,
+    *,
+    max_live: int,
+    lower_bound_bytes: int | None = None,
+    algorithm: str | None = None,
+    message: str = "",
+    stats: Mapping[str, Any] | None = None,
+) -> AllocationResult:
+    """Validate ``offsets`` and wrap them; every allocator builds its result here.
+
+    ``status`` says how the search ended: FEASIBLE (a packing within the capacity),
+    INFEASIBLE (proven impossible) or TIMEOUT. It becomes OPTIMAL when the packing
+    fits and its height equals the proven lower bound (``lower_bound_bytes``, at least
+    ``max_live``).
+
+    Raises:
+        InvalidPlanError: for an allocator bug: an invalid packing, FEASIBLE offsets
+            above the capacity, INFEASIBLE with a packing that fits, or a bound above
+            the height.
+    """
+    name = algorithm or allocator.name
+    bound = max(max_live, lower_bound_bytes or 0)
+    offs = None if offsets is None else tuple(int(o) for o in offsets)
+    height = None
+    if offs is not None:
+        errors = validate_packing(buffers, offs)
+        if errors:
+            raise InvalidPlanError(
+                f"allocator {name!r} returned an invalid packing ({len(errors)} problem(s)); "
+                f"first: {errors[0]}"
+            )
+        height = max((o + b.size_bytes for b, o in zip(buffers, offs, strict=True)), default=0)
+        if height < bound:
+            raise InvalidPlanError(
+                f"allocator {name!r}: lower bound {bound} B above its packing's height {height} B"
+            )
+    fits = height is not None and (capacity_bytes is None or height <= capacity_bytes)
+    if status in (Status.FEASIBLE, Status.OPTIMAL) and not fits:
+        raise InvalidPlanError(f"allocator {name!r}: {status.value} without a packing that fits")
+    if status is Status.INFEASIBLE and (fits or capacity_bytes is None):
+        raise InvalidPlanError(f"allocator {name!r}: infeasible, yet a packing fits")
+    if fits and height == bound:
+        status = Status.OPTIMAL
+    return AllocationResult(
+        status=status,
+        offsets_bytes=offs,
+        height_bytes=height,
+        capacity_bytes=capacity_bytes,
+        max_live_bytes=max_live,
+        lower_bound_bytes=bound,
+        algorithm=name,
+        wall_s=budget.elapsed_s(),
+        message=message,
+        stats=dict(stats or {}),
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
 def available_allocators() -> list[str]:
-    """Return the registered allocator names (plus ``auto``), sorted."""
-    from importlib.metadata import entry_points
-
-    names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(names | {"auto"})
+    """Return the registered allocator names, sorted."""
+    return available(PluginKind.ALLOCATOR)
 
 
-def load_allocator(name: str) -> Allocator:
-    """Load the allocator registered as ``name``.
+def allocator_class(name: str) -> type:
+    """Load an allocator class by registry name or ``package.module:Class`` path."""
+    return plugin_class(PluginKind.ALLOCATOR, name)
+
+
+def make_allocator(name: str, options: Mapping[str, Any] | None = None) -> Any:
+    """Instantiate an allocator with options; strings are converted to the option's type.
 
     Raises:
-        ConfigError: if no allocator has that name (the message lists the known ones).
+        ConfigError: for an unknown allocator or option (the message lists the known ones).
     """
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            loaded: Allocator = ep.load()
-            return loaded
-    raise ConfigError(
-        f"unknown allocator {name!r}; choose one of: {', '.join(available_allocators())}"
-    )
+    return make_plugin(PluginKind.ALLOCATOR, name, options)
 
 
 def allocate(
     buffers: Sequence[Buffer],
     capacity_bytes: int | None,
     *,
-    algorithm: str = "auto",
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    algorithm: str | Allocator = "auto",
+    budget: Budget | None = None,
     minimize: bool = False,
     seed: int = 0,
 ) -> AllocationResult:
-    """Choose an offset for every buffer.
+    """Choose an offset for every buffer (the convenience entry to the allocator plug-ins).
 
     Args:
         buffers: the buffers; the result's offsets follow this order.
-        capacity_bytes: the scratchpad size, or None to minimise the height.
-        algorithm: ``auto`` (greedy portfolio, then the exact search when the portfolio
-            does not fit or, with ``minimize``, to improve its height), ``exact``, or a
-            greedy name from :func:`available_allocators`.
-        time_limit_s: wall-clock limit of an exact search, in seconds.
+        capacity_bytes: the scratchpad size, or None for no limit.
+        algorithm: a registered allocator name (``auto``: the greedy portfolio, then the
+            exact search where it falls short; ``exact``; ``portfolio``; a named greedy;
+            see :func:`available_allocators`), or an allocator instance (then ``minimize``
+            and ``seed`` are its own).
+        budget: time limit and stop event; default :data:`DEFAULT_TIME_LIMIT_S` seconds.
         minimize: look for the lowest height (at most ``capacity_bytes`` if given) and
-            report whether it is proven optimal, instead of any packing that fits.
+            prove it optimal if time allows, instead of any packing that fits.
         seed: seed of any randomised step; same seed, same offsets.
 
     Returns:
-        SOLVED with offsets within the capacity; INFEASIBLE when proven impossible;
-        TIMEOUT with the best offsets found (possibly above the capacity) otherwise.
+        See :class:`AllocationResult` for the statuses.
 
     Raises:
-        ConfigError: for an unknown algorithm, a negative capacity or time limit.
+        ConfigError: for an unknown algorithm, or a capacity below 0 or beyond 2^63-1.
+        InputFormatError: when the sizes add up beyond the 64-bit range.
 
     Speed (2 shared cores): with a capacity and ``minimize=False``, ``auto`` returns as
     soon as one greedy variant fits (about 1-2 s for 100,000 buffers, mostly building
     the overlap graph); the full ``portfolio`` takes about 5 s for 60,000 buffers;
-    ``exact`` and ``minimize`` may use the whole ``time_limit_s``. The first call in a
-    process loads the compiled kernels (numba's disk cache; the very first run in a
-    checkout compiles them, about 10-20 s).
+    ``exact`` and ``minimize`` may use the whole time limit. Small instances run in
+    plain Python; larger ones load numba-compiled kernels (the very first run in an
+    installation compiles them, about 10-20 s, and says so on stderr).
     """
-    if capacity_bytes is not None and capacity_bytes < 0:
-        raise ConfigError(f"capacity {capacity_bytes} bytes must be >= 0")
-    if not (time_limit_s >= 0 and math.isfinite(time_limit_s)):
-        raise ConfigError(f"time limit {time_limit_s} s must be a finite number >= 0")
-    if algorithm != "auto":
-        fn = load_allocator(algorithm)
-        return fn(buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=minimize, seed=seed)
-    return _allocate_auto(buffers, capacity_bytes, time_limit_s, minimize, seed)
-
-
-def _allocate_auto(
-    buffers: Sequence[Buffer],
-    capacity_bytes: int | None,
-    time_limit_s: float,
-    minimize: bool,
-    seed: int,
-) -> AllocationResult:
-    """Greedy portfolio first; the exact search only where the portfolio falls short.
-
-    With ``minimize``, the exact allocator's minimiser does both steps itself: it starts
-    from the portfolio's packing and searches lower heights until proven or out of time.
-    """
-    start = time.perf_counter()
-    if minimize:
-        result = load_allocator("exact")(
-            buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=True, seed=seed
+    if capacity_bytes is not None and not 0 <= capacity_bytes <= INT64_MAX:
+        raise ConfigError(
+            f"capacity {capacity_bytes} bytes must be >= 0 and within the 64-bit range "
+            f"(at most 2^63-1 bytes)"
         )
-        return _relabel(result, f"auto:{result.algorithm}", start)
-    greedy = load_allocator("portfolio")(
-        buffers, capacity_bytes, time_limit_s=time_limit_s, minimize=False, seed=seed
-    )
-    if greedy.status is not AllocationStatus.TIMEOUT:  # it fits, or cannot fit at all
-        return _relabel(greedy, f"auto:{greedy.algorithm}", start)
-    remaining = max(0.0, time_limit_s - (time.perf_counter() - start))
-    result = load_allocator("exact")(
-        buffers, capacity_bytes, time_limit_s=remaining, minimize=False, seed=seed
-    )
-    if result.status is AllocationStatus.SOLVED:
-        return _relabel(result, f"auto:{result.algorithm}", start)
-    # Infeasible or out of time: keep the portfolio's packing as the best partial answer.
-    return _relabel(_with_offsets(result, greedy), f"auto:{result.algorithm}", start)
-
-
-def _with_offsets(result: AllocationResult, source: AllocationResult) -> AllocationResult:
-    """Return ``result`` carrying the offsets and height of ``source``."""
-    return AllocationResult(
-        result.status,
-        source.offsets_bytes,
-        source.height_bytes,
-        result.max_live_bytes,
-        result.proven_optimal,
-        result.algorithm,
-        result.wall_s,
-        result.message,
-    )
-
-
-def _relabel(result: AllocationResult, algorithm: str, start: float) -> AllocationResult:
-    """Return ``result`` named ``algorithm`` with the wall time measured from ``start``."""
-    return AllocationResult(
-        result.status,
-        result.offsets_bytes,
-        result.height_bytes,
-        result.max_live_bytes,
-        result.proven_optimal,
-        algorithm,
-        time.perf_counter() - start,
-        result.message,
-    )
+    if budget is None:
+        budget = Budget(time_limit_s=DEFAULT_TIME_LIMIT_S)
+    if isinstance(algorithm, str):
+        allocator = make_allocator(algorithm, {"seed": seed, "minimize": minimize})
+    else:
+        allocator = algorithm
+    result: AllocationResult = allocator.allocate(buffers, capacity_bytes, budget)
+    return result

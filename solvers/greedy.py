@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 
 from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.cost import Cost, evaluate
-from memplan.dsa import AllocationStatus, Buffer, allocate, available_allocators
+from memplan.dsa import Buffer, allocate, available_allocators
 from memplan.errors import ConfigError
 from memplan.fallback import spill_everything_plan
 from memplan.ir import OpId
@@ -407,10 +407,10 @@ class GreedySolver:
             buffers,
             problem.capacity_bytes,
             algorithm=ALLOCATORS.get(allocator or self.allocator, allocator or self.allocator),
-            time_limit_s=time_limit_s,
+            budget=Budget(time_limit_s=time_limit_s, stop_event=budget.stop_event),
             minimize=False,
             seed=self.seed,
         )
-        if result.status is AllocationStatus.SOLVED and result.offsets_bytes is not None:
+        if result.fits and result.offsets_bytes is not None:
             return list(result.offsets_bytes), result.height_bytes, result.algorithm
         return None, result.height_bytes, result.algorithm

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memplan.dsa import AllocationStatus, Buffer, allocate
+from memplan.dsa import Buffer, allocate
 from memplan.ir import TensorKind
 from memplan.plan import Plan, Residency
 from memplan.problem import Problem
@@ -327,11 +327,11 @@ def _replace(
         buffers,
         problem.capacity_bytes,
         algorithm=settings.allocator,
-        time_limit_s=min(10.0, budget.remaining_s()),
+        budget=Budget(time_limit_s=min(10.0, budget.remaining_s()), stop_event=budget.stop_event),
         minimize=False,
         seed=settings.seed,
     )
-    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+    if not result.fits or result.offsets_bytes is None:
         return None
     residencies = [
         dataclasses.replace(r, start=s, offset=o)

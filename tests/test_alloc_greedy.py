@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from alloc_helpers import CAPACITY, CHALLENGING, challenging_file, random_buffers
 
-from memplan.dsa import AllocationStatus, Buffer, allocate, max_live_bytes, validate_packing
+from memplan.dsa import Buffer, allocate, make_allocator, max_live_bytes, validate_packing
 from memplan.io.buffers_csv import read_buffers_csv
+from memplan.solver import Budget, Status
 from memplan.solvers.alloc.greedy import section_pressure
-from memplan.solvers.alloc.intervals import pack
+from memplan.solvers.alloc.intervals import overlap_counts, pack
 
 GREEDY = [
     "greedy-by-size",
@@ -38,7 +39,7 @@ def test_greedy_packings_are_valid_and_deterministic(name: str) -> None:
             fixed_prob=0.1,
         )
         result = allocate(buffers, None, algorithm=name, seed=3)
-        assert result.status is AllocationStatus.SOLVED
+        assert result.status in (Status.FEASIBLE, Status.OPTIMAL)
         assert result.offsets_bytes is not None and result.height_bytes is not None
         assert validate_packing(buffers, result.offsets_bytes) == []
         assert result.height_bytes == max(
@@ -53,12 +54,13 @@ def test_greedy_packings_are_valid_and_deterministic(name: str) -> None:
 def test_greedy_capacity_statuses(name: str) -> None:
     buffers = [Buffer(i, i, i + 3, 4 + i) for i in range(6)]
     loose = allocate(buffers, 10_000, algorithm=name)
-    assert loose.status is AllocationStatus.SOLVED
+    assert loose.status in (Status.FEASIBLE, Status.OPTIMAL)
     assert loose.offsets_bytes is not None
     assert validate_packing(buffers, loose.offsets_bytes, 10_000) == []
     tight = allocate(buffers, max_live_bytes(buffers) - 1, algorithm=name)
-    assert tight.status is AllocationStatus.INFEASIBLE
+    assert tight.status is Status.INFEASIBLE
     assert "max live" in tight.message
+    assert not tight.fits
 
 
 def test_best_fit_and_first_fit_choose_different_gaps() -> None:
@@ -122,20 +124,52 @@ def test_portfolio_stops_at_first_fit_unless_minimising() -> None:
     buffers = random_buffers(rng, 50, horizon=25, max_size=40)
     loose = allocate(buffers, 10**9, algorithm="portfolio")
     best = allocate(buffers, 10**9, algorithm="portfolio", minimize=True)
-    assert loose.status is best.status is AllocationStatus.SOLVED
+    assert loose.fits and best.fits
     assert loose.height_bytes is not None and best.height_bytes is not None
     assert best.height_bytes <= loose.height_bytes
 
 
 def test_portfolio_geomean_on_minimalloc_challenging() -> None:
-    """The portfolio alone stays within 1.30 x max live (geometric mean over 11 files)."""
+    """The portfolio alone stays within 1.30 x max live (geometric mean over 11 files).
+
+    The best production greedy measured on these files is 1.338 (ANCHORS.md); the
+    portfolio measures about 1.09.
+    """
     challenging_file("A")
     logs = []
     for path in sorted(CHALLENGING.glob(f"*.{CAPACITY}.csv")):
         buffers = read_buffers_csv(path)
-        result = allocate(buffers, None, algorithm="portfolio", minimize=True)
+        result = allocate(
+            buffers, None, algorithm="portfolio", minimize=True, budget=Budget(time_limit_s=120)
+        )
+        assert result.fits
         assert result.offsets_bytes is not None and result.ratio is not None
         assert validate_packing(buffers, result.offsets_bytes) == []
         logs.append(math.log(result.ratio))
     assert len(logs) == 11
     assert math.exp(float(np.mean(logs))) <= 1.30
+
+
+def test_overlap_counts_match_the_built_structures() -> None:
+    """The memory estimate's counts equal what packing then builds."""
+    rng = random.Random(6)
+    for _ in range(30):
+        buffers = random_buffers(rng, rng.randint(1, 30), horizon=15, max_size=9)
+        buffers.append(Buffer("empty", 0, 3, 0))
+        p = pack(buffers)
+        lower = np.array([b.lower for b in buffers])
+        upper = np.array([b.upper for b in buffers])
+        size = np.array([b.size_bytes for b in buffers])
+        pairs, spans = overlap_counts(lower, upper, size)
+        assert 2 * pairs == int(p.ptr[-1])
+        live = p.size > 0
+        assert spans == int((p.sec_hi[live] - p.sec_lo[live]).sum())
+
+
+def test_pre_stopped_budget_returns_at_once() -> None:
+    buffers = random_buffers(random.Random(8), 30, horizon=20, max_size=30)
+    stopped = Budget(time_limit_s=0)
+    for name in GREEDY:
+        result = make_allocator(name).allocate(buffers, None, stopped)
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+        assert "stopped" in result.message

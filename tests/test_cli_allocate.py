@@ -1,4 +1,4 @@
-"""Tests of ``memplan allocate``: output file, exit codes, JSON, bad input."""
+"""Tests of ``memplan allocate``: output file, exit codes, JSON, bad and hostile input."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_packs_writes_a_valid_csv_and_prints_a_table(
     code = main(["allocate", str(small_csv), "--capacity", "12", "-o", str(out)])
     assert code == EXIT_OK
     printed = capsys.readouterr().out
-    assert "height" in printed and "max live" in printed and "solved" in printed
+    assert "height" in printed and "max live" in printed and "optimal" in printed
     rows = out.read_text().splitlines()
     assert rows[0] == "id,lower,upper,size,offset"
     placed = read_buffers_csv(out)
@@ -43,9 +43,9 @@ def test_json_output(small_csv: Path, capsys: pytest.CaptureFixture[str]) -> Non
     code = main(["allocate", str(small_csv), "--json", "--algorithm", "exact", "--minimize"])
     assert code == EXIT_OK
     data = json.loads(capsys.readouterr().out)
-    assert data["status"] == "solved"
-    assert data["height_bytes"] == data["max_live_bytes"] == 12
-    assert data["ratio"] == 1.0 and data["proven_optimal"] is True
+    assert data["status"] == "optimal" and data["fits"] is True
+    assert data["height_bytes"] == data["max_live_bytes"] == data["lower_bound_bytes"] == 12
+    assert data["ratio"] == 1.0
     assert data["capacity_bytes"] is None
 
 
@@ -110,6 +110,9 @@ def test_bad_csv_exits_2_with_one_line(
         (["--capacity", "lots"], "--capacity"),
         (["--alignment", "0"], "--alignment 0"),
         (["--time-limit", "-1"], "--time-limit"),
+        (["--seed", "-3"], "--seed -3: a seed is a whole number from 0 to 2147483647"),
+        (["--seed", "2147483648"], "--seed 2147483648: a seed is a whole number"),
+        (["--option", "seed=-1"], "option seed=-1 must be between 0 and 2147483647"),
     ],
 )
 def test_bad_options_exit_2(
@@ -129,8 +132,9 @@ def test_timeout_without_packing_exits_1(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["allocate", str(path), "--capacity", "986112", "--time-limit", "0.5", "--json"])
     assert code == EXIT_NO_PLAN
     data = json.loads(capsys.readouterr().out)
-    assert data["status"] == "timeout"
+    assert data["status"] == "timeout" and data["fits"] is False
     assert data["height_bytes"] > 986112  # the portfolio's packing, above the capacity
+    assert "no packing within 986112 B" in data["message"]
 
 
 def test_challenging_file_at_capacity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,3 +148,94 @@ def test_challenging_file_at_capacity(tmp_path: Path, capsys: pytest.CaptureFixt
     buffers = read_buffers_csv(path)
     offsets = [int(b.fixed_offset_bytes or 0) for b in placed]
     assert validate_packing(buffers, offsets, CAPACITY) == []
+
+
+# ----------------------------------------------------------------- hostile input
+
+OVERLAP_2_62 = "id,lower,upper,size\na,0,2,4611686018427387904\nb,1,3,4611686018427387904\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "args", "fragment"),
+    [
+        (b"id,lower,upper,size\nx,0,2,100000000000000000000000\n", [], "outside the 64-bit"),
+        (b"id,lower,upper,size\nx,0,2,\xe9\n", [], "not UTF-8 text (byte 0xe9"),
+        (CSV.encode(), ["--capacity", "1" + "0" * 29, "--algorithm", "exact"], "64-bit range"),
+        (OVERLAP_2_62.encode(), [], "sizes add up to 9223372036854775808 bytes"),
+        (b"id,lower,upper,size\n", [], "no buffers: the file has a header but no rows"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", [], "binary file (a NUL byte"),
+        (CSV.encode(), ["--option", "kernels=gpu"], "option kernels='gpu' is not allowed"),
+    ],
+)
+def test_hostile_input_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    data: bytes,
+    args: list[str],
+    fragment: str,
+) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(data)
+    code = main(["allocate", str(path), *args])
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("memplan allocate: error: ") and fragment in err
+    assert "Traceback" not in err and "None B" not in err
+
+
+def test_infeasible_says_so_and_never_claims_optimal(
+    small_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for algorithm in ("auto", "exact", "portfolio", "greedy-by-size"):
+        code = main(["allocate", str(small_csv), "--capacity", "11", "--algorithm", algorithm])
+        out, err = capsys.readouterr()
+        assert code == EXIT_NO_PLAN
+        text = out + err
+        assert "infeasible" in text and "no packing fits 11 B" in text
+        assert "optimal" not in text and "None B" not in text
+
+
+def test_memory_guard_refuses_a_dense_instance_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """100,000 buffers all live at step 50: 5e9 overlapping pairs, about 40 GB of graph."""
+    path = tmp_path / "dense.csv"
+    rows = "".join(f"b{i},{i % 10},{90 + i % 10},{64 + i % 7}\n" for i in range(100_000))
+    path.write_text("id,lower,upper,size\n" + rows)
+    limit = "--option", "memory_limit_bytes=4000000000"
+    code = main(["allocate", str(path), "--capacity", "1GiB", *limit])
+    out, err = capsys.readouterr()
+    assert code == EXIT_NO_PLAN and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "over the memory limit" in err and "4999950000 overlapping pairs" in err
+
+
+def test_option_flag_reaches_the_allocator(
+    small_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["allocate", str(small_csv), "--json", "--option", "kernels=python", "--minimize"])
+    assert code == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["stats"]["kernels"] == "python"
+
+
+def test_ctrl_c_stops_the_search_and_reports_it() -> None:
+    """A real SIGINT during the exact search: the search stops and says so, exit 1."""
+    import subprocess
+    import sys
+
+    path = challenging_file("D")
+    code = (
+        "import os, signal, sys, threading\n"
+        "from memplan.cli import main\n"
+        "threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        f"sys.exit(main(['allocate', {str(path)!r}, '--capacity', '986112',\n"
+        "                '--time-limit', '120', '--algorithm', 'exact']))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert run.returncode == EXIT_NO_PLAN, run.stderr
+    assert "stopping; Ctrl-C again to abort" in run.stderr
+    assert "timeout: stopped: no packing within 986112 B found yet" in run.stderr

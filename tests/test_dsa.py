@@ -1,4 +1,4 @@
-"""Tests of memplan.dsa: buffer checks, max live, the sweep validator, CSV, registry."""
+"""Tests of memplan.dsa: buffer checks, max live, the sweep validator, results, CSV, registry."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import pytest
 from alloc_helpers import DATA, overlaps_naive, random_buffers
 
 from memplan.dsa import (
-    AllocationStatus,
+    INT64_MAX,
     Buffer,
     allocate,
     available_allocators,
+    check_buffers,
+    make_allocation,
     max_live_bytes,
+    stacked_height_bytes,
     validate_packing,
 )
-from memplan.errors import ConfigError, InputFormatError
+from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.io.buffers_csv import (
     format_buffers_csv,
     parse_buffers_csv,
     read_buffers_csv,
     write_buffers_csv,
 )
+from memplan.solver import Budget, Status
 
 EXAMPLE = DATA / "minimalloc" / "examples" / "input.12.csv"
+HUGE = 10**23
 
 
 # ----------------------------------------------------------------- Buffer and max live
@@ -132,8 +137,6 @@ def test_csv_round_trip(tmp_path: Path) -> None:
 
 
 def test_reads_minimalloc_example() -> None:
-    if not EXAMPLE.exists():
-        pytest.skip(f"benchmark data not found at {EXAMPLE}")
     buffers = read_buffers_csv(EXAMPLE)
     assert [b.id for b in buffers] == ["b1", "b2", "b3", "b4", "b5"]
     assert max_live_bytes(buffers) == 12
@@ -181,7 +184,14 @@ def test_csv_optional_columns_may_be_blank() -> None:
 # ----------------------------------------------------------------- registry
 
 
+def _with_options(name: str, **options: str) -> object:
+    from memplan.dsa import make_allocator
+
+    return make_allocator(name, options)
+
+
 def test_registry_lists_allocators_and_rejects_unknown_names() -> None:
+    """Allocators are plug-ins of the one registry, auto among them."""
     names = available_allocators()
     for name in (
         "auto",
@@ -198,8 +208,10 @@ def test_registry_lists_allocators_and_rejects_unknown_names() -> None:
         allocate([Buffer(0, 0, 1, 1)], 4, algorithm="nope")
     with pytest.raises(ConfigError, match="capacity -1"):
         allocate([Buffer(0, 0, 1, 1)], -1)
-    with pytest.raises(ConfigError, match="time limit"):
-        allocate([Buffer(0, 0, 1, 1)], 4, time_limit_s=float("nan"))
+    with pytest.raises(ConfigError, match="within the 64-bit range"):
+        allocate([Buffer(0, 0, 1, 1)], 10**29)
+    with pytest.raises(ConfigError, match="option kernels='gpu'"):
+        allocate([Buffer(0, 0, 1, 1)], 4, algorithm=_with_options("exact", kernels="gpu"))
 
 
 def test_allocate_auto_packs_validly_and_reports_infeasible() -> None:
@@ -207,31 +219,35 @@ def test_allocate_auto_packs_validly_and_reports_infeasible() -> None:
     for _ in range(20):
         buffers = random_buffers(rng, 8, horizon=6, max_size=5, alignments=(1, 2))
         live = max_live_bytes(buffers)
-        result = allocate(buffers, None, time_limit_s=5)
-        assert result.status is AllocationStatus.SOLVED
+        result = allocate(buffers, None, budget=Budget(time_limit_s=5))
+        assert result.status in (Status.FEASIBLE, Status.OPTIMAL, Status.TIMEOUT)
+        assert result.fits
         assert result.offsets_bytes is not None and result.height_bytes is not None
         assert validate_packing(buffers, result.offsets_bytes) == []
         assert result.height_bytes >= live == result.max_live_bytes
-        fit = allocate(buffers, result.height_bytes, time_limit_s=5)
-        assert fit.status is AllocationStatus.SOLVED
+        fit = allocate(buffers, result.height_bytes, budget=Budget(time_limit_s=5))
+        assert fit.status in (Status.FEASIBLE, Status.OPTIMAL)
         assert fit.offsets_bytes is not None
         assert validate_packing(buffers, fit.offsets_bytes, result.height_bytes) == []
-        short = allocate(buffers, live - 1, time_limit_s=5)
-        assert short.status is AllocationStatus.INFEASIBLE
+        short = allocate(buffers, live - 1, budget=Budget(time_limit_s=5))
+        assert short.status is Status.INFEASIBLE
+        assert short.lower_bound_bytes == live
 
 
 def test_allocate_auto_minimize_proves_optimality_on_small_inputs() -> None:
     rng = random.Random(8)
     for _ in range(10):
         buffers = random_buffers(rng, 7, horizon=6, max_size=6)
-        result = allocate(buffers, None, minimize=True, time_limit_s=10)
-        assert result.proven_optimal
+        result = allocate(buffers, None, minimize=True, budget=Budget(time_limit_s=10))
+        assert result.status is Status.OPTIMAL
+        assert result.height_bytes == result.lower_bound_bytes
         assert result.algorithm.startswith("auto:")
 
 
 def test_empty_input() -> None:
     result = allocate([], 0)
-    assert result.status is AllocationStatus.SOLVED and result.offsets_bytes == ()
+    assert result.status is Status.OPTIMAL and result.offsets_bytes == ()
+    assert result.height_bytes == 0 and result.fits
 
 
 def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
@@ -258,3 +274,93 @@ def test_csv_zero_alignment_and_leading_blank_lines() -> None:
         parse_buffers_csv("id,lower,upper,size,alignment\nx,0,2,4,0\n", "a.csv")
     with pytest.raises(InputFormatError, match=r"^b\.csv:4: size 'y'"):
         parse_buffers_csv("\n\nid,lower,upper,size\nx,0,2,y\n", "b.csv")
+
+
+# ----------------------------------------------------------------- 64-bit range
+
+
+def test_buffer_fields_must_fit_64_bits() -> None:
+    with pytest.raises(InputFormatError, match="size 100000000000000000000000 is outside"):
+        Buffer("x", 0, 1, HUGE)
+    with pytest.raises(InputFormatError, match=r"upper .* is outside"):
+        Buffer("x", 0, 1 << 63, 4)
+    with pytest.raises(InputFormatError, match="longer than 2\\^63-1 steps"):
+        Buffer("x", -(1 << 62) - 1, 1 << 62, 4)
+    with pytest.raises(InputFormatError, match="ends beyond 2\\^63-1"):
+        Buffer("x", 0, 1, 1 << 62, fixed_offset_bytes=(1 << 62) + (1 << 61))
+
+
+def test_sums_beyond_64_bits_are_one_clear_error() -> None:
+    """Two overlapping 2^62-byte buffers: max live would wrap to -2^63 in int64."""
+    buffers = [Buffer("a", 0, 2, 1 << 62), Buffer("b", 1, 3, 1 << 62)]
+    assert stacked_height_bytes(buffers) == 1 << 63
+    with pytest.raises(InputFormatError, match="beyond the 64-bit range") as info:
+        check_buffers(buffers)
+    assert "buffer 'a'" in str(info.value) and "\n" not in str(info.value)
+    for name in available_allocators():
+        with pytest.raises(InputFormatError, match="beyond the 64-bit range"):
+            allocate(buffers, None, algorithm=name)
+    # Just inside the range everything works, and nothing overflows.
+    fine = [Buffer("a", 0, 2, 1 << 61), Buffer("b", 1, 3, 1 << 61)]
+    result = allocate(fine, None, minimize=True)
+    assert result.status is Status.OPTIMAL and result.height_bytes == 1 << 62
+
+
+def test_a_capacity_above_every_packing_is_clamped_not_overflowed() -> None:
+    buffers = [Buffer("a", 0, 2, 8), Buffer("b", 1, 3, 8)]
+    for name in available_allocators():
+        result = allocate(buffers, INT64_MAX, algorithm=name)
+        assert result.fits and result.capacity_bytes == INT64_MAX, name
+
+
+# ----------------------------------------------------------------- results
+
+
+def test_make_allocation_upgrades_to_optimal_and_catches_allocator_bugs() -> None:
+    from memplan.solvers.alloc.greedy import Portfolio
+
+    allocator = Portfolio()
+    buffers = [Buffer("a", 0, 2, 4), Buffer("b", 1, 3, 4)]
+    budget = Budget(time_limit_s=1)
+    done = make_allocation(allocator, buffers, 8, Status.FEASIBLE, [0, 4], budget, max_live=8)
+    assert done.status is Status.OPTIMAL and done.lower_bound_bytes == 8
+    with pytest.raises(InvalidPlanError, match="invalid packing"):
+        make_allocation(allocator, buffers, 8, Status.FEASIBLE, [0, 2], budget, max_live=8)
+    with pytest.raises(InvalidPlanError, match="without a packing that fits"):
+        make_allocation(allocator, buffers, 7, Status.FEASIBLE, [0, 4], budget, max_live=8)
+    with pytest.raises(InvalidPlanError, match="infeasible, yet a packing fits"):
+        make_allocation(allocator, buffers, 8, Status.INFEASIBLE, [0, 4], budget, max_live=8)
+    with pytest.raises(InvalidPlanError, match="lower bound 9 B above"):
+        make_allocation(
+            allocator, buffers, 8, Status.FEASIBLE, [0, 4], budget, max_live=8, lower_bound_bytes=9
+        )
+    above = make_allocation(allocator, buffers, 7, Status.TIMEOUT, [0, 4], budget, max_live=8)
+    assert above.status is Status.TIMEOUT and not above.fits and above.ratio == 1.0
+
+
+# ----------------------------------------------------------------- hostile CSV files
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"id,lower,upper,size\n1,0,2,\xff\n", "not UTF-8 text (byte 0xff at offset 26)"),
+        (b"\x7fELF\x02\x01\x01\x00\x00", "binary file (a NUL byte at offset 7)"),
+        (b"id,lower,upper,size\n", "no buffers: the file has a header but no rows"),
+        (b"id,lower,upper,size\nx,0,2,100000000000000000000000\n", "size 1000"),
+        (
+            b"id,lower,upper,size\na,0,2,4611686018427387904\nb,1,3,4611686018427387904\n",
+            "sizes add up to 9223372036854775808 bytes",
+        ),
+        (b"id,lower,upper,size\nx,0,2," + b"9" * 5000 + b"\n", "size '9999"),
+    ],
+)
+def test_hostile_csv_files_are_one_line_errors(tmp_path: Path, data: bytes, fragment: str) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputFormatError) as info:
+        read_buffers_csv(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert fragment in message
+    assert "\n" not in message and len(message) < 300

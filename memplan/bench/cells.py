@@ -137,12 +137,3 @@ def cell_key(
     ]
     text = json.dumps(payload, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps`` fallback for numpy scalars, enums, paths and the like."""
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)

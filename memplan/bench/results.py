@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.bench.cells import json_default
 from memplan.errors import ConfigError
 from memplan.io.files import check_output_path
+from memplan.io.planfile import jsonable
 
 if TYPE_CHECKING:
     from memplan.bench.cells import CellSpec
@@ -80,7 +80,7 @@ class ResultsWriter:
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row as one line, then flush and fsync."""
-        line = json.dumps(row, sort_keys=True, default=json_default) + "\n"
+        line = json.dumps(row, sort_keys=True, default=jsonable) + "\n"
         with self._lock:
             self._handle.write(line.encode("utf-8"))
             self._handle.flush()

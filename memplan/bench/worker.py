@@ -44,8 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S, json_default
+from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S
 from memplan.io.files import atomic_write_text
+from memplan.io.planfile import jsonable
 
 if TYPE_CHECKING:
     from memplan.accelerator import Accelerator
@@ -382,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup_limit_s = float(spec.get("warmup_limit_s", DEFAULT_WARMUP_LIMIT_S))
     _start_watchdog(warmup_limit_s + float(spec["deadline_s"]))
     outcome = solve_spec(spec, spec.get("ready_path"))
-    atomic_write_text(args[1], json.dumps(outcome, default=json_default))
+    atomic_write_text(args[1], json.dumps(outcome, default=jsonable))
     return 0
 
 

@@ -7,19 +7,22 @@
 Input: MiniMalloc's CSV (``id,lower,upper,size`` with half-open lifetimes
 ``[lower, upper)`` in steps and sizes in bytes; optional ``alignment`` and ``offset``
 columns). Output (``-o``): the same rows plus the chosen ``offset``. Every packing is
-checked by :func:`memplan.dsa.validate_packing` before it is printed or written.
-Exit codes: 0 packed (within the capacity), 1 infeasible or out of time without a
-packing that fits, 2 bad input.
+checked by :func:`memplan.dsa.validate_packing` (in :func:`memplan.dsa.make_allocation`)
+before it is printed or written. Exit codes: 0 packed (within the capacity), 1 infeasible
+or out of time without a packing that fits, 2 bad input (one line, no traceback), 130
+aborted. Ctrl-C stops the search and keeps its best packing; a second Ctrl-C aborts.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
-from memplan.cli.common import console, err_console, print_json
+from memplan.cli.common import checked_seed, console, print_json
+from memplan.options import SEED_MAX
 
 _ALGORITHMS = (
     "auto (greedy portfolio, then the exact search if needed), exact (MiniMalloc-style "
@@ -42,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
             "and offset (a fixed offset in bytes). Prints the height (highest byte used), "
             "max live (the lower bound: most bytes live at one step), their ratio and the "
             "time. Exit codes: 0 packed, 1 infeasible or timed out without a packing that "
-            "fits, 2 bad input."
+            "fits, 2 bad input. Ctrl-C stops the search and keeps its best packing."
         ),
     )
     parser.add_argument("csv", help="input CSV: id,lower,upper,size[,alignment][,offset]")
@@ -71,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         type=float,
         default=60.0,
-        help="wall-clock limit of the exact search in seconds; default 60",
+        help="wall-clock limit of the whole allocation in seconds; default 60",
     )
     parser.add_argument(
         "--algorithm",
@@ -83,12 +86,27 @@ def add_parser(subparsers: Any) -> None:
         "--minimize",
         action="store_true",
         help=(
-            "look for the lowest height (at most the capacity, if given) and report whether "
-            "it is proven optimal, instead of stopping at the first packing that fits"
+            "look for the lowest height (at most the capacity, if given) and prove it "
+            "minimal if time allows, instead of stopping at the first packing that fits"
         ),
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the randomised steps; default 0"
+        "--seed",
+        default="0",
+        metavar="N",
+        help=f"seed of the randomised steps (same seed, same offsets), 0 to {SEED_MAX}; default 0",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "an allocator option (repeat the flag for several): kernels=auto|python|compiled "
+            "(plain Python for small inputs, numba for the rest; the same offsets either "
+            "way), memory_limit_bytes=N (working memory the allocator may plan to use; "
+            "default 0 = half of what is free)"
+        ),
     )
     parser.add_argument(
         "-o",
@@ -122,78 +140,100 @@ def _with_alignment(buffers: list[Any], alignment: int) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan allocate``; return the exit code."""
-    from memplan.dsa import AllocationStatus, allocate, validate_packing
+    from memplan.cli.plancommon import StopOnSigint
+    from memplan.dsa import INT64_MAX, allocate, make_allocator
     from memplan.errors import ConfigError
     from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
+    from memplan.options import parse_option_pairs
+    from memplan.solver import Budget
     from memplan.units import parse_bytes
 
-    capacity = None if args.capacity is None else parse_bytes(args.capacity, "--capacity")
+    capacity = None
+    if args.capacity is not None:
+        text = args.capacity.strip()
+        capacity = int(text) if text.isdigit() else parse_bytes(text, "--capacity")
+    if capacity is not None and capacity > INT64_MAX:
+        raise ConfigError(
+            f"--capacity {args.capacity}: beyond the 64-bit range "
+            f"(at most 2^63-1 = {INT64_MAX} bytes)"
+        )
     if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):
         raise ConfigError(f"--time-limit {args.time_limit}: must be a number of seconds >= 0")
+    options = {
+        "seed": checked_seed(args.seed),
+        "minimize": args.minimize or capacity is None,
+        **parse_option_pairs(args.option),
+    }
+    allocator = make_allocator(args.algorithm, options)
     buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment)
-    result = allocate(
-        buffers,
-        capacity,
-        algorithm=args.algorithm,
-        time_limit_s=args.time_limit,
-        minimize=args.minimize or capacity is None,
-        seed=args.seed,
-    )
-    packed = result.status is AllocationStatus.SOLVED and result.offsets_bytes is not None
-    errors: list[str] = []
-    if result.offsets_bytes is not None:
-        errors = validate_packing(buffers, result.offsets_bytes, capacity if packed else None)
-    if errors:
-        err_console.print(
-            f"memplan allocate: internal error: {result.algorithm} returned an invalid "
-            f"packing ({len(errors)} problem(s)); first: {errors[0]}",
-            markup=False,
-        )
-        return EXIT_NO_PLAN
-    if packed and args.output:
+    budget = Budget(time_limit_s=args.time_limit)
+    notice = "memplan allocate: stopping; Ctrl-C again to abort"
+    with StopOnSigint(budget.stop_event, notice):
+        result = allocate(buffers, capacity, algorithm=allocator, budget=budget)
+    if result.fits and args.output:
         assert result.offsets_bytes is not None
         write_buffers_csv(args.output, buffers, result.offsets_bytes)
-    _report(args, result, capacity, len(buffers))
-    return EXIT_OK if packed else EXIT_NO_PLAN
+    _report(args, result, len(buffers))
+    return EXIT_OK if result.fits else EXIT_NO_PLAN
 
 
-def _report(args: argparse.Namespace, result: Any, capacity: int | None, n: int) -> None:
-    """Print the result as a table (or JSON with ``--json``)."""
-    ratio = result.ratio
+def _report(args: argparse.Namespace, result: Any, n: int) -> None:
+    """Print the result: JSON, one line on stderr when there is no packing, else a table."""
+    capacity = result.capacity_bytes
+    written = args.output if result.fits else None
     if args.json:
         print_json(
             {
                 "csv": args.csv,
                 "buffers": n,
                 "status": result.status.value,
+                "fits": result.fits,
                 "algorithm": result.algorithm,
                 "capacity_bytes": capacity,
                 "height_bytes": result.height_bytes,
                 "max_live_bytes": result.max_live_bytes,
-                "ratio": ratio,
-                "proven_optimal": result.proven_optimal,
+                "lower_bound_bytes": result.lower_bound_bytes,
+                "ratio": result.ratio,
                 "wall_s": round(result.wall_s, 6),
                 "message": result.message,
-                "output": args.output if result.status.value == "solved" else None,
+                "stats": dict(result.stats),
+                "output": written,
             }
         )
         return
+    if result.offsets_bytes is None:
+        why = result.message or "no packing found"
+        print(f"memplan allocate: {result.status.value}: {why}", file=sys.stderr)
+        return
     from rich.table import Table
 
+    ratio = result.ratio
     table = Table(title=f"memplan allocate {args.csv}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("status", result.status.value)
+    table.add_row("status", _status_text(result))
     table.add_row("algorithm", result.algorithm)
     table.add_row("buffers", str(n))
     table.add_row("capacity", "none (minimise)" if capacity is None else f"{capacity} B")
-    table.add_row("height", "-" if result.height_bytes is None else f"{result.height_bytes} B")
+    table.add_row("height", f"{result.height_bytes} B")
     table.add_row("max live", f"{result.max_live_bytes} B")
-    table.add_row("height / max live", "-" if ratio is None else f"{ratio:.4f}")
-    table.add_row("proven optimal", "yes" if result.proven_optimal else "no")
+    table.add_row("lower bound", f"{result.lower_bound_bytes} B (no packing is lower)")
+    table.add_row("height / max live", "–" if ratio is None else f"{ratio:.4f}")
     table.add_row("time", f"{result.wall_s:.3f} s")
     if result.message:
         table.add_row("note", result.message)
-    if args.output and result.status.value == "solved":
-        table.add_row("written", args.output)
+    if written:
+        table.add_row("written", written)
     console.print(table)
+
+
+def _status_text(result: Any) -> str:
+    """The status with what it means for the packing shown."""
+    meaning = {
+        "optimal": "the height is proven minimal",
+        "feasible": "fits the capacity" if result.capacity_bytes is not None else "a packing",
+        "infeasible": "no packing fits the capacity; the lowest found is shown",
+        "timeout": "out of time; best packing so far"
+        + ("" if result.fits else ", above the capacity"),
+    }[result.status.value]
+    return f"{result.status.value} ({meaning})"

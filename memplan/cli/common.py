@@ -231,6 +231,22 @@ def problem_from_args(args: argparse.Namespace, loaded: LoadedModel) -> Problem:
     return Problem(loaded.graph, accelerator, scope)
 
 
+def checked_seed(text: str) -> int:
+    """The value of ``--seed TEXT``: a whole number in memplan's one seed range.
+
+    Raises:
+        ConfigError: naming the flag and the range (the same for every plug-in).
+    """
+    from memplan.options import SEED_MAX
+
+    if not text.isdigit() or int(text) > SEED_MAX:
+        raise ConfigError(
+            f"--seed {text}: a seed is a whole number from 0 to {SEED_MAX} "
+            "(the same range for every solver and allocator)"
+        )
+    return int(text)
+
+
 def print_json(obj: Any) -> None:
     """Write ``obj`` as indented JSON to stdout (no rich markup or wrapping)."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -30,6 +30,7 @@ from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import (
     add_model_arguments,
     add_problem_arguments,
+    checked_seed,
     console,
     err_console,
     load_model_from_args,
@@ -206,12 +207,7 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
             )
         options["seed"] = str(args.seed)
     if "seed" in options:
-        seed = options["seed"]
-        if not seed.isdigit() or int(seed) > SEED_MAX:
-            raise ConfigError(
-                f"--seed {seed}: a seed is a whole number from 0 to {SEED_MAX} "
-                "(the same range for every solver)"
-            )
+        checked_seed(options["seed"])
     return make_solver(args.solver, objective_options(args, options))
 
 

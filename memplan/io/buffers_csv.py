@@ -3,6 +3,10 @@
 One buffer per row: ``id,lower,upper,size`` with the half-open step interval
 ``[lower, upper)``, plus optional ``alignment`` and ``offset`` (a fixed offset) columns.
 A solution is the input plus an ``offset`` column.
+
+Reading never raises anything but :class:`~memplan.errors.InputFormatError`, whose one
+line names the file (and line) and what to fix: a binary or non-UTF-8 file, a file
+without rows, a number outside the 64-bit range, sizes that add up beyond it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from memplan.dsa import Buffer, buffer_problem, overlapping_pairs
+from memplan.dsa import Buffer, buffer_problem, check_buffers, overlapping_pairs
 from memplan.errors import InputFormatError
 from memplan.io.files import atomic_write_text
 
@@ -28,15 +32,38 @@ def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
     """
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        data = Path(path).read_bytes()
     except OSError as error:
-        raise InputFormatError(f"{name}: cannot read: {error.strerror or error}") from error
-    return parse_buffers_csv(text, name)
+        raise InputFormatError(f"{name}: cannot read: {error.strerror or error}") from None
+    return parse_buffers_csv(decode_text(data, name), name)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode a CSV file's bytes as UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        InputFormatError: for a binary file (a NUL byte) or bytes that are not UTF-8.
+    """
+    expected = "expected a MiniMalloc CSV text file (id,lower,upper,size)"
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise InputFormatError(f"{name}: binary file (a NUL byte at offset {nul}); {expected}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        byte = data[error.start]
+        raise InputFormatError(
+            f"{name}: not UTF-8 text (byte 0x{byte:02x} at offset {error.start}); {expected}"
+        ) from None
 
 
 def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise InputFormatError(f"{name}:{reader.line_num}: not CSV: {error}") from None
     first = 0  # index of the header row (blank lines may come before it)
     while first < len(rows) and not any(cell.strip() for cell in rows[first]):
         first += 1
@@ -81,8 +108,9 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
             try:
                 return int(cell)
             except ValueError:
+                shown = cell if len(cell) <= 40 else cell[:37] + "..."
                 raise InputFormatError(
-                    f"{name}:{line_no}: {column} {cell!r} is not an integer"
+                    f"{name}:{line_no}: {column} {shown!r} is not an integer"
                 ) from None
 
         lower, upper, size = number("lower"), number("upper"), number("size")
@@ -94,7 +122,12 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
         if problem:
             raise InputFormatError(f"{name}:{line_no}: buffer {ident!r}: {problem}")
         buffers.append(Buffer(ident, lower, upper, size, alignment, fixed))
+    if not buffers:
+        raise InputFormatError(
+            f"{name}: no buffers: the file has a header but no rows; nothing to allocate"
+        )
     _check_fixed_overlaps(buffers, name, seen)
+    check_buffers(buffers, name)
     return buffers
 
 

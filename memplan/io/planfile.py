@@ -151,14 +151,14 @@ def plan_file_dict(
             if budget is not None
             else {}
         ),
-        "solver": {"name": result.solver, "options": _jsonable(dict(result.options))},
+        "solver": {"name": result.solver, "options": jsonable(dict(result.options))},
         "status": result.status.value,
         "message": result.message,
         "cost": result.cost.to_dict() if result.cost is not None else None,
         "lower_bound_bytes": result.lower_bound_bytes,
         "gap": result.gap,
         "wall_s": result.wall_s,
-        "stats": _jsonable(dict(result.stats)),
+        "stats": jsonable(dict(result.stats)),
         "plan": result.plan.to_dict(graph),
     }
 
@@ -421,12 +421,15 @@ def _opt_float(data: Mapping[str, Any], key: str, source: str) -> float | None:
     return float(value)
 
 
-def _jsonable(value: Any) -> Any:
-    """Make solver options and stats JSON-safe (enums, tuples, numpy scalars)."""
+def jsonable(value: Any) -> Any:
+    """Make a value JSON-safe: enums, tuples, numpy scalars, paths (as text).
+
+    Also the ``default=`` hook of ``json.dumps`` for the bench's result rows.
+    """
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     enum_value = getattr(value, "value", None)
@@ -434,7 +437,7 @@ def _jsonable(value: Any) -> Any:
         return enum_value
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):
-        return _jsonable(item())
+        return jsonable(item())
     return str(value)
 
 

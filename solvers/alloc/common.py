@@ -1,14 +1,209 @@
-"""Helpers shared by the allocators: quick infeasibility proofs and result building."""
+"""What every allocator shares: its common options, the set-up of one call, the results.
+
+:func:`prepare` runs the steps every allocation starts with, each of which may end it
+early with a clear result instead of a traceback: the 64-bit range check, the stop
+event, a memory estimate of the overlap graph *before* it is built, the choice between
+Python and compiled kernels, and the packing of the buffers into flat arrays.
+"""
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from memplan.dsa import AllocationResult, AllocationStatus, Buffer
-from memplan.solvers.alloc.intervals import Packed
+from memplan.dsa import AllocationResult, Buffer, check_buffers, make_allocation
+from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.solver import Budget, Status
+from memplan.solvers.alloc._jit import KERNEL_MODES, KernelChoice
+from memplan.solvers.alloc.intervals import Packed, flat_arrays, overlap_counts, pack_arrays
+from memplan.units import format_bytes
+
+#: Share of the memory available at the start of a call that an allocator may use
+#: when its ``memory_limit_bytes`` option is 0.
+MEMORY_SHARE = 0.5
+
+#: Entries per second the set-up kernels visit (overlap graph, section lists), low
+#: enough for a loaded machine: set-up that would not end within the time left is not
+#: started (182 million overlapping pairs took 6 s to build at a load average of 9).
+ENTRIES_PER_S = 20_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatorOptions:
+    """The options every allocator has (each allocator adds its own after these)."""
+
+    seed: int = seed_field("seed of any randomised step; same seed, same offsets")
+    minimize: bool = field(
+        default=False,
+        metadata={
+            "help": "look for the lowest height (at most the capacity) instead of the first "
+            "packing that fits; single-pass greedies ignore it"
+        },
+    )
+    kernels: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (plain Python for small instances, numba-compiled kernels for the "
+            "rest) | python | compiled; every choice gives the same offsets"
+        },
+    )
+    memory_limit_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "bytes of working memory the allocator may plan to use; 0 = half of "
+            "the memory available when the call starts; >= 0"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        name = str(getattr(self, "name", "allocator"))
+        check_seed(name, self.seed)
+        check_choice(name, "kernels", self.kernels, KERNEL_MODES)
+        check_range(name, "memory_limit_bytes", self.memory_limit_bytes, 0)
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give now: ``MemAvailable`` on Linux, else physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return 8 << 30
+
+
+def memory_limit(options: AllocatorOptions) -> int:
+    """Bytes the allocator may use: its option, or :data:`MEMORY_SHARE` of what is free."""
+    if options.memory_limit_bytes:
+        return options.memory_limit_bytes
+    return int(available_memory_bytes() * MEMORY_SHARE)
+
+
+def pack_memory_bytes(n: int, pairs: int) -> int:
+    """Peak bytes of :func:`prepare`: flat arrays and sweep (24 int64 per buffer), and
+    the overlap graph (two int32 entries per overlapping pair)."""
+    return 8 * 24 * n + 4 * 2 * pairs + (1 << 20)
+
+
+def too_slow(what: str, entries: int, budget: Budget) -> str | None:
+    """Why building ``what`` (``entries`` to visit) cannot end in the time left, or None."""
+    need_s = entries / ENTRIES_PER_S
+    left_s = budget.remaining_s()
+    if need_s <= left_s:
+        return None
+    return f"out of time: {what} would take about {need_s:.0f} s to build, {left_s:.1f} s left"
+
+
+def over_memory(what: str, need: int, limit: int) -> str:
+    """The message of a call refused because ``what`` would need ``need`` bytes."""
+    return (
+        f"over the memory limit: {what} would need about {format_bytes(need)}, more than "
+        f"the {format_bytes(limit)} allowed (option memory_limit_bytes)"
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One allocation call, set up."""
+
+    buffers: Sequence[Buffer]  # the buffers, in the caller's order
+    capacity: int | None  # the capacity asked for (None: no limit)
+    cap: int  # the capacity the kernels use: min(capacity, a height nothing exceeds)
+    packed: Packed  # flat arrays, overlap graph and sections
+    kernels: KernelChoice  # Python or compiled kernels
+    pairs: int  # buffers live at a common step
+    spans: int  # sum over buffers of the sections each spans
+    memory_limit_bytes: int  # working memory the call may use
+
+    @property
+    def max_live(self) -> int:
+        """Largest total size live at one step."""
+        return self.packed.max_live
+
+
+def prepare(
+    allocator: Any, buffers: Sequence[Buffer], capacity: int | None, budget: Budget
+) -> Prepared | AllocationResult:
+    """Set up one call of ``allocator``, or return the result that ends it early.
+
+    Early ends: no buffers (the empty packing), a stop before anything ran, or an
+    overlap graph larger than the memory limit or slower to build than the time left
+    (TIMEOUT, saying so).
+
+    Raises:
+        InputFormatError: when sizes add up beyond the 64-bit range.
+    """
+    stacked = check_buffers(buffers)
+    if not buffers:
+        return make_allocation(
+            allocator, buffers, capacity, Status.FEASIBLE, (), budget, max_live=0
+        )
+    arrays = flat_arrays(buffers)
+    lower, upper, size = arrays[:3]
+    pairs, spans = overlap_counts(lower, upper, size)
+    limit = memory_limit(allocator)
+    need = pack_memory_bytes(len(buffers), pairs)
+    what = f"the overlap graph of {len(buffers)} buffers ({pairs} overlapping pairs)"
+    if need > limit:
+        return stopped(allocator, buffers, capacity, budget, over_memory(what, need, limit))
+    if budget.should_stop():
+        return stopped(allocator, buffers, capacity, budget, "stopped before packing started")
+    slow = too_slow(what, len(buffers) + 2 * pairs, budget)
+    if slow is not None:
+        return stopped(allocator, buffers, capacity, budget, slow)
+    kernels = KernelChoice(allocator.kernels, len(buffers) + 2 * pairs)
+    packed = pack_arrays(*arrays, kernels=kernels)
+    cap = stacked if capacity is None else min(capacity, stacked)
+    return Prepared(buffers, capacity, cap, packed, kernels, pairs, spans, limit)
+
+
+def stopped(
+    allocator: Any,
+    buffers: Sequence[Buffer],
+    capacity: int | None,
+    budget: Budget,
+    why: str,
+    max_live: int | None = None,
+) -> AllocationResult:
+    """The TIMEOUT result without offsets of a call that could not run (``why``)."""
+    if max_live is None:
+        lower, upper, size = flat_arrays(buffers)[:3]
+        max_live = live_peak(lower, upper, size)
+    return make_allocation(
+        allocator, buffers, capacity, Status.TIMEOUT, None, budget, max_live=max_live, message=why
+    )
+
+
+def stopped_mid_pass(allocator: Any, job: Prepared, budget: Budget) -> AllocationResult:
+    """The TIMEOUT result of a call stopped before its first packing was complete."""
+    why = "stopped" if budget.interrupted() else "out of time"
+    return stopped(
+        allocator,
+        job.buffers,
+        job.capacity,
+        budget,
+        f"{why} before the first greedy packing was complete",
+        job.max_live,
+    )
+
+
+def live_peak(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> int:
+    """Max live of the arrays (numpy sweep; ends before starts at equal steps)."""
+    if size.size == 0:
+        return 0
+    times = np.concatenate([upper, lower])
+    deltas = np.concatenate([-size, size])
+    order = np.lexsort((deltas, times))
+    return max(int(np.cumsum(deltas[order]).max()), 0)
 
 
 def obvious_infeasibility(p: Packed, capacity_bytes: int | None) -> str | None:
@@ -29,50 +224,49 @@ def obvious_infeasibility(p: Packed, capacity_bytes: int | None) -> str | None:
     return None
 
 
-def greedy_result(
-    p: Packed,
+def heuristic_result(
+    allocator: Any,
+    job: Prepared,
     offsets: np.ndarray,
-    height: int,
-    capacity_bytes: int | None,
     algorithm: str,
-    start: float,
+    budget: Budget,
+    *,
+    complete: bool = True,
+    stats: dict[str, Any] | None = None,
 ) -> AllocationResult:
-    """Build the result of a heuristic packing (SOLVED if it fits, else TIMEOUT)."""
-    optimal = height <= p.max_live
-    wall = time.perf_counter() - start
-    offs = tuple(offsets.tolist())
-    if capacity_bytes is None or height <= capacity_bytes:
-        return AllocationResult(
-            AllocationStatus.SOLVED, offs, int(height), p.max_live, optimal, algorithm, wall
-        )
-    why = obvious_infeasibility(p, capacity_bytes)
-    if why is not None:
-        return AllocationResult(
-            AllocationStatus.INFEASIBLE,
-            offs,
-            int(height),
-            p.max_live,
-            optimal,
-            algorithm,
-            wall,
-            f"infeasible: {why}",
-        )
-    return AllocationResult(
-        AllocationStatus.TIMEOUT,
-        offs,
-        int(height),
-        p.max_live,
-        optimal,
-        algorithm,
-        wall,
-        f"the heuristic packing is {height} B high, above the capacity {capacity_bytes} B; "
-        "the exact search may still find one that fits",
-    )
+    """The result of a heuristic packing.
 
-
-def empty_result(buffers: Sequence[Buffer], algorithm: str, start: float) -> AllocationResult:
-    """Result for an input without buffers."""
-    del buffers
-    return AllocationResult(
-        AllocationStatus.SOLVED, (), 0, 0, True, algorithm, time.perf_counter() - start
+    FEASIBLE if it fits (TIMEOUT instead when a ``minimize`` run was cut short, i.e.
+    not ``complete``), INFEASIBLE when the capacity is evidently too small, else
+    TIMEOUT: the heuristic found no packing that fits, which proves nothing.
+    """
+    height = int(np.max(offsets + job.packed.size)) if job.packed.n else 0
+    fits = job.capacity is None or height <= job.capacity
+    message = ""
+    if fits:
+        status = Status.FEASIBLE if complete or not allocator.minimize else Status.TIMEOUT
+        if status is Status.TIMEOUT:
+            message = "stopped before the search for a lower height finished"
+    else:
+        why = obvious_infeasibility(job.packed, job.capacity)
+        if why is not None:
+            status, message = Status.INFEASIBLE, f"no packing fits {job.capacity} B: {why}"
+        else:
+            status = Status.TIMEOUT
+            message = f"no packing within {job.capacity} B found (best height {height} B); " + (
+                "the exact search may still find one"
+                if complete
+                else "stopped before every variant ran"
+            )
+    return make_allocation(
+        allocator,
+        job.buffers,
+        job.capacity,
+        status,
+        offsets.tolist(),
+        budget,
+        max_live=job.max_live,
+        algorithm=algorithm,
+        message=message,
+        stats={"kernels": job.kernels.used, **(stats or {})},
     )

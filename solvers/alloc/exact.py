@@ -1,14 +1,21 @@
-"""The exact allocator: MiniMalloc-style depth-first search with a time limit.
+"""The exact allocator: MiniMalloc-style depth-first search within a budget.
 
 :func:`decide` answers "do the buffers fit below ``capacity``?" with the kernel of
 :mod:`.search_kernel`. Several static rank orders (MiniMalloc's pre-orderings) are
 searched in turn, each resumed where it stopped, with a node limit that doubles every
-round, so an easy order finishes early and no order's work is thrown away.
+round, so an easy order finishes early and no order's work is thrown away. The clock
+and the stop event are checked between kernel calls of about :data:`SLICE_S` each.
 
-:func:`exact` is the registered allocator. With a capacity it decides; with
+:class:`ExactAllocator` is the registered allocator. With a capacity it decides; with
 ``minimize`` (or no capacity) it first takes the greedy portfolio's height, then
-searches lower capacities (max live first, then bisection), and reports the height as
-proven optimal when it equals max live or a capacity one byte lower is infeasible.
+searches lower capacities (max live first, then bisection). Infeasibility at a
+capacity rules out every lower height, so the largest infeasible probe + 1 is a
+proven lower bound; the height is optimal when it meets that bound.
+
+Memory is estimated before anything is built: when the section membership lists
+(used only by the optional "unallocated floor" inference) would not fit the memory
+limit the search runs without them, and when even that does not fit it stops at once,
+saying so.
 """
 
 from __future__ import annotations
@@ -16,15 +23,27 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from memplan.dsa import AllocationResult, AllocationStatus, Buffer
+from memplan.dsa import AllocationResult, Buffer, make_allocation
+from memplan.solver import Budget, Status
 from memplan.solvers.alloc import search_kernel as K
 from memplan.solvers.alloc import search_state as S
-from memplan.solvers.alloc.common import empty_result, obvious_infeasibility
-from memplan.solvers.alloc.greedy import section_pressure
-from memplan.solvers.alloc.intervals import Packed, pack
+from memplan.solvers.alloc._jit import KernelChoice
+from memplan.solvers.alloc.common import (
+    AllocatorOptions,
+    Prepared,
+    obvious_infeasibility,
+    over_memory,
+    prepare,
+    stopped,
+    stopped_mid_pass,
+    too_slow,
+)
+from memplan.solvers.alloc.greedy import best_greedy_packing, saturated_area, section_pressure
+from memplan.solvers.alloc.intervals import Packed
 
 I64 = np.int64
 
@@ -44,11 +63,10 @@ SLICE_S = 0.02
 
 def preorder_rank(p: Packed, keys: str) -> np.ndarray:
     """Return each buffer's rank under a pre-ordering named by ``keys`` (descending keys)."""
-    width = p.upper - p.lower
     columns = {
         "T": section_pressure(p),
-        "W": width,
-        "A": width * p.size,
+        "W": p.upper - p.lower,
+        "A": saturated_area(p),
         "Z": p.size,
     }
     sort_keys = [np.arange(p.n, dtype=I64)] + [-columns[k] for k in reversed(keys)]
@@ -58,369 +76,268 @@ def preorder_rank(p: Packed, keys: str) -> np.ndarray:
     return rank
 
 
-class _SearchState:
-    """The arrays of one resumable search (one pre-ordering, one capacity)."""
+def search_memory_bytes(p: Packed, spans: int, floor_lists: bool, orders: int) -> int:
+    """Estimated peak bytes of :func:`decide` beyond the packed arrays."""
+    n, n_sec = p.n, int(p.sec_total.size)
+    shared = 8 * (4 * n + 2 * n_sec) + (4 * spans if floor_lists else 0)
+    per_order = 8 * (60 * n + 28 * n_sec)  # frames, pools, trail, per-buffer/section state
+    return shared + orders * per_order
 
-    def __init__(self, p: Packed, keys: str, capacity: int) -> None:
-        self.p = p
-        self.cap = capacity
-        self.rank = preorder_rank(p, keys)
-        self.keys = np.array(["TWAZ".index(k) for k in keys], dtype=I64)
-        self.width = p.upper - p.lower
-        n, n_sec = p.n, int(p.sec_total.size)
-        live = p.size > 0
-        lo, hi = p.sec_lo[live], p.sec_hi[live]
-        spans = hi - lo
-        counts = np.zeros(n_sec + 1, I64)
-        np.add.at(counts, lo, 1)
-        np.add.at(counts, hi, -1)
-        sec_ptr = np.zeros(n_sec + 1, I64)
-        sec_ptr[1:] = np.cumsum(np.cumsum(counts)[:n_sec])
-        members = np.repeat(np.flatnonzero(live).astype(I64), spans)
-        first = np.repeat(np.cumsum(spans) - spans, spans)
-        sections = np.repeat(lo, spans) + (np.arange(members.size, dtype=I64) - first)
-        order = np.argsort(sections, kind="stable")
-        self.sec_ptr = sec_ptr
-        self.sec_buf = members[order]
-        is_fixed = (p.fixed >= 0) & live
-        fixed_sec = np.zeros(n_sec + 1, I64)
-        np.add.at(fixed_sec, p.sec_lo[is_fixed], 1)
-        np.add.at(fixed_sec, p.sec_hi[is_fixed], -1)
-        self.fixed_sec = np.cumsum(fixed_sec)[:n_sec] > 0
-        fixed_prefix = np.zeros(p.adj.size + 1, I64)
-        fixed_prefix[1:] = np.cumsum(is_fixed[p.adj])
-        near = fixed_prefix[p.ptr[1:]] - fixed_prefix[p.ptr[:-1]] > 0
-        self.near_fixed = near
-        self.offset = np.empty(n, I64)
-        self.minoff = np.zeros(n, I64)
-        self.floor = np.zeros(n_sec, I64)
-        self.total = np.zeros(n_sec, I64)
-        self.cuts = np.zeros(max(n_sec - 1, 0), I64)
-        self.sec_stamp = np.zeros(n_sec, I64)
-        f = 2 * n + 4
-        self.frames = {
-            name: np.zeros(f, I64)
-            for name in (
-                "ftype",
-                "fsa",
-                "fsb",
-                "fpl",
-                "fpln",
-                "fcand",
-                "fcandn",
-                "fnext",
-                "flast_off",
-                "flast_rank",
-                "fmark",
-                "fminh",
-                "fexp",
-                "fpbase",
-                "fcbase",
-                "fhat",
-            )
-        }
-        self.plist = np.zeros(4 * n + 16, I64)
-        self.cand_buf = np.zeros(4 * n + 16, I64)
-        self.cand_off = np.zeros(4 * n + 16, I64)
-        t = 4 * (n + 2 * n_sec) + 16  # grows on demand
-        self.trail_kind = np.zeros(t, I64)
-        self.trail_idx = np.zeros(t, I64)
-        self.trail_val = np.zeros(t, I64)
-        self.st = np.zeros(S.ST_LEN, I64)
-        fr = self.frames
-        S.init_state(
-            p.size,
-            p.align,
-            p.fixed,
-            p.ptr,
-            p.adj,
-            p.sec_lo,
-            p.sec_hi,
-            self.near_fixed,
-            self.rank,
-            self.offset,
-            self.minoff,
-            self.floor,
-            self.total,
-            self.cuts,
-            self.plist,
-            self.st,
-            fr["ftype"],
-            fr["fsa"],
-            fr["fsb"],
-            fr["fpl"],
-            fr["fpln"],
-            fr["fnext"],
-            fr["fexp"],
-            fr["fpbase"],
-            fr["fcbase"],
+
+@dataclass(frozen=True)
+class Statics:
+    """What the searches of every pre-ordering at one capacity share."""
+
+    inst: S.Instance  # the read-only arrays of the kernel
+    sec_ptr: np.ndarray  # int64[S+1]: bounds of each section's membership list
+    fixed_sec: np.ndarray  # bool[S]: the section holds a fixed buffer
+    cap: int  # the capacity, in bytes
+    floor_on: bool  # run the "unallocated floor" inference
+
+
+def statics(p: Packed, cap: int, kernels: KernelChoice, floor_lists: bool) -> Statics:
+    """Build the shared arrays of a search at capacity ``cap``."""
+    live = p.size > 0
+    is_fixed = (p.fixed >= 0) & live
+    fixed_sec = np.zeros(p.sec_total.size + 1, I64)
+    np.add.at(fixed_sec, p.sec_lo[is_fixed], 1)
+    np.add.at(fixed_sec, p.sec_hi[is_fixed], -1)
+    fixed_prefix = np.zeros(p.adj.size + 1, I64)
+    fixed_prefix[1:] = np.cumsum(is_fixed[p.adj])
+    near_fixed = fixed_prefix[p.ptr[1:]] - fixed_prefix[p.ptr[:-1]] > 0
+    sec_ptr, members = kernels(S.section_members)(p, floor_lists)
+    inst = S.instance(p, p.upper - p.lower, saturated_area(p), near_fixed, members)
+    return Statics(
+        inst=inst,
+        sec_ptr=sec_ptr,
+        fixed_sec=np.cumsum(fixed_sec)[: p.sec_total.size] > 0,
+        cap=int(cap),
+        floor_on=bool(floor_lists and UNALLOCATED_FLOOR),
+    )
+
+
+class Search:
+    """One resumable search: one pre-ordering at one capacity."""
+
+    def __init__(self, p: Packed, shared: Statics, keys: str, kernels: KernelChoice) -> None:
+        codes = ["TWAZ".index(k) for k in keys] if DYNAMIC_RANKS else []
+        self.inst = shared.inst  # the read-only arrays
+        self.state = S.new_state(
+            p.n, shared.sec_ptr, shared.fixed_sec, shared.cap, shared.floor_on, codes
         )
-        self.done: int | None = None
+        self.state.bst[S.RANK] = preorder_rank(p, keys)
+        self.kernels = kernels  # Python or compiled kernels
+        kernels(S.init_state)(self.inst, self.state)
 
     @property
     def nodes(self) -> int:
         """Nodes expanded so far."""
-        return int(self.st[S.ST_NODES])
+        return int(self.state.st[S.ST_NODES])
 
-    def _grow(self, code: int) -> None:
-        """Double the pool or trail that the kernel found too small."""
-        names = {
-            S.NEED_PLIST: ("plist",),
-            S.NEED_CAND: ("cand_buf", "cand_off"),
-            S.NEED_TRAIL: ("trail_kind", "trail_idx", "trail_val"),
-        }[code]
-        for name in names:
-            old = getattr(self, name)
-            setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
+    @property
+    def offsets(self) -> np.ndarray:
+        """The offsets (meaningful after SOLVED)."""
+        return self.state.bst[S.OFFSET]
 
-    def advance(self, budget: int) -> int:
-        """Run at most ``budget`` nodes; return the kernel's status code."""
-        p, fr = self.p, self.frames
+    def advance(self, nodes: int) -> int:
+        """Run at most ``nodes`` more nodes; return the kernel's status code."""
+        self.state.st[S.ST_NODE_LIMIT] = self.nodes + nodes
         while True:
-            code = K.run(
-                self.cap,
-                budget,
-                UNALLOCATED_FLOOR,
-                self.keys,
-                len(self.keys) if DYNAMIC_RANKS else 0,
-                self.width,
-                p.size,
-                p.align,
-                p.fixed,
-                p.ptr,
-                p.adj,
-                p.sec_lo,
-                p.sec_hi,
-                self.sec_ptr,
-                self.sec_buf,
-                self.fixed_sec,
-                self.near_fixed,
-                self.rank,
-                self.offset,
-                self.minoff,
-                self.floor,
-                self.total,
-                self.cuts,
-                self.sec_stamp,
-                fr["ftype"],
-                fr["fsa"],
-                fr["fsb"],
-                fr["fpl"],
-                fr["fpln"],
-                fr["fcand"],
-                fr["fcandn"],
-                fr["fnext"],
-                fr["flast_off"],
-                fr["flast_rank"],
-                fr["fmark"],
-                fr["fminh"],
-                fr["fexp"],
-                fr["fpbase"],
-                fr["fcbase"],
-                fr["fhat"],
-                self.plist,
-                self.cand_buf,
-                self.cand_off,
-                self.trail_kind,
-                self.trail_idx,
-                self.trail_val,
-                self.st,
-            )
-            if code not in (S.NEED_PLIST, S.NEED_CAND, S.NEED_TRAIL):
-                if code in (S.SOLVED, S.INFEASIBLE):
-                    self.done = int(code)
-                return int(code)
-            self._grow(int(code))
+            code = int(self.kernels(K.run)(*self.inst, *self.state))
+            if code not in (S.NEED_POOL, S.NEED_TRAIL):
+                return code
+            self.state = S.grown(self.state, code)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Outcome of one decision search."""
 
-    status: AllocationStatus  # SOLVED, INFEASIBLE or TIMEOUT
-    offsets: np.ndarray | None  # int64[n] when SOLVED
+    status: Status  # FEASIBLE (offsets found), INFEASIBLE (proven) or TIMEOUT
+    offsets: np.ndarray | None  # int64[n] when FEASIBLE
     nodes: int  # search nodes expanded over all pre-orderings
 
 
 def decide(
-    p: Packed, capacity: int, deadline: float, preorderings: Sequence[str] | None = None
+    job: Prepared,
+    capacity: int,
+    budget: Budget,
+    until: float | None = None,
+    floor_lists: bool = True,
 ) -> Decision:
-    """Search for a packing of ``p`` below ``capacity`` until ``deadline`` (perf_counter).
+    """Search for a packing of ``job`` below ``capacity`` (stops at ``until``, monotonic).
 
-    ``preorderings`` defaults to :data:`PREORDERINGS`.
+    The time, the stop event and ``until`` are checked between kernel calls, and
+    between building the searches of the pre-orderings.
     """
-    if preorderings is None:
-        preorderings = PREORDERINGS
-    why = obvious_infeasibility(p, capacity)
-    if why is not None:
-        return Decision(AllocationStatus.INFEASIBLE, None, 0)
-    states = [_SearchState(p, keys, capacity) for keys in preorderings]
+    p = job.packed
+    if obvious_infeasibility(p, capacity) is not None:
+        return Decision(Status.INFEASIBLE, None, 0)
+    shared = statics(p, capacity, job.kernels, floor_lists)
+    searches: list[Search] = []
     limit = max(p.n, 16)
     slice_nodes = 64  # adapted so that one call takes about SLICE_S
+
+    def out_of_time() -> bool:
+        return budget.should_stop() or (until is not None and time.monotonic() >= until)
+
     while True:
-        for state in states:
-            while state.nodes < limit:
-                now = time.perf_counter()
-                if now >= deadline:
-                    return Decision(AllocationStatus.TIMEOUT, None, sum(s.nodes for s in states))
-                before = state.nodes
-                code = state.advance(min(slice_nodes, limit - state.nodes))
-                spent = time.perf_counter() - now
-                if state.nodes - before >= slice_nodes:
-                    scale = SLICE_S / max(spent, 1e-6)
+        for k, keys in enumerate(PREORDERINGS):
+            if out_of_time():
+                return Decision(Status.TIMEOUT, None, sum(s.nodes for s in searches))
+            if k == len(searches):
+                searches.append(Search(p, shared, keys, job.kernels))
+            search = searches[k]
+            while search.nodes < limit:
+                if out_of_time():
+                    return Decision(Status.TIMEOUT, None, sum(s.nodes for s in searches))
+                before, now = search.nodes, time.perf_counter()
+                code = search.advance(min(slice_nodes, limit - search.nodes))
+                if search.nodes - before >= slice_nodes:
+                    scale = SLICE_S / max(time.perf_counter() - now, 1e-6)
                     slice_nodes = int(min(max(slice_nodes * min(scale, 4.0), 16), 1_000_000))
-                total = sum(s.nodes for s in states)
-                if code == S.SOLVED:
-                    return Decision(AllocationStatus.SOLVED, state.offset.copy(), total)
-                if code == S.INFEASIBLE:
-                    return Decision(AllocationStatus.INFEASIBLE, None, total)
+                if code in (S.SOLVED, S.INFEASIBLE):
+                    total = sum(s.nodes for s in searches)
+                    if code == S.SOLVED:
+                        return Decision(Status.FEASIBLE, search.offsets.copy(), total)
+                    return Decision(Status.INFEASIBLE, None, total)
         limit *= 2
 
 
-def exact(
-    buffers: Sequence[Buffer],
-    capacity_bytes: int | None,
-    *,
-    time_limit_s: float = 60.0,
-    minimize: bool = False,
-    seed: int = 0,
-) -> AllocationResult:
-    """Exact search at a capacity, or height minimisation (see the module docstring).
+@dataclass(frozen=True, slots=True)
+class ExactAllocator(AllocatorOptions):
+    """Exact search at a capacity, or height minimisation (see the module docstring)."""
 
-    Returns SOLVED with offsets, INFEASIBLE when proven, or TIMEOUT; with ``minimize``
-    a TIMEOUT still carries the best packing found (the portfolio's at worst).
-    """
-    from memplan.solvers.alloc.greedy import portfolio
+    name: ClassVar[str] = "exact"
 
-    start = time.perf_counter()
-    deadline = start + time_limit_s
-    if not buffers:
-        return empty_result(buffers, "exact", start)
-    p = pack(buffers)
-    if capacity_bytes is not None and not minimize:
-        decision = decide(p, capacity_bytes, deadline)
-        return _result(p, decision, capacity_bytes, start)
-    # Minimise: the portfolio gives an upper bound, the search lowers it.
-    greedy = portfolio(buffers, None, minimize=True, seed=seed)
-    assert greedy.offsets_bytes is not None and greedy.height_bytes is not None
-    best = np.asarray(greedy.offsets_bytes, dtype=I64)
-    best_h = greedy.height_bytes
-    lo = p.max_live  # no height below lo is possible
-    proven = True  # every height below lo was proven impossible (not just timed out)
-    probe = lo  # max live first: a packing there is optimal outright
-    while lo < best_h:
-        now = time.perf_counter()
-        if now >= deadline:
-            proven = False
-            break
-        # Leave time for later probes unless this one closes the gap.
-        share = (deadline - now) if probe + 1 >= best_h else (deadline - now) / 2
-        decision = decide(p, probe, now + share)
-        if decision.status is AllocationStatus.SOLVED:
+    def allocate(
+        self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
+    ) -> AllocationResult:
+        """FEASIBLE (or OPTIMAL) with offsets, INFEASIBLE when proven, else TIMEOUT.
+
+        With ``minimize`` a TIMEOUT still carries the best packing found (the
+        portfolio's at worst).
+        """
+        job = prepare(self, buffers, capacity_bytes, budget)
+        if not isinstance(job, Prepared):
+            return job
+        if job.capacity is not None and not self.minimize:
+            return self._decision(job, budget)
+        return self._minimize(job, budget)
+
+    @staticmethod
+    def _plan(job: Prepared, budget: Budget) -> tuple[bool | None, str]:
+        """Whether the search builds its section lists; None (and why) if it cannot run.
+
+        The lists go first when memory is short; the search does not start when even
+        without them it would exceed the memory limit, or when building it would
+        outlast the time left.
+        """
+        what = f"the exact search over {job.packed.n} buffers"
+        for lists in (True, False):
+            need = search_memory_bytes(job.packed, job.spans, lists, len(PREORDERINGS))
+            if need <= job.memory_limit_bytes:
+                break
+        else:
+            return None, over_memory(what, need, job.memory_limit_bytes)
+        # Building the section lists and one pre-ordering's state visits the spans 5 times.
+        slow = too_slow(what, job.packed.n + 5 * job.spans, budget)
+        return (None, slow) if slow is not None else (lists, "")
+
+    def _decision(self, job: Prepared, budget: Budget) -> AllocationResult:
+        assert job.capacity is not None
+        floor_lists, why = self._plan(job, budget)
+        if floor_lists is None and obvious_infeasibility(job.packed, job.capacity) is None:
+            return stopped(self, job.buffers, job.capacity, budget, why, job.max_live)
+        stats: dict[str, object] = {"unallocated_floor": bool(floor_lists)}
+        decision = decide(job, job.cap, budget, floor_lists=bool(floor_lists))
+        stats["nodes"] = decision.nodes
+        nodes = f"{decision.nodes} search nodes"
+        if decision.status is Status.FEASIBLE:
             assert decision.offsets is not None
-            best = decision.offsets
-            best_h = int(np.max(best + p.size))
-        else:
-            # Infeasible at a capacity rules out every lower height too.
-            proven = decision.status is AllocationStatus.INFEASIBLE
-            lo = probe + 1
-        if capacity_bytes is not None and lo <= capacity_bytes < best_h and probe != capacity_bytes:
-            probe = capacity_bytes  # make sure of a packing that fits, if one exists
-        else:
-            probe = (lo + best_h - 1) // 2
-    optimal = best_h <= p.max_live or (proven and lo >= best_h)
-    return _finish(p, best, best_h, capacity_bytes, start, optimal, lo)
-
-
-def _finish(
-    p: Packed,
-    offsets: np.ndarray,
-    height: int,
-    capacity: int | None,
-    start: float,
-    optimal: bool,
-    lower_bound: int,
-) -> AllocationResult:
-    """Result of a minimisation run (``lower_bound``: no lower height was found)."""
-    offs = tuple(offsets.tolist())
-    wall = time.perf_counter() - start
-    if capacity is not None and height > capacity:
-        why = obvious_infeasibility(p, capacity)
-        if why is not None or optimal:
-            msg = (
-                f"infeasible: {why}"
-                if why
-                else (f"the lowest possible height is {height} B > capacity {capacity} B")
+            return self._result(job, budget, Status.FEASIBLE, decision.offsets, nodes, stats)
+        if decision.status is Status.INFEASIBLE:
+            why = obvious_infeasibility(job.packed, job.capacity) or "the search space is exhausted"
+            message = f"no packing fits {job.capacity} B: {why} ({nodes})"
+            return self._result(
+                job, budget, Status.INFEASIBLE, None, message, stats, bound=job.capacity + 1
             )
-            return AllocationResult(
-                AllocationStatus.INFEASIBLE,
-                offs,
-                height,
-                p.max_live,
-                optimal,
-                "exact",
-                wall,
-                msg,
-            )
-        return AllocationResult(
-            AllocationStatus.TIMEOUT,
-            offs,
-            height,
-            p.max_live,
-            False,
-            "exact",
-            wall,
-            f"lowest height found {height} B > capacity {capacity} B; out of time",
-        )
-    msg = (
-        ""
-        if optimal
-        else (
-            f"height {height} B not proven optimal "
-            f"(no packing at {lower_bound - 1} B found in time)"
-        )
-    )
-    return AllocationResult(
-        AllocationStatus.SOLVED, offs, height, p.max_live, optimal, "exact", wall, msg
-    )
+        message = f"no packing within {job.capacity} B found before the time ran out ({nodes})"
+        if budget.interrupted():
+            message = f"stopped: no packing within {job.capacity} B found yet ({nodes})"
+        return self._result(job, budget, Status.TIMEOUT, None, message, stats)
 
+    def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
+        """Lower the portfolio's height by decisions at max live, the capacity, bisection."""
+        p = job.packed
+        found = best_greedy_packing(job, True, self.seed, budget)
+        if found is None:
+            return stopped_mid_pass(self, job, budget)
+        best, best_h = found[0], int(np.max(found[0] + p.size))
+        bound = p.max_live  # proven: no packing is lower
+        lo = bound  # lowest height not yet ruled out or tried
+        probe = lo  # max live first: a packing there is optimal outright
+        nodes = 0
+        floor_lists, skipped = self._plan(job, budget) if lo < best_h else (None, "")
+        stats: dict[str, object] = {}
+        if floor_lists is not None:
+            stats["unallocated_floor"] = floor_lists
+        while floor_lists is not None and lo < best_h and not budget.should_stop():
+            # Leave time for later probes unless this one closes the gap.
+            left = budget.remaining_s()
+            share = left if probe + 1 >= best_h else left / 2
+            decision = decide(job, probe, budget, time.monotonic() + share, bool(floor_lists))
+            nodes += decision.nodes
+            if decision.status is Status.FEASIBLE:
+                assert decision.offsets is not None
+                best, best_h = decision.offsets, int(np.max(decision.offsets + p.size))
+            else:
+                if decision.status is Status.INFEASIBLE:
+                    bound = max(bound, probe + 1)
+                lo = probe + 1
+            cap = job.capacity
+            if cap is not None and lo <= cap < best_h and probe != cap:
+                probe = cap  # make sure of a packing that fits, if one exists
+            else:
+                probe = (lo + best_h - 1) // 2
+        stats["nodes"] = nodes
+        if job.capacity is not None and best_h > job.capacity:
+            if bound > job.capacity:
+                message = f"no packing fits {job.capacity} B: every packing is >= {bound} B"
+                return self._result(job, budget, Status.INFEASIBLE, best, message, stats, bound)
+            message = f"lowest height found {best_h} B > capacity {job.capacity} B; out of time"
+            if skipped:
+                message = f"lowest height found {best_h} B > capacity {job.capacity} B; {skipped}"
+            return self._result(job, budget, Status.TIMEOUT, best, message, stats, bound)
+        if best_h <= bound:
+            return self._result(job, budget, Status.FEASIBLE, best, "", stats, bound)
+        message = (
+            f"height {best_h} B not proven minimal before the time ran out; "
+            f"every packing is at least {bound} B high"
+        )
+        if skipped:
+            message = f"the portfolio's packing, not proven minimal: {skipped}"
+        return self._result(job, budget, Status.TIMEOUT, best, message, stats, bound)
 
-def _result(p: Packed, decision: Decision, capacity: int, start: float) -> AllocationResult:
-    """Result of a decision run."""
-    wall = time.perf_counter() - start
-    if decision.status is AllocationStatus.SOLVED:
-        assert decision.offsets is not None
-        offs = tuple(decision.offsets.tolist())
-        height = int(np.max(decision.offsets + p.size))
-        return AllocationResult(
-            AllocationStatus.SOLVED,
-            offs,
-            height,
-            p.max_live,
-            height <= p.max_live,
-            "exact",
-            wall,
-            f"{decision.nodes} search nodes",
+    def _result(
+        self,
+        job: Prepared,
+        budget: Budget,
+        status: Status,
+        offsets: np.ndarray | None,
+        message: str,
+        stats: dict[str, object],
+        bound: int | None = None,
+    ) -> AllocationResult:
+        return make_allocation(
+            self,
+            job.buffers,
+            job.capacity,
+            status,
+            None if offsets is None else offsets.tolist(),
+            budget,
+            max_live=job.max_live,
+            lower_bound_bytes=bound,
+            message=message,
+            stats={"kernels": job.kernels.used, **stats},
         )
-    if decision.status is AllocationStatus.INFEASIBLE:
-        why = obvious_infeasibility(p, capacity) or "the search space is exhausted"
-        return AllocationResult(
-            AllocationStatus.INFEASIBLE,
-            None,
-            None,
-            p.max_live,
-            False,
-            "exact",
-            wall,
-            f"infeasible at {capacity} B: {why} ({decision.nodes} search nodes)",
-        )
-    return AllocationResult(
-        AllocationStatus.TIMEOUT,
-        None,
-        None,
-        p.max_live,
-        False,
-        "exact",
-        wall,
-        f"no packing below {capacity} B found in the time limit ({decision.nodes} nodes)",
-    )

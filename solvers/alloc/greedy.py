@@ -16,19 +16,39 @@ lowest-offset-first    the buffer that can sit lowest goes next  on top
 
 ``portfolio`` runs these and more orderings, keeps the lowest packing, then spends a
 bounded, deterministic amount of work improving it (:mod:`.improve`).
+
+Every allocator here is a plug-in class (a frozen dataclass of the options of
+:class:`~.common.AllocatorOptions`). A single pass cannot be interrupted half way; the
+budget is checked before it starts and, in the portfolio, between variants.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from memplan.dsa import AllocationResult, Buffer
-from memplan.solvers.alloc.common import empty_result, greedy_result
-from memplan.solvers.alloc.intervals import Packed, pack
-from memplan.solvers.alloc.placement import place_in_order, place_lowest_first
+from memplan.solver import Budget
+from memplan.solvers.alloc._jit import KernelChoice
+from memplan.solvers.alloc.common import (
+    AllocatorOptions,
+    Prepared,
+    heuristic_result,
+    prepare,
+    stopped_mid_pass,
+)
+from memplan.solvers.alloc.intervals import Packed
+from memplan.solvers.alloc.placement import (
+    CTL_LEN,
+    HEIGHT,
+    in_order_steps,
+    lowest_first_steps,
+    start_lowest_first,
+    start_pass,
+)
 
 I64 = np.int64
 
@@ -38,7 +58,7 @@ def _orders(p: Packed) -> dict[str, np.ndarray]:
     n = p.n
     index = np.arange(n, dtype=I64)
     duration = p.upper - p.lower
-    area = duration * p.size
+    area = saturated_area(p)
     sec_max = section_pressure(p)
     return {
         "size": np.lexsort((index, p.lower, -p.size)),
@@ -49,6 +69,13 @@ def _orders(p: Packed) -> dict[str, np.ndarray]:
         "pressure": np.lexsort((index, -area, -sec_max)),
         "pressure-duration": np.lexsort((index, -area, -duration, -sec_max)),
     }
+
+
+def saturated_area(p: Packed) -> np.ndarray:
+    """Lifetime x size per buffer, capped at 2^63-1 (huge lifetimes would wrap around)."""
+    duration = p.upper - p.lower
+    safe = duration <= np.iinfo(I64).max // np.maximum(p.size, 1)
+    return np.where(safe, duration * p.size, np.iinfo(I64).max)
 
 
 def section_pressure(p: Packed) -> np.ndarray:
@@ -80,56 +107,124 @@ def rank_of(order: np.ndarray) -> np.ndarray:
     return rank
 
 
-def run_in_order(p: Packed, order: np.ndarray, best_fit: bool) -> tuple[np.ndarray, int]:
-    """Place buffers in ``order`` by first or best fit; return ``(offsets, height)``."""
+#: Overlap-graph entries one kernel call visits between two looks at the clock: about
+#: 10 ms compiled, 10 ms in Python.
+CHUNK_WORK = 2_000_000
+PYTHON_CHUNK_WORK = 5_000
+
+
+def run_variant(
+    p: Packed,
+    orders: dict[str, np.ndarray],
+    order_name: str,
+    rule: str,
+    kernels: KernelChoice,
+    budget: Budget,
+) -> tuple[np.ndarray, int, np.ndarray | None] | None:
+    """Run one (order, rule) pair; return ``(offsets, height, rank)``, or None if stopped.
+
+    ``rule``: ``best`` or ``first`` (fit into gaps in the order) or ``lowest`` (lowest
+    sitting buffer first, ties by the order's rank; the rank is returned for the
+    improvement step, else None). The budget is checked between chunks of work.
+    """
     offsets = np.empty(p.n, I64)
-    height = place_in_order(order, p.size, p.align, p.fixed, p.ptr, p.adj, best_fit, offsets)
-    return offsets, int(height)
+    ctl = np.zeros(CTL_LEN, I64)
+    order = orders[order_name].astype(I64)
+
+    def chunk() -> int:
+        return PYTHON_CHUNK_WORK if kernels.python else CHUNK_WORK
+
+    if rule == "lowest":
+        rank = rank_of(order)
+        min_off = np.zeros(p.n, I64)
+        heap = np.empty((p.n + 1, 3), I64)
+        kernels(start_lowest_first)(p, rank, offsets, min_off, heap, ctl)
+        while not kernels(lowest_first_steps)(p, rank, offsets, min_off, heap, ctl, chunk()):
+            if budget.should_stop():
+                return None
+        return offsets, int(ctl[HEIGHT]), rank
+    kernels(start_pass)(p, offsets, ctl)
+    while not kernels(in_order_steps)(p, order, rule == "best", offsets, ctl, chunk()):
+        if budget.should_stop():
+            return None
+    return offsets, int(ctl[HEIGHT]), None
 
 
-def run_lowest_first(p: Packed, rank: np.ndarray) -> tuple[np.ndarray, int]:
-    """Place the lowest-sitting buffer first (ties by ``rank``); return ``(offsets, height)``."""
-    offsets = np.empty(p.n, I64)
-    height = place_lowest_first(rank, p.size, p.align, p.fixed, p.ptr, p.adj, offsets)
-    return offsets, int(height)
+@dataclass(frozen=True, slots=True)
+class SingleGreedy(AllocatorOptions):
+    """One (order, rule) pair of the module table: one deterministic pass."""
 
+    name: ClassVar[str] = "single-greedy"
+    order_name: ClassVar[str] = "size"  # a key of _orders
+    rule: ClassVar[str] = "best"  # best, first or lowest
 
-def _named(algorithm: str, order_name: str, rule: str) -> Callable[..., AllocationResult]:
-    """Make the registered allocator running one (order, rule) pair."""
-
-    def allocator(
-        buffers: Sequence[Buffer],
-        capacity_bytes: int | None,
-        *,
-        time_limit_s: float = 0.0,
-        minimize: bool = False,
-        seed: int = 0,
+    def allocate(
+        self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
     ) -> AllocationResult:
-        del time_limit_s, minimize, seed  # one deterministic pass
-        start = time.perf_counter()
-        if not buffers:
-            return empty_result(buffers, algorithm, start)
-        p = pack(buffers)
-        order = _orders(p)[order_name]
-        if rule == "lowest":
-            offsets, height = run_lowest_first(p, rank_of(order))
-        else:
-            offsets, height = run_in_order(p, order, best_fit=rule == "best")
-        return greedy_result(p, offsets, height, capacity_bytes, algorithm, start)
-
-    allocator.__name__ = algorithm.replace("-", "_")
-    allocator.__doc__ = (
-        f"{algorithm}: place buffers in {order_name} order, rule {rule}; see the module table."
-    )
-    return allocator
+        """Place ``buffers`` in one pass (``minimize`` changes nothing)."""
+        job = prepare(self, buffers, capacity_bytes, budget)
+        if not isinstance(job, Prepared):
+            return job
+        orders = _orders(job.packed)
+        done = run_variant(job.packed, orders, self.order_name, self.rule, job.kernels, budget)
+        if done is None:
+            return stopped_mid_pass(self, job, budget)
+        return heuristic_result(self, job, done[0], self.name, budget)
 
 
-greedy_by_size = _named("greedy-by-size", "size", "best")
-best_fit_size = _named("best-fit-size", "size-duration", "best")
-best_fit_duration = _named("best-fit-duration", "duration", "best")
-online_best_fit = _named("online-best-fit", "time", "best")
-first_fit_decreasing = _named("first-fit-decreasing", "size", "first")
-lowest_offset_first = _named("lowest-offset-first", "time", "lowest")
+@dataclass(frozen=True, slots=True)
+class GreedyBySize(SingleGreedy):
+    """TFLite's greedy-by-size: size descending, best-fitting gap."""
+
+    name: ClassVar[str] = "greedy-by-size"
+    order_name: ClassVar[str] = "size"
+    rule: ClassVar[str] = "best"
+
+
+@dataclass(frozen=True, slots=True)
+class BestFitSize(SingleGreedy):
+    """XLA's heap simulator by size: size then lifetime descending, best-fitting gap."""
+
+    name: ClassVar[str] = "best-fit-size"
+    order_name: ClassVar[str] = "size-duration"
+    rule: ClassVar[str] = "best"
+
+
+@dataclass(frozen=True, slots=True)
+class BestFitDuration(SingleGreedy):
+    """XLA's heap simulator by duration: lifetime then size descending, best-fitting gap."""
+
+    name: ClassVar[str] = "best-fit-duration"
+    order_name: ClassVar[str] = "duration"
+    rule: ClassVar[str] = "best"
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineBestFit(SingleGreedy):
+    """ONNX Runtime's arena: first use order, best-fitting gap."""
+
+    name: ClassVar[str] = "online-best-fit"
+    order_name: ClassVar[str] = "time"
+    rule: ClassVar[str] = "best"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstFitDecreasing(SingleGreedy):
+    """First-fit decreasing: size descending, lowest gap that fits."""
+
+    name: ClassVar[str] = "first-fit-decreasing"
+    order_name: ClassVar[str] = "size"
+    rule: ClassVar[str] = "first"
+
+
+@dataclass(frozen=True, slots=True)
+class LowestOffsetFirst(SingleGreedy):
+    """MiniMalloc's search without backtracking: the buffer that sits lowest goes next."""
+
+    name: ClassVar[str] = "lowest-offset-first"
+    order_name: ClassVar[str] = "time"
+    rule: ClassVar[str] = "lowest"
+
 
 #: Every (order, rule) pair the portfolio tries, best first on the MiniMalloc benchmarks.
 PORTFOLIO_VARIANTS: tuple[tuple[str, str], ...] = (
@@ -149,61 +244,83 @@ PORTFOLIO_VARIANTS: tuple[tuple[str, str], ...] = (
 
 
 def run_variants(
-    p: Packed, capacity_bytes: int | None, stop_when_fits: bool
-) -> tuple[np.ndarray, int, str, np.ndarray | None]:
-    """Run the portfolio's variants; return the best ``(offsets, height, name, rank)``.
+    job: Prepared, stop_when_fits: bool, budget: Budget
+) -> tuple[np.ndarray, int, str, np.ndarray | None, bool] | None:
+    """Run the portfolio's variants; return the best ``(offsets, height, name, rank, all)``.
 
     ``rank`` is the tie-break rank of the best variant if it is a lowest-first one
-    (the improvement step perturbs it), else None. With ``stop_when_fits``, stop at the
-    first packing within ``capacity_bytes``.
+    (the improvement step perturbs it), else None; ``all`` is False when the budget
+    stopped the run before every variant that would have run. With ``stop_when_fits``,
+    stop at the first packing within the capacity. None when the budget stopped the
+    first variant before it was complete.
     """
+    p = job.packed
     orders = _orders(p)
     best: tuple[np.ndarray, int, str, np.ndarray | None] | None = None
     for order_name, rule in PORTFOLIO_VARIANTS:
-        rank = None
-        if rule == "lowest":
-            rank = rank_of(orders[order_name])
-            offsets, height = run_lowest_first(p, rank)
-        else:
-            offsets, height = run_in_order(p, orders[order_name], best_fit=rule == "best")
+        if best is not None and budget.should_stop():
+            return (*best, False)
+        done = run_variant(p, orders, order_name, rule, job.kernels, budget)
+        if done is None:
+            return None if best is None else (*best, False)
+        offsets, height, rank = done
         if best is None or height < best[1]:
             best = (offsets, height, f"{order_name}/{rule}", rank)
         if height <= p.max_live:
             break
-        if stop_when_fits and capacity_bytes is not None and height <= capacity_bytes:
+        if stop_when_fits and job.capacity is not None and height <= job.capacity:
             break
     assert best is not None
-    return best
+    return (*best, True)
 
 
-def portfolio(
-    buffers: Sequence[Buffer],
-    capacity_bytes: int | None,
-    *,
-    time_limit_s: float = 0.0,
-    minimize: bool = False,
-    seed: int = 0,
-) -> AllocationResult:
+@dataclass(frozen=True, slots=True)
+class Portfolio(AllocatorOptions):
     """Best of all greedy variants, then a bounded randomised improvement of the best.
 
     With a capacity and ``minimize=False``, returns as soon as a packing fits. The work
     is bounded by a fixed budget of placement steps (not by the clock), so the same
-    ``seed`` gives the same offsets.
+    ``seed`` gives the same offsets, unless the budget stops it first (then the result
+    says so).
+    """
+
+    name: ClassVar[str] = "portfolio"
+
+    def allocate(
+        self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
+    ) -> AllocationResult:
+        """Run the portfolio (see the class docstring)."""
+        job = prepare(self, buffers, capacity_bytes, budget)
+        if not isinstance(job, Prepared):
+            return job
+        found = best_greedy_packing(job, self.minimize, self.seed, budget)
+        if found is None:
+            return stopped_mid_pass(self, job, budget)
+        offsets, name, complete = found
+        return heuristic_result(self, job, offsets, f"portfolio:{name}", budget, complete=complete)
+
+
+def best_greedy_packing(
+    job: Prepared, minimize: bool, seed: int, budget: Budget
+) -> tuple[np.ndarray, str, bool] | None:
+    """The portfolio's packing of ``job``: ``(offsets, variant name, complete)``.
+
+    ``complete`` is False when the budget stopped the variants or the improvement;
+    None when it stopped the first variant (no packing yet).
     """
     from memplan.solvers.alloc.improve import improve_lowest_first
 
-    del time_limit_s
-    start = time.perf_counter()
-    if not buffers:
-        return empty_result(buffers, "portfolio", start)
-    p = pack(buffers)
-    stop = capacity_bytes is not None and not minimize
-    offsets, height, name, rank = run_variants(p, capacity_bytes, stop)
-    fits = capacity_bytes is not None and height <= capacity_bytes
-    if height > p.max_live and not (stop and fits):
-        target = p.max_live if capacity_bytes is None or minimize else capacity_bytes
-        better = improve_lowest_first(p, rank, height, target, seed)
+    p = job.packed
+    stop = job.capacity is not None and not minimize
+    found = run_variants(job, stop, budget)
+    if found is None:
+        return None
+    offsets, height, name, rank, complete = found
+    fits = job.capacity is not None and height <= job.capacity
+    if complete and height > p.max_live and not (stop and fits):
+        target = p.max_live if job.capacity is None or minimize else job.capacity
+        better, complete = improve_lowest_first(p, rank, height, target, seed, job.kernels, budget)
         if better is not None:
-            offsets, height = better
+            offsets = better[0]
             name += "+improved"
-    return greedy_result(p, offsets, height, capacity_bytes, f"portfolio:{name}", start)
+    return offsets, name, complete

@@ -5,13 +5,20 @@ smallest rank. The improvement is a hill climb over ranks: move a buffer that re
 the current peak (a "squeaky wheel") or a random one to an earlier rank, re-run the
 greedy, and keep the move when the height does not grow. The number of steps comes
 from a fixed work budget, not the clock, so a seed always yields the same packing.
+
+The climb runs in chunks of steps (its state, random generator included, lives in
+arrays), so the caller checks the time and the stop event between chunks and may
+switch from the Python kernel to the compiled one without changing the result.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from memplan.solvers.alloc._jit import njit
+from memplan.solver import Budget
+from memplan.solvers.alloc._jit import KernelChoice, kernel
 from memplan.solvers.alloc.intervals import Packed
 from memplan.solvers.alloc.placement import place_lowest_first
 
@@ -21,79 +28,126 @@ WORK_BUDGET = 15_000_000
 #: Most hill-climbing steps, whatever the budget allows.
 MAX_STEPS = 1000
 
+#: Work of one chunk of steps between two looks at the clock, in graph entries: about
+#: 0.1 ms of compiled kernel, or 5 ms of Python (where the clock also decides when to
+#: switch to the compiled kernel).
+CHUNK_WORK = 50_000
+PYTHON_CHUNK_WORK = 2_000
 
-@njit
-def _hill_climb(
-    order: np.ndarray,
-    size: np.ndarray,
-    align: np.ndarray,
-    fixed: np.ndarray,
-    ptr: np.ndarray,
-    adj: np.ndarray,
-    height: int,
-    target: int,
-    steps: int,
-    seed: int,
-    best_offsets: np.ndarray,
-) -> int:
-    """Climb from ``order``; write the best packing to ``best_offsets``; return its height."""
-    np.random.seed(seed)
-    n = order.shape[0]
-    cur = order.copy()
-    cand = np.empty(n, np.int64)
-    rank = np.empty(n, np.int64)
-    offsets = np.empty(n, np.int64)
-    cur_offsets = np.zeros(n, np.int64)
-    pos = np.empty(n, np.int64)
-    best = height + 1  # force the first evaluation to record offsets
-    cur_h = height + 1
-    for step in range(steps + 1):
-        cand[:] = cur
-        if step > 0:
-            for i in range(n):
-                pos[cur[i]] = i
-            if np.random.random() < 0.6:
-                # Squeaky wheel: a buffer reaching the peak moves earlier.
-                k = 0
-                for b in range(n):
-                    if fixed[b] < 0 and cur_offsets[b] + size[b] == cur_h:
-                        k += 1
-                pick = np.random.randint(0, max(k, 1))
-                src = -1
-                for b in range(n):
-                    if fixed[b] < 0 and cur_offsets[b] + size[b] == cur_h:
-                        if pick == 0:
-                            src = pos[b]
-                            break
-                        pick -= 1
-                if src < 0:
-                    src = np.random.randint(0, n)
-            else:
-                src = np.random.randint(0, n)
-            dst = np.random.randint(0, src + 1)
-            moved = cand[src]
-            for i in range(src, dst, -1):
-                cand[i] = cand[i - 1]
-            cand[dst] = moved
-        for i in range(n):
-            rank[cand[i]] = i
-        h = place_lowest_first(rank, size, align, fixed, ptr, adj, offsets)
-        if h <= cur_h:
-            cur[:] = cand
-            cur_offsets[:] = offsets
-            cur_h = h
-            if h < best:
-                best = h
-                best_offsets[:] = offsets
-                if best <= target:
+#: Slots of the climb's scalar array ``ctl``.
+CUR_H, BEST_H, STEP, RNG, DONE = range(5)
+
+#: Modulus of the Park-Miller ("minimal standard") generator: products stay in int64.
+RNG_MODULUS = 2147483647
+
+
+class Climb(NamedTuple):
+    """The state of one hill climb."""
+
+    cur: np.ndarray  # int64[n]: the current order (buffer indices, first placed first)
+    cur_offsets: np.ndarray  # int64[n]: the packing of the current order
+    cand: np.ndarray  # int64[n]: scratch: the order being tried
+    rank: np.ndarray  # int64[n]: scratch: the rank of each buffer in ``cand``
+    offsets: np.ndarray  # int64[n]: scratch: the packing of ``cand``
+    pos: np.ndarray  # int64[n]: scratch: the position of each buffer in ``cur``
+    best_offsets: np.ndarray  # int64[n]: the lowest packing found
+    ctl: np.ndarray  # int64[5]: current height, best height, step, generator, done flag
+
+
+@kernel
+def _random(ctl: np.ndarray, bound: int) -> int:
+    """Next draw in ``[0, bound)`` from the generator kept in ``ctl[RNG]``."""
+    ctl[RNG] = ctl[RNG] * 48271 % RNG_MODULUS
+    return ctl[RNG] % bound
+
+
+@kernel
+def _perturb(p: Packed, c: Climb) -> None:
+    """Move a peak-reaching (60 %) or random buffer of ``c.cur`` earlier, into ``c.cand``."""
+    n = c.cur.shape[0]
+    cur_h = c.ctl[CUR_H]
+    for i in range(n):
+        c.pos[c.cur[i]] = i
+    src = -1
+    if _random(c.ctl, 10) < 6:
+        # Squeaky wheel: a buffer reaching the peak moves earlier.
+        k = 0
+        for b in range(n):
+            if p.fixed[b] < 0 and c.cur_offsets[b] + p.size[b] == cur_h:
+                k += 1
+        pick = _random(c.ctl, max(k, 1))
+        for b in range(n):
+            if p.fixed[b] < 0 and c.cur_offsets[b] + p.size[b] == cur_h:
+                if pick == 0:
+                    src = c.pos[b]
                     break
-    return best
+                pick -= 1
+    if src < 0:
+        src = _random(c.ctl, n)
+    dst = _random(c.ctl, src + 1)
+    moved = c.cand[src]
+    for i in range(src, dst, -1):
+        c.cand[i] = c.cand[i - 1]
+    c.cand[dst] = moved
+
+
+@kernel
+def climb_steps(p: Packed, c: Climb, steps: int, target: int) -> None:
+    """Run up to ``steps`` more steps of the climb (until the height reaches ``target``)."""
+    n = c.cur.shape[0]
+    for _ in range(steps):
+        if c.ctl[DONE]:
+            return
+        c.cand[:] = c.cur
+        if c.ctl[STEP] > 0:
+            _perturb(p, c)
+        c.ctl[STEP] += 1
+        for i in range(n):
+            c.rank[c.cand[i]] = i
+        h = place_lowest_first(p, c.rank, c.offsets)
+        if h <= c.ctl[CUR_H]:
+            c.cur[:] = c.cand
+            c.cur_offsets[:] = c.offsets
+            c.ctl[CUR_H] = h
+            if h < c.ctl[BEST_H]:
+                c.ctl[BEST_H] = h
+                c.best_offsets[:] = c.offsets
+                if h <= target:
+                    c.ctl[DONE] = 1
+
+
+def new_climb(order: np.ndarray, height: int, seed: int) -> Climb:
+    """A climb starting from ``order`` whose packing is ``height`` high."""
+    n = order.shape[0]
+    ctl = np.zeros(5, np.int64)
+    ctl[CUR_H] = ctl[BEST_H] = height + 1  # the first step re-evaluates ``order``
+    ctl[RNG] = seed % (RNG_MODULUS - 1) + 1  # the generator's state is in [1, modulus)
+    return Climb(
+        order.astype(np.int64).copy(),
+        np.zeros(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        ctl,
+    )
 
 
 def improve_lowest_first(
-    p: Packed, rank: np.ndarray | None, height: int, target: int, seed: int
-) -> tuple[np.ndarray, int] | None:
-    """Try to lower a packing of ``height``; return ``(offsets, height)`` if it got lower.
+    p: Packed,
+    rank: np.ndarray | None,
+    height: int,
+    target: int,
+    seed: int,
+    kernels: KernelChoice,
+    budget: Budget,
+) -> tuple[tuple[np.ndarray, int] | None, bool]:
+    """Try to lower a packing of ``height``.
+
+    Returns:
+        ``(offsets, height)`` of a lower packing, or None; and whether the climb ran to
+        its end (False: the budget stopped it).
 
     Args:
         p: the packed problem.
@@ -102,31 +156,27 @@ def improve_lowest_first(
         height: the height to beat.
         target: stop once the height is at or below this.
         seed: random seed.
+        kernels: Python or compiled kernels.
+        budget: checked between chunks of steps; the climb stops early when it is spent.
     """
-    if p.n < 2:
-        return None
-    steps = min(MAX_STEPS, WORK_BUDGET // (p.n + int(p.ptr[-1]) + 1))
-    if steps < 1:
-        return None
+    work = p.n + int(p.ptr[-1]) + 1
+    steps = min(MAX_STEPS, WORK_BUDGET // work)
+    if p.n < 2 or steps < 1:
+        return None, True
     order = (
         np.argsort(rank, kind="stable")
         if rank is not None
         else np.lexsort((np.arange(p.n), p.lower))
     )
-    offsets = np.empty(p.n, np.int64)
-    best = _hill_climb(
-        order.astype(np.int64),
-        p.size,
-        p.align,
-        p.fixed,
-        p.ptr,
-        p.adj,
-        height,
-        target,
-        steps,
-        seed,
-        offsets,
-    )
-    if best < height:
-        return offsets, int(best)
-    return None
+    climb = new_climb(order, height, seed)
+    done = 0
+    while done < steps and not climb.ctl[DONE]:
+        if budget.should_stop():
+            break
+        chunk = (PYTHON_CHUNK_WORK if kernels.python else CHUNK_WORK) // work
+        todo = min(max(1, chunk), steps - done)
+        kernels(climb_steps)(p, climb, todo, target)
+        done += todo
+    finished = done >= steps or bool(climb.ctl[DONE])
+    best = int(climb.ctl[BEST_H])
+    return ((climb.best_offsets, best) if best < height else None), finished

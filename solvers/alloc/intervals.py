@@ -1,6 +1,7 @@
 """Interval structures shared by the allocators, built by one sweep over time.
 
-* :class:`Packed`: the buffers as flat int64 arrays (the form every kernel takes).
+* :class:`Packed`: the buffers as flat int64 arrays (a named tuple: the form every
+  kernel takes).
 * Overlap graph in CSR form: ``ptr[b]:ptr[b+1]`` indexes the buffers live at some step
   together with ``b``. One sweep, O(n log n + pairs).
 * Sections: the maximal sets of buffers live at one step (the maximal cliques of the
@@ -20,18 +21,17 @@ and place them at offset 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from memplan.dsa import Buffer
-from memplan.solvers.alloc._jit import njit
+from memplan.solvers.alloc._jit import Kernel, KernelChoice, inline_kernel, kernel
 
 I64 = np.int64
 
 
-@dataclass(frozen=True, slots=True)
-class Packed:
+class Packed(NamedTuple):
     """Buffers as flat arrays, plus the overlap graph and sections of the non-empty ones."""
 
     lower: np.ndarray  # int64[n]: first live step of each buffer
@@ -56,8 +56,21 @@ class Packed:
         return int(self.sec_total.max()) if self.sec_total.size else 0
 
 
-def pack(buffers: Sequence[Buffer]) -> Packed:
-    """Return the flat-array form of ``buffers`` with its overlap graph and sections."""
+def pack(buffers: Sequence[Buffer], kernels: KernelChoice | None = None) -> Packed:
+    """Return the flat-array form of ``buffers`` with its overlap graph and sections.
+
+    ``kernels`` picks the Python or compiled sweep (default: Python).
+    """
+    return pack_arrays(*flat_arrays(buffers), kernels=kernels)
+
+
+def flat_arrays(
+    buffers: Sequence[Buffer],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(lower, upper, size, align, fixed)`` of ``buffers`` as int64 arrays.
+
+    ``fixed`` is -1 for a buffer without a fixed offset.
+    """
     n = len(buffers)
     lower = np.fromiter((b.lower for b in buffers), I64, n)
     upper = np.fromiter((b.upper for b in buffers), I64, n)
@@ -66,7 +79,7 @@ def pack(buffers: Sequence[Buffer]) -> Packed:
     fixed = np.fromiter(
         (-1 if b.fixed_offset_bytes is None else b.fixed_offset_bytes for b in buffers), I64, n
     )
-    return pack_arrays(lower, upper, size, align, fixed)
+    return lower, upper, size, align, fixed
 
 
 def pack_arrays(
@@ -75,21 +88,49 @@ def pack_arrays(
     size: np.ndarray,
     align: np.ndarray | None = None,
     fixed: np.ndarray | None = None,
+    kernels: KernelChoice | None = None,
 ) -> Packed:
     """Like :func:`pack`, from arrays (``align`` defaults to 1, ``fixed`` to -1)."""
+    run = kernels or Kernel.python
     n = int(size.shape[0])
     lower, upper, size = (np.ascontiguousarray(a, dtype=I64) for a in (lower, upper, size))
     align = np.ones(n, I64) if align is None else np.ascontiguousarray(align, dtype=I64)
     fixed = np.full(n, -1, I64) if fixed is None else np.ascontiguousarray(fixed, dtype=I64)
     events = sweep_events(lower, upper, size)
-    ptr, adj = overlap_csr(events, n)
-    sec_lo, sec_hi, n_sec = sections(events, n)
+    ptr, adj = run(overlap_csr)(events, n)
+    sec_lo, sec_hi, n_sec = run(sections)(events, n)
     diff = np.zeros(n_sec + 1, I64)
     live = size > 0
     np.add.at(diff, sec_lo[live], size[live])
     np.add.at(diff, sec_hi[live], -size[live])
     sec_total = np.cumsum(diff[:n_sec])
     return Packed(lower, upper, size, align, fixed, ptr, adj, sec_lo, sec_hi, sec_total)
+
+
+def overlap_counts(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> tuple[int, int]:
+    """Return ``(pairs, spans)`` without building anything big (numpy, O(n log n)).
+
+    ``pairs``: buffers live at a common step (the overlap graph has ``2 * pairs``
+    entries). ``spans``: the sum over buffers of the sections each one spans (the size
+    of the exact search's section membership lists).
+    """
+    events = sweep_events(lower, upper, size)
+    n = size.shape[0]
+    if events.size == 0:
+        return 0, 0
+    starts = events >= n
+    active_before = np.cumsum(np.where(starts, 1, -1)) - np.where(starts, 1, -1)
+    pairs = int(active_before[starts].sum())
+    # A section closes at the first end after a start: number the sections as the sweep does.
+    closes = ~starts & np.concatenate(([False], starts[:-1]))
+    section_at = np.cumsum(closes)  # sections closed before or at each event
+    first = np.empty(n, I64)
+    first[events[starts] - n] = section_at[starts]
+    last = np.empty(n, I64)
+    last[events[~starts]] = section_at[~starts]
+    live = size > 0
+    spans = int((last[live] - first[live]).sum())
+    return pairs, spans
 
 
 def sweep_events(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -106,7 +147,7 @@ def sweep_events(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> np.n
     return order[keep[order]].astype(I64)
 
 
-@njit
+@kernel
 def overlap_csr(events: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the overlap graph ``(ptr, adj)`` in CSR form from the sweep ``events``."""
     deg = np.zeros(n, np.int64)
@@ -155,7 +196,7 @@ def overlap_csr(events: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ptr, adj
 
 
-@njit
+@kernel
 def sections(events: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Return ``(sec_lo, sec_hi, count)``: each buffer's range of maximal cross sections.
 
@@ -178,25 +219,17 @@ def sections(events: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
     return sec_lo, sec_hi, count
 
 
-@njit
+@inline_kernel
 def align_up(value: int, alignment: int) -> int:
     """Round ``value`` up to a multiple of ``alignment``."""
     r = value % alignment
     return value if r == 0 else value + alignment - r
 
 
-@njit
-def lowest_fit(
-    b: int,
-    floor: int,
-    size: np.ndarray,
-    align: np.ndarray,
-    offsets: np.ndarray,
-    ptr: np.ndarray,
-    adj: np.ndarray,
-    fixed: np.ndarray,
-) -> int:
-    """Lowest aligned offset >= ``floor`` where ``b`` misses every placed *fixed* neighbour."""
+@kernel
+def lowest_fit(p: Packed, b: int, floor: int) -> int:
+    """Lowest aligned offset >= ``floor`` where ``b`` misses every *fixed* neighbour."""
+    size, align, fixed, ptr, adj = p.size, p.align, p.fixed, p.ptr, p.adj
     o = align_up(floor, align[b])
     moved = True
     while moved:

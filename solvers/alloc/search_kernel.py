@@ -21,7 +21,8 @@ capacity, with MiniMalloc's ideas:
 * Offset cut-off: a placement at offset o leaves every section at least o + its
   unplaced total, so candidates above capacity - (largest unplaced total) are skipped.
 
-Recursion is replaced by an explicit frame stack and an undo trail kept in arrays,
+Recursion is replaced by an explicit frame stack and an undo trail kept in arrays
+(laid out in :mod:`.search_state`),
 so a call can stop after a node budget and a later call resumes exactly where it
 stopped (the Python driver checks the clock between calls and round-robins several
 static rank orders, as MiniMalloc's restarts do, without repeating work).
@@ -35,393 +36,481 @@ from __future__ import annotations
 
 import numpy as np
 
-from memplan.solvers.alloc._jit import njit
+from memplan.solvers.alloc._jit import inline_kernel, kernel
 from memplan.solvers.alloc.search_state import (
+    B_ADJ_HI,
+    B_ADJ_LO,
+    B_SEC_HI,
+    B_SEC_LO,
+    B_SIZE,
+    CAND,
+    CANDN,
+    CBASE,
+    CONTINUE,
+    CUTS,
     DECOMP,
+    EXPANDED,
     FAIL,
+    FIXED_SEC,
+    FLOOR,
+    HAT,
     INFEASIBLE,
-    NEED_CAND,
-    NEED_PLIST,
+    KIND,
+    LAST_OFF,
+    LAST_RANK,
+    MARK,
+    MEM_HI,
+    MEM_LO,
+    MINH,
+    MINOFF,
+    NEED_POOL,
     NEED_TRAIL,
+    NEXT,
     NONE,
+    OFFSET,
+    P_CAND_BUF,
+    P_CAND_OFF,
+    P_LIST,
     PAUSED,
+    PBASE,
+    PL,
+    PLN,
+    RANK,
+    SA,
+    SB,
     SEARCH,
     SOLVED,
     ST_ATTEMPTS,
     ST_BACKTRACKS,
     ST_CAND,
+    ST_CAP,
     ST_DEPTH,
+    ST_FLOOR_ON,
+    ST_N_KEYS,
+    ST_NODE_LIMIT,
     ST_NODES,
     ST_PLIST,
     ST_SIGNAL,
     ST_STAMP,
     ST_TRAIL,
+    STAMP,
     SUCCESS,
     T_FLOOR,
     T_MINOFF,
     T_PLACE,
+    TOTAL,
     min_offset_of,
+    record,
     rerank,
     undo,
 )
 
 
-@njit
+@kernel
 def run(
-    cap: int,
-    budget: int,
-    unalloc_floor: bool,
-    keys: np.ndarray,
-    n_keys: int,
-    width: np.ndarray,
-    size: np.ndarray,
-    align: np.ndarray,
-    fixed: np.ndarray,
-    ptr: np.ndarray,
+    buf: np.ndarray,
     adj: np.ndarray,
-    sec_lo: np.ndarray,
-    sec_hi: np.ndarray,
-    sec_ptr: np.ndarray,
-    sec_buf: np.ndarray,
-    fixed_sec: np.ndarray,
-    near_fixed: np.ndarray,
-    rank: np.ndarray,
-    offset: np.ndarray,
-    minoff: np.ndarray,
-    floor: np.ndarray,
-    total: np.ndarray,
-    cuts: np.ndarray,
-    sec_stamp: np.ndarray,
-    ftype: np.ndarray,
-    fsa: np.ndarray,
-    fsb: np.ndarray,
-    fpl: np.ndarray,
-    fpln: np.ndarray,
-    fcand: np.ndarray,
-    fcandn: np.ndarray,
-    fnext: np.ndarray,
-    flast_off: np.ndarray,
-    flast_rank: np.ndarray,
-    fmark: np.ndarray,
-    fminh: np.ndarray,
-    fexp: np.ndarray,
-    fpbase: np.ndarray,
-    fcbase: np.ndarray,
-    fhat: np.ndarray,
-    plist: np.ndarray,
-    cand_buf: np.ndarray,
-    cand_off: np.ndarray,
-    trail_kind: np.ndarray,
-    trail_idx: np.ndarray,
-    trail_val: np.ndarray,
+    members: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    trail: np.ndarray,
     st: np.ndarray,
 ) -> int:
-    """Advance the search by at most ``budget`` expanded nodes; return a status code.
+    """Advance the search until ``st[ST_NODE_LIMIT]`` nodes are expanded; return a code.
 
-    SOLVED: ``offset`` holds a packing of every free buffer below ``cap``. INFEASIBLE:
-    the search space is exhausted. PAUSED: the budget ran out (call again to resume).
-    NEED_PLIST / NEED_CAND / NEED_TRAIL: that pool or the trail is too small (grow it,
-    call again; the state is untouched).
+    SOLVED: ``bst[OFFSET]`` holds a packing of every free buffer below the capacity.
+    INFEASIBLE: the search space is exhausted. PAUSED: the node limit is reached (raise
+    it, call again to resume). NEED_POOL / NEED_TRAIL: that array is too small (grow
+    it, call again; the state is untouched).
     """
-    max_trail = trail_kind.shape[0]
-    spent = 0
     while True:
         depth = st[ST_DEPTH]
-        signal = st[ST_SIGNAL]
         if depth == 0:
-            return SOLVED if signal == SUCCESS else INFEASIBLE
+            return SOLVED if st[ST_SIGNAL] == SUCCESS else INFEASIBLE
         d = depth - 1
-        if ftype[d] == DECOMP:
-            if signal == FAIL:
-                st[ST_DEPTH] = d
-                st[ST_PLIST] = fpbase[d]
-                st[ST_CAND] = fcbase[d]
-                continue
-            # Fresh, or the previous sub-range was solved: start the next non-empty one.
-            ra = fnext[d]
-            pushed = False
-            while ra < fsb[d] and not pushed:
-                rb = ra + 1
-                while rb < fsb[d] and cuts[rb - 1] > 0:
-                    rb += 1
-                start = st[ST_PLIST]
-                if start + fpln[d] > plist.shape[0]:
-                    return NEED_PLIST
-                if st[ST_TRAIL] + fpln[d] > max_trail:
-                    return NEED_TRAIL
-                cnt = 0
-                for t in range(fpl[d], fpl[d] + fpln[d]):
-                    b = plist[t]
-                    if offset[b] < 0 and ra <= sec_lo[b] and sec_lo[b] < rb:
-                        plist[start + cnt] = b
-                        cnt += 1
-                fnext[d] = rb
-                if cnt > 1 and n_keys > 0:
-                    rerank(
-                        plist[start : start + cnt],
-                        keys,
-                        n_keys,
-                        size,
-                        sec_lo,
-                        sec_hi,
-                        total,
-                        width,
-                        rank,
-                        trail_kind,
-                        trail_idx,
-                        trail_val,
-                        st,
-                    )
-                if cnt > 0:
-                    e = depth
-                    ftype[e] = SEARCH
-                    fsa[e] = ra
-                    fsb[e] = rb
-                    fpl[e] = start
-                    fpln[e] = cnt
-                    fexp[e] = 0
-                    flast_off[e] = -1
-                    flast_rank[e] = -1
-                    fpbase[e] = start
-                    fcbase[e] = st[ST_CAND]
-                    st[ST_PLIST] = start + cnt
-                    st[ST_DEPTH] = depth + 1
-                    st[ST_SIGNAL] = NONE
-                    pushed = True
-                ra = rb
-            if not pushed:
-                st[ST_DEPTH] = d
-                st[ST_PLIST] = fpbase[d]
-                st[ST_CAND] = fcbase[d]
-                st[ST_SIGNAL] = SUCCESS
-            continue
-        # ---------------------------------------------------------------- SEARCH
-        if signal == SUCCESS:
-            st[ST_DEPTH] = d
-            st[ST_PLIST] = fpbase[d]
-            st[ST_CAND] = fcbase[d]
-            continue
-        if signal == FAIL:
-            undo(
-                fmark[d],
-                size,
-                sec_lo,
-                sec_hi,
-                offset,
-                minoff,
-                floor,
-                total,
-                cuts,
-                trail_kind,
-                trail_idx,
-                trail_val,
-                st,
-                rank,
-            )
-            st[ST_SIGNAL] = NONE
-            if fhat[d] == 0:
-                # Hatless pruning: the failed buffer overlapped no unplaced buffer, so it
-                # sits at this offset in every completion; later candidates cannot work.
-                fnext[d] = fcandn[d]
-        if fexp[d] == 0:
-            if spent >= budget:
-                return PAUSED
-            start = st[ST_CAND]
-            if start + fpln[d] > cand_buf.shape[0]:
-                return NEED_CAND
-            spent += 1
-            st[ST_NODES] += 1
-            unplaced = 0
-            minh = -1
-            for t in range(fpl[d], fpl[d] + fpln[d]):
-                b = plist[t]
-                if offset[b] < 0:
-                    unplaced += 1
-                    h = minoff[b] + size[b]
-                    if minh < 0 or h < minh:
-                        minh = h
-            if unplaced == 0:
-                st[ST_DEPTH] = d
-                st[ST_PLIST] = fpbase[d]
-                st[ST_CAND] = fcbase[d]
-                st[ST_SIGNAL] = SUCCESS
-                continue
-            # Dominance: nothing goes at or above the lowest top an unplaced buffer can
-            # reach. And any placement at o leaves every section at least o + its
-            # unplaced total, so offsets above cap - (largest unplaced total) fail too.
-            most = 0
-            for s in range(fsa[d], fsb[d]):
-                if total[s] > most:
-                    most = total[s]
-            cutoff = min(minh, cap - most + 1)
-            # Keep only the viable candidates: below the cutoff and canonical.
-            cnt = 0
-            lo_off = flast_off[d]
-            lo_rank = flast_rank[d]
-            for t in range(fpl[d], fpl[d] + fpln[d]):
-                b = plist[t]
-                if offset[b] < 0:
-                    o = minoff[b]
-                    if o < cutoff and (o > lo_off or (o == lo_off and rank[b] > lo_rank)):
-                        cand_buf[start + cnt] = b
-                        cand_off[start + cnt] = o
-                        cnt += 1
-            # Order candidates by (minoff, rank): plist is in rank order, sort is stable.
-            if cnt > 1:
-                perm = np.argsort(cand_off[start : start + cnt], kind="mergesort")
-                tmp_b = cand_buf[start : start + cnt].copy()
-                tmp_o = cand_off[start : start + cnt].copy()
-                for t in range(cnt):
-                    cand_buf[start + t] = tmp_b[perm[t]]
-                    cand_off[start + t] = tmp_o[perm[t]]
-            fcand[d] = start
-            fcandn[d] = cnt
-            fnext[d] = 0
-            fminh[d] = cutoff
-            fexp[d] = 1
-            st[ST_CAND] = start + cnt
-        placed = -1
-        while fnext[d] < fcandn[d]:
-            i = fcand[d] + fnext[d]
-            fnext[d] += 1
-            c = cand_buf[i]
-            o = cand_off[i]
-            if o >= fminh[d]:
-                fnext[d] = fcandn[d]
-                break
-            if o < flast_off[d] or (o == flast_off[d] and rank[c] < flast_rank[d]):
-                continue
-            top = o + size[c]
-            if top > cap:
-                continue
-            need = st[ST_TRAIL] + 1 + 2 * floor.shape[0] + (ptr[c + 1] - ptr[c])
-            if need > max_trail:
-                fnext[d] -= 1
-                return NEED_TRAIL
-            mark = st[ST_TRAIL]
-            fmark[d] = mark
-            t = mark
-            # Place c.
-            offset[c] = o
-            trail_kind[t] = T_PLACE
-            trail_idx[t] = c
-            t += 1
-            for s in range(sec_lo[c], sec_hi[c]):
-                trail_kind[t] = T_FLOOR
-                trail_idx[t] = s
-                trail_val[t] = floor[s]
-                t += 1
-                floor[s] = top
-                total[s] -= size[c]
-            for s in range(sec_lo[c], sec_hi[c] - 1):
-                cuts[s] -= 1
-            ok = True
-            hat = 0
-            st[ST_STAMP] += 1
-            stamp = st[ST_STAMP]
-            for j in range(ptr[c], ptr[c + 1]):
-                a = adj[j]
-                if offset[a] < 0:
-                    hat = 1
-                if offset[a] < 0 and minoff[a] < top:
-                    trail_kind[t] = T_MINOFF
-                    trail_idx[t] = a
-                    trail_val[t] = minoff[a]
-                    t += 1
-                    minoff[a] = min_offset_of(a, top, size, align, fixed, ptr, adj, near_fixed)
-                    if minoff[a] + size[a] > cap:
-                        ok = False
-                        break
-                    for s in range(sec_lo[a], sec_hi[a]):
-                        sec_stamp[s] = stamp
-            st[ST_TRAIL] = t
-            st[ST_ATTEMPTS] += 1
-            if ok and unalloc_floor:
-                # Unallocated floor: a section's floor is at least its lowest minoff.
-                for s in range(fsa[d], fsb[d]):
-                    if sec_stamp[s] != stamp:
-                        continue
-                    low = -1
-                    for k in range(sec_ptr[s], sec_ptr[s + 1]):
-                        a = sec_buf[k]
-                        if offset[a] < 0 and (low < 0 or minoff[a] < low):
-                            low = minoff[a]
-                    if low > floor[s]:
-                        if t >= max_trail:
-                            ok = False
-                            break
-                        trail_kind[t] = T_FLOOR
-                        trail_idx[t] = s
-                        trail_val[t] = floor[s]
-                        t += 1
-                        floor[s] = low
-                st[ST_TRAIL] = t
-            if ok:
-                # Section inference over the partition.
-                for s in range(fsa[d], fsb[d]):
-                    if fixed_sec[s]:
-                        continue
-                    f = floor[s]
-                    if total[s] > 0 and o > f:
-                        f = o
-                    if f + total[s] > cap:
-                        ok = False
-                        break
-            if not ok:
-                undo(
-                    mark,
-                    size,
-                    sec_lo,
-                    sec_hi,
-                    offset,
-                    minoff,
-                    floor,
-                    total,
-                    cuts,
-                    trail_kind,
-                    trail_idx,
-                    trail_val,
-                    st,
-                    rank,
-                )
-                if hat == 0:
-                    fnext[d] = fcandn[d]
-                    break
-                continue
-            fhat[d] = hat
-            placed = c
-            break
-        if placed < 0:
-            st[ST_DEPTH] = d
-            st[ST_PLIST] = fpbase[d]
-            st[ST_CAND] = fcbase[d]
-            st[ST_SIGNAL] = FAIL
-            st[ST_BACKTRACKS] += 1
-            continue
-        # Decompose if a boundary inside the partition lost its last crossing buffer.
-        split = False
-        lo = max(sec_lo[placed], fsa[d])
-        hi = min(sec_hi[placed] - 1, fsb[d] - 1)
-        for s in range(lo, hi):
-            if cuts[s] == 0:
-                split = True
-                break
-        e = depth
-        fsa[e] = fsa[d]
-        fsb[e] = fsb[d]
-        fpl[e] = fpl[d]
-        fpln[e] = fpln[d]
-        fpbase[e] = st[ST_PLIST]
-        fcbase[e] = st[ST_CAND]
-        if split:
-            ftype[e] = DECOMP
-            fnext[e] = fsa[d]
-            fexp[e] = 1
+        if fr[KIND, d] == DECOMP:
+            code = _decomp_step(buf, bst, sec, fr, pool, trail, st, d)
         else:
-            ftype[e] = SEARCH
-            fexp[e] = 0
-            flast_off[e] = cand_off[fcand[d] + fnext[d] - 1]
-            flast_rank[e] = rank[placed]
-        st[ST_DEPTH] = depth + 1
+            code = _search_step(buf, adj, members, bst, sec, fr, pool, trail, st, d)
+        if code != CONTINUE:
+            return code
+
+
+@inline_kernel
+def _pop(fr: np.ndarray, st: np.ndarray, d: int, signal: int) -> None:
+    """Pop frame ``d`` (release its pool entries) and pass ``signal`` to its parent."""
+    st[ST_DEPTH] = d
+    st[ST_PLIST] = fr[PBASE, d]
+    st[ST_CAND] = fr[CBASE, d]
+    st[ST_SIGNAL] = signal
+
+
+@inline_kernel
+def _decomp_step(
+    buf: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    trail: np.ndarray,
+    st: np.ndarray,
+    d: int,
+) -> int:
+    """DECOMP frame ``d``: push a SEARCH frame for its next independent sub-range.
+
+    Pops with FAIL when a sub-range failed, with SUCCESS once all are solved.
+    """
+    if st[ST_SIGNAL] == FAIL:
+        _pop(fr, st, d, FAIL)
+        return CONTINUE
+    plist = pool[P_LIST]
+    # Fresh, or the previous sub-range was solved: start the next non-empty one.
+    ra, sb, pl, pln = fr[NEXT, d], fr[SB, d], fr[PL, d], fr[PLN, d]
+    while ra < sb:
+        rb = ra + 1
+        while rb < sb and sec[CUTS, rb - 1] > 0:
+            rb += 1
+        start = st[ST_PLIST]
+        if start + pln > plist.shape[0]:
+            return NEED_POOL
+        if st[ST_TRAIL] + pln > trail.shape[1]:
+            return NEED_TRAIL
+        cnt = 0
+        for t in range(pl, pl + pln):
+            b = plist[t]
+            lo = buf[B_SEC_LO, b]
+            if bst[OFFSET, b] < 0 and ra <= lo and lo < rb:
+                plist[start + cnt] = b
+                cnt += 1
+        fr[NEXT, d] = rb
+        if cnt > 1 and st[ST_N_KEYS] > 0:
+            rerank(buf, bst, sec, trail, st, plist[start : start + cnt])
+        if cnt > 0:
+            _push_partition(fr, st, d + 1, ra, rb, start, cnt)
+            return CONTINUE
+        ra = rb
+    _pop(fr, st, d, SUCCESS)
+    return CONTINUE
+
+
+@inline_kernel
+def _push_partition(
+    fr: np.ndarray, st: np.ndarray, e: int, ra: int, rb: int, start: int, cnt: int
+) -> None:
+    """Push SEARCH frame ``e`` over sections ``[ra, rb)`` and ``plist[start:start+cnt]``."""
+    fr[KIND, e] = SEARCH
+    fr[SA, e] = ra
+    fr[SB, e] = rb
+    fr[PL, e] = start
+    fr[PLN, e] = cnt
+    fr[EXPANDED, e] = 0
+    fr[LAST_OFF, e] = -1
+    fr[LAST_RANK, e] = -1
+    fr[PBASE, e] = start
+    fr[CBASE, e] = st[ST_CAND]
+    st[ST_PLIST] = start + cnt
+    st[ST_DEPTH] = e + 1
+    st[ST_SIGNAL] = NONE
+
+
+@inline_kernel
+def _search_step(
+    buf: np.ndarray,
+    adj: np.ndarray,
+    members: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    trail: np.ndarray,
+    st: np.ndarray,
+    d: int,
+) -> int:
+    """SEARCH frame ``d``: place its next candidate and push the child, or pop FAIL."""
+    signal = st[ST_SIGNAL]
+    if signal == SUCCESS:
+        _pop(fr, st, d, SUCCESS)
+        return CONTINUE
+    if signal == FAIL:
+        undo(buf, bst, sec, trail, st, fr[MARK, d])
         st[ST_SIGNAL] = NONE
-    return INFEASIBLE
+        if fr[HAT, d] == 0:
+            # Hatless pruning: the failed buffer overlapped no unplaced buffer, so it
+            # sits at this offset in every completion; later candidates cannot work.
+            fr[NEXT, d] = fr[CANDN, d]
+    if fr[EXPANDED, d] == 0:
+        code = _expand(buf, bst, sec, fr, pool, st, d)
+        if code != CONTINUE:
+            return code
+        if st[ST_DEPTH] == d:  # nothing left to place: popped with SUCCESS
+            return CONTINUE
+    placed = _place_next_candidate(buf, adj, members, bst, sec, fr, pool, trail, st, d)
+    if placed == -2:
+        return NEED_TRAIL
+    if placed < 0:
+        _pop(fr, st, d, FAIL)
+        st[ST_BACKTRACKS] += 1
+        return CONTINUE
+    _push_child(buf, bst, sec, fr, pool, st, d, placed)
+    return CONTINUE
+
+
+@inline_kernel
+def _expand(
+    buf: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    st: np.ndarray,
+    d: int,
+) -> int:
+    """Count a node and build frame ``d``'s viable candidates, in (minoff, rank) order.
+
+    Returns PAUSED (node limit reached), NEED_POOL, or CONTINUE; pops the frame with
+    SUCCESS when all of its buffers are placed.
+    """
+    if st[ST_NODES] >= st[ST_NODE_LIMIT]:
+        return PAUSED
+    plist, cand_buf, cand_off = pool[P_LIST], pool[P_CAND_BUF], pool[P_CAND_OFF]
+    start, pl, pln = st[ST_CAND], fr[PL, d], fr[PLN, d]
+    if start + pln > cand_buf.shape[0]:
+        return NEED_POOL
+    st[ST_NODES] += 1
+    unplaced = 0
+    minh = -1
+    for t in range(pl, pl + pln):
+        b = plist[t]
+        if bst[OFFSET, b] < 0:
+            unplaced += 1
+            h = bst[MINOFF, b] + buf[B_SIZE, b]
+            if minh < 0 or h < minh:
+                minh = h
+    if unplaced == 0:
+        _pop(fr, st, d, SUCCESS)
+        return CONTINUE
+    # Dominance: nothing goes at or above the lowest top an unplaced buffer can reach.
+    # And any placement at o leaves every section at least o + its unplaced total, so
+    # offsets above cap - (largest unplaced total) fail too.
+    most = 0
+    for k in range(fr[SA, d], fr[SB, d]):
+        most = max(most, sec[TOTAL, k])
+    cutoff = min(minh, st[ST_CAP] - most + 1)
+    # Keep only the viable candidates: below the cutoff and canonical (after the
+    # placement that created the frame, in (offset, rank) order).
+    cnt = 0
+    last_off, last_rank = fr[LAST_OFF, d], fr[LAST_RANK, d]
+    for t in range(pl, pl + pln):
+        b = plist[t]
+        o = bst[MINOFF, b]
+        canonical = o > last_off or (o == last_off and bst[RANK, b] > last_rank)
+        if bst[OFFSET, b] < 0 and o < cutoff and canonical:
+            cand_buf[start + cnt] = b
+            cand_off[start + cnt] = o
+            cnt += 1
+    # Order candidates by (minoff, rank): plist is in rank order, the sort is stable.
+    if cnt > 1:
+        perm = np.argsort(cand_off[start : start + cnt], kind="mergesort")
+        by_buf = cand_buf[start : start + cnt].copy()
+        by_off = cand_off[start : start + cnt].copy()
+        for t in range(cnt):
+            cand_buf[start + t] = by_buf[perm[t]]
+            cand_off[start + t] = by_off[perm[t]]
+    fr[CAND, d] = start
+    fr[CANDN, d] = cnt
+    fr[NEXT, d] = 0
+    fr[MINH, d] = cutoff
+    fr[EXPANDED, d] = 1
+    st[ST_CAND] = start + cnt
+    return CONTINUE
+
+
+@inline_kernel
+def _place_next_candidate(
+    buf: np.ndarray,
+    adj: np.ndarray,
+    members: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    trail: np.ndarray,
+    st: np.ndarray,
+    d: int,
+) -> int:
+    """Place frame ``d``'s next candidate that survives inference; return it.
+
+    Returns -1 when no candidate is left, -2 when the trail is too small (the frame is
+    left as it was).
+    """
+    room = trail.shape[1] - 1 - 2 * sec.shape[1]  # trail left for neighbour records
+    while fr[NEXT, d] < fr[CANDN, d]:
+        i = fr[CAND, d] + fr[NEXT, d]
+        fr[NEXT, d] += 1
+        c, o = pool[P_CAND_BUF, i], pool[P_CAND_OFF, i]
+        if o >= fr[MINH, d]:
+            fr[NEXT, d] = fr[CANDN, d]
+            break
+        last_off = fr[LAST_OFF, d]
+        if o < last_off or (o == last_off and bst[RANK, c] < fr[LAST_RANK, d]):
+            continue  # before the frame's own placement: not canonical (ranks moved)
+        if o + buf[B_SIZE, c] > st[ST_CAP]:
+            continue
+        if st[ST_TRAIL] + buf[B_ADJ_HI, c] - buf[B_ADJ_LO, c] > room:
+            fr[NEXT, d] -= 1
+            return -2
+        mark = st[ST_TRAIL]
+        fr[MARK, d] = mark
+        hat = _place(buf, adj, bst, sec, trail, st, c, o)
+        ok = hat >= 0
+        hat = max(hat, 0) if ok else -hat - 1
+        st[ST_ATTEMPTS] += 1
+        if ok and st[ST_FLOOR_ON]:
+            ok = _raise_floors(members, bst, sec, fr, trail, st, d)
+        if ok:
+            ok = _sections_fit(sec, fr, st, d, o)
+        if ok:
+            fr[HAT, d] = hat
+            return c
+        undo(buf, bst, sec, trail, st, mark)
+        if hat == 0:
+            fr[NEXT, d] = fr[CANDN, d]
+            break
+    return -1
+
+
+@inline_kernel
+def _place(
+    buf: np.ndarray,
+    adj: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    trail: np.ndarray,
+    st: np.ndarray,
+    c: int,
+    o: int,
+) -> int:
+    """Put buffer ``c`` at offset ``o``: floors, totals, cuts and neighbours' minoff.
+
+    Returns ``hat`` (1 if ``c`` overlaps an unplaced buffer, else 0), or ``-hat - 1``
+    when a neighbour can no longer fit below the capacity. Marks the sections of the
+    neighbours whose minoff rose with a new stamp.
+    """
+    size = buf[B_SIZE, c]
+    top = o + size
+    bst[OFFSET, c] = o
+    t = record(trail, st[ST_TRAIL], T_PLACE, c, 0)
+    for k in range(buf[B_SEC_LO, c], buf[B_SEC_HI, c]):
+        t = record(trail, t, T_FLOOR, k, sec[FLOOR, k])
+        sec[FLOOR, k] = top
+        sec[TOTAL, k] -= size
+    for k in range(buf[B_SEC_LO, c], buf[B_SEC_HI, c] - 1):
+        sec[CUTS, k] -= 1
+    hat = 0
+    st[ST_STAMP] += 1
+    stamp = st[ST_STAMP]
+    for j in range(buf[B_ADJ_LO, c], buf[B_ADJ_HI, c]):
+        a = adj[j]
+        if bst[OFFSET, a] >= 0:
+            continue
+        hat = 1
+        if bst[MINOFF, a] < top:
+            t = record(trail, t, T_MINOFF, a, bst[MINOFF, a])
+            bst[MINOFF, a] = min_offset_of(buf, adj, a, top)
+            if bst[MINOFF, a] + buf[B_SIZE, a] > st[ST_CAP]:
+                st[ST_TRAIL] = t
+                return -hat - 1
+            for k in range(buf[B_SEC_LO, a], buf[B_SEC_HI, a]):
+                sec[STAMP, k] = stamp
+    st[ST_TRAIL] = t
+    return hat
+
+
+@inline_kernel
+def _raise_floors(
+    members: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    trail: np.ndarray,
+    st: np.ndarray,
+    d: int,
+) -> bool:
+    """Unallocated floor: raise each stamped section's floor to its lowest unplaced minoff.
+
+    Returns False when the trail has no room left (the placement is then undone).
+    """
+    stamp = st[ST_STAMP]
+    t = st[ST_TRAIL]
+    ok = True
+    for k in range(fr[SA, d], fr[SB, d]):
+        if sec[STAMP, k] != stamp:
+            continue
+        low = -1
+        for m in range(sec[MEM_LO, k], sec[MEM_HI, k]):
+            a = members[m]
+            if bst[OFFSET, a] < 0 and (low < 0 or bst[MINOFF, a] < low):
+                low = bst[MINOFF, a]
+        if low > sec[FLOOR, k]:
+            if t >= trail.shape[1]:
+                ok = False
+                break
+            t = record(trail, t, T_FLOOR, k, sec[FLOOR, k])
+            sec[FLOOR, k] = low
+    st[ST_TRAIL] = t
+    return ok
+
+
+@inline_kernel
+def _sections_fit(sec: np.ndarray, fr: np.ndarray, st: np.ndarray, d: int, o: int) -> bool:
+    """Section inference over frame ``d``: max(floor, o) + unplaced total <= capacity."""
+    cap = st[ST_CAP]
+    for k in range(fr[SA, d], fr[SB, d]):
+        if sec[FIXED_SEC, k]:
+            continue
+        f = sec[FLOOR, k]
+        if sec[TOTAL, k] > 0 and o > f:
+            f = o
+        if f + sec[TOTAL, k] > cap:
+            return False
+    return True
+
+
+@inline_kernel
+def _push_child(
+    buf: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    st: np.ndarray,
+    d: int,
+    placed: int,
+) -> None:
+    """Push the frame after placing ``placed``: DECOMP if the partition fell apart."""
+    # Decompose if a boundary inside the partition lost its last crossing buffer.
+    split = False
+    lo = max(buf[B_SEC_LO, placed], fr[SA, d])
+    hi = min(buf[B_SEC_HI, placed] - 1, fr[SB, d] - 1)
+    for k in range(lo, hi):
+        if sec[CUTS, k] == 0:
+            split = True
+            break
+    e = d + 1
+    for row in (SA, SB, PL, PLN):
+        fr[row, e] = fr[row, d]
+    fr[PBASE, e] = st[ST_PLIST]
+    fr[CBASE, e] = st[ST_CAND]
+    if split:
+        fr[KIND, e] = DECOMP
+        fr[NEXT, e] = fr[SA, d]
+        fr[EXPANDED, e] = 1
+    else:
+        fr[KIND, e] = SEARCH
+        fr[EXPANDED, e] = 0
+        fr[LAST_OFF, e] = pool[P_CAND_OFF, fr[CAND, d] + fr[NEXT, d] - 1]
+        fr[LAST_RANK, e] = bst[RANK, placed]
+    st[ST_DEPTH] = e + 1
+    st[ST_SIGNAL] = NONE

@@ -331,6 +331,7 @@ def no_spill_plan(struct: Structure, order: Sequence[int], time_limit_s: float) 
     """
     from memplan.dsa import Buffer, allocate
     from memplan.errors import MemplanError
+    from memplan.solver import Budget
 
     graph = struct.problem.graph
     lifetimes = tensor_lifetimes(graph, order, struct.problem.in_scope)
@@ -342,7 +343,10 @@ def no_spill_plan(struct: Structure, order: Sequence[int], time_limit_s: float) 
         buffers.append(Buffer(spec.tensor, span[0], span[1], spec.units * unit, unit))
     capacity = struct.capacity_units * unit
     try:
-        result = allocate(buffers, capacity, time_limit_s=max(time_limit_s, 0.0))
+        if time_limit_s > 0:
+            result = allocate(buffers, capacity, budget=Budget(time_limit_s=time_limit_s))
+        else:  # the greedy portfolio only (its work is bounded, not its time)
+            result = allocate(buffers, capacity, algorithm="portfolio", budget=Budget())
     except MemplanError:
         return None
     offsets = result.offsets_bytes

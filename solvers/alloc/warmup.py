@@ -1,0 +1,46 @@
+"""Compile every allocator kernel at once (the first compiled use in a fresh install).
+
+numba compiles a kernel the first time it is called with a new signature. Left to
+itself, a fresh installation would compile the greedy kernels during one allocation and
+the exact search's during a later one, each time inside someone's time limit. Instead,
+the first compiled kernel a process asks for that is not in the disk cache makes
+:func:`compile_all_kernels` run every allocator path once, compiled, on a small fixed
+instance: about 20 s, announced once on stderr, then never again (the cache keeps them).
+A test checks that nothing is left to compile afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memplan.dsa import Buffer
+from memplan.solver import Budget
+
+
+def warmup_buffers() -> list[Buffer]:
+    """A fixed instance on which every kernel runs: no greedy variant reaches max live
+    (so the improvement runs), alignments, a fixed offset, zero sizes."""
+    rng = np.random.default_rng(20)
+    buffers = []
+    for i in range(40):
+        lower = int(rng.integers(0, 30))
+        upper = lower + int(rng.integers(1, 12))
+        size = int(rng.integers(0, 6)) * 16 + int(rng.integers(1, 16))
+        buffers.append(Buffer(i, lower, upper, size, (1, 4, 8)[i % 3]))
+    buffers.append(Buffer("fixed", 0, 40, 8, 8, fixed_offset_bytes=0))
+    buffers.append(Buffer("empty", 3, 5, 0))
+    return buffers
+
+
+def compile_all_kernels() -> None:
+    """Run every allocator path once with the compiled kernels (compiling what is missing)."""
+    from memplan.solvers.alloc.exact import ExactAllocator
+    from memplan.solvers.alloc.greedy import Portfolio
+
+    buffers = warmup_buffers()
+    Portfolio(minimize=True, kernels="compiled").allocate(buffers, None, Budget())
+    exact = ExactAllocator(kernels="compiled")
+    best = exact.allocate(buffers, None, Budget(time_limit_s=60)).height_bytes
+    if best is not None:
+        exact.allocate(buffers, best, Budget(time_limit_s=60))
+        exact.allocate(buffers, best - 1, Budget(time_limit_s=60))

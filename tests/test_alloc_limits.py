@@ -1,0 +1,161 @@
+"""Memory and time are budgets too: estimates before building, set-up bounded, clean ends."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+from alloc_helpers import random_buffers
+
+from memplan.dsa import Buffer, allocate, make_allocator, validate_packing
+from memplan.solver import Budget, Status
+from memplan.solvers.alloc import common
+from memplan.solvers.alloc.common import Prepared, pack_memory_bytes, prepare
+from memplan.solvers.alloc.exact import ExactAllocator, search_memory_bytes
+
+
+def dense(n: int) -> list[Buffer]:
+    """``n`` buffers all live at step 50: every pair overlaps."""
+    return [Buffer(i, i % 10, 90 + i % 10, 64 + i % 7) for i in range(n)]
+
+
+def long_lived(n_short: int, n_long: int) -> list[Buffer]:
+    """Short buffers one after another, and a few that live through all of them.
+
+    The long ones span every section: the exact search's section lists hold about
+    ``n_long * n_short`` entries while the overlap graph stays small.
+    """
+    short = [Buffer(f"s{i}", i, i + 1, 8 + i % 5) for i in range(n_short)]
+    longs = [Buffer(f"l{j}", 0, n_short, 4 + j) for j in range(n_long)]
+    return short + longs
+
+
+def test_dense_100k_is_refused_before_anything_is_built() -> None:
+    """5e9 overlapping pairs would need 40 GB: TIMEOUT at once, saying why."""
+    buffers = dense(100_000)
+    for name in ("portfolio", "exact", "auto", "greedy-by-size"):
+        allocator = make_allocator(name, {"memory_limit_bytes": 4_000_000_000})
+        start = time.monotonic()
+        result = allocator.allocate(buffers, 1 << 30, Budget(time_limit_s=60))
+        assert time.monotonic() - start < 10
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+        assert "over the memory limit" in result.message
+        assert "4999950000 overlapping pairs" in result.message
+        assert "kept" not in result.message  # nothing to keep
+        assert result.max_live_bytes == sum(b.size_bytes for b in buffers)
+
+
+def test_pack_estimate_covers_what_packing_allocates() -> None:
+    """The estimate is at least the arrays that pack() keeps."""
+    buffers = dense(2_000)
+    job = prepare(make_allocator("portfolio"), buffers, None, Budget(60))
+    assert isinstance(job, Prepared)
+    kept = sum(a.nbytes for a in job.packed)
+    assert pack_memory_bytes(len(buffers), job.pairs) >= kept
+
+
+def test_exact_drops_its_section_lists_when_memory_is_short() -> None:
+    buffers = long_lived(3_000, 40)
+    job = prepare(ExactAllocator(), buffers, None, Budget(60))
+    assert isinstance(job, Prepared)
+    with_lists = search_memory_bytes(job.packed, job.spans, True, 3)
+    without = search_memory_bytes(job.packed, job.spans, False, 3)
+    assert job.spans >= 40 * 2_999 and with_lists - without == 4 * job.spans
+    limit = (with_lists + without) // 2
+    allocator = make_allocator("exact", {"memory_limit_bytes": limit, "kernels": "compiled"})
+    live = job.max_live
+    result = allocator.allocate(buffers, live, Budget(time_limit_s=60))
+    assert result.stats["unallocated_floor"] is False
+    assert result.offsets_bytes is not None
+    assert validate_packing(buffers, result.offsets_bytes, live) == []
+    assert result.status is Status.OPTIMAL  # packed at max live
+    below = allocator.allocate(buffers, live - 1, Budget(time_limit_s=60))
+    assert below.status is Status.INFEASIBLE
+
+
+def test_exact_refuses_and_auto_keeps_the_portfolio_when_memory_is_too_short() -> None:
+    buffers = long_lived(3_000, 40)
+    job = prepare(ExactAllocator(), buffers, None, Budget(60))
+    assert isinstance(job, Prepared)
+    without = search_memory_bytes(job.packed, job.spans, False, 3)
+    options = {"memory_limit_bytes": without - 1, "kernels": "compiled"}
+    tight = max(b.size_bytes for b in buffers[:3000]) + sum(b.size_bytes for b in buffers[3000:])
+    exact = make_allocator("exact", options).allocate(buffers, tight + 1000, Budget(60))
+    assert exact.status is Status.TIMEOUT and exact.offsets_bytes is None
+    assert "the exact search over 3040 buffers would need" in exact.message
+    # auto: the portfolio packs, the exact search is skipped and the message says so.
+    auto = make_allocator("auto", {**options, "minimize": True}).allocate(buffers, None, Budget(60))
+    assert auto.offsets_bytes is not None and auto.algorithm.startswith("auto:")
+    assert validate_packing(buffers, auto.offsets_bytes) == []
+    if auto.status is not Status.OPTIMAL:
+        assert "over the memory limit" in auto.message
+
+
+def test_set_up_that_cannot_end_in_time_is_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the assumed build rate lowered, a 1 s budget refuses a 3,000-buffer build."""
+    monkeypatch.setattr(common, "ENTRIES_PER_S", 1_000)
+    buffers = dense(3_000)
+    start = time.monotonic()
+    result = allocate(buffers, None, algorithm="portfolio", budget=Budget(time_limit_s=1))
+    assert time.monotonic() - start < 1
+    assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+    assert result.message.startswith("out of time: the overlap graph of 3000 buffers")
+
+
+class StopsAfter(Budget):
+    """A budget that asks to stop from its ``calls``-th look on (a deterministic clock)."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__(time_limit_s=60)
+        object.__setattr__(self, "looks", [0])
+        object.__setattr__(self, "calls", calls)
+
+    def should_stop(self) -> bool:
+        self.looks[0] += 1  # type: ignore[attr-defined]
+        return bool(self.looks[0] >= self.calls)  # type: ignore[attr-defined]
+
+
+def test_a_pass_is_cut_between_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passes run in chunks: a budget that ends mid-pass returns at once, without offsets."""
+    from memplan.solvers.alloc import greedy
+
+    monkeypatch.setattr(greedy, "CHUNK_WORK", 1_000)
+    buffers = dense(400)
+    for name in ("greedy-by-size", "lowest-offset-first", "portfolio", "exact", "auto"):
+        budget = StopsAfter(3)  # prepare looks once, then two chunks run
+        allocator = make_allocator(name, {"kernels": "compiled", "minimize": True})
+        result = allocator.allocate(buffers, None, budget)
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is None, name
+        assert "before the first greedy packing was complete" in result.message
+
+
+def test_every_allocator_honours_a_short_time_limit() -> None:
+    """A 0.3 s limit on an instance the exact search cannot finish: back within a grace."""
+    rng = np.random.default_rng(3)
+    lower = np.sort(rng.integers(0, 1500, 3000))
+    buffers = [
+        Buffer(i, int(lo), int(lo + rng.integers(1, 40)), int(rng.integers(1, 1000)))
+        for i, lo in enumerate(lower)
+    ]
+    for name in ("auto", "exact", "portfolio"):
+        for minimize in (False, True):
+            allocator = make_allocator(name, {"minimize": minimize, "kernels": "compiled"})
+            allocator.allocate(buffers[:50], None, Budget(60))  # kernels loaded, not timed
+            start = time.monotonic()
+            result = allocator.allocate(buffers, 1, Budget(time_limit_s=0.3))
+            assert time.monotonic() - start < 2.0, (name, minimize)
+            assert result.status is Status.INFEASIBLE  # evident: max live > 1 B
+            capacity = None if minimize else result.max_live_bytes
+            start = time.monotonic()
+            result = allocator.allocate(buffers, capacity, Budget(time_limit_s=0.3))
+            assert time.monotonic() - start < 2.0, (name, minimize, result.message)
+
+
+def test_stop_event_mid_climb_returns_the_best_so_far() -> None:
+    buffers = random_buffers(random.Random(4), 300, horizon=150, max_size=200)
+    budget = Budget(time_limit_s=60)
+    budget.stop_event.set()
+    result = make_allocator("portfolio", {"minimize": True}).allocate(buffers, None, budget)
+    assert result.status is Status.TIMEOUT and result.offsets_bytes is None
