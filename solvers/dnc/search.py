@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_state, restrict
-from memplan.dsa import AllocationStatus, Buffer, allocate
+from memplan.dsa import Buffer, allocate
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
@@ -104,10 +104,9 @@ def pack(problem: Problem, plan: Plan, time_limit_s: float, seed: int) -> Plan |
         Buffer(i, r.start, r.end, sizes[r.tensor], problem.alignment_bytes)
         for i, r in enumerate(plan.residencies)
     ]
-    result = allocate(
-        buffers, problem.capacity_bytes, time_limit_s=max(time_limit_s, 0.01), seed=seed
-    )
-    if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+    limit = Budget(time_limit_s=max(time_limit_s, 0.01))
+    result = allocate(buffers, problem.capacity_bytes, budget=limit, seed=seed)
+    if not result.fits or result.offsets_bytes is None:
         return None
     placed = [
         dataclasses.replace(r, offset=offset)

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 from memplan.analysis import min_peak_order, peak_live_bytes, tensor_lifetimes
 from memplan.budgets import PeakEstimate
 from memplan.cut import PART_SOLVER, crossing_bytes
-from memplan.dsa import AllocationStatus, Buffer, allocate
+from memplan.dsa import Buffer, allocate
 from memplan.errors import ConfigError, MemplanError
 from memplan.fallback import spill_everything_plan
 from memplan.ir import OpId
@@ -400,8 +400,9 @@ class DncSolver:
                 )
                 tensors.append(tensor)
         limit = min(PACK_MAX_S, budget.remaining_s())
-        result = allocate(buffers, problem.capacity_bytes, time_limit_s=max(limit, 0.01))
-        if result.status is not AllocationStatus.SOLVED or result.offsets_bytes is None:
+        pack_budget = Budget(time_limit_s=max(limit, 0.01), stop_event=budget.stop_event)
+        result = allocate(buffers, problem.capacity_bytes, budget=pack_budget)
+        if not result.fits or result.offsets_bytes is None:
             return None
         graph = problem.graph
         residencies = []
