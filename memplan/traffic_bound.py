@@ -25,6 +25,12 @@ not compulsory either. So the plan moves at least ``r * e`` non-compulsory bytes
 ``r`` is the least cost per aligned byte (``size / aligned size``, doubled for
 non-output activations) among the tensors that can be live at a step of R in some order.
 
+Only some ops of R can be that step: at the step of op ``o`` no order has more live bytes
+than ``U(o)``, the aligned bytes of every tensor that can be live there (below), so an op
+with ``U(o) < B`` is not it. The tensors counted are those that can be live at an op of R
+with ``U(o) >= B``; a graph input read only at the start of a crowded region, say, is
+left out when it cannot be live where the crowding is.
+
 Several regions. If no tensor can be live in two chosen regions, their off-chip sets
 are disjoint and the bounds add. Otherwise, for any chosen regions, the off-chip sets
 together hold at least ``sum(e_i) - sum over tensors t of aligned(t) * (k_t - 1)``
@@ -106,6 +112,28 @@ def _live_masks(problem: Problem, closures: tuple[list[int], list[int]]) -> list
     return masks
 
 
+def _possible_live_bytes(
+    problem: Problem, masks: Sequence[int], sizes: Sequence[int]
+) -> np.ndarray:
+    """Per op ``o``, ``U(o)``: the aligned bytes of every tensor that can be live at its
+    step in some order (no order has more live bytes there). A tensor nobody reads is
+    live only at its producer's step."""
+    graph = problem.graph
+    num_ops = graph.num_ops
+    total = np.zeros(num_ops, dtype=np.int64)
+    for t in range(graph.num_tensors):
+        producer = graph.producer[t]
+        if problem.in_scope[t] and not graph.consumers[t] and producer is not None:
+            total[producer] += sizes[t]
+    width = (num_ops + 7) // 8
+    for t, mask in enumerate(masks):
+        if mask:
+            packed = np.frombuffer(mask.to_bytes(width, "little"), dtype=np.uint8)
+            bits = np.unpackbits(packed, bitorder="little")[:num_ops]
+            total += bits.astype(np.int64) * sizes[t]
+    return total
+
+
 def _stretches(live: np.ndarray, usable: int) -> list[tuple[int, int]]:
     """The stretches of steps where ``live`` exceeds ``usable`` (``[start, end)``)."""
     stretches: list[tuple[int, int]] = []
@@ -150,6 +178,7 @@ def traffic_lower_bound(
     closures = op_closures(graph)
     masks = _live_masks(problem, closures)
     cost = _cost_per_byte(problem)
+    possible = _possible_live_bytes(problem, masks, sizes)
 
     def region_bound(start: int, end: int, value: int | None) -> tuple[RegionBound, list[int]]:
         region = [int(o) for o in order[start:end]]
@@ -157,7 +186,9 @@ def traffic_lower_bound(
         if value is None:
             value = max(working[o] for o in region)  # each op's tensors are live at its step
         excess = max(0, value - usable)
-        region_bits = sum(1 << o for o in region)
+        # Only an op that can have ``value`` live bytes at its step can be the crowded one.
+        crowded = [o for o in region if possible[o] >= value] or region
+        region_bits = sum(1 << o for o in crowded)
         members = [t for t, mask in enumerate(masks) if mask & region_bits]
         ratio = min((cost[t] for t in members), default=0.0)
         bound = _cheapest(members, excess, sizes, cost)

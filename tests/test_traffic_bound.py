@@ -78,3 +78,26 @@ def test_a_region_bound_holds_for_every_order(seed):
         live = live_bytes_per_step(graph, order, sizes, scope)
         step = steps_of(order)
         assert max(live[step[o]] for o in region) >= bound
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_no_order_has_more_live_bytes_at_an_op_than_can_be_live_there(seed):
+    """U(o) (the tensors that can be live at o's step) bounds every order's live bytes."""
+    from memplan.schedule import op_closures
+    from memplan.traffic_bound import _live_masks, _possible_live_bytes
+
+    problem = Problem(random_graph(seed, 8), Accelerator("t", 1 << 30, 64), Scope.ALL)
+    graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+    possible = _possible_live_bytes(problem, _live_masks(problem, op_closures(graph)), sizes)
+    for order in nx.all_topological_sorts(graph.to_networkx()):
+        live = live_bytes_per_step(graph, order, sizes, scope)
+        for step, op in enumerate(order):
+            assert live[step] <= possible[op]
+
+
+#: Seeds 9 and 12 are left out: their brute force takes minutes.
+@pytest.mark.parametrize("seed", [s for s in range(8, 20) if s not in (9, 12)])
+def test_bound_never_exceeds_the_optimum_on_more_graphs(seed):
+    for scope in Scope:
+        problem = tiny_problem(seed, scope, 0)
+        assert 0 <= bound_of(problem) <= min_traffic(problem)
