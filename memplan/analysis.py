@@ -2,28 +2,43 @@
 
 Everything here works on plain arrays (``sizes_bytes`` and ``in_scope`` indexed by
 tensor id) so that it serves any scope and alignment; :class:`memplan.problem.Problem`
-supplies them.
-
-A tensor's *lifetime* under an order is the half-open step interval during which it
-must be on chip if it is never spilled::
-
-    step:        0    1    2    3    4
-    producer     X
-    consumers              X         X
-    lifetime     [0 ───────────────── 5)
-
-Inputs and weights (no producer) live from their first use to their last use.
+supplies them. Lifetimes and live bytes live in :mod:`memplan.liveness` (re-exported
+here); the heuristic orders are here, and the min-peak search in :mod:`memplan.schedule`.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Sequence
 
-import numpy as np
-
 from memplan.errors import GraphError
 from memplan.ir import Graph, OpId
+from memplan.liveness import (
+    live_bytes_per_step,
+    peak_live_bytes,
+    steps_of,
+    tensor_lifetimes,
+    working_set_bytes,
+)
+
+__all__ = [
+    "NAMED_ORDERS",
+    "breadth_first_order",
+    "check_order",
+    "co_resident_pairs",
+    "depth_first_order",
+    "list_min_peak_order",
+    "live_bytes_per_step",
+    "min_peak_order",
+    "model_order",
+    "named_order",
+    "peak_live_bytes",
+    "reverse_post_order",
+    "steps_of",
+    "tensor_lifetimes",
+    "working_set_bytes",
+]
 
 
 def model_order(graph: Graph) -> tuple[OpId, ...]:
@@ -46,74 +61,13 @@ def check_order(graph: Graph, order: Sequence[int]) -> None:
                 )
 
 
-def steps_of(order: Sequence[int]) -> list[int]:
-    """Inverse permutation: ``steps_of(order)[op]`` is the step at which ``op`` runs."""
-    step = [0] * len(order)
-    for t, op in enumerate(order):
-        step[op] = t
-    return step
-
-
-def tensor_lifetimes(
-    graph: Graph, order: Sequence[int], in_scope: Sequence[bool]
-) -> list[tuple[int, int] | None]:
-    """Half-open ``[first, last + 1)`` step interval of every in-scope tensor.
-
-    ``None`` for tensors out of scope or never touched by any op.
-    """
-    step = steps_of(order)
-    lifetimes: list[tuple[int, int] | None] = [None] * graph.num_tensors
-    for tensor in graph.tensors:
-        if not in_scope[tensor.id]:
-            continue
-        touching = [step[c] for c in graph.consumers[tensor.id]]
-        producer = graph.producer[tensor.id]
-        if producer is not None:
-            touching.append(step[producer])
-        if touching:
-            lifetimes[tensor.id] = (min(touching), max(touching) + 1)
-    return lifetimes
-
-
-def live_bytes_per_step(
-    graph: Graph, order: Sequence[int], sizes_bytes: Sequence[int], in_scope: Sequence[bool]
-) -> np.ndarray:
-    """Bytes of in-scope tensors live at each step when nothing is spilled."""
-    delta = np.zeros(graph.num_ops + 1, dtype=np.int64)
-    for tensor_id, span in enumerate(tensor_lifetimes(graph, order, in_scope)):
-        if span is not None:
-            delta[span[0]] += sizes_bytes[tensor_id]
-            delta[span[1]] -= sizes_bytes[tensor_id]
-    return np.cumsum(delta)[:-1]
-
-
-def peak_live_bytes(
-    graph: Graph, order: Sequence[int], sizes_bytes: Sequence[int], in_scope: Sequence[bool]
-) -> int:
-    """Highest live bytes over the steps of ``order`` (no spilling)."""
-    if graph.num_ops == 0:
-        return 0
-    return int(live_bytes_per_step(graph, order, sizes_bytes, in_scope).max())
-
-
-def working_set_bytes(
-    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
-) -> list[int]:
-    """Per op, the bytes of its distinct in-scope inputs and outputs (must be on chip)."""
-    result = []
-    for op in graph.ops:
-        touched = dict.fromkeys((*op.inputs, *op.outputs))
-        result.append(sum(sizes_bytes[t] for t in touched if in_scope[t]))
-    return result
-
-
-def min_peak_order(
+def list_min_peak_order(
     graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
 ) -> tuple[OpId, ...]:
-    """A low-peak order (heuristic; an upper bound on M_P).
+    """The best of the list schedulers (a fast heuristic; an upper bound on M_P).
 
-    Runs several list schedulers (the model's order, a memory-greedy scheduler with
-    two tie-break rules, and a depth-first scheduler that finishes branches) and keeps
+    Runs the model's order, a memory-greedy scheduler with two tie-break rules, a
+    depth-first scheduler that finishes branches and the reverse post-order, and keeps
     the order with the lowest peak.
     """
     candidates = [
@@ -121,8 +75,40 @@ def min_peak_order(
         _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=False),
         _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=True),
         depth_first_order(graph),
+        reverse_post_order(graph),
     ]
     return min(candidates, key=lambda o: peak_live_bytes(graph, o, sizes_bytes, in_scope))
+
+
+#: Search states the windows of :func:`min_peak_order` may expand (about a second on
+#: the largest graphs of the catalog; deterministic).
+MIN_PEAK_WINDOW_NODES = 40_000
+
+
+def min_peak_order(
+    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
+) -> tuple[OpId, ...]:
+    """A low-peak order (an upper bound on M_P), cheap enough to call from any solver.
+
+    The best list-scheduler order (:func:`list_min_peak_order`), improved by exact
+    re-solves of windows around its peak step (:func:`memplan.schedule.improve_by_windows`)
+    with a fixed number of search states, so the result is reproducible. The search
+    that proves M_P is :func:`memplan.schedule.min_peak_schedule` (used for budgets).
+    """
+    return _min_peak_order(graph, tuple(sizes_bytes), tuple(in_scope))
+
+
+@functools.lru_cache(maxsize=16)
+def _min_peak_order(
+    graph: Graph, sizes_bytes: tuple[int, ...], in_scope: tuple[bool, ...]
+) -> tuple[OpId, ...]:
+    from memplan.schedule import improve_by_windows  # schedule builds on this module
+
+    start = list_min_peak_order(graph, sizes_bytes, in_scope)
+    order, _ = improve_by_windows(
+        graph, sizes_bytes, in_scope, start, total_node_limit=MIN_PEAK_WINDOW_NODES
+    )
+    return order
 
 
 def _greedy_memory_order(
@@ -207,6 +193,28 @@ def depth_first_order(graph: Graph) -> tuple[OpId, ...]:
     return tuple(order)
 
 
+def reverse_post_order(graph: Graph) -> tuple[OpId, ...]:
+    """Reverse post-order of a depth-first walk from the source ops (successors in id
+    order): the usual compiler order, and the baseline of Serenity and HMCOS."""
+    seen = [False] * graph.num_ops
+    post: list[OpId] = []
+    for root in range(graph.num_ops):
+        if seen[root] or graph.predecessors(OpId(root)):
+            continue
+        seen[root] = True
+        stack = [(root, iter(graph.successors(OpId(root))))]
+        while stack:
+            op, successors = stack[-1]
+            nxt = next((s for s in successors if not seen[s]), None)
+            if nxt is None:
+                post.append(OpId(op))
+                stack.pop()
+            else:
+                seen[nxt] = True
+                stack.append((nxt, iter(graph.successors(OpId(nxt)))))
+    return tuple(reversed(post))
+
+
 def breadth_first_order(graph: Graph) -> tuple[OpId, ...]:
     """Topological order by levels (Kahn's algorithm, FIFO)."""
     indegree = [len(graph.predecessors(OpId(i))) for i in range(graph.num_ops)]
@@ -248,19 +256,21 @@ def co_resident_pairs(graph: Graph, order: Sequence[int], in_scope: Sequence[boo
 
 
 #: Names of the heuristic orders of :func:`named_order`.
-NAMED_ORDERS = ("model", "min-peak", "dfs", "bfs")
+NAMED_ORDERS = ("model", "min-peak", "dfs", "bfs", "rpo")
 
 
 def named_order(
     graph: Graph, name: str, sizes_bytes: Sequence[int], in_scope: Sequence[bool]
 ) -> tuple[OpId, ...]:
-    """The order a solver option names: ``model``, ``min-peak``, ``dfs`` or ``bfs``."""
+    """The order a solver option names: ``model``, ``min-peak``, ``dfs``, ``bfs`` or ``rpo``."""
     if name == "min-peak":
         return min_peak_order(graph, sizes_bytes, in_scope)
     if name == "dfs":
         return depth_first_order(graph)
     if name == "bfs":
         return breadth_first_order(graph)
+    if name == "rpo":
+        return reverse_post_order(graph)
     if name == "model":
         return model_order(graph)
     raise ValueError(f"unknown order {name!r}; use one of {', '.join(NAMED_ORDERS)}")

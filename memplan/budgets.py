@@ -3,8 +3,8 @@
 A budget spec is one of:
 
 - ``MR``: the largest working set of one op (below it no plan exists);
-- ``MP``: the minimum peak over orders with no spilling (heuristic upper bound unless a
-  proven value is supplied);
+- ``MP``: the minimum peak over orders with no spilling (proven when the min-peak search
+  of :mod:`memplan.schedule` finishes or a proven value is supplied, else an upper bound);
 - ``MH``: ``(MR + MP) / 2``;
 - a byte quantity: ``65536``, ``512KiB``, ``2MB``;
 - a multiple of a named budget: ``0.5*MP``, ``1.25*MR``.
@@ -14,13 +14,16 @@ Budgets are rounded down to the alignment (an unaligned tail of scratchpad is un
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memplan.analysis import min_peak_order, peak_live_bytes
+from memplan.analysis import min_peak_order
 from memplan.errors import ConfigError
+from memplan.ir import Graph
 from memplan.problem import Problem
+from memplan.schedule import min_peak_schedule
 from memplan.units import parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")
@@ -41,11 +44,28 @@ PeakProvider = Callable[[Problem], PeakEstimate]
 
 
 def heuristic_min_peak(problem: Problem) -> PeakEstimate:
-    """Upper bound on M_P from :func:`memplan.analysis.min_peak_order`."""
-    sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
-    order = min_peak_order(problem.graph, sizes, scope)
+    """M_P from :func:`memplan.schedule.min_peak_schedule` (no solver plug-in needed).
+
+    The search starts from :func:`memplan.analysis.min_peak_order` and is limited by a
+    number of search states (reproducible); ``proven`` is True when it proves the order
+    optimal, otherwise the value is an upper bound.
+    """
+    return _min_peak_estimate(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
+
+
+@functools.lru_cache(maxsize=16)
+def _min_peak_estimate(
+    graph: Graph, sizes_bytes: tuple[int, ...], in_scope: tuple[bool, ...]
+) -> PeakEstimate:
+    schedule = min_peak_schedule(
+        graph, sizes_bytes, in_scope, min_peak_order(graph, sizes_bytes, in_scope)
+    )
+    if schedule.proven:
+        return PeakEstimate(schedule.peak_bytes, True, "min-peak search (proven optimal)")
     return PeakEstimate(
-        peak_live_bytes(problem.graph, order, sizes, scope), False, "heuristic min-peak order"
+        schedule.peak_bytes,
+        False,
+        f"heuristic min-peak search (lower bound {schedule.lower_bound_bytes} B)",
     )
 
 

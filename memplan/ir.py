@@ -131,6 +131,82 @@ class Graph:
         """Total size of all tensors of one kind."""
         return sum(t.size_bytes for t in self.tensors if t.kind is kind)
 
+    # ----------------------------------------------------------------- parts
+    def subgraph(self, ops: Iterable[int], keep: Iterable[int] = ()) -> Subgraph:
+        """The part of the graph made of ``ops``, as a graph of its own, with id maps.
+
+        The part keeps the ops in the model's order (so it is verified like any graph)
+        and every tensor they touch, under the same names. A tensor produced outside the
+        part and read inside becomes a graph input of the part (weights stay weights):
+        the part cannot produce it, and a D&C boundary (:mod:`memplan.cut`) says where
+        it is when the part starts. Graph outputs stay outputs; tensors produced inside
+        and read by ops outside are listed in :attr:`Subgraph.leaving`. Tensors of
+        ``keep`` are part of it even when no op of the part touches them (e.g. tensors on
+        chip across the whole part); produced outside, they become inputs too.
+
+        Raises:
+            GraphError: an op id is unknown, listed twice, or the set is empty.
+        """
+        chosen = list(ops)
+        unknown = [o for o in chosen if not 0 <= o < self.num_ops]
+        if unknown:
+            raise GraphError(f"graph {self.name!r}: subgraph names unknown op id {unknown[0]}")
+        if len(set(chosen)) != len(chosen):
+            raise GraphError(f"graph {self.name!r}: subgraph lists an op twice")
+        if not chosen:
+            raise GraphError(f"graph {self.name!r}: a subgraph needs at least one op")
+        parent_ops = tuple(OpId(o) for o in sorted(chosen))
+        inside = frozenset(parent_ops)
+        parent_tensors: list[TensorId] = []
+        for o in parent_ops:
+            for t in (*self.ops[o].inputs, *self.ops[o].outputs):
+                parent_tensors.append(t)
+        parent_tensors.extend(TensorId(int(t)) for t in keep)
+        unknown = [t for t in parent_tensors if not 0 <= t < self.num_tensors]
+        if unknown:
+            raise GraphError(f"graph {self.name!r}: subgraph keeps unknown tensor {unknown[0]}")
+        parent_tensors = sorted(dict.fromkeys(parent_tensors))
+        tensor_in_part = {t: TensorId(i) for i, t in enumerate(parent_tensors)}
+        tensors = []
+        entering, leaving = [], []
+        for t in parent_tensors:
+            tensor = self.tensors[t]
+            kind = tensor.kind
+            if kind is TensorKind.ACTIVATION and self.producer[t] not in inside:
+                kind = TensorKind.INPUT
+                entering.append(tensor_in_part[t])
+            elif kind is TensorKind.ACTIVATION and any(c not in inside for c in self.consumers[t]):
+                leaving.append(tensor_in_part[t])
+            tensors.append(
+                Tensor(
+                    tensor_in_part[t],
+                    tensor.name,
+                    tensor.size_bytes,
+                    kind,
+                    tensor.is_output,
+                    tensor.shape,
+                    tensor.dtype,
+                )
+            )
+        part_ops = tuple(
+            Op(
+                OpId(i),
+                self.ops[o].name,
+                self.ops[o].op_type,
+                tuple(tensor_in_part[t] for t in self.ops[o].inputs),
+                tuple(tensor_in_part[t] for t in self.ops[o].outputs),
+                self.ops[o].macs,
+            )
+            for i, o in enumerate(parent_ops)
+        )
+        return Subgraph(
+            graph=Graph(f"{self.name}[{len(parent_ops)} ops]", part_ops, tuple(tensors)),
+            parent_ops=parent_ops,
+            parent_tensors=tuple(parent_tensors),
+            entering=tuple(entering),
+            leaving=tuple(leaving),
+        )
+
     # ----------------------------------------------------------------- views
     def to_networkx(self) -> nx.DiGraph:
         """Op-level dependency graph: nodes are op ids, an edge per producer->consumer.
@@ -161,6 +237,37 @@ class Graph:
         from memplan.views import html_of
 
         return html_of(self, "graph")
+
+
+@dataclass(frozen=True, slots=True)
+class Subgraph:
+    """A part of a graph as a graph of its own (:meth:`Graph.subgraph`), with id maps.
+
+    Part op ``i`` is parent op ``parent_ops[i]`` and part tensor ``j`` is parent tensor
+    ``parent_tensors[j]``; :meth:`op_in_part` and :meth:`tensor_in_part` map back.
+    """
+
+    graph: Graph  # the part: its ops in the parent's order, the tensors they touch
+    parent_ops: tuple[OpId, ...]  # part op id -> parent op id (increasing)
+    parent_tensors: tuple[TensorId, ...]  # part tensor id -> parent tensor id (increasing)
+    entering: tuple[TensorId, ...]  # part ids of activations produced outside (read or kept)
+    leaving: tuple[TensorId, ...]  # part ids of activations produced inside, read outside
+    _op_index: dict[OpId, OpId] = field(init=False, repr=False, compare=False)
+    _tensor_index: dict[TensorId, TensorId] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ops = {o: OpId(i) for i, o in enumerate(self.parent_ops)}
+        tensors = {t: TensorId(i) for i, t in enumerate(self.parent_tensors)}
+        object.__setattr__(self, "_op_index", ops)
+        object.__setattr__(self, "_tensor_index", tensors)
+
+    def op_in_part(self, parent_op: int) -> OpId | None:
+        """The part's id of a parent op, or None when the op is not in the part."""
+        return self._op_index.get(OpId(parent_op))
+
+    def tensor_in_part(self, parent_tensor: int) -> TensorId | None:
+        """The part's id of a parent tensor, or None when no op of the part touches it."""
+        return self._tensor_index.get(TensorId(parent_tensor))
 
 
 def _verify(

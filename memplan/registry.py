@@ -30,6 +30,7 @@ distributions its entry point's ``[extra]`` installs (from the package metadata)
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import re
 from collections.abc import Mapping
@@ -221,6 +222,16 @@ def extra_distributions(distribution: str, extra: str) -> list[str]:
     return names
 
 
+@functools.cache
+def _top_level_owners() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions, read once per process.
+
+    Scanning every installed distribution takes about half a second, and solvers ask
+    who provides a capability on every solve (``dnc`` looks up its part solver).
+    """
+    return packages_distributions()
+
+
 def distribution_modules(distribution: str) -> list[str]:
     """Top-level modules an installed distribution provides (empty when not installed).
 
@@ -234,7 +245,7 @@ def distribution_modules(distribution: str) -> list[str]:
     wanted = _normalized(distribution)
     modules = sorted(
         module
-        for module, owners in packages_distributions().items()
+        for module, owners in _top_level_owners().items()
         if not module.startswith("_") and wanted in {_normalized(o) for o in owners}
     )
     named = [m for m in modules if _normalized(m) == wanted]

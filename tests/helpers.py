@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
 
@@ -100,3 +101,23 @@ def random_graph(
         if rng.random() < 0.05:
             b.mark_output(t)
     return b.build()
+
+
+def greedy_case(seed: int, budget: str = "MR", n_ops: int = 18) -> tuple[Any, Any]:
+    """A random graph at a tight budget (both scopes by seed parity) and greedy's plan for
+    it: a valid plan with spills and reloads, for tests of cuts and parts.
+
+    Returns:
+        ``(problem, plan)``.
+    """
+    from memplan.accelerator import Accelerator
+    from memplan.budgets import resolve_budget
+    from memplan.problem import Problem, Scope
+    from memplan.solver import Budget, make_solver
+
+    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
+    base = Problem(random_graph(seed, n_ops), Accelerator("t", 0, 64), scope)
+    problem = base.with_capacity(resolve_budget(budget, base).capacity_bytes)
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=30)).plan
+    assert plan is not None
+    return problem, plan

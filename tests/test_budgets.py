@@ -20,9 +20,9 @@ def problem(seed: int = 0, alignment: int = 64, scope: Scope = Scope.ACTIVATIONS
 def test_named_budgets(seed):
     p = problem(seed)
     peak = heuristic_min_peak(p)
-    assert not peak.proven and "heuristic" in peak.source
+    assert peak.proven and "proven" in peak.source  # the search finishes on 30 ops
     order = min_peak_order(p.graph, p.aligned_sizes_bytes, p.in_scope)
-    assert peak.value_bytes == peak_live_bytes(p.graph, order, p.aligned_sizes_bytes, p.in_scope)
+    assert peak.value_bytes <= peak_live_bytes(p.graph, order, p.aligned_sizes_bytes, p.in_scope)
     assert peak.value_bytes >= p.min_resident_bytes
     mr = resolve_budget("MR", p)
     mp = resolve_budget("mp", p)
@@ -31,7 +31,7 @@ def test_named_budgets(seed):
     assert mp.capacity_bytes == peak.value_bytes
     assert mh.capacity_bytes == (p.min_resident_bytes + peak.value_bytes) // 2 // 64 * 64
     assert mr.capacity_bytes <= mh.capacity_bytes <= mp.capacity_bytes
-    assert "heuristic upper bound" in mp.note and mr.note == "MR"
+    assert "MP (proven)" in mp.note and mr.note == "MR"
     for budget in (mr, mp, mh):
         assert budget.capacity_bytes % 64 == 0
 

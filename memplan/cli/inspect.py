@@ -101,6 +101,7 @@ def summarize(loaded: LoadedModel, problem: Problem, top: int = 10) -> dict[str,
         "model_order_peak_bytes": model_peak,
         "heuristic_min_peak_bytes": heuristic.value_bytes,
         "heuristic_min_peak_source": heuristic.source,
+        "heuristic_min_peak_proven": heuristic.proven,
         "compulsory_bytes": problem.compulsory_bytes(),
         "co_resident_pairs_model_order": co_resident_pairs(graph, order, scope),
         "largest_tensors": [
@@ -157,8 +158,13 @@ def _render(summary: dict[str, Any]) -> None:
         ),
         ("peak, model order", _b(summary["model_order_peak_bytes"])),
         (
-            "peak, heuristic min-peak order",
-            f"{_b(summary['heuristic_min_peak_bytes'])} (an upper bound on M_P)",
+            "peak, min-peak search",
+            f"{_b(summary['heuristic_min_peak_bytes'])} "
+            + (
+                "(M_P, proven)"
+                if summary["heuristic_min_peak_proven"]
+                else "(an upper bound on M_P)"
+            ),
         ),
         ("compulsory DRAM traffic", _b(summary["compulsory_bytes"])),
         ("co-resident pairs, model order", f"{summary['co_resident_pairs_model_order']:,}"),

@@ -337,8 +337,14 @@ def _write_outputs(
 def _plot_bytes(path: str, problem: Problem, result: SolveResult, timeline: bool) -> bytes:
     import io
 
+    from memplan.viz.cuts import cuts_of, plot_cuts
+
     assert result.plan is not None
-    fig = plan_figure(problem, result.plan, timeline)
+    cuts = None if timeline else cuts_of(result)  # a dnc result: its cuts over the live bytes
+    if cuts is not None:
+        fig = plot_cuts(problem, result.plan, cuts)
+    else:
+        fig = plan_figure(problem, result.plan, timeline)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=120)
     return buffer.getvalue()

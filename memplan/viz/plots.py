@@ -96,15 +96,21 @@ def plot_plan(
     _draw_live(ax_live, problem, plan)
     fig.suptitle(title or plan_title(problem, plan), fontsize=11)
     if path is not None:
-        import io
-
-        from memplan.io.files import atomic_write_bytes
-
-        suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix, dpi=dpi)
-        atomic_write_bytes(path, buffer.getvalue(), what="figure")
+        save_figure(fig, path, dpi)
     return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """Save ``fig`` to ``path`` (PNG, SVG or PDF by suffix) atomically, by the rules of
+    :mod:`memplan.io.files`."""
+    import io
+
+    from memplan.io.files import atomic_write_bytes
+
+    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=suffix, dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue(), what="figure")
 
 
 def plan_title(problem: Problem, plan: Plan) -> str:
@@ -134,7 +140,7 @@ def short_bytes(value: float) -> str:
     return f"{value:.4g} B"
 
 
-def _bytes_axis(ax: Axes, top: float, ticks: int = 8) -> None:
+def bytes_axis(ax: Axes, top: float, ticks: int = 8) -> None:
     """Ticks at multiples of a power of two (``ticks / 2`` to ``ticks`` of them), in KiB/MiB."""
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
@@ -198,7 +204,7 @@ def _draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
     ax.set_xlim(0, n)
     top = max(capacity, peak)
     ax.set_ylim(0, top * 1.06 or 1)
-    _bytes_axis(ax, top)
+    bytes_axis(ax, top)
     ax.set_ylabel("scratchpad address")
     ax.grid(axis="y", alpha=0.25)
     kinds_used = {graph.tensors[r.tensor].kind for r in plan.residencies}
@@ -273,7 +279,7 @@ def _draw_live(ax: Axes, problem: Problem, plan: Plan) -> None:
         ax.plot([at + 0.5], [top], marker="o", color="#333333", markersize=4)
     top = max(capacity, int(live.max()) if n else 0)
     ax.set_ylim(0, top * 1.12 or 1)
-    _bytes_axis(ax, top, ticks=4)
+    bytes_axis(ax, top, ticks=4)
     ax.set_xlabel("step")
     ax.set_ylabel("live bytes")
     ax.grid(axis="y", alpha=0.25)

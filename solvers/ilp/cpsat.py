@@ -69,6 +69,8 @@ class _TrafficModel:
     time_intervals: list[Any] = field(default_factory=list)  # one per slot
     address_intervals: list[Any] = field(default_factory=list)  # one per slot
     demands: list[int] = field(default_factory=list)  # units per slot
+    stores: dict[int, Any] = field(default_factory=dict)  # part tensor -> its store literal
+    opens: dict[int, list[Any]] = field(default_factory=dict)  # part tensor -> covers the cut?
 
 
 # ---------------------------------------------------------------- engine runs
@@ -225,24 +227,42 @@ def _order_of(solver: Any, steps: Sequence[Any]) -> tuple[OpId, ...]:
 
 # ---------------------------------------------------------------- traffic model
 def _add_tensor(tm: _TrafficModel, struct: Structure, spec: TensorSpec) -> None:
-    """The slots of one tensor, the choice of a slot per read, and their costs."""
+    """The slots of one tensor, the choice of a slot per read, and their costs.
+
+    With a boundary (a part, :class:`~memplan.solvers.ilp.model.TensorBoundary`): an
+    entering tensor's first slot starts at step 0 at its offset; the first slot's store
+    is a literal of its own (forced by any later load and by a required DRAM copy); a
+    tensor required across the cut has exactly one slot covering step ``n`` at the
+    required offset, and no other tensor covers it.
+    """
     model, a = tm.model, spec.tensor
     lo, hi = spec.window
     cap = struct.capacity_units
+    n = struct.n_steps
     slots: list[_Slot] = []
     for k in range(spec.num_slots):
         first = k == 0
         present = model.new_constant(1) if first else model.new_bool_var(f"p{a}_{k}")
-        if spec.activation and first:
+        if first and spec.enters:
+            start = model.new_constant(0)
+        elif spec.activation and first:
             start = tm.steps[spec.producer]
         else:
-            start = model.new_int_var(lo, hi - 1, f"s{a}_{k}")
+            start = model.new_int_var(lo, min(hi, n) - 1, f"s{a}_{k}")  # starts inside
         end = model.new_int_var(lo + 1, hi, f"e{a}_{k}")
         length = model.new_int_var(1, hi - lo, f"d{a}_{k}")
-        y = model.new_int_var(0, max(cap - spec.units, 0), f"y{a}_{k}")
+        if first and spec.enters:
+            assert spec.boundary is not None and spec.boundary.enter_offset_units is not None
+            y = model.new_constant(spec.boundary.enter_offset_units if struct.placement else 0)
+        else:
+            y = model.new_int_var(
+                0, max(cap - spec.units, 0) if struct.placement else 0, f"y{a}_{k}"
+            )
         if first:
             time_iv = model.new_interval_var(start, length, end, f"it{a}_{k}")
             addr_iv = model.new_fixed_size_interval_var(y, spec.units, f"ia{a}_{k}")
+            if not spec.activation and spec.first_load_charged():
+                tm.cost_terms.append((present, spec.size_bytes))
         else:
             time_iv = model.new_optional_interval_var(start, length, end, present, f"it{a}_{k}")
             addr_iv = model.new_optional_fixed_size_interval_var(
@@ -257,7 +277,7 @@ def _add_tensor(tm: _TrafficModel, struct: Structure, spec: TensorSpec) -> None:
                 model.add_implication(present, previous.present)
             model.add(start >= previous.end).only_enforce_if(present)
             tm.cost_terms.append((present, spec.size_bytes))
-            if spec.store_is_charged() and k == 1:
+            if spec.boundary is None and spec.store_is_charged() and k == 1:
                 tm.cost_terms.append((present, spec.size_bytes))
         tm.time_intervals.append(time_iv)
         tm.address_intervals.append(addr_iv)
@@ -277,8 +297,49 @@ def _add_tensor(tm: _TrafficModel, struct: Structure, spec: TensorSpec) -> None:
             covering[k].append(u)
             tm.cover[(a, o, k)] = u
         model.add_exactly_one(options)
+    if spec.boundary is not None:
+        _add_boundary(tm, struct, spec, covering)
+        return
     for k in range(1, spec.num_slots):
         model.add_bool_or(covering[k]).only_enforce_if(slots[k].present)
+
+
+def _add_boundary(
+    tm: _TrafficModel, struct: Structure, spec: TensorSpec, covering: list[list[Any]]
+) -> None:
+    """A part tensor's store literal and its slots at the cut (see :func:`_add_tensor`)."""
+    model, a, n = tm.model, spec.tensor, struct.n_steps
+    boundary = spec.boundary
+    assert boundary is not None and struct.cut
+    slots = tm.slots[a]
+    opens = []
+    for k, slot in enumerate(slots):
+        if spec.window[1] <= n:
+            is_open: Any = None  # cannot reach the cut
+        else:
+            is_open = model.new_bool_var(f"o{a}_{k}")
+            model.add(slot.end == n + 1).only_enforce_if(is_open)
+            model.add(slot.end <= n).only_enforce_if(~is_open)
+            model.add_implication(is_open, slot.present)
+            if boundary.leave_offset_units is not None and struct.placement:
+                model.add(slot.offset == boundary.leave_offset_units).only_enforce_if(is_open)
+        opens.append(is_open)
+        if k > 0:  # a load covers a read, or comes back for the cut
+            reasons = [*covering[k], *([is_open] if is_open is not None else [])]
+            model.add_bool_or(reasons).only_enforce_if(slot.present)
+    tm.opens[a] = opens
+    if boundary.leave_offset_units is not None:
+        model.add_exactly_one([o for o in opens if o is not None])
+    if spec.stores():
+        stored = model.new_bool_var(f"st{a}")
+        tm.stores[a] = stored
+        if opens[0] is not None:
+            model.add_implication(stored, ~opens[0])  # stored when it ends, inside the part
+        for slot in slots[1:]:
+            model.add_implication(slot.present, stored)  # a reload needs the copy
+        if boundary.leave_copy:
+            model.add(stored == 1)
+        tm.cost_terms.append((stored, spec.size_bytes))
 
 
 def _build_traffic_model(struct: Structure, deadline: Budget) -> _TrafficModel:
@@ -290,7 +351,8 @@ def _build_traffic_model(struct: Structure, deadline: Budget) -> _TrafficModel:
     for spec in struct.tensors:
         check_deadline(deadline)
         _add_tensor(tm, struct, spec)
-    model.add_no_overlap_2d(tm.time_intervals, tm.address_intervals)
+    if struct.placement:
+        model.add_no_overlap_2d(tm.time_intervals, tm.address_intervals)
     model.add_cumulative(tm.time_intervals, tm.demands, struct.capacity_units)
     model.minimize(sum(var * cost for var, cost in tm.cost_terms))
     return tm
@@ -310,18 +372,28 @@ def _add_hints(tm: _TrafficModel, struct: Structure, hint: Hint) -> None:
             if k > 0:
                 tm.model.add_hint(slot.present, value is not None)
             start, end = (value.start, value.end) if value else (lo, lo + 1)
-            if not (spec.activation and k == 0):
+            fixed_first = k == 0 and (spec.activation or spec.enters)  # start is no variable
+            if not fixed_first:
                 tm.model.add_hint(slot.start, start)
             tm.model.add_hint(slot.end, end)
             # A hint that misses variables makes CP-SAT complete it first, which on large
-            # models ignored the time limit for minutes: hint every variable.
+            # models ignored the time limit for minutes: hint every variable (constants,
+            # such as an entering slot's offset, cannot be hinted twice).
             tm.model.add_hint(slot.length, end - start)
-            tm.model.add_hint(slot.offset, value.offset_units if value else 0)
+            if not (k == 0 and spec.enters):
+                tm.model.add_hint(slot.offset, value.offset_units if value else 0)
         for o in spec.consumers:
             t = step_of[o]
             covering = next((k for k, v in enumerate(values) if v.start <= t < v.end), None)
             for k in range(spec.num_slots):
                 tm.model.add_hint(tm.cover[(spec.tensor, o, k)], k == covering)
+        for k, is_open in enumerate(tm.opens.get(spec.tensor, [])):
+            if is_open is not None:
+                tm.model.add_hint(is_open, k < len(values) and values[k].end > struct.n_steps)
+        if spec.tensor in tm.stores:
+            assert spec.boundary is not None
+            stored = len(values) > 1 or spec.boundary.leave_copy
+            tm.model.add_hint(tm.stores[spec.tensor], stored)
 
 
 def _extract_slots(tm: _TrafficModel, solver: Any) -> dict[int, list[SlotValue]]:

@@ -407,6 +407,8 @@ def solve_traffic_milp(
     """
     import pulp
 
+    if struct.cut or not struct.placement:
+        raise ValueError("the milp backend models whole problems only; parts use cpsat")
     try:
         tm = _build_traffic_model(pulp, struct, budget)
         check_handover(budget, tm.lp.numConstraints())

@@ -35,11 +35,12 @@ Addresses are counted in *units* of ``unit_bytes``: the greatest common divisor 
 alignment and every aligned in-scope size, so the models work with small integers
 (no big-M tolerance problems) and every unit offset is a legal aligned byte offset.
 
-Boundary conditions (divide and conquer, PROBLEM.md section 8) belong on
-:class:`TensorSpec` (the state a tensor enters with: resident at an offset, with or without
-a DRAM copy; the state it must leave in), derived in :func:`build_structure` and turned
-into constraints on a tensor's first and last slot by each backend's per-tensor builder
-(``cpsat._add_tensor``, ``milp._add_tensor``).
+Boundary conditions (divide and conquer, PROBLEM.md section 8) are on
+:class:`TensorSpec` (:class:`TensorBoundary`: the state a tensor enters a part with,
+resident at an offset, with or without a DRAM copy; the state it must leave in),
+derived for one part in :func:`memplan.solvers.ilp.part.build_part` and turned into
+constraints on the tensor's first and last slot by the CP-SAT per-tensor builder
+(``cpsat._add_tensor``); the MILP backend models whole problems only.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ from memplan.analysis import check_order, steps_of, tensor_lifetimes
 from memplan.ir import OpId, TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
+from memplan.schedule import op_closures
+
+
+@dataclass(frozen=True, slots=True)
+class TensorBoundary:
+    """A tensor's state at the two cuts around a part (PROBLEM.md section 8).
+
+    The part's steps are ``0 .. n-1``; step ``n`` is the cut after it: a slot that
+    covers step ``n`` continues into the next part (it ends there with nothing moved).
+    """
+
+    enter_offset_units: int | None  # on chip when the part starts, at this offset; None: not
+    enter_copy: bool  # DRAM holds a valid copy when the part starts
+    leave_offset_units: int | None  # must cover the cut at this offset; None: off chip then
+    leave_copy: bool  # DRAM must hold a valid copy when the part ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,18 @@ class TensorSpec:
     activation: bool  # produced on chip (otherwise it starts in DRAM)
     window: tuple[int, int]  # half-open steps [lo, hi) where it may be on chip
     num_slots: int  # produce slot (activations) plus load slots
+    boundary: TensorBoundary | None = None  # a part's boundary state (None: a whole problem)
+
+    @property
+    def enters(self) -> bool:
+        """Whether its first slot is a residency entering the part (fixed start and offset)."""
+        return self.boundary is not None and self.boundary.enter_offset_units is not None
+
+    def stores(self) -> bool:
+        """Whether its first slot may end with a store (an activation without a copy)."""
+        if self.boundary is None:
+            return self.activation
+        return (self.activation or self.enters) and not self.boundary.enter_copy
 
     @property
     def first_load_slot(self) -> int:
@@ -74,8 +102,16 @@ class TensorSpec:
         return 1 if self.activation else 0
 
     def store_is_charged(self) -> bool:
-        """Whether spilling it costs a store (non-output activations only)."""
+        """Whether spilling it costs a store (non-output activations; in a part, every
+        store: it moves bytes the rest of the plan does not)."""
+        if self.boundary is not None:
+            return self.stores()
         return self.activation and not self.is_output
+
+    def first_load_charged(self) -> bool:
+        """Whether its first slot, when it is a load, is traffic the objective counts (in
+        a whole problem an input's or weight's first load is compulsory)."""
+        return self.boundary is not None and not self.enters
 
     def complete_slots(self) -> bool:
         """Whether it has a load slot per read: then the slots lose no plan (each load of
@@ -95,6 +131,8 @@ class Structure:
     unit_bytes: int  # bytes per address unit
     capacity_units: int  # scratchpad size in units (rounded down)
     fixed_order: tuple[OpId, ...] | None  # the order in fixed mode, None in free mode
+    cut: bool = False  # a part: step n_steps is the cut after it (see TensorBoundary)
+    placement: bool = True  # addresses are modelled (else only the sum per step is bounded)
 
     def op_fixed(self, op: int) -> bool:
         """Whether the op's step is known."""
@@ -113,20 +151,8 @@ class Structure:
 
 def op_windows(problem: Problem) -> list[tuple[int, int]]:
     """Inclusive ``[asap, alap]`` step range of every op over all topological orders."""
-    graph = problem.graph
-    n = graph.num_ops
-    ancestors = [0] * n  # bit sets
-    for op in range(n):  # ops are stored in a topological order
-        bits = 0
-        for pred in graph.predecessors(OpId(op)):
-            bits |= ancestors[pred] | (1 << pred)
-        ancestors[op] = bits
-    descendants = [0] * n
-    for op in reversed(range(n)):
-        bits = 0
-        for succ in graph.successors(OpId(op)):
-            bits |= descendants[succ] | (1 << succ)
-        descendants[op] = bits
+    n = problem.graph.num_ops
+    ancestors, descendants = op_closures(problem.graph)
     return [(ancestors[o].bit_count(), n - 1 - descendants[o].bit_count()) for o in range(n)]
 
 

@@ -33,11 +33,13 @@ returns whichever optimal solution a thread found first.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from memplan.analysis import NAMED_ORDERS, min_peak_order, named_order
 from memplan.budgets import PeakEstimate, heuristic_min_peak
+from memplan.cut import PART_SOLVER, PartOutcome, PartSpec, Piece
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
 from memplan.options import check_choice, check_range, check_seed, seed_field
@@ -72,7 +74,7 @@ class IlpSolver:
 
     name: ClassVar[str] = "ilp"
     #: Proves M_P (:meth:`exact_min_peak`); the core finds it by this capability.
-    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
+    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK, PART_SOLVER})
     objective: str = field(
         default="traffic",
         metadata={"help": "traffic (non-compulsory bytes, COSMA) or peak (min peak, no spills)"},
@@ -162,6 +164,42 @@ class IlpSolver:
         return PeakEstimate(
             value, False, f"ilp ({backend}) best found in the time limit (lower bound {bound} B)"
         )
+
+    @classmethod
+    def solve_part(
+        cls,
+        spec: PartSpec,
+        order: Sequence[int],
+        *,
+        fixed_order: bool,
+        hint: Sequence[Piece] | None,
+        budget: Budget,
+        deterministic_s: float | None = None,
+        workers: int = 1,
+        seed: int = 0,
+        placement: bool = True,
+    ) -> PartOutcome:
+        """Plan one part of a plan under fixed boundaries (the ``part_solver`` capability
+        of :mod:`memplan.cut`), with the CP-SAT traffic model (:mod:`.part`).
+
+        Args:
+            spec: the part, its entering state and its required leaving state.
+            order: the part's ops in a topological order (kept, or the hint's).
+            fixed_order: keep ``order`` (replacement and placement only).
+            hint: the pieces of a valid plan of the part (a full hint), or None.
+            budget: time limit and stop event.
+            deterministic_s: CP-SAT's work limit (reproducible), or None.
+            workers: CP-SAT threads.
+            seed: CP-SAT seed.
+            placement: choose offsets (else only bytes per step; the pieces get offset 0
+                and the joined plan must be packed).
+        """
+        from memplan.solvers.ilp.part import solve_part_cpsat
+
+        return solve_part_cpsat(
+            spec, order, fixed_order=fixed_order, hint=hint, budget=budget,
+            deterministic_s=deterministic_s, workers=workers, seed=seed, placement=placement,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ solve
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:

@@ -64,10 +64,11 @@ class RlSolver:
     name: ClassVar[str] = "rl"
 
     order: str = field(
-        default="model",
+        default=AUTO_ORDER,
         metadata={
             "help": "operator order (fixed during a game): model | min-peak | dfs | bfs | "
-            "auto (games on each of them, time shared; the best is kept)"
+            "rpo | auto (games on each of them, time shared; the best is kept: never more "
+            "traffic than greedy's default, which plans the model and min-peak orders)"
         },
     )
     network: str = field(

@@ -61,6 +61,11 @@ def test_cell_key_depends_on_every_part_of_the_cell() -> None:
     assert len(keys) == len(changed) and key not in keys
 
 
+def _unproven(problem: Problem) -> PeakEstimate:
+    """The same M_P, not proven (as when the min-peak search stops at its node limit)."""
+    return PeakEstimate(heuristic_min_peak(problem).value_bytes, False, "test heuristic")
+
+
 def _proven(problem: Problem) -> PeakEstimate:
     """A "proven" M_P equal to the heuristic's value (as when the proof confirms it)."""
     return PeakEstimate(heuristic_min_peak(problem).value_bytes, True, "test proof")
@@ -81,7 +86,7 @@ def test_resume_key_holds_the_capacity_and_whether_mp_was_proven(tmp_path: Path)
         "time_limit_s": 5,
         "accelerator": load_accelerator("edge-npu"),
     }
-    heuristic = {c.budget: c for c in build_cells(workloads, **common)}
+    heuristic = {c.budget: c for c in build_cells(workloads, **common, peak_provider=_unproven)}
     proven = {c.budget: c for c in build_cells(workloads, **common, peak_provider=_proven)}
     smaller = {c.budget: c for c in build_cells(workloads, **common, peak_provider=_smaller)}
     assert not heuristic["MP"].mp_proven and proven["MP"].mp_proven

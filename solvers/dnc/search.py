@@ -1,0 +1,299 @@
+"""The searches of ``dnc``: solve the parts between cuts, then improve windows (LNS).
+
+Both re-solve a run of steps of the best plan with CP-SAT, the plan outside it fixed:
+the state entering the run and the state the rest of the plan requires at its end are
+the run's boundaries (PROBLEM.md section 8, :mod:`memplan.cut`). A run plan that moves
+fewer bytes replaces the old one, and the joined plan is validated as one plan::
+
+    incumbent  ──────[   run   ]────────────    boundaries: the states at both cuts
+    re-solved  ──────[ CP-SAT  ]────────────    fewer bytes moved? keep it
+
+*Parts* are the runs between the cuts at narrow places (few live bytes cross them, so
+their fixed boundaries constrain little); a part that moves no byte is skipped. The
+*windows* are runs centred on the steps that still load or store, of a size that grows
+when no window of the current size helps; they straddle the cuts, so decisions at the
+cuts can change too. When every window of the largest size has been tried since the
+last improvement, the search has converged (a local optimum of that neighbourhood).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_state, restrict
+from memplan.dsa import Buffer, allocate
+from memplan.errors import InvalidPlanError
+from memplan.ir import OpId
+from memplan.plan import Arrive, Leave, Plan
+from memplan.problem import Problem
+from memplan.solver import Budget
+from memplan.validate import validate
+
+#: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
+WINDOW_GROWTH = (2, 3, 4, 6, 8)
+
+#: A callback for progress: (bytes the incumbent moves, the phase in a few words).
+Report = Callable[[int, str], None]
+
+
+@dataclass(slots=True)
+class SearchStats:
+    """Counters of one dnc run (reported in the result's stats), updated as it goes."""
+
+    parts: int = 0  # parts between the cuts
+    parts_solved: int = 0  # parts with traffic that CP-SAT re-solved
+    parts_improved: int = 0  # parts whose new plan replaced the incumbent's
+    parts_optimal: int = 0  # parts proven optimal for their boundaries
+    windows_tried: int = 0  # windows re-solved
+    windows_improved: int = 0  # windows that replaced the incumbent's
+    windows_optimal: int = 0  # windows proven optimal for their boundaries
+    rejected: int = 0  # run plans the validator refused (a bug if ever > 0)
+    converged: bool = False  # every window was tried since the last improvement
+    whole_bound_bytes: int | None = None  # a bound on the bytes of every plan (a whole-graph run)
+    whole_optimal: bool = False  # a whole-graph run with placement proved the plan optimal
+    window_ops_reached: int = 0  # largest window size tried
+    history: list[tuple[float, int]] = field(default_factory=list)  # (seconds, bytes moved)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How each run is solved."""
+
+    part_solver: Any  # a solver class with the part_solver capability (memplan.cut)
+    fixed_order: bool  # keep the run's order (replacement and placement only)
+    work_s: float  # CP-SAT deterministic work per run
+    workers: int  # CP-SAT threads
+    seed: int  # CP-SAT seed
+    placement: bool = True  # choose offsets (else: interval plans, packed afterwards)
+
+
+def traffic_bytes(problem: Problem, plan: Plan) -> int:
+    """Bytes loaded and stored by ``plan`` (non-compulsory plus a constant)."""
+    return part_traffic(problem, plan.residencies)
+
+
+def _moving_steps(plan: Plan) -> list[int]:
+    """Steps where the plan loads (a residency starts) or stores (one ends), sorted."""
+    steps = set()
+    for r in plan.residencies:
+        if r.arrive is Arrive.LOAD:
+            steps.add(r.start)
+        if r.leave is Leave.STORE:
+            steps.add(r.end - 1)
+    return sorted(steps)
+
+
+def without_offsets(plan: Plan) -> Plan:
+    """The plan as an *interval plan*: every offset 0 (for the searches without
+    placement; not a valid plan until :func:`pack` gives it offsets)."""
+    return Plan(plan.order, tuple(dataclasses.replace(r, offset=0) for r in plan.residencies))
+
+
+def pack(problem: Problem, plan: Plan, time_limit_s: float, seed: int) -> Plan | None:
+    """Offsets for every residency of an interval plan within the capacity (or None).
+
+    The residencies are the buffers of :func:`memplan.dsa.allocate` (aligned sizes,
+    steps ``[start, end)``); ``auto`` tries the greedy portfolio, then the exact search.
+    """
+    sizes = problem.aligned_sizes_bytes
+    buffers = [
+        Buffer(i, r.start, r.end, sizes[r.tensor], problem.alignment_bytes)
+        for i, r in enumerate(plan.residencies)
+    ]
+    limit = Budget(time_limit_s=max(time_limit_s, 0.01))
+    result = allocate(buffers, problem.capacity_bytes, budget=limit, seed=seed)
+    if not result.fits or result.offsets_bytes is None:
+        return None
+    placed = [
+        dataclasses.replace(r, offset=offset)
+        for r, offset in zip(plan.residencies, result.offsets_bytes, strict=True)
+    ]
+    packed = Plan.make(plan.order, placed)
+    return packed if not validate(problem, packed) else None
+
+
+def resolve_run(
+    problem: Problem, plan: Plan, start: int, end: int, settings: RunSettings, budget: Budget
+) -> tuple[Plan | None, int, PartOutcome]:
+    """Re-solve the steps ``[start, end)`` of ``plan`` with the rest fixed.
+
+    Returns the joined plan when it moves fewer bytes (else None), the bytes saved,
+    and the part solver's outcome.
+    """
+    n = len(plan.order)
+    old = restrict(problem, plan, start, end)
+    spec = PartSpec(
+        problem,
+        old.order,
+        frozenset(OpId(o) for o in plan.order[end:]),
+        old.entering,
+        required_state(problem, plan, end),
+    )
+    limit = min(budget.remaining_s(), 4 * settings.work_s + 1)
+    outcome: PartOutcome = settings.part_solver.solve_part(
+        spec,
+        old.order,
+        fixed_order=settings.fixed_order,
+        hint=old.pieces,
+        budget=Budget(time_limit_s=limit, stop_event=budget.stop_event),
+        deterministic_s=settings.work_s,
+        workers=settings.workers,
+        seed=settings.seed,
+        placement=settings.placement,
+    )
+    if outcome.part is None or outcome.traffic_bytes is None:
+        return None, 0, outcome
+    saved = part_traffic(problem, old.pieces) - outcome.traffic_bytes
+    if saved <= 0:
+        return None, 0, outcome
+    runs = [restrict(problem, plan, 0, start)] if start > 0 else []
+    runs.append(outcome.part)
+    if end < n:
+        runs.append(restrict(problem, plan, end, n))
+    return join(problem, runs, validate=settings.placement), saved, outcome
+
+
+def solve_parts(
+    problem: Problem,
+    plan: Plan,
+    cuts: Sequence[int],
+    settings: RunSettings,
+    budget: Budget,
+    stats: SearchStats,
+    report: Report,
+) -> Plan:
+    """Re-solve every part between ``cuts`` that moves bytes, left to right."""
+    n = len(plan.order)
+    points = [0, *cuts, n]
+    stats.parts = len(points) - 1
+    best, best_bytes = plan, traffic_bytes(problem, plan)
+    for index in range(len(points) - 1):
+        start, end = points[index], points[index + 1]
+        if budget.should_stop():
+            break
+        if not any(start <= step < end for step in _moving_steps(best)):
+            continue
+        try:
+            candidate, saved, outcome = resolve_run(problem, best, start, end, settings, budget)
+        except InvalidPlanError:
+            stats.rejected += 1
+            continue
+        stats.parts_solved += 1
+        stats.parts_optimal += outcome.optimal
+        if candidate is not None:
+            best, best_bytes = candidate, best_bytes - saved
+            stats.parts_improved += 1
+            stats.history.append((budget.elapsed_s(), best_bytes))
+        report(best_bytes, f"parts {index + 1}/{stats.parts}")
+    return best
+
+
+def _windows(plan: Plan, problem: Problem, width: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Windows of ``width`` steps over the clusters of steps that move bytes, the
+    clusters that move the most bytes first (ties in a seeded random order)."""
+    n = len(plan.order)
+    moved: dict[int, int] = {}
+    sizes = problem.graph.tensors
+    for r in plan.residencies:
+        if r.arrive is Arrive.LOAD:
+            moved[r.start] = moved.get(r.start, 0) + sizes[r.tensor].size_bytes
+        if r.leave is Leave.STORE:
+            moved[r.end - 1] = moved.get(r.end - 1, 0) + sizes[r.tensor].size_bytes
+    steps = sorted(moved)
+    clusters: list[list[int]] = []
+    for step in steps:
+        if clusters and step - clusters[-1][-1] <= width // 2:
+            clusters[-1].append(step)
+        else:
+            clusters.append([step])
+    rng.shuffle(clusters)
+    clusters.sort(key=lambda c: -sum(moved[s] for s in c))
+    windows = []
+    for cluster in clusters:
+        low, high = cluster[0], cluster[-1] + 1
+        count = max(1, -(-(high - low) // width))
+        for k in range(count):
+            centre = low + (2 * k + 1) * (high - low) // (2 * count)
+            start = max(0, min(centre - width // 2, n - width))
+            windows.append((start, start + width))
+    return list(dict.fromkeys(windows))
+
+
+def improve_windows(
+    problem: Problem,
+    plan: Plan,
+    *,
+    window_ops: int,
+    max_windows: int,
+    settings: RunSettings,
+    budget: Budget,
+    stats: SearchStats,
+    report: Report,
+    target_bytes: int = 0,
+) -> Plan:
+    """Re-solve windows of ``plan`` with the rest fixed while it helps (see the module
+    docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried; the
+    search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer.
+
+    Each size is tried over the clusters of steps that move bytes; after an improvement
+    the windows it overlaps may be tried again, and when no window of a size helps the
+    next larger size is tried (up to 4x ``window_ops``). A graph no longer than the
+    largest size is first tried whole: one run that may prove the plan optimal.
+    """
+    rng = random.Random(settings.seed)
+    n = len(plan.order)
+    best, best_bytes = plan, traffic_bytes(problem, plan)
+    sizes = sorted({min(n, window_ops * k // 2) for k in WINDOW_GROWTH})
+    level = 0
+    tried: set[tuple[int, int]] = set()
+    whole_first = sizes[-1] == n
+    while not budget.should_stop() and best_bytes > target_bytes:
+        if max_windows and stats.windows_tried >= max_windows:
+            break
+        width = n if whole_first else sizes[level]
+        stats.window_ops_reached = max(stats.window_ops_reached, width)
+        if whole_first:
+            fresh, whole_first = [(0, n)], False
+        else:
+            fresh = [w for w in _windows(best, problem, width, rng) if w not in tried]
+        if not fresh:
+            if level + 1 < len(sizes):
+                level += 1
+                continue
+            stats.converged = True
+            break
+        window = fresh[0]
+        tried.add(window)
+        # Larger windows get proportionally more work.
+        scaled = dataclasses.replace(settings, work_s=settings.work_s * width / window_ops)
+        try:
+            candidate, saved, outcome = resolve_run(problem, best, *window, scaled, budget)
+        except InvalidPlanError:
+            stats.rejected += 1
+            continue
+        stats.windows_tried += 1
+        stats.windows_optimal += outcome.optimal
+        if window == (0, n) and outcome.bound_bytes is not None:
+            # One run over the whole graph: its boundaries are those of the problem
+            # (nothing before, the outputs stored at the end), so its bound holds for
+            # every plan; without placement the model is a relaxation, still a bound.
+            stats.whole_bound_bytes = max(stats.whole_bound_bytes or 0, outcome.bound_bytes)
+            if outcome.optimal and settings.placement:
+                stats.whole_optimal = True
+        if candidate is None:
+            if stats.whole_optimal:
+                stats.converged = True
+                break
+            continue
+        best, best_bytes = candidate, best_bytes - saved
+        stats.windows_improved += 1
+        stats.history.append((budget.elapsed_s(), best_bytes))
+        # Windows that overlap the change see a new plan: they may help now.
+        tried = {w for w in tried if w[1] <= window[0] or w[0] >= window[1]}
+        level = 0
+        report(best_bytes, f"windows: {stats.windows_improved} improved of {stats.windows_tried}")
+    return best

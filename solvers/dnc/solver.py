@@ -1,0 +1,438 @@
+"""The ``dnc`` solver: divide and conquer for graphs the whole ILP cannot solve.
+
+COSMA's answer to large NAS graphs is a divide-and-conquer heuristic whose partition rule
+is not public; this one works in phases, anytime (the best valid plan is kept and
+returned when the time runs out or on Ctrl-C)::
+
+    1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
+                  min-peak order when it packs (then the traffic is 0: done)
+    2. bound      a lower bound from crowded regions (memplan.traffic_bound)
+    3. intervals  windows re-solved without offsets (only the bytes per step bounded),
+                  the whole plan packed once at the end; on a small graph the first
+                  window is the whole graph, whose optimum is a bound over all plans
+    4. cut        the best plan's order at narrow places (few live bytes crossing)
+    5. parts      the ilp on each part that moves bytes, its boundaries fixed by the
+                  best plan; stitched and validated after every improvement
+    6. windows    large-neighbourhood search: windows around the steps that still
+                  move bytes, re-solved with the rest fixed, until no window helps
+
+It stops as soon as the plan meets the best bound (then it is proven optimal).
+Every part and window is solved under the boundary contract of PROBLEM.md section 8
+(:mod:`memplan.cut`); joined plans pass the validator as one plan, and the cost is the
+cost model's. The order inside a part is free (``inner=ilp``) or kept
+(``inner=ilp-fixed``: replacement and placement only, faster).
+
+Reproducibility: every CP-SAT call has a deterministic work limit and one worker by
+default, so the same seed gives the same plan unless the wall-clock limit cuts a phase
+short (``max_windows`` bounds the search instead of the clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from memplan.analysis import min_peak_order, peak_live_bytes, tensor_lifetimes
+from memplan.budgets import PeakEstimate
+from memplan.cut import PART_SOLVER, crossing_bytes
+from memplan.dsa import Buffer, allocate
+from memplan.errors import ConfigError, MemplanError
+from memplan.fallback import spill_everything_plan
+from memplan.ir import OpId
+from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.problem import Problem
+from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
+from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
+from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.dnc.cuts import choose_cuts
+from memplan.solvers.dnc.search import (
+    Report,
+    RunSettings,
+    SearchStats,
+    improve_windows,
+    pack,
+    solve_parts,
+    traffic_bytes,
+    without_offsets,
+)
+from memplan.traffic_bound import traffic_lower_bound
+
+INNER = ("ilp", "ilp-fixed")
+
+#: Orders of the greedy starting plans, tried in turn: greedy's default first.
+GREEDY_ORDERS = ("auto", "rpo", "dfs")
+#: Share of the time left greedy's default may take.
+GREEDY_FIRST_SHARE = 0.5
+#: Share of the whole time after which no further greedy order starts (each of them at
+#: most GREEDY_MAX_S seconds).
+GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
+#: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order.
+PACK_MAX_S = 5.0
+#: Share of the time left the traffic lower bound may take.
+BOUND_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class DncSolver:
+    """Divide and conquer: CP-SAT on parts cut at narrow places, then windows (LNS)."""
+
+    name: ClassVar[str] = "dnc"
+    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
+
+    part_ops: int = field(
+        default=24, metadata={"help": "ops per part between cuts (parts are 0.5x-1.5x it)"}
+    )
+    window_ops: int = field(
+        default=16,
+        metadata={"help": "ops per window of the improvement search (grows to 4x when stuck)"},
+    )
+    interval_share: float = field(
+        default=0.3,
+        metadata={
+            "help": "share of the time for windows without placement, packed at the end "
+            "(0 skips them)"
+        },
+    )
+    parts_share: float = field(
+        default=0.5,
+        metadata={"help": "share of the time the parts may take (0 skips them); then windows"},
+    )
+    inner: str = field(
+        default="ilp",
+        metadata={
+            "help": "how the ilp solves a part: ilp (order, spills and offsets jointly) or "
+            "ilp-fixed (the part's order kept: spills and offsets only)"
+        },
+    )
+    window_time_s: float = field(
+        default=1.0,
+        metadata={"help": "CP-SAT work per window or part, in deterministic seconds (> 0)"},
+    )
+    max_windows: int = field(
+        default=0,
+        metadata={"help": "windows to try at most (0 = until converged or out of time)"},
+    )
+    workers: int = field(default=1, metadata={"help": "CP-SAT threads per part (>= 1)"})
+    seed: int = seed_field("random seed (order of windows, CP-SAT); same seed, same plan")
+
+    def __post_init__(self) -> None:
+        check_range(self.name, "part_ops", self.part_ops, 2, 10_000)
+        check_range(self.name, "window_ops", self.window_ops, 2, 10_000)
+        check_range(self.name, "parts_share", self.parts_share, 0.0, 1.0)
+        check_range(self.name, "interval_share", self.interval_share, 0.0, 1.0)
+        check_choice(self.name, "inner", self.inner, INNER)
+        check_range(self.name, "window_time_s", self.window_time_s, 1e-3)
+        check_range(self.name, "max_windows", self.max_windows, 0)
+        check_range(self.name, "workers", self.workers, 1, 64)
+        check_seed(self.name, self.seed)
+
+    @classmethod
+    def exact_min_peak(cls, problem: Problem, budget: Budget) -> PeakEstimate:
+        """M_P by the branch and bound of :mod:`memplan.schedule`, within ``budget``."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        schedule = min_peak_schedule(
+            problem.graph,
+            sizes,
+            scope,
+            min_peak_order(problem.graph, sizes, scope),
+            node_limit=10**9,
+            should_stop=budget.should_stop,
+        )
+        if schedule.proven:
+            return PeakEstimate(schedule.peak_bytes, True, "dnc min-peak search (proven)")
+        return PeakEstimate(
+            schedule.peak_bytes,
+            False,
+            f"dnc min-peak search, stopped (lower bound {schedule.lower_bound_bytes} B)",
+        )
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """Plan ``problem`` within ``budget`` (see the module docstring)."""
+        refused = infeasible_below_mr(self, problem, budget)
+        if refused is not None:
+            return refused
+        _part_solver()  # before any work: a missing extra is one clear error
+        stats: dict[str, Any] = {"inner": self.inner}
+        constant = self._constant(problem)
+        bound: int | None = None
+
+        def report(moved: int, message: str) -> None:
+            budget.report_progress(
+                incumbent_bytes=moved - constant, bound_bytes=bound, message=message
+            )
+
+        schedule = self._schedule(problem, budget, stats)
+        best, source = self._start(problem, budget, stats, schedule)
+        best_bytes = traffic_bytes(problem, best)
+        stats["start"] = source
+        stats["start_bytes"] = best_bytes - constant
+        report(best_bytes, f"start: {source}")
+        if best_bytes > constant and not budget.should_stop():
+            bound = self._bound(problem, budget, schedule, stats)
+            report(best_bytes, "lower bound")
+        search = SearchStats()
+        settings = RunSettings(
+            part_solver=_part_solver(),
+            fixed_order=self.inner == "ilp-fixed",
+            work_s=self.window_time_s,
+            workers=self.workers,
+            seed=self.seed,
+        )
+        if self.interval_share > 0 and best_bytes - constant > (bound or 0):
+            best, best_bytes = self._interval_phase(
+                problem, budget, best, best_bytes, settings, stats, report
+            )
+            relaxed = stats.get("relaxation_bound_bytes")
+            if relaxed is not None and relaxed - constant > (bound or 0):
+                bound = relaxed - constant  # the whole graph without placement: a bound
+                stats["bound_method"] = "the ilp on the whole graph without placement"
+        if best_bytes - constant > (bound or 0) and not budget.should_stop():
+            order = best.order
+            cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
+            stats["cuts"] = cuts
+            if self.parts_share > 0 and cuts:  # one part: the windows cover it
+                parts_budget = Budget(
+                    time_limit_s=self._share(budget, self.parts_share),
+                    stop_event=budget.stop_event,
+                )
+                best = solve_parts(problem, best, cuts, settings, parts_budget, search, report)
+            best = improve_windows(
+                problem,
+                best,
+                window_ops=self.window_ops,
+                max_windows=self.max_windows,
+                settings=settings,
+                budget=budget,
+                stats=search,
+                report=report,
+                target_bytes=constant + (bound or 0),
+            )
+        stats.update(dataclasses.asdict(search))
+        whole = search.whole_bound_bytes
+        if whole is not None and whole - constant > (bound or 0):
+            bound = whole - constant  # a whole-graph run's bound (see improve_windows)
+            stats["bound_method"] = "the ilp on the whole graph"
+        improved = search.parts_improved + search.windows_improved
+        stats["source"] = f"{source} + parts and windows" if improved else source
+        return self._result(problem, budget, best, stats, search, bound)
+
+    def _interval_phase(
+        self,
+        problem: Problem,
+        budget: Budget,
+        best: Plan,
+        best_bytes: int,
+        settings: RunSettings,
+        stats: dict[str, Any],
+        report: Report,
+    ) -> tuple[Plan, int]:
+        """Windows without placement (only the capacity sum), then one packing of the
+        whole plan: bigger windows fit in the time, and offsets are chosen globally."""
+        share = Budget(
+            time_limit_s=self._share(budget, self.interval_share), stop_event=budget.stop_event
+        )
+        interval_stats = SearchStats()
+
+        def quiet(moved: int, message: str) -> None:
+            report(best_bytes, f"intervals: {moved - self._constant(problem)} B unpacked")
+
+        intervals = improve_windows(
+            problem,
+            without_offsets(best),
+            window_ops=2 * self.window_ops,
+            max_windows=self.max_windows,
+            settings=dataclasses.replace(settings, placement=False),
+            budget=share,
+            stats=interval_stats,
+            report=quiet,
+        )
+        if interval_stats.whole_bound_bytes is not None:
+            stats["relaxation_bound_bytes"] = interval_stats.whole_bound_bytes
+        stats["interval_windows_improved"] = interval_stats.windows_improved
+        stats["interval_windows_tried"] = interval_stats.windows_tried
+        moved = traffic_bytes(problem, intervals)
+        stats["interval_bytes"] = moved - self._constant(problem)
+        if moved >= best_bytes or budget.should_stop():
+            stats["interval_packed"] = False
+            return best, best_bytes
+        packed = pack(problem, intervals, min(PACK_MAX_S, budget.remaining_s()), self.seed)
+        stats["interval_packed"] = packed is not None
+        if packed is None:
+            return best, best_bytes
+        report(moved, "intervals packed")
+        return packed, moved
+
+    def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
+        """The low-peak order: the budgets' search (same node limit, same order, so an
+        M_P budget fits it), within half the time."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        order = min_peak_order(problem.graph, sizes, scope)
+        half = Budget(time_limit_s=self._share(budget, 0.5), stop_event=budget.stop_event)
+        schedule = min_peak_schedule(
+            problem.graph, sizes, scope, order, node_limit=DEFAULT_NODE_LIMIT,
+            should_stop=half.should_stop,
+        )  # fmt: skip
+        stats["min_peak_bytes"] = schedule.peak_bytes
+        stats["min_peak_proven"] = schedule.proven
+        return schedule
+
+    def _bound(
+        self, problem: Problem, budget: Budget, schedule: PeakSchedule, stats: dict[str, Any]
+    ) -> int | None:
+        """The traffic lower bound of :mod:`memplan.traffic_bound` (None when it is 0)."""
+        share = Budget(time_limit_s=self._share(budget, BOUND_SHARE), stop_event=budget.stop_event)
+        found = traffic_lower_bound(
+            problem,
+            schedule.order,
+            min_peak_bound_bytes=schedule.lower_bound_bytes,
+            should_stop=share.should_stop,
+        )
+        stats["bound_method"] = found.method
+        stats["bound_regions"] = len(found.regions)
+        return found.bound_bytes or None
+
+    @staticmethod
+    def _constant(problem: Problem) -> int:
+        """Compulsory bytes that are loads or stores (traffic minus non-compulsory)."""
+        return problem.compulsory_bytes() - sum(
+            problem.streamed_weight_bytes(OpId(o)) for o in range(problem.graph.num_ops)
+        )
+
+    @staticmethod
+    def _share(budget: Budget, share: float) -> float | None:
+        """Seconds of ``budget`` left times ``share`` (None without a limit)."""
+        remaining = budget.remaining_s()
+        return None if remaining == float("inf") else share * remaining
+
+    def _result(
+        self,
+        problem: Problem,
+        budget: Budget,
+        plan: Plan,
+        stats: dict[str, Any],
+        search: SearchStats,
+        bound: int | None,
+    ) -> SolveResult:
+        waste = traffic_bytes(problem, plan) - self._constant(problem)
+        if waste == 0:
+            status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif bound is not None and waste <= bound:
+            status, message = Status.OPTIMAL, f"meets the lower bound ({stats['bound_method']})"
+        elif budget.should_stop() and not search.converged:
+            status = Status.TIMEOUT
+            stop = "interrupted" if budget.interrupted() else "time limit reached"
+            message = f"{stop}; returning the best plan so far ({stats['source']})"
+        else:
+            status = Status.FEASIBLE
+            message = (
+                "no window improves the plan any more"
+                if search.converged
+                else f"best plan found ({stats['source']})"
+            )
+        return make_result(
+            self,
+            problem,
+            status,
+            plan,
+            budget,
+            lower_bound_bytes=0 if waste == 0 else bound,
+            stats=stats,
+            message=message,
+        )
+
+    # ------------------------------------------------------------------ start
+    def _start(
+        self, problem: Problem, budget: Budget, stats: dict[str, Any], schedule: PeakSchedule
+    ) -> tuple[Plan, str]:
+        """The best starting plan: a no-spill packing when one fits, else greedy's best."""
+        candidates: list[tuple[int, Plan, str]] = []
+        packed = self._no_spill(problem, budget, schedule.order)
+        if packed is not None:
+            return packed, "no-spill packing of the min-peak order"
+        from memplan.solver import make_solver
+
+        for index, order_name in enumerate(GREEDY_ORDERS):
+            # The first (greedy's own default) may take half the time: dnc must never be
+            # worse than it. The others only what the greedy share leaves.
+            remaining = budget.remaining_s()
+            share = GREEDY_FIRST_SHARE if index == 0 else GREEDY_SHARE
+            if budget.should_stop() or (
+                index and budget.elapsed_s() > share * budget_total(budget)
+            ):
+                break
+            limit = share * remaining if index == 0 else min(GREEDY_MAX_S, share * remaining)
+            try:
+                greedy = make_solver("greedy", {"order": order_name})
+                sub = Budget(
+                    time_limit_s=None if limit == float("inf") else limit,
+                    stop_event=budget.stop_event,
+                )
+                result = greedy.solve(problem, sub)
+            except MemplanError:
+                continue
+            if result.plan is not None:
+                value = traffic_bytes(problem, result.plan)
+                candidates.append((value, result.plan, f"greedy ({order_name} order)"))
+        if not candidates:
+            fallback = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
+            return spill_everything_plan(problem, fallback), "spill everything"
+        candidates.sort(key=lambda c: c[0])
+        stats["greedy_bytes"] = {
+            name: value - self._constant(problem) for value, _, name in candidates
+        }
+        return candidates[0][1], candidates[0][2]
+
+    def _no_spill(self, problem: Problem, budget: Budget, order: Sequence[int]) -> Plan | None:
+        """Every tensor on chip for its whole life in ``order``, if it packs."""
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        if peak_live_bytes(problem.graph, order, sizes, scope) > problem.capacity_bytes:
+            return None
+        spans = tensor_lifetimes(problem.graph, order, scope)
+        buffers, tensors = [], []
+        for tensor, span in enumerate(spans):
+            if span is not None:
+                buffers.append(
+                    Buffer(tensor, span[0], span[1], sizes[tensor], problem.alignment_bytes)
+                )
+                tensors.append(tensor)
+        limit = min(PACK_MAX_S, budget.remaining_s())
+        pack_budget = Budget(time_limit_s=max(limit, 0.01), stop_event=budget.stop_event)
+        result = allocate(buffers, problem.capacity_bytes, budget=pack_budget)
+        if not result.fits or result.offsets_bytes is None:
+            return None
+        graph = problem.graph
+        residencies = []
+        for tensor, buffer, offset in zip(tensors, buffers, result.offsets_bytes, strict=True):
+            info = graph.tensors[tensor]
+            arrive = Arrive.PRODUCE if graph.producer[tensor] is not None else Arrive.LOAD
+            leave = Leave.STORE if info.is_output else Leave.DROP
+            residencies.append(
+                Residency(info.id, buffer.lower, buffer.upper, offset, arrive, leave)
+            )
+        return Plan.make(order, residencies)
+
+
+def budget_total(budget: Budget) -> float:
+    """The budget's whole time in seconds (infinity without a limit)."""
+    return budget.time_limit_s if budget.time_limit_s is not None else float("inf")
+
+
+def _part_solver() -> Any:
+    """The installed solver class that plans parts under fixed boundaries (``ilp``)."""
+    names = providers(PluginKind.SOLVER, PART_SOLVER)
+    if not names:
+        raise ConfigError(
+            "solver 'dnc' needs a solver that plans parts under fixed boundaries (the ilp "
+            "solver with its CP-SAT backend); install it with: pip install 'memplan[ilp]'"
+        )
+    try:
+        __import__("ortools")
+    except ImportError:
+        raise ConfigError(
+            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
+        ) from None
+    return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])

@@ -1,0 +1,129 @@
+"""Tests of the divide-and-conquer solver: parts under fixed boundaries, cuts, windows."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from helpers import greedy_case
+
+from memplan.accelerator import Accelerator
+from memplan.cut import crossing_bytes
+from memplan.problem import Problem, Scope
+from memplan.solver import Budget, Status, make_solver
+from memplan.testing import min_traffic, tiny_spill_graph
+from memplan.validate import validate
+
+pytest.importorskip("ortools")
+
+import itertools
+
+from memplan.solvers.dnc import DncSolver
+from memplan.solvers.dnc.cuts import choose_cuts
+
+KIB = 1024
+
+
+def tiny_problem(seed: int, scope: Scope, extra_kib: int = 0) -> Problem:
+    problem = Problem(tiny_spill_graph(seed, 5), Accelerator("tiny", 1 << 20, KIB), scope)
+    return problem.with_capacity(problem.min_resident_bytes + extra_kib * KIB)
+
+
+CASES = [(1, Scope.ACTIVATIONS, 0), (3, Scope.ACTIVATIONS, 1), (4, Scope.ALL, 0), (4, Scope.ALL, 1)]
+
+
+@pytest.mark.parametrize(("seed", "scope", "extra_kib"), CASES)
+def test_one_part_equals_the_ilp_optimum(seed, scope, extra_kib):
+    """With one part (the whole graph, empty boundaries) dnc finds the free-order optimum
+    that the ilp proves and that enumeration confirms."""
+    problem = tiny_problem(seed, scope, extra_kib)
+    optimum = min_traffic(problem)
+    ilp = make_solver("ilp", {"hint": "false"}).solve(problem, Budget(time_limit_s=60))
+    assert ilp.status is Status.OPTIMAL and ilp.cost.non_compulsory_bytes == optimum
+    result = DncSolver(part_ops=100, window_ops=100).solve(problem, Budget(time_limit_s=60))
+    assert result.status in (Status.OPTIMAL, Status.FEASIBLE)
+    assert validate(problem, result.plan) == []
+    assert result.cost.non_compulsory_bytes == optimum
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dnc_never_worse_than_its_greedy_start_and_reproducible(seed):
+    problem, _ = greedy_case(seed, ("MR", "MH")[seed % 2], n_ops=30)
+    solver = DncSolver(part_ops=10, window_ops=8, max_windows=12, seed=seed)
+    first = solver.solve(problem, Budget(time_limit_s=120))
+    assert validate(problem, first.plan) == []
+    assert first.cost.non_compulsory_bytes <= min(first.stats["greedy_bytes"].values())
+    assert first.stats["rejected"] == 0
+    again = DncSolver(part_ops=10, window_ops=8, max_windows=12, seed=seed).solve(
+        problem, Budget(time_limit_s=120)
+    )
+    assert again.plan == first.plan
+
+
+def test_a_stop_request_returns_the_best_plan_at_once():
+    problem, _ = greedy_case(2, "MR", n_ops=60)
+    budget = Budget(time_limit_s=300)
+    threading.Timer(1.5, budget.stop_event.set).start()
+    result = DncSolver(window_ops=12).solve(problem, budget)
+    assert result.wall_s < 30
+    assert validate(problem, result.plan) == []
+    if result.cost.non_compulsory_bytes > 0:
+        assert result.status is Status.TIMEOUT and "interrupted" in result.message
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_cuts_keep_parts_within_bounds_and_prefer_narrow_places(seed):
+    rng = random.Random(seed)
+    n = rng.randint(30, 90)
+    crossing = [0] + [rng.randint(1, 50) for _ in range(n - 1)] + [0]
+    part_ops = rng.randint(4, 12)
+    cuts = choose_cuts(crossing, part_ops)
+    points = [0, *cuts, n]
+    lengths = [b - a for a, b in itertools.pairwise(points)]
+    assert all(part_ops // 2 <= length <= part_ops + part_ops // 2 for length in lengths)
+    # No single cut can move to a cheaper place within the bounds.
+    for i, c in enumerate(cuts):
+        low = max(points[i] + part_ops // 2, points[i + 2] - part_ops - part_ops // 2)
+        high = min(points[i] + part_ops + part_ops // 2, points[i + 2] - part_ops // 2)
+        assert crossing[c] == min(crossing[low : high + 1])
+
+
+def test_crossing_bytes_counts_tensors_live_across_each_cut():
+    problem, plan = greedy_case(1, "MH")
+    crossing = crossing_bytes(problem, plan.order)
+    assert crossing[0] == 0 and crossing[-1] == 0
+    from memplan.analysis import tensor_lifetimes
+
+    spans = tensor_lifetimes(problem.graph, plan.order, problem.in_scope)
+    for c in range(len(plan.order) + 1):
+        expected = sum(
+            problem.aligned_sizes_bytes[t]
+            for t, span in enumerate(spans)
+            if span is not None and span[0] < c < span[1]
+        )
+        assert crossing[c] == expected
+
+
+def test_dnc_proves_min_peak_like_enumeration():
+    from memplan.registry import EXACT_MIN_PEAK, PluginKind, providers
+    from memplan.testing import enumerate_min_peak
+
+    assert "dnc" in providers(PluginKind.SOLVER, EXACT_MIN_PEAK)
+    for seed in range(4):
+        problem = Problem(tiny_spill_graph(seed, 7), Accelerator("t", 1 << 20, 64))
+        estimate = DncSolver.exact_min_peak(problem, Budget(time_limit_s=30))
+        assert estimate.proven and estimate.value_bytes == enumerate_min_peak(problem)
+
+
+def test_progress_reports_the_incumbent_and_the_bound():
+    problem, _ = greedy_case(4, "MR", n_ops=40)
+    seen = []
+    budget = Budget(time_limit_s=60, on_progress=seen.append)
+    result = DncSolver(window_ops=8, max_windows=6).solve(problem, budget)
+    assert seen and all(p.incumbent_bytes is not None for p in seen)
+    assert seen[-1].incumbent_bytes >= result.cost.non_compulsory_bytes
+    assert min(p.incumbent_bytes for p in seen) >= result.cost.non_compulsory_bytes
+    bounds = [p.bound_bytes for p in seen if p.bound_bytes is not None]
+    assert all(b <= result.cost.non_compulsory_bytes for b in bounds)
+    assert any("start" in p.message for p in seen)

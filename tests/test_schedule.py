@@ -1,0 +1,205 @@
+"""Tests of the min-peak search (memplan.schedule) against brute force over all orders."""
+
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+import pytest
+from helpers import random_graph
+
+from memplan.analysis import (
+    check_order,
+    list_min_peak_order,
+    min_peak_order,
+    model_order,
+    named_order,
+    peak_live_bytes,
+    reverse_post_order,
+)
+from memplan.ir import Graph, GraphBuilder, TensorKind
+from memplan.schedule import (
+    exact_search,
+    improve_by_windows,
+    min_peak_schedule,
+    relaxation_bound,
+    static_lower_bound,
+)
+
+
+def wide_graph(seed: int, n_ops: int = 9) -> Graph:
+    """A random DAG with several branches of varied sizes (orders differ in peak)."""
+    rng = random.Random(seed)
+    b = GraphBuilder(f"wide-{seed}")
+    x = b.tensor("x", rng.randint(1, 8) * 64, TensorKind.INPUT)
+    made = [x]
+    for i in range(n_ops):
+        reads = rng.sample(made, min(len(made), rng.choice((1, 1, 2, 3))))
+        out = b.tensor(f"t{i}", rng.randint(1, 16) * 64)
+        b.op(f"op{i}", "Op", reads, [out])
+        made.append(out)
+    graph = b.build()
+    for t in graph.tensors:
+        if t.kind is TensorKind.ACTIVATION and not graph.consumers[t.id]:
+            b.mark_output(t.id)
+    return b.build()
+
+
+def brute_force_min_peak(graph: Graph, sizes, scope) -> int:
+    return min(
+        peak_live_bytes(graph, order, sizes, scope)
+        for order in nx.all_topological_sorts(graph.to_networkx())
+    )
+
+
+def cases():
+    for seed in range(10):
+        yield random_graph(seed, 8)
+        yield wide_graph(seed)
+
+
+def scope_of(graph: Graph, weights: bool) -> list[bool]:
+    return [weights or t.kind is not TensorKind.WEIGHT for t in graph.tensors]
+
+
+@pytest.mark.parametrize("graph", list(cases()), ids=lambda g: g.name)
+@pytest.mark.parametrize("weights", [False, True])
+def test_search_proves_the_brute_force_minimum(graph, weights):
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, weights)
+    optimum = brute_force_min_peak(graph, sizes, scope)
+    start = model_order(graph)
+    for result in (
+        exact_search(graph, sizes, scope, start, 100_000),
+        min_peak_schedule(graph, sizes, scope, start),
+    ):
+        check_order(graph, result.order)
+        assert result.proven
+        assert result.peak_bytes == optimum == result.lower_bound_bytes
+        assert peak_live_bytes(graph, result.order, sizes, scope) == optimum
+
+
+@pytest.mark.parametrize("graph", list(cases()), ids=lambda g: g.name)
+def test_a_region_never_proves_more_than_the_optimum(graph):
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, False)
+    optimum = brute_force_min_peak(graph, sizes, scope)
+    rng = random.Random(graph.name)
+    for _ in range(3):
+        orders = list(nx.all_topological_sorts(graph.to_networkx()))
+        order = orders[rng.randrange(len(orders))]
+        for target in (optimum, optimum + 1, optimum + 64, 2 * optimum):
+            proven, _ = relaxation_bound(graph, sizes, scope, order, target, window_ops=(2, 4, 8))
+            if proven:
+                assert target <= optimum
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_windows_never_raise_the_peak_and_keep_the_order_topological(seed):
+    graph = random_graph(seed, 40)
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, seed % 2 == 0)
+    start = model_order(graph)
+    order, used = improve_by_windows(graph, sizes, scope, start, window_ops=(4, 8), node_limit=500)
+    check_order(graph, order)
+    assert peak_live_bytes(graph, order, sizes, scope) <= peak_live_bytes(
+        graph, start, sizes, scope
+    )
+    assert used <= 400_000
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_node_limit_gives_an_unproven_upper_bound(seed):
+    graph = random_graph(seed, 60)
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, True)
+    result = min_peak_schedule(graph, sizes, scope, model_order(graph), node_limit=3)
+    check_order(graph, result.order)
+    assert result.peak_bytes == peak_live_bytes(graph, result.order, sizes, scope)
+    assert result.lower_bound_bytes <= result.peak_bytes
+    if not result.proven:
+        assert result.lower_bound_bytes == static_lower_bound(graph, sizes, scope)
+    again = min_peak_schedule(graph, sizes, scope, model_order(graph), node_limit=3)
+    assert again == result  # reproducible: limits count states, not seconds
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_min_peak_order_is_no_worse_than_the_list_schedulers(seed):
+    graph = random_graph(seed, 30)
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, False)
+    best = peak_live_bytes(graph, min_peak_order(graph, sizes, scope), sizes, scope)
+    assert best <= peak_live_bytes(graph, list_min_peak_order(graph, sizes, scope), sizes, scope)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_reverse_post_order_is_topological(seed):
+    graph = random_graph(seed, 25)
+    order = reverse_post_order(graph)
+    check_order(graph, order)
+    sizes = [t.size_bytes for t in graph.tensors]
+    assert named_order(graph, "rpo", sizes, scope_of(graph, False)) == order
+
+
+def test_the_eager_rule_keeps_the_branch_that_frees_memory_first():
+    """x feeds a big branch read late and a chain that shrinks: the optimum runs the
+    chain first; every op of the chain frees what it adds, so the search commits to it."""
+    b = GraphBuilder("eager")
+    x = b.tensor("x", 64, TensorKind.INPUT)
+    big = b.tensor("big", 64 * 100)
+    c1 = b.tensor("c1", 64 * 20)
+    c2 = b.tensor("c2", 64 * 10)
+    c3 = b.tensor("c3", 64 * 5)
+    out = b.tensor("out", 64, is_output=True)
+    b.op("big", "Conv", [x], [big])
+    b.op("c1", "Conv", [x], [c1])
+    b.op("c2", "Relu", [c1], [c2])
+    b.op("c3", "Relu", [c2], [c3])
+    b.op("join", "Add", [big, c3], [out])
+    graph = b.build()
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = [True] * graph.num_tensors
+    result = exact_search(graph, sizes, scope, model_order(graph), 1000)
+    assert result.proven
+    assert result.peak_bytes == brute_force_min_peak(graph, sizes, scope)
+    assert [graph.ops[o].name for o in result.order][-2:] == ["big", "join"]
+
+
+def dynamic_programme_min_peak(graph: Graph, sizes, scope) -> int:
+    """Reference: Serenity's plain DP over every set of scheduled ops, no pruning."""
+    n = graph.num_ops
+    touch = {}
+    for op in graph.ops:
+        for t in (*op.inputs, *op.outputs):
+            if scope[t]:
+                touch[t] = touch.get(t, 0) | (1 << op.id)
+    preds = [sum(1 << p for p in graph.predecessors(op.id)) for op in graph.ops]
+
+    def live(done: int, running: int) -> int:
+        return sum(
+            sizes[t] for t, mask in touch.items() if mask & (done | running) and mask & ~done
+        )
+
+    best = {0: 0}
+    for _ in range(n):
+        nxt: dict[int, int] = {}
+        for done, peak in best.items():
+            for o in range(n):
+                bit = 1 << o
+                if done & bit or preds[o] & ~done:
+                    continue
+                value = max(peak, live(done, bit))
+                if value < nxt.get(done | bit, value + 1):
+                    nxt[done | bit] = value
+        best = nxt
+    return best[(1 << n) - 1]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_search_matches_the_plain_dynamic_programme_on_larger_graphs(seed):
+    graph = (random_graph(seed, 14), wide_graph(seed, 14))[seed % 2]
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = scope_of(graph, seed % 4 < 2)
+    result = exact_search(graph, sizes, scope, model_order(graph), 200_000)
+    assert result.proven
+    assert result.peak_bytes == dynamic_programme_min_peak(graph, sizes, scope)
