@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers import light_model_path as _light_model_path
+
+# A shell that starts a job in the background (``cmd &`` in a script) starts it with
+# SIGINT ignored, and an ignored signal stays ignored across exec: the Ctrl-C tests
+# (here and in the memplan processes they start) would then test nothing. Python's own
+# handler in this process also gives the children the default disposition back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
