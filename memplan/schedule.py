@@ -431,6 +431,12 @@ def relaxation_bound(
     return False, used
 
 
+#: Set-up work :func:`improve_by_windows` may spend (ops + tensors per window): the
+#: catalog's largest workloads use at most 352,000 (randwire_ws_large, all scope); a
+#: random graph of 50,000 ops would otherwise spend minutes setting windows up.
+WINDOW_SETUP_LIMIT = 2_000_000
+
+
 def improve_by_windows(
     graph: Graph,
     sizes_bytes: Sequence[int],
@@ -440,6 +446,7 @@ def improve_by_windows(
     window_ops: Sequence[int] = (16, 32, 64),
     node_limit: int = 20_000,
     total_node_limit: int = 400_000,
+    setup_limit: int = WINDOW_SETUP_LIMIT,
     should_stop: StopCheck | None = None,
 ) -> tuple[tuple[OpId, ...], int]:
     """Lower an order's peak by re-solving windows of it around its peak steps.
@@ -447,8 +454,9 @@ def improve_by_windows(
     Repeatedly takes the first step at the current peak and re-solves windows of
     ``window_ops`` steps around it (smallest first, the peak step in the middle, near
     the end and near the start) with the rest of the order fixed; a window order of
-    lower peak replaces the window. Stops when no window helps, or after
-    ``total_node_limit`` states.
+    lower peak replaces the window. Stops when no window helps, after
+    ``total_node_limit`` states, or once setting windows up has cost ``setup_limit``
+    units (a window's set-up walks every op and tensor of the graph: ops + tensors units).
 
     Returns:
         The improved order and the number of search states used.
@@ -456,7 +464,8 @@ def improve_by_windows(
     current = [int(o) for o in order]
     n = len(current)
     used = 0
-    while used < total_node_limit and n:
+    setup_cost, setup_used = n + graph.num_tensors, 0
+    while used < total_node_limit and setup_used < setup_limit and n:
         live = live_bytes_per_step(graph, current, sizes_bytes, in_scope)
         peak = int(live.max())
         at = int(live.argmax())
@@ -469,6 +478,9 @@ def improve_by_windows(
         for width, start in dict.fromkeys(tries):
             end = min(n, start + width)
             outside = [int(v) for k, v in enumerate(live) if not start <= k < end and v < peak]
+            if setup_used >= setup_limit:
+                break
+            setup_used += setup_cost
             window = _order_window(graph, sizes_bytes, in_scope, current, start, end)
             floor = max(outside, default=0)
             limit = min(node_limit, total_node_limit - used)

@@ -108,6 +108,31 @@ def test_windows_never_raise_the_peak_and_keep_the_order_topological(seed):
     assert used <= 400_000
 
 
+def test_window_set_up_stops_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No window is set up beyond the set-up budget (ops + tensors per window)."""
+    import memplan.schedule as schedule
+
+    graph = random_graph(3, 40)
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = [True] * graph.num_tensors
+    start = model_order(graph)
+    assert improve_by_windows(graph, sizes, scope, start, setup_limit=0) == (tuple(start), 0)
+    windows: list[int] = []
+    real = schedule._order_window
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        windows.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(schedule, "_order_window", counted)
+    one = graph.num_ops + graph.num_tensors  # one window's set-up
+    for limit, most in ((one, 1), (3 * one, 3)):
+        windows.clear()
+        order, _ = improve_by_windows(graph, sizes, scope, start, setup_limit=limit)
+        check_order(graph, order)
+        assert 1 <= len(windows) <= most
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_a_node_limit_gives_an_unproven_upper_bound(seed):
     graph = random_graph(seed, 60)
