@@ -16,6 +16,7 @@ from memplan.dsa import (
     make_allocator,
     max_live_bytes,
 )
+from memplan.options import check_seed
 from memplan.solver import Budget, Status
 from memplan.testing import check_allocator
 from memplan.testing.allocators import check_allocator_class, instances, random_buffers
@@ -49,6 +50,9 @@ class Overlapper:
     seed: int = dataclasses.field(default=0, metadata={"help": "unused"})
     minimize: bool = dataclasses.field(default=False, metadata={"help": "unused"})
 
+    def __post_init__(self) -> None:
+        check_seed(self.name, self.seed)  # the one seed range: the protocol check holds it
+
     def allocate(
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
     ) -> AllocationResult:
@@ -71,6 +75,9 @@ class Boaster:
     name: ClassVar[str] = "boaster"
     seed: int = dataclasses.field(default=0, metadata={"help": "unused"})
     minimize: bool = dataclasses.field(default=False, metadata={"help": "unused"})
+
+    def __post_init__(self) -> None:
+        check_seed(self.name, self.seed)  # the one seed range: the protocol check holds it
 
     def allocate(
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget

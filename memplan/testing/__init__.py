@@ -8,6 +8,7 @@ Like scikit-learn's ``check_estimator`` or Gymnasium's ``check_env``::
 
 :mod:`~memplan.testing.solvers` holds the solver checks,
 :mod:`~memplan.testing.allocators` the allocator checks (and seeded random buffers),
+:mod:`~memplan.testing.plugins` the protocol checks both kinds share,
 :mod:`~memplan.testing.graphs` seeded random graphs, :mod:`~memplan.testing.bruteforce`
 the exact optima of tiny problems by exhaustive search (what bounds and OPTIMAL claims are
 held to), and :mod:`~memplan.testing.plans` large plans for benchmarks.

@@ -30,7 +30,6 @@ import itertools
 import random
 import threading
 import time
-import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +42,8 @@ from memplan.dsa import (
     stacked_height_bytes,
     validate_packing,
 )
-from memplan.errors import ConfigError
-from memplan.options import describe_options
 from memplan.solver import Budget, Status
+from memplan.testing.plugins import check_plugin_class
 
 #: Time limit of each allocation of the suite, in seconds.
 TIME_LIMIT_S = 2.0
@@ -161,22 +159,8 @@ def _instance(allocator: Any, **options: Any) -> Any:
 def check_allocator_class(allocator: Any) -> None:
     """Protocol checks: a frozen dataclass with a name, seed, minimize, documented options."""
     cls = allocator_class(allocator) if isinstance(allocator, str) else type(allocator)
-    assert dataclasses.is_dataclass(cls), f"{cls.__name__} must be a dataclass"
-    params = getattr(cls, "__dataclass_params__", None)
-    assert params is not None and params.frozen, f"{cls.__name__} must be frozen"
-    assert isinstance(getattr(cls, "name", None), str), f"{cls.__name__}.name must be a str"
-    hints = typing.get_type_hints(cls)
-    for option in ("seed", "minimize"):
-        assert option in hints, f"{cls.__name__} must have a {option} option"
-    for info in describe_options(cls):
-        assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
-    path = allocator if isinstance(allocator, str) else f"{cls.__module__}:{cls.__name__}"
-    try:
-        make_allocator(path, {"no_such_option_xyz": "1"})
-    except ConfigError as error:
-        assert "no_such_option_xyz" in str(error)
-    else:
-        raise AssertionError(f"allocator {getattr(cls, 'name', cls)!r} accepted an unknown option")
+    ref = allocator if isinstance(allocator, str) else f"{cls.__module__}:{cls.__name__}"
+    check_plugin_class(cls, "allocator", ref, make_allocator, ("seed", "minimize"))
 
 
 def check_result(

@@ -40,7 +40,6 @@ import copy
 import dataclasses
 import functools
 import time
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -49,14 +48,13 @@ from typing import Any
 from memplan.accelerator import Accelerator
 from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
-from memplan.errors import ConfigError
 from memplan.ir import Graph, graph_from_json, graph_to_dict
-from memplan.options import SEED_MAX, describe_options
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
 from memplan.solver import RETURN_GRACE_S, Budget, Status, make_solver, solver_class
 from memplan.testing.bruteforce import min_traffic
 from memplan.testing.graphs import random_dag, tiny_spill_graph
+from memplan.testing.plugins import check_plugin_class
 from memplan.validate import validate
 
 #: The capacities every case is run at (``ALL`` = the sum of aligned in-scope sizes).
@@ -149,36 +147,8 @@ def _fresh_copy(solver: Any) -> Any:
 def check_solver_class(solver: Any) -> None:
     """Protocol checks: a frozen dataclass with a name, a seed and documented options."""
     cls = solver_class(solver) if isinstance(solver, str) else type(solver)
-    assert dataclasses.is_dataclass(cls), f"{cls.__name__} must be a dataclass"
-    params = getattr(cls, "__dataclass_params__", None)
-    assert params is not None and params.frozen, f"{cls.__name__} must be frozen"
-    assert isinstance(getattr(cls, "name", None), str), f"{cls.__name__}.name must be a str"
-    hints = typing.get_type_hints(cls)
-    assert "seed" in hints, f"{cls.__name__} must have a seed option"
-    for info in describe_options(cls):
-        assert info.help, f"{cls.__name__}: option {info.name!r} has no metadata['help']"
-    name = str(getattr(cls, "name", ""))
     ref = solver if isinstance(solver, str) else f"{cls.__module__}:{cls.__name__}"
-    try:
-        make_solver(ref, {"no_such_option_xyz": "1"})
-    except ConfigError as error:
-        assert "no_such_option_xyz" in str(error)
-    else:
-        raise AssertionError(f"solver {name!r} accepted an unknown option")
-    for seed in (0, SEED_MAX):
-        try:
-            make_solver(ref, {"seed": seed})
-        except ConfigError as error:
-            raise AssertionError(
-                f"solver {name!r} refused seed={seed} (every solver accepts 0 .. {SEED_MAX}): "
-                f"{error}"
-            ) from None
-    for seed in (-1, SEED_MAX + 1):
-        try:
-            make_solver(ref, {"seed": seed})
-        except ConfigError:
-            continue
-        raise AssertionError(f"solver {name!r} accepted seed={seed} (allowed: 0 .. {SEED_MAX})")
+    check_plugin_class(cls, "solver", ref, make_solver, ("seed",))
 
 
 def check_case(solver: Any, case: Case, time_limit_s: float = TIME_LIMIT_S) -> None:
