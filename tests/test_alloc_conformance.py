@@ -16,8 +16,8 @@ from memplan.dsa import (
     make_allocator,
     max_live_bytes,
 )
-from memplan.options import check_seed
 from memplan.solver import Budget, Status
+from memplan.solvers.alloc.common import AllocatorOptions
 from memplan.testing import check_allocator
 from memplan.testing.allocators import check_allocator_class, instances, random_buffers
 
@@ -43,15 +43,10 @@ def test_suite_runs_on_the_python_kernels_too() -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Overlapper:
+class Overlapper(AllocatorOptions):
     """A broken allocator: stacks nothing, every buffer at offset 0."""
 
     name: ClassVar[str] = "overlapper"
-    seed: int = dataclasses.field(default=0, metadata={"help": "unused"})
-    minimize: bool = dataclasses.field(default=False, metadata={"help": "unused"})
-
-    def __post_init__(self) -> None:
-        check_seed(self.name, self.seed)  # the one seed range: the protocol check holds it
 
     def allocate(
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
@@ -69,15 +64,10 @@ class Overlapper:
 
 
 @dataclasses.dataclass(frozen=True)
-class Boaster:
+class Boaster(AllocatorOptions):
     """A broken allocator: a valid packing, but it claims INFEASIBLE at a roomy capacity."""
 
     name: ClassVar[str] = "boaster"
-    seed: int = dataclasses.field(default=0, metadata={"help": "unused"})
-    minimize: bool = dataclasses.field(default=False, metadata={"help": "unused"})
-
-    def __post_init__(self) -> None:
-        check_seed(self.name, self.seed)  # the one seed range: the protocol check holds it
 
     def allocate(
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget

@@ -130,8 +130,9 @@ def test_parts_solved_separately_join_into_a_valid_plan(seed):
     for start, end in itertools.pairwise(points):
         spec = part_spec(problem, plan, start, end, solved[-1].leaving)
         part = spill_part(spec, spec.ops)
-        if part is None:  # the state greedy left cannot host the next op's new tensors
-            pytest.skip("first step does not fit around the entering residents")
+        # None would mean the state greedy left cannot host the next op's new tensors; on
+        # these seeds it always can, so the join below is really tested.
+        assert part is not None, f"seed {seed}: part [{start}, {end}) has no spill plan"
         assert part.entering == solved[-1].leaving and part.end == end
         solved.append(part)
     joined = join(problem, solved)
