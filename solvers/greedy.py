@@ -417,3 +417,29 @@ class GreedySolver:
         if result.fits and result.offsets_bytes is not None:
             return list(result.offsets_bytes), result.height_bytes, result.algorithm
         return None, result.height_bytes, result.algorithm
+
+
+@dataclass(frozen=True)
+class _GivenOrder(GreedySolver):
+    """The greedy stack on one given order (its ``order`` option is not used)."""
+
+    given: tuple[int, ...] = ()
+
+    def orders(self, problem: Problem) -> dict[str, tuple[OpId, ...]]:
+        return {"given": tuple(OpId(o) for o in self.given)}
+
+
+def plan_given_order(
+    problem: Problem,
+    order: Sequence[int],
+    budget: Budget,
+    *,
+    alloc_time_limit_s: float = 1.0,
+) -> SolveResult:
+    """The greedy stack (Belady, then allocation, with its fallbacks) on ``order``.
+
+    For other solvers that choose an order themselves and want greedy's replacement and
+    packing for it (dnc's order search, the mallocGame's reference plan).
+    """
+    solver = _GivenOrder(given=tuple(order), alloc_time_limit_s=alloc_time_limit_s)
+    return solver.solve(problem, budget)

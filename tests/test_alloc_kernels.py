@@ -15,13 +15,13 @@ from alloc_helpers import challenging_file
 from memplan.dsa import available_allocators, make_allocator, stacked_height_bytes
 from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solver import Budget, Status
-from memplan.solvers.alloc import _jit
-from memplan.solvers.alloc._jit import KernelChoice
+from memplan.solvers import jit as _jit
 from memplan.solvers.alloc.common import Prepared, prepare
 from memplan.solvers.alloc.exact import ExactAllocator, decide
 from memplan.solvers.alloc.greedy import PORTFOLIO_VARIANTS, _orders, run_variant
 from memplan.solvers.alloc.improve import improve_lowest_first
 from memplan.solvers.alloc.intervals import pack
+from memplan.solvers.jit import KernelChoice
 from memplan.testing.allocators import brute_force_min_height, random_buffers
 
 SEEDS = range(40)

@@ -18,8 +18,8 @@ import numpy as np
 from memplan.dsa import AllocationResult, Buffer, check_buffers, make_allocation
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.solver import Budget, Status
-from memplan.solvers.alloc._jit import KERNEL_MODES, KernelChoice
 from memplan.solvers.alloc.intervals import Packed, flat_arrays, overlap_counts, pack_arrays
+from memplan.solvers.jit import KERNEL_MODES, KernelChoice
 from memplan.units import format_bytes
 
 #: Share of the memory available at the start of a call that an allocator may use

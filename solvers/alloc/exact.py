@@ -31,7 +31,6 @@ from memplan.dsa import AllocationResult, Buffer, make_allocation
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc import search_kernel as K
 from memplan.solvers.alloc import search_state as S
-from memplan.solvers.alloc._jit import KernelChoice
 from memplan.solvers.alloc.common import (
     AllocatorOptions,
     Prepared,
@@ -44,6 +43,7 @@ from memplan.solvers.alloc.common import (
 )
 from memplan.solvers.alloc.greedy import best_greedy_packing, saturated_area, section_pressure
 from memplan.solvers.alloc.intervals import Packed
+from memplan.solvers.jit import KernelChoice
 
 I64 = np.int64
 

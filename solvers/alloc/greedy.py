@@ -32,7 +32,6 @@ import numpy as np
 
 from memplan.dsa import AllocationResult, Buffer
 from memplan.solver import Budget
-from memplan.solvers.alloc._jit import KernelChoice
 from memplan.solvers.alloc.common import (
     AllocatorOptions,
     Prepared,
@@ -49,6 +48,7 @@ from memplan.solvers.alloc.placement import (
     start_lowest_first,
     start_pass,
 )
+from memplan.solvers.jit import KernelChoice
 
 I64 = np.int64
 

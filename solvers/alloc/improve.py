@@ -18,9 +18,9 @@ from typing import NamedTuple
 import numpy as np
 
 from memplan.solver import Budget
-from memplan.solvers.alloc._jit import KernelChoice, kernel
 from memplan.solvers.alloc.intervals import Packed
 from memplan.solvers.alloc.placement import place_lowest_first
+from memplan.solvers.jit import KernelChoice, kernel
 
 #: Work budget of one improvement, in overlap-graph entries visited (about 0.3 s).
 WORK_BUDGET = 15_000_000

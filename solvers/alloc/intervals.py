@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from memplan.dsa import Buffer
-from memplan.solvers.alloc._jit import Kernel, KernelChoice, inline_kernel, kernel
+from memplan.solvers.jit import Kernel, KernelChoice, inline_kernel, kernel
 
 I64 = np.int64
 

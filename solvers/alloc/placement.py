@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memplan.solvers.alloc._jit import kernel
 from memplan.solvers.alloc.intervals import Packed, align_up, lowest_fit
+from memplan.solvers.jit import kernel
 
 #: Slots of a pass's control array ``ctl``: next position in the order (in order), the
 #: height so far, the heap's length (lowest first).

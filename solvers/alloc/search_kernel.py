@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from memplan.solvers.alloc._jit import inline_kernel, kernel
 from memplan.solvers.alloc.search_state import (
     B_ADJ_HI,
     B_ADJ_LO,
@@ -104,6 +103,7 @@ from memplan.solvers.alloc.search_state import (
     rerank,
     undo,
 )
+from memplan.solvers.jit import inline_kernel, kernel
 
 
 @kernel

@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from memplan.solvers.alloc._jit import inline_kernel, kernel
 from memplan.solvers.alloc.intervals import Packed, align_up
+from memplan.solvers.jit import inline_kernel, kernel
 
 I64 = np.int64
 

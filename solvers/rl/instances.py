@@ -17,7 +17,6 @@ The seeded training sampler lives above the solvers, in :mod:`memplan.rl.sampler
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,21 +29,9 @@ from memplan.placement import PlacementState, Timeline
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
-from memplan.solvers.greedy import GreedySolver
+from memplan.solvers.greedy import plan_given_order
 from memplan.solvers.replacement import run_belady
 from memplan.solvers.rl.reference import Reference
-
-
-@dataclass(frozen=True)
-class _FixedOrderGreedy(GreedySolver):
-    """The greedy stack on a given order (its own order option is ignored)."""
-
-    fixed_order: tuple[int, ...] = dataclasses.field(
-        default=(), metadata={"help": "the op order to use"}
-    )
-
-    def orders(self, problem: Problem) -> dict[str, tuple[OpId, ...]]:
-        return {"given": tuple(OpId(o) for o in self.fixed_order)}
 
 
 def greedy_plan(
@@ -57,8 +44,9 @@ def greedy_plan(
 
     ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 10 s).
     """
-    greedy = _FixedOrderGreedy(fixed_order=tuple(order), alloc_time_limit_s=alloc_time_limit_s)
-    result = greedy.solve(problem, Budget(time_limit_s))
+    result = plan_given_order(
+        problem, order, Budget(time_limit_s), alloc_time_limit_s=alloc_time_limit_s
+    )
     assert result.plan is not None, result.message
     return result.plan
 

@@ -1,11 +1,12 @@
-"""Compile every allocator kernel at once (the first compiled use in a fresh install).
+"""Compile every kernel at once (the first compiled use in a fresh install).
 
 numba compiles a kernel the first time it is called with a new signature. Left to
 itself, a fresh installation would compile the greedy kernels during one allocation and
 the exact search's during a later one, each time inside someone's time limit. Instead,
 the first compiled kernel a process asks for that is not in the disk cache makes
-:func:`compile_all_kernels` run every allocator path once, compiled, on a small fixed
-instance: about 20 s, announced once on stderr, then never again (the cache keeps them).
+:func:`compile_all_kernels` run every allocator path and dnc's order-search kernel
+once, compiled, on small fixed instances: about 20 s, announced once on stderr, then
+never again (the cache keeps them).
 A test checks that nothing is left to compile afterwards.
 """
 
@@ -33,9 +34,12 @@ def warmup_buffers() -> list[Buffer]:
 
 
 def compile_all_kernels() -> None:
-    """Run every allocator path once with the compiled kernels (compiling what is missing)."""
+    """Run every kernel once, compiled (compiling what is missing from the cache)."""
     from memplan.solvers.alloc.exact import ExactAllocator
     from memplan.solvers.alloc.greedy import Portfolio
+    from memplan.solvers.dnc.reorder import warm_up
+
+    warm_up()
 
     buffers = warmup_buffers()
     Portfolio(minimize=True, kernels="compiled").allocate(buffers, None, Budget())

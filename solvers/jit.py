@@ -8,9 +8,10 @@ tuples of arrays, loops, no objects). :func:`kernel` wraps it without importing 
 * ``k.compiled()`` imports numba and compiles the function (with the compiled
   versions of the kernels it calls) on its first use. Compiled code is cached on disk
   beside the source (``cache=True``). When the first compiled kernel a process asks
-  for is not in the cache yet (a fresh installation), every allocator kernel is
-  compiled at once (:mod:`.warmup`), saying so once on stderr: the compilation is paid
-  in one known place, never again half way through a later, timed allocation.
+  for is not in the cache yet (a fresh installation), every kernel (the allocators',
+  dnc's order search) is compiled at once (:mod:`.warmup`), saying so once on stderr:
+  the compilation is paid in one known place, never again half way through a later,
+  timed solve.
 
 Both versions compute the same integers (the tests compare them on seeded instances),
 so an allocation may start in Python and switch to compiled kernels half way through
@@ -38,10 +39,8 @@ PYTHON_WORK_LIMIT = 4_000
 #: allocations, and one still running then, use the compiled kernels.
 PYTHON_SECONDS = 0.25
 
-#: Printed once per process when numba starts compiling an allocator kernel.
-COMPILE_NOTICE = (
-    "memplan: compiling allocator kernels once, about 20 s (later runs load them from the cache)"
-)
+#: Printed once per process when numba starts compiling a kernel.
+COMPILE_NOTICE = "memplan: compiling kernels once, about 20 s (later runs load them from the cache)"
 
 _notice_installed = False
 
@@ -117,7 +116,7 @@ class Kernel:
             jit = numba.njit(cache=True, nogil=True, **options)
             self._compiled = jit(self._bound(Kernel.compiled))
             if first and not _warming and not self.inline and _not_cached(self._compiled):
-                from memplan.solvers.alloc.warmup import compile_all_kernels
+                from memplan.solvers.warmup import compile_all_kernels
 
                 _warming = True
                 try:
@@ -165,7 +164,7 @@ def _install_compile_notice() -> None:
         def on_start(self, ev: Any) -> None:
             dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
             module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-            if not self.said and module.startswith(__package__ or "memplan.solvers.alloc"):
+            if not self.said and module.startswith(__package__ or "memplan.solvers"):
                 self.said = True
                 print(COMPILE_NOTICE, file=sys.stderr, flush=True)
 

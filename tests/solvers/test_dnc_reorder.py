@@ -1,0 +1,122 @@
+"""Tests of dnc's order search: the kernel's score, the moves, the search's guarantees."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from memplan.accelerator import Accelerator
+from memplan.analysis import check_order, named_order
+from memplan.cost import evaluate
+from memplan.ir import GraphBuilder, TensorKind
+from memplan.problem import Problem, Scope
+from memplan.solver import Budget
+from memplan.solvers.dnc.reorder import (
+    belady_traffic,
+    chains,
+    op_neighbours,
+    problem_arrays,
+    search_order,
+)
+from memplan.solvers.dnc.search import stays_plan
+from memplan.solvers.replacement import simulate
+from memplan.testing import tiny_spill_graph
+
+
+def random_case(seed: int) -> tuple[Problem, tuple[int, ...]]:
+    """A random graph at a capacity between M_R and 2 M_R, and one of its named orders."""
+    rng = random.Random(seed)
+    graph = tiny_spill_graph(seed, rng.randint(4, 16))
+    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
+    problem = Problem(graph, Accelerator("t", 1 << 30, rng.choice([1, 64])), scope)
+    low = problem.min_resident_bytes
+    problem = problem.with_capacity(low + rng.randint(0, low))
+    name = rng.choice(["model", "dfs", "rpo", "min-peak"])
+    order = named_order(graph, name, problem.aligned_sizes_bytes, problem.in_scope)
+    return problem, tuple(order)
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_the_kernel_scores_what_the_replacement_pass_moves(seed: int) -> None:
+    """Python and compiled kernels give the cost model's non-compulsory bytes of the
+    replacement pass's stays (the same Belady rule, ties included)."""
+    problem, order = random_case(seed)
+    stays = simulate(problem, order, problem.capacity_bytes)
+    want = evaluate(problem, stays_plan(problem, order, stays)).non_compulsory_bytes
+    arrays = problem_arrays(problem)
+    as_array = np.array(order, np.int64)
+    assert belady_traffic.python()(as_array, problem.capacity_bytes, arrays) == want
+    assert belady_traffic.compiled()(as_array, problem.capacity_bytes, arrays) == want
+
+
+def test_the_kernel_refuses_a_capacity_below_an_ops_working_set() -> None:
+    problem, order = random_case(3)
+    arrays = problem_arrays(problem)
+    low = problem.min_resident_bytes - 1
+    assert belady_traffic.python()(np.array(order, np.int64), low, arrays) == -1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_chains_cover_every_op_once_and_link_one_to_one(seed: int) -> None:
+    problem, _ = random_case(seed)
+    preds, succs = op_neighbours(problem)
+    runs = chains(preds, succs)
+    assert sorted(op for run in runs for op in run) == list(range(problem.graph.num_ops))
+    for run in runs:
+        for a, b in itertools.pairwise(run):
+            assert succs[a] == [b] and preds[b] == [a]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_search_keeps_orders_topological_never_worse_and_reproducible(seed: int) -> None:
+    problem, order = random_case(seed)
+    found = search_order(problem, order, seed=seed, max_moves=400)
+    check_order(problem.graph, found.order)
+    score = belady_traffic.python()(
+        np.array(found.order, np.int64), problem.capacity_bytes, problem_arrays(problem)
+    )
+    assert found.best_bytes == score <= found.start_bytes
+    assert found.improvements <= found.moves <= 400
+    again = search_order(problem, order, seed=seed, max_moves=400)
+    assert again == found
+
+
+def test_search_improves_a_bad_order_of_independent_branches() -> None:
+    """Two branches run interleaved keep both alive; the search learns to finish one
+    branch before starting the other, and moves fewer bytes (here: none)."""
+    b = GraphBuilder("two-branches")
+    x = b.tensor("x", 1024, TensorKind.INPUT)
+    ends = []
+    for branch in "ab":
+        prev = x
+        for i, size in enumerate((4096, 4096, 1024)):
+            out = b.tensor(f"{branch}{i}", size)
+            b.op(f"op_{branch}{i}", "Conv", [prev], [out])
+            prev = out
+        ends.append(prev)
+    y = b.tensor("y", 1024, is_output=True)
+    b.op("join", "Add", ends, [y])
+    graph = b.build()
+    # One branch at a time needs 9,216 B at most; interleaved, 12,288 B.
+    problem = Problem(graph, Accelerator("t", 1 << 30, 1), Scope.ACTIVATIONS)
+    problem = problem.with_capacity(10_240)
+    ops = {op.name: op.id for op in graph.ops}
+    interleaved = [ops[n] for n in ("op_a0", "op_b0", "op_a1", "op_b1", "op_a2", "op_b2", "join")]
+    found = search_order(problem, interleaved, seed=1, max_moves=2_000)
+    assert found.start_bytes > 0
+    assert found.best_bytes == 0
+
+
+def test_search_stops_when_asked_and_on_a_chain() -> None:
+    problem, order = random_case(5)
+    stopped = search_order(problem, order, should_stop=lambda: True)
+    assert stopped.moves == 0 and stopped.order == order
+    chain = Problem(tiny_spill_graph(0, 1), Accelerator("t", 1 << 30, 1))
+    chain = chain.with_capacity(chain.min_resident_bytes)
+    budget = Budget(time_limit_s=30)
+    alone = search_order(chain, tuple(range(chain.graph.num_ops)), should_stop=budget.should_stop)
+    assert not budget.should_stop()  # it ended by itself
+    check_order(chain.graph, alone.order)
