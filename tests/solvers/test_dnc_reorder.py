@@ -48,15 +48,20 @@ def test_the_kernel_scores_what_the_replacement_pass_moves(seed: int) -> None:
     want = evaluate(problem, stays_plan(problem, order, stays)).non_compulsory_bytes
     arrays = problem_arrays(problem)
     as_array = np.array(order, np.int64)
-    assert belady_traffic.python()(as_array, problem.capacity_bytes, arrays) == want
-    assert belady_traffic.compiled()(as_array, problem.capacity_bytes, arrays) == want
+    moving = np.zeros(len(order), np.int64)
+    assert belady_traffic.python()(as_array, problem.capacity_bytes, arrays, moving) == want
+    assert (moving.sum() > 0) == (want > 0)  # the steps that move bytes are marked
+    again = np.zeros(len(order), np.int64)
+    assert belady_traffic.compiled()(as_array, problem.capacity_bytes, arrays, again) == want
+    assert np.array_equal(moving, again)
 
 
 def test_the_kernel_refuses_a_capacity_below_an_ops_working_set() -> None:
     problem, order = random_case(3)
     arrays = problem_arrays(problem)
     low = problem.min_resident_bytes - 1
-    assert belady_traffic.python()(np.array(order, np.int64), low, arrays) == -1
+    moving = np.zeros(len(order), np.int64)
+    assert belady_traffic.python()(np.array(order, np.int64), low, arrays, moving) == -1
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -76,7 +81,10 @@ def test_search_keeps_orders_topological_never_worse_and_reproducible(seed: int)
     found = search_order(problem, order, seed=seed, max_moves=400)
     check_order(problem.graph, found.order)
     score = belady_traffic.python()(
-        np.array(found.order, np.int64), problem.capacity_bytes, problem_arrays(problem)
+        np.array(found.order, np.int64),
+        problem.capacity_bytes,
+        problem_arrays(problem),
+        np.zeros(len(order), np.int64),
     )
     assert found.best_bytes == score <= found.start_bytes
     assert found.improvements <= found.moves <= 400
