@@ -23,10 +23,9 @@ and reproducible: the moves come from ``random.Random(seed)``, so the same seed 
 same number of moves give the same order (``max_moves`` bounds the search instead of
 the clock).
 
-Measured (2 cores, 15 s per cell, greedy's best order as the start; non-compulsory
-bytes of Belady's replacement): darts_v2_cifar MH 4.06 MB -> 2.65 MB, pnasnet5_cifar MH
-8.45 MB -> 3.15 MB, randwire_ws_regular MR 115.5 MB -> 79.0 MB, nasnet_a_large MH
-38.5 MB -> 32.5 MB.
+Measured in dnc (``memplan bench``, 30 s per cell, 2 cores; packed plans, greedy's best
+order -> dnc): darts_v2_cifar MH 4.06 MB -> 2.65 MB, pnasnet5_cifar MH 8.45 MB -> 3.54 MB,
+randwire_ws_regular MR 115.5 MB -> 74.9 MB, nasnet_a_large MH 38.5 MB -> 32.5 MB.
 """
 
 from __future__ import annotations
