@@ -59,7 +59,7 @@ from memplan.errors import ConfigError
 from memplan.fallback import spill_everything_plan
 from memplan.ir import OpId
 from memplan.options import check_choice, check_range, check_seed, seed_field
-from memplan.plan import Plan, Residency
+from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.online import simulate_online
@@ -342,7 +342,7 @@ class GreedySolver:
                 break
             offsets, height, used = self._pack(problem, replacement.stays, budget)
             if offsets is not None:
-                plan = self._plan(order, replacement, offsets)
+                plan = replacement.plan(order, offsets)
                 waste = evaluate(problem, plan).non_compulsory_bytes
                 if best is None or waste < best[0]:
                     best = (waste, plan, replacement, effective, used)
@@ -381,16 +381,8 @@ class GreedySolver:
                 stats["fallback"] = "portfolio"
                 stats["allocator_used"] = used
                 stats["effective_capacity_bytes"] = effective
-                return self._plan(order, replacement, offsets), replacement, False
+                return replacement.plan(order, offsets), replacement, False
         return None, replacement, budget.should_stop()
-
-    @staticmethod
-    def _plan(order: Sequence[int], replacement: Replacement, offsets: Sequence[int]) -> Plan:
-        residencies = [
-            Residency(s.tensor, s.start, s.end, o, s.arrive, s.leave)
-            for s, o in zip(replacement.stays, offsets, strict=True)
-        ]
-        return Plan.make(order, residencies)
 
     def _pack(
         self,

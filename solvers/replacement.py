@@ -30,8 +30,9 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from memplan.ir import TensorId
 from memplan.placement import PlacementState, Timeline, scoped_touched, use_steps
-from memplan.plan import Arrive, Leave
+from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.solver import Budget
 
@@ -77,6 +78,16 @@ class Replacement:
     spill_stores: int  # stores of activations that are not graph outputs (pure spills)
     reloads: int  # loads of a tensor that was on chip before (activations and others)
     max_live_bytes: int  # highest sum of aligned sizes on chip at one step
+
+    def plan(self, order: Sequence[int], offsets: Sequence[int] | None = None) -> Plan:
+        """The plan of these stays for ``order``, at ``offsets`` (one per stay; None:
+        every offset 0, an interval plan for a packing pass to place)."""
+        at = offsets if offsets is not None else [0] * len(self.stays)
+        residencies = [
+            Residency(TensorId(s.tensor), s.start, s.end, offset, s.arrive, s.leave)
+            for s, offset in zip(self.stays, at, strict=True)
+        ]
+        return Plan.make(order, residencies)
 
     @staticmethod
     def of(state: PlacementState) -> Replacement:

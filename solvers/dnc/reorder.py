@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memplan.problem import Problem
-from memplan.solvers.jit import kernel
+from memplan.solvers.jit import inline_kernel, kernel
 from memplan.solvers.replacement import scoped_touched
 
 #: Ops up to which the kernel runs as plain Python: loading the compiled kernel takes
@@ -73,6 +73,19 @@ class Arrays(NamedTuple):
     size_bytes: np.ndarray  # per tensor: size (traffic)
     produced: np.ndarray  # per tensor: an op writes it (an activation; else DRAM holds it)
     is_output: np.ndarray  # per tensor: a graph output (its one store is compulsory)
+
+
+@inline_kernel
+def _leave(
+    x: int, resident: np.ndarray, slot: np.ndarray, on_chip: np.ndarray, open_count: int
+) -> int:
+    """Take ``x`` off the chip: out of the unordered ``resident`` list (its last entry
+    fills the hole). Returns the new count of open tensors."""
+    last = resident[open_count - 1]
+    resident[slot[x]] = last
+    slot[last] = slot[x]
+    on_chip[x] = False
+    return open_count - 1
 
 
 @kernel
@@ -141,11 +154,7 @@ def belady_traffic(order: np.ndarray, capacity: int, a: Arrays, moving: np.ndarr
                     moved += a.size_bytes[victim]  # a spill store
                     moving[step] = 1
                 in_dram[victim] = True
-            last = resident[open_count - 1]
-            resident[slot[victim]] = last
-            slot[last] = slot[victim]
-            open_count -= 1
-            on_chip[victim] = False
+            open_count = _leave(victim, resident, slot, on_chip, open_count)
             live -= a.aligned_bytes[victim]
         for k in range(a.touched_start[op], a.touched_start[op + 1]):
             x = a.touched[k]
@@ -165,11 +174,7 @@ def belady_traffic(order: np.ndarray, capacity: int, a: Arrays, moving: np.ndarr
             while next_use[x] < end and use_step[next_use[x]] <= step:
                 next_use[x] += 1
             if next_use[x] >= end and on_chip[x]:  # its last use: it leaves the chip
-                last = resident[open_count - 1]
-                resident[slot[x]] = last
-                slot[last] = slot[x]
-                open_count -= 1
-                on_chip[x] = False
+                open_count = _leave(x, resident, slot, on_chip, open_count)
                 live -= a.aligned_bytes[x]
     return moved
 
@@ -275,7 +280,7 @@ def search_order(
     capacity = problem.capacity_bytes
     order = np.array(start, np.int64)
     moving, trial = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    current = int(score(order, capacity, arrays, moving))
+    current = start_bytes = int(score(order, capacity, arrays, moving))
     hot = np.flatnonzero(moving)
     best, best_order = current, order
     preds, succs = op_neighbours(problem)
@@ -320,7 +325,6 @@ def search_order(
                 best, best_order = value, order
                 improvements += 1
                 since_best = 0
-    start_bytes = int(score(np.array(start, np.int64), capacity, arrays, trial))
     return Reordered(tuple(int(o) for o in best_order), start_bytes, best, moves, improvements)
 
 

@@ -28,10 +28,9 @@ from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_stat
 from memplan.dsa import Buffer, allocate
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
-from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
-from memplan.solvers.replacement import Replacement
 from memplan.validate import validate
 
 #: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
@@ -92,18 +91,6 @@ def without_offsets(plan: Plan) -> Plan:
     """The plan as an *interval plan*: every offset 0 (for the searches without
     placement; not a valid plan until :func:`pack` gives it offsets)."""
     return Plan(plan.order, tuple(dataclasses.replace(r, offset=0) for r in plan.residencies))
-
-
-def stays_plan(problem: Problem, order: Sequence[int], replacement: Replacement) -> Plan:
-    """The interval plan of a replacement's stays (every offset 0, for :func:`pack`)."""
-    tensors = problem.graph.tensors
-    return Plan.make(
-        order,
-        [
-            Residency(tensors[s.tensor].id, s.start, s.end, 0, s.arrive, s.leave)
-            for s in replacement.stays
-        ],
-    )
 
 
 def pack(problem: Problem, plan: Plan, time_limit_s: float, seed: int) -> Plan | None:

@@ -59,7 +59,6 @@ from memplan.solvers.dnc.search import (
     improve_windows,
     pack,
     solve_parts,
-    stays_plan,
     traffic_bytes,
     without_offsets,
 )
@@ -305,7 +304,7 @@ class DncSolver:
             )
             plan_limit = min(PACK_MAX_S, max(share.remaining_s() / 2, 0.1))
             stays = simulate(problem, found.order, search_capacity)
-            packed = pack(problem, stays_plan(problem, found.order, stays), plan_limit, self.seed)
+            packed = pack(problem, stays.plan(found.order), plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 planned = plan_given_order(
@@ -318,7 +317,8 @@ class DncSolver:
                 lower = search_capacity - int(REORDER_SLACK * capacity)
                 if found.best_bytes < found.start_bytes or lower >= problem.min_resident_bytes:
                     queue.insert(0, (found.order, max(problem.min_resident_bytes, lower)))
-            round_best = min((traffic_bytes(problem, c) for c in candidates), default=None)
+            scored = [(traffic_bytes(problem, c), c) for c in candidates]
+            round_best = min((moved for moved, _ in scored), default=None)
             rounds.append(
                 {
                     "capacity_bytes": search_capacity,
@@ -331,10 +331,8 @@ class DncSolver:
                     else round_best - self._constant(problem),
                 }
             )
-            for candidate in candidates:
-                moved = traffic_bytes(problem, candidate)
-                if moved < best_bytes:
-                    best, best_bytes = candidate, moved
+            if round_best is not None and round_best < best_bytes:
+                best_bytes, best = min(scored, key=lambda pair: pair[0])
         stats["reorder_rounds"] = rounds
         return best, best_bytes
 

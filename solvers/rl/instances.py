@@ -42,7 +42,7 @@ def greedy_plan(
 ) -> Plan:
     """The greedy stack's plan on ``order`` (Belady replacement, then the allocators).
 
-    ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 10 s).
+    ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 1 s).
     """
     result = plan_given_order(
         problem, order, Budget(time_limit_s), alloc_time_limit_s=alloc_time_limit_s

@@ -21,7 +21,6 @@ from memplan.solvers.dnc.reorder import (
     problem_arrays,
     search_order,
 )
-from memplan.solvers.dnc.search import stays_plan
 from memplan.solvers.replacement import simulate
 from memplan.testing import tiny_spill_graph
 
@@ -45,7 +44,7 @@ def test_the_kernel_scores_what_the_replacement_pass_moves(seed: int) -> None:
     replacement pass's stays (the same Belady rule, ties included)."""
     problem, order = random_case(seed)
     stays = simulate(problem, order, problem.capacity_bytes)
-    want = evaluate(problem, stays_plan(problem, order, stays)).non_compulsory_bytes
+    want = evaluate(problem, stays.plan(order)).non_compulsory_bytes
     arrays = problem_arrays(problem)
     as_array = np.array(order, np.int64)
     moving = np.zeros(len(order), np.int64)
