@@ -54,6 +54,9 @@ MOVES_PER_CHECK = 32
 #: stem), and uniform moves would mostly change nothing.
 FOCUS, FOCUS_STEPS = 0.8, 24
 
+#: Orders kept on a search's trail at most (every other one is dropped when it is full).
+TRAIL_LENGTH = 64
+
 #: Moves in a row that find no other legal place before the search gives up.
 IDLE_TRIES = 2_000
 
@@ -246,6 +249,10 @@ class Reordered:
     best_bytes: int  # ... for the best order (<= start_bytes)
     moves: int  # moves tried
     improvements: int  # moves that lowered the best score
+    #: Orders the best score passed through, from the start to the best (scores falling;
+    #: thinned to at most TRAIL_LENGTH): when the best order's plan does not pack, an
+    #: earlier one may (the search does not see placement).
+    trail: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
 
 def search_order(
@@ -283,6 +290,7 @@ def search_order(
     current = start_bytes = int(score(order, capacity, arrays, moving))
     hot = np.flatnonzero(moving)
     best, best_order = current, order
+    trail: list[tuple[int, np.ndarray]] = [(current, order)]  # arrays are never changed
     preds, succs = op_neighbours(problem)
     runs = chains(preds, succs)
     run_of = [0] * n
@@ -325,7 +333,17 @@ def search_order(
                 best, best_order = value, order
                 improvements += 1
                 since_best = 0
-    return Reordered(tuple(int(o) for o in best_order), start_bytes, best, moves, improvements)
+                trail.append((value, order))
+                if len(trail) > TRAIL_LENGTH:  # thin it, keeping the start and the best
+                    trail = [*trail[:-1:2], trail[-1]]
+    return Reordered(
+        tuple(int(o) for o in best_order),
+        start_bytes,
+        best,
+        moves,
+        improvements,
+        tuple((value, tuple(int(o) for o in kept)) for value, kept in trail),
+    )
 
 
 def _random_move(

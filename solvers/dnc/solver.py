@@ -51,7 +51,7 @@ from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.cuts import choose_cuts
-from memplan.solvers.dnc.reorder import search_order
+from memplan.solvers.dnc.reorder import Reordered, search_order
 from memplan.solvers.dnc.search import (
     Report,
     RunSettings,
@@ -82,6 +82,8 @@ BOUND_SHARE = 0.15
 #: Rounds of the order search, and the share of the capacity the search capacity drops
 #: by after a round whose stays did not pack.
 REORDER_ROUNDS, REORDER_SLACK = 6, 0.02
+#: Seconds the allocator may take to pack one order of a search's trail.
+TRAIL_PACK_S = 0.3
 #: The interval phase's largest window, in ``window_ops`` (twice the option, grown 4x):
 #: graphs up to this many times ``window_ops`` ops are solved whole there.
 INTERVAL_WHOLE_WINDOWS = 8
@@ -307,6 +309,8 @@ class DncSolver:
             packed = pack(problem, stays.plan(found.order), plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
+                earlier = self._pack_trail(problem, found, search_capacity, share)
+                candidates += [earlier] if earlier is not None else []
                 planned = plan_given_order(
                     problem,
                     found.order,
@@ -314,9 +318,13 @@ class DncSolver:
                 )
                 if planned.plan is not None:
                     candidates.append(planned.plan)
+                # Go on at a lower capacity, which leaves the allocator slack; at M_R
+                # there is none to leave, and the next start is worth more than a
+                # search from an order that is already full (darts_v2_cifar, act, MR:
+                # such a round found nothing, rpo's order found 8.04 MB).
                 lower = search_capacity - int(REORDER_SLACK * capacity)
-                if found.best_bytes < found.start_bytes or lower >= problem.min_resident_bytes:
-                    queue.insert(0, (found.order, max(problem.min_resident_bytes, lower)))
+                if lower >= problem.min_resident_bytes:
+                    queue.insert(0, (found.order, lower))
             scored = [(traffic_bytes(problem, c), c) for c in candidates]
             round_best = min((moved for moved, _ in scored), default=None)
             rounds.append(
@@ -335,6 +343,31 @@ class DncSolver:
                 best_bytes, best = min(scored, key=lambda pair: pair[0])
         stats["reorder_rounds"] = rounds
         return best, best_bytes
+
+    def _pack_trail(
+        self, problem: Problem, found: Reordered, search_capacity: int, share: Budget
+    ) -> Plan | None:
+        """The packed plan of the latest order on the search's trail whose Belady stays
+        pack at the capacity (bisection: packing mostly gets harder as the search fills
+        the capacity), or None.
+
+        At M_R the capacity cannot drop to leave the allocator slack, and the best order's
+        stays often do not pack: darts_v2_cifar (all, MR) searched 12 s from rpo's order,
+        Belady 7.74 MB does not pack, the trail's next order (8.04 MB) does, where the
+        greedy stack on the best order (no smaller capacity to retry at) spills 15.1 MB.
+        """
+        low, high = 0, len(found.trail) - 2  # the last one is the best order: it failed
+        packed: Plan | None = None
+        while low <= high and not share.should_stop():
+            middle = (low + high) // 2
+            order = found.trail[middle][1]
+            stays = simulate(problem, order, search_capacity)
+            attempt = pack(problem, stays.plan(order), TRAIL_PACK_S, self.seed)
+            if attempt is None:
+                high = middle - 1
+            else:
+                packed, low = attempt, middle + 1
+        return packed
 
     def _interval_phase(
         self,

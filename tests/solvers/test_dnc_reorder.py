@@ -14,6 +14,7 @@ from memplan.cost import evaluate
 from memplan.ir import GraphBuilder, TensorKind
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget
+from memplan.solvers.dnc import reorder
 from memplan.solvers.dnc.reorder import (
     belady_traffic,
     chains,
@@ -89,6 +90,33 @@ def test_search_keeps_orders_topological_never_worse_and_reproducible(seed: int)
     assert found.improvements <= found.moves <= 400
     again = search_order(problem, order, seed=seed, max_moves=400)
     assert again == found
+
+
+@pytest.mark.parametrize("seed", [0, 37, 48, 69, 140, 181])  # searches that improve 2-4 times
+@pytest.mark.parametrize("length", [2, reorder.TRAIL_LENGTH])
+def test_the_trail_runs_from_the_start_to_the_best_order_with_falling_scores(
+    seed: int, length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every order on the trail is topological and scored right; it starts at the start
+    order and ends at the best one, each score below the one before, thinned to at most
+    its length."""
+    monkeypatch.setattr(reorder, "TRAIL_LENGTH", length)
+    problem, order = random_case(seed)
+    found = search_order(problem, order, seed=seed, max_moves=400)
+    arrays, scratch = problem_arrays(problem), np.zeros(len(order), np.int64)
+    assert found.trail[0] == (found.start_bytes, tuple(order))
+    assert found.trail[-1] == (found.best_bytes, found.order)
+    assert len(found.trail) <= min(found.improvements + 1, length)
+    scores = [value for value, _ in found.trail]
+    assert all(a > b for a, b in itertools.pairwise(scores))
+    for value, kept in found.trail:
+        check_order(problem.graph, kept)
+        assert (
+            belady_traffic.python()(
+                np.array(kept, np.int64), problem.capacity_bytes, arrays, scratch
+            )
+            == value
+        )
 
 
 def test_search_improves_a_bad_order_of_independent_branches() -> None:
