@@ -40,7 +40,7 @@ def compile_all_kernels() -> None:
     """Run every kernel once, compiled (compiling what is missing from the cache)."""
     from memplan.solvers.alloc.exact import ExactAllocator
     from memplan.solvers.alloc.greedy import Portfolio
-    from memplan.solvers.dnc.reorder import warm_up
+    from memplan.solvers.order_search import warm_up
 
     warm_up()
 

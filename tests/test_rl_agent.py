@@ -150,9 +150,27 @@ def test_auto_order_keeps_the_best_order() -> None:
     )
     assert result.cost is not None and result.plan is not None
     by_order = result.stats["greedy_bytes"]
-    assert set(by_order) == set(NAMED_ORDERS)
+    assert set(by_order) == {*NAMED_ORDERS, "searched"}
     assert result.cost.non_compulsory_bytes <= min(by_order.values())
     assert validate(instance.problem, result.plan) == []
+
+
+def test_searched_order_plays_the_order_search_finds() -> None:
+    """``order=searched``: the search starts at the min-peak order and never scores worse
+    than it; the game's reference is the greedy stack on the order found; the plan is
+    valid, no worse than that reference, and the same for the same seed."""
+    options = {"order": "searched", "episodes": "1", "simulations": "2", "seed": "1"}
+    for seed in range(3):
+        instance = _instance(seed, n_ops=40)
+        result = make_solver("rl", options).solve(instance.problem, Budget(60))
+        again = make_solver("rl", options).solve(instance.problem, Budget(60))
+        assert result.plan is not None and validate(instance.problem, result.plan) == []
+        assert result.plan == again.plan
+        search = result.stats["search"]
+        assert 0 <= search["belady_bytes"] <= search["start_bytes"]
+        assert search["moves"] > 0
+        assert result.cost is not None
+        assert result.cost.non_compulsory_bytes <= result.stats["greedy_bytes"]["searched"]
 
 
 def test_solver_honours_the_time_limit_with_the_best_plan_so_far() -> None:

@@ -7,8 +7,9 @@ returned when the time runs out or on Ctrl-C)::
     1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
                   min-peak order when it packs (then the traffic is 0: done)
     2. bound      a lower bound from crowded regions (memplan.traffic_bound)
-    3. reorder    the order search of :mod:`.reorder` (chains of ops moved anywhere
-                  legal, scored by Belady's traffic), the best order planned by greedy
+    3. reorder    the order search (:mod:`memplan.solvers.order_search`: chains of ops
+                  moved anywhere legal, scored by Belady's traffic), its best order
+                  packed (else the latest packable one it passed), and planned by greedy
     4. intervals  windows re-solved without offsets (only the bytes per step bounded),
                   the whole plan packed once at the end; on a small graph the first
                   window is the whole graph, whose optimum is a bound over all plans
@@ -51,7 +52,6 @@ from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.cuts import choose_cuts
-from memplan.solvers.dnc.reorder import Reordered, search_order
 from memplan.solvers.dnc.search import (
     Report,
     RunSettings,
@@ -63,6 +63,7 @@ from memplan.solvers.dnc.search import (
     without_offsets,
 )
 from memplan.solvers.greedy import plan_given_order
+from memplan.solvers.order_search import Reordered, search_order
 from memplan.solvers.replacement import simulate
 from memplan.traffic_bound import traffic_lower_bound
 

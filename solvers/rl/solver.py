@@ -1,7 +1,10 @@
 """The ``rl`` solver: play the mallocGame with tree search guided by a trained network.
 
-For a fixed order (the ``order`` option, as greedy's; ``auto`` plays each of greedy's
-named orders in turn, sharing the time, and keeps the best), the solver plays complete games
+For a fixed order (the ``order`` option: one of greedy's named orders, or ``searched``,
+the order :func:`memplan.solvers.order_search.search_order` finds from the best plan's
+order so far within half that order's time; ``auto`` plays each of them in turn, sharing
+the time, :data:`SEARCHED_WEIGHT` shares for ``searched``, and keeps the best), the
+solver plays complete games
 (PROBLEM.md section 9) on :class:`memplan.placement.PlacementState`, choosing every move
 with :class:`~memplan.solvers.rl.search.GumbelSearch`, and keeps the game with the
 least non-compulsory traffic. The first game picks by the network's prior and the
@@ -39,19 +42,29 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from memplan.analysis import NAMED_ORDERS
+from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.errors import ConfigError
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.order_search import search_order
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
 from memplan.solvers.rl.search import play_episode, search_for
 
-#: The ``order`` value that plays every named order and keeps the best game.
+#: The ``order`` value that plays every order of :data:`AUTO_ORDERS` and keeps the best.
 AUTO_ORDER = "auto"
+#: The ``order`` value for the order the whole-order search finds.
+SEARCHED_ORDER = "searched"
+AUTO_ORDERS = (*NAMED_ORDERS, SEARCHED_ORDER)
+#: Shares of the time ``auto`` gives the searched order (one for each named order): on
+#: a fixed order the greedy stack is hard to beat (the ilp proves it optimal for its
+#: order on the small catalog cells), so most of what a game can win lies in the order.
+SEARCHED_WEIGHT = 3
+#: Share of the searched order's time the search takes (its games get the rest).
+SEARCH_SHARE = 0.5
 
 #: Values of the ``network`` option besides a checkpoint path.
 NETWORK_CHOICES = ("shipped", "none")
@@ -67,8 +80,9 @@ class RlSolver:
         default=AUTO_ORDER,
         metadata={
             "help": "operator order (fixed during a game): model | min-peak | dfs | bfs | "
-            "rpo | auto (games on each of them, time shared; the best is kept: never more "
-            "traffic than greedy's default, which plans the model and min-peak orders)"
+            "rpo | searched (the whole-order search's, from the best order so far, in half "
+            "its time) | auto (games on each of them, time shared; the best is kept: never "
+            "more traffic than greedy's default, which plans the model and min-peak orders)"
         },
     )
     network: str = field(
@@ -104,7 +118,7 @@ class RlSolver:
     seed: int = seed_field("seed of the Gumbel noise and rollouts; same seed, same plan")
 
     def __post_init__(self) -> None:
-        check_choice(self.name, "order", self.order, (*NAMED_ORDERS, AUTO_ORDER))
+        check_choice(self.name, "order", self.order, (*AUTO_ORDERS, AUTO_ORDER))
         check_range(self.name, "simulations", self.simulations, 1)
         check_range(self.name, "considered", self.considered, 1)
         check_range(self.name, "episodes", self.episodes, 0)
@@ -130,7 +144,7 @@ class RlSolver:
         if refused is not None:
             return refused
         network = self.load_network()
-        orders = NAMED_ORDERS if self.order == AUTO_ORDER else (self.order,)
+        orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
         # Stop searching a little early: the last game is finished by default play and the
         # plan validated and scored within max_time_s. The budget's own limit: should_stop.
         deadline = budget.started_at_s + self.max_time_s * 0.98
@@ -148,11 +162,18 @@ class RlSolver:
         }
         cut_short = False
         for k, name in enumerate(orders):
-            share_s = max(deadline - time.monotonic(), 0.0) / (len(orders) - k)
+            weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
+            share_s = max(deadline - time.monotonic(), 0.0) * weights[0] / sum(weights)
             order_deadline = time.monotonic() + share_s
+            order: str | tuple[int, ...] = name
+            if name == SEARCHED_ORDER:
+                order, stats["search"] = self._searched_order(
+                    problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
+                )
+                share_s = max(order_deadline - time.monotonic(), 0.0)
             instance = make_instance(
                 problem,
-                name,
+                order,
                 baseline_time_limit_s=max(min(share_s / 3, budget.remaining_s()), 1e-3),
                 alloc_time_limit_s=max(min(10.0, share_s / 6), 1e-3),
             )
@@ -175,6 +196,21 @@ class RlSolver:
         assert best is not None
         stats["best_from"] = best[2]
         return self._result(problem, budget, best[1], best[0], cut_short, stats)
+
+    def _searched_order(
+        self, problem: Problem, budget: Budget, best: Plan | None, limit_s: float
+    ) -> tuple[tuple[int, ...], dict[str, int]]:
+        """The whole-order search's order, from the best plan's order (else the min-peak
+        order), within ``limit_s`` seconds; and what the search did."""
+        graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+        start = best.order if best is not None else named_order(graph, "min-peak", sizes, scope)
+        limit = Budget(time_limit_s=limit_s, stop_event=budget.stop_event)
+        found = search_order(problem, start, seed=self.seed, should_stop=limit.should_stop)
+        return found.order, {
+            "start_bytes": found.start_bytes,
+            "belady_bytes": found.best_bytes,
+            "moves": found.moves,
+        }
 
     def _play(
         self,

@@ -14,8 +14,8 @@ from memplan.cost import evaluate
 from memplan.ir import GraphBuilder, TensorKind
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget
-from memplan.solvers.dnc import reorder
-from memplan.solvers.dnc.reorder import (
+from memplan.solvers import order_search
+from memplan.solvers.order_search import (
     belady_traffic,
     chains,
     op_neighbours,
@@ -93,14 +93,14 @@ def test_search_keeps_orders_topological_never_worse_and_reproducible(seed: int)
 
 
 @pytest.mark.parametrize("seed", [0, 37, 48, 69, 140, 181])  # searches that improve 2-4 times
-@pytest.mark.parametrize("length", [2, reorder.TRAIL_LENGTH])
+@pytest.mark.parametrize("length", [2, order_search.TRAIL_LENGTH])
 def test_the_trail_runs_from_the_start_to_the_best_order_with_falling_scores(
     seed: int, length: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every order on the trail is topological and scored right; it starts at the start
     order and ends at the best one, each score below the one before, thinned to at most
     its length."""
-    monkeypatch.setattr(reorder, "TRAIL_LENGTH", length)
+    monkeypatch.setattr(order_search, "TRAIL_LENGTH", length)
     problem, order = random_case(seed)
     found = search_order(problem, order, seed=seed, max_moves=400)
     arrays, scratch = problem_arrays(problem), np.zeros(len(order), np.int64)

@@ -1,6 +1,7 @@
-"""dnc's order search: move ops and chains of ops, scored by Belady's traffic.
+"""The whole-order search (dnc's phase 3, rl's ``searched`` order): move ops and chains
+of ops, scored by Belady's traffic.
 
-For a fixed order, the greedy stack's replacement (Belady, :mod:`..replacement`) is
+For a fixed order, the greedy stack's replacement (Belady, :mod:`.replacement`) is
 hard to beat: on nasnet_a_large at MH a whole-graph spill model solved exactly (HiGHS,
 fixed order, no placement) moves exactly the bytes Belady moves. What is left to win is
 in the order itself, and windows of a few dozen ops (the ILP's reach) only see local
