@@ -143,6 +143,11 @@ def test_validate_reports_every_violation_and_overrides(tmp_path, model_path, ca
     code, out, _ = run(capsys, "validate", model_path, good, "--accelerator", "unaligned")
     # The preset's own capacity (1 MiB, alignment 1) holds the plan.
     assert code == EXIT_OK and "overridden: --accelerator" in out and "1.00 MiB" in out
+    # Flags that repeat what the plan records override nothing, and say nothing.
+    code, out, _ = run(
+        capsys, "validate", model_path, good, "--scope", "activations", "--scratchpad", "MP"
+    )
+    assert code == EXIT_OK and "overridden" not in out
 
 
 def test_plan_for_another_model_is_rejected(tmp_path, model_path, other_model_path, capsys):

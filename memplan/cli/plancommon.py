@@ -209,17 +209,21 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
             "planned with (memplan optimize -o now records them)"
         )
     planfile = plan_from_header(header, loaded.graph, expected_sha256=loaded.sha256)
-    overrides = []
+    overrides = []  # only those that change what the plan records
     accelerator = planfile.accelerator
     if args.accelerator is not None:
         accelerator = load_accelerator(args.accelerator)
-        overrides.append("--accelerator")
+        if accelerator != planfile.accelerator:
+            overrides.append("--accelerator")
     scope = planfile.scope
     if args.scope is not None:
         scope = Scope.parse(args.scope)
-        overrides.append("--scope")
+        if scope != planfile.scope:
+            overrides.append("--scope")
     problem = Problem(loaded.graph, accelerator, scope)
     if args.scratchpad is not None:
+        recorded = problem.capacity_bytes
         problem = problem.with_capacity(resolve_scratchpad(args.scratchpad, problem).capacity_bytes)
-        overrides.append("--scratchpad")
+        if problem.capacity_bytes != recorded:
+            overrides.append("--scratchpad")
     return PlanInput(loaded, planfile, problem, tuple(overrides), tuple(notes))
