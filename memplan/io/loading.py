@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.errors import ConfigError, InputFormatError, OnnxImportError
+from memplan.errors import ConfigError, InputFormatError
 from memplan.ir import Graph, graph_from_json
 
 if TYPE_CHECKING:
@@ -246,6 +246,7 @@ def load_model(
         InputFormatError: a graph JSON file is malformed.
     """
     from memplan.onnx.importer import import_model
+    from memplan.onnx.load import read_model_bytes
 
     model = model_source(model)
     if options is None:
@@ -261,16 +262,7 @@ def load_model(
         digest = hashlib.sha256(model.SerializeToString()).hexdigest()
         return LoadedModel(result.graph, None, digest, result.report, options)
     path = Path(model)
-    if path.is_dir():
-        raise OnnxImportError(f"{path}: is a directory; pass an .onnx or graph .json file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise OnnxImportError(f"{path}: no such file; check the model path") from None
-    except OSError as error:
-        raise OnnxImportError(
-            f"{path}: cannot read the model ({error.strerror}); check the path and permissions"
-        ) from None
+    data = read_model_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     if _looks_like_json(data[:64]):
         try:

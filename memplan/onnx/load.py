@@ -18,6 +18,23 @@ if TYPE_CHECKING:
     import onnx
 
 
+def read_model_bytes(path: Path) -> bytes:
+    """The bytes of the model file ``path``; a missing, unreadable file or a directory is
+    an :class:`OnnxImportError` that names it and says what to fix."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise OnnxImportError(f"{path}: no such file; check the model path") from None
+    except IsADirectoryError:
+        raise OnnxImportError(
+            f"{path}: is a directory; pass an .onnx or graph .json file"
+        ) from None
+    except OSError as error:
+        raise OnnxImportError(
+            f"{path}: cannot read the model ({error.strerror}); check the path and permissions"
+        ) from None
+
+
 def read_model(
     model_or_path: Any, model_bytes: bytes | None
 ) -> tuple[onnx.ModelProto, str, Path | None]:
@@ -36,16 +53,7 @@ def read_model(
     path = Path(model_or_path)
     source = str(path)
     if model_bytes is None:
-        try:
-            model_bytes = path.read_bytes()
-        except FileNotFoundError:
-            raise OnnxImportError(f"{source}: no such file; check the model path") from None
-        except IsADirectoryError:
-            raise OnnxImportError(f"{source}: is a directory; pass an .onnx file") from None
-        except OSError as error:
-            raise OnnxImportError(
-                f"{source}: cannot read the model ({error.strerror}); check permissions"
-            ) from None
+        model_bytes = read_model_bytes(path)
     if not model_bytes:
         raise OnnxImportError(f"{source}: the file is empty; not an ONNX model")
     try:
