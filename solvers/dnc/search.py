@@ -72,8 +72,16 @@ class RunSettings:
 
 
 def traffic_bytes(problem: Problem, plan: Plan) -> int:
-    """Bytes loaded and stored by ``plan`` (non-compulsory plus a constant)."""
+    """Bytes loaded and stored by ``plan`` (non-compulsory plus :func:`constant_bytes`)."""
     return part_traffic(problem, plan.residencies)
+
+
+def constant_bytes(problem: Problem) -> int:
+    """Compulsory bytes that are loads or stores (:func:`traffic_bytes` minus the
+    non-compulsory bytes, the same for every plan)."""
+    return problem.compulsory_bytes() - sum(
+        problem.streamed_weight_bytes(OpId(o)) for o in range(problem.graph.num_ops)
+    )
 
 
 def _moving_steps(plan: Plan) -> list[int]:

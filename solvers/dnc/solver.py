@@ -6,7 +6,9 @@ returned when the time runs out or on Ctrl-C)::
 
     1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
                   min-peak order when it packs (then the traffic is 0: done)
-    2. bound      a lower bound from crowded regions (memplan.traffic_bound)
+    2. bound      a lower bound from crowded regions (memplan.traffic_bound), and on
+                  graphs over 128 ops the ilp's bound on the busiest part of the start
+                  plan solved on its own, which holds for the whole graph (.bound)
     3. reorder    the order search (:mod:`memplan.solvers.order_search`: chains of ops
                   moved anywhere legal, scored by Belady's traffic), its best order
                   packed (else the latest packable one it passed), and planned by greedy
@@ -44,18 +46,19 @@ from memplan.cut import PART_SOLVER, crossing_bytes
 from memplan.dsa import Buffer, allocate
 from memplan.errors import ConfigError, MemplanError
 from memplan.fallback import spill_everything_plan
-from memplan.ir import OpId
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.dnc.bound import part_bound
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
     Report,
     RunSettings,
     SearchStats,
+    constant_bytes,
     improve_windows,
     pack,
     solve_parts,
@@ -80,6 +83,10 @@ GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
 PACK_MAX_S = 5.0
 #: Share of the time left the traffic lower bound may take.
 BOUND_SHARE = 0.15
+#: Share of the time left the bound from one part may take, and the part sizes tried
+#: (in ``window_ops``; nasnet_a_large at MH: 48 ops prove 20.9 MB in 1.4 s, where the
+#: crowded regions prove 8.0 MB).
+PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, (3,)
 #: Rounds of the order search, and the share of the capacity the search capacity drops
 #: by after a round whose stays did not pack.
 REORDER_ROUNDS, REORDER_SLACK = 6, 0.02
@@ -188,7 +195,7 @@ class DncSolver:
             return refused
         _part_solver()  # before any work: a missing extra is one clear error
         stats: dict[str, Any] = {"inner": self.inner}
-        constant = self._constant(problem)
+        constant = constant_bytes(problem)
         bound: int | None = None
 
         def report(moved: int, message: str) -> None:
@@ -202,9 +209,6 @@ class DncSolver:
         stats["start"] = source
         stats["start_bytes"] = best_bytes - constant
         report(best_bytes, f"start: {source}")
-        if best_bytes > constant and not budget.should_stop():
-            bound = self._bound(problem, budget, schedule, stats)
-            report(best_bytes, "lower bound")
         search = SearchStats()
         settings = RunSettings(
             part_solver=_part_solver(),
@@ -217,6 +221,12 @@ class DncSolver:
         # comes first: the order search took the time it needed (darts_v2_cifar_small,
         # all, MR: 393,216 B against the 262,144 B optimum it finds when it runs first).
         whole_first = problem.graph.num_ops <= INTERVAL_WHOLE_WINDOWS * self.window_ops
+        if best_bytes > constant and not budget.should_stop():
+            bound = self._bound(problem, budget, schedule, stats)
+            report(best_bytes, "lower bound")
+            if not whole_first and best_bytes - constant > (bound or 0):
+                bound = self._part_bound(problem, budget, best, settings, bound, stats)
+                report(best_bytes, "lower bound of a part")
         for phase in ("intervals", "reorder") if whole_first else ("reorder", "intervals"):
             if best_bytes - constant <= (bound or 0):
                 break
@@ -337,7 +347,7 @@ class DncSolver:
                     "packed": packed is not None,
                     "planned_bytes": -1
                     if round_best is None
-                    else round_best - self._constant(problem),
+                    else round_best - constant_bytes(problem),
                 }
             )
             if round_best is not None and round_best < best_bytes:
@@ -388,7 +398,7 @@ class DncSolver:
         interval_stats = SearchStats()
 
         def quiet(moved: int, message: str) -> None:
-            report(best_bytes, f"intervals: {moved - self._constant(problem)} B unpacked")
+            report(best_bytes, f"intervals: {moved - constant_bytes(problem)} B unpacked")
 
         intervals = improve_windows(
             problem,
@@ -405,7 +415,7 @@ class DncSolver:
         stats["interval_windows_improved"] = interval_stats.windows_improved
         stats["interval_windows_tried"] = interval_stats.windows_tried
         moved = traffic_bytes(problem, intervals)
-        stats["interval_bytes"] = moved - self._constant(problem)
+        stats["interval_bytes"] = moved - constant_bytes(problem)
         if moved >= best_bytes or budget.should_stop():
             stats["interval_packed"] = False
             return best, best_bytes
@@ -445,12 +455,37 @@ class DncSolver:
         stats["bound_regions"] = len(found.regions)
         return found.bound_bytes or None
 
-    @staticmethod
-    def _constant(problem: Problem) -> int:
-        """Compulsory bytes that are loads or stores (traffic minus non-compulsory)."""
-        return problem.compulsory_bytes() - sum(
-            problem.streamed_weight_bytes(OpId(o)) for o in range(problem.graph.num_ops)
+    def _part_bound(
+        self,
+        problem: Problem,
+        budget: Budget,
+        best: Plan,
+        settings: RunSettings,
+        bound: int | None,
+        stats: dict[str, Any],
+    ) -> int | None:
+        """The larger of ``bound`` and what the ilp proves on the busiest part of the best
+        plan (:mod:`.bound`: valid for the whole graph), for parts of
+        :data:`PART_BOUND_WINDOWS` times ``window_ops`` ops while the share lasts."""
+        share = Budget(
+            time_limit_s=self._share(budget, PART_BOUND_SHARE), stop_event=budget.stop_event
         )
+        for windows in PART_BOUND_WINDOWS:
+            if share.should_stop():
+                break
+            found = part_bound(problem, best, windows * self.window_ops, settings, share)
+            if found is None:
+                continue
+            stats.setdefault("part_bounds", []).append(
+                {"steps": list(found.steps), "bound_bytes": found.bound_bytes}
+            )
+            if found.bound_bytes > (bound or 0):
+                bound = found.bound_bytes
+                start, end = found.steps
+                stats["bound_method"] = (
+                    f"the ilp without placement on steps {start}-{end} of the start plan's order"
+                )
+        return bound
 
     @staticmethod
     def _share(budget: Budget, share: float) -> float | None:
@@ -467,7 +502,7 @@ class DncSolver:
         search: SearchStats,
         bound: int | None,
     ) -> SolveResult:
-        waste = traffic_bytes(problem, plan) - self._constant(problem)
+        waste = traffic_bytes(problem, plan) - constant_bytes(problem)
         if waste == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
         elif bound is not None and waste <= bound:
@@ -532,7 +567,7 @@ class DncSolver:
             return spill_everything_plan(problem, fallback), "spill everything"
         candidates.sort(key=lambda c: c[0])
         stats["greedy_bytes"] = {
-            name: value - self._constant(problem) for value, _, name in candidates
+            name: value - constant_bytes(problem) for value, _, name in candidates
         }
         return candidates[0][1], candidates[0][2]
 
