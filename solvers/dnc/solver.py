@@ -320,8 +320,7 @@ class DncSolver:
             packed = pack(problem, stays.plan(found.order), plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
-                earlier = self._pack_trail(problem, found, search_capacity, share)
-                candidates += [earlier] if earlier is not None else []
+                # Greedy's retries (a lower capacity where it packs) first, then the trail.
                 planned = plan_given_order(
                     problem,
                     found.order,
@@ -329,6 +328,8 @@ class DncSolver:
                 )
                 if planned.plan is not None:
                     candidates.append(planned.plan)
+                earlier = self._pack_trail(problem, found, search_capacity, share)
+                candidates += [earlier] if earlier is not None else []
                 # Go on at a lower capacity, which leaves the allocator slack; at M_R
                 # there is none to leave, and the next start is worth more than a
                 # search from an order that is already full (darts_v2_cifar, act, MR:
