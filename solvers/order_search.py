@@ -389,8 +389,7 @@ def _dependency_move(
     room = here if earlier else n - 1 - here
     if room <= 0:
         return None
-    distance = min(room, int(math.exp(rng.uniform(0.0, math.log(room + 1)))))
-    distance = max(distance, 1)
+    distance = max(1, min(room, int(math.exp(rng.uniform(0.0, math.log(room + 1))))))
     low, high = (here - distance, here) if earlier else (here, here + distance)
     links = preds if earlier else succs
     block = {op}

@@ -83,10 +83,10 @@ GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
 PACK_MAX_S = 5.0
 #: Share of the time left the traffic lower bound may take.
 BOUND_SHARE = 0.15
-#: Share of the time left the bound from one part may take, and the part sizes tried
-#: (in ``window_ops``; nasnet_a_large at MH: 48 ops prove 20.9 MB in 1.4 s, where the
-#: crowded regions prove 8.0 MB).
-PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, (3,)
+#: Share of the time left the bound from one part may take, and the part's size in
+#: ``window_ops`` (nasnet_a_large, activations, MH: 48 ops prove 31.4 MB in a few
+#: seconds, where the crowded regions prove 8.0 MB; 96 ops ran out of time).
+PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
 #: Rounds of the order search, and the share of the capacity the search capacity drops
 #: by after a round whose stays did not pack.
 REORDER_ROUNDS, REORDER_SLACK = 6, 0.02
@@ -297,7 +297,7 @@ class DncSolver:
         share = Budget(
             time_limit_s=self._share(budget, self.reorder_share), stop_event=budget.stop_event
         )
-        capacity = problem.capacity_bytes
+        capacity, constant = problem.capacity_bytes, constant_bytes(problem)
         graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
         starts: list[tuple[int, ...]] = [tuple(best.order), tuple(schedule.order)]
         starts += [tuple(named_order(graph, name, sizes, scope)) for name in REORDER_STARTS]
@@ -316,8 +316,7 @@ class DncSolver:
                 max_moves=self.max_moves,
             )
             plan_limit = min(PACK_MAX_S, max(share.remaining_s() / 2, 0.1))
-            stays = simulate(problem, found.order, search_capacity)
-            packed = pack(problem, stays.plan(found.order), plan_limit, self.seed)
+            packed = self._pack_stays(problem, found.order, search_capacity, plan_limit)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 # Greedy's retries (a lower capacity where it packs) first, then the trail.
@@ -346,15 +345,21 @@ class DncSolver:
                     "belady_bytes": found.best_bytes,
                     "moves": found.moves,
                     "packed": packed is not None,
-                    "planned_bytes": -1
-                    if round_best is None
-                    else round_best - constant_bytes(problem),
+                    "planned_bytes": -1 if round_best is None else round_best - constant,
                 }
             )
             if round_best is not None and round_best < best_bytes:
                 best_bytes, best = min(scored, key=lambda pair: pair[0])
         stats["reorder_rounds"] = rounds
         return best, best_bytes
+
+    def _pack_stays(
+        self, problem: Problem, order: Sequence[int], search_capacity: int, limit_s: float
+    ) -> Plan | None:
+        """Belady's stays for ``order`` at the search capacity, packed at the real one
+        within ``limit_s`` seconds (None when they do not pack)."""
+        stays = simulate(problem, order, search_capacity)
+        return pack(problem, stays.plan(order), limit_s, self.seed)
 
     def _pack_trail(
         self, problem: Problem, found: Reordered, search_capacity: int, share: Budget
@@ -372,9 +377,9 @@ class DncSolver:
         packed: Plan | None = None
         while low <= high and not share.should_stop():
             middle = (low + high) // 2
-            order = found.trail[middle][1]
-            stays = simulate(problem, order, search_capacity)
-            attempt = pack(problem, stays.plan(order), TRAIL_PACK_S, self.seed)
+            attempt = self._pack_stays(
+                problem, found.trail[middle][1], search_capacity, TRAIL_PACK_S
+            )
             if attempt is None:
                 high = middle - 1
             else:
@@ -398,8 +403,10 @@ class DncSolver:
         )
         interval_stats = SearchStats()
 
+        constant = constant_bytes(problem)
+
         def quiet(moved: int, message: str) -> None:
-            report(best_bytes, f"intervals: {moved - constant_bytes(problem)} B unpacked")
+            report(best_bytes, f"intervals: {moved - constant} B unpacked")
 
         intervals = improve_windows(
             problem,
@@ -416,7 +423,7 @@ class DncSolver:
         stats["interval_windows_improved"] = interval_stats.windows_improved
         stats["interval_windows_tried"] = interval_stats.windows_tried
         moved = traffic_bytes(problem, intervals)
-        stats["interval_bytes"] = moved - constant_bytes(problem)
+        stats["interval_bytes"] = moved - constant
         if moved >= best_bytes or budget.should_stop():
             stats["interval_packed"] = False
             return best, best_bytes
@@ -465,28 +472,23 @@ class DncSolver:
         bound: int | None,
         stats: dict[str, Any],
     ) -> int | None:
-        """The larger of ``bound`` and what the ilp proves on the busiest part of the best
-        plan (:mod:`.bound`: valid for the whole graph), for parts of
-        :data:`PART_BOUND_WINDOWS` times ``window_ops`` ops while the share lasts."""
+        """The larger of ``bound`` and what the ilp proves on the busiest
+        :data:`PART_BOUND_WINDOWS` x ``window_ops`` steps of the best plan
+        (:mod:`.bound`: valid for the whole graph)."""
         share = Budget(
             time_limit_s=self._share(budget, PART_BOUND_SHARE), stop_event=budget.stop_event
         )
-        for windows in PART_BOUND_WINDOWS:
-            if share.should_stop():
-                break
-            found = part_bound(problem, best, windows * self.window_ops, settings, share)
-            if found is None:
-                continue
-            stats.setdefault("part_bounds", []).append(
-                {"steps": list(found.steps), "bound_bytes": found.bound_bytes}
-            )
-            if found.bound_bytes > (bound or 0):
-                bound = found.bound_bytes
-                start, end = found.steps
-                stats["bound_method"] = (
-                    f"the ilp without placement on steps {start}-{end} of the start plan's order"
-                )
-        return bound
+        found = part_bound(problem, best, PART_BOUND_WINDOWS * self.window_ops, settings, share)
+        if found is None:
+            return bound
+        start, end = found.steps
+        stats["part_bound"] = {"steps": [start, end], "bound_bytes": found.bound_bytes}
+        if found.bound_bytes <= (bound or 0):
+            return bound
+        stats["bound_method"] = (
+            f"the ilp without placement on steps {start}-{end} of the start plan's order"
+        )
+        return found.bound_bytes
 
     @staticmethod
     def _share(budget: Budget, share: float) -> float | None:
