@@ -10,7 +10,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from memplan.accelerator import Accelerator
+from memplan.analysis import named_order
 from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
+from memplan.problem import Problem, Scope
+from memplan.testing import tiny_spill_graph
 
 #: The nine model-zoo graphs with ConstantOfShape weights that ship in the onnx wheel.
 LIGHT_MODELS = (
@@ -121,3 +125,16 @@ def greedy_case(seed: int, budget: str = "MR", n_ops: int = 18) -> tuple[Any, An
     plan = make_solver("greedy").solve(problem, Budget(time_limit_s=30)).plan
     assert plan is not None
     return problem, plan
+
+
+def spill_case(seed: int) -> tuple[Problem, tuple[int, ...]]:
+    """A random graph at a capacity between M_R and 2 M_R, and one of its named orders."""
+    rng = random.Random(seed)
+    graph = tiny_spill_graph(seed, rng.randint(4, 16))
+    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
+    problem = Problem(graph, Accelerator("t", 1 << 30, rng.choice([1, 64])), scope)
+    low = problem.min_resident_bytes
+    problem = problem.with_capacity(low + rng.randint(0, low))
+    name = rng.choice(["model", "dfs", "rpo", "min-peak"])
+    order = named_order(graph, name, problem.aligned_sizes_bytes, problem.in_scope)
+    return problem, tuple(order)

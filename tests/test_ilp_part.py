@@ -29,11 +29,12 @@ from memplan.validate import validate
 
 pytest.importorskip("ortools")
 
-from memplan.solvers.dnc.search import pack, without_offsets
+from memplan.solvers.dnc.search import without_offsets
 from memplan.solvers.ilp import IlpSolver
 from memplan.solvers.ilp.milp import solve_traffic_milp
 from memplan.solvers.ilp.model import build_structure
 from memplan.solvers.ilp.part import build_part
+from memplan.solvers.packing import pack
 
 KIB = 1024
 

@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_state, restrict
-from memplan.dsa import Buffer, allocate
 from memplan.errors import InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
-from memplan.validate import validate
 
 #: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
 WINDOW_GROWTH = (2, 3, 4, 6, 8)
@@ -99,29 +97,6 @@ def without_offsets(plan: Plan) -> Plan:
     """The plan as an *interval plan*: every offset 0 (for the searches without
     placement; not a valid plan until :func:`pack` gives it offsets)."""
     return Plan(plan.order, tuple(dataclasses.replace(r, offset=0) for r in plan.residencies))
-
-
-def pack(problem: Problem, plan: Plan, time_limit_s: float, seed: int) -> Plan | None:
-    """Offsets for every residency of an interval plan within the capacity (or None).
-
-    The residencies are the buffers of :func:`memplan.dsa.allocate` (aligned sizes,
-    steps ``[start, end)``); ``auto`` tries the greedy portfolio, then the exact search.
-    """
-    sizes = problem.aligned_sizes_bytes
-    buffers = [
-        Buffer(i, r.start, r.end, sizes[r.tensor], problem.alignment_bytes)
-        for i, r in enumerate(plan.residencies)
-    ]
-    limit = Budget(time_limit_s=max(time_limit_s, 0.01))
-    result = allocate(buffers, problem.capacity_bytes, budget=limit, seed=seed)
-    if not result.fits or result.offsets_bytes is None:
-        return None
-    placed = [
-        dataclasses.replace(r, offset=offset)
-        for r, offset in zip(plan.residencies, result.offsets_bytes, strict=True)
-    ]
-    packed = Plan.make(plan.order, placed)
-    return packed if not validate(problem, packed) else None
 
 
 def resolve_run(

@@ -60,14 +60,13 @@ from memplan.solvers.dnc.search import (
     SearchStats,
     constant_bytes,
     improve_windows,
-    pack,
     solve_parts,
     traffic_bytes,
     without_offsets,
 )
 from memplan.solvers.greedy import plan_given_order
-from memplan.solvers.order_search import Reordered, search_order
-from memplan.solvers.replacement import simulate
+from memplan.solvers.order_search import search_order
+from memplan.solvers.packing import pack, pack_stays, pack_trail
 from memplan.traffic_bound import traffic_lower_bound
 
 INNER = ("ilp", "ilp-fixed")
@@ -90,8 +89,6 @@ PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
 #: Rounds of the order search, and the share of the capacity the search capacity drops
 #: by after a round whose stays did not pack.
 REORDER_ROUNDS, REORDER_SLACK = 6, 0.02
-#: Seconds the allocator may take to pack one order of a search's trail.
-TRAIL_PACK_S = 0.3
 #: The interval phase's largest window, in ``window_ops`` (twice the option, grown 4x):
 #: graphs up to this many times ``window_ops`` ops are solved whole there.
 INTERVAL_WHOLE_WINDOWS = 8
@@ -316,7 +313,7 @@ class DncSolver:
                 max_moves=self.max_moves,
             )
             plan_limit = min(PACK_MAX_S, max(share.remaining_s() / 2, 0.1))
-            packed = self._pack_stays(problem, found.order, search_capacity, plan_limit)
+            packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 # Greedy's retries (a lower capacity where it packs) first, then the trail.
@@ -327,7 +324,7 @@ class DncSolver:
                 )
                 if planned.plan is not None:
                     candidates.append(planned.plan)
-                earlier = self._pack_trail(problem, found, search_capacity, share)
+                earlier = pack_trail(problem, found, search_capacity, share.should_stop, self.seed)
                 candidates += [earlier] if earlier is not None else []
                 # Go on at a lower capacity, which leaves the allocator slack; at M_R
                 # there is none to leave, and the next start is worth more than a
@@ -352,39 +349,6 @@ class DncSolver:
                 best_bytes, best = min(scored, key=lambda pair: pair[0])
         stats["reorder_rounds"] = rounds
         return best, best_bytes
-
-    def _pack_stays(
-        self, problem: Problem, order: Sequence[int], search_capacity: int, limit_s: float
-    ) -> Plan | None:
-        """Belady's stays for ``order`` at the search capacity, packed at the real one
-        within ``limit_s`` seconds (None when they do not pack)."""
-        stays = simulate(problem, order, search_capacity)
-        return pack(problem, stays.plan(order), limit_s, self.seed)
-
-    def _pack_trail(
-        self, problem: Problem, found: Reordered, search_capacity: int, share: Budget
-    ) -> Plan | None:
-        """The packed plan of the latest order on the search's trail whose Belady stays
-        pack at the capacity (bisection: packing mostly gets harder as the search fills
-        the capacity), or None.
-
-        At M_R the capacity cannot drop to leave the allocator slack, and the best order's
-        stays often do not pack: darts_v2_cifar (all, MR) searched 12 s from rpo's order,
-        Belady 7.74 MB does not pack, the trail's next order (8.04 MB) does, where the
-        greedy stack on the best order (no smaller capacity to retry at) spills 15.1 MB.
-        """
-        low, high = 0, len(found.trail) - 2  # the last one is the best order: it failed
-        packed: Plan | None = None
-        while low <= high and not share.should_stop():
-            middle = (low + high) // 2
-            attempt = self._pack_stays(
-                problem, found.trail[middle][1], search_capacity, TRAIL_PACK_S
-            )
-            if attempt is None:
-                high = middle - 1
-            else:
-                packed, low = attempt, middle + 1
-        return packed
 
     def _interval_phase(
         self,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import random
 
 import numpy as np
 import pytest
+from helpers import spill_case
 
 from memplan.accelerator import Accelerator
-from memplan.analysis import check_order, named_order
+from memplan.analysis import check_order
 from memplan.cost import evaluate
 from memplan.ir import GraphBuilder, TensorKind
 from memplan.problem import Problem, Scope
@@ -26,24 +26,11 @@ from memplan.solvers.replacement import simulate
 from memplan.testing import tiny_spill_graph
 
 
-def random_case(seed: int) -> tuple[Problem, tuple[int, ...]]:
-    """A random graph at a capacity between M_R and 2 M_R, and one of its named orders."""
-    rng = random.Random(seed)
-    graph = tiny_spill_graph(seed, rng.randint(4, 16))
-    scope = (Scope.ACTIVATIONS, Scope.ALL)[seed % 2]
-    problem = Problem(graph, Accelerator("t", 1 << 30, rng.choice([1, 64])), scope)
-    low = problem.min_resident_bytes
-    problem = problem.with_capacity(low + rng.randint(0, low))
-    name = rng.choice(["model", "dfs", "rpo", "min-peak"])
-    order = named_order(graph, name, problem.aligned_sizes_bytes, problem.in_scope)
-    return problem, tuple(order)
-
-
 @pytest.mark.parametrize("seed", range(120))
 def test_the_kernel_scores_what_the_replacement_pass_moves(seed: int) -> None:
     """Python and compiled kernels give the cost model's non-compulsory bytes of the
     replacement pass's stays (the same Belady rule, ties included)."""
-    problem, order = random_case(seed)
+    problem, order = spill_case(seed)
     stays = simulate(problem, order, problem.capacity_bytes)
     want = evaluate(problem, stays.plan(order)).non_compulsory_bytes
     arrays = problem_arrays(problem)
@@ -57,7 +44,7 @@ def test_the_kernel_scores_what_the_replacement_pass_moves(seed: int) -> None:
 
 
 def test_the_kernel_refuses_a_capacity_below_an_ops_working_set() -> None:
-    problem, order = random_case(3)
+    problem, order = spill_case(3)
     arrays = problem_arrays(problem)
     low = problem.min_resident_bytes - 1
     moving = np.zeros(len(order), np.int64)
@@ -66,7 +53,7 @@ def test_the_kernel_refuses_a_capacity_below_an_ops_working_set() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_chains_cover_every_op_once_and_link_one_to_one(seed: int) -> None:
-    problem, _ = random_case(seed)
+    problem, _ = spill_case(seed)
     preds, succs = op_neighbours(problem)
     runs = chains(preds, succs)
     assert sorted(op for run in runs for op in run) == list(range(problem.graph.num_ops))
@@ -77,7 +64,7 @@ def test_chains_cover_every_op_once_and_link_one_to_one(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(30))
 def test_search_keeps_orders_topological_never_worse_and_reproducible(seed: int) -> None:
-    problem, order = random_case(seed)
+    problem, order = spill_case(seed)
     found = search_order(problem, order, seed=seed, max_moves=400)
     check_order(problem.graph, found.order)
     score = belady_traffic.python()(
@@ -101,7 +88,7 @@ def test_the_trail_runs_from_the_start_to_the_best_order_with_falling_scores(
     order and ends at the best one, each score below the one before, thinned to at most
     its length."""
     monkeypatch.setattr(order_search, "TRAIL_LENGTH", length)
-    problem, order = random_case(seed)
+    problem, order = spill_case(seed)
     found = search_order(problem, order, seed=seed, max_moves=400)
     arrays, scratch = problem_arrays(problem), np.zeros(len(order), np.int64)
     assert found.trail[0] == (found.start_bytes, tuple(order))
@@ -146,7 +133,7 @@ def test_search_improves_a_bad_order_of_independent_branches() -> None:
 
 
 def test_search_stops_when_asked_and_on_a_chain() -> None:
-    problem, order = random_case(5)
+    problem, order = spill_case(5)
     stopped = search_order(problem, order, should_stop=lambda: True)
     assert stopped.moves == 0 and stopped.order == order
     chain = Problem(tiny_spill_graph(0, 1), Accelerator("t", 1 << 30, 1))
