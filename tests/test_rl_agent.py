@@ -7,6 +7,7 @@ import pytest
 
 from memplan.accelerator import Accelerator
 from memplan.analysis import NAMED_ORDERS
+from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_solver
@@ -14,6 +15,7 @@ from memplan.solvers.rl.features import encode
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
+from memplan.solvers.rl.rollout import rollout_pass
 from memplan.solvers.rl.search import (
     GumbelSearch,
     NetworkEvaluator,
@@ -124,12 +126,15 @@ def test_shipped_checkpoint_loads_and_says_how_it_was_trained() -> None:
     assert (SHIPPED_CHECKPOINT.parent / "README.md").is_file()
 
 
+@pytest.mark.parametrize("search", ["rollout", "gumbel"])
 @pytest.mark.parametrize("name", ["rl", "rl-uniform"])
-def test_solver_never_exceeds_greedy_on_its_order_and_is_reproducible(name: str) -> None:
-    options = {"simulations": "4", "episodes": "2", "seed": "3"}
+def test_solver_never_exceeds_greedy_on_its_order_and_is_reproducible(
+    name: str, search: str
+) -> None:
+    options = {"order": "model", "search": search, "simulations": "4", "episodes": "2"}
     for seed in range(3):
         instance = _instance(seed, n_ops=25)
-        solver = make_solver(name, options)
+        solver = make_solver(name, {**options, "seed": "3"})
         first = solver.solve(instance.problem, Budget(60))
         second = solver.solve(instance.problem, Budget(60))
         assert first.status in (Status.FEASIBLE, Status.OPTIMAL)
@@ -137,10 +142,80 @@ def test_solver_never_exceeds_greedy_on_its_order_and_is_reproducible(name: str)
         assert first.plan == second.plan
         assert first.cost is not None and instance.baseline_bytes is not None
         assert first.cost.non_compulsory_bytes <= instance.baseline_bytes
-        games = first.stats["game_bytes"]["model"]
+        games = first.stats["game_bytes"].get("model", [])
         assert first.stats["greedy_bytes"]["model"] == instance.baseline_bytes
-        assert len(games) == 2 or (len(games) == 0 and instance.baseline_bytes == 0)
+        if instance.baseline_bytes == 0:
+            assert games == []
+        elif search == "gumbel":
+            assert len(games) == 2
+        else:  # passes start from the best game so far: never above it
+            assert 1 <= len(games) <= 2 and games == sorted(games, reverse=True)
+            assert games[0] <= instance.baseline_bytes
         assert min(games, default=instance.baseline_bytes) >= first.cost.non_compulsory_bytes
+
+
+def test_rollout_pass_never_ends_above_its_start_and_its_plan_is_what_it_scores() -> None:
+    network = Network.load(SHIPPED_CHECKPOINT)
+    for seed in range(6):
+        instance = _instance(seed, n_ops=30, slack=1.1)
+        assert instance.reference is not None and instance.baseline_bytes is not None
+        for guide, alternatives in ((network, 1), (None, 1), (network, 3)):
+            found = rollout_pass(
+                instance,
+                instance.reference,
+                instance.baseline_bytes,
+                alternatives=alternatives,
+                network=guide,
+                rng=np.random.default_rng(seed),
+                should_stop=lambda: False,
+            )
+            assert found.complete and found.best_bytes <= instance.baseline_bytes
+            assert validate(instance.problem, found.best_plan) == []
+            assert found.best_plan.order == instance.order
+            cost = evaluate(instance.problem, found.best_plan)
+            assert cost.non_compulsory_bytes == found.best_bytes
+            assert (found.improvements > 0) == (found.best_bytes < instance.baseline_bytes)
+            if instance.baseline_bytes:
+                assert found.rollouts >= alternatives
+
+
+def test_rollout_pass_finds_a_better_game_than_greedy_where_one_exists() -> None:
+    """On this random DAG Belady's victim costs more than another eviction: the pass
+    finds the cheaper game (the Gumbel search's first game replays greedy's plan)."""
+    instance = _instance(17, n_ops=30, slack=1.2)
+    assert instance.reference is not None and instance.baseline_bytes is not None
+    found = rollout_pass(
+        instance,
+        instance.reference,
+        instance.baseline_bytes,
+        alternatives=1,
+        network=Network.load(SHIPPED_CHECKPOINT),
+        rng=np.random.default_rng(0),
+        should_stop=lambda: False,
+    )
+    assert found.best_bytes < instance.baseline_bytes
+    assert validate(instance.problem, found.best_plan) == []
+    result = make_solver("rl", {"order": "model", "episodes": "3"}).solve(
+        instance.problem, Budget(60)
+    )
+    assert result.cost is not None and result.cost.non_compulsory_bytes <= found.best_bytes
+    assert result.stats["best_from"].startswith("rollout")
+
+
+def test_rollout_pass_stopped_at_once_returns_its_start() -> None:
+    instance = _instance(1, n_ops=30, slack=1.1)
+    assert instance.reference is not None and instance.baseline_bytes
+    found = rollout_pass(
+        instance,
+        instance.reference,
+        instance.baseline_bytes,
+        alternatives=2,
+        network=None,
+        rng=np.random.default_rng(0),
+        should_stop=lambda: True,
+    )
+    assert not found.complete and found.rollouts == 0
+    assert found.best_plan == instance.reference
 
 
 def test_auto_order_keeps_the_best_order() -> None:
@@ -166,7 +241,7 @@ def test_searched_order_plays_the_order_search_finds() -> None:
         again = make_solver("rl", options).solve(instance.problem, Budget(60))
         assert result.plan is not None and validate(instance.problem, result.plan) == []
         assert result.plan == again.plan
-        search = result.stats["search"]
+        search = result.stats["order_search"]
         assert 0 <= search["belady_bytes"] <= search["start_bytes"]
         assert search["moves"] > 0
         assert result.cost is not None

@@ -65,8 +65,8 @@ class Instance:
     name: str  # a readable label (workload, budget, seed)
     problem: Problem  # graph, accelerator (capacity), scope
     timeline: Timeline  # the fixed order and what it implies
-    baseline_bytes: int | None  # greedy stack's non-compulsory bytes on the order; None: skipped
-    reference: Plan | None  # the greedy stack's plan on the order (None: skipped)
+    baseline_bytes: int | None  # the reference's non-compulsory bytes; None: skipped
+    reference: Plan | None  # greedy's plan on the order, or a better one (None: skipped)
     scale_bytes: int  # traffic that counts as 1.0 in features and values
 
     @functools.cached_property

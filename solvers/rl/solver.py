@@ -1,40 +1,49 @@
-"""The ``rl`` solver: play the mallocGame with tree search guided by a trained network.
+"""The ``rl`` solver: play the mallocGame with search guided by a trained network.
 
-For a fixed order (the ``order`` option: one of greedy's named orders, or ``searched``,
-the order :func:`memplan.solvers.order_search.search_order` finds from the best plan's
-order so far within half that order's time; ``auto`` plays each of them in turn, sharing
-the time, :data:`SEARCHED_WEIGHT` shares for ``searched``, and keeps the best), the
-solver plays complete games
-(PROBLEM.md section 9) on :class:`memplan.placement.PlacementState`, choosing every move
-with :class:`~memplan.solvers.rl.search.GumbelSearch`, and keeps the game with the
-least non-compulsory traffic. The first game picks by the network's prior and the
-search (no noise); later games add Gumbel noise (seeded), so they differ.
-
-The greedy stack's plan on the same order is computed first: it is the game's
-*reference* (features mark the move that replays it; rollouts replay it where it
+First, greedy's stack plans each order (the ``order`` option: one of greedy's named
+orders, or ``searched``, the order :func:`memplan.solvers.order_search.search_order`
+finds from the best plan's order so far; ``auto`` takes each of them, sharing the time,
+:data:`SEARCHED_WEIGHT` shares for ``searched``). Each plan is its order's *reference*
+(features mark the move that replays it; the default policy replays it where it
 applies, see :mod:`~memplan.solvers.rl.reference`) and the plan kept when no game beats
-it, so the result never has more traffic than greedy on the same order. A game cut
-short by the time limit is finished by the default policy (replay, else online Belady).
-``stats["game_bytes"]`` lists every game's own score per order (``stats["greedy_bytes"]``
-the reference's; ``stats["game_complete"]`` whether the search played the whole game or
-time cut it and default play finished it), so what the search found is visible apart
-from that fallback.
+it, so the result never has more traffic than greedy on the same order.
+
+Then the solver plays games (PROBLEM.md section 9) on
+:class:`memplan.placement.PlacementState`, on the orders whose reference is within
+:data:`PLAY_WITHIN` of the best, best first, the time left shared among them:
+
+- ``search=rollout`` (default): fortified rollout passes (:mod:`~.rollout`): at every
+  move, the default move and ``alternatives`` others, picked by the network's prior,
+  each valued by a rollout to the end of the game; the pass follows the best game it
+  has seen, so it never ends above the plan it started from. Passes repeat from the
+  best game; one that finds nothing doubles the alternatives of the next.
+- ``search=gumbel``: complete games, every move chosen by
+  :class:`~memplan.solvers.rl.search.GumbelSearch` (the first without noise, later ones
+  with seeded Gumbel noise); a game cut short by the time limit is finished by the
+  default policy.
+
+``stats["game_bytes"]`` lists every game's (or pass's) own score per order
+(``stats["greedy_bytes"]`` the references'; ``stats["game_complete"]`` whether the
+search played it to the end or time cut it), so what the search found is visible apart
+from the reference.
 
 ``network=shipped`` uses the checkpoint inside the package (numpy inference; no torch
 or gymnasium needed), a path uses another ``.npz`` checkpoint, and ``network=none``
-searches without a network (uniform prior, random rollouts to the end): the baseline
-that shows what the network is worth at the same budget. The ``rl-uniform`` solver is
+searches without a network (rollout: the alternatives drawn at random; gumbel: a
+uniform prior and random rollouts to the end): the baseline that shows what the network
+is worth at the same budget. The ``rl-uniform`` solver is
 this solver with ``network=none`` preset, so both run side by side in ``memplan bench``.
 
 The status is FEASIBLE (a heuristic proves no bound), OPTIMAL with zero non-compulsory
-traffic, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games were
-played (the best plan so far is returned). The same seed and options give the same plan
+traffic, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games (passes)
+were played (the best plan so far is returned). The same seed and options give the same plan
 unless a run was cut short; ``episodes=0`` plays until ``max_time_s`` (FEASIBLE, and
 machine-dependent).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,15 +52,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from memplan.analysis import NAMED_ORDERS, named_order
+from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
-from memplan.solvers.order_search import search_order
+from memplan.solvers.order_search import Reordered, search_order
+from memplan.solvers.packing import pack_stays, pack_trail
+from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
+from memplan.solvers.rl.rollout import rollout_pass
 from memplan.solvers.rl.search import play_episode, search_for
 
 #: The ``order`` value that plays every order of :data:`AUTO_ORDERS` and keeps the best.
@@ -65,6 +78,13 @@ AUTO_ORDERS = (*NAMED_ORDERS, SEARCHED_ORDER)
 SEARCHED_WEIGHT = 3
 #: Share of the searched order's time the search takes (its games get the rest).
 SEARCH_SHARE = 0.5
+
+#: Seconds the allocator may take to pack the searched order's Belady stays.
+PACK_LIMIT_S = 2.0
+#: Orders whose greedy plan is at most this many times the best order's get games.
+PLAY_WITHIN = 1.25
+#: Values of the ``search`` option: fortified rollouts (the default) or Gumbel games.
+ROLLOUT_SEARCH, GUMBEL_SEARCH = "rollout", "gumbel"
 
 #: Values of the ``network`` option besides a checkpoint path.
 NETWORK_CHOICES = ("shipped", "none")
@@ -92,23 +112,43 @@ class RlSolver:
             "rollouts: the network-free baseline) | a path to an .npz checkpoint"
         },
     )
+    search: str = field(
+        default=ROLLOUT_SEARCH,
+        metadata={
+            "help": "rollout (each game move: the default move and `alternatives` others the "
+            "prior ranks first, each valued by a rollout to the end; the pass follows the "
+            "best game) | gumbel (Gumbel tree search per move, `simulations` each, short "
+            "rollouts plus the network's value)"
+        },
+    )
+    alternatives: int = field(
+        default=1,
+        metadata={
+            "help": "search=rollout: moves tried per game move besides the default one in the "
+            "first pass, one rollout to the end each (the search budget; doubled after a pass "
+            "that finds nothing; network=none draws them at random); >= 1"
+        },
+    )
     simulations: int = field(
-        default=16, metadata={"help": "search simulations per move (the search budget); >= 1"}
+        default=16,
+        metadata={"help": "search=gumbel: simulations per move (the search budget); >= 1"},
     )
     considered: int = field(
-        default=8, metadata={"help": "moves the root considers (Gumbel top-k); >= 1"}
+        default=8,
+        metadata={"help": "search=gumbel: moves the root considers (Gumbel top-k); >= 1"},
     )
     episodes: int = field(
         default=4,
         metadata={
-            "help": "games to play (same seed, same plan); 0 = as many as max_time_s allows; >= 0"
+            "help": "games (gumbel) or passes (rollout) per order (same seed, same plan); "
+            "0 = as many as max_time_s allows; >= 0"
         },
     )
     rollout_steps: int = field(
         default=16,
         metadata={
-            "help": "game steps of default play (replay greedy's plan, else Belady) before a "
-            "leaf's network value; 0 = the network's value alone; >= 0"
+            "help": "search=gumbel: game steps of default play (replay greedy's plan, else "
+            "Belady) before a leaf's network value; 0 = the network's value alone; >= 0"
         },
     )
     max_time_s: float = field(
@@ -119,6 +159,8 @@ class RlSolver:
 
     def __post_init__(self) -> None:
         check_choice(self.name, "order", self.order, (*AUTO_ORDERS, AUTO_ORDER))
+        check_choice(self.name, "search", self.search, (ROLLOUT_SEARCH, GUMBEL_SEARCH))
+        check_range(self.name, "alternatives", self.alternatives, 1, NUM_ACTIONS)
         check_range(self.name, "simulations", self.simulations, 1)
         check_range(self.name, "considered", self.considered, 1)
         check_range(self.name, "episodes", self.episodes, 0)
@@ -139,80 +181,141 @@ class RlSolver:
         return Network.load(path)
 
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
-        """Play games on each order until the budget or the episode count is spent."""
+        """Plan each order with greedy's stack, then play on the best ones until the budget
+        or the episode count is spent."""
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
         network = self.load_network()
-        orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
         # Stop searching a little early: the last game is finished by default play and the
         # plan validated and scored within max_time_s. The budget's own limit: should_stop.
         deadline = budget.started_at_s + self.max_time_s * 0.98
         rng = np.random.default_rng(self.seed)
-        best: tuple[int, Plan, str] | None = None
         stats: dict[str, Any] = {
             "order": self.order,
             "network": self.network,
+            "search": self.search,
             "games": 0,
             "complete_games": 0,
             "evaluations": 0,
+            "rollouts": 0,
             "greedy_bytes": {},
             "game_bytes": {},
             "game_complete": {},
         }
-        cut_short = False
-        for k, name in enumerate(orders):
-            weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
-            share_s = max(deadline - time.monotonic(), 0.0) * weights[0] / sum(weights)
-            order_deadline = time.monotonic() + share_s
-            order: str | tuple[int, ...] = name
-            if name == SEARCHED_ORDER:
-                order, stats["search"] = self._searched_order(
-                    problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
-                )
-                share_s = max(order_deadline - time.monotonic(), 0.0)
-            instance = make_instance(
-                problem,
-                order,
-                baseline_time_limit_s=max(min(share_s / 3, budget.remaining_s()), 1e-3),
-                alloc_time_limit_s=max(min(10.0, share_s / 6), 1e-3),
-            )
-            assert instance.reference is not None and instance.baseline_bytes is not None
-            stats["greedy_bytes"][name] = instance.baseline_bytes
-            if best is None or instance.baseline_bytes < best[0]:
-                best = (instance.baseline_bytes, instance.reference, f"greedy ({name} order)")
+        instances, best = self._instances(problem, budget, deadline, stats)
+        cut_short = len(instances) < (len(AUTO_ORDERS) if self.order == AUTO_ORDER else 1)
+        # Games improve greedy's plan of an order by a few percent at most: orders whose
+        # plan is far above the best one's get no time.
+        playable = [
+            (name, instance)
+            for name, instance in sorted(instances, key=lambda pair: pair[1].baseline_bytes or 0)
+            if instance.baseline_bytes and instance.baseline_bytes <= PLAY_WITHIN * best[0]
+        ]
+        for k, (name, instance) in enumerate(playable):
+            until = time.monotonic() + max(deadline - time.monotonic(), 0.0) / (len(playable) - k)
 
-            def out_of_time(until: float = order_deadline) -> bool:
+            def out_of_time(until: float = until) -> bool:
                 return budget.should_stop() or time.monotonic() >= until
 
-            history, found, stopped = self._play(instance, name, network, rng, out_of_time, stats)
+            play = self._passes if self.search == ROLLOUT_SEARCH else self._games
+            history, found, stopped = play(instance, name, network, rng, out_of_time, stats)
             stats["game_bytes"][name] = history
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
-                best = (found[0], found[1], f"game {found[2]} ({name} order)")
+                best = (found[0], found[1], f"{self.search} {found[2]} ({name} order)")
             if budget.should_stop():
-                cut_short = cut_short or k + 1 < len(orders)
+                cut_short = cut_short or k + 1 < len(playable)
                 break
-        assert best is not None
         stats["best_from"] = best[2]
         return self._result(problem, budget, best[1], best[0], cut_short, stats)
 
+    def _instances(
+        self, problem: Problem, budget: Budget, deadline: float, stats: dict[str, Any]
+    ) -> tuple[list[tuple[str, Instance]], tuple[int, Plan, str]]:
+        """The instance of each order (greedy's stack plans it) and the best plan among
+        them (bytes, plan, where from). Orders get time by weight (:data:`SEARCHED_WEIGHT`
+        for ``searched``), a third of it for greedy's stack: the games come later."""
+        orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
+        instances: list[tuple[str, Instance]] = []
+        best: tuple[int, Plan, str] | None = None
+        for k, name in enumerate(orders):
+            weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
+            share_s = max(deadline - time.monotonic(), 0.0) * weights[0] / sum(weights)
+            limits = {
+                "baseline_time_limit_s": max(min(share_s / 3, budget.remaining_s()), 1e-3),
+                "alloc_time_limit_s": max(min(10.0, share_s / 6), 1e-3),
+            }
+            if name == SEARCHED_ORDER:
+                found = self._searched_order(
+                    problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
+                )
+                instance = make_instance(problem, found.order, **limits)
+                instance = self._packed_reference(problem, budget, found, instance, stats)
+                stats["order_search"] = {
+                    "start_bytes": found.start_bytes,
+                    "belady_bytes": found.best_bytes,
+                    "moves": found.moves,
+                    "reference": stats.pop("searched_reference"),
+                }
+            else:
+                instance = make_instance(problem, name, **limits)
+            assert instance.reference is not None and instance.baseline_bytes is not None
+            stats["greedy_bytes"][name] = instance.baseline_bytes
+            instances.append((name, instance))
+            if best is None or instance.baseline_bytes < best[0]:
+                best = (instance.baseline_bytes, instance.reference, f"greedy ({name} order)")
+            if budget.should_stop():
+                break
+        assert best is not None
+        return instances, best
+
     def _searched_order(
         self, problem: Problem, budget: Budget, best: Plan | None, limit_s: float
-    ) -> tuple[tuple[int, ...], dict[str, int]]:
-        """The whole-order search's order, from the best plan's order (else the min-peak
-        order), within ``limit_s`` seconds; and what the search did."""
+    ) -> Reordered:
+        """The whole-order search from the best plan's order (else the min-peak order),
+        within ``limit_s`` seconds."""
         graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
         start = best.order if best is not None else named_order(graph, "min-peak", sizes, scope)
         limit = Budget(time_limit_s=limit_s, stop_event=budget.stop_event)
-        found = search_order(problem, start, seed=self.seed, should_stop=limit.should_stop)
-        return found.order, {
-            "start_bytes": found.start_bytes,
-            "belady_bytes": found.best_bytes,
-            "moves": found.moves,
-        }
+        return search_order(problem, start, seed=self.seed, should_stop=limit.should_stop)
 
-    def _play(
+    def _packed_reference(
+        self,
+        problem: Problem,
+        budget: Budget,
+        found: Reordered,
+        instance: Instance,
+        stats: dict[str, Any],
+    ) -> Instance:
+        """The searched order's instance with the better reference: greedy's plan on the
+        order, or Belady's stays of the order packed as they are (else those of the
+        latest order on the search's trail that pack, :mod:`memplan.solvers.packing`).
+
+        Greedy's stack retries at a lower capacity when the stays do not pack, which
+        throws away much of what the search won (darts_v2_cifar, activations, MR: 14.97 MB
+        on the searched order, 12.17 MB on the min-peak order, where dnc packs a trail
+        order at 7.45 MB).
+        """
+        assert instance.baseline_bytes is not None
+        stats["searched_reference"] = "greedy"
+        capacity = problem.capacity_bytes
+        packed = pack_stays(problem, found.order, capacity, PACK_LIMIT_S, self.seed)
+        source = "packed stays"
+        if packed is None:
+            packed = pack_trail(problem, found, capacity, budget.should_stop, self.seed)
+            source = "packed stays of a trail order"
+        if packed is None:
+            return instance
+        moved = evaluate(problem, packed).non_compulsory_bytes
+        if moved >= instance.baseline_bytes:
+            return instance
+        stats["searched_reference"] = source
+        if packed.order != instance.order:
+            instance = make_instance(problem, packed.order, baseline=False)
+        return dataclasses.replace(instance, reference=packed, baseline_bytes=moved)
+
+    def _games(
         self,
         instance: Instance,
         name: str,
@@ -221,7 +324,7 @@ class RlSolver:
         out_of_time: Callable[[], bool],
         stats: dict[str, Any],
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
-        """Play up to ``episodes`` games on one instance (of the order ``name``).
+        """Play up to ``episodes`` Gumbel-search games on one instance (of the order ``name``).
 
         Returns:
             Each game's bytes, the best game (bytes, plan, number) if any, and whether
@@ -257,6 +360,57 @@ class RlSolver:
                 return history, best, self.episodes > 0
         return history, best, False
 
+    def _passes(
+        self,
+        instance: Instance,
+        name: str,
+        network: Network | None,
+        rng: np.random.Generator,
+        out_of_time: Callable[[], bool],
+        stats: dict[str, Any],
+    ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
+        """Fortified rollout passes (:mod:`.rollout`) on one instance, each from the best
+        game so far, until ``episodes`` passes, the time is up, or a pass has tried every
+        alternative at every move and found nothing. A pass that finds nothing doubles
+        the alternatives of the next (with a network, the same number would replay the
+        same pass); the schedule is the same without a network, so both spend the same
+        rollouts per move.
+
+        Returns:
+            Each pass's bytes, the best game (bytes, plan, pass number) when a pass
+            improved greedy's plan, and whether time cut the passes short.
+        """
+        assert instance.reference is not None and instance.baseline_bytes is not None
+        history: list[int] = []
+        best_bytes, best_plan, best_pass = instance.baseline_bytes, instance.reference, 0
+        alternatives = self.alternatives
+        while best_bytes != 0 and (self.episodes == 0 or len(history) < self.episodes):
+            if out_of_time():
+                break
+            found = rollout_pass(
+                instance,
+                best_plan,
+                best_bytes,
+                alternatives=alternatives,
+                network=network,
+                rng=rng,
+                should_stop=out_of_time,
+            )
+            stats["rollouts"] += found.rollouts
+            stats["games"] += 1
+            stats["complete_games"] += found.complete
+            stats["game_complete"].setdefault(name, []).append(found.complete)
+            history.append(found.best_bytes)
+            if found.best_bytes < best_bytes:
+                best_bytes, best_plan, best_pass = found.best_bytes, found.best_plan, len(history)
+            if not found.complete:
+                return history, _found(best_bytes, best_plan, best_pass), self.episodes > 0
+            if found.improvements == 0:
+                if alternatives >= NUM_ACTIONS - 1:
+                    break  # every alternative at every move: nothing left to try
+                alternatives = min(2 * alternatives, NUM_ACTIONS - 1)
+        return history, _found(best_bytes, best_plan, best_pass), False
+
     def _result(
         self,
         problem: Problem,
@@ -272,7 +426,7 @@ class RlSolver:
             status = Status.TIMEOUT
             why = "interrupted" if budget.interrupted() else "the time ran out"
             message = (
-                f"{why} after {stats['complete_games']} complete games "
+                f"{why} after {stats['complete_games']} complete {self.search} games "
                 f"({self.episodes} per order); "
                 f"returning the best plan so far (from {stats['best_from']})"
             )
@@ -290,6 +444,11 @@ class RlSolver:
             stats=stats,
             message=message,
         )
+
+
+def _found(best_bytes: int, plan: Plan, number: int) -> tuple[int, Plan, int] | None:
+    """The best game as ``_passes`` reports it (None: no pass improved greedy's plan)."""
+    return (best_bytes, plan, number) if number else None
 
 
 @dataclass(frozen=True)
