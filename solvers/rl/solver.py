@@ -59,7 +59,7 @@ from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.order_search import Reordered, search_order
-from memplan.solvers.packing import pack_stays, pack_trail
+from memplan.solvers.packing import TRAIL_PACK_S, pack_stays, pack_trail
 from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
@@ -187,9 +187,10 @@ class RlSolver:
         if refused is not None:
             return refused
         network = self.load_network()
-        # Stop searching a little early: the last game is finished by default play and the
-        # plan validated and scored within max_time_s. The budget's own limit: should_stop.
-        deadline = budget.started_at_s + self.max_time_s * 0.98
+        # Stop searching a little early (at 98 % of max_time_s or of the budget's limit,
+        # the shorter): the last game is finished and the plan validated and scored in time.
+        limit_s = min(self.max_time_s, budget.time_limit_s or self.max_time_s)
+        deadline = budget.started_at_s + limit_s * 0.98
         rng = np.random.default_rng(self.seed)
         stats: dict[str, Any] = {
             "order": self.order,
@@ -251,7 +252,7 @@ class RlSolver:
                     problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
                 )
                 instance = make_instance(problem, found.order, **limits)
-                instance = self._packed_reference(problem, budget, found, instance, stats)
+                instance = self._packed_reference(problem, deadline, found, instance, stats)
                 stats["order_search"] = {
                     "start_bytes": found.start_bytes,
                     "belady_bytes": found.best_bytes,
@@ -283,7 +284,7 @@ class RlSolver:
     def _packed_reference(
         self,
         problem: Problem,
-        budget: Budget,
+        deadline: float,
         found: Reordered,
         instance: Instance,
         stats: dict[str, Any],
@@ -300,10 +301,17 @@ class RlSolver:
         assert instance.baseline_bytes is not None
         stats["searched_reference"] = "greedy"
         capacity = problem.capacity_bytes
-        packed = pack_stays(problem, found.order, capacity, PACK_LIMIT_S, self.seed)
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            return instance
+        packed = pack_stays(problem, found.order, capacity, min(PACK_LIMIT_S, left_s), self.seed)
         source = "packed stays"
         if packed is None:
-            packed = pack_trail(problem, found, capacity, budget.should_stop, self.seed)
+            # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
+            def out_of_time() -> bool:
+                return time.monotonic() + TRAIL_PACK_S >= deadline
+
+            packed = pack_trail(problem, found, capacity, out_of_time, self.seed)
             source = "packed stays of a trail order"
         if packed is None:
             return instance
