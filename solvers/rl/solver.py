@@ -92,7 +92,8 @@ NETWORK_CHOICES = ("shipped", "none")
 
 @dataclass(frozen=True)
 class RlSolver:
-    """Gumbel tree search on the mallocGame, guided by a policy/value network."""
+    """Search on the mallocGame (fortified rollouts or Gumbel tree search) guided by a
+    policy/value network."""
 
     name: ClassVar[str] = "rl"
 
@@ -108,8 +109,9 @@ class RlSolver:
     network: str = field(
         default="shipped",
         metadata={
-            "help": "shipped (the checkpoint in the package) | none (uniform prior, random "
-            "rollouts: the network-free baseline) | a path to an .npz checkpoint"
+            "help": "shipped (the checkpoint in the package) | none (the network-free "
+            "baseline: random alternatives; gumbel: uniform prior, random rollouts) | a path "
+            "to an .npz checkpoint"
         },
     )
     search: str = field(
@@ -160,7 +162,7 @@ class RlSolver:
     def __post_init__(self) -> None:
         check_choice(self.name, "order", self.order, (*AUTO_ORDERS, AUTO_ORDER))
         check_choice(self.name, "search", self.search, (ROLLOUT_SEARCH, GUMBEL_SEARCH))
-        check_range(self.name, "alternatives", self.alternatives, 1, NUM_ACTIONS)
+        check_range(self.name, "alternatives", self.alternatives, 1, NUM_ACTIONS - 1)
         check_range(self.name, "simulations", self.simulations, 1)
         check_range(self.name, "considered", self.considered, 1)
         check_range(self.name, "episodes", self.episodes, 0)
@@ -461,11 +463,15 @@ def _found(best_bytes: int, plan: Plan, number: int) -> tuple[int, Plan, int] | 
 
 @dataclass(frozen=True)
 class UniformSearchSolver(RlSolver):
-    """The ``rl`` solver without a network (uniform prior, random rollouts)."""
+    """The ``rl`` solver without a network (random alternatives; for gumbel, a uniform
+    prior and random rollouts)."""
 
     name: ClassVar[str] = "rl-uniform"
 
     network: str = field(
         default="none",
-        metadata={"help": "none (uniform prior, random rollouts) | shipped | an .npz path"},
+        metadata={
+            "help": "none (random alternatives; gumbel: uniform prior, random rollouts) | "
+            "shipped | an .npz path"
+        },
     )
