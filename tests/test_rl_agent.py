@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -11,8 +14,10 @@ from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_solver
+from memplan.solvers.order_search import search_order
+from memplan.solvers.packing import pack_stays
 from memplan.solvers.rl.features import encode
-from memplan.solvers.rl.instances import Instance, make_instance
+from memplan.solvers.rl.instances import Instance, greedy_plan, make_instance, online_plan
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
 from memplan.solvers.rl.rollout import rollout_pass
@@ -143,7 +148,7 @@ def test_solver_never_exceeds_greedy_on_its_order_and_is_reproducible(
         assert first.cost is not None and instance.baseline_bytes is not None
         assert first.cost.non_compulsory_bytes <= instance.baseline_bytes
         games = first.stats["game_bytes"].get("model", [])
-        assert first.stats["greedy_bytes"]["model"] == instance.baseline_bytes
+        assert first.stats["reference_bytes"]["model"] == instance.baseline_bytes
         if instance.baseline_bytes == 0:
             assert games == []
         elif search == "gumbel":
@@ -224,8 +229,13 @@ def test_auto_order_keeps_the_best_order() -> None:
         instance.problem, Budget(60)
     )
     assert result.cost is not None and result.plan is not None
-    by_order = result.stats["greedy_bytes"]
-    assert set(by_order) == {*NAMED_ORDERS, "searched"}
+    by_order = result.stats["reference_bytes"]
+    # searched-trail: only when the searched order's stays do not pack
+    assert (
+        {*NAMED_ORDERS, "searched"}
+        <= set(by_order)
+        <= {*NAMED_ORDERS, "searched", "searched-trail"}
+    )
     assert result.cost.non_compulsory_bytes <= min(by_order.values())
     assert validate(instance.problem, result.plan) == []
 
@@ -245,7 +255,7 @@ def test_searched_order_plays_the_order_search_finds() -> None:
         assert 0 <= search["belady_bytes"] <= search["start_bytes"]
         assert search["moves"] > 0
         assert result.cost is not None
-        assert result.cost.non_compulsory_bytes <= result.stats["greedy_bytes"]["searched"]
+        assert result.cost.non_compulsory_bytes <= result.stats["reference_bytes"]["searched"]
 
 
 def test_solver_honours_the_time_limit_with_the_best_plan_so_far() -> None:
@@ -326,3 +336,38 @@ def test_cli_optimize_with_the_rl_solver(tmp_path, capsys) -> None:
     assert code == EXIT_OK
     summary = json.loads(capsys.readouterr().out)
     assert summary["solver"] == "rl" and out.is_file()
+
+
+@pytest.mark.parametrize("seed", [5, 6, 8])
+def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed: int) -> None:
+    """Where the searched order's Belady stays do not pack, its own instance (reference:
+    greedy's plan or the online pass's) is kept with Belady's bytes as its potential, and
+    the packed stays of an earlier trail order come as ``searched-trail``."""
+    instance = _instance(seed, n_ops=60, slack=1.05)
+    problem = instance.problem
+    found = search_order(problem, instance.order, seed=0, max_moves=3000)
+    assert pack_stays(problem, found.order, problem.capacity_bytes, 1.0, 0) is None
+    searched = make_instance(problem, found.order, alloc_time_limit_s=0.5)
+    solver = make_solver("rl", {})
+    stats: dict[str, Any] = {}
+    candidates = solver._searched_candidates(problem, time.monotonic() + 60, found, searched, stats)
+    own = candidates[0]
+    assert own.name == "searched" and own.instance is searched
+    assert searched.baseline_bytes is not None and searched.reference is not None
+    assert own.potential_bytes == min(found.best_bytes, searched.baseline_bytes)
+    assert validate(problem, searched.reference) == []
+    assert not stats["order_search"]["packed"]
+    for trail in candidates[1:]:
+        assert trail.name == "searched-trail" and trail.instance.reference is not None
+        assert trail.instance.order in [order for _, order in found.trail[:-1]]
+        assert validate(problem, trail.instance.reference) == []
+        moved = evaluate(problem, trail.instance.reference).non_compulsory_bytes
+        assert moved == trail.instance.baseline_bytes == trail.potential_bytes
+
+
+def test_the_reference_is_the_online_pass_where_greedy_moves_more() -> None:
+    for seed in range(8):
+        instance = _instance(seed, n_ops=40, slack=1.05)
+        online, _ = online_plan(instance.problem, instance.timeline)
+        greedy = evaluate(instance.problem, greedy_plan(instance.problem, instance.order))
+        assert instance.baseline_bytes == min(online, greedy.non_compulsory_bytes)

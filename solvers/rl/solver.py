@@ -22,8 +22,14 @@ Then the solver plays games (PROBLEM.md section 9) on
   with seeded Gumbel noise); a game cut short by the time limit is finished by the
   default policy.
 
+Where Belady's stays of the searched order do not pack, greedy's plan of that order
+loses most of what the search won; the game is played there too (its potential is
+Belady's bytes: what a game that makes those choices fit could reach), beside
+``searched-trail``, the packed stays of an earlier order of the search (see
+:meth:`RlSolver._searched_candidates`).
+
 ``stats["game_bytes"]`` lists every game's (or pass's) own score per order
-(``stats["greedy_bytes"]`` the references'; ``stats["game_complete"]`` whether the
+(``stats["reference_bytes"]`` the references' bytes; ``stats["game_complete"]`` whether the
 search played it to the end or time cut it), so what the search found is visible apart
 from the reference.
 
@@ -88,6 +94,17 @@ ROLLOUT_SEARCH, GUMBEL_SEARCH = "rollout", "gumbel"
 
 #: Values of the ``network`` option besides a checkpoint path.
 NETWORK_CHOICES = ("shipped", "none")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An instance the solver may play, and how low a game on it might go."""
+
+    name: str  # the order's name (``searched-trail``: an earlier order of the search's)
+    instance: Instance  # its reference is the best plan known on the order
+    #: The reference's bytes, or Belady's where its stays did not pack (what a game that
+    #: makes them fit could reach): instances are played in this order.
+    potential_bytes: int
 
 
 @dataclass(frozen=True)
@@ -202,18 +219,19 @@ class RlSolver:
             "complete_games": 0,
             "evaluations": 0,
             "rollouts": 0,
-            "greedy_bytes": {},
+            "reference_bytes": {},
             "game_bytes": {},
             "game_complete": {},
         }
         instances, best = self._instances(problem, budget, deadline, stats)
-        cut_short = len(instances) < (len(AUTO_ORDERS) if self.order == AUTO_ORDER else 1)
-        # Games improve greedy's plan of an order by a few percent at most: orders whose
-        # plan is far above the best one's get no time.
+        cut_short = SEARCHED_ORDER not in stats["reference_bytes"] and self.order == AUTO_ORDER
+        # Games improve greedy's plan of an order by a few percent, except where greedy's
+        # allocator failed on stays that a game can make fit: an order whose potential
+        # (see Candidate) is far above the best plan gets no time.
         playable = [
-            (name, instance)
-            for name, instance in sorted(instances, key=lambda pair: pair[1].baseline_bytes or 0)
-            if instance.baseline_bytes and instance.baseline_bytes <= PLAY_WITHIN * best[0]
+            (c.name, c.instance)
+            for c in sorted(instances, key=lambda c: c.potential_bytes)
+            if c.instance.baseline_bytes and c.potential_bytes <= PLAY_WITHIN * best[0]
         ]
         for k, (name, instance) in enumerate(playable):
             until = time.monotonic() + max(deadline - time.monotonic(), 0.0) / (len(playable) - k)
@@ -235,12 +253,12 @@ class RlSolver:
 
     def _instances(
         self, problem: Problem, budget: Budget, deadline: float, stats: dict[str, Any]
-    ) -> tuple[list[tuple[str, Instance]], tuple[int, Plan, str]]:
-        """The instance of each order (greedy's stack plans it) and the best plan among
+    ) -> tuple[list[Candidate], tuple[int, Plan, str]]:
+        """The instances to play (greedy's stack plans each order) and the best plan among
         them (bytes, plan, where from). Orders get time by weight (:data:`SEARCHED_WEIGHT`
         for ``searched``), a third of it for greedy's stack: the games come later."""
         orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
-        instances: list[tuple[str, Instance]] = []
+        candidates: list[Candidate] = []
         best: tuple[int, Plan, str] | None = None
         for k, name in enumerate(orders):
             weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
@@ -254,24 +272,22 @@ class RlSolver:
                     problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
                 )
                 instance = make_instance(problem, found.order, **limits)
-                instance = self._packed_reference(problem, deadline, found, instance, stats)
-                stats["order_search"] = {
-                    "start_bytes": found.start_bytes,
-                    "belady_bytes": found.best_bytes,
-                    "moves": found.moves,
-                    "reference": stats.pop("searched_reference"),
-                }
+                added = self._searched_candidates(problem, deadline, found, instance, stats)
             else:
                 instance = make_instance(problem, name, **limits)
-            assert instance.reference is not None and instance.baseline_bytes is not None
-            stats["greedy_bytes"][name] = instance.baseline_bytes
-            instances.append((name, instance))
-            if best is None or instance.baseline_bytes < best[0]:
-                best = (instance.baseline_bytes, instance.reference, f"greedy ({name} order)")
+                assert instance.baseline_bytes is not None
+                added = [Candidate(name, instance, instance.baseline_bytes)]
+            for candidate in added:
+                moved, plan = candidate.instance.baseline_bytes, candidate.instance.reference
+                assert moved is not None and plan is not None
+                stats["reference_bytes"][candidate.name] = moved
+                candidates.append(candidate)
+                if best is None or moved < best[0]:
+                    best = (moved, plan, f"reference ({candidate.name} order)")
             if budget.should_stop():
                 break
         assert best is not None
-        return instances, best
+        return candidates, best
 
     def _searched_order(
         self, problem: Problem, budget: Budget, best: Plan | None, limit_s: float
@@ -283,47 +299,57 @@ class RlSolver:
         limit = Budget(time_limit_s=limit_s, stop_event=budget.stop_event)
         return search_order(problem, start, seed=self.seed, should_stop=limit.should_stop)
 
-    def _packed_reference(
+    def _searched_candidates(
         self,
         problem: Problem,
         deadline: float,
         found: Reordered,
         instance: Instance,
         stats: dict[str, Any],
-    ) -> Instance:
-        """The searched order's instance with the better reference: greedy's plan on the
-        order, or Belady's stays of the order packed as they are (else those of the
-        latest order on the search's trail that pack, :mod:`memplan.solvers.packing`).
+    ) -> list[Candidate]:
+        """The searched order's instances: its own, and an earlier order's of the trail.
 
-        Greedy's stack retries at a lower capacity when the stays do not pack, which
-        throws away much of what the search won (darts_v2_cifar, activations, MR: 14.97 MB
-        on the searched order, 12.17 MB on the min-peak order, where dnc packs a trail
-        order at 7.45 MB).
+        When Belady's stays of the order found pack as they are, they are the order's
+        reference if better than greedy's plan. When they do not, greedy's stack retries
+        at a lower capacity and throws away much of what the search won (darts_v2_cifar,
+        activations, MH: Belady 2.65 MB, greedy on the order 11.2 MB). A game can make
+        those choices fit (there, one rollout pass with the network: 3.54 MB; without it,
+        four passes), so the order is played with its Belady bytes as its potential; the
+        packed stays of the latest trail order that packs (:mod:`memplan.solvers.packing`;
+        2.95 MB there) come as a second instance, ``searched-trail``.
         """
-        assert instance.baseline_bytes is not None
-        stats["searched_reference"] = "greedy"
+        assert instance.baseline_bytes is not None and instance.reference is not None
+        own = Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes)
+        stats["order_search"] = {
+            "start_bytes": found.start_bytes,
+            "belady_bytes": found.best_bytes,
+            "moves": found.moves,
+            "packed": False,
+        }
         capacity = problem.capacity_bytes
         left_s = deadline - time.monotonic()
         if left_s <= 0:
-            return instance
+            return [own]
         packed = pack_stays(problem, found.order, capacity, min(PACK_LIMIT_S, left_s), self.seed)
-        source = "packed stays"
-        if packed is None:
-            # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
-            def out_of_time() -> bool:
-                return time.monotonic() + TRAIL_PACK_S >= deadline
+        if packed is not None:
+            stats["order_search"]["packed"] = True
+            moved = evaluate(problem, packed).non_compulsory_bytes
+            if moved < instance.baseline_bytes:
+                instance = dataclasses.replace(instance, reference=packed, baseline_bytes=moved)
+            return [Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes or 0)]
+        own = Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
 
-            packed = pack_trail(problem, found, capacity, out_of_time, self.seed)
-            source = "packed stays of a trail order"
-        if packed is None:
-            return instance
-        moved = evaluate(problem, packed).non_compulsory_bytes
-        if moved >= instance.baseline_bytes:
-            return instance
-        stats["searched_reference"] = source
-        if packed.order != instance.order:
-            instance = make_instance(problem, packed.order, baseline=False)
-        return dataclasses.replace(instance, reference=packed, baseline_bytes=moved)
+        # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
+        def out_of_time() -> bool:
+            return time.monotonic() + TRAIL_PACK_S >= deadline
+
+        earlier = pack_trail(problem, found, capacity, out_of_time, self.seed)
+        if earlier is None:
+            return [own]
+        moved = evaluate(problem, earlier).non_compulsory_bytes
+        trail = make_instance(problem, earlier.order, baseline=False)
+        trail = dataclasses.replace(trail, reference=earlier, baseline_bytes=moved)
+        return [own, Candidate(f"{SEARCHED_ORDER}-trail", trail, moved)]
 
     def _games(
         self,
