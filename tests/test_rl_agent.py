@@ -17,7 +17,7 @@ from memplan.solver import Budget, Status, make_solver
 from memplan.solvers.order_search import search_order
 from memplan.solvers.packing import pack_stays
 from memplan.solvers.rl.features import encode
-from memplan.solvers.rl.instances import Instance, greedy_plan, make_instance, online_plan
+from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
 from memplan.solvers.rl.rollout import rollout_pass
@@ -341,7 +341,7 @@ def test_cli_optimize_with_the_rl_solver(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("seed", [5, 6, 8])
 def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed: int) -> None:
     """Where the searched order's Belady stays do not pack, its own instance (reference:
-    greedy's plan or the online pass's) is kept with Belady's bytes as its potential, and
+    greedy's plan) is kept with Belady's bytes as its potential, and
     the packed stays of an earlier trail order come as ``searched-trail``."""
     instance = _instance(seed, n_ops=60, slack=1.05)
     problem = instance.problem
@@ -363,11 +363,3 @@ def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed:
         assert validate(problem, trail.instance.reference) == []
         moved = evaluate(problem, trail.instance.reference).non_compulsory_bytes
         assert moved == trail.instance.baseline_bytes == trail.potential_bytes
-
-
-def test_the_reference_is_the_online_pass_where_greedy_moves_more() -> None:
-    for seed in range(8):
-        instance = _instance(seed, n_ops=40, slack=1.05)
-        online, _ = online_plan(instance.problem, instance.timeline)
-        greedy = evaluate(instance.problem, greedy_plan(instance.problem, instance.order))
-        assert instance.baseline_bytes == min(online, greedy.non_compulsory_bytes)

@@ -5,12 +5,9 @@ An :class:`Instance` is what one game is played on. Its order comes from a name
 scores come with it:
 
 - ``baseline_bytes``: the greedy stack (Belady replacement, then the allocator
-  portfolio and exact search) on the same order, or the online Belady pass where that
-  moves less (greedy's retries at a lower capacity give up much when Belady's stays do
-  not pack: darts_v2_cifar at MH on a searched order, 11.2 MB against 11.0 MB, and
-  230.8 MB when greedy ran out of time); the environment's reward says how far below
-  it a game ended. Its plan is kept as the instance's ``reference``: the features mark
-  the move that replays it (:mod:`~memplan.solvers.rl.reference`);
+  portfolio and exact search) on the same order; the environment's reward says how
+  far below it a game ended. Its plan is kept as the instance's ``reference``: the
+  features mark the move that replays it (:mod:`~memplan.solvers.rl.reference`);
 - ``scale_bytes``: the traffic that counts as 1.0 inside features and values, so that
   one network reads instances of any size: the online Belady pass's score (cheap, always
   available at inference) or the capacity, whichever is larger.
@@ -54,17 +51,11 @@ def greedy_plan(
     return result.plan
 
 
-def online_plan(problem: Problem, timeline: Timeline) -> tuple[int, Plan]:
-    """The online Belady pass (lowest gap, compact when stuck): its non-compulsory bytes
-    and its plan."""
-    state = PlacementState(problem, timeline=timeline, undo=False)
-    run_belady(state)
-    return state.non_compulsory_bytes, state.plan()
-
-
 def online_bytes(problem: Problem, timeline: Timeline) -> int:
     """Non-compulsory bytes of the online Belady pass (lowest gap, compact when stuck)."""
-    return online_plan(problem, timeline)[0]
+    state = PlacementState(problem, timeline=timeline, undo=False)
+    run_belady(state)
+    return state.non_compulsory_bytes
 
 
 @dataclass(frozen=True)
@@ -118,8 +109,7 @@ def make_instance(
         problem: the problem; its capacity must be at least M_R.
         order: an order name or a topological order of op ids.
         name: a label (the graph's name by default).
-        baseline: run the greedy stack (:attr:`Instance.baseline_bytes`, ``reference``:
-            its plan, or the online pass's when that moves less).
+        baseline: run the greedy stack (:attr:`Instance.baseline_bytes`, ``reference``).
         baseline_time_limit_s: the greedy stack's time limit.
         alloc_time_limit_s: the greedy stack's limit per exact-allocator try.
 
@@ -130,12 +120,9 @@ def make_instance(
         raise ConfigError(problem.describe_capacity_error())
     ops = resolve_order(problem, order)
     timeline = Timeline.of(problem, ops)
-    online, online_reference = online_plan(problem, timeline)
-    scale = max(online, problem.capacity_bytes, 1)
-    if not baseline:
-        return Instance(name or problem.graph.name, problem, timeline, None, None, scale)
-    reference = greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s)
-    moved = evaluate(problem, reference).non_compulsory_bytes
-    if online < moved:  # greedy's retries gave up much (stays that do not pack), or ran out of time
-        reference, moved = online_reference, online
-    return Instance(name or problem.graph.name, problem, timeline, moved, reference, scale)
+    scale = max(online_bytes(problem, timeline), problem.capacity_bytes, 1)
+    reference = (
+        greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s) if baseline else None
+    )
+    greedy = None if reference is None else evaluate(problem, reference).non_compulsory_bytes
+    return Instance(name or problem.graph.name, problem, timeline, greedy, reference, scale)

@@ -271,6 +271,10 @@ class RlSolver:
                 found = self._searched_order(
                     problem, budget, None if best is None else best[1], share_s * SEARCH_SHARE
                 )
+                # Greedy's retries on stays that do not pack each try the allocator: cap
+                # them as for packing the stays (darts_v2_cifar at MH, 3.7 s a try: out of
+                # time, 230.8 MB; 2 s a try: 11.2 MB).
+                limits["alloc_time_limit_s"] = min(limits["alloc_time_limit_s"], PACK_LIMIT_S)
                 instance = make_instance(problem, found.order, **limits)
                 added = self._searched_candidates(problem, deadline, found, instance, stats)
             else:
@@ -312,9 +316,11 @@ class RlSolver:
         When Belady's stays of the order found pack as they are, they are the order's
         reference if better than greedy's plan. When they do not, greedy's stack retries
         at a lower capacity and throws away much of what the search won (darts_v2_cifar,
-        activations, MH: Belady 2.65 MB, greedy on the order 11.2 MB). A game can make
-        those choices fit (there, one rollout pass with the network: 3.54 MB; without it,
-        four passes), so the order is played with its Belady bytes as its potential; the
+        activations, MH: Belady 2.65 MB, greedy on the order 11.2 MB). A game from
+        greedy's plan can make those choices fit (there, one rollout pass with the
+        network: 3.54 MB; without it, four passes; from the online pass's plan, 11.0 MB,
+        whose compactions leave no room to keep a tensor, nothing), so the order is played
+        with its Belady bytes as its potential; the
         packed stays of the latest trail order that packs (:mod:`memplan.solvers.packing`;
         2.95 MB there) come as a second instance, ``searched-trail``.
         """
