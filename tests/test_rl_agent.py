@@ -363,3 +363,26 @@ def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed:
         assert validate(problem, trail.instance.reference) == []
         moved = evaluate(problem, trail.instance.reference).non_compulsory_bytes
         assert moved == trail.instance.baseline_bytes == trail.potential_bytes
+
+
+def test_rl_reports_a_lower_bound_and_stops_when_a_plan_meets_it() -> None:
+    """The bound is traffic_bound's over every plan; a plan that meets it is optimal,
+    and no game is played then (checked against the ilp's proven optimum)."""
+    pytest.importorskip("ortools")
+    proven_by_bound = 0
+    for seed in range(12):
+        instance = _instance(seed, n_ops=10, slack=1.0)
+        result = make_solver("rl", {"episodes": "1"}).solve(instance.problem, Budget(60))
+        assert result.cost is not None and result.plan is not None
+        exact = make_solver("ilp", {}).solve(instance.problem, Budget(60))
+        assert exact.status is Status.OPTIMAL and exact.cost is not None
+        optimum = exact.cost.non_compulsory_bytes
+        bound = result.lower_bound_bytes
+        if bound is not None:
+            assert bound <= optimum <= result.cost.non_compulsory_bytes
+        if result.status is Status.OPTIMAL:
+            assert result.cost.non_compulsory_bytes == optimum
+            if optimum:
+                assert result.stats["games"] == 0 and "lower bound" in result.message
+                proven_by_bound += 1
+    assert proven_by_bound > 0

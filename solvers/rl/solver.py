@@ -40,8 +40,13 @@ uniform prior and random rollouts to the end): the baseline that shows what the 
 is worth at the same budget. The ``rl-uniform`` solver is
 this solver with ``network=none`` preset, so both run side by side in ``memplan bench``.
 
-The status is FEASIBLE (a heuristic proves no bound), OPTIMAL with zero non-compulsory
-traffic, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games (passes)
+Before any of this, the crowded-region lower bound of :mod:`memplan.traffic_bound` (a
+bound over every plan; about 0.01-0.3 s on the light models) is computed within
+:data:`BOUND_SHARE` of the time and reported: once a plan meets it, the solver stops,
+proven optimal (light_shufflenet at MR, the small DARTS and PNASNet cells).
+
+The status is OPTIMAL when the plan meets that bound (or moves nothing), FEASIBLE
+otherwise, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games (passes)
 were played (the best plan so far is returned). The same seed and options give the same plan
 unless a run was cut short; ``episodes=0`` plays until ``max_time_s`` (FEASIBLE, and
 machine-dependent).
@@ -72,6 +77,7 @@ from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.reference import default_move
 from memplan.solvers.rl.rollout import rollout_pass
 from memplan.solvers.rl.search import play_episode, search_for
+from memplan.traffic_bound import traffic_lower_bound
 
 #: The ``order`` value that plays every order of :data:`AUTO_ORDERS` and keeps the best.
 AUTO_ORDER = "auto"
@@ -85,6 +91,8 @@ SEARCHED_WEIGHT = 3
 #: Share of the searched order's time the search takes (its games get the rest).
 SEARCH_SHARE = 0.5
 
+#: Share of the time the lower bound may take (it stops the games once a plan meets it).
+BOUND_SHARE = 0.05
 #: Seconds the allocator may take to pack the searched order's Belady stays.
 PACK_LIMIT_S = 2.0
 #: Orders whose greedy plan is at most this many times the best order's get games.
@@ -223,8 +231,12 @@ class RlSolver:
             "game_bytes": {},
             "game_complete": {},
         }
-        instances, best = self._instances(problem, budget, deadline, stats)
+        target = self._lower_bound(problem, deadline, stats)
+        instances, best = self._instances(problem, budget, deadline, target, stats)
         cut_short = SEARCHED_ORDER not in stats["reference_bytes"] and self.order == AUTO_ORDER
+        if best[0] <= target:  # proven optimal: nothing to play for
+            stats["best_from"] = best[2]
+            return self._result(problem, budget, best[1], best[0], cut_short, stats)
         # Games improve greedy's plan of an order by a few percent, except where greedy's
         # allocator failed on stays that a game can make fit: an order whose potential
         # (see Candidate) is far above the best plan gets no time.
@@ -240,11 +252,15 @@ class RlSolver:
                 return budget.should_stop() or time.monotonic() >= until
 
             play = self._passes if self.search == ROLLOUT_SEARCH else self._games
-            history, found, stopped = play(instance, name, network, rng, out_of_time, stats)
+            history, found, stopped = play(
+                instance, name, network, rng, out_of_time, max(target, 0), stats
+            )
             stats["game_bytes"][name] = history
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
                 best = (found[0], found[1], f"{self.search} {found[2]} ({name} order)")
+            if best[0] <= target:
+                break
             if budget.should_stop():
                 cut_short = cut_short or k + 1 < len(playable)
                 break
@@ -252,11 +268,17 @@ class RlSolver:
         return self._result(problem, budget, best[1], best[0], cut_short, stats)
 
     def _instances(
-        self, problem: Problem, budget: Budget, deadline: float, stats: dict[str, Any]
+        self,
+        problem: Problem,
+        budget: Budget,
+        deadline: float,
+        target: int,
+        stats: dict[str, Any],
     ) -> tuple[list[Candidate], tuple[int, Plan, str]]:
         """The instances to play (greedy's stack plans each order) and the best plan among
-        them (bytes, plan, where from). Orders get time by weight (:data:`SEARCHED_WEIGHT`
-        for ``searched``), a third of it for greedy's stack: the games come later."""
+        them (bytes, plan, where from); no further order once a plan meets ``target`` (a
+        lower bound). Orders get time by weight (:data:`SEARCHED_WEIGHT` for
+        ``searched``), a third of it for greedy's stack: the games come later."""
         orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
         candidates: list[Candidate] = []
         best: tuple[int, Plan, str] | None = None
@@ -288,10 +310,24 @@ class RlSolver:
                 candidates.append(candidate)
                 if best is None or moved < best[0]:
                     best = (moved, plan, f"reference ({candidate.name} order)")
-            if budget.should_stop():
+            if budget.should_stop() or (best is not None and best[0] <= target):
                 break
         assert best is not None
         return candidates, best
+
+    def _lower_bound(self, problem: Problem, deadline: float, stats: dict[str, Any]) -> int:
+        """The crowded-region lower bound of :mod:`memplan.traffic_bound` (over all plans)
+        within :data:`BOUND_SHARE` of the time, recorded in ``stats``; -1 when it is 0
+        (then only a plan without traffic meets it)."""
+        limit_s = BOUND_SHARE * max(deadline - time.monotonic(), 0.0)
+        limit = Budget(time_limit_s=max(limit_s, 1e-3))
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        order = named_order(problem.graph, "min-peak", sizes, scope)
+        found = traffic_lower_bound(problem, order, should_stop=limit.should_stop)
+        if found.bound_bytes <= 0:
+            return -1
+        stats["bound_bytes"], stats["bound_method"] = found.bound_bytes, found.method
+        return found.bound_bytes
 
     def _searched_order(
         self, problem: Problem, budget: Budget, best: Plan | None, limit_s: float
@@ -364,9 +400,11 @@ class RlSolver:
         network: Network | None,
         rng: np.random.Generator,
         out_of_time: Callable[[], bool],
+        target: int,
         stats: dict[str, Any],
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
-        """Play up to ``episodes`` Gumbel-search games on one instance (of the order ``name``).
+        """Play up to ``episodes`` Gumbel-search games on one instance (of the order
+        ``name``), until one meets ``target`` (a lower bound).
 
         Returns:
             Each game's bytes, the best game (bytes, plan, number) if any, and whether
@@ -374,8 +412,9 @@ class RlSolver:
         """
         history: list[int] = []
         best: tuple[int, Plan, int] | None = None
-        target = instance.baseline_bytes
-        while target != 0 and (self.episodes == 0 or len(history) < self.episodes):
+        while (instance.baseline_bytes or 0) > target and (best is None or best[0] > target):
+            if self.episodes and len(history) >= self.episodes:
+                break
             if out_of_time():
                 return history, best, self.episodes > 0
             search = search_for(
@@ -409,10 +448,12 @@ class RlSolver:
         network: Network | None,
         rng: np.random.Generator,
         out_of_time: Callable[[], bool],
+        target: int,
         stats: dict[str, Any],
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
         """Fortified rollout passes (:mod:`.rollout`) on one instance, each from the best
-        game so far, until ``episodes`` passes, the time is up, or a pass has tried every
+        game so far, until ``episodes`` passes, the time is up, a game meets ``target`` (a
+        lower bound), or a pass has tried every
         alternative at every move and found nothing. A pass that finds nothing doubles
         the alternatives of the next (with a network, the same number would replay the
         same pass); the schedule is the same without a network, so both spend the same
@@ -426,7 +467,7 @@ class RlSolver:
         history: list[int] = []
         best_bytes, best_plan, best_pass = instance.baseline_bytes, instance.reference, 0
         alternatives = self.alternatives
-        while best_bytes != 0 and (self.episodes == 0 or len(history) < self.episodes):
+        while best_bytes > target and (self.episodes == 0 or len(history) < self.episodes):
             if out_of_time():
                 break
             found = rollout_pass(
@@ -462,8 +503,12 @@ class RlSolver:
         cut_short: bool,
         stats: dict[str, Any],
     ) -> SolveResult:
+        bound = stats.get("bound_bytes")
         if best_bytes == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
+        elif bound is not None and best_bytes <= bound:
+            status = Status.OPTIMAL
+            message = f"meets the lower bound ({stats['bound_method']})"
         elif cut_short:
             status = Status.TIMEOUT
             why = "interrupted" if budget.interrupted() else "the time ran out"
@@ -475,7 +520,7 @@ class RlSolver:
         else:
             status, message = Status.FEASIBLE, ""
         # 0 bytes is a lower bound over every plan, and a plan with 0 meets it.
-        bound = 0 if best_bytes == 0 else None
+        bound = 0 if best_bytes == 0 else bound
         return make_result(
             self,
             problem,
