@@ -12,6 +12,7 @@ from memplan.accelerator import Accelerator
 from memplan.analysis import NAMED_ORDERS
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
+from memplan.ir import GraphBuilder, TensorKind
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_solver
 from memplan.solvers.order_search import search_order
@@ -260,7 +261,8 @@ def test_searched_order_plays_the_order_search_finds() -> None:
 
 def test_solver_honours_the_time_limit_with_the_best_plan_so_far() -> None:
     instance = _instance(5, n_ops=60)
-    solver = make_solver("rl-uniform", {"simulations": "64", "episodes": "50"})
+    options = {"search": "gumbel", "simulations": "64", "episodes": "50"}
+    solver = make_solver("rl-uniform", options)
     budget = Budget(time_limit_s=1.0)
     result = solver.solve(instance.problem, budget)
     assert result.status is Status.TIMEOUT and "best plan so far" in result.message
@@ -386,3 +388,26 @@ def test_rl_reports_a_lower_bound_and_stops_when_a_plan_meets_it() -> None:
                 assert result.stats["games"] == 0 and "lower bound" in result.message
                 proven_by_bound += 1
     assert proven_by_bound > 0
+
+
+def test_named_orders_that_coincide_are_planned_and_played_once() -> None:
+    """On a chain every named order is the same order: one instance, the others point
+    to it (their reference bytes are its), and only it is played."""
+    b = GraphBuilder("chain")
+    previous = b.tensor("x", 3000, TensorKind.INPUT)
+    skip = previous
+    for i in range(12):
+        inputs = [previous, skip] if i == 11 else [previous]  # a long skip: something spills
+        out = b.tensor(f"t{i}", 1000 + 500 * (i % 3))
+        b.op(f"op{i}", "Conv", inputs, [out])
+        previous = out
+    b.mark_output(previous)
+    problem = Problem(b.build(), Accelerator("t", 1, alignment_bytes=64))
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    result = make_solver("rl", {"episodes": "1"}).solve(problem, Budget(60))
+    assert result.plan is not None and validate(problem, result.plan) == []
+    twins = result.stats["same_order_as"]
+    assert set(twins) == set(NAMED_ORDERS) - {"model"} and set(twins.values()) == {"model"}
+    references = result.stats["reference_bytes"]
+    assert all(references[name] == references["model"] for name in twins)
+    assert not set(result.stats["game_bytes"]) & set(twins)
