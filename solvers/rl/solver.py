@@ -232,10 +232,10 @@ class RlSolver:
             "game_bytes": {},
             "game_complete": {},
         }
-        target = self._lower_bound(problem, deadline, stats)
+        target = self._lower_bound(problem, budget, deadline, stats)
         instances, best = self._instances(problem, budget, deadline, target, stats)
         cut_short = SEARCHED_ORDER not in stats["reference_bytes"] and self.order == AUTO_ORDER
-        if best[0] <= target:  # proven optimal: nothing to play for
+        if best[0] <= target:  # proven optimal (or no traffic): nothing to play for
             stats["best_from"] = best[2]
             return self._result(problem, budget, best[1], best[0], cut_short, stats)
         # Games improve greedy's plan of an order by a few percent, except where greedy's
@@ -253,9 +253,7 @@ class RlSolver:
                 return budget.should_stop() or time.monotonic() >= until
 
             play = self._passes if self.search == ROLLOUT_SEARCH else self._games
-            history, found, stopped = play(
-                instance, name, network, rng, out_of_time, max(target, 0), stats
-            )
+            history, found, stopped = play(instance, name, network, rng, out_of_time, target, stats)
             stats["game_bytes"][name] = history
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
@@ -322,18 +320,18 @@ class RlSolver:
         assert best is not None
         return candidates, best
 
-    def _lower_bound(self, problem: Problem, deadline: float, stats: dict[str, Any]) -> int:
+    def _lower_bound(
+        self, problem: Problem, budget: Budget, deadline: float, stats: dict[str, Any]
+    ) -> int:
         """The crowded-region lower bound of :mod:`memplan.traffic_bound` (over all plans)
-        within :data:`BOUND_SHARE` of the time, recorded in ``stats``; -1 when it is 0
-        (then only a plan without traffic meets it)."""
+        within :data:`BOUND_SHARE` of the time, recorded in ``stats`` unless it is 0."""
         limit_s = BOUND_SHARE * max(deadline - time.monotonic(), 0.0)
-        limit = Budget(time_limit_s=max(limit_s, 1e-3))
+        limit = Budget(time_limit_s=max(limit_s, 1e-3), stop_event=budget.stop_event)
         sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
         order = named_order(problem.graph, "min-peak", sizes, scope)
         found = traffic_lower_bound(problem, order, should_stop=limit.should_stop)
-        if found.bound_bytes <= 0:
-            return -1
-        stats["bound_bytes"], stats["bound_method"] = found.bound_bytes, found.method
+        if found.bound_bytes > 0:
+            stats["bound_bytes"], stats["bound_method"] = found.bound_bytes, found.method
         return found.bound_bytes
 
     def _searched_order(
@@ -438,10 +436,8 @@ class RlSolver:
             while not state.done:  # out of time: the default policy finishes the game
                 state.apply(default_move(state, instance.guide))
             stats["evaluations"] += search.evaluations
-            stats["games"] += 1
-            stats["complete_games"] += finished
+            _count_game(stats, name, finished)
             history.append(state.non_compulsory_bytes)
-            stats["game_complete"].setdefault(name, []).append(finished)
             if best is None or state.non_compulsory_bytes < best[0]:
                 best = (state.non_compulsory_bytes, state.plan(), len(history))
             if not finished:
@@ -487,9 +483,7 @@ class RlSolver:
                 should_stop=out_of_time,
             )
             stats["rollouts"] += found.rollouts
-            stats["games"] += 1
-            stats["complete_games"] += found.complete
-            stats["game_complete"].setdefault(name, []).append(found.complete)
+            _count_game(stats, name, found.complete)
             history.append(found.best_bytes)
             if found.best_bytes < best_bytes:
                 best_bytes, best_plan, best_pass = found.best_bytes, found.best_plan, len(history)
@@ -538,6 +532,13 @@ class RlSolver:
             stats=stats,
             message=message,
         )
+
+
+def _count_game(stats: dict[str, Any], name: str, complete: bool) -> None:
+    """Count one game (or pass) on the order ``name``, and whether it ran to its end."""
+    stats["games"] += 1
+    stats["complete_games"] += complete
+    stats["game_complete"].setdefault(name, []).append(complete)
 
 
 def _found(best_bytes: int, plan: Plan, number: int) -> tuple[int, Plan, int] | None:
