@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from memplan.analysis import NAMED_ORDERS
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.ir import GraphBuilder, TensorKind
+from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_solver
 from memplan.solvers.order_search import search_order
@@ -20,7 +22,7 @@ from memplan.solvers.packing import pack_stays
 from memplan.solvers.rl.features import encode
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
-from memplan.solvers.rl.reference import default_move
+from memplan.solvers.rl.reference import Reference, default_move
 from memplan.solvers.rl.rollout import rollout_pass
 from memplan.solvers.rl.search import (
     GumbelSearch,
@@ -186,9 +188,10 @@ def test_rollout_pass_never_ends_above_its_start_and_its_plan_is_what_it_scores(
 
 
 def test_rollout_pass_finds_a_better_game_than_greedy_where_one_exists() -> None:
-    """On this random DAG Belady's victim costs more than another eviction: the pass
-    finds the cheaper game (the Gumbel search's first game replays greedy's plan)."""
-    instance = _instance(17, n_ops=30, slack=1.2)
+    """On this random DAG a move besides the default one leads to a cheaper game than
+    greedy's (replaying greedy's plan lazily does not): the pass finds it (138,236 B ->
+    130,636 B), and the solver keeps it."""
+    instance = _instance(7, n_ops=30, slack=1.2)
     assert instance.reference is not None and instance.baseline_bytes is not None
     found = rollout_pass(
         instance,
@@ -206,6 +209,63 @@ def test_rollout_pass_finds_a_better_game_than_greedy_where_one_exists() -> None
     )
     assert result.cost is not None and result.cost.non_compulsory_bytes <= found.best_bytes
     assert result.stats["best_from"].startswith("rollout")
+
+
+def _split_needlessly(instance: Instance) -> Plan | None:
+    """The instance's reference with one residency cut in two around a step that does
+    not touch its tensor (stored or dropped, then loaded back at the same offset): a
+    valid plan with an eviction nothing needed."""
+    assert instance.reference is not None
+    timeline = instance.timeline
+    for r in instance.reference.residencies:
+        uses = [u for u in timeline.uses[r.tensor] if r.start < u < r.end]
+        for before, after in zip([r.start, *uses], uses, strict=False):
+            if after - before < 2:
+                continue
+            kind = instance.problem.graph.tensors[r.tensor].kind
+            leave = (
+                Leave.STORE
+                if kind is TensorKind.ACTIVATION and r.arrive is Arrive.PRODUCE
+                else Leave.DROP
+            )
+            first = dataclasses.replace(r, end=before + 1, leave=leave)
+            second = dataclasses.replace(r, start=after, arrive=Arrive.LOAD)
+            others = [x for x in instance.reference.residencies if x != r]
+            return Plan.make(instance.reference.order, [*others, first, second])
+    return None
+
+
+def test_a_lazy_reference_defers_needless_evictions_and_the_pass_drops_them() -> None:
+    """Replayed exactly, a plan with a needless eviction moves its bytes; replayed lazily
+    (the rollouts' default policy), the tensor stays and the reload is gone."""
+    checked = 0
+    for seed in range(10):
+        instance = _instance(seed, n_ops=24, slack=3.0)
+        assert instance.reference is not None
+        split = _split_needlessly(instance)
+        if split is None or instance.baseline_bytes:
+            continue
+        assert validate(instance.problem, split) == []
+        split_bytes = evaluate(instance.problem, split).non_compulsory_bytes
+        assert split_bytes > 0
+        for lazy, expected in ((False, split_bytes), (True, 0)):
+            state = instance.new_state(undo=False)
+            guide = Reference(split, lazy=lazy)
+            while not state.done:
+                state.apply(default_move(state, guide))
+            assert state.non_compulsory_bytes == expected
+        found = rollout_pass(
+            instance,
+            split,
+            split_bytes,
+            alternatives=1,
+            network=None,
+            rng=np.random.default_rng(seed),
+            should_stop=lambda: False,
+        )
+        assert found.best_bytes == 0 and validate(instance.problem, found.best_plan) == []
+        checked += 1
+    assert checked >= 5
 
 
 def test_rollout_pass_stopped_at_once_returns_its_start() -> None:

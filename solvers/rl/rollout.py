@@ -2,7 +2,8 @@
 
 A *pass* plays one game from the start. At every move it tries ``alternatives`` moves
 besides the one the default policy makes there (:func:`~.reference.default_move`: replay
-the best game so far, else the online Belady pass), and values each exactly by playing
+the best game so far, its evictions deferred until their space is needed (a *lazy*
+reference), else the online Belady pass), and values each exactly by playing
 the default policy from it to the end of the game (the simulator is the model, so a
 rollout's traffic is the traffic of a real, complete plan). A rollout that ends below
 the best game so far becomes the best game, and from then on the default policy replays
@@ -106,9 +107,21 @@ def rollout_pass(
     """
     assert alternatives >= 1
     best_bytes, best_plan = start_bytes, start_plan
-    guide = Reference(best_plan)
+    guide = Reference(best_plan, lazy=True)
     state = instance.new_state()
     rollouts = improvements = 0
+    if should_stop():
+        return PassResult(best_bytes, best_plan, rollouts, improvements, False)
+    # The default game itself first: with the start's evictions deferred it can end
+    # below the start (greedy's needless evictions).
+    played = _rollout_to_end(state, guide)
+    rollouts += 1
+    if state.non_compulsory_bytes < best_bytes:
+        best_bytes, best_plan = state.non_compulsory_bytes, state.plan()
+        improvements += 1
+        guide = Reference(best_plan, lazy=True)
+    for _ in range(played):
+        state.undo()
     while not state.done:
         for move in _children(state, instance, guide, alternatives, network, rng):
             if should_stop():
@@ -125,7 +138,7 @@ def rollout_pass(
             for _ in range(played):
                 state.undo()
             if improved:
-                guide = Reference(best_plan)  # follow the better game from here on
+                guide = Reference(best_plan, lazy=True)  # follow the better game from here on
         state.apply(default_move(state, guide))
     return PassResult(best_bytes, best_plan, rollouts, improvements, True)
 
