@@ -450,6 +450,46 @@ def test_rl_reports_a_lower_bound_and_stops_when_a_plan_meets_it() -> None:
     assert proven_by_bound > 0
 
 
+def _densenet_at_mh() -> Problem:
+    from memplan.budgets import resolve_budget
+    from memplan.graphs import catalog
+    from memplan.io.loading import load_model
+
+    problem = Problem(
+        load_model(catalog.load_model("light_densenet121")).graph, Accelerator("t", 1)
+    )
+    return problem.with_capacity(resolve_budget("MH", problem).capacity_bytes)
+
+
+def test_with_the_ilp_extra_rl_proves_a_plan_optimal_by_the_bound_of_a_part() -> None:
+    """light_densenet121 at M_H: the crowded regions prove 2.0 of greedy's 5.6 MB; the ilp
+    on the busiest 48 steps proves all of it, so rl stops at once, optimal."""
+    pytest.importorskip("ortools")
+    result = make_solver("rl", {}).solve(_densenet_at_mh(), Budget(60))
+    assert result.status is Status.OPTIMAL and result.cost is not None
+    assert result.lower_bound_bytes == result.cost.non_compulsory_bytes > 0
+    assert "the ilp without placement" in result.stats["bound_method"]
+    assert result.stats["games"] == 0 and result.wall_s < 30
+
+
+def test_without_the_ilp_extra_rl_keeps_the_crowded_region_bound(monkeypatch) -> None:
+    from memplan.errors import ConfigError as Missing
+    from memplan.solvers.dnc import search
+
+    def missing() -> None:
+        raise Missing("no ilp extra")
+
+    monkeypatch.setattr(search, "part_solver_class", missing)
+    monkeypatch.setattr("memplan.solvers.dnc.bound.part_solver_class", missing)
+    result = make_solver("rl", {"episodes": "1", "order": "model"}).solve(
+        _densenet_at_mh(), Budget(20)
+    )
+    assert result.cost is not None and result.status is not Status.OPTIMAL
+    assert result.lower_bound_bytes is not None
+    assert result.lower_bound_bytes < result.cost.non_compulsory_bytes
+    assert "ilp" not in result.stats["bound_method"]
+
+
 def test_named_orders_that_coincide_are_planned_and_played_once() -> None:
     """On a chain every named order is the same order: one instance, the others point
     to it (their reference bytes are its)."""

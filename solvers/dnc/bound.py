@@ -42,7 +42,13 @@ import numpy as np
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
-from memplan.solvers.dnc.search import RunSettings, constant_bytes, resolve_run, without_offsets
+from memplan.solvers.dnc.search import (
+    RunSettings,
+    constant_bytes,
+    part_solver_class,
+    resolve_run,
+    without_offsets,
+)
 from memplan.solvers.greedy import plan_given_order
 
 #: Window start candidates looked at: the first steps of the largest reloaded tensors.
@@ -135,3 +141,18 @@ def window_bound(
         return None
     moved = max(0, outcome.bound_bytes - constant_bytes(part))
     return PartBound((start, end), moved, outcome.optimal)
+
+
+def ilp_part_bound(
+    problem: Problem, plan: Plan, width: int, budget: Budget, seed: int = 0
+) -> PartBound | None:
+    """:func:`part_bound` with the ilp's defaults as dnc runs it (1 deterministic second
+    of CP-SAT work per 16 ops, one thread), for solvers without settings of their own.
+
+    Raises:
+        ConfigError: when the ilp's CP-SAT backend is not installed.
+    """
+    settings = RunSettings(
+        part_solver=part_solver_class(), fixed_order=False, work_s=1.0, workers=1, seed=seed
+    )
+    return part_bound(problem, plan, width, settings, budget)

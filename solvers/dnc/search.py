@@ -24,11 +24,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memplan.cut import PartOutcome, PartSpec, join, part_traffic, required_state, restrict
-from memplan.errors import InvalidPlanError
+from memplan.cut import (
+    PART_SOLVER,
+    PartOutcome,
+    PartSpec,
+    join,
+    part_traffic,
+    required_state,
+    restrict,
+)
+from memplan.errors import ConfigError, InvalidPlanError
 from memplan.ir import OpId
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
+from memplan.registry import PluginKind, plugin_class, providers
 from memplan.solver import Budget
 
 #: Window sizes, in halves of the ``window_ops`` option: 1x, 1.5x, 2x, 3x, 4x.
@@ -280,3 +289,24 @@ def improve_windows(
         level = 0
         report(best_bytes, f"windows: {stats.windows_improved} improved of {stats.windows_tried}")
     return best
+
+
+def part_solver_class() -> Any:
+    """The installed solver class that plans parts under fixed boundaries (``ilp``).
+
+    Raises:
+        ConfigError: when none is installed, or ortools (its CP-SAT backend) is missing.
+    """
+    names = providers(PluginKind.SOLVER, PART_SOLVER)
+    if not names:
+        raise ConfigError(
+            "solver 'dnc' needs a solver that plans parts under fixed boundaries (the ilp "
+            "solver with its CP-SAT backend); install it with: pip install 'memplan[ilp]'"
+        )
+    try:
+        __import__("ortools")
+    except ImportError:
+        raise ConfigError(
+            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
+        ) from None
+    return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])

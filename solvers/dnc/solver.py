@@ -42,14 +42,14 @@ from typing import Any, ClassVar
 
 from memplan.analysis import min_peak_order, named_order, peak_live_bytes, tensor_lifetimes
 from memplan.budgets import PeakEstimate
-from memplan.cut import PART_SOLVER, crossing_bytes
+from memplan.cut import crossing_bytes
 from memplan.dsa import Buffer, allocate
-from memplan.errors import ConfigError, MemplanError
+from memplan.errors import MemplanError
 from memplan.fallback import spill_everything_plan
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
-from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
+from memplan.registry import EXACT_MIN_PEAK
 from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.bound import part_bound
@@ -60,6 +60,7 @@ from memplan.solvers.dnc.search import (
     SearchStats,
     constant_bytes,
     improve_windows,
+    part_solver_class,
     solve_parts,
     traffic_bytes,
     without_offsets,
@@ -190,7 +191,7 @@ class DncSolver:
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
-        _part_solver()  # before any work: a missing extra is one clear error
+        part_solver_class()  # before any work: a missing extra is one clear error
         stats: dict[str, Any] = {"inner": self.inner}
         constant = constant_bytes(problem)
         bound: int | None = None
@@ -208,7 +209,7 @@ class DncSolver:
         report(best_bytes, f"start: {source}")
         search = SearchStats()
         settings = RunSettings(
-            part_solver=_part_solver(),
+            part_solver=part_solver_class(),
             fixed_order=self.inner == "ilp-fixed",
             work_s=self.window_time_s,
             workers=self.workers,
@@ -571,20 +572,3 @@ class DncSolver:
 def budget_total(budget: Budget) -> float:
     """The budget's whole time in seconds (infinity without a limit)."""
     return budget.time_limit_s if budget.time_limit_s is not None else float("inf")
-
-
-def _part_solver() -> Any:
-    """The installed solver class that plans parts under fixed boundaries (``ilp``)."""
-    names = providers(PluginKind.SOLVER, PART_SOLVER)
-    if not names:
-        raise ConfigError(
-            "solver 'dnc' needs a solver that plans parts under fixed boundaries (the ilp "
-            "solver with its CP-SAT backend); install it with: pip install 'memplan[ilp]'"
-        )
-    try:
-        __import__("ortools")
-    except ImportError:
-        raise ConfigError(
-            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
-        ) from None
-    return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])

@@ -16,14 +16,13 @@ from memplan.traffic_bound import traffic_lower_bound
 pytest.importorskip("ortools")
 
 from memplan.solvers.dnc.bound import busiest_window, part_bound, window_bound
-from memplan.solvers.dnc.search import RunSettings
-from memplan.solvers.dnc.solver import _part_solver
+from memplan.solvers.dnc.search import RunSettings, part_solver_class
 
 KIB = 1024
 
 
 def settings(fixed_order: bool = False) -> RunSettings:
-    return RunSettings(_part_solver(), fixed_order, work_s=5.0, workers=1, seed=0)
+    return RunSettings(part_solver_class(), fixed_order, work_s=5.0, workers=1, seed=0)
 
 
 def tiny_at_mr(seed: int, n_ops: int) -> Problem:
