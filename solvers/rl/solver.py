@@ -5,8 +5,9 @@ orders, or ``searched``, the order :func:`memplan.solvers.order_search.search_or
 finds from the best plan's order so far; ``auto`` takes each of them, sharing the time,
 :data:`SEARCHED_WEIGHT` shares for ``searched``). Each plan is its order's *reference*
 (features mark the move that replays it; the default policy replays it where it
-applies, see :mod:`~memplan.solvers.rl.reference`) and the plan kept when no game beats
-it, so the result never has more traffic than greedy on the same order.
+applies, in rollout passes with its evictions deferred until their space is needed, see
+:mod:`~memplan.solvers.rl.reference`) and the plan kept when no game beats it, so the
+result never has more traffic than greedy on the same order.
 
 Then the solver plays games (PROBLEM.md section 9) on
 :class:`memplan.placement.PlacementState`, on the orders whose reference is within
