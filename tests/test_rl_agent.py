@@ -415,7 +415,7 @@ def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed:
     solver = make_solver("rl", {})
     stats: dict[str, Any] = {}
     candidates = solver._searched_candidates(
-        problem, time.monotonic() + 60, found, searched, stats, slack_limit_s=10.0
+        problem, time.monotonic() + 60, found, searched, stats, slack=Budget(10.0)
     )
     own = candidates[0]
     assert own.name == "searched" and own.instance is searched

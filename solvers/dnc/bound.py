@@ -63,6 +63,11 @@ class PartBound:
     bound_bytes: int  # non-compulsory bytes every plan of the whole moves at least
     optimal: bool  # the ilp proved the part's relaxation optimal (the bound is its optimum)
 
+    @property
+    def method(self) -> str:
+        """How the bound was found, for messages (the caller names the order)."""
+        return f"the ilp without placement on steps {self.steps[0]}-{self.steps[1]}"
+
 
 def busiest_window(problem: Problem, plan: Plan, width: int) -> tuple[int, int]:
     """Steps ``[start, start + width)`` of ``plan``'s order whose tensors reload the most

@@ -446,13 +446,10 @@ class DncSolver:
         found = part_bound(problem, best, PART_BOUND_WINDOWS * self.window_ops, settings, share)
         if found is None:
             return bound
-        start, end = found.steps
-        stats["part_bound"] = {"steps": [start, end], "bound_bytes": found.bound_bytes}
+        stats["part_bound"] = {"steps": list(found.steps), "bound_bytes": found.bound_bytes}
         if found.bound_bytes <= (bound or 0):
             return bound
-        stats["bound_method"] = (
-            f"the ilp without placement on steps {start}-{end} of the start plan's order"
-        )
+        stats["bound_method"] = f"{found.method} of the start plan's order"
         return found.bound_bytes
 
     @staticmethod

@@ -49,13 +49,23 @@ class PassResult:
     complete: bool  # False when time cut the pass short (the best game is still complete)
 
 
-def _rollout_to_end(state: PlacementState, guide: Reference) -> int:
-    """Play the default policy to the end; returns how many moves it played."""
+def _play_out(
+    state: PlacementState, guide: Reference, move: Move | None, best_bytes: int
+) -> tuple[int, Plan] | None:
+    """Play ``move`` (if any), then the default policy to the end of the game, and undo
+    it all; the game's bytes and plan when it ends below ``best_bytes``, else None."""
     played = 0
+    if move is not None:
+        state.apply(move)
+        played += 1
     while not state.done:
         state.apply(default_move(state, guide))
         played += 1
-    return played
+    moved = state.non_compulsory_bytes
+    better = (moved, state.plan()) if moved < best_bytes else None
+    for _ in range(played):
+        state.undo()
+    return better
 
 
 def _children(
@@ -114,30 +124,19 @@ def rollout_pass(
         return PassResult(best_bytes, best_plan, rollouts, improvements, False)
     # The default game itself first: with the start's evictions deferred it can end
     # below the start (greedy's needless evictions).
-    played = _rollout_to_end(state, guide)
+    found = _play_out(state, guide, None, best_bytes)
     rollouts += 1
-    if state.non_compulsory_bytes < best_bytes:
-        best_bytes, best_plan = state.non_compulsory_bytes, state.plan()
-        improvements += 1
+    if found is not None:
+        (best_bytes, best_plan), improvements = found, improvements + 1
         guide = Reference(best_plan, lazy=True)
-    for _ in range(played):
-        state.undo()
     while not state.done:
         for move in _children(state, instance, guide, alternatives, network, rng):
             if should_stop():
                 return PassResult(best_bytes, best_plan, rollouts, improvements, False)
-            state.apply(move)
-            played = 1 + _rollout_to_end(state, guide)
+            found = _play_out(state, guide, move, best_bytes)
             rollouts += 1
-            if state.non_compulsory_bytes < best_bytes:
-                best_bytes, best_plan = state.non_compulsory_bytes, state.plan()
-                improvements += 1
-                improved = True
-            else:
-                improved = False
-            for _ in range(played):
-                state.undo()
-            if improved:
+            if found is not None:
+                (best_bytes, best_plan), improvements = found, improvements + 1
                 guide = Reference(best_plan, lazy=True)  # follow the better game from here on
         state.apply(default_move(state, guide))
     return PassResult(best_bytes, best_plan, rollouts, improvements, True)

@@ -59,7 +59,6 @@ machine-dependent).
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +73,7 @@ from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solvers.dnc.bound import ilp_part_bound
 from memplan.solvers.order_search import Reordered, search_order
 from memplan.solvers.packing import TRAIL_PACK_S, pack_stays, pack_trail
 from memplan.solvers.rl.features import NUM_ACTIONS
@@ -316,8 +316,7 @@ class RlSolver:
                     found,
                     instance,
                     stats,
-                    slack_limit_s=share_s * SEARCH_SHARE,
-                    stop_event=budget.stop_event,
+                    slack=Budget(time_limit_s=share_s * SEARCH_SHARE, stop_event=budget.stop_event),
                 )
             else:
                 ops = resolve_order(problem, name)
@@ -370,8 +369,6 @@ class RlSolver:
         time; ``bound`` itself when the ilp extra is not installed. On light_densenet121
         at M_H it proves greedy's plan optimal in about 2 s (the crowded regions prove
         2.0 of its 5.6 MB)."""
-        from memplan.solvers.dnc.bound import ilp_part_bound  # the ilp extra, if installed
-
         limit_s = PART_BOUND_SHARE * max(deadline - time.monotonic(), 0.0)
         limit = Budget(time_limit_s=max(limit_s, 1e-3), stop_event=budget.stop_event)
         try:
@@ -380,11 +377,8 @@ class RlSolver:
             return bound
         if found is None or found.bound_bytes <= bound:
             return bound
-        start, end = found.steps
         stats["bound_bytes"] = found.bound_bytes
-        stats["bound_method"] = (
-            f"the ilp without placement on steps {start}-{end} of the best order"
-        )
+        stats["bound_method"] = f"{found.method} of the best order"
         return found.bound_bytes
 
     def _searched_order(
@@ -404,8 +398,7 @@ class RlSolver:
         found: Reordered,
         instance: Instance,
         stats: dict[str, Any],
-        slack_limit_s: float = 0.0,
-        stop_event: threading.Event | None = None,
+        slack: Budget | None = None,
     ) -> list[Candidate]:
         """The searched order's instances: its own, one searched with slack, and an
         earlier order's of the trail.
@@ -419,7 +412,7 @@ class RlSolver:
         whose compactions leave no room to keep a tensor, nothing), so the order is played
         with its Belady bytes as its potential; the
         packed stays of an order searched again with a little slack
-        (:meth:`_slack_rounds`, within ``slack_limit_s``; 2.65 MB there) come as
+        (:meth:`_slack_rounds`, within the ``slack`` budget, if any; 2.65 MB there) come as
         ``searched-slack``, and those of the latest trail order that packs
         (:mod:`memplan.solvers.packing`; 2.95 MB there) as ``searched-trail``.
         """
@@ -444,7 +437,7 @@ class RlSolver:
             return [Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes or 0)]
         own = Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
         added = [own]
-        tighter = self._slack_rounds(problem, found, slack_limit_s, stop_event)
+        tighter = None if slack is None else self._slack_rounds(problem, found, slack)
         if tighter is not None:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-slack", tighter))
 
@@ -457,23 +450,15 @@ class RlSolver:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-trail", earlier))
         return added
 
-    def _slack_rounds(
-        self,
-        problem: Problem,
-        found: Reordered,
-        limit_s: float,
-        stop_event: threading.Event | None,
-    ) -> Plan | None:
+    def _slack_rounds(self, problem: Problem, found: Reordered, limit: Budget) -> Plan | None:
         """The order search again from the order found, at a capacity :data:`SLACK` of
         the real one lower each round (up to :data:`SLACK_ROUNDS`), until Belady's stays
         of the order it finds pack at the real capacity (their packed plan), within
-        ``limit_s`` seconds; None when none packs (or at M_R, where the capacity cannot
+        ``limit``; None when none packs (or at M_R, where the capacity cannot
         drop). The search fills the capacity wherever it saves bytes, so its stays often
         do not pack; a little slack lets them (darts_v2_cifar, all, MH: Belady 2.65 MB,
         no packing; at 98 % of the capacity the same 2.65 MB packs, where greedy's plan of
         the order moves 9.29 MB). dnc's order rounds do the same."""
-        stop_event = threading.Event() if stop_event is None else stop_event
-        limit = Budget(time_limit_s=max(limit_s, 1e-3), stop_event=stop_event)
         align = problem.alignment_bytes
         drop = max(int(SLACK * problem.capacity_bytes) // align * align, align)
         order = found.order
