@@ -483,13 +483,10 @@ def test_with_the_ilp_extra_rl_proves_a_plan_optimal_by_the_bound_of_a_part() ->
 
 
 def test_without_the_ilp_extra_rl_keeps_the_crowded_region_bound(monkeypatch) -> None:
-    from memplan.errors import ConfigError as Missing
-    from memplan.solvers.dnc import search
-
     def missing() -> None:
-        raise Missing("no ilp extra")
+        raise ConfigError("no ilp extra")
 
-    monkeypatch.setattr(search, "part_solver_class", missing)
+    # what the ilp lookup does without the extra (rl reaches it through dnc.bound)
     monkeypatch.setattr("memplan.solvers.dnc.bound.part_solver_class", missing)
     result = make_solver("rl", {"episodes": "1", "order": "model"}).solve(
         _densenet_at_mh(), Budget(20)
