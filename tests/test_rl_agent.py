@@ -437,6 +437,26 @@ def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed:
             assert moved < searched.baseline_bytes
 
 
+@pytest.mark.parametrize("seed", [4, 6, 36])
+def test_at_m_r_the_slack_rounds_search_again_from_the_start(seed: int) -> None:
+    """At M_R the capacity cannot drop, so a slack round searches again from the
+    search's start with another seed; on these seeds an order it finds packs, far below
+    greedy's plan of the order that did not (at most the first search's Belady bytes
+    plus what packing costs, and valid)."""
+    instance = _instance(seed, n_ops=60, slack=1.0)
+    problem = instance.problem
+    assert problem.capacity_bytes == problem.min_resident_bytes
+    found = search_order(problem, instance.order, seed=0, max_moves=3000)
+    assert pack_stays(problem, found.order, problem.capacity_bytes, 1.0, 0) is None
+    unpacked = make_instance(problem, found.order, alloc_time_limit_s=0.5)
+    assert unpacked.baseline_bytes is not None
+    again = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0))
+    assert again is not None and validate(problem, again) == []
+    moved = evaluate(problem, again).non_compulsory_bytes
+    assert moved < unpacked.baseline_bytes
+    assert again.order != found.order
+
+
 def test_rl_reports_a_lower_bound_and_stops_when_a_plan_meets_it() -> None:
     """The bound is traffic_bound's over every plan; a plan that meets it is optimal,
     and no game is played then (checked against the ilp's proven optimum)."""
