@@ -133,8 +133,10 @@ def make_plugin(kind: PluginKind, name: str, options: Mapping[str, Any] | None =
     kwargs: dict[str, Any] = {}
     for key, raw in (options or {}).items():
         if key not in infos:
+            prefix, _, bare = key.partition(".")
+            hint = f" (give it as {bare}=..., without {prefix}.)" if bare in infos else ""
             raise ConfigError(
-                f"{kind.noun} {name!r} has no option {key!r}; "
+                f"{kind.noun} {name!r} has no option {key!r}{hint}; "
                 f"its options: {', '.join(infos) or 'none'}"
             )
         kwargs[key] = option_value(name, infos[key], raw)

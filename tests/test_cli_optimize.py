@@ -188,6 +188,10 @@ def test_below_mr_exits_1_with_mr_and_writes_nothing(tmp_path, model_path, capsy
         (["--solver", "nope"], "unknown solver 'nope'; available: "),
         (["--option", "order=zigzag"], "use one of auto, model, min-peak, dfs, bfs"),
         (["--option", "colour=red"], "has no option 'colour'; its options: order,"),
+        (
+            ["--option", "greedy.order=dfs"],
+            "'greedy.order' (give it as order=..., without greedy.)",
+        ),
         (["--option", "max_retries=many"], "max_retries='many' is not a valid int"),
         (["--option", "order"], "must look like NAME=VALUE"),
         (["--scratchpad", "lots"], "use MR, MH, MP"),
