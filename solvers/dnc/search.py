@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ class SearchStats:
     windows_optimal: int = 0  # windows proven optimal for their boundaries
     rejected: int = 0  # run plans the validator refused (a bug if ever > 0)
     converged: bool = False  # every window was tried since the last improvement
+    stalled: bool = False  # the windows stopped after ``stall_s`` without an improvement
     whole_bound_bytes: int | None = None  # a bound on the bytes of every plan (a whole-graph run)
     whole_optimal: bool = False  # a whole-graph run with placement proved the plan optimal
     window_ops_reached: int = 0  # largest window size tried
@@ -226,10 +228,13 @@ def improve_windows(
     stats: SearchStats,
     report: Report,
     target_bytes: int = 0,
+    stall_s: float | None = None,
 ) -> Plan:
     """Re-solve windows of ``plan`` with the rest fixed while it helps (see the module
     docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried; the
-    search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer.
+    search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer,
+    and, with ``stall_s``, when that many seconds pass before any window improves the
+    plan (``stats.stalled``).
 
     Each size is tried over the clusters of steps that move bytes; after an improvement
     the windows it overlaps may be tried again, and when no window of a size helps the
@@ -243,8 +248,16 @@ def improve_windows(
     level = 0
     tried: set[tuple[int, int]] = set()
     whole_first = sizes[-1] == n
+    started, improved_before = time.monotonic(), stats.windows_improved
     while not budget.should_stop() and best_bytes > target_bytes:
         if max_windows and stats.windows_tried >= max_windows:
+            break
+        if (
+            stall_s is not None
+            and stats.windows_improved == improved_before
+            and time.monotonic() - started > stall_s
+        ):
+            stats.stalled = True
             break
         width = n if whole_first else sizes[level]
         stats.window_ops_reached = max(stats.window_ops_reached, width)

@@ -21,6 +21,10 @@ returned when the time runs out or on Ctrl-C)::
                   best plan; stitched and validated after every improvement
     7. windows    large-neighbourhood search: windows around the steps that still
                   move bytes, re-solved with the rest fixed, until no window helps
+    8. reorder    whenever the windows improve nothing within ``stall_share``
+                  of the time left, the order search again from the best plan's order,
+                  then windows again: on graphs of thousands of ops its moves pay where
+                  the windows' do not (randwire_ws_large)
 
 It stops as soon as the plan meets the best bound (then it is proven optimal).
 Every part and window is solved under the boundary contract of PROBLEM.md section 8
@@ -96,6 +100,9 @@ INTERVAL_WHOLE_WINDOWS = 8
 #: Named orders the order search also starts from (after the best plan's and the
 #: min-peak order; each distinct one once).
 REORDER_STARTS = ("model", "rpo", "dfs")
+#: Share of the time left that a round of the order search takes after the windows
+#: stall (the rest packs or plans the order it finds).
+LATE_SEARCH_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,13 @@ class DncSolver:
         default=0,
         metadata={"help": "windows to try at most (0 = until converged or out of time)"},
     )
+    stall_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "share of the time left after which windows that improved nothing "
+            "give the rest to the order search, then resume (1 = never)"
+        },
+    )
     workers: int = field(default=1, metadata={"help": "CP-SAT threads per part (>= 1)"})
     seed: int = seed_field("random seed (order of windows, CP-SAT); same seed, same plan")
 
@@ -159,6 +173,7 @@ class DncSolver:
         check_range(self.name, "max_moves", self.max_moves, 0)
         check_range(self.name, "parts_share", self.parts_share, 0.0, 1.0)
         check_range(self.name, "interval_share", self.interval_share, 0.0, 1.0)
+        check_range(self.name, "stall_share", self.stall_share, 0.0, 1.0)
         check_choice(self.name, "inner", self.inner, INNER)
         check_range(self.name, "window_time_s", self.window_time_s, 1e-3)
         check_range(self.name, "max_windows", self.max_windows, 0)
@@ -225,12 +240,23 @@ class DncSolver:
             if not whole_first and best_bytes - constant > (bound or 0):
                 bound = self._part_bound(problem, budget, best, settings, bound, stats)
                 report(best_bytes, "lower bound of a part")
+        improved_by: list[str] = []  # the phases that lowered the best plan, in turn
         for phase in ("intervals", "reorder") if whole_first else ("reorder", "intervals"):
             if best_bytes - constant <= (bound or 0):
                 break
+            before = best_bytes
             if phase == "reorder" and self.reorder_share > 0:
+                graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+                starts = [tuple(best.order), tuple(schedule.order)]
+                starts += [tuple(named_order(graph, name, sizes, scope)) for name in REORDER_STARTS]
+                share_s = self._share(budget, self.reorder_share)
                 best, best_bytes = self._reorder_phase(
-                    problem, budget, best, best_bytes, schedule, stats
+                    problem,
+                    Budget(time_limit_s=share_s, stop_event=budget.stop_event),
+                    best,
+                    best_bytes,
+                    starts,
+                    stats.setdefault("reorder_rounds", []),
                 )
                 report(best_bytes, "order search")
             elif phase == "intervals" and self.interval_share > 0:
@@ -241,6 +267,10 @@ class DncSolver:
                 if relaxed is not None and relaxed - constant > (bound or 0):
                     bound = relaxed - constant  # the whole graph without placement: a bound
                     stats["bound_method"] = "the ilp on the whole graph without placement"
+            if best_bytes < before:
+                improved_by.append(
+                    "order search" if phase == "reorder" else "windows without offsets"
+                )
         if best_bytes - constant > (bound or 0) and not budget.should_stop():
             order = best.order
             cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
@@ -251,6 +281,45 @@ class DncSolver:
                     stop_event=budget.stop_event,
                 )
                 best = solve_parts(problem, best, cuts, settings, parts_budget, search, report)
+            if search.parts_improved:
+                improved_by.append("parts")
+            best = self._late_phases(
+                problem, budget, best, settings, search, report, bound, stats, improved_by
+            )
+        stats.update(dataclasses.asdict(search))
+        whole = search.whole_bound_bytes
+        if whole is not None and whole - constant > (bound or 0):
+            bound = whole - constant  # a whole-graph run's bound (see improve_windows)
+            stats["bound_method"] = "the ilp on the whole graph"
+        stats["source"] = " + ".join([source, *improved_by])
+        return self._result(problem, budget, best, stats, search, bound)
+
+    def _late_phases(
+        self,
+        problem: Problem,
+        budget: Budget,
+        best: Plan,
+        settings: RunSettings,
+        search: SearchStats,
+        report: Report,
+        bound: int | None,
+        stats: dict[str, Any],
+        improved_by: list[str],
+    ) -> Plan:
+        """The windows (phase 7); whenever none of them improves the plan within
+        ``stall_share`` of the time left (they stall), the order search from
+        the best plan's order (phase 8), then the windows again, until the time runs
+        out or the windows converge; returns the best plan and appends the phases that
+        improved it to ``improved_by``."""
+        target = constant_bytes(problem) + (bound or 0)
+        rounds = stats.setdefault("late_reorder_rounds", [])
+        while True:
+            # With a clock and no cap on the windows, they may stall; then the order search.
+            stall_s = None
+            if self.stall_share < 1.0 and not self.max_windows:
+                stall_s = self._share(budget, self.stall_share)
+            improved = search.windows_improved
+            search.stalled = False
             best = improve_windows(
                 problem,
                 best,
@@ -260,16 +329,29 @@ class DncSolver:
                 budget=budget,
                 stats=search,
                 report=report,
-                target_bytes=constant + (bound or 0),
+                target_bytes=target,
+                stall_s=stall_s,
             )
-        stats.update(dataclasses.asdict(search))
-        whole = search.whole_bound_bytes
-        if whole is not None and whole - constant > (bound or 0):
-            bound = whole - constant  # a whole-graph run's bound (see improve_windows)
-            stats["bound_method"] = "the ilp on the whole graph"
-        improved = search.parts_improved + search.windows_improved
-        stats["source"] = f"{source} + parts and windows" if improved else source
-        return self._result(problem, budget, best, stats, search, bound)
+            if search.windows_improved > improved and "windows" not in improved_by:
+                improved_by.append("windows")
+            if not search.stalled or budget.should_stop():
+                return best
+            before = traffic_bytes(problem, best)
+            best, after = self._reorder_phase(
+                problem,
+                budget,
+                best,
+                before,
+                [tuple(best.order)],
+                rounds,
+                seed_offset=REORDER_ROUNDS * (1 + len(rounds)),
+                search_share=LATE_SEARCH_SHARE,  # leaves time to pack the order found
+            )
+            report(after, "order search again")
+            if after < before and "order search again" not in improved_by:
+                improved_by.append("order search again")
+            if after <= target:
+                return best
 
     def _reorder_phase(
         self,
@@ -277,43 +359,45 @@ class DncSolver:
         budget: Budget,
         best: Plan,
         best_bytes: int,
-        schedule: PeakSchedule,
-        stats: dict[str, Any],
+        starts: Sequence[tuple[int, ...]],
+        rounds: list[dict[str, int | bool]],
+        *,
+        seed_offset: int = 0,
+        search_share: float = 1.0,
     ) -> tuple[Plan, int]:
-        """Rounds of the order search, each planned twice: Belady's stays at the search
-        capacity packed at the real one, and the greedy stack on the order found (its
-        retries shrink the capacity until the plan packs).
+        """Rounds of the order search within ``budget``, each planned twice: Belady's
+        stays at the search capacity packed at the real one, and the greedy stack on the
+        order found (its retries shrink the capacity until the plan packs); each round's
+        figures are appended to ``rounds``; round k searches with seed ``seed + seed_offset + k``,
+        for at most ``search_share`` of its part of the time (the rest is for planning).
 
-        Rounds start from different orders (the best plan's, the min-peak order, the
-        model's, rpo, dfs): the search is local, and its start matters (nasnet_a_large at
+        Rounds start from ``starts`` in turn (phase 3: the best plan's, the min-peak
+        order, the model's, rpo, dfs): the search is local, and its start matters (nasnet_a_large at
         MH, 40,000 moves: 37.2 MB from rpo's order, 32.5 MB from the min-peak order). The
         search fills the capacity wherever it saves bytes, and a plan whose live bytes
         touch the capacity at many steps often does not pack (darts_v2_cifar at MH: no
         packing within 5 % of it); so when the stays do not pack, the next round goes on
         from the order found at a capacity :data:`REORDER_SLACK` lower.
         """
-        share = Budget(
-            time_limit_s=self._share(budget, self.reorder_share), stop_event=budget.stop_event
-        )
         capacity, constant = problem.capacity_bytes, constant_bytes(problem)
-        graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
-        starts: list[tuple[int, ...]] = [tuple(best.order), tuple(schedule.order)]
-        starts += [tuple(named_order(graph, name, sizes, scope)) for name in REORDER_STARTS]
         queue = [(order, capacity) for order in dict.fromkeys(starts)]
-        rounds: list[dict[str, int | bool]] = []
-        while queue and len(rounds) < REORDER_ROUNDS and not share.should_stop():
+        for k in range(REORDER_ROUNDS):
+            if not queue or budget.should_stop():
+                break
             order, search_capacity = queue.pop(0)
-            left = share.remaining_s()
-            per_round = None if left == float("inf") else left / min(len(queue) + 1, 3)
+            left = budget.remaining_s()
+            per_round = (
+                None if left == float("inf") else search_share * left / min(len(queue) + 1, 3)
+            )
             round_budget = Budget(time_limit_s=per_round, stop_event=budget.stop_event)
             found = search_order(
                 problem.with_capacity(search_capacity),
                 order,
-                seed=self.seed + len(rounds),
+                seed=self.seed + seed_offset + k,
                 should_stop=round_budget.should_stop,
                 max_moves=self.max_moves,
             )
-            plan_limit = min(PACK_MAX_S, max(share.remaining_s() / 2, 0.1))
+            plan_limit = min(PACK_MAX_S, max(budget.remaining_s() / 2, 0.1))
             packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
@@ -325,7 +409,7 @@ class DncSolver:
                 )
                 if planned.plan is not None:
                     candidates.append(planned.plan)
-                earlier = pack_trail(problem, found, search_capacity, share.should_stop, self.seed)
+                earlier = pack_trail(problem, found, search_capacity, budget.should_stop, self.seed)
                 candidates += [earlier] if earlier is not None else []
                 # Go on at a lower capacity, which leaves the allocator slack; at M_R
                 # there is none to leave, and the next start is worth more than a
@@ -348,7 +432,6 @@ class DncSolver:
             )
             if round_best is not None and round_best < best_bytes:
                 best_bytes, best = min(scored, key=lambda pair: pair[0])
-        stats["reorder_rounds"] = rounds
         return best, best_bytes
 
     def _interval_phase(

@@ -127,3 +127,50 @@ def test_progress_reports_the_incumbent_and_the_bound():
     bounds = [p.bound_bytes for p in seen if p.bound_bytes is not None]
     assert all(b <= result.cost.non_compulsory_bytes for b in bounds)
     assert any("start" in p.message for p in seen)
+
+
+def test_windows_stop_when_they_stall():
+    """With ``stall_s`` the windows stop once that long has passed without an
+    improvement (here at once: no window is tried), and say so."""
+    from memplan.solvers.dnc.search import RunSettings, SearchStats, improve_windows
+
+    problem, plan = greedy_case(3, "MR", n_ops=40)
+    settings = RunSettings(
+        part_solver=make_solver("ilp").__class__,
+        fixed_order=False,
+        work_s=1.0,
+        workers=1,
+        seed=0,
+    )
+    stats = SearchStats()
+    found = improve_windows(
+        problem,
+        plan,
+        window_ops=8,
+        max_windows=0,
+        settings=settings,
+        budget=Budget(time_limit_s=60),
+        stats=stats,
+        report=lambda moved, message: None,
+        stall_s=0.0,
+    )
+    assert stats.stalled and stats.windows_tried == 0 and found == plan
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_stalled_windows_give_the_time_to_the_order_search(seed):
+    """When the windows stall, the order search runs again from the best plan's order
+    (its rounds in ``late_reorder_rounds``); the plan stays valid and never above the
+    plan before it; ``stall_share=1`` never yields."""
+    problem, _ = greedy_case(seed, "MR", n_ops=60)
+    yielding = DncSolver(window_ops=8, stall_share=0.05, seed=seed)
+    result = yielding.solve(problem, Budget(time_limit_s=8))
+    assert validate(problem, result.plan) == []
+    rounds = result.stats["late_reorder_rounds"]
+    assert rounds and all(r["capacity_bytes"] == problem.capacity_bytes for r in rounds[:1])
+    assert result.cost.non_compulsory_bytes <= min(result.stats["greedy_bytes"].values())
+    never = DncSolver(window_ops=8, stall_share=1.0, seed=seed).solve(
+        problem, Budget(time_limit_s=8)
+    )
+    assert validate(problem, never.plan) == []
+    assert never.stats["late_reorder_rounds"] == [] and not never.stats["stalled"]
