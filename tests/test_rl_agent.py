@@ -450,11 +450,29 @@ def test_at_m_r_the_slack_rounds_search_again_from_the_start(seed: int) -> None:
     assert pack_stays(problem, found.order, problem.capacity_bytes, 1.0, 0) is None
     unpacked = make_instance(problem, found.order, alloc_time_limit_s=0.5)
     assert unpacked.baseline_bytes is not None
-    again = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0))
+    again = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0), time.monotonic() + 20)
     assert again is not None and validate(problem, again) == []
     moved = evaluate(problem, again).non_compulsory_bytes
     assert moved < unpacked.baseline_bytes
     assert again.order != found.order
+    # Past the solver's deadline nothing runs, whatever the slack budget leaves.
+    late = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0), time.monotonic())
+    assert late is None
+
+
+def test_passes_that_cannot_start_in_time_count_as_cut_short() -> None:
+    """Out of time before the first of ``episodes`` passes: no pass, the reference kept,
+    and the passes report that time cut them short (so the status is TIMEOUT); with
+    ``episodes=0`` (play until the time limit) running out is the normal end."""
+    instance = _instance(1, n_ops=30, slack=1.1)
+    for episodes, cut in (("4", True), ("0", False)):
+        solver = make_solver("rl", {"episodes": episodes})
+        stats: dict[str, Any] = {"rollouts": 0, "games": 0, "complete_games": 0}
+        stats["game_complete"] = {}
+        history, found, stopped = solver._passes(
+            instance, "model", None, np.random.default_rng(0), lambda: True, 0, stats
+        )
+        assert history == [] and found is None and stopped is cut
 
 
 def test_rl_reports_a_lower_bound_and_stops_when_a_plan_meets_it() -> None:

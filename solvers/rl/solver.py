@@ -437,7 +437,7 @@ class RlSolver:
             return [Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes or 0)]
         own = Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
         added = [own]
-        tighter = None if slack is None else self._slack_rounds(problem, found, slack)
+        tighter = None if slack is None else self._slack_rounds(problem, found, slack, deadline)
         if tighter is not None:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-slack", tighter))
 
@@ -450,7 +450,9 @@ class RlSolver:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-trail", earlier))
         return added
 
-    def _slack_rounds(self, problem: Problem, found: Reordered, limit: Budget) -> Plan | None:
+    def _slack_rounds(
+        self, problem: Problem, found: Reordered, limit: Budget, deadline: float
+    ) -> Plan | None:
         """The order search again from the order found, at a capacity :data:`SLACK` of
         the real one lower each round (up to :data:`SLACK_ROUNDS`), until Belady's stays
         of the order it finds pack at the real capacity (their packed plan), within
@@ -464,12 +466,19 @@ class RlSolver:
         search's own start with another seed instead: an order that is already full stays
         full, but another run from the start often lands on an order as good whose stays
         pack (darts_v2_cifar_small, all, MR: Belady 256 KiB from every seed, packing for
-        two seeds in six; greedy's plan of the unpacked ones moves 512 KiB)."""
+        two seeds in six; greedy's plan of the unpacked ones moves 512 KiB).
+
+        Nothing runs past ``deadline`` (a ``time.monotonic()`` value), whatever ``limit``
+        leaves."""
+
+        def should_stop() -> bool:
+            return limit.should_stop() or time.monotonic() >= deadline
+
         align = problem.alignment_bytes
         drop = max(int(SLACK * problem.capacity_bytes) // align * align, align)
         order, first = found.order, (found.trail[0][1] if found.trail else found.order)
         for k in range(1, SLACK_ROUNDS + 1):
-            if limit.should_stop():
+            if should_stop():
                 return None
             search_capacity, start = problem.capacity_bytes - k * drop, order
             if search_capacity < problem.min_resident_bytes:
@@ -478,9 +487,10 @@ class RlSolver:
                 problem.with_capacity(search_capacity),
                 start,
                 seed=self.seed + k,
-                should_stop=limit.should_stop,
+                should_stop=should_stop,
             )
-            pack_s = min(PACK_LIMIT_S, max(limit.remaining_s(), 0.1))
+            left_s = min(limit.remaining_s(), deadline - time.monotonic())
+            pack_s = min(PACK_LIMIT_S, max(left_s, 0.1))
             packed = pack_stays(problem, again.order, search_capacity, pack_s, self.seed)
             if packed is not None:
                 return packed
@@ -561,7 +571,7 @@ class RlSolver:
         alternatives = self.alternatives
         while best_bytes > target and (self.episodes == 0 or len(history) < self.episodes):
             if out_of_time():
-                break
+                return history, _found(best_bytes, best_plan, best_pass), self.episodes > 0
             found = rollout_pass(
                 instance,
                 best_plan,
@@ -608,7 +618,13 @@ class RlSolver:
                 f"returning the best plan so far (from {stats['best_from']})"
             )
         else:
-            status, message = Status.FEASIBLE, ""
+            status = Status.FEASIBLE
+            played = (
+                f"{self.episodes} {self.search} games per order"
+                if self.episodes
+                else (f"{self.search} games until the time limit")
+            )
+            message = f"played {played}; the best plan is from {stats['best_from']}"
         # 0 bytes is a lower bound over every plan, and a plan with 0 meets it.
         bound = 0 if best_bytes == 0 else bound
         return make_result(
