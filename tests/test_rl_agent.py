@@ -411,15 +411,18 @@ def test_an_unpacked_searched_order_is_played_with_belady_as_its_potential(seed:
     problem = instance.problem
     found = search_order(problem, instance.order, seed=0, max_moves=3000)
     assert pack_stays(problem, found.order, problem.capacity_bytes, 1.0, 0) is None
-    searched = make_instance(problem, found.order, alloc_time_limit_s=0.5)
+    limits = {"baseline_time_limit_s": 30.0, "alloc_time_limit_s": 0.5}
     solver = make_solver("rl", {})
     stats: dict[str, Any] = {}
     candidates = solver._searched_candidates(
-        problem, time.monotonic() + 60, found, searched, stats, slack=Budget(10.0)
+        problem, time.monotonic() + 60, found, limits, stats, slack=Budget(10.0)
     )
     own = candidates[0]
-    assert own.name == "searched" and own.instance is searched
+    searched = own.instance
+    assert own.name == "searched" and searched.order == found.order
     assert searched.baseline_bytes is not None and searched.reference is not None
+    greedy = make_instance(problem, found.order, alloc_time_limit_s=0.5)
+    assert searched.baseline_bytes == greedy.baseline_bytes  # greedy's stack on the order
     assert own.potential_bytes == min(found.best_bytes, searched.baseline_bytes)
     assert validate(problem, searched.reference) == []
     assert not stats["order_search"]["packed"]

@@ -309,12 +309,11 @@ class RlSolver:
                 # them as for packing the stays (darts_v2_cifar at MH, 3.7 s a try: out of
                 # time, 230.8 MB; 2 s a try: 11.2 MB).
                 limits["alloc_time_limit_s"] = min(limits["alloc_time_limit_s"], PACK_LIMIT_S)
-                instance = make_instance(problem, found.order, **limits)
                 added = self._searched_candidates(
                     problem,
                     deadline,
                     found,
-                    instance,
+                    limits,
                     stats,
                     slack=Budget(time_limit_s=share_s * SEARCH_SHARE, stop_event=budget.stop_event),
                 )
@@ -396,7 +395,7 @@ class RlSolver:
         problem: Problem,
         deadline: float,
         found: Reordered,
-        instance: Instance,
+        limits: dict[str, float],
         stats: dict[str, Any],
         slack: Budget | None = None,
     ) -> list[Candidate]:
@@ -404,20 +403,20 @@ class RlSolver:
         earlier order's of the trail.
 
         When Belady's stays of the order found pack as they are, they are the order's
-        reference if better than greedy's plan. When they do not, greedy's stack retries
-        at a lower capacity and throws away much of what the search won (darts_v2_cifar,
-        activations, MH: Belady 2.65 MB, greedy on the order 11.2 MB). A game from
-        greedy's plan can make those choices fit (there, one rollout pass with the
-        network: 3.54 MB; without it, four passes; from the online pass's plan, 11.0 MB,
-        whose compactions leave no room to keep a tensor, nothing), so the order is played
-        with its Belady bytes as its potential; the
-        packed stays of an order searched again with a little slack
-        (:meth:`_slack_rounds`, within the ``slack`` budget, if any; 2.65 MB there) come as
-        ``searched-slack``, and those of the latest trail order that packs
-        (:mod:`memplan.solvers.packing`; 2.95 MB there) as ``searched-trail``.
+        reference. When they do not, greedy's stack (run with ``limits``, see
+        :func:`make_instance`) retries at a lower capacity and throws away much of what
+        the search won (darts_v2_cifar, activations, MH: Belady 2.65 MB, greedy on the
+        order 11.2 MB). A game from greedy's plan can make those choices fit (there, one
+        rollout pass with the network: 3.54 MB; without it, four passes; from the online
+        pass's plan, 11.0 MB, whose compactions leave no room to keep a tensor, nothing),
+        so the order is played with its Belady bytes as its potential; the packed stays
+        of an order searched again with a little slack (:meth:`_slack_rounds`, within the
+        ``slack`` budget, if any; 2.65 MB there) come as ``searched-slack``, and those of
+        the latest trail order that packs (:mod:`memplan.solvers.packing`; 2.95 MB there)
+        as ``searched-trail``. The slack rounds come before greedy's stack: on large
+        graphs greedy's retries take seconds (randwire_ws_regular, all, MH: 8 s) that
+        the rounds put to better use.
         """
-        assert instance.baseline_bytes is not None and instance.reference is not None
-        own = Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes)
         stats["order_search"] = {
             "start_bytes": found.start_bytes,
             "belady_bytes": found.best_bytes,
@@ -426,18 +425,25 @@ class RlSolver:
         }
         capacity = problem.capacity_bytes
         left_s = deadline - time.monotonic()
-        if left_s <= 0:
-            return [own]
-        packed = pack_stays(problem, found.order, capacity, min(PACK_LIMIT_S, left_s), self.seed)
+        packed = None
+        if left_s > 0:
+            packed = pack_stays(
+                problem, found.order, capacity, min(PACK_LIMIT_S, left_s), self.seed
+            )
         if packed is not None:
             stats["order_search"]["packed"] = True
-            moved = evaluate(problem, packed).non_compulsory_bytes
-            if moved < instance.baseline_bytes:
-                instance = dataclasses.replace(instance, reference=packed, baseline_bytes=moved)
-            return [Candidate(SEARCHED_ORDER, instance, instance.baseline_bytes or 0)]
-        own = Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
-        added = [own]
+            return [_packed_candidate(problem, SEARCHED_ORDER, packed)]
         tighter = None if slack is None else self._slack_rounds(problem, found, slack, deadline)
+        left_s = max(deadline - time.monotonic(), 1e-3)
+        own_limits = {
+            **limits,
+            "baseline_time_limit_s": min(limits["baseline_time_limit_s"], left_s),
+        }
+        instance = make_instance(problem, found.order, **own_limits)
+        assert instance.baseline_bytes is not None
+        added = [
+            Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
+        ]
         if tighter is not None:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-slack", tighter))
 
