@@ -68,6 +68,23 @@ class SearchStats:
     history: list[tuple[float, int]] = field(default_factory=list)  # (seconds, bytes moved)
 
 
+@dataclass
+class WindowProgress:
+    """Where :func:`improve_windows` is in its sweep of one plan, so a later call on the
+    same plan goes on from there (the windows tried at the current size, the size, the
+    whole-graph run done or not, the random order of the windows)."""
+
+    rng: random.Random
+    level: int = 0
+    tried: set[tuple[int, int]] = field(default_factory=set)
+    whole_first: bool = True
+
+    @classmethod
+    def fresh(cls, seed: int) -> WindowProgress:
+        """A sweep from the start."""
+        return cls(random.Random(seed))
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """How each run is solved."""
@@ -229,25 +246,25 @@ def improve_windows(
     report: Report,
     target_bytes: int = 0,
     stall_s: float | None = None,
+    progress: WindowProgress | None = None,
 ) -> Plan:
     """Re-solve windows of ``plan`` with the rest fixed while it helps (see the module
     docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried; the
     search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer,
     and, with ``stall_s``, when that many seconds pass before any window improves the
-    plan (``stats.stalled``).
+    plan (``stats.stalled``). ``progress`` carries the sweep over from an earlier call on
+    the same plan (a fresh sweep without it).
 
     Each size is tried over the clusters of steps that move bytes; after an improvement
     the windows it overlaps may be tried again, and when no window of a size helps the
     next larger size is tried (up to 4x ``window_ops``). A graph no longer than the
     largest size is first tried whole: one run that may prove the plan optimal.
     """
-    rng = random.Random(settings.seed)
+    at = progress if progress is not None else WindowProgress.fresh(settings.seed)
     n = len(plan.order)
     best, best_bytes = plan, traffic_bytes(problem, plan)
     sizes = sorted({min(n, window_ops * k // 2) for k in WINDOW_GROWTH})
-    level = 0
-    tried: set[tuple[int, int]] = set()
-    whole_first = sizes[-1] == n
+    at.whole_first = at.whole_first and sizes[-1] == n
     started, improved_before = time.monotonic(), stats.windows_improved
     while not budget.should_stop() and best_bytes > target_bytes:
         if max_windows and stats.windows_tried >= max_windows:
@@ -259,20 +276,20 @@ def improve_windows(
         ):
             stats.stalled = True
             break
-        width = n if whole_first else sizes[level]
+        width = n if at.whole_first else sizes[at.level]
         stats.window_ops_reached = max(stats.window_ops_reached, width)
-        if whole_first:
-            fresh, whole_first = [(0, n)], False
+        if at.whole_first:
+            fresh, at.whole_first = [(0, n)], False
         else:
-            fresh = [w for w in _windows(best, problem, width, rng) if w not in tried]
+            fresh = [w for w in _windows(best, problem, width, at.rng) if w not in at.tried]
         if not fresh:
-            if level + 1 < len(sizes):
-                level += 1
+            if at.level + 1 < len(sizes):
+                at.level += 1
                 continue
             stats.converged = True
             break
         window = fresh[0]
-        tried.add(window)
+        at.tried.add(window)
         # Larger windows get proportionally more work.
         scaled = dataclasses.replace(settings, work_s=settings.work_s * width / window_ops)
         try:
@@ -298,8 +315,8 @@ def improve_windows(
         stats.windows_improved += 1
         stats.history.append((budget.elapsed_s(), best_bytes))
         # Windows that overlap the change see a new plan: they may help now.
-        tried = {w for w in tried if w[1] <= window[0] or w[0] >= window[1]}
-        level = 0
+        at.tried = {w for w in at.tried if w[1] <= window[0] or w[0] >= window[1]}
+        at.level = 0
         report(best_bytes, f"windows: {stats.windows_improved} improved of {stats.windows_tried}")
     return best
 

@@ -21,10 +21,10 @@ returned when the time runs out or on Ctrl-C)::
                   best plan; stitched and validated after every improvement
     7. windows    large-neighbourhood search: windows around the steps that still
                   move bytes, re-solved with the rest fixed, until no window helps
-    8. reorder    whenever the windows improve nothing within ``stall_share``
-                  of the time left, the order search again from the best plan's order,
-                  then windows again: on graphs of thousands of ops its moves pay where
-                  the windows' do not (randwire_ws_large)
+    8. reorder    when the windows improve nothing within ``stall_share`` of the time
+                  left, the order search again from the best plan's order, then the
+                  windows again (where they stopped, if it found nothing): on graphs of
+                  thousands of ops its moves pay where the windows' do not
 
 It stops as soon as the plan meets the best bound (then it is proven optimal).
 Every part and window is solved under the boundary contract of PROBLEM.md section 8
@@ -62,6 +62,7 @@ from memplan.solvers.dnc.search import (
     Report,
     RunSettings,
     SearchStats,
+    WindowProgress,
     constant_bytes,
     improve_windows,
     part_solver_class,
@@ -306,18 +307,20 @@ class DncSolver:
         stats: dict[str, Any],
         improved_by: list[str],
     ) -> Plan:
-        """The windows (phase 7); whenever none of them improves the plan within
-        ``stall_share`` of the time left (they stall), the order search from
-        the best plan's order (phase 8), then the windows again, until the time runs
-        out or the windows converge; returns the best plan and appends the phases that
-        improved it to ``improved_by``."""
+        """The windows (phase 7); when none of them improves the plan within
+        ``stall_share`` of the time left (they stall), the order search from the best
+        plan's order (phase 8), then the windows again: on the new plan from the start
+        (and they may stall again), or where they stopped when the search found nothing
+        (then to the end: on small graphs they converge about as soon as without the
+        search); returns the best plan and appends the phases that improved it to
+        ``improved_by``."""
         target = constant_bytes(problem) + (bound or 0)
         rounds = stats.setdefault("late_reorder_rounds", [])
+        progress = WindowProgress.fresh(settings.seed)
+        may_yield = self.stall_share < 1.0 and not self.max_windows
         while True:
             # With a clock and no cap on the windows, they may stall; then the order search.
-            stall_s = None
-            if self.stall_share < 1.0 and not self.max_windows:
-                stall_s = self._share(budget, self.stall_share)
+            stall_s = self._share(budget, self.stall_share) if may_yield else None
             improved = search.windows_improved
             search.stalled = False
             best = improve_windows(
@@ -331,6 +334,7 @@ class DncSolver:
                 report=report,
                 target_bytes=target,
                 stall_s=stall_s,
+                progress=progress,
             )
             if search.windows_improved > improved and "windows" not in improved_by:
                 improved_by.append("windows")
@@ -348,10 +352,14 @@ class DncSolver:
                 search_share=LATE_SEARCH_SHARE,  # leaves time to pack the order found
             )
             report(after, "order search again")
-            if after < before and "order search again" not in improved_by:
-                improved_by.append("order search again")
             if after <= target:
                 return best
+            if after < before:  # a new plan: a new sweep, which may yield again
+                if "order search again" not in improved_by:
+                    improved_by.append("order search again")
+                progress = WindowProgress.fresh(settings.seed)
+            else:  # nothing: the windows go on where they stopped, to the end
+                may_yield = False
 
     def _reorder_phase(
         self,

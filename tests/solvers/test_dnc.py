@@ -157,20 +157,62 @@ def test_windows_stop_when_they_stall():
     assert stats.stalled and stats.windows_tried == 0 and found == plan
 
 
-@pytest.mark.parametrize("seed", [0, 2])
-def test_stalled_windows_give_the_time_to_the_order_search(seed):
-    """When the windows stall, the order search runs again from the best plan's order
-    (its rounds in ``late_reorder_rounds``); the plan stays valid and never above the
-    plan before it; ``stall_share=1`` never yields."""
-    problem, _ = greedy_case(seed, "MR", n_ops=60)
-    yielding = DncSolver(window_ops=8, stall_share=0.05, seed=seed)
-    result = yielding.solve(problem, Budget(time_limit_s=8))
-    assert validate(problem, result.plan) == []
-    rounds = result.stats["late_reorder_rounds"]
-    assert rounds and all(r["capacity_bytes"] == problem.capacity_bytes for r in rounds[:1])
-    assert result.cost.non_compulsory_bytes <= min(result.stats["greedy_bytes"].values())
-    never = DncSolver(window_ops=8, stall_share=1.0, seed=seed).solve(
-        problem, Budget(time_limit_s=8)
+@pytest.mark.parametrize(
+    ("share", "seed", "reorder_share"), [(0.5, 1, 0.4), (0.5, 4, 0.0), (1.0, 4, 0.4)]
+)
+def test_stalled_windows_give_the_time_to_the_order_search(monkeypatch, share, seed, reorder_share):
+    """Windows (here a stand-in that stalls on its first call and converges on the
+    next) that stall hand the time to the order search from the best plan's order;
+    then they go on: where they stopped when the search found nothing (seed 1, after
+    phase 3's search: no further yield), from the start on the plan it found (seed 4,
+    phase 3 skipped, so the late search finds one). ``stall_share=1`` never yields."""
+    import memplan.solvers.dnc.solver as dnc_solver
+
+    calls = []
+
+    def windows(problem, plan, *, stats, stall_s, progress, **_):
+        calls.append((stall_s, progress, plan))
+        if stall_s is not None and len(calls) == 1:
+            stats.stalled = True
+        else:
+            stats.converged = True
+        return plan
+
+    monkeypatch.setattr(dnc_solver, "improve_windows", windows)
+    problem, _ = greedy_case(seed, "MR", n_ops=40)
+    solver = DncSolver(
+        window_ops=8,
+        stall_share=share,
+        max_moves=2000,
+        parts_share=0.0,
+        interval_share=0.0,
+        reorder_share=reorder_share,
     )
-    assert validate(problem, never.plan) == []
-    assert never.stats["late_reorder_rounds"] == [] and not never.stats["stalled"]
+    result = solver.solve(problem, Budget(time_limit_s=120))
+    assert validate(problem, result.plan) == []
+    assert result.cost.non_compulsory_bytes <= min(result.stats["greedy_bytes"].values())
+    rounds = result.stats["late_reorder_rounds"]
+    if share == 1.0:
+        assert len(calls) == 1 and calls[0][0] is None and rounds == []
+        return
+    assert calls[0][0] > 0 and rounds and len(calls) == 2
+    found = "order search again" in result.stats["source"]
+    assert found is (reorder_share == 0.0)
+    assert (calls[1][1] is calls[0][1]) is not found  # the same sweep unless a new plan
+    assert (calls[1][0] is None) is not found  # and no further yield after nothing
+    assert (calls[1][2] == calls[0][2]) is not found
+
+
+def test_after_a_fruitless_order_search_the_windows_go_on_to_converge():
+    """When the late order search finds nothing, the windows resume where they
+    stopped and run to the end, so dnc still converges (seed 4: the windows yield at
+    once, the search runs once and finds nothing)."""
+    problem, _ = greedy_case(4, "MR", n_ops=40)
+    result = DncSolver(part_ops=10, window_ops=8, stall_share=0.0, max_moves=2000, seed=4).solve(
+        problem, Budget(time_limit_s=180)
+    )
+    assert validate(problem, result.plan) == []
+    assert len(result.stats["late_reorder_rounds"]) == 1
+    assert "order search again" not in result.stats["source"]
+    assert result.stats["converged"] and result.status is Status.FEASIBLE
+    assert "no window improves" in result.message
