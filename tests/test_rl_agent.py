@@ -453,14 +453,19 @@ def test_at_m_r_the_slack_rounds_search_again_from_the_start(seed: int) -> None:
     assert pack_stays(problem, found.order, problem.capacity_bytes, 1.0, 0) is None
     unpacked = make_instance(problem, found.order, alloc_time_limit_s=0.5)
     assert unpacked.baseline_bytes is not None
-    again = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0), time.monotonic() + 20)
+    solver = make_solver("rl", {})
+    again = solver._slack_rounds(problem, found, Budget(20.0))
     assert again is not None and validate(problem, again) == []
     moved = evaluate(problem, again).non_compulsory_bytes
     assert moved < unpacked.baseline_bytes
     assert again.order != found.order
-    # Past the solver's deadline nothing runs, whatever the slack budget leaves.
-    late = make_solver("rl", {})._slack_rounds(problem, found, Budget(20.0), time.monotonic())
-    assert late is None
+    assert solver._slack_rounds(problem, found, Budget(0.0)) is None
+    # Past the solver's deadline the rounds do not run, whatever the slack budget leaves.
+    limits = {"baseline_time_limit_s": 30.0, "alloc_time_limit_s": 0.5}
+    late = solver._searched_candidates(
+        problem, time.monotonic(), found, limits, {}, slack=Budget(20.0)
+    )
+    assert "searched-slack" not in [c.name for c in late]
 
 
 def test_passes_that_cannot_start_in_time_count_as_cut_short() -> None:

@@ -440,8 +440,13 @@ class RlSolver:
         # the fallback when they pack nothing (randwire_ws_regular, all, MR, 30 s: rounds
         # that took it all left greedy no time, 117.2 MB, the dfs order's plan; greedy's
         # retries on the searched order give 78.1 MB).
-        rounds_until = time.monotonic() + SLACK_ROUNDS_SHARE * max(deadline - time.monotonic(), 0.0)
-        tighter = None if slack is None else self._slack_rounds(problem, found, slack, rounds_until)
+        tighter = None
+        if slack is not None:
+            rounds_s = SLACK_ROUNDS_SHARE * max(deadline - time.monotonic(), 0.0)
+            rounds = Budget(
+                time_limit_s=min(slack.remaining_s(), rounds_s), stop_event=slack.stop_event
+            )
+            tighter = self._slack_rounds(problem, found, rounds)
         left_s = max(deadline - time.monotonic(), 1e-3)
         own_limits = {
             **limits,
@@ -464,9 +469,7 @@ class RlSolver:
             added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-trail", earlier))
         return added
 
-    def _slack_rounds(
-        self, problem: Problem, found: Reordered, limit: Budget, deadline: float
-    ) -> Plan | None:
+    def _slack_rounds(self, problem: Problem, found: Reordered, limit: Budget) -> Plan | None:
         """The order search again from the order found, at a capacity :data:`SLACK` of
         the real one lower each round (up to :data:`SLACK_ROUNDS`), until Belady's stays
         of the order it finds pack at the real capacity (their packed plan), within
@@ -480,19 +483,12 @@ class RlSolver:
         search's own start with another seed instead: an order that is already full stays
         full, but another run from the start often lands on an order as good whose stays
         pack (darts_v2_cifar_small, all, MR: Belady 256 KiB from every seed, packing for
-        two seeds in six; greedy's plan of the unpacked ones moves 512 KiB).
-
-        Nothing runs past ``deadline`` (a ``time.monotonic()`` value), whatever ``limit``
-        leaves."""
-
-        def should_stop() -> bool:
-            return limit.should_stop() or time.monotonic() >= deadline
-
+        two seeds in six; greedy's plan of the unpacked ones moves 512 KiB)."""
         align = problem.alignment_bytes
         drop = max(int(SLACK * problem.capacity_bytes) // align * align, align)
         order, first = found.order, (found.trail[0][1] if found.trail else found.order)
         for k in range(1, SLACK_ROUNDS + 1):
-            if should_stop():
+            if limit.should_stop():
                 return None
             search_capacity, start = problem.capacity_bytes - k * drop, order
             if search_capacity < problem.min_resident_bytes:
@@ -501,10 +497,9 @@ class RlSolver:
                 problem.with_capacity(search_capacity),
                 start,
                 seed=self.seed + k,
-                should_stop=should_stop,
+                should_stop=limit.should_stop,
             )
-            left_s = min(limit.remaining_s(), deadline - time.monotonic())
-            pack_s = min(PACK_LIMIT_S, max(left_s, 0.1))
+            pack_s = min(PACK_LIMIT_S, max(limit.remaining_s(), 0.1))
             packed = pack_stays(problem, again.order, search_capacity, pack_s, self.seed)
             if packed is not None:
                 return packed
