@@ -104,10 +104,6 @@ REORDER_STARTS = ("model", "rpo", "dfs")
 #: Share of the time left that a round of the order search takes after the windows
 #: stall (the rest packs or plans the order it finds).
 LATE_SEARCH_SHARE = 0.8
-#: A round of the order search leaves greedy's stack this many times the seconds it took
-#: per order at the start (its retries on a large graph take seconds: randwire_ws_large,
-#: all, MH: 5.8 s for two orders), so the order found gets planned.
-PLAN_RESERVE_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -262,7 +258,6 @@ class DncSolver:
                     best_bytes,
                     starts,
                     stats.setdefault("reorder_rounds", []),
-                    plan_reserve_s=self._plan_reserve_s(stats),
                 )
                 report(best_bytes, "order search")
             elif phase == "intervals" and self.interval_share > 0:
@@ -355,7 +350,6 @@ class DncSolver:
                 rounds,
                 seed_offset=REORDER_ROUNDS * (1 + len(rounds)),
                 search_share=LATE_SEARCH_SHARE,  # leaves time to pack the order found
-                plan_reserve_s=self._plan_reserve_s(stats),
             )
             report(after, "order search again")
             if after <= target:
@@ -378,17 +372,12 @@ class DncSolver:
         *,
         seed_offset: int = 0,
         search_share: float = 1.0,
-        plan_reserve_s: float = 0.0,
     ) -> tuple[Plan, int]:
         """Rounds of the order search within ``budget``, each planned twice: Belady's
         stays at the search capacity packed at the real one, and the greedy stack on the
         order found (its retries shrink the capacity until the plan packs); each round's
         figures are appended to ``rounds``; round k searches with seed ``seed + seed_offset + k``,
-        for at most ``search_share`` of its part of the time (the rest is for planning),
-        stopping ``plan_reserve_s`` seconds early at least: greedy's stack on the order
-        gets them when the stays do not pack (a late round that found 420 MB of Belady's
-        traffic on randwire_ws_large, all, MR, had 0.2 s left to plan it: greedy's stack
-        ran out of time, and the plan kept moved 506 MB).
+        for at most ``search_share`` of its part of the time (the rest is for planning).
 
         Rounds start from ``starts`` in turn (phase 3: the best plan's, the min-peak
         order, the model's, rpo, dfs): the search is local, and its start matters (nasnet_a_large at
@@ -405,11 +394,8 @@ class DncSolver:
                 break
             order, search_capacity = queue.pop(0)
             left = budget.remaining_s()
-            reserve_s = min(plan_reserve_s, left / 2)
             per_round = (
-                None
-                if left == float("inf")
-                else search_share * (left - reserve_s) / min(len(queue) + 1, 3)
+                None if left == float("inf") else search_share * left / min(len(queue) + 1, 3)
             )
             round_budget = Budget(time_limit_s=per_round, stop_event=budget.stop_event)
             found = search_order(
@@ -419,15 +405,11 @@ class DncSolver:
                 should_stop=round_budget.should_stop,
                 max_moves=self.max_moves,
             )
-            # Packing the stays leaves greedy's stack its reserve.
-            remaining = budget.remaining_s()
-            pack_limit = min(PACK_MAX_S, max((remaining - reserve_s) / 2, 0.1))
-            packed = pack_stays(problem, found.order, search_capacity, pack_limit, self.seed)
+            plan_limit = min(PACK_MAX_S, max(budget.remaining_s() / 2, 0.1))
+            packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 # Greedy's retries (a lower capacity where it packs) first, then the trail.
-                remaining = budget.remaining_s()
-                plan_limit = max(min(PACK_MAX_S, remaining / 2), min(reserve_s, remaining), 0.1)
                 planned = plan_given_order(
                     problem,
                     found.order,
@@ -562,11 +544,6 @@ class DncSolver:
         return found.bound_bytes
 
     @staticmethod
-    def _plan_reserve_s(stats: dict[str, Any]) -> float:
-        """Seconds a round of the order search leaves for greedy's stack on its order."""
-        return PLAN_RESERVE_FACTOR * float(stats.get("greedy_order_s", 0.0))
-
-    @staticmethod
     def _share(budget: Budget, share: float) -> float | None:
         """Seconds of ``budget`` left times ``share`` (None without a limit)."""
         remaining = budget.remaining_s()
@@ -614,7 +591,6 @@ class DncSolver:
     ) -> tuple[Plan, str]:
         """The best starting plan: a no-spill packing when one fits, else greedy's best."""
         candidates: list[tuple[int, Plan, str]] = []
-        per_order: list[float] = []  # seconds greedy's stack took per order it planned
         packed = self._no_spill(problem, budget, schedule.order)
         if packed is not None:
             return packed, "no-spill packing of the min-peak order"
@@ -639,15 +615,12 @@ class DncSolver:
                 result = greedy.solve(problem, sub)
             except MemplanError:
                 continue
-            orders = len(result.stats.get("orders_tried") or ()) or 1
-            per_order.append(sub.elapsed_s() / orders)
             if result.plan is not None:
                 value = traffic_bytes(problem, result.plan)
                 candidates.append((value, result.plan, f"greedy ({order_name} order)"))
         if not candidates:
             fallback = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
             return spill_everything_plan(problem, fallback), "spill everything"
-        stats["greedy_order_s"] = max(per_order, default=0.0)
         candidates.sort(key=lambda c: c[0])
         stats["greedy_bytes"] = {
             name: value - constant_bytes(problem) for value, _, name in candidates

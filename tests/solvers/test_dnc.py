@@ -216,38 +216,3 @@ def test_after_a_fruitless_order_search_the_windows_go_on_to_converge():
     assert "order search again" not in result.stats["source"]
     assert result.stats["converged"] and result.status is Status.FEASIBLE
     assert "no window improves" in result.message
-
-
-def test_an_order_search_round_leaves_greedy_its_planning_reserve(monkeypatch):
-    """A round of the order search stops ``plan_reserve_s`` before the end of its budget
-    at least, and when the stays do not pack greedy's stack gets that reserve to plan
-    the order found (a stand-in search runs until told to stop; the stays never pack)."""
-    from memplan.solvers.dnc import solver as dnc_solver
-    from memplan.solvers.greedy import plan_given_order
-
-    problem, plan = greedy_case(3, "MR", n_ops=30)
-    budget = Budget(time_limit_s=3.0)
-    seen: dict[str, float] = {}
-    real_search = dnc_solver.search_order
-
-    def search(problem, start, *, seed, should_stop, max_moves):
-        while not should_stop():
-            pass
-        seen["left_after_search_s"] = budget.remaining_s()
-        return real_search(problem, start, seed=seed, max_moves=1)
-
-    def plan_order(problem, order, limit):
-        seen["plan_limit_s"] = float(limit.time_limit_s)
-        return plan_given_order(problem, order, limit)
-
-    monkeypatch.setattr(dnc_solver, "search_order", search)
-    monkeypatch.setattr(dnc_solver, "pack_stays", lambda *args: None)
-    monkeypatch.setattr(dnc_solver, "plan_given_order", plan_order)
-    rounds: list[dict[str, int | bool]] = []
-    best, moved = DncSolver()._reorder_phase(
-        problem, budget, plan, 10**12, [tuple(plan.order)], rounds, plan_reserve_s=1.2
-    )
-    assert len(rounds) == 1 and not rounds[0]["packed"]
-    assert seen["left_after_search_s"] >= 1.2 - 0.05
-    assert seen["plan_limit_s"] >= 1.2 - 0.1
-    assert validate(problem, best) == [] and moved < 10**12
