@@ -78,11 +78,26 @@ class WindowProgress:
     level: int = 0
     tried: set[tuple[int, int]] = field(default_factory=set)
     whole_first: bool = True
+    #: Runs of steps proven optimal for the plan as it is (parts or windows CP-SAT solved
+    #: to optimality without finding better): a window inside one of them cannot improve
+    #: the plan (it fixes more of it), so it is not solved.
+    proven: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
     def fresh(cls, seed: int) -> WindowProgress:
         """A sweep from the start."""
         return cls(random.Random(seed))
+
+    def covered(self, window: tuple[int, int]) -> bool:
+        """Whether ``window`` lies inside a run proven optimal."""
+        return any(low <= window[0] and window[1] <= high for low, high in self.proven)
+
+    def changed(self, window: tuple[int, int]) -> None:
+        """The plan changed inside ``window``: the windows that overlap it may help now,
+        and no proof holds any more (what a run must leave at its end depends on the
+        whole rest of the plan)."""
+        self.tried = {w for w in self.tried if w[1] <= window[0] or w[0] >= window[1]}
+        self.proven = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +191,10 @@ def solve_parts(
     budget: Budget,
     stats: SearchStats,
     report: Report,
+    progress: WindowProgress | None = None,
 ) -> Plan:
-    """Re-solve every part between ``cuts`` that moves bytes, left to right."""
+    """Re-solve every part between ``cuts`` that moves bytes, left to right; the parts
+    proven optimal go to ``progress.proven`` (the windows inside them are not solved)."""
     n = len(plan.order)
     points = [0, *cuts, n]
     stats.parts = len(points) - 1
@@ -199,6 +216,10 @@ def solve_parts(
             best, best_bytes = candidate, best_bytes - saved
             stats.parts_improved += 1
             stats.history.append((budget.elapsed_s(), best_bytes))
+            if progress is not None:
+                progress.changed((start, end))
+        elif outcome.optimal and progress is not None:
+            progress.proven.append((start, end))
         report(best_bytes, f"parts {index + 1}/{stats.parts}")
     return best
 
@@ -281,7 +302,11 @@ def improve_windows(
         if at.whole_first:
             fresh, at.whole_first = [(0, n)], False
         else:
-            fresh = [w for w in _windows(best, problem, width, at.rng) if w not in at.tried]
+            fresh = [
+                w
+                for w in _windows(best, problem, width, at.rng)
+                if w not in at.tried and not at.covered(w)
+            ]
         if not fresh:
             if at.level + 1 < len(sizes):
                 at.level += 1
@@ -310,12 +335,14 @@ def improve_windows(
             if stats.whole_optimal:
                 stats.converged = True
                 break
+            if outcome.optimal:
+                at.proven.append(window)
             continue
         best, best_bytes = candidate, best_bytes - saved
         stats.windows_improved += 1
         stats.history.append((budget.elapsed_s(), best_bytes))
         # Windows that overlap the change see a new plan: they may help now.
-        at.tried = {w for w in at.tried if w[1] <= window[0] or w[0] >= window[1]}
+        at.changed(window)
         at.level = 0
         report(best_bytes, f"windows: {stats.windows_improved} improved of {stats.windows_tried}")
     return best

@@ -276,16 +276,19 @@ class DncSolver:
             order = best.order
             cuts = choose_cuts(list(crossing_bytes(problem, order)), self.part_ops)
             stats["cuts"] = cuts
+            progress = WindowProgress.fresh(settings.seed)  # the parts' proofs carry over
             if self.parts_share > 0 and cuts:  # one part: the windows cover it
                 parts_budget = Budget(
                     time_limit_s=self._share(budget, self.parts_share),
                     stop_event=budget.stop_event,
                 )
-                best = solve_parts(problem, best, cuts, settings, parts_budget, search, report)
+                best = solve_parts(
+                    problem, best, cuts, settings, parts_budget, search, report, progress
+                )
             if search.parts_improved:
                 improved_by.append("parts")
             best = self._late_phases(
-                problem, budget, best, settings, search, report, bound, stats, improved_by
+                problem, budget, best, settings, search, report, bound, stats, improved_by, progress
             )
         stats.update(dataclasses.asdict(search))
         whole = search.whole_bound_bytes
@@ -306,17 +309,17 @@ class DncSolver:
         bound: int | None,
         stats: dict[str, Any],
         improved_by: list[str],
+        progress: WindowProgress,
     ) -> Plan:
-        """The windows (phase 7); when none of them improves the plan within
-        ``stall_share`` of the time left (they stall), the order search from the best
-        plan's order (phase 8), then the windows again: on the new plan from the start
-        (and they may stall again), or where they stopped when the search found nothing
-        (then to the end: on small graphs they converge about as soon as without the
-        search); returns the best plan and appends the phases that improved it to
-        ``improved_by``."""
+        """The windows (phase 7, going on from ``progress``: the parts proven optimal);
+        when none of them improves the plan within ``stall_share`` of the time left (they
+        stall), the order search from the best plan's order (phase 8), then the windows
+        again: on the new plan from the start (and they may stall again), or where they
+        stopped when the search found nothing (then to the end: on small graphs they
+        converge about as soon as without the search); returns the best plan and appends
+        the phases that improved it to ``improved_by``."""
         target = constant_bytes(problem) + (bound or 0)
         rounds = stats.setdefault("late_reorder_rounds", [])
-        progress = WindowProgress.fresh(settings.seed)
         may_yield = self.stall_share < 1.0 and not self.max_windows
         while True:
             # With a clock and no cap on the windows, they may stall; then the order search.

@@ -216,3 +216,50 @@ def test_after_a_fruitless_order_search_the_windows_go_on_to_converge():
     assert "order search again" not in result.stats["source"]
     assert result.stats["converged"] and result.status is Status.FEASIBLE
     assert "no window improves" in result.message
+
+
+@pytest.mark.parametrize("seed", [0, 2, 8])
+def test_windows_inside_a_part_proven_optimal_cannot_improve_and_are_skipped(seed):
+    """A part the ilp proves optimal (and leaves as it was) fixes less than any window
+    inside it, so no such window improves the plan: the parts record their proofs,
+    and the windows skip what they cover."""
+    from memplan.solvers.dnc.search import (
+        RunSettings,
+        SearchStats,
+        WindowProgress,
+        improve_windows,
+        resolve_run,
+        solve_parts,
+    )
+
+    problem, plan = greedy_case(seed, "MR", n_ops=36)
+    settings = RunSettings(
+        part_solver=make_solver("ilp").__class__, fixed_order=False, work_s=5.0, workers=1, seed=0
+    )
+    progress, stats = WindowProgress.fresh(0), SearchStats()
+
+    def quiet(moved, message):
+        return None
+
+    budget = Budget(time_limit_s=120)
+    best = solve_parts(problem, plan, [12, 24], settings, budget, stats, quiet, progress)
+    assert progress.proven, "some part is proven optimal since the last change"
+    for low, high in progress.proven:
+        for start in range(low, high - 5, 3):
+            candidate, saved, _ = resolve_run(problem, best, start, start + 6, settings, budget)
+            assert candidate is None and saved == 0
+    windows = SearchStats()
+    covered = WindowProgress.fresh(0)
+    covered.whole_first, covered.proven = False, [(0, len(best.order))]
+    found = improve_windows(
+        problem,
+        best,
+        window_ops=6,
+        max_windows=0,
+        settings=settings,
+        budget=budget,
+        stats=windows,
+        report=quiet,
+        progress=covered,
+    )
+    assert found == best and windows.windows_tried == 0 and windows.converged
