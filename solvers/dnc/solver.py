@@ -72,7 +72,7 @@ from memplan.solvers.dnc.search import (
 )
 from memplan.solvers.greedy import plan_given_order
 from memplan.solvers.order_search import search_order
-from memplan.solvers.packing import pack, pack_stays, pack_trail
+from memplan.solvers.packing import TRAIL_PACK_S, pack, pack_stays, pack_trail
 from memplan.traffic_bound import traffic_lower_bound
 
 INNER = ("ilp", "ilp-fixed")
@@ -84,8 +84,11 @@ GREEDY_FIRST_SHARE = 0.5
 #: Share of the whole time after which no further greedy order starts (each of them at
 #: most GREEDY_MAX_S seconds).
 GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
-#: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order.
-PACK_MAX_S = 5.0
+#: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order
+#: (and a round's order), and the fewest seconds left worth starting to plan one in.
+PACK_MAX_S, MIN_PLAN_S = 5.0, 0.1
+#: Share of the time left greedy's stack may take to plan a round's order.
+PLAN_SHARE = 0.8
 #: Share of the time left the traffic lower bound may take.
 BOUND_SHARE = 0.15
 #: Share of the time left the bound from one part may take, and the part's size in
@@ -408,19 +411,31 @@ class DncSolver:
                 should_stop=round_budget.should_stop,
                 max_moves=self.max_moves,
             )
-            plan_limit = min(PACK_MAX_S, max(budget.remaining_s() / 2, 0.1))
-            packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
+            # Packing and greedy's stack take half the time left each at most; greedy
+            # stops short of the end (its fallback plan and Belady's simulation come on
+            # top of a limit), and the trail tries only while one more try fits: a late
+            # round ends within the time limit.
+            plan_limit = min(PACK_MAX_S, budget.remaining_s() / 2)
+            packed = None
+            if plan_limit > MIN_PLAN_S:
+                packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 # Greedy's retries (a lower capacity where it packs) first, then the trail.
-                planned = plan_given_order(
-                    problem,
-                    found.order,
-                    Budget(time_limit_s=plan_limit, stop_event=budget.stop_event),
-                )
-                if planned.plan is not None:
-                    candidates.append(planned.plan)
-                earlier = pack_trail(problem, found, search_capacity, budget.should_stop, self.seed)
+                plan_limit = min(plan_limit, PLAN_SHARE * budget.remaining_s())
+                if plan_limit > MIN_PLAN_S:
+                    planned = plan_given_order(
+                        problem,
+                        found.order,
+                        Budget(time_limit_s=plan_limit, stop_event=budget.stop_event),
+                    )
+                    if planned.plan is not None:
+                        candidates.append(planned.plan)
+
+                def out_of_time() -> bool:
+                    return budget.remaining_s() <= 2 * TRAIL_PACK_S
+
+                earlier = pack_trail(problem, found, search_capacity, out_of_time, self.seed)
                 candidates += [earlier] if earlier is not None else []
                 # Go on at a lower capacity, which leaves the allocator slack; at M_R
                 # there is none to leave, and the next start is worth more than a
