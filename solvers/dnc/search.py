@@ -14,6 +14,8 @@ their fixed boundaries constrain little); a part that moves no byte is skipped. 
 when no window of the current size helps; they straddle the cuts, so decisions at the
 cuts can change too. When every window of the largest size has been tried since the
 last improvement, the search has converged (a local optimum of that neighbourhood).
+A window inside a part or window that CP-SAT proved optimal (with no change to the
+plan since) is not solved: it fixes more of the plan, so it cannot do better.
 """
 
 from __future__ import annotations
