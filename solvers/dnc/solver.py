@@ -85,8 +85,13 @@ GREEDY_FIRST_SHARE = 0.5
 #: most GREEDY_MAX_S seconds).
 GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
 #: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order
-#: (and a round's order), and the fewest seconds left worth starting to plan one in.
+#: (and a round's order), and the least a round's order gets to be packed in, even when
+#: the round's search used up its phase's share.
 PACK_MAX_S, MIN_PLAN_S = 5.0, 0.1
+#: Seconds (at most this share of the limit) the phases stop before the time limit, for
+#: validating and scoring the plan (about 30 ms on 4,500 residencies) and the step under
+#: way when time ran out: a 30 s limit ended at up to 30.07 s without it.
+FINISH_S, FINISH_SHARE = 0.15, 0.01
 #: Share of the time left greedy's stack may take to plan a round's order.
 PLAN_SHARE = 0.8
 #: Share of the time left the traffic lower bound may take.
@@ -211,6 +216,7 @@ class DncSolver:
         if refused is not None:
             return refused
         part_solver_class()  # before any work: a missing extra is one clear error
+        budget = finishing_early(budget)
         stats: dict[str, Any] = {"inner": self.inner}
         constant = constant_bytes(problem)
         bound: int | None = None
@@ -261,6 +267,7 @@ class DncSolver:
                     best_bytes,
                     starts,
                     stats.setdefault("reorder_rounds", []),
+                    whole=budget,
                 )
                 report(best_bytes, "order search")
             elif phase == "intervals" and self.interval_share > 0:
@@ -378,12 +385,15 @@ class DncSolver:
         *,
         seed_offset: int = 0,
         search_share: float = 1.0,
+        whole: Budget | None = None,
     ) -> tuple[Plan, int]:
         """Rounds of the order search within ``budget``, each planned twice: Belady's
         stays at the search capacity packed at the real one, and the greedy stack on the
         order found (its retries shrink the capacity until the plan packs); each round's
         figures are appended to ``rounds``; round k searches with seed ``seed + seed_offset + k``,
-        for at most ``search_share`` of its part of the time (the rest is for planning).
+        for at most ``search_share`` of its part of the time (the rest is for planning);
+        ``whole`` is the solve's budget when ``budget`` is a share of it (planning may
+        overrun the share, not the solve).
 
         Rounds start from ``starts`` in turn (phase 3: the best plan's, the min-peak
         order, the model's, rpo, dfs): the search is local, and its start matters (nasnet_a_large at
@@ -394,6 +404,7 @@ class DncSolver:
         from the order found at a capacity :data:`REORDER_SLACK` lower.
         """
         capacity, constant = problem.capacity_bytes, constant_bytes(problem)
+        whole = whole if whole is not None else budget
         queue = [(order, capacity) for order in dict.fromkeys(starts)]
         for k in range(REORDER_ROUNDS):
             if not queue or budget.should_stop():
@@ -411,19 +422,24 @@ class DncSolver:
                 should_stop=round_budget.should_stop,
                 max_moves=self.max_moves,
             )
-            # Packing and greedy's stack take half the time left each at most; greedy
-            # stops short of the end (its fallback plan and Belady's simulation come on
-            # top of a limit), and the trail tries only while one more try fits: a late
-            # round ends within the time limit.
-            plan_limit = min(PACK_MAX_S, budget.remaining_s() / 2)
+            # Packing and greedy's stack take half of what this phase has left each (at
+            # least MIN_PLAN_S: a round that used its share still gets its order packed),
+            # never more than PLAN_SHARE of what the solve has left (Belady's simulation
+            # and a fallback plan come on top of a limit), and the trail tries while one
+            # more try fits: the last round ends within the time limit.
+            plan_limit = min(
+                PACK_MAX_S,
+                max(budget.remaining_s() / 2, MIN_PLAN_S),
+                PLAN_SHARE * whole.remaining_s(),
+            )
             packed = None
-            if plan_limit > MIN_PLAN_S:
+            if plan_limit > MIN_PLAN_S / 2:
                 packed = pack_stays(problem, found.order, search_capacity, plan_limit, self.seed)
             candidates = [packed] if packed is not None else []
             if packed is None:
                 # Greedy's retries (a lower capacity where it packs) first, then the trail.
-                plan_limit = min(plan_limit, PLAN_SHARE * budget.remaining_s())
-                if plan_limit > MIN_PLAN_S:
+                plan_limit = min(plan_limit, PLAN_SHARE * whole.remaining_s())
+                if plan_limit > MIN_PLAN_S / 2:
                     planned = plan_given_order(
                         problem,
                         found.order,
@@ -433,7 +449,7 @@ class DncSolver:
                         candidates.append(planned.plan)
 
                 def out_of_time() -> bool:
-                    return budget.remaining_s() <= 2 * TRAIL_PACK_S
+                    return budget.should_stop() or whole.remaining_s() <= 2 * TRAIL_PACK_S
 
                 earlier = pack_trail(problem, found, search_capacity, out_of_time, self.seed)
                 candidates += [earlier] if earlier is not None else []
@@ -673,6 +689,15 @@ class DncSolver:
                 Residency(info.id, buffer.lower, buffer.upper, offset, arrive, leave)
             )
         return Plan.make(order, residencies)
+
+
+def finishing_early(budget: Budget) -> Budget:
+    """``budget`` with :data:`FINISH_S` less time (at most :data:`FINISH_SHARE` of it),
+    the same start, stop flag and progress callback."""
+    if budget.time_limit_s is None:
+        return budget
+    margin = min(FINISH_S, FINISH_SHARE * budget.time_limit_s)
+    return dataclasses.replace(budget, time_limit_s=budget.time_limit_s - margin)
 
 
 def budget_total(budget: Budget) -> float:

@@ -263,3 +263,18 @@ def test_windows_inside_a_part_proven_optimal_cannot_improve_and_are_skipped(see
         progress=covered,
     )
     assert found == best and windows.windows_tried == 0 and windows.converged
+
+
+def test_the_phases_finish_early_enough_to_validate_within_the_limit():
+    """dnc's phases run on the budget less a finishing margin (at most 1 % of it): same
+    start, same stop flag, so Ctrl-C and the wall time are the caller's."""
+    from memplan.solvers.dnc.solver import FINISH_S, finishing_early
+
+    budget = Budget(time_limit_s=30.0)
+    early = finishing_early(budget)
+    assert early.time_limit_s == pytest.approx(30.0 - FINISH_S)
+    assert early.started_at_s == budget.started_at_s and early.stop_event is budget.stop_event
+    assert finishing_early(Budget(time_limit_s=1.0)).time_limit_s == pytest.approx(0.99)
+    assert finishing_early(Budget()).time_limit_s is None
+    budget.stop_event.set()
+    assert early.should_stop() and early.interrupted()
