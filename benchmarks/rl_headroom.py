@@ -23,11 +23,10 @@ import time
 from memplan.accelerator import load_accelerator
 from memplan.budgets import resolve_budget
 from memplan.graphs import catalog
-from memplan.graphs.catalog import list_workloads
 from memplan.io.loading import load_model
 from memplan.placement import PlacementState
 from memplan.problem import Problem, Scope
-from memplan.rl.sampler import HELD_OUT_FAMILIES
+from memplan.rl.sampler import HELD_OUT_FAMILIES, catalog_workloads
 from memplan.solvers.rl.features import encode
 from memplan.solvers.rl.instances import Instance, make_instance
 from memplan.solvers.rl.reference import Reference, default_move
@@ -73,9 +72,7 @@ def main() -> None:
     parser.add_argument("--cap-s", type=float, default=15.0, help="seconds per instance")
     parser.add_argument("--max-ops", type=int, default=420, help="largest graph (ops)")
     args = parser.parse_args()
-    workloads = args.workloads or sorted(
-        w.name for w in list_workloads() if w.family in HELD_OUT_FAMILIES and w.ops <= args.max_ops
-    )
+    workloads = args.workloads or catalog_workloads(HELD_OUT_FAMILIES, max_ops=args.max_ops)
     accelerator = load_accelerator("edge-npu")
     total_choices = total_improving = instances = 0
     for workload in workloads:
