@@ -246,6 +246,11 @@ class PlacementState:
             return [self._open[t] for _, _, t in self._blocks]
         return [self._open[t] for t in sorted(self._open)]
 
+    def open_blocks(self) -> list[tuple[int, int, int]]:
+        """``(offset, offset + aligned size, tensor)`` of every tensor on chip, by offset
+        (empty without addresses)."""
+        return list(self._blocks)
+
     def open_residency(self, tensor: int) -> OpenResidency | None:
         """The open residency of ``tensor``, or None when it is not on chip."""
         return self._open.get(tensor)
