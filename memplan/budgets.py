@@ -19,11 +19,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memplan.analysis import min_peak_order
 from memplan.errors import ConfigError
 from memplan.ir import Graph
 from memplan.problem import Problem
-from memplan.schedule import min_peak_schedule
+from memplan.schedule import default_min_peak_schedule
 from memplan.units import parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")
@@ -44,7 +43,7 @@ PeakProvider = Callable[[Problem], PeakEstimate]
 
 
 def heuristic_min_peak(problem: Problem) -> PeakEstimate:
-    """M_P from :func:`memplan.schedule.min_peak_schedule` (no solver plug-in needed).
+    """M_P from :func:`memplan.schedule.default_min_peak_schedule` (no plug-in needed).
 
     The search starts from :func:`memplan.analysis.min_peak_order` and is limited by a
     number of search states (reproducible); ``proven`` is True when it proves the order
@@ -57,9 +56,7 @@ def heuristic_min_peak(problem: Problem) -> PeakEstimate:
 def _min_peak_estimate(
     graph: Graph, sizes_bytes: tuple[int, ...], in_scope: tuple[bool, ...]
 ) -> PeakEstimate:
-    schedule = min_peak_schedule(
-        graph, sizes_bytes, in_scope, min_peak_order(graph, sizes_bytes, in_scope)
-    )
+    schedule = default_min_peak_schedule(graph, sizes_bytes, in_scope)
     if schedule.proven:
         return PeakEstimate(schedule.peak_bytes, True, "min-peak search (proven optimal)")
     return PeakEstimate(

@@ -19,6 +19,7 @@ from memplan.analysis import (
 )
 from memplan.ir import Graph, GraphBuilder, TensorKind
 from memplan.schedule import (
+    default_min_peak_schedule,
     exact_search,
     improve_by_windows,
     min_peak_schedule,
@@ -228,3 +229,17 @@ def test_search_matches_the_plain_dynamic_programme_on_larger_graphs(seed):
     result = exact_search(graph, sizes, scope, model_order(graph), 200_000)
     assert result.proven
     assert result.peak_bytes == dynamic_programme_min_peak(graph, sizes, scope)
+
+
+def test_default_schedule_is_searched_once_per_process_unless_cut_short() -> None:
+    """A finished default search is reused (same result object); one cut short is not
+    kept, and the next caller searches to the end and gets the full result."""
+    graph = wide_graph(3, 14)
+    sizes = tuple(t.size_bytes for t in graph.tensors)
+    scope = tuple(True for _ in graph.tensors)
+    stopped = default_min_peak_schedule(graph, sizes, scope, should_stop=lambda: True)
+    full = default_min_peak_schedule(graph, sizes, scope)
+    assert full is not stopped
+    assert full == min_peak_schedule(graph, sizes, scope, min_peak_order(graph, sizes, scope))
+    assert default_min_peak_schedule(graph, sizes, scope) is full
+    assert default_min_peak_schedule(graph, sizes, scope, should_stop=lambda: False) is full

@@ -54,7 +54,7 @@ from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
-from memplan.schedule import DEFAULT_NODE_LIMIT, PeakSchedule, min_peak_schedule
+from memplan.schedule import PeakSchedule, default_min_peak_schedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.bound import part_bound
 from memplan.solvers.dnc.cuts import choose_cuts
@@ -533,12 +533,11 @@ class DncSolver:
 
     def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
         """The low-peak order: the budgets' search (same node limit, same order, so an
-        M_P budget fits it), within half the time."""
-        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
-        order = min_peak_order(problem.graph, sizes, scope)
+        M_P budget fits it; when a budget of this process ran it, its result), within
+        half the time."""
         half = Budget(time_limit_s=self._share(budget, 0.5), stop_event=budget.stop_event)
-        schedule = min_peak_schedule(
-            problem.graph, sizes, scope, order, node_limit=DEFAULT_NODE_LIMIT,
+        schedule = default_min_peak_schedule(
+            problem.graph, problem.aligned_sizes_bytes, problem.in_scope,
             should_stop=half.should_stop,
         )  # fmt: skip
         stats["min_peak_bytes"] = schedule.peak_bytes
