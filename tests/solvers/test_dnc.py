@@ -278,3 +278,30 @@ def test_the_phases_finish_early_enough_to_validate_within_the_limit():
     assert finishing_early(Budget()).time_limit_s is None
     budget.stop_event.set()
     assert early.should_stop() and early.interrupted()
+
+
+def test_a_late_search_from_a_full_order_starts_below_the_capacity():
+    """A best plan that moves more than Belady's stays of its order (they did not pack)
+    sends the late search REORDER_SLACK lower; a plan that meets them, or a capacity
+    that cannot drop below M_R, keeps the real capacity."""
+    from memplan.fallback import spill_everything_plan
+    from memplan.solvers.dnc.search import traffic_bytes
+    from memplan.solvers.dnc.solver import REORDER_SLACK, _late_search_capacity
+    from memplan.solvers.packing import pack_stays
+
+    lowered = kept = 0
+    for seed in range(8):
+        for budget in ("MR", "MH"):
+            problem, plan = greedy_case(seed, budget)
+            capacity = problem.capacity_bytes
+            lower = capacity - int(REORDER_SLACK * capacity)
+            full = spill_everything_plan(problem, plan.order)  # moves more than Belady
+            expected = lower if lower >= problem.min_resident_bytes else capacity
+            assert _late_search_capacity(problem, full, traffic_bytes(problem, full)) == expected
+            lowered += expected < capacity
+            packed = pack_stays(problem, plan.order, capacity, 5.0, 0)
+            if packed is not None:  # Belady's own stays: nothing to gain by going lower
+                at = _late_search_capacity(problem, packed, traffic_bytes(problem, packed))
+                assert at == capacity
+                kept += 1
+    assert lowered > 0 and kept > 0
