@@ -270,9 +270,11 @@ def improve_windows(
     target_bytes: int = 0,
     stall_s: float | None = None,
     progress: WindowProgress | None = None,
+    trail: list[Plan] | None = None,
 ) -> Plan:
     """Re-solve windows of ``plan`` with the rest fixed while it helps (see the module
-    docstring); returns the best plan. ``max_windows`` > 0 caps the windows tried; the
+    docstring); returns the best plan, and appends each improved plan to ``trail`` when
+    given. ``max_windows`` > 0 caps the windows tried; the
     search stops once the plan moves ``target_bytes`` (a proven lower bound) or fewer,
     and, with ``stall_s``, when that many seconds pass before any window improves the
     plan (``stats.stalled``). ``progress`` carries the sweep over from an earlier call on
@@ -341,6 +343,8 @@ def improve_windows(
                 at.proven.append(window)
             continue
         best, best_bytes = candidate, best_bytes - saved
+        if trail is not None:
+            trail.append(best)
         stats.windows_improved += 1
         stats.history.append((budget.elapsed_s(), best_bytes))
         # Windows that overlap the change see a new plan: they may help now.

@@ -305,3 +305,54 @@ def test_a_late_search_from_a_full_order_starts_below_the_capacity():
                 assert at == capacity
                 kept += 1
     assert lowered > 0 and kept > 0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_windows_trail_and_its_latest_plan_that_packs(seed):
+    """The windows record each improved plan (each moving fewer bytes, the last the
+    plan returned); of a trail of interval plans, the latest that moves fewer bytes than
+    the incumbent and packs comes back packed and valid."""
+    from memplan.fallback import spill_everything_plan
+    from memplan.solvers.dnc.search import (
+        RunSettings,
+        SearchStats,
+        improve_windows,
+        traffic_bytes,
+        without_offsets,
+    )
+
+    problem, plan = greedy_case(seed, "MR", n_ops=30)
+    settings = RunSettings(
+        part_solver=make_solver("ilp").__class__,
+        fixed_order=False,
+        work_s=1.0,
+        workers=1,
+        seed=0,
+        placement=False,
+    )
+    worse = spill_everything_plan(problem, plan.order)
+    trail: list = []
+    found = improve_windows(
+        problem,
+        without_offsets(worse),
+        window_ops=6,
+        max_windows=12,
+        settings=settings,
+        budget=Budget(time_limit_s=60),
+        stats=SearchStats(),
+        report=lambda moved, message: None,
+        trail=trail,
+    )
+    moved = [traffic_bytes(problem, p) for p in trail]
+    assert trail and trail[-1] == found
+    assert all(a > b for a, b in zip(moved, moved[1:], strict=False))
+
+    solver = make_solver("dnc")
+    budget = Budget(time_limit_s=60)
+    greedy_bytes, worse_bytes = traffic_bytes(problem, plan), traffic_bytes(problem, worse)
+    assert greedy_bytes < worse_bytes
+    shapes = [without_offsets(worse), without_offsets(plan)]
+    packed = solver._packed_trail(problem, budget, shapes, worse_bytes)
+    assert packed is not None and validate(problem, packed) == []
+    assert traffic_bytes(problem, packed) == greedy_bytes
+    assert solver._packed_trail(problem, budget, shapes, greedy_bytes) is None
