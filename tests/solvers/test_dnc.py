@@ -345,7 +345,7 @@ def test_the_windows_trail_and_its_latest_plan_that_packs(seed):
     )
     moved = [traffic_bytes(problem, p) for p in trail]
     assert trail and trail[-1] == found
-    assert all(a > b for a, b in zip(moved, moved[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(moved))
 
     solver = make_solver("dnc")
     budget = Budget(time_limit_s=60)
