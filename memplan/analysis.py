@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import heapq
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from memplan.errors import GraphError
 from memplan.ir import Graph, OpId
@@ -22,11 +23,15 @@ from memplan.liveness import (
     working_set_bytes,
 )
 
+if TYPE_CHECKING:
+    from memplan.schedule import PeakSchedule, StopCheck
+
 __all__ = [
     "NAMED_ORDERS",
     "breadth_first_order",
     "check_order",
     "co_resident_pairs",
+    "default_min_peak_schedule",
     "depth_first_order",
     "list_min_peak_order",
     "live_bytes_per_step",
@@ -274,3 +279,40 @@ def named_order(
     if name == "model":
         return model_order(graph)
     raise ValueError(f"unknown order {name!r}; use one of {', '.join(NAMED_ORDERS)}")
+
+
+#: Default searches that ran to their end in this process, oldest first (see
+#: :func:`default_min_peak_schedule`); a few graphs at most.
+_FINISHED: dict[tuple[Graph, tuple[int, ...], tuple[bool, ...]], PeakSchedule] = {}
+_FINISHED_KEPT = 4
+
+
+def default_min_peak_schedule(
+    graph: Graph,
+    sizes_bytes: Sequence[int],
+    in_scope: Sequence[bool],
+    *,
+    should_stop: StopCheck | None = None,
+) -> PeakSchedule:
+    """:func:`memplan.schedule.min_peak_schedule` from :func:`min_peak_order` with the
+    default node limit: what an M_P or M_H budget and dnc's start both need.
+
+    The search counts states, not seconds, so the same inputs give the same schedule; one
+    that ran to its end is kept for this process, and the next caller with the same
+    graph, sizes and scope gets it at once (``memplan optimize --budget MH --solver dnc``
+    searched twice, 4.5 s each on randwire_ws_large). A search ``should_stop`` cut short
+    is not kept.
+    """
+    from memplan.schedule import min_peak_schedule  # schedule builds on this module
+
+    key = (graph, tuple(sizes_bytes), tuple(in_scope))
+    known = _FINISHED.get(key)
+    if known is not None:
+        return known
+    start = min_peak_order(graph, sizes_bytes, in_scope)
+    schedule = min_peak_schedule(graph, sizes_bytes, in_scope, start, should_stop=should_stop)
+    if should_stop is None or not should_stop():
+        while len(_FINISHED) >= _FINISHED_KEPT:
+            del _FINISHED[next(iter(_FINISHED))]
+        _FINISHED[key] = schedule
+    return schedule

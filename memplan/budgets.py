@@ -19,10 +19,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from memplan.analysis import default_min_peak_schedule
 from memplan.errors import ConfigError
 from memplan.ir import Graph
 from memplan.problem import Problem
-from memplan.schedule import default_min_peak_schedule
 from memplan.units import parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")

@@ -10,6 +10,7 @@ from helpers import random_graph
 
 from memplan.analysis import (
     check_order,
+    default_min_peak_schedule,
     list_min_peak_order,
     min_peak_order,
     model_order,
@@ -19,7 +20,6 @@ from memplan.analysis import (
 )
 from memplan.ir import Graph, GraphBuilder, TensorKind
 from memplan.schedule import (
-    default_min_peak_schedule,
     exact_search,
     improve_by_windows,
     min_peak_schedule,

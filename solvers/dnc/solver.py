@@ -44,7 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memplan.analysis import min_peak_order, named_order, peak_live_bytes, tensor_lifetimes
+from memplan.analysis import (
+    default_min_peak_schedule,
+    min_peak_order,
+    named_order,
+    peak_live_bytes,
+    tensor_lifetimes,
+)
 from memplan.budgets import PeakEstimate
 from memplan.cut import crossing_bytes
 from memplan.dsa import Buffer, allocate
@@ -54,7 +60,7 @@ from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
-from memplan.schedule import PeakSchedule, default_min_peak_schedule, min_peak_schedule
+from memplan.schedule import PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.bound import part_bound
 from memplan.solvers.dnc.cuts import choose_cuts
