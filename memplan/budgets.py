@@ -43,7 +43,7 @@ PeakProvider = Callable[[Problem], PeakEstimate]
 
 
 def heuristic_min_peak(problem: Problem) -> PeakEstimate:
-    """M_P from :func:`memplan.schedule.default_min_peak_schedule` (no plug-in needed).
+    """M_P from :func:`memplan.analysis.default_min_peak_schedule` (no plug-in needed).
 
     The search starts from :func:`memplan.analysis.min_peak_order` and is limited by a
     number of search states (reproducible); ``proven`` is True when it proves the order

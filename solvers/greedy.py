@@ -285,8 +285,11 @@ class GreedySolver:
             except Stopped:
                 timed_out = True
             else:
-                plan, replacement, timed_out = self._take_online(online, order, stats), None, False
-                replacement = online.replacement
+                plan, replacement, timed_out = (
+                    self._take_online(online, order, stats),
+                    online.replacement,
+                    False,
+                )
                 stats["fallback"] = "none"  # the online passes were asked for
         else:
             plan, replacement, timed_out = self._plan_with_retries(problem, order, budget, stats)
@@ -374,10 +377,15 @@ class GreedySolver:
                     stopped = True
                     break
         stats["retries"] = attempt
-        if best is None and not stopped and self.allocator not in ("portfolio", "auto"):
+        if (
+            best is None
+            and not stopped
+            and replacement.stays
+            and self.allocator not in ("portfolio", "auto")
+        ):
             # Last try on the last replacement: the portfolio often packs what one rule cannot.
             offsets, _, used = self._pack(problem, replacement.stays, budget, "portfolio")
-            if offsets is not None and replacement.stays:
+            if offsets is not None:
                 plan = replacement.plan(order, offsets)
                 waste = evaluate(problem, plan).non_compulsory_bytes
                 best = (waste, plan, replacement, effective, used)

@@ -65,6 +65,17 @@ class OnlinePlan:
     non_compulsory_bytes: int  # traffic no plan has to move (PROBLEM.md section 5)
     variant: str  # which pass: "lowest gap" or "windows (short N steps)"
 
+    @staticmethod
+    def of(state: PlacementState, variant: str) -> OnlinePlan:
+        """The plan and counters of a finished pass."""
+        return OnlinePlan(
+            tuple(state.closed),
+            Replacement.of(state),
+            state.compactions,
+            state.non_compulsory_bytes,
+            variant,
+        )
+
 
 def simulate_online(
     problem: Problem,
@@ -94,13 +105,7 @@ def _lowest_gap(
     assert problem.capacity_bytes >= problem.min_resident_bytes, "capacity below M_R"
     state = PlacementState(problem, order, undo=False)
     run_belady(state, policy, budget)
-    return OnlinePlan(
-        tuple(state.closed),
-        Replacement.of(state),
-        state.compactions,
-        state.non_compulsory_bytes,
-        "lowest gap",
-    )
+    return OnlinePlan.of(state, "lowest gap")
 
 
 def simulate_windows(
@@ -145,13 +150,7 @@ def simulate_windows(
                     state.evict(blocker)
             state.place(offset)
         victims.steps_ran(step, state.step)
-    return OnlinePlan(
-        tuple(state.closed),
-        Replacement.of(state),
-        state.compactions,
-        state.non_compulsory_bytes,
-        f"windows (short {short_steps} steps)",
-    )
+    return OnlinePlan.of(state, f"windows (short {short_steps} steps)")
 
 
 def best_online(

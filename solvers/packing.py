@@ -75,16 +75,30 @@ def pack_trail(
     where the greedy stack on the best order (no smaller capacity to retry at) spills
     15.1 MB.
     """
-    low, high = 0, len(found.trail) - 2
+    orders = [order for _, order in found.trail[:-1]]
+    return latest_packed(
+        len(orders),
+        lambda k: pack_stays(problem, orders[k], search_capacity, TRAIL_PACK_S, seed),
+        should_stop,
+    )
+
+
+def latest_packed(
+    count: int, attempt: Callable[[int], Plan | None], should_stop: Callable[[], bool]
+) -> Plan | None:
+    """The packed plan of the latest of ``count`` trail entries that ``attempt`` packs
+    (None when none does before ``should_stop``), by bisection: along a trail that fills
+    the capacity as it goes, packing mostly gets harder."""
+    low, high = 0, count - 1
     packed: Plan | None = None
     while low <= high and not should_stop():
         middle = (low + high) // 2
-        attempt = pack_stays(problem, found.trail[middle][1], search_capacity, TRAIL_PACK_S, seed)
-        if attempt is None:
+        found = attempt(middle)
+        if found is None:
             high = middle - 1
         else:
-            packed, low = attempt, middle + 1
+            packed, low = found, middle + 1
     return packed
 
 
-__all__ = ["TRAIL_PACK_S", "pack", "pack_stays", "pack_trail"]
+__all__ = ["TRAIL_PACK_S", "latest_packed", "pack", "pack_stays", "pack_trail"]

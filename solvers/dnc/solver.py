@@ -79,7 +79,7 @@ from memplan.solvers.dnc.search import (
 from memplan.solvers.greedy import plan_given_order
 from memplan.solvers.online import online_plan
 from memplan.solvers.order_search import search_order
-from memplan.solvers.packing import TRAIL_PACK_S, pack, pack_stays, pack_trail
+from memplan.solvers.packing import TRAIL_PACK_S, latest_packed, pack, pack_stays, pack_trail
 from memplan.solvers.replacement import simulate
 from memplan.traffic_bound import traffic_lower_bound
 
@@ -558,19 +558,12 @@ class DncSolver:
         """The latest plan of ``trail`` (each better than the one before) that moves
         fewer than ``best_bytes`` and packs, by bisection, :data:`TRAIL_PACK_S` per try;
         None when none does in time."""
-        low, high = 0, len(trail) - 1
-        found: Plan | None = None
-        while low <= high and budget.remaining_s() > 2 * TRAIL_PACK_S:
-            middle = (low + high) // 2
-            if traffic_bytes(problem, trail[middle]) >= best_bytes:
-                low = middle + 1
-                continue
-            attempt = pack(problem, trail[middle], TRAIL_PACK_S, self.seed)
-            if attempt is None:
-                high = middle - 1
-            else:
-                found, low = attempt, middle + 1
-        return found
+        better = [plan for plan in trail if traffic_bytes(problem, plan) < best_bytes]
+        return latest_packed(
+            len(better),
+            lambda k: pack(problem, better[k], TRAIL_PACK_S, self.seed),
+            lambda: budget.remaining_s() <= 2 * TRAIL_PACK_S,
+        )
 
     def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
         """The low-peak order: the budgets' search (same node limit, same order, so an

@@ -21,8 +21,16 @@ import itertools
 
 from memplan.solvers.dnc import DncSolver
 from memplan.solvers.dnc.cuts import choose_cuts
+from memplan.solvers.dnc.search import RunSettings, part_solver_class
 
 KIB = 1024
+
+
+def run_settings(work_s: float = 1.0, placement: bool = True) -> RunSettings:
+    """Settings for direct calls of the windows and parts: one worker, seed 0."""
+    return RunSettings(
+        part_solver_class(), False, work_s=work_s, workers=1, seed=0, placement=placement
+    )
 
 
 def tiny_problem(seed: int, scope: Scope, extra_kib: int = 0) -> Problem:
@@ -132,16 +140,10 @@ def test_progress_reports_the_incumbent_and_the_bound():
 def test_windows_stop_when_they_stall():
     """With ``stall_s`` the windows stop once that long has passed without an
     improvement (here at once: no window is tried), and say so."""
-    from memplan.solvers.dnc.search import RunSettings, SearchStats, improve_windows
+    from memplan.solvers.dnc.search import SearchStats, improve_windows
 
     problem, plan = greedy_case(3, "MR", n_ops=40)
-    settings = RunSettings(
-        part_solver=make_solver("ilp").__class__,
-        fixed_order=False,
-        work_s=1.0,
-        workers=1,
-        seed=0,
-    )
+    settings = run_settings()
     stats = SearchStats()
     found = improve_windows(
         problem,
@@ -224,7 +226,6 @@ def test_windows_inside_a_part_proven_optimal_cannot_improve_and_are_skipped(see
     inside it, so no such window improves the plan: the parts record their proofs,
     and the windows skip what they cover."""
     from memplan.solvers.dnc.search import (
-        RunSettings,
         SearchStats,
         WindowProgress,
         improve_windows,
@@ -233,9 +234,7 @@ def test_windows_inside_a_part_proven_optimal_cannot_improve_and_are_skipped(see
     )
 
     problem, plan = greedy_case(seed, "MR", n_ops=36)
-    settings = RunSettings(
-        part_solver=make_solver("ilp").__class__, fixed_order=False, work_s=5.0, workers=1, seed=0
-    )
+    settings = run_settings(work_s=5.0)
     progress, stats = WindowProgress.fresh(0), SearchStats()
 
     def quiet(moved, message):
@@ -314,7 +313,6 @@ def test_the_windows_trail_and_its_latest_plan_that_packs(seed):
     the incumbent and packs comes back packed and valid."""
     from memplan.fallback import spill_everything_plan
     from memplan.solvers.dnc.search import (
-        RunSettings,
         SearchStats,
         improve_windows,
         traffic_bytes,
@@ -322,14 +320,7 @@ def test_the_windows_trail_and_its_latest_plan_that_packs(seed):
     )
 
     problem, plan = greedy_case(seed, "MR", n_ops=30)
-    settings = RunSettings(
-        part_solver=make_solver("ilp").__class__,
-        fixed_order=False,
-        work_s=1.0,
-        workers=1,
-        seed=0,
-        placement=False,
-    )
+    settings = run_settings(placement=False)
     worse = spill_everything_plan(problem, plan.order)
     trail: list = []
     found = improve_windows(
