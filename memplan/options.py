@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -72,10 +73,14 @@ def option_value(plugin_name: str, info: OptionInfo, raw: Any) -> Any:
         if info.type_name == "int":
             return int(raw)
         if info.type_name == "float":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(raw)
+            return number
     except ValueError:
         raise ConfigError(
             f"{plugin_name!r}: option {info.name}={raw!r} is not a valid {info.type_name}"
+            + (" (a finite number)" if info.type_name == "float" else "")
         ) from None
     return raw
 
@@ -103,8 +108,9 @@ def check_choice(plugin_name: str, option: str, value: Any, allowed: tuple[str, 
 def check_range(
     plugin_name: str, option: str, value: float, low: float, high: float | None = None
 ) -> None:
-    """Raise :class:`ConfigError` unless ``low <= value (<= high)``."""
-    if value < low or (high is not None and value > high):
+    """Raise :class:`ConfigError` unless ``low <= value (<= high)`` (NaN never is)."""
+    # Written as "not inside" so that NaN, which compares false both ways, is refused.
+    if not (value >= low and (high is None or value <= high)):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{plugin_name!r}: option {option}={value!r} must be {bound}")
 

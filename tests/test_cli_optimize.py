@@ -193,6 +193,8 @@ def test_below_mr_exits_1_with_mr_and_writes_nothing(tmp_path, model_path, capsy
             "'greedy.order' (give it as order=..., without greedy.)",
         ),
         (["--option", "max_retries=many"], "max_retries='many' is not a valid int"),
+        (["--option", "alloc_time_limit_s=nan"], "'nan' is not a valid float (a finite"),
+        (["--option", "alloc_time_limit_s=inf"], "'inf' is not a valid float (a finite"),
         (["--option", "order"], "must look like NAME=VALUE"),
         (["--scratchpad", "lots"], "use MR, MH, MP"),
         (["--time-limit", "-1"], "--time-limit must be > 0"),
@@ -225,6 +227,8 @@ def test_solvers_lists_greedy_with_options(capsys):
     names = {o["name"] for o in greedy["options"]}
     assert {"order", "seed"} <= names
     assert all(o["help"] for o in greedy["options"])
+    # Each summary is a whole sentence, even where the docstring's first line wraps.
+    assert all(e["doc"].endswith(".") for e in entries.values() if e["importable"])
     code, out, _ = run(capsys, "solvers")
     assert "greedy: available" in out and "--option order=<str>" in out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -361,6 +362,9 @@ def test_auto_order_sees_both_orders_win_somewhere() -> None:
         ({"allocator": "nope"}, "greedy-by-size"),
         ({"max_retries": "-1"}, ">= 0"),
         ({"alloc_time_limit_s": "0"}, "alloc_time_limit_s"),
+        ({"alloc_time_limit_s": "nan"}, "not a valid float"),
+        # From Python a NaN arrives as a float: the range check must refuse it too.
+        ({"alloc_time_limit_s": math.nan}, "must be >= "),
         ({"colour": "red"}, "no option 'colour'"),
     ],
 )

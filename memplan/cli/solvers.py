@@ -64,8 +64,9 @@ def plugin_catalog() -> list[dict[str, Any]]:
             }
             if missing is None:
                 cls = plugin_class(kind, name)
-                doc = (cls.__doc__ or "").strip().splitlines()
-                entry["doc"] = doc[0] if doc else ""
+                # The summary is the docstring's first paragraph, which may wrap.
+                first_paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+                entry["doc"] = " ".join(first_paragraph.split())
                 entry["capabilities"] = sorted(capabilities_of(cls))
                 if dataclasses.is_dataclass(cls):
                     entry["options"] = [
