@@ -1,7 +1,8 @@
-"""Byte quantities: parsing ``512KiB`` / ``2MB`` / ``65536`` and printing them back."""
+"""Byte quantities (parsing ``512KiB`` / ``2MB`` / ``65536``, printing them back) and durations."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from memplan.errors import ConfigError
@@ -58,3 +59,19 @@ def format_bytes(n: float) -> str:
 def align_up(n: int, alignment: int) -> int:
     """Smallest multiple of ``alignment`` that is >= ``n``."""
     return -(-n // alignment) * alignment
+
+
+def check_seconds(flag: str, seconds: float, *, allow_zero: bool = False) -> float:
+    """Return ``seconds`` if it is a finite duration > 0 (>= 0 with ``allow_zero``).
+
+    NaN and infinity are refused: a NaN limit compares false with every clock reading,
+    so a loop guarded by it never stops.
+
+    Raises:
+        ConfigError: naming ``flag`` (e.g. ``--time-limit``) and the value.
+    """
+    low_ok = seconds >= 0 if allow_zero else seconds > 0
+    if not (low_ok and math.isfinite(seconds)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{flag} must be a finite number of seconds {bound}, got {seconds}")
+    return seconds

@@ -143,6 +143,8 @@ def test_inspect_exact_mp_flag(fake_prover, tmp_path, capsys) -> None:
     problem = Problem(graph, Accelerator("x", 1 << 20, 64))
     assert summary["exact_min_peak_proven"] is True
     assert summary["exact_min_peak_bytes"] == enumerate_min_peak(problem)
+    assert main(["inspect", str(path), "--exact-mp", "nan"]) == 2
+    assert "--exact-mp must be a finite number of seconds" in capsys.readouterr().err
 
 
 def test_ilp_provides_exact_min_peak(tmp_path, monkeypatch) -> None:

@@ -370,6 +370,9 @@ def test_cli_train_checks_its_output_before_training(tmp_path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     code = main(["rl", "train", "--minutes", "1", "-o", str(tmp_path / "agent.bin")])
     assert code == EXIT_BAD_INPUT and ".npz" in capsys.readouterr().err
+    # A NaN would never compare as elapsed, so training would never stop.
+    code = main(["rl", "train", "--minutes", "nan", "-o", str(tmp_path / "agent.npz")])
+    assert code == EXIT_BAD_INPUT and "finite" in capsys.readouterr().err
 
 
 def test_cli_optimize_with_the_rl_solver(tmp_path, capsys) -> None:

@@ -49,6 +49,7 @@ from memplan.errors import ConfigError, MemplanError
 from memplan.ir import Graph, graph_to_json
 from memplan.min_peak import cached_peak_provider, exact_peak_provider
 from memplan.problem import Problem, Scope
+from memplan.units import check_seconds
 
 __all__ = [
     "RESULTS_NAME",
@@ -308,6 +309,19 @@ class BenchConfig:
     save_plans: bool = False  # write every plan to out_dir/plans/<key>.json
     retry_failed: bool = False  # run again the cells recorded as error or killed
 
+    def __post_init__(self) -> None:
+        """Refuse durations a run could not honour (named by their command-line flags).
+
+        Raises:
+            ConfigError: a time limit, grace or warm-up limit that is not a finite
+                number of seconds in range.
+        """
+        check_seconds("--time-limit", self.time_limit_s)
+        check_seconds("--grace", self.grace_s, allow_zero=True)
+        check_seconds("--warmup-limit", self.warmup_limit_s)
+        if self.exact_mp_s is not None:
+            check_seconds("--exact-mp", self.exact_mp_s)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (run.json)."""
         return {
@@ -351,14 +365,6 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     """
     from memplan.io.files import atomic_write_text
 
-    if config.time_limit_s <= 0:
-        raise ConfigError(f"--time-limit must be > 0 seconds, got {config.time_limit_s}")
-    if config.grace_s < 0:
-        raise ConfigError(f"--grace must be >= 0 seconds, got {config.grace_s}")
-    if config.warmup_limit_s <= 0:
-        raise ConfigError(f"--warmup-limit must be > 0 seconds, got {config.warmup_limit_s}")
-    if config.exact_mp_s is not None and config.exact_mp_s <= 0:
-        raise ConfigError(f"--exact-mp must be > 0 seconds, got {config.exact_mp_s}")
     check_solvers(config.solvers, config.options)
     workloads, failures = load_workloads(config.suite, config.dtype_bytes)
     if not workloads:

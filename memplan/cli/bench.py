@@ -298,9 +298,7 @@ def bench_config(args: argparse.Namespace) -> Any:
     dtype_bytes = setting(args, "dtype_bytes", preset)
     if dtype_bytes is not None and dtype_bytes < 1:
         raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
-    # Checked before any workload is loaded: a long run must not end on an unwritable file.
-    check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
-    return BenchConfig(
+    config = BenchConfig(
         suite=tuple(suite),
         solvers=solvers,
         budgets=_split(setting(args, "budgets", preset), "--budgets"),
@@ -318,6 +316,9 @@ def bench_config(args: argparse.Namespace) -> Any:
         save_plans=args.save_plans,
         retry_failed=args.retry_failed,
     )
+    # Checked before any workload is loaded: a long run must not end on an unwritable file.
+    check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
+    return config
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -55,12 +55,11 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.cli import EXIT_NO_PLAN, EXIT_OK
     from memplan.cli.bench import _split, setting
     from memplan.cli.common import console, load_model_from_args, print_json
-    from memplan.errors import ConfigError
     from memplan.problem import Scope
+    from memplan.units import check_seconds
 
     time_limit_s = setting(args, "time_limit_s")
-    if time_limit_s <= 0:
-        raise ConfigError(f"--time-limit must be > 0 seconds, got {time_limit_s}")
+    check_seconds("--time-limit", time_limit_s)
     solvers = split_specs(setting(args, "solvers"))
     budgets = _split(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)

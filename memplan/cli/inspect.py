@@ -23,7 +23,7 @@ from memplan.cli.common import (
 from memplan.io.loading import LoadedModel
 from memplan.ir import TensorKind
 from memplan.problem import Problem
-from memplan.units import format_bytes
+from memplan.units import check_seconds, format_bytes
 
 
 def add_parser(subparsers: Any) -> None:
@@ -234,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise ConfigError(f"--top must be >= 0, got {args.top}")
+    if args.exact_mp is not None:
+        check_seconds("--exact-mp", args.exact_mp)
     loaded = load_model_from_args(args)
     problem = problem_from_args(args, loaded)
     summary = summarize(loaded, problem, args.top)

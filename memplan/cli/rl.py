@@ -15,6 +15,7 @@ Use a checkpoint with ``memplan optimize MODEL --solver rl --option network=agen
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import threading
 from pathlib import Path
@@ -89,8 +90,8 @@ def train_command(args: argparse.Namespace) -> int:
     from memplan.cli.common import console, err_console
     from memplan.cli.plancommon import StopOnSigint
 
-    if args.minutes <= 0:
-        raise ConfigError(f"--minutes must be > 0, got {args.minutes}")
+    if not (args.minutes > 0 and math.isfinite(args.minutes)):
+        raise ConfigError(f"--minutes must be a finite number > 0, got {args.minutes}")
     if args.simulations < 1 or args.threads < 1:
         raise ConfigError("--simulations and --threads must be >= 1")
     output = Path(args.output)

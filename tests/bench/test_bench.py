@@ -285,6 +285,21 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, str(tmp_path / "o")]) == 2
     assert "not a budget" in capsys.readouterr().err
     assert main(["bench", "report", str(tmp_path / "missing")]) == 2
+    capsys.readouterr()
+    # NaN passes "<= 0" checks and would never time out: every duration flag refuses it.
+    for flag, value in [
+        ("--time-limit", "nan"),
+        ("--grace", "nan"),
+        ("--warmup-limit", "inf"),
+        ("--exact-mp", "nan"),
+    ]:
+        out = tmp_path / f"o{flag}"
+        assert (
+            main(["bench", "--suite", str(suite), "--solvers", SPILL, flag, value, "-o", str(out)])
+            == 2
+        )
+        assert f"{flag} must be a finite number of seconds" in capsys.readouterr().err
+        assert not out.exists()
 
 
 def test_greedy_cells_are_valid(tmp_path: Path) -> None:

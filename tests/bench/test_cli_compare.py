@@ -61,6 +61,8 @@ def test_compare_bad_input(model: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(model), "--solvers", "missing_solver"]) == 2
     assert "unknown solver" in capsys.readouterr().err
     assert main(["compare", str(model.with_name("absent.onnx"))]) == 2
+    assert main(["compare", str(model), "--time-limit", "nan"]) == 2
+    assert "--time-limit must be a finite number of seconds" in capsys.readouterr().err
 
 
 def test_compare_no_plan_exits_1(model: Path) -> None:
