@@ -220,6 +220,22 @@ def test_after_a_fruitless_order_search_the_windows_go_on_to_converge():
     assert "no window improves" in result.message
 
 
+@pytest.mark.parametrize("seed", [0, 3, 4, 5])
+def test_when_the_windows_converge_the_whole_graph_may_prove_the_plan_optimal(seed):
+    """A graph longer than the largest window (2 ops, grown to 8) gets one run of the
+    whole graph once the windows converge: it proves the optimum the ilp proves."""
+    problem = Problem(tiny_spill_graph(seed, 14), Accelerator("tiny", 1 << 20, KIB))
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    ilp = make_solver("ilp", {"hint": "false"}).solve(problem, Budget(time_limit_s=60))
+    assert ilp.status is Status.OPTIMAL
+    solver = DncSolver(window_ops=2, reorder_share=0, interval_share=0, parts_share=0)
+    result = solver.solve(problem, Budget(time_limit_s=60))
+    assert validate(problem, result.plan) == []
+    assert result.cost.non_compulsory_bytes == ilp.cost.non_compulsory_bytes > 0
+    assert result.status is Status.OPTIMAL and result.stats["window_ops_reached"] == 14
+    assert result.stats["bound_method"] == "the ilp on the whole graph"
+
+
 @pytest.mark.parametrize("seed", [0, 2, 8])
 def test_windows_inside_a_part_proven_optimal_cannot_improve_and_are_skipped(seed):
     """A part the ilp proves optimal (and leaves as it was) fixes less than any window
