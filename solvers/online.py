@@ -92,7 +92,8 @@ def simulate_online(
     Args:
         problem: the problem (capacity >= M_R).
         order: a topological order of all ops.
-        policy: ``belady`` or ``belady-size`` (see :mod:`memplan.solvers.replacement`).
+        policy: a rule of :data:`memplan.solvers.replacement.POLICIES` (``belady-fit``
+            evicts as ``belady`` here: the room is a gap, not a byte count).
         budget: looked at every few steps; :class:`Stopped` is raised when it runs out.
     """
     found = _lowest_gap(problem, order, policy, budget)
