@@ -512,7 +512,7 @@ def plan_given_order(
     *,
     alloc_time_limit_s: float = 1.0,
 ) -> SolveResult:
-    """The greedy stack (Belady, then allocation, with its fallbacks) on ``order``.
+    """The greedy stack (replacement, then allocation, with its fallbacks) on ``order``.
 
     For other solvers that choose an order themselves and want greedy's replacement and
     packing for it (dnc's order search, the mallocGame's reference plan).
