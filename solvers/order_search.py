@@ -266,6 +266,16 @@ class Reordered:
     trail: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
 
+def belady_score(problem: Problem, order: Sequence[int]) -> int:
+    """Belady's non-compulsory bytes for ``order``: the score :func:`search_order`
+    lowers (the numba kernel above :data:`PYTHON_OPS_LIMIT` ops)."""
+    compiled = problem.graph.num_ops > PYTHON_OPS_LIMIT
+    score: Callable[..., Any] = belady_traffic.compiled() if compiled else belady_traffic.python()
+    moving = np.zeros(problem.graph.num_ops, np.int64)
+    arrays = problem_arrays(problem)
+    return int(score(np.array(order, np.int64), problem.capacity_bytes, arrays, moving))
+
+
 def search_order(
     problem: Problem,
     start: Sequence[int],

@@ -571,3 +571,27 @@ def test_named_orders_that_coincide_are_planned_and_played_once() -> None:
     references = stats["reference_bytes"]
     assert all(references[name] == references["model"] for name in twins)
     assert not {c.name for c in candidates} & set(twins)
+
+
+def test_the_order_search_starts_from_the_tied_order_belady_scores_lowest() -> None:
+    """Of orders whose plans tie, the search starts from the one with the lowest Belady
+    score (its own): the start's score is that order's, whichever comes first."""
+    from memplan.analysis import named_order
+    from memplan.solvers.order_search import belady_score
+    from memplan.solvers.rl.solver import RlSolver
+
+    checked = 0
+    for seed in range(12):
+        instance = _instance(seed, n_ops=30)
+        problem = instance.problem
+        sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+        orders = [named_order(problem.graph, name, sizes, scope) for name in ("dfs", "bfs")]
+        scores = [belady_score(problem, order) for order in orders]
+        if scores[0] == scores[1]:
+            continue
+        checked += 1
+        for tied in (orders, orders[::-1]):
+            found = RlSolver()._searched_order(problem, Budget(), tied, limit_s=0.05)
+            assert found.start_bytes == min(scores)
+            assert found.best_bytes <= found.start_bytes
+    assert checked >= 3
