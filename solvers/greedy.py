@@ -293,7 +293,8 @@ class GreedySolver:
         stats: dict[str, Any] = {"order": name}
         replacement: Replacement | None = None
         plan: Plan | None = None
-        policy, first = self._policy(problem, order, budget, stats)
+        steps = scoped_touched(problem), use_steps(problem, order)  # for every simulation
+        policy, first = self._policy(problem, order, budget, stats, steps)
         stats["replacement"] = policy
         if self.allocator == ONLINE:
             stats["retries"] = 0
@@ -310,7 +311,7 @@ class GreedySolver:
                 stats["fallback"] = "none"  # the online passes were asked for
         else:
             plan, replacement, timed_out = self._plan_with_retries(
-                problem, order, budget, stats, policy, first
+                problem, order, budget, stats, steps, policy, first
             )
         if plan is None:
             plan, replacement = spill_everything_plan(problem, order), None
@@ -326,7 +327,12 @@ class GreedySolver:
         return _Attempt(plan, evaluate(problem, plan), stats, timed_out)
 
     def _policy(
-        self, problem: Problem, order: Sequence[int], budget: Budget, stats: dict[str, Any]
+        self,
+        problem: Problem,
+        order: Sequence[int],
+        budget: Budget,
+        stats: dict[str, Any],
+        steps: tuple[list[tuple[int, ...]], list[list[int]]],
     ) -> tuple[str, Replacement | None]:
         """The eviction rule for ``order``, and its replacement at the full capacity when
         choosing it took one (``replacement=auto``; else None).
@@ -343,7 +349,7 @@ class GreedySolver:
             return self.replacement, None
         best: tuple[int, str, Replacement] | None = None
         moved: dict[str, int] = {}
-        touched, uses = scoped_touched(problem), use_steps(problem, order)
+        touched, uses = steps
         for policy in AUTO_POLICIES:
             try:
                 replacement = simulate(
@@ -367,11 +373,13 @@ class GreedySolver:
         order: Sequence[int],
         budget: Budget,
         stats: dict[str, Any],
+        steps: tuple[list[tuple[int, ...]], list[list[int]]],
         policy: str,
         first: Replacement | None = None,
     ) -> tuple[Plan | None, Replacement, bool]:
         """Replace by ``policy`` and pack, shrinking the effective capacity while packing
-        fails (``first``: the replacement at the full capacity, when already simulated).
+        fails (``steps``: the op-touch and use steps :func:`simulate` takes; ``first``:
+        the replacement at the full capacity, when already simulated).
 
         After a failure, the effective capacity drops by the overflow (doubling the cut
         on every further failure, never below M_R) until a replacement packs; the
@@ -390,7 +398,7 @@ class GreedySolver:
         stats["fallback"] = "none"
         replacement = Replacement((), 0, 0, 0, 0)
         attempt, stopped = 0, False
-        touched, uses = scoped_touched(problem), use_steps(problem, order)
+        touched, uses = steps
         for attempt in range(self.max_retries + 1):
             try:
                 if attempt == 0 and first is not None:

@@ -266,14 +266,23 @@ class Reordered:
     trail: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
 
+def _score_kernel(num_ops: int, compiled: bool | None = None) -> Callable[..., Any]:
+    """:func:`belady_traffic`, compiled (numba) by default above :data:`PYTHON_OPS_LIMIT`
+    ops, else the Python version."""
+    if compiled is None:
+        compiled = num_ops > PYTHON_OPS_LIMIT
+    return belady_traffic.compiled() if compiled else belady_traffic.python()
+
+
 def belady_score(problem: Problem, order: Sequence[int]) -> int:
     """Belady's non-compulsory bytes for ``order``: the score :func:`search_order`
-    lowers (the numba kernel above :data:`PYTHON_OPS_LIMIT` ops)."""
-    compiled = problem.graph.num_ops > PYTHON_OPS_LIMIT
-    score: Callable[..., Any] = belady_traffic.compiled() if compiled else belady_traffic.python()
-    moving = np.zeros(problem.graph.num_ops, np.int64)
-    arrays = problem_arrays(problem)
-    return int(score(np.array(order, np.int64), problem.capacity_bytes, arrays, moving))
+    lowers."""
+    n = problem.graph.num_ops
+    score = _score_kernel(n)
+    moving = np.zeros(n, np.int64)
+    return int(
+        score(np.array(order, np.int64), problem.capacity_bytes, problem_arrays(problem), moving)
+    )
 
 
 def search_order(
@@ -302,9 +311,7 @@ def search_order(
     """
     arrays = problem_arrays(problem)
     n = problem.graph.num_ops
-    if compiled is None:
-        compiled = n > PYTHON_OPS_LIMIT
-    score: Callable[..., Any] = belady_traffic.compiled() if compiled else belady_traffic.python()
+    score = _score_kernel(n, compiled)
     capacity = problem.capacity_bytes
     order = np.array(start, np.int64)
     moving, trial = np.zeros(n, np.int64), np.zeros(n, np.int64)
