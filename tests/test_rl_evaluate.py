@@ -1,0 +1,127 @@
+"""The held-out evaluation: the same games with and without the network, equal budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memplan.accelerator import Accelerator
+from memplan.ir import graph_to_json
+from memplan.problem import Problem, Scope
+from memplan.rl.evaluate import EvalConfig, EvalRow, Game, cells, evaluate_instance, tally
+from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
+from memplan.testing import random_dag
+
+ACCELERATOR = Accelerator("t", 1, alignment_bytes=64)
+
+
+def _problem(graph, scope: Scope = Scope.ACTIVATIONS) -> Problem:
+    return Problem(graph, ACCELERATOR, scope)
+
+
+def _cells(seed: int, budgets=("MR",), orders=("model",)):
+    graph = random_dag(seed, 30)
+    return list(cells([(f"dag{seed}", graph)], _problem, [Scope.ACTIVATIONS], budgets, orders))
+
+
+def test_cells_are_the_budgets_where_the_online_pass_spills() -> None:
+    graph = random_dag(3, 30)
+    found = list(cells([("dag3", graph)], _problem, [Scope.ACTIVATIONS], ["MR", "1GiB"], ["model"]))
+    # At 1 GiB nothing spills, so the game decides nothing there: only M_R is a cell.
+    assert [(name, budget, order) for name, budget, order, _ in found] == [("dag3", "MR", "model")]
+    instance = found[0][3]
+    assert instance.problem.capacity_bytes == instance.problem.min_resident_bytes
+    assert instance.name == "dag3/activations/MR/model"
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> None:
+    network = Network.load(SHIPPED_CHECKPOINT)
+    config = EvalConfig(simulations=4, considered=2, rollout_steps=8, alternatives=1)
+    for workload, budget, order, instance in _cells(seed, ("MR", "MH"), ("model", "min-peak")):
+        row = evaluate_instance(
+            instance, network, config, workload=workload, budget=budget, order=order
+        )
+        assert row.greedy_bytes == instance.baseline_bytes
+        assert row.online_bytes > 0  # a cell is a game with something to decide
+        # A fortified pass starts from greedy's plan and follows only better games.
+        assert row.rollout_network.bytes <= row.greedy_bytes
+        assert row.rollout_free.bytes <= row.greedy_bytes
+        for search in ("gumbel", "rollout"):
+            for net in (True, False):
+                assert row.game(search, net).bytes >= 0 and row.game(search, net).seconds >= 0
+        # Budgets are counted in simulations and rollouts: the same config, the same games.
+        again = evaluate_instance(
+            instance, network, config, workload=workload, budget=budget, order=order
+        )
+        assert [again.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)] == [
+            row.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)
+        ]
+
+
+def _row(greedy: int, gumbel: tuple[int, int], rollout: tuple[int, int]) -> EvalRow:
+    return EvalRow(
+        "w", "activations", "MR", "model", 10, 1024, greedy, greedy * 2,
+        Game(gumbel[0], 1.0), Game(gumbel[1], 2.0), Game(rollout[0], 3.0), Game(rollout[1], 5.0),
+    )  # fmt: skip
+
+
+def test_tally_counts_network_against_network_free_and_against_greedy() -> None:
+    rows = [
+        _row(100, (100, 300), (90, 100)),
+        _row(50, (60, 40), (50, 50)),
+        _row(70, (70, 70), (70, 60)),
+    ]
+    gumbel, rollout = tally(rows)
+    assert (gumbel.better, gumbel.equal, gumbel.worse) == (1, 1, 1)
+    assert (rollout.better, rollout.equal, rollout.worse) == (1, 1, 1)
+    assert (gumbel.below_greedy_network, gumbel.below_greedy_free) == (0, 1)
+    assert (rollout.below_greedy_network, rollout.below_greedy_free) == (1, 1)
+    assert gumbel.median_seconds_network == 1.0 and rollout.median_seconds_free == 5.0
+
+
+def test_evaluate_config_refuses_empty_budgets() -> None:
+    from memplan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="simulations"):
+        EvalConfig(simulations=0)
+    with pytest.raises(ConfigError, match="rollout-steps"):
+        EvalConfig(rollout_steps=-1)
+
+
+def test_cli_evaluate_writes_rows_and_tallies(tmp_path, capsys) -> None:
+    from memplan.cli import EXIT_OK, main
+
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    out = tmp_path / "heldout.json"
+    code = main(
+        ["rl", "evaluate", "--suite", str(model), "--budgets", "MR", "--scope", "activations",
+         "--orders", "model", "--simulations", "2", "--json", str(out), "-q"]
+    )  # fmt: skip
+    assert code == EXIT_OK
+    text = capsys.readouterr().out
+    assert "held-out cells where the online Belady pass spills" in text
+    document = json.loads(out.read_text())
+    assert len(document["rows"]) == 1 and document["rows"][0]["workload"] == "dag"
+    assert [t["search"] for t in document["tallies"]] == ["gumbel", "rollout"]
+    assert document["config"]["simulations"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--orders", "sideways"], "unknown order"),
+        (["--simulations", "0"], "--simulations must be >= 1"),
+        (["--network", "missing.npz"], "missing.npz"),
+        (["--json", "no/such/folder/out.json"], "does not exist"),
+        (["--max-ops", "1"], "no held-out workload"),
+    ],
+)
+def test_cli_evaluate_refuses_bad_input_in_one_line(argv, message, capsys) -> None:
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    assert main(["rl", "evaluate", *argv]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
