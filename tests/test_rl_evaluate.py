@@ -43,6 +43,7 @@ def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> 
         row = evaluate_instance(
             instance, network, config, workload=workload, budget=budget, order=order
         )
+        assert row is not None
         assert row.greedy_bytes == instance.baseline_bytes
         assert row.online_bytes > 0  # a cell is a game with something to decide
         # A fortified pass starts from greedy's plan and follows only better games.
@@ -55,9 +56,20 @@ def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> 
         again = evaluate_instance(
             instance, network, config, workload=workload, budget=budget, order=order
         )
+        assert again is not None
         assert [again.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)] == [
             row.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)
         ]
+
+
+def test_a_cell_cut_short_is_left_out() -> None:
+    network = Network.load(SHIPPED_CHECKPOINT)
+    _, budget, order, instance = _cells(3)[0]
+    row = evaluate_instance(
+        instance, network, EvalConfig(), workload="w", budget=budget, order=order,
+        should_stop=lambda: True,
+    )  # fmt: skip
+    assert row is None
 
 
 def _row(greedy: int, gumbel: tuple[int, int], rollout: tuple[int, int]) -> EvalRow:

@@ -347,15 +347,28 @@ def evaluate_command(args: argparse.Namespace) -> int:
         transient=True,
     )
     budgets_per_graph = len(scopes) * len(budgets) * len(orders)
-    with progress, StopOnSigint(stop, "memplan rl evaluate: stopping after this cell"):
+    with (
+        progress,
+        StopOnSigint(
+            stop, "memplan rl evaluate: stopping; the cells played are kept (Ctrl-C again aborts)"
+        ),
+    ):
         task = progress.add_task("eval", total=len(graphs) * budgets_per_graph, status="")
         for workload, budget, order, instance in cells(graphs, problem_of, scopes, budgets, orders):
             if stop.is_set():
                 break
             progress.update(task, status=instance.name)
             row = evaluate_instance(
-                instance, network, config, workload=workload, budget=budget, order=order
+                instance,
+                network,
+                config,
+                workload=workload,
+                budget=budget,
+                order=order,
+                should_stop=stop.is_set,
             )
+            if row is None:  # Ctrl-C during the cell's games: it is left out
+                break
             rows.append(row)
             save()
             progress.advance(task)
@@ -364,7 +377,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     for line in _summary(rows):
         console.print(line, highlight=False)
     if stop.is_set():
-        err_console.print("interrupted by Ctrl-C: the rows above are the cells played")
+        err_console.print("interrupted by Ctrl-C: the table holds the cells played to the end")
     if output is not None:
         save()
         console.print(f"wrote {output}", highlight=False)

@@ -99,15 +99,24 @@ class EvalRow:
         return asdict(self)
 
 
+def _never() -> bool:
+    return False
+
+
 def _checked_bytes(instance: Instance, plan: Plan, what: str) -> int:
     check_plan(instance.problem, plan, what)
     return evaluate(instance.problem, plan).non_compulsory_bytes
 
 
 def play_gumbel(
-    instance: Instance, network: Network | None, config: EvalConfig, label: str
-) -> Game:
-    """A complete Gumbel game (no noise), with the network or network-free."""
+    instance: Instance,
+    network: Network | None,
+    config: EvalConfig,
+    label: str,
+    should_stop: Callable[[], bool] = _never,
+) -> Game | None:
+    """A complete Gumbel game (no noise), with the network or network-free; None when
+    ``should_stop`` cut it short."""
     started = time.perf_counter()
     state = instance.new_state()
     search = search_for(
@@ -119,15 +128,21 @@ def play_gumbel(
         rng=np.random.default_rng(config.seed),
         noise=False,
     )
-    play_episode(state, search)
+    if not play_episode(state, search, should_stop=should_stop):
+        return None
     plan = state.plan()
     return Game(_checked_bytes(instance, plan, label), time.perf_counter() - started)
 
 
 def play_rollout(
-    instance: Instance, network: Network | None, config: EvalConfig, label: str
-) -> Game:
-    """One fortified rollout pass from the reference, alternatives by prior or at random."""
+    instance: Instance,
+    network: Network | None,
+    config: EvalConfig,
+    label: str,
+    should_stop: Callable[[], bool] = _never,
+) -> Game | None:
+    """One fortified rollout pass from the reference, alternatives by prior or at random;
+    None when ``should_stop`` cut it short."""
     assert instance.reference is not None and instance.baseline_bytes is not None
     started = time.perf_counter()
     result = rollout_pass(
@@ -137,8 +152,10 @@ def play_rollout(
         alternatives=config.alternatives,
         network=network,
         rng=np.random.default_rng(config.seed),
-        should_stop=lambda: False,
+        should_stop=should_stop,
     )
+    if not result.complete:
+        return None
     return Game(_checked_bytes(instance, result.best_plan, label), time.perf_counter() - started)
 
 
@@ -182,10 +199,23 @@ def evaluate_instance(
     workload: str,
     budget: str,
     order: str,
-) -> EvalRow:
-    """Play the four searches on ``instance`` and return its row."""
+    should_stop: Callable[[], bool] = _never,
+) -> EvalRow | None:
+    """Play the four searches on ``instance`` and return its row (None when
+    ``should_stop`` cut a game short: a cell counts only with all four games)."""
     assert instance.baseline_bytes is not None
     label = instance.name
+    games: list[Game] = []
+    for play, net, what in (
+        (play_gumbel, network, "gumbel game"),
+        (play_gumbel, None, "network-free gumbel game"),
+        (play_rollout, network, "rollout pass"),
+        (play_rollout, None, "network-free rollout pass"),
+    ):
+        game = play(instance, net, config, f"{label}: {what}", should_stop)
+        if game is None:
+            return None
+        games.append(game)
     return EvalRow(
         workload=workload,
         scope=instance.problem.scope.value,
@@ -195,10 +225,10 @@ def evaluate_instance(
         capacity_bytes=instance.problem.capacity_bytes,
         greedy_bytes=instance.baseline_bytes,
         online_bytes=online_pass_bytes(instance),
-        gumbel_network=play_gumbel(instance, network, config, f"{label}: gumbel game"),
-        gumbel_free=play_gumbel(instance, None, config, f"{label}: network-free gumbel game"),
-        rollout_network=play_rollout(instance, network, config, f"{label}: rollout pass"),
-        rollout_free=play_rollout(instance, None, config, f"{label}: network-free rollout pass"),
+        gumbel_network=games[0],
+        gumbel_free=games[1],
+        rollout_network=games[2],
+        rollout_free=games[3],
     )
 
 
