@@ -28,6 +28,7 @@ from memplan.solvers.rl.search import (
     GumbelSearch,
     NetworkEvaluator,
     RolloutEvaluator,
+    search_for,
 )
 from memplan.testing import random_dag
 from memplan.validate import validate
@@ -595,3 +596,32 @@ def test_the_order_search_starts_from_the_tied_order_belady_scores_lowest() -> N
             assert found.start_bytes == min(scores)
             assert found.best_bytes <= found.start_bytes
     assert checked >= 3
+
+
+def test_a_search_with_many_simulations_stops_when_time_is_up() -> None:
+    """should_stop is checked before every simulation, not only between moves: a search
+    of thousands of simulations per move must still honour the time limit."""
+    instance = _instance(3)
+    calls = 0
+
+    def stop_after_five() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 5
+
+    search = search_for(
+        instance,
+        Network.load(SHIPPED_CHECKPOINT),
+        simulations=2_000,
+        considered=8,
+        rollout_steps=4,
+        rng=np.random.default_rng(0),
+        noise=False,
+        should_stop=stop_after_five,
+    )
+    state = instance.new_state()
+    while not state.offset_candidates() or len(np.flatnonzero(encode(state, 1.0).mask)) < 2:
+        state.apply(default_move(state, instance.guide))
+    result = search.run(state)
+    assert search.evaluations <= 6  # the root and the five simulations before the stop
+    assert result.encoding.mask[result.slot]  # a legal move all the same

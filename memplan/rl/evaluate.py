@@ -127,6 +127,7 @@ def play_gumbel(
         rollout_steps=config.rollout_steps,
         rng=np.random.default_rng(config.seed),
         noise=False,
+        should_stop=should_stop,
     )
     if not play_episode(state, search, should_stop=should_stop):
         return None

@@ -24,6 +24,7 @@ without one, a uniform prior and a random rollout to the end of the game
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -172,6 +173,9 @@ class GumbelSearch:
         rng: the Gumbel noise and rollouts' randomness.
         noise: sample Gumbel noise (diversity across episodes); off: pick by the prior.
         reference: a plan whose suggested moves the features mark.
+        should_stop: True when time is up: checked before every simulation, so a search
+            with many simulations per move still honours the time limit (the move is then
+            chosen from the simulations run so far).
     """
 
     def __init__(
@@ -184,9 +188,11 @@ class GumbelSearch:
         rng: np.random.Generator | None = None,
         noise: bool = True,
         reference: Reference | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         assert simulations >= 1 and considered >= 1
         self.reference = reference
+        self.should_stop = should_stop
         self.evaluator = evaluator
         self.scale_bytes = float(scale_bytes)
         self.simulations = simulations
@@ -257,11 +263,15 @@ class GumbelSearch:
         remaining = list(legal[np.argsort(-base[legal], kind="stable")[:m]])
         budget = self.simulations
         phases = max(1, math.ceil(math.log2(len(remaining)))) if len(remaining) > 1 else 1
+        stop = self.should_stop
         while budget > 0:
             per_action = max(1, budget // (phases * len(remaining)))
             for slot in remaining:
                 for _ in range(per_action):
                     if budget <= 0:
+                        break
+                    if stop is not None and stop():
+                        budget = 0  # time is up: choose among the moves as they stand
                         break
                     self._simulate(state, root, int(slot))
                     budget -= 1
@@ -285,8 +295,10 @@ def search_for(
     rollout_steps: int,
     rng: np.random.Generator,
     noise: bool,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GumbelSearch:
-    """The search of one game on ``instance``: network-guided, or network-free (None)."""
+    """The search of one game on ``instance``: network-guided, or network-free (None);
+    ``should_stop`` is checked before every simulation."""
     evaluator: Evaluator
     if network is None:
         evaluator = RolloutEvaluator(instance.scale_bytes, rng)
@@ -302,6 +314,7 @@ def search_for(
         rng=rng,
         noise=noise,
         reference=instance.guide,
+        should_stop=should_stop,
     )
 
 

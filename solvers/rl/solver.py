@@ -547,6 +547,7 @@ class RlSolver:
                 rollout_steps=self.rollout_steps,
                 rng=rng,
                 noise=bool(history),
+                should_stop=out_of_time,
             )
             state = instance.new_state()
             finished = play_episode(state, search, should_stop=out_of_time)
