@@ -11,7 +11,8 @@ the solver (``--solver``, default ``greedy``) under ``--time-limit`` (default 60
 with a live line for any solve longer than a second, then prints the result and
 writes the requested files together (all or none). Every plan is validated before it
 is reported or written (:func:`memplan.solver.make_result`). Ctrl-C asks the solver
-to stop and keep its best plan; a second Ctrl-C aborts and writes nothing.
+to stop and keep its best plan; a second Ctrl-C before the solver returns aborts and
+writes nothing (after it, the outputs are written whole: Ctrl-C is ignored there).
 
 Exit codes: 0 a plan was found (optimal, feasible, or the best one at a timeout);
 1 no plan (infeasible, e.g. a scratchpad below M_R, or nothing found in time);
@@ -54,6 +55,7 @@ from memplan.cli.plancommon import (
     StopOnSigint,
     add_scratchpad_argument,
     resolve_scratchpad,
+    sigint_ignored,
 )
 from memplan.errors import ConfigError
 from memplan.options import SEED_MAX
@@ -94,7 +96,8 @@ def add_parser(subparsers: Any) -> None:
             "replaced atomically and keeps its mode, a symlink's target is written, and a "
             "folder, device, FIFO, read-only file or missing folder is refused. Ctrl-C stops "
             "the solver and keeps its best plan so far (written as usual); press it twice "
-            "to abort without writing anything."
+            "to abort without writing anything (once the solver has returned, the outputs "
+            "are written whole and Ctrl-C is ignored)."
         ),
     )
     add_model_arguments(parser)
@@ -272,7 +275,24 @@ def run(args: argparse.Namespace) -> int:
     with StopOnSigint(budget.stop_event, notice), live:
         result = solver.solve(problem, budget)
     interrupted = budget.interrupted()
+    with sigint_ignored():  # the solve is over: write and report it whole
+        return _finish(
+            args, targets, result, problem, (loaded, budget_spec), talk, interrupted, time_limit_s
+        )
 
+
+def _finish(
+    args: argparse.Namespace,
+    targets: dict[str, OutputTarget],
+    result: SolveResult,
+    problem: Problem,
+    model_and_budget: tuple[LoadedModel, ResolvedBudget],
+    talk: Any,
+    interrupted: bool,
+    time_limit_s: float | None,
+) -> int:
+    """Write the outputs and print the result; return the exit code."""
+    loaded, budget_spec = model_and_budget
     written = _write_outputs(
         targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
     )

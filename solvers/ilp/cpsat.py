@@ -127,6 +127,18 @@ def _progress_callback(report: SearchProgress) -> Any:
     return Latest()
 
 
+def _stop_before_abort(solver: Any, finished: threading.Event) -> None:
+    """Stop the search and give it ABANDON_AFTER_S to end: a process that exits while
+    CP-SAT's C++ threads still run is killed by ``std::terminate`` (exit -6)."""
+    solver.stop_search()
+    deadline = time.monotonic() + ABANDON_AFTER_S
+    while not finished.is_set() and time.monotonic() < deadline:
+        try:
+            finished.wait(0.05)
+        except KeyboardInterrupt:  # more Ctrl-C: the abort is already under way
+            continue
+
+
 def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | None = None) -> Any:
     """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
@@ -158,14 +170,26 @@ def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | Non
         except BaseException as error:  # re-raised in the calling thread
             outcome["error"] = error
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
+    finished = threading.Event()
+
+    def run_and_signal() -> None:
+        try:
+            work()
+        finally:
+            finished.set()
+
+    # Wait on an Event, not on Thread.join: a KeyboardInterrupt inside join() can mark a
+    # thread that is still running as stopped (CPython 3.11), so is_alive() would lie.
+    threading.Thread(target=run_and_signal, daemon=True).start()
     stopped_at = None
     shown, next_report = None, time.monotonic() + PROGRESS_EVERY_S
-    while worker.is_alive():
+    while not finished.is_set():
         try:
-            worker.join(0.05)
+            finished.wait(0.05)
         except KeyboardInterrupt:
+            if budget.stop_event.is_set():  # a second Ctrl-C aborts
+                _stop_before_abort(solver, finished)
+                raise
             budget.stop_event.set()
         if latest is not None and time.monotonic() >= next_report:
             next_report = time.monotonic() + PROGRESS_EVERY_S
@@ -177,7 +201,7 @@ def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | Non
             solver.stop_search()
             stopped_at = time.monotonic()
         late = stopped_at is not None and time.monotonic() - stopped_at > ABANDON_AFTER_S
-        if late and worker.is_alive():
+        if late and not finished.is_set():
             return None
     if "error" in outcome:
         raise outcome["error"]
