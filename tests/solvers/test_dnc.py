@@ -363,3 +363,14 @@ def test_the_windows_trail_and_its_latest_plan_that_packs(seed):
     assert packed is not None and validate(problem, packed) == []
     assert traffic_bytes(problem, packed) == greedy_bytes
     assert solver._packed_trail(problem, budget, shapes, greedy_bytes) is None
+
+
+def test_workers_are_capped_below_what_crashes_cp_sat():
+    """OR-Tools 9.15 segfaults with 20+ workers under dnc's deterministic limits."""
+    from memplan.errors import ConfigError
+    from memplan.solvers.dnc.solver import MAX_WORKERS
+
+    assert MAX_WORKERS < 20
+    DncSolver(workers=MAX_WORKERS)
+    with pytest.raises(ConfigError, match=f"between 1 and {MAX_WORKERS}"):
+        DncSolver(workers=MAX_WORKERS + 1)
