@@ -270,11 +270,25 @@ class Subgraph:
         return self._tensor_index.get(TensorId(parent_tensor))
 
 
+#: The most bytes all tensors of a graph may hold together (1 PiB): peaks, traffic and
+#: costs are summed in 64-bit integers (numpy), which this keeps far from overflow.
+MAX_GRAPH_BYTES = 1 << 50
+
+
 def _verify(
     name: str, ops: Sequence[Op], tensors: Sequence[Tensor]
 ) -> tuple[tuple[OpId | None, ...], tuple[tuple[OpId, ...], ...]]:
     """Check the IR invariants and return (producer, consumers) tables."""
     where = f"graph {name!r}"
+    total_bytes = sum(t.size_bytes for t in tensors)
+    if total_bytes > MAX_GRAPH_BYTES:
+        largest = max(tensors, key=lambda t: t.size_bytes)
+        raise GraphError(
+            f"{where}: its tensors hold {total_bytes:,} bytes (the largest, "
+            f"{largest.name!r}, {largest.size_bytes:,}), above memplan's limit of 1 PiB, "
+            "where 64-bit sums of sizes would overflow; check the model's shapes (or set "
+            "symbolic dimensions with --dim)"
+        )
     for index, tensor in enumerate(tensors):
         if tensor.id != index:
             raise GraphError(

@@ -409,3 +409,18 @@ def test_ctrl_c_is_ignored_while_the_outputs_are_written():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # the signal is delivered (and ignored) by now
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_output_that_is_the_model_file_is_refused(tmp_path, model_path, capsys):
+    """-o (or --csv) naming the model itself, directly or through a symlink, would
+    replace the model with the plan: refused before any work, the model untouched."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(Path(model_path).read_bytes())
+    link = tmp_path / "plan.json"
+    link.symlink_to(model)
+    before = model.read_bytes()
+    for flag, target in (("-o", model), ("--csv", link)):
+        code, _, err = run(capsys, "optimize", model, "--scratchpad", "MR", flag, target)
+        assert code == EXIT_BAD_INPUT
+        assert "is the model file being planned" in err and len(err.strip().splitlines()) == 1
+    assert model.read_bytes() == before

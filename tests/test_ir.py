@@ -219,3 +219,24 @@ def test_networkx_view(seed):
         for t in data["tensors"]:
             assert g.producer[t] == u and t in g.ops[v].inputs
     assert dag.nodes[0]["op_type"] == g.ops[0].op_type
+
+
+def test_a_graph_too_large_for_64_bit_sums_is_refused_in_one_message():
+    """2^62-byte tensors (shapes such as [2^30, 2^30] of float32) overflowed numpy's
+    int64 peaks into negative numbers; 2^93 bytes raised OverflowError deep inside."""
+    from memplan.ir import MAX_GRAPH_BYTES
+
+    def huge(size: int):
+        def build():
+            b = GraphBuilder("big")
+            x = b.tensor("x", size, TensorKind.INPUT)
+            y = b.tensor("y", size, TensorKind.ACTIVATION, is_output=True)
+            b.op("relu", "Relu", [x], [y])
+            return b.build()
+
+        return build
+
+    message = bad(huge(1 << 62))
+    assert "above memplan's limit of 1 PiB" in message and "'x'" in message
+    assert "above" in bad(huge(1 << 93))
+    huge(MAX_GRAPH_BYTES // 2)()  # at the limit: accepted

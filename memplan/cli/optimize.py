@@ -234,10 +234,16 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
         raise ConfigError(
             f"{' and '.join(to_stdout)} would all write to standard output; give file names"
         )
+    model = Path(args.model)
     seen: dict[Path, str] = {}
     for kind, target in targets.items():
         if target.path is None:
             continue
+        if model.is_file() and target.path.exists() and target.path.samefile(model):
+            raise ConfigError(
+                f"{flags[kind][0]} {target.given}: is the model file being planned; writing "
+                "there would destroy it; give another file name"
+            )
         if target.path in seen:
             raise ConfigError(
                 f"{seen[target.path]} and {flags[kind][0]} name the same file "
