@@ -102,19 +102,27 @@ class Accelerator:
             raise ConfigError(f"{source}: missing field capacity_bytes (scratchpad size in bytes)")
         values = dict(data)
         values.setdefault("name", Path(source).stem)
+        key = ""
         try:
             for key in ("capacity_bytes", "alignment_bytes"):
                 if key in values:
-                    if isinstance(values[key], bool) or int(values[key]) != values[key]:
-                        raise ValueError(f"{key} must be an integer")
-                    values[key] = int(values[key])
+                    value = values[key]
+                    if isinstance(value, bool | str) or int(value) != value:
+                        raise ValueError(f"{key} must be an integer, got {value!r}")
+                    values[key] = int(value)
             if "timing_model" in values and not isinstance(values["timing_model"], str):
                 raise ValueError(f"timing_model must be one of {', '.join(TIMING_MODELS)}")
-            for key in allowed - {"name", "capacity_bytes", "alignment_bytes", "timing_model"}:
-                if key in values:
-                    values[key] = float(values[key])
+            for key in sorted(allowed - {"name", "capacity_bytes", "alignment_bytes"}):
+                if key in values and key != "timing_model":
+                    value = values[key]
+                    if isinstance(value, bool | str):
+                        raise ValueError(f"{key} must be a number, got {value!r}")
+                    values[key] = float(value)
+        except OverflowError:
+            raise ConfigError(f"{source}: {key} must be a finite number") from None
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"{source}: {error}") from None
+            message = str(error) if str(error).startswith(key) else f"{key}: {error}"
+            raise ConfigError(f"{source}: {message}") from None
         return Accelerator(**values)
 
 

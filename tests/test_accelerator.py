@@ -67,3 +67,20 @@ def test_unknown_name_and_malformed_file(tmp_path):
     broken.write_text("capacity_bytes = = 3\n")
     with pytest.raises(InputFormatError, match=r"broken\.toml"):
         load_accelerator(broken)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"capacity_bytes": "abc"}, "capacity_bytes must be an integer, got 'abc'"),
+        ({"capacity_bytes": 1024, "dram_bytes_per_s": "fast"}, "dram_bytes_per_s must be a number"),
+        (
+            {"capacity_bytes": 1024, "alignment_bytes": float("inf")},
+            "alignment_bytes must be a finite",
+        ),
+    ],
+)
+def test_a_bad_field_value_is_named_in_the_message(fields, message):
+    """Each value error names its field (it used to be Python's bare int() message)."""
+    with pytest.raises(ConfigError, match=message):
+        Accelerator.from_dict(fields, "spec.toml")

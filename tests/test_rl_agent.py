@@ -98,6 +98,12 @@ def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
     np.savez(tmp_path / "bad.npz", meta=np.array('{"format_version": 99}'))
     with pytest.raises(ConfigError, match="format"):
         Network.load(tmp_path / "bad.npz")
+    # A diverged training run: NaN weights would make every prior NaN, silently.
+    name = next(iter(network.params))
+    poisoned = {**network.params, name: np.full_like(network.params[name], np.nan)}
+    (tmp_path / "nan.npz").write_bytes(Network(poisoned, network.meta).to_bytes())
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        Network.load(tmp_path / "nan.npz")
 
 
 def test_numpy_inference_matches_the_torch_model() -> None:

@@ -194,7 +194,9 @@ def _time_limit_s(text: str | None) -> float | None:
             f"--time-limit {text!r} is not a number of seconds; write e.g. 60, or none"
         ) from None
     if not value > 0 or value == float("inf"):
-        raise ConfigError(f"--time-limit must be > 0 seconds, got {text}")
+        raise ConfigError(
+            f"--time-limit must be a finite number of seconds > 0 (or none), got {text}"
+        )
     return value
 
 

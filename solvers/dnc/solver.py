@@ -177,7 +177,7 @@ class DncSolver:
     )
     window_time_s: float = field(
         default=1.0,
-        metadata={"help": "CP-SAT work per window or part, in deterministic seconds (> 0)"},
+        metadata={"help": "CP-SAT work per window or part, in deterministic seconds (>= 0.001)"},
     )
     max_windows: int = field(
         default=0,

@@ -125,6 +125,12 @@ class Network:
                 f"{path}: cannot read the network checkpoint ({error}); give an .npz file "
                 "written by memplan rl train"
             ) from None
+        broken = [name for name, value in params.items() if not np.isfinite(value).all()]
+        if broken:
+            raise ConfigError(
+                f"{path}: the checkpoint's {broken[0]} holds NaN or infinite weights (a "
+                "diverged training run?); use another checkpoint"
+            )
         if meta.get("format_version") != FORMAT_VERSION:
             raise ConfigError(
                 f"{path}: checkpoint format {meta.get('format_version')!r}, this memplan reads "

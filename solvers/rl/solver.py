@@ -170,7 +170,7 @@ class RlSolver:
         metadata={
             "help": "search=rollout: moves tried per game move besides the default one in the "
             "first pass, one rollout to the end each (the search budget; doubled after a pass "
-            "that finds nothing; network=none draws them at random); >= 1"
+            f"that finds nothing; network=none draws them at random); 1 .. {NUM_ACTIONS - 1}"
         },
     )
     simulations: int = field(
@@ -251,8 +251,10 @@ class RlSolver:
         }
         target = self._lower_bound(problem, budget, deadline, stats)
         instances, best = self._instances(problem, budget, deadline, target, stats)
+        budget.report_progress(best[0], target or None, "reference plans made")
         if best[0] > target and not budget.should_stop():
             target = self._part_bound(problem, budget, deadline, best[1], target, stats)
+            budget.report_progress(best[0], target or None, "playing the mallocGame")
         cut_short = SEARCHED_ORDER not in stats["reference_bytes"] and self.order == AUTO_ORDER
         if best[0] <= target:  # proven optimal (or no traffic): nothing to play for
             stats["best_from"] = best[2]
@@ -277,6 +279,7 @@ class RlSolver:
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
                 best = (found[0], found[1], f"{self.search} {found[2]} ({name} order)")
+                budget.report_progress(best[0], target or None, f"a game on the {name} order")
             if best[0] <= target:
                 break
             if budget.should_stop():
