@@ -133,7 +133,8 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help=(
             "wall-clock limit of the solve in seconds; the best plan found by then is kept "
-            f"(default: {DEFAULT_TIME_LIMIT_S:g}; 'none' for no limit)"
+            f"(default: {DEFAULT_TIME_LIMIT_S:g}; 'none' for no limit). Loading the model, "
+            "resolving MH or MP (a min-peak order) and writing come on top"
         ),
     )
     group.add_argument(
