@@ -121,7 +121,8 @@ def _add_evaluate_parser(sub: Any) -> None:
         "--orders",
         default="model,min-peak",
         metavar="A,B",
-        help="fixed op orders of the games: model, min-peak, dfs, bfs (default: model,min-peak)",
+        help="fixed op orders of the games: model, min-peak, dfs, bfs, rpo "
+        "(default: model,min-peak)",
     )
     evaluate.add_argument(
         "--accelerator",
