@@ -336,25 +336,26 @@ def evaluate_command(args: argparse.Namespace) -> int:
             atomic_write_text(output, json.dumps(document, indent=1) + "\n")
 
     stop = threading.Event()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     progress = Progress(
         TextColumn("[bold]held-out games[/bold]"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("cells played: {task.completed}"),
         TextColumn("{task.fields[status]}"),
         console=err_console,
         disable=args.quiet,
         transient=True,
     )
-    budgets_per_graph = len(scopes) * len(budgets) * len(orders)
     with (
         progress,
         StopOnSigint(
             stop, "memplan rl evaluate: stopping; the cells played are kept (Ctrl-C again aborts)"
         ),
     ):
-        task = progress.add_task("eval", total=len(graphs) * budgets_per_graph, status="")
+        # The number of cells is known only as they come: cells where the online pass
+        # does not spill are skipped.
+        task = progress.add_task("eval", total=None, status="")
         for workload, budget, order, instance in cells(graphs, problem_of, scopes, budgets, orders):
             if stop.is_set():
                 break
