@@ -104,6 +104,16 @@ def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
     (tmp_path / "nan.npz").write_bytes(Network(poisoned, network.meta).to_bytes())
     with pytest.raises(ConfigError, match="NaN or infinite"):
         Network.load(tmp_path / "nan.npz")
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+    with pytest.raises(ConfigError, match="cannot read"):
+        Network.load(tmp_path / "zip.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))  # a bare array under an .npz name
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(ConfigError, match="cannot read"):
+        Network.load(tmp_path / "array.npz")
+    np.savez(tmp_path / "list.npz", meta=np.array("[1, 2]"))
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        Network.load(tmp_path / "list.npz")
 
 
 def test_numpy_inference_matches_the_torch_model() -> None:

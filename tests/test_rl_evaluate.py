@@ -125,7 +125,10 @@ def test_cli_evaluate_writes_rows_and_tallies(tmp_path, capsys) -> None:
     ("argv", "message"),
     [
         (["--orders", "sideways"], "unknown order"),
-        (["--simulations", "0"], "--simulations must be >= 1"),
+        (["--simulations", "0"], "--simulations must be 1 .. 4096"),
+        (["--alternatives", "1000"], "--alternatives must be 1 .. 24"),
+        (["--seed", "-1"], "--seed -1"),
+        (["--suite", "no/such/model.onnx"], "no/such/model.onnx"),
         (["--network", "missing.npz"], "missing.npz"),
         (["--json", "no/such/folder/out.json"], "does not exist"),
         (["--max-ops", "1"], "no held-out workload"),

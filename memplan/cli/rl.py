@@ -155,7 +155,10 @@ def _add_evaluate_parser(sub: Any) -> None:
         help="rollout pass: moves tried per move besides the default one (>= 1)",
     )
     evaluate.add_argument(
-        "--seed", type=checked_seed, default=0, help="seed of the network-free random draws"
+        "--seed",
+        default="0",
+        metavar="N",
+        help="seed of the network-free random draws (0 .. 2147483647)",
     )
     evaluate.add_argument(
         "--json",
@@ -294,7 +297,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         considered=args.considered,
         rollout_steps=args.rollout_steps,
         alternatives=args.alternatives,
-        seed=args.seed,
+        seed=checked_seed(args.seed),
     )
     orders = _split(args.orders, "--orders")
     for order in orders:
@@ -318,6 +321,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     workloads, failures = load_workloads(suite)
     for failure in failures:
         err_console.print(f"skipped: {failure}", highlight=False)
+    if not workloads:
+        raise ConfigError("--suite: no workload could be loaded (see the lines above)")
     graphs = [(w.name, w.graph) for w in workloads]
 
     def problem_of(graph: Any, scope: Scope) -> Problem:
@@ -330,6 +335,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
             document = {
                 "network": str(args.network),
                 "config": {**vars(config)},
+                "suite": [w.name for w in workloads],
+                "accelerator": accelerator.name,
+                "scopes": [scope.value for scope in scopes],
+                "budgets": list(budgets),
+                "orders": list(orders),
+                "interrupted": stop.is_set(),
                 "rows": [row.to_dict() for row in rows],
                 "tallies": [vars(t) for t in tally(rows)],
             }
@@ -356,7 +367,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         # The number of cells is known only as they come: cells where the online pass
         # does not spill are skipped.
         task = progress.add_task("eval", total=None, status="")
-        for workload, budget, order, instance in cells(graphs, problem_of, scopes, budgets, orders):
+
+        def skipped(why: str) -> None:
+            err_console.print(f"skipped: {why}", highlight=False)
+
+        for workload, budget, order, instance in cells(
+            graphs, problem_of, scopes, budgets, orders, on_skip=skipped
+        ):
             if stop.is_set():
                 break
             progress.update(task, status=instance.name)
@@ -427,7 +444,10 @@ def _summary(rows: list[Any]) -> list[str]:
     from memplan.rl.evaluate import tally
 
     if not rows:
-        return ["no cell where the game decides anything (the online pass never spills)"]
+        return [
+            "no cell was played: none where the online Belady pass spills at a budget of at "
+            "least M_R (or Ctrl-C came first)"
+        ]
     lines = [f"{len(rows)} held-out cells where the online Belady pass spills"]
     for t in tally(rows):
         lines.append(

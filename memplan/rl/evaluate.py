@@ -36,6 +36,7 @@ from memplan.min_peak import cached_peak_provider
 from memplan.placement import Timeline
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
+from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.instances import Instance, make_instance, online_bytes, resolve_order
 from memplan.solvers.rl.network import Network
 from memplan.solvers.rl.rollout import rollout_pass
@@ -44,6 +45,8 @@ from memplan.validate import check_plan
 
 #: The searches compared, each played with the network and without it.
 SEARCHES = ("gumbel", "rollout")
+#: Most simulations per move: a game has hundreds of moves, so more would run for hours.
+MAX_SIMULATIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,13 @@ class EvalConfig:
     seed: int = 0  # the network-free searches' random draws
 
     def __post_init__(self) -> None:
-        for name in ("simulations", "considered", "alternatives"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name, most in (
+            ("simulations", MAX_SIMULATIONS),
+            ("considered", NUM_ACTIONS),
+            ("alternatives", NUM_ACTIONS - 1),
+        ):
+            if not 1 <= getattr(self, name) <= most:
+                raise ConfigError(f"--{name} must be 1 .. {most}, got {getattr(self, name)}")
         if self.rollout_steps < 0:
             raise ConfigError(f"--rollout-steps must be >= 0, got {self.rollout_steps}")
 
@@ -171,11 +178,12 @@ def cells(
     scopes: Sequence[Scope],
     budgets: Sequence[str],
     orders: Sequence[str],
+    on_skip: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, str, str, Instance]]:
     """``(workload, budget, order, instance)`` for every cell where the game decides
     something (the online Belady pass spills). Budgets resolve as ``memplan optimize``
     resolves them (a cached proof of M_P, else the heuristic peak); a budget below M_R
-    is skipped."""
+    is skipped (``on_skip`` hears why)."""
     for name, graph in graphs:
         for scope in scopes:
             base = problem_of(graph, scope)
@@ -183,6 +191,11 @@ def cells(
                 capacity = resolve_budget(budget, base, cached_peak_provider).capacity_bytes
                 problem = base.with_capacity(capacity)
                 if problem.capacity_bytes < problem.min_resident_bytes:
+                    if on_skip is not None:
+                        on_skip(
+                            f"{name}/{scope.value}/{budget}: {problem.capacity_bytes:,} B is "
+                            f"below M_R ({problem.min_resident_bytes:,} B): no plan exists"
+                        )
                     continue
                 for order in orders:
                     timeline = Timeline.of(problem, resolve_order(problem, order))

@@ -92,13 +92,13 @@ INNER = ("ilp", "ilp-fixed")
 #: (measured on a 220-op transformer; 19 ran), and a 2-core machine gains nothing there.
 MAX_WORKERS = 16
 
-#: Orders of the greedy starting plans, tried in turn: greedy's default first.
-GREEDY_ORDERS = ("auto", "rpo", "dfs")
-#: Share of the time left greedy's default may take: all of it, as greedy alone would
-#: have it, so that dnc is never worse than greedy at the same time limit (with half, at
-#: 1 s on a 398-op graph greedy's allocator was cut short: 8.7 MB against its 7.9 MB).
-#: Greedy stops by itself long before its limit on every catalog graph.
-GREEDY_FIRST_SHARE = 1.0
+#: Seconds dnc needs after greedy's default to do anything (import OR-Tools, the min-peak
+#: search, a first window): with less left, greedy's plan is returned at once rather than
+#: late (nasnet_a_cifar at a 1-s limit ended at 1.6 s).
+MIN_WORK_S = 0.5
+#: Orders of greedy's further starting plans, after its default (``order=auto``), which
+#: runs first of all with the whole budget (see :meth:`DncSolver.solve`).
+GREEDY_ORDERS = ("rpo", "dfs")
 #: Share of the whole time after which no further greedy order starts (each of them at
 #: most GREEDY_MAX_S seconds).
 GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
@@ -235,9 +235,18 @@ class DncSolver:
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
-        part_solver_class()  # before any work: a missing extra is one clear error
-        budget = finishing_early(budget)
         stats: dict[str, Any] = {"inner": self.inner}
+        # Greedy's default first, with the whole budget as greedy alone has it: dnc is
+        # never worse than greedy at the same time limit, short limits included (at 0.2 s
+        # importing OR-Tools and the min-peak search before it left greedy no time: spill
+        # everything, 43x greedy's traffic).
+        first = self._greedy_default(problem, budget)
+        budget = finishing_early(budget)
+        if first is not None and budget.remaining_s() < MIN_WORK_S:
+            stats["start"] = "greedy (auto order)"
+            stats["source"] = "greedy (auto order); too little time left for dnc's phases"
+            return self._result(problem, budget, first, stats, SearchStats(), None)
+        part_solver_class()  # before dnc's own work: a missing extra is one clear error
         constant = constant_bytes(problem)
         bound: int | None = None
 
@@ -247,7 +256,7 @@ class DncSolver:
             )
 
         schedule = self._schedule(problem, budget, stats)
-        best, source = self._start(problem, budget, stats, schedule)
+        best, source = self._start(problem, budget, stats, schedule, first)
         best_bytes = traffic_bytes(problem, best)
         stats["start"] = source
         stats["start_bytes"] = best_bytes - constant
@@ -673,26 +682,39 @@ class DncSolver:
         )
 
     # ------------------------------------------------------------------ start
+    def _greedy_default(self, problem: Problem, budget: Budget) -> Plan | None:
+        """Greedy's default plan (``order=auto``) with all the time of ``budget``."""
+        from memplan.solver import make_solver
+
+        try:  # the same budget object: the same start, limit and stop flag as greedy alone
+            return make_solver("greedy", {"order": "auto"}).solve(problem, budget).plan
+        except MemplanError:
+            return None
+
     def _start(
-        self, problem: Problem, budget: Budget, stats: dict[str, Any], schedule: PeakSchedule
+        self,
+        problem: Problem,
+        budget: Budget,
+        stats: dict[str, Any],
+        schedule: PeakSchedule,
+        first: Plan | None,
     ) -> tuple[Plan, str]:
-        """The best starting plan: a no-spill packing when one fits, else greedy's best."""
+        """The best starting plan: a no-spill packing when one fits, else the best of
+        greedy's default (``first``, made before anything else) and greedy's other orders."""
         candidates: list[tuple[int, Plan, str]] = []
         packed = self._no_spill(problem, budget, schedule.order)
         if packed is not None:
             return packed, "no-spill packing of the min-peak order"
         from memplan.solver import make_solver
 
-        for index, order_name in enumerate(GREEDY_ORDERS):
-            # The first (greedy's own default) may take all the time: dnc must never be
-            # worse than it. The others only what the greedy share leaves.
+        if first is not None:
+            candidates.append((traffic_bytes(problem, first), first, "greedy (auto order)"))
+        for order_name in GREEDY_ORDERS:
+            # Greedy's other orders get what the greedy share leaves.
             remaining = budget.remaining_s()
-            share = GREEDY_FIRST_SHARE if index == 0 else GREEDY_SHARE
-            if budget.should_stop() or (
-                index and budget.elapsed_s() > share * budget_total(budget)
-            ):
+            if budget.should_stop() or budget.elapsed_s() > GREEDY_SHARE * budget_total(budget):
                 break
-            limit = share * remaining if index == 0 else min(GREEDY_MAX_S, share * remaining)
+            limit = min(GREEDY_MAX_S, GREEDY_SHARE * remaining)
             try:
                 greedy = make_solver("greedy", {"order": order_name})
                 sub = Budget(

@@ -17,6 +17,7 @@ it was trained).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,14 @@ class Network:
                 params = {
                     name: data[name].astype(np.float32) for name in PARAMETERS if name in data
                 }
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             raise ConfigError(
                 f"{path}: cannot read the network checkpoint ({error}); give an .npz file "
                 "written by memplan rl train"
             ) from None
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{path}: the checkpoint's meta is not a JSON object; give an "
+                              ".npz file written by memplan rl train")  # fmt: skip
         broken = [name for name, value in params.items() if not np.isfinite(value).all()]
         if broken:
             raise ConfigError(

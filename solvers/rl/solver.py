@@ -249,8 +249,10 @@ class RlSolver:
             "game_bytes": {},
             "game_complete": {},
         }
+        # First of all (see _greedy_floor), on the budget itself (max_time_s may shorten it).
+        floor = self._greedy_floor(problem, dataclasses.replace(budget, time_limit_s=limit_s))
         target = self._lower_bound(problem, budget, deadline, stats)
-        instances, best = self._instances(problem, budget, deadline, target, stats)
+        instances, best = self._instances(problem, budget, deadline, target, stats, floor)
         budget.report_progress(best[0], target or None, "reference plans made")
         if best[0] > target and not budget.should_stop():
             target = self._part_bound(problem, budget, deadline, best[1], target, stats)
@@ -295,6 +297,7 @@ class RlSolver:
         deadline: float,
         target: int,
         stats: dict[str, Any],
+        floor: Candidate | None,
     ) -> tuple[list[Candidate], tuple[int, Plan, str]]:
         """The instances to play (greedy's stack plans each order) and the best plan among
         them (bytes, plan, where from); no further order once a plan meets ``target`` (a
@@ -303,7 +306,6 @@ class RlSolver:
         orders = AUTO_ORDERS if self.order == AUTO_ORDER else (self.order,)
         candidates: list[Candidate] = []
         best: tuple[int, Plan, str] | None = None
-        floor = self._greedy_floor(problem, budget)
         if floor is not None:
             assert floor.instance.baseline_bytes is not None and floor.instance.reference
             candidates.append(floor)
@@ -362,8 +364,8 @@ class RlSolver:
         return candidates, best
 
     def _greedy_floor(self, problem: Problem, budget: Budget) -> Candidate | None:
-        """The greedy solver's own plan (``order=auto``, or this solver's named order) with
-        all the time there is, as greedy alone would have it: the floor that makes rl
+        """The greedy solver's own plan (``order=auto``, or this solver's named order), run
+        before anything else on the same budget, as greedy alone has it: the floor that makes rl
         never worse than greedy at the same time limit, short limits included (at 1 s on a
         398-op graph every order's reference, planned in a share of the time, fell back
         to the online pass: 12x greedy's traffic). None if greedy found no plan."""
@@ -371,9 +373,7 @@ class RlSolver:
 
         order = self.order if self.order in NAMED_ORDERS else AUTO_ORDER
         greedy = make_solver("greedy", {"order": order})
-        result = greedy.solve(
-            problem, Budget(time_limit_s=budget.remaining_s(), stop_event=budget.stop_event)
-        )
+        result = greedy.solve(problem, budget)  # the same budget: as greedy alone has it
         if result.plan is None:
             return None
         name = str(result.stats.get("order", order))
