@@ -581,7 +581,11 @@ def test_named_orders_that_coincide_are_planned_and_played_once() -> None:
     stats: dict[str, Any] = {"reference_bytes": {}, "same_order_as": {}}
     solver = make_solver("rl", {})
     # target -1: no plan stops the loop early (the solver passes its lower bound)
-    candidates, best = solver._instances(problem, Budget(60), time.monotonic() + 60, -1, stats)
+    floor = solver._greedy_floor(problem, Budget(60))  # greedy's own plan comes first
+    assert floor is not None and floor.name == "model"
+    candidates, best = solver._instances(
+        problem, Budget(60), time.monotonic() + 60, -1, stats, floor
+    )
     assert best[0] > 0 and validate(problem, best[1]) == []
     twins = stats["same_order_as"]
     assert set(twins) == set(NAMED_ORDERS) - {"model"} and set(twins.values()) == {"model"}

@@ -687,7 +687,8 @@ class DncSolver:
         from memplan.solver import make_solver
 
         try:  # the same budget object: the same start, limit and stop flag as greedy alone
-            return make_solver("greedy", {"order": "auto"}).solve(problem, budget).plan
+            quiet = dataclasses.replace(budget, on_progress=None)  # its lines mean greedy's
+            return make_solver("greedy", {"order": "auto"}).solve(problem, quiet).plan
         except MemplanError:
             return None
 

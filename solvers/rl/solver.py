@@ -373,7 +373,8 @@ class RlSolver:
 
         order = self.order if self.order in NAMED_ORDERS else AUTO_ORDER
         greedy = make_solver("greedy", {"order": order})
-        result = greedy.solve(problem, budget)  # the same budget: as greedy alone has it
+        # The same start, limit and stop flag as greedy alone; its progress lines are its own.
+        result = greedy.solve(problem, dataclasses.replace(budget, on_progress=None))
         if result.plan is None:
             return None
         name = str(result.stats.get("order", order))
