@@ -112,8 +112,9 @@ class Accelerator:
                     values[key] = int(value)
             if "timing_model" in values and not isinstance(values["timing_model"], str):
                 raise ValueError(f"timing_model must be one of {', '.join(TIMING_MODELS)}")
-            for key in sorted(allowed - {"name", "capacity_bytes", "alignment_bytes"}):
-                if key in values and key != "timing_model":
+            numbers = allowed - {"name", "capacity_bytes", "alignment_bytes", "timing_model"}
+            for key in sorted(numbers):
+                if key in values:
                     value = values[key]
                     if isinstance(value, bool | str):
                         raise ValueError(f"{key} must be a number, got {value!r}")

@@ -9,7 +9,7 @@ import pytest
 from memplan.accelerator import Accelerator
 from memplan.ir import graph_to_json
 from memplan.problem import Problem, Scope
-from memplan.rl.evaluate import EvalConfig, EvalRow, Game, cells, evaluate_instance, tally
+from memplan.rl.evaluate import EvalConfig, EvalRow, Game, cells, evaluate_cell, tally
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.testing import random_dag
 
@@ -29,8 +29,8 @@ def test_cells_are_the_budgets_where_the_online_pass_spills() -> None:
     graph = random_dag(3, 30)
     found = list(cells([("dag3", graph)], _problem, [Scope.ACTIVATIONS], ["MR", "1GiB"], ["model"]))
     # At 1 GiB nothing spills, so the game decides nothing there: only M_R is a cell.
-    assert [(name, budget, order) for name, budget, order, _ in found] == [("dag3", "MR", "model")]
-    instance = found[0][3]
+    assert [(c.workload, c.budget, c.order) for c in found] == [("dag3", "MR", "model")]
+    instance = found[0].instance
     assert instance.problem.capacity_bytes == instance.problem.min_resident_bytes
     assert instance.name == "dag3/activations/MR/model"
 
@@ -39,10 +39,9 @@ def test_cells_are_the_budgets_where_the_online_pass_spills() -> None:
 def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> None:
     network = Network.load(SHIPPED_CHECKPOINT)
     config = EvalConfig(simulations=4, considered=2, rollout_steps=8, alternatives=1)
-    for workload, budget, order, instance in _cells(seed, ("MR", "MH"), ("model", "min-peak")):
-        row = evaluate_instance(
-            instance, network, config, workload=workload, budget=budget, order=order
-        )
+    for cell in _cells(seed, ("MR", "MH"), ("model", "min-peak")):
+        instance = cell.instance
+        row = evaluate_cell(cell, network, config)
         assert row is not None
         assert row.greedy_bytes == instance.baseline_bytes
         assert row.online_bytes > 0  # a cell is a game with something to decide
@@ -53,9 +52,7 @@ def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> 
             for net in (True, False):
                 assert row.game(search, net).bytes >= 0 and row.game(search, net).seconds >= 0
         # Budgets are counted in simulations and rollouts: the same config, the same games.
-        again = evaluate_instance(
-            instance, network, config, workload=workload, budget=budget, order=order
-        )
+        again = evaluate_cell(cell, network, config)
         assert again is not None
         assert [again.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)] == [
             row.game(s, n).bytes for s in ("gumbel", "rollout") for n in (True, False)
@@ -64,11 +61,7 @@ def test_every_game_is_scored_and_rollouts_never_end_above_greedy(seed: int) -> 
 
 def test_a_cell_cut_short_is_left_out() -> None:
     network = Network.load(SHIPPED_CHECKPOINT)
-    _, budget, order, instance = _cells(3)[0]
-    row = evaluate_instance(
-        instance, network, EvalConfig(), workload="w", budget=budget, order=order,
-        should_stop=lambda: True,
-    )  # fmt: skip
+    row = evaluate_cell(_cells(3)[0], network, EvalConfig(), should_stop=lambda: True)
     assert row is None
 
 

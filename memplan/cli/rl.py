@@ -268,14 +268,6 @@ def _split(text: str, flag: str) -> tuple[str, ...]:
     return items
 
 
-def _check_json_output(path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"--json {path}: folder {folder} does not exist; create it first")
-    if path.is_dir():
-        raise ConfigError(f"--json {path}: is a folder; give a file name")
-
-
 def evaluate_command(args: argparse.Namespace) -> int:
     """``memplan rl evaluate``."""
     import json
@@ -286,9 +278,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from memplan.cli import EXIT_OK
     from memplan.cli.common import console, err_console
     from memplan.cli.plancommon import StopOnSigint
-    from memplan.io.files import atomic_write_text
+    from memplan.io.files import atomic_write_text, check_output_path
     from memplan.problem import Problem, Scope
-    from memplan.rl.evaluate import EvalConfig, EvalRow, cells, evaluate_instance, tally
+    from memplan.rl.evaluate import EvalConfig, EvalRow, cells, evaluate_cell, tally
     from memplan.rl.sampler import HELD_OUT_FAMILIES, catalog_workloads
     from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 
@@ -305,9 +297,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"--orders: unknown order {order!r}; use {', '.join(NAMED_ORDERS)}")
     budgets = _split(args.budgets, "--budgets")
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
-    output = Path(args.json) if args.json else None
-    if output is not None:
-        _check_json_output(output)
+    output = check_output_path(args.json, "--json") if args.json else None
     network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)
     accelerator = load_accelerator(args.accelerator or DEFAULT_PRESET)
     if args.suite is None:
@@ -371,21 +361,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
         def skipped(why: str) -> None:
             err_console.print(f"skipped: {why}", highlight=False)
 
-        for workload, budget, order, instance in cells(
-            graphs, problem_of, scopes, budgets, orders, on_skip=skipped
-        ):
+        for cell in cells(graphs, problem_of, scopes, budgets, orders, on_skip=skipped):
             if stop.is_set():
                 break
-            progress.update(task, status=instance.name)
-            row = evaluate_instance(
-                instance,
-                network,
-                config,
-                workload=workload,
-                budget=budget,
-                order=order,
-                should_stop=stop.is_set,
-            )
+            progress.update(task, status=cell.instance.name)
+            row = evaluate_cell(cell, network, config, should_stop=stop.is_set)
             if row is None:  # Ctrl-C during the cell's games: it is left out
                 break
             rows.append(row)
@@ -399,7 +379,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         err_console.print("interrupted by Ctrl-C: the table holds the cells played to the end")
     if output is not None:
         save()
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {output.given}", highlight=False)
     return EXIT_OK
 
 

@@ -106,6 +106,17 @@ class EvalRow:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Cell:
+    """A held-out game to play: where it comes from and its instance."""
+
+    workload: str
+    budget: str  # the budget as given (e.g. ``MH``)
+    order: str  # the order's name
+    instance: Instance
+    online_bytes: int  # the online Belady pass's bytes (> 0: the game decides something)
+
+
 def _never() -> bool:
     return False
 
@@ -167,11 +178,6 @@ def play_rollout(
     return Game(_checked_bytes(instance, result.best_plan, label), time.perf_counter() - started)
 
 
-def online_pass_bytes(instance: Instance) -> int:
-    """The online Belady pass's bytes on the instance (0: the game decides nothing)."""
-    return online_bytes(instance.problem, instance.timeline)
-
-
 def cells(
     graphs: Sequence[tuple[str, Graph]],
     problem_of: Callable[[Graph, Scope], Problem],
@@ -179,8 +185,8 @@ def cells(
     budgets: Sequence[str],
     orders: Sequence[str],
     on_skip: Callable[[str], None] | None = None,
-) -> Iterator[tuple[str, str, str, Instance]]:
-    """``(workload, budget, order, instance)`` for every cell where the game decides
+) -> Iterator[Cell]:
+    """Every cell where the game decides
     something (the online Belady pass spills). Budgets resolve as ``memplan optimize``
     resolves them (a cached proof of M_P, else the heuristic peak); a budget below M_R
     is skipped (``on_skip`` hears why)."""
@@ -199,24 +205,23 @@ def cells(
                     continue
                 for order in orders:
                     timeline = Timeline.of(problem, resolve_order(problem, order))
-                    if online_bytes(problem, timeline) == 0:
+                    online = online_bytes(problem, timeline)
+                    if online == 0:
                         continue
                     label = f"{name}/{scope.value}/{budget}/{order}"
-                    yield name, budget, order, make_instance(problem, timeline.order, name=label)
+                    instance = make_instance(problem, timeline.order, name=label)
+                    yield Cell(name, budget, order, instance, online)
 
 
-def evaluate_instance(
-    instance: Instance,
+def evaluate_cell(
+    cell: Cell,
     network: Network,
     config: EvalConfig,
-    *,
-    workload: str,
-    budget: str,
-    order: str,
     should_stop: Callable[[], bool] = _never,
 ) -> EvalRow | None:
-    """Play the four searches on ``instance`` and return its row (None when
-    ``should_stop`` cut a game short: a cell counts only with all four games)."""
+    """Play the four searches on ``cell`` and return its row (None when ``should_stop``
+    cut a game short: a cell counts only with all four games)."""
+    instance = cell.instance
     assert instance.baseline_bytes is not None
     label = instance.name
     games: list[Game] = []
@@ -231,14 +236,14 @@ def evaluate_instance(
             return None
         games.append(game)
     return EvalRow(
-        workload=workload,
+        workload=cell.workload,
         scope=instance.problem.scope.value,
-        budget=budget,
-        order=order,
+        budget=cell.budget,
+        order=cell.order,
         ops=instance.problem.graph.num_ops,
         capacity_bytes=instance.problem.capacity_bytes,
         greedy_bytes=instance.baseline_bytes,
-        online_bytes=online_pass_bytes(instance),
+        online_bytes=cell.online_bytes,
         gumbel_network=games[0],
         gumbel_free=games[1],
         rollout_network=games[2],
@@ -282,13 +287,13 @@ def tally(rows: Sequence[EvalRow]) -> list[Tally]:
 
 __all__ = [
     "SEARCHES",
+    "Cell",
     "EvalConfig",
     "EvalRow",
     "Game",
     "Tally",
     "cells",
-    "evaluate_instance",
-    "online_pass_bytes",
+    "evaluate_cell",
     "play_gumbel",
     "play_rollout",
     "tally",
