@@ -47,20 +47,31 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the comparison and print it."""
+    """Run the comparison and print it; on Ctrl-C, print the rows that finished."""
     from memplan.accelerator import load_accelerator
     from memplan.bench.harness import Workload, build_cells, run_cells_local
-    from memplan.bench.specs import check_solvers, split_solver_options, split_specs
-    from memplan.bench.terminal import compare_table
-    from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+    from memplan.bench.specs import check_solvers, parse_spec, split_solver_options, split_specs
+    from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
     from memplan.cli.bench import _split, setting
-    from memplan.cli.common import console, load_model_from_args, print_json
+    from memplan.cli.common import err_console, load_model_from_args
+    from memplan.errors import ConfigError
     from memplan.problem import Scope
     from memplan.units import check_seconds
 
     time_limit_s = setting(args, "time_limit_s")
     check_seconds("--time-limit", time_limit_s)
+    check_seconds("--grace", setting(args, "grace_s"), allow_zero=True)
+    check_seconds("--warmup-limit", setting(args, "warmup_limit_s"))
+    if setting(args, "jobs") < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs')}")
     solvers = split_specs(setting(args, "solvers"))
+    if args.baseline is not None and not any(
+        args.baseline in (spec, parse_spec(spec)[0]) for spec in solvers
+    ):
+        raise ConfigError(
+            f"--baseline {args.baseline!r} is not one of --solvers ({', '.join(solvers)}); "
+            "add it there or name one of them"
+        )
     budgets = _split(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
     check_solvers(solvers, options)
@@ -78,20 +89,41 @@ def run_command(args: argparse.Namespace) -> int:
         dtype_bytes=args.dtype_bytes,
     )
     by_key: dict[str, dict[str, Any]] = {}
-    run_cells_local(
-        cells,
-        lambda row: by_key.__setitem__(row["key"], row),
-        jobs=setting(args, "jobs"),
-        grace_s=setting(args, "grace_s"),
-        warmup_limit_s=setting(args, "warmup_limit_s"),
-    )
+    try:
+        run_cells_local(
+            cells,
+            lambda row: by_key.__setitem__(row["key"], row),
+            jobs=setting(args, "jobs"),
+            grace_s=setting(args, "grace_s"),
+            warmup_limit_s=setting(args, "warmup_limit_s"),
+        )
+    except KeyboardInterrupt:
+        # The finished rows are results like any others: show them, then say what is missing.
+        _show(
+            [by_key[c.key] for c in cells if c.key in by_key],
+            args.baseline or solvers[0],
+            args.json,
+        )
+        err_console.print(
+            f"memplan compare: interrupted; {len(by_key)} of {len(cells)} runs finished "
+            "(shown above), the others were stopped"
+        )
+        return EXIT_INTERRUPTED
     rows = [by_key[cell.key] for cell in cells]
-    if args.json:
-        print_json(rows)
-    else:
-        console.print(compare_table(rows, args.baseline or solvers[0]))
+    _show(rows, args.baseline or solvers[0], args.json)
     return (
         EXIT_OK
         if any(r.get("non_compulsory_bytes") is not None and r["status"] != "error" for r in rows)
         else EXIT_NO_PLAN
     )
+
+
+def _show(rows: list[dict[str, Any]], baseline: str, as_json: bool) -> None:
+    """Print the rows as a table, or as JSON for tools."""
+    from memplan.bench.terminal import compare_table
+    from memplan.cli.common import console, print_json
+
+    if as_json:
+        print_json(rows)
+    elif rows:
+        console.print(compare_table(rows, baseline))

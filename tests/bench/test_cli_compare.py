@@ -80,3 +80,36 @@ def test_compare_two_variants_of_one_solver(model: Path, capsys: pytest.CaptureF
     assert [r["options"] for r in rows] == [{}, {"delay_s": "0.2"}]
     assert rows[0]["non_compulsory_bytes"] == rows[1]["non_compulsory_bytes"]
     assert rows[1]["solve_wall_s"] >= 0.2 and rows[1]["warmup_wall_s"] >= 0.4
+
+
+def test_compare_refuses_bad_grace_and_baseline(model: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", str(model), "--grace", "-1"]) == 2
+    assert "--grace must be a finite number of seconds >= 0" in capsys.readouterr().err
+    assert main(["compare", str(model), "--solvers", SPILL, "--baseline", KEEP]) == 2
+    err = capsys.readouterr().err
+    assert f"--baseline {KEEP!r} is not one of --solvers" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_compare_ctrl_c_shows_the_finished_rows(
+    model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, as_json: bool
+) -> None:
+    """Ctrl-C after the first run: its row is printed (table or JSON), exit 130."""
+    import memplan.bench.harness as harness
+
+    real = harness.run_cells_local
+
+    def first_then_interrupt(cells, on_row, **kwargs):  # type: ignore[no-untyped-def]
+        real(cells[:1], on_row, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness, "run_cells_local", first_then_interrupt)
+    argv = ["compare", str(model), "--solvers", f"{SPILL},{KEEP}", "--scratchpad", "MR,MP"]
+    assert main(argv + (["--json"] if as_json else [])) == 130
+    captured = capsys.readouterr()
+    assert "interrupted; 1 of 4 runs finished" in captured.err
+    if as_json:
+        rows = json.loads(captured.out)
+        assert [(r["budget"], r["solver"]) for r in rows] == [("MR", SPILL)]
+    else:
+        assert SPILL in captured.out and KEEP not in captured.out.split("capacity")[0]
