@@ -29,6 +29,7 @@ distributions its entry point's ``[extra]`` installs (from the package metadata)
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import importlib
@@ -61,6 +62,11 @@ class PluginKind(enum.Enum):
     def noun(self) -> str:
         """``solver`` or ``allocator``, for messages."""
         return self.name.lower()
+
+    @property
+    def method(self) -> str:
+        """The method the protocol requires (``solve`` or ``allocate``)."""
+        return "solve" if self is PluginKind.SOLVER else "allocate"
 
 
 _registered: dict[PluginKind, dict[str, type]] = {kind: {} for kind in PluginKind}
@@ -109,8 +115,7 @@ def plugin_class(kind: PluginKind, name: str) -> type:
             return loaded
         if ":" in name:
             module_name, _, attr = name.partition(":")
-            found: type = getattr(importlib.import_module(module_name), attr)
-            return found
+            return _checked_class(kind, name, getattr(importlib.import_module(module_name), attr))
     except ImportError as error:
         extra = required_extra(kind, name)
         hint = f"; install it with: pip install 'memplan[{extra}]'" if extra else ""
@@ -120,6 +125,26 @@ def plugin_class(kind: PluginKind, name: str) -> type:
     raise ConfigError(
         f"unknown {kind.noun} {name!r}; available: {', '.join(available(kind)) or 'none'}"
     )
+
+
+def _checked_class(kind: PluginKind, name: str, found: object) -> type:
+    """``found`` if it is a plug-in class of ``kind`` (a dataclass with the protocol's
+    method); a ``module:Class`` path can name anything (``os:system``).
+
+    Raises:
+        ConfigError: it is not one.
+    """
+    if (
+        not isinstance(found, type)
+        or not dataclasses.is_dataclass(found)
+        or not callable(getattr(found, kind.method, None))
+    ):
+        what = "a class" if isinstance(found, type) else f"a {type(found).__name__}"
+        raise ConfigError(
+            f"{kind.noun} path {name!r} names {what} that is not a {kind.noun}: a {kind.noun} "
+            f"is a dataclass of options with a {kind.method}() method"
+        )
+    return found
 
 
 def make_plugin(kind: PluginKind, name: str, options: Mapping[str, Any] | None = None) -> Any:

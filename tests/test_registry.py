@@ -111,3 +111,31 @@ def test_memplan_solvers_shows_why_a_plugin_is_not_available(
     assert entry["importable"] is False and "memplan_no_such_module_xyz" in entry["error"]
     assert entries[("solver", "greedy")]["importable"] is True
     assert any(kind == "allocator" for kind, _ in entries)
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        ("os:system", "a builtin_function_or_method"),  # a function
+        ("memplan.plan:Plan", "a class"),  # a dataclass without solve()
+        ("memplan.errors:ConfigError", "a class"),  # not a dataclass
+        ("memplan.registry:BROKEN_NAME_XYZ", None),  # nothing there
+    ],
+)
+def test_a_path_that_names_no_solver_is_one_line(
+    path: str, what: str | None, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["optimize", "light_squeezenet", "--solver", path]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if what is None:
+        assert "names no class" in err
+    else:
+        assert f"names {what} that is not a solver" in err
+
+
+def test_a_path_to_an_allocator_class_loads() -> None:
+    from memplan.registry import plugin_class
+
+    cls = plugin_class(PluginKind.ALLOCATOR, "memplan.solvers.alloc.auto:AutoAllocator")
+    assert callable(cls.allocate)
