@@ -50,3 +50,22 @@ def spill_everything_plan(problem: Problem, order: Sequence[int]) -> Plan:
             residencies.append(Residency(tensor, step, step + 1, offset, arrive, leave))
             offset += sizes[tensor]
     return Plan.make(order, residencies)
+
+
+def is_spill_everything(problem: Problem, plan: Plan) -> bool:
+    """Whether ``plan`` is the spill-everything plan of its own order (a solver that ran
+    out of time returns it; it must then be named so, not after the solver that gave up)."""
+
+    def key(r: Residency) -> tuple[int, int, int]:
+        return (r.tensor, r.start, r.offset)
+
+    fallback = spill_everything_plan(problem, plan.order).residencies
+    return sorted(plan.residencies, key=key) == sorted(fallback, key=key)
+
+
+def plan_source(problem: Problem, plan: Plan, solver: str, order: str) -> str:
+    """Where ``plan`` came from, for messages: ``"greedy (rpo order)"``, or the fallback's
+    name when the solver ran out of time and gave the spill-everything plan."""
+    if is_spill_everything(problem, plan):
+        return f"spill everything ({solver}'s fallback, {order} order)"
+    return f"{solver} ({order} order)"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.analysis import min_peak_order
 from memplan.cost import evaluate
-from memplan.fallback import spill_everything_plan
+from memplan.fallback import is_spill_everything, spill_everything_plan
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, make_result
@@ -104,7 +104,9 @@ def incumbents(
     candidates: list[tuple[Plan | None, str]] = []
     fixed = struct.fixed_order
     if greedy_plan is not None and (fixed is None or tuple(greedy_plan.order) == fixed):
-        candidates.append((greedy_plan, "greedy"))
+        # Greedy out of time returns the spill-everything plan: named so, not "greedy".
+        spilled = is_spill_everything(problem, greedy_plan)
+        candidates.append((greedy_plan, "spill everything" if spilled else "greedy"))
     orders = [tuple(order)]
     if fixed is None:
         orders.append(min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope))

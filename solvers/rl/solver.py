@@ -72,6 +72,7 @@ import numpy as np
 from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
+from memplan.fallback import plan_source
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Plan
 from memplan.problem import Problem
@@ -310,7 +311,9 @@ class RlSolver:
             assert floor.instance.baseline_bytes is not None and floor.instance.reference
             candidates.append(floor)
             stats["reference_bytes"][floor.name] = floor.instance.baseline_bytes
-            best = (floor.potential_bytes, floor.instance.reference, f"greedy ({floor.name} order)")
+            reference = floor.instance.reference
+            source = plan_source(problem, reference, "greedy", floor.name)
+            best = (floor.potential_bytes, reference, source)
             if best[0] <= target:
                 return candidates, best
         for k, name in enumerate(orders):
