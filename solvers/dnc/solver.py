@@ -57,7 +57,7 @@ from memplan.budgets import PeakEstimate
 from memplan.cut import crossing_bytes
 from memplan.dsa import Buffer, allocate
 from memplan.errors import MemplanError
-from memplan.fallback import spill_everything_plan
+from memplan.fallback import plan_source, spill_everything_plan
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem
@@ -243,10 +243,10 @@ class DncSolver:
         first = self._greedy_default(problem, budget)
         budget = finishing_early(budget)
         if first is not None and budget.remaining_s() < MIN_WORK_S:
-            stats["start"] = "greedy (auto order)"
-            stats["source"] = "greedy (auto order); too little time left for dnc's phases"
-            return self._result(problem, budget, first, stats, SearchStats(), None)
+            return self._greedy_only(problem, budget, first, stats)
         part_solver_class()  # before dnc's own work: a missing extra is one clear error
+        if first is not None and budget.remaining_s() < MIN_WORK_S:
+            return self._greedy_only(problem, budget, first, stats)  # the import took it
         constant = constant_bytes(problem)
         bound: int | None = None
 
@@ -682,6 +682,14 @@ class DncSolver:
         )
 
     # ------------------------------------------------------------------ start
+    def _greedy_only(
+        self, problem: Problem, budget: Budget, first: Plan, stats: dict[str, Any]
+    ) -> SolveResult:
+        """Greedy's default plan as dnc's result: too little time is left for more."""
+        stats["start"] = plan_source(problem, first, "greedy", "auto")
+        stats["source"] = f"{stats['start']}; too little time left for dnc's phases"
+        return self._result(problem, budget, first, stats, SearchStats(), None)
+
     def _greedy_default(self, problem: Problem, budget: Budget) -> Plan | None:
         """Greedy's default plan (``order=auto``) with all the time of ``budget``."""
         from memplan.solver import make_solver
@@ -709,7 +717,8 @@ class DncSolver:
         from memplan.solver import make_solver
 
         if first is not None:
-            candidates.append((traffic_bytes(problem, first), first, "greedy (auto order)"))
+            source = plan_source(problem, first, "greedy", "auto")
+            candidates.append((traffic_bytes(problem, first), first, source))
         for order_name in GREEDY_ORDERS:
             # Greedy's other orders get what the greedy share leaves.
             remaining = budget.remaining_s()
@@ -727,7 +736,8 @@ class DncSolver:
                 continue
             if result.plan is not None:
                 value = traffic_bytes(problem, result.plan)
-                candidates.append((value, result.plan, f"greedy ({order_name} order)"))
+                source = plan_source(problem, result.plan, "greedy", order_name)
+                candidates.append((value, result.plan, source))
         if not candidates:
             fallback = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
             return spill_everything_plan(problem, fallback), "spill everything"
