@@ -88,6 +88,9 @@ def test_greedy_algorithm_and_units(small_csv: Path, capsys: pytest.CaptureFixtu
         ("id,lower,upper,size\n1,0,4,4\n1,1,4,4\n", ":3: duplicate id '1'"),
         ("id,lower,upper,size,offset\n1,0,4,4,0\n2,1,4,4,3\n", ":3: buffer '2' at fixed"),
         ("id,lower,upper,size,alignment,offset\n1,0,4,4,4,2\n", ":2: buffer '1': fixed offset"),
+        ("id,id,lower,upper,size\n1,1,0,4,4\n", ":1: column(s) id appear more than once"),
+        ("id,lower,upper,size\n1,0,4,1_000\n", ":2: size '1_000' is not an integer"),
+        ("id,lower,upper,size\n1,0,4,\uff14\n", ":2: size '\uff14' is not an integer"),
     ],
 )
 def test_bad_csv_exits_2_with_one_line(
@@ -239,3 +242,13 @@ def test_ctrl_c_stops_the_search_and_reports_it() -> None:
     assert run.returncode == EXIT_NO_PLAN, run.stderr
     assert "stopping; Ctrl-C again to abort" in run.stderr
     assert "timeout: stopped: no packing within 986112 B found yet" in run.stderr
+
+
+def test_alignment_flag_conflict_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fixed.csv"
+    path.write_text("id,lower,upper,size,offset\n0,0,1,64,5\n")
+    assert main(["allocate", str(path), "--alignment", "64"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{path}: with --alignment 64: buffer '0': fixed offset 5" in err

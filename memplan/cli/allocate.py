@@ -119,8 +119,9 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _with_alignment(buffers: list[Any], alignment: int) -> list[Any]:
-    """Return ``buffers`` whose offsets must also be multiples of ``alignment`` bytes."""
+def _with_alignment(buffers: list[Any], alignment: int, name: str) -> list[Any]:
+    """Return ``buffers`` whose offsets must also be multiples of ``alignment`` bytes
+    (``name``: the CSV file, for messages)."""
     from memplan.dsa import Buffer
     from memplan.errors import ConfigError, InputFormatError
 
@@ -134,7 +135,7 @@ def _with_alignment(buffers: list[Any], alignment: int) -> list[Any]:
         try:
             out.append(Buffer(b.id, b.lower, b.upper, b.size_bytes, combined, b.fixed_offset_bytes))
         except InputFormatError as error:
-            raise InputFormatError(f"with --alignment {alignment}: {error}") from None
+            raise InputFormatError(f"{name}: with --alignment {alignment}: {error}") from None
     return out
 
 
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         **parse_option_pairs(args.option),
     }
     allocator = make_allocator(args.algorithm, options)
-    buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment)
+    buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment, str(args.csv))
     budget = Budget(time_limit_s=args.time_limit)
     notice = "memplan allocate: stopping; Ctrl-C again to abort"
     with StopOnSigint(budget.stop_event, notice):

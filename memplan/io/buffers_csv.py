@@ -14,12 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from memplan.dsa import Buffer, buffer_problem, check_buffers, overlapping_pairs
 from memplan.errors import InputFormatError
 from memplan.io.files import atomic_write_text
+
+#: An integer as MiniMalloc writes it: ASCII digits with an optional sign.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def read_buffers_csv(path: str | os.PathLike[str]) -> list[Buffer]:
@@ -76,6 +80,12 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
             f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
             "the header must name id,lower,upper,size (optional alignment,offset)"
         )
+    repeated = sorted({c for c in header if c and header.count(c) > 1})
+    if repeated:
+        raise InputFormatError(
+            f"{name}:{first + 1}: column(s) {', '.join(repeated)} appear more than once in the "
+            "header; name each column once"
+        )
     col = {
         c: header.index(c)
         for c in ("id", "lower", "upper", "size", "alignment", "offset")
@@ -106,12 +116,12 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
             if column in ("alignment", "offset") and cell == "":
                 return None
             try:
-                return int(cell)
-            except ValueError:
-                shown = cell if len(cell) <= 40 else cell[:37] + "..."
-                raise InputFormatError(
-                    f"{name}:{line_no}: {column} {shown!r} is not an integer"
-                ) from None
+                if _INTEGER.fullmatch(cell):  # int() also takes 1_000 and non-ASCII digits
+                    return int(cell)
+            except ValueError:  # more digits than int() converts
+                pass
+            shown = cell if len(cell) <= 40 else cell[:37] + "..."
+            raise InputFormatError(f"{name}:{line_no}: {column} {shown!r} is not an integer")
 
         lower, upper, size = number("lower"), number("upper"), number("size")
         assert lower is not None and upper is not None and size is not None
