@@ -105,3 +105,8 @@ def test_export_checks_the_output_path(tmp_path: Path, capsys: pytest.CaptureFix
     assert not missing.parent.exists()
     assert main(["graphs", "export", "bert_tiny", "-o", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    for name in ("rw.json", "rw", "rw.onnx.txt"):
+        assert main(["graphs", "export", "bert_tiny", "-o", str(tmp_path / name)]) == 2
+        assert "give the file the .onnx suffix" in capsys.readouterr().err
+        assert not (tmp_path / name).exists()
+    assert main(["graphs", "export", "bert_tiny", "-o", str(tmp_path / "b.ONNX")]) == 0

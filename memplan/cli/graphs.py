@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memplan.cli.common import add_problem_arguments, console, err_console, print_json
@@ -114,6 +115,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
     get_workload(args.name)  # an unknown name first: it is the likelier mistake
     target = check_output_path(args.output, "-o")
+    if Path(args.output).suffix.lower() != ".onnx":
+        # Loaders go by the suffix: ONNX bytes in a .json file would not load again.
+        raise ConfigError(
+            f"-o {args.output}: export writes an ONNX model; give the file the .onnx suffix"
+        )
     path = export_model(args.name, target.given)
     err_console.print(f"wrote {args.name} to {path}", markup=False)
     return _EXIT_OK
