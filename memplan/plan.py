@@ -21,6 +21,7 @@ from typing import Any
 
 from memplan.errors import InputFormatError
 from memplan.ir import Graph, OpId, TensorId
+from memplan.jsonfields import JsonObject
 
 
 class Arrive(enum.Enum):
@@ -35,6 +36,10 @@ class Leave(enum.Enum):
 
     DROP = "drop"  # the space is freed, nothing is copied
     STORE = "store"  # copied out to DRAM after step `end - 1`
+
+
+_ARRIVALS = tuple(a.value for a in Arrive)  # the values of a residency's "arrive" field
+_LEAVINGS = tuple(v.value for v in Leave)  # the values of a residency's "leave" field
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -96,58 +101,61 @@ class Plan:
         }
 
     @staticmethod
-    def from_dict(data: Any, graph: Graph, source: str = "<plan>") -> Plan:
-        """Rebuild a plan against ``graph``; unknown names or fields raise with ``source``."""
+    def from_dict(data: Any, graph: Graph, source: str = "<plan>", name: str = "") -> Plan:
+        """Rebuild a plan from :meth:`to_dict`'s form against ``graph``.
+
+        Every field is required and checked for its type: ``order`` a list of op
+        names, ``residencies`` a list of objects with ``tensor`` (a name), ``start``,
+        ``end``, ``offset`` (integers), ``arrive`` (produce|load) and ``leave``
+        (drop|store). Values are not checked for legality (that is the validator's
+        job), only for their type.
+
+        Args:
+            data: the parsed JSON object.
+            graph: the graph whose op and tensor names the plan uses.
+            source: the file name, for messages.
+            name: the object's dotted path in the file (``"plan"``), for messages.
+
+        Raises:
+            InputFormatError: a missing or mistyped field, or a name ``graph`` lacks;
+                the message names ``source``, the field and the residency's index.
+        """
+        fields = JsonObject.of(data, source, name)
         op_ids = {op.name: op.id for op in graph.ops}
         tensor_ids = {t.name: t.id for t in graph.tensors}
-        if not isinstance(data, dict) or "order" not in data or "residencies" not in data:
-            raise InputFormatError(f"{source}: a plan needs the fields 'order' and 'residencies'")
         order = []
-        for name in data["order"]:
-            if name not in op_ids:
+        for step, op_name in enumerate(fields.strings("order", "op names")):
+            if op_name not in op_ids:
                 raise InputFormatError(
-                    f"{source}: order names op {name!r}, which model {graph.name!r} does not "
-                    "have; was the plan made for another model?"
+                    f"{source}: field {fields.path('order')!r}, item #{step}, names op "
+                    f"{op_name!r}, which model {graph.name!r} does not have; was the plan "
+                    "made for another model?"
                 )
-            order.append(op_ids[name])
+            order.append(op_ids[op_name])
+        items = fields.array("residencies", "a list of residency objects")
         residencies = []
-        for i, item in enumerate(data["residencies"]):
-            where = f"{source}: residency #{i}"
-            if not isinstance(item, dict):
-                raise InputFormatError(f"{where} is not an object")
-            name = item.get("tensor")
-            if name not in tensor_ids:
+        for i, item in enumerate(items):
+            stay = JsonObject.of(item, f"{source}: residency #{i}")
+            tensor = stay.text("tensor")
+            if tensor not in tensor_ids:
                 raise InputFormatError(
-                    f"{where} names tensor {name!r}, which model {graph.name!r} does not have; "
-                    "was the plan made for another model?"
+                    f"{stay.where} names tensor {tensor!r}, which model {graph.name!r} does "
+                    "not have; was the plan made for another model?"
                 )
-            try:
-                residencies.append(
-                    Residency(
-                        tensor_ids[name],
-                        _int(item, "start", where),
-                        _int(item, "end", where),
-                        _int(item, "offset", where),
-                        Arrive(item.get("arrive", "produce")),
-                        Leave(item.get("leave", "drop")),
-                    )
+            residencies.append(
+                Residency(
+                    tensor_ids[tensor],
+                    stay.integer("start"),
+                    stay.integer("end"),
+                    stay.integer("offset"),
+                    Arrive(stay.text("arrive", choices=_ARRIVALS)),
+                    Leave(stay.text("leave", choices=_LEAVINGS)),
                 )
-            except ValueError as error:
-                raise InputFormatError(
-                    f"{where} (tensor {name!r}): {error}; arrive is produce|load, "
-                    "leave is drop|store"
-                ) from None
+            )
         return Plan.make(order, residencies)
 
     def __str__(self) -> str:
         return f"Plan({len(self.order)} steps, {len(self.residencies)} residencies)"
-
-
-def _int(item: dict[str, Any], key: str, where: str) -> int:
-    value = item.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputFormatError(f"{where}: field {key!r} must be an integer, got {value!r}")
-    return value
 
 
 def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -> str:

@@ -144,6 +144,7 @@ def test_initializer_only_weights_reported(capsys, tmp_path):
     [
         (["{tmp}/missing.onnx"], "no such file"),
         (["{tmp}/junk.onnx"], "junk.onnx"),
+        (["{tmp}/junk.json"], "junk.json: line 1: invalid JSON"),  # JSON by name, not ONNX
         (["{tmp}/cut.onnx"], "cut.onnx"),
         (["{tmp}/sym.onnx"], "--dim batch=1"),
         (["{tmp}/sym.onnx", "--input-shape", "nope:1,16"], "not a graph input"),
@@ -158,6 +159,7 @@ def test_initializer_only_weights_reported(capsys, tmp_path):
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, needle):
     symbolic_model(tmp_path)
     (tmp_path / "junk.onnx").write_text("definitely not onnx")
+    (tmp_path / "junk.json").write_text("definitely not json")
     data = light_model_path("squeezenet").read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 3])
     code = main(["inspect", *(a.format(tmp=tmp_path) for a in argv)])

@@ -52,6 +52,18 @@ def test_graph_json_is_detected_by_content(tmp_path):
     assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_json_file_of_text_is_read_as_json(tmp_path):
+    """A .json file that is not JSON is said to be invalid JSON, not an invalid ONNX
+    protobuf; an ONNX model under a .json name is still read by its content."""
+    text = tmp_path / "g.json"
+    text.write_text("garbage\n")
+    with pytest.raises(InputFormatError, match=r"g\.json: line 1: invalid JSON"):
+        load_model(text)
+    renamed = tmp_path / "squeezenet.json"
+    renamed.write_bytes(light_model_path("squeezenet").read_bytes())
+    assert load_model(renamed).graph.num_ops == 65
+
+
 def test_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.onnx"
     with pytest.raises(OnnxImportError, match=r"missing\.onnx: no such file"):

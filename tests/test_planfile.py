@@ -1,18 +1,23 @@
-"""Plan files: round trip, model fingerprint checks, malformed input, CSV export."""
+"""Plan files: round trip, model fingerprint checks, malformed input (in the reader and
+through ``memplan validate`` / ``score``), recorded results that contradict, CSV export."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
 import pytest
+from cli_models import run_cli
 from plan_fixtures import NaiveSolver, diamond_graph, diamond_problem
 
 from memplan.budgets import ResolvedBudget
+from memplan.cli import EXIT_BAD_INPUT, EXIT_OK
 from memplan.dsa import validate_packing
 from memplan.errors import InputFormatError, InvalidPlanError
 from memplan.io.buffers_csv import parse_buffers_csv
+from memplan.io.files import sha256_of_file
 from memplan.io.loading import ImportOptions
 from memplan.io.planfile import (
     PLAN_FILE_VERSION,
@@ -22,7 +27,7 @@ from memplan.io.planfile import (
     write_plan_csv,
     write_plan_file,
 )
-from memplan.ir import GraphBuilder, TensorKind
+from memplan.ir import GraphBuilder, TensorKind, graph_to_json
 from memplan.problem import Scope
 from memplan.solver import Budget, Status
 from memplan.validate import ViolationKind, validate
@@ -119,20 +124,23 @@ def _edit(path, change):
         (lambda d: d.update(format="something"), "not a memplan plan file"),
         (lambda d: d.update(version=PLAN_FILE_VERSION + 1), "version 3 is not supported"),
         (lambda d: d.update(version=True), "version True is not supported"),
-        (lambda d: d.pop("import"), "field 'import' is missing"),
+        (lambda d: d.pop("import"), "missing field 'import'"),
         (lambda d: d["model"].pop("graph_sha256"), "model.graph_sha256"),
         (lambda d: d.update({"import": {"aliases": "yes"}}), "import option aliases"),
         (lambda d: d.update({"import": {"colour": 1}}), "colour are not known"),
         (lambda d: d.update({"import": {"dims": {"n": -1}}}), "import option dims.n"),
-        (lambda d: d.pop("model"), "field 'model' is missing"),
-        (lambda d: d.update(status="great"), "status 'great' is not one of"),
-        (lambda d: d.update(scope="weights"), "unknown scope 'weights'"),
+        (lambda d: d.pop("model"), "missing field 'model'"),
+        (lambda d: d.update(status="great"), "field 'status' must be one of .*, got 'great'"),
+        (
+            lambda d: d.update(scope="weights"),
+            "'scope' must be one of activations, all, got 'weights'",
+        ),
         (lambda d: d["accelerator"].update(speed=3), "unknown field"),
         (lambda d: d["plan"]["residencies"][0].update(tensor="ghost"), "tensor 'ghost'"),
         (lambda d: d["plan"]["order"].__setitem__(0, "nop"), "op 'nop'"),
         (lambda d: d["plan"]["residencies"][0].update(start="zero"), "'start' must be an integer"),
-        (lambda d: d["plan"]["residencies"][0].update(leave="keep"), "leave is drop|store"),
-        (lambda d: d.pop("plan"), "needs the fields 'order' and 'residencies'"),
+        (lambda d: d["plan"]["residencies"][0].update(leave="keep"), "must be one of drop, store"),
+        (lambda d: d.pop("plan"), "missing field 'plan'"),
     ],
 )
 def test_bad_content_is_reported(tmp_path, change, pattern):
@@ -268,3 +276,271 @@ def test_csv_export_has_one_row_per_stay(tmp_path):
     buffers = parse_buffers_csv(path.read_text(), str(path))
     offsets = [int(r["offset"]) for r in rows]
     assert validate_packing(buffers, offsets, problem.capacity_bytes) == []
+
+
+# ------------------------------------------------ every field checked for its type
+def _set(*keys_and_value):
+    """An edit setting ``data[k1][k2]... = value`` (the last argument is the value)."""
+    *keys, value = keys_and_value
+
+    def change(data):
+        for key in keys[:-1]:
+            data = data[key]
+        data[keys[-1]] = value
+
+    return change
+
+
+def _drop(*keys):
+    """An edit removing ``data[k1][k2]...``."""
+
+    def change(data):
+        for key in keys[:-1]:
+            data = data[key]
+        del data[keys[-1]]
+
+    return change
+
+
+def _residency(field, value=None, drop=False):
+    """An edit of residency #1's ``field`` (removed when ``drop``)."""
+    return (_drop if drop else _set)("plan", "residencies", 1, field, *(() if drop else (value,)))
+
+
+# Variants of the tester's mangled plan files: each is refused in one line naming the file,
+# the field and (in the plan) the residency's index. The old reader crashed with a
+# traceback on the first six, accepted the next three, and named no missing field.
+MANGLED = {
+    "budget_str": (_set("budget", "MH"), "field 'budget' must be an object, got 'MH'"),
+    "budget_list": (_set("budget", [1, 2]), "field 'budget' must be an object, got a list"),
+    "stats_str": (_set("stats", "x"), "field 'stats' must be an object, got 'x'"),
+    "order_int": (_set("plan", "order", 5), "field 'plan.order' must be a list of op names, got 5"),
+    "order_null": (
+        _set("plan", "order", None),
+        "'plan.order' must be a list of op names, got null",
+    ),
+    "res_int": (
+        _set("plan", "residencies", 5),
+        "field 'plan.residencies' must be a list of residency objects, got 5",
+    ),
+    "order_dict": (
+        lambda d: d["plan"].update(order=dict.fromkeys(d["plan"]["order"], 1)),
+        "field 'plan.order' must be a list of op names, got an object",
+    ),
+    "res_dict": (
+        _set("plan", "residencies", {}),
+        "field 'plan.residencies' must be a list of residency objects, got an object",
+    ),
+    "budget_capacity_str": (
+        _set("budget", "capacity_bytes", "x"),
+        "field 'budget.capacity_bytes' must be an integer >= 0, got 'x'",
+    ),
+    "miss_leave": (
+        _residency("leave", drop=True),
+        "residency #1: missing field 'leave' (expected one of drop, store)",
+    ),
+    "miss_arrive": (
+        _residency("arrive", drop=True),
+        "residency #1: missing field 'arrive' (expected one of produce, load)",
+    ),
+    "miss_offset": (
+        _residency("offset", drop=True),
+        "residency #1: missing field 'offset' (expected an integer)",
+    ),
+    "miss_start": (
+        _residency("start", drop=True),
+        "residency #1: missing field 'start' (expected an integer)",
+    ),
+    "miss_end": (
+        _residency("end", drop=True),
+        "residency #1: missing field 'end' (expected an integer)",
+    ),
+    "miss_tensor": (
+        _residency("tensor", drop=True),
+        "residency #1: missing field 'tensor' (expected a string)",
+    ),
+    "tensor_int": (_residency("tensor", 7), "residency #1: field 'tensor' must be a string, got 7"),
+    "offset_null": (
+        _residency("offset", None),
+        "residency #1: field 'offset' must be an integer, got null",
+    ),
+    "offset_bool": (
+        _residency("offset", True),
+        "residency #1: field 'offset' must be an integer, got true",
+    ),
+    "residency_str": (
+        _set("plan", "residencies", 1, "x"),
+        "residency #1 must be an object, got 'x'",
+    ),
+    "order_item_int": (
+        _set("plan", "order", 2, 7),
+        "field 'plan.order': item #2 must be a string, got 7 (expected a list of op names)",
+    ),
+    "order_str": (
+        _set("plan", "order", "abc"),
+        "'plan.order' must be a list of op names, got 'abc'",
+    ),
+    "plan_list": (_set("plan", []), "field 'plan' must be an object, got a list"),
+    "message_list": (_set("message", ["x"]), "field 'message' must be a string, got a list"),
+    "cost_str": (_set("cost", "cheap"), "field 'cost' must be an object, got 'cheap'"),
+    "cost_field_str": (
+        _set("cost", "non_compulsory_bytes", "x"),
+        "field 'cost.non_compulsory_bytes' must be an integer >= 0, got 'x'",
+    ),
+    "cost_field_missing": (
+        _drop("cost", "peak_bytes"),
+        "missing field 'cost.peak_bytes' (expected an integer >= 0)",
+    ),
+    "bound_nan": (
+        _set("lower_bound_bytes", float("nan")),
+        "'lower_bound_bytes' must be an integer >= 0, got nan",
+    ),
+    "bound_negative": (
+        _set("lower_bound_bytes", -1),
+        "'lower_bound_bytes' must be an integer >= 0, got -1",
+    ),
+    "wall_inf": (
+        _set("wall_s", float("inf")),
+        "field 'wall_s' must be a finite number >= 0, got inf",
+    ),
+    "solver_str": (_set("solver", "dnc"), "field 'solver' must be an object, got 'dnc'"),
+    "solver_options_list": (
+        _set("solver", "options", [1]),
+        "field 'solver.options' must be an object, got a list",
+    ),
+    "no_scope": (_drop("scope"), "missing field 'scope' (expected one of activations, all)"),
+    "no_status": (_drop("status"), "missing field 'status' (expected one of optimal, "),
+    "sha_int": (_set("model", "sha256", 5), "field 'model.sha256' must be a string, got 5"),
+    "ops_str": (_set("model", "ops", "6"), "field 'model.ops' must be an integer >= 0, got '6'"),
+    "import_list": (
+        _set("import", [1]),
+        "'import' must be an object (null for a memplan graph JSON model), got a list",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANGLED))
+def test_mangled_fields_are_one_line_naming_the_field(tmp_path, name):
+    change, expected = MANGLED[name]
+    problem, result = _solve(spill=True)
+    path = tmp_path / f"{name}.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    _edit(path, change)
+    with pytest.raises(InputFormatError) as info:
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and expected in message, message
+    assert "\n" not in message
+
+
+def test_the_writer_writes_every_residency_field(tmp_path):
+    """Which is why a plan file of either version without one is refused, not defaulted."""
+    problem, result = _solve(spill=True)
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    for item in json.loads(path.read_text())["plan"]["residencies"]:
+        assert set(item) == {"tensor", "start", "end", "offset", "arrive", "leave"}
+    _edit(path, _as_version_1)
+    _edit(path, _residency("leave", drop=True))
+    with pytest.raises(InputFormatError, match="residency #1: missing field 'leave'"):
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+
+
+# ----------------------------------------------- the same, through validate and score
+@pytest.fixture
+def graph_plan(tmp_path):
+    """A graph JSON model and a plan file written for it (with a bound of 0)."""
+    problem, result = _solve(spill=True)
+    model = tmp_path / "diamond.json"
+    model.write_text(graph_to_json(problem.graph))
+    result = dataclasses.replace(result, lower_bound_bytes=0)
+    plan = tmp_path / "plan.json"
+    write_plan_file(plan, result, problem, model_sha256=sha256_of_file(model))
+    return model, plan, result
+
+
+@pytest.mark.parametrize("command", ["validate", "score"])
+@pytest.mark.parametrize(
+    "name", ["budget_str", "stats_str", "order_int", "order_dict", "res_dict", "miss_leave"]
+)
+def test_cli_gives_one_line_and_exit_2(graph_plan, capsys, command, name):
+    model, plan, _ = graph_plan
+    change, expected = MANGLED[name]
+    _edit(plan, change)
+    code, out, err = run_cli(capsys, command, model, plan)
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert err.startswith(f"memplan {command}: error: {plan}: ") and expected in err
+    assert err.count("\n") == 1
+
+
+def _bound_above_cost(data):
+    data["lower_bound_bytes"] = data["cost"]["non_compulsory_bytes"] + 64
+
+
+def _optimal_without_bound(data):
+    data.update(status="optimal", lower_bound_bytes=None)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_bound_above_cost, "is above the plan's own recorded cost"),
+        (_optimal_without_bound, "status 'optimal' needs lower_bound_bytes equal"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_a_bound_the_cost_contradicts_is_a_warning(graph_plan, capsys, command, change, expected):
+    model, plan, _ = graph_plan
+    code, _, err = run_cli(capsys, command, model, plan)
+    assert code == EXIT_OK and err == ""  # as written: consistent
+    _edit(plan, change)
+    code, out, err = run_cli(capsys, command, model, plan)
+    assert code == EXIT_OK and "valid" in out  # the plan itself is still checked and valid
+    assert err.startswith(f"memplan {command}: warning: {plan}: ") and expected in err
+    assert err.count("\n") == 1
+    code, out, _ = run_cli(capsys, command, model, plan, "--json")
+    [warning] = json.loads(out)["warnings"]
+    assert expected in warning
+
+
+def test_score_warns_of_a_bound_above_the_cost_it_computes(graph_plan, capsys):
+    """Without a recorded cost, the bound is checked against the cost computed now."""
+    model, plan, result = graph_plan
+    bound = result.cost.non_compulsory_bytes + 64
+    _edit(plan, lambda d: d.update(cost=None, lower_bound_bytes=bound))
+    code, _, err = run_cli(capsys, "score", model, plan)
+    assert code == EXIT_OK and err.count("\n") == 1
+    assert f"lower_bound_bytes {bound} is above this plan's non-compulsory cost" in err
+
+
+def test_score_says_why_the_recorded_cost_differs(graph_plan, capsys):
+    model, plan, result = graph_plan
+    code, out, _ = run_cli(capsys, "score", model, plan)
+    assert code == EXIT_OK and "recorded cost: matches" in out
+    # An edited cost: no override explains it (the bound of 0 stays consistent).
+    _edit(plan, lambda d: d["cost"].update(peak_bytes=d["cost"]["peak_bytes"] + 64))
+    code, out, _ = run_cli(capsys, "score", model, plan)
+    peak = result.cost.peak_bytes
+    assert code == EXIT_OK
+    assert f"differs in peak_bytes (recorded {peak + 64}, computed {peak}), which no " in out
+    assert "the file was edited" in out and "the model, accelerator or scope changed" not in out
+    code, out, _ = run_cli(capsys, "score", model, plan, "--json")
+    assert json.loads(out)["recorded_differs_in"] == ["peak_bytes"]
+
+
+def test_score_blames_an_accelerator_override_only_for_what_it_changes(
+    graph_plan, capsys, tmp_path
+):
+    model, plan, _ = graph_plan
+    slower = tmp_path / "slow.json"  # the same scratchpad, half the DRAM bandwidth
+    spec = json.loads(plan.read_text())["accelerator"]
+    slower.write_text(json.dumps({**spec, "dram_bytes_per_s": spec["dram_bytes_per_s"] / 2}))
+    code, out, _ = run_cli(capsys, "score", model, plan, "--accelerator", slower)
+    assert code == EXIT_OK
+    assert "recorded cost: differs in latency_s" in out and "overrides --accelerator" in out
+    assert "edited" not in out
+    # Traffic does not depend on the accelerator: an edited byte count is still said.
+    _edit(plan, lambda d: d["cost"].update(stored_bytes=d["cost"]["stored_bytes"] + 64))
+    code, out, _ = run_cli(capsys, "score", model, plan, "--accelerator", slower)
+    assert code == EXIT_OK
+    assert "differs in stored_bytes" in out and "which no override explains" in out

@@ -132,6 +132,7 @@ class PlanInput:
     problem: Problem  # the plan file's (or overridden) accelerator, scope and capacity
     overrides: tuple[str, ...]  # which of --accelerator, --scope, --scratchpad were given
     notes: tuple[str, ...] = ()  # things the reader should know (an old file format, ...)
+    warnings: tuple[str, ...] = ()  # recorded results that contradict each other
 
 
 def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -243,4 +244,13 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
         problem = problem.with_capacity(resolve_scratchpad(args.scratchpad, problem).capacity_bytes)
         if problem.capacity_bytes != recorded:
             overrides.append("--scratchpad")
-    return PlanInput(loaded, planfile, problem, tuple(overrides), tuple(notes))
+    warnings = tuple(f"{args.plan}: {text}" for text in planfile.inconsistencies())
+    return PlanInput(loaded, planfile, problem, tuple(overrides), tuple(notes), warnings)
+
+
+def print_notes(command: str, given: PlanInput) -> None:
+    """Print the notes and warnings of a plan input to stderr, one line each."""
+    for note in given.notes:
+        print(f"memplan {command}: note: {note}", file=sys.stderr)
+    for warning in given.warnings:
+        print(f"memplan {command}: warning: {warning}", file=sys.stderr)

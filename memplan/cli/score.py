@@ -6,22 +6,32 @@
 
 The cost is recomputed by the cost model (traffic, peak, latency, energy) with the
 plan file's accelerator and scope unless overridden; the output says whether it
-matches the cost recorded in the file. Exit codes: 0 valid and scored, 1 invalid
+matches the cost recorded in the file, and if not, in which fields and why (an
+override of the accelerator or scope, or a file edited or written by another cost
+model). Recorded results that contradict each other (a lower bound above the plan's
+cost) are a warning on stderr. Exit codes: 0 valid and scored, 1 invalid
 (nothing is scored; run memplan validate for every violation), 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from memplan import __version__
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import add_model_arguments, print_json
 from memplan.cli.plancommon import (
     add_plan_problem_arguments,
     load_plan_problem,
+    print_notes,
 )
+
+if TYPE_CHECKING:
+    from memplan.cost import Cost
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,11 +57,10 @@ def run(args: argparse.Namespace) -> int:
     from memplan.validate import validate
 
     given = load_plan_problem(args)
-    for note in given.notes:
-        print(f"memplan {args.command}: note: {note}", file=sys.stderr)
     problem, planfile = given.problem, given.planfile
     violations = validate(problem, planfile.plan)
     if violations:
+        print_notes(args.command, given)
         print(
             f"memplan score: {args.plan} is invalid ({len(violations)} violation(s)), first: "
             f"{violations[0]}; run memplan validate to list them all",
@@ -59,7 +68,26 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_PLAN
     cost = evaluate(problem, planfile.plan)
-    matches = planfile.cost == cost if planfile.cost is not None else None
+    bound = planfile.lower_bound_bytes
+    if (
+        not given.warnings
+        and not given.overrides
+        and bound is not None
+        and bound > cost.non_compulsory_bytes
+    ):
+        given = dataclasses.replace(
+            given,
+            warnings=(
+                f"{args.plan}: recorded lower_bound_bytes {bound} is above this plan's "
+                f"non-compulsory cost {cost.non_compulsory_bytes} B, which a bound on every "
+                "valid plan cannot be: the file was edited or is corrupt, so its bound and "
+                "gap are not to be trusted",
+            ),
+        )
+    print_notes(args.command, given)
+    differences = (
+        recorded_cost_differences(planfile.cost, cost) if planfile.cost is not None else None
+    )
     if args.json:
         print_json(
             {
@@ -69,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
                 "scope": problem.scope.value,
                 "overrides": list(given.overrides),
                 "cost": cost.to_dict(),
-                "matches_recorded": matches,
+                "matches_recorded": None if differences is None else not differences,
+                "recorded_differs_in": [name for name, _, _ in differences or ()],
+                "warnings": list(given.warnings),
             }
         )
         return EXIT_OK
@@ -79,10 +109,81 @@ def run(args: argparse.Namespace) -> int:
         f"{problem.capacity_bytes} B, scope {problem.scope.value})"
     )
     print(cost.to_text())
-    if matches is not None:
-        print(
-            "recorded cost: matches"
-            if matches
-            else "recorded cost: differs (the model, accelerator or scope changed)"
-        )
+    if differences is not None:
+        print(_recorded_cost_line(differences, given.overrides, planfile.created_by))
     return EXIT_OK
+
+
+#: The cost fields an --accelerator override changes (its timing and energy figures);
+#: a --scope override changes every field, --scratchpad none.
+_ACCELERATOR_FIELDS = frozenset(
+    {"latency_s", "energy_j", "timing_model", "serial_latency_s", "overlap_latency_s"}
+)
+
+
+def recorded_cost_differences(recorded: Cost, computed: Cost) -> list[tuple[str, Any, Any]]:
+    """The fields where ``recorded`` differs from ``computed``: (name, recorded, computed).
+
+    Byte counts and the timing model must be equal; latencies and energy equal to a
+    relative 1e-9 (the same plan gives the same floats, but a file may have been
+    written on another platform). A per-model latency the recorded cost lacks (a file
+    written before both were recorded) is not compared.
+    """
+    from memplan.cost import Cost
+
+    differences = []
+    for item in dataclasses.fields(Cost):
+        mine, theirs = getattr(recorded, item.name), getattr(computed, item.name)
+        if mine is None or theirs is None:
+            continue
+        if isinstance(mine, float) or isinstance(theirs, float):
+            same = math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-300)
+        else:
+            same = mine == theirs
+        if not same:
+            differences.append((item.name, mine, theirs))
+    return differences
+
+
+def _recorded_cost_line(
+    differences: list[tuple[str, Any, Any]], overrides: tuple[str, ...], created_by: str
+) -> str:
+    """The text line saying whether the recorded cost matches, and if not, why: an
+    override of what the cost depends on, or else a file that was edited (or written by
+    a memplan whose cost model differs)."""
+    if not differences:
+        return "recorded cost: matches"
+    explained: frozenset[str] = frozenset()
+    if "--accelerator" in overrides:
+        explained = _ACCELERATOR_FIELDS
+    if "--scope" in overrides:
+        explained = frozenset(name for name, _, _ in differences)
+    unexplained = [d for d in differences if d[0] not in explained]
+    if not unexplained:
+        changed = [flag for flag in ("--accelerator", "--scope") if flag in overrides]
+        return (
+            f"recorded cost: differs in {_shown(differences)}: it was computed for the plan "
+            f"file's own accelerator and scope, and this score overrides {' and '.join(changed)}"
+        )
+    this = f"memplan {__version__}"
+    why = (
+        f"the file was edited after it was written (by {this}, this version)"
+        if created_by == this
+        else f"the file was edited, or {created_by or 'the memplan that wrote it'} has "
+        f"another cost model than {this}"
+    )
+    return (
+        f"recorded cost: differs in {_shown(unexplained)}, which no override explains: {why}; "
+        "the cost above is the one computed now"
+    )
+
+
+def _shown(differences: list[tuple[str, Any, Any]]) -> str:
+    """``name (recorded X, computed Y)`` for the first three differences."""
+    shown = ", ".join(
+        f"{name} (recorded {mine:g}, computed {theirs:g})"
+        if isinstance(mine, float) or isinstance(theirs, float)
+        else f"{name} (recorded {mine}, computed {theirs})"
+        for name, mine, theirs in differences[:3]
+    )
+    return shown + (f" and {len(differences) - 3} more" if len(differences) > 3 else "")

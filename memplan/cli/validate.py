@@ -8,13 +8,14 @@ The plan file must have been made for this model (same sha256). The accelerator,
 scope and capacity are the ones the plan file records unless ``--accelerator``,
 ``--scope`` or ``--scratchpad`` override them. Exit codes: 0 valid, 1 invalid
 (every violation is listed: kind and message), 2 bad input (unreadable or malformed
-file, a plan for another model).
+file, a plan for another model). Recorded results that contradict each other (a
+lower bound above the plan's recorded cost) are a warning on stderr, not a verdict on
+the plan.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
@@ -22,6 +23,7 @@ from memplan.cli.common import add_model_arguments, print_json
 from memplan.cli.plancommon import (
     add_plan_problem_arguments,
     load_plan_problem,
+    print_notes,
 )
 from memplan.units import format_bytes
 
@@ -52,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from memplan.validate import validate
 
     given = load_plan_problem(args)
-    for note in given.notes:
-        print(f"memplan {args.command}: note: {note}", file=sys.stderr)
+    print_notes(args.command, given)
     problem, plan = given.problem, given.planfile.plan
     violations = validate(problem, plan)
     if args.json:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 "alignment_bytes": problem.alignment_bytes,
                 "scope": problem.scope.value,
                 "overrides": list(given.overrides),
+                "warnings": list(given.warnings),
                 "violations": [
                     {
                         "kind": v.kind.value,

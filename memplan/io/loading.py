@@ -1,4 +1,5 @@
-"""Load a model file: an ONNX model or a memplan graph JSON file, told apart by content.
+"""Load a model file: an ONNX model or a memplan graph JSON file, told apart by content
+(a ``.json`` file of text is read as JSON, so a malformed one is reported as such).
 
 :func:`load_model` returns a :class:`LoadedModel` carrying the graph, where it came
 from, a SHA-256 fingerprint (of the file, or of the serialized ``ModelProto``) that
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, InputFormatError
 from memplan.ir import Graph, graph_from_json
+from memplan.jsonfields import describe
 
 if TYPE_CHECKING:
     from memplan.onnx.flags import Scalar
@@ -88,7 +90,10 @@ class ImportOptions:
             InputFormatError: not an object, an unknown option, or a mistyped value.
         """
         if not isinstance(data, Mapping):
-            raise InputFormatError(f"{source}: field 'import' must be an object")
+            raise InputFormatError(
+                f"{source}: field 'import' must be an object (null for a memplan graph JSON "
+                f"model), got {describe(data)}"
+            )
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
@@ -217,6 +222,13 @@ def _looks_like_json(head: bytes) -> bool:
     return stripped.startswith(b"{")
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (no control bytes but whitespace), as a
+    malformed graph JSON file is and an ONNX protobuf (first byte a field tag such as
+    0x08) is not: a ``.json`` file of text is read as JSON, so its error says why."""
+    return all(byte >= 0x20 or byte in b"\t\n\r" for byte in head)
+
+
 def load_model(
     model: str | Path | Any,
     *,
@@ -264,7 +276,8 @@ def load_model(
     path = Path(model)
     data = read_model_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
-    if _looks_like_json(data[:64]):
+    head = data[:64]
+    if _looks_like_json(head) or (path.suffix.lower() == ".json" and _looks_like_text(head)):
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -30,18 +30,27 @@ rejected) and imports to the recorded graph, and rebuilds the plan against it.
 :func:`read_plan_file` does both. Version 1 files (before the import options were
 recorded) are still read; they carry no import options and no graph fingerprint.
 Tensors and ops are referred to by name, so a plan survives re-import of the same
-model. The plan's legality (offsets, alignment, coverage...) is *not* checked here:
-that is the validator's job (``memplan validate`` lists every violation).
+model. Every field is read with its type (:class:`memplan.jsonfields.JsonObject`): a
+missing or mistyped one is an :class:`InputFormatError` of one line that names the
+file, the field and, in the plan, the residency's index. Every field the writer writes
+is required, except the informative ones (``created_by``, ``model.name``, ``budget``,
+``message``, ``cost``, ``lower_bound_bytes``, ``gap``, ``wall_s``, ``stats``,
+``solver.options``), which are typed when present; both versions write every residency
+field. The plan's legality (offsets, alignment, coverage...) is *not* checked here:
+that is the validator's job (``memplan validate`` lists every violation). Recorded
+results that cannot all be true (a lower bound above the plan's own cost) are listed
+by :meth:`PlanFile.inconsistencies` for the commands to warn about.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from memplan import __version__
 from memplan.accelerator import Accelerator
@@ -50,9 +59,11 @@ from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.io.files import OutputTarget, atomic_write_text
 from memplan.io.loading import ImportOptions
 from memplan.ir import Graph, graph_sha256
+from memplan.jsonfields import JsonObject
 from memplan.plan import Plan
 from memplan.problem import Problem, Scope
 from memplan.solver import SolveResult, Status
+from memplan.timing import TIMING_MODELS
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -113,6 +124,33 @@ class PlanFile:
     def problem(self, graph: Graph) -> Problem:
         """The problem the plan was made for, on ``graph``."""
         return Problem(graph, self.accelerator, self.scope)
+
+    def inconsistencies(self) -> list[str]:
+        """What the file records that cannot all be true: a lower bound above the plan's
+        own recorded cost, or status ``optimal`` without a bound equal to it.
+
+        A writer never records these (:func:`memplan.solver.make_result` refuses them),
+        so the file was edited or is corrupt. They concern what the file says about the
+        solve, not the plan's validity, so readers report them as warnings.
+        """
+        bound, cost = self.lower_bound_bytes, self.cost
+        if cost is None:
+            return []
+        value = cost.non_compulsory_bytes
+        if bound is not None and bound > value:
+            return [
+                f"recorded lower_bound_bytes {bound} is above the plan's own recorded cost "
+                f"(cost.non_compulsory_bytes {value}), which a bound on every valid plan "
+                "cannot be: the file was edited or is corrupt, so its bound and gap are "
+                "not to be trusted"
+            ]
+        if self.status is Status.OPTIMAL and bound != value:
+            return [
+                f"recorded status 'optimal' needs lower_bound_bytes equal to the plan's "
+                f"cost.non_compulsory_bytes {value}, but it is {bound}: the file was edited "
+                "or is corrupt, so its status and bound are not to be trusted"
+            ]
+        return []
 
 
 def plan_file_dict(
@@ -237,7 +275,8 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
     """Read a plan file's format, version and what it says about its model.
 
     Raises:
-        InputFormatError: unreadable file, malformed JSON, wrong format or version.
+        InputFormatError: unreadable file, malformed JSON, wrong format or version, a
+            missing or mistyped model or import field.
     """
     source = str(path)
     try:
@@ -278,34 +317,26 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
             f"{source}: plan file version {version!r} is not supported (this memplan "
             f"{__version__} reads versions {readable}); re-run memplan optimize"
         )
-    model = _section(data, "model", source)
-    model_sha = model.get("sha256")
-    if not isinstance(model_sha, str):
-        raise InputFormatError(f"{source}: field model.sha256 must be a hex string")
+    fields = JsonObject(data, source)
+    model = fields.object("model")
     graph_sha, graph_size, import_options = None, None, None
     if version >= 2:
-        graph_sha = model.get("graph_sha256")
-        ops, tensors = model.get("ops"), model.get("tensors")
-        if not isinstance(graph_sha, str) or not _is_count(ops) or not _is_count(tensors):
-            raise InputFormatError(
-                f"{source}: fields model.graph_sha256 (hex string), model.ops and "
-                "model.tensors (integers) are required in a version 2 plan file"
-            )
-        graph_size = (ops, tensors)
-        if "import" not in data:
-            raise InputFormatError(f"{source}: field 'import' is missing (null for graph JSON)")
+        graph_sha = model.text("graph_sha256")
+        graph_size = (model.integer("ops", minimum=0), model.integer("tensors", minimum=0))
+        if not fields.has("import"):
+            raise fields.error("import", "an object, or null for a memplan graph JSON model")
         if data["import"] is not None:
             import_options = ImportOptions.from_dict(data["import"], source)
     return PlanHeader(
         source=source,
         version=version,
-        model_name=str(model.get("name", "")),
-        model_sha256=model_sha,
-        model_file=model.get("file") if isinstance(model.get("file"), str) else None,
+        model_name=model.text("name", default=""),
+        model_sha256=model.text("sha256"),
+        model_file=model.optional_text("file"),
         graph_sha256=graph_sha,
         graph_size=graph_size,
         import_options=import_options,
-        created_by=str(data.get("created_by", "")),
+        created_by=fields.text("created_by", default=""),
         data=data,
     )
 
@@ -345,80 +376,67 @@ def plan_from_header(
             f"{tensors} tensors (with {how}), but the graph given {given}; import the model "
             "with the plan's options, or re-plan it with memplan optimize"
         )
+    fields = JsonObject(data, source)
     try:
         accelerator = Accelerator.from_dict(
-            dict(_section(data, "accelerator", source)), f"{source}: accelerator"
+            dict(fields.object("accelerator").data), f"{source}: accelerator"
         )
-        scope = Scope.parse(str(data.get("scope", Scope.ACTIVATIONS.value)))
     except ConfigError as error:
         raise InputFormatError(
             str(error) if source in str(error) else f"{source}: {error}"
         ) from None
-    solver = _section(data, "solver", source)
-    try:
-        status = Status(data.get("status"))
-    except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise InputFormatError(
-            f"{source}: status {data.get('status')!r} is not one of {allowed}"
-        ) from None
-    cost = None
-    if data.get("cost") is not None:
-        try:
-            cost = Cost.from_dict(dict(data["cost"]))
-        except (TypeError, ValueError) as error:
-            raise InputFormatError(f"{source}: malformed cost ({error})") from None
-    plan = Plan.from_dict(data.get("plan"), graph, source)
+    scope = Scope(fields.text("scope", choices=[s.value for s in Scope]))
+    solver = fields.object("solver")
+    options = solver.optional_object("options")
+    status = Status(fields.text("status", choices=[s.value for s in Status]))
+    recorded_cost = fields.optional_object("cost")
+    budget = fields.optional_object("budget")
+    if budget is not None:  # informative, but typed as written
+        budget.optional_text("spec")
+        budget.optional_integer("capacity_bytes", minimum=0)
+        budget.optional_text("note")
+    stats = fields.optional_object("stats")
+    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan")
     return PlanFile(
         model_name=header.model_name,
         model_sha256=header.model_sha256,
         model_file=header.model_file,
         accelerator=accelerator,
         scope=scope,
-        solver=str(solver.get("name", "")),
-        options=dict(solver.get("options", {})),
+        solver=solver.text("name"),
+        options=dict(options.data) if options is not None else {},
         status=status,
-        cost=cost,
-        lower_bound_bytes=_opt_int(data, "lower_bound_bytes", source),
-        gap=_opt_float(data, "gap", source),
-        wall_s=_opt_float(data, "wall_s", source) or 0.0,
+        cost=_read_cost(recorded_cost) if recorded_cost is not None else None,
+        lower_bound_bytes=fields.optional_integer("lower_bound_bytes", minimum=0),
+        gap=fields.optional_number("gap", minimum=0),
+        wall_s=fields.number("wall_s", minimum=0, default=0.0),
         plan=plan,
-        budget=dict(data.get("budget") or {}),
-        stats=dict(data.get("stats") or {}),
-        message=str(data.get("message", "")),
+        budget=dict(budget.data) if budget is not None else {},
+        stats=dict(stats.data) if stats is not None else {},
+        message=fields.text("message", default=""),
         created_by=header.created_by,
         import_options=header.import_options,
         version=header.version,
     )
 
 
-def _is_count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _section(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, dict):
-        raise InputFormatError(f"{source}: field {key!r} is missing or not an object")
-    return value
-
-
-def _opt_int(data: Mapping[str, Any], key: str, source: str) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputFormatError(f"{source}: field {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _opt_float(data: Mapping[str, Any], key: str, source: str) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputFormatError(f"{source}: field {key!r} must be a number, got {value!r}")
-    return float(value)
+def _read_cost(cost: JsonObject) -> Cost:
+    """A recorded :class:`Cost`, every field checked: byte counts are integers >= 0,
+    latencies and energy finite numbers >= 0; ``timing_model`` and the per-model
+    latencies may be missing (a cost written before they were recorded)."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(Cost):
+        key = item.name
+        if key == "timing_model":
+            if cost.has(key):
+                values[key] = cost.text(key, choices=TIMING_MODELS)
+        elif key.endswith("_bytes"):
+            values[key] = cost.integer(key, minimum=0)
+        elif item.default is dataclasses.MISSING:
+            values[key] = cost.number(key, minimum=0)
+        elif cost.has(key):
+            values[key] = cost.optional_number(key, minimum=0)
+    return Cost.from_dict(values)
 
 
 def jsonable(value: Any) -> Any:
