@@ -379,6 +379,26 @@ def test_training_learns_to_follow_its_teacher_and_writes_its_files(tmp_path) ->
     assert loaded.meta["games"] == len(log.games) and loaded.meta["config"]["seed"] == 1
 
 
+def test_training_stops_inside_a_long_game(tmp_path) -> None:
+    """The time limit and Ctrl-C are checked before every simulation of a self-play game,
+    not only between games: at 100,000 simulations per move a game takes minutes (a
+    15-s run went on for over 8 minutes and ignored Ctrl-C). A cut game is not kept."""
+    pytest.importorskip("torch")
+    import time
+
+    from memplan.rl.train import TrainConfig, train
+
+    config = TrainConfig(
+        minutes=0.05, seed=2, families=(), warm_games=0, eval_instances=1,
+        eval_every_s=1e9, simulations=100_000,
+    )  # fmt: skip
+    started = time.monotonic()
+    _, log = train(config, tmp_path / "agent.npz")
+    assert time.monotonic() - started < 3 * 60 * config.minutes + 10
+    assert log.games == []  # no game of 100,000 simulations per move ends in 3 s
+    assert (tmp_path / "agent.npz").is_file()
+
+
 def test_cli_train_checks_its_output_before_training(tmp_path, capsys) -> None:
     from memplan.cli import EXIT_BAD_INPUT, main
 

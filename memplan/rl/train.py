@@ -112,8 +112,14 @@ def _teacher_game(instance: Instance) -> tuple[list[Sample], list[int], int]:
 
 
 def _search_game(
-    instance: Instance, network: Network, config: TrainConfig, rng: np.random.Generator
-) -> tuple[list[Sample], list[int], int]:
+    instance: Instance,
+    network: Network,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    out_of_time: Callable[[], bool],
+) -> tuple[list[Sample], list[int], int] | None:
+    """A self-play game with search; None when ``out_of_time`` cut it short (checked
+    before every simulation: a game of many simulations per move can take minutes)."""
     state = instance.new_state()
     search = search_for(
         instance,
@@ -123,6 +129,7 @@ def _search_game(
         rollout_steps=config.rollout_steps,
         rng=rng,
         noise=True,
+        should_stop=out_of_time,
     )
     samples: list[Sample] = []
     paid: list[int] = []
@@ -132,7 +139,10 @@ def _search_game(
         samples.append(Sample(e.actions, e.globals, e.mask, result.policy))
         paid.append(before)
 
-    play_episode(state, search, on_move=record)
+    if not play_episode(state, search, should_stop=out_of_time, on_move=record):
+        return None
+    if out_of_time():
+        return None  # its last moves were chosen from fewer simulations than asked for
     return samples, paid, state.non_compulsory_bytes
 
 
@@ -257,11 +267,14 @@ def train(
         log.evaluations.append(row)
         lines.append(json.dumps({"record": "eval", **row}))
 
+    def out_of_time() -> bool:
+        return time.monotonic() - started >= limit_s or (should_stop is not None and should_stop())
+
     evaluate(0.0)
     last_eval = 0.0
     while True:
         elapsed = time.monotonic() - started
-        if elapsed >= limit_s or (should_stop is not None and should_stop()):
+        if out_of_time():
             break
         if elapsed - last_eval >= config.eval_every_s:
             evaluate(elapsed)
@@ -271,7 +284,10 @@ def train(
         if warm:
             samples, paid, final = _teacher_game(instance)
         else:
-            samples, paid, final = _search_game(instance, network, config, rng)
+            played = _search_game(instance, network, config, rng, out_of_time)
+            if played is None:
+                break  # the time ran out (or Ctrl-C) inside the game: it is not kept
+            samples, paid, final = played
         for sample, before in zip(samples, paid, strict=True):
             sample.value = -(final - before) / instance.scale_bytes
             buffer.append(sample)
