@@ -54,7 +54,6 @@ from memplan.solvers.ilp.phases import (
     ALLOC_MAX_S,
     ALLOC_SHARE,
     GREEDY_MAX_S,
-    GREEDY_SHARE,
     finish_reserve_s,
     skip_reason,
     sub_budget,
@@ -260,7 +259,7 @@ class IlpSolver:
         if math.isinf(remaining):
             sub = Budget(stop_event=budget.stop_event, on_progress=budget.on_progress)
         else:
-            sub = sub_budget(budget, min(GREEDY_MAX_S, GREEDY_SHARE * remaining))
+            sub = sub_budget(budget, min(GREEDY_MAX_S, remaining))
         try:
             result = greedy.solve(problem, sub)
         except MemplanError:
