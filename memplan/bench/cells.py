@@ -58,6 +58,9 @@ class CellSpec:
     graph_tensors: int  # number of tensors
     graph_json: str = field(repr=False)  # the graph (memplan graph JSON)
     save_plan: bool = False  # return the plan in the outcome (not part of the key)
+    #: ImportOptions.to_dict() the model was imported with (recorded in saved plan
+    #: files); None for a memplan graph JSON model. Not part of the key (dtype_bytes is).
+    import_options: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def key(self) -> str:
@@ -83,12 +86,14 @@ class CellSpec:
         data.update((name, getattr(self, name)) for name in self.__dataclass_fields__)
         data["options"] = dict(self.options)
         data["accelerator"] = dict(self.accelerator)
+        if self.import_options is not None:
+            data["import_options"] = dict(self.import_options)
         return data
 
     def row_base(self) -> dict[str, Any]:
         """The row fields known before the cell runs (no graph, no internals)."""
         data = self.to_dict()
-        del data["graph_json"], data["save_plan"]
+        del data["graph_json"], data["save_plan"], data["import_options"]
         return data
 
 

@@ -16,6 +16,8 @@ Only the parent writes the results file, one complete line per cell, so a crash,
 crash is skipped on reading. Running the same command again skips every key already
 present (see :func:`memplan.bench.cells.cell_key`: the key holds the resolved capacity,
 whether M_P was proven and the solver's version, so a changed answer is never resumed).
+A folder holds rows of one time limit, accelerator, element size and M_P proof budget:
+another value is refused before anything runs (:mod:`memplan.bench.runrecord`).
 
 Validation: the worker process (harness code, not the solver) re-runs the validator and
 the cost model on every returned plan and records ``valid`` and its own cost; the parent
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memplan.accelerator import Accelerator
 from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S, CellSpec, RowCallback
@@ -43,6 +45,7 @@ from memplan.bench.results import (
     pending_cells,
     read_rows,
 )
+from memplan.bench.runrecord import RUN_NAME, check_same_settings, run_record
 from memplan.bench.specs import check_solvers, solver_options
 from memplan.budgets import PeakEstimate, PeakProvider, resolve_budget
 from memplan.errors import ConfigError, MemplanError
@@ -51,13 +54,18 @@ from memplan.min_peak import cached_peak_provider, exact_peak_provider
 from memplan.problem import Problem, Scope
 from memplan.units import check_seconds
 
+if TYPE_CHECKING:
+    from memplan.io.loading import ImportOptions
+
 __all__ = [
     "RESULTS_NAME",
+    "RUN_NAME",
     "BenchConfig",
     "BenchRun",
     "ResultsWriter",
     "Workload",
     "build_cells",
+    "check_same_settings",
     "execute_bench",
     "latest_rows",
     "load_results",
@@ -78,6 +86,7 @@ class Workload:
     source: str  # "catalog:<name>" or the file path
     sha256: str  # hex sha256 of the model file / serialized ModelProto
     graph: Graph  # the imported scheduling graph
+    import_options: ImportOptions | None = None  # how an ONNX model was imported; None: JSON
 
 
 def _catalog() -> Any:
@@ -133,7 +142,7 @@ def load_workloads(
         if name in names:
             name = str(Path(value).with_suffix(""))
         names.add(name)
-        workloads.append(Workload(name, source, loaded.sha256, loaded.graph))
+        workloads.append(Workload(name, source, loaded.sha256, loaded.graph, loaded.import_options))
     return workloads, failures
 
 
@@ -223,6 +232,11 @@ def build_cells(
                         graph_tensors=workload.graph.num_tensors,
                         graph_json=graph_json,
                         save_plan=save_plans,
+                        import_options=(
+                            workload.import_options.to_dict()
+                            if workload.import_options is not None
+                            else None
+                        ),
                     )
                     cells.setdefault(cell.key, cell)  # two specs may name the same variant
     return list(cells.values())
@@ -366,6 +380,8 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     from memplan.io.files import atomic_write_text
 
     check_solvers(config.solvers, config.options)
+    # Before any work: a folder holds the rows of one setting of what changes answers.
+    recorded = check_same_settings(config.out_dir, config.to_dict())
     workloads, failures = load_workloads(config.suite, config.dtype_bytes)
     if not workloads:
         detail = "; ".join(failures) if failures else "the suite is empty"
@@ -388,8 +404,8 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     rows, bad = read_rows(config.out_dir / RESULTS_NAME)
     pending = pending_cells(cells, latest_rows(rows), config.retry_failed)
     atomic_write_text(
-        config.out_dir / "run.json",
-        json.dumps({**config.to_dict(), "load_failures": failures}, indent=2) + "\n",
+        config.out_dir / RUN_NAME,
+        json.dumps(run_record(config.to_dict(), failures, recorded), indent=2) + "\n",
     )
     return BenchRun(config, cells, pending, failures, bad)
 
@@ -411,11 +427,12 @@ def execute_bench(
         def record(row: dict[str, Any]) -> None:
             nonlocal written
             plan = row.pop("plan", None)
-            if plan is not None:
+            if plan is not None:  # a plan file (memplan.io.planfile), as optimize -o writes
                 from memplan.io.files import atomic_write_text
+                from memplan.io.planfile import plan_json
 
                 plan_path = config.out_dir / "plans" / f"{row['key']}.json"
-                atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n", create_folders=True)
+                atomic_write_text(plan_path, plan_json(plan), what="plan file", create_folders=True)
                 row["plan_file"] = str(plan_path.relative_to(config.out_dir))
             writer.append(row)
             written += 1

@@ -34,6 +34,7 @@ from memplan.bench.rows import (
     has_plan,
     merge_rows,
     restricted_optimum,
+    solve_time,
     solver_label,
 )
 from memplan.io.files import atomic_write_text
@@ -110,7 +111,7 @@ class SolverSummary:
     bounded: int  # rows with a plan in cells that have a global bound
     mean_gap: float | None  # mean gap to the cell's best bound over bounded rows; None: none
     best: int  # rows reaching the cell's lowest non-compulsory traffic
-    mean_solve_s: float | None  # mean solve wall time (rows that report it)
+    mean_solve_s: float | None  # mean solve wall time (rows that solved: not below M_R)
     max_solve_s: float | None  # slowest solve wall time
     max_rss_bytes: int | None  # largest worker peak memory
 
@@ -190,7 +191,8 @@ def _summary(
             gap = relative_gap(value, best_bound(cell.values())[0])
             if gap is not None:
                 gaps.append(gap)
-    times = [float(r["solve_wall_s"]) for r in group if r.get("solve_wall_s") is not None]
+    # Cells below M_R are infeasible without a solve: counted as infeasible, not timed.
+    times = [t for t in map(solve_time, group) if t is not None]
     rss = [int(r["worker_maxrss_bytes"]) for r in group if r.get("worker_maxrss_bytes")]
     statuses = [r.get("status") for r in group]
     compare = baseline is not None and solver != baseline
@@ -370,7 +372,9 @@ def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
         "'optimal' counts rows proven optimal over all plans. 'gap to bound' is the mean "
         "relative gap to the best global lower bound any solver reported for the cell, over "
         "the 'bounded' rows (with their count when not every plan has one; – when none "
-        "has); 'best' counts cells where the solver has the lowest traffic. "
+        "has); 'best' counts cells where the solver has the lowest traffic. 'mean time' and "
+        "'max time' are over the cells a solver solved: a budget below M_R is 'infeasible' "
+        "without a solve and is not timed. "
         f"{mp_provenance(rows)}\n"
     )
     headers, body = summary_cells(summaries)

@@ -6,11 +6,15 @@ Only the bench's parent process writes it, one complete line per cell::
      "status": "feasible", "non_compulsory_bytes": 1234, ...}\n
 
 A line cut short by a crash (or ``kill -9``) is skipped on reading, and the next write
-starts on a new line. The last row of a key wins (``--retry-failed`` appends new rows).
+starts on a new line. A write the disk refuses (full, quota) is undone: the file is cut
+back to the end of the last whole row, and the error names the file. The last row of
+a key wins (``--retry-failed`` appends new rows).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import threading
@@ -18,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, OutputFileError
 from memplan.io.files import check_output_path
 from memplan.io.planfile import jsonable
 
@@ -61,7 +65,13 @@ def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 class ResultsWriter:
-    """Appends rows to a JSON-lines file; each line is flushed and fsynced when written."""
+    """Appends rows to a JSON-lines file, one whole line per row, each fsynced when written.
+
+    A row is written with one ``os.write`` of its whole line (repeated only if the kernel
+    takes part of it); if the disk refuses any of it (full, quota, I/O error), the file is
+    cut back to its length before the row, so it never ends in a partial record, and an
+    :class:`~memplan.errors.OutputFileError` names the file and the OS error.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         # The same rules as every output (no devices, FIFOs or read-only files), checked
@@ -70,25 +80,58 @@ class ResultsWriter:
         assert target.path is not None  # standard output is not allowed here
         self.path = target.path
         self._lock = threading.Lock()
-        self._handle = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
-        self._handle.seek(0, os.SEEK_END)
-        if self._handle.tell() > 0:
-            self._handle.seek(-1, os.SEEK_END)
-            if self._handle.read(1) != b"\n":  # a line cut short by a crash: end it
-                self._handle.write(b"\n")
-        self._handle.seek(0, os.SEEK_END)
+        try:
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as error:
+            raise self._error("cannot open", error) from None
+        size = os.fstat(self._fd).st_size
+        if size > 0 and os.pread(self._fd, 1, size - 1) != b"\n":
+            # a line cut short by a crash (kill -9): end it, so the next row starts a line
+            self._write_whole(b"\n", "cannot write to")
+
+    def _error(self, doing: str, error: OSError) -> OutputFileError:
+        return OutputFileError(
+            f"results file {self.path}: {doing} it ({error.strerror or error}); the rows "
+            "written before are kept: free space (or fix the error) and run the same "
+            "command again to resume"
+        )
+
+    def _write_whole(self, data: bytes, doing: str) -> None:
+        """Append ``data`` and fsync it; on failure cut the file back and raise."""
+        assert self._fd is not None, "the results file is closed"
+        fd = self._fd
+        before = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                count = os.write(fd, view)
+                if count <= 0:  # pragma: no cover - write(2) returns >0 or raises
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                view = view[count:]
+            os.fsync(fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
+                os.fsync(fd)
+            raise self._error(doing, error) from None
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Write one row as one line, then flush and fsync."""
+        """Write one row as one whole line, then fsync it.
+
+        Raises:
+            OutputFileError: the disk refused the line (the file is left as it was).
+        """
         line = json.dumps(row, sort_keys=True, default=jsonable) + "\n"
         with self._lock:
-            self._handle.write(line.encode("utf-8"))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            self._write_whole(line.encode("utf-8"), "cannot write a result to")
 
     def close(self) -> None:
-        """Close the file."""
-        self._handle.close()
+        """Close the file (every row is already on disk)."""
+        with self._lock:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def __enter__(self) -> ResultsWriter:
         return self

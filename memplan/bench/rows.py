@@ -37,6 +37,25 @@ def has_plan(row: Row) -> bool:
     return row.get("status") != "error" and row.get("non_compulsory_bytes") is not None
 
 
+def below_mr(row: Row) -> bool:
+    """Whether the row's budget is below M_R: no plan exists, so no solver searched.
+
+    Solvers answer such a cell INFEASIBLE at once (:func:`memplan.solver.infeasible_below_mr`);
+    its microseconds are not a solve time, and reports leave them out of times.
+    """
+    capacity, mr = row.get("capacity_bytes"), row.get("mr_bytes")
+    return capacity is not None and mr is not None and int(capacity) < int(mr)
+
+
+def solve_time(row: Row) -> float | None:
+    """The row's solve wall time in seconds, or None when no solve ran (or none reported):
+    a cell below M_R without a plan has none."""
+    value = row.get("solve_wall_s")
+    if value is None or (below_mr(row) and not has_plan(row)):
+        return None
+    return float(value)
+
+
 def merge_rows(rows: Iterable[Row]) -> list[Row]:
     """The latest row of each (cell, solver label), checked to share one capacity per cell.
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S
+from memplan.errors import OutputFileError
 from memplan.io.files import atomic_write_text
 from memplan.io.planfile import jsonable
 
@@ -90,7 +91,11 @@ def run_cell(
     row = cell.row_base()
     deadline_s = cell.time_limit_s + grace_s
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="memplan-cell-") as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="memplan-cell-")
+    except OSError as error:
+        raise _scratch_error(tempfile.gettempdir(), error) from None
+    with scratch as tmp:
         spec_path, result_path, log_path, ready_path = (
             Path(tmp, "spec.json"),
             Path(tmp, "result.json"),
@@ -101,8 +106,12 @@ def run_cell(
         spec.update(
             deadline_s=deadline_s, warmup_limit_s=warmup_limit_s, ready_path=str(ready_path)
         )
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        with open(log_path, "wb") as log:
+        try:
+            spec_path.write_text(json.dumps(spec), encoding="utf-8")
+            log = open(log_path, "wb")  # noqa: SIM115 - closed by the with below
+        except OSError as error:
+            raise _scratch_error(tmp, error) from None
+        with log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "memplan.bench.worker", str(spec_path), str(result_path)],
                 stdin=subprocess.DEVNULL,
@@ -157,6 +166,14 @@ def run_cell(
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     row["host"] = socket.gethostname()
     return row
+
+
+def _scratch_error(folder: str, error: OSError) -> OutputFileError:
+    """The error for a cell whose temporary files cannot be written (a full /tmp)."""
+    return OutputFileError(
+        f"cannot write a cell's temporary files in {folder} ({error.strerror or error}); "
+        "free space there (or point TMPDIR elsewhere) and run the same command again to resume"
+    )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -333,6 +350,7 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
         stats=dict(result.stats),
     )
     if result.plan is not None:
+        cost = None
         violations = validate(problem, result.plan)
         if violations:
             shown = "; ".join(str(v) for v in violations[:3])
@@ -355,10 +373,36 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
                         "non-compulsory bytes"
                     ),
                 )
-            if spec.get("save_plan"):
-                outcome["plan"] = result.plan.to_dict(graph)
+        if spec.get("save_plan"):  # an invalid plan too: memplan validate lists its faults
+            outcome["plan"] = _plan_file(spec, problem, result, cost)
     outcome["worker_maxrss_bytes"] = _maxrss_bytes()
     return outcome
+
+
+def _plan_file(spec: dict[str, Any], problem: Problem, result: Any, cost: Any) -> dict[str, Any]:
+    """The plan file of a cell's plan, as ``memplan optimize -o`` writes it, so that
+    ``memplan validate`` and ``score`` read it with the model (or catalog workload).
+
+    ``cost`` is the harness's own score of the plan (None for an invalid plan).
+    """
+    import dataclasses
+
+    from memplan.budgets import ResolvedBudget
+    from memplan.io.loading import ImportOptions
+    from memplan.io.planfile import plan_file_dict
+
+    source = str(spec["source"])
+    imported = spec.get("import_options")
+    return plan_file_dict(
+        dataclasses.replace(result, cost=cost),
+        problem,
+        model_sha256=spec["model_sha256"],
+        model_file=None if source.startswith("catalog:") else source,
+        budget=ResolvedBudget(spec["budget"], spec["capacity_bytes"], spec["budget_note"]),
+        import_options=(
+            ImportOptions.from_dict(imported, "cell import options") if imported else None
+        ),
+    )
 
 
 def _cost_fields(cost: Any) -> dict[str, Any]:

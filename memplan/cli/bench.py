@@ -2,7 +2,8 @@
 
 Every (workload, scope, budget, solver) cell runs in its own process under a hard time
 limit; each result is appended to ``DIR/results.jsonl`` as it finishes, so running the
-same command again resumes. ``memplan bench report DIR`` (or ``--report-only``)
+same command again resumes (a folder keeps one setting of what changes every answer:
+see :mod:`memplan.bench.runrecord`). ``memplan bench report DIR`` (or ``--report-only``)
 rebuilds the reports from the results file. ``--preset NAME`` fills in the flags of one
 of the project's named runs (:mod:`memplan.bench.presets`); flags given beside it win.
 """
@@ -117,8 +118,10 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Run every (workload, scope, budget, solver) cell in its own process under a hard "
             "time limit, append each result to DIR/results.jsonl as it finishes (running the "
-            "same command again skips finished cells), then write summary.md, summary.csv, "
-            "cells.csv and figures/ in DIR. Example: memplan bench --suite small "
+            "same command again skips finished cells; more workloads, solvers or budgets may be "
+            "added to DIR, but another --time-limit, --accelerator, --dtype-bytes or --exact-mp "
+            "needs a new DIR), then write summary.md, summary.csv, cells.csv and figures/ in "
+            "DIR. Example: memplan bench --suite small "
             "--solvers greedy --budgets MR,MH,MP -o runs/small; or a named run: memplan "
             "bench --preset ilp"
         ),
@@ -207,7 +210,12 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--save-plans", action="store_true", help="also write every plan to DIR/plans/KEY.json"
+        "--save-plans",
+        action="store_true",
+        help=(
+            "also write every plan to DIR/plans/KEY.json, a plan file as memplan optimize -o "
+            "writes (check it with: memplan validate MODEL DIR/plans/KEY.json)"
+        ),
     )
     parser.add_argument(
         "--retry-failed",

@@ -184,7 +184,9 @@ def test_hung_raising_crashing_and_cheating_solvers_are_recorded(tmp_path: Path)
     # the plan written beside the results re-validates and scores the same
     graph = graph_from_json((suite / "skip0.json").read_text())
     problem = Problem(graph, load_accelerator("edge-npu").with_capacity(good["capacity_bytes"]))
-    plan = Plan.from_dict(json.loads((tmp_path / "out" / good["plan_file"]).read_text()), graph)
+    saved = json.loads((tmp_path / "out" / good["plan_file"]).read_text())
+    assert saved["format"] == "memplan.plan"  # a plan file, as memplan optimize -o writes
+    plan = Plan.from_dict(saved["plan"], graph)
     assert validate(problem, plan) == []
     cost = evaluate(problem, plan)
     assert cost.non_compulsory_bytes == good["non_compulsory_bytes"] > 0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from memplan.bench import figures
 from memplan.bench.report import cell_matrix, markdown_report, summarize, write_reports
 from memplan.bench.rows import best_bound, merge_rows
 from memplan.bench.terminal import bench_summary, compare_table
@@ -184,3 +185,30 @@ def test_compare_table_fits_80_columns() -> None:
     assert "killed" in keep and keep.count("–") >= 4  # no plan, bound, gap or time shown as 0
     ilp = next(line for line in lines if " ilp " in line)
     assert "2.0%" in ilp and "-10.7%" in ilp
+
+
+def test_cells_below_mr_are_infeasible_and_not_timed(tmp_path: Path) -> None:
+    common = {"mr_bytes": 4096, "graph_ops": 10}
+    rows = [
+        _row("a", "512B", "greedy", None, status="infeasible", capacity_bytes=512,
+             solve_wall_s=3e-5, **common),
+        _row("b", "512B", "greedy", 300, capacity_bytes=8192, solve_wall_s=0.06, **common),
+        _row("c", "512B", "greedy", None, status="infeasible", capacity_bytes=512,
+             solve_wall_s=2e-5, **common),
+    ]  # fmt: skip
+    (greedy,) = [s for s in summarize(rows, "greedy") if s.scope == "activations"]
+    assert (greedy.cells, greedy.plans, greedy.infeasible) == (3, 1, 2)
+    assert greedy.mean_solve_s == pytest.approx(0.06) and greedy.max_solve_s == 0.06
+    # no solve time at all when every cell is below M_R
+    only = [s for s in summarize(rows[::2], "greedy") if s.scope == "activations"]
+    assert only[0].mean_solve_s is None and only[0].infeasible == 2
+    times: list[list[float]] = []
+
+    def save(fig: Any, path: Path) -> None:  # what the figure plots, before it is closed
+        times.extend([float(y) for _, y in c.get_offsets()] for c in fig.axes[0].collections)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "_save", save)
+        assert figures.time_figure(tmp_path / "t.png", rows) is not None
+        assert figures.time_figure(tmp_path / "none.png", rows[::2]) is None
+    assert times == [[0.06]]
