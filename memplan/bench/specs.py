@@ -42,10 +42,12 @@ def split_specs(text: str, what: str = "--solvers") -> tuple[str, ...]:
     if depth:
         raise ConfigError(f"{what} {text!r}: a '[' without its ']'")
     parts.append("".join(current))
-    items = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
-    if not items:
+    items = [p.strip() for p in parts]
+    if not any(items):
         raise ConfigError(f"{what} is empty; give a comma-separated list")
-    return items
+    if not all(items):
+        raise ConfigError(f"{what} {text!r} has an empty item; remove the extra comma")
+    return tuple(dict.fromkeys(items))
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -67,6 +69,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise ConfigError(
                 f"solver {spec!r}: {pair.strip()!r} must look like NAME=VALUE, e.g. "
                 "ilp[mode=fixed,backend=milp]"
+            )
+        if key.strip() in options:
+            raise ConfigError(
+                f"solver {spec!r}: option {key.strip()!r} is given twice; give it once "
+                "(or compare the variants as two specs, e.g. greedy[order=model],greedy[order=dfs])"
             )
         options[key.strip()] = value.strip()
     return name.strip(), options

@@ -258,10 +258,12 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
 def _split(text: str, what: str) -> tuple[str, ...]:
     from memplan.errors import ConfigError
 
-    items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not items:
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
         raise ConfigError(f"{what} is empty; give a comma-separated list")
-    return items
+    if not all(parts):
+        raise ConfigError(f"{what} {text!r} has an empty item; remove the extra comma")
+    return tuple(dict.fromkeys(parts))
 
 
 def report_command(args: argparse.Namespace) -> int:

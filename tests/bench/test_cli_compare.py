@@ -113,3 +113,19 @@ def test_compare_ctrl_c_shows_the_finished_rows(
         assert [(r["budget"], r["solver"]) for r in rows] == [("MR", SPILL)]
     else:
         assert SPILL in captured.out and KEEP not in captured.out.split("capacity")[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--solvers", f"{SPILL}[delay_s=0.1,delay_s=0.2]"], "option 'delay_s' is given twice"),
+        (["--solvers", f"{SPILL},,{KEEP}"], "has an empty item"),
+        (["--scratchpad", "MR,,MP"], "--scratchpad 'MR,,MP' has an empty item"),
+    ],
+)
+def test_compare_refuses_repeats_and_empty_items(
+    model: Path, capsys: pytest.CaptureFixture, flags: list[str], fragment: str
+) -> None:
+    assert main(["compare", str(model), *flags]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
