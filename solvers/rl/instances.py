@@ -18,6 +18,7 @@ The seeded training sampler lives above the solvers, in :mod:`memplan.rl.sampler
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,14 +40,15 @@ def greedy_plan(
     order: Sequence[int],
     time_limit_s: float = 30.0,
     alloc_time_limit_s: float = 10.0,
+    stop_event: threading.Event | None = None,
 ) -> Plan:
     """The greedy stack's plan on ``order`` (Belady replacement, then the allocators).
 
-    ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 1 s).
+    ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 1 s);
+    ``stop_event`` (Ctrl-C) ends it early with its best plan so far.
     """
-    result = plan_given_order(
-        problem, order, Budget(time_limit_s), alloc_time_limit_s=alloc_time_limit_s
-    )
+    budget = Budget(time_limit_s, stop_event=stop_event or threading.Event())
+    result = plan_given_order(problem, order, budget, alloc_time_limit_s=alloc_time_limit_s)
     assert result.plan is not None, result.message
     return result.plan
 
@@ -102,6 +104,7 @@ def make_instance(
     baseline: bool = True,
     baseline_time_limit_s: float = 30.0,
     alloc_time_limit_s: float = 10.0,
+    stop_event: threading.Event | None = None,
 ) -> Instance:
     """Build the instance of ``problem`` under ``order``.
 
@@ -112,6 +115,7 @@ def make_instance(
         baseline: run the greedy stack (:attr:`Instance.baseline_bytes`, ``reference``).
         baseline_time_limit_s: the greedy stack's time limit.
         alloc_time_limit_s: the greedy stack's limit per exact-allocator try.
+        stop_event: set on Ctrl-C: the greedy stack returns its best plan so far.
 
     Raises:
         ConfigError: the capacity is below M_R, or the order is unknown.
@@ -122,7 +126,9 @@ def make_instance(
     timeline = Timeline.of(problem, ops)
     scale = max(online_bytes(problem, timeline), problem.capacity_bytes, 1)
     reference = (
-        greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s) if baseline else None
+        greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s, stop_event)
+        if baseline
+        else None
     )
     greedy = None if reference is None else evaluate(problem, reference).non_compulsory_bytes
     return Instance(name or problem.graph.name, problem, timeline, greedy, reference, scale)

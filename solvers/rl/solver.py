@@ -62,6 +62,8 @@ machine-dependent).
 from __future__ import annotations
 
 import dataclasses
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -97,14 +99,18 @@ AUTO_ORDERS = (*NAMED_ORDERS, SEARCHED_ORDER)
 #: a fixed order the greedy stack is hard to beat (the ilp proves it optimal for its
 #: order on the small catalog cells), so most of what a game can win lies in the order.
 SEARCHED_WEIGHT = 3
-#: Share of the searched order's time the search takes (its games get the rest).
-SEARCH_SHARE = 0.5
+#: Share of the searched order's time the search takes (its games get the rest), and
+#: the least search time worth starting it with.
+SEARCH_SHARE, SEARCH_MIN_S = 0.5, 0.3
 
 #: Share of the time the lower bound may take (it stops the games once a plan meets it).
 BOUND_SHARE = 0.05
 #: With the ilp extra installed: share of the time left after greedy's plans for the
 #: bound of one part, and the ops in that part (dnc's default: 3 windows of 16 ops).
 PART_BOUND_SHARE, PART_BOUND_OPS = 0.1, 48
+#: Least seconds worth giving the part's bound once CP-SAT is imported (1 s before: the
+#: import takes 0.3-0.7 s under load).
+PART_BOUND_MIN_S = 0.2
 #: Seconds the allocator may take to pack the searched order's Belady stays.
 PACK_LIMIT_S = 2.0
 #: When those stays do not pack: the search goes on at a capacity this share of the
@@ -319,6 +325,8 @@ class RlSolver:
         for k, name in enumerate(orders):
             if floor is not None and name == floor.name:
                 continue  # greedy's own plan of this order is its reference
+            if best is not None and (budget.should_stop() or time.monotonic() >= deadline):
+                break  # no time for another order (at 0.1 s the searched one took 0.35 s)
             weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
             share_s = max(deadline - time.monotonic(), 0.0) * weights[0] / sum(weights)
             limits = {
@@ -326,6 +334,8 @@ class RlSolver:
                 "alloc_time_limit_s": max(min(10.0, share_s / 6), 1e-3),
             }
             if name == SEARCHED_ORDER:
+                if share_s * SEARCH_SHARE < SEARCH_MIN_S:
+                    continue  # loading its kernels alone takes 0.3 s (0.1-s limit: 0.38 s)
                 tied = [
                     c.instance.order
                     for c in candidates
@@ -351,7 +361,7 @@ class RlSolver:
                     stats["same_order_as"][name] = twin.name
                     stats["reference_bytes"][name] = twin.instance.baseline_bytes
                     continue
-                instance = make_instance(problem, ops, **limits)
+                instance = make_instance(problem, ops, **limits, stop_event=budget.stop_event)
                 assert instance.baseline_bytes is not None
                 added = [Candidate(name, instance, instance.baseline_bytes)]
             for candidate in added:
@@ -416,7 +426,11 @@ class RlSolver:
         at M_H it proves greedy's plan optimal in about 2 s (the crowded regions prove
         2.0 of its 5.6 MB)."""
         limit_s = PART_BOUND_SHARE * max(deadline - time.monotonic(), 0.0)
-        limit = Budget(time_limit_s=max(limit_s, 1e-3), stop_event=budget.stop_event)
+        # Importing CP-SAT and building the part's model come before its time limit counts.
+        least_s = PART_BOUND_MIN_S if "ortools.sat.python.cp_model" in sys.modules else 1.0
+        if limit_s < least_s:
+            return bound  # (at a 0.1-s limit it ran until 0.46 s)
+        limit = Budget(time_limit_s=limit_s, stop_event=budget.stop_event)
         try:
             found = ilp_part_bound(problem, plan, PART_BOUND_OPS, limit, self.seed)
         except ConfigError:  # no ilp extra: the crowded regions' bound stands
@@ -478,8 +492,9 @@ class RlSolver:
         }
         capacity = problem.capacity_bytes
         left_s = deadline - time.monotonic()
+        stop_event = slack.stop_event if slack is not None else threading.Event()
         packed = None
-        if left_s > 0:
+        if left_s > 0 and not stop_event.is_set():
             packed = pack_stays(
                 problem, found.order, capacity, min(PACK_LIMIT_S, left_s), self.seed
             )
@@ -502,7 +517,7 @@ class RlSolver:
             **limits,
             "baseline_time_limit_s": min(limits["baseline_time_limit_s"], left_s),
         }
-        instance = make_instance(problem, found.order, **own_limits)
+        instance = make_instance(problem, found.order, **own_limits, stop_event=stop_event)
         assert instance.baseline_bytes is not None
         added = [
             Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
@@ -512,7 +527,7 @@ class RlSolver:
 
         # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
         def out_of_time() -> bool:
-            return time.monotonic() + TRAIL_PACK_S >= deadline
+            return stop_event.is_set() or time.monotonic() + TRAIL_PACK_S >= deadline
 
         earlier = pack_trail(problem, found, capacity, out_of_time, self.seed)
         if earlier is not None:

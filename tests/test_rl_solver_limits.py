@@ -1,0 +1,60 @@
+"""The rl solver keeps short time limits and answers Ctrl-C inside every phase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memplan.accelerator import Accelerator
+from memplan.problem import Problem
+from memplan.solver import Budget, make_solver
+from memplan.solvers.rl import solver as rl_solver
+from memplan.testing import random_dag
+from memplan.validate import validate
+
+
+def _problem(seed: int = 4, n_ops: int = 60) -> Problem:
+    problem = Problem(random_dag(seed, n_ops), Accelerator("t", 1, alignment_bytes=64))
+    return problem.with_capacity(problem.min_resident_bytes)
+
+
+def test_greedys_stack_inside_rl_gets_the_stop_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every instance rl builds runs greedy's stack with the solve's stop flag, so Ctrl-C
+    stops it (hrnet_add7: answered 6 s late while the searched order's stack ran on)."""
+    seen: list[Any] = []
+    real = rl_solver.make_instance
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("stop_event"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rl_solver, "make_instance", recording)
+    budget, problem = Budget(time_limit_s=20), _problem()
+    result = make_solver("rl", {"search": "rollout"}).solve(problem, budget)
+    assert result.plan is not None and validate(problem, result.plan) == []
+    with_baseline = [s for s in seen if s is not None]
+    assert with_baseline and all(s is budget.stop_event for s in with_baseline)
+
+
+def test_a_short_limit_starts_neither_the_order_search_nor_the_part_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below the time their set-up needs (loading the search's kernels, importing CP-SAT)
+    they are not started: at a 0.1-s limit they ran to 0.38 s and 0.46 s."""
+    calls: list[str] = []
+    for name in ("_searched_order", "_part_bound"):
+        real = getattr(rl_solver.RlSolver, name)
+
+        def wrapped(self: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            calls.append(_name)
+            return _real(self, *args)
+
+        monkeypatch.setattr(rl_solver.RlSolver, name, wrapped)
+    monkeypatch.setattr(rl_solver, "PART_BOUND_MIN_S", 10.0)  # as if CP-SAT were not loaded
+    problem = _problem()
+    result = make_solver("rl").solve(problem, Budget(time_limit_s=0.1))
+    assert result.plan is not None and validate(problem, result.plan) == []
+    assert "_searched_order" not in calls
+    assert "searched" not in result.stats["reference_bytes"]
+    assert "ilp" not in str(result.stats.get("bound_method", ""))  # no part bound ran
