@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ gym = pytest.importorskip("gymnasium")
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 from memplan.accelerator import Accelerator  # noqa: E402
+from memplan.errors import ConfigError  # noqa: E402
 from memplan.problem import Problem  # noqa: E402
 from memplan.rl.env import ENV_ID, MallocGameEnv  # noqa: E402
 from memplan.solvers.rl.features import COMPACT_SLOT, NUM_ACTIONS  # noqa: E402
@@ -92,7 +95,7 @@ def test_illegal_action_changes_nothing_and_costs_nothing() -> None:
     _, reward, terminated, _, info = env.step(illegal)
     assert info["illegal"] and reward == 0.0 and not terminated
     assert env.state.signature() == before
-    assert env.action_space.n == NUM_ACTIONS
+    assert env.action_space == gym.spaces.Discrete(NUM_ACTIONS)
 
 
 def test_render_draws_the_memory_map_so_far() -> None:
@@ -107,3 +110,142 @@ def test_render_draws_the_memory_map_so_far() -> None:
     image = picture.render()
     assert isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
     assert image.dtype == np.uint8 and len(np.unique(image.reshape(-1, 3), axis=0)) > 2
+
+
+# ------------------------------------------------------------------ the episode's end
+
+
+def _finish(env: MallocGameEnv) -> int:
+    """Play the first legal slot until the game ends; the last slot played."""
+    obs, _ = env.reset(seed=0)
+    for _ in range(100_000):
+        slot = int(np.flatnonzero(obs["action_mask"])[0])
+        obs, _, terminated, _, _ = env.step(slot)
+        if terminated:
+            return slot
+    raise AssertionError("the game did not end")
+
+
+def test_any_step_after_the_end_raises_reset_needed_until_reset() -> None:
+    env = MallocGameEnv(_instances(range(1), n_ops=12))
+    last = _finish(env)
+    assert env.state is not None
+    before = env.state.signature()
+    # The slot that was legal on the last move, an other one, and one out of range:
+    # one error for all, naming the fix, and the finished game stays as it was.
+    for slot in (last, (last + 1) % NUM_ACTIONS, COMPACT_SLOT, -1, 1.5):
+        with pytest.raises(gym.error.ResetNeeded, match=r"episode is over; call reset\(\)"):
+            env.step(slot)  # type: ignore[arg-type]
+    assert env.state.signature() == before
+    obs, _ = env.reset(seed=0)
+    _, _, _, _, info = env.step(int(np.flatnonzero(obs["action_mask"])[0]))
+    assert not info["illegal"]
+
+
+def test_step_before_reset_raises_reset_needed() -> None:
+    with pytest.raises(gym.error.ResetNeeded, match=r"call reset\(\)"):
+        MallocGameEnv(_instances(range(1), n_ops=12)).step(COMPACT_SLOT)
+
+
+# ------------------------------------------------------------------ bad arguments
+
+
+@pytest.mark.parametrize(
+    ("families", "match"),
+    [
+        (("bogus",), r"families: 'bogus'.*allowed families: .*resnet"),
+        (("resnet", "bogus"), r"families: 'bogus'"),
+        (("resnett",), r"did you mean 'resnet'"),
+        (("densenet",), r"'densenet' has no catalog workload of at most \d+ ops"),
+        ("resnet", r"families must be a sequence of family names.*not str 'resnet'"),
+        ((3,), r"families: 3 is not a family name"),
+    ],
+)
+def test_bad_families_are_refused(families: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        gym.make(ENV_ID, families=families)
+    with pytest.raises(ConfigError, match=match):
+        MallocGameEnv(families=families)  # type: ignore[arg-type]
+
+
+def test_good_families_are_accepted() -> None:
+    MallocGameEnv(families=("resnet", "vgg"))
+    MallocGameEnv(families=["mobilenet"])
+    MallocGameEnv(families=())
+
+
+def test_bad_instances_and_render_mode_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"instances\[1\] must be a .*Instance, not str"):
+        MallocGameEnv([*_instances(range(1), n_ops=12), "foo"])
+    with pytest.raises(ConfigError, match=r"instances must be a sequence"):
+        MallocGameEnv(_instances(range(1), n_ops=12)[0])
+    with pytest.raises(ConfigError, match=r"render_mode 'human' is unknown; use one of ansi"):
+        MallocGameEnv(render_mode="human")
+
+
+def test_bad_reset_options_are_refused_before_anything_changes() -> None:
+    instances = _instances(range(2), n_ops=12)
+    env = MallocGameEnv(instances[:1])
+    obs, _ = env.reset(seed=0)
+    env.step(int(np.flatnonzero(obs["action_mask"])[0]))
+    instance, state = env.instance, env.state
+    assert state is not None
+    signature = state.signature()
+    bad: list[tuple[Any, str]] = [
+        ({"instance": "foo"}, r'options=\{"instance": \.\.\.\}\) must be a .*Instance.*not str'),
+        ({"instanse": instances[1]}, r"unknown key 'instanse'; known keys: instance"),
+        ({"instance": instances[1], "seed": 3}, r"unknown key 'seed'; known keys: instance"),
+        (["instance"], r"options=\.\.\.\) must be a dict"),
+    ]
+    for options, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            env.reset(options=options)
+        assert env.instance is instance and env.state is state
+        assert state.signature() == signature
+    # Good options still work: a chosen instance, None (the next one), no keys.
+    env.reset(options={"instance": instances[1]})
+    assert env.instance is instances[1]
+    env.reset(options={"instance": None})
+    assert env.instance is instances[0]
+    env.reset(options={})
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (1.5, TypeError),
+        (1.0, TypeError),
+        ("3", TypeError),
+        (True, TypeError),
+        (np.bool_(True), TypeError),
+        (np.float64(2.0), TypeError),
+        (np.array(2.0), TypeError),
+        (np.array([2]), TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+        (NUM_ACTIONS, ValueError),
+        (np.int64(NUM_ACTIONS + 5), ValueError),
+    ],
+)
+def test_step_refuses_actions_that_are_not_slots(action: object, error: type) -> None:
+    env = MallocGameEnv(_instances(range(1), n_ops=12))
+    env.reset(seed=0)
+    assert env.state is not None
+    before = env.state.signature()
+    with pytest.raises(error, match=r"action .*\[0, \d+\)"):
+        env.step(action)  # type: ignore[arg-type]
+    assert env.state.signature() == before
+
+
+@pytest.mark.parametrize("kind", [int, np.int64, np.int32, np.uint8, np.array])
+def test_step_accepts_python_and_numpy_integers(kind: Any) -> None:
+    instances = _instances(range(1), n_ops=12)
+    env, reference = MallocGameEnv(instances), MallocGameEnv(instances)
+    obs, _ = env.reset(seed=0)
+    reference.reset(seed=0)
+    slot = int(np.flatnonzero(obs["action_mask"])[0])
+    _, reward, _, _, info = env.step(kind(slot))
+    _, expected, _, _, _ = reference.step(slot)
+    assert not info["illegal"] and reward == expected
+    assert env.state is not None and reference.state is not None
+    assert env.state.signature() == reference.state.signature()

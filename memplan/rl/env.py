@@ -4,8 +4,10 @@ One episode is one game on one :class:`~memplan.solvers.rl.instances.Instance` (
 problem and a fixed order). Actions are the :data:`~memplan.solvers.rl.features.NUM_ACTIONS`
 slots of :mod:`memplan.solvers.rl.features` (placements at canonical offsets,
 evictions, compact); ``observation["action_mask"]`` (also ``info["action_mask"]``)
-says which are legal. An illegal action changes nothing and costs nothing (masked
-moves are never penalised), with ``info["illegal"] = True``.
+says which are legal. An illegal action (a masked slot) changes nothing and costs
+nothing (masked moves are never penalised), with ``info["illegal"] = True``. Once an
+episode has ended (``terminated``), every ``step`` raises
+:class:`gymnasium.error.ResetNeeded` until ``reset()``.
 
 The features mark the move that replays the greedy stack's plan where it applies
 (:mod:`~memplan.solvers.rl.reference`). Reward: each move pays the non-compulsory DRAM
@@ -26,15 +28,18 @@ the constructor, or from a seeded :class:`~memplan.solvers.rl.instances.Instance
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
+from memplan.errors import ConfigError
 from memplan.placement import PlacementState
-from memplan.rl.sampler import InstanceSampler
+from memplan.rl.sampler import MAX_TRAIN_OPS, InstanceSampler, catalog_workloads
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
     FEATURE_MAX,
@@ -49,16 +54,42 @@ from memplan.validate import check_plan
 
 #: The registered id.
 ENV_ID = "memplan/MallocGame-v0"
+#: The keys ``reset(options=...)`` understands.
+RESET_OPTIONS = ("instance",)
 
 
 class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
     """Replacement and allocation for a fixed order, one move at a time.
 
+    Episodes and actions:
+
+    - ``reset(seed=..., options=...)`` starts a game; the only option is ``instance``
+      (an :class:`~memplan.solvers.rl.instances.Instance` to play, or ``None`` for the
+      next one). Bad options are refused before anything changes.
+    - ``step(action)`` takes a slot: a Python ``int`` or a numpy integer (scalar or
+      0-d array) in ``[0, NUM_ACTIONS)``. A masked (illegal) slot changes nothing,
+      costs nothing and returns ``info["illegal"] = True``.
+    - After the last move (``terminated``) the episode is over: any further ``step``,
+      legal-looking or not, raises :class:`gymnasium.error.ResetNeeded` (as
+      Gymnasium's order enforcing does before the first ``reset``); call ``reset()``.
+
+    Errors: bad constructor arguments and reset options raise
+    :class:`~memplan.errors.ConfigError` naming the argument and what is allowed; an
+    action of the wrong type raises :class:`TypeError`, one outside the action space
+    :class:`ValueError`; ``step`` before ``reset`` or after the end raises
+    :class:`gymnasium.error.ResetNeeded`.
+
     Args:
         instances: play these, in turn (``reset`` cycles through them).
         families: without ``instances``, catalog families the sampler may draw
-            (empty: random DAGs only).
+            (empty: random DAGs only); each must have a catalog workload of at most
+            :data:`~memplan.rl.sampler.MAX_TRAIN_OPS` ops.
         render_mode: ``ansi`` (text memory map) or ``rgb_array`` (a picture).
+
+    Raises:
+        ConfigError: ``instances`` holds something other than instances, ``families``
+            is a plain string or names an unknown (or too large) family, or
+            ``render_mode`` is unknown.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
@@ -69,10 +100,14 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
         families: Sequence[str] = (),
         render_mode: str | None = None,
     ) -> None:
-        assert render_mode is None or render_mode in self.metadata["render_modes"]
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and render_mode not in modes:
+            raise ConfigError(
+                f"render_mode {render_mode!r} is unknown; use one of {', '.join(modes)} or None"
+            )
         self.render_mode = render_mode
-        self._instances = list(instances or [])
-        self._families = tuple(families)
+        self._instances = _check_instances(instances)
+        self._families = _check_families(families)
         self._sampler: InstanceSampler | None = None
         self._next_index = 0
         self.action_space = spaces.Discrete(NUM_ACTIONS)  # type: ignore[assignment]
@@ -93,10 +128,17 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start a game on the next instance (``options["instance"]`` to choose one)."""
+        """Start a game on the next instance (``options["instance"]`` to choose one).
+
+        Raises:
+            ConfigError: ``options`` is not a mapping, has a key other than
+                :data:`RESET_OPTIONS`, or its ``instance`` is not an ``Instance``
+                (checked before any state changes).
+        """
+        chosen = _check_reset_options(options)
         super().reset(seed=seed)
-        if options and options.get("instance") is not None:
-            self.instance = options["instance"]
+        if chosen is not None:
+            self.instance = chosen
         elif self._instances:
             if seed is not None:
                 self._next_index = seed % len(self._instances)
@@ -112,10 +154,22 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
         self._encoding = encode(self.state, self.instance.scale_bytes, self.instance.guide)
         return self._observation(), self._info(illegal=False)
 
-    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        """Play the move of slot ``action``; an illegal slot changes nothing."""
-        assert self.state is not None and self._encoding is not None and self.instance is not None
-        move = self._encoding.moves[int(action)] if 0 <= int(action) < NUM_ACTIONS else None
+    def step(
+        self, action: int | np.integer[Any] | np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Play the move of slot ``action``; an illegal (masked) slot changes nothing.
+
+        Raises:
+            ResetNeeded: no game is running (before the first ``reset``, or after the
+                episode ended): call ``reset()``.
+            TypeError: ``action`` is not an integer (a float, string, bool, array...).
+            ValueError: ``action`` is outside ``[0, NUM_ACTIONS)``.
+        """
+        if self.state is None or self.instance is None or self._encoding is None:
+            raise ResetNeeded("no episode is running; call reset() before step()")
+        if self.state.done:
+            raise ResetNeeded("the episode is over; call reset() before step()")
+        move = self._encoding.moves[_check_action(action)]
         if move is None:
             return self._observation(), 0.0, False, False, self._info(illegal=True)
         before = self.state.non_compulsory_bytes
@@ -176,6 +230,93 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
             "step": self.state.step,
             "instance": self.instance.name,
         }
+
+
+def _check_action(action: object) -> int:
+    """The slot of ``action``: a Python int or numpy integer (0-d array too), in range."""
+    value = action[()] if isinstance(action, np.ndarray) and action.ndim == 0 else action
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"action must be an integer slot in [0, {NUM_ACTIONS}) (int or numpy integer), "
+            f"not {type(action).__name__} {action!r}"
+        )
+    slot = int(value)
+    if not 0 <= slot < NUM_ACTIONS:
+        raise ValueError(
+            f"action {slot} is outside the action space: use a slot in [0, {NUM_ACTIONS})"
+        )
+    return slot
+
+
+def _check_instances(instances: object) -> list[Instance]:
+    """``instances`` as a list, each checked to be an :class:`Instance`."""
+    if instances is None:
+        return []
+    if isinstance(instances, Instance | str | bytes) or not isinstance(instances, Iterable):
+        raise ConfigError(
+            f"instances must be a sequence of Instance objects, not {type(instances).__name__}"
+        )
+    result = list(instances)
+    for i, item in enumerate(result):
+        if not isinstance(item, Instance):
+            raise ConfigError(
+                f"instances[{i}] must be a memplan.solvers.rl.instances.Instance, "
+                f"not {type(item).__name__}"
+            )
+    return result
+
+
+def _check_families(families: object) -> tuple[str, ...]:
+    """``families`` as a tuple, each a catalog family with a workload small enough to train on.
+
+    The same test as the sampler's (:func:`~memplan.rl.sampler.catalog_workloads`), one
+    family at a time, so no name is silently dropped.
+    """
+    if isinstance(families, str | bytes) or not isinstance(families, Iterable):
+        raise ConfigError(
+            f"families must be a sequence of family names such as ('resnet',), "
+            f"not {type(families).__name__} {families!r}"
+        )
+    names = tuple(families)
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"families: {name!r} is not a family name (a str)")
+    bad = [name for name in names if not catalog_workloads((name,))]
+    if bad:
+        from memplan.graphs.catalog import list_workloads
+
+        allowed = sorted({w.family for w in list_workloads() if w.ops <= MAX_TRAIN_OPS})
+        close = difflib.get_close_matches(bad[0], allowed, n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise ConfigError(
+            f"families: {bad[0]!r} has no catalog workload of at most {MAX_TRAIN_OPS} ops"
+            f"{hint}; allowed families: {', '.join(allowed)}"
+        )
+    return names
+
+
+def _check_reset_options(options: object) -> Instance | None:
+    """The instance ``options`` chooses (None: the next one); refuses unknown keys."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise ConfigError(
+            f"reset(options=...) must be a dict (keys: {', '.join(RESET_OPTIONS)}), "
+            f"not {type(options).__name__}"
+        )
+    unknown = [key for key in options if key not in RESET_OPTIONS]
+    if unknown:
+        raise ConfigError(
+            f"reset(options=...): unknown key {', '.join(repr(k) for k in unknown)}; "
+            f"known keys: {', '.join(RESET_OPTIONS)}"
+        )
+    instance = options.get("instance")
+    if instance is not None and not isinstance(instance, Instance):
+        raise ConfigError(
+            'reset(options={"instance": ...}) must be a memplan.solvers.rl.instances.Instance '
+            f"or None, not {type(instance).__name__}"
+        )
+    return instance
 
 
 def register() -> None:
