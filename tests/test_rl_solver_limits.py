@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -58,3 +60,22 @@ def test_a_short_limit_starts_neither_the_order_search_nor_the_part_bound(
     assert "_searched_order" not in calls
     assert "searched" not in result.stats["reference_bytes"]
     assert "ilp" not in str(result.stats.get("bound_method", ""))  # no part bound ran
+
+
+def test_a_checkpoint_of_another_shape_is_refused_up_front_naming_the_file(
+    tmp_path: Any,
+) -> None:
+    """Checked when the solver is made (before a model loads), and the file is named."""
+    import numpy as np
+
+    from memplan.errors import ConfigError
+    from memplan.solvers.rl.network import FORMAT_VERSION, Network
+
+    network = Network.initial(0)
+    name = next(iter(network.params))
+    params = {**network.params, name: np.zeros((3, 3), dtype=np.float32)}
+    path = tmp_path / "narrow.npz"
+    meta = json.dumps(dict(network.meta, format_version=FORMAT_VERSION))
+    np.savez(path, meta=np.array(meta), **params)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: network parameter {name!r}")):
+        make_solver("rl", {"network": str(path)})

@@ -116,6 +116,19 @@ class Network:
             ConfigError: the file is missing, unreadable, or of another format version.
         """
         try:
+            with open(path, "rb") as handle:
+                magic = handle.read(4)
+        except OSError as error:
+            raise ConfigError(
+                f"{path}: cannot read the network checkpoint ({error.strerror or error}); give "
+                "an .npz file written by memplan rl train"
+            ) from None
+        if magic != b"PK\x03\x04":  # else np.load tries the file as a pickle or a bare array
+            raise ConfigError(
+                f"{path}: not an .npz (zip) file; give an .npz checkpoint written by memplan "
+                "rl train"
+            )
+        try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"])) if "meta" in data else {}
                 params = {
@@ -140,4 +153,7 @@ class Network:
                 f"{path}: checkpoint format {meta.get('format_version')!r}, this memplan reads "
                 f"{FORMAT_VERSION}; retrain with memplan rl train"
             )
-        return Network(params, meta)
+        try:
+            return Network(params, meta)
+        except ConfigError as error:  # a parameter of another shape: name the file
+            raise ConfigError(f"{path}: {error}") from None

@@ -223,6 +223,8 @@ class RlSolver:
                 f"{self.name!r}: option network={self.network!r} is not allowed; use one of "
                 f"{', '.join(NETWORK_CHOICES)} or a path to an .npz checkpoint"
             )
+        if self.network not in NETWORK_CHOICES:
+            Network.load(self.network)  # a bad checkpoint fails now, before the model loads
 
     def load_network(self) -> Network | None:
         """The network the ``network`` option names (None for ``none``)."""
