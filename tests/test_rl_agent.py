@@ -109,8 +109,11 @@ def test_network_checkpoint_round_trip_and_errors(tmp_path) -> None:
         Network.load(tmp_path / "zip.npz")
     np.save(tmp_path / "array.npy", np.zeros(3))  # a bare array under an .npz name
     (tmp_path / "array.npy").rename(tmp_path / "array.npz")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="array.npz: not an .npz"):
         Network.load(tmp_path / "array.npz")
+    (tmp_path / "text.npz").write_text("notazip\n")  # numpy took it for a pickle
+    with pytest.raises(ConfigError, match="text.npz: not an .npz .zip. file"):
+        Network.load(tmp_path / "text.npz")
     np.savez(tmp_path / "list.npz", meta=np.array("[1, 2]"))
     with pytest.raises(ConfigError, match="not a JSON object"):
         Network.load(tmp_path / "list.npz")
