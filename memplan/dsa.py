@@ -390,6 +390,7 @@ def allocate(
     budget: Budget | None = None,
     minimize: bool = False,
     seed: int = 0,
+    node_limit: int = 0,
 ) -> AllocationResult:
     """Choose an offset for every buffer (the convenience entry to the allocator plug-ins).
 
@@ -404,6 +405,9 @@ def allocate(
         minimize: look for the lowest height (at most ``capacity_bytes`` if given) and
             prove it optimal if time allows, instead of any packing that fits.
         seed: seed of any randomised step; same seed, same offsets.
+        node_limit: search nodes an exact search may expand per call (0: no limit);
+            bounded by nodes rather than seconds, the same input gives the same offsets
+            under any load (a named allocator only; an instance keeps its own).
 
     Returns:
         See :class:`AllocationResult` for the statuses.
@@ -427,7 +431,10 @@ def allocate(
     if budget is None:
         budget = Budget(time_limit_s=DEFAULT_TIME_LIMIT_S)
     if isinstance(algorithm, str):
-        allocator = make_allocator(algorithm, {"seed": seed, "minimize": minimize})
+        options: dict[str, object] = {"seed": seed, "minimize": minimize}
+        if node_limit:
+            options["node_limit"] = node_limit
+        allocator = make_allocator(algorithm, options)
     else:
         allocator = algorithm
     result: AllocationResult = allocator.allocate(buffers, capacity_bytes, budget)

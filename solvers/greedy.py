@@ -174,6 +174,13 @@ class GreedySolver:
         default=1.0,
         metadata={"help": "seconds an exact allocator (allocator=auto) may search per try; > 0"},
     )
+    alloc_node_limit: int = field(
+        default=0,
+        metadata={
+            "help": "search nodes an exact allocator may expand per try, 0 = none: with it "
+            "(and time to spare) the plan does not depend on the machine's load; >= 0"
+        },
+    )
     seed: int = seed_field("accepted for the protocol; the greedy is deterministic")
     objective: str = field(
         default="traffic",
@@ -198,6 +205,7 @@ class GreedySolver:
             )
         check_range(self.name, "max_retries", self.max_retries, 0)
         check_range(self.name, "alloc_time_limit_s", self.alloc_time_limit_s, 1e-3)
+        check_range(self.name, "alloc_node_limit", self.alloc_node_limit, 0)
         check_seed(self.name, self.seed)
         check_choice(self.name, "objective", self.objective, OBJECTIVES)
 
@@ -497,6 +505,7 @@ class GreedySolver:
             budget=Budget(time_limit_s=time_limit_s, stop_event=budget.stop_event),
             minimize=False,
             seed=self.seed,
+            node_limit=self.alloc_node_limit,
         )
         if result.fits and result.offsets_bytes is not None:
             return list(result.offsets_bytes), result.height_bytes, result.algorithm
@@ -519,11 +528,16 @@ def plan_given_order(
     budget: Budget,
     *,
     alloc_time_limit_s: float = 1.0,
+    alloc_node_limit: int = 0,
 ) -> SolveResult:
     """The greedy stack (replacement, then allocation, with its fallbacks) on ``order``.
 
     For other solvers that choose an order themselves and want greedy's replacement and
     packing for it (dnc's order search, the mallocGame's reference plan).
     """
-    solver = _GivenOrder(given=tuple(order), alloc_time_limit_s=alloc_time_limit_s)
+    solver = _GivenOrder(
+        given=tuple(order),
+        alloc_time_limit_s=alloc_time_limit_s,
+        alloc_node_limit=alloc_node_limit,
+    )
     return solver.solve(problem, budget)

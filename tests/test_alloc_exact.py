@@ -224,3 +224,36 @@ def test_node_limit_is_exact_across_growth() -> None:
     search.state = search.state._replace(trail=np.zeros((3, 1), np.int64))
     assert search.advance(500) == search_state.PAUSED
     assert search.nodes == 500
+
+
+def test_a_node_limit_ends_the_search_the_same_way_every_time() -> None:
+    """``node_limit`` counts search nodes, not seconds: the same stop on any machine and
+    load (the mallocGame sampler's baselines depended on the load with a 0.5-s limit)."""
+    buffers = read_buffers_csv(challenging_file("D"))
+    results = [
+        ExactAllocator(kernels="compiled", node_limit=5_000).allocate(
+            buffers, 986112, Budget(time_limit_s=60)
+        )
+        for _ in range(2)
+    ]
+    for result in results:
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+        assert result.stats["nodes"] == 5_000
+    with pytest.raises(Exception, match="node_limit"):
+        ExactAllocator(node_limit=-1)
+
+
+def test_the_sampler_bounds_its_baselines_by_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import memplan.rl.sampler as sampler
+
+    seen: list[dict[str, object]] = []
+    real = sampler.make_instance
+
+    def recording(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sampler, "make_instance", recording)
+    sampler.InstanceSampler(0, ()).sample()
+    assert seen and all(k["alloc_node_limit"] == sampler.BASELINE_ALLOC_NODES for k in seen)
+    assert all(float(k["alloc_time_limit_s"]) >= 10 for k in seen)  # type: ignore[arg-type]

@@ -105,7 +105,9 @@ def add_parser(subparsers: Any) -> None:
             "an allocator option (repeat the flag for several): kernels=auto|python|compiled "
             "(plain Python for small inputs, numba for the rest; the same offsets either "
             "way), memory_limit_bytes=N (working memory the allocator may plan to use; "
-            "default 0 = half of what is free)"
+            "default 0 = half of what is free), node_limit=N (search nodes the exact "
+            "search may expand; default 0 = no limit; unlike --time-limit the same on any "
+            "machine)"
         ),
     )
     parser.add_argument(

@@ -51,6 +51,14 @@ class AllocatorOptions:
             "rest) | python | compiled; every choice gives the same offsets"
         },
     )
+    node_limit: int = field(
+        default=0,
+        metadata={
+            "help": "search nodes the exact search may expand per call, 0 = no limit: unlike "
+            "a time limit it does not depend on the machine or its load, so the same "
+            "buffers get the same offsets; >= 0"
+        },
+    )
     memory_limit_bytes: int = field(
         default=0,
         metadata={
@@ -64,6 +72,7 @@ class AllocatorOptions:
         check_seed(name, self.seed)
         check_choice(name, "kernels", self.kernels, KERNEL_MODES)
         check_range(name, "memory_limit_bytes", self.memory_limit_bytes, 0)
+        check_range(name, "node_limit", self.node_limit, 0)
 
 
 def available_memory_bytes() -> int:

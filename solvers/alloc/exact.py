@@ -164,8 +164,10 @@ def decide(
     budget: Budget,
     until: float | None = None,
     floor_lists: bool = True,
+    node_limit: int = 0,
 ) -> Decision:
-    """Search for a packing of ``job`` below ``capacity`` (stops at ``until``, monotonic).
+    """Search for a packing of ``job`` below ``capacity`` (stops at ``until``, monotonic,
+    or after ``node_limit`` nodes over all pre-orderings when it is not 0).
 
     The time, the stop event and ``until`` are checked between kernel calls, and
     between building the searches of the pre-orderings.
@@ -191,8 +193,14 @@ def decide(
             while search.nodes < limit:
                 if out_of_time():
                     return Decision(Status.TIMEOUT, None, sum(s.nodes for s in searches))
+                step = min(slice_nodes, limit - search.nodes)
+                if node_limit:
+                    left = node_limit - sum(s.nodes for s in searches)
+                    if left <= 0:  # a count, not a clock: the same on every machine
+                        return Decision(Status.TIMEOUT, None, node_limit - left)
+                    step = min(step, left)
                 before, now = search.nodes, time.perf_counter()
-                code = search.advance(min(slice_nodes, limit - search.nodes))
+                code = search.advance(step)
                 if search.nodes - before >= slice_nodes:
                     scale = SLICE_S / max(time.perf_counter() - now, 1e-6)
                     slice_nodes = int(min(max(slice_nodes * min(scale, 4.0), 16), 1_000_000))
@@ -250,7 +258,9 @@ class ExactAllocator(AllocatorOptions):
         if floor_lists is None and obvious_infeasibility(job.packed, job.capacity) is None:
             return stopped(self, job.buffers, job.capacity, budget, why, job.max_live)
         stats: dict[str, object] = {"unallocated_floor": bool(floor_lists)}
-        decision = decide(job, job.cap, budget, floor_lists=bool(floor_lists))
+        decision = decide(
+            job, job.cap, budget, floor_lists=bool(floor_lists), node_limit=self.node_limit
+        )
         stats["nodes"] = decision.nodes
         nodes = f"{decision.nodes} search nodes"
         if decision.status is Status.FEASIBLE:
@@ -263,6 +273,8 @@ class ExactAllocator(AllocatorOptions):
                 job, budget, Status.INFEASIBLE, None, message, stats, bound=job.capacity + 1
             )
         message = f"no packing within {job.capacity} B found before the time ran out ({nodes})"
+        if self.node_limit and decision.nodes >= self.node_limit:
+            message = f"no packing within {job.capacity} B found within node_limit ({nodes})"
         if budget.interrupted():
             message = f"stopped: no packing within {job.capacity} B found yet ({nodes})"
         return self._result(job, budget, Status.TIMEOUT, None, message, stats)
@@ -283,10 +295,14 @@ class ExactAllocator(AllocatorOptions):
         if floor_lists is not None:
             stats["unallocated_floor"] = floor_lists
         while floor_lists is not None and lo < best_h and not budget.should_stop():
+            if self.node_limit and nodes >= self.node_limit:
+                break
             # Leave time for later probes unless this one closes the gap.
             left = budget.remaining_s()
             share = left if probe + 1 >= best_h else left / 2
-            decision = decide(job, probe, budget, time.monotonic() + share, bool(floor_lists))
+            left_nodes = self.node_limit - nodes if self.node_limit else 0
+            until = time.monotonic() + share
+            decision = decide(job, probe, budget, until, bool(floor_lists), left_nodes)
             nodes += decision.nodes
             if decision.status is Status.FEASIBLE:
                 assert decision.offsets is not None

@@ -41,14 +41,22 @@ def greedy_plan(
     time_limit_s: float = 30.0,
     alloc_time_limit_s: float = 10.0,
     stop_event: threading.Event | None = None,
+    alloc_node_limit: int = 0,
 ) -> Plan:
     """The greedy stack's plan on ``order`` (Belady replacement, then the allocators).
 
     ``alloc_time_limit_s`` caps each exact-allocator try (greedy's own default is 1 s);
-    ``stop_event`` (Ctrl-C) ends it early with its best plan so far.
+    ``stop_event`` (Ctrl-C) ends it early with its best plan so far; ``alloc_node_limit``
+    bounds each try by search nodes as well (0: no node limit).
     """
     budget = Budget(time_limit_s, stop_event=stop_event or threading.Event())
-    result = plan_given_order(problem, order, budget, alloc_time_limit_s=alloc_time_limit_s)
+    result = plan_given_order(
+        problem,
+        order,
+        budget,
+        alloc_time_limit_s=alloc_time_limit_s,
+        alloc_node_limit=alloc_node_limit,
+    )
     assert result.plan is not None, result.message
     return result.plan
 
@@ -105,6 +113,7 @@ def make_instance(
     baseline_time_limit_s: float = 30.0,
     alloc_time_limit_s: float = 10.0,
     stop_event: threading.Event | None = None,
+    alloc_node_limit: int = 0,
 ) -> Instance:
     """Build the instance of ``problem`` under ``order``.
 
@@ -116,6 +125,8 @@ def make_instance(
         baseline_time_limit_s: the greedy stack's time limit.
         alloc_time_limit_s: the greedy stack's limit per exact-allocator try.
         stop_event: set on Ctrl-C: the greedy stack returns its best plan so far.
+        alloc_node_limit: search nodes per exact-allocator try (0: none); with time limits
+            that do not bind, the baseline is then the same under any load.
 
     Raises:
         ConfigError: the capacity is below M_R, or the order is unknown.
@@ -126,7 +137,9 @@ def make_instance(
     timeline = Timeline.of(problem, ops)
     scale = max(online_bytes(problem, timeline), problem.capacity_bytes, 1)
     reference = (
-        greedy_plan(problem, ops, baseline_time_limit_s, alloc_time_limit_s, stop_event)
+        greedy_plan(
+            problem, ops, baseline_time_limit_s, alloc_time_limit_s, stop_event, alloc_node_limit
+        )
         if baseline
         else None
     )
