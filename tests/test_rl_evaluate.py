@@ -133,3 +133,95 @@ def test_cli_evaluate_refuses_bad_input_in_one_line(argv, message, capsys) -> No
     assert main(["rl", "evaluate", *argv]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("budgets", "message"),
+    [
+        ("0", "every budget is below M_R"),
+        ("0.1*MR", "every budget is below M_R"),
+        ("1GiB", "spills on none of the --orders"),
+        ("0,1GiB", "1 of the 2 (workload, scope, budget) combinations are below M_R"),
+    ],
+)
+def test_cli_evaluate_with_nothing_to_play_is_bad_input(budgets, message, tmp_path, capsys) -> None:
+    """Every budget below M_R printed "skipped" lines and "no cell was played" and exited
+    0, while a suite where nothing loads exits 2: both are now one line and exit 2."""
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    out = tmp_path / "heldout.json"
+    code = main(
+        ["rl", "evaluate", "--suite", str(model), "--budgets", budgets, "--scope", "activations",
+         "--orders", "model", "--json", str(out), "-q"]
+    )  # fmt: skip
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "nothing could be played" in err and message in err
+    assert not out.exists()
+
+
+def test_cli_evaluate_help_gives_every_default_and_the_enforced_ranges() -> None:
+    import argparse
+
+    from memplan.cli import build_parser
+
+    def sub(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices[name]
+        raise AssertionError(name)
+
+    parser = sub(sub(build_parser(), "rl"), "evaluate")
+    helps = {
+        action.option_strings[-1]: str(action.help) % {"default": action.default}
+        for action in parser._actions
+        if action.option_strings and action.option_strings[0] != "-h"
+    }
+    for option, text in helps.items():
+        assert "default" in text, option
+    assert "1 .. 4096 (default: 8)" in helps["--simulations"]
+    assert "1 .. 25 (default: 4)" in helps["--considered"]
+    assert ">= 0 (default: 16)" in helps["--rollout-steps"]
+    assert "1 .. 24 (default: 2)" in helps["--alternatives"]
+    assert "0 .. 2147483647 (default: 0)" in helps["--seed"]
+    # The ranges are the ones EvalConfig enforces.
+    from memplan.errors import ConfigError
+    from memplan.rl.evaluate import EvalConfig
+
+    for field, most in (("simulations", 4096), ("considered", 25), ("alternatives", 24)):
+        EvalConfig(**{field: most})
+        with pytest.raises(ConfigError, match=f"1 .. {most}"):
+            EvalConfig(**{field: most + 1})
+
+
+def test_cli_evaluate_interrupted_before_any_cell_writes_nothing(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """Ctrl-C inside the first cell: nothing to keep, so no (empty) JSON replaces --json."""
+    import os
+    import signal
+    import time
+
+    import memplan.rl.evaluate
+    from memplan.cli import EXIT_INTERRUPTED, main
+
+    def ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # StopOnSigint: the first Ctrl-C asks to stop
+        time.sleep(0.05)
+        return None  # the cell's games were cut short
+
+    monkeypatch.setattr(memplan.rl.evaluate, "evaluate_cell", ctrl_c)
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    out = tmp_path / "heldout.json"
+    out.write_text("old results\n")
+    code = main(
+        ["rl", "evaluate", "--suite", str(model), "--budgets", "MR", "--scope", "activations",
+         "--orders", "model", "--json", str(out), "-q"]
+    )  # fmt: skip
+    assert code == EXIT_INTERRUPTED
+    assert "before any cell was played" in capsys.readouterr().err
+    assert out.read_text() == "old results\n"

@@ -18,13 +18,25 @@ AlphaZero's loop with the game's own simulator as the model::
   by its prior alone (no search): the learning curve shows what the network learned,
   as the return ``(greedy bytes - game bytes) / scale`` (0 = as good as greedy).
 
-Training writes the checkpoint (``.npz``, numpy weights plus the run's metadata), a
-JSON-lines log and the learning-curve PNG next to it.
+A run writes three files together (all or none, :func:`save_training`): the checkpoint
+(``.npz``, numpy weights plus the run's metadata), a JSON-lines log and the
+learning-curve PNG next to it. Their paths are checked before any work
+(:meth:`TrainOutputs.check`).
+
+The clock (``minutes``) starts before the setup, which builds the model, samples the
+validation instances and evaluates the initial network (typically 3-6 s with torch's
+import): a run shorter than the setup plays no game. The final evaluation and the
+learning curve come on top (typically 1-5 s; the evaluation is reused when no training
+step was taken, as the network is then the initial one). A run that took no training
+step (``meta["updates"] == 0``) holds the random initial weights:
+:attr:`TrainRun.untrained`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,7 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from memplan.io.files import atomic_write_bytes, atomic_write_text
+from memplan.errors import ConfigError, OutputFileError
+from memplan.io.files import OutputTarget, atomic_write_bytes, atomic_write_many, check_output_path
+from memplan.options import SEED_MAX
 from memplan.placement import PlacementState
 from memplan.rl.sampler import TRAIN_FAMILIES, InstanceSampler
 from memplan.solvers.rl.features import (
@@ -70,6 +84,76 @@ class TrainConfig:
     eval_every_s: float = 90.0  # seconds between evaluations
     threads: int = 1  # torch threads
 
+    def __post_init__(self) -> None:
+        # Written as "not inside" so that NaN, which compares false both ways, is refused:
+        # a NaN time limit would never be reached.
+        if not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise ConfigError(f"--minutes must be a finite number > 0, got {self.minutes}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"--seed must be a whole number, got {self.seed!r}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"--seed must be 0 .. {SEED_MAX}, got {self.seed}")
+        if self.simulations < 1:  # the command line caps it too (memplan.cli.rl)
+            raise ConfigError(f"--simulations must be >= 1, got {self.simulations}")
+        if not 1 <= self.considered <= NUM_ACTIONS:
+            raise ConfigError(f"considered must be 1 .. {NUM_ACTIONS}, got {self.considered}")
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        for name in ("warm_games", "rollout_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("buffer_size", "batch_size", "eval_instances"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.eval_every_s > 0 and self.updates_per_move >= 0):
+            raise ConfigError("eval_every_s must be > 0 and updates_per_move >= 0")
+
+
+#: The log and the learning curve go beside the checkpoint, with these suffixes.
+LOG_SUFFIX = ".log.jsonl"
+CURVE_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    """The three files of a run, checked by :func:`~memplan.io.files.check_output_path`."""
+
+    checkpoint: OutputTarget  # the .npz checkpoint (-o)
+    log: OutputTarget  # the JSON-lines log of every game and evaluation, beside it
+    curve: OutputTarget  # the learning-curve PNG, beside it
+
+    @staticmethod
+    def check(output: str | os.PathLike[str]) -> TrainOutputs:
+        """Check the checkpoint path and the log and curve paths beside it, before any work.
+
+        Raises:
+            ConfigError: the checkpoint name does not end in ``.npz``.
+            OutputFileError: one of the three may not be written (a folder, read-only,
+                no such folder, ...); the message names it.
+        """
+        path = Path(output)
+        if path.suffix != ".npz":
+            raise ConfigError(f"-o {output}: a checkpoint file name must end in .npz")
+        checkpoint = check_output_path(path, "-o")
+
+        def beside(suffix: str, what: str) -> OutputTarget:
+            try:
+                return check_output_path(path.with_suffix(suffix), what)
+            except OutputFileError as error:
+                raise OutputFileError(
+                    f"{error} (it is written beside -o {output}: move it away or choose "
+                    "another -o name)"
+                ) from None
+
+        return TrainOutputs(
+            checkpoint, beside(LOG_SUFFIX, "the log"), beside(CURVE_SUFFIX, "the learning curve")
+        )
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """The three paths as given (for messages)."""
+        return (self.checkpoint.given, self.log.given, self.curve.given)
+
 
 @dataclass
 class Sample:
@@ -88,6 +172,38 @@ class TrainLog:
 
     games: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainRun:
+    """A run: filled in by :func:`run_training`, ended by :func:`finish_training`."""
+
+    network: Network  # the current weights; ``meta`` says how they were trained
+    log: TrainLog  # every game and evaluation
+    lines: list[str]  # the log as JSON lines, in the order they happened
+    teacher_return: float  # the default policy's validation return (the curve's grey line)
+    eval_set: list[Instance]  # the fixed validation instances
+    games: int = 0  # games played and learned from
+    updates: int = 0  # training (SGD) steps taken: none means the initial weights
+    trained_s: float = 0.0  # seconds from the start of the clock to the end of the games
+    finished: bool = False  # whether the final evaluation is done (finish_training)
+
+    @property
+    def untrained(self) -> bool:
+        """Whether no training step was taken: the weights are the random initial ones."""
+        return self.updates == 0
+
+    def evaluate(self, elapsed_s: float) -> None:
+        """Play the validation set by the network's prior alone; log the mean return."""
+        if self.untrained and self.log.evaluations:
+            # The same network as at the last evaluation, and its games are deterministic.
+            policy_return = self.log.evaluations[-1]["policy_return"]
+        else:
+            returns = [_relative(i, policy_game(i, self.network)) for i in self.eval_set]
+            policy_return = float(np.mean(returns))
+        row = {"time_s": elapsed_s, "games": self.games, "policy_return": policy_return}
+        self.log.evaluations.append(row)
+        self.lines.append(json.dumps({"record": "eval", **row}))
 
 
 def teacher_slot(state: PlacementState, encoding: Encoding, reference: Reference | None) -> int:
@@ -232,20 +348,54 @@ class _Model:
 
 def train(
     config: TrainConfig,
-    output: Path,
+    output: str | os.PathLike[str],
     *,
     progress: Callable[[float, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Network, TrainLog]:
     """Train for ``config.minutes`` and write the checkpoint, log and curve next to ``output``.
 
+    The three paths are checked first (:meth:`TrainOutputs.check`), then
+    :func:`run_training` runs and :func:`save_training` writes the three files together.
+
     Args:
         config: the run's settings.
         output: the checkpoint path (``.npz``); ``.log.jsonl`` and ``.png`` go beside it.
         progress: called after every game with (elapsed seconds, the game's log row).
-        should_stop: polled between games (e.g. Ctrl-C); training stops early, saving.
+        should_stop: polled between games and simulations (e.g. Ctrl-C); training stops
+            early, saving.
+
+    Raises:
+        ConfigError, OutputFileError: a bad output path, found before any training.
     """
-    started = time.monotonic()
+    outputs = TrainOutputs.check(output)
+    run = run_training(config, progress=progress, should_stop=should_stop)
+    save_training(outputs, run)
+    return run.network, run.log
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    progress: Callable[[float, dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    started: float | None = None,
+) -> TrainRun:
+    """Play and learn for ``config.minutes`` of wall-clock time, counted from ``started``.
+
+    The time covers the setup (building the model, sampling the validation instances,
+    evaluating the initial network and the teacher on them) and the games. The final
+    evaluation (:func:`finish_training`) and the files (:func:`save_training`) come after.
+
+    Args:
+        config: the run's settings.
+        progress: called after every game with (elapsed seconds, the game's log row).
+        should_stop: polled between games and simulations (e.g. Ctrl-C); training stops
+            early.
+        started: the ``time.monotonic()`` the clock starts from (so that a caller's own
+            setup counts too); default: now.
+    """
+    started = time.monotonic() if started is None else started
     rng = np.random.default_rng(config.seed)
     network = Network.initial(config.seed)
     model = _Model(network, config)
@@ -253,38 +403,29 @@ def train(
     validation = InstanceSampler(config.seed + 1_000_003, config.families)
     eval_set = [validation.sample() for _ in range(config.eval_instances)]
     teacher_eval = float(np.mean([_relative(i, _teacher_game(i)[2]) for i in eval_set]))
-    buffer: deque[Sample] = deque(maxlen=config.buffer_size)
-    log = TrainLog()
-    log_path = output.with_suffix(".log.jsonl")
-    lines: list[str] = []
     meta: dict[str, Any] = {"config": asdict(config), "teacher_eval_return": teacher_eval}
-    games = 0
+    run = TrainRun(Network(network.params, meta), TrainLog(), [], teacher_eval, eval_set)
+    buffer: deque[Sample] = deque(maxlen=config.buffer_size)
     limit_s = config.minutes * 60.0
-
-    def evaluate(elapsed: float) -> None:
-        returns = [_relative(i, policy_game(i, network)) for i in eval_set]
-        row = {"time_s": elapsed, "games": games, "policy_return": float(np.mean(returns))}
-        log.evaluations.append(row)
-        lines.append(json.dumps({"record": "eval", **row}))
 
     def out_of_time() -> bool:
         return time.monotonic() - started >= limit_s or (should_stop is not None and should_stop())
 
-    evaluate(0.0)
+    run.evaluate(time.monotonic() - started)
     last_eval = 0.0
     while True:
         elapsed = time.monotonic() - started
         if out_of_time():
             break
         if elapsed - last_eval >= config.eval_every_s:
-            evaluate(elapsed)
+            run.evaluate(elapsed)
             last_eval = elapsed
         instance = sampler.sample()
-        warm = games < config.warm_games
+        warm = run.games < config.warm_games
         if warm:
             samples, paid, final = _teacher_game(instance)
         else:
-            played = _search_game(instance, network, config, rng, out_of_time)
+            played = _search_game(instance, run.network, config, rng, out_of_time)
             if played is None:
                 break  # the time ran out (or Ctrl-C) inside the game: it is not kept
             samples, paid, final = played
@@ -292,16 +433,17 @@ def train(
             sample.value = -(final - before) / instance.scale_bytes
             buffer.append(sample)
         losses = [0.0, 0.0]
-        updates = max(1, int(len(samples) * config.updates_per_move))
+        steps = max(1, int(len(samples) * config.updates_per_move))
         if len(buffer) >= config.batch_size:
-            for _ in range(updates):
+            for _ in range(steps):
                 picks = rng.integers(len(buffer), size=config.batch_size)
                 losses = list(model.step([buffer[k] for k in picks], config.value_weight))
-            network = model.export(meta)
-        games += 1
+            run.updates += steps
+            run.network = model.export(meta)
+        run.games += 1
         row = {
             "time_s": time.monotonic() - started,
-            "game": games,
+            "game": run.games,
             "kind": "teacher" if warm else "search",
             "instance": instance.name,
             "moves": len(samples),
@@ -311,26 +453,64 @@ def train(
             "policy_loss": losses[0],
             "value_loss": losses[1],
         }
-        log.games.append(row)
-        lines.append(json.dumps({"record": "game", **row}))
+        run.log.games.append(row)
+        run.lines.append(json.dumps({"record": "game", **row}))
         if progress is not None:
             progress(row["time_s"], row)
-    elapsed = time.monotonic() - started
-    evaluate(elapsed)
-    meta.update(
-        games=games,
-        trained_s=round(elapsed, 1),
-        final_policy_return=log.evaluations[-1]["policy_return"],
-        initial_policy_return=log.evaluations[0]["policy_return"],
+    run.trained_s = time.monotonic() - started
+    return run
+
+
+def finish_training(run: TrainRun) -> None:
+    """The final evaluation, and what the run did in the checkpoint's ``meta`` (once).
+
+    With no training step taken, the network is the initial one and its evaluation is
+    reused (no time spent).
+    """
+    if run.finished:
+        return
+    run.evaluate(run.trained_s)
+    run.network.meta.update(
+        games=run.games,
+        updates=run.updates,
+        trained_s=round(run.trained_s, 1),
+        final_policy_return=run.log.evaluations[-1]["policy_return"],
+        initial_policy_return=run.log.evaluations[0]["policy_return"],
     )
-    network = model.export(meta)
-    atomic_write_bytes(output, network.to_bytes())
-    atomic_write_text(log_path, "\n".join(lines) + "\n")
-    plot_learning_curve(log, output.with_suffix(".png"), teacher_eval)
-    return network, log
+    run.finished = True
 
 
-def plot_learning_curve(log: TrainLog, path: Path, teacher_return: float | None = None) -> None:
+def save_training(outputs: TrainOutputs, run: TrainRun) -> None:
+    """Write the checkpoint, the log and the learning curve together: all three or none.
+
+    Ends the run first (:func:`finish_training`). Everything is rendered, then the three
+    files are staged and renamed (:func:`~memplan.io.files.atomic_write_many`): an error
+    or Ctrl-C on the way leaves the three paths as they were.
+
+    Raises:
+        OutputFileError: a path may no longer be written, or the disk refused the bytes.
+    """
+    finish_training(run)
+    checkpoint = run.network.to_bytes()
+    log_text = "\n".join(run.lines) + "\n"
+    curve = learning_curve_png(run.log, run.teacher_return)
+    atomic_write_many(
+        [
+            (outputs.checkpoint, checkpoint),
+            (outputs.log, log_text.encode("utf-8")),
+            (outputs.curve, curve),
+        ]
+    )
+
+
+def plot_learning_curve(
+    log: TrainLog, path: str | os.PathLike[str], teacher_return: float | None = None
+) -> None:
+    """Write the learning curve (:func:`learning_curve_png`) to ``path`` atomically."""
+    atomic_write_bytes(path, learning_curve_png(log, teacher_return))
+
+
+def learning_curve_png(log: TrainLog, teacher_return: float | None = None) -> bytes:
     """Reward against time: self-play games (smoothed) and the network's validation return."""
     import matplotlib
 
@@ -368,4 +548,4 @@ def plot_learning_curve(log: TrainLog, path: Path, teacher_return: float | None 
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
