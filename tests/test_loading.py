@@ -6,10 +6,11 @@ import hashlib
 
 import onnx
 import pytest
+from cli_models import dynamic_model
 from helpers import light_model_path, random_graph
 
-from memplan.errors import InputFormatError, OnnxImportError
-from memplan.io.loading import load_model
+from memplan.errors import ConfigError, InputFormatError, OnnxImportError
+from memplan.io.loading import ImportOptions, load_model
 from memplan.ir import graph_to_json
 
 
@@ -30,8 +31,41 @@ def test_import_options_are_passed_through():
     small = load_model(path, dtype_bytes=1)
     x = small.graph.tensor_by_name("data_0")
     assert x.size_bytes == 3 * 224 * 224
-    shaped = load_model(path, input_shapes={"data_0": (2, 3, 224, 224)})
-    assert shaped.graph.tensor_by_name("data_0").size_bytes == 2 * x.size_bytes * 4
+    same = load_model(path, input_shapes={"data_0": (1, 3, 224, 224)})
+    assert same.graph.tensor_by_name("data_0").size_bytes == x.size_bytes * 4
+    shaped = load_model(dynamic_model(), input_shapes={"X": (2, 3, 8, 8)}, dims={"batch": 2})
+    assert shaped.graph.tensor_by_name("X").size_bytes == 2 * 3 * 8 * 8 * 4
+    assert shaped.import_options == ImportOptions.create(
+        input_shapes={"X": [2, 3, 8, 8]}, dims={"batch": 2}
+    )
+
+
+def test_a_fixed_dim_cannot_be_changed():
+    """light_bvlc_alexnet declares data_0 as [1,3,224,224]: a batch of 2 is refused."""
+    with pytest.raises(ConfigError, match=r"bvlc_alexnet\.onnx: --input-shape data_0:2,3,224,224: "
+                       "dim 0 of input 'data_0' is fixed at 1 in the model"):  # fmt: skip
+        load_model(light_model_path("bvlc_alexnet"), input_shapes={"data_0": (2, 3, 224, 224)})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dims": {"batch": "x"}}, r"dims\['batch'\] is 'x'; a dim size is a positive whole"),
+        ({"dims": [("batch", 1)]}, "dims must be a mapping of symbolic dim name to size"),
+        ({"dtype_bytes": "2"}, "dtype_bytes is '2'"),
+        ({"dtype_bytes": 1.5}, "dtype_bytes is 1.5"),
+        ({"input_shapes": {"X": [1, 3, 8.5, 8]}}, r"input_shapes\['X'\] is \[1, 3, 8.5, 8\]"),
+        ({"input_values": {"X": 1}}, r"input_values\['X'\] is 1"),
+        ({"aliases": "no"}, "aliases is 'no'; give True or False"),
+        ({"options": {"dims": {"batch": 1}}}, "options must be an ImportOptions.*dict"),
+        ({"options": ImportOptions(dims=(("batch", "x"),))}, r"dims\['batch'\] is 'x'"),
+        ({"options": ImportOptions(dims="batch")}, "options.dims must be a tuple of"),
+    ],
+)  # fmt: skip
+def test_load_model_checks_argument_types(kwargs, message):
+    """The public API raises ConfigError naming the argument, never TypeError inside."""
+    with pytest.raises(ConfigError, match=message):
+        load_model(dynamic_model(), **kwargs)
 
 
 def test_model_proto_sha256_is_of_the_serialized_model():

@@ -98,9 +98,59 @@ def test_input_shape_naming_no_input_or_wrong_rank():
         import_model(conv_model(), input_shapes={"x": (1, 3, 8)})
 
 
-def test_unused_dim_is_a_warning():
-    report = import_model(conv_model(), dims={"N": 1, "seq": 4}).report
-    assert any("seq" in w for w in report.warnings)
+@pytest.mark.parametrize(
+    ("batch", "shape", "message"),
+    [
+        ("N", (1, 4, 8, 8), r"--input-shape x:1,4,8,8: dim 1 of input 'x' is fixed at 3 in the "
+         r"model \(shape \[N,3,8,8\]\); only symbolic or unknown dims can be set"),
+        (1, (2, 3, 8, 8), "dim 0 of input 'x' is fixed at 1"),
+        (1, (1, 3, 8, 9), "dim 3 of input 'x' is fixed at 8"),
+        (1, (1, 3, 64), r"rank 3, but input 'x' has rank 4 \(shape \[1,3,8,8\]\); give 4 dims"),
+    ],
+)  # fmt: skip
+def test_input_shape_may_not_change_a_fixed_dim(batch, shape, message):
+    """The first Conv's weight has 3 input channels: an input of 4 would be a silent lie."""
+    with pytest.raises(ConfigError, match=message) as info:
+        import_model(conv_model(batch), input_shapes={"x": shape})
+    assert str(info.value).startswith("m: --input-shape x:") and "\n" not in str(info.value)
+
+
+def test_input_shape_may_repeat_fixed_dims_and_set_free_ones():
+    g = import_model(conv_model(batch=1), input_shapes={"x": (1, 3, 8, 8)}).graph
+    assert g.tensor_by_name("y").shape == (1, 4, 8, 8)
+    free = make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                      [vi("x", [None, 0, "n"])], [vi("y", None)])  # fmt: skip
+    g = import_model(free, input_shapes={"x": (2, 5, 7)}).graph  # a 0 dim counts as unknown
+    assert g.tensor_by_name("y").shape == (2, 5, 7)
+
+
+def test_input_shape_and_dim_must_agree():
+    with pytest.raises(ConfigError, match=r"dim 0 of input 'x' is the symbolic dim 'N', which "
+                       r"--dim sets to 2; give the same size in both"):  # fmt: skip
+        import_model(conv_model(), input_shapes={"x": (1, 3, 8, 8)}, dims={"N": 2})
+    g = import_model(conv_model(), input_shapes={"x": (2, 3, 8, 8)}, dims={"N": 2}).graph
+    assert g.tensor_by_name("y").shape == (2, 4, 8, 8)
+
+
+def test_unknown_dim_is_an_error_listing_the_models_dims():
+    with pytest.raises(ConfigError, match=r"^m: --dim seq: the model has no symbolic dim 'seq'; "
+                       r"its symbolic dims are N$"):  # fmt: skip
+        import_model(conv_model(), dims={"N": 1, "seq": 4})
+    with pytest.raises(ConfigError, match=r"--dim a, b: .* no symbolic dims 'a', 'b'; its"):
+        import_model(conv_model(), dims={"a": 1, "b": 4})
+    with pytest.raises(ConfigError, match=r"^m: --dim N: the model has no symbolic dims, so "
+                       r"--dim does not apply; leave it out$"):  # fmt: skip
+        import_model(conv_model(batch=1), dims={"N": 1})
+    nameless = make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                          [vi("x", [None, 4])], [vi("y", None)])  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown dims have no name: set them with --input-sh"):
+        import_model(nameless, dims={"batch": 1})
+
+
+def test_a_dim_named_only_by_an_output_may_be_given():
+    model = make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                       [vi("x", [2, 4])], [vi("y", ["rows", 4])])  # fmt: skip
+    assert import_model(model, dims={"rows": 2}).graph.tensor_by_name("y").shape == (2, 4)
 
 
 def test_parse_flags():

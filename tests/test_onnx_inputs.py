@@ -8,6 +8,7 @@ from onnx_patterns import BOOL, I64, make_model, vi
 
 from memplan.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from memplan.errors import ConfigError, OnnxImportError
+from memplan.onnx.flags import checked_arguments
 from memplan.onnx.importer import import_model, parse_input_values
 from memplan.onnx.inputs import example_dim_size
 
@@ -75,7 +76,7 @@ def scaled_model(elem=I64, shape=()):
 def test_parse_input_values():
     parsed = parse_input_values(["sr:16000", "ns:a:1,2", "t:1.5", "f:true", "g:False"])
     assert parsed == {"sr": (16000,), "ns:a": (1, 2), "t": (1.5,), "f": (True,), "g": (False,)}
-    for bad in (["sr"], ["sr:"], [":3"], ["sr:x"], ["sr:1", "sr:2"]):
+    for bad in (["sr"], ["sr:"], [":3"], ["sr:x"], ["sr:1", "sr:2"], ["t:nan"], ["t:inf"]):
         with pytest.raises(ConfigError, match="--input-value"):
             parse_input_values(bad)
 
@@ -131,3 +132,100 @@ def test_cli_input_value_flag(tmp_path, capsys):
     assert "holds whole numbers" in capsys.readouterr().err
     assert main(["inspect", str(path), "--input-value", "k"]) == EXIT_BAD_INPUT
     assert "NAME:VALUE" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- flags vs the model
+def dyn_model():
+    """x[batch,3,H,W] -> Conv(w 4x3x1x1) -> y: channels fixed at 3, the rest symbolic."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    return make_model(nodes, [vi("x", ["batch", 3, "H", "W"])], [vi("y", None)], [w])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--input-shape", "x:2,4,8,8"],
+         "--input-shape x:2,4,8,8: dim 1 of input 'x' is fixed at 3 in the model (shape "
+         "[batch,3,H,W]); only symbolic or unknown dims can be set"),
+        (["--input-shape", "x:2,3,8"], "has rank 3, but input 'x' has rank 4"),
+        (["--dim", "nosuch=3", "batch=1", "H=8", "W=8"],
+         "--dim nosuch: the model has no symbolic dim 'nosuch'; its symbolic dims are "
+         "batch, H, W"),
+        (["--dim", "batch=2", "--input-shape", "x:1,3,8,8"],
+         "dim 0 of input 'x' is the symbolic dim 'batch', which --dim sets to 2"),
+    ],
+)  # fmt: skip
+def test_cli_flags_that_do_not_fit_the_model(tmp_path, capsys, flags, message):
+    """One line naming the file, the flag and what is allowed; exit 2, no plan written."""
+    path = tmp_path / "dyn.onnx"
+    path.write_bytes(dyn_model().SerializeToString())
+    plan = tmp_path / "plan.json"
+    code = main(["optimize", str(path), *flags, "--time-limit", "1", "-o", str(plan)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert f"{path}: " in err and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not plan.exists()
+
+
+def test_cli_dim_on_a_fixed_model_and_a_fixed_dim_repeated(tmp_path, capsys):
+    path = tmp_path / "fixed.onnx"
+    model = dyn_model()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, size in zip(dims, (1, 3, 8, 8), strict=True):
+        dim.dim_value = size
+    path.write_bytes(model.SerializeToString())
+    assert main(["inspect", str(path), "--dim", "batch=4"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{path}: --dim batch: the model has no symbolic dims" in err
+    assert main(["inspect", str(path), "--input-shape", "x:1,3,8,8", "--json"]) == EXIT_OK
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------- API argument types
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dims": {"batch": "x"}}, r"dims\['batch'\] is 'x'; a dim size is a positive whole"),
+        ({"dims": {"batch": 1.0}}, r"dims\['batch'\] is 1.0"),
+        ({"dims": {"batch": True}}, r"dims\['batch'\] is True"),
+        ({"dims": [("batch", 1)]}, r"dims must be a mapping of symbolic dim name to size.*list"),
+        ({"dims": {3: 1}}, "dims has the key 3; the keys are names"),
+        ({"dtype_bytes": "2"}, "dtype_bytes is '2'; give a positive whole number of bytes"),
+        ({"dtype_bytes": 1.5}, "dtype_bytes is 1.5"),
+        ({"dtype_bytes": 0}, "dtype_bytes is 0"),
+        ({"input_shapes": {"x": [1, 3, 8.5, 8]}}, r"input_shapes\['x'\] is \[1, 3, 8.5, 8\]; a "
+         "shape is a sequence of positive whole numbers"),
+        ({"input_shapes": {"x": "1,3,8,8"}}, r"input_shapes\['x'\] is '1,3,8,8'"),
+        ({"input_shapes": {"x": [1, 0, 8, 8]}}, r"input_shapes\['x'\]"),
+        ({"input_shapes": [1, 3, 8, 8]}, "input_shapes must be a mapping"),
+        ({"input_values": {"k": 3}}, r"input_values\['k'\] is 3; the values are a non-empty"),
+        ({"input_values": {"k": []}}, r"input_values\['k'\] is \[\]"),
+        ({"input_values": {"k": ["3"]}}, r"input_values\['k'\]"),
+        ({"input_values": {"k": [float("nan")]}}, r"input_values\['k'\]"),
+        ({"aliases": "no"}, "aliases is 'no'; give True or False"),
+        ({"aliases": 0}, "aliases is 0"),
+    ],
+)  # fmt: skip
+def test_import_model_checks_argument_types(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        import_model(dyn_model(), **kwargs)
+
+
+def test_numpy_arguments_become_plain_values():
+    import numpy as np
+
+    checked = checked_arguments(
+        input_shapes={"x": np.array([1, 3, 8, 8])},
+        dims={"batch": np.int64(2)},
+        input_values={"k": np.array([1, 0], bool)},
+        dtype_bytes=np.int32(1),
+    )
+    assert checked.input_shapes == {"x": (1, 3, 8, 8)} and checked.dims == {"batch": 2}
+    assert checked.input_values == {"k": (True, False)} and checked.dtype_bytes == 1
+    assert all(type(d) is int for d in (*checked.input_shapes["x"], checked.dims["batch"]))
+    assert all(type(v) is bool for v in checked.input_values["k"])

@@ -54,13 +54,27 @@ class ImportOptions:
         dtype_bytes: int | None = None,
         aliases: bool = True,
     ) -> ImportOptions:
-        """Options from the importer's keyword arguments (mappings in any order)."""
-        return cls(
-            input_shapes=tuple(sorted((n, tuple(s)) for n, s in (input_shapes or {}).items())),
-            dims=tuple(sorted((dims or {}).items())),
-            input_values=tuple(sorted((n, tuple(v)) for n, v in (input_values or {}).items())),
+        """Options from the importer's keyword arguments (mappings in any order).
+
+        Raises:
+            ConfigError: a value of the wrong type or range, naming the argument and what
+                is allowed (see :func:`memplan.onnx.flags.checked_arguments`).
+        """
+        from memplan.onnx.flags import checked_arguments
+
+        checked = checked_arguments(
+            input_shapes=input_shapes,
+            dims=dims,
+            input_values=input_values,
             dtype_bytes=dtype_bytes,
             aliases=aliases,
+        )
+        return cls(
+            input_shapes=tuple(sorted(checked.input_shapes.items())),
+            dims=tuple(sorted(checked.dims.items())),
+            input_values=tuple(sorted(checked.input_values.items())),
+            dtype_bytes=checked.dtype_bytes,
+            aliases=checked.aliases,
         )
 
     def importer_kwargs(self) -> dict[str, Any]:
@@ -253,14 +267,15 @@ def load_model(
         options: all import options in one object, instead of the five above.
 
     Raises:
-        ConfigError: a bare name that is neither a file nor a catalog workload.
+        ConfigError: a bare name that is neither a file nor a catalog workload; an import
+            option of the wrong type or range (naming the argument), or one that does not
+            fit the model (an unknown input or dim name, a changed fixed dim).
         OnnxImportError: the file is missing, unreadable, or not a valid model.
         InputFormatError: a graph JSON file is malformed.
     """
     from memplan.onnx.importer import import_model
     from memplan.onnx.load import read_model_bytes
 
-    model = model_source(model)
     if options is None:
         options = ImportOptions.create(
             input_shapes=input_shapes,
@@ -269,6 +284,9 @@ def load_model(
             dtype_bytes=dtype_bytes,
             aliases=aliases,
         )
+    else:
+        options = _checked_options(options)
+    model = model_source(model)
     if not isinstance(model, (str, Path)):
         result = import_model(model, **options.importer_kwargs())
         digest = hashlib.sha256(model.SerializeToString()).hexdigest()
@@ -286,6 +304,30 @@ def load_model(
         return LoadedModel(graph, path, digest, None, None)
     result = import_model(path, **options.importer_kwargs(), model_bytes=data)
     return LoadedModel(result.graph, path, digest, result.report, options)
+
+
+def _checked_options(options: Any) -> ImportOptions:
+    """``options`` (an :class:`ImportOptions` a caller built) with every value checked.
+
+    Raises:
+        ConfigError: not an :class:`ImportOptions`, or a field of the wrong type or range.
+    """
+    if not isinstance(options, ImportOptions):
+        raise ConfigError(
+            f"options must be an ImportOptions (memplan.io.loading.ImportOptions.create(...)), "
+            f"got a {type(options).__name__}"
+        )
+    pairs = {f.name for f in dataclasses.fields(options) if isinstance(f.default, tuple)}
+    for name in pairs:
+        value = getattr(options, name)
+        if not isinstance(value, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 for p in value
+        ):
+            raise ConfigError(
+                f"options.{name} must be a tuple of (name, value) pairs; build the options "
+                "with ImportOptions.create(...), which takes mappings"
+            )
+    return ImportOptions.create(**options.importer_kwargs())
 
 
 def model_source(model: Any) -> Any:

@@ -31,11 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memplan.errors import ConfigError
 from memplan.onnx.aliases import alias_views
 from memplan.onnx.build import build_graph
 from memplan.onnx.diagnose import Diagnosis
-from memplan.onnx.flags import Scalar, parse_dims, parse_input_shapes, parse_input_values
+from memplan.onnx.flags import (
+    Scalar,
+    checked_arguments,
+    parse_dims,
+    parse_input_shapes,
+    parse_input_values,
+)
 from memplan.onnx.fold import FoldResult, ShapeFolder
 from memplan.onnx.inputs import fix_input_values, require_static_inputs
 from memplan.onnx.load import prepare_external_data, read_model, sort_nodes
@@ -62,7 +67,6 @@ class _Inputs:
     names: tuple[str, ...]  # graph inputs that are not initializers (or fixed values)
     initializers_as_inputs: int  # initializers also listed as graph inputs (old models)
     values: tuple[tuple[str, str], ...]  # (input, values) fixed by --input-value
-    warnings: tuple[str, ...]  # e.g. a --dim that names no dim
 
 
 def _fix_inputs(
@@ -81,11 +85,11 @@ def _fix_inputs(
 
     listed = {vi.name for vi in graph.input}
     init_as_inputs = sum(1 for t in graph.initializer if t.name in listed)
-    warnings = apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
+    apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
     values = fix_input_values(model, free_inputs(), input_values, source)
     names = free_inputs()
     require_static_inputs(model, names, source)
-    return _Inputs(tuple(names), init_as_inputs, values, tuple(warnings))
+    return _Inputs(tuple(names), init_as_inputs, values)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -120,20 +124,28 @@ def import_model(
     Raises:
         OnnxImportError: unreadable, corrupt or unsupported model, symbolic or
             data-dependent shapes, or control flow that does not fold.
-        ConfigError: an option names no input, or has the wrong rank, type or size.
+        ConfigError: an option of the wrong type or range (see
+            :func:`memplan.onnx.flags.checked_arguments`),
+            an input shape naming no input or changing a fixed dim or the rank, or a
+            ``dims`` name that is no symbolic dim of the model.
     """
-    if dtype_bytes is not None and dtype_bytes < 1:
-        raise ConfigError(f"dtype_bytes must be a positive number of bytes, got {dtype_bytes}")
+    options = checked_arguments(
+        input_shapes=input_shapes,
+        dims=dims,
+        input_values=input_values,
+        dtype_bytes=dtype_bytes,
+        aliases=aliases,
+    )
     model, source, base_dir = read_model(model_or_path, model_bytes)
     prepare_external_data(model, base_dir, source)
     onnx_nodes, opset = len(model.graph.node), _opset(model)
     names = sort_nodes(model.graph, source)
-    inputs = _fix_inputs(model, source, input_shapes or {}, dims or {}, input_values or {})
+    inputs = _fix_inputs(model, source, options.input_shapes, options.dims, options.input_values)
     folder = ShapeFolder(model, source, opset, names)
     fold = folder.run()
     diagnosis = Diagnosis(folder, source)
     diagnosis.reject_control_flow()
-    return _build(folder, fold, diagnosis, inputs, dtype_bytes, aliases, onnx_nodes)
+    return _build(folder, fold, diagnosis, inputs, options.dtype_bytes, options.aliases, onnx_nodes)
 
 
 def _build(
@@ -173,7 +185,7 @@ def _build(
         initializers_as_inputs=inputs.initializers_as_inputs,
         input_shapes=built.input_shapes,
         dtype_bytes=dtype_bytes,
-        warnings=(*inputs.warnings, *views.warnings, *built.warnings, *sizes.warnings),
+        warnings=(*views.warnings, *built.warnings, *sizes.warnings),
         input_values=inputs.values,
         evaluated_by_type=fold.evaluated_by_type,
         inlined=fold.inlined,

@@ -103,7 +103,7 @@ def _set_dims(value_info: Any, shape: Sequence[int]) -> None:
         tensor_type.shape.dim.add().dim_value = int(size)
 
 
-def _substitute_dims(value_info: Any, dims: Mapping[str, int], used: set[str]) -> None:
+def _substitute_dims(value_info: Any, dims: Mapping[str, int]) -> None:
     if value_info.type.WhichOneof("value") != "tensor_type":
         return
     tensor_type = value_info.type.tensor_type
@@ -111,8 +111,18 @@ def _substitute_dims(value_info: Any, dims: Mapping[str, int], used: set[str]) -
         return
     for dim in tensor_type.shape.dim:
         if dim.HasField("dim_param") and dim.dim_param in dims:
-            used.add(dim.dim_param)
             dim.dim_value = dims[dim.dim_param]
+
+
+def symbolic_dims(model: onnx.ModelProto) -> list[str]:
+    """The symbolic dim names of the graph's inputs, outputs and recorded value infos,
+    in the order they first appear: the names ``--dim`` can set."""
+    graph = model.graph
+    names: dict[str, None] = {}
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        dims, _ = dims_of(vi.type)
+        names.update((d, None) for d in dims or () if isinstance(d, str))
+    return list(names)
 
 
 def named_inputs(
@@ -138,35 +148,94 @@ def named_inputs(
     return inputs
 
 
+def _shape_text(dims: Sequence[Dim]) -> str:
+    return ",".join("?" if d is None else str(d) for d in dims)
+
+
+def _check_dims(model: onnx.ModelProto, dims: Mapping[str, int], source: str) -> None:
+    """Every ``--dim`` name must be a symbolic dim of the model.
+
+    Raises:
+        ConfigError: naming the unknown names and listing the model's symbolic dims.
+    """
+    known = symbolic_dims(model)
+    unknown = [name for name in dims if name not in known]
+    if not unknown:
+        return
+    flag = f"{source}: --dim {', '.join(unknown)}"
+    if not known:
+        shapes = [dims_of(vi.type)[0] for vi in model.graph.input]
+        nameless = any(d is None or None in d for d in shapes)
+        hint = "; its unknown dims have no name: set them with --input-shape" if nameless else ""
+        raise ConfigError(
+            f"{flag}: the model has no symbolic dims, so --dim does not apply; leave it out{hint}"
+        )
+    plural = "s" if len(unknown) > 1 else ""
+    listed = ", ".join(repr(name) for name in unknown)
+    raise ConfigError(
+        f"{flag}: the model has no symbolic dim{plural} {listed}; its symbolic dims are "
+        f"{', '.join(known)}"
+    )
+
+
+def _check_input_shape(
+    name: str, shape: Sequence[int], current: Sequence[Dim], dims: Mapping[str, int], source: str
+) -> None:
+    """``--input-shape name:shape`` must keep the rank and every fixed dim of ``current``
+    (the input's dims in the model) and agree with ``--dim`` on its symbolic dims.
+
+    A dim of 0 in the model counts as unknown: some exporters write 0 for a free dim.
+
+    Raises:
+        ConfigError: naming the input, the dim index and what is allowed.
+    """
+    given = f"{source}: --input-shape {name}:{','.join(map(str, shape))}"
+    model_shape = f"[{_shape_text(current)}]"
+    if len(current) != len(shape):
+        raise ConfigError(
+            f"{given} has rank {len(shape)}, but input {name!r} has rank {len(current)} "
+            f"(shape {model_shape}); give {len(current)} dims"
+        )
+    for axis, (have, want) in enumerate(zip(current, shape, strict=True)):
+        if isinstance(have, int) and have > 0 and have != want:
+            raise ConfigError(
+                f"{given}: dim {axis} of input {name!r} is fixed at {have} in the model "
+                f"(shape {model_shape}); only symbolic or unknown dims can be set"
+            )
+        if isinstance(have, str) and have in dims and dims[have] != want:
+            raise ConfigError(
+                f"{given}: dim {axis} of input {name!r} is the symbolic dim {have!r}, which "
+                f"--dim sets to {dims[have]}; give the same size in both "
+                "or leave one out"
+            )
+
+
 def apply_shape_overrides(
     model: onnx.ModelProto,
     input_names: Sequence[str],
     input_shapes: Mapping[str, Sequence[int]],
     dims: Mapping[str, int],
     source: str,
-) -> list[str]:
-    """Apply ``--input-shape`` and ``--dim`` to ``model`` in place; return warnings.
+) -> None:
+    """Check ``--input-shape`` and ``--dim`` against the model, then apply them in place.
+
+    ``--dim`` names must be symbolic dims of the model (:func:`symbolic_dims`); an input
+    shape must name a graph input, keep its rank and its fixed dims, and agree with
+    ``--dim`` where the input has a symbolic dim that is also given.
 
     Raises:
-        ConfigError: an input shape names no graph input or has the wrong rank.
+        ConfigError: one line naming the flag, the input or dim at fault and what is
+            allowed (the inputs, the model's symbolic dims, the fixed size).
     """
     inputs = named_inputs(model, input_names, input_shapes, "--input-shape", source)
-    warnings: list[str] = []
+    _check_dims(model, dims, source)
     for name, shape in input_shapes.items():
         current, _ = dims_of(inputs[name].type)
-        if current is not None and len(current) != len(shape):
-            shown = ",".join(str(d) if d is not None else "?" for d in current)
-            raise ConfigError(
-                f"{source}: --input-shape {name}:{','.join(map(str, shape))} has rank "
-                f"{len(shape)}, but input {name!r} has rank {len(current)} (shape [{shown}]); "
-                f"give {len(current)} dims"
-            )
-    used: set[str] = set()
+        if current is not None:
+            _check_input_shape(name, shape, current, dims, source)
     graph = model.graph
     for vi in (*graph.input, *graph.output, *graph.value_info):
-        _substitute_dims(vi, dims, used)
-    for name in sorted(set(dims) - used):
-        warnings.append(f"--dim {name}={dims[name]}: no tensor has a symbolic dim {name!r}")
+        _substitute_dims(vi, dims)
     if input_shapes:
         for name, shape in input_shapes.items():
             _set_dims(inputs[name], shape)
@@ -176,7 +245,6 @@ def apply_shape_overrides(
         for vi in graph.output:
             if vi.type.WhichOneof("value") == "tensor_type":
                 vi.type.tensor_type.ClearField("shape")
-    return warnings
 
 
 def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
