@@ -423,6 +423,18 @@ def allocate(
     plain Python; larger ones load numba-compiled kernels (the very first run in an
     installation compiles them, about 10-20 s, and says so on stderr).
     """
+    if (
+        isinstance(buffers, (str, bytes))
+        or not isinstance(buffers, Sequence)
+        or not all(isinstance(b, Buffer) for b in buffers)
+    ):
+        raise ConfigError("allocate: buffers must be a list of memplan.dsa.Buffer")
+    if capacity_bytes is not None and (
+        isinstance(capacity_bytes, bool) or not isinstance(capacity_bytes, int)
+    ):
+        raise ConfigError(
+            f"allocate: capacity_bytes must be a whole number or None, got {capacity_bytes!r}"
+        )
     if capacity_bytes is not None and not 0 <= capacity_bytes <= INT64_MAX:
         raise ConfigError(
             f"capacity {capacity_bytes} bytes must be >= 0 and within the 64-bit range "

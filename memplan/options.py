@@ -61,9 +61,11 @@ def option_values(plugin: Any) -> dict[str, Any]:
 
 
 def option_value(plugin_name: str, info: OptionInfo, raw: Any) -> Any:
-    """Convert a command-line string to the option's type (other values pass through)."""
+    """Convert a command-line string to the option's type; a Python value must already
+    have it (an int is taken for a float; 2.5 for an int, or "x" typed as a number, is
+    refused as the command line refuses it)."""
     if not isinstance(raw, str):
-        return raw
+        return _typed_value(plugin_name, info, raw)
     try:
         if info.type_name == "bool":
             lowered = raw.lower()
@@ -83,6 +85,25 @@ def option_value(plugin_name: str, info: OptionInfo, raw: Any) -> Any:
             + (" (a finite number)" if info.type_name == "float" else "")
         ) from None
     return raw
+
+
+def _typed_value(plugin_name: str, info: OptionInfo, value: Any) -> Any:
+    """``value`` if it has the option's type (see :func:`option_value`)."""
+    expected = info.type_name
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value),
+        "str": isinstance(value, str),
+    }.get(expected, True)
+    if not ok:
+        raise ConfigError(
+            f"{plugin_name!r}: option {info.name}={value!r} is not a valid {expected}"
+            + (" (a finite number)" if expected == "float" else "")
+        )
+    return float(value) if expected == "float" else value
 
 
 def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:

@@ -15,11 +15,12 @@ A tensor spilled and reloaded has several residencies, possibly at different off
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memplan.errors import InputFormatError
+from memplan.errors import InputFormatError, InvalidPlanError
 from memplan.ir import Graph, OpId, TensorId
 from memplan.jsonfields import JsonObject
 
@@ -73,11 +74,23 @@ class Plan:
 
     @staticmethod
     def make(order: Sequence[int], residencies: Sequence[Residency]) -> Plan:
-        """Build a plan with residencies in canonical (tensor, start) order."""
-        return Plan(
-            tuple(OpId(int(o)) for o in order),
-            tuple(sorted(residencies, key=lambda r: (r.tensor, r.start, r.end))),
-        )
+        """Build a plan with residencies in canonical (tensor, start) order.
+
+        Raises:
+            InvalidPlanError: ``order`` is not a sequence of op ids (whole numbers), or
+                ``residencies`` is not a sequence of :class:`Residency`.
+        """
+        if isinstance(order, (str, bytes)) or not isinstance(order, Iterable):
+            raise InvalidPlanError(f"Plan.make: order must be a list of op ids, got {order!r:.60}")
+        if isinstance(residencies, (str, bytes)) or not isinstance(residencies, Iterable):
+            raise InvalidPlanError("Plan.make: residencies must be a list of Residency")
+        given, stays = tuple(order), tuple(residencies)
+        if any(isinstance(o, bool) or not hasattr(o, "__index__") for o in given):
+            raise InvalidPlanError("Plan.make: order must hold op ids (whole numbers)")
+        if not all(isinstance(r, Residency) for r in stays):
+            raise InvalidPlanError("Plan.make: residencies must be a list of Residency")
+        ops = tuple(OpId(operator.index(o)) for o in given)
+        return Plan(ops, tuple(sorted(stays, key=lambda r: (r.tensor, r.start, r.end))))
 
     def residencies_of(self, tensor: TensorId) -> list[Residency]:
         """The residencies of one tensor, by start step."""

@@ -43,12 +43,31 @@ class Problem:
 
     graph: Graph  # the scheduling IR
     accelerator: Accelerator  # scratchpad capacity, alignment, rates, energies
-    scope: Scope = Scope.ACTIVATIONS  # which tensors compete for the scratchpad
+    scope: Scope = Scope.ACTIVATIONS  # which tensors compete (a string is parsed)
     in_scope: tuple[bool, ...] = field(init=False, repr=False, compare=False)
     aligned_sizes_bytes: tuple[int, ...] = field(init=False, repr=False, compare=False)
     working_set_bytes: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # A notebook user writes Problem(graph, acc, "all"): a string is parsed (it was
+        # kept as given and read as activations scope), anything else is refused here,
+        # not as an AttributeError deep inside.
+        if not isinstance(self.graph, Graph):
+            hint = " (pass load_model(...).graph)" if hasattr(self.graph, "graph") else ""
+            raise ConfigError(
+                f"Problem: graph must be a memplan Graph, got {type(self.graph).__name__}{hint}"
+            )
+        if not isinstance(self.accelerator, Accelerator):
+            raise ConfigError(
+                "Problem: accelerator must be an Accelerator (e.g. load_accelerator('edge-npu')),"
+                f" got {type(self.accelerator).__name__}"
+            )
+        if not isinstance(self.scope, Scope):
+            if not isinstance(self.scope, str):
+                raise ConfigError(
+                    f"Problem: scope must be 'activations', 'all' or a Scope, got {self.scope!r}"
+                )
+            object.__setattr__(self, "scope", Scope.parse(self.scope))
         if self.scope is Scope.ALL:
             in_scope = tuple(True for _ in self.graph.tensors)
         else:

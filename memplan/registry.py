@@ -153,6 +153,13 @@ def make_plugin(kind: PluginKind, name: str, options: Mapping[str, Any] | None =
     Raises:
         ConfigError: for an unknown plug-in or option, or a value of the wrong type.
     """
+    if not isinstance(name, str):
+        raise ConfigError(f"{kind.noun} name must be a string such as 'greedy', got {name!r}")
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(
+            f"{kind.noun} {name!r}: options must be a mapping such as {{'seed': 1}}, "
+            f"got {type(options).__name__}"
+        )
     cls = plugin_class(kind, name)
     infos = {o.name: o for o in describe_options(cls)}
     kwargs: dict[str, Any] = {}

@@ -38,7 +38,7 @@ from operator import attrgetter
 import numpy as np
 
 from memplan.accelerator import TIMING_MODELS
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, InvalidPlanError
 from memplan.ir import TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
@@ -208,8 +208,46 @@ class PlanArrays:
     stream_size_bytes: np.ndarray  # per streamed weight read: its size in bytes
 
 
+def _check_shape(problem: Problem, plan: Plan) -> None:
+    """Raise :class:`InvalidPlanError` unless ``plan`` has the shape of a plan of
+    ``problem`` (vectorised, a small share of scoring; the validator checks the rest)."""
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"expected a memplan Plan, got {type(plan).__name__}")
+    graph = problem.graph
+    n, tensors = graph.num_ops, graph.num_tensors
+    order = np.asarray(plan.order, dtype=np.int64)
+    if (
+        len(order) != n
+        or (n and (order.min() < 0 or order.max() >= n))
+        or (n and not (np.bincount(order, minlength=n) == 1).all())
+    ):
+        raise InvalidPlanError(
+            f"the plan's order is not a permutation of the {n} ops of graph {graph.name!r} "
+            "(was the plan made for another problem? memplan.validate lists what is wrong)"
+        )
+    if not plan.residencies:
+        return
+    fields = np.array([(r.tensor, r.start, r.end) for r in plan.residencies], dtype=np.int64)
+    tensor, start, end = fields[:, 0], fields[:, 1], fields[:, 2]
+    bad = (tensor < 0) | (tensor >= tensors) | (start < 0) | (end <= start) | (end > n)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise InvalidPlanError(
+            f"residency #{k} (tensor {tensor[k]}, steps [{start[k]}, {end[k]})) does not fit "
+            f"graph {graph.name!r} ({tensors} tensors, {n} steps); memplan.validate lists "
+            "what is wrong"
+        )
+
+
 def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
-    """The arrays of :class:`PlanArrays` for ``plan`` (assumed valid)."""
+    """The arrays of :class:`PlanArrays` for ``plan`` (assumed valid).
+
+    Raises:
+        InvalidPlanError: the plan is not even shaped like a plan of ``problem`` (an order
+            that is not a permutation of its ops, a residency naming a tensor it does not
+            have or steps outside the order): the cost of such a plan means nothing.
+    """
+    _check_shape(problem, plan)
     graph = problem.graph
     residencies = plan.residencies
     count = len(residencies)

@@ -58,7 +58,16 @@ class Violation:
 
 
 def validate(problem: Problem, plan: Plan) -> list[Violation]:
-    """Return every violation of ``plan`` for ``problem`` (empty when the plan is valid)."""
+    """Return every violation of ``plan`` for ``problem`` (empty when the plan is valid).
+
+    Raises:
+        InvalidPlanError: ``problem`` or ``plan`` is not one (a plan file's dict, say:
+            ``Plan.from_dict`` reads those).
+    """
+    if not isinstance(problem, Problem):
+        raise InvalidPlanError(f"validate: expected a Problem, got {type(problem).__name__}")
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"validate: expected a Plan, got {type(plan).__name__}")
     violations = list(_check_order(problem, plan))
     # Coverage and lifecycle need steps, which exist whenever the order is a permutation.
     order_ok = not any(v.kind is ViolationKind.ORDER_NOT_PERMUTATION for v in violations)
