@@ -62,7 +62,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool =
         metavar="NAME:D1,D2,...",
         help=(
             "fix the shape of a graph input, in elements per dimension, e.g. "
-            "input:1,3,224,224; several inputs separated by spaces or by repeating the flag "
+            "input:1,3,224,224 (only its symbolic or unknown dims can be set: a dim fixed "
+            "in the model must be given as it is); several inputs separated by spaces or by "
+            "repeating the flag "
             "(the flag takes every following word, so give the model path before it)"
         ),
     )
