@@ -12,6 +12,11 @@ Specs are TOML (or JSON) files whose field names carry their units::
     mac_energy_j = 0.23e-12           # energy per multiply-accumulate
     timing_model = "overlap"          # latency model: serial | overlap (PROBLEM.md s. 7)
 
+``capacity_bytes`` and ``alignment_bytes`` are integers (``1e6`` or ``64.0`` is refused:
+a float cannot hold every byte count exactly), capacity ``0 .. 2^63-1`` and alignment
+``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`); rates are finite and > 0, energies finite
+and >= 0. A bad value is one :class:`~memplan.errors.ConfigError` naming the file and field.
+
 ``timing_model`` names how latency is computed: ``serial`` (DMA and compute one after
 the other) or ``overlap`` (one DMA engine beside the compute unit, see
 :mod:`memplan.timing`); a spec without it means ``serial``.
@@ -23,23 +28,96 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from memplan.errors import ConfigError, InputFormatError
+from memplan.units import MAX_BYTES, brief_repr
 
 DEFAULT_PRESET = "edge-npu"
 
 #: Names of the timing models (:mod:`memplan.timing`); the first is a spec's default.
 TIMING_MODELS = ("serial", "overlap")
 
+#: The largest ``alignment_bytes`` accepted: 2^40 bytes (1 TiB). Real alignments are
+#: hardware granules (a cache line, a DMA burst, a bank or a page), far below it. The
+#: limit keeps aligned sizes inside the 64-bit range the planner computes in: a graph
+#: holds at most 2^50 bytes (:data:`memplan.ir.MAX_GRAPH_BYTES`), and rounding each of
+#: up to 2^22 tensors up by less than 2^40 adds less than 2^62, so every sum of aligned
+#: sizes (a peak, M_R, the capacity an infeasible result advises) stays below 2^63-1.
+MAX_ALIGNMENT_BYTES = 1 << 40
+
+_BYTE_LIMITS = {  # integer fields: (smallest, largest, how the largest is written)
+    "capacity_bytes": (0, MAX_BYTES, f"2^63-1 = {MAX_BYTES}"),
+    "alignment_bytes": (1, MAX_ALIGNMENT_BYTES, f"2^40 = {MAX_ALIGNMENT_BYTES}"),
+}
+_RATE_FIELDS = ("dram_bytes_per_s", "mac_per_s")  # finite and > 0
+_ENERGY_FIELDS = ("dram_energy_j_per_byte", "sram_energy_j_per_byte", "mac_energy_j")  # >= 0
+
+
+def _is_finite(value: numbers.Real) -> bool:
+    """``math.isfinite`` that also answers for an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _field_problem(field_name: str, value: object) -> str | None:
+    """What is wrong with ``value`` for ``field_name`` (a phrase naming it), or None."""
+    if field_name == "name":
+        if not isinstance(value, str):
+            return f"name must be a string, got {brief_repr(value)}"
+    elif field_name == "timing_model":
+        if not isinstance(value, str) or value not in TIMING_MODELS:
+            return f"timing_model {brief_repr(value)} is not one of {', '.join(TIMING_MODELS)}"
+    elif field_name in _BYTE_LIMITS:
+        low, high, high_text = _BYTE_LIMITS[field_name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return (
+                f"{field_name} must be an integer, got {brief_repr(value)}; "
+                f"write a whole number of bytes from {low} to {high_text}"
+            )
+        count = int(value)
+        if count < low:
+            return f"{field_name} must be >= {low}, got {brief_repr(count)}"
+        if count > high:
+            return f"{field_name} must be <= {high_text}, got {brief_repr(count)}"
+    else:
+        allowed = "> 0" if field_name in _RATE_FIELDS else ">= 0"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return f"{field_name} must be a number {allowed}, got {brief_repr(value)}"
+        if not _is_finite(value):
+            return f"{field_name} must be a finite number {allowed}, got {brief_repr(value)}"
+        if (value <= 0) if field_name in _RATE_FIELDS else (value < 0):
+            return f"{field_name} must be {allowed}, got {brief_repr(value)}"
+    return None
+
+
+def _check_fields(values: Mapping[str, object], where: str) -> None:
+    """Raise a :class:`ConfigError` ``"<where>: <field> must ..."`` for the first bad field."""
+    for field_name, value in values.items():
+        problem = _field_problem(field_name, value)
+        if problem is not None:
+            raise ConfigError(f"{where}: {problem}")
+
 
 @dataclass(frozen=True, slots=True)
 class Accelerator:
-    """A scratchpad in front of DRAM, with rates and energies for the cost model."""
+    """A scratchpad in front of DRAM, with rates and energies for the cost model.
+
+    Every field is checked on construction (:class:`~memplan.errors.ConfigError` naming
+    the field): ``capacity_bytes`` an integer in ``0 .. 2^63-1``, ``alignment_bytes`` an
+    integer in ``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`), rates finite and > 0,
+    energies finite and >= 0 (bools and strings are no numbers). Integers are stored as
+    ``int`` and rates and energies as ``float`` (a numpy scalar is accepted).
+    """
 
     name: str  # spec or preset name
     capacity_bytes: int  # scratchpad size in bytes
@@ -52,33 +130,21 @@ class Accelerator:
     timing_model: str = TIMING_MODELS[0]  # latency model: serial | overlap (no unit)
 
     def __post_init__(self) -> None:
-        if self.capacity_bytes < 0:
-            raise ConfigError(
-                f"accelerator {self.name!r}: capacity_bytes must be >= 0, got {self.capacity_bytes}"
-            )
-        if self.alignment_bytes < 1:
-            raise ConfigError(
-                f"accelerator {self.name!r}: alignment_bytes must be >= 1, "
-                f"got {self.alignment_bytes}"
-            )
-        for field_name in (
-            "dram_bytes_per_s",
-            "mac_per_s",
-        ):
-            if getattr(self, field_name) <= 0:
-                raise ConfigError(f"accelerator {self.name!r}: {field_name} must be > 0")
-        for field_name in ("dram_energy_j_per_byte", "sram_energy_j_per_byte", "mac_energy_j"):
-            if getattr(self, field_name) < 0:
-                raise ConfigError(f"accelerator {self.name!r}: {field_name} must be >= 0")
-        if self.timing_model not in TIMING_MODELS:
-            raise ConfigError(
-                f"accelerator {self.name!r}: timing_model {self.timing_model!r} is not one of "
-                f"{', '.join(TIMING_MODELS)}"
-            )
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        _check_fields(values, f"accelerator {brief_repr(self.name)}")
+        for field_name in _BYTE_LIMITS:  # a numpy integer becomes an int (JSON-ready)
+            object.__setattr__(self, field_name, int(values[field_name]))
+        for field_name in _RATE_FIELDS + _ENERGY_FIELDS:
+            object.__setattr__(self, field_name, float(values[field_name]))
 
     def with_capacity(self, capacity_bytes: int) -> Accelerator:
-        """The same accelerator with another scratchpad size."""
-        return dataclasses.replace(self, capacity_bytes=int(capacity_bytes))
+        """The same accelerator with another scratchpad size (an integer, 0 .. 2^63-1).
+
+        Raises:
+            ConfigError: ``capacity_bytes`` is no integer (a float, a string, None) or
+                out of range; it is checked, not truncated.
+        """
+        return dataclasses.replace(self, capacity_bytes=capacity_bytes)
 
     def with_timing_model(self, timing_model: str) -> Accelerator:
         """The same accelerator with another timing model (``serial`` or ``overlap``)."""
@@ -89,10 +155,20 @@ class Accelerator:
         return dataclasses.asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any], source: str = "<accelerator>") -> Accelerator:
-        """Build from a dictionary with the TOML form's keys; errors name ``source``."""
+    def from_dict(data: Mapping[str, Any], source: str = "<accelerator>") -> Accelerator:
+        """Build from a dictionary with the TOML form's keys; errors name ``source``.
+
+        Raises:
+            ConfigError: ``data`` is no mapping, has unknown or missing fields, or a field
+                has a bad value; the one-line message names ``source`` and the field.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"{source}: not an accelerator spec (expected an object/table of fields, "
+                f"got {_kind(data)})"
+            )
         allowed = {f.name for f in dataclasses.fields(Accelerator)}
-        unknown = sorted(set(data) - allowed)
+        unknown = sorted(str(key) for key in data if key not in allowed)
         if unknown:
             raise ConfigError(
                 f"{source}: unknown field(s) {', '.join(unknown)}; "
@@ -102,29 +178,23 @@ class Accelerator:
             raise ConfigError(f"{source}: missing field capacity_bytes (scratchpad size in bytes)")
         values = dict(data)
         values.setdefault("name", Path(source).stem)
-        key = ""
-        try:
-            for key in ("capacity_bytes", "alignment_bytes"):
-                if key in values:
-                    value = values[key]
-                    if isinstance(value, bool | str) or int(value) != value:
-                        raise ValueError(f"{key} must be an integer, got {value!r}")
-                    values[key] = int(value)
-            if "timing_model" in values and not isinstance(values["timing_model"], str):
-                raise ValueError(f"timing_model must be one of {', '.join(TIMING_MODELS)}")
-            numbers = allowed - {"name", "capacity_bytes", "alignment_bytes", "timing_model"}
-            for key in sorted(numbers):
-                if key in values:
-                    value = values[key]
-                    if isinstance(value, bool | str):
-                        raise ValueError(f"{key} must be a number, got {value!r}")
-                    values[key] = float(value)
-        except OverflowError:
-            raise ConfigError(f"{source}: {key} must be a finite number") from None
-        except (TypeError, ValueError) as error:
-            message = str(error) if str(error).startswith(key) else f"{key}: {error}"
-            raise ConfigError(f"{source}: {message}") from None
+        _check_fields(values, source)
         return Accelerator(**values)
+
+
+def _kind(value: object) -> str:
+    """A JSON/TOML reader's word for the type of ``value`` (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, numbers.Number):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def preset_names() -> list[str]:

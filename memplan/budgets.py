@@ -10,23 +10,28 @@ A budget spec is one of:
 - a multiple of a named budget: ``0.5*MP``, ``1.25*MR``.
 
 Budgets are rounded down to the alignment (an unaligned tail of scratchpad is unusable).
+Sizes and multiples are computed exactly (no float rounding) and may not exceed
+:data:`memplan.units.MAX_BYTES` (2^63-1 bytes).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 from memplan.analysis import default_min_peak_schedule
 from memplan.errors import ConfigError
 from memplan.ir import Graph
 from memplan.problem import Problem
-from memplan.units import parse_bytes
+from memplan.units import MAX_BYTES, brief_repr, parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")
-_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*\*\s*(MR|MH|MP)\s*$", re.IGNORECASE)
+_MULTIPLE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*\*\s*(MR|MH|MP)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,7 @@ class ResolvedBudget:
 
 
 def is_budget_spec(text: str) -> bool:
-    """Whether ``text`` parses as a budget spec."""
+    """Whether ``text`` parses as a budget spec (a size above 2^63-1 bytes does not)."""
     try:
         _parse(text)
     except ConfigError:
@@ -84,21 +89,37 @@ def is_budget_spec(text: str) -> bool:
     return True
 
 
-def _parse(text: str) -> tuple[float, str | None, int | None]:
-    """(factor, named budget or None, bytes or None)."""
+def _parse(text: str) -> tuple[Fraction, str | None, int | None]:
+    """(exact factor, named budget or None, bytes or None)."""
+    if not isinstance(text, str):
+        raise ConfigError(
+            f"scratchpad {brief_repr(text)} is not a budget; pass a string: MR, MH, MP, a fraction "
+            "such as '0.5*MP', or a size such as '65536', '512KiB' or '2MB'"
+        )
     stripped = text.strip()
     if stripped.upper() in NAMED_BUDGETS:
-        return 1.0, stripped.upper(), None
+        return Fraction(1), stripped.upper(), None
     match = _MULTIPLE.match(stripped)
     if match:
-        return float(match.group(1)), match.group(2).upper(), None
+        return Fraction(Decimal(match.group(1))), match.group(2).upper(), None
     try:
-        return 1.0, None, parse_bytes(stripped, "scratchpad")
+        size = parse_bytes(stripped, "scratchpad", max_bytes=None)
     except ConfigError:
         raise ConfigError(
-            f"scratchpad {text!r} is not a budget; use MR, MH, MP, a fraction such as "
+            f"scratchpad {brief_repr(text)} is not a budget; use MR, MH, MP, a fraction such as "
             "0.5*MP, or a size such as 65536, 512KiB or 2MB"
         ) from None
+    _check_max(text, size)
+    return Fraction(1), None, size
+
+
+def _check_max(text: str, capacity_bytes: int | Fraction) -> None:
+    """Refuse a budget above :data:`~memplan.units.MAX_BYTES`, naming the spec."""
+    if capacity_bytes > MAX_BYTES:
+        raise ConfigError(
+            f"scratchpad {brief_repr(text)} is above the largest scratchpad, "
+            f"2^63-1 = {MAX_BYTES} bytes"
+        )
 
 
 def resolve_budget(
@@ -110,16 +131,19 @@ def resolve_budget(
     if size is not None:
         return ResolvedBudget(text, size // alignment * alignment, "absolute size")
     m_r = problem.min_resident_bytes
+    value: Fraction
     if named == "MR":
-        value, note = float(m_r), "MR"
+        value, note = Fraction(m_r), "MR"
     else:
         peak = (peak_provider or heuristic_min_peak)(problem)
         kind = "proven" if peak.proven else "heuristic upper bound"
         if named == "MP":
-            value, note = float(peak.value_bytes), f"MP ({kind})"
+            value, note = Fraction(peak.value_bytes), f"MP ({kind})"
         else:
-            value, note = (m_r + peak.value_bytes) / 2, f"MH = (MR + MP) / 2, MP {kind}"
-    if factor != 1.0:
-        note = f"{factor:g} x {note}"
-    capacity = int(value * factor) // alignment * alignment
-    return ResolvedBudget(text, capacity, note)
+            value, note = Fraction(m_r + peak.value_bytes, 2), f"MH = (MR + MP) / 2, MP {kind}"
+    capacity = math.floor(value * factor)
+    _check_max(text, capacity)
+    if factor != 1:  # a huge factor of a zero M_R is allowed but has no float form
+        shown = f"{float(factor):g}" if factor < 10**300 else "more than 1e300"
+        note = f"{shown} x {note}"
+    return ResolvedBudget(text, capacity // alignment * alignment, note)

@@ -29,6 +29,8 @@ Time: a solve given ``Budget(time_limit_s=T)`` returns within ``T +``
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,13 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.cost import Cost, evaluate
-from memplan.errors import SolverContractError
+from memplan.errors import ConfigError, SolverContractError
 from memplan.options import option_values
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.registry import PluginKind, make_plugin, plugin_class
 from memplan.registry import available as _available
 from memplan.registry import required_extra as _required_extra
+from memplan.units import brief_repr
 from memplan.validate import check_plan
 
 #: Entry-point group under which solvers register (see :mod:`memplan.registry`).
@@ -97,6 +100,49 @@ class Budget:
     stop_event: threading.Event = field(default_factory=threading.Event)  # set to stop early
     on_progress: ProgressCallback | None = None  # receives Progress snapshots; None = nobody
 
+    def __post_init__(self) -> None:
+        """Refuse values a solve would trip over later (a TypeError, a never-ending loop).
+
+        ``time_limit_s`` is None or a real number (not a bool, not NaN: a NaN limit
+        compares false with every clock reading). Zero or a negative limit is allowed: the
+        solver returns at once with TIMEOUT and its first plan; ``inf`` means no limit.
+
+        Raises:
+            ConfigError: naming the field and what it accepts.
+        """
+        limit = self.time_limit_s
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+                raise ConfigError(
+                    "Budget: time_limit_s must be a number of seconds or None (no limit), "
+                    f"got {brief_repr(limit)}"
+                )
+            try:
+                seconds = float(limit)  # a numpy scalar or Fraction becomes a float
+            except OverflowError:
+                seconds = math.inf  # an int beyond any float: no limit in practice
+            if math.isnan(seconds):
+                raise ConfigError(
+                    "Budget: time_limit_s must be a number of seconds or None (no limit), got nan"
+                )
+            object.__setattr__(self, "time_limit_s", seconds)
+        start = self.started_at_s
+        if isinstance(start, bool) or not isinstance(start, numbers.Real) or not _finite(start):
+            raise ConfigError(
+                "Budget: started_at_s must be a finite time.monotonic() reading, "
+                f"got {brief_repr(start)}"
+            )
+        if not callable(getattr(self.stop_event, "is_set", None)):
+            raise ConfigError(
+                "Budget: stop_event must be a threading.Event (or have is_set()), "
+                f"got {type(self.stop_event).__name__}"
+            )
+        if self.on_progress is not None and not callable(self.on_progress):
+            raise ConfigError(
+                "Budget: on_progress must be a callable taking a Progress, or None, "
+                f"got {type(self.on_progress).__name__}"
+            )
+
     def report_progress(
         self,
         incumbent_bytes: int | None = None,
@@ -132,6 +178,14 @@ class Budget:
     def interrupted(self) -> bool:
         """True when a stop was requested (rather than time running out)."""
         return self.stop_event.is_set()
+
+
+def _finite(value: numbers.Real) -> bool:
+    """``math.isfinite`` that answers False, not OverflowError, for a huge int."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def relative_gap(value_bytes: int, bound_bytes: int | None) -> float | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
+from fractions import Fraction
 
 from memplan.errors import ConfigError
 
@@ -21,29 +23,69 @@ _UNITS: dict[str, int] = {
     "g": 1024**3,
 }
 
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+#: The largest byte count memplan accepts (2^63-1): sizes, offsets and sums of sizes are
+#: computed in 64-bit signed integers (numpy arrays, the allocators' kernels).
+MAX_BYTES = (1 << 63) - 1
+
+_QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
-def parse_bytes(text: str, what: str = "size") -> int:
+def parse_bytes(text: str, what: str = "size", *, max_bytes: int | None = MAX_BYTES) -> int:
     """Parse a byte quantity: ``65536``, ``512KiB``, ``2MB`` (SI), ``1.5MiB``, ``64k``.
 
     ``kB/MB/GB`` are powers of 1000, ``KiB/MiB/GiB`` (and bare ``k/M/G``) powers of 1024.
+    The value is computed exactly (decimal digits times the unit, no float rounding), so
+    ``9223372036854775807`` stays that number; a fraction must come to a whole number of
+    bytes (``1.5MiB`` does, ``1.5`` does not).
+
+    Args:
+        text: the quantity as written.
+        what: what it is, for messages (e.g. ``"--capacity"``).
+        max_bytes: the largest value allowed (default :data:`MAX_BYTES`); None = no limit.
+
+    Raises:
+        ConfigError: naming ``what`` and ``text``: bad syntax, an unknown unit, a
+            fractional number of bytes, or a value above ``max_bytes``.
     """
+    if not isinstance(text, str):
+        raise ConfigError(
+            f"{what} must be a string such as '65536', '512KiB' or '2MB', got {brief_repr(text)}"
+        )
     match = _QUANTITY.match(text)
     if not match:
         raise ConfigError(
-            f"{what} {text!r} is not a byte quantity; write e.g. 65536, 512KiB, 2MB or 1.5MiB"
+            f"{what} {brief_repr(text)} is not a byte quantity; "
+            "write e.g. 65536, 512KiB, 2MB or 1.5MiB"
         )
     number, unit = match.groups()
     factor = _UNITS.get(unit.lower())
     if factor is None:
         raise ConfigError(
-            f"{what} {text!r} has unknown unit {unit!r}; use B, kB, MB, GB, KiB, MiB or GiB"
+            f"{what} {brief_repr(text)} has unknown unit {unit!r}; "
+            "use B, kB, MB, GB, KiB, MiB or GiB"
         )
-    value = float(number) * factor
-    if value != int(value):
-        raise ConfigError(f"{what} {text!r} is not a whole number of bytes")
+    value = Fraction(Decimal(number)) * factor  # exact, whatever the number of digits
+    if value.denominator != 1:
+        raise ConfigError(f"{what} {brief_repr(text)} is not a whole number of bytes")
+    if max_bytes is not None and value > max_bytes:
+        limit = "2^63-1 = " if max_bytes == MAX_BYTES else ""
+        raise ConfigError(
+            f"{what} {brief_repr(text)} is above the largest size, {limit}{max_bytes} bytes"
+        )
     return int(value)
+
+
+def brief_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, kept short and always printable.
+
+    An integer too long to print (Python refuses ints of over 4300 digits) or to read
+    is shown by its number of digits; any other repr is cut to ``limit`` characters.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"{'-' if value < 0 else ''}<an integer of about {digits} digits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_bytes(n: float) -> str:

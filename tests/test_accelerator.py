@@ -76,7 +76,7 @@ def test_unknown_name_and_malformed_file(tmp_path):
         ({"capacity_bytes": 1024, "dram_bytes_per_s": "fast"}, "dram_bytes_per_s must be a number"),
         (
             {"capacity_bytes": 1024, "alignment_bytes": float("inf")},
-            "alignment_bytes must be a finite",
+            "alignment_bytes must be an integer, got inf",
         ),
     ],
 )
