@@ -321,7 +321,22 @@ def make_result(
 
 
 def infeasible_below_mr(solver: Any, problem: Problem, budget: Budget) -> SolveResult | None:
-    """The INFEASIBLE result every solver gives when the capacity is below M_R, else None."""
+    """The INFEASIBLE result every solver gives when the capacity is below M_R, else None.
+
+    Every solver calls it first, so it also refuses arguments of the wrong type (a
+    notebook's ``solver.solve(graph, 5)``) with a :class:`ConfigError` naming them.
+    """
+    name = getattr(solver, "name", type(solver).__name__)
+    if not isinstance(problem, Problem):
+        raise ConfigError(
+            f"{name}.solve: problem must be a memplan Problem (Problem(graph, accelerator)), "
+            f"got {type(problem).__name__}"
+        )
+    if not isinstance(budget, Budget):
+        raise ConfigError(
+            f"{name}.solve: budget must be a memplan Budget (e.g. Budget(time_limit_s=60)), "
+            f"got {type(budget).__name__}"
+        )
     if problem.capacity_bytes >= problem.min_resident_bytes:
         return None
     return make_result(

@@ -120,3 +120,12 @@ def test_allocate_names_wrong_arguments() -> None:
         allocate(None, 1024)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="capacity_bytes must be a whole number"):
         allocate([Buffer("a", 0, 1, 4)], "1MB")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["greedy", "dnc", "rl", "ilp"])
+def test_solve_names_wrong_arguments(name: str) -> None:
+    solver = make_solver(name)
+    with pytest.raises(ConfigError, match=f"{name}.solve: problem must be a memplan Problem"):
+        solver.solve(random_dag(1, 5), Budget(time_limit_s=1))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=f"{name}.solve: budget must be a memplan Budget"):
+        solver.solve(_problem(), 5)  # type: ignore[arg-type]

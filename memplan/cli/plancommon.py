@@ -70,7 +70,9 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
 
         return resolve_budget(text, problem, cached_peak_provider)
     except ConfigError as error:
-        raise ConfigError(f"--scratchpad: {error} (or '{ACCELERATOR_BUDGET}')") from None
+        # The accelerator's own size is an answer only to "not a budget".
+        tail = f" (or '{ACCELERATOR_BUDGET}')" if "is not a budget" in str(error) else ""
+        raise ConfigError(f"--scratchpad: {error}{tail}") from None
 
 
 class StopOnSigint:
