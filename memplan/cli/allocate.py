@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     capacity = None
     if args.capacity is not None:
         text = args.capacity.strip()
-        capacity = int(text) if text.isdigit() else parse_bytes(text, "--capacity")
+        # Exact for whole byte counts (ASCII digits only); the range is checked below.
+        capacity = parse_bytes(text, "--capacity", max_bytes=None)
     if capacity is not None and capacity > INT64_MAX:
         raise ConfigError(
             f"--capacity {args.capacity}: beyond the 64-bit range "
