@@ -140,33 +140,38 @@ class DncSolver:
     capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK})
 
     part_ops: int = field(
-        default=24, metadata={"help": "ops per part between cuts (parts are 0.5x-1.5x it)"}
+        default=24,
+        metadata={"help": "ops per part between cuts (parts are 0.5x-1.5x it); 2 .. 10000"},
     )
     window_ops: int = field(
         default=16,
-        metadata={"help": "ops per window of the improvement search (grows to 4x when stuck)"},
+        metadata={
+            "help": "ops per window of the improvement search (grows to 4x when stuck); 2 .. 10000"
+        },
     )
     reorder_share: float = field(
         default=0.4,
         metadata={
             "help": "share of the time (after the start and the bound) for the order "
-            "search: chains of ops moved, scored by Belady's traffic (0 skips it)"
+            "search: chains of ops moved, scored by Belady's traffic (0 skips it); 0 .. 1"
         },
     )
     max_moves: int = field(
         default=0,
-        metadata={"help": "order-search moves to try at most (0 = until its share is spent)"},
+        metadata={"help": "order-search moves to try at most (0 = until its share is spent); >= 0"},
     )
     interval_share: float = field(
         default=0.3,
         metadata={
             "help": "share of the time for windows without placement, packed at the end "
-            "(0 skips them)"
+            "(0 skips them); 0 .. 1"
         },
     )
     parts_share: float = field(
         default=0.5,
-        metadata={"help": "share of the time the parts may take (0 skips them); then windows"},
+        metadata={
+            "help": "share of the time the parts may take (0 skips them), then windows; 0 .. 1"
+        },
     )
     inner: str = field(
         default="ilp",
@@ -181,13 +186,13 @@ class DncSolver:
     )
     max_windows: int = field(
         default=0,
-        metadata={"help": "windows to try at most (0 = until converged or out of time)"},
+        metadata={"help": "windows to try at most (0 = until converged or out of time); >= 0"},
     )
     stall_share: float = field(
         default=0.5,
         metadata={
             "help": "share of the time left after which windows that improved nothing "
-            "give the rest to the order search, then resume (1 = never)"
+            "give the rest to the order search, then resume (1 = never); 0 .. 1"
         },
     )
     workers: int = field(

@@ -98,10 +98,11 @@ class IlpSolver:
         default=-1,
         metadata={
             "help": "loads per tensor beyond the compulsory one; -1 = one per read "
-            "(complete: loses no plan); smaller is faster but only optimal within that limit"
+            "(complete: loses no plan); smaller is faster but only optimal within that "
+            "limit; >= -1"
         },
     )
-    workers: int = field(default=2, metadata={"help": "CP-SAT worker threads (>= 1)"})
+    workers: int = field(default=2, metadata={"help": "CP-SAT worker threads; 1 .. 64"})
     hint: bool = field(
         default=True, metadata={"help": "seed the search with the greedy solver's plan"}
     )
