@@ -16,7 +16,7 @@ from typing import Any
 from memplan.errors import OnnxImportError
 from memplan.ir import Graph, GraphBuilder, TensorId, TensorKind
 from memplan.onnx.aliases import Aliases
-from memplan.onnx.macs import estimate_macs
+from memplan.onnx.macs import estimate_macs, macs_estimated
 from memplan.onnx.shapes import TensorSizer
 
 
@@ -27,7 +27,7 @@ class Built:
     graph: Graph  # the scheduling IR
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...]  # shape of each graph input kept
     weight_tensors: int  # weight tensors the ops read
-    warnings: tuple[str, ...]  # inputs read by no op, outputs with nothing to plan
+    warnings: tuple[str, ...]  # unused inputs, outputs with nothing to plan, MAC guesses
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -53,6 +53,7 @@ class _GraphMaker:
         self.aliases = aliases
         self.weights = weights
         self.weight_count = 0
+        self.estimated: dict[str, None] = {}  # op types whose MACs are only guessed
 
     def add_input(self, name: str) -> tuple[int, ...]:
         size, shape, dtype = self.sizes.of(name)
@@ -81,6 +82,9 @@ class _GraphMaker:
         in_shapes = [self.sizes.static(n) if n else None for n in node.input]
         out_shapes = [self.sizes.static(n) if n else None for n in node.output]
         macs = estimate_macs(node.op_type, in_shapes, out_shapes, _attributes(node))
+        if macs_estimated(node.op_type, node.domain):
+            label = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+            self.estimated[label] = None
         self.builder.op(name, node.op_type, in_ids, out_ids, macs)
 
 
@@ -120,6 +124,12 @@ def build_graph(
         if not maker.builder.has_tensor(buffer) or buffer in weights or buffer in input_names:
             what = "a weight" if buffer in weights else "a graph input or unused"
             warnings.append(f"graph output {name!r} is {what}; nothing to plan for it")
+    if maker.estimated:
+        listed = ", ".join(maker.estimated)
+        warnings.append(
+            f"MACs of {listed} are only estimated (one per output element; memplan has no "
+            "rule for these op types), so latency and energy for them are rough"
+        )
     if not aliases.ops:
         raise OnnxImportError(
             f"{source}: no op is left after folding constants (the model computes only "

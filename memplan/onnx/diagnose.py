@@ -22,6 +22,23 @@ from memplan.onnx.shapes import static_shape
 #: A graph input of at most this many elements may be fixed with ``--input-value``.
 MAX_VALUE_INPUT_ELEMENTS = 16
 
+#: Standard ops that make or read sequence / optional values, which memplan cannot size.
+SEQUENCE_OPTIONAL_OPS = frozenset(
+    {
+        "SequenceConstruct",
+        "SequenceEmpty",
+        "SequenceInsert",
+        "SequenceAt",
+        "SequenceErase",
+        "SequenceLength",
+        "SplitToSequence",
+        "ConcatFromSequence",
+        "Optional",
+        "OptionalGetElement",
+        "OptionalHasElement",
+    }
+)
+
 
 class Diagnosis:
     """Error messages for one folded model."""
@@ -110,6 +127,53 @@ class Diagnosis:
             return lines[0].rsplit("] ", 1)[-1] if lines else type(error).__name__
         return ""
 
+    def _unsupported(self, index: int) -> str:
+        """Why node ``index`` (default domain) cannot be shape-inferred at all ("" if it can).
+
+        Checked before blaming input data: an op that is no ONNX op at the model's opset,
+        an op version without shape inference (very old opsets), sequence / optional
+        values, and IR version 3 initializers missing from the graph inputs.
+        """
+        from onnx import defs
+
+        folder = self.folder
+        node = folder.nodes[index]
+        name, op, opset = folder.names[index], node.op_type, folder.opset
+        if op in SEQUENCE_OPTIONAL_OPS:
+            return (
+                f"node {name!r} is a {op}; sequence and optional types are not supported "
+                "(memplan plans tensors of static shape). Export the model without them"
+            )
+        try:
+            schema = defs.get_schema(op, opset, "")
+        except defs.SchemaError:
+            later = ""
+            if defs.has(op):
+                later = f" (it exists from opset {defs.get_schema(op).since_version})"
+            return (
+                f"node {name!r} ({op}) is not an ONNX op at the model's opset {opset}{later}; "
+                "fix the op type, raise the model's opset with onnx.version_converter, or "
+                "give a custom op its own domain"
+            )
+        if not schema.has_type_and_shape_inference_function:
+            return (
+                f"ONNX has no shape inference for {op}-{schema.since_version} used by node "
+                f"{name!r}: opset {opset} is too old. Convert the model with "
+                "onnx.version_converter.convert_version(model, 13) and import that"
+            )
+        graph = folder.model.graph
+        if folder.model.ir_version < 4:
+            listed = {vi.name for vi in graph.input}
+            missing = [t.name for t in graph.initializer if t.name not in listed]
+            if missing:
+                return (
+                    f"onnx.checker says {missing[0]!r} in initializer but not in graph input "
+                    f"(IR version {folder.model.ir_version} needs every initializer listed "
+                    "as a graph input); add it to the graph inputs or set the model's "
+                    "ir_version to 4 or higher"
+                )
+        return ""
+
     def reject_control_flow(self) -> None:
         """Raise for the first ``Loop``/``Scan``/``If`` left after folding, if any."""
         folder = self.folder
@@ -169,6 +233,9 @@ class Diagnosis:
                 f"{node.op_type}) that ONNX shape inference does not know. Export it as "
                 "standard ONNX ops, or record its output shapes in the model's value_info"
             )
+        unsupported = self._unsupported(index)
+        if unsupported:
+            return OnnxImportError(f"{what}: {unsupported}")
         rejected = self._inference_error(index)
         if rejected:
             return OnnxImportError(

@@ -16,7 +16,8 @@ module computes them and lets shape inference go on::
         an If whose condition is now known -> replace it by its branch, go again
         a node whose inputs all have static shapes but whose outputs do not
         (the "frontier") -> compute the values of its inputs, evaluating their
-        producers with onnx.reference, and show them to inference as constants
+        producers with onnx.reference, and show them to inference as constants;
+        when all its inputs are known (NonZero of a constant), compute it too
     until nothing new is learned
 
 Values are computed on demand, only for what inference is missing, and only for small
@@ -182,9 +183,14 @@ class ShapeFolder:
         """Compute the inputs of the frontier nodes; say whether a node was computed."""
         before = len(self.evaluated)
         for index in self.frontier():
-            for name in self.nodes[index].input:
+            node = self.nodes[index]
+            for name in node.input:
                 if name and name not in self.values:
                     self.value(name)
+            # Every input known but no output shape: inference cannot follow the op
+            # (NonZero, Unique of a constant); compute the node itself.
+            if all(i in self.values for i in node.input if i):
+                self.value(node_key(node))
         return len(self.evaluated) > before
 
     def _light_copy(self) -> onnx.ModelProto:

@@ -43,7 +43,12 @@ from memplan.onnx.flags import (
 )
 from memplan.onnx.fold import FoldResult, ShapeFolder
 from memplan.onnx.inputs import fix_input_values, require_static_inputs
-from memplan.onnx.load import prepare_external_data, read_model, sort_nodes
+from memplan.onnx.load import (
+    check_graph_inputs,
+    prepare_external_data,
+    read_model,
+    sort_nodes,
+)
 from memplan.onnx.report import ImportReport, ImportResult
 from memplan.onnx.shapes import TensorSizer, apply_shape_overrides
 
@@ -138,6 +143,7 @@ def import_model(
     )
     model, source, base_dir = read_model(model_or_path, model_bytes)
     prepare_external_data(model, base_dir, source)
+    check_graph_inputs(model.graph, source)
     onnx_nodes, opset = len(model.graph.node), _opset(model)
     names = sort_nodes(model.graph, source)
     inputs = _fix_inputs(model, source, options.input_shapes, options.dims, options.input_values)

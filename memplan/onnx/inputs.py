@@ -132,6 +132,17 @@ def require_static_inputs(model: onnx.ModelProto, input_names: Sequence[str], so
             every nameless unknown dim and every input of unknown rank, with the flags
             that fix them, e.g. ``--dim batch=1 --dim height=640 --dim width=640``.
     """
+    for vi in model.graph.input:
+        kind = vi.type.WhichOneof("value")
+        if vi.name in input_names and kind not in ("tensor_type", None):
+            what = kind.removesuffix("_type").replace("_", " ")
+            article = "an" if what[:1] in "aeiou" else "a"
+            raise OnnxImportError(
+                f"{source}: graph input {vi.name!r} has {article} {what} type, not a tensor; "
+                "sequence and optional types are not supported (memplan plans tensors of "
+                "static shape). "
+                "Export the model with plain tensor inputs"
+            )
     where: dict[str, list[str]] = {}  # symbolic dim name -> "input[axis]" places
     partial: list[tuple[str, Sequence[Dim]]] = []  # inputs with some dim not fixed
     unranked: list[str] = []

@@ -45,7 +45,9 @@ def read_model(
     if isinstance(model_or_path, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(model_or_path)
-        return copy, model_or_path.graph.name or "<ModelProto>", None
+        source = model_or_path.graph.name or "<ModelProto>"
+        _require_ops(copy, source)
+        return copy, source, None
     if not isinstance(model_or_path, (str, Path)):
         raise OnnxImportError(
             f"cannot import {type(model_or_path).__name__}; pass a path or an onnx.ModelProto"
@@ -65,46 +67,162 @@ def read_model(
         ) from None
     except Exception as error:
         raise OnnxImportError(f"{source}: cannot parse as ONNX ({error})") from None
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
+    if model.ir_version <= 0 or not model.HasField("graph"):
         raise OnnxImportError(
-            f"{source}: not an ONNX model (no IR version or an empty graph); "
+            f"{source}: not an ONNX model (no IR version or no graph); "
             "pass an .onnx file exported by a framework"
         )
+    _require_ops(model, source)
     return model, source, path.parent
 
 
+def _require_ops(model: onnx.ModelProto, source: str) -> None:
+    """Refuse a valid model whose graph has no nodes: there is nothing to plan."""
+    if not model.graph.node:
+        raise OnnxImportError(
+            f"{source}: graph {model.graph.name!r} has no ops (its outputs are graph inputs "
+            "or initializers), so there is nothing to plan; pass a model that computes "
+            "something"
+        )
+
+
+def _external_location(tensor: Any, base_dir: Path, source: str) -> tuple[Path, int, int]:
+    """(data file, offset, length) of an external initializer, checked without reading it.
+
+    The location must be a relative path that stays inside the model's folder (no
+    absolute path, no ``..`` escape, no symlink out), the file must exist, and it must
+    hold ``offset + length`` bytes (``length`` defaults to the tensor's byte size).
+    """
+    from onnx.external_data_helper import ExternalDataInfo
+
+    from memplan.onnx.shapes import element_bits, element_type_name
+
+    name = tensor.name
+    try:
+        info = ExternalDataInfo(tensor)
+        offset = int(info.offset or 0)
+        length_field = info.length
+    except (ValueError, TypeError) as error:
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} has malformed external data fields ({error}); "
+            "re-save the model with onnx.save_model(..., save_as_external_data=True)"
+        ) from None
+    where = info.location
+    fix = "keep the data file in the model's folder and give its location relative to it"
+    if not where:
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} uses external data but names no location; {fix}"
+        )
+    if Path(where).is_absolute() or where.startswith(("/", "\\")):
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} keeps its data at the absolute path {where!r}; {fix}"
+        )
+    root = base_dir.resolve()
+    location = (base_dir / where).resolve()
+    if not location.is_relative_to(root):
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} keeps its data in {where!r}, outside the "
+            f"model's folder {base_dir}; {fix}"
+        )
+    if not location.is_file():
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} keeps its data in {where!r}, which is not "
+            f"in {base_dir}; put the data file next to the model"
+        )
+    bits = element_bits(tensor.data_type)
+    needed = math.ceil(math.prod(tensor.dims) * bits / 8) if bits is not None else 0
+    length = int(length_field) if length_field is not None else needed
+    if offset < 0 or length < 0:
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} has a negative external data offset or "
+            "length; re-save the model"
+        )
+    if length_field is not None and bits is not None and length < needed:
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} ({element_type_name(tensor.data_type)}, "
+            f"shape {list(tensor.dims)}) needs {needed} bytes but its external data "
+            f"length is {length}; re-save the model"
+        )
+    size = location.stat().st_size
+    if offset + length > size:
+        raise OnnxImportError(
+            f"{source}: initializer {name!r} needs bytes {offset}..{offset + length} of "
+            f"{where!r}, but the file has only {size} bytes (truncated?); copy the "
+            "complete data file next to the model"
+        )
+    return location, offset, length
+
+
 def prepare_external_data(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
-    """Check external data files exist and load small integer tensors (shape inputs)."""
+    """Check every external data location and load small integer tensors (shape inputs).
+
+    Each external initializer must name a relative file inside the model's folder that
+    holds all its bytes (checked from the file size, without reading large data); the
+    small ``int32`` / ``int64`` ones are read, since they may be shape inputs.
+    """
     import onnx
-    from onnx.external_data_helper import (
-        ExternalDataInfo,
-        load_external_data_for_tensor,
-        uses_external_data,
-    )
+    from onnx.external_data_helper import uses_external_data
 
     small_int = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     for tensor in model.graph.initializer:
         if not uses_external_data(tensor):
             continue
-        info = ExternalDataInfo(tensor)
         if base_dir is None:
             continue  # an in-memory model: sizes come from dims; values are not needed
-        location = base_dir / info.location
-        if not location.is_file():
-            raise OnnxImportError(
-                f"{source}: initializer {tensor.name!r} keeps its data in {info.location!r}, "
-                f"which is not in {base_dir}; put the data file next to the model"
-            )
+        location, offset, length = _external_location(tensor, base_dir, source)
         if tensor.data_type in small_int and math.prod(tensor.dims) <= 4096:
             try:
-                load_external_data_for_tensor(tensor, str(base_dir))
-            except (OSError, ValueError) as error:
+                with location.open("rb") as data_file:
+                    data_file.seek(offset)
+                    raw = data_file.read(length)
+            except OSError as error:
                 raise OnnxImportError(
                     f"{source}: cannot read external data of {tensor.name!r} from "
-                    f"{info.location!r}: {error}"
+                    f"{location.name!r} ({error.strerror}); check the file's permissions"
                 ) from None
+            tensor.raw_data = raw
             tensor.data_location = onnx.TensorProto.DEFAULT
             del tensor.external_data[:]
+
+
+def check_graph_inputs(graph: onnx.GraphProto, source: str) -> None:
+    """Check graph input names are unique and agree with initializers of the same name.
+
+    Raises:
+        OnnxImportError: a graph input listed twice, or an initializer whose shape or
+            element type differs from the graph input of its name (old models list
+            initializers as inputs).
+    """
+    from memplan.onnx.shapes import dims_of, element_type_name
+
+    seen: set[str] = set()
+    for vi in graph.input:
+        if vi.name in seen:
+            raise OnnxImportError(
+                f"{source}: graph input {vi.name!r} is listed twice in graph "
+                f"{graph.name!r}; remove the duplicate or give each input its own name"
+            )
+        seen.add(vi.name)
+    declared = {vi.name: dims_of(vi.type) for vi in graph.input}
+    for tensor in graph.initializer:
+        if tensor.name not in declared:
+            continue
+        dims, elem_type = declared[tensor.name]
+        shape = tuple(int(d) for d in tensor.dims)
+        differs = dims is not None and (
+            len(dims) != len(shape)
+            or any(isinstance(d, int) and d != s for d, s in zip(dims, shape, strict=True))
+        )
+        if differs or (elem_type and elem_type != tensor.data_type):
+            listed = "?" if dims is None else ",".join(str(d) for d in dims) or "scalar"
+            raise OnnxImportError(
+                f"{source}: initializer {tensor.name!r} "
+                f"({element_type_name(tensor.data_type)}, shape "
+                f"{','.join(map(str, shape)) or 'scalar'}) disagrees with the graph input "
+                f"of that name ({element_type_name(elem_type)}, shape {listed}); make the "
+                "input's declared type and shape match the initializer, or drop it from "
+                "the graph inputs"
+            )
 
 
 def node_names(nodes: Sequence[Any]) -> list[str]:

@@ -13,8 +13,11 @@ elementwise (Add, Relu, ...) output elements
 data movement (Concat, ...)  0
 ===========================  ==================================================
 
-Unknown op types are treated as elementwise (one MAC per output element), which is
-the right order of magnitude for most custom activations.
+ONNX Runtime's ``com.microsoft`` conv / matmul variants (``FusedConv``, ``NhwcConv``,
+``FusedGemm``, ``FusedMatMul``, ``MatMulNBits``, ...) are counted like ``Conv``, ``Gemm``
+and ``MatMul``. Other unknown op types are treated as elementwise (one MAC per output
+element), the right order of magnitude for most custom activations; such estimates are
+flagged by :func:`macs_estimated` so the importer can warn about them.
 """
 
 from __future__ import annotations
@@ -142,6 +145,31 @@ def _matmul(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
     return _numel(out) * a[-1]
 
 
+def _fused_matmul(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    a = _get(inputs, 0)
+    out = _get(outputs, 0)
+    if a is None or out is None or not a:
+        return 0
+    k = a[-2] if attrs.get("transA", 0) and len(a) >= 2 else a[-1]
+    return _numel(out) * k
+
+
+def _matmul_nbits(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """``MatMulNBits``: B is packed, so K comes from the ``K`` attribute (or A's last dim)."""
+    a = _get(inputs, 0)
+    k = attrs.get("K") or (a[-1] if a else 0)
+    return _numel(_get(outputs, 0)) * int(k)
+
+
+def _nhwc_conv(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """``NhwcConv``: weight [C_out, k1, k2, ..., C_in / group] (channels last)."""
+    weight = _get(inputs, 1)
+    out = _get(outputs, 0)
+    if weight is None or out is None or len(weight) < 2:
+        return 0
+    return _numel(out) * math.prod(weight[1:])
+
+
 def _pool(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
     kernel = attrs.get("kernel_shape") or ()
     return _numel(_get(outputs, 0)) * math.prod(int(k) for k in kernel)
@@ -156,7 +184,54 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "MatMul": _matmul,
     "MatMulInteger": _matmul,
     "QLinearMatMul": lambda i, o, a: _matmul([i[0]], o, a),
+    # ONNX Runtime contrib ops (com.microsoft): fused or quantised conv / matmul.
+    "FusedConv": _conv,
+    "NhwcConv": _nhwc_conv,
+    "ConvTransposeWithDynamicPads": _conv_transpose,
+    "FusedGemm": _gemm,
+    "FusedMatMul": _fused_matmul,
+    "MatMulInteger16": _matmul,
+    "MatMulIntegerToFloat": _matmul,
+    "DynamicQuantizeMatMul": _matmul,
+    "MatMulNBits": _matmul_nbits,
+    "MatMulBnb4": _matmul_nbits,
 }
+
+#: Standard ops with real arithmetic beyond one MAC per output element that have no
+#: rule here: their count is a rough estimate (see :func:`macs_estimated`).
+UNMODELLED_STANDARD_OPS = frozenset(
+    {
+        "Einsum",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "Attention",
+        "DeformConv",
+        "RoiAlign",
+        "DFT",
+        "STFT",
+        "NonMaxSuppression",
+        "GridSample",
+        "AffineGrid",
+        "Col2Im",
+        "Det",
+    }
+)
+
+
+def macs_estimated(op_type: str, domain: str = "") -> bool:
+    """Whether :func:`estimate_macs` only guesses ``op_type`` (one MAC per output element).
+
+    True for a custom-domain op without a rule and for the standard ops in
+    :data:`UNMODELLED_STANDARD_OPS`; elementwise standard ops are counted exactly.
+    """
+    if op_type in _RULES or op_type in DATA_MOVEMENT_OPS or op_type in POOL_OPS:
+        return False
+    if op_type in GLOBAL_POOL_OPS or op_type in INPUT_PROPORTIONAL_OPS:
+        return False
+    if domain not in ("", "ai.onnx"):
+        return True
+    return op_type in UNMODELLED_STANDARD_OPS
 
 
 def estimate_macs(

@@ -1,0 +1,242 @@
+"""Bad ONNX input gets one line with the real reason: external data, unsupported ops and
+types, old opsets and IR versions, MAC estimates, NonZero of a known value, odd graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_models import run_cli
+from onnx import TensorProto, helper, numpy_helper
+from onnx.external_data_helper import set_external_data
+
+from memplan.cli import EXIT_BAD_INPUT
+from memplan.errors import OnnxImportError
+from memplan.onnx.importer import import_model
+from memplan.onnx.macs import estimate_macs
+
+F = TensorProto.FLOAT
+
+
+def vi(name, shape, elem=F):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=8, extra=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    opsets = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, 1) for d in extra)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = ir_version
+    return model
+
+
+# ----------------------------------------------------------------------- external data
+def external_model(
+    folder: Path, location: str, *, dtype=np.float32, offset=0, length=None, data_bytes=None
+) -> Path:
+    """x[4] + w[4] -> y with w's data in ``location`` (written to ``data_bytes`` if given)."""
+    w = numpy_helper.from_array(np.arange(4, dtype=dtype), "w")
+    raw = w.raw_data
+    set_external_data(w, location, offset=offset, length=length)
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
+    model = make_model(nodes, [vi("x", [4], elem)], [vi("y", [4], elem)], [w])
+    path = folder / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    if data_bytes is not None:
+        (folder / location).write_bytes(data_bytes if data_bytes != b"full" else raw)
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_external_data_absolute_path_is_refused(tmp_path, dtype):
+    outside = tmp_path / "elsewhere.data"
+    outside.write_bytes(b"\0" * 64)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    path = external_model(model_dir, str(outside), dtype=dtype)
+    with pytest.raises(OnnxImportError, match=r"m\.onnx: initializer 'w' .*absolute path"):
+        import_model(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_external_data_outside_the_folder_is_refused(tmp_path, dtype):
+    (tmp_path / "escape.data").write_bytes(b"\0" * 64)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    path = external_model(model_dir, "../escape.data", dtype=dtype)
+    with pytest.raises(OnnxImportError, match=r"'w' .*'\.\./escape\.data', outside"):
+        import_model(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_truncated_external_data_is_refused(tmp_path, dtype):
+    path = external_model(tmp_path, "w.data", dtype=dtype, data_bytes=b"\0" * 5)
+    with pytest.raises(OnnxImportError, match=r"'w' needs bytes 0\.\.\d+ of 'w\.data'.*only 5"):
+        import_model(path)
+
+
+def test_external_data_offset_past_the_end_is_refused(tmp_path):
+    path = external_model(tmp_path, "w.data", offset=16, length=16, data_bytes=b"\0" * 24)
+    with pytest.raises(OnnxImportError, match=r"bytes 16\.\.32 .*only 24"):
+        import_model(path)
+
+
+def test_good_external_data_still_imports(tmp_path):
+    path = external_model(tmp_path, "w.data", data_bytes=b"full")
+    assert import_model(path).graph.tensor_by_name("w").size_bytes == 16
+
+
+def test_cli_external_data_outside_is_one_line(tmp_path, capsys):
+    path = external_model(tmp_path, "/etc/passwd")
+    code, _, err = run_cli(capsys, "inspect", path)
+    assert code == EXIT_BAD_INPUT
+    assert len(err.strip().splitlines()) == 1
+    assert "'w'" in err and "/etc/passwd" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------- real reasons
+def test_unknown_default_domain_op_is_named():
+    nodes = [
+        helper.make_node("FrobnicateXYZ", ["x"], ["a"]),
+        helper.make_node("Relu", ["a"], ["y"]),
+    ]
+    model = make_model(nodes, [vi("x", [1, 4])], [vi("y", None)])
+    with pytest.raises(OnnxImportError, match="not an ONNX op at the model's opset 17") as info:
+        import_model(model)
+    assert "graph input data" not in str(info.value)
+
+
+def test_op_newer_than_the_opset_says_when_it_exists():
+    model = make_model([helper.make_node("Gelu", ["x"], ["y"])], [vi("x", [1, 4])],
+                       [vi("y", None)])  # fmt: skip
+    with pytest.raises(OnnxImportError, match="exists from opset 20"):
+        import_model(model)
+
+
+def test_too_old_opset_suggests_version_converter():
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    model = make_model(nodes, [vi("x", [1, 4])], [vi("y", None)], opset=1, ir_version=3)
+    with pytest.raises(OnnxImportError, match=r"Relu-1 .*opset 1 is too old.*version_converter"):
+        import_model(model)
+
+
+def test_ir3_initializer_not_listed_as_input_says_so():
+    w = numpy_helper.from_array(np.zeros((2, 3, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    model = make_model(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", None)], [w], opset=7,
+                       ir_version=3)  # fmt: skip
+    with pytest.raises(OnnxImportError, match="'w' in initializer but not in graph input"):
+        import_model(model)
+
+
+def test_sequence_op_is_not_supported():
+    nodes = [
+        helper.make_node("SequenceConstruct", ["x", "x"], ["s"]),
+        helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=0),
+    ]
+    model = make_model(nodes, [vi("x", [2, 4])], [vi("y", None)])
+    with pytest.raises(OnnxImportError, match="SequenceConstruct; sequence and optional types"):
+        import_model(model)
+
+
+@pytest.mark.parametrize("kind", ["sequence", "optional"])
+def test_sequence_or_optional_graph_input_is_not_supported(kind):
+    tensor = helper.make_tensor_type_proto(F, [2, 4])
+    if kind == "sequence":
+        type_proto = helper.make_sequence_type_proto(tensor)
+        node = helper.make_node("ConcatFromSequence", ["i"], ["y"], axis=0)
+    else:
+        type_proto = helper.make_optional_type_proto(tensor)
+        node = helper.make_node("OptionalGetElement", ["i"], ["y"])
+    model = make_model([node], [helper.make_value_info("i", type_proto)], [vi("y", None)],
+                       opset=18)  # fmt: skip
+    with pytest.raises(OnnxImportError, match=f"'i' has an? {kind} type.*not supported"):
+        import_model(model)
+
+
+# ----------------------------------------------------------------------- MACs
+def test_fused_conv_counts_like_conv():
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    macs = {}
+    for op, domain in (("Conv", ""), ("FusedConv", "com.microsoft")):
+        node = helper.make_node(op, ["x", "w"], ["y"], domain=domain)
+        if domain:
+            node.attribute.append(helper.make_attribute("activation", "Relu"))
+        model = make_model([node], [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 6, 6])], [w],
+                           extra=[domain] if domain else [])  # fmt: skip
+        result = import_model(model)
+        macs[op] = result.graph.ops[0].macs
+        assert not any("estimated" in w for w in result.report.warnings)
+    assert macs["FusedConv"] == macs["Conv"] == 4 * 36 * 27
+
+
+def test_contrib_matmul_variants_count_like_matmul():
+    from memplan.onnx.macs import macs_estimated
+
+    assert estimate_macs("FusedMatMul", [(8, 16), (16, 4)], [(8, 4)]) == 8 * 4 * 16
+    assert estimate_macs("FusedMatMul", [(16, 8), (16, 4)], [(8, 4)], {"transA": 1}) == 512
+    assert estimate_macs("FusedGemm", [(8, 16), (16, 4)], [(8, 4)]) == 512
+    assert estimate_macs("MatMulNBits", [(8, 16), (4, 1, 8)], [(8, 4)], {"K": 16}) == 512
+    assert not macs_estimated("FusedConv", "com.microsoft")
+    assert not macs_estimated("Relu")
+    assert macs_estimated("Frob", "my.ops")
+    assert macs_estimated("Einsum")
+
+
+def test_custom_op_mac_estimate_is_warned_once():
+    nodes = [
+        helper.make_node("Frob", ["x"], ["a"], domain="my.ops"),
+        helper.make_node("Frob", ["a"], ["y"], domain="my.ops"),
+    ]
+    model = make_model(nodes, [vi("x", [1, 4])], [vi("y", [1, 4])], extra=["my.ops"])
+    model.graph.value_info.append(vi("a", [1, 4]))
+    warnings = [w for w in import_model(model).report.warnings if "estimated" in w]
+    assert len(warnings) == 1 and "my.ops::Frob" in warnings[0]
+
+
+# ----------------------------------------------------------------------- NonZero
+def test_nonzero_of_an_input_value_is_folded():
+    nodes = [
+        helper.make_node("NonZero", ["m"], ["idx"]),
+        helper.make_node("Transpose", ["idx"], ["it"]),
+        helper.make_node("GatherND", ["x", "it"], ["y"]),
+    ]
+    model = make_model(nodes, [vi("x", [2, 4]), vi("m", [2, 4], TensorProto.BOOL)],
+                       [vi("y", None)])  # fmt: skip
+    with pytest.raises(OnnxImportError, match="--input-value m:VALUE"):
+        import_model(model)
+    values = {"m": (1, 0, 1, 0, 1, 0, 1, 0)}
+    graph = import_model(model, input_values=values).graph
+    assert [op.op_type for op in graph.ops] == ["GatherND"]
+    assert graph.tensor_by_name("y").size_bytes == 4 * 4
+
+
+# ----------------------------------------------------------------------- odd graphs
+def test_graph_without_ops_says_so():
+    model = make_model([], [vi("x", [1, 4])], [vi("x", [1, 4])])
+    with pytest.raises(OnnxImportError, match=r"has no ops.*nothing to plan") as info:
+        import_model(model)
+    assert "not an ONNX model" not in str(info.value)
+
+
+def test_duplicate_graph_input_names_the_file(tmp_path):
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])],
+                       [vi("x", [1, 4]), vi("x", [1, 4])], [vi("y", None)])  # fmt: skip
+    path = tmp_path / "dup.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(OnnxImportError, match=r"dup\.onnx: graph input 'x' is listed twice"):
+        import_model(path)
+
+
+def test_initializer_shadowing_an_input_of_another_shape_is_named():
+    w = numpy_helper.from_array(np.zeros((1, 16), np.float32), "w")
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
+    model = make_model(nodes, [vi("x", [1, 16]), vi("w", [4, 16])], [vi("y", None)], [w],
+                       opset=7, ir_version=3)  # fmt: skip
+    with pytest.raises(OnnxImportError, match=r"initializer 'w' .*1,16.* 4,16") as info:
+        import_model(model)
+    assert "--input-shape" not in str(info.value)
