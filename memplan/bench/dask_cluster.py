@@ -12,11 +12,22 @@ solver cannot hang a Dask worker or the bench. ``address="local"`` starts a
 
 On a remote cluster, memplan (and any ``module:Class`` solver) must be importable by
 the Dask workers' Python.
+
+Ctrl-C: a terminal sends SIGINT to its whole foreground process group, so the
+LocalCluster's worker processes would get it too and die printing tracebacks. They
+ignore it instead (started with SIGINT ignored, which a spawned Python keeps, and this
+module is their preload, whose :func:`dask_setup` ignores it again in a restarted
+worker); the parent alone handles Ctrl-C, cancels the tasks and closes the cluster with
+Dask's loggers quietened, so the bench prints only its own "interrupted" line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S
@@ -34,6 +45,67 @@ def _import_distributed() -> Any:
             "--dask needs Dask distributed; install it with: pip install 'memplan[dist]'"
         ) from None
     return distributed
+
+
+#: The LocalCluster workers' preload: this module, for its :func:`dask_setup`.
+WORKER_PRELOAD = __name__
+
+
+def ignore_sigint() -> bool:
+    """Ignore SIGINT in this process (only the main thread may set a signal handler).
+
+    Returns:
+        Whether SIGINT is now ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return True
+
+
+def dask_setup(worker: object) -> None:
+    """Dask preload hook, run in each LocalCluster worker process as it starts.
+
+    The bench's parent handles Ctrl-C and closes the cluster; a worker that took the
+    terminal's SIGINT itself would die with a traceback in the middle of a task.
+
+    Args:
+        worker: the starting ``distributed.Worker`` (unused).
+    """
+    del worker
+    ignore_sigint()
+
+
+@contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ignore SIGINT while the LocalCluster spawns its worker processes, so they start
+    (and stay) with it ignored; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(
+            signal.SIGINT, previous if previous is not None else signal.default_int_handler
+        )
+
+
+@contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Show only critical messages of Dask's loggers (cancelled tasks, closing comms)
+    while a cluster is shut down after an interruption or an error."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
 
 
 def run_cells_dask(
@@ -67,17 +139,21 @@ def run_cells_dask(
     if not cells:
         return
     cluster = None
+    quiet = ExitStack()
     try:
         if address == "local":
             if jobs < 1:
                 raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-            cluster = distributed.LocalCluster(
-                n_workers=jobs,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
+            with _workers_ignore_sigint():
+                cluster = distributed.LocalCluster(
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    preload=[WORKER_PRELOAD],
+                )
             client = distributed.Client(cluster)
         else:
             try:
@@ -113,11 +189,13 @@ def run_cells_dask(
                     if row is not None:
                         on_row(row)
             except BaseException:
+                quiet.enter_context(_quiet_dask_logs())  # until the cluster is closed
                 client.cancel(futures, force=True)
                 raise
     finally:
-        if cluster is not None:
-            cluster.close()
+        with quiet:
+            if cluster is not None:
+                cluster.close()
 
 
 def _task_error_row(cell: CellSpec, error: BaseException) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from memplan.bench.results import (
     pending_cells,
     read_rows,
 )
-from memplan.bench.runrecord import RUN_NAME, check_same_settings, run_record
+from memplan.bench.runrecord import RUN_NAME, check_same_settings, planned_cell, run_record
 from memplan.bench.specs import check_solvers, solver_options
 from memplan.budgets import PeakEstimate, PeakProvider, resolve_budget
 from memplan.errors import ConfigError, MemplanError
@@ -405,7 +405,16 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     pending = pending_cells(cells, latest_rows(rows), config.retry_failed)
     atomic_write_text(
         config.out_dir / RUN_NAME,
-        json.dumps(run_record(config.to_dict(), failures, recorded), indent=2) + "\n",
+        json.dumps(
+            run_record(
+                config.to_dict(),
+                failures,
+                recorded,
+                [planned_cell(cell.row_base()) for cell in cells],
+            ),
+            indent=2,
+        )
+        + "\n",
     )
     return BenchRun(config, cells, pending, failures, bad)
 

@@ -13,6 +13,12 @@ solver reported (a bound over all valid plans: never a status, never the optimum
 order-restricted solve, see :func:`memplan.bench.rows.best_bound`); a solver's gap is
 :func:`memplan.solver.relative_gap` of its value to that bound, and a row in a cell
 without a bound has no gap ("–"), never 0.
+
+Solvers are compared over the same cells: each summary row covers only the cells that
+every solver of its group (its scope and budget; every solver, for the overall rows)
+finished, and counts the rows it leaves out (an interrupted or partly resumed run). A
+report of a folder whose run.json lists cells without a result says how many of them
+are done (:func:`progress_line`).
 """
 
 from __future__ import annotations
@@ -96,7 +102,8 @@ class SolverSummary:
     scope: str  # scope, or "*" for every scope
     budget: str  # budget spec, or "*" for every budget
     solver: str  # solver name
-    cells: int  # rows of this solver in the group
+    cells: int  # rows of this solver in the group's common cells (every solver finished)
+    left_out: int  # rows of this solver in cells another solver of the group has not finished
     plans: int  # rows with a valid plan
     optimal: int  # rows with status OPTIMAL (proven over all plans)
     infeasible: int  # rows proven infeasible
@@ -136,6 +143,11 @@ def summarize(
     by_cell: dict[CellId, dict[str, Row]] = {}
     for row in rows:
         by_cell.setdefault(cell_id(row), {})[solver_label(row)] = row
+    # The solvers compared in each (scope, budget) group, and over everything.
+    compared: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        compared.setdefault((str(row["scope"]), str(row["budget"])), set()).add(solver_label(row))
+        compared.setdefault(("*", "*"), set()).add(solver_label(row))
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((str(row["scope"]), str(row["budget"]), solver_label(row)), []).append(
@@ -145,7 +157,55 @@ def summarize(
             groups.setdefault(("*", "*", solver_label(row)), []).append(row)
     order = _first_seen(rows)
     keys = sorted(groups, key=lambda k: (k[0] == "*", order.get(k[:2], 0), order.get(k[2], 0)))
-    return [_summary(key, groups[key], by_cell, baseline) for key in keys]
+    summaries = []
+    for key in keys:
+        solvers = compared[key[:2]]
+        common = [r for r in groups[key] if solvers <= by_cell[cell_id(r)].keys()]
+        summaries.append(_summary(key, common, len(groups[key]) - len(common), by_cell, baseline))
+    return summaries
+
+
+def common_cells(rows: Iterable[Row]) -> tuple[int, int]:
+    """Cells (workload, scope, budget) that every solver of their scope and budget
+    finished, and all cells.
+
+    Returns:
+        ``(common, total)``: the summaries compare solvers over the ``common`` cells.
+    """
+    rows = merge_rows(rows)
+    labels: dict[tuple[str, str], set[str]] = {}
+    by_cell: dict[CellId, set[str]] = {}
+    for row in rows:
+        labels.setdefault((str(row["scope"]), str(row["budget"])), set()).add(solver_label(row))
+        by_cell.setdefault(cell_id(row), set()).add(solver_label(row))
+    common = sum(1 for (_, scope, budget), s in by_cell.items() if labels[(scope, budget)] <= s)
+    return common, len(by_cell)
+
+
+def progress_line(out_dir: str | Path, rows: Iterable[Row]) -> str | None:
+    """``"13 of 108 cells done; ..."`` when the folder's run.json plans cells that have
+    no result yet (an interrupted run), else None.
+
+    Args:
+        out_dir: the results folder (its run.json lists the planned cells).
+        rows: the folder's result rows.
+    """
+    from memplan.bench.runrecord import planned_cell, planned_cells
+
+    planned = planned_cells(Path(out_dir))
+    if not planned:
+        return None
+    rows = merge_rows(rows)
+    have = {planned_cell(row) for row in rows}
+    done = sum(1 for cell in planned if cell in have)
+    if done == len(planned):
+        return None
+    common, total = common_cells(rows)
+    return (
+        f"partial results: {done} of {len(planned)} cells done (run the same `memplan bench` "
+        f"command again to finish); solvers are compared over the {common} of {total} "
+        "(workload, scope, budget) cells that every solver of their budget finished"
+    )
 
 
 def _first_seen(rows: Sequence[Row]) -> dict[Any, int]:
@@ -160,6 +220,7 @@ def _first_seen(rows: Sequence[Row]) -> dict[Any, int]:
 def _summary(
     key: tuple[str, str, str],
     group: list[Row],
+    left_out: int,
     by_cell: Mapping[CellId, Mapping[str, Row]],
     baseline: str | None,
 ) -> SolverSummary:
@@ -201,6 +262,7 @@ def _summary(
         budget=budget,
         solver=solver,
         cells=len(group),
+        left_out=left_out,
         plans=len(with_plan),
         optimal=statuses.count("optimal"),
         infeasible=statuses.count("infeasible"),
@@ -250,6 +312,7 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("budget", lambda s: s.budget),
     ("solver", lambda s: s.solver),
     ("cells", lambda s: str(s.cells)),
+    ("left out", lambda s: str(s.left_out)),
     ("plans", lambda s: str(s.plans)),
     ("optimal", lambda s: str(s.optimal)),
     ("timeout", lambda s: str(s.timeouts)),
@@ -358,14 +421,25 @@ def mp_provenance(rows: Sequence[Row]) -> str:
     )
 
 
-def markdown_report(rows: Sequence[Row], baseline: str | None) -> str:
-    """The whole report as Markdown: summary, per-cell results, failures."""
+def markdown_report(rows: Sequence[Row], baseline: str | None, progress: str | None = None) -> str:
+    """The whole report as Markdown: summary, per-cell results, failures.
+
+    Args:
+        rows: result rows.
+        baseline: the solver to compare against.
+        progress: the :func:`progress_line` of a partial run, shown first.
+    """
     rows = ordered_rows(rows, baseline)
     baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     parts = ["# memplan bench report\n"]
+    if progress:
+        parts.append(f"**{progress}.**\n")
     parts.append(
         f"Non-compulsory DRAM traffic per solver. Baseline: {baseline or 'none'}. "
+        "Each summary row covers only the cells that every solver of its scope and budget "
+        "finished ('cells'; every solver, for the overall rows); 'left out' counts the "
+        "solver's other rows, which no figure includes. "
         "'vs baseline' is the change of non-compulsory traffic against the baseline over the "
         "cells where the baseline spills (mean of per-cell ratios, and of the totals); "
         "'trivial' cells (the baseline has no non-compulsory traffic) are counted apart. "
@@ -469,7 +543,7 @@ def write_reports(
     summaries = summarize(rows, baseline)
     written = []
     for name, text in (
-        ("summary.md", markdown_report(rows, baseline)),
+        ("summary.md", markdown_report(rows, baseline, progress_line(out, rows))),
         ("summary.csv", summary_csv(summaries)),
         ("cells.csv", cells_csv(rows)),
     ):

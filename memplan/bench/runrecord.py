@@ -6,7 +6,9 @@ the element size, the M_P proof budget): before a run adds rows to a folder,
 :func:`check_same_settings` compares them with the folder's run.json and refuses a
 difference, so one folder never mixes rows that answer different questions. Others
 only add cells (workloads, solvers and their options, budgets, scopes) and may be
-resumed into the same folder; :func:`run_record` keeps them all in run.json.
+resumed into the same folder; :func:`run_record` keeps them all in run.json, with the
+list of every cell the folder's runs asked for (:data:`PLANNED_KEY`), so a report can
+say how many of them are done (:func:`planned_cells`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from memplan.bench.results import RESULTS_NAME, read_rows
+from memplan.bench.rows import Row, cell_id, solver_label
 from memplan.errors import ConfigError
 
 #: Name of the file recording a run's settings, inside the output folder.
@@ -32,6 +35,39 @@ RESULT_SETTINGS: dict[str, str] = {
 }
 #: Lists of run.json that grow when a run adds cells to a folder.
 _CELL_LISTS = ("suite", "solvers", "budgets", "scopes")
+#: run.json's list of the cells its runs asked for: ``[workload, scope, budget, solver]``
+#: (the solver label, with its options), one per cell, as a report merges rows.
+PLANNED_KEY = "planned_cells"
+#: A planned cell: (workload, scope, budget, solver label).
+PlannedCell = tuple[str, str, str, str]
+
+
+def planned_cell(row: Row) -> PlannedCell:
+    """The (workload, scope, budget, solver label) of a row or of a cell's
+    :meth:`~memplan.bench.cells.CellSpec.row_base`."""
+    return (*cell_id(row), solver_label(row))
+
+
+def planned_cells(out_dir: Path) -> list[PlannedCell] | None:
+    """The cells the runs of a results folder asked for, from its run.json.
+
+    Returns:
+        The planned cells, or None when run.json is missing, unreadable or older than
+        the list (then how many cells were asked for is not known).
+    """
+    try:
+        data = json.loads((out_dir / RUN_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    planned = data.get(PLANNED_KEY) if isinstance(data, dict) else None
+    if not isinstance(planned, list):
+        return None
+    cells = [
+        (str(c[0]), str(c[1]), str(c[2]), str(c[3]))
+        for c in planned
+        if isinstance(c, list) and len(c) == 4
+    ]
+    return list(dict.fromkeys(cells))
 
 
 def _result_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,14 +152,27 @@ def check_same_settings(out_dir: Path, settings: Mapping[str, Any]) -> dict[str,
 
 
 def run_record(
-    settings: Mapping[str, Any], failures: Sequence[str], recorded: Mapping[str, Any] | None
+    settings: Mapping[str, Any],
+    failures: Sequence[str],
+    recorded: Mapping[str, Any] | None,
+    planned: Sequence[PlannedCell] = (),
 ) -> dict[str, Any]:
-    """The run.json content: this run's settings and the models that failed to load;
-    the workloads, solvers, budgets and scopes of the run it resumes (``recorded``) are
-    kept in its lists, so run.json describes every cell of the folder."""
-    data: dict[str, Any] = {**settings, "load_failures": list(failures)}
+    """The run.json content: this run's settings, its planned cells and the models that
+    failed to load; the workloads, solvers, budgets, scopes and planned cells of the run
+    it resumes (``recorded``) are kept in its lists, so run.json describes every cell of
+    the folder."""
+    data: dict[str, Any] = {
+        **settings,
+        "load_failures": list(failures),
+        PLANNED_KEY: [list(c) for c in dict.fromkeys(tuple(c) for c in planned)],
+    }
     if recorded is None:
         return data
+    earlier_planned = recorded.get(PLANNED_KEY)
+    if isinstance(earlier_planned, list):
+        cells = [tuple(c) for c in earlier_planned if isinstance(c, list) and len(c) == 4]
+        merged = dict.fromkeys([*cells, *(tuple(c) for c in data[PLANNED_KEY])])
+        data[PLANNED_KEY] = [list(c) for c in merged]
     for name in _CELL_LISTS:
         earlier = recorded.get(name)
         if isinstance(earlier, list):

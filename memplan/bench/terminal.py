@@ -62,8 +62,17 @@ def _legend(lines: Sequence[str]) -> Any:
     return Text("\n".join(lines))
 
 
-def bench_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> Group:
-    """The summary for the terminal: one table per scope, then all cells, then a legend."""
+def bench_summary(
+    summaries: Sequence[SolverSummary], baseline: str | None, progress: str | None = None
+) -> Group:
+    """The summary for the terminal: one table per scope, then all cells, then a legend.
+
+    Args:
+        summaries: from :func:`memplan.bench.report.summarize`.
+        baseline: the solver compared against.
+        progress: the :func:`~memplan.bench.report.progress_line` of a partial run,
+            shown first.
+    """
     from rich.console import Group
     from rich.text import Text
 
@@ -72,7 +81,7 @@ def bench_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> G
     groups: dict[str, list[SolverSummary]] = {}
     for summary in summaries:
         groups.setdefault(summary.scope, []).append(summary)
-    parts: list[Any] = []
+    parts: list[Any] = [_legend([progress + "."])] if progress else []
     for scope, group in groups.items():
         title = "all scopes and budgets" if scope == "*" else f"scope {scope}"
         table = _table(title, headers, left=2)
@@ -83,7 +92,7 @@ def bench_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> G
                     (
                         "all" if s.budget == "*" else s.budget,
                         aliases[s.solver],
-                        f"{s.plans}/{s.cells}",
+                        f"{s.plans}/{s.cells}" + (f" +{s.left_out}" if s.left_out else ""),
                         f"{s.optimal}/{s.timeouts}/{s.errors}",
                         format_bytes(s.non_compulsory_bytes),
                         percent_change(s.mean_reduction),
@@ -98,8 +107,10 @@ def bench_summary(summaries: Sequence[SolverSummary], baseline: str | None) -> G
         _legend(
             [
                 *legend,
-                "plans: cells with a valid plan / cells; o/t/e: proven optimal / timed out "
-                "/ errors; non-comp.: total non-compulsory traffic; vs base: mean change "
+                "plans: cells with a valid plan / cells that every solver of the budget "
+                "finished (+k: the solver's rows of other cells, left out of every figure); "
+                "o/t/e: proven optimal / timed out / errors; non-comp.: total "
+                "non-compulsory traffic; vs base: mean change "
                 f"against {base} over the cells where {base} spills (trivial cells left out); "
                 "gap: mean gap to each cell's best global lower bound over the rows that "
                 f"have one (k/n when not all; {MISSING}: none); time: mean solve time "

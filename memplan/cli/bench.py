@@ -269,7 +269,7 @@ def _split(text: str, what: str) -> tuple[str, ...]:
 def report_command(args: argparse.Namespace) -> int:
     """``memplan bench report DIR``: rebuild and print the reports."""
     from memplan.bench.harness import load_results
-    from memplan.bench.report import summarize, write_reports
+    from memplan.bench.report import progress_line, summarize, write_reports
     from memplan.bench.rows import merge_rows
     from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
@@ -277,7 +277,11 @@ def report_command(args: argparse.Namespace) -> int:
 
     rows = merge_rows(load_results(args.output))
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
-    console.print(bench_summary(summarize(rows, args.baseline), args.baseline))
+    console.print(
+        bench_summary(
+            summarize(rows, args.baseline), args.baseline, progress_line(args.output, rows)
+        )
+    )
     err_console.print(
         f"{len(rows)} results; wrote {', '.join(str(p) for p in written[:4])}"
         + (f" and {len(written) - 4} figures" if len(written) > 4 else "")
