@@ -240,3 +240,13 @@ def test_initializer_shadowing_an_input_of_another_shape_is_named():
     with pytest.raises(OnnxImportError, match=r"initializer 'w' .*1,16.* 4,16") as info:
         import_model(model)
     assert "--input-shape" not in str(info.value)
+
+
+def test_a_model_without_outputs_is_planned_with_a_warning() -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
+    model = make_model(nodes, [vi("x", [1, 8])], [])
+    result = import_model(model)
+    assert result.graph.num_ops == 2
+    assert any("declares no graph output" in w for w in result.report.warnings)
+    with_output = make_model(nodes, [vi("x", [1, 8])], [vi("z", [1, 8])])
+    assert not any("no graph output" in w for w in import_model(with_output).report.warnings)

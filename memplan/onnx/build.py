@@ -124,6 +124,11 @@ def build_graph(
         if not maker.builder.has_tensor(buffer) or buffer in weights or buffer in input_names:
             what = "a weight" if buffer in weights else "a graph input or unused"
             warnings.append(f"graph output {name!r} is {what}; nothing to plan for it")
+    if not graph_outputs:
+        warnings.append(
+            "the model declares no graph output: no result is kept, so every op's output "
+            "is dropped after its last read (export the model with its outputs)"
+        )
     if maker.estimated:
         listed = ", ".join(maker.estimated)
         warnings.append(
