@@ -250,3 +250,21 @@ def test_a_model_without_outputs_is_planned_with_a_warning() -> None:
     assert any("declares no graph output" in w for w in result.report.warnings)
     with_output = make_model(nodes, [vi("x", [1, 8])], [vi("z", [1, 8])])
     assert not any("no graph output" in w for w in import_model(with_output).report.warnings)
+
+
+def test_a_resize_whose_float_scales_are_external_data_imports(tmp_path: Path) -> None:
+    """Small external tensors of any numeric type are read: a Resize's output shape
+    depends on its float scales (it was refused as a 'too large computation')."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "sc")
+    raw = scales.raw_data
+    set_external_data(scales, "sc.data")
+    scales.ClearField("raw_data")
+    scales.data_location = TensorProto.EXTERNAL
+    (tmp_path / "sc.data").write_bytes(raw)
+    nodes = [helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest")]
+    model = make_model(nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 8, 8])], [scales])
+    path = tmp_path / "resize.onnx"
+    path.write_bytes(model.SerializeToString())
+    graph = import_model(path).graph
+    sizes = {t.name: t.size_bytes for t in graph.tensors}
+    assert sizes["y"] == 1 * 2 * 8 * 8 * 4

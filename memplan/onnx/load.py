@@ -154,23 +154,23 @@ def _external_location(tensor: Any, base_dir: Path, source: str) -> tuple[Path, 
 
 
 def prepare_external_data(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
-    """Check every external data location and load small integer tensors (shape inputs).
+    """Check every external data location and load small tensors (shape inputs, scales).
 
     Each external initializer must name a relative file inside the model's folder that
     holds all its bytes (checked from the file size, without reading large data); the
-    small ``int32`` / ``int64`` ones are read, since they may be shape inputs.
+    small ones (at most 4,096 elements, any numeric type) are read, since shapes may
+    depend on them: a Reshape's shape, a Resize's float scales.
     """
     import onnx
     from onnx.external_data_helper import uses_external_data
 
-    small_int = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     for tensor in model.graph.initializer:
         if not uses_external_data(tensor):
             continue
         if base_dir is None:
             continue  # an in-memory model: sizes come from dims; values are not needed
         location, offset, length = _external_location(tensor, base_dir, source)
-        if tensor.data_type in small_int and math.prod(tensor.dims) <= 4096:
+        if tensor.data_type != onnx.TensorProto.STRING and math.prod(tensor.dims) <= 4096:
             try:
                 with location.open("rb") as data_file:
                     data_file.seek(offset)
