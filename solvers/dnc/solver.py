@@ -6,9 +6,11 @@ returned when the time runs out or on Ctrl-C)::
 
     1. start      greedy plans (its default, then rpo and dfs orders); a no-spill plan of the
                   min-peak order when it packs (then the traffic is 0: done)
-    2. bound      a lower bound from crowded regions (memplan.traffic_bound), and on
+    2. bound      a lower bound from crowded regions (memplan.traffic_bound), on
                   graphs over 128 ops the ilp's bound on the busiest part of the start
-                  plan solved on its own, which holds for the whole graph (.bound)
+                  plan solved on its own, which holds for the whole graph (.bound), and
+                  the cut-cover bound, each tensor charged once over all crowded ops
+                  (.cover)
     3. reorder    the order search (:mod:`memplan.solvers.order_search`: chains of ops
                   moved anywhere legal, scored by Belady's traffic), its best order
                   packed (else the latest packable one it passed), and planned by greedy
@@ -65,6 +67,7 @@ from memplan.registry import EXACT_MIN_PEAK
 from memplan.schedule import PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
 from memplan.solvers.dnc.bound import part_bound
+from memplan.solvers.dnc.cover import cover_bound
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
     Report,
@@ -118,6 +121,10 @@ BOUND_SHARE = 0.15
 #: ``window_ops`` (nasnet_a_large, activations, MH: 48 ops prove 31.4 MB in a few
 #: seconds, where the crowded regions prove 8.0 MB; 96 ops ran out of time).
 PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
+#: Share of the time left the cut-cover bound may take, at most COVER_MAX_S seconds,
+#: and the least worth starting it with (randwire_ws_regular, activations, M_R: 27.3 MB
+#: proven in 0.3 s, twice the crowded regions' 13.9 MB).
+COVER_SHARE, COVER_MAX_S, COVER_MIN_S = 0.08, 10.0, 0.2
 #: Rounds of the order search, and the share of the capacity the search capacity drops
 #: by after a round whose stays did not pack.
 REORDER_ROUNDS, REORDER_SLACK = 6, 0.02
@@ -284,6 +291,9 @@ class DncSolver:
             if not whole_first and best_bytes - constant > (bound or 0):
                 bound = self._part_bound(problem, budget, best, settings, bound, stats)
                 report(best_bytes, "lower bound of a part")
+            if best_bytes - constant > (bound or 0) and not budget.should_stop():
+                bound = self._cover_bound(problem, budget, bound, stats)
+                report(best_bytes, "lower bound: cut cover")
         improved_by: list[str] = []  # the phases that lowered the best plan, in turn
         for phase in ("intervals", "reorder") if whole_first else ("reorder", "intervals"):
             if best_bytes - constant <= (bound or 0):
@@ -642,6 +652,29 @@ class DncSolver:
         if found.bound_bytes <= (bound or 0):
             return bound
         stats["bound_method"] = f"{found.method} of the start plan's order"
+        return found.bound_bytes
+
+    def _cover_bound(
+        self, problem: Problem, budget: Budget, bound: int | None, stats: dict[str, Any]
+    ) -> int | None:
+        """The larger of ``bound`` and the cut-cover bound (:mod:`.cover`), within
+        :data:`COVER_SHARE` of the time left (at most :data:`COVER_MAX_S`)."""
+        share_s = self._share(budget, COVER_SHARE)
+        limit_s = COVER_MAX_S if share_s is None else min(share_s, COVER_MAX_S)
+        if limit_s < COVER_MIN_S:
+            return bound
+        found = cover_bound(
+            problem,
+            Budget(time_limit_s=limit_s, stop_event=budget.stop_event),
+            seed=self.seed,
+            workers=self.workers,
+        )
+        if found is None:
+            return bound
+        stats["cover_bound"] = {"ops": found.ops, "bound_bytes": found.bound_bytes}
+        if found.bound_bytes <= (bound or 0):
+            return bound
+        stats["bound_method"] = found.method
         return found.bound_bytes
 
     @staticmethod

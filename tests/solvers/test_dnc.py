@@ -221,9 +221,12 @@ def test_after_a_fruitless_order_search_the_windows_go_on_to_converge():
 
 
 @pytest.mark.parametrize("seed", [0, 3, 4, 5])
-def test_when_the_windows_converge_the_whole_graph_may_prove_the_plan_optimal(seed):
+def test_when_the_windows_converge_the_whole_graph_may_prove_the_plan_optimal(seed, monkeypatch):
     """A graph longer than the largest window (2 ops, grown to 8) gets one run of the
-    whole graph once the windows converge: it proves the optimum the ilp proves."""
+    whole graph once the windows converge: it proves the optimum the ilp proves. (The
+    cut-cover bound is left out: on seeds 0 and 3 it proves the start plan optimal
+    before any window runs.)"""
+    monkeypatch.setattr("memplan.solvers.dnc.solver.cover_bound", lambda *a, **k: None)
     problem = Problem(tiny_spill_graph(seed, 14), Accelerator("tiny", 1 << 20, KIB))
     problem = problem.with_capacity(problem.min_resident_bytes)
     ilp = make_solver("ilp", {"hint": "false"}).solve(problem, Budget(time_limit_s=60))
