@@ -82,15 +82,16 @@ class Plan:
         """
         if isinstance(order, (str, bytes)) or not isinstance(order, Iterable):
             raise InvalidPlanError(f"Plan.make: order must be a list of op ids, got {order!r:.60}")
-        if isinstance(residencies, (str, bytes)) or not isinstance(residencies, Iterable):
-            raise InvalidPlanError("Plan.make: residencies must be a list of Residency")
-        given, stays = tuple(order), tuple(residencies)
-        if any(isinstance(o, bool) or not hasattr(o, "__index__") for o in given):
-            raise InvalidPlanError("Plan.make: order must hold op ids (whole numbers)")
-        if not all(isinstance(r, Residency) for r in stays):
-            raise InvalidPlanError("Plan.make: residencies must be a list of Residency")
-        ops = tuple(OpId(operator.index(o)) for o in given)
-        return Plan(ops, tuple(sorted(stays, key=lambda r: (r.tensor, r.start, r.end))))
+        # One pass each, as before: a plan is made for every game and window.
+        try:
+            ops = tuple(OpId(operator.index(o)) for o in order)
+        except TypeError:
+            raise InvalidPlanError("Plan.make: order must hold op ids (whole numbers)") from None
+        try:
+            stays = tuple(sorted(residencies, key=lambda r: (r.tensor, r.start, r.end)))
+        except (TypeError, AttributeError):
+            raise InvalidPlanError("Plan.make: residencies must be a list of Residency") from None
+        return Plan(ops, stays)
 
     def residencies_of(self, tensor: TensorId) -> list[Residency]:
         """The residencies of one tensor, by start step."""

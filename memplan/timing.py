@@ -208,14 +208,13 @@ class PlanArrays:
     stream_size_bytes: np.ndarray  # per streamed weight read: its size in bytes
 
 
-def _check_shape(problem: Problem, plan: Plan) -> None:
-    """Raise :class:`InvalidPlanError` unless ``plan`` has the shape of a plan of
-    ``problem`` (vectorised, a small share of scoring; the validator checks the rest)."""
-    if not isinstance(plan, Plan):
-        raise InvalidPlanError(f"expected a memplan Plan, got {type(plan).__name__}")
+def _check_shape(
+    problem: Problem, order: np.ndarray, tensor: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> None:
+    """Raise :class:`InvalidPlanError` unless the plan's order and residency columns have
+    the shape of a plan of ``problem`` (the validator checks the rest)."""
     graph = problem.graph
     n, tensors = graph.num_ops, graph.num_tensors
-    order = np.asarray(plan.order, dtype=np.int64)
     if (
         len(order) != n
         or (n and (order.min() < 0 or order.max() >= n))
@@ -225,10 +224,6 @@ def _check_shape(problem: Problem, plan: Plan) -> None:
             f"the plan's order is not a permutation of the {n} ops of graph {graph.name!r} "
             "(was the plan made for another problem? memplan.validate lists what is wrong)"
         )
-    if not plan.residencies:
-        return
-    fields = np.array([(r.tensor, r.start, r.end) for r in plan.residencies], dtype=np.int64)
-    tensor, start, end = fields[:, 0], fields[:, 1], fields[:, 2]
     bad = (tensor < 0) | (tensor >= tensors) | (start < 0) | (end <= start) | (end > n)
     if bad.any():
         k = int(np.argmax(bad))
@@ -247,7 +242,8 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
             that is not a permutation of its ops, a residency naming a tensor it does not
             have or steps outside the order): the cost of such a plan means nothing.
     """
-    _check_shape(problem, plan)
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"expected a memplan Plan, got {type(plan).__name__}")
     graph = problem.graph
     residencies = plan.residencies
     count = len(residencies)
@@ -259,9 +255,10 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
         return np.fromiter((v is member for v in map(attrgetter(name), residencies)), bool, count)
 
     sizes = np.fromiter((t.size_bytes for t in graph.tensors), np.int64, graph.num_tensors)
-    tensor = column("tensor")
+    tensor, start, end = column("tensor"), column("start"), column("end")
     n = len(plan.order)
     order = np.asarray(plan.order, dtype=np.int64)
+    _check_shape(problem, order, tensor, start, end)
     step_of_op = np.empty(n, dtype=np.int64)
     step_of_op[order] = np.arange(n, dtype=np.int64)
     ops = graph.ops
@@ -285,8 +282,8 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
         num_steps=n,
         tensor_size_bytes=sizes,
         tensor=tensor,
-        start=column("start"),
-        end=column("end"),
+        start=start,
+        end=end,
         offset=column("offset"),
         size_bytes=sizes[tensor],
         is_load=flag("arrive", Arrive.LOAD),

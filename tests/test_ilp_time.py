@@ -106,7 +106,7 @@ def test_a_search_deaf_to_its_stop_request_is_abandoned():
     import time
     import types
 
-    from memplan.solvers.ilp.cpsat import _run
+    from memplan.solvers.ilp.cpsat import run_search as _run
 
     release = threading.Event()
 

@@ -90,6 +90,8 @@ def cover_bound(
     """
     from ortools.sat.python import cp_model
 
+    from memplan.solvers.ilp.cpsat import run_search
+
     built = _build(problem, max_order_variables, budget.should_stop)
     if built is None:
         return None
@@ -98,7 +100,9 @@ def cover_bound(
     solver.parameters.max_time_in_seconds = max(budget.remaining_s(), 0.01)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
-    status = _solve(solver, model, budget)
+    # The ilp's runner: the limit and Ctrl-C stop the search, a second Ctrl-C aborts
+    # cleanly, and a search that ignores both is abandoned (None).
+    status = run_search(model, solver, budget)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
         return None  # (infeasible only below M_R, where no plan exists)
     # The proven bound on the model's optimum, also when the search was cut short; the
@@ -107,27 +111,6 @@ def cover_bound(
     if bound <= 0:
         return None
     return CoverBound(bound, ops, status == cp_model.OPTIMAL)
-
-
-def _solve(solver: Any, model: Any, budget: Budget) -> Any:
-    """Solve, stopping the search when the budget's stop event is set (Ctrl-C)."""
-    import threading
-
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.05):
-            if budget.stop_event.is_set():
-                solver.stop_search()
-                return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        return solver.solve(model)
-    finally:
-        done.set()
-        watcher.join()
 
 
 def _build(

@@ -139,7 +139,9 @@ def _stop_before_abort(solver: Any, finished: threading.Event) -> None:
             continue
 
 
-def _run(model: Any, solver: Any, budget: Budget, progress: SearchProgress | None = None) -> Any:
+def run_search(
+    model: Any, solver: Any, budget: Budget, progress: SearchProgress | None = None
+) -> Any:
     """Solve in a worker thread; stop the search when the budget runs out or on Ctrl-C.
 
     CP-SAT would otherwise catch SIGINT itself, and the caller could not tell an
@@ -473,7 +475,7 @@ def solve_traffic(
         _add_hints(tm, struct, hint)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose, deterministic_s)
-    code = _run(tm.model, solver, budget, progress)
+    code = run_search(tm.model, solver, budget, progress)
     if code is None:
         return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
     status, stats = _status(code), _counters(tm.model, solver, code)
@@ -560,7 +562,7 @@ def solve_peak(
     model, steps = _build_peak_model(struct, hint_order, lower_bound_units, upper_bound_units)
     solver = cp_model.CpSolver()
     _params(solver, budget, workers, seed, verbose)
-    code = _run(model, solver, budget)
+    code = run_search(model, solver, budget)
     if code is None:
         return Outcome(BackendStatus.UNKNOWN, stats=dict(_ABANDONED))
     status, stats = _status(code), _counters(model, solver, code)
