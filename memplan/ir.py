@@ -132,7 +132,9 @@ class Graph:
         return sum(t.size_bytes for t in self.tensors if t.kind is kind)
 
     # ----------------------------------------------------------------- parts
-    def subgraph(self, ops: Iterable[int], keep: Iterable[int] = ()) -> Subgraph:
+    def subgraph(
+        self, ops: Iterable[int], keep: Iterable[int] = (), unread: Iterable[int] = ()
+    ) -> Subgraph:
         """The part of the graph made of ``ops``, as a graph of its own, with id maps.
 
         The part keeps the ops in the model's order (so it is verified like any graph)
@@ -142,7 +144,10 @@ class Graph:
         it is when the part starts. Graph outputs stay outputs; tensors produced inside
         and read by ops outside are listed in :attr:`Subgraph.leaving`. Tensors of
         ``keep`` are part of it even when no op of the part touches them (e.g. tensors on
-        chip across the whole part); produced outside, they become inputs too.
+        chip across the whole part); produced outside, they become inputs too. Tensors of
+        ``unread`` are no longer read by the part's ops (a relaxation for lower bounds:
+        :mod:`memplan.solvers.dnc.bound`); one that no op of the part then touches is not
+        part of it, one produced inside stays an output of its producer.
 
         Raises:
             GraphError: an op id is unknown, listed twice, or the set is empty.
@@ -157,9 +162,11 @@ class Graph:
             raise GraphError(f"graph {self.name!r}: a subgraph needs at least one op")
         parent_ops = tuple(OpId(o) for o in sorted(chosen))
         inside = frozenset(parent_ops)
+        unread_set = frozenset(int(t) for t in unread)
+        reads = {o: tuple(t for t in self.ops[o].inputs if t not in unread_set) for o in inside}
         parent_tensors: list[TensorId] = []
         for o in parent_ops:
-            for t in (*self.ops[o].inputs, *self.ops[o].outputs):
+            for t in (*reads[o], *self.ops[o].outputs):
                 parent_tensors.append(t)
         parent_tensors.extend(TensorId(int(t)) for t in keep)
         unknown = [t for t in parent_tensors if not 0 <= t < self.num_tensors]
@@ -193,7 +200,7 @@ class Graph:
                 OpId(i),
                 self.ops[o].name,
                 self.ops[o].op_type,
-                tuple(tensor_in_part[t] for t in self.ops[o].inputs),
+                tuple(tensor_in_part[t] for t in reads[o]),
                 tuple(tensor_in_part[t] for t in self.ops[o].outputs),
                 self.ops[o].macs,
             )

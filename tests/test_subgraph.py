@@ -83,3 +83,31 @@ def test_kept_tensors_join_the_part_as_inputs():
     assert kept.kind in (TensorKind.INPUT, TensorKind.WEIGHT)
     with pytest.raises(GraphError, match="keeps unknown tensor"):
         graph.subgraph([OpId(1)], keep=[10_000])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_unread_tensors_are_read_by_no_op_of_the_part(seed):
+    """``unread`` (the bound of parts that own disjoint tensors): the part's ops no longer
+    read those tensors; one produced inside stays its producer's output, one produced
+    outside is not part of it at all; everything else is as without ``unread``."""
+    graph = random_graph(seed, 16)
+    rng = random.Random(200 + seed)
+    chosen = sorted(rng.sample(range(graph.num_ops), graph.num_ops // 2))
+    touched = sorted({t for o in chosen for t in (*graph.ops[o].inputs, *graph.ops[o].outputs)})
+    unread = set(rng.sample(touched, len(touched) // 2))
+    part = graph.subgraph(chosen, unread=unread)
+    produced = {t for o in chosen for t in graph.ops[o].outputs}
+    for i, parent in enumerate(part.parent_ops):
+        op, sub_op = graph.ops[parent], part.graph.ops[i]
+        assert [part.parent_tensors[t] for t in sub_op.inputs] == [
+            t for t in op.inputs if t not in unread
+        ]
+        assert [part.parent_tensors[t] for t in sub_op.outputs] == list(op.outputs)
+    kept = set(part.parent_tensors)
+    for t in unread:
+        if t in produced:
+            assert t in kept and not part.graph.consumers[part.tensor_in_part(t)]
+        else:
+            assert t not in kept
+    plain = graph.subgraph(chosen)
+    assert set(plain.parent_tensors) - kept == unread - produced

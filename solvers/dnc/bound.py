@@ -28,8 +28,33 @@ moves, and ``R`` at least ``OPT(Q)``. Dropping the offsets (only the bytes on ch
 step bounded) relaxes ``Q`` further, so a bound the ilp proves for that model holds as
 well. QED
 
-Several parts do not simply add (a tensor read in two parts could be counted twice);
-the bound is the largest single part's.
+Several parts do not simply add (a tensor read in two parts could be counted twice)
+unless each tensor is charged in one part only, which the next lemma does.
+
+Lemma 2 (parts that own disjoint tensors add). Let ``P_1 .. P_m`` be disjoint sets of
+ops, and give every in-scope tensor at most one *owner* among them. Let ``Q_k`` be the
+problem of ``P_k`` in which the ops no longer read the tensors ``P_k`` does not own
+(``Graph.subgraph(P_k, unread=...)``: such a tensor produced in ``P_k`` stays an
+output there that no op reads; one produced elsewhere is not part of ``Q_k``). Then
+every valid plan ``W`` of the whole problem moves at least ``OPT(Q_1) + .. +
+OPT(Q_m)`` non-compulsory bytes.
+
+Proof. Build ``R_k`` from ``W`` as in the first lemma, for the tensors of ``Q_k``,
+except that a tensor ``P_k`` does not own keeps only its first stay, cut to the step
+of its producer (its ``produce`` stay, ending in ``drop``, or in ``store`` for a graph
+output: compulsory). Nothing reads it in ``Q_k``, so ``R_k`` is a valid plan of
+``Q_k``, and its non-compulsory bytes are moves of tensors ``P_k`` owns. The first
+lemma's matching sends each of them to a non-compulsory move of the same tensor in
+``W``, a different one for each. Owners are unique, so the moves matched for
+different parts are moves of different tensors, and no move of ``W`` is matched
+twice: ``W`` moves at least ``sum_k cost(R_k) >= sum_k OPT(Q_k)``, and at least the sum
+of any bounds the ilp proves for the ``Q_k`` without placement. A part that owns no
+tensor the plan ``W`` moves beyond the compulsory adds 0 (``R_k`` moves nothing), so
+only the other parts are solved. QED
+
+:func:`additive_bound` cuts an order into runs of consecutive steps and gives each
+tensor to the run that holds it longest (the span from its first to its last touch
+there; ties go to the later run), where its pressure is.
 """
 
 from __future__ import annotations
@@ -39,7 +64,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from memplan.plan import Plan
+from memplan.ir import TensorKind
+from memplan.plan import Arrive, Leave, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget
 from memplan.solvers.dnc.search import (
@@ -126,8 +152,23 @@ def window_bound(
     """The bound of the lemma for the ops at steps ``[start, end)`` of ``order`` (None
     when the ilp proves nothing in the budget); the part's search starts from the greedy
     stack's plan of those ops in that order."""
+    return _owned_part_bound(problem, order, start, end, (), settings, budget)
+
+
+def _owned_part_bound(
+    problem: Problem,
+    order: Sequence[int],
+    start: int,
+    end: int,
+    unread: Sequence[int],
+    settings: RunSettings,
+    budget: Budget,
+) -> PartBound | None:
+    """What the ilp without placement proves for the ops at steps ``[start, end)`` of
+    ``order`` when they do not read ``unread`` (Lemma 1 with ``unread`` empty, a part of
+    Lemma 2 otherwise; None when it proves nothing in the budget)."""
     ops = [int(o) for o in order[start:end]]
-    sub = problem.graph.subgraph(ops)
+    sub = problem.graph.subgraph(ops, unread=unread)
     part = Problem(sub.graph, problem.accelerator, problem.scope).with_capacity(
         problem.capacity_bytes
     )
@@ -146,6 +187,110 @@ def window_bound(
         return None
     moved = max(0, outcome.bound_bytes - constant_bytes(part))
     return PartBound((start, end), moved, outcome.optimal)
+
+
+@dataclass(frozen=True)
+class AdditiveBound:
+    """What the parts of :func:`additive_bound` prove together."""
+
+    bound_bytes: int  # non-compulsory bytes every plan of the whole moves at least
+    width: int  # steps per part
+    parts: tuple[PartBound, ...]  # the parts that proved more than 0
+    solved: int  # parts the ilp ran on (those owning tensors the plan moves)
+    to_solve: int  # parts owning tensors the plan moves (the others add 0)
+
+    @property
+    def method(self) -> str:
+        """How the bound was found, for messages (the caller names the order)."""
+        return (
+            f"the ilp without placement on {self.solved} of {self.to_solve} parts of "
+            f"{self.width} steps that own disjoint tensors, added"
+        )
+
+
+def moved_bytes_per_tensor(problem: Problem, plan: Plan) -> dict[int, int]:
+    """Per tensor, the non-compulsory bytes ``plan`` moves for it (loads beyond a weight's
+    or input's first, every load of an activation, stores beyond a graph output's one,
+    and an activation's stores); tensors that move nothing extra are left out."""
+    graph = problem.graph
+    loads: dict[int, int] = {}
+    stores: dict[int, int] = {}
+    for stay in plan.residencies:
+        if stay.arrive is Arrive.LOAD:
+            loads[stay.tensor] = loads.get(stay.tensor, 0) + 1
+        if stay.leave is Leave.STORE:
+            stores[stay.tensor] = stores.get(stay.tensor, 0) + 1
+    moved: dict[int, int] = {}
+    for tensor in loads.keys() | stores.keys():
+        info = graph.tensors[tensor]
+        free_loads = 0 if info.kind is TensorKind.ACTIVATION else 1
+        extra = max(0, loads.get(tensor, 0) - free_loads)
+        extra += max(0, stores.get(tensor, 0) - (1 if info.is_output else 0))
+        if extra:
+            moved[tensor] = extra * info.size_bytes
+    return moved
+
+
+def tensor_owners(problem: Problem, order: Sequence[int], width: int) -> dict[int, int]:
+    """Per in-scope tensor, the run of ``width`` steps of ``order`` that owns it (Lemma 2):
+    the one with the longest span of its touches (ties: the later run)."""
+    spans: dict[int, dict[int, tuple[int, int]]] = {}
+    in_scope = problem.in_scope
+    for step, op in enumerate(order):
+        part = step // width
+        node = problem.graph.ops[op]
+        for tensor in (*node.inputs, *node.outputs):
+            if in_scope[tensor]:
+                first, _ = spans.setdefault(tensor, {}).get(part, (step, step))
+                spans[tensor][part] = (first, step)
+    return {
+        tensor: max(parts, key=lambda k: (parts[k][1] - parts[k][0], k))
+        for tensor, parts in spans.items()
+    }
+
+
+def additive_bound(
+    problem: Problem,
+    plan: Plan,
+    width: int,
+    settings: RunSettings,
+    budget: Budget,
+) -> AdditiveBound | None:
+    """The bound of Lemma 2 for the runs of ``width`` steps of ``plan``'s order, the runs
+    owning the most moved bytes first; cut short by ``budget``, the parts solved so far
+    still add up to a bound (None when they prove nothing).
+
+    Args:
+        problem: the whole problem.
+        plan: a valid plan of it (its order makes the runs; its moves choose the runs
+            worth solving).
+        width: steps per run.
+        settings: how the ilp runs (its placement setting is ignored: no offsets).
+        budget: the time for every part.
+    """
+    order = [int(o) for o in plan.order]
+    owners = tensor_owners(problem, order, width)
+    moved = moved_bytes_per_tensor(problem, plan)
+    owned_moved: dict[int, int] = {}
+    for tensor, nbytes in moved.items():
+        if tensor in owners:
+            owned_moved[owners[tensor]] = owned_moved.get(owners[tensor], 0) + nbytes
+    runs = sorted(owned_moved, key=lambda k: (-owned_moved[k], k))
+    found: list[PartBound] = []
+    solved = 0
+    for part in runs:
+        if budget.should_stop():
+            break
+        start, end = part * width, min(len(order), (part + 1) * width)
+        unread = [t for t, owner in owners.items() if owner != part]
+        got = _owned_part_bound(problem, order, start, end, unread, settings, budget)
+        solved += 1
+        if got is not None and got.bound_bytes > 0:
+            found.append(got)
+    if not found:
+        return None
+    total = sum(p.bound_bytes for p in found)
+    return AdditiveBound(total, width, tuple(found), solved, len(runs))
 
 
 def ilp_part_bound(
