@@ -32,7 +32,9 @@ returned when the time runs out or on Ctrl-C)::
     9. bound      in time kept back from phases 3 to 8 (on graphs the interval phase
                   does not take whole), the ilp's bounds on runs of the start plan's
                   order, then of the best plan's, that own disjoint tensors, added
-                  (.bound, Lemma 2); runs of window_ops steps, then of three times that
+                  (.bound, Lemma 2); runs of about window_ops steps, then of three
+                  times that, cut at narrow places; with weights in scope, their
+                  relaxation with weights streamed first (Lemma 3)
 
 It stops as soon as the plan meets the best bound (then it is proven optimal).
 Every part and window is solved under the boundary contract of PROBLEM.md section 8
@@ -48,6 +50,7 @@ short (``max_moves`` and ``max_windows`` bound the searches instead of the clock
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -66,11 +69,11 @@ from memplan.errors import MemplanError
 from memplan.fallback import plan_source, spill_everything_plan
 from memplan.options import check_choice, check_range, check_seed, seed_field
 from memplan.plan import Arrive, Leave, Plan, Residency
-from memplan.problem import Problem
+from memplan.problem import Problem, Scope
 from memplan.registry import EXACT_MIN_PEAK
 from memplan.schedule import PeakSchedule, min_peak_schedule
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
-from memplan.solvers.dnc.bound import additive_bound, part_bound
+from memplan.solvers.dnc.bound import additive_bound, part_bound, weights_streamed
 from memplan.solvers.dnc.cover import cover_bound
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.search import (
@@ -126,9 +129,9 @@ BOUND_SHARE = 0.15
 #: seconds, where the crowded regions prove 8.0 MB; 96 ops ran out of time).
 PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
 #: Share of the time left after the first bounds that is kept back for the bound of
-#: parts that own disjoint tensors (runs of ``window_ops`` steps, then of
-#: PART_BOUND_WINDOWS x ``window_ops``; darts_v2_cifar, activations, M_R: seven runs
-#: of 48 steps of greedy's order prove 7.15 MB in 4.8 s, the cut cover 2.06 MB).
+#: parts that own disjoint tensors (runs of about ``window_ops`` steps, then of
+#: PART_BOUND_WINDOWS x ``window_ops``; darts_v2_cifar, activations, M_R: seven runs of
+#: about 48 steps of greedy's order prove 7.08 MB in 8 s, the cut cover 2.06 MB).
 ADDITIVE_SHARE = 0.2
 #: Share of the time left the cut-cover bound may take, at most COVER_MAX_S seconds,
 #: and the least worth starting it with (randwire_ws_regular, activations, M_R: 27.3 MB
@@ -370,18 +373,28 @@ class DncSolver:
         best_bytes = traffic_bytes(problem, best)
         if add_parts and best_bytes - constant > (bound or 0) and not budget.should_stop():
             # Runs of the start plan's order (a low-peak one) often hold whole crowded
-            # regions where the final order spreads them: both are tried. Short runs
-            # first: they are solved fast and often prove as much.
-            for width in (self.window_ops, PART_BOUND_WINDOWS * self.window_ops):
-                for plan_of, runs_plan in (("start", start_plan), ("best", best)):
-                    if best_bytes - constant <= (bound or 0) or budget.should_stop():
-                        break
-                    if plan_of == "best" and runs_plan.order == start_plan.order:
-                        continue
-                    bound = self._additive_bound(
-                        problem, budget, runs_plan, plan_of, width, settings, bound, stats
-                    )
-                    report(best_bytes, "lower bound: parts added")
+            # regions where the final order spreads them (darts_v2_cifar, activations,
+            # M_R: 7.08 MB against 1.18 MB): it comes first. Short runs are solved fast
+            # (a chain of 17 NASNet-like stems: all proven in 0.9 s, where runs three
+            # times as long prove 1/17 of it in 27 s), long ones can prove more
+            # (darts_v2_cifar: 7.08 MB against 5.90 MB). With weights in scope, the
+            # relaxation with weights streamed first (Lemma 3: its parts are easier;
+            # darts_v2_cifar, all, M_R: 4.13 MB in 16 s against 23 s).
+            streamed = (True, False) if problem.scope is Scope.ALL else (False,)
+            for plan_of, width, relax in itertools.product(
+                ("start", "best"),
+                (self.window_ops, PART_BOUND_WINDOWS * self.window_ops),
+                streamed,
+            ):
+                runs_plan = start_plan if plan_of == "start" else best
+                if best_bytes - constant <= (bound or 0) or budget.should_stop():
+                    break
+                if plan_of == "best" and runs_plan.order == start_plan.order:
+                    continue
+                bound = self._additive_bound(
+                    problem, budget, runs_plan, plan_of, width, relax, settings, bound, stats
+                )
+                report(best_bytes, "lower bound: parts added")
         stats["source"] = " + ".join([source, *improved_by])
         return self._result(problem, budget, best, stats, search, bound)
 
@@ -694,20 +707,26 @@ class DncSolver:
         plan: Plan,
         plan_of: str,
         width: int,
+        streamed: bool,
         settings: RunSettings,
         bound: int | None,
         stats: dict[str, Any],
     ) -> int | None:
         """The larger of ``bound`` and the sum of what the ilp proves on runs of ``width``
         steps of ``plan`` (the ``plan_of`` plan: start or best), each tensor charged in
-        one run (:func:`.bound.additive_bound`), within ``budget``."""
-        found = additive_bound(problem, plan, width, settings, budget)
+        one run (:func:`.bound.additive_bound`), with weights streamed when
+        ``streamed`` (:func:`.bound.weights_streamed`), within ``budget``."""
+        if streamed:
+            found = additive_bound(*weights_streamed(problem, plan), width, settings, budget)
+        else:
+            found = additive_bound(problem, plan, width, settings, budget)
         if found is None:
             return bound
         stats.setdefault("additive_bound", []).append(
             {
                 "plan": plan_of,
                 "width": width,
+                "weights_streamed": streamed,
                 "bound_bytes": found.bound_bytes,
                 "parts_solved": found.solved,
                 "parts_to_solve": found.to_solve,
@@ -715,7 +734,8 @@ class DncSolver:
         )
         if found.bound_bytes <= (bound or 0):
             return bound
-        stats["bound_method"] = f"{found.method} (the {plan_of} plan's order)"
+        relaxed = ", weights streamed" if streamed else ""
+        stats["bound_method"] = f"{found.method} (the {plan_of} plan's order{relaxed})"
         return found.bound_bytes
 
     def _cover_bound(

@@ -23,9 +23,11 @@ from memplan.solvers.dnc.bound import (
     moved_bytes_per_tensor,
     part_bound,
     tensor_owners,
+    weights_streamed,
     window_bound,
 )
 from memplan.solvers.dnc.search import RunSettings, part_solver_class
+from memplan.validate import validate
 
 KIB = 1024
 
@@ -124,7 +126,7 @@ def test_moved_bytes_per_tensor_add_up_to_the_plans_score(seed: int) -> None:
 def test_each_tensor_has_one_owner_the_run_that_holds_it_longest() -> None:
     problem = stem_graph(2)
     order = list(range(problem.graph.num_ops))  # the model's order is topological
-    owners = tensor_owners(problem, order, 4)
+    owners = tensor_owners(problem, order, [4, 8, 12, 16])
     touched = {t for op in problem.graph.ops for t in (*op.inputs, *op.outputs)}
     assert set(owners) == touched
     name = {t.name: t.id for t in problem.graph.tensors}
@@ -157,12 +159,38 @@ def test_parts_added_never_exceed_the_whole_optimum(seed: int, n_ops: int, width
         if found is not None:
             assert total == sum(part.bound_bytes for part in found.parts)
             assert found.solved == found.to_solve
+        # Lemma 3: with weights streamed (a no-op in activations scope)
+        relaxed, relaxed_plan = weights_streamed(problem, plan)
+        streamed = additive_bound(relaxed, relaxed_plan, width, settings(), Budget(60))
+        assert streamed is None or streamed.bound_bytes <= optimum
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_weights_streamed_is_a_valid_relaxation(seed: int) -> None:
+    """Lemma 3: an all-scope plan without its weights' stays is a valid plan of the
+    activations-scope problem at the same capacity, moving at most as much; so that
+    problem's optimum is a bound of the all-scope one (enumerated on 6 ops)."""
+    problem = Problem(tiny_spill_graph(seed, 6), Accelerator("t", 1 << 20, KIB), Scope.ALL)
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    plan = make_solver("greedy", {}).solve(problem, Budget(time_limit_s=10)).plan
+    assert plan is not None
+    relaxed, relaxed_plan = weights_streamed(problem, plan)
+    assert relaxed.scope is Scope.ACTIVATIONS
+    assert relaxed.capacity_bytes == problem.capacity_bytes
+    assert validate(relaxed, relaxed_plan) == []
+    moved = evaluate(relaxed, relaxed_plan).non_compulsory_bytes
+    assert moved <= evaluate(problem, plan).non_compulsory_bytes
+    relaxed_optimum, optimum = min_traffic(relaxed), min_traffic(problem)
+    assert relaxed_optimum is not None and optimum is not None
+    assert relaxed_optimum <= optimum
+    same = tiny_at_mr(0, 6)  # activations scope: nothing to relax
+    assert weights_streamed(same, plan)[0] is same
 
 
 def test_two_stems_prove_twice_what_one_part_proves() -> None:
     """Two stems one after the other, 18 ops: one part of 8 steps proves one stem's
-    16 KiB; runs of 8 steps that own disjoint tensors (the tensors between the stems
-    cross the runs) prove both, 32 KiB: the optimum, which the ilp proves."""
+    16 KiB; runs of about 8 steps that own disjoint tensors (the tensor between the
+    stems crosses the cut) prove both, 32 KiB: the optimum, which the ilp proves."""
     problem = stem_graph(2)
     plan = make_solver("greedy", {}).solve(problem, Budget(time_limit_s=30)).plan
     assert plan is not None
@@ -170,7 +198,7 @@ def test_two_stems_prove_twice_what_one_part_proves() -> None:
     assert one is not None and one.bound_bytes == 16 * KIB
     both = additive_bound(problem, plan, 8, settings(), Budget(time_limit_s=60))
     assert both is not None and both.bound_bytes == 32 * KIB
-    assert [part.steps for part in both.parts] == [(0, 8), (8, 16)]
+    assert [part.steps for part in both.parts] == [(0, 8), (8, 18)]  # cut where 1 KiB crosses
     ilp = make_solver("ilp", {}).solve(problem, Budget(time_limit_s=60))
     assert ilp.status is Status.OPTIMAL and ilp.cost is not None
     assert ilp.cost.non_compulsory_bytes == 32 * KIB
