@@ -308,7 +308,7 @@ class DncSolver:
                 bound = self._cover_bound(problem, budget, bound, stats)
                 report(best_bytes, "lower bound: cut cover")
         # The parts added (the strongest bound on large graphs, and the slowest) run last,
-        # on the final plan's order, in time kept back from the search.
+        # in time kept back from the search.
         whole_budget = budget
         add_parts = not whole_first and best_bytes - constant > (bound or 0)
         if add_parts and budget.time_limit_s is not None:
@@ -372,29 +372,10 @@ class DncSolver:
         budget = whole_budget
         best_bytes = traffic_bytes(problem, best)
         if add_parts and best_bytes - constant > (bound or 0) and not budget.should_stop():
-            # Runs of the start plan's order (a low-peak one) often hold whole crowded
-            # regions where the final order spreads them (darts_v2_cifar, activations,
-            # M_R: 7.08 MB against 1.18 MB): it comes first. Short runs are solved fast
-            # (a chain of 17 NASNet-like stems: all proven in 0.9 s, where runs three
-            # times as long prove 1/17 of it in 27 s), long ones can prove more
-            # (darts_v2_cifar: 7.08 MB against 5.90 MB). With weights in scope, the
-            # relaxation with weights streamed first (Lemma 3: its parts are easier;
-            # darts_v2_cifar, all, M_R: 4.13 MB in 16 s against 23 s).
-            streamed = (True, False) if problem.scope is Scope.ALL else (False,)
-            for plan_of, width, relax in itertools.product(
-                ("start", "best"),
-                (self.window_ops, PART_BOUND_WINDOWS * self.window_ops),
-                streamed,
-            ):
-                runs_plan = start_plan if plan_of == "start" else best
-                if best_bytes - constant <= (bound or 0) or budget.should_stop():
-                    break
-                if plan_of == "best" and runs_plan.order == start_plan.order:
-                    continue
-                bound = self._additive_bound(
-                    problem, budget, runs_plan, plan_of, width, relax, settings, bound, stats
-                )
-                report(best_bytes, "lower bound: parts added")
+            bound = self._parts_added_phase(
+                problem, budget, (start_plan, best), best_bytes - constant, settings, bound, stats
+            )
+            report(best_bytes, "lower bound: parts added")
         stats["source"] = " + ".join([source, *improved_by])
         return self._result(problem, budget, best, stats, search, bound)
 
@@ -699,6 +680,42 @@ class DncSolver:
             return bound
         stats["bound_method"] = f"{found.method} of the start plan's order"
         return found.bound_bytes
+
+    def _parts_added_phase(
+        self,
+        problem: Problem,
+        budget: Budget,
+        plans: tuple[Plan, Plan],
+        moved_bytes: int,
+        settings: RunSettings,
+        bound: int | None,
+        stats: dict[str, Any],
+    ) -> int | None:
+        """Phase 9: the larger of ``bound`` and the parts added on the runs of the start
+        and best ``plans`` (the best moving ``moved_bytes``), until one meets it.
+
+        Runs of the start plan's order (a low-peak one) often hold whole crowded regions
+        where the final order spreads them (darts_v2_cifar, activations, M_R: 7.08 MB
+        against 1.18 MB): it comes first. Short runs are solved fast (a chain of 17
+        NASNet-like stems: all proven in 0.9 s, where runs three times as long prove 1/17
+        of it in 27 s), long ones can prove more (darts_v2_cifar: 7.08 MB against
+        5.90 MB). With weights in scope, the relaxation with weights streamed comes
+        first (Lemma 3: its parts are easier; darts_v2_cifar, all, M_R: 4.13 MB in 16 s
+        against 23 s)."""
+        start_plan, best = plans
+        streamed = (True, False) if problem.scope is Scope.ALL else (False,)
+        for plan_of, width, relax in itertools.product(
+            ("start", "best"), (self.window_ops, PART_BOUND_WINDOWS * self.window_ops), streamed
+        ):
+            if moved_bytes <= (bound or 0) or budget.should_stop():
+                break
+            if plan_of == "best" and best.order == start_plan.order:
+                continue
+            runs_plan = start_plan if plan_of == "start" else best
+            bound = self._additive_bound(
+                problem, budget, runs_plan, plan_of, width, relax, settings, bound, stats
+            )
+        return bound
 
     def _additive_bound(
         self,
