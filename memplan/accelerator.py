@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,7 +207,19 @@ def preset_names() -> list[str]:
 
 
 def load_accelerator(name_or_path: str | Path) -> Accelerator:
-    """Load a preset by name, or a spec from a ``.toml`` / ``.json`` file."""
+    """Load a preset by name, or a spec from a ``.toml`` / ``.json`` file.
+
+    Raises:
+        ConfigError: not a preset name or a path (None, a number, an Accelerator), or
+            no such preset or file.
+        InputFormatError: the file is not valid TOML or JSON.
+    """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise ConfigError(
+            "load_accelerator: pass a preset name "
+            f"({', '.join(preset_names())}) or a .toml/.json file path, "
+            f"got {type(name_or_path).__name__}"
+        )
     text_name = str(name_or_path)
     if text_name in preset_names():
         resource = resources.files("memplan") / "presets" / f"{text_name}.toml"

@@ -27,7 +27,7 @@ from fractions import Fraction
 from memplan.analysis import default_min_peak_schedule
 from memplan.errors import ConfigError
 from memplan.ir import Graph
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
 from memplan.units import MAX_BYTES, brief_repr, parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")
@@ -126,6 +126,7 @@ def resolve_budget(
     text: str, problem: Problem, peak_provider: PeakProvider | None = None
 ) -> ResolvedBudget:
     """Turn a budget spec into a capacity in bytes for ``problem``'s graph and scope."""
+    require_problem(problem, "resolve_budget")
     factor, named, size = _parse(text)
     alignment = problem.alignment_bytes
     if size is not None:

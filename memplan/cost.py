@@ -22,7 +22,7 @@ import numpy as np
 
 from memplan.errors import ConfigError
 from memplan.plan import Plan
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
 from memplan.timing import check_timing_model, plan_arrays, run_model
 from memplan.units import format_bytes
 
@@ -122,8 +122,12 @@ def evaluate(problem: Problem, plan: Plan, timing_model: str | None = None) -> C
         plan: the plan to score.
         timing_model: the model of ``latency_s`` (``serial`` or ``overlap``); default:
             the accelerator's ``timing_model``. Both latencies are reported either way.
+
+    Raises:
+        ConfigError: ``problem`` is not a Problem, or the timing model is unknown.
+        InvalidPlanError: ``plan`` is not shaped like a plan of ``problem``.
     """
-    acc = problem.accelerator
+    acc = require_problem(problem, "evaluate").accelerator
     chosen = check_timing_model(timing_model or acc.timing_model)
     arrays = plan_arrays(problem, plan)
     n = arrays.num_steps

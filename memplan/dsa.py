@@ -36,6 +36,7 @@ import bisect
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
@@ -89,7 +90,11 @@ def buffer_problem(
         ("alignment", alignment),
         ("fixed offset", fixed),
     ):
-        if value is not None and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        if value is None and what == "fixed offset":
+            continue  # no fixed offset: the allocator chooses one
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            return f"{what} {value!r} is not a whole number ({type(value).__name__})"
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
             return f"{what} {value} is outside the 64-bit range (magnitude below 2^63)"
     if lower >= upper:
         return f"empty lifetime [{lower}, {upper}): lower must be < upper"

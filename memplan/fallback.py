@@ -16,10 +16,13 @@ moves, and the answer a solver returns when it has nothing better in time.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
+from memplan.errors import ConfigError
 from memplan.plan import Arrive, Leave, Plan, Residency
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
+from memplan.units import brief_repr
 
 
 def spill_everything_plan(problem: Problem, order: Sequence[int]) -> Plan:
@@ -31,8 +34,25 @@ def spill_everything_plan(problem: Problem, order: Sequence[int]) -> Plan:
 
     Returns:
         A plan that passes the validator whenever ``problem.capacity_bytes`` >= M_R.
+
+    Raises:
+        ConfigError: ``problem`` is not a Problem, or ``order`` does not list every op
+            exactly once (a plan of part of the graph would be silently invalid).
     """
-    graph = problem.graph
+    graph = require_problem(problem, "spill_everything_plan").graph
+    try:
+        order = [operator.index(op) for op in order]
+    except TypeError:
+        raise ConfigError(
+            "spill_everything_plan: order must be a sequence of op ids (ints), "
+            f"got {brief_repr(order)}"
+        ) from None
+    if sorted(order) != list(range(graph.num_ops)):
+        raise ConfigError(
+            f"spill_everything_plan: order has {len(order)} entries; it must list each of "
+            f"the {graph.num_ops} ops of {graph.name!r} exactly once (ids 0 .. "
+            f"{graph.num_ops - 1}), e.g. range(graph.num_ops) for the model's order"
+        )
     sizes = problem.aligned_sizes_bytes
     residencies: list[Residency] = []
     for step, op_id in enumerate(order):

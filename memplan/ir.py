@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import TYPE_CHECKING, Any, NewType
 
 from memplan.errors import GraphError, InputFormatError
@@ -39,6 +40,9 @@ class TensorKind(enum.Enum):
     ACTIVATION = "activation"  # produced on chip by exactly one op
     INPUT = "input"  # a graph input: starts in DRAM
     WEIGHT = "weight"  # an initializer or constant-computable tensor: starts in DRAM
+
+
+_KIND_VALUES = frozenset(k.value for k in TensorKind)  # "activation", "input", "weight"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +291,7 @@ def _verify(
 ) -> tuple[tuple[OpId | None, ...], tuple[tuple[OpId, ...], ...]]:
     """Check the IR invariants and return (producer, consumers) tables."""
     where = f"graph {name!r}"
+    _check_types(where, ops, tensors)
     total_bytes = sum(t.size_bytes for t in tensors)
     if total_bytes > MAX_GRAPH_BYTES:
         largest = max(tensors, key=lambda t: t.size_bytes)
@@ -360,6 +365,45 @@ def _verify(
     return tuple(producer), tuple(tuple(c) for c in consumers)
 
 
+def _is_whole(value: object) -> bool:
+    """True for an int (or numpy integer), False for a bool, float, string or None."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _check_types(where: str, ops: Sequence[Op], tensors: Sequence[Tensor]) -> None:
+    """Refuse fields of the wrong type (a Graph built by hand in a notebook) with a
+    GraphError naming the tensor or op, before any arithmetic trips over them."""
+    for index, tensor in enumerate(tensors):
+        if not isinstance(tensor, Tensor):
+            kind_name = type(tensor).__name__
+            raise GraphError(f"{where}: tensors[{index}] is a {kind_name}, not a Tensor")
+        if not _is_whole(tensor.size_bytes):
+            raise GraphError(
+                f"{where}: tensor {tensor.name!r} has size_bytes {tensor.size_bytes!r}; "
+                "give a whole number of bytes (an int)"
+            )
+        if not isinstance(tensor.kind, TensorKind):
+            raise GraphError(
+                f"{where}: tensor {tensor.name!r} has kind {tensor.kind!r}; use a TensorKind "
+                f"({', '.join(k.name for k in TensorKind)})"
+            )
+    for index, op in enumerate(ops):
+        if not isinstance(op, Op):
+            raise GraphError(f"{where}: ops[{index}] is a {type(op).__name__}, not an Op")
+        for field_name, ids in (("inputs", op.inputs), ("outputs", op.outputs)):
+            bad = [t for t in ids if not _is_whole(t)]
+            if bad:
+                raise GraphError(
+                    f"{where}: op {op.name!r} lists {bad[0]!r} in its {field_name}; list "
+                    "tensor ids (the ints GraphBuilder.tensor returns; "
+                    "GraphBuilder.tensor_id(name) looks one up)"
+                )
+        if not _is_whole(op.macs):
+            raise GraphError(
+                f"{where}: op {op.name!r} has macs {op.macs!r}; give a whole number (an int)"
+            )
+
+
 def _raise_order_error(
     where: str,
     ops: Sequence[Op],
@@ -415,12 +459,43 @@ class GraphBuilder:
         shape: Iterable[int] = (),
         dtype: str = "",
     ) -> TensorId:
-        """Add a tensor and return its id."""
+        """Add a tensor and return its id.
+
+        Args:
+            name: unique tensor name.
+            size_bytes: bytes, a whole number > 0.
+            kind: a TensorKind, or its value as a string ("activation", "input", "weight").
+            is_output: a graph output (must be in DRAM when the run ends).
+            shape: element shape, informative only.
+            dtype: element type name, informative only.
+
+        Raises:
+            GraphError: a name used twice, or a field of the wrong type or value.
+        """
+        if not isinstance(name, str):
+            raise GraphError(f"graph {self.name!r}: a tensor name must be a string, got {name!r}")
+        where = f"graph {self.name!r}: tensor {name!r}"
         if name in self._by_name:
-            raise GraphError(f"graph {self.name!r}: tensor {name!r} is defined twice")
+            raise GraphError(f"{where} is defined twice")
+        if not _is_whole(size_bytes):
+            raise GraphError(
+                f"{where}: size_bytes {size_bytes!r} is not a whole number of bytes (an int)"
+            )
+        if isinstance(kind, str) and kind in _KIND_VALUES:
+            kind = TensorKind(kind)
+        if not isinstance(kind, TensorKind):
+            raise GraphError(
+                f"{where}: kind {kind!r} is not a TensorKind; use one of "
+                f"{', '.join(k.value for k in TensorKind)}"
+            )
+        if isinstance(shape, str | bytes) or not isinstance(shape, Iterable):
+            raise GraphError(
+                f"{where}: shape {shape!r} is not a sequence of ints, e.g. (1, 3, 224, 224)"
+            )
+        dims = tuple(shape)
         tid = TensorId(len(self._tensors))
         self._tensors.append(
-            Tensor(tid, name, int(size_bytes), kind, is_output, tuple(shape), dtype)
+            Tensor(tid, name, int(size_bytes), kind, bool(is_output), dims, str(dtype))
         )
         self._by_name[name] = tid
         return tid
@@ -437,7 +512,16 @@ class GraphBuilder:
         return name in self._by_name
 
     def mark_output(self, tensor: TensorId) -> None:
-        """Mark an existing tensor as a graph output."""
+        """Mark an existing tensor as a graph output.
+
+        Raises:
+            GraphError: ``tensor`` is not the id of a tensor added earlier.
+        """
+        if not _is_whole(tensor) or not 0 <= tensor < len(self._tensors):
+            raise GraphError(
+                f"graph {self.name!r}: mark_output({tensor!r}): not the id of a tensor added "
+                "earlier (GraphBuilder.tensor returns it; tensor_id(name) looks one up)"
+            )
         old = self._tensors[tensor]
         self._tensors[tensor] = Tensor(
             old.id, old.name, old.size_bytes, old.kind, True, old.shape, old.dtype
@@ -451,9 +535,33 @@ class GraphBuilder:
         outputs: Iterable[TensorId],
         macs: int = 0,
     ) -> OpId:
-        """Add an op (ops must be added in a topological order) and return its id."""
+        """Add an op (ops must be added in a topological order) and return its id.
+
+        ``inputs`` and ``outputs`` are lists of tensor ids (what :meth:`tensor` returns);
+        ``macs`` is a whole number of multiply-accumulates. Wrong types are refused
+        here, other invariants by :meth:`build`.
+
+        Raises:
+            GraphError: naming the op and the argument of the wrong type.
+        """
+        where = f"graph {self.name!r}: op {name!r}"
+        lists: list[tuple[TensorId, ...]] = []
+        for field_name, ids in (("inputs", inputs), ("outputs", outputs)):
+            if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+                raise GraphError(
+                    f"{where}: {field_name} must be a list of tensor ids, got {ids!r} "
+                    f"(write [{ids!r}] for one)"
+                )
+            values = tuple(ids)
+            bad = [t for t in values if not _is_whole(t)]
+            if bad:
+                hint = f" (tensor_id({bad[0]!r}) looks it up)" if isinstance(bad[0], str) else ""
+                raise GraphError(f"{where}: {field_name} lists {bad[0]!r}, not a tensor id{hint}")
+            lists.append(values)
+        if not _is_whole(macs):
+            raise GraphError(f"{where}: macs {macs!r} is not a whole number (an int)")
         oid = OpId(len(self._ops))
-        self._ops.append(Op(oid, name, op_type, tuple(inputs), tuple(outputs), int(macs)))
+        self._ops.append(Op(oid, name, op_type, lists[0], lists[1], int(macs)))
         return oid
 
     def build(self) -> Graph:

@@ -27,7 +27,7 @@ from memplan.budgets import PeakEstimate, PeakProvider, heuristic_min_peak
 from memplan.errors import MemplanError, OutputFileError, SolverContractError
 from memplan.io.files import atomic_write_text
 from memplan.ir import graph_sha256
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
 from memplan.registry import EXACT_MIN_PEAK, PluginKind, plugin_class, providers
 from memplan.solver import Budget
 
@@ -109,7 +109,11 @@ def exact_min_peak(
     Raises:
         SolverContractError: a provider "proved" a value above the heuristic's peak,
             which a real no-spill order reaches (a bug in that provider).
+        ConfigError: ``problem`` is not a Problem, or ``time_limit_s`` is not a number
+            of seconds.
     """
+    require_problem(problem, "exact_min_peak")
+    Budget(time_limit_s)  # the limit's type is checked where a Budget is made
     if use_cache:
         cached = lookup(problem)
         if cached is not None:

@@ -145,3 +145,22 @@ class Problem:
             f"(the working set of op {op_name!r}); no plan exists without tiling: "
             f"use --scratchpad MR or at least {self.min_resident_bytes}"
         )
+
+
+def require_problem(value: object, where: str) -> Problem:
+    """``value`` if it is a :class:`Problem`, else a :class:`ConfigError` naming ``where``.
+
+    The public functions that take a problem call it first, so a notebook's
+    ``evaluate(graph, plan)`` gets one line saying what to pass, not an
+    AttributeError from deep inside.
+    """
+    if isinstance(value, Problem):
+        return value
+    hint = ""
+    if isinstance(value, Graph):
+        hint = ": wrap the graph, Problem(graph, load_accelerator('edge-npu'))"
+    elif hasattr(value, "graph"):
+        hint = ": build one, Problem(loaded.graph, load_accelerator('edge-npu'))"
+    raise ConfigError(
+        f"{where}: problem must be a memplan Problem, got {type(value).__name__}{hint}"
+    )

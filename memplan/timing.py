@@ -41,7 +41,7 @@ from memplan.accelerator import TIMING_MODELS
 from memplan.errors import ConfigError, InvalidPlanError
 from memplan.ir import TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
 OBJECTIVES = ("traffic", "latency")
@@ -508,8 +508,9 @@ def simulate(problem: Problem, plan: Plan, model: str | None = None) -> Timeline
         model: ``serial`` or ``overlap``; default: ``problem.accelerator.timing_model``.
 
     Raises:
-        ConfigError: for an unknown timing model.
+        ConfigError: for an unknown timing model, or a ``problem`` that is not one.
     """
+    require_problem(problem, "simulate")
     name, transfers, run, compute = _simulate_arrays(problem, plan_arrays(problem, plan), model)
     bandwidth = problem.accelerator.dram_bytes_per_s
     waits = transfers.step if name == "serial" else transfers.waited_by

@@ -15,7 +15,7 @@ import memplan
 from memplan.accelerator import Accelerator
 from memplan.dsa import Buffer, allocate
 from memplan.errors import ConfigError, InvalidPlanError
-from memplan.plan import Plan
+from memplan.plan import Plan, Residency
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, make_solver
 from memplan.testing import random_dag
@@ -129,3 +129,119 @@ def test_solve_names_wrong_arguments(name: str) -> None:
         solver.solve(random_dag(1, 5), Budget(time_limit_s=1))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=f"{name}.solve: budget must be a memplan Budget"):
         solver.solve(_problem(), 5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda g, p: memplan.evaluate(g, p), "evaluate: problem must be a memplan Problem"),
+        (lambda g, p: memplan.simulate(g, p), "simulate: problem must be a memplan Problem"),
+        (lambda g, p: memplan.resolve_budget("MR", g), "resolve_budget: problem must be"),
+        (lambda g, p: memplan.exact_min_peak(g), "exact_min_peak: problem must be"),
+        (lambda g, p: memplan.spill_everything_plan(g, p.order), "spill_everything_plan: prob"),
+    ],
+)
+def test_functions_taking_a_problem_refuse_a_graph(call: Any, fragment: str) -> None:
+    problem = _problem()
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
+    with pytest.raises(ConfigError, match=fragment) as error:
+        call(problem.graph, plan)
+    assert "wrap the graph, Problem(graph, load_accelerator('edge-npu'))" in str(error.value)
+
+
+def test_spill_everything_plan_refuses_an_order_that_is_not_all_ops() -> None:
+    problem = _problem(1, 12)
+    with pytest.raises(ConfigError, match="order has 2 entries; it must list each of the 12"):
+        memplan.spill_everything_plan(problem, [0, 0])
+    with pytest.raises(ConfigError, match="order must be a sequence of op ids"):
+        memplan.spill_everything_plan(problem, None)  # type: ignore[arg-type]
+    plan = memplan.spill_everything_plan(problem, range(12))
+    assert validate(problem, plan) == []
+
+
+def test_load_accelerator_refuses_what_is_not_a_name_or_path() -> None:
+    for value in (None, 3, Accelerator("t", 1024)):
+        with pytest.raises(ConfigError, match="load_accelerator: pass a preset name"):
+            memplan.load_accelerator(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", ["64", 64.0, True, None])
+def test_a_buffer_of_a_size_that_is_no_whole_number_is_refused(size: Any) -> None:
+    with pytest.raises(memplan.MemplanError, match=r"size .* is not a whole number"):
+        Buffer("a", 0, 1, size)
+
+
+def _build(**changes: Any) -> memplan.Graph:
+    builder = memplan.GraphBuilder("g")
+    x = builder.tensor("x", changes.get("size", 1024), changes.get("kind", "input"))
+    y = builder.tensor("y", 1024, is_output=True)
+    builder.op("relu", "Relu", changes.get("inputs", [x]), [y], changes.get("macs", 0))
+    builder.mark_output(changes.get("output", y))
+    return builder.build()
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"size": "1KiB"}, "tensor 'x': size_bytes '1KiB' is not a whole number of bytes"),
+        ({"size": 1000.7}, "tensor 'x': size_bytes 1000.7 is not a whole number"),
+        ({"kind": "constant"}, "kind 'constant' is not a TensorKind; use one of activation"),
+        ({"inputs": ["x"]}, r"op 'relu': inputs lists 'x', not a tensor id \(tensor_id\('x'\)"),
+        ({"inputs": 0}, r"inputs must be a list of tensor ids, got 0 \(write \[0\] for one\)"),
+        ({"macs": "5"}, "op 'relu': macs '5' is not a whole number"),
+        ({"output": 7}, r"mark_output\(7\): not the id of a tensor added earlier"),
+    ],
+)
+def test_graph_builder_names_wrong_arguments(changes: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(memplan.GraphError, match=fragment):
+        _build(**changes)
+
+
+def test_graph_builder_parses_a_kind_given_as_a_string() -> None:
+    graph = _build(kind="input")  # was kept as a str: neither an input nor in scope
+    assert graph.tensors[0].kind is memplan.TensorKind.INPUT
+    assert graph.tensors[0].size_bytes == 1024
+
+
+def test_validate_refuses_residency_fields_of_the_wrong_type() -> None:
+    problem = _problem()
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
+    assert plan is not None
+    first = plan.residencies[0]
+    cases = [
+        ((first.tensor, first.start, first.end, first.offset), r"residencies\[0\] is a tuple"),
+        (Residency(first.tensor, first.start, first.end, 0.5), r"\.offset is 0\.5"),
+        (Residency(first.tensor, first.start, first.end, 0, "load"), "arrive='load'"),  # type: ignore[arg-type]
+    ]
+    for residency, fragment in cases:
+        broken = Plan(plan.order, (residency, *plan.residencies[1:]))  # type: ignore[arg-type]
+        with pytest.raises(InvalidPlanError, match=fragment):
+            validate(problem, broken)
+    with pytest.raises(InvalidPlanError, match=r"order\[0\] is 'a'"):
+        validate(problem, Plan(("a", *plan.order[1:]), plan.residencies))  # type: ignore[arg-type]
+    assert validate(problem, plan) == []
+
+
+def test_views_and_plots_name_wrong_arguments(tmp_path: Any) -> None:
+    from memplan.viz.display import ResultView, compare
+    from memplan.viz.explore import step_view
+    from memplan.viz.plots import plot_plan
+
+    problem = _problem()
+    result = make_solver("greedy").solve(problem, Budget(time_limit_s=10))
+    assert result.plan is not None
+    with pytest.raises(ConfigError, match="plot_plan: plan must be a memplan Plan, got NoneType"):
+        plot_plan(problem, None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"\(pass result\.plan\)"):
+        plot_plan(problem, result)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"\.txt is not a figure format"):
+        plot_plan(problem, result.plan, tmp_path / "plan.txt")
+    assert not (tmp_path / "plan.txt").exists()
+    with pytest.raises(ConfigError, match="step_view: step 999 is not a step of the plan"):
+        step_view(problem, result.plan, step=999)
+    with pytest.raises(ConfigError, match="compare: pass a mapping of labels to SolveResults"):
+        compare([result])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ResultView: result must be a SolveResult"):
+        ResultView(problem, None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ResultView: problem must be a memplan Problem"):
+        ResultView(problem.graph, result)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from memplan.errors import ConfigError
 from memplan.ir import Graph, TensorKind
 from memplan.units import format_bytes
 
@@ -294,6 +295,17 @@ class ResultView:
     result: SolveResult  # the solve's outcome
     plot: bool = True  # embed the memory-map figure
 
+    def __post_init__(self) -> None:
+        from memplan.problem import require_problem
+        from memplan.solver import SolveResult
+
+        require_problem(self.problem, "ResultView")
+        if not isinstance(self.result, SolveResult):
+            raise ConfigError(
+                "ResultView: result must be a SolveResult (what solver.solve returns), "
+                f"got {type(self.result).__name__}"
+            )
+
     def _repr_html_(self) -> str:
         return result_html(self.result, self.problem, plot=self.plot)
 
@@ -312,7 +324,21 @@ def show_plan(problem: Problem, plan: Plan) -> PlanView:
 
 
 def compare(results: Mapping[str, SolveResult]) -> Html:
-    """One row per labelled result: status, traffic, peak, latency, energy, gap, time."""
+    """One row per labelled result: status, traffic, peak, latency, energy, gap, time.
+
+    Raises:
+        ConfigError: ``results`` is not a mapping of labels to SolveResults (a list of
+            results takes ``{r.solver: r for r in results}``).
+    """
+    from memplan.solver import SolveResult
+
+    if not isinstance(results, Mapping) or not all(
+        isinstance(r, SolveResult) for r in results.values()
+    ):
+        raise ConfigError(
+            "compare: pass a mapping of labels to SolveResults, e.g. "
+            f"{{r.solver: r for r in results}}, got {type(results).__name__}"
+        )
     rows = []
     for label, r in results.items():
         c = r.cost

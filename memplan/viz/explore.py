@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from memplan.errors import ConfigError
 from memplan.plan import Plan, Residency
 from memplan.problem import Problem
 from memplan.units import format_bytes
 from memplan.viz.display import Html, figure_html_of, table
+from memplan.viz.plots import require_plan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -97,9 +99,17 @@ def step_html(problem: Problem, plan: Plan, step: int) -> Html:
 
 
 def step_view(problem: Problem, plan: Plan, step: int = 0) -> Any:
-    """A step slider over ``plan`` (ipywidgets), or the static view of ``step``."""
-    if not 0 <= step < len(plan.order):
-        raise ValueError(f"step {step} is outside the plan's steps [0, {len(plan.order)})")
+    """A step slider over ``plan`` (ipywidgets), or the static view of ``step``.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one, or ``step`` is not a step of
+            the plan.
+    """
+    require_plan(problem, plan, "step_view")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(plan.order):
+        raise ConfigError(
+            f"step_view: step {step!r} is not a step of the plan; use 0 .. {len(plan.order) - 1}"
+        )
     if static_views():
         return step_html(problem, plan, step)
     import ipywidgets

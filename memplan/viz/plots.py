@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from memplan.errors import ConfigError
 from memplan.ir import TensorKind
 from memplan.plan import Arrive, Leave, Plan
-from memplan.problem import Problem
+from memplan.problem import Problem, require_problem
 from memplan.units import format_bytes
 
 if TYPE_CHECKING:
@@ -47,6 +48,18 @@ _OUTPUT_COLOR = "#DD8452"
 _LOAD_COLOR = "#2CA02C"
 _STORE_COLOR = "#D62728"
 _CAPACITY_COLOR = "#C44E52"
+
+
+def require_plan(problem: object, plan: object, where: str) -> None:
+    """Refuse a ``problem`` or ``plan`` that is not one, with a ConfigError naming ``where``."""
+    require_problem(problem, where)
+    if not isinstance(plan, Plan):
+        hint = ""
+        if plan is None:
+            hint = " (a result without a plan, e.g. infeasible, has nothing to draw)"
+        elif hasattr(plan, "plan"):
+            hint = " (pass result.plan)"
+        raise ConfigError(f"{where}: plan must be a memplan Plan, got {type(plan).__name__}{hint}")
 
 
 def live_bytes_of_plan(problem: Problem, plan: Plan) -> np.ndarray:
@@ -81,10 +94,17 @@ def plot_plan(
 
     Returns:
         The figure (a :class:`matplotlib.figure.Figure` with an Agg canvas).
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one (a result without a plan has
+            nothing to draw), or ``path`` names a format memplan does not write.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    require_plan(problem, plan, "plot_plan")
+    if path is not None:
+        figure_format(path)  # refused before the drawing, not after it
     n = max(len(plan.order), 1)
     width = min(16.0, max(8.0, n / 25))
     fig = Figure(figsize=(width, 7.0), layout="constrained")
@@ -100,14 +120,40 @@ def plot_plan(
     return fig
 
 
+#: The figure formats :func:`save_figure` writes, by file suffix.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The format :func:`save_figure` writes to ``path``: its suffix, ``png`` without one.
+
+    Raises:
+        ConfigError: ``path`` is not a path, or its suffix names another format.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"figure path must be a file name, got {type(path).__name__}")
+    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+    if suffix not in FIGURE_FORMATS:
+        raise ConfigError(
+            f"figure {os.fspath(path)!r}: .{suffix} is not a figure format memplan writes; "
+            "use a .png, .svg or .pdf file name"
+        )
+    return str(suffix)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
-    """Save ``fig`` to ``path`` (PNG, SVG or PDF by suffix) atomically, by the rules of
-    :mod:`memplan.io.files`."""
+    """Save ``fig`` to ``path`` (PNG, SVG or PDF by suffix; PNG without one) atomically,
+    by the rules of :mod:`memplan.io.files`.
+
+    Raises:
+        ConfigError: ``path`` is not a path, or its suffix names another format.
+        OutputFileError: the path must not or cannot be written.
+    """
     import io
 
     from memplan.io.files import atomic_write_bytes
 
-    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+    suffix = figure_format(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=suffix, dpi=dpi)
     atomic_write_bytes(path, buffer.getvalue(), what="figure")
