@@ -131,6 +131,23 @@ def traffic_figure(
     return path
 
 
+def _plain_log_ticks(axis: Any, values: Sequence[float]) -> None:
+    """Label a log axis with plain numbers (20, 50, 100) at 1-2-5 steps when the data
+    span at most two decades, else at powers of ten, and never label minor ticks.
+
+    matplotlib's default labels the minor ticks of a log axis whose data span less
+    than a decade or so ("2x10^1 3x10^1 4x10^1 ..."), and those labels run into each
+    other.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    low, high = min(values), max(values)
+    narrow = high <= 100 * low
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def time_figure(path: Path, rows: Sequence[Row]) -> Path | None:
     """Solve time against graph size, log-log; None when no row has a time."""
     plt = _pyplot()
@@ -149,6 +166,8 @@ def time_figure(path: Path, rows: Sequence[Row]) -> Path | None:
         ax.scatter(xs, ys, label=solver, s=14, alpha=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.xaxis, [x for xs, _ in series.values() for x in xs])
+    _plain_log_ticks(ax.yaxis, [y for _, ys in series.values() for y in ys])
     ax.set_xlabel("graph size (ops)")
     ax.set_ylabel("solve time (s)")
     ax.set_title(

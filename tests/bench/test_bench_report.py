@@ -212,3 +212,33 @@ def test_cells_below_mr_are_infeasible_and_not_timed(tmp_path: Path) -> None:
         assert figures.time_figure(tmp_path / "t.png", rows) is not None
         assert figures.time_figure(tmp_path / "none.png", rows[::2]) is None
     assert times == [[0.06]]
+
+
+def test_solve_time_axes_label_plain_numbers_that_do_not_collide(tmp_path: Path) -> None:
+    # Graph sizes 21 .. 668 ops and times 0.03 .. 0.25 s (the light suite): matplotlib's
+    # default labelled the minor ticks there ("2x10^1 3x10^1 4x10^1 ..."), run together.
+    sizes = (21, 21, 43, 65, 141, 170, 175, 370, 668)
+    times = (0.033, 0.035, 0.049, 0.045, 0.072, 0.17, 0.098, 0.16, 0.24)
+    rows = [
+        _row(f"w{i}", "MR", "greedy", 0, graph_ops=ops, solve_wall_s=seconds)
+        for i, (ops, seconds) in enumerate(zip(sizes, times, strict=True))
+    ]
+    labels: dict[str, list[str]] = {}
+
+    def save(fig: Any, path: Path) -> None:  # the tick labels as drawn
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            ticks = [t for t in axis.get_major_ticks() + axis.get_minor_ticks()]
+            low, high = axis.get_view_interval()
+            labels[name] = [
+                t.label1.get_text()
+                for t in ticks
+                if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high
+            ]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "_save", save)
+        figures.time_figure(tmp_path / "t.png", rows)
+    assert labels["x"] == ["20", "50", "100", "200", "500"]
+    assert labels["y"] == ["0.05", "0.1", "0.2"]
