@@ -282,9 +282,10 @@ def report_command(args: argparse.Namespace) -> int:
             summarize(rows, args.baseline), args.baseline, progress_line(args.output, rows)
         )
     )
+    more = len(written) - 4
     err_console.print(
         f"{len(rows)} results; wrote {', '.join(str(p) for p in written[:4])}"
-        + (f" and {len(written) - 4} figures" if len(written) > 4 else "")
+        + (f" and {more} more figure{'s' if more > 1 else ''}" if more > 0 else "")
     )
     return EXIT_OK
 

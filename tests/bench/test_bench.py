@@ -269,6 +269,8 @@ def test_cli_bench_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.Captu
     assert (out / "figures" / "traffic_all_MP.png").exists()
     captured = capsys.readouterr()
     assert "16 to run" in captured.err and KEEP in captured.out
+    # summary.md, summary.csv, cells.csv and the first of 5 figures named, then the rest
+    assert "and 4 more figures" in " ".join(captured.err.split())  # was "and 4 figures"
     assert main(argv) == 0
     assert "0 to run" in capsys.readouterr().err
     (out / "summary.md").unlink()
