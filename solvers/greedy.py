@@ -139,7 +139,8 @@ class GreedySolver:
         default=AUTO_ORDER,
         metadata={
             "help": "operator order: auto (plan the model and min-peak orders, keep the "
-            "plan with fewer non-compulsory bytes; default) | model | min-peak | dfs | bfs"
+            "plan with fewer non-compulsory bytes; default) | model | min-peak | dfs | bfs | "
+            "rpo (reverse post-order)"
         },
     )
     replacement: str = field(

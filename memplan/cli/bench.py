@@ -138,7 +138,7 @@ def add_parser(subparsers: Any) -> None:
         nargs="+",
         metavar="NAME|PATH",
         help=(
-            "a catalog suite (light, small, nas, randwire, transformer, cnn, all), catalog "
+            "a catalog suite (light, small, nas, randwire, transformer, cnn, large, all), catalog "
             "workload names, or model files (.onnx / memplan graph .json) or folders of them"
         ),
     )

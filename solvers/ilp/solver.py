@@ -85,7 +85,7 @@ class IlpSolver:
     order: str = field(
         default="greedy",
         metadata={
-            "help": "fixed-mode order: greedy (the greedy solver's), min-peak, model, dfs, bfs"
+            "help": "fixed-mode order: greedy (the greedy solver's), min-peak, model, dfs, bfs, rpo"
         },
     )
     backend: str = field(

@@ -390,3 +390,13 @@ def test_worker_ends_itself_when_the_bench_is_killed(tmp_path: Path) -> None:
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(worker), "an orphaned worker kept running after kill -9 of the bench"
+
+
+def test_bench_suite_help_names_every_catalog_suite(capsys: pytest.CaptureFixture) -> None:
+    from memplan.graphs.catalog import suite_names
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = text.partition("a catalog suite (")[2].partition(")")[0].split(", ")
+    assert set(listed) == set(suite_names())  # 'large' was missing
