@@ -67,8 +67,10 @@ _EXPORTS: dict[str, str] = {
     "Buffer": "memplan.dsa",
     "AllocationResult": "memplan.dsa",
     "allocate": "memplan.dsa",
-    # models
+    # models and plan files
     "load_model": "memplan.io.loading",
+    "write_plan_file": "memplan.io.planfile",
+    "read_plan_file": "memplan.io.planfile",
     # errors
     "MemplanError": "memplan.errors",
     "GraphError": "memplan.errors",
@@ -118,11 +120,13 @@ __all__ = [
     "load_accelerator",
     "load_model",
     "make_solver",
+    "read_plan_file",
     "relative_gap",
     "resolve_budget",
     "simulate",
     "spill_everything_plan",
     "validate",
+    "write_plan_file",
 ]
 
 
@@ -177,6 +181,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     )
     from memplan.fallback import spill_everything_plan
     from memplan.io.loading import load_model
+    from memplan.io.planfile import read_plan_file, write_plan_file
     from memplan.ir import Graph, GraphBuilder, Op, Tensor, TensorKind
     from memplan.min_peak import exact_min_peak
     from memplan.plan import Arrive, Leave, Plan, Residency

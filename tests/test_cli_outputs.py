@@ -148,3 +148,34 @@ def test_ctrl_c_while_writing_writes_nothing(tmp_path, model_path, capsys, monke
     assert code == EXIT_INTERRUPTED and "interrupted" in err
     assert plan.read_text() == "old" and not buffers.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+
+
+def _documented_fields(command: str) -> set[str]:
+    """Top-level JSON fields docs/cli.md lists for ``command`` (outside (), {} and [])."""
+    import re
+
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith(f"| `{command}` |"))
+    text = row.split("|")[2]
+    for _ in range(3):  # nested groups
+        text = re.sub(r"\([^()]*\)|\{[^{}]*\}|\[[^\[\]]*\]", "", text)
+    return set(re.findall(r"`([a-z0-9_]+)`", text))
+
+
+def test_json_outputs_have_the_fields_docs_cli_md_lists(capsys, model_path, tmp_path) -> None:
+    plan = tmp_path / "plan.json"
+    csv = tmp_path / "buffers.csv"
+    outputs = {
+        "optimize": optimize(capsys, model_path, "--json", "-o", plan, "--csv", csv),
+        "validate": run_cli(capsys, "validate", model_path, plan, "--json"),
+        "score": run_cli(capsys, "score", model_path, plan, "--json"),
+        "inspect": run_cli(capsys, "inspect", model_path, "--json"),
+        "allocate": run_cli(capsys, "allocate", csv, "--json"),
+    }
+    for command, (code, out, _) in outputs.items():
+        assert code == EXIT_OK, command
+        fields = set(json.loads(out))  # stdout holds the JSON document and nothing else
+        documented = _documented_fields(command)
+        if command == "inspect":  # the exact_min_peak_* fields come with --exact-mp only
+            documented = {f for f in documented if not f.startswith("exact_min_peak")}
+        assert fields == documented, command
