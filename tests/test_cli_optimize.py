@@ -135,6 +135,12 @@ def test_validate_reports_every_violation_and_overrides(tmp_path, model_path, ca
     assert {"misaligned", "out-of-bounds"} <= kinds
     code, _, err = run(capsys, "score", model_path, plan)
     assert code == EXIT_NO_PLAN and "run memplan validate" in err
+    # --json prints a document on an invalid plan too (stdout was empty)
+    code, out, err = run(capsys, "score", model_path, plan, "--json")
+    scored = json.loads(out)
+    assert code == EXIT_NO_PLAN and "run memplan validate" in err
+    assert scored["valid"] is False and scored["cost"] is None
+    assert {"misaligned", "out-of-bounds"} <= {v["kind"] for v in scored["violations"]}
     # A smaller scratchpad given on the command line overrides the recorded one.
     good = tmp_path / "good.json"
     run(capsys, "optimize", model_path, "--scratchpad", "MP", "-o", good)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from memplan.io.loading import ImportOptions, LoadedModel
     from memplan.io.planfile import PlanFile, PlanHeader
     from memplan.problem import Problem
+    from memplan.validate import Violation
 
 #: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
 ACCELERATOR_BUDGET = "accelerator"
@@ -36,7 +37,8 @@ ACCELERATOR_BUDGET = "accelerator"
 SCRATCHPAD_HELP = (
     "scratchpad size to plan for: MR (the largest working set of one op: the smallest "
     "scratchpad any plan fits in), MP (the lowest peak of live bytes over operator orders, "
-    "no spilling; heuristic estimate), MH = (MR + MP) / 2, a multiple such as 0.5*MP or "
+    "no spilling; from the min-peak search: proven when it finishes, else an upper bound), "
+    "MH = (MR + MP) / 2, a multiple such as 0.5*MP or "
     "1.2*MR, a size in bytes such as 65536, 512KiB or 2MB (KiB/MiB = 1024-based, kB/MB = "
     "1000-based), or 'accelerator' (the capacity_bytes of --accelerator). Sizes are "
     "rounded down to the accelerator's alignment"
@@ -256,3 +258,18 @@ def print_notes(command: str, given: PlanInput) -> None:
         print(f"memplan {command}: note: {note}", file=sys.stderr)
     for warning in given.warnings:
         print(f"memplan {command}: warning: {warning}", file=sys.stderr)
+
+
+def violation_dicts(problem: Problem, violations: list[Violation]) -> list[dict[str, Any]]:
+    """The ``violations`` of ``validate --json`` and ``score --json``: kind, message,
+    tensors by name, steps."""
+    names = [t.name for t in problem.graph.tensors]
+    return [
+        {
+            "kind": v.kind.value,
+            "message": v.message,
+            "tensors": [names[t] for t in v.tensors if 0 <= t < len(names)],
+            "steps": list(v.steps),
+        }
+        for v in violations
+    ]

@@ -25,13 +25,16 @@ from memplan import __version__
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import add_model_arguments, print_json
 from memplan.cli.plancommon import (
+    PlanInput,
     add_plan_problem_arguments,
     load_plan_problem,
     print_notes,
+    violation_dicts,
 )
 
 if TYPE_CHECKING:
     from memplan.cost import Cost
+    from memplan.validate import Violation
 
 
 def add_parser(subparsers: Any) -> None:
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             f"{violations[0]}; run memplan validate to list them all",
             file=sys.stderr,
         )
+        if args.json:  # a JSON reader gets a document on every outcome, not an empty stdout
+            print_json(_json_document(args, given, None, None, violations))
         return EXIT_NO_PLAN
     cost = evaluate(problem, planfile.plan)
     bound = planfile.lower_bound_bytes
@@ -89,19 +94,7 @@ def run(args: argparse.Namespace) -> int:
         recorded_cost_differences(planfile.cost, cost) if planfile.cost is not None else None
     )
     if args.json:
-        print_json(
-            {
-                "plan": str(args.plan),
-                "model": problem.graph.name,
-                "capacity_bytes": problem.capacity_bytes,
-                "scope": problem.scope.value,
-                "overrides": list(given.overrides),
-                "cost": cost.to_dict(),
-                "matches_recorded": None if differences is None else not differences,
-                "recorded_differs_in": [name for name, _, _ in differences or ()],
-                "warnings": list(given.warnings),
-            }
-        )
+        print_json(_json_document(args, given, cost, differences, []))
         return EXIT_OK
     print(
         f"{args.plan}: valid plan for {problem.graph.name!r} "
@@ -112,6 +105,31 @@ def run(args: argparse.Namespace) -> int:
     if differences is not None:
         print(_recorded_cost_line(differences, given.overrides, planfile.created_by))
     return EXIT_OK
+
+
+def _json_document(
+    args: argparse.Namespace,
+    given: PlanInput,
+    cost: Cost | None,
+    differences: list[tuple[str, Any, Any]] | None,
+    violations: list[Violation],
+) -> dict[str, Any]:
+    """What ``score --json`` prints: the cost of a valid plan, or (``cost`` None) the
+    violations of an invalid one."""
+    problem = given.problem
+    return {
+        "plan": str(args.plan),
+        "model": problem.graph.name,
+        "valid": not violations,
+        "capacity_bytes": problem.capacity_bytes,
+        "scope": problem.scope.value,
+        "overrides": list(given.overrides),
+        "cost": None if cost is None else cost.to_dict(),
+        "matches_recorded": None if differences is None else not differences,
+        "recorded_differs_in": [name for name, _, _ in differences or ()],
+        "warnings": list(given.warnings),
+        "violations": violation_dicts(problem, violations),
+    }
 
 
 #: The cost fields an --accelerator override changes (its timing and energy figures);

@@ -24,6 +24,7 @@ from memplan.cli.plancommon import (
     add_plan_problem_arguments,
     load_plan_problem,
     print_notes,
+    violation_dicts,
 )
 from memplan.units import format_bytes
 
@@ -68,19 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 "scope": problem.scope.value,
                 "overrides": list(given.overrides),
                 "warnings": list(given.warnings),
-                "violations": [
-                    {
-                        "kind": v.kind.value,
-                        "message": v.message,
-                        "tensors": [
-                            problem.graph.tensors[t].name
-                            for t in v.tensors
-                            if 0 <= t < problem.graph.num_tensors
-                        ],
-                        "steps": list(v.steps),
-                    }
-                    for v in violations
-                ],
+                "violations": violation_dicts(problem, violations),
             }
         )
     else:
