@@ -241,6 +241,11 @@ class Graph:
                     dag.add_edge(src, op.id, tensors=[t])
         return dag
 
+    def __repr__(self) -> str:
+        # Not the dataclass repr: every op and tensor (280 KB for DenseNet) in a
+        # notebook cell or a log line. str() is the full text form.
+        return f"Graph({self.name!r}: {self.num_ops} ops, {self.num_tensors} tensors)"
+
     def __str__(self) -> str:
         return to_text(self)
 

@@ -171,6 +171,10 @@ class Plan:
     def __str__(self) -> str:
         return f"Plan({len(self.order)} steps, {len(self.residencies)} residencies)"
 
+    # A plan of a real model has thousands of residencies: the dataclass repr (the
+    # whole plan, 80 KB for DenseNet) would flood a notebook cell or a log line.
+    __repr__ = __str__
+
 
 def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -> str:
     """ASCII memory map: one row per residency, steps across, ``#`` where resident.

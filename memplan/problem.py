@@ -102,6 +102,15 @@ class Problem:
             return None
         return OpId(self.working_set_bytes.index(self.min_resident_bytes))
 
+    def __repr__(self) -> str:
+        # Short, not the dataclass repr that prints the whole graph.
+        acc = self.accelerator
+        return (
+            f"Problem({self.graph!r}, accelerator {acc.name!r}: capacity "
+            f"{acc.capacity_bytes} B, alignment {acc.alignment_bytes} B; scope "
+            f"{self.scope.value})"
+        )
+
     def with_capacity(self, capacity_bytes: int) -> Problem:
         """The same problem with another scratchpad size."""
         return dataclasses.replace(self, accelerator=self.accelerator.with_capacity(capacity_bytes))

@@ -240,6 +240,17 @@ class SolveResult:
 
         return html_of(self, "result")
 
+    def __repr__(self) -> str:
+        # Short, not the dataclass repr that prints the whole plan and stats.
+        cost = self.cost
+        traffic = "" if cost is None else f", non-compulsory {cost.non_compulsory_bytes} B"
+        bound = "" if self.lower_bound_bytes is None else f", bound {self.lower_bound_bytes} B"
+        plan = "" if self.plan is None else f", {self.plan}"
+        return (
+            f"SolveResult({self.solver}: {self.status.value}{traffic}{bound}{plan}, "
+            f"{self.wall_s:.3g} s)"
+        )
+
 
 @runtime_checkable
 class Solver(Protocol):

@@ -117,3 +117,26 @@ def test_a_result_without_a_bound_shows_no_gap():
     text = unbounded._repr_html_()
     assert re.search(r"gap to the bound</td><td[^>]*>–<", text)
     assert "0.0%" not in text and "100.0%" not in text
+
+
+def test_reprs_are_short_whatever_the_size_of_the_model():
+    # A notebook cell ending in `problem` or `result.plan` (no HTML view) showed the
+    # dataclass repr: every op, tensor and residency (280 KB for DenseNet).
+    from memplan import Accelerator
+    from memplan.io.loading import load_model
+    from memplan.problem import Problem
+    from memplan.solver import make_solver
+    from memplan.testing import random_dag
+
+    graph = random_dag(5, 400)
+    problem = Problem(graph, Accelerator("t", 1 << 30))
+    problem = problem.with_capacity(problem.min_resident_bytes * 2)
+    result = make_solver("greedy").solve(problem, Budget(time_limit_s=30))
+    assert result.plan is not None
+    loaded = load_model("light_squeezenet")
+    for value in (graph, problem, result.plan, result, loaded):
+        assert len(repr(value)) < 300, type(value).__name__
+    assert repr(graph) == f"Graph({graph.name!r}: 400 ops, {graph.num_tensors} tensors)"
+    assert repr(result.plan) == f"Plan(400 steps, {len(result.plan.residencies)} residencies)"
+    assert f"greedy: {result.status.value}" in repr(result)
+    assert "squeezenet" in repr(loaded) and "capacity" in repr(problem)

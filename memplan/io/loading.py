@@ -229,6 +229,11 @@ class LoadedModel:
     report: ImportReport | None  # what the ONNX importer did; None for graph JSON
     import_options: ImportOptions | None = None  # the importer's options; None for graph JSON
 
+    def __repr__(self) -> str:
+        # Short, not the dataclass repr that prints the whole graph.
+        where = str(self.path) if self.path is not None else "an in-memory model"
+        return f"LoadedModel({self.graph!r} from {where}, sha256 {self.sha256[:12]}...)"
+
 
 def _looks_like_json(head: bytes) -> bool:
     """Whether a file's first bytes start a JSON object (after whitespace / BOM)."""
