@@ -146,7 +146,8 @@ def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "accelerator preset (edge-npu, server-npu, unaligned) or a .toml/.json spec file "
             "giving scratchpad capacity (bytes), offset alignment (bytes), DRAM bandwidth "
-            f"(bytes/s), MAC rate and energies; default: {DEFAULT_PRESET}"
+            f"(bytes/s), MAC rate (MAC/s), energies (J) and timing model (serial or overlap; "
+            f"docs/files.md); default: {DEFAULT_PRESET}"
         ),
     )
 
