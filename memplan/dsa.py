@@ -418,7 +418,8 @@ def allocate(
         See :class:`AllocationResult` for the statuses.
 
     Raises:
-        ConfigError: for an unknown algorithm, or a capacity below 0 or beyond 2^63-1.
+        ConfigError: for an unknown algorithm, a budget that is not a Budget, or a
+            capacity below 0 or beyond 2^63-1.
         InputFormatError: when the sizes add up beyond the 64-bit range.
 
     Speed (2 shared cores): with a capacity and ``minimize=False``, ``auto`` returns as
@@ -447,6 +448,11 @@ def allocate(
         )
     if budget is None:
         budget = Budget(time_limit_s=DEFAULT_TIME_LIMIT_S)
+    elif not isinstance(budget, Budget):
+        raise ConfigError(
+            "allocate: budget must be a memplan Budget (e.g. Budget(time_limit_s=10)) or "
+            f"None, got {type(budget).__name__}"
+        )
     if isinstance(algorithm, str):
         options: dict[str, object] = {"seed": seed, "minimize": minimize}
         if node_limit:

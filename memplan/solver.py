@@ -192,7 +192,15 @@ def relative_gap(value_bytes: int, bound_bytes: int | None) -> float | None:
     """The one gap formula: ``(value - bound) / value``; 0.0 when they are equal.
 
     None without a bound: a missing bound is never shown as a gap of 0.
+
+    Raises:
+        ConfigError: a value or bound that is not a number of bytes.
     """
+    for name, value in (("value_bytes", value_bytes), ("bound_bytes", bound_bytes)):
+        if value is None and name == "bound_bytes":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"relative_gap: {name} must be a number of bytes, got {value!r}")
     if bound_bytes is None:
         return None
     if value_bytes <= bound_bytes:

@@ -245,3 +245,13 @@ def test_views_and_plots_name_wrong_arguments(tmp_path: Any) -> None:
         ResultView(problem, None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ResultView: problem must be a memplan Problem"):
         ResultView(problem.graph, result)  # type: ignore[arg-type]
+
+
+def test_allocate_and_relative_gap_name_wrong_arguments() -> None:
+    with pytest.raises(ConfigError, match="allocate: budget must be a memplan Budget"):
+        allocate([Buffer("a", 0, 1, 64)], 128, budget=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="relative_gap: value_bytes must be a number"):
+        memplan.relative_gap("100", 0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="relative_gap: bound_bytes must be a number"):
+        memplan.relative_gap(100, "0")  # type: ignore[arg-type]
+    assert memplan.relative_gap(100, 25) == 0.75 and memplan.relative_gap(100, None) is None
