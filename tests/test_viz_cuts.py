@@ -13,6 +13,7 @@ from memplan.accelerator import Accelerator
 from memplan.budgets import resolve_budget
 from memplan.cli import EXIT_OK, main
 from memplan.cut import crossing_bytes
+from memplan.errors import ConfigError
 from memplan.ir import graph_to_json
 from memplan.problem import Problem
 from memplan.solver import Budget, make_solver
@@ -43,7 +44,9 @@ def test_cut_lines_resident_curve_and_crossing_bytes():
     fig = plot_cuts(problem, result.plan, cuts)
     lines = _by_gid(fig, GID_CUT)
     assert sorted({line.get_xdata()[0] for line in lines}) == cuts
-    assert len(lines) == 2 * len(cuts)  # both panels
+    assert len(lines) == 3 * len(cuts)  # every panel
+    # the memory map above them, as every --plot figure has (the dnc one had none)
+    assert len(_by_gid(fig, GID_RESIDENCIES)) == 1
     [resident] = _by_gid(fig, GID_RESIDENT)
     expected = live_bytes_of_plan(problem, result.plan)
     assert np.array_equal(resident.get_ydata()[:-1], expected)
@@ -77,3 +80,10 @@ def test_optimize_plot_for_dnc_draws_its_cuts(tmp_path, capsys):
     cuts = summary.get("stats", {}).get("cuts") or json.loads(plan.read_text())["stats"]["cuts"]
     svg = plot.read_text()
     assert svg.count('id="cut') >= 2 * len(cuts) > 0
+
+
+def test_plot_result_of_a_result_without_a_plan_is_a_config_error():
+    problem, result = greedy_result()
+    empty = dataclasses.replace(result, plan=None)
+    with pytest.raises(ConfigError, match="plot_result: plan must be a memplan Plan, got NoneType"):
+        plot_result(problem, empty)

@@ -10,8 +10,9 @@
     crossing ^   ▂▃▅▇▅▂▁▂▃▅▇▅▃▁▂▃▇█▇▃▂
              +-------------|--------------|------> step
 
-``dnc`` records its cut steps in ``result.stats["cuts"]``; :func:`plot_result` draws
-them for a result that has them (``memplan optimize --plot``) and the plain plan
+Above both, the plan's memory map with the same cut lines. ``dnc`` records its cut
+steps in ``result.stats["cuts"]``; :func:`plot_result` draws them for a result that has
+them (``memplan optimize --plot``) and the plain plan
 figure of :mod:`memplan.viz.plots` otherwise. matplotlib is imported lazily, without
 pyplot's global state.
 """
@@ -26,11 +27,19 @@ import numpy as np
 
 from memplan.analysis import live_bytes_per_step
 from memplan.cut import crossing_bytes
+from memplan.errors import ConfigError
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import SolveResult
 from memplan.units import format_bytes
-from memplan.viz.plots import bytes_axis, live_bytes_of_plan, plot_plan, save_figure
+from memplan.viz.plots import (
+    bytes_axis,
+    draw_map,
+    live_bytes_of_plan,
+    plot_plan,
+    require_plan,
+    save_figure,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,8 +68,9 @@ def plot_cuts(
     title: str | None = None,
     dpi: int = 120,
 ) -> Figure:
-    """Draw the plan's resident bytes and its order's no-spill live bytes, the capacity,
-    the cut steps, and the bytes crossing every step boundary.
+    """Draw the plan's memory map, its resident bytes and its order's no-spill live
+    bytes, the capacity, the cut steps (in every panel), and the bytes crossing every
+    step boundary.
 
     Args:
         problem: the problem the plan solves.
@@ -79,11 +89,13 @@ def plot_cuts(
     no_spill = live_bytes_per_step(problem.graph, plan.order, sizes, problem.in_scope)
     crossing = crossing_bytes(problem, plan.order)
     steps = np.arange(n + 1)
-    fig = Figure(figsize=(min(16.0, max(8.0, n / 25)), 6.0), layout="constrained")
+    fig = Figure(figsize=(min(16.0, max(8.0, n / 25)), 9.0), layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
-    ax = fig.add_subplot(grid[0])
-    ax_cross = fig.add_subplot(grid[1], sharex=ax)
+    grid = fig.add_gridspec(3, 1, height_ratios=(3, 2, 1))
+    ax_map = fig.add_subplot(grid[0])
+    ax = fig.add_subplot(grid[1], sharex=ax_map)
+    ax_cross = fig.add_subplot(grid[2], sharex=ax_map)
+    draw_map(ax_map, problem, plan)  # the offsets, as in every other --plot figure
 
     def stairs(values: np.ndarray) -> np.ndarray:
         return np.append(values, values[-1] if len(values) else 0)
@@ -98,7 +110,7 @@ def plot_cuts(
     ax.axhline(problem.capacity_bytes, color="#C44E52", linestyle="--", linewidth=1.2,
                label=f"capacity {format_bytes(problem.capacity_bytes)}")  # fmt: skip
     for index, cut in enumerate(cuts):
-        for axis in (ax, ax_cross):
+        for axis in (ax_map, ax, ax_cross):
             marker = axis.axvline(cut, color="#DD8452", linewidth=1.0, alpha=0.9,
                                   label="cut" if index == 0 and axis is ax else None)  # fmt: skip
             marker.set_gid(GID_CUT)
@@ -111,7 +123,7 @@ def plot_cuts(
     ax.set_ylim(0, top * 1.08)
     bytes_axis(ax, top)
     bytes_axis(ax_cross, max(int(crossing.max()) if n else 0, 1), ticks=4)
-    for axis in (ax, ax_cross):
+    for axis in (ax_map, ax, ax_cross):
         axis.set_xlim(0, max(n, 1))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.suptitle(
@@ -130,9 +142,15 @@ def plot_cuts(
 def plot_result(
     problem: Problem, result: SolveResult, path: str | os.PathLike[str] | None = None
 ) -> Figure:
-    """The cuts figure for a result that records cuts, else the plan figure."""
-    if result.plan is None:
-        raise ValueError("a result without a plan has nothing to draw")
+    """The cuts figure for a result that records cuts, else the plan figure.
+
+    Raises:
+        ConfigError: ``result`` has no plan (nothing to draw), or ``problem`` is not one.
+    """
+    if not isinstance(result, SolveResult):
+        raise ConfigError(f"plot_result: result must be a SolveResult, got {type(result).__name__}")
+    require_plan(problem, result.plan, "plot_result")
+    assert result.plan is not None
     cuts = cuts_of(result)
     if cuts is None:
         return plot_plan(problem, result.plan, path)

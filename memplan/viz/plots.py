@@ -167,6 +167,12 @@ def plan_title(problem: Problem, plan: Plan) -> str:
     )
 
 
+def draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
+    """Draw the memory map alone into a given axes (steps across, addresses up), for
+    figures that put other panels below it (:mod:`memplan.viz.cuts`)."""
+    _draw_map(ax, problem, plan)
+
+
 def draw_plan(ax_map: Axes, ax_live: Axes, problem: Problem, plan: Plan) -> None:
     """Draw the memory map and the live-bytes curve into two given axes (steps across).
 
