@@ -255,3 +255,22 @@ def test_allocate_and_relative_gap_name_wrong_arguments() -> None:
     with pytest.raises(ConfigError, match="relative_gap: bound_bytes must be a number"):
         memplan.relative_gap(100, "0")  # type: ignore[arg-type]
     assert memplan.relative_gap(100, 25) == 0.75 and memplan.relative_gap(100, None) is None
+
+
+def test_plan_views_and_timeline_figures_name_wrong_arguments(tmp_path: Any) -> None:
+    from memplan.viz.display import PlanView
+    from memplan.viz.timeline import plot_schedule, plot_timeline
+
+    problem = _problem()
+    result = make_solver("greedy").solve(problem, Budget(time_limit_s=10))
+    assert result.plan is not None
+    with pytest.raises(ConfigError, match="PlanView: problem must be a memplan Problem"):
+        PlanView(problem.graph, result.plan)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"PlanView: plan .*\(pass result\.plan\)"):
+        PlanView(problem, result)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"timelines must be \(label, Timeline\) pairs"):
+        plot_schedule(problem, result.plan, [1, 2])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="plot_timeline: plan must be a memplan Plan"):
+        plot_timeline(problem, None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"\.jpg is not a figure format"):
+        plot_timeline(problem, result.plan, path=tmp_path / "t.jpg")

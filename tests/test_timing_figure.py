@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from timing_examples import section7_plan, section7_problem
 
+from memplan.errors import ConfigError
 from memplan.timing import TransferKind, simulate
 from memplan.viz.timeline import (
     GID_COMPUTE,
@@ -82,7 +83,7 @@ def test_resident_table_lists_what_is_on_chip_at_the_step(monkeypatch) -> None:
     monkeypatch.setenv("MEMPLAN_STATIC_VIEWS", "1")
     view = step_view(problem, plan, step=4)
     assert "step 4: op4" in view._repr_html_() and "data:image/png;base64," in view
-    with pytest.raises(ValueError, match="outside the plan's steps"):
+    with pytest.raises(ConfigError, match=r"step 6 is not a step of the plan; use 0 \.\. 5"):
         step_view(problem, plan, step=6)
 
 

@@ -272,6 +272,11 @@ class PlanView:
     plan: Plan  # the plan to show
     plot: bool = True  # embed the memory-map figure
 
+    def __post_init__(self) -> None:
+        from memplan.viz.plots import require_plan
+
+        require_plan(self.problem, self.plan, "PlanView")
+
     def _repr_html_(self) -> str:
         return plan_html(self.plan, self.problem, plot=self.plot)
 

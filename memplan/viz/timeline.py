@@ -19,9 +19,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from memplan.errors import ConfigError
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.timing import Timeline, TransferKind, simulate
+from memplan.units import brief_repr
+from memplan.viz.plots import figure_format, require_plan
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -150,6 +153,14 @@ def plot_timeline(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    require_plan(problem, plan, "plot_timeline")
+    if path is not None:
+        figure_format(path)  # refused before the drawing, not after it
+    if timeline is not None and not isinstance(timeline, Timeline):
+        raise ConfigError(
+            f"plot_timeline: timeline must be a Timeline (memplan.simulate(problem, plan)), "
+            f"got {type(timeline).__name__}"
+        )
     timeline = timeline or simulate(problem, plan, model)
     fig = Figure(figsize=(12.0, 2.6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -182,7 +193,16 @@ def plot_schedule(
 
     from memplan.viz.plots import draw_plan, plan_title
 
+    require_plan(problem, plan, "plot_schedule")
+    if path is not None:
+        figure_format(path)  # refused before the drawing, not after it
     lanes = list(timelines or [("", simulate(problem, plan))])
+    for lane in lanes:
+        if not (isinstance(lane, tuple) and len(lane) == 2 and isinstance(lane[1], Timeline)):
+            raise ConfigError(
+                "plot_schedule: timelines must be (label, Timeline) pairs, e.g. "
+                f"[('before', simulate(problem, plan))], got {brief_repr(lane)}"
+            )
     n = max(len(plan.order), 1)
     fig = Figure(
         figsize=(min(16.0, max(9.0, n / 25)), 7.0 + 1.9 * len(lanes)), layout="constrained"
@@ -209,7 +229,7 @@ def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
 
     from memplan.io.files import atomic_write_bytes
 
-    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+    suffix = figure_format(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=suffix, dpi=120)
     atomic_write_bytes(path, buffer.getvalue())
