@@ -542,6 +542,15 @@ def learning_curve_png(log: TrainLog, teacher_return: float | None = None) -> by
     axes.axhline(0.0, color="black", linewidth=0.8, label="greedy stack (baseline)")
     axes.set_xlabel("training time (minutes)")
     axes.set_ylabel("return = (greedy bytes - game bytes) / scale")
+    # The figure is read without the code: say what the scale is (under the x label).
+    figure.subplots_adjust(bottom=0.2)
+    figure.text(
+        0.01,
+        0.01,
+        "scale: per game, the larger of its capacity and the online Belady pass's traffic",
+        fontsize=7,
+        color="dimgrey",
+    )
     axes.set_title("mallocGame agent: learning curve")
     axes.legend(loc="lower right", fontsize=8)
     import io
