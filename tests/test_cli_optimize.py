@@ -112,6 +112,23 @@ def test_optimize_json_summary_and_map(model_path, capsys):
     assert code == EXIT_OK and "memory map: 7 steps x 32768 B" in out
 
 
+def test_optimize_prints_the_import_warnings(tmp_path, model_path, capsys):
+    """What the importer left out is said by the command that plans, one line each, with
+    --json too (only inspect showed it: an unused input vanished without a word)."""
+    model = small_model()
+    model.graph.input.append(onnx.helper.make_tensor_value_info("mask", 1, [1, 4]))
+    path = tmp_path / "unused_input.onnx"
+    onnx.save(model, path)
+    for extra in ((), ("--json",)):
+        code, _, err = run(capsys, "optimize", path, "--scratchpad", "MR", *extra)
+        assert code == EXIT_OK
+        assert [line for line in err.splitlines() if "warning" in line] == [
+            "memplan optimize: warning: graph input 'mask' is read by no op; it is left out"
+        ]
+    code, _, err = run(capsys, "optimize", model_path, "--scratchpad", "MR")
+    assert code == EXIT_OK and "warning" not in err
+
+
 def test_default_budget_is_mh(model_path, capsys):
     code, out, _ = run(capsys, "optimize", model_path, "--json")
     summary = json.loads(out)

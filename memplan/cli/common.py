@@ -211,6 +211,19 @@ def load_model_from_args(
     return loaded
 
 
+def print_import_warnings(command: str, loaded: LoadedModel) -> None:
+    """Print what the ONNX importer warned about to stderr, one line each.
+
+    The warnings (an unused graph input left out, a tensor without elements, a graph
+    output that is a weight, MACs only estimated) change what is planned or how it is
+    costed, so a command that plans the model says them, not only ``inspect``.
+    """
+    if loaded.report is None:
+        return
+    for warning in loaded.report.warnings:
+        print(f"memplan {command}: warning: {warning}", file=sys.stderr)
+
+
 def model_sha256_from_args(args: argparse.Namespace) -> str:
     """SHA-256 of ``args.model`` without importing it (the file's bytes, or the proto's)."""
     import hashlib

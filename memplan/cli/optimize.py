@@ -35,6 +35,7 @@ from memplan.cli.common import (
     console,
     err_console,
     load_model_from_args,
+    print_import_warnings,
     print_json,
     problem_from_args,
 )
@@ -267,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
     data_on_stdout = args.json or any(t.is_stdout for t in targets.values())
     talk = err_console if data_on_stdout else console
     loaded = load_model_from_args(args)
+    print_import_warnings("optimize", loaded)
     problem = problem_from_args(args, loaded)
     budget_spec = resolve_scratchpad(args.scratchpad, problem)
     problem = problem.with_capacity(budget_spec.capacity_bytes)
