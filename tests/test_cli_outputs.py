@@ -132,6 +132,7 @@ def test_plan_to_stdout_moves_the_summary_to_stderr(model_path, capsys):
         (["-o", "same.txt", "--csv", "same.txt"], "-o and --csv name the same file"),
         (["--plot", "-"], "--plot '-': use a .png, .svg or .pdf file name"),
         (["--plot", "p.png", "-o", "p.png"], "name the same file"),
+        (["--timeline", "-o", "plan.json"], "no --plot is given; add --plot PLAN.png"),
     ],
 )
 def test_conflicting_outputs(tmp_path, model_path, capsys, monkeypatch, args, expected):

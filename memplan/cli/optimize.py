@@ -224,6 +224,11 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
 
     if args.plot is not None and Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
+    if args.timeline and args.plot is None:
+        raise ConfigError(
+            "--timeline adds the timeline to the --plot figure, and no --plot is given; "
+            "add --plot PLAN.png (or .svg, .pdf)"
+        )
     flags = {"plan": ("-o", args.output, True), "csv": ("--csv", args.csv, True)}
     flags["plot"] = ("--plot", args.plot, False)
     targets = {
