@@ -43,6 +43,21 @@ def test_remaining_dims_are_reported_after_some_are_given():
     assert g.tensor_by_name("a").shape == (1, 3, 4, 5) and g.tensor_by_name("b").shape == (1, 8)
 
 
+def test_input_shapes_must_agree_on_a_shared_symbolic_dim():
+    # images[batch, ...] and tokens[batch, seq] share 'batch': one run has one batch
+    # size (images of batch 1 with tokens of batch 2 were planned without a word).
+    shapes = {"images": (1, 3, 4, 4), "tokens": (2, 8)}
+    with pytest.raises(ConfigError) as info:
+        import_model(two_input_model(), input_shapes=shapes)
+    message = str(info.value)
+    assert "--input-shape tokens:2,8 gives the symbolic dim 'batch' the size 2" in message
+    assert "but --input-shape images:1,3,4,4 gives it 1" in message
+    assert "--dim batch=N" in message and "\n" not in message
+    shapes["tokens"] = (1, 8)
+    g = import_model(two_input_model(), input_shapes=shapes).graph
+    assert g.tensor_by_name("a").shape == (1, 3, 4, 4) and g.tensor_by_name("b").shape == (1, 8)
+
+
 def test_nameless_and_rankless_inputs_need_input_shape():
     nodes = [helper.make_node("Add", ["x", "z"], ["y"], name="add")]
     model = make_model(nodes, [vi("x", [None, 4]), vi("z", None)], [vi("y", None)])

@@ -210,6 +210,37 @@ def _check_input_shape(
             )
 
 
+def _check_shared_dims(
+    name: str,
+    shape: Sequence[int],
+    current: Sequence[Dim],
+    symbolic: dict[str, tuple[int, str]],
+    input_shapes: Mapping[str, Sequence[int]],
+    source: str,
+) -> None:
+    """Two ``--input-shape`` flags must give a symbolic dim the same size.
+
+    A symbolic dim is one size wherever it appears (``ids[batch, seq]`` and
+    ``mask[batch, seq]`` share both), so ``ids:1,8 mask:2,8`` describes no run of the
+    model. ``symbolic`` collects the sizes given so far (dim name -> size, input).
+
+    Raises:
+        ConfigError: naming both flags, the dim and how to make them agree.
+    """
+    for have, want in zip(current, shape, strict=True):
+        if not isinstance(have, str) or not have:
+            continue
+        seen = symbolic.setdefault(have, (want, name))
+        if seen[0] != want:
+            first = f"--input-shape {seen[1]}:{','.join(map(str, input_shapes[seen[1]]))}"
+            raise ConfigError(
+                f"{source}: --input-shape {name}:{','.join(map(str, shape))} gives the "
+                f"symbolic dim {have!r} the size {want}, but {first} gives it {seen[0]}; "
+                "a symbolic dim has one size wherever it appears: give the same size in "
+                f"both (or set it once with --dim {have}=N)"
+            )
+
+
 def apply_shape_overrides(
     model: onnx.ModelProto,
     input_names: Sequence[str],
@@ -229,10 +260,12 @@ def apply_shape_overrides(
     """
     inputs = named_inputs(model, input_names, input_shapes, "--input-shape", source)
     _check_dims(model, dims, source)
+    symbolic: dict[str, tuple[int, str]] = {}  # dim name -> (size, the input that set it)
     for name, shape in input_shapes.items():
         current, _ = dims_of(inputs[name].type)
         if current is not None:
             _check_input_shape(name, shape, current, dims, source)
+            _check_shared_dims(name, shape, current, symbolic, input_shapes, source)
     graph = model.graph
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _substitute_dims(vi, dims)
