@@ -220,6 +220,10 @@ def test_data_dependent_shape_names_the_node_and_the_data():
     message = str(info.value)
     assert "tensor 'idx' (output of node 'nonzero', NonZero)" in message
     assert "values in tensor 'x', and that is graph input data" in message
+    # ... and says what to do about it (the message ended at "cannot know").
+    assert "export the model without this data-dependent NonZero" in message
+    assert "cut it off before node 'nonzero' with onnx.utils.extract_model" in message
+    assert "\n" not in message
 
 
 def test_shape_from_a_small_input_suggests_input_value():

@@ -249,9 +249,16 @@ class Diagnosis:
         settings = [i for i in node.input[1:] if i in blocked]
         if blocked:
             culprit = (settings or blocked)[0]
+            why = self._why_unknown(culprit)
+            if why.endswith("before running the model"):  # input data: no flag fixes it
+                why += (
+                    f". A plan needs every size before the run: export the model without "
+                    f"this data-dependent {node.op_type} (e.g. a fixed-size mask), or cut "
+                    f"it off before node {folder.names[index]!r} with "
+                    "onnx.utils.extract_model"
+                )
             return OnnxImportError(
-                f"{what}: its size depends on the values in {self.describe(culprit)}, and "
-                f"{self._why_unknown(culprit)}"
+                f"{what}: its size depends on the values in {self.describe(culprit)}, and {why}"
             )
         failure = folder.failures.get(out, "")
         return OnnxImportError(
