@@ -58,6 +58,21 @@ def test_input_shapes_must_agree_on_a_shared_symbolic_dim():
     assert g.tensor_by_name("a").shape == (1, 3, 4, 4) and g.tensor_by_name("b").shape == (1, 8)
 
 
+def test_dim_recomputes_shapes_recorded_at_the_export_sizes():
+    # torch.onnx's dynamo exporter recorded a GRU's output as [batch, 5, 32] for an
+    # input [batch, seq, 16]; with --dim seq=10 those stale sizes were planned (a Relu
+    # of 2x10x4 giving 2x5x4), where --input-shape x:2,10,4 recomputed them.
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Neg", ["a"], ["y"], name="neg")]  # fmt: skip
+    model = make_model(nodes, [vi("x", ["batch", "seq", 4])], [vi("y", [2, 5, 4])])
+    model.graph.value_info.append(vi("a", ["batch", 5, 4]))
+    for options in ({"dims": {"batch": 2, "seq": 10}}, {"input_shapes": {"x": (2, 10, 4)}}):
+        g = import_model(model, **options).graph
+        assert g.tensor_by_name("a").shape == g.tensor_by_name("y").shape == (2, 10, 4)
+    g = import_model(model, dims={"batch": 2, "seq": 5}).graph
+    assert g.tensor_by_name("y").shape == (2, 5, 4)
+
+
 def test_nameless_and_rankless_inputs_need_input_shape():
     nodes = [helper.make_node("Add", ["x", "z"], ["y"], name="add")]
     model = make_model(nodes, [vi("x", [None, 4]), vi("z", None)], [vi("y", None)])

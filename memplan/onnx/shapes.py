@@ -114,6 +114,33 @@ def _substitute_dims(value_info: Any, dims: Mapping[str, int]) -> None:
             dim.dim_value = dims[dim.dim_param]
 
 
+def _has_fixed_dim(value_info: Any) -> bool:
+    """Whether a recorded tensor shape has a dim of fixed size."""
+    if value_info.type.WhichOneof("value") != "tensor_type":
+        return False
+    dims, _ = dims_of(value_info.type)
+    return any(isinstance(d, int) and d > 0 for d in dims or ())
+
+
+def _forget_fixed_records(graph: Any) -> None:
+    """Drop the recorded intermediate and output shapes that have a dim of fixed size.
+
+    In a model with symbolic dims, a fixed size in a recorded shape is the exporter's
+    sample run, and may depend on a symbolic dim all the same: torch.onnx's dynamo
+    exporter records a GRU's output as [batch, 5, 32] and a 2-layer LSTM's as [1, 6, 64]
+    for inputs [batch, seq, 16]. ONNX shape inference keeps a recorded shape over the
+    one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. Shape inference
+    recomputes them; shapes of symbolic dims only are kept (``--dim`` fills them in), as
+    :func:`apply_shape_overrides` drops every recorded shape for ``--input-shape``.
+    """
+    kept = [vi for vi in graph.value_info if not _has_fixed_dim(vi)]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    for vi in graph.output:
+        if _has_fixed_dim(vi):
+            vi.type.tensor_type.ClearField("shape")
+
+
 def symbolic_dims(model: onnx.ModelProto) -> list[str]:
     """The symbolic dim names of the graph's inputs, outputs and recorded value infos,
     in the order they first appear: the names ``--dim`` can set."""
@@ -267,6 +294,8 @@ def apply_shape_overrides(
             _check_input_shape(name, shape, current, dims, source)
             _check_shared_dims(name, shape, current, symbolic, input_shapes, source)
     graph = model.graph
+    if dims:
+        _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _substitute_dims(vi, dims)
     if input_shapes:
