@@ -139,6 +139,23 @@ def test_initializer_only_weights_reported(capsys, tmp_path):
     assert data["weight_bytes"] == 256 and data["macs"] == 64
 
 
+def test_each_warning_is_one_line(capsys, tmp_path):
+    # The text report wrapped a warning at 80 columns: grep found half of it.
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    unused = "attention_mask_of_the_tokenizer_that_no_op_reads"
+    graph = helper.make_graph(
+        nodes,
+        "unused",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 16]) for n in ("x", unused)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    path = tmp_path / "unused.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    assert main(["inspect", str(path)]) == EXIT_OK
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no op" in line]
+    assert lines == [f"warning: graph input {unused!r} is read by no op; it is left out"]
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

@@ -225,7 +225,7 @@ def _render(summary: dict[str, Any]) -> None:
         for line in info["kept_views"][:10]:
             console.print(f"  {line}")
     for warning in info["warnings"]:
-        console.print(f"[yellow]warning[/yellow]: {warning}")
+        console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)  # one line
 
 
 def run(args: argparse.Namespace) -> int:
