@@ -73,6 +73,20 @@ def test_dim_recomputes_shapes_recorded_at_the_export_sizes():
     assert g.tensor_by_name("y").shape == (2, 5, 4)
 
 
+def test_a_custom_op_keeps_its_recorded_shape_under_new_input_sizes():
+    # Shape inference cannot recompute a custom op's output: its record, with the given
+    # sizes filled in, is kept (with --input-shape it was dropped, and the import then
+    # asked to record the shape that the model did record).
+    nodes = [helper.make_node("Double", ["x"], ["a"], name="double", domain="com.acme"),
+             helper.make_node("Relu", ["a"], ["y"], name="relu")]  # fmt: skip
+    model = make_model(nodes, [vi("x", ["batch", "seq", 4])], [vi("y", ["batch", 5, 4])])
+    model.opset_import.append(helper.make_opsetid("com.acme", 1))
+    model.graph.value_info.append(vi("a", ["batch", "seq", 4]))
+    for options in ({"dims": {"batch": 2, "seq": 10}}, {"input_shapes": {"x": (2, 10, 4)}}):
+        g = import_model(model, **options).graph
+        assert g.tensor_by_name("a").shape == g.tensor_by_name("y").shape == (2, 10, 4)
+
+
 def test_nameless_and_rankless_inputs_need_input_shape():
     nodes = [helper.make_node("Add", ["x", "z"], ["y"], name="add")]
     model = make_model(nodes, [vi("x", [None, 4]), vi("z", None)], [vi("y", None)])

@@ -123,21 +123,26 @@ def _has_fixed_dim(value_info: Any) -> bool:
 
 
 def _forget_fixed_records(graph: Any) -> None:
-    """Drop the recorded intermediate and output shapes that have a dim of fixed size.
+    """Drop the recorded shapes with a dim of fixed size of what standard ops produce.
 
     In a model with symbolic dims, a fixed size in a recorded shape is the exporter's
     sample run, and may depend on a symbolic dim all the same: torch.onnx's dynamo
     exporter records a GRU's output as [batch, 5, 32] and a 2-layer LSTM's as [1, 6, 64]
     for inputs [batch, seq, 16]. ONNX shape inference keeps a recorded shape over the
     one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. Shape inference
-    recomputes them; shapes of symbolic dims only are kept (``--dim`` fills them in), as
-    :func:`apply_shape_overrides` drops every recorded shape for ``--input-shape``.
+    recomputes them. Kept: shapes of symbolic dims only (the given sizes fill them in)
+    and the outputs of custom ops, whose recorded shapes are all there is to know.
     """
-    kept = [vi for vi in graph.value_info if not _has_fixed_dim(vi)]
+    standard = {out for node in graph.node if node.domain in ("", "ai.onnx") for out in node.output}
+
+    def stale(vi: Any) -> bool:
+        return vi.name in standard and _has_fixed_dim(vi)
+
+    kept = [vi for vi in graph.value_info if not stale(vi)]
     del graph.value_info[:]
     graph.value_info.extend(kept)
     for vi in graph.output:
-        if _has_fixed_dim(vi):
+        if stale(vi):
             vi.type.tensor_type.ClearField("shape")
 
 
@@ -279,7 +284,10 @@ def apply_shape_overrides(
 
     ``--dim`` names must be symbolic dims of the model (:func:`symbolic_dims`); an input
     shape must name a graph input, keep its rank and its fixed dims, and agree with
-    ``--dim`` where the input has a symbolic dim that is also given.
+    ``--dim`` where the input has a symbolic dim that is also given. The sizes given
+    (by ``--dim``, or by an input shape for the symbolic dims of that input) fill in the
+    recorded shapes; recorded shapes that may be stale are dropped
+    (:func:`_forget_fixed_records`) for shape inference to recompute.
 
     Raises:
         ConfigError: one line naming the flag, the input or dim at fault and what is
@@ -294,19 +302,13 @@ def apply_shape_overrides(
             _check_input_shape(name, shape, current, dims, source)
             _check_shared_dims(name, shape, current, symbolic, input_shapes, source)
     graph = model.graph
-    if dims:
+    given = {**{dim: size for dim, (size, _) in symbolic.items()}, **dims}
+    if given or input_shapes:  # recorded shapes may contradict the new input shapes
         _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
-        _substitute_dims(vi, dims)
-    if input_shapes:
-        for name, shape in input_shapes.items():
-            _set_dims(inputs[name], shape)
-        # Recorded intermediate and output shapes may contradict the new input shapes:
-        # drop them and let shape inference recompute them.
-        del graph.value_info[:]
-        for vi in graph.output:
-            if vi.type.WhichOneof("value") == "tensor_type":
-                vi.type.tensor_type.ClearField("shape")
+        _substitute_dims(vi, given)
+    for name, shape in input_shapes.items():
+        _set_dims(inputs[name], shape)
 
 
 def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
