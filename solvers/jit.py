@@ -11,7 +11,9 @@ tuples of arrays, loops, no objects). :func:`kernel` wraps it without importing 
   for is not in the cache yet (a fresh installation), every kernel (the allocators',
   dnc's order search) is compiled at once (:mod:`.warmup`), saying so once on stderr:
   the compilation is paid in one known place, never again half way through a later,
-  timed solve.
+  timed solve;
+* ``k.entry()`` is the compiled version for calls from Python: its first call (numba
+  loading or compiling) holds Ctrl-C back until it returns.
 
 Both versions compute the same integers (the tests compare them on seeded instances),
 so an allocation may start in Python and switch to compiled kernels half way through
@@ -20,11 +22,14 @@ so an allocation may start in Python and switch to compiled kernels half way thr
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: The ``kernels`` option's values.
@@ -62,6 +67,7 @@ class Kernel:
         self.inline = inline  # compiled into each caller (small helpers on hot paths)
         self._python: Callable[..., Any] | None = None
         self._compiled: Callable[..., Any] | None = None
+        self._entry: Callable[..., Any] | None = None
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 
@@ -124,6 +130,54 @@ class Kernel:
                 finally:
                     _warming = False
         return self._compiled
+
+    def entry(self) -> Callable[..., Any]:
+        """The compiled version, to call from Python (:class:`KernelChoice` does).
+
+        A call that makes numba load the kernel from its cache or compile it (the first
+        one) holds Ctrl-C back until it returns (:func:`sigint_deferred`): a
+        KeyboardInterrupt raised inside numba's loader leaves it half set up, and the
+        process then crashed with a segmentation fault instead of aborting cleanly.
+        """
+        if self._entry is None:
+
+            def call(*args: Any) -> Any:
+                compiled = self._compiled
+                if compiled is not None and getattr(compiled, "overloads", True):
+                    return compiled(*args)  # loaded: interruptible only between calls
+                with sigint_deferred():
+                    return self.compiled()(*args)
+
+            call.__name__ = self.__name__
+            call.__doc__ = self.__doc__
+            self._entry = call
+        return self._entry
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back inside, then deliver it to the handler it was meant for.
+
+    Only in the main thread (where handlers run) and when SIGINT has a Python handler
+    (not ignored, not the system's default). A Ctrl-C caught inside is passed on once the
+    block ends, as many times as it came: the default handler then raises
+    KeyboardInterrupt, the command line's handler sets its stop flag or aborts.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIG_IGN, SIG_DFL or not set from Python
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for signum in caught:
+            previous(signum, None)
 
 
 def _not_cached(dispatcher: Any) -> bool:
@@ -203,7 +257,7 @@ class KernelChoice:
         """The version of ``k`` to run now."""
         if not self.compiled and self.mode == "auto" and not self._window_open():
             self.compiled = True
-        return k.compiled() if self.compiled else k.python()
+        return k.entry() if self.compiled else k.python()
 
     @property
     def python(self) -> bool:

@@ -271,7 +271,7 @@ def _score_kernel(num_ops: int, compiled: bool | None = None) -> Callable[..., A
     ops, else the Python version."""
     if compiled is None:
         compiled = num_ops > PYTHON_OPS_LIMIT
-    return belady_traffic.compiled() if compiled else belady_traffic.python()
+    return belady_traffic.entry() if compiled else belady_traffic.python()
 
 
 def belady_score(problem: Problem, order: Sequence[int]) -> int:
@@ -472,4 +472,4 @@ def warm_up() -> None:
         np.array([False, True, True]),
         np.array([False, False, True]),
     )
-    belady_traffic.compiled()(np.array([0, 1, 2], np.int64), 128, arrays, np.zeros(3, np.int64))
+    belady_traffic.entry()(np.array([0, 1, 2], np.int64), 128, arrays, np.zeros(3, np.int64))

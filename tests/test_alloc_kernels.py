@@ -259,3 +259,54 @@ def test_without_numba_the_compiled_mode_runs_python() -> None:
         buffers, None, Budget(60)
     )
     assert int(out) == expected.height_bytes
+
+
+def test_ctrl_c_during_a_kernels_first_call_waits_for_numba(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C while numba loads or compiles a kernel (its first call) is delivered after
+    the call returns: raised inside numba's loader, it left it half set up and a second
+    Ctrl-C of ``memplan allocate`` crashed the process (segmentation fault)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    steps: list[str] = []
+
+    class Loading:
+        """A dispatcher with nothing loaded yet, whose loading gets a Ctrl-C half way."""
+
+        overloads = ()  # numba fills this dict on the first call
+
+        def __call__(self, x: int) -> int:
+            steps.append("loading")
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # bytecodes: where Python runs its signal handlers
+                pass
+            steps.append("loaded")
+            return x + 1
+
+    k = _jit.Kernel(lambda x: x + 1)
+    monkeypatch.setattr(k, "_compiled", Loading())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            KernelChoice("compiled", 0)(k)(1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["loading", "loaded"]
+
+
+def test_sigint_deferred_passes_each_ctrl_c_on_in_order() -> None:
+    import signal
+
+    seen: list[str] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append("handler"))
+    try:
+        with _jit.sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+            seen.append("body done")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen[0] == "body done" and seen[1:] == ["handler", "handler"]
