@@ -252,3 +252,26 @@ def test_alignment_flag_conflict_names_the_file(
     assert main(["allocate", str(path), "--alignment", "64"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert f"{path}: with --alignment 64: buffer '0': fixed offset 5" in err
+
+
+def test_time_limit_counts_reading_the_csv(
+    small_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV that takes longer to read than the time limit: the command does not start a
+    search with a fresh limit after it (300,000 rows took 4 s to read, and a
+    ``--time-limit 1`` run lasted 4.7 s while reporting 0.55 s)."""
+    import time
+
+    import memplan.io.buffers_csv as buffers_csv
+
+    real = buffers_csv.read_buffers_csv
+
+    def slow_read(path: str) -> list[object]:
+        time.sleep(0.5)
+        return real(path)
+
+    monkeypatch.setattr(buffers_csv, "read_buffers_csv", slow_read)
+    code = main(["allocate", str(small_csv), "--time-limit", "0.3", "--json", "--minimize"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["wall_s"] >= 0.5  # the time reported includes the reading
+    assert code == EXIT_NO_PLAN and data["status"] == "timeout"

@@ -74,7 +74,10 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         type=float,
         default=60.0,
-        help="wall-clock limit of the whole allocation in seconds; default 60",
+        help=(
+            "wall-clock limit in seconds of the whole allocation, reading the CSV included; "
+            "default 60"
+        ),
     )
     parser.add_argument(
         "--algorithm",
@@ -163,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):
         raise ConfigError(f"--time-limit {args.time_limit}: must be a number of seconds >= 0")
+    # The limit covers the whole command from here: reading a large CSV takes seconds.
+    budget = Budget(time_limit_s=args.time_limit)
     options = {
         "seed": checked_seed(args.seed),
         "minimize": args.minimize or capacity is None,
@@ -170,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
     }
     allocator = make_allocator(args.algorithm, options)
     buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment, str(args.csv))
-    budget = Budget(time_limit_s=args.time_limit)
     notice = "memplan allocate: stopping; Ctrl-C again to abort"
     with StopOnSigint(budget.stop_event, notice):
         result = allocate(buffers, capacity, algorithm=allocator, budget=budget)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from memplan.dsa import Buffer, buffer_problem, check_buffers, overlapping_pairs
+from memplan.dsa import Buffer, check_buffers, overlapping_pairs
 from memplan.errors import InputFormatError
 from memplan.io.files import atomic_write_text
 
@@ -93,14 +93,17 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     }
     buffers: list[Buffer] = []
     seen: dict[str, int] = {}
+    id_col, width = col["id"], len(header)
+    i_lower, i_upper, i_size = col["lower"], col["upper"], col["size"]
+    i_align, i_offset = col.get("alignment"), col.get("offset")
     for line_no, row in enumerate(rows[first + 1 :], start=first + 2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
+        ident = row[id_col].strip() if len(row) == width else ""
+        if not ident and not any(cell.strip() for cell in row):
+            continue  # a blank line
+        if len(row) != width:
             raise InputFormatError(
-                f"{name}:{line_no}: {len(row)} fields, but the header has {len(header)}"
+                f"{name}:{line_no}: {len(row)} fields, but the header has {width}"
             )
-        ident = row[col["id"]].strip()
         if not ident:
             raise InputFormatError(f"{name}:{line_no}: empty id")
         if ident in seen:
@@ -108,30 +111,19 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
                 f"{name}:{line_no}: duplicate id {ident!r} (first on line {seen[ident]})"
             )
         seen[ident] = line_no
-
-        def number(column: str, *, row: list[str] = row, line_no: int = line_no) -> int | None:
-            if column not in col:
-                return None
-            cell = row[col[column]].strip()
-            if column in ("alignment", "offset") and cell == "":
-                return None
-            try:
-                if _INTEGER.fullmatch(cell):  # int() also takes 1_000 and non-ASCII digits
-                    return int(cell)
-            except ValueError:  # more digits than int() converts
-                pass
-            shown = cell if len(cell) <= 40 else cell[:37] + "..."
-            raise InputFormatError(f"{name}:{line_no}: {column} {shown!r} is not an integer")
-
-        lower, upper, size = number("lower"), number("upper"), number("size")
-        assert lower is not None and upper is not None and size is not None
-        alignment = number("alignment")
-        fixed = number("offset")
-        alignment = 1 if alignment is None else alignment
-        problem = buffer_problem(lower, upper, size, alignment, fixed)
-        if problem:
-            raise InputFormatError(f"{name}:{line_no}: buffer {ident!r}: {problem}")
-        buffers.append(Buffer(ident, lower, upper, size, alignment, fixed))
+        lower = _integer(row[i_lower], "lower", name, line_no)
+        upper = _integer(row[i_upper], "upper", name, line_no)
+        size = _integer(row[i_size], "size", name, line_no)
+        alignment = None if i_align is None else _integer(row[i_align], "alignment", name, line_no)
+        fixed = None if i_offset is None else _integer(row[i_offset], "offset", name, line_no)
+        if lower is None or upper is None or size is None:
+            raise AssertionError("the header check guarantees these columns")
+        try:  # Buffer checks the fields (buffer_problem) and names the buffer
+            buffers.append(
+                Buffer(ident, lower, upper, size, 1 if alignment is None else alignment, fixed)
+            )
+        except InputFormatError as error:
+            raise InputFormatError(f"{name}:{line_no}: {error}") from None
     if not buffers:
         raise InputFormatError(
             f"{name}: no buffers: the file has a header but no rows; nothing to allocate"
@@ -154,6 +146,28 @@ def _check_fixed_overlaps(buffers: list[Buffer], name: str, lines: dict[str, int
             f"overlaps buffer {a.id!r} (line {lines.get(str(a.id), 0)}) at fixed offset "
             f"{offsets[j]}: both are live at step {max(a.lower, b.lower)}; move one of them"
         )
+
+
+def _integer(cell: str, column: str, name: str, line_no: int) -> int | None:
+    """The integer in one cell (None for an empty optional ``alignment`` or ``offset``).
+
+    Raises:
+        InputFormatError: naming the file, line and column, when it is not an integer.
+    """
+    text = cell.strip()
+    # int() alone also takes 1_000 and non-ASCII digits; plain digits are checked first.
+    if (text.isdigit() and text.isascii()) or _INTEGER.fullmatch(text):
+        try:
+            return int(text)
+        except ValueError:  # more digits than int() converts
+            raise InputFormatError(
+                f"{name}:{line_no}: {column} {text[:37] + '...'!r} has {len(text)} digits, "
+                "outside the 64-bit range (magnitude below 2^63)"
+            ) from None
+    elif text == "" and column in ("alignment", "offset"):
+        return None
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    raise InputFormatError(f"{name}:{line_no}: {column} {shown!r} is not an integer")
 
 
 def write_buffers_csv(
