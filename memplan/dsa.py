@@ -54,6 +54,16 @@ DEFAULT_TIME_LIMIT_S = 60.0
 INT64_MAX = (1 << 63) - 1
 
 
+#: Buffer fields that are whole numbers, with the names messages use for them.
+_INTEGER_FIELDS = (
+    ("lower", "lower"),
+    ("upper", "upper"),
+    ("size_bytes", "size"),
+    ("alignment_bytes", "alignment"),
+    ("fixed_offset_bytes", "fixed offset"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Buffer:
     """One block of scratchpad memory that must be live during ``[lower, upper)``."""
@@ -66,6 +76,18 @@ class Buffer:
     fixed_offset_bytes: int | None = None  # offset imposed by the caller, or None
 
     def __post_init__(self) -> None:
+        for name, what in _INTEGER_FIELDS:
+            value = getattr(self, name)
+            if type(value) is int or (value is None and name == "fixed_offset_bytes"):
+                continue
+            if isinstance(value, Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))  # a numpy integer, say
+                continue
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise InputFormatError(
+                f"buffer {self.id!r}: {what} must be a whole number, got {shown} "
+                f"({type(value).__name__})"
+            )
         problem = buffer_problem(
             self.lower, self.upper, self.size_bytes, self.alignment_bytes, self.fixed_offset_bytes
         )
@@ -139,8 +161,20 @@ def check_buffers(buffers: Sequence[Buffer], what: str = "the buffers") -> int:
 
     Raises:
         InputFormatError: one line naming the largest buffer, when the sizes (plus
-            alignment padding and fixed offsets) add up beyond 2^63-1 bytes.
+            alignment padding and fixed offsets) add up beyond 2^63-1 bytes; or naming
+            two buffers whose fixed offsets overlap while both are live (no packing
+            exists, whatever the capacity).
     """
+    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
+    if len(fixed) > 1:
+        offsets = [b.fixed_offset_bytes or 0 for b in fixed]
+        for j, i in overlapping_pairs(fixed, offsets):
+            a, b = fixed[j], fixed[i]
+            raise InputFormatError(
+                f"{what}: buffer {b.id!r} at fixed offset {offsets[i]} overlaps buffer "
+                f"{a.id!r} at fixed offset {offsets[j]}: both are live at step "
+                f"{max(a.lower, b.lower)}; move one of them"
+            )
     bound = stacked_height_bytes(buffers)
     if bound > INT64_MAX:
         largest = max(buffers, key=lambda b: b.size_bytes)
@@ -420,7 +454,8 @@ def allocate(
     Raises:
         ConfigError: for an unknown algorithm, a budget that is not a Budget, or a
             capacity below 0 or beyond 2^63-1.
-        InputFormatError: when the sizes add up beyond the 64-bit range.
+        InputFormatError: when the sizes add up beyond the 64-bit range, or two fixed
+            offsets overlap.
 
     Speed (2 shared cores): with a capacity and ``minimize=False``, ``auto`` returns as
     soon as one greedy variant fits (about 1-2 s for 100,000 buffers, mostly building

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,47 @@ def test_buffer_rejects_bad_alignment_and_fixed_offset() -> None:
         Buffer(1, 0, 2, 4, alignment_bytes=8, fixed_offset_bytes=4)
     with pytest.raises(InputFormatError, match="fixed offset -8"):
         Buffer(1, 0, 2, 4, fixed_offset_bytes=-8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"size_bytes": 10.5}, "size must be a whole number, got 10.5 (float)"),
+        ({"lower": 0.5}, "lower must be a whole number, got 0.5"),
+        ({"lower": True}, "lower must be a whole number, got True (bool)"),
+        ({"upper": "2"}, "upper must be a whole number, got '2' (str)"),
+        ({"alignment_bytes": None}, "alignment must be a whole number, got None"),
+        ({"fixed_offset_bytes": 2.0}, "fixed offset must be a whole number, got 2.0"),
+    ],
+)
+def test_buffer_fields_must_be_whole_numbers(kwargs: dict[str, object], fragment: str) -> None:
+    """A float size was accepted, and every allocator then failed with 'returned an
+    invalid packing'; a string or None was a bare TypeError."""
+    fields: dict[str, object] = {"id": "x", "lower": 0, "upper": 2, "size_bytes": 10, **kwargs}
+    with pytest.raises(InputFormatError, match=re.escape(f"buffer 'x': {fragment}")):
+        Buffer(**fields)  # type: ignore[arg-type]
+
+
+def test_buffer_takes_numpy_integers_as_ints() -> None:
+    import numpy as np
+
+    b = Buffer("x", np.int64(1), np.int32(3), np.uint16(8), np.int8(4), np.int64(4))
+    fields = (b.lower, b.upper, b.size_bytes, b.alignment_bytes, b.fixed_offset_bytes)
+    assert fields == (1, 3, 8, 4, 4) and all(type(v) is int for v in fields)
+
+
+def test_allocate_refuses_overlapping_fixed_offsets_naming_both() -> None:
+    """Two fixed buffers sharing bytes at one step: no packing exists. The API raised
+    InvalidPlanError blaming the allocator ('returned an invalid packing')."""
+    buffers = [
+        Buffer("a", 0, 2, 10, fixed_offset_bytes=0),
+        Buffer("b", 1, 3, 10, fixed_offset_bytes=5),
+    ]
+    for algorithm in ("auto", "exact", "portfolio", "greedy-by-size"):
+        with pytest.raises(
+            InputFormatError, match="buffer 'b' at fixed offset 5 overlaps buffer 'a'"
+        ):
+            allocate(buffers, 20, algorithm=algorithm)
 
 
 def test_max_live_is_half_open() -> None:
