@@ -275,3 +275,44 @@ def test_time_limit_counts_reading_the_csv(
     data = json.loads(capsys.readouterr().out)
     assert data["wall_s"] >= 0.5  # the time reported includes the reading
     assert code == EXIT_NO_PLAN and data["status"] == "timeout"
+
+
+def test_a_heuristic_that_gives_up_does_not_say_out_of_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """greedy-by-size misses the optimum 15 B here after a few milliseconds: the status
+    said 'timeout (out of time; best packing so far ...)' with 60 s left."""
+    path = tmp_path / "g.csv"
+    path.write_text("id,lower,upper,size,alignment\nb0,0,1,7,12\nb1,2,3,8,1\nb2,1,3,7,3\n")
+    code = main(["allocate", str(path), "--capacity", "15", "--algorithm", "greedy-by-size"])
+    assert code == EXIT_NO_PLAN
+    out = " ".join(capsys.readouterr().out.split())  # the table wraps its cells
+    assert "out of time" not in out
+    assert "heuristic" in out and "proves nothing" in out
+    assert main(["allocate", str(path), "--capacity", "15", "--json"]) == EXIT_OK  # auto finds it
+
+
+def test_ctrl_c_after_the_search_does_not_cut_the_report(
+    small_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Ctrl-C once the search is over (while the file is written and the result printed)
+    made the command exit 130, 'aborted, nothing written', with the file written."""
+    import os
+    import signal
+
+    import memplan.cli.allocate as allocate_cli
+
+    report = allocate_cli._report
+
+    def interrupted_report(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        report(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(allocate_cli, "_report", interrupted_report)
+    out = tmp_path / "out.csv"
+    code = main(["allocate", str(small_csv), "--capacity", "12", "-o", str(out), "--json"])
+    assert code == EXIT_OK and out.exists()
+    assert json.loads(capsys.readouterr().out)["output"] == str(out)

@@ -146,7 +146,7 @@ def _with_alignment(buffers: list[Any], alignment: int, name: str) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan allocate``; return the exit code."""
-    from memplan.cli.plancommon import StopOnSigint
+    from memplan.cli.plancommon import StopOnSigint, sigint_ignored
     from memplan.dsa import INT64_MAX, allocate, make_allocator
     from memplan.errors import ConfigError
     from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
@@ -178,15 +178,20 @@ def run(args: argparse.Namespace) -> int:
     notice = "memplan allocate: stopping; Ctrl-C again to abort"
     with StopOnSigint(budget.stop_event, notice):
         result = allocate(buffers, capacity, algorithm=allocator, budget=budget)
-    if result.fits and args.output:
-        assert result.offsets_bytes is not None
-        write_buffers_csv(args.output, buffers, result.offsets_bytes)
-    _report(args, result, len(buffers))
+    with sigint_ignored():  # the search is over: write and report it whole
+        if result.fits and args.output:
+            assert result.offsets_bytes is not None
+            write_buffers_csv(args.output, buffers, result.offsets_bytes)
+        _report(args, result, len(buffers), ran_out=budget.should_stop())
     return EXIT_OK if result.fits else EXIT_NO_PLAN
 
 
-def _report(args: argparse.Namespace, result: Any, n: int) -> None:
-    """Print the result: JSON, one line on stderr when there is no packing, else a table."""
+def _report(args: argparse.Namespace, result: Any, n: int, *, ran_out: bool = True) -> None:
+    """Print the result: JSON, one line on stderr when there is no packing, else a table.
+
+    ``ran_out``: the time limit passed or Ctrl-C stopped the search (else a TIMEOUT
+    status means the allocator gave up early: a heuristic found no packing that fits).
+    """
     capacity = result.capacity_bytes
     written = args.output if result.fits else None
     if args.json:
@@ -219,7 +224,7 @@ def _report(args: argparse.Namespace, result: Any, n: int) -> None:
     table = Table(title=f"memplan allocate {args.csv}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("status", _status_text(result))
+    table.add_row("status", _status_text(result, ran_out))
     table.add_row("algorithm", result.algorithm)
     table.add_row("buffers", str(n))
     table.add_row("capacity", "none (minimise)" if capacity is None else f"{capacity} B")
@@ -235,8 +240,13 @@ def _report(args: argparse.Namespace, result: Any, n: int) -> None:
     console.print(table)
 
 
-def _status_text(result: Any) -> str:
-    """The status with what it means for the packing shown."""
+def _status_text(result: Any, ran_out: bool = True) -> str:
+    """The status with what it means for the packing shown (``ran_out``: see _report)."""
+    if result.status.value == "timeout" and not ran_out:
+        return (
+            "timeout (no packing within the capacity found; a heuristic proves nothing: "
+            "--algorithm exact or auto searches on)"
+        )
     meaning = {
         "optimal": "the height is proven minimal",
         "feasible": "fits the capacity" if result.capacity_bytes is not None else "a packing",
