@@ -316,3 +316,37 @@ def test_ctrl_c_after_the_search_does_not_cut_the_report(
     code = main(["allocate", str(small_csv), "--capacity", "12", "-o", str(out), "--json"])
     assert code == EXIT_OK and out.exists()
     assert json.loads(capsys.readouterr().out)["output"] == str(out)
+
+
+def test_ctrl_c_while_the_process_exits_keeps_the_exit_code(small_csv: Path) -> None:
+    """The command is done (file written, result printed); a Ctrl-C during the
+    interpreter's shutdown printed a KeyboardInterrupt traceback, or, later in it, killed
+    the process by SIGINT (exit -2, 130 in a shell: "aborted, nothing written")."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, threading, time\n"
+        "import memplan.cli as cli\n"
+        "returned = threading.Event()\n"
+        "def main(real=cli.main):\n"
+        "    try:\n"
+        "        return real()\n"
+        "    finally:\n"
+        "        returned.set()\n"
+        "cli.main = main\n"
+        "def ctrl_c_at_exit():  # the interpreter waits for this thread before it ends\n"
+        "    returned.wait()\n"
+        "    time.sleep(0.05)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.3)\n"
+        "threading.Thread(target=ctrl_c_at_exit).start()\n"
+        f"sys.argv = ['memplan', 'allocate', {str(small_csv)!r}, '--json']\n"
+        "cli.entry_point()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert run.returncode == EXIT_OK, run.stderr
+    assert "KeyboardInterrupt" not in run.stderr and "Traceback" not in run.stderr
+    assert json.loads(run.stdout)["status"] == "optimal"

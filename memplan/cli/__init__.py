@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -78,5 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    """Console-script entry: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Console-script entry: exit with :func:`main`'s code.
+
+    Once :func:`main` has returned, Ctrl-C is ignored: the interpreter's shutdown (numba
+    and thread clean-up, about 0.3 s) is no place to die by SIGINT, which reported 130,
+    "aborted, nothing written", for a command whose files were written.
+    """
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
