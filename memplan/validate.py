@@ -71,7 +71,8 @@ def validate(problem: Problem, plan: Plan) -> list[Violation]:
         raise InvalidPlanError(f"validate: expected a Plan, got {type(plan).__name__}")
     _check_field_types(plan)
     violations = list(_check_order(problem, plan))
-    # Coverage and lifecycle need steps, which exist whenever the order is a permutation.
+    # Coverage and the producer's step need steps, which exist when the order is a
+    # permutation.
     order_ok = not any(v.kind is ViolationKind.ORDER_NOT_PERMUTATION for v in violations)
     violations += _check_residency_fields(problem, plan)
     well_formed = [
@@ -81,10 +82,11 @@ def validate(problem: Problem, plan: Plan) -> list[Violation]:
         and problem.in_scope[r.tensor]
         and 0 <= r.start < r.end <= len(plan.order)
     ]
+    by_tensor = _by_tensor(well_formed)
     if order_ok:
-        by_tensor = _by_tensor(well_formed)
         violations += _check_coverage(problem, plan, by_tensor)
-        violations += _check_lifecycle(problem, plan, by_tensor)
+    # Without steps, the rules that need the producer's step are left out (not the rest).
+    violations += _check_lifecycle(problem, plan, by_tensor, order_ok)
     violations += _check_addresses(problem, well_formed)
     return violations
 
@@ -183,12 +185,23 @@ def _check_residency_fields(problem: Problem, plan: Plan) -> Iterator[Violation]
     n = len(plan.order)
     capacity, alignment = problem.capacity_bytes, problem.alignment_bytes
     for r in plan.residencies:
-        if not (0 <= r.tensor < graph.num_tensors) or not problem.in_scope[r.tensor]:
+        if not 0 <= r.tensor < graph.num_tensors:
             yield Violation(
                 ViolationKind.UNKNOWN_TENSOR,
-                f"residency {r} names tensor id {r.tensor}, which is not an in-scope "
-                f"tensor of {graph.name!r} (scope {problem.scope.value})",
+                f"residency {r} names tensor id {r.tensor}, but {graph.name!r} has tensors "
+                f"0 to {graph.num_tensors - 1}",
                 tensors=(r.tensor,),
+            )
+            continue
+        if not problem.in_scope[r.tensor]:
+            tensor = graph.tensors[r.tensor]
+            yield Violation(
+                ViolationKind.UNKNOWN_TENSOR,
+                f"{tensor.kind.value} {tensor.name!r} has a residency [{r.start}, {r.end}), but "
+                f"scope {problem.scope.value} does not place it on chip (weights stream from "
+                "DRAM there); remove the residency, or check the plan with scope all",
+                tensors=(r.tensor,),
+                steps=(r.start,),
             )
             continue
         name = _tname(problem, r.tensor)
@@ -271,10 +284,12 @@ def _check_coverage(
 
 
 def _check_lifecycle(
-    problem: Problem, plan: Plan, by_tensor: dict[int, list[Residency]]
+    problem: Problem, plan: Plan, by_tensor: dict[int, list[Residency]], order_ok: bool = True
 ) -> Iterator[Violation]:
+    """Rules 3, 4, 5 and 7; with ``order_ok`` False (no steps), those that need the step of
+    a tensor's producer (PRODUCE_STEP, BEFORE_PRODUCED) are skipped."""
     graph = problem.graph
-    step_of = steps_of(plan.order)
+    step_of = steps_of(plan.order) if order_ok else None
     for tensor in graph.tensors:
         if not problem.in_scope[tensor.id]:
             continue
@@ -284,7 +299,6 @@ def _check_lifecycle(
         producer = graph.producer[tensor.id]
         if tensor.kind is TensorKind.ACTIVATION:
             assert producer is not None
-            made_at = step_of[producer]
             if len(produced) != 1:
                 yield Violation(
                     ViolationKind.PRODUCE_COUNT,
@@ -293,24 +307,26 @@ def _check_lifecycle(
                     (tensor.id,),
                     tuple(r.start for r in produced),
                 )
-            for r in produced:
-                if r.start != made_at:
-                    yield Violation(
-                        ViolationKind.PRODUCE_STEP,
-                        f"activation {name} is produced at step {made_at} but its 'produce' "
-                        f"residency starts at step {r.start}",
-                        (tensor.id,),
-                        (r.start, made_at),
-                    )
-            for r in stays:
-                if r.start < made_at:
-                    yield Violation(
-                        ViolationKind.BEFORE_PRODUCED,
-                        f"activation {name} is on chip at step {r.start}, before its producer "
-                        f"runs at step {made_at}",
-                        (tensor.id,),
-                        (r.start, made_at),
-                    )
+            if step_of is not None:
+                made_at = step_of[producer]
+                for r in produced:
+                    if r.start != made_at:
+                        yield Violation(
+                            ViolationKind.PRODUCE_STEP,
+                            f"activation {name} is produced at step {made_at} but its 'produce' "
+                            f"residency starts at step {r.start}",
+                            (tensor.id,),
+                            (r.start, made_at),
+                        )
+                for r in stays:
+                    if r.start < made_at:
+                        yield Violation(
+                            ViolationKind.BEFORE_PRODUCED,
+                            f"activation {name} is on chip at step {r.start}, before its producer "
+                            f"runs at step {made_at}",
+                            (tensor.id,),
+                            (r.start, made_at),
+                        )
         else:
             for r in produced:
                 yield Violation(

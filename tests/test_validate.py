@@ -290,3 +290,24 @@ def test_extra_store_is_legal_but_costs() -> None:
     extra = problem.graph.tensors[rs[i].tensor].size_bytes
     before, after = evaluate(problem, plan), evaluate(problem, mutated)
     assert after.non_compulsory_bytes == before.non_compulsory_bytes + extra
+
+
+def test_a_weight_stay_in_activations_scope_names_the_weight() -> None:
+    """It said 'residency t4 [1, 2) @ 14336 load->drop names tensor id 4, which is not an
+    in-scope tensor': an id where the plan file has a name."""
+    order, residencies, _ = CASES[V.UNKNOWN_TENSOR]
+    (violation,) = validate(hand_problem(), Plan.make(order, residencies))
+    assert violation.message.startswith("weight 'w' has a residency [1, 2), but scope")
+    assert "scope all" in violation.message and "tensor id" not in violation.message
+    assert violation.tensors == (W,) and violation.steps == (1,)
+
+
+def test_a_broken_order_still_reports_the_rules_that_need_no_steps() -> None:
+    """With an order that is not a permutation, only that was reported: an empty plan
+    said 'order has 0 entries' and nothing of its unstored output or unproduced
+    activations. Rules that need the producer's step are the only ones left out."""
+    residencies = [*_edit(D, 3, leave=Leave.DROP), Residency(X, 0, 2, 14336, Arrive.LOAD)]
+    kinds = {v.kind for v in validate(hand_problem(), Plan.make([0, 1, 1, 3], residencies))}
+    assert kinds == {V.ORDER_NOT_PERMUTATION, V.OUTPUT_NOT_STORED, V.TIME_OVERLAP}
+    empty = {v.kind for v in validate(hand_problem(), Plan.make([], []))}
+    assert empty == {V.ORDER_NOT_PERMUTATION, V.PRODUCE_COUNT, V.OUTPUT_NOT_STORED}
