@@ -180,3 +180,32 @@ def test_json_outputs_have_the_fields_docs_cli_md_lists(capsys, model_path, tmp_
         if command == "inspect":  # the exact_min_peak_* fields come with --exact-mp only
             documented = {f for f in documented if not f.startswith("exact_min_peak")}
         assert fields == documented, command
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--json"], "standard output is closed, and this command prints its result there"),
+        (["-o", "-"], "-o -: standard output is closed; give a file name"),
+    ],
+    ids=["json", "plan-to-stdout"],
+)
+def test_closed_standard_output_is_one_line_before_solving(model_path, argv, expected):
+    """Started with standard output closed (``>&-``), --json and -o - ended in an
+    AttributeError traceback on sys.stdout (None) after the whole solve."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from memplan.cli import entry_point; entry_point()"]
+    done = subprocess.run(
+        [*command, "optimize", str(model_path), "--scratchpad", "MR", *argv],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: os.close(1),
+        check=False,
+    )
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stderr.count("\n") == 1 and expected in done.stderr
+    assert "solving" not in done.stderr  # refused before the solve

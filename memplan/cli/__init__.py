@@ -31,6 +31,12 @@ COMMANDS: tuple[str, ...] = (
     "rl",
 )
 
+#: The error of a command that must print to a closed standard output (started with ``>&-``).
+STDOUT_CLOSED = (
+    "standard output is closed, and this command prints its result there; run it with "
+    "standard output open, or redirected to a file (> result.json)"
+)
+
 #: Exit codes: success, a result that is not a plan (infeasible, invalid plan), bad input.
 EXIT_OK, EXIT_NO_PLAN, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
+        return EXIT_BAD_INPUT
+    if sys.stdout is None and getattr(args, "json", False):  # before any work
+        print(f"memplan {args.command}: error: {STDOUT_CLOSED}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return int(args.func(args))

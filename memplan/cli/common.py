@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from memplan.accelerator import DEFAULT_PRESET, load_accelerator
-from memplan.errors import ConfigError
+from memplan.cli import STDOUT_CLOSED
+from memplan.errors import ConfigError, OutputFileError
 from memplan.onnx.flags import parse_dims, parse_input_shapes, parse_input_values
 from memplan.problem import Problem, Scope
 
@@ -264,6 +265,12 @@ def checked_seed(text: str) -> int:
 
 
 def print_json(obj: Any) -> None:
-    """Write ``obj`` as indented JSON to stdout (no rich markup or wrapping)."""
+    """Write ``obj`` as indented JSON to stdout (no rich markup or wrapping).
+
+    Raises:
+        OutputFileError: standard output is closed (the command ran with ``>&-``).
+    """
+    if sys.stdout is None:
+        raise OutputFileError(STDOUT_CLOSED)
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()

@@ -120,6 +120,8 @@ def check_output_path(
     """
     given = os.fspath(path)
     if given == STDOUT_PATH:
+        if allow_stdout and sys.stdout is None:  # started with standard output closed (>&-)
+            raise _error(what, given, "standard output is closed; give a file name")
         if allow_stdout:
             return OutputTarget(given, what, None, None, None)
         raise _error(what, given, "standard output is not possible here; give a file name")
