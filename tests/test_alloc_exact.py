@@ -120,12 +120,14 @@ def test_zero_size_buffers_and_empty_input() -> None:
 
 
 def test_fixed_buffer_above_capacity_is_infeasible() -> None:
-    buffers = [Buffer(0, 0, 4, 4, fixed_offset_bytes=8), Buffer(1, 0, 4, 4)]
+    """The message names the buffer by its id (it said '#1', the index, for a CSV row
+    whose id is 'w')."""
+    buffers = [Buffer(0, 0, 4, 4), Buffer("w", 0, 4, 4, fixed_offset_bytes=8)]
     infeasible = exact(buffers, 10)
     assert infeasible.status is Status.INFEASIBLE
-    assert "fixed buffer #0 needs bytes up to 12" in infeasible.message
+    assert "fixed buffer 'w' needs bytes up to 12" in infeasible.message
     fit = exact(buffers, 12)
-    assert fit.status is Status.FEASIBLE and fit.offsets_bytes == (8, 0)
+    assert fit.status is Status.FEASIBLE and fit.offsets_bytes == (0, 8)
 
 
 def test_timeout_returns_promptly_without_offsets() -> None:

@@ -215,11 +215,14 @@ def live_peak(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> int:
     return max(int(np.cumsum(deltas[order]).max()), 0)
 
 
-def obvious_infeasibility(p: Packed, capacity_bytes: int | None) -> str | None:
+def obvious_infeasibility(
+    p: Packed, capacity_bytes: int | None, buffers: Sequence[Buffer] | None = None
+) -> str | None:
     """Return why no packing can fit ``capacity_bytes`` when that is evident, else None.
 
     Evident means: the max live exceeds the capacity, a buffer is larger than it, or a
-    fixed buffer ends above it.
+    fixed buffer ends above it. ``buffers`` (the caller's, in ``p``'s order) name that
+    buffer by its id; without them, by its index.
     """
     if capacity_bytes is None:
         return None
@@ -229,7 +232,8 @@ def obvious_infeasibility(p: Packed, capacity_bytes: int | None) -> str | None:
     if p.n and int(tops.max()) > capacity_bytes:
         b = int(np.argmax(tops))
         what = "fixed buffer" if p.fixed[b] >= 0 else "buffer"
-        return f"{what} #{b} needs bytes up to {int(tops[b])} > capacity {capacity_bytes} B"
+        named = f"#{b}" if buffers is None else repr(buffers[b].id)
+        return f"{what} {named} needs bytes up to {int(tops[b])} > capacity {capacity_bytes} B"
     return None
 
 
@@ -257,7 +261,7 @@ def heuristic_result(
         if status is Status.TIMEOUT:
             message = "stopped before the search for a lower height finished"
     else:
-        why = obvious_infeasibility(job.packed, job.capacity)
+        why = obvious_infeasibility(job.packed, job.capacity, job.buffers)
         if why is not None:
             status, message = Status.INFEASIBLE, f"no packing fits {job.capacity} B: {why}"
         else:

@@ -267,7 +267,10 @@ class ExactAllocator(AllocatorOptions):
             assert decision.offsets is not None
             return self._result(job, budget, Status.FEASIBLE, decision.offsets, nodes, stats)
         if decision.status is Status.INFEASIBLE:
-            why = obvious_infeasibility(job.packed, job.capacity) or "the search space is exhausted"
+            why = (
+                obvious_infeasibility(job.packed, job.capacity, job.buffers)
+                or "the search space is exhausted"
+            )
             message = f"no packing fits {job.capacity} B: {why} ({nodes})"
             return self._result(
                 job, budget, Status.INFEASIBLE, None, message, stats, bound=job.capacity + 1
