@@ -299,6 +299,19 @@ def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
     assert (b.id, b.size_bytes) == ("1", 8)
 
 
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_csv_line_endings(tmp_path: Path, newline: str) -> None:
+    """Old Macintosh line endings (\r alone) were refused with Python's 'new-line
+    character seen in unquoted field - do you need to open the file in universal-newline
+    mode?'."""
+    path = tmp_path / "lines.csv"
+    path.write_bytes(newline.join(["id,lower,upper,size", "a,0,2,8", "", "b,1,3,4", ""]).encode())
+    assert [(b.id, b.lower, b.size_bytes) for b in read_buffers_csv(path)] == [
+        ("a", 0, 8),
+        ("b", 1, 4),
+    ]
+
+
 def test_core_module_imports_no_solver_and_no_jit() -> None:
     import subprocess
     import sys

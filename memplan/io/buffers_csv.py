@@ -63,7 +63,8 @@ def decode_text(data: bytes, name: str) -> str:
 
 def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
-    reader = csv.reader(io.StringIO(text))
+    # Universal newlines: \n, \r\n and the old Macintosh \r all end a line.
+    reader = csv.reader(io.StringIO(text, newline=None))
     try:
         rows = list(reader)
     except csv.Error as error:
