@@ -419,3 +419,24 @@ def test_hostile_csv_files_are_one_line_errors(tmp_path: Path, data: bytes, frag
     assert message.startswith(str(path)), message
     assert fragment in message
     assert "\n" not in message and len(message) < 300
+
+
+@pytest.mark.parametrize(
+    ("column", "fragment"),
+    [
+        ("aligment", "unknown column(s) 'aligment'; the columns are id,lower,upper,size"),
+        (
+            "gaps",
+            "unknown column(s) 'gaps'; the columns are id,lower,upper,size and optionally "
+            "alignment,offset (MiniMalloc's lifetime gaps are not supported",
+        ),
+    ],
+)
+def test_csv_unknown_column_is_an_error(column: str, fragment: str) -> None:
+    """A misspelt column was ignored: 'aligment' 64 packed the buffers at offsets that
+    are not multiples of 64, and said nothing."""
+    text = f"id,lower,upper,size,{column}\na,0,2,10,64\nb,1,3,10,64\n"
+    with pytest.raises(InputFormatError, match=re.escape(f"f.csv:1: {fragment}")):
+        parse_buffers_csv(text, "f.csv")
+    trailing = parse_buffers_csv("id,lower,upper,size,\na,0,2,10,\n", "t.csv")  # a trailing comma
+    assert [b.size_bytes for b in trailing] == [10]

@@ -6,7 +6,8 @@ A solution is the input plus an ``offset`` column.
 
 Reading never raises anything but :class:`~memplan.errors.InputFormatError`, whose one
 line names the file (and line) and what to fix: a binary or non-UTF-8 file, a file
-without rows, a number outside the 64-bit range, sizes that add up beyond it.
+without rows, an unknown column, a number outside the 64-bit range, sizes that add up
+beyond it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from pathlib import Path
 from memplan.dsa import Buffer, check_buffers, overlapping_pairs
 from memplan.errors import InputFormatError
 from memplan.io.files import atomic_write_text
+
+#: The columns a buffers CSV may have (an empty header cell, from a trailing comma, is
+#: allowed too).
+_COLUMNS = ("id", "lower", "upper", "size", "alignment", "offset")
 
 #: An integer as MiniMalloc writes it: ASCII digits with an optional sign.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -81,17 +86,25 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
             f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
             "the header must name id,lower,upper,size (optional alignment,offset)"
         )
+    unknown = [c for c in header if c and c not in _COLUMNS]
+    if unknown:
+        gaps = (
+            " (MiniMalloc's lifetime gaps are not supported: remove the column, and each "
+            "buffer is live for its whole [lower, upper))"
+            if "gaps" in unknown
+            else "; rename a misspelt one, or remove the column"
+        )
+        raise InputFormatError(
+            f"{name}:{first + 1}: unknown column(s) {', '.join(map(repr, unknown))}; the "
+            f"columns are id,lower,upper,size and optionally alignment,offset{gaps}"
+        )
     repeated = sorted({c for c in header if c and header.count(c) > 1})
     if repeated:
         raise InputFormatError(
             f"{name}:{first + 1}: column(s) {', '.join(repeated)} appear more than once in the "
             "header; name each column once"
         )
-    col = {
-        c: header.index(c)
-        for c in ("id", "lower", "upper", "size", "alignment", "offset")
-        if c in header
-    }
+    col = {c: header.index(c) for c in _COLUMNS if c in header}
     buffers: list[Buffer] = []
     seen: dict[str, int] = {}
     id_col, width = col["id"], len(header)
