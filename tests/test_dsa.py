@@ -440,3 +440,12 @@ def test_csv_unknown_column_is_an_error(column: str, fragment: str) -> None:
         parse_buffers_csv(text, "f.csv")
     trailing = parse_buffers_csv("id,lower,upper,size,\na,0,2,10,\n", "t.csv")  # a trailing comma
     assert [b.size_bytes for b in trailing] == [10]
+
+
+def test_csv_quotes_and_line_numbers() -> None:
+    """An unclosed quote said '1 fields, but the header has 4'; after a quoted field over
+    two lines, every later line number was one short."""
+    with pytest.raises(InputFormatError, match=r"q.csv:2: a quoted field is not closed"):
+        parse_buffers_csv('id,lower,upper,size\n"a,0,2,10\nb,0,2,10\n', "q.csv")
+    with pytest.raises(InputFormatError, match=r"m.csv:4: size 'x' is not an integer"):
+        parse_buffers_csv('id,lower,upper,size\n"a\nb",0,2,10\nc,0,2,x\n', "m.csv")

@@ -70,8 +70,14 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     """Parse MiniMalloc CSV text; ``name`` is used in error messages."""
     # Universal newlines: \n, \r\n and the old Macintosh \r all end a line.
     reader = csv.reader(io.StringIO(text, newline=None))
+    rows: list[list[str]] = []
+    lines: list[int] = []  # the line each row starts on (a quoted field may span lines)
+    lines_read = 0
     try:
-        rows = list(reader)
+        for row in reader:
+            lines.append(lines_read + 1)
+            rows.append(row)
+            lines_read = reader.line_num
     except csv.Error as error:
         raise InputFormatError(f"{name}:{reader.line_num}: not CSV: {error}") from None
     first = 0  # index of the header row (blank lines may come before it)
@@ -80,10 +86,11 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     if first == len(rows):
         raise InputFormatError(f"{name}: empty file; expected a header 'id,lower,upper,size'")
     header = [cell.strip().lower() for cell in rows[first]]
+    first_line = lines[first]
     missing = [c for c in ("id", "lower", "upper", "size") if c not in header]
     if missing:
         raise InputFormatError(
-            f"{name}:{first + 1}: missing column(s) {', '.join(missing)}; "
+            f"{name}:{first_line}: missing column(s) {', '.join(missing)}; "
             "the header must name id,lower,upper,size (optional alignment,offset)"
         )
     unknown = [c for c in header if c and c not in _COLUMNS]
@@ -95,13 +102,13 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
             else "; rename a misspelt one, or remove the column"
         )
         raise InputFormatError(
-            f"{name}:{first + 1}: unknown column(s) {', '.join(map(repr, unknown))}; the "
+            f"{name}:{first_line}: unknown column(s) {', '.join(map(repr, unknown))}; the "
             f"columns are id,lower,upper,size and optionally alignment,offset{gaps}"
         )
     repeated = sorted({c for c in header if c and header.count(c) > 1})
     if repeated:
         raise InputFormatError(
-            f"{name}:{first + 1}: column(s) {', '.join(repeated)} appear more than once in the "
+            f"{name}:{first_line}: column(s) {', '.join(repeated)} appear more than once in the "
             "header; name each column once"
         )
     col = {c: header.index(c) for c in _COLUMNS if c in header}
@@ -110,11 +117,16 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
     id_col, width = col["id"], len(header)
     i_lower, i_upper, i_size = col["lower"], col["upper"], col["size"]
     i_align, i_offset = col.get("alignment"), col.get("offset")
-    for line_no, row in enumerate(rows[first + 1 :], start=first + 2):
+    for line_no, row in zip(lines[first + 1 :], rows[first + 1 :], strict=True):
         ident = row[id_col].strip() if len(row) == width else ""
         if not ident and not any(cell.strip() for cell in row):
             continue  # a blank line
         if len(row) != width:
+            if any("\n" in cell for cell in row):
+                raise InputFormatError(
+                    f"{name}:{line_no}: a quoted field is not closed (it runs over the "
+                    "following lines); add the closing double quote"
+                )
             raise InputFormatError(
                 f"{name}:{line_no}: {len(row)} fields, but the header has {width}"
             )
