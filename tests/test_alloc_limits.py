@@ -159,3 +159,29 @@ def test_stop_event_mid_climb_returns_the_best_so_far() -> None:
     budget.stop_event.set()
     result = make_allocator("portfolio", {"minimize": True}).allocate(buffers, None, budget)
     assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+
+
+@pytest.mark.parametrize("name", ["exact", "portfolio"])
+def test_the_check_of_the_result_fits_in_the_time_limit(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Every result is validated after the search; a search that used the whole limit
+    ended that much late (100,000 buffers: 0.6 s over a 2 s limit). The search now stops
+    early by the check's estimated time (made 0.5 s here, and the check that slow)."""
+    from alloc_helpers import challenging_file
+
+    import memplan.dsa
+    from memplan.io.buffers_csv import read_buffers_csv
+
+    buffers = read_buffers_csv(challenging_file("D"))  # not proven minimal within minutes
+    check = memplan.dsa.validate_packing
+
+    def slow_check(*args: object) -> list[str]:
+        time.sleep(0.5)
+        return check(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memplan.dsa, "validate_packing", slow_check)
+    monkeypatch.setattr(common, "CHECK_S_PER_BUFFER", 0.6 / len(buffers), raising=False)
+    allocator = make_allocator(name, {"minimize": True, "kernels": "python"})
+    result = allocator.allocate(buffers, None, Budget(time_limit_s=1.5))
+    assert result.offsets_bytes is not None and result.wall_s <= 1.5 + 0.2

@@ -26,6 +26,12 @@ from memplan.units import format_bytes
 #: when its ``memory_limit_bytes`` option is 0.
 MEMORY_SHARE = 0.5
 
+#: Seconds per buffer that the check of a packing (:func:`memplan.dsa.make_allocation`
+#: validates every result) may take on a loaded machine: 2 to 4 us each for 100,000
+#: buffers at a load average of 5. The search stops that much before the time limit, so
+#: that its result is checked within the limit too (it ended 0.6 s after it).
+CHECK_S_PER_BUFFER = 5e-6
+
 #: Entries per second the set-up kernels visit (overlap graph, section lists), low
 #: enough for a loaded machine: set-up that would not end within the time left is not
 #: started (182 million overlapping pairs took 6 s to build at a load average of 9).
@@ -126,6 +132,7 @@ class Prepared:
 
     buffers: Sequence[Buffer]  # the buffers, in the caller's order
     capacity: int | None  # the capacity asked for (None: no limit)
+    budget: Budget  # the caller's budget less the time the final check needs: search by it
     cap: int  # the capacity the kernels use: min(capacity, a height nothing exceeds)
     packed: Packed  # flat arrays, overlap graph and sections
     kernels: KernelChoice  # Python or compiled kernels
@@ -146,7 +153,8 @@ def prepare(
 
     Early ends: no buffers (the empty packing), a stop before anything ran, or an
     overlap graph larger than the memory limit or slower to build than the time left
-    (TIMEOUT, saying so).
+    (TIMEOUT, saying so). The search runs by the returned job's ``budget``, which keeps
+    back the time the check of its result takes.
 
     Raises:
         InputFormatError: when sizes add up beyond the 64-bit range.
@@ -172,7 +180,36 @@ def prepare(
     kernels = KernelChoice(allocator.kernels, len(buffers) + 2 * pairs)
     packed = pack_arrays(*arrays, kernels=kernels)
     cap = stacked if capacity is None else min(capacity, stacked)
-    return Prepared(buffers, capacity, cap, packed, kernels, pairs, spans, limit)
+    search = reserved(budget, CHECK_S_PER_BUFFER * len(buffers))
+    return Prepared(buffers, capacity, search, cap, packed, kernels, pairs, spans, limit)
+
+
+def reserved(budget: Budget, seconds: float) -> Budget:
+    """``budget`` ending ``seconds`` earlier (same start, stop event and progress sink).
+
+    The caller's budget still has its say: a subclass that stops on its own terms (a
+    test's deterministic clock) stops the reserved one too.
+    """
+    if budget.time_limit_s is None or seconds <= 0:
+        return budget
+    return _Reserved(
+        time_limit_s=max(budget.time_limit_s - seconds, 0.0),
+        started_at_s=budget.started_at_s,
+        stop_event=budget.stop_event,
+        on_progress=budget.on_progress,
+        caller=budget,
+    )
+
+
+@dataclass(frozen=True)
+class _Reserved(Budget):
+    """A budget that ends before the caller's (:func:`reserved`)."""
+
+    caller: Budget | None = None  # the budget it was made from
+
+    def should_stop(self) -> bool:
+        """True once this budget's earlier end is reached, or the caller's says stop."""
+        return super().should_stop() or (self.caller is not None and self.caller.should_stop())
 
 
 def stopped(

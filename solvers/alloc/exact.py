@@ -229,6 +229,7 @@ class ExactAllocator(AllocatorOptions):
         job = prepare(self, buffers, capacity_bytes, budget)
         if not isinstance(job, Prepared):
             return job
+        budget = job.budget  # keeps back the time the check of the result takes
         if job.capacity is not None and not self.minimize:
             return self._decision(job, budget)
         return self._minimize(job, budget)

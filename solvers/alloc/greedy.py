@@ -165,6 +165,7 @@ class SingleGreedy(AllocatorOptions):
         job = prepare(self, buffers, capacity_bytes, budget)
         if not isinstance(job, Prepared):
             return job
+        budget = job.budget  # keeps back the time the check of the result takes
         orders = _orders(job.packed)
         done = run_variant(job.packed, orders, self.order_name, self.rule, job.kernels, budget)
         if done is None:
@@ -293,6 +294,7 @@ class Portfolio(AllocatorOptions):
         job = prepare(self, buffers, capacity_bytes, budget)
         if not isinstance(job, Prepared):
             return job
+        budget = job.budget  # keeps back the time the check of the result takes
         found = best_greedy_packing(job, self.minimize, self.seed, budget)
         if found is None:
             return stopped_mid_pass(self, job, budget)
