@@ -185,3 +185,14 @@ def test_the_check_of_the_result_fits_in_the_time_limit(
     allocator = make_allocator(name, {"minimize": True, "kernels": "python"})
     result = allocator.allocate(buffers, None, Budget(time_limit_s=1.5))
     assert result.offsets_bytes is not None and result.wall_s <= 1.5 + 0.2
+
+
+def test_a_limit_spent_before_packing_says_out_of_time_not_stopped() -> None:
+    """'allocate --time-limit 1' on a CSV that took longer to read said 'stopped before
+    packing started', as if Ctrl-C had been pressed."""
+    buffers = dense(20)
+    spent = allocate(buffers, None, budget=Budget(time_limit_s=0))
+    assert spent.message == "out of time before packing started"
+    budget = Budget(time_limit_s=60)
+    budget.stop_event.set()
+    assert allocate(buffers, None, budget=budget).message == "stopped before packing started"

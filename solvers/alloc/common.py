@@ -173,7 +173,8 @@ def prepare(
     if need > limit:
         return stopped(allocator, buffers, capacity, budget, over_memory(what, need, limit))
     if budget.should_stop():
-        return stopped(allocator, buffers, capacity, budget, "stopped before packing started")
+        why = "stopped" if budget.interrupted() else "out of time"
+        return stopped(allocator, buffers, capacity, budget, f"{why} before packing started")
     slow = too_slow(what, len(buffers) + 2 * pairs, budget)
     if slow is not None:
         return stopped(allocator, buffers, capacity, budget, slow)
