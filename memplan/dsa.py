@@ -76,6 +76,37 @@ class Buffer:
     fixed_offset_bytes: int | None = None  # offset imposed by the caller, or None
 
     def __post_init__(self) -> None:
+        lower, upper, size, align, fixed = (
+            self.lower,
+            self.upper,
+            self.size_bytes,
+            self.alignment_bytes,
+            self.fixed_offset_bytes,
+        )
+        if (
+            type(lower) is int
+            and type(upper) is int
+            and type(size) is int
+            and type(align) is int
+            and (fixed is None or type(fixed) is int)
+        ):  # the common case, quickly: whole numbers that need no conversion
+            if (
+                fixed is None
+                and 0 <= lower < upper <= INT64_MAX
+                and 0 <= size <= INT64_MAX
+                and 1 <= align <= INT64_MAX
+            ):
+                return  # what buffer_problem accepts, checked in one go
+        else:
+            self._convert_integers()
+        problem = buffer_problem(
+            self.lower, self.upper, self.size_bytes, self.alignment_bytes, self.fixed_offset_bytes
+        )
+        if problem:
+            raise InputFormatError(f"buffer {self.id!r}: {problem}")
+
+    def _convert_integers(self) -> None:
+        """Make numpy (and other integral) fields ints; refuse anything that is not whole."""
         for name, what in _INTEGER_FIELDS:
             value = getattr(self, name)
             if type(value) is int or (value is None and name == "fixed_offset_bytes"):
@@ -88,11 +119,6 @@ class Buffer:
                 f"buffer {self.id!r}: {what} must be a whole number, got {shown} "
                 f"({type(value).__name__})"
             )
-        problem = buffer_problem(
-            self.lower, self.upper, self.size_bytes, self.alignment_bytes, self.fixed_offset_bytes
-        )
-        if problem:
-            raise InputFormatError(f"buffer {self.id!r}: {problem}")
 
     def __str__(self) -> str:
         extra = f" align {self.alignment_bytes}" if self.alignment_bytes != 1 else ""
