@@ -350,3 +350,26 @@ def test_ctrl_c_while_the_process_exits_keeps_the_exit_code(small_csv: Path) -> 
     assert run.returncode == EXIT_OK, run.stderr
     assert "KeyboardInterrupt" not in run.stderr and "Traceback" not in run.stderr
     assert json.loads(run.stdout)["status"] == "optimal"
+
+
+def test_ctrl_c_with_a_packing_says_stopped_not_out_of_time() -> None:
+    """The packing kept after a Ctrl-C was shown as 'timeout (out of time; best packing so
+    far)', noted 'not proven minimal before the time ran out', with most of the time
+    limit left."""
+    import subprocess
+    import sys
+
+    path = challenging_file("D")
+    code = (
+        "import os, signal, sys, threading\n"
+        "from memplan.cli import main\n"
+        "threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        f"sys.exit(main(['allocate', {str(path)!r}, '--minimize', '--time-limit', '120']))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert run.returncode == EXIT_OK, run.stderr
+    out = " ".join(word for word in run.stdout.split() if word != "│")  # the table's cells
+    assert "stopped by Ctrl-C" in out and "out of time" not in out
+    assert "not proven minimal before it was stopped" in out and "time ran out" not in out

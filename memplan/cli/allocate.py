@@ -182,15 +182,16 @@ def run(args: argparse.Namespace) -> int:
         if result.fits and args.output:
             assert result.offsets_bytes is not None
             write_buffers_csv(args.output, buffers, result.offsets_bytes)
-        _report(args, result, len(buffers), ran_out=budget.should_stop())
+        ended = "stopped" if budget.interrupted() else "ran out" if budget.should_stop() else ""
+        _report(args, result, len(buffers), ended=ended)
     return EXIT_OK if result.fits else EXIT_NO_PLAN
 
 
-def _report(args: argparse.Namespace, result: Any, n: int, *, ran_out: bool = True) -> None:
+def _report(args: argparse.Namespace, result: Any, n: int, *, ended: str = "ran out") -> None:
     """Print the result: JSON, one line on stderr when there is no packing, else a table.
 
-    ``ran_out``: the time limit passed or Ctrl-C stopped the search (else a TIMEOUT
-    status means the allocator gave up early: a heuristic found no packing that fits).
+    ``ended``: "stopped" (Ctrl-C), "ran out" (the time limit passed), or "" (the search
+    ended by itself: a TIMEOUT then means a heuristic found no packing that fits).
     """
     capacity = result.capacity_bytes
     written = args.output if result.fits else None
@@ -224,7 +225,7 @@ def _report(args: argparse.Namespace, result: Any, n: int, *, ran_out: bool = Tr
     table = Table(title=f"memplan allocate {args.csv}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("status", _status_text(result, ran_out))
+    table.add_row("status", _status_text(result, ended))
     table.add_row("algorithm", result.algorithm)
     table.add_row("buffers", str(n))
     table.add_row("capacity", "none (minimise)" if capacity is None else f"{capacity} B")
@@ -240,9 +241,9 @@ def _report(args: argparse.Namespace, result: Any, n: int, *, ran_out: bool = Tr
     console.print(table)
 
 
-def _status_text(result: Any, ran_out: bool = True) -> str:
-    """The status with what it means for the packing shown (``ran_out``: see _report)."""
-    if result.status.value == "timeout" and not ran_out:
+def _status_text(result: Any, ended: str = "ran out") -> str:
+    """The status with what it means for the packing shown (``ended``: see _report)."""
+    if result.status.value == "timeout" and not ended:
         return (
             "timeout (no packing within the capacity found; a heuristic proves nothing: "
             "--algorithm exact or auto searches on)"
@@ -251,7 +252,8 @@ def _status_text(result: Any, ran_out: bool = True) -> str:
         "optimal": "the height is proven minimal",
         "feasible": "fits the capacity" if result.capacity_bytes is not None else "a packing",
         "infeasible": "no packing fits the capacity; the lowest found is shown",
-        "timeout": "out of time; best packing so far"
+        "timeout": ("stopped by Ctrl-C" if ended == "stopped" else "out of time")
+        + "; best packing so far"
         + ("" if result.fits else ", above the capacity"),
     }[result.status.value]
     return f"{result.status.value} ({meaning})"

@@ -321,18 +321,23 @@ class ExactAllocator(AllocatorOptions):
             else:
                 probe = (lo + best_h - 1) // 2
         stats["nodes"] = nodes
+        ended = "the time ran out"
+        if self.node_limit and nodes >= self.node_limit:
+            ended = "node_limit was reached"
+        if budget.interrupted():
+            ended = "it was stopped"
         if job.capacity is not None and best_h > job.capacity:
             if bound > job.capacity:
                 message = f"no packing fits {job.capacity} B: every packing is >= {bound} B"
                 return self._result(job, budget, Status.INFEASIBLE, best, message, stats, bound)
-            message = f"lowest height found {best_h} B > capacity {job.capacity} B; out of time"
+            message = f"lowest height found {best_h} B > capacity {job.capacity} B; {ended}"
             if skipped:
                 message = f"lowest height found {best_h} B > capacity {job.capacity} B; {skipped}"
             return self._result(job, budget, Status.TIMEOUT, best, message, stats, bound)
         if best_h <= bound:
             return self._result(job, budget, Status.FEASIBLE, best, "", stats, bound)
         message = (
-            f"height {best_h} B not proven minimal before the time ran out; "
+            f"height {best_h} B not proven minimal before {ended}; "
             f"every packing is at least {bound} B high"
         )
         if skipped:
