@@ -167,7 +167,7 @@ def test_load_accelerator_refuses_what_is_not_a_name_or_path() -> None:
 
 @pytest.mark.parametrize("size", ["64", 64.0, True, None])
 def test_a_buffer_of_a_size_that_is_no_whole_number_is_refused(size: Any) -> None:
-    with pytest.raises(memplan.MemplanError, match=r"size .* is not a whole number"):
+    with pytest.raises(memplan.MemplanError, match=r"size .*whole number"):
         Buffer("a", 0, 1, size)
 
 
