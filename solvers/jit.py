@@ -13,7 +13,12 @@ tuples of arrays, loops, no objects). :func:`kernel` wraps it without importing 
   the compilation is paid in one known place, never again half way through a later,
   timed solve;
 * ``k.entry()`` is the compiled version for calls from Python: its first call (numba
-  loading or compiling) holds Ctrl-C back until it returns.
+  loading or compiling) holds Ctrl-C back until it returns;
+* ``k.fast()`` is what a solve with ``kernels=auto`` runs: ``k.entry()`` when that
+  costs no compiling now (compiled in this process, or in numba's disk cache), else the
+  Python version while a background process fills the cache (:func:`compile_in_background`,
+  about 20 s, once per installation). A solve's time limit holds on a fresh installation
+  too: compiling in the solve took 20 to 36 s whatever ``--time-limit`` said.
 
 Both versions compute the same integers (the tests compare them on seeded instances),
 so an allocation may start in Python and switch to compiled kernels half way through
@@ -23,9 +28,12 @@ so an allocation may start in Python and switch to compiled kernels half way thr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -68,6 +76,8 @@ class Kernel:
         self._python: Callable[..., Any] | None = None
         self._compiled: Callable[..., Any] | None = None
         self._entry: Callable[..., Any] | None = None
+        self._jitted: Callable[..., Any] | None = None  # numba's dispatcher, once made
+        _KERNELS.append(self)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 
@@ -106,11 +116,53 @@ class Kernel:
             self._python = self._bound(Kernel.python)
         return self._python
 
+    def _dispatcher(self) -> Callable[..., Any]:
+        """numba's dispatcher of the kernel, bound to its callees' (nothing is compiled or
+        loaded before its first call)."""
+        if self._jitted is None:
+            import numba
+
+            options: dict[str, Any] = {"inline": "always"} if self.inline else {}
+            jit = numba.njit(cache=True, nogil=True, **options)
+            self._jitted = jit(self._bound(Kernel._dispatcher))
+        return self._jitted
+
+    def _reachable(self) -> list[Kernel]:
+        """This kernel and every kernel it calls, directly or not."""
+        seen: dict[int, Kernel] = {id(self): self}
+        todo = [self]
+        while todo:
+            for other in todo.pop()._called_kernels().values():
+                if id(other) not in seen:
+                    seen[id(other)] = other
+                    todo.append(other)
+        return list(seen.values())
+
+    def ready(self) -> bool:
+        """True when the compiled version needs no compiling now: compiled in this
+        process, or this kernel and every one it calls in numba's disk cache (then the
+        first call only loads them, a fraction of a second)."""
+        if self._compiled is not None:
+            return True
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return True  # the "compiled" version is the Python one
+        return not any(_not_cached(k._dispatcher()) for k in self._reachable() if not k.inline)
+
+    def fast(self) -> Callable[..., Any]:
+        """:meth:`entry` when it is :meth:`ready`, else the Python version, and the cache
+        is filled by a background process (:func:`compile_in_background`)."""
+        if self.ready():
+            return self.entry()
+        compile_in_background()
+        return self.python()
+
     def compiled(self) -> Callable[..., Any]:
         """The numba-compiled version (compiled or loaded from the cache on first call)."""
         if self._compiled is None:
             try:
-                import numba
+                import numba  # noqa: F401
             except ImportError:  # numba is a dependency; without it, run Python
                 self._compiled = self.python()
                 return self._compiled
@@ -118,9 +170,7 @@ class Kernel:
             first = not compiled_loaded
             compiled_loaded = True
             _install_compile_notice()
-            options: dict[str, Any] = {"inline": "always"} if self.inline else {}
-            jit = numba.njit(cache=True, nogil=True, **options)
-            self._compiled = jit(self._bound(Kernel.compiled))
+            self._compiled = self._dispatcher()
             if first and not _warming and not self.inline and _not_cached(self._compiled):
                 from memplan.solvers.warmup import compile_all_kernels
 
@@ -178,6 +228,73 @@ def sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         for signum in caught:
             previous(signum, None)
+
+
+#: Printed once per process when a solve runs Python kernels while a background process
+#: compiles the fast ones.
+BACKGROUND_NOTICE = (
+    "memplan: compiling the fast kernels in a background process (about 20 s, once per "
+    "installation); until then this run uses the slower Python ones"
+)
+
+#: A lock older than this many seconds is left over by a compiling process that died.
+STALE_LOCK_S = 600.0
+
+_background_asked = False  # compile_in_background ran in this process
+
+
+_KERNELS: list[Kernel] = []  # every kernel made, in the order of its module's import
+_all_ready = False  # every kernel of _KERNELS was ready once: they stay so
+
+
+def kernels_ready() -> bool:
+    """True when no kernel made so far needs compiling (:meth:`Kernel.ready`)."""
+    global _all_ready
+    if not _all_ready:
+        _all_ready = all(k.ready() for k in _KERNELS if not k.inline)
+    return _all_ready
+
+
+def warmup_lock_path() -> str:
+    """The lock file of the background compile for this installation and cache folder
+    (in the temporary folder): it exists while a process compiles."""
+    key = f"{os.path.dirname(os.path.abspath(__file__))}|{os.environ.get('NUMBA_CACHE_DIR', '')}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"memplan-kernels-{digest}.lock")
+
+
+def compile_in_background() -> None:
+    """Start one detached process that compiles every kernel into numba's disk cache
+    (``python -m memplan.solvers.warmup``), unless one is at work already (its lock
+    file exists and is recent); say so once on stderr. At most once per process; a
+    failure to start it leaves the Python kernels in use, nothing else."""
+    global _background_asked
+    if _background_asked:
+        return
+    _background_asked = True
+    lock = warmup_lock_path()
+    try:
+        if os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_LOCK_S:
+            os.remove(lock)  # its process died: compile again
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:  # another process compiles them
+        print(BACKGROUND_NOTICE, file=sys.stderr, flush=True)
+        return
+    except OSError:
+        return  # no temporary folder to write in: the Python kernels stay
+    os.close(descriptor)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "memplan.solvers.warmup", "--lock", lock],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not stopped by the Ctrl-C that stops this process
+        )
+    except OSError:
+        os.remove(lock)
+        return
+    print(BACKGROUND_NOTICE, file=sys.stderr, flush=True)
 
 
 def _not_cached(dispatcher: Any) -> bool:
@@ -247,6 +364,10 @@ class KernelChoice:
             first_allocation_s = time.perf_counter()
         small = work <= PYTHON_WORK_LIMIT and not compiled_loaded and self._window_open()
         self.compiled = mode == "compiled" or (mode == "auto" and not small)
+        # auto on a fresh installation: Python until the background compile is done
+        self.waiting = self.compiled and mode == "auto" and not kernels_ready()
+        if self.waiting:
+            compile_in_background()
 
     @staticmethod
     def _window_open() -> bool:
@@ -254,17 +375,23 @@ class KernelChoice:
         return started is not None and time.perf_counter() - started <= PYTHON_SECONDS
 
     def __call__(self, k: Kernel) -> Callable[..., Any]:
-        """The version of ``k`` to run now."""
+        """The version of ``k`` to run now (with ``auto``, the Python one while the
+        compiled ones are not ready: :func:`kernels_ready`)."""
         if not self.compiled and self.mode == "auto" and not self._window_open():
             self.compiled = True
-        return k.entry() if self.compiled else k.python()
+            self.waiting = not kernels_ready()
+            if self.waiting:
+                compile_in_background()
+        return k.entry() if self.compiled and not self.waiting else k.python()
 
     @property
     def python(self) -> bool:
-        """True while the Python kernels run (before any switch to compiled ones)."""
-        return not self.compiled
+        """True while the Python kernels run (before any switch to compiled ones, or
+        while those are compiled in the background)."""
+        return not self.compiled or self.waiting
 
     @property
     def used(self) -> str:
-        """``compiled`` once any compiled kernel may have run, else ``python``."""
-        return "compiled" if self.compiled else "python"
+        """``compiled`` once any compiled kernel may have run, else ``python`` (also while
+        the compiled kernels were being compiled in the background)."""
+        return "compiled" if self.compiled and not self.waiting else "python"

@@ -268,9 +268,10 @@ class Reordered:
 
 def _score_kernel(num_ops: int, compiled: bool | None = None) -> Callable[..., Any]:
     """:func:`belady_traffic`, compiled (numba) by default above :data:`PYTHON_OPS_LIMIT`
-    ops, else the Python version."""
-    if compiled is None:
-        compiled = num_ops > PYTHON_OPS_LIMIT
+    ops once it is ready (:meth:`memplan.solvers.jit.Kernel.fast`), else the Python
+    version."""
+    if compiled is None:  # compiled when it is ready (a fresh install compiles aside)
+        return belady_traffic.fast() if num_ops > PYTHON_OPS_LIMIT else belady_traffic.python()
     return belady_traffic.entry() if compiled else belady_traffic.python()
 
 

@@ -6,11 +6,18 @@ the exact search's during a later one, each time inside someone's time limit. In
 the first compiled kernel a process asks for that is not in the disk cache makes
 :func:`compile_all_kernels` run every allocator path and dnc's order-search kernel
 once, compiled, on small fixed instances: about 20 s, announced once on stderr, then
-never again (the cache keeps them).
+never again (the cache keeps them). A solve with ``kernels=auto`` does not wait for
+that: it runs the Python kernels and starts ``python -m memplan.solvers.warmup`` in the
+background (:func:`memplan.solvers.jit.compile_in_background`), which removes its lock
+file when it is done.
 A test checks that nothing is left to compile afterwards.
 """
 
 from __future__ import annotations
+
+import argparse
+import contextlib
+import os
 
 import numpy as np
 
@@ -56,3 +63,24 @@ def compile_all_kernels() -> None:
         if best is not None:
             exact.allocate(buffers, best, Budget(time_limit_s=WARMUP_SEARCH_S))
             exact.allocate(buffers, best - 1, Budget(time_limit_s=WARMUP_SEARCH_S))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m memplan.solvers.warmup [--lock FILE]``: compile every kernel into
+    numba's disk cache, then remove ``FILE`` (the background compile's lock)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m memplan.solvers.warmup",
+        description="compile memplan's kernels into numba's disk cache (about 20 s, once)",
+    )
+    parser.add_argument("--lock", help="a file to remove when done (the caller's lock)")
+    args = parser.parse_args(argv)
+    try:
+        compile_all_kernels()
+    finally:
+        if args.lock:
+            with contextlib.suppress(OSError):
+                os.remove(args.lock)
+
+
+if __name__ == "__main__":
+    main()

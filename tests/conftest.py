@@ -28,3 +28,14 @@ def isolated_peak_cache(
 ) -> None:
     """Keep tests off the user's M_P cache: MP budgets must not depend on machine state."""
     monkeypatch.setenv("MEMPLAN_CACHE_DIR", str(tmp_path_factory.mktemp("memplan-cache")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compiled_kernels() -> None:
+    """Compile every kernel (or load it from numba's cache) before the first test. On a
+    fresh clone, solves with ``kernels=auto`` would otherwise run the Python kernels
+    while a background process compiles (memplan.solvers.jit), and tests that need the
+    compiled speed would depend on when it finished."""
+    from memplan.solvers.warmup import compile_all_kernels
+
+    compile_all_kernels()

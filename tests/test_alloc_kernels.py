@@ -310,3 +310,49 @@ def test_sigint_deferred_passes_each_ctrl_c_on_in_order() -> None:
     finally:
         signal.signal(signal.SIGINT, previous)
     assert seen[0] == "body done" and seen[1:] == ["handler", "handler"]
+
+
+def test_a_fresh_cache_compiles_in_the_background_and_the_solve_keeps_its_limit(
+    tmp_path: Path,
+) -> None:
+    """kernels=auto on a fresh installation (an empty cache): the solve compiles nothing
+    itself (it took 20 to 36 s whatever the time limit), runs the Python kernels, says so
+    once, and a background process fills the cache; the next process runs the compiled
+    kernels without compiling."""
+    solve = (
+        "import time\n"
+        "from numba.core import event\n"
+        "from memplan.dsa import make_allocator\n"
+        "from memplan.solver import Budget\n"
+        "from memplan.testing.allocators import random_buffers\n"
+        "compiles = []\n"
+        "class Spy(event.Listener):\n"
+        "    def on_start(self, ev):\n"
+        "        compiles.append(ev.data['dispatcher'].py_func.__qualname__)\n"
+        "    def on_end(self, ev):\n"
+        "        pass\n"
+        "event.register('numba:compile', Spy())\n"
+        "buffers = random_buffers(3, 400, horizon=100, max_size=4096)\n"
+        "start = time.perf_counter()\n"
+        "r = make_allocator('auto', {}).allocate(buffers, None, Budget(time_limit_s=2))\n"
+        "assert r.offsets_bytes is not None\n"
+        "print('KERNELS', r.stats['kernels'], round(time.perf_counter() - start, 2))\n"
+        "assert not compiles, compiles\n"
+    )
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    cold = _run(solve, env)
+    assert cold.stderr.count(_jit.BACKGROUND_NOTICE) == 1, cold.stderr
+    assert _jit.COMPILE_NOTICE not in cold.stderr
+    assert "KERNELS python" in cold.stdout
+    seconds = float(cold.stdout.split("KERNELS python")[1].split()[0])
+    assert seconds < 6  # about the 2-s limit (compiling in the solve took 20 s and more)
+    lock = _run(
+        "from memplan.solvers.jit import warmup_lock_path; print(warmup_lock_path())", env
+    ).stdout.strip()
+    deadline = time.monotonic() + 300
+    while os.path.exists(lock) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not os.path.exists(lock), "the background compile did not finish in 5 minutes"
+    warm = _run(solve, env)
+    assert "KERNELS compiled" in warm.stdout, warm.stdout
+    assert _jit.BACKGROUND_NOTICE not in warm.stderr

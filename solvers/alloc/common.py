@@ -36,6 +36,9 @@ CHECK_S_PER_BUFFER = 5e-6
 #: enough for a loaded machine: set-up that would not end within the time left is not
 #: started (182 million overlapping pairs took 6 s to build at a load average of 9).
 ENTRIES_PER_S = 20_000_000
+#: The same for the Python kernels (about 550,000 on an idle machine: 4.5 million
+#: entries took 8.2 s), which run while a fresh installation compiles in the background.
+ENTRIES_PER_S_PYTHON = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +112,20 @@ def pack_memory_bytes(n: int, pairs: int) -> int:
     return 8 * 24 * n + 4 * 2 * pairs + (1 << 20)
 
 
-def too_slow(what: str, entries: int, budget: Budget) -> str | None:
-    """Why building ``what`` (``entries`` to visit) cannot end in the time left, or None."""
-    need_s = entries / ENTRIES_PER_S
+def too_slow(
+    what: str, entries: int, budget: Budget, kernels: KernelChoice | None = None
+) -> str | None:
+    """Why building ``what`` (``entries`` to visit) with ``kernels`` (compiled ones when
+    None) cannot end in the time left, or None."""
+    python = kernels is not None and kernels.python
+    need_s = entries / (ENTRIES_PER_S_PYTHON if python else ENTRIES_PER_S)
     left_s = budget.remaining_s()
     if need_s <= left_s:
         return None
-    return f"out of time: {what} would take about {need_s:.0f} s to build, {left_s:.1f} s left"
+    how = ""
+    if kernels is not None and kernels.waiting:
+        how = " with the Python kernels (the compiled ones are being compiled in the background)"
+    return f"out of time: {what} would take about {need_s:.0f} s to build{how}, {left_s:.1f} s left"
 
 
 def over_memory(what: str, need: int, limit: int) -> str:
@@ -175,10 +185,10 @@ def prepare(
     if budget.should_stop():
         why = "stopped" if budget.interrupted() else "out of time"
         return stopped(allocator, buffers, capacity, budget, f"{why} before packing started")
-    slow = too_slow(what, len(buffers) + 2 * pairs, budget)
+    kernels = KernelChoice(allocator.kernels, len(buffers) + 2 * pairs)
+    slow = too_slow(what, len(buffers) + 2 * pairs, budget, kernels)
     if slow is not None:
         return stopped(allocator, buffers, capacity, budget, slow)
-    kernels = KernelChoice(allocator.kernels, len(buffers) + 2 * pairs)
     packed = pack_arrays(*arrays, kernels=kernels)
     cap = stacked if capacity is None else min(capacity, stacked)
     search = reserved(budget, CHECK_S_PER_BUFFER * len(buffers))

@@ -250,7 +250,7 @@ class ExactAllocator(AllocatorOptions):
         else:
             return None, over_memory(what, need, job.memory_limit_bytes)
         # Building the section lists and one pre-ordering's state visits the spans 5 times.
-        slow = too_slow(what, job.packed.n + 5 * job.spans, budget)
+        slow = too_slow(what, job.packed.n + 5 * job.spans, budget, job.kernels)
         return (None, slow) if slow is not None else (lists, "")
 
     def _decision(self, job: Prepared, budget: Budget) -> AllocationResult:
