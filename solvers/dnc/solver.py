@@ -131,8 +131,10 @@ PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
 #: Share of the time left after the first bounds that is kept back for the bound of
 #: parts that own disjoint tensors (runs of about ``window_ops`` steps, then of
 #: PART_BOUND_WINDOWS x ``window_ops``; darts_v2_cifar, activations, M_R: seven runs of
-#: about 48 steps of greedy's order prove 7.08 MB in 8 s, the cut cover 2.06 MB).
-ADDITIVE_SHARE = 0.2
+#: about 48 steps of greedy's order prove 7.08 MB in 8 s, the cut cover 2.06 MB). At
+#: 30 s, 0.2 cost plans on 3 of 4 cells tried (nasnet_a_mobile, all, M_H: 1.08 MB
+#: against 0.83 MB), 0.1 on none of 7, and still proved 7.08 MB on darts_v2_cifar.
+ADDITIVE_SHARE = 0.1
 #: Share of the time left the cut-cover bound may take, at most COVER_MAX_S seconds,
 #: and the least worth starting it with (randwire_ws_regular, activations, M_R: 27.3 MB
 #: proven in 0.3 s, twice the crowded regions' 13.9 MB).
