@@ -179,6 +179,18 @@ def stacked_height_bytes(buffers: Sequence[Buffer]) -> int:
     return top + stacked
 
 
+def fixed_offset_clash(buffers: Sequence[Buffer]) -> tuple[Buffer, Buffer] | None:
+    """Two buffers with fixed offsets that share a byte at one step (the earlier listed
+    first), or None: then no packing exists, whatever the capacity."""
+    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
+    if len(fixed) < 2:
+        return None
+    offsets = [b.fixed_offset_bytes or 0 for b in fixed]
+    for j, i in overlapping_pairs(fixed, offsets):
+        return fixed[j], fixed[i]
+    return None
+
+
 def check_buffers(buffers: Sequence[Buffer], what: str = "the buffers") -> int:
     """Check that every packing of ``buffers`` stays in the 64-bit range; return its bound.
 
@@ -191,16 +203,14 @@ def check_buffers(buffers: Sequence[Buffer], what: str = "the buffers") -> int:
             two buffers whose fixed offsets overlap while both are live (no packing
             exists, whatever the capacity).
     """
-    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
-    if len(fixed) > 1:
-        offsets = [b.fixed_offset_bytes or 0 for b in fixed]
-        for j, i in overlapping_pairs(fixed, offsets):
-            a, b = fixed[j], fixed[i]
-            raise InputFormatError(
-                f"{what}: buffer {b.id!r} at fixed offset {offsets[i]} overlaps buffer "
-                f"{a.id!r} at fixed offset {offsets[j]}: both are live at step "
-                f"{max(a.lower, b.lower)}; move one of them"
-            )
+    clash = fixed_offset_clash(buffers)
+    if clash is not None:
+        a, b = clash
+        raise InputFormatError(
+            f"{what}: buffer {b.id!r} at fixed offset {b.fixed_offset_bytes} overlaps buffer "
+            f"{a.id!r} at fixed offset {a.fixed_offset_bytes}: both are live at step "
+            f"{max(a.lower, b.lower)}; move one of them"
+        )
     bound = stacked_height_bytes(buffers)
     if bound > INT64_MAX:
         largest = max(buffers, key=lambda b: b.size_bytes)

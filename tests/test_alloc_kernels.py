@@ -183,6 +183,19 @@ def test_compile_notice_is_printed_once(capsys: pytest.CaptureFixture[str]) -> N
     assert err.count(_jit.COMPILE_NOTICE) <= 1
 
 
+#: Code for a subprocess: records in ``compiles`` every kernel numba compiles from here on.
+COMPILE_SPY = (
+    "from numba.core import event\n"
+    "compiles = []\n"
+    "class Spy(event.Listener):\n"
+    "    def on_start(self, ev):\n"
+    "        compiles.append(ev.data['dispatcher'].py_func.__qualname__)\n"
+    "    def on_end(self, ev):\n"
+    "        pass\n"
+    "event.register('numba:compile', Spy())\n"
+)
+
+
 def _run(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -197,32 +210,25 @@ def _run(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_a_fresh_cache_compiles_everything_once_and_nothing_later(tmp_path: Path) -> None:
     """The first compiled use compiles every kernel (one notice); no path compiles after."""
     code = (
-        "from numba.core import event\n"
         "from memplan.dsa import make_allocator, Buffer, available_allocators\n"
         "from memplan.solver import Budget\n"
         "from memplan.testing.allocators import instances\n"
         "b = [Buffer(i, i, i + 2, 4) for i in range(3)]\n"
         "r = make_allocator('greedy-by-size', {'kernels': 'compiled'}).allocate(b, 8, Budget())\n"
         "assert r.fits, r\n"
-        "later = []\n"
-        "class Spy(event.Listener):\n"
-        "    def on_start(self, ev):\n"
-        "        later.append(ev.data['dispatcher'].py_func.__qualname__)\n"
-        "    def on_end(self, ev):\n"
-        "        pass\n"
-        "event.register('numba:compile', Spy())\n"
+        f"{COMPILE_SPY}"
         "for name in available_allocators():\n"
         "    for minimize in (False, True):\n"
         "        a = make_allocator(name, {'kernels': 'compiled', 'minimize': minimize})\n"
         "        for _, buffers in instances(range(2)):\n"
         "            for cap in (None, 10**6, 60):\n"
         "                a.allocate(buffers, cap, Budget(time_limit_s=1))\n"
-        "assert not later, later\n"
+        "assert not compiles, compiles\n"
     )
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     cold = _run(code, env)
     assert cold.stderr.count(_jit.COMPILE_NOTICE) == 1, cold.stderr
-    warm = _run(code.split("later = []")[0], env)  # the trigger alone, from the cache
+    warm = _run(code.split(COMPILE_SPY)[0], env)  # the trigger alone, from the cache
     assert _jit.COMPILE_NOTICE not in warm.stderr
 
 
@@ -321,17 +327,10 @@ def test_a_fresh_cache_compiles_in_the_background_and_the_solve_keeps_its_limit(
     kernels without compiling."""
     solve = (
         "import time\n"
-        "from numba.core import event\n"
         "from memplan.dsa import make_allocator\n"
         "from memplan.solver import Budget\n"
         "from memplan.testing.allocators import random_buffers\n"
-        "compiles = []\n"
-        "class Spy(event.Listener):\n"
-        "    def on_start(self, ev):\n"
-        "        compiles.append(ev.data['dispatcher'].py_func.__qualname__)\n"
-        "    def on_end(self, ev):\n"
-        "        pass\n"
-        "event.register('numba:compile', Spy())\n"
+        f"{COMPILE_SPY}"
         "buffers = random_buffers(3, 400, horizon=100, max_size=4096)\n"
         "start = time.perf_counter()\n"
         "r = make_allocator('auto', {}).allocate(buffers, None, Budget(time_limit_s=2))\n"

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from memplan.dsa import Buffer, check_buffers, overlapping_pairs
+from memplan.dsa import Buffer, check_buffers, fixed_offset_clash
 from memplan.errors import InputFormatError
 from memplan.io.files import atomic_write_text
 
@@ -160,17 +160,16 @@ def parse_buffers_csv(text: str, name: str = "<csv>") -> list[Buffer]:
 
 
 def _check_fixed_overlaps(buffers: list[Buffer], name: str, lines: dict[str, int]) -> None:
-    """Raise InputFormatError if two fixed-offset buffers share a byte at one step."""
-    fixed = [b for b in buffers if b.fixed_offset_bytes is not None]
-    if len(fixed) < 2:
-        return
-    offsets = [b.fixed_offset_bytes or 0 for b in fixed]
-    for j, i in overlapping_pairs(fixed, offsets):
-        a, b = fixed[j], fixed[i]
+    """Raise InputFormatError, naming both rows, if two fixed-offset buffers share a byte
+    at one step (:func:`memplan.dsa.fixed_offset_clash`)."""
+    clash = fixed_offset_clash(buffers)
+    if clash is not None:
+        a, b = clash
         raise InputFormatError(
-            f"{name}:{lines.get(str(b.id), 0)}: buffer {b.id!r} at fixed offset {offsets[i]} "
-            f"overlaps buffer {a.id!r} (line {lines.get(str(a.id), 0)}) at fixed offset "
-            f"{offsets[j]}: both are live at step {max(a.lower, b.lower)}; move one of them"
+            f"{name}:{lines.get(str(b.id), 0)}: buffer {b.id!r} at fixed offset "
+            f"{b.fixed_offset_bytes} overlaps buffer {a.id!r} (line {lines.get(str(a.id), 0)}) "
+            f"at fixed offset {a.fixed_offset_bytes}: both are live at step "
+            f"{max(a.lower, b.lower)}; move one of them"
         )
 
 

@@ -42,6 +42,15 @@ def tiny_at_mr(seed: int, n_ops: int) -> Problem:
     return problem.with_capacity(problem.min_resident_bytes)
 
 
+def whole_optimum(problem: Problem, n_ops: int) -> int | None:
+    """The optimum over all plans: enumerated up to 6 ops, proven by the ilp above."""
+    if n_ops <= 6:
+        return min_traffic(problem)
+    ilp = make_solver("ilp", {}).solve(problem, Budget(time_limit_s=60))
+    assert ilp.status is Status.OPTIMAL and ilp.cost is not None
+    return ilp.cost.non_compulsory_bytes
+
+
 @pytest.mark.parametrize(("seed", "n_ops"), [(1, 6), (4, 6), (0, 10), (5, 10), (11, 10)])
 def test_no_part_proves_more_than_the_whole_optimum(seed: int, n_ops: int) -> None:
     """Windows of an order, also under inner=ilp-fixed settings (the bound runs over
@@ -49,12 +58,7 @@ def test_no_part_proves_more_than_the_whole_optimum(seed: int, n_ops: int) -> No
     enumeration on 6 ops, proven by the ilp on 10); the whole graph's relaxation is
     solved to optimality and proves something wherever the optimum is not 0."""
     problem = tiny_at_mr(seed, n_ops)
-    if n_ops <= 6:
-        optimum = min_traffic(problem)
-    else:
-        ilp = make_solver("ilp", {}).solve(problem, Budget(time_limit_s=60))
-        assert ilp.status is Status.OPTIMAL and ilp.cost is not None
-        optimum = ilp.cost.non_compulsory_bytes
+    optimum = whole_optimum(problem, n_ops)
     assert optimum is not None and optimum > 0
     order = named_order(problem.graph, "rpo", problem.aligned_sizes_bytes, problem.in_scope)
     n = len(order)
@@ -143,12 +147,7 @@ def test_parts_added_never_exceed_the_whole_optimum(seed: int, n_ops: int, width
     (enumerated on 6 ops, proven by the ilp on 10), for runs of any width over the
     orders of greedy's and dnc's plans."""
     problem = tiny_at_mr(seed, n_ops)
-    if n_ops <= 6:
-        optimum = min_traffic(problem)
-    else:
-        ilp = make_solver("ilp", {}).solve(problem, Budget(time_limit_s=60))
-        assert ilp.status is Status.OPTIMAL and ilp.cost is not None
-        optimum = ilp.cost.non_compulsory_bytes
+    optimum = whole_optimum(problem, n_ops)
     assert optimum is not None
     for solver in ("greedy", "dnc"):
         plan = make_solver(solver, {}).solve(problem, Budget(time_limit_s=10)).plan
