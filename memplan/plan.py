@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +115,13 @@ class Plan:
         }
 
     @staticmethod
-    def from_dict(data: Any, graph: Graph, source: str = "<plan>", name: str = "") -> Plan:
+    def from_dict(
+        data: Any,
+        graph: Graph,
+        source: str = "<plan>",
+        name: str = "",
+        aliases: Mapping[str, str] | None = None,
+    ) -> Plan:
         """Rebuild a plan from :meth:`to_dict`'s form against ``graph``.
 
         Every field is required and checked for its type: ``order`` a list of op
@@ -129,6 +135,9 @@ class Plan:
             graph: the graph whose op and tensor names the plan uses.
             source: the file name, for messages.
             name: the object's dotted path in the file (``"plan"``), for messages.
+            aliases: view tensors the ONNX import aliased -> the buffer tensor each
+                shares (``ImportReport.aliases``), so a plan naming one is told which
+                name to use instead of being asked whether it is for another model.
 
         Raises:
             InputFormatError: a missing or mistyped field, or a name ``graph`` lacks;
@@ -152,6 +161,14 @@ class Plan:
             stay = JsonObject.of(item, f"{source}: residency #{i}")
             tensor = stay.text("tensor")
             if tensor not in tensor_ids:
+                buffer = (aliases or {}).get(tensor)
+                if buffer is not None:
+                    raise InputFormatError(
+                        f"{stay.where} names tensor {tensor!r}, the output of a view op "
+                        f"that the import aliased to tensor {buffer!r} (they share one "
+                        f"buffer): name {buffer!r} instead, or import the model with "
+                        "--no-aliases and plan it again"
+                    )
                 raise InputFormatError(
                     f"{stay.where} names tensor {tensor!r}, which model {graph.name!r} does "
                     "not have; was the plan made for another model?"

@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 from cli_models import dynamic_model, run_cli, small_model
+from onnx_patterns import torch_reshape_model
 
 from memplan.cli import EXIT_BAD_INPUT, EXIT_OK
 from memplan.io.loading import load_model
@@ -144,3 +145,24 @@ def test_input_value_is_recorded_and_reused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "validate", SPEECH, plan, "--input-value", "sr:8000")
     assert code == EXIT_BAD_INPUT
     assert "made with --input-value sr:16000, but this command gives --input-value sr:8000" in err
+
+
+def test_a_stay_of_an_aliased_view_names_the_buffer_to_use(tmp_path, capsys):
+    """A hand-edited plan naming a Reshape's output (aliased to its input at import) is
+    told which tensor holds that buffer, not asked whether it is for another model."""
+    model = tmp_path / "reshape.onnx"
+    onnx.save(torch_reshape_model(), model)
+    plan = tmp_path / "plan.json"
+    code, _, err = run_cli(
+        capsys, "optimize", model, "--dim", "batch=1", "height=8", "width=8", "-o", plan
+    )
+    assert code == EXIT_OK, err
+    data = json.loads(plan.read_text())
+    stays = [stay for stay in data["plan"]["residencies"] if stay["tensor"] == "c"]
+    assert stays, "the conv's output c should stay on chip"
+    stays[0]["tensor"] = "r"  # the Reshape's output, which shares c's buffer
+    plan.write_text(json.dumps(data))
+    code, _, err = run_cli(capsys, "validate", model, plan)
+    assert code == EXIT_BAD_INPUT
+    assert "'r'" in err and "aliased to tensor 'c'" in err and "name 'c' instead" in err
+    assert "another model" not in err and err.count("\n") == 1

@@ -230,7 +230,8 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
             "--no-aliases it was "
             "planned with (memplan optimize -o now records them)"
         )
-    planfile = plan_from_header(header, loaded.graph, expected_sha256=loaded.sha256)
+    aliases = dict(loaded.report.aliases) if loaded.report is not None else None
+    planfile = plan_from_header(header, loaded.graph, loaded.sha256, aliases)
     overrides = []  # only those that change what the plan records
     accelerator = planfile.accelerator
     if args.accelerator is not None:

@@ -352,9 +352,15 @@ def wrong_model_error(header: PlanHeader, given: str, given_sha256: str) -> Inva
 
 
 def plan_from_header(
-    header: PlanHeader, graph: Graph, expected_sha256: str | None = None
+    header: PlanHeader,
+    graph: Graph,
+    expected_sha256: str | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> PlanFile:
     """Check ``graph`` (and its model's SHA-256) against the header; rebuild the plan.
+
+    ``aliases`` (the import's view tensor -> buffer tensor) turns a plan naming a view's
+    output into an error that names the buffer to use (see :meth:`Plan.from_dict`).
 
     Raises:
         InvalidPlanError: the plan was made for another model or another import of it.
@@ -396,7 +402,7 @@ def plan_from_header(
         budget.optional_integer("capacity_bytes", minimum=0)
         budget.optional_text("note")
     stats = fields.optional_object("stats")
-    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan")
+    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan", aliases)
     return PlanFile(
         model_name=header.model_name,
         model_sha256=header.model_sha256,
