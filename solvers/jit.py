@@ -242,17 +242,29 @@ STALE_LOCK_S = 600.0
 
 _background_asked = False  # compile_in_background ran in this process
 
+#: Seconds between two looks at numba's disk cache by an allocation that runs the
+#: Python kernels while the background process compiles (a look costs a few file checks).
+RECHECK_S = 0.5
+
 
 _KERNELS: list[Kernel] = []  # every kernel made, in the order of its module's import
-_all_ready = False  # every kernel of _KERNELS was ready once: they stay so
+_ready_count = 0  # _KERNELS[:_ready_count] were all ready once: they stay so
 
 
 def kernels_ready() -> bool:
-    """True when no kernel made so far needs compiling (:meth:`Kernel.ready`)."""
-    global _all_ready
-    if not _all_ready:
-        _all_ready = all(k.ready() for k in _KERNELS if not k.inline)
-    return _all_ready
+    """True when no kernel made so far needs compiling (:meth:`Kernel.ready`).
+
+    Kernels made later (a module imported after the last look, such as the exact
+    search's after the greedy portfolio ran) are looked at when they exist: a True once
+    is not a True for them.
+    """
+    global _ready_count
+    while _ready_count < len(_KERNELS):
+        k = _KERNELS[_ready_count]
+        if not k.inline and not k.ready():
+            return False
+        _ready_count += 1
+    return True
 
 
 def warmup_lock_path() -> str:
@@ -366,6 +378,7 @@ class KernelChoice:
         self.compiled = mode == "compiled" or (mode == "auto" and not small)
         # auto on a fresh installation: Python until the background compile is done
         self.waiting = self.compiled and mode == "auto" and not kernels_ready()
+        self._next_look_s = time.perf_counter() + RECHECK_S  # when to look at the cache again
         if self.waiting:
             compile_in_background()
 
@@ -376,11 +389,22 @@ class KernelChoice:
 
     def __call__(self, k: Kernel) -> Callable[..., Any]:
         """The version of ``k`` to run now (with ``auto``, the Python one while the
-        compiled ones are not ready: :func:`kernels_ready`)."""
+        compiled ones are not ready: :func:`kernels_ready`, looked at again every
+        :data:`RECHECK_S` seconds, so a long allocation switches to the compiled kernels
+        as soon as the background compile has filled the cache)."""
         if not self.compiled and self.mode == "auto" and not self._window_open():
             self.compiled = True
             self.waiting = not kernels_ready()
             if self.waiting:
+                compile_in_background()
+        if self.compiled and self.mode == "auto":
+            if self.waiting:
+                if time.perf_counter() >= self._next_look_s:
+                    self._next_look_s = time.perf_counter() + RECHECK_S
+                    self.waiting = not kernels_ready()
+            elif not k.ready():  # made since the last look (the exact search's kernels)
+                self.waiting = True
+                self._next_look_s = time.perf_counter() + RECHECK_S
                 compile_in_background()
         return k.entry() if self.compiled and not self.waiting else k.python()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from alloc_helpers import challenging_file
 
-from memplan.dsa import available_allocators, make_allocator, stacked_height_bytes
+from memplan.dsa import available_allocators, make_allocator, max_live_bytes, stacked_height_bytes
 from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solver import Budget, Status
 from memplan.solvers import jit as _jit
@@ -355,3 +355,72 @@ def test_a_fresh_cache_compiles_in_the_background_and_the_solve_keeps_its_limit(
     warm = _run(solve, env)
     assert "KERNELS compiled" in warm.stdout, warm.stdout
     assert _jit.BACKGROUND_NOTICE not in warm.stderr
+
+
+def test_kernels_imported_after_the_first_look_are_not_compiled_in_the_solve(
+    tmp_path: Path,
+) -> None:
+    """The portfolio's kernels are in the cache but the exact search's are not (the
+    background compile is half way): an ``auto`` allocation whose exact search starts
+    after the portfolio ran compiles nothing itself. Once "every kernel is ready" had been
+    seen with only the portfolio's modules imported, the exact search's kernels, imported
+    later, were taken as ready too and compiled in the solve, seconds past its limit."""
+    cache = tmp_path / "numba-cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    subprocess.run(
+        [sys.executable, "-m", "memplan.solvers.warmup"],
+        check=True, env={**os.environ, **env}, capture_output=True, timeout=600,
+    )  # fmt: skip
+    exact_files = [
+        f for f in cache.rglob("*") if f.name.startswith(("search_state.", "search_kernel."))
+    ]
+    assert exact_files, sorted(f.name for f in cache.rglob("*"))
+    for f in exact_files:
+        f.unlink()
+    lock = Path(
+        _run(
+            "from memplan.solvers.jit import warmup_lock_path as p; print(p())", env
+        ).stdout.strip()
+    )
+    lock.touch()  # a background compile "at work": the solve below starts none
+    csv = tmp_path / "buffers.csv"
+    rows = random_buffers(3, 400, horizon=100, max_size=4096)
+    csv.write_text(
+        "id,lower,upper,size\n"
+        + "".join(f"{b.id},{b.lower},{b.upper},{b.size_bytes}\n" for b in rows)
+    )
+    # At max live the portfolio's packing does not fit, so the exact search runs after it.
+    max_live = max_live_bytes(rows)
+    solve = (
+        "import time\n"
+        "from memplan.cli import main\n"
+        f"{COMPILE_SPY}"
+        "start = time.perf_counter()\n"
+        f"code = main(['allocate', {str(csv)!r}, '--capacity', '{max_live}',\n"
+        "             '--time-limit', '3', '--json'])\n"
+        "print('SECONDS', round(time.perf_counter() - start, 2), code)\n"
+        "assert not compiles, compiles\n"
+    )
+    try:
+        out = _run(solve, env).stdout
+    finally:
+        lock.unlink()
+    assert float(out.split("SECONDS")[1].split()[0]) < 6, out
+    assert "exact" in out, out  # the exact search started
+
+
+def test_a_waiting_allocation_switches_to_the_compiled_kernels_once_they_are_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the background process compiles, ``auto`` runs Python; when the cache is
+    filled, the same allocation (the exact search's next slice) runs the compiled ones."""
+    ready = [False]
+    monkeypatch.setattr(_jit, "kernels_ready", lambda: ready[0])
+    monkeypatch.setattr(_jit, "compile_in_background", lambda: None)
+    monkeypatch.setattr(_jit, "RECHECK_S", 0.0)
+    monkeypatch.setattr(_jit, "compiled_loaded", True)  # past the small-job window
+    k = _jit.Kernel(lambda x: x + 1)
+    choice = KernelChoice("auto", 10**9)
+    assert choice.waiting and choice(k) is k.python()
+    ready[0] = True
+    assert choice(k) is k.entry() and not choice.python and choice.used == "compiled"
