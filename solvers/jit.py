@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -275,11 +276,38 @@ def warmup_lock_path() -> str:
     return os.path.join(tempfile.gettempdir(), f"memplan-kernels-{digest}.lock")
 
 
-def compile_in_background() -> None:
+def warmup_done_path() -> str:
+    """The stamp file :func:`memplan.solvers.warmup.compile_all_kernels` leaves when it has
+    run to the end for this installation and cache folder (beside the lock)."""
+    return warmup_lock_path().removesuffix(".lock") + ".done"
+
+
+#: Printed when a command whose jobs were small enough for the Python kernels starts the
+#: background compile for the commands after it.
+AHEAD_NOTICE = (
+    "memplan: compiling the fast kernels in a background process for the next runs "
+    "(about 20 s, once per installation)"
+)
+
+
+def compile_ahead() -> None:
+    """At the end of a command that ran solvers: start the background compile unless every
+    kernel was compiled here once (:func:`warmup_done_path`), this process loaded compiled
+    kernels or started it already, or numba is not installed. A first command of small
+    jobs (the Python kernels) then leaves the cache filled for the large ones after it,
+    which would otherwise spend their first 20 s or more in the Python kernels."""
+    if compiled_loaded or _background_asked or os.path.exists(warmup_done_path()):
+        return
+    if importlib.util.find_spec("numba") is None:
+        return
+    compile_in_background(AHEAD_NOTICE)
+
+
+def compile_in_background(notice: str = BACKGROUND_NOTICE) -> None:
     """Start one detached process that compiles every kernel into numba's disk cache
     (``python -m memplan.solvers.warmup``), unless one is at work already (its lock
-    file exists and is recent); say so once on stderr. At most once per process; a
-    failure to start it leaves the Python kernels in use, nothing else."""
+    file exists and is recent); say so once on stderr (``notice``). At most once per
+    process; a failure to start it leaves the Python kernels in use, nothing else."""
     global _background_asked
     if _background_asked:
         return
@@ -290,7 +318,7 @@ def compile_in_background() -> None:
             os.remove(lock)  # its process died: compile again
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:  # another process compiles them
-        print(BACKGROUND_NOTICE, file=sys.stderr, flush=True)
+        print(notice, file=sys.stderr, flush=True)
         return
     except OSError:
         return  # no temporary folder to write in: the Python kernels stay
@@ -306,7 +334,7 @@ def compile_in_background() -> None:
     except OSError:
         os.remove(lock)
         return
-    print(BACKGROUND_NOTICE, file=sys.stderr, flush=True)
+    print(notice, file=sys.stderr, flush=True)
 
 
 def _not_cached(dispatcher: Any) -> bool:

@@ -424,3 +424,48 @@ def test_a_waiting_allocation_switches_to_the_compiled_kernels_once_they_are_rea
     assert choice.waiting and choice(k) is k.python()
     ready[0] = True
     assert choice(k) is k.entry() and not choice.python and choice.used == "compiled"
+
+
+@pytest.mark.parametrize("compiled_before", [False, True])
+def test_a_first_command_of_small_jobs_starts_the_compile_for_the_next(
+    tmp_path: Path, compiled_before: bool
+) -> None:
+    """README's first command plans a small model with the Python kernels only: on a fresh
+    installation it leaves the background compile running, so the large jobs after it do
+    not spend their first 20 s or more in the Python kernels; once every kernel was
+    compiled (the stamp), no command starts it again."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    if compiled_before:
+        stamp = _run("from memplan.solvers.jit import warmup_done_path as p; print(p())", env)
+        Path(stamp.stdout.strip()).touch()
+    csv = tmp_path / "three.csv"
+    csv.write_text("id,lower,upper,size\na,0,2,4\nb,1,3,4\nc,2,4,4\n")
+    code = (
+        "import sys\n"
+        "import memplan.solvers.jit as jit\n"
+        "asked = []\n"
+        "jit.compile_in_background = lambda notice: asked.append(notice)\n"
+        f"sys.argv = ['memplan', 'allocate', {str(csv)!r}, '--capacity', '16']\n"
+        "from memplan.cli import entry_point\n"
+        "try:\n"
+        "    entry_point()\n"
+        "except SystemExit as done:\n"
+        "    print('EXIT', done.code, 'ASKED', len(asked))\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'numba')\n"
+        "assert not loaded, loaded  # deciding loads no numba\n"
+    )
+    out = _run(code, env).stdout
+    assert f"EXIT 0 ASKED {0 if compiled_before else 1}" in out, out
+
+
+def test_the_warm_up_leaves_its_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))
+    stamp = Path(_jit.warmup_done_path())
+    assert not stamp.exists()
+    from memplan.solvers.warmup import compile_all_kernels
+
+    try:
+        compile_all_kernels()  # compiled in this process already: loads nothing new
+        assert stamp.exists()
+    finally:
+        stamp.unlink(missing_ok=True)

@@ -92,8 +92,13 @@ def entry_point() -> None:
 
     Once :func:`main` has returned, Ctrl-C is ignored: the interpreter's shutdown (numba
     and thread clean-up, about 0.3 s) is no place to die by SIGINT, which reported 130,
-    "aborted, nothing written", for a command whose files were written.
+    "aborted, nothing written", for a command whose files were written. A command that
+    ran solvers on a fresh installation then starts the kernels' background compile
+    (:func:`memplan.solvers.jit.compile_ahead`), so the next one finds them compiled.
     """
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kernels = sys.modules.get("memplan.solvers.jit")  # loaded when a solver ran
+    if kernels is not None:
+        kernels.compile_ahead()  # a fresh installation's next command finds them compiled
     sys.exit(code)
