@@ -3,7 +3,9 @@
 This is the reference checker every plan passes before memplan writes or reports it.
 It is deliberately plain: one function per rule, each returning all its violations.
 Address overlaps are found with a sweep over steps that keeps the live residencies
-sorted by offset (not an all-pairs loop), so large plans validate in well under a second.
+sorted by offset (not an all-pairs loop): a valid plan costs a bisection per residency,
+so large plans validate in well under a second. :func:`validate_report` counts every
+violation and lists the first of each kind, for plans with millions of them.
 """
 
 from __future__ import annotations
@@ -58,23 +60,90 @@ class Violation:
         return f"[{self.kind.value}] {self.message}"
 
 
+#: How many violations of each kind a report lists by default (the rest are counted).
+LISTED_PER_KIND = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The violations of a plan: the first ones of each kind, and how many of each kind.
+
+    A broken plan can have millions of violations (2,000 copies of one stay overlap in
+    two million pairs); a report lists a readable number of each kind and counts them all.
+    """
+
+    listed: tuple[Violation, ...]  # up to per_kind of each kind, in validate()'s order
+    counts: tuple[tuple[ViolationKind, int], ...]  # each kind found, with its count
+    per_kind: int | None  # at most this many listed per kind (None: every one)
+
+    @property
+    def total(self) -> int:
+        """Violations found, listed or not."""
+        return sum(n for _, n in self.counts)
+
+    @property
+    def valid(self) -> bool:
+        """True when the plan has no violation."""
+        return not self.counts
+
+    @property
+    def unlisted(self) -> dict[ViolationKind, int]:
+        """Kind -> violations found but not listed, for the kinds that have some."""
+        return {
+            kind: n - self.per_kind
+            for kind, n in self.counts
+            if self.per_kind is not None and n > self.per_kind
+        }
+
+
 def validate(problem: Problem, plan: Plan) -> list[Violation]:
     """Return every violation of ``plan`` for ``problem`` (empty when the plan is valid).
+
+    :func:`validate_report` lists a few of each kind and counts the rest, which stays
+    fast and readable for a plan with millions of violations.
 
     Raises:
         InvalidPlanError: ``problem`` or ``plan`` is not one (a plan file's dict, say:
             ``Plan.from_dict`` reads those).
     """
+    return list(validate_report(problem, plan, per_kind=None).listed)
+
+
+def validate_report(
+    problem: Problem, plan: Plan, per_kind: int | None = LISTED_PER_KIND
+) -> ValidationReport:
+    """Check every rule, listing at most ``per_kind`` violations of each kind.
+
+    Every violation is still found and counted (:attr:`ValidationReport.counts`); only
+    the messages beyond ``per_kind`` of a kind are not built. ``None`` lists them all.
+
+    Raises:
+        InvalidPlanError: ``problem`` or ``plan`` is not one, or ``per_kind`` is not a
+            whole number >= 0 (or None).
+    """
     if not isinstance(problem, Problem):
         raise InvalidPlanError(f"validate: expected a Problem, got {type(problem).__name__}")
     if not isinstance(plan, Plan):
         raise InvalidPlanError(f"validate: expected a Plan, got {type(plan).__name__}")
+    if per_kind is not None and not (_whole(per_kind) and per_kind >= 0):
+        raise InvalidPlanError(
+            f"validate: per_kind is {per_kind!r}; give a whole number >= 0, or None for all"
+        )
     _check_field_types(plan)
-    violations = list(_check_order(problem, plan))
+    listed: list[Violation] = []
+    counts: dict[ViolationKind, int] = {}
+
+    def add(found: Iterator[Violation]) -> None:
+        for v in found:
+            n = counts[v.kind] = counts.get(v.kind, 0) + 1
+            if per_kind is None or n <= per_kind:
+                listed.append(v)
+
+    add(_check_order(problem, plan))
     # Coverage and the producer's step need steps, which exist when the order is a
     # permutation.
-    order_ok = not any(v.kind is ViolationKind.ORDER_NOT_PERMUTATION for v in violations)
-    violations += _check_residency_fields(problem, plan)
+    order_ok = ViolationKind.ORDER_NOT_PERMUTATION not in counts
+    add(_check_residency_fields(problem, plan))
     well_formed = [
         r
         for r in plan.residencies
@@ -84,11 +153,20 @@ def validate(problem: Problem, plan: Plan) -> list[Violation]:
     ]
     by_tensor = _by_tensor(well_formed)
     if order_ok:
-        violations += _check_coverage(problem, plan, by_tensor)
+        add(_check_coverage(problem, plan, by_tensor))
     # Without steps, the rules that need the producer's step are left out (not the rest).
-    violations += _check_lifecycle(problem, plan, by_tensor, order_ok)
-    violations += _check_addresses(problem, well_formed)
-    return violations
+    add(_check_lifecycle(problem, plan, by_tensor, order_ok))
+    # Overlapping pairs can be millions: count them, building messages only for those listed.
+    overlaps = 0
+    for i, j, step in _overlapping_stays(problem, well_formed):
+        overlaps += 1
+        if per_kind is None or overlaps <= per_kind:
+            listed.append(_overlap(problem, well_formed[i], well_formed[j], step))
+    if overlaps:
+        counts[ViolationKind.ADDRESS_OVERLAP] = overlaps
+    return ValidationReport(
+        tuple(listed), tuple((k, counts[k]) for k in ViolationKind if k in counts), per_kind
+    )
 
 
 def _whole(value: object) -> bool:
@@ -141,11 +219,12 @@ def _check_field_types(plan: Plan) -> None:
 
 def check_plan(problem: Problem, plan: Plan, what: str = "plan") -> None:
     """Raise :class:`InvalidPlanError` listing the first violations, if any."""
-    violations = validate(problem, plan)
-    if violations:
-        shown = "; ".join(str(v) for v in violations[:3])
-        more = f" (and {len(violations) - 3} more)" if len(violations) > 3 else ""
-        raise InvalidPlanError(f"{what} is invalid: {len(violations)} violation(s): {shown}{more}")
+    report = validate_report(problem, plan, per_kind=3)
+    if not report.valid:
+        total = report.total
+        shown = "; ".join(str(v) for v in report.listed[:3])
+        more = f" (and {total - 3} more)" if total > 3 else ""
+        raise InvalidPlanError(f"{what} is invalid: {total} violation(s): {shown}{more}")
 
 
 def _tname(problem: Problem, tensor: int) -> str:
@@ -365,38 +444,52 @@ def _check_lifecycle(
                 )
 
 
-def _check_addresses(problem: Problem, residencies: list[Residency]) -> Iterator[Violation]:
-    """Sweep over steps; live residencies are kept sorted by offset."""
-    sizes = [t.size_bytes for t in problem.graph.tensors]
+def _overlapping_stays(
+    problem: Problem, residencies: list[Residency]
+) -> Iterator[tuple[int, int, int]]:
+    """Every pair of residencies that share a byte at one step, as ``(new, old, step)``:
+    indices into ``residencies`` (``new`` starts at ``step`` while ``old`` is live).
+
+    A sweep over steps keeps the live residencies in two sets: the *clean* ones, which
+    overlapped nothing when they started and so share no byte with each other (kept
+    sorted by offset), and the few others. A new residency can only reach the clean one
+    just below it, and those above it up to its top; the others are all checked. So a
+    valid plan costs a bisection per residency, however many are live at once or however
+    large the largest is, and an invalid one in addition one check per live colliding
+    residency.
+    """
+    sizes = [problem.graph.tensors[r.tensor].size_bytes for r in residencies]
     events = sorted(
         [(r.start, 1, i) for i, r in enumerate(residencies)]
         + [(r.end, 0, i) for i, r in enumerate(residencies)]
     )  # at one step, ends (0) come before starts (1): half-open intervals
-    live_keys: list[tuple[int, int]] = []  # (offset, index), sorted
-    max_size = max(sizes, default=0)
+    clean: list[tuple[int, int]] = []  # (offset, index) of the clean live ones, sorted
+    colliding: dict[int, tuple[int, int]] = {}  # index -> (offset, top) of the others
     for step, is_start, i in events:
-        r = residencies[i]
-        key = (r.offset, i)
+        low = residencies[i].offset
+        key = (low, i)
         if not is_start:
-            pos = bisect.bisect_left(live_keys, key)
-            del live_keys[pos]
+            if colliding.pop(i, None) is None:
+                del clean[bisect.bisect_left(clean, key)]
             continue
-        low, high = r.offset, r.offset + sizes[r.tensor]
-        pos = bisect.bisect_left(live_keys, key)
-        # Right: every live stay starting below our end overlaps (they start >= low).
+        high = low + sizes[i]
+        found: list[int] = []
+        pos = bisect.bisect_left(clean, key)
+        if pos:
+            below = clean[pos - 1][1]
+            if residencies[below].offset + sizes[below] > low:
+                found.append(below)
         j = pos
-        while j < len(live_keys) and live_keys[j][0] < high:
-            yield _overlap(problem, r, residencies[live_keys[j][1]], step)
+        while j < len(clean) and clean[j][0] < high:
+            found.append(clean[j][1])
             j += 1
-        # Left: a stay starting below `low` overlaps when it reaches past `low`; none
-        # starting at or below low - max_size can.
-        j = pos - 1
-        while j >= 0 and live_keys[j][0] > low - max_size:
-            other = residencies[live_keys[j][1]]
-            if other.offset + sizes[other.tensor] > low:
-                yield _overlap(problem, r, other, step)
-            j -= 1
-        live_keys.insert(pos, key)
+        found += [k for k, (o, top) in colliding.items() if o < high and low < top]
+        for other in found:
+            yield i, other, step
+        if found:
+            colliding[i] = (low, high)
+        else:
+            clean.insert(pos, key)
 
 
 def _overlap(problem: Problem, a: Residency, b: Residency, step: int) -> Violation:

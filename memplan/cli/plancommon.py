@@ -16,7 +16,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from memplan.io.loading import ImportOptions, LoadedModel
     from memplan.io.planfile import PlanFile, PlanHeader
     from memplan.problem import Problem
-    from memplan.validate import Violation
+    from memplan.validate import ValidationReport, Violation
 
 #: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
 ACCELERATOR_BUDGET = "accelerator"
@@ -261,7 +261,7 @@ def print_notes(command: str, given: PlanInput) -> None:
         print(f"memplan {command}: warning: {warning}", file=sys.stderr)
 
 
-def violation_dicts(problem: Problem, violations: list[Violation]) -> list[dict[str, Any]]:
+def violation_dicts(problem: Problem, violations: Sequence[Violation]) -> list[dict[str, Any]]:
     """The ``violations`` of ``validate --json`` and ``score --json``: kind, message,
     tensors by name, steps."""
     names = [t.name for t in problem.graph.tensors]
@@ -274,3 +274,55 @@ def violation_dicts(problem: Problem, violations: list[Violation]) -> list[dict[
         }
         for v in violations
     ]
+
+
+def report_fields(problem: Problem, report: ValidationReport) -> dict[str, Any]:
+    """The violation fields of ``validate --json`` and ``score --json``: ``violations``
+    (those listed), ``violation_count`` (all found), ``violation_counts`` (by kind) and
+    ``violations_per_kind`` (the most listed of one kind; null: all)."""
+    return {
+        "violation_count": report.total,
+        "violation_counts": {kind.value: n for kind, n in report.counts},
+        "violations_per_kind": report.per_kind,
+        "violations": violation_dicts(problem, report.listed),
+    }
+
+
+def unlisted_lines(report: ValidationReport) -> list[str]:
+    """One line per kind whose violations were not all listed, saying how many were not."""
+    return [
+        f"  [{kind.value}] ... and {n:,} more not listed (--per-kind N or all lists more)"
+        for kind, n in report.unlisted.items()
+    ]
+
+
+def add_per_kind_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """Add ``--per-kind`` (how many violations of each kind to list)."""
+    from memplan.validate import LISTED_PER_KIND
+
+    parser.add_argument(
+        "--per-kind",
+        type=_per_kind,
+        default=LISTED_PER_KIND,
+        metavar="N|all",
+        help=(
+            "list at most N violations of each kind (default "
+            f"{LISTED_PER_KIND}); 'all' lists every one. Every violation is found and "
+            "counted either way"
+        ),
+    )
+
+
+def _per_kind(text: str) -> int | None:
+    """``--per-kind``: a whole number >= 0, or 'all' (None)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of violations; give a whole number >= 0 or 'all'"
+        )
+    return value

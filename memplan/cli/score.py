@@ -29,12 +29,12 @@ from memplan.cli.plancommon import (
     add_plan_problem_arguments,
     load_plan_problem,
     print_notes,
-    violation_dicts,
+    report_fields,
 )
 
 if TYPE_CHECKING:
     from memplan.cost import Cost
-    from memplan.validate import Violation
+    from memplan.validate import ValidationReport
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,20 +57,20 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan score``; return the exit code."""
     from memplan.cost import evaluate
-    from memplan.validate import validate
+    from memplan.validate import validate_report
 
     given = load_plan_problem(args)
     problem, planfile = given.problem, given.planfile
-    violations = validate(problem, planfile.plan)
-    if violations:
+    report = validate_report(problem, planfile.plan)
+    if not report.valid:
         print_notes(args.command, given)
         print(
-            f"memplan score: {args.plan} is invalid ({len(violations)} violation(s)), first: "
-            f"{violations[0]}; run memplan validate to list them all",
+            f"memplan score: {args.plan} is invalid ({report.total} violation(s)), first: "
+            f"{report.listed[0]}; run memplan validate to list them",
             file=sys.stderr,
         )
         if args.json:  # a JSON reader gets a document on every outcome, not an empty stdout
-            print_json(_json_document(args, given, None, None, violations))
+            print_json(_json_document(args, given, None, None, report))
         return EXIT_NO_PLAN
     cost = evaluate(problem, planfile.plan)
     bound = planfile.lower_bound_bytes
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         recorded_cost_differences(planfile.cost, cost) if planfile.cost is not None else None
     )
     if args.json:
-        print_json(_json_document(args, given, cost, differences, []))
+        print_json(_json_document(args, given, cost, differences, report))
         return EXIT_OK
     print(
         f"{args.plan}: valid plan for {problem.graph.name!r} "
@@ -112,15 +112,15 @@ def _json_document(
     given: PlanInput,
     cost: Cost | None,
     differences: list[tuple[str, Any, Any]] | None,
-    violations: list[Violation],
+    report: ValidationReport,
 ) -> dict[str, Any]:
     """What ``score --json`` prints: the cost of a valid plan, or (``cost`` None) the
-    violations of an invalid one."""
+    violations of an invalid one (the first of each kind, and the count of each)."""
     problem = given.problem
     return {
         "plan": str(args.plan),
         "model": problem.graph.name,
-        "valid": not violations,
+        "valid": report.valid,
         "capacity_bytes": problem.capacity_bytes,
         "scope": problem.scope.value,
         "overrides": list(given.overrides),
@@ -128,7 +128,7 @@ def _json_document(
         "matches_recorded": None if differences is None else not differences,
         "recorded_differs_in": [name for name, _, _ in differences or ()],
         "warnings": list(given.warnings),
-        "violations": violation_dicts(problem, violations),
+        **report_fields(problem, report),
     }
 
 

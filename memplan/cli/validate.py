@@ -2,15 +2,15 @@
 
 ::
 
-    memplan validate model.onnx plan.json [--json]
+    memplan validate model.onnx plan.json [--json] [--per-kind N|all]
 
 The plan file must have been made for this model (same sha256). The accelerator,
 scope and capacity are the ones the plan file records unless ``--accelerator``,
 ``--scope`` or ``--scratchpad`` override them. Exit codes: 0 valid, 1 invalid
-(every violation is listed: kind and message), 2 bad input (unreadable or malformed
-file, a plan for another model). Recorded results that contradict each other (a
-lower bound above the plan's recorded cost) are a warning on stderr, not a verdict on
-the plan.
+(every violation is counted, and the first ``--per-kind`` (20) of each kind are listed:
+kind and message), 2 bad input (unreadable or malformed file, a plan for another model).
+Recorded results that contradict each other (a lower bound above the plan's recorded
+cost) are a warning on stderr, not a verdict on the plan.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from typing import Any
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import add_model_arguments, print_json
 from memplan.cli.plancommon import (
+    add_per_kind_argument,
     add_plan_problem_arguments,
     load_plan_problem,
     print_notes,
-    violation_dicts,
+    report_fields,
+    unlisted_lines,
 )
 from memplan.units import format_bytes
 
@@ -39,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
             "validator: the order respects every dependency, every op's in-scope inputs and "
             "outputs are on chip when it runs, activations are produced once and loaded only "
             "after a store, offsets are aligned and inside the scratchpad, and no two "
-            "residencies share bytes at one step. Exit codes: 0 valid, 1 invalid, 2 bad input."
+            "residencies share bytes at one step. Every violation is counted; the first "
+            "--per-kind of each kind are listed. Exit codes: 0 valid, 1 invalid, 2 bad input."
         ),
     )
     add_model_arguments(parser, plan_records=True)
@@ -47,29 +50,30 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the verdict and violations as JSON"
     )
+    add_per_kind_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan validate``; return the exit code."""
-    from memplan.validate import validate
+    from memplan.validate import validate_report
 
     given = load_plan_problem(args)
     print_notes(args.command, given)
     problem, plan = given.problem, given.planfile.plan
-    violations = validate(problem, plan)
+    report = validate_report(problem, plan, args.per_kind)
     if args.json:
         print_json(
             {
                 "plan": str(args.plan),
                 "model": problem.graph.name,
-                "valid": not violations,
+                "valid": report.valid,
                 "capacity_bytes": problem.capacity_bytes,
                 "alignment_bytes": problem.alignment_bytes,
                 "scope": problem.scope.value,
                 "overrides": list(given.overrides),
                 "warnings": list(given.warnings),
-                "violations": violation_dicts(problem, violations),
+                **report_fields(problem, report),
             }
         )
     else:
@@ -79,13 +83,16 @@ def run(args: argparse.Namespace) -> int:
             f"scope {problem.scope.value}"
             + (f"; overridden: {', '.join(given.overrides)}" if given.overrides else "")
         )
-        if violations:
-            print(f"{args.plan}: INVALID: {len(violations)} violation(s) ({where})")
-            for v in violations:
+        if not report.valid:
+            kinds = ", ".join(f"{n:,} {kind.value}" for kind, n in report.counts)
+            print(f"{args.plan}: INVALID: {report.total:,} violation(s): {kinds} ({where})")
+            for v in report.listed:
                 print(f"  [{v.kind.value}] {v.message}")
+            for line in unlisted_lines(report):
+                print(line)
         else:
             print(
                 f"{args.plan}: valid ({len(plan.order)} steps, {len(plan.residencies)} "
                 f"residencies; {where})"
             )
-    return EXIT_NO_PLAN if violations else EXIT_OK
+    return EXIT_OK if report.valid else EXIT_NO_PLAN
