@@ -123,59 +123,73 @@ def _greedy_memory_order(
 
     The score of a ready op is (live bytes while it runs, net change of live bytes);
     ``prefer_deep`` breaks ties towards ops that consume recently produced tensors.
+    The ready ops wait in a heap; running an op changes the score only of the ready ops
+    that read a tensor it touched, so only those are scored again (rescanning every ready
+    op at every step took 9 s per call on a 26,000-op RandWire network).
     """
     n = graph.num_ops
     remaining_uses = [len(graph.consumers[t]) for t in range(graph.num_tensors)]
     live = [False] * graph.num_tensors
-    live_bytes = 0
     indegree = [len(graph.predecessors(OpId(i))) for i in range(n)]
-    ready = {i for i in range(n) if indegree[i] == 0}
     last_step_touched = [-1] * graph.num_tensors
+    reads = [tuple(dict.fromkeys(op.inputs)) for op in graph.ops]
+    produce = [sum(sizes_bytes[t] for t in op.outputs if in_scope[t]) for op in graph.ops]
+    unread = [
+        sum(sizes_bytes[t] for t in op.outputs if in_scope[t] and not graph.consumers[t])
+        for op in graph.ops
+    ]
+
+    def key(i: int) -> tuple[int, int, int, int]:
+        # The live bytes before the step, common to every ready op, are left out.
+        load = sum(sizes_bytes[t] for t in reads[i] if in_scope[t] and not live[t])
+        freed = unread[i] + sum(
+            sizes_bytes[t]
+            for t in reads[i]
+            if in_scope[t] and remaining_uses[t] == 1 and not graph.tensors[t].is_output
+        )
+        recency = max((last_step_touched[t] for t in graph.ops[i].inputs), default=-1)
+        return (load + produce[i], load + produce[i] - freed, -recency if prefer_deep else 0, i)
+
+    current: dict[int, tuple[int, int, int, int]] = {}  # ready op -> its score now
+    heap: list[tuple[int, int, int, int]] = []
+
+    def score(i: int) -> None:
+        current[i] = k = key(i)
+        heapq.heappush(heap, k)
+
+    for i in range(n):
+        if indegree[i] == 0:
+            score(i)
     order: list[OpId] = []
-    while ready:
-        best_key: tuple[int, ...] | None = None
-        best_op = -1
-        for i in ready:
-            op = graph.ops[i]
-            load = sum(
-                sizes_bytes[t] for t in dict.fromkeys(op.inputs) if in_scope[t] and not live[t]
-            )
-            produce = sum(sizes_bytes[t] for t in op.outputs if in_scope[t])
-            freed = sum(
-                sizes_bytes[t]
-                for t in dict.fromkeys(op.inputs)
-                if in_scope[t] and remaining_uses[t] == 1 and not graph.tensors[t].is_output
-            )
-            freed += sum(
-                sizes_bytes[t] for t in op.outputs if in_scope[t] and not graph.consumers[t]
-            )
-            during = live_bytes + load + produce
-            recency = max((last_step_touched[t] for t in op.inputs), default=-1)
-            key = (during, load + produce - freed, -recency if prefer_deep else 0, i)
-            if best_key is None or key < best_key:
-                best_key, best_op = key, i
-        ready.remove(best_op)
+    while heap:
+        best = heapq.heappop(heap)
+        best_op = best[3]
+        if current.get(best_op) != best:
+            continue  # scored again since, or already run
+        del current[best_op]
         op = graph.ops[best_op]
         step = len(order)
         order.append(OpId(best_op))
-        for t in dict.fromkeys(op.inputs):
+        for t in reads[best_op]:
             if in_scope[t] and not live[t]:
                 live[t] = True
-                live_bytes += sizes_bytes[t]
             remaining_uses[t] -= 1
             last_step_touched[t] = step
             if remaining_uses[t] == 0 and live[t]:
                 live[t] = False
-                live_bytes -= sizes_bytes[t]
         for t in op.outputs:
             last_step_touched[t] = step
             if in_scope[t] and graph.consumers[t]:
                 live[t] = True
-                live_bytes += sizes_bytes[t]
+        for t in reads[best_op]:
+            if in_scope[t] or prefer_deep:  # else only its recency changed, unused then
+                for c in dict.fromkeys(graph.consumers[t]):
+                    if c in current:
+                        score(c)
         for succ in graph.successors(op.id):
             indegree[succ] -= 1
             if indegree[succ] == 0:
-                ready.add(succ)
+                score(succ)
     return tuple(order)
 
 

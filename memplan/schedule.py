@@ -334,29 +334,34 @@ def op_closures(graph: Graph) -> tuple[list[int], list[int]]:
 
 
 def _region_window(
-    graph: Graph,
-    sizes_bytes: Sequence[int],
-    in_scope: Sequence[bool],
-    region: Sequence[int],
-    closures: tuple[list[int], list[int]],
+    graph: Graph, sizes_bytes: Sequence[int], in_scope: Sequence[bool], region: Sequence[int]
 ) -> _Window:
-    """The relaxation of ``region`` (see :func:`relaxation_bound`) as a search window."""
-    ancestors, descendants = closures
+    """The relaxation of ``region`` (see :func:`relaxation_bound`) as a search window.
+
+    An op ``u`` outside the region opens a tensor for the region's ops that descend from
+    it and keeps it for those it descends from. Both masks (bit ``i`` = ``region[i]``)
+    come from one pass over the edges in each direction with region-sized bit sets: the
+    graph-wide closures this used cost O(ops^2) (20 s on a 26,000-op graph).
+    """
     position = {int(o): i for i, o in enumerate(region)}
-
-    def local_mask(bits: int) -> int:
-        mask = 0
-        for o, i in position.items():
-            if bits >> o & 1:
-                mask |= 1 << i
-        return mask
-
-    outside: _Outside = {}
-    for u in range(graph.num_ops):
-        if u not in position:
-            opened, kept = local_mask(descendants[u]), local_mask(ancestors[u])
-            if opened or kept:
-                outside[u] = (opened, kept)
+    n = graph.num_ops
+    below = [0] * n  # op -> region ops it descends from (its ancestors in the region)
+    for o in range(n):  # ops are stored in a topological order
+        bits = 0
+        for p in graph.predecessors(OpId(o)):
+            i = position.get(p)
+            bits |= below[p] if i is None else below[p] | 1 << i
+        below[o] = bits
+    above = [0] * n  # op -> region ops that descend from it
+    for o in reversed(range(n)):
+        bits = 0
+        for c in graph.successors(OpId(o)):
+            i = position.get(c)
+            bits |= above[c] if i is None else above[c] | 1 << i
+        above[o] = bits
+    outside: _Outside = {
+        u: (above[u], below[u]) for u in range(n) if u not in position and (above[u] or below[u])
+    }
     return _window(graph, sizes_bytes, in_scope, list(position), outside)
 
 
@@ -368,7 +373,6 @@ def region_min_peak(
     *,
     floor: int = 0,
     node_limit: int = 200_000,
-    closures: tuple[list[int], list[int]] | None = None,
     should_stop: StopCheck | None = None,
 ) -> tuple[int | None, int]:
     """A bound B: every order of the whole graph has, at the step of some op of
@@ -380,7 +384,7 @@ def region_min_peak(
     Returns:
         B (None when the search ran out of states), and the states used.
     """
-    window = _region_window(graph, sizes_bytes, in_scope, region, closures or op_closures(graph))
+    window = _region_window(graph, sizes_bytes, in_scope, region)
     cap = sum(window.size) + window.start_bytes + 1
     outcome = _search(window, floor, cap, node_limit, should_stop)
     if not outcome.complete or outcome.peak_bytes is None:
@@ -425,11 +429,10 @@ def relaxation_bound(
     used = 0
     live = live_bytes_per_step(graph, order, sizes_bytes, in_scope)
     at = int(live.argmax())
-    closures = op_closures(graph)
     for width in window_ops:
         start = max(0, min(at - width // 2, n - width))
         region = [int(o) for o in order[start : start + width]]
-        window = _region_window(graph, sizes_bytes, in_scope, region, closures)
+        window = _region_window(graph, sizes_bytes, in_scope, region)
         outcome = _below(window, target, node_limit - used, should_stop)
         used += outcome.nodes
         if outcome.order is None and outcome.complete:
@@ -509,6 +512,21 @@ def improve_by_windows(
 #: Python on the largest graphs; small graphs finish, proven, far below it).
 DEFAULT_NODE_LIMIT = 200_000
 
+#: Graphs of up to this many ops give the search over the whole graph every state left;
+#: larger ones fewer, in proportion to the square of the ratio. A state of that search
+#: works on bit sets of one bit per op, so its cost grows with the graph: 200,000 states
+#: took about 55 s on a 26,000-op RandWire network (the catalog's largest has 2,070).
+WHOLE_GRAPH_OPS = 4096
+
+
+def whole_graph_states(states: int, num_ops: int) -> int:
+    """The states the search over a whole graph of ``num_ops`` ops gets of ``states``:
+    all of them up to :data:`WHOLE_GRAPH_OPS` ops, then ``states * (WHOLE_GRAPH_OPS /
+    num_ops) ** 2`` (at least 1), so its time stays about that of a graph of that size."""
+    if num_ops <= WHOLE_GRAPH_OPS:
+        return max(1, states)
+    return max(1, states * WHOLE_GRAPH_OPS**2 // num_ops**2)
+
 
 def min_peak_schedule(
     graph: Graph,
@@ -526,7 +544,8 @@ def min_peak_schedule(
     2. a lower bound from regions around the peak step (:func:`relaxation_bound`): when
        it reaches the peak, the order is optimal;
     3. otherwise the exact search over the whole graph (:func:`exact_search`) with the
-       states left.
+       states left (fewer on graphs above :data:`WHOLE_GRAPH_OPS` ops:
+       :func:`whole_graph_states`).
 
     Every limit counts search states, not seconds, so the result is the same on every
     machine and run; ``should_stop`` (a time limit, Ctrl-C) may end it sooner, unproven.
@@ -554,9 +573,8 @@ def min_peak_schedule(
     used += spent
     if proven:
         return PeakSchedule(order, peak, peak, True, used, "windows; bound from a region")
-    exact = exact_search(
-        graph, sizes_bytes, in_scope, order, max(1, node_limit - used), should_stop=should_stop
-    )
+    states = whole_graph_states(node_limit - used, graph.num_ops)
+    exact = exact_search(graph, sizes_bytes, in_scope, order, states, should_stop=should_stop)
     return PeakSchedule(
         exact.order,
         exact.peak_bytes,

@@ -207,7 +207,7 @@ def traffic_lower_bound(
             if should_stop is None or not should_stop():
                 value, _ = region_min_peak(
                     graph, sizes, scope, order[start:end], floor=usable,
-                    node_limit=node_limit, closures=closures, should_stop=should_stop,
+                    node_limit=node_limit, should_stop=should_stop,
                 )  # fmt: skip
             candidate = region_bound(start, end, value)
             found.append(candidate)

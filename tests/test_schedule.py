@@ -267,3 +267,79 @@ def test_a_stopped_search_expands_nothing_more(seed: int) -> None:
         return calls > 3
 
     assert min_peak_schedule(graph, sizes, scope, order, should_stop=after_a_few).nodes <= 64
+
+
+# ----------------------------------------------------------------- large graphs
+def _closure_region_masks(graph: Graph, region: list[int]) -> dict[int, tuple[int, int]]:
+    """The outside masks of a region from the graph-wide ancestor and descendant sets
+    (what the relaxation used before: O(ops^2) on large graphs)."""
+    from memplan.schedule import op_closures
+
+    ancestors, descendants = op_closures(graph)
+    position = {o: i for i, o in enumerate(region)}
+
+    def local(bits: int) -> int:
+        return sum(1 << i for o, i in position.items() if bits >> o & 1)
+
+    masks = {u: (local(descendants[u]), local(ancestors[u])) for u in range(graph.num_ops)}
+    return {u: m for u, m in masks.items() if u not in position and (m[0] or m[1])}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_region_window_sees_the_ancestors_and_descendants_of_outside_ops(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The region masks come from one pass over the edges each way (the closures took
+    20 s on a 26,000-op graph); they are the ones the closures gave."""
+    import memplan.schedule as schedule
+
+    graph = random_graph(seed, 40) if seed % 2 else wide_graph(seed, 40)
+    rng = random.Random(seed)
+    region = rng.sample(range(graph.num_ops), rng.randint(1, 12))
+    seen: list[dict[int, tuple[int, int]]] = []
+    real = schedule._window
+
+    def spy(graph_, sizes_, scope_, ops, outside):  # type: ignore[no-untyped-def]
+        seen.append(dict(outside))
+        return real(graph_, sizes_, scope_, ops, outside)
+
+    expected = _closure_region_masks(graph, region)
+
+    def quadratic(graph_):  # type: ignore[no-untyped-def]
+        raise AssertionError("graph-wide closures built for a region")
+
+    monkeypatch.setattr(schedule, "_window", spy)
+    monkeypatch.setattr(schedule, "op_closures", quadratic)
+    sizes = [t.size_bytes for t in graph.tensors]
+    schedule.region_min_peak(graph, sizes, [True] * graph.num_tensors, region)
+    assert seen == [expected]
+    order = model_order(graph)
+    schedule.relaxation_bound(graph, sizes, [True] * graph.num_tensors, order, 1 << 40)
+
+
+def test_the_whole_graph_search_gets_fewer_states_on_large_graphs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each state of the search over the whole graph works on one bit per op: 200,000
+    states took about 55 s on a 26,000-op RandWire network, on top of every M_H budget.
+    Above WHOLE_GRAPH_OPS ops it gets states in proportion to (WHOLE_GRAPH_OPS / ops)^2."""
+    import memplan.schedule as schedule
+
+    assert schedule.whole_graph_states(200_000, 4096) == 200_000
+    assert schedule.whole_graph_states(200_000, 26_000) == 200_000 * 4096**2 // 26_000**2
+    assert schedule.whole_graph_states(10, 10**6) == 1
+    graph = wide_graph(0, 60)
+    sizes = [t.size_bytes for t in graph.tensors]
+    scope = [True] * graph.num_tensors
+    given: list[int] = []
+    real = schedule.exact_search
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(args[4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(schedule, "exact_search", spy)
+    monkeypatch.setattr(schedule, "WHOLE_GRAPH_OPS", 20)
+    result = min_peak_schedule(graph, sizes, scope, model_order(graph), node_limit=50_000)
+    assert len(given) == 1 and 0 < given[0] <= 50_000 * 20**2 // 60**2
+    check_order(graph, result.order)
