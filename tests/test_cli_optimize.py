@@ -491,3 +491,18 @@ def test_validate_lists_a_few_of_each_kind_and_counts_the_rest(tmp_path, model_p
     with pytest.raises(SystemExit):
         main(["validate", str(model_path), str(plan), "--per-kind", "some"])
     assert "--per-kind: 'some' is not a number of violations" in capsys.readouterr().err
+
+
+def test_a_solver_giving_up_early_is_not_said_to_reach_the_time_limit():
+    """memplan optimize bert1000.json --solver ilp --time-limit 60 (30,008 ops) returned
+    after 8.6 s (the CP-SAT model would take 217 s to build) and said 'timeout (time
+    limit 60 s reached)'."""
+    from memplan.cli.optimize_text import _status_text
+
+    summary = {"status": "timeout", "interrupted": False, "time_limit_s": 60.0}
+    early = _status_text({**summary, "wall_s": 8.625})
+    assert early == "timeout (gave up after 8.62 s of the 60 s limit: see message)"
+    assert _status_text({**summary, "wall_s": 54.0}) == "timeout (time limit 60 s reached)"
+    assert _status_text({**summary, "wall_s": 60.4}) == "timeout (time limit 60 s reached)"
+    stopped = {**summary, "wall_s": 3.0, "interrupted": True}
+    assert _status_text(stopped) == "timeout (interrupted by Ctrl-C)"

@@ -145,12 +145,23 @@ def summarize(
     }
 
 
+#: A timed-out solve that took less than this share of its limit gave up early.
+EARLY_SHARE = 0.5
+
+
 def _status_text(summary: dict[str, Any]) -> str:
     status = str(summary["status"])
     if summary["interrupted"]:
         return f"{status} (interrupted by Ctrl-C)"
-    if status == "timeout" and summary.get("time_limit_s") is not None:
-        return f"{status} (time limit {time_limit_text(summary['time_limit_s'])} reached)"
+    limit_s = summary.get("time_limit_s")
+    if status == "timeout" and limit_s is not None:
+        limit = time_limit_text(limit_s)
+        wall_s = summary.get("wall_s")
+        if isinstance(wall_s, (int, float)) and wall_s < EARLY_SHARE * limit_s:
+            # A solver that foresees running out (an ilp model too large to build in the
+            # time left) returns early: the limit was not reached.
+            return f"{status} (gave up after {wall_s:.3g} s of the {limit} limit: see message)"
+        return f"{status} (time limit {limit} reached)"
     return status
 
 
