@@ -71,18 +71,32 @@ def list_min_peak_order(
 ) -> tuple[OpId, ...]:
     """The best of the list schedulers (a fast heuristic; an upper bound on M_P).
 
-    Runs the model's order, a memory-greedy scheduler with two tie-break rules, a
-    depth-first scheduler that finishes branches and the reverse post-order, and keeps
-    the order with the lowest peak.
+    Runs the model's order, a memory-greedy scheduler with two tie-break rules (left out
+    when its rescoring work, :func:`greedy_rescoring_work`, is above
+    :data:`GREEDY_RESCORING_LIMIT`), a depth-first scheduler that finishes branches and
+    the reverse post-order, and keeps the order with the lowest peak.
     """
-    candidates = [
-        model_order(graph),
-        _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=False),
-        _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=True),
-        depth_first_order(graph),
-        reverse_post_order(graph),
-    ]
+    candidates = [model_order(graph)]
+    if greedy_rescoring_work(graph) <= GREEDY_RESCORING_LIMIT:
+        candidates += [
+            _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=False),
+            _greedy_memory_order(graph, sizes_bytes, in_scope, prefer_deep=True),
+        ]
+    candidates += [depth_first_order(graph), reverse_post_order(graph)]
     return min(candidates, key=lambda o: peak_live_bytes(graph, o, sizes_bytes, in_scope))
+
+
+#: Most rescoring work (:func:`greedy_rescoring_work`) for which :func:`list_min_peak_order`
+#: runs the memory-greedy list scheduler: one input read by 10,000 ops made it score ops
+#: 100 million times (minutes); the catalog's graphs need at most a few thousand.
+GREEDY_RESCORING_LIMIT = 4_000_000
+
+
+def greedy_rescoring_work(graph: Graph) -> int:
+    """An upper bound on the scores the memory-greedy list scheduler computes again:
+    each read of a tensor rescores its ready readers, so the sum over tensors of the
+    square of their number of readers."""
+    return sum(len(set(readers)) ** 2 for readers in graph.consumers)
 
 
 #: Search states the windows of :func:`min_peak_order` may expand (about a second on

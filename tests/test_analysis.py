@@ -268,3 +268,37 @@ def test_memory_greedy_order_of_a_wide_graph_is_not_quadratic() -> None:
     order = _greedy_memory_order(graph, sizes, [True] * graph.num_tensors, prefer_deep=True)
     assert time.perf_counter() - started < 3.0  # about 0.05 s; rescanning: about 8 s
     assert sorted(order) == list(range(4000))
+
+
+def test_list_orders_leave_the_memory_greedy_scheduler_out_on_huge_fan_out(monkeypatch) -> None:
+    """One input read by 10,000 ops (then concatenated) kept memplan optimize in the
+    memory-greedy list scheduler for minutes: each read rescored every ready reader. Above
+    GREEDY_RESCORING_LIMIT (the sum of squared reader counts) it is left out."""
+    import memplan.analysis as analysis
+
+    def build(readers: int) -> Graph:
+        b = GraphBuilder(f"fan{readers}")
+        x = b.tensor("x", 64, TensorKind.INPUT)
+        outs = [b.tensor(f"r{k}", 64) for k in range(readers)]
+        for k, out in enumerate(outs):
+            b.op(f"relu{k}", "Relu", [x], [out])
+        b.op("cat", "Concat", outs, [b.tensor("y", 64 * readers, is_output=True)])
+        return b.build()
+
+    small, large = build(10), build(3000)
+    assert analysis.greedy_rescoring_work(small) == 10**2 + 10
+    assert analysis.greedy_rescoring_work(large) == 3000**2 + 3000
+    calls: list[str] = []
+    real = analysis._greedy_memory_order
+
+    def spy(graph, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(graph.name)
+        return real(graph, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "_greedy_memory_order", spy)
+    monkeypatch.setattr(analysis, "GREEDY_RESCORING_LIMIT", 1_000_000)
+    for graph in (small, large):
+        sizes = [t.size_bytes for t in graph.tensors]
+        order = analysis.list_min_peak_order(graph, sizes, [True] * graph.num_tensors)
+        analysis.check_order(graph, order)
+    assert calls == ["fan10", "fan10"]
