@@ -104,24 +104,27 @@ def test_bound_never_exceeds_the_optimum_on_more_graphs(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 2, 3, 6])
-def test_a_stop_ends_the_regions_and_keeps_a_valid_bound(seed):
-    """Stopped, it went on through every crowded stretch (each region scanning every
-    tensor): dnc ran 45 s past Ctrl-C on a 30,000-op transformer with 1,000 stretches.
-    Now it ends at the next stretch with the bound of those already examined."""
+def test_a_stop_ends_the_regions_and_keeps_a_valid_bound(seed, monkeypatch):
+    """Stopped, it went on through every crowded stretch, each region scanning every
+    tensor: dnc ran 45 s past Ctrl-C on a 30,000-op transformer with 1,000 stretches.
+    Regions examined after a stop (bounded by their largest working set) now stop at
+    FALLBACK_SCANS tensor visits, with the bound of those already examined."""
+    import memplan.traffic_bound as tb
+
     base = Problem(random_graph(seed, 60), Accelerator("t", 1 << 30, 64))
     problem = base.with_capacity(base.min_resident_bytes)
     sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
     order = min_peak_order(problem.graph, sizes, scope)
     full = traffic_lower_bound(problem, order)
     assert len(full.regions) > 2  # several crowded stretches, and the whole graph
+    # A small graph still gets every region's working-set bound after a stop.
     stopped = traffic_lower_bound(problem, order, should_stop=lambda: True)
-    assert len(stopped.regions) == 1  # the whole graph only (the M_P region)
+    assert len(stopped.regions) == len(full.regions)
     assert 0 <= stopped.bound_bytes <= full.bound_bytes
-    calls = [0]
-
-    def after_one_region() -> bool:
-        calls[0] += 1
-        return calls[0] > 2  # the first stretch's check and its first region's search
-
-    partial = traffic_lower_bound(problem, order, should_stop=after_one_region)
-    assert len(partial.regions) == 2 and partial.bound_bytes <= full.bound_bytes
+    monkeypatch.setattr(tb, "FALLBACK_SCANS", 0)
+    cut = traffic_lower_bound(problem, order, should_stop=lambda: True)
+    assert len(cut.regions) == 1  # the whole graph only (the M_P region)
+    assert 0 <= cut.bound_bytes <= stopped.bound_bytes
+    monkeypatch.setattr(tb, "FALLBACK_SCANS", problem.graph.num_tensors)
+    one = traffic_lower_bound(problem, order, should_stop=lambda: True)
+    assert len(one.regions) == 2 and one.bound_bytes <= stopped.bound_bytes
