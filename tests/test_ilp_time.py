@@ -154,3 +154,27 @@ def test_hints_cover_every_variable(mode):
         domains = [list(v.domain) for v in proto.variables]
         free = {i for i, d in enumerate(domains) if d[0] != d[-1]}
         assert free and free <= set(proto.solution_hint.vars)
+
+
+def test_a_no_spill_start_packed_with_no_time_left_gets_a_bounded_portfolio(monkeypatch):
+    """With the time spent (greedy took it), the optional no-spill start is still packed by
+    the greedy portfolio, but within phases.NO_SPILL_PORTFOLIO_S: with no limit, one input
+    read by 10,000 ops kept the ilp 8.7 s past a 5-s limit there."""
+    import memplan.dsa
+
+    from memplan.solvers.ilp.traffic import incumbents
+
+    limits: list[float | None] = []
+    real = memplan.dsa.allocate
+
+    def spy(buffers, capacity, *args, budget=None, **kwargs):
+        limits.append(None if budget is None else budget.time_limit_s)
+        return real(buffers, capacity, *args, budget=budget, **kwargs)
+
+    monkeypatch.setattr(memplan.dsa, "allocate", spy)
+    problem = _problem(1, 12)
+    struct = build_structure(problem, None, 1)
+    order = tuple(range(problem.graph.num_ops))
+    starts = incumbents(struct, problem, None, order, alloc_s=0.0)
+    assert limits and all(limit == phases.NO_SPILL_PORTFOLIO_S for limit in limits)
+    assert starts and all(not validate(problem, start.plan) for start in starts)

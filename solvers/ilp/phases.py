@@ -33,6 +33,10 @@ from memplan.solvers.ilp.outcome import Outcome
 GREEDY_MAX_S = 10.0
 #: Share of the remaining time (at most ALLOC_MAX_S s) for packing a no-spill incumbent.
 ALLOC_SHARE, ALLOC_MAX_S = 0.05, 5.0
+#: Seconds the greedy portfolio may take for a no-spill incumbent when no time is left for
+#: more (milliseconds on the graphs the ilp solves; 8.7 s past a 5-s limit on one input
+#: read by 10,000 ops).
+NO_SPILL_PORTFOLIO_S = 1.0
 #: Share of the time limit (at most FIXED_MAX_S s of work) per fixed-order warm start.
 FIXED_SHARE, FIXED_MAX_S = 0.1, 20.0
 #: Share of the remaining time all fixed-order warm starts together may take.

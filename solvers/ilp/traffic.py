@@ -39,6 +39,7 @@ from memplan.solvers.ilp.phases import (
     BUILD_SHARE,
     FIXED_MAX_S,
     FIXED_SHARE,
+    NO_SPILL_PORTFOLIO_S,
     POLISH_MAX_S,
     WARM_TOTAL_SHARE,
     build_estimate_s,
@@ -111,7 +112,9 @@ def incumbents(
     if fixed is None:
         orders.append(min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope))
     for o in dict.fromkeys(orders):
-        candidates.append((no_spill_plan(struct, o, alloc_s), "no-spill packing"))
+        # An optional start: with no time left, its portfolio still gets a little.
+        plan = no_spill_plan(struct, o, alloc_s, portfolio_limit_s=NO_SPILL_PORTFOLIO_S)
+        candidates.append((plan, "no-spill packing"))
     candidates.append((spill_everything_plan(problem, order), "spill everything"))
     found = [
         Incumbent(plan, source, evaluate(problem, plan).non_compulsory_bytes)
