@@ -161,7 +161,6 @@ def test_a_no_spill_start_packed_with_no_time_left_gets_a_bounded_portfolio(monk
     the greedy portfolio, but within phases.NO_SPILL_PORTFOLIO_S: with no limit, one input
     read by 10,000 ops kept the ilp 8.7 s past a 5-s limit there."""
     import memplan.dsa
-
     from memplan.solvers.ilp.traffic import incumbents
 
     limits: list[float | None] = []
