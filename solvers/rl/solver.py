@@ -363,7 +363,13 @@ class RlSolver:
                     stats["same_order_as"][name] = twin.name
                     stats["reference_bytes"][name] = twin.instance.baseline_bytes
                     continue
-                instance = make_instance(problem, ops, **limits, stop_event=budget.stop_event)
+                instance = make_instance(
+                    problem,
+                    ops,
+                    **limits,
+                    stop_event=budget.stop_event,
+                    budget=_until(deadline, budget.stop_event),
+                )
                 assert instance.baseline_bytes is not None
                 added = [Candidate(name, instance, instance.baseline_bytes)]
             for candidate in added:
@@ -394,7 +400,9 @@ class RlSolver:
             return None
         name = str(result.stats.get("order", order))
         moved = evaluate(problem, result.plan).non_compulsory_bytes
-        instance = make_instance(problem, result.plan.order, name=name, baseline=False)
+        instance = make_instance(
+            problem, result.plan.order, name=name, baseline=False, budget=budget
+        )
         instance = dataclasses.replace(instance, reference=result.plan, baseline_bytes=moved)
         return Candidate(name, instance, moved)
 
@@ -502,7 +510,9 @@ class RlSolver:
             )
         if packed is not None:
             stats["order_search"]["packed"] = True
-            return [_packed_candidate(problem, SEARCHED_ORDER, packed)]
+            return [
+                _packed_candidate(problem, SEARCHED_ORDER, packed, _until(deadline, stop_event))
+            ]
         # The rounds take at most half the time left: greedy's retries on the order are
         # the fallback when they pack nothing (randwire_ws_regular, all, MR, 30 s: rounds
         # that took it all left greedy no time, 117.2 MB, the dfs order's plan; greedy's
@@ -519,13 +529,23 @@ class RlSolver:
             **limits,
             "baseline_time_limit_s": min(limits["baseline_time_limit_s"], left_s),
         }
-        instance = make_instance(problem, found.order, **own_limits, stop_event=stop_event)
+        instance = make_instance(
+            problem,
+            found.order,
+            **own_limits,
+            stop_event=stop_event,
+            budget=_until(deadline, stop_event),
+        )
         assert instance.baseline_bytes is not None
         added = [
             Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
         ]
         if tighter is not None:
-            added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-slack", tighter))
+            added.append(
+                _packed_candidate(
+                    problem, f"{SEARCHED_ORDER}-slack", tighter, _until(deadline, stop_event)
+                )
+            )
 
         # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
         def out_of_time() -> bool:
@@ -533,7 +553,11 @@ class RlSolver:
 
         earlier = pack_trail(problem, found, capacity, out_of_time, self.seed)
         if earlier is not None:
-            added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-trail", earlier))
+            added.append(
+                _packed_candidate(
+                    problem, f"{SEARCHED_ORDER}-trail", earlier, _until(deadline, stop_event)
+                )
+            )
         return added
 
     def _slack_rounds(self, problem: Problem, found: Reordered, limit: Budget) -> Plan | None:
@@ -716,10 +740,18 @@ class RlSolver:
         )
 
 
-def _packed_candidate(problem: Problem, name: str, plan: Plan) -> Candidate:
-    """An instance on ``plan``'s order with ``plan`` (a packed plan) as its reference."""
+def _until(deadline: float, stop_event: threading.Event) -> Budget:
+    """A budget that ends at ``deadline`` (``time.monotonic()``) or on ``stop_event``."""
+    return Budget(time_limit_s=max(deadline - time.monotonic(), 1e-3), stop_event=stop_event)
+
+
+def _packed_candidate(
+    problem: Problem, name: str, plan: Plan, budget: Budget | None = None
+) -> Candidate:
+    """An instance on ``plan``'s order with ``plan`` (a packed plan) as its reference
+    (``budget`` stops the online pass that scales its features)."""
     moved = evaluate(problem, plan).non_compulsory_bytes
-    instance = make_instance(problem, plan.order, baseline=False)
+    instance = make_instance(problem, plan.order, baseline=False, budget=budget)
     instance = dataclasses.replace(instance, reference=plan, baseline_bytes=moved)
     return Candidate(name, instance, moved)
 
