@@ -12,6 +12,11 @@ capacity, with MiniMalloc's ideas:
 * Section inference: in every section (a maximal set of simultaneously live buffers),
   max(floor, current offset) + the sizes still unplaced there must fit the capacity;
   a section's floor is also raised to the lowest ``minoff`` of its unplaced buffers.
+* Canonical floor: after a placement at (o, rank r) a buffer of lower rank cannot
+  start at o any more, so a section at or below o needs an unplaced buffer that may
+  still start low enough. In a perfect packing (every section tight) a choice that
+  leaves a section at o without such a buffer fails at once, not after the search
+  has filled the rest of level o (MiniMalloc waits until a placement above o).
 * Dynamic decomposition: ``cuts[s]`` counts unplaced buffers that cross the boundary
   between sections s and s+1; when it drops to 0 the remaining buffers on either side
   are independent and are solved one after the other, without backtracking between.
@@ -36,9 +41,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from memplan.solvers.alloc.intervals import align_up
 from memplan.solvers.alloc.search_state import (
     B_ADJ_HI,
     B_ADJ_LO,
+    B_ALIGN,
     B_SEC_HI,
     B_SEC_LO,
     B_SIZE,
@@ -371,6 +378,8 @@ def _place_next_candidate(
             ok = _raise_floors(members, bst, sec, fr, trail, st, d)
         if ok:
             ok = _sections_fit(sec, fr, st, d, o)
+        if ok and st[ST_FLOOR_ON]:
+            ok = _canonical_floors_fit(buf, members, bst, sec, fr, st, d, o, bst[RANK, c])
         if ok:
             fr[HAT, d] = hat
             return c
@@ -474,6 +483,52 @@ def _sections_fit(sec: np.ndarray, fr: np.ndarray, st: np.ndarray, d: int, o: in
         if sec[TOTAL, k] > 0 and o > f:
             f = o
         if f + sec[TOTAL, k] > cap:
+            return False
+    return True
+
+
+@inline_kernel
+def _canonical_floors_fit(
+    buf: np.ndarray,
+    members: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    st: np.ndarray,
+    d: int,
+    o: int,
+    r: int,
+) -> bool:
+    """Canonical floor: after a placement at (``o``, rank ``r``), fill the sections at ``o``.
+
+    Every later placement comes after (o, r) in (offset, rank) order (sub-partitions
+    too: the packing's canonical path places their buffers after this one), so an
+    unplaced buffer of rank below ``r`` can no longer start at ``o`` or below: its
+    lowest offset is the next aligned one above ``o``. A section whose floor is at or
+    below ``o`` then needs max(o, lowest such offset of its unplaced buffers) + its
+    unplaced total <= capacity. In a tight section (no slack) this fails as soon as
+    no buffer that may still start at ``o`` covers it, where the plain check waits
+    until a placement above ``o``.
+    """
+    cap = st[ST_CAP]
+    for k in range(fr[SA, d], fr[SB, d]):
+        total = sec[TOTAL, k]
+        # A floor above o is at or below every unplaced member's minoff: nothing new.
+        if total == 0 or sec[FIXED_SEC, k] or sec[FLOOR, k] > o:
+            continue
+        need = cap - total  # the section fits if one member can start at or below
+        fits = False
+        for m in range(sec[MEM_LO, k], sec[MEM_HI, k]):
+            a = members[m]
+            if bst[OFFSET, a] >= 0:
+                continue
+            e = max(bst[MINOFF, a], o)
+            if e == o and bst[RANK, a] < r:
+                e = align_up(o + 1, buf[B_ALIGN, a])  # not canonical at o any more
+            if e <= need:
+                fits = True
+                break
+        if not fits:
             return False
     return True
 
