@@ -17,6 +17,8 @@ capacity, with MiniMalloc's ideas:
   still start low enough. In a perfect packing (every section tight) a choice that
   leaves a section at o without such a buffer fails at once, not after the search
   has filled the rest of level o (MiniMalloc waits until a placement above o).
+* Level tiling: the sections with no slack at o are filled exactly from o up, so
+  buffers that may still start at o, time-disjoint, must cover all of them.
 * Dynamic decomposition: ``cuts[s]`` counts unplaced buffers that cross the boundary
   between sections s and s+1; when it drops to 0 the remaining buffers on either side
   are independent and are solved one after the other, without backtracking between.
@@ -380,6 +382,8 @@ def _place_next_candidate(
             ok = _sections_fit(sec, fr, st, d, o)
         if ok and st[ST_FLOOR_ON]:
             ok = _canonical_floors_fit(buf, members, bst, sec, fr, st, d, o, bst[RANK, c])
+        if ok and st[ST_FLOOR_ON]:
+            ok = _level_tiles(buf, bst, sec, fr, pool, st, d, o, bst[RANK, c])
         if ok:
             fr[HAT, d] = hat
             return c
@@ -531,6 +535,60 @@ def _canonical_floors_fit(
         if not fits:
             return False
     return True
+
+
+@inline_kernel
+def _level_tiles(
+    buf: np.ndarray,
+    bst: np.ndarray,
+    sec: np.ndarray,
+    fr: np.ndarray,
+    pool: np.ndarray,
+    st: np.ndarray,
+    d: int,
+    o: int,
+    r: int,
+) -> bool:
+    """Level tiling: the sections with no slack at ``o`` need disjoint buffers at ``o``.
+
+    A section with o + its unplaced total = capacity is filled exactly from ``o`` up,
+    so one of its buffers starts at ``o``; buffers at one offset never overlap in
+    time. So disjoint lifetimes of buffers that may still start at ``o`` (minoff <= o,
+    aligned, rank above ``r``) must cover every such section: a walk over the
+    sections in time order decides it.
+    """
+    cap = st[ST_CAP]
+    sa, sb = fr[SA, d], fr[SB, d]
+    plist = pool[P_LIST]
+    pl, pln = fr[PL, d], fr[PLN, d]
+    starts = np.empty(pln, np.int64)
+    ends = np.empty(pln, np.int64)
+    m = 0
+    for t in range(pl, pl + pln):
+        a = plist[t]
+        free = bst[OFFSET, a] < 0 and bst[MINOFF, a] <= o
+        if free and bst[RANK, a] > r and o % buf[B_ALIGN, a] == 0:
+            starts[m] = buf[B_SEC_LO, a]
+            ends[m] = buf[B_SEC_HI, a]
+            m += 1
+    order = np.argsort(starts[:m], kind="mergesort")
+    reach = np.zeros(sb - sa + 1, np.bool_)  # sections before k are tiled
+    reach[0] = True
+    j = 0
+    for k in range(sa, sb):
+        while j < m and starts[order[j]] < k:
+            j += 1
+        if not reach[k - sa]:
+            continue
+        i = j
+        while i < m and starts[order[i]] == k:
+            reach[ends[order[i]] - sa] = True
+            i += 1
+        total = sec[TOTAL, k]
+        tight = total > 0 and not sec[FIXED_SEC, k] and sec[FLOOR, k] <= o
+        if not (tight and o + total >= cap):
+            reach[k + 1 - sa] = True  # the section may stay open at o
+    return bool(reach[sb - sa])
 
 
 @inline_kernel
