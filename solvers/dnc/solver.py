@@ -112,6 +112,13 @@ GREEDY_ORDERS = ("rpo", "dfs")
 #: Share of the whole time after which no further greedy order starts (each of them at
 #: most GREEDY_MAX_S seconds).
 GREEDY_SHARE, GREEDY_MAX_S = 0.25, 10.0
+#: Share of the time left the min-peak search may take; SPILLING_SCHEDULE_SHARE when the
+#: capacity is below NO_SPILL_REACH times the peak of the search's start order
+#: (:func:`min_peak_order`). There a plan without spills is out of reach (the search
+#: lowered that peak by 7 % at most on six catalog graphs: randwire_ws_large 40.5 ->
+#: 37.8 MiB, unproven after 4 s), and its order is only one start of the order search,
+#: which needs the time (randwire_ws_large, act, M_R: 7.4 s of 30 s went to it).
+SCHEDULE_SHARE, SPILLING_SCHEDULE_SHARE, NO_SPILL_REACH = 0.5, 0.1, 0.5
 #: Seconds the exact allocator may take to pack the no-spill plan of the min-peak order
 #: (and a round's order), and the least a round's order gets to be packed in, even when
 #: the round's search used up its phase's share.
@@ -148,6 +155,10 @@ INTERVAL_WHOLE_WINDOWS = 8
 #: Named orders the order search also starts from (after the best plan's and the
 #: min-peak order; each distinct one once).
 REORDER_STARTS = ("model", "rpo", "dfs")
+#: Share of the order search's time (of its phase's part for searching) that one round
+#: may take while it still improves, when its own part (a third at most) is spent: on
+#: graphs of 1,000+ ops a round is far from converged when its part is up.
+ROUND_MAX_SHARE = 0.75
 #: Share of the time left that a round of the order search takes after the windows
 #: stall (the rest packs or plans the order it finds).
 LATE_SEARCH_SHARE = 0.8
@@ -171,7 +182,7 @@ class DncSolver:
         },
     )
     reorder_share: float = field(
-        default=0.4,
+        default=0.6,
         metadata={
             "help": "share of the time (after the start and the bound) for the order "
             "search: chains of ops moved, scored by Belady's traffic (0 skips it); 0 .. 1"
@@ -495,11 +506,16 @@ class DncSolver:
                 None if left == float("inf") else search_share * left / min(len(queue) + 1, 3)
             )
             round_budget = Budget(time_limit_s=per_round, stop_event=budget.stop_event)
+            # A round still improving at its time goes on, up to ROUND_MAX_SHARE of the
+            # phase's search time (the rest plans its order): the next start gets less.
+            longest = None if per_round is None else ROUND_MAX_SHARE * search_share * left
+            longest_budget = Budget(time_limit_s=longest, stop_event=budget.stop_event)
             found = search_order(
                 problem.with_capacity(search_capacity),
                 order,
                 seed=self.seed + seed_offset + k,
                 should_stop=round_budget.should_stop,
+                must_stop=longest_budget.should_stop,
                 max_moves=self.max_moves,
             )
             # Packing and greedy's stack take half of what this phase has left each (at
@@ -634,12 +650,15 @@ class DncSolver:
     def _schedule(self, problem: Problem, budget: Budget, stats: dict[str, Any]) -> PeakSchedule:
         """The low-peak order: the budgets' search (same node limit, same order, so an
         M_P budget fits it; when a budget of this process ran it, its result), within
-        half the time."""
-        half = Budget(time_limit_s=self._share(budget, 0.5), stop_event=budget.stop_event)
-        schedule = default_min_peak_schedule(
-            problem.graph, problem.aligned_sizes_bytes, problem.in_scope,
-            should_stop=half.should_stop,
-        )  # fmt: skip
+        :data:`SCHEDULE_SHARE` of the time, or :data:`SPILLING_SCHEDULE_SHARE` when the
+        capacity is below :data:`NO_SPILL_REACH` times the peak of its start order."""
+        graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+        share = SCHEDULE_SHARE
+        heuristic = peak_live_bytes(graph, min_peak_order(graph, sizes, scope), sizes, scope)
+        if problem.capacity_bytes < NO_SPILL_REACH * heuristic:
+            share = SPILLING_SCHEDULE_SHARE  # no plan without spills in reach: a start order
+        half = Budget(time_limit_s=self._share(budget, share), stop_event=budget.stop_event)
+        schedule = default_min_peak_schedule(graph, sizes, scope, should_stop=half.should_stop)
         stats["min_peak_bytes"] = schedule.peak_bytes
         stats["min_peak_proven"] = schedule.proven
         return schedule

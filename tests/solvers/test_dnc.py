@@ -404,3 +404,48 @@ def test_greedy_runs_first_so_dnc_is_never_worse_at_the_same_limit(seed, monkeyp
     quick = DncSolver().solve(problem, Budget(time_limit_s=dnc_solver.MIN_WORK_S / 2))
     assert quick.cost.non_compulsory_bytes == greedy.cost.non_compulsory_bytes
     assert "too little time left" in quick.stats["source"]
+
+
+@pytest.mark.parametrize("half_of_peak", [0.4, 0.6])
+def test_the_min_peak_search_gets_less_time_when_no_plan_without_spills_is_in_reach(
+    monkeypatch, half_of_peak
+):
+    """Below NO_SPILL_REACH times the peak of the min-peak search's start order, the
+    search gets SPILLING_SCHEDULE_SHARE of the time left (its order is only a start),
+    else SCHEDULE_SHARE (it may find a plan without spills)."""
+    from memplan.analysis import min_peak_order, peak_live_bytes
+    from memplan.ir import GraphBuilder, TensorKind
+    from memplan.solvers.dnc import solver as dnc_solver
+
+    # A U-Net: every encoder output is live until its decoder step, 9 KiB at the peak
+    # whatever the order, where no op needs more than 3 KiB.
+    b = GraphBuilder("unet")
+    encoded = [b.tensor("a0", KIB, TensorKind.INPUT)]
+    for i in range(1, 9):
+        encoded.append(b.tensor(f"a{i}", KIB))
+        b.op(f"down{i}", "Conv", [encoded[i - 1]], [encoded[i]])
+    decoded = encoded[-1]
+    for i in range(7, -1, -1):
+        out = b.tensor(f"d{i}", KIB, is_output=i == 0)
+        b.op(f"up{i}", "Add", [decoded, encoded[i]], [out])
+        decoded = out
+    problem = Problem(b.build(), Accelerator("t", 1 << 30, 1), Scope.ACTIVATIONS)
+    graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+    peak = peak_live_bytes(graph, min_peak_order(graph, sizes, scope), sizes, scope)
+    capacity = max(int(half_of_peak * peak), problem.min_resident_bytes)
+    problem = problem.with_capacity(capacity)
+    given: list[float] = []
+    real = dnc_solver.default_min_peak_schedule
+
+    def spy(*args, should_stop, **kwargs):
+        given.append(should_stop.__self__.time_limit_s)  # the Budget's bound method
+        return real(*args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(dnc_solver, "default_min_peak_schedule", spy)
+    budget = Budget(time_limit_s=100.0)
+    DncSolver()._schedule(problem, budget, {})
+    left = 100.0  # the search starts at once (a few ms of it gone at most)
+    spilling = capacity < dnc_solver.NO_SPILL_REACH * peak
+    share = dnc_solver.SPILLING_SCHEDULE_SHARE if spilling else dnc_solver.SCHEDULE_SHARE
+    assert spilling == (half_of_peak < dnc_solver.NO_SPILL_REACH)
+    assert given and given[0] == pytest.approx(share * left, rel=0.05)

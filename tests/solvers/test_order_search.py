@@ -142,3 +142,43 @@ def test_search_stops_when_asked_and_on_a_chain() -> None:
     alone = search_order(chain, tuple(range(chain.graph.num_ops)), should_stop=budget.should_stop)
     assert not budget.should_stop()  # it ended by itself
     check_order(chain.graph, alone.order)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_search_past_its_time_goes_on_while_it_improves(seed: int) -> None:
+    """With ``must_stop``, ``should_stop`` ends the search only once its best score has
+    not fallen within the latest IMPROVING_SHARE of its moves: the search takes the same
+    path as without a clock, and stops at the first check where it has stalled."""
+    problem, order = spill_case(seed)
+    found = search_order(
+        problem, order, seed=seed, should_stop=lambda: True, must_stop=lambda: False
+    )
+    same = search_order(problem, order, seed=seed, max_moves=found.moves)
+    assert same == found  # the same moves: only when it ends changes
+    check_order(problem.graph, found.order)
+    assert found.best_bytes <= found.start_bytes
+    plain = search_order(problem, order, seed=seed)  # no clock: it ends by itself
+    assert found.moves <= plain.moves
+    if found.moves < plain.moves:  # time was up, and it had stalled: its best came early
+        assert found.moves % order_search.MOVES_PER_CHECK == 0
+        early = search_order(problem, order, seed=seed, max_moves=(found.moves + 1) // 2)
+        assert early.best_bytes == found.best_bytes
+    # must_stop ends it at once whatever it finds.
+    halted = search_order(
+        problem, order, seed=seed, should_stop=lambda: False, must_stop=lambda: True
+    )
+    assert halted.moves == 0 and halted.order == order
+
+
+def test_a_search_that_improves_outlasts_its_time_only_up_to_must_stop() -> None:
+    """A search improving a bad order goes on past ``should_stop`` and ends when
+    ``must_stop`` says so (looked at every MOVES_PER_CHECK moves)."""
+    problem, order = spill_case(5)
+    budget = {"checks": 0}
+
+    def must_stop() -> bool:
+        budget["checks"] += 1
+        return budget["checks"] > 2  # two checks pass, the third ends it
+
+    found = search_order(problem, order, seed=0, should_stop=lambda: True, must_stop=must_stop)
+    assert found.moves <= 2 * order_search.MOVES_PER_CHECK
