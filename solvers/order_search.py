@@ -132,8 +132,13 @@ def belady_traffic(order: np.ndarray, capacity: int, a: Arrays, moving: np.ndarr
         lo, hi = a.consumers_start[x], a.consumers_start[x + 1]
         for k in range(lo, hi):
             use_step[k] = step_of[a.consumers[k]]
-        if hi - lo > 1:
-            use_step[lo:hi] = np.sort(use_step[lo:hi])
+        for k in range(lo + 1, hi):  # sorted in place: np.sort's copies took half the time
+            value = use_step[k]
+            j = k - 1
+            while j >= lo and use_step[j] > value:
+                use_step[j + 1] = use_step[j]
+                j -= 1
+            use_step[j + 1] = value
     next_use = a.consumers_start[:-1].copy()  # per tensor: index of its next read
     on_chip = np.zeros(num_tensors, np.bool_)
     been_on_chip = np.zeros(num_tensors, np.bool_)
