@@ -142,6 +142,10 @@ PART_BOUND_SHARE, PART_BOUND_WINDOWS = 0.15, 3
 #: 30 s, 0.2 cost plans on 3 of 4 cells tried (nasnet_a_mobile, all, M_H: 1.08 MB
 #: against 0.83 MB), 0.1 on none of 7, and still proved 7.08 MB on darts_v2_cifar.
 ADDITIVE_SHARE = 0.1
+#: ... but at least ADDITIVE_MIN_S seconds, within ADDITIVE_MAX_SHARE of the time left (17
+#: stems, 138 ops, 10 s: the 0.8 s of the share proved greedy's plan optimal in 0.5 s on
+#: an idle machine, and ran out at a load of 4 on 2 cores).
+ADDITIVE_MIN_S, ADDITIVE_MAX_SHARE = 2.0, 0.25
 #: Share of the time left the cut-cover bound may take, at most COVER_MAX_S seconds,
 #: and the least worth starting it with (randwire_ws_regular, activations, M_R: 27.3 MB
 #: proven in 0.3 s, twice the crowded regions' 13.9 MB).
@@ -325,7 +329,10 @@ class DncSolver:
         whole_budget = budget
         add_parts = not whole_first and best_bytes - constant > (bound or 0)
         if add_parts and budget.time_limit_s is not None:
-            reserve_s = ADDITIVE_SHARE * budget.remaining_s()
+            left_s = budget.remaining_s()
+            reserve_s = min(
+                max(ADDITIVE_SHARE * left_s, ADDITIVE_MIN_S), ADDITIVE_MAX_SHARE * left_s
+            )
             budget = dataclasses.replace(budget, time_limit_s=budget.time_limit_s - reserve_s)
         improved_by: list[str] = []  # the phases that lowered the best plan, in turn
         for phase in ("intervals", "reorder") if whole_first else ("reorder", "intervals"):
