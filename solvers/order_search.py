@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -45,7 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memplan.problem import Problem
-from memplan.solvers.jit import inline_kernel, kernel
+from memplan.solvers.jit import RECHECK_S, inline_kernel, kernel
 from memplan.solvers.replacement import scoped_touched
 
 #: Ops up to which the kernel runs as plain Python: loading the compiled kernel takes
@@ -338,6 +339,11 @@ def _score_kernel(num_ops: int, compiled: bool | None = None) -> Callable[..., A
     return belady_traffic.entry() if compiled else belady_traffic.python()
 
 
+def _compiled_ready() -> bool:
+    """Whether the search's compiled kernels need no compiling now (in numba's cache)."""
+    return belady_traffic.ready() and hoisted_window.ready()
+
+
 def _hoist_kernel(num_ops: int, compiled: bool | None = None) -> Callable[..., Any]:
     """:func:`hoisted_window`, compiled or not as :func:`_score_kernel` chooses."""
     if compiled is None:
@@ -397,6 +403,10 @@ def search_order(
     preds, succs = op_neighbours(problem)
     links = (csr(preds), csr(succs))
     hoist = _hoist_kernel(n, compiled)
+    # On a fresh installation the Python kernels run while a background process compiles;
+    # the search looks for the compiled ones every RECHECK_S s (the same scores, faster).
+    waiting = compiled is None and n > PYTHON_OPS_LIMIT and not _compiled_ready()
+    next_look_s = time.monotonic() + RECHECK_S
     runs = chains(preds, succs)
     run_of = [0] * n
     index_in_run = [0] * n
@@ -414,10 +424,13 @@ def search_order(
         and idle <= IDLE_TRIES
         and since_best < stall
     ):
-        if moves % MOVES_PER_CHECK == 0 and _time_is_up(
-            should_stop, must_stop, improving=since_best <= IMPROVING_SHARE * moves
-        ):
-            break
+        if moves % MOVES_PER_CHECK == 0:
+            if _time_is_up(should_stop, must_stop, improving=since_best <= IMPROVING_SHARE * moves):
+                break
+            if waiting and time.monotonic() >= next_look_s:
+                next_look_s = time.monotonic() + RECHECK_S
+                if _compiled_ready():
+                    score, hoist, waiting = belady_traffic.entry(), hoisted_window.entry(), False
         moves += 1
         since_best += 1
         if len(hot) and rng.random() < FOCUS:  # near a step that moves bytes

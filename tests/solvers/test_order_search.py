@@ -233,3 +233,45 @@ def test_the_hoisting_kernel_moves_the_linked_block_and_keeps_the_order_legal(se
                     int(o) for o in np.concatenate((as_array[:low], moved, as_array[high + 1 :]))
                 ),
             )
+
+
+def test_a_search_on_the_python_kernels_switches_to_the_compiled_ones_when_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a fresh installation the search starts on the Python kernels (the compiled ones
+    are being compiled aside) and takes the compiled ones as soon as they are in the
+    cache: before, a 30-s dnc solve stayed on the Python ones to its end. The scores are
+    the same either way, so the search takes the same path."""
+    from memplan.testing import random_dag
+
+    problem = Problem(random_dag(7, 120), Accelerator("t", 1, alignment_bytes=64))
+    problem = problem.with_capacity(problem.min_resident_bytes)
+    start = list(range(problem.graph.num_ops))
+    python_only = search_order(problem, start, seed=3, max_moves=400, compiled=False)
+
+    looks: list[bool] = []
+
+    def ready() -> bool:
+        looks.append(len(looks) >= 2)  # not at the start, nor at the first look
+        return looks[-1]
+
+    compiled_calls = [0]
+    real_entry = order_search.belady_traffic.entry
+
+    def counting_entry():
+        kernel = real_entry()
+
+        def call(*args):
+            compiled_calls[0] += 1
+            return kernel(*args)
+
+        return call
+
+    monkeypatch.setattr(order_search, "_compiled_ready", ready)
+    monkeypatch.setattr(order_search, "RECHECK_S", 0.0)
+    monkeypatch.setattr(order_search.belady_traffic, "fast", order_search.belady_traffic.python)
+    monkeypatch.setattr(order_search.hoisted_window, "fast", order_search.hoisted_window.python)
+    monkeypatch.setattr(order_search.belady_traffic, "entry", counting_entry)
+    switched = search_order(problem, start, seed=3, max_moves=400)
+    assert looks[:3] == [False, False, True] and compiled_calls[0] > 0
+    assert switched == python_only
