@@ -664,8 +664,8 @@ class DncSolver:
         heuristic = peak_live_bytes(graph, min_peak_order(graph, sizes, scope), sizes, scope)
         if problem.capacity_bytes < NO_SPILL_REACH * heuristic:
             share = SPILLING_SCHEDULE_SHARE  # no plan without spills in reach: a start order
-        half = Budget(time_limit_s=self._share(budget, share), stop_event=budget.stop_event)
-        schedule = default_min_peak_schedule(graph, sizes, scope, should_stop=half.should_stop)
+        limit = Budget(time_limit_s=self._share(budget, share), stop_event=budget.stop_event)
+        schedule = default_min_peak_schedule(graph, sizes, scope, should_stop=limit.should_stop)
         stats["min_peak_bytes"] = schedule.peak_bytes
         stats["min_peak_proven"] = schedule.proven
         return schedule
