@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,11 +31,20 @@ def isolated_peak_cache(
 
 
 @pytest.fixture(autouse=True, scope="session")
-def compiled_kernels() -> None:
+def compiled_kernels() -> Iterator[None]:
     """Compile every kernel (or load it from numba's cache) before the first test. On a
     fresh clone, solves with ``kernels=auto`` would otherwise run the Python kernels
     while a background process compiles (memplan.solvers.jit), and tests that need the
-    compiled speed would depend on when it finished."""
+    compiled speed would depend on when it finished.
+
+    At the end, every kernel made must still be ready: a test that leaves a never-compiled
+    kernel in the registry turns every later ``auto`` allocation to Python (on a fresh
+    clone the suite then ran twice as long, and four tests failed on time)."""
+    from memplan.solvers import jit
     from memplan.solvers.warmup import compile_all_kernels
 
     compile_all_kernels()
+    yield
+    jit._ready_count = 0
+    left = [k.__name__ for k in jit._KERNELS if not k.inline and not k.ready()]
+    assert jit.kernels_ready(), f"kernels left unready by a test: {left}"

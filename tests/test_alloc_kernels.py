@@ -291,6 +291,7 @@ def test_ctrl_c_during_a_kernels_first_call_waits_for_numba(
             steps.append("loaded")
             return x + 1
 
+    monkeypatch.setattr(_jit, "_KERNELS", list(_jit._KERNELS))  # keep the registry clean
     k = _jit.Kernel(lambda x: x + 1)
     monkeypatch.setattr(k, "_compiled", Loading())
     try:
@@ -419,6 +420,9 @@ def test_a_waiting_allocation_switches_to_the_compiled_kernels_once_they_are_rea
     monkeypatch.setattr(_jit, "compile_in_background", lambda: None)
     monkeypatch.setattr(_jit, "RECHECK_S", 0.0)
     monkeypatch.setattr(_jit, "compiled_loaded", True)  # past the small-job window
+    # A kernel made here must not stay in the registry: never compiled, it would keep
+    # kernels_ready() False, and every later test's auto allocation would run Python.
+    monkeypatch.setattr(_jit, "_KERNELS", list(_jit._KERNELS))
     k = _jit.Kernel(lambda x: x + 1)
     choice = KernelChoice("auto", 10**9)
     assert choice.waiting and choice(k) is k.python()
