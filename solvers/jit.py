@@ -39,6 +39,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 #: The ``kernels`` option's values.
@@ -278,7 +279,8 @@ def warmup_lock_path() -> str:
 
 def warmup_done_path() -> str:
     """The stamp file :func:`memplan.solvers.warmup.compile_all_kernels` leaves when it has
-    run to the end for this installation and cache folder (beside the lock)."""
+    run to the end for this installation and cache folder (beside the lock); it holds the
+    path of one cache file (:func:`cache_witness`)."""
     return warmup_lock_path().removesuffix(".lock") + ".done"
 
 
@@ -296,11 +298,36 @@ def compile_ahead() -> None:
     kernels or started it already, or numba is not installed. A first command of small
     jobs (the Python kernels) then leaves the cache filled for the large ones after it,
     which would otherwise spend their first 20 s or more in the Python kernels."""
-    if compiled_loaded or _background_asked or os.path.exists(warmup_done_path()):
+    if compiled_loaded or _background_asked or _stamp_holds():
         return
     if importlib.util.find_spec("numba") is None:
         return
     compile_in_background(AHEAD_NOTICE)
+
+
+def cache_witness() -> str:
+    """A file of numba's disk cache that exists while the compiled kernels are cached (the
+    index of the first kernel compiled in this process), or "" when there is none to name
+    (numba's internals moved). :func:`compile_all_kernels` writes it into the stamp."""
+    for k in _KERNELS:
+        if not k.inline and k._compiled is not None:
+            try:
+                return str(k._compiled._cache._cache_file._index_path)  # type: ignore[attr-defined]
+            except AttributeError:
+                return ""
+    return ""
+
+
+def _stamp_holds() -> bool:
+    """Whether the stamp (:func:`warmup_done_path`) exists and the cache file it names is
+    still there: a cache deleted with its source tree (a new clone at the same path) or
+    cleared by hand must be compiled again, though the stamp in the temporary folder
+    outlives it."""
+    try:
+        witness = Path(warmup_done_path()).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return not witness or os.path.exists(witness)
 
 
 def compile_in_background(notice: str = BACKGROUND_NOTICE) -> None:

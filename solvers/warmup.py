@@ -48,7 +48,7 @@ def compile_all_kernels() -> None:
     """Run every kernel once, compiled (compiling what is missing from the cache)."""
     from memplan.solvers.alloc.exact import ExactAllocator
     from memplan.solvers.alloc.greedy import Portfolio
-    from memplan.solvers.jit import warmup_done_path
+    from memplan.solvers.jit import cache_witness, warmup_done_path
     from memplan.solvers.order_search import warm_up
 
     warm_up()
@@ -66,7 +66,7 @@ def compile_all_kernels() -> None:
             exact.allocate(buffers, best, Budget(time_limit_s=WARMUP_SEARCH_S))
             exact.allocate(buffers, best - 1, Budget(time_limit_s=WARMUP_SEARCH_S))
     with contextlib.suppress(OSError):  # the stamp only spares later commands a look
-        Path(warmup_done_path()).touch()
+        Path(warmup_done_path()).write_text(cache_witness(), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

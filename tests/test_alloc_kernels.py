@@ -430,18 +430,22 @@ def test_a_waiting_allocation_switches_to_the_compiled_kernels_once_they_are_rea
     assert choice(k) is k.entry() and not choice.python and choice.used == "compiled"
 
 
-@pytest.mark.parametrize("compiled_before", [False, True])
+@pytest.mark.parametrize("stamp", ["none", "holds", "cache gone"])
 def test_a_first_command_of_small_jobs_starts_the_compile_for_the_next(
-    tmp_path: Path, compiled_before: bool
+    tmp_path: Path, stamp: str
 ) -> None:
     """README's first command plans a small model with the Python kernels only: on a fresh
     installation it leaves the background compile running, so the large jobs after it do
     not spend their first 20 s or more in the Python kernels; once every kernel was
-    compiled (the stamp), no command starts it again."""
+    compiled (the stamp), no command starts it again, unless the cache file the stamp
+    names is gone (a new clone at the same path: the stamp in /tmp outlived it)."""
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
-    if compiled_before:
-        stamp = _run("from memplan.solvers.jit import warmup_done_path as p; print(p())", env)
-        Path(stamp.stdout.strip()).touch()
+    if stamp != "none":
+        witness = tmp_path / "witness.nbi"
+        if stamp == "holds":
+            witness.touch()
+        path = _run("from memplan.solvers.jit import warmup_done_path as p; print(p())", env)
+        Path(path.stdout.strip()).write_text(str(witness))
     csv = tmp_path / "three.csv"
     csv.write_text("id,lower,upper,size\na,0,2,4\nb,1,3,4\nc,2,4,4\n")
     code = (
@@ -459,7 +463,7 @@ def test_a_first_command_of_small_jobs_starts_the_compile_for_the_next(
         "assert not loaded, loaded  # deciding loads no numba\n"
     )
     out = _run(code, env).stdout
-    assert f"EXIT 0 ASKED {0 if compiled_before else 1}" in out, out
+    assert f"EXIT 0 ASKED {0 if stamp == 'holds' else 1}" in out, out
 
 
 def test_the_warm_up_leaves_its_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -470,6 +474,8 @@ def test_the_warm_up_leaves_its_stamp(tmp_path: Path, monkeypatch: pytest.Monkey
 
     try:
         compile_all_kernels()  # compiled in this process already: loads nothing new
-        assert stamp.exists()
+        witness = stamp.read_text()  # a file of numba's cache, there while it is
+        assert witness.endswith(".nbi") and Path(witness).exists(), witness
+        assert _jit._stamp_holds()
     finally:
         stamp.unlink(missing_ok=True)
