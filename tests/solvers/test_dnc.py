@@ -18,6 +18,7 @@ from memplan.validate import validate
 pytest.importorskip("ortools")
 
 import itertools
+from typing import Any
 
 from memplan.solvers.dnc import DncSolver
 from memplan.solvers.dnc.cuts import choose_cuts
@@ -449,3 +450,43 @@ def test_the_min_peak_search_gets_less_time_when_no_plan_without_spills_is_in_re
     share = dnc_solver.SPILLING_SCHEDULE_SHARE if spilling else dnc_solver.SCHEDULE_SHARE
     assert spilling == (half_of_peak < dnc_solver.NO_SPILL_REACH)
     assert given and given[0] == pytest.approx(share * left, rel=0.05)
+
+
+def test_a_round_that_spent_its_phase_still_tries_its_trail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round that searched until its phase's share was spent, and whose best order does
+    not pack, still tries the trail's earlier orders within the solve's time: with the
+    phase's clock the trail was skipped, and the best order's fallback plan stood
+    (randwire_ws_regular, all, M_H, 30 s: 23.2 MB where an earlier order packed 19.1)."""
+    import time
+
+    from memplan.solvers.dnc import solver as dnc_solver
+    from memplan.solvers.order_search import Reordered
+
+    problem, plan = greedy_case(0, "MR")
+    phase, whole = Budget(time_limit_s=0.3), Budget(time_limit_s=60.0)
+
+    def search_to_the_end(problem_: Problem, order: Any, **kwargs: Any) -> Reordered:
+        # the round spends the phase
+        while not phase.should_stop():
+            time.sleep(0.01)
+        order = tuple(order)
+        return Reordered(order, 2, 1, moves=1, improvements=1, trail=((2, order), (1, order)))
+
+    trail_had_time: list[bool] = []
+
+    def spy_trail(
+        problem_: Problem, found: Reordered, capacity: int, should_stop: Any, seed: int
+    ) -> None:
+        trail_had_time.append(not should_stop())
+        return None
+
+    monkeypatch.setattr(dnc_solver, "search_order", search_to_the_end)
+    monkeypatch.setattr(dnc_solver, "pack_stays", lambda *args: None)  # the best: no packing
+    monkeypatch.setattr(dnc_solver, "pack_trail", spy_trail)
+    rounds: list[dict[str, int | bool]] = []
+    best_bytes = dnc_solver.traffic_bytes(problem, plan)
+    DncSolver()._reorder_phase(problem, phase, plan, best_bytes, [plan.order], rounds, whole=whole)
+    assert rounds and rounds[0]["packed"] is False
+    assert trail_had_time == [True]
