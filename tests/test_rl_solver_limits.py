@@ -21,17 +21,23 @@ def _problem(seed: int = 4, n_ops: int = 60) -> Problem:
     return problem.with_capacity(problem.min_resident_bytes)
 
 
-def test_greedys_stack_inside_rl_gets_the_stop_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every instance rl builds runs greedy's stack with the solve's stop flag, so Ctrl-C
-    stops it (hrnet_add7: answered 6 s late while the searched order's stack ran on)."""
+def _record_make_instance(monkeypatch: pytest.MonkeyPatch, argument: str) -> list[Any]:
+    """Spy on rl's make_instance: the list gets the keyword ``argument`` of every call."""
     seen: list[Any] = []
     real = rl_solver.make_instance
 
     def recording(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("stop_event"))
+        seen.append(kwargs.get(argument))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(rl_solver, "make_instance", recording)
+    return seen
+
+
+def test_greedys_stack_inside_rl_gets_the_stop_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every instance rl builds runs greedy's stack with the solve's stop flag, so Ctrl-C
+    stops it (hrnet_add7: answered 6 s late while the searched order's stack ran on)."""
+    seen = _record_make_instance(monkeypatch, "stop_event")
     budget, problem = Budget(time_limit_s=20), _problem()
     result = make_solver("rl", {"search": "rollout"}).solve(problem, budget)
     assert result.plan is not None and validate(problem, result.plan) == []
@@ -98,14 +104,7 @@ def test_the_online_pass_scaling_an_instance_stops_with_its_budget(
     stopped = make_instance(problem, "model", baseline=False, budget=Budget(time_limit_s=0))
     assert stopped.scale_bytes == problem.capacity_bytes
 
-    budgets: list[Any] = []
-    real = rl_solver.make_instance
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        budgets.append(kwargs.get("budget"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(rl_solver, "make_instance", recording)
+    budgets = _record_make_instance(monkeypatch, "budget")
     result = make_solver("rl", {"search": "rollout"}).solve(problem, Budget(time_limit_s=20))
     assert result.plan is not None and validate(problem, result.plan) == []
     assert budgets and all(b is not None and b.time_limit_s <= 20 for b in budgets)

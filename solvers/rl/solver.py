@@ -503,6 +503,7 @@ class RlSolver:
         capacity = problem.capacity_bytes
         left_s = deadline - time.monotonic()
         stop_event = slack.stop_event if slack is not None else threading.Event()
+        until = _until(deadline, stop_event)  # stops the online passes that scale features
         packed = None
         if left_s > 0 and not stop_event.is_set():
             packed = pack_stays(
@@ -510,9 +511,7 @@ class RlSolver:
             )
         if packed is not None:
             stats["order_search"]["packed"] = True
-            return [
-                _packed_candidate(problem, SEARCHED_ORDER, packed, _until(deadline, stop_event))
-            ]
+            return [_packed_candidate(problem, SEARCHED_ORDER, packed, until)]
         # The rounds take at most half the time left: greedy's retries on the order are
         # the fallback when they pack nothing (randwire_ws_regular, all, MR, 30 s: rounds
         # that took it all left greedy no time, 117.2 MB, the dfs order's plan; greedy's
@@ -534,18 +533,14 @@ class RlSolver:
             found.order,
             **own_limits,
             stop_event=stop_event,
-            budget=_until(deadline, stop_event),
+            budget=until,
         )
         assert instance.baseline_bytes is not None
         added = [
             Candidate(SEARCHED_ORDER, instance, min(found.best_bytes, instance.baseline_bytes))
         ]
         if tighter is not None:
-            added.append(
-                _packed_candidate(
-                    problem, f"{SEARCHED_ORDER}-slack", tighter, _until(deadline, stop_event)
-                )
-            )
+            added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-slack", tighter, until))
 
         # Each try takes TRAIL_PACK_S at most: stop trying when one more would overrun.
         def out_of_time() -> bool:
@@ -553,11 +548,7 @@ class RlSolver:
 
         earlier = pack_trail(problem, found, capacity, out_of_time, self.seed)
         if earlier is not None:
-            added.append(
-                _packed_candidate(
-                    problem, f"{SEARCHED_ORDER}-trail", earlier, _until(deadline, stop_event)
-                )
-            )
+            added.append(_packed_candidate(problem, f"{SEARCHED_ORDER}-trail", earlier, until))
         return added
 
     def _slack_rounds(self, problem: Problem, found: Reordered, limit: Budget) -> Plan | None:
