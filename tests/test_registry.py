@@ -166,3 +166,33 @@ def test_every_allowed_value_of_a_choice_option_is_in_its_help(name: str) -> Non
             continue  # the help names the open-ended part (allocator plug-ins, a path)
         for value in values:
             assert value in info.help, f"{name} --option {info.name}={value} is not in its help"
+
+
+def test_entry_points_are_read_once_and_again_for_a_name_not_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every allocation looks its allocator up by name: reading the metadata each time
+    # cost 16 ms a lookup. A plug-in installed after the first read is still found.
+    from importlib.metadata import EntryPoint
+
+    from memplan.registry import plugin_class
+
+    installed = [EntryPoint("greedy", "memplan.solvers.greedy:GreedySolver", "memplan.solvers")]
+    reads: list[str] = []
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        reads.append(group)
+        return list(installed)
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    registry._read_entry_points.cache_clear()
+    try:
+        for _ in range(3):
+            assert plugin_class(PluginKind.SOLVER, "greedy").name == "greedy"
+        assert reads == ["memplan.solvers"]
+        installed.append(EntryPoint("late", "memplan.solvers.greedy:GreedySolver", "x"))
+        assert plugin_class(PluginKind.SOLVER, "late").name == "greedy"
+        assert reads == ["memplan.solvers"] * 2
+        assert "late" in registry.available(PluginKind.SOLVER)
+    finally:
+        registry._read_entry_points.cache_clear()
