@@ -21,6 +21,7 @@ plan since) is not solved: it fixes more of the plan, so it cannot do better.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -373,6 +374,19 @@ def improve_windows(
         at.level = 0
         report(best_bytes, f"windows: {stats.windows_improved} improved of {stats.windows_tried}")
     return best
+
+
+def require_part_solver() -> None:
+    """Raise the error :func:`part_solver_class` raises when the ``ilp`` extra is missing,
+    without importing it (it is found, not loaded).
+
+    Raises:
+        ConfigError: ortools is not installed.
+    """
+    if importlib.util.find_spec("ortools") is None:
+        raise ConfigError(
+            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
+        )
 
 
 def part_solver_class() -> Any:

@@ -407,6 +407,35 @@ def test_greedy_runs_first_so_dnc_is_never_worse_at_the_same_limit(seed, monkeyp
     assert "too little time left" in quick.stats["source"]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_greedy_plan_that_moves_nothing_is_returned_at_once(seed, monkeypatch):
+    """When greedy's default moves no non-compulsory byte, no plan does better: dnc
+    returns it as optimal without its own phases (they imported OR-Tools and ran the
+    min-peak search: light_inception_v1, activations, M_R, 0.79 s against 0.09 s), and
+    a missing ilp extra is still the one clear error it is on any graph."""
+    from memplan.errors import ConfigError
+    from memplan.solvers.dnc import search as dnc_search
+    from memplan.solvers.dnc import solver as dnc_solver
+
+    base = Problem(tiny_spill_graph(seed, 8), Accelerator("t", 0, 64), Scope.ALL)
+    problem = base.with_capacity(10 * base.min_resident_bytes)  # everything fits
+    greedy = make_solver("greedy").solve(problem, Budget(time_limit_s=30))
+    assert greedy.cost.non_compulsory_bytes == 0
+
+    def no_phases(*args, **kwargs):
+        raise AssertionError("dnc's phases ran for a plan that moves nothing")
+
+    monkeypatch.setattr(dnc_solver, "part_solver_class", no_phases)
+    monkeypatch.setattr(dnc_solver.DncSolver, "_schedule", no_phases)
+    result = DncSolver().solve(problem, Budget(time_limit_s=30))
+    assert result.status is Status.OPTIMAL and result.lower_bound_bytes == 0
+    assert result.plan == greedy.plan and validate(problem, result.plan) == []
+    assert result.stats["source"] == "greedy (auto order)"
+    monkeypatch.setattr(dnc_search.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install 'memplan\[ilp\]'"):
+        DncSolver().solve(problem, Budget(time_limit_s=30))
+
+
 @pytest.mark.parametrize("half_of_peak", [0.4, 0.6])
 def test_the_min_peak_search_gets_less_time_when_no_plan_without_spills_is_in_reach(
     monkeypatch, half_of_peak
