@@ -519,3 +519,42 @@ def test_a_round_that_spent_its_phase_still_tries_its_trail(
     DncSolver()._reorder_phase(problem, phase, plan, best_bytes, [plan.order], rounds, whole=whole)
     assert rounds and rounds[0]["packed"] is False
     assert trail_had_time == [True]
+
+
+def test_a_round_whose_stays_do_not_pack_keeps_them_repaired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the best order's stays do not pack, the round plans them repaired where their
+    packing overflows (a candidate beside the online passes and the trail): with those
+    two planning nothing, the round's plan is the repair's, valid, and the new best."""
+    from helpers import random_graph
+
+    from memplan.analysis import named_order
+    from memplan.budgets import resolve_budget
+    from memplan.fallback import spill_everything_plan
+    from memplan.solvers.dnc import solver as dnc_solver
+    from memplan.solvers.order_search import Reordered
+    from memplan.solvers.packing import pack_repaired
+
+    base = Problem(random_graph(3, 60), Accelerator("t", 0, 64), Scope.ALL)
+    problem = base.with_capacity(resolve_budget("MR", base).capacity_bytes)
+    order = named_order(problem.graph, "model", problem.aligned_sizes_bytes, problem.in_scope)
+
+    def search_nothing(problem_: Problem, start: Any, **kwargs: Any) -> Reordered:
+        return Reordered(tuple(start), 2, 1, moves=1, improvements=0, trail=((1, tuple(start)),))
+
+    monkeypatch.setattr(dnc_solver, "search_order", search_nothing)
+    monkeypatch.setattr(dnc_solver, "pack_stays", lambda *args: None)
+    monkeypatch.setattr(dnc_solver, "online_plan", lambda *args: None)
+    monkeypatch.setattr(dnc_solver, "pack_trail", lambda *args: None)
+    start = spill_everything_plan(problem, order)
+    start_bytes = dnc_solver.traffic_bytes(problem, start)
+    rounds: list[dict[str, int | bool]] = []
+    best, best_bytes = DncSolver()._reorder_phase(
+        problem, Budget(time_limit_s=60), start, start_bytes, [order], rounds
+    )
+    repaired = pack_repaired(problem, order, problem.capacity_bytes, Budget(time_limit_s=60), 0)
+    assert repaired is not None
+    assert rounds[0]["packed"] is False
+    assert best == repaired and best_bytes == dnc_solver.traffic_bytes(problem, repaired)
+    assert best_bytes < start_bytes and validate(problem, best) == []
