@@ -174,12 +174,7 @@ class BeladyVictims:
         return None
 
 
-def run_belady(
-    state: PlacementState,
-    policy: str = "belady",
-    budget: Budget | None = None,
-    capacity_by_step: Sequence[int] | None = None,
-) -> None:
+def run_belady(state: PlacementState, policy: str = "belady", budget: Budget | None = None) -> None:
     """Play the game to its end with Belady evictions; the one replacement loop.
 
     The state may be a game under way (tree search finishes games with it).
@@ -187,8 +182,7 @@ def run_belady(
     With addresses, every missing tensor takes the lowest aligned gap (largest first);
     while they do not all fit, the victim is evicted; when no bystander is left, the
     step is compacted. Without addresses, victims are evicted until the live bytes
-    plus the missing bytes fit the capacity, or ``capacity_by_step[step]`` when given
-    (each at least the step's working set: see :func:`simulate`).
+    plus the missing bytes fit the capacity.
 
     Raises:
         Stopped: the budget ran out (looked at every few steps).
@@ -215,9 +209,8 @@ def run_belady(
                     state.place(offset)
         else:
             need = sum(sizes[t] for t in pending)
-            room = state.capacity_bytes if capacity_by_step is None else capacity_by_step[step]
-            while state.live_bytes + need > room:
-                evicted = victims.victim(protected, state.live_bytes + need - room)
+            while state.live_bytes + need > state.capacity_bytes:
+                evicted = victims.victim(protected, state.live_bytes + need - state.capacity_bytes)
                 assert evicted is not None, "an op's working set always fits at >= M_R"
                 state.evict(evicted)
             for _ in pending:
@@ -234,7 +227,6 @@ def simulate(
     *,
     touched: Sequence[tuple[int, ...]] | None = None,
     uses: Sequence[Sequence[int]] | None = None,
-    capacity_by_step: Sequence[int] | None = None,
 ) -> Replacement:
     """Choose the stays of every in-scope tensor for ``order`` within ``capacity_bytes``.
 
@@ -246,23 +238,14 @@ def simulate(
         budget: looked at every few steps; :class:`Stopped` is raised when it runs out.
         touched: :func:`scoped_touched` of ``problem``, if already computed.
         uses: :func:`use_steps` of ``problem`` and ``order``, if already computed.
-        capacity_by_step: a bound per step instead (each at most ``capacity_bytes`` and
-            at least the aligned bytes the step's op touches): lower only where a
-            packing of the stays overflowed (:func:`memplan.solvers.packing.pack_repaired`).
 
     Returns:
         The stays and counters.
     """
     assert capacity_bytes >= problem.min_resident_bytes, "capacity below M_R"
     timeline = Timeline.of(problem, order, touched=touched, uses=uses)
-    if capacity_by_step is not None:
-        assert len(capacity_by_step) == len(order), "one bound per step"
-        assert all(
-            sum(problem.aligned_sizes_bytes[t] for t in timeline.working_set(step)) <= room
-            for step, room in enumerate(capacity_by_step)
-        ), "a bound below its step's working set"
     state = PlacementState(
         problem, timeline=timeline, capacity_bytes=capacity_bytes, addresses=False, undo=False
     )
-    run_belady(state, policy, budget, capacity_by_step)
+    run_belady(state, policy, budget)
     return Replacement.of(state)

@@ -89,16 +89,10 @@ from memplan.solvers.dnc.search import (
     traffic_bytes,
     without_offsets,
 )
+from memplan.solvers.greedy import plan_given_order
 from memplan.solvers.online import online_plan
 from memplan.solvers.order_search import search_order
-from memplan.solvers.packing import (
-    TRAIL_PACK_S,
-    latest_packed,
-    pack,
-    pack_repaired,
-    pack_stays,
-    pack_trail,
-)
+from memplan.solvers.packing import TRAIL_PACK_S, latest_packed, pack, pack_stays, pack_trail
 from memplan.solvers.replacement import simulate
 from memplan.traffic_bound import traffic_lower_bound
 
@@ -134,7 +128,7 @@ PACK_MAX_S, MIN_PLAN_S = 5.0, 0.1
 #: validating and scoring the plan (about 30 ms on 4,500 residencies) and the step under
 #: way when time ran out: a 30 s limit ended at up to 30.07 s without it.
 FINISH_S, FINISH_SHARE = 0.15, 0.01
-#: Share of the time left the repair of a round's stays may take (when they do not pack).
+#: Share of the time left greedy's stack may take to plan a round's order.
 PLAN_SHARE = 0.8
 #: Share of the time left the traffic lower bound may take.
 BOUND_SHARE = 0.15
@@ -496,8 +490,8 @@ class DncSolver:
     ) -> tuple[Plan, int]:
         """Rounds of the order search within ``budget``, each planned: Belady's stays at
         the search capacity packed at the real one, or when they do not pack, the online
-        passes of :mod:`memplan.solvers.online`, the stays repaired where their packing
-        overflows (:func:`memplan.solvers.packing.pack_repaired`) and the trail; each round's
+        passes of :mod:`memplan.solvers.online`, the greedy stack on the order found (its
+        retries shrink the capacity until the plan packs) and the trail; each round's
         figures are appended to ``rounds``; round k searches with seed ``seed + seed_offset + k``,
         for at most ``search_share`` of its part of the time (the rest is for planning);
         ``whole`` is the solve's budget when ``budget`` is a share of it (planning may
@@ -538,7 +532,7 @@ class DncSolver:
                 must_stop=longest_budget.should_stop,
                 max_moves=self.max_moves,
             )
-            # Packing and the repair take half of what this phase has left each (at
+            # Packing and greedy's stack take half of what this phase has left each (at
             # least MIN_PLAN_S: a round that used its share still gets its order packed),
             # never more than PLAN_SHARE of what the solve has left (Belady's simulation
             # and a fallback plan come on top of a limit), and the trail tries while one
@@ -555,19 +549,19 @@ class DncSolver:
             if packed is None:
                 # The online passes first (a fraction of a second on 2,000 ops; at M_R
                 # the plan, randwire_ws_large, act: 374 MB where greedy's stack fell back
-                # to 383 MB), then the stays repaired where their packing overflows, then
-                # the trail. The repair replaced greedy's stack, whose retries lower the
-                # capacity everywhere: on the best orders of 8 spilling cells it was never
-                # below both the repair and the trail, and it took up to 4 s.
+                # to 383 MB), then greedy's retries (a lower capacity where it packs),
+                # then the trail.
                 online = online_plan(problem, found.order, whole)
                 candidates += [online] if online is not None else []
                 plan_limit = min(plan_limit, PLAN_SHARE * whole.remaining_s())
                 if plan_limit > MIN_PLAN_S / 2:
-                    repair_budget = Budget(time_limit_s=plan_limit, stop_event=budget.stop_event)
-                    repaired = pack_repaired(
-                        problem, found.order, search_capacity, repair_budget, self.seed
+                    planned = plan_given_order(
+                        problem,
+                        found.order,
+                        Budget(time_limit_s=plan_limit, stop_event=budget.stop_event),
                     )
-                    candidates += [repaired] if repaired is not None else []
+                    if planned.plan is not None:
+                        candidates.append(planned.plan)
 
                 # The trail may overrun the phase's share like the planning above (not
                 # the solve): a round that searched to its longest leaves the phase
