@@ -376,6 +376,12 @@ def improve_windows(
     return best
 
 
+#: The error of a dnc solve without OR-Tools (the ``ilp`` extra).
+ORTOOLS_MISSING = (
+    "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
+)
+
+
 def require_part_solver() -> None:
     """Raise the error :func:`part_solver_class` raises when the ``ilp`` extra is missing,
     without importing it (it is found, not loaded).
@@ -384,9 +390,7 @@ def require_part_solver() -> None:
         ConfigError: ortools is not installed.
     """
     if importlib.util.find_spec("ortools") is None:
-        raise ConfigError(
-            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
-        )
+        raise ConfigError(ORTOOLS_MISSING)
 
 
 def part_solver_class() -> Any:
@@ -406,7 +410,5 @@ def part_solver_class() -> Any:
         # the caller can still count the time, not inside the first window's time limit.
         __import__("ortools.sat.python.cp_model")
     except ImportError:
-        raise ConfigError(
-            "solver 'dnc' needs the ortools package; install it with: pip install 'memplan[ilp]'"
-        ) from None
+        raise ConfigError(ORTOOLS_MISSING) from None
     return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])

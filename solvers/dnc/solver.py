@@ -285,7 +285,7 @@ class DncSolver:
         first = self._greedy_default(problem, budget)
         if first is not None and traffic_bytes(problem, first) == constant_bytes(problem):
             # No plan moves fewer bytes: done, without importing OR-Tools (0.6 s) and the
-            # min-peak search (light_inception_v1, activations, M_R: 0.79 s -> 0.09 s).
+            # min-peak search (light_inception_v1, activations, M_R: 0.79 s -> 0.13 s).
             require_part_solver()  # a missing extra is the same error as on any graph
             stats["start"] = stats["source"] = plan_source(problem, first, "greedy", "auto")
             return self._result(problem, budget, first, stats, SearchStats(), 0)
