@@ -40,7 +40,7 @@ from numbers import Integral
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
-from memplan.registry import PluginKind, available, make_plugin, plugin_class
+from memplan.registry import PluginKind, available, is_installed, make_plugin, plugin_class
 from memplan.solver import Budget, Status
 
 #: Entry-point group under which allocators register (see :mod:`memplan.registry`).
@@ -441,6 +441,12 @@ def make_allocation(
 def available_allocators() -> list[str]:
     """Return the registered allocator names, sorted."""
     return available(PluginKind.ALLOCATOR)
+
+
+def allocator_installed(name: str) -> bool:
+    """Whether an allocator is registered under ``name`` (the installed ones are read
+    again only for a name not seen)."""
+    return is_installed(PluginKind.ALLOCATOR, name)
 
 
 def allocator_class(name: str) -> type:

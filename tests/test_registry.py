@@ -196,3 +196,32 @@ def test_entry_points_are_read_once_and_again_for_a_name_not_seen(
         assert "late" in registry.available(PluginKind.SOLVER)
     finally:
         registry._read_entry_points.cache_clear()
+
+
+def test_making_a_greedy_does_not_read_the_installed_allocators_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dnc and ilp make a greedy on every solve; its allocator check listed the installed
+    # allocators afresh (two metadata scans each time). An unknown allocator is still
+    # refused with the list.
+    from importlib import metadata
+
+    from memplan.errors import ConfigError
+    from memplan.solver import make_solver
+
+    reads: list[str] = []
+
+    def counting_entry_points(*, group: str) -> metadata.EntryPoints:
+        reads.append(group)
+        return metadata.entry_points(group=group)
+
+    monkeypatch.setattr(registry, "entry_points", counting_entry_points)
+    registry._read_entry_points.cache_clear()
+    try:
+        for _ in range(3):
+            make_solver("greedy", {"allocator": "best-fit"})
+        assert reads.count(PluginKind.ALLOCATOR.value) == 1
+        with pytest.raises(ConfigError, match=r"allocator='no-such'.*best-fit"):
+            make_solver("greedy", {"allocator": "no-such"})
+    finally:
+        registry._read_entry_points.cache_clear()
