@@ -106,7 +106,7 @@ def available(kind: PluginKind) -> list[str]:
 def is_installed(kind: PluginKind, name: str) -> bool:
     """Whether a plug-in named ``name`` is known, reading the entry points again only for
     a name not seen (a fresh read, as :func:`available` does, scans every installed
-    distribution: 12 ms, and greedy checks its allocator on every construction)."""
+    distribution, and greedy checks its allocator on every construction)."""
     if name in _registered[kind] or name in _entry_points(kind):
         return True
     return name in _entry_points(kind, fresh=True)

@@ -205,7 +205,8 @@ class GreedySolver:
         """Raise :class:`ConfigError` unless ``allocator`` names one that is installed.
 
         The list of installed allocators is read only for the message: reading it scans
-        every installed distribution (12 ms), and dnc and ilp make a greedy on each solve.
+        every installed distribution (making a greedy took a median 2.4 ms with it, 0.1 ms
+        without), and dnc and ilp make a greedy on each solve.
         """
         registered = ALLOCATORS.get(self.allocator, self.allocator)
         if self.allocator == ONLINE or allocator_installed(registered):
