@@ -282,6 +282,42 @@ def test_node_limit_is_exact_across_growth() -> None:
     assert search.nodes == 500
 
 
+@pytest.mark.parametrize("kernels", ["compiled", "python"])
+def test_a_call_pauses_after_its_placement_attempts(kernels: str) -> None:
+    """A node can try thousands of placements (one call of 2,134 nodes took 18 s on
+    randwire_ws_large and held Ctrl-C back): a call also stops after its attempts."""
+    buffers = read_buffers_csv(challenging_file("E"))
+    job = prepare(ExactAllocator(kernels=kernels), buffers, CAPACITY, Budget(10))
+    assert isinstance(job, Prepared)
+    shared = exact_module.statics(job.packed, CAPACITY, job.kernels, True)
+    search = exact_module.Search(job.packed, shared, "WAT", job.kernels)
+    for target in (50, 51, 300):
+        assert search.advance(10**9, target - search.attempts) == search_state.PAUSED
+        assert search.attempts == target
+
+
+@pytest.mark.parametrize("kernels", ["compiled", "python"])
+def test_pausing_after_every_attempt_changes_nothing(kernels: str) -> None:
+    """Resuming after each placement gives the answer of one uninterrupted call."""
+    rng = random.Random(77)
+    for _ in range(8):
+        buffers = random_buffers(rng, 9, horizon=7, max_size=6)
+        best = brute_force_min_height(buffers)
+        for capacity in (best, best - 1):
+            answers = []
+            for attempts_per_call in (search_state.NO_ATTEMPT_LIMIT, 1):
+                job = prepare(ExactAllocator(kernels=kernels), buffers, capacity, Budget(10))
+                assert isinstance(job, Prepared)
+                shared = exact_module.statics(job.packed, capacity, job.kernels, True)
+                search = exact_module.Search(job.packed, shared, "TWA", job.kernels)
+                calls = 0
+                while (code := search.advance(10**9, attempts_per_call)) == search_state.PAUSED:
+                    calls += 1
+                answers.append((code, search.offsets.tolist(), search.nodes, search.attempts))
+            assert answers[0] == answers[1]
+            assert calls >= answers[1][3] - 1  # one call per attempt, at least
+
+
 def test_a_node_limit_ends_the_search_the_same_way_every_time() -> None:
     """``node_limit`` counts search nodes, not seconds: the same stop on any machine and
     load (the mallocGame sampler's baselines depended on the load with a 0.5-s limit)."""

@@ -139,9 +139,18 @@ class Search:
         """The offsets (meaningful after SOLVED)."""
         return self.state.bst[S.OFFSET]
 
-    def advance(self, nodes: int) -> int:
-        """Run at most ``nodes`` more nodes; return the kernel's status code."""
+    @property
+    def attempts(self) -> int:
+        """Placements tried so far."""
+        return int(self.state.st[S.ST_ATTEMPTS])
+
+    def advance(self, nodes: int, attempts: int = S.NO_ATTEMPT_LIMIT) -> int:
+        """Run at most ``nodes`` more nodes and ``attempts`` more placements (at least
+        one); return the kernel's status code."""
         self.state.st[S.ST_NODE_LIMIT] = self.nodes + nodes
+        self.state.st[S.ST_ATTEMPT_LIMIT] = min(
+            self.attempts + max(attempts, 1), S.NO_ATTEMPT_LIMIT
+        )
         while True:
             code = int(self.kernels(K.run)(*self.inst, *self.state))
             if code not in (S.NEED_POOL, S.NEED_TRAIL):
@@ -178,7 +187,11 @@ def decide(
     shared = statics(p, capacity, job.kernels, floor_lists)
     searches: list[Search] = []
     limit = max(p.n, 16)
-    slice_nodes = 64  # adapted so that one call takes about SLICE_S
+    # Each call pauses at whichever comes first; both follow the rate of the last call,
+    # so that one takes about SLICE_S. Nodes alone were not enough: on randwire_ws_large
+    # at M_H a node tried 180 placements on average, and one call of 2,134 nodes took 18 s
+    # (Ctrl-C waited for it).
+    slice_nodes, slice_attempts = 64, 256
 
     def out_of_time() -> bool:
         return budget.should_stop() or (until is not None and time.monotonic() >= until)
@@ -199,11 +212,13 @@ def decide(
                     if left <= 0:  # a count, not a clock: the same on every machine
                         return Decision(Status.TIMEOUT, None, node_limit - left)
                     step = min(step, left)
-                before, now = search.nodes, time.perf_counter()
-                code = search.advance(step)
-                if search.nodes - before >= slice_nodes:
-                    scale = SLICE_S / max(time.perf_counter() - now, 1e-6)
-                    slice_nodes = int(min(max(slice_nodes * min(scale, 4.0), 16), 1_000_000))
+                nodes, attempts, now = search.nodes, search.attempts, time.perf_counter()
+                code = search.advance(step, slice_attempts)
+                if code == S.PAUSED:
+                    scale = min(SLICE_S / max(time.perf_counter() - now, 1e-6), 4.0)
+                    done = max(search.nodes - nodes, 1), max(search.attempts - attempts, 1)
+                    slice_nodes = int(min(max(done[0] * scale, 16), 1_000_000))
+                    slice_attempts = int(min(max(done[1] * scale, 64), 100_000_000))
                 if code in (S.SOLVED, S.INFEASIBLE):
                     total = sum(s.nodes for s in searches)
                     if code == S.SOLVED:

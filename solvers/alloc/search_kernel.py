@@ -88,6 +88,7 @@ from memplan.solvers.alloc.search_state import (
     SB,
     SEARCH,
     SOLVED,
+    ST_ATTEMPT_LIMIT,
     ST_ATTEMPTS,
     ST_BACKTRACKS,
     ST_CAND,
@@ -127,12 +128,13 @@ def run(
     trail: np.ndarray,
     st: np.ndarray,
 ) -> int:
-    """Advance the search until ``st[ST_NODE_LIMIT]`` nodes are expanded; return a code.
+    """Advance the search until ``st[ST_NODE_LIMIT]`` nodes are expanded or
+    ``st[ST_ATTEMPT_LIMIT]`` placements tried; return a code.
 
     SOLVED: ``bst[OFFSET]`` holds a packing of every free buffer below the capacity.
-    INFEASIBLE: the search space is exhausted. PAUSED: the node limit is reached (raise
-    it, call again to resume). NEED_POOL / NEED_TRAIL: that array is too small (grow
-    it, call again; the state is untouched).
+    INFEASIBLE: the search space is exhausted. PAUSED: a limit is reached (raise it,
+    call again to resume; pausing never changes the search's path). NEED_POOL /
+    NEED_TRAIL: that array is too small (grow it, call again; the state is untouched).
     """
     while True:
         depth = st[ST_DEPTH]
@@ -258,6 +260,8 @@ def _search_step(
     placed = _place_next_candidate(buf, adj, members, bst, sec, fr, pool, trail, st, d)
     if placed == -2:
         return NEED_TRAIL
+    if placed == -3:
+        return PAUSED
     if placed < 0:
         _pop(fr, st, d, FAIL)
         st[ST_BACKTRACKS] += 1
@@ -351,11 +355,15 @@ def _place_next_candidate(
 ) -> int:
     """Place frame ``d``'s next candidate that survives inference; return it.
 
-    Returns -1 when no candidate is left, -2 when the trail is too small (the frame is
-    left as it was).
+    Returns -1 when no candidate is left, -2 when the trail is too small, -3 when the
+    attempt limit is reached (in both, the frame is left as it was: a call resumes it).
     """
     room = trail.shape[1] - 1 - 2 * sec.shape[1]  # trail left for neighbour records
     while fr[NEXT, d] < fr[CANDN, d]:
+        # A node can try thousands of placements (randwire_ws_large at M_H: 180 per node
+        # on average, 36 us each), so calls are also cut by attempts, not only by nodes.
+        if st[ST_ATTEMPTS] >= st[ST_ATTEMPT_LIMIT]:
+            return -3
         i = fr[CAND, d] + fr[NEXT, d]
         fr[NEXT, d] += 1
         c, o = pool[P_CAND_BUF, i], pool[P_CAND_OFF, i]

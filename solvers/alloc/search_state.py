@@ -66,7 +66,12 @@ F_LEN = 16
     ST_N_KEYS,  # number of re-ranking keys (0: no re-ranking)
     ST_KEYS,  # first of up to 4 re-ranking keys (0=T 1=W 2=A 3=Z)
 ) = range(14)
-ST_LEN = ST_KEYS + 4
+#: ST_ATTEMPTS at which the current call pauses (after the keys, so no slot moved: the
+#: kernels compiled against the slots above stay right).
+ST_ATTEMPT_LIMIT = ST_KEYS + 4
+ST_LEN = ST_ATTEMPT_LIMIT + 1
+#: An attempt limit no search reaches (the default: calls pause on nodes only).
+NO_ATTEMPT_LIMIT = 2**62
 
 
 class Frame(NamedTuple):
@@ -132,6 +137,7 @@ def new_state(
     st = np.zeros(ST_LEN, I64)
     st[ST_CAP], st[ST_FLOOR_ON], st[ST_N_KEYS] = cap, floor_on, len(keys)
     st[ST_KEYS : ST_KEYS + len(keys)] = keys
+    st[ST_ATTEMPT_LIMIT] = NO_ATTEMPT_LIMIT
     return State(
         bst=np.zeros((3, n), I64),
         sec=sec,
