@@ -209,3 +209,78 @@ def test_closed_standard_output_is_one_line_before_solving(model_path, argv, exp
     assert done.returncode == EXIT_BAD_INPUT
     assert done.stderr.count("\n") == 1 and expected in done.stderr
     assert "solving" not in done.stderr  # refused before the solve
+
+
+LONG_NAME = "x" * 300  # over the 255 bytes a file name may have on Linux file systems
+
+
+@pytest.mark.parametrize(
+    ("flag", "name"),
+    [("-o", f"{LONG_NAME}.json"), ("--csv", f"{LONG_NAME}.csv"), ("--plot", f"{LONG_NAME}.png")],
+)
+def test_a_file_name_too_long_is_one_line_before_solving(
+    tmp_path, model_path, capsys, monkeypatch, flag, name
+):
+    """A 300-character name ended in an OSError traceback (exit 1) from Path.is_symlink."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = optimize(capsys, model_path, flag, name)
+    assert code == EXIT_BAD_INPUT and out == "" and SOLVES == []
+    assert err.count("\n") == 1 and f"{flag} {name}: " in err and "too long" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_graphs_export_and_write_plan_file_refuse_a_name_too_long(
+    tmp_path, model_path, capsys, monkeypatch
+):
+    from memplan.accelerator import load_accelerator
+    from memplan.errors import OutputFileError
+    from memplan.io.planfile import write_plan_file
+    from memplan.problem import Scope
+
+    monkeypatch.chdir(tmp_path)
+    name = f"{LONG_NAME}.onnx"
+    code, _, err = run_cli(capsys, "graphs", "export", "darts_v2_cifar_small", "-o", name)
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1 and "too long" in err
+    problem = Problem(load_model(model_path).graph, load_accelerator("edge-npu"), Scope.ACTIVATIONS)
+    result = make_solver("greedy").solve(problem, Budget(time_limit_s=10))
+    with pytest.raises(OutputFileError, match="too long"):
+        write_plan_file(f"{LONG_NAME}.json", result, problem, model_sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_the_file_system_accepts_is_written(tmp_path, model_path, capsys, monkeypatch):
+    """A 250-character name passed the check, then the temporary file beside it (the
+    name and a suffix, over 255 characters) failed after the whole solve."""
+    monkeypatch.chdir(tmp_path)
+    name = "x" * 250 + ".json"
+    code, _, err = optimize(capsys, model_path, "-o", name, "--csv", "y" * 251 + ".csv")
+    assert code == EXIT_OK, err
+    assert json.loads((tmp_path / name).read_text())["format"] == "memplan.plan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "y" * 251 + ".csv"]
+
+
+def test_graphs_export_writes_a_name_the_file_system_accepts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = "x" * 250 + ".onnx"
+    code, _, err = run_cli(capsys, "graphs", "export", "darts_v2_cifar_small", "-o", name)
+    assert code == EXIT_OK, err
+    assert onnx.load(tmp_path / name).graph.node
+
+
+def test_a_write_that_fails_after_the_solve_still_prints_the_result(
+    tmp_path, model_path, capsys, monkeypatch
+):
+    """The status and cost of a long solve were lost when the write then failed."""
+    import errno
+
+    import memplan.io.files as files
+
+    def disk_full(target, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "_stage", disk_full)
+    code, out, err = optimize(capsys, model_path, "-o", tmp_path / "plan.json")
+    assert code == EXIT_BAD_INPUT and SOLVES == ["small"]
+    assert "status       feasible" in out and "traffic" in out and "wrote" not in out
+    assert err.count("\n") == 1 and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []

@@ -307,11 +307,22 @@ def _finish(
     interrupted: bool,
     time_limit_s: float | None,
 ) -> int:
-    """Write the outputs and print the result; return the exit code."""
+    """Write the outputs and print the result; return the exit code.
+
+    A write that fails (a full disk, a folder removed during the solve) still prints
+    the result first, so the status and cost of a long solve are not lost; then the
+    error is raised (one line, exit 2).
+    """
+    from memplan.errors import OutputFileError
+
     loaded, budget_spec = model_and_budget
-    written = _write_outputs(
-        targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
-    )
+    write_error: OutputFileError | None = None
+    try:
+        written = _write_outputs(
+            targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
+        )
+    except OutputFileError as error:
+        written, write_error = {}, error
     summary = summarize(result, problem, loaded, budget_spec, interrupted, written, time_limit_s)
     if args.json:
         print_json(summary)
@@ -324,6 +335,8 @@ def _finish(
         text = memory_map(result.plan, problem.graph, problem.capacity_bytes, width=width)
         talk.print(text + "\n" + map_legend(len(result.plan.order), width), markup=False,
                    highlight=False, soft_wrap=True)  # fmt: skip
+    if write_error is not None:
+        raise write_error
     if result.plan is not None:
         return EXIT_OK
     why = result.message or f"solver {result.solver!r} found no plan"

@@ -49,6 +49,12 @@ from memplan.errors import OutputFileError
 #: The path that means standard output.
 STDOUT_PATH = "-"
 
+#: Name pattern of the temporary files staged beside a target and of the folder probe:
+#: short and independent of the target's name, so a target whose name the file system
+#: accepts never fails at the write for a temporary name that is too long, and the probe
+#: of :func:`check_output_path` tries exactly the name the writer will use.
+TEMP_PREFIX, TEMP_SUFFIX = ".memplan-", ".tmp"
+
 #: What a non-regular file is called in messages, by ``stat`` test.
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -119,6 +125,26 @@ def check_output_path(
         OutputFileError: the path must not or cannot be written; the message says why.
     """
     given = os.fspath(path)
+    try:
+        return _check_output_path(given, what, allow_stdout, create_folders)
+    except OSError as error:  # a name too long for the file system, a path too long, ...
+        raise _error(what, given, _os_reason(error)) from None
+
+
+def _os_reason(error: OSError) -> str:
+    """Why an OS call refused a path, as the end of a one-line message."""
+    if error.errno == errno.ENAMETOOLONG:
+        return (
+            "the file name or path is too long for the file system "
+            "(File name too long); choose a shorter name"
+        )
+    return f"cannot use this path ({error.strerror or error}); choose another file name"
+
+
+def _check_output_path(
+    given: str, what: str, allow_stdout: bool, create_folders: bool
+) -> OutputTarget:
+    """:func:`check_output_path` on a path given as text; an OSError is the caller's."""
     if given == STDOUT_PATH:
         if allow_stdout and sys.stdout is None:  # started with standard output closed (>&-)
             raise _error(what, given, "standard output is closed; give a file name")
@@ -139,7 +165,7 @@ def check_output_path(
     except NotADirectoryError:
         raise _error(what, given, "a part of the path is a file, not a folder") from None
     except OSError as error:  # a name too long, ...
-        raise _error(what, given, f"cannot use this path ({error.strerror})") from None
+        raise _error(what, given, _os_reason(error)) from None
     mode = owner = None
     if info is not None:
         kind = _kind_of(info.st_mode)
@@ -188,8 +214,10 @@ def _check_folder(folder: Path, what: str, given: str) -> None:
             f"folder {folder} is read-only (mode {folder_mode:04o}); choose another folder",
         )
     try:
-        fd, probe = tempfile.mkstemp(prefix=".memplan-probe.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
     except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            raise _error(what, given, _os_reason(error)) from None
         reason = {
             errno.EROFS: "it is on a read-only file system",
             errno.EACCES: "permission denied",
@@ -216,9 +244,7 @@ def _target(item: OutputTarget | str | os.PathLike[str], what: str) -> OutputTar
 def _stage(target: OutputTarget, data: bytes) -> str:
     """Write ``data`` to a new temporary file beside the target; return its name."""
     assert target.path is not None
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.path.name}.", suffix=".tmp", dir=target.path.parent
-    )
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=target.path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
