@@ -96,6 +96,70 @@ def test_large_constants_are_not_evaluated():
     assert result.report.evaluated_by_type == ()
 
 
+def legacy_shape_ops_model(opset: int) -> onnx.ModelProto:
+    """Shape arithmetic with the attribute forms of opsets <= 12, as the old torch exporter
+    writes it (``x.view(x.size(0), -1)``, nn.LSTM's initial state): Unsqueeze and Squeeze
+    ``axes``, Split ``split``, ReduceSum ``axes`` are attributes; from opset 13 (Split 18)
+    they are inputs, and each op's newest implementation cannot read the attribute."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "one"], ["g"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["g"], ["u"], name="unsq", axes=[0]),
+        helper.make_node("Split", ["s"], ["s0", "s12"], name="split", axis=0, split=[1, 2]),
+        helper.make_node("ReduceSum", ["s12"], ["m"], name="rsum", axes=[0], keepdims=1),
+        helper.make_node("Unsqueeze", ["s0"], ["q"], name="unsq2", axes=[1]),
+        helper.make_node("Squeeze", ["q"], ["b"], name="squeeze", axes=[1]),
+        helper.make_node("Concat", ["b", "u", "m"], ["shp"], name="concat", axis=0),
+        helper.make_node("Expand", ["c", "shp"], ["e"], name="expand"),
+        helper.make_node("ReduceMax", ["x"], ["xm"], name="rmax", axes=[2], keepdims=1),
+        helper.make_node("Add", ["e", "xm"], ["y"], name="add"),
+    ]
+    inits = [numpy_helper.from_array(np.array(1, np.int64), "one"),
+             numpy_helper.from_array(np.zeros((1,), np.float32), "c")]  # fmt: skip
+    return make_model(nodes, [vi("x", ["batch", 6, 3])], [vi("y", None)], inits, opset=opset)
+
+
+@pytest.mark.parametrize("opset", [11, 12])
+def test_shape_ops_fold_at_the_models_own_opset(opset):
+    """Each node is evaluated at the model's opset, not onnx.reference's newest one."""
+    model = legacy_shape_ops_model(opset)
+    result = import_model(model, dims={"batch": 2})
+    assert result.graph.tensor_by_name("y").shape == (2, 6, 9)
+    assert {"Unsqueeze", "Split", "ReduceSum", "Squeeze"} <= set(
+        dict(result.report.evaluated_by_type)
+    )
+    assert_shapes_match_a_run(result, model, {"x": np.ones((2, 6, 3), np.float32)})
+
+
+def test_a_node_onnx_reference_cannot_compute_says_how_to_fix_it(monkeypatch):
+    """The message names neither onnx.reference's classes (``Unsqueeze_13``, no ONNX op)
+    nor stops at the failure: it says at which opset and what to do."""
+    import onnx.reference
+
+    real = onnx.reference.ReferenceEvaluator
+
+    class FailsOnUnsqueeze(real):  # what onnx.reference said when it ran the newest opset
+        def run(self, *args, **kwargs):
+            nodes = self.proto_.node if isinstance(self.proto_, onnx.GraphProto) else [self.proto_]
+            if any(n.op_type == "Unsqueeze" for n in nodes):
+                raise TypeError(
+                    "Issues with types [<class 'numpy.ndarray'>] and attributes ['axes'] and "
+                    "linked attributes=[] (operator 'Unsqueeze_13').\nmore"
+                )
+            return super().run(*args, **kwargs)
+
+    monkeypatch.setattr(onnx.reference, "ReferenceEvaluator", FailsOnUnsqueeze)
+    with pytest.raises(OnnxImportError) as info:
+        import_model(legacy_shape_ops_model(11), dims={"batch": 2})
+    message = str(info.value)
+    assert "node 'unsq' (Unsqueeze) on the way could not be computed at opset 11" in message
+    assert "Unsqueeze_13" not in message and "linked attributes" not in message
+    assert "attributes ['axes']" in message
+    assert "export the model with static input shapes" in message
+    assert "onnx.version_converter" in message
+    assert "\n" not in message
+
+
 # ----------------------------------------------------------------------- If
 @pytest.mark.parametrize(
     ("rate", "branch_taken", "samples"), [(16000, "then", 10), (8000, "else", 5)]

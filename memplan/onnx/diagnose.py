@@ -79,7 +79,10 @@ class Diagnosis:
             node = self.folder.nodes[failed[0]]
             return (
                 f"node {self.folder.names[failed[0]]!r} ({node.op_type}) on the way could not "
-                f"be computed ({self.folder.failures[node_key(node)]})"
+                f"be computed at opset {self.folder.opset} by onnx.reference "
+                f"({self.folder.failures[node_key(node)]}); export the model with static input "
+                "shapes (its shape computation then becomes constants), or convert it to a "
+                "newer opset with onnx.version_converter"
             )
         listed = ", ".join(repr(i) for i in inputs)
         if inputs and all(self._parameter_like(i) for i in inputs):

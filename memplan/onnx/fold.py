@@ -31,6 +31,7 @@ node evaluated here is still a weight-producing node to :mod:`memplan.onnx.weigh
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,44 @@ MAX_FOLD_ELEMENTS = 65_536
 def node_key(node: Any) -> str:
     """A node's first output name: unique in the graph, and stable when nodes move."""
     return next((o for o in node.output if o), node.name)
+
+
+def _one_node_graph(
+    node: Any, feeds: dict[str, np.ndarray], opset: int
+) -> tuple[onnx.GraphProto, dict[str, int]]:
+    """``node`` alone in a graph, with the opsets that make onnx.reference run it at ``opset``.
+
+    onnx.reference runs a bare ``NodeProto`` at the newest opset whatever ``opsets`` it is
+    given, so an op whose signature changed (Unsqueeze's ``axes`` attribute became an
+    input at opset 13) would be run with the wrong implementation; a ``GraphProto`` is run
+    at the opsets passed with it.
+    """
+    import onnx
+    from onnx import helper
+
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.domain = ""  # "ai.onnx" is the default domain too; onnx.reference knows only ""
+    inputs = [
+        helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)
+        )
+        for name, value in feeds.items()
+    ]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([copy], "fold", inputs, outputs)
+    return graph, {"": opset or onnx.defs.onnx_opset_version()}
+
+
+def _reference_error(error: Exception) -> str:
+    """The first line of onnx.reference's error, without its internal class names.
+
+    onnx.reference names its implementation classes (``operator 'Unsqueeze_13'``), which
+    are no ONNX operators and would mislead a reader; the rest of the line is kept.
+    """
+    text = f"{type(error).__name__}: {error}".splitlines()[0]
+    text = re.sub(r"\s*\(operator '[^']*'\)", "", text)
+    return re.sub(r"\s+and linked attributes=\[\]", "", text).rstrip(".: ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,9 +360,10 @@ class ShapeFolder:
                 self._unknown.update(outs)
                 return
         try:
-            results = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+            graph, opsets = _one_node_graph(node, feeds, self.opset)
+            results = ReferenceEvaluator(graph, opsets=opsets).run(outs, feeds)
         except Exception as error:  # onnx.reference raises many unrelated types
-            self.failures[node_key(node)] = f"{type(error).__name__}: {error}".splitlines()[0]
+            self.failures[node_key(node)] = _reference_error(error)
             self._unknown.update(outs)
             return
         arrays = [np.asarray(r) if isinstance(r, np.ndarray | np.generic) else None
@@ -331,8 +371,8 @@ class ShapeFolder:
         if any(a is None or a.size > MAX_FOLD_ELEMENTS for a in arrays):
             self._unknown.update(outs)
             return
-        for out, array in zip(node.output, arrays, strict=False):
-            if out and array is not None:
+        for out, array in zip(outs, arrays, strict=True):
+            if array is not None:
                 self.values[out] = array
         if node.op_type != "Constant":
             self.evaluated.add(node_key(node))
