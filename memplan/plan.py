@@ -43,6 +43,17 @@ _ARRIVALS = tuple(a.value for a in Arrive)  # the values of a residency's "arriv
 _LEAVINGS = tuple(v.value for v in Leave)  # the values of a residency's "leave" field
 
 
+def _member(kind: type[Arrive] | type[Leave], value: object, field: str) -> Arrive | Leave:
+    """``value`` as a member of ``kind`` (its own value as a string is parsed), else an
+    :class:`InvalidPlanError` listing the allowed ones."""
+    if isinstance(value, str):
+        for member in kind:
+            if member.value == value:
+                return member
+    allowed = ", ".join(f"{kind.__name__}.{m.name} ({m.value!r})" for m in kind)
+    raise InvalidPlanError(f"Residency: {field}={value!r} is not allowed; use one of {allowed}")
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Residency:
     """One stay of one tensor in the scratchpad, steps ``[start, end)``."""
@@ -53,6 +64,15 @@ class Residency:
     offset: int  # scratchpad address in bytes
     arrive: Arrive = Arrive.PRODUCE  # produced on chip, or loaded from DRAM
     leave: Leave = Leave.DROP  # dropped, or stored to DRAM when it ends
+
+    def __post_init__(self) -> None:
+        # Solvers make millions of residencies: two identity tests on the common path.
+        # A string ("load") is parsed, as Problem parses its scope; anything else (None,
+        # "x") was kept and then scored as a produce/drop by evaluate.
+        if self.arrive.__class__ is not Arrive:
+            object.__setattr__(self, "arrive", _member(Arrive, self.arrive, "arrive"))
+        if self.leave.__class__ is not Leave:
+            object.__setattr__(self, "leave", _member(Leave, self.leave, "leave"))
 
     def covers(self, step: int) -> bool:
         """Whether the tensor is on chip at ``step``."""
@@ -65,12 +85,31 @@ class Residency:
         )
 
 
+def _as_tuple(value: object, field: str, items: str) -> tuple[Any, ...]:
+    """``value`` as a tuple, or an :class:`InvalidPlanError` naming ``field``."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidPlanError(
+            f"Plan: {field} must be a sequence of {items}, got {type(value).__name__} {value!r:.60}"
+        )
+    return tuple(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A schedule and the scratchpad stays of every in-scope tensor."""
 
     order: tuple[OpId, ...]  # order[t] is the op run at step t
     residencies: tuple[Residency, ...]  # sorted by (tensor, start)
+
+    def __post_init__(self) -> None:
+        # A list (or range, array) is made a tuple, so that a plan built from a list
+        # equals the same plan built from a tuple and can be hashed. Two type tests on
+        # the common path; the items are checked by validate and evaluate.
+        if self.order.__class__ is not tuple:
+            object.__setattr__(self, "order", _as_tuple(self.order, "order", "op ids"))
+        if self.residencies.__class__ is not tuple:
+            stays = _as_tuple(self.residencies, "residencies", "Residency objects")
+            object.__setattr__(self, "residencies", stays)
 
     @staticmethod
     def make(order: Sequence[int], residencies: Sequence[Residency]) -> Plan:

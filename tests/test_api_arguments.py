@@ -7,6 +7,7 @@ was expected, not an AttributeError or IndexError from deep inside.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import memplan
 from memplan.accelerator import Accelerator
 from memplan.dsa import Buffer, allocate
 from memplan.errors import ConfigError, InvalidPlanError
-from memplan.plan import Plan, Residency
+from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem, Scope
 from memplan.solver import Budget, make_solver
 from memplan.testing import random_dag
@@ -203,6 +204,14 @@ def test_graph_builder_parses_a_kind_given_as_a_string() -> None:
     assert graph.tensors[0].size_bytes == 1024
 
 
+def _bypassing(residency: Residency, **fields: Any) -> Residency:
+    """A copy of ``residency`` with ``fields`` set past Residency's own checks."""
+    copy = dataclasses.replace(residency)
+    for name, value in fields.items():
+        object.__setattr__(copy, name, value)
+    return copy
+
+
 def test_validate_refuses_residency_fields_of_the_wrong_type() -> None:
     problem = _problem()
     plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
@@ -211,7 +220,7 @@ def test_validate_refuses_residency_fields_of_the_wrong_type() -> None:
     cases = [
         ((first.tensor, first.start, first.end, first.offset), r"residencies\[0\] is a tuple"),
         (Residency(first.tensor, first.start, first.end, 0.5), r"\.offset is 0\.5"),
-        (Residency(first.tensor, first.start, first.end, 0, "load"), "arrive='load'"),  # type: ignore[arg-type]
+        (_bypassing(first, arrive="load"), "arrive='load'"),
     ]
     for residency, fragment in cases:
         broken = Plan(plan.order, (residency, *plan.residencies[1:]))  # type: ignore[arg-type]
@@ -274,3 +283,51 @@ def test_plan_views_and_timeline_figures_name_wrong_arguments(tmp_path: Any) -> 
         plot_timeline(problem, None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"\.jpg is not a figure format"):
         plot_timeline(problem, result.plan, path=tmp_path / "t.jpg")
+
+
+def test_a_plan_built_from_lists_equals_the_same_plan_from_tuples_and_hashes() -> None:
+    problem = _problem()
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
+    assert plan is not None
+    listed = Plan(list(plan.order), list(plan.residencies))  # type: ignore[arg-type]
+    assert listed == plan and hash(listed) == hash(plan)
+    assert type(listed.order) is tuple and type(listed.residencies) is tuple
+    assert Plan(range(3), iter([])).order == (0, 1, 2)  # type: ignore[arg-type]
+    assert len({plan, listed}) == 1
+
+
+@pytest.mark.parametrize(
+    ("order", "residencies", "fragment"),
+    [
+        (None, (), "Plan: order must be a sequence of op ids, got NoneType"),
+        ("abc", (), "Plan: order must be a sequence of op ids, got str"),
+        ((0,), None, "Plan: residencies must be a sequence of Residency objects, got NoneType"),
+        ((0,), 5, "residencies must be a sequence of Residency objects, got int"),
+    ],
+)
+def test_a_plan_whose_order_or_residencies_is_no_sequence_is_refused(
+    order: Any, residencies: Any, fragment: str
+) -> None:
+    with pytest.raises(InvalidPlanError, match=fragment):
+        Plan(order, residencies)
+
+
+def test_validate_of_a_plan_with_no_order_is_an_invalid_plan_error() -> None:
+    """validate(problem, Plan(order=None, ...)) raised TypeError: 'NoneType' object is not
+    iterable; the Plan itself now refuses it."""
+    with pytest.raises(InvalidPlanError, match="order must be a sequence of op ids"):
+        validate(_problem(), Plan(order=None, residencies=()))  # type: ignore[arg-type]
+
+
+def test_residency_arrive_and_leave_are_checked_and_strings_parsed() -> None:
+    stay = Residency(0, 0, 1, 0, "load", "store")  # type: ignore[arg-type]
+    assert stay.arrive is Arrive.LOAD and stay.leave is Leave.STORE
+    assert Residency(0, 0, 1, 0) == Residency(0, 0, 1, 0, Arrive.PRODUCE, Leave.DROP)
+    with pytest.raises(InvalidPlanError, match=r"arrive='x' is not allowed; use one of Arr"):
+        Residency(0, 0, 1, 0, "x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidPlanError, match=r"leave=None is not allowed; .*Leave\.STORE"):
+        Residency(0, 0, 1, 0, Arrive.LOAD, None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidPlanError, match=r"arrive=<Leave\.DROP"):
+        Residency(0, 0, 1, 0, Leave.DROP)  # type: ignore[arg-type]
+    with pytest.raises(InvalidPlanError, match="leave=1"):
+        dataclasses.replace(stay, leave=1)
