@@ -8,13 +8,13 @@ line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import signal
 import sys
 from collections.abc import Sequence
 
 from memplan import __version__
+from memplan.cli.argparser import Parser
 from memplan.errors import MemplanError
 
 #: Sub-command modules, in the order ``memplan --help`` lists them.
@@ -41,9 +41,9 @@ STDOUT_CLOSED = (
 EXIT_OK, EXIT_NO_PLAN, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """Return the top-level parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="memplan",
         description=(
             "Plan how a neural network runs on an accelerator with a small scratchpad: "

@@ -53,7 +53,7 @@ def add_solver_run_arguments(parser: Any, *, per: str) -> None:
     parser.add_argument(
         "--time-limit",
         dest="time_limit_s",
-        type=float,
+        type=_cell_seconds,
         default=None,
         metavar="SECONDS",
         help=f"each solver's time budget per {per}, in seconds; default: 60",
@@ -98,6 +98,25 @@ def add_solver_run_arguments(parser: Any, *, per: str) -> None:
         default=None,
         help="solves run at once (processes); default: 1",
     )
+
+
+def _cell_seconds(text: str) -> float:
+    """``--time-limit`` of bench and compare: seconds (the range is checked later).
+
+    'none' (no limit), which ``optimize`` accepts, is refused with the reason: each
+    solve runs in its own process, killed at the time limit plus the grace.
+    """
+    if text.strip().lower() == "none":
+        raise argparse.ArgumentTypeError(
+            "must be a number of seconds here, e.g. 60 ('none' is for optimize: bench and "
+            "compare kill each solver's process at the time limit plus --grace)"
+        )
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds, e.g. 60, got {text!r}"
+        ) from None
 
 
 def setting(args: argparse.Namespace, name: str, preset: Any = None) -> Any:

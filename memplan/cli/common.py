@@ -257,8 +257,9 @@ def checked_seed(text: str) -> int:
     from memplan.options import SEED_MAX
 
     if not text.isdigit() or int(text) > SEED_MAX:
+        shown = text if text and text.isprintable() and text.strip() == text else repr(text)
         raise ConfigError(
-            f"--seed {text}: a seed is a whole number from 0 to {SEED_MAX} "
+            f"--seed {shown}: a seed is a whole number from 0 to {SEED_MAX} "
             "(the same range for every solver and allocator)"
         )
     return int(text)

@@ -140,7 +140,6 @@ def add_parser(subparsers: Any) -> None:
     )
     group.add_argument(
         "--seed",
-        type=int,
         default=None,
         metavar="N",
         help=(
@@ -207,12 +206,13 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
     from memplan.solver import make_solver
 
     options: dict[str, Any] = dict(parse_option_pairs(args.options))
-    if args.seed is not None:
-        if "seed" in options and options["seed"] != str(args.seed):
+    if args.seed is not None:  # checked here, as allocate and rl check theirs
+        seed = checked_seed(args.seed)
+        if "seed" in options and options["seed"] != str(seed):
             raise ConfigError(
                 f"--seed {args.seed} and --option seed={options['seed']} disagree; give one"
             )
-        options["seed"] = str(args.seed)
+        options["seed"] = str(seed)
     if "seed" in options:
         checked_seed(options["seed"])
     return make_solver(args.solver, objective_options(args, options))

@@ -1,0 +1,82 @@
+"""The argument parser of every ``memplan`` command: one-line errors.
+
+argparse's own :meth:`~argparse.ArgumentParser.error` prints a usage block of 9 to 13
+lines before the error, and an extra argument given to a sub-command is reported by
+the top-level parser (``memplan: error: unrecognized arguments``). :class:`Parser`
+(the class of the top-level parser, and so of every sub-parser argparse makes from it)
+prints one line instead, naming the sub-command, what is wrong and where the help is::
+
+    memplan optimize: error: --seed must be a whole number, got '1.5' (memplan optimize --help)
+
+Exit code 2, as argparse's and as every other bad-input error (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+#: The namespace attribute naming the innermost (sub-)parser that parsed the command line.
+PARSER_ATTR = "_memplan_parser"
+
+#: What argparse's ``invalid TYPE value`` means, by the type's name.
+_TYPE_WORDS = {"int": "a whole number", "float": "a number"}
+
+#: A value that starts with '-' is taken for an option; how to give it anyway.
+_DASH_HINT = "to give one that starts with '-', join them with '=' ({flag}=-...)"
+
+
+def _flag(name: str) -> str:
+    """``-o/--output`` -> ``--output`` (the long form argparse lists last)."""
+    return name.split("/")[-1]
+
+
+def one_line(message: str) -> str:
+    """argparse's error message, reworded to say what is wrong and how to fix it."""
+    match = re.fullmatch(r"argument (\S+): (.*)", message, flags=re.DOTALL)
+    if match is None:
+        return " ".join(message.split())
+    flag, problem = _flag(match.group(1)), match.group(2)
+    invalid = re.fullmatch(r"invalid (\w+) value: (.*)", problem)
+    if invalid is not None:
+        kind = _TYPE_WORDS.get(invalid.group(1), "a valid value")
+        return f"{flag} must be {kind}, got {invalid.group(2)}"
+    choice = re.fullmatch(r"invalid choice: (.*?) \(choose from (.*)\)", problem)
+    if choice is not None:
+        return f"{flag} must be one of {choice.group(2)}, got {choice.group(1)}"
+    if problem.startswith("expected one argument") and flag.startswith("-"):
+        return f"{flag} needs a value; " + _DASH_HINT.format(flag=flag)
+    problem = " ".join(problem.split())
+    if problem.startswith("must "):  # an ArgumentTypeError worded for "FLAG must ..."
+        return f"{flag} {problem}"
+    return f"{flag}: {problem}"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (see the module docstring)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line, ``PROG: error: MESSAGE (PROG --help)``, and exit with 2."""
+        self.exit(2, f"{self.prog}: error: {one_line(message)} ({self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse, and remember the innermost parser that ran (for :meth:`parse_args`)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if getattr(parsed, PARSER_ATTR, None) is None:  # a sub-parser set it first
+            setattr(parsed, PARSER_ATTR, self)
+        return parsed, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Parse; extra arguments are reported by the sub-command that was given them."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        innermost: Any = getattr(parsed, PARSER_ATTR, self)
+        delattr(parsed, PARSER_ATTR)
+        if extras:
+            innermost.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed

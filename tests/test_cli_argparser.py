@@ -1,0 +1,70 @@
+"""Every command-line error argparse finds is one line naming the sub-command and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from memplan.cli import EXIT_BAD_INPUT, main
+
+D = "darts_v2_cifar_small"
+
+
+def _error_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors exit; the checks in run() return
+        code = exit_.code  # type: ignore[assignment]
+    assert code == EXIT_BAD_INPUT
+    out, err = capsys.readouterr()
+    assert out == ""
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["optimize", D, "--seed", "1.5"],
+            "memplan optimize: error: --seed 1.5: a seed is a whole",
+        ),
+        (["optimize", D, "--seed", "nan"], "memplan optimize: error: --seed nan: a seed is"),
+        (["optimize", D, "--seed", ""], "memplan optimize: error: --seed '': a seed is"),
+        (
+            ["optimize", D, "--dtype-bytes", "1.5"],
+            "--dtype-bytes must be a whole number, got '1.5'",
+        ),
+        (["optimize", D, "--scope", "weights"], "--scope must be one of 'activations', 'all'"),
+        (["optimize", D, "--objective", "speed"], "--objective must be one of 'traffic'"),
+        (["optimize", D, "--scratchpad", "-0.5*MP"], "join them with '=' (--scratchpad=-...)"),
+        (["optimize", D, "--time-limit", "-inf"], "--time-limit needs a value"),
+        (["optimize", D, "--time-limit=-inf"], "--time-limit must be a finite number of seconds"),
+        (["validate", D, "p.json", "--per-kind", "-1"], "--per-kind: '-1' is not a number"),
+        (["inspect", D, "--top", "nan"], "memplan inspect: error: --top must be a whole number"),
+        (["inspect", D, "--exact-mp", "none"], "--exact-mp must be a number, got 'none'"),
+        (["compare", D, "--time-limit", "none"], "'none' is for optimize"),
+        (["bench", "--time-limit", "x"], "--time-limit must be a number of seconds, e.g. 60"),
+        (["inspect", "X", "--scratchpad", "MR"], "memplan inspect: error: unrecognized arguments"),
+        (["solvers", "foo"], "memplan solvers: error: unrecognized arguments: foo"),
+        (["graphs", "export", "A", "B", "-o", "f"], "memplan graphs export: error: unrecognized"),
+        (["nosuchcommand"], "memplan: error: COMMAND must be one of 'inspect'"),
+        (["optimize"], "memplan optimize: error: the following arguments are required: model"),
+    ],
+)
+def test_a_parse_error_is_one_line(capsys, argv, expected):
+    """argparse printed a usage block of 9 to 13 lines before the error, and extra
+    arguments of a sub-command were reported by the top-level parser."""
+    err = _error_of(capsys, argv)
+    assert expected in err, err
+    assert err.count("\n") == 1 and "usage:" not in err
+
+
+def test_the_one_line_points_to_the_sub_commands_help(capsys):
+    err = _error_of(capsys, ["graphs", "export", "A", "B", "-o", "f"])
+    assert err.rstrip().endswith("(memplan graphs export --help)")
+
+
+def test_help_is_still_printed_whole(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["optimize", "--help"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: memplan optimize")
