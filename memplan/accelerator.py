@@ -212,7 +212,7 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     Raises:
         ConfigError: not a preset name or a path (None, a number, an Accelerator), or
             no such preset or file.
-        InputFormatError: the file is not valid TOML or JSON.
+        InputFormatError: the file is not UTF-8 text, or not valid TOML or JSON.
     """
     if not isinstance(name_or_path, str | os.PathLike):
         raise ConfigError(
@@ -223,7 +223,7 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     text_name = str(name_or_path)
     if text_name in preset_names():
         resource = resources.files("memplan") / "presets" / f"{text_name}.toml"
-        return Accelerator.from_dict(tomllib.loads(resource.read_text()), text_name)
+        return Accelerator.from_dict(tomllib.loads(resource.read_text(encoding="utf-8")), text_name)
     path = Path(name_or_path)
     if not path.exists():
         raise ConfigError(
@@ -231,9 +231,17 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             "nor an existing .toml/.json file"
         )
     try:
-        raw = path.read_text()
+        data_bytes = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read accelerator spec ({error.strerror})") from None
+    try:
+        raw = data_bytes.decode("utf-8-sig")  # the spec's encoding, whatever the locale's
+    except UnicodeDecodeError as error:
+        raise InputFormatError(
+            f"{path}: not UTF-8 text (byte 0x{data_bytes[error.start]:02x} at offset "
+            f"{error.start}), so not a TOML/JSON accelerator spec; pass a preset name "
+            f"({', '.join(preset_names())}) or a .toml/.json spec file"
+        ) from None
     try:
         data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:

@@ -69,6 +69,46 @@ def test_unknown_name_and_malformed_file(tmp_path):
         load_accelerator(broken)
 
 
+TINY_GRAPH = {
+    "format": "memplan.graph",
+    "version": 1,
+    "name": "x",
+    "tensors": [
+        {"name": "a", "size_bytes": 10, "kind": "input"},
+        {"name": "b", "size_bytes": 10, "kind": "activation", "is_output": True},
+    ],
+    "ops": [{"name": "o", "op_type": "X", "inputs": ["a"], "outputs": ["b"]}],
+}
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "spec.toml", "spec.json"])
+def test_a_file_that_is_not_utf8_is_one_clear_error(tmp_path, capsys, name):
+    """A binary file (an ONNX model passed by mistake) was a bare UnicodeDecodeError, a
+    traceback and exit 1 from the command line."""
+    from memplan.cli import main
+
+    path = tmp_path / name
+    path.write_bytes(b"\x08\x07\x12\x07pytorch:\xbd\xff\x00capacity_bytes = 1\n")
+    with pytest.raises(InputFormatError) as info:
+        load_accelerator(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not UTF-8 text (byte 0xbd at offset 12)")
+    assert "not a TOML/JSON accelerator spec" in message and "edge-npu" in message
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps(TINY_GRAPH))
+    assert main(["inspect", str(graph), "--accelerator", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_a_utf8_spec_with_a_byte_order_mark_loads(tmp_path):
+    """The spec is read as UTF-8 whatever the locale's encoding, and a byte-order mark (as
+    Windows editors write) is dropped."""
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes("\ufeff# Ü\ncapacity_bytes = 4096\n".encode())
+    assert load_accelerator(spec).capacity_bytes == 4096
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
