@@ -24,9 +24,13 @@ from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.common import checked_seed, console, print_json
 from memplan.options import SEED_MAX
 
+#: ``cpsat_share`` of the ``auto`` allocator in this command (the solvers' packings keep 0).
+AUTO_CPSAT_SHARE = 0.5
+
 _ALGORITHMS = (
-    "auto (greedy portfolio, then the exact search if needed), exact (MiniMalloc-style "
-    "search), portfolio (best of all greedy variants), greedy-by-size (TFLite), "
+    "auto (greedy portfolio, then the exact search if needed, then CP-SAT with the ilp "
+    "extra), exact (MiniMalloc-style search), cpsat (CP-SAT no-overlap model; ilp extra), "
+    "portfolio (best of all greedy variants), greedy-by-size (TFLite), "
     "best-fit-size and best-fit-duration (XLA), online-best-fit (ONNX Runtime), "
     "first-fit-decreasing, lowest-offset-first"
 )
@@ -110,7 +114,9 @@ def add_parser(subparsers: Any) -> None:
             "way), memory_limit_bytes=N (working memory the allocator may plan to use; "
             "default 0 = half of what is free), node_limit=N (search nodes the exact "
             "search may expand; default 0 = no limit; unlike --time-limit the same on any "
-            "machine)"
+            f"machine), cpsat_share=F (auto only: share 0 to 1 of the time left after the "
+            f"greedy portfolio that CP-SAT gets when the exact search has not packed, with "
+            f"the ilp extra installed; default {AUTO_CPSAT_SHARE}, 0 = never)"
         ),
     )
     parser.add_argument(
@@ -173,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         "minimize": args.minimize or capacity is None,
         **parse_option_pairs(args.option),
     }
+    if args.algorithm == "auto":
+        # CP-SAT after the exact search, where it is installed (see solvers/alloc/auto.py)
+        options.setdefault("cpsat_share", AUTO_CPSAT_SHARE)
     allocator = make_allocator(args.algorithm, options)
     buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment, str(args.csv))
     notice = "memplan allocate: stopping; Ctrl-C again to abort"

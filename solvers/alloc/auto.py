@@ -7,18 +7,27 @@ steps itself: it starts from the portfolio's packing and searches lower heights 
 proven or out of time. When the exact search cannot run (over the memory limit, or
 its set-up would outlast the time left), the portfolio's packing is kept and the
 message says so.
+
+With ``cpsat_share`` above 0 and OR-Tools installed (the ``ilp`` extra), a call with a
+capacity gives the exact search only ``1 - cpsat_share`` of the time the portfolio
+leaves, and :mod:`.cpsat` the rest when the exact search has not packed: some held-out
+perfect packings kept the exact search busy for the whole limit while CP-SAT packs them
+in under a second. ``memplan allocate`` turns it on (0.5); the solvers' own packings
+keep the default 0, so their time shares and plans do not change. It runs only when
+at least :data:`CPSAT_MIN_S` is left for it (a short try only builds the model).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from memplan.dsa import AllocationResult, Buffer
+from memplan.options import check_range
 from memplan.solver import Budget, Status
-from memplan.solvers.alloc.common import AllocatorOptions
+from memplan.solvers.alloc.common import AllocatorOptions, reserved
 from memplan.solvers.alloc.greedy import Portfolio
 
 
@@ -28,11 +37,24 @@ class AutoAllocator(AllocatorOptions):
 
     name: ClassVar[str] = "auto"
 
+    cpsat_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of the time left after the greedy portfolio that CP-SAT gets when "
+            "the exact search has not packed (needs the ilp extra; with a capacity, not "
+            "--minimize); 0 = never, 0 to 1"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        AllocatorOptions.__post_init__(self)
+        check_range(self.name, "cpsat_share", self.cpsat_share, 0.0, 1.0)
+
     def allocate(
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
     ) -> AllocationResult:
         """See the module docstring."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(AllocatorOptions)}
         if self.minimize or capacity_bytes is None:
             return _renamed(_exact(shared).allocate(buffers, capacity_bytes, budget), budget)
         greedy = Portfolio(**shared).allocate(buffers, capacity_bytes, budget)
@@ -40,9 +62,19 @@ class AutoAllocator(AllocatorOptions):
             return _renamed(greedy, budget)  # it fits, is infeasible, or could not run
         if budget.should_stop():
             return _renamed(greedy, budget)
-        result = _exact(shared).allocate(buffers, capacity_bytes, budget)
+        cpsat = self._cpsat_seconds(buffers, budget)
+        exact_budget = budget if cpsat == 0 else reserved(budget, cpsat)
+        result = _exact(shared).allocate(buffers, capacity_bytes, exact_budget)
         if result.fits or result.status is Status.INFEASIBLE:
             return _renamed(result, budget)
+        if cpsat > 0 and not budget.should_stop():
+            from memplan.solvers.alloc.cpsat import CpSatAllocator
+
+            by_cpsat = CpSatAllocator(seed=self.seed).allocate(buffers, capacity_bytes, budget)
+            if by_cpsat.fits or by_cpsat.status is Status.INFEASIBLE:
+                note = f"exact search: {result.message}; then {by_cpsat.message}"
+                return _renamed(by_cpsat, budget, note)
+            result = dataclasses.replace(result, message=f"{result.message}; {by_cpsat.message}")
         # The exact search ran out of time or memory: keep the portfolio's packing.
         return _renamed(
             dataclasses.replace(greedy, stats={**greedy.stats, **result.stats}),
@@ -50,6 +82,21 @@ class AutoAllocator(AllocatorOptions):
             f"no packing within {capacity_bytes} B found; exact search: {result.message}; "
             "kept the portfolio's packing",
         )
+
+    def _cpsat_seconds(self, buffers: Sequence[Buffer], budget: Budget) -> float:
+        """Seconds kept back for CP-SAT after the exact search (0: no CP-SAT stage)."""
+        if self.cpsat_share == 0 or budget.time_limit_s is None:
+            return 0.0
+        from memplan.solvers.alloc.cpsat import MAX_BUFFERS, ortools_installed
+
+        seconds = self.cpsat_share * budget.remaining_s()
+        if seconds < CPSAT_MIN_S or len(buffers) > MAX_BUFFERS or not ortools_installed():
+            return 0.0
+        return seconds
+
+
+#: Seconds CP-SAT needs at least to be worth a try after the exact search.
+CPSAT_MIN_S = 1.0
 
 
 def _exact(options: dict[str, object]) -> AllocatorOptions:

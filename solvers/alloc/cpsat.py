@@ -1,0 +1,182 @@
+"""``cpsat``: the packing as a CP-SAT model (OR-Tools, the ``ilp`` extra).
+
+Each buffer is a box: its lifetime fixed on the time axis, its offset a variable on the
+address axis (a multiple of its alignment; a fixed offset is a constant). One
+no-overlap-2D constraint keeps every two boxes apart. With a capacity the model
+decides: FEASIBLE with offsets, or INFEASIBLE when CP-SAT proves that nothing fits.
+With ``minimize`` (or no capacity) it minimises the height below the portfolio's
+(its packing is the hint), and the objective's bound is a proven lower bound.
+
+Why it is here: the exact search (:mod:`.exact`) is MiniMalloc's, fast on the
+instances it was tuned on, but some held-out perfect packings (non-guillotine tilings
+of 84 to 300 buffers) kept it busy for 15 to 55 million nodes, where CP-SAT's
+no-overlap propagation packs them in 0.01 to 0.2 s. ``auto`` hands it what the exact
+search leaves (:data:`memplan.solvers.alloc.auto.CPSAT_SHARE`).
+
+The search runs with one worker and the allocator's seed: the same answer for the same
+seed when no time limit cuts it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from memplan.dsa import AllocationResult, Buffer, make_allocation
+from memplan.errors import ConfigError
+from memplan.solver import Budget, Status
+from memplan.solvers.alloc.common import (
+    AllocatorOptions,
+    Prepared,
+    obvious_infeasibility,
+    prepare,
+    stopped,
+)
+from memplan.solvers.alloc.greedy import Portfolio
+
+#: Buffers above which the model is not built (its set-up alone grows past seconds).
+MAX_BUFFERS = 5_000
+
+#: The message of a missing OR-Tools.
+NEEDS_ORTOOLS = "allocator 'cpsat' needs OR-Tools; install it with: pip install 'memplan[ilp]'"
+
+
+def ortools_installed() -> bool:
+    """Whether OR-Tools can be imported (checked without importing it)."""
+    return importlib.util.find_spec("ortools") is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CpSatAllocator(AllocatorOptions):
+    """Offsets from a CP-SAT no-overlap-2D model (see the module docstring)."""
+
+    name: ClassVar[str] = "cpsat"
+
+    def allocate(
+        self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
+    ) -> AllocationResult:
+        """FEASIBLE (or OPTIMAL) with offsets, INFEASIBLE when proven, else TIMEOUT."""
+        if not ortools_installed():
+            raise ConfigError(NEEDS_ORTOOLS)
+        job = prepare(self, buffers, capacity_bytes, budget)
+        if not isinstance(job, Prepared):
+            return job
+        if len(buffers) > MAX_BUFFERS:
+            why = f"CP-SAT model not built: {len(buffers)} buffers, more than {MAX_BUFFERS}"
+            return stopped(self, buffers, capacity_bytes, budget, why, job.max_live)
+        if capacity_bytes is not None and not self.minimize:
+            return self._decide(job, budget)
+        return self._minimize(job, budget)
+
+    def _decide(self, job: Prepared, budget: Budget) -> AllocationResult:
+        capacity = job.capacity
+        assert capacity is not None
+        why = obvious_infeasibility(job.packed, capacity, job.buffers)
+        if why is not None:
+            return make_allocation(
+                self, job.buffers, capacity, Status.INFEASIBLE, None, budget,
+                max_live=job.max_live, message=f"no packing fits {capacity} B: {why}",
+            )  # fmt: skip
+        model, offsets, _ = _model(job.buffers, job.cap, None)
+        code, solver = _solve(model, job.budget, self.seed)
+        from ortools.sat.python import cp_model
+
+        if code in (cp_model.FEASIBLE, cp_model.OPTIMAL):
+            found = [int(solver.value(v)) for v in offsets]
+            return make_allocation(
+                self, job.buffers, capacity, Status.FEASIBLE, found, budget,
+                max_live=job.max_live, message="CP-SAT found a packing", stats=_stats(solver),
+            )  # fmt: skip
+        if code == cp_model.INFEASIBLE:
+            return make_allocation(
+                self, job.buffers, capacity, Status.INFEASIBLE, None, budget,
+                max_live=job.max_live, lower_bound_bytes=capacity + 1,
+                message=f"no packing fits {capacity} B: CP-SAT proved it",
+                stats=_stats(solver),
+            )  # fmt: skip
+        stop = "interrupted" if budget.interrupted() else "out of time"
+        return make_allocation(
+            self, job.buffers, capacity, Status.TIMEOUT, None, budget, max_live=job.max_live,
+            message=f"{stop}: CP-SAT found no packing within {capacity} B",
+            stats=_stats(solver),
+        )  # fmt: skip
+
+    def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
+        start = Portfolio(seed=self.seed, minimize=True).allocate(
+            job.buffers, job.capacity, job.budget
+        )
+        if start.offsets_bytes is None or not start.fits or budget.should_stop():
+            return start
+        assert start.height_bytes is not None  # it has offsets
+        if start.height_bytes <= job.max_live:
+            return start  # it meets the max-live bound: nothing to search
+        model, offsets, height = _model(job.buffers, start.height_bytes, start.offsets_bytes)
+        code, solver = _solve(model, job.budget, self.seed)
+        from ortools.sat.python import cp_model
+
+        if code not in (cp_model.FEASIBLE, cp_model.OPTIMAL):
+            return start
+        found = [int(solver.value(v)) for v in offsets]
+        bound = max(int(solver.best_objective_bound), job.max_live)
+        status = Status.OPTIMAL if code == cp_model.OPTIMAL else Status.FEASIBLE
+        if status is Status.FEASIBLE and budget.should_stop():
+            status = Status.TIMEOUT
+        return make_allocation(
+            self, job.buffers, job.capacity, status, found, budget, max_live=job.max_live,
+            lower_bound_bytes=bound, message=f"CP-SAT height {int(solver.value(height))} B",
+            stats=_stats(solver),
+        )  # fmt: skip
+
+
+def _model(
+    buffers: Sequence[Buffer], capacity: int, hint: list[int] | None
+) -> tuple[Any, list[Any], Any]:
+    """The no-overlap-2D model: (model, offset expressions, height variable)."""
+    from ortools.sat.python import cp_model
+
+    model = cp_model.CpModel()
+    height = model.new_int_var(0, capacity, "height")
+    offsets: list[Any] = []
+    times, spaces = [], []
+    for i, b in enumerate(buffers):
+        align = b.alignment_bytes
+        if b.fixed_offset_bytes is not None:
+            offset: Any = model.new_constant(b.fixed_offset_bytes)
+        elif align == 1:
+            offset = model.new_int_var(0, max(capacity - b.size_bytes, 0), f"o{i}")
+        else:
+            slots = model.new_int_var(0, max((capacity - b.size_bytes) // align, 0), f"k{i}")
+            offset = model.new_int_var(0, max(capacity - b.size_bytes, 0), f"o{i}")
+            model.add(offset == align * slots)
+        offsets.append(offset)
+        if hint is not None and b.fixed_offset_bytes is None:
+            model.add_hint(offset, hint[i])
+        model.add(height >= offset + b.size_bytes)
+        if b.size_bytes == 0:
+            continue  # occupies no address: it cannot overlap anything
+        times.append(model.new_fixed_size_interval_var(b.lower, b.upper - b.lower, f"t{i}"))
+        spaces.append(model.new_fixed_size_interval_var(offset, b.size_bytes, f"s{i}"))
+    model.add_no_overlap_2d(times, spaces)
+    if hint is not None:
+        model.minimize(height)
+    return model, offsets, height
+
+
+def _solve(model: Any, budget: Budget, seed: int) -> tuple[Any, Any]:
+    """Run CP-SAT on one worker within ``budget`` (Ctrl-C and the stop event stop it)."""
+    from ortools.sat.python import cp_model
+
+    from memplan.solvers.ilp.cpsat import run_search
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(min(budget.remaining_s(), 1e7), 0.001)
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed
+    code = run_search(model, solver, budget)
+    return (cp_model.UNKNOWN if code is None else code), solver
+
+
+def _stats(solver: Any) -> dict[str, object]:
+    return {"cpsat_wall_s": round(float(solver.wall_time), 3)}

@@ -1,0 +1,104 @@
+"""The CP-SAT allocator, and ``auto`` handing it what the exact search leaves."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from alloc_helpers import brute_force_min_height, random_buffers
+
+from memplan.dsa import Buffer, validate_packing
+from memplan.solver import Budget, Status
+from memplan.solvers.alloc.auto import AutoAllocator
+from memplan.solvers.alloc.cpsat import CpSatAllocator
+from memplan.solvers.alloc.greedy import Portfolio
+
+pytest.importorskip("ortools")
+
+
+def test_decisions_and_minimum_match_brute_force() -> None:
+    rng = random.Random(11)
+    for _ in range(10):
+        buffers = random_buffers(rng, 7, horizon=6, max_size=6)
+        best = brute_force_min_height(buffers)
+        fit = CpSatAllocator().allocate(buffers, best, Budget(20))
+        assert fit.status in (Status.FEASIBLE, Status.OPTIMAL), fit.message
+        assert fit.offsets_bytes is not None
+        assert validate_packing(buffers, fit.offsets_bytes, best) == []
+        low = CpSatAllocator().allocate(buffers, best - 1, Budget(20))
+        assert low.status is Status.INFEASIBLE and low.offsets_bytes is None
+        lowest = CpSatAllocator(minimize=True).allocate(buffers, None, Budget(20))
+        assert lowest.status is Status.OPTIMAL and lowest.height_bytes == best
+
+
+def test_alignment_and_fixed_offsets_are_kept() -> None:
+    buffers = [
+        Buffer("a", 0, 4, 3, alignment_bytes=4),
+        Buffer("b", 1, 3, 5, alignment_bytes=4),
+        Buffer("c", 2, 5, 2, fixed_offset_bytes=9),
+        Buffer("d", 3, 6, 4, alignment_bytes=2),
+    ]
+    result = CpSatAllocator(minimize=True).allocate(buffers, None, Budget(20))
+    assert result.offsets_bytes is not None
+    assert validate_packing(buffers, result.offsets_bytes, None) == []
+    assert result.offsets_bytes[2] == 9
+    assert result.height_bytes == brute_force_min_height(buffers)
+
+
+def _perfect_packing(rng: random.Random, pieces: int, width: int, horizon: int) -> list[Buffer]:
+    """Buffers tiling a ``horizon`` x ``width`` rectangle (cut at random, either axis):
+    they fit in exactly ``width`` bytes."""
+    boxes = [(0, horizon, 0, width)]
+    while len(boxes) < pieces:
+        k = max(range(len(boxes)), key=lambda i: rng.random() * _area(boxes[i]))
+        t0, t1, a0, a1 = boxes.pop(k)
+        if t1 - t0 > 1 and (a1 - a0 <= 1 or rng.random() < 0.5):
+            cut = rng.randrange(t0 + 1, t1)
+            boxes += [(t0, cut, a0, a1), (cut, t1, a0, a1)]
+        elif a1 - a0 > 1:
+            cut = rng.randrange(a0 + 1, a1)
+            boxes += [(t0, t1, a0, cut), (t0, t1, cut, a1)]
+        else:
+            boxes.append((t0, t1, a0, a1))
+    rng.shuffle(boxes)
+    return [Buffer(i, t0, t1, a1 - a0) for i, (t0, t1, a0, a1) in enumerate(boxes)]
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[1] - box[0]) * (box[3] - box[2])
+
+
+def _hard_for_the_portfolio() -> list[Buffer]:
+    """A seeded perfect packing that no greedy variant of the portfolio packs."""
+    for seed in range(200):
+        buffers = _perfect_packing(random.Random(seed), 40, 1 << 10, 64)
+        if not Portfolio().allocate(buffers, 1 << 10, Budget(10)).fits:
+            return buffers
+    raise AssertionError("no seed gave a packing the portfolio misses")
+
+
+def test_auto_hands_cpsat_what_the_exact_search_leaves() -> None:
+    """With the exact search starved (one node), ``cpsat_share`` packs what ``auto``
+    alone gives up on; with the default 0 nothing changes for the solvers' packings."""
+    buffers = _hard_for_the_portfolio()
+    starved = {"node_limit": 1}
+    alone = AutoAllocator(**starved).allocate(buffers, 1 << 10, Budget(10))
+    assert not alone.fits and "cpsat" not in alone.algorithm
+    helped = AutoAllocator(cpsat_share=0.5, **starved).allocate(buffers, 1 << 10, Budget(10))
+    assert helped.fits and helped.algorithm == "auto:cpsat", helped.message
+    assert helped.offsets_bytes is not None
+    assert validate_packing(buffers, helped.offsets_bytes, 1 << 10) == []
+    assert "exact search" in helped.message
+
+
+def test_a_short_limit_keeps_auto_as_it_was() -> None:
+    """Below CPSAT_MIN_S for CP-SAT the exact search keeps the whole limit (greedy's
+    one-second tries never build a CP-SAT model)."""
+    buffers = _hard_for_the_portfolio()
+    short = AutoAllocator(cpsat_share=0.5, node_limit=1).allocate(buffers, 1 << 10, Budget(1))
+    assert "cpsat" not in short.algorithm
+
+
+def test_cpsat_share_is_checked() -> None:
+    with pytest.raises(Exception, match="cpsat_share"):
+        AutoAllocator(cpsat_share=1.5)
