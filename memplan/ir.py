@@ -17,12 +17,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import TYPE_CHECKING, Any, NewType
 
 from memplan.errors import GraphError, InputFormatError
+from memplan.jsonfields import describe
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -640,6 +642,28 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
     }
 
 
+def _json_whole(value: Any, where: str, field_name: str) -> int:
+    """A whole-number field of graph JSON: an int, or a float with no fraction (``1e9``).
+
+    Raises:
+        InputFormatError: for NaN, infinity (JSON ``1e400`` reads as infinity), a number
+            with a fraction, a string, a boolean or null, naming ``where`` and the field.
+    """
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if _is_whole(value):
+        return int(value)
+    if isinstance(value, float) and math.isinf(value):
+        got = "infinity (a number too large for a double, such as 1e400, reads as that)"
+    elif isinstance(value, float) and math.isnan(value):
+        got = "NaN"
+    else:
+        got = describe(value)
+    raise InputFormatError(
+        f"{where}: field {field_name!r} must be a whole number (a JSON integer), got {got}"
+    )
+
+
 def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
     """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``."""
     if not isinstance(data, Mapping) or data.get("format") != "memplan.graph":
@@ -653,6 +677,10 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
     builder = GraphBuilder(str(data.get("name", "graph")))
     try:
         for i, t in enumerate(data["tensors"]):
+            if not isinstance(t, Mapping):
+                raise InputFormatError(
+                    f"{source}: tensor #{i} must be an object, got {describe(t)}"
+                )
             try:
                 kind = TensorKind(t.get("kind", "activation"))
             except ValueError:
@@ -661,21 +689,30 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
                     f"{source}: tensor #{i} {t.get('name')!r} has kind {t.get('kind')!r}; "
                     f"use one of {allowed}"
                 ) from None
+            where = f"{source}: tensor #{i} {t.get('name')!r}"
+            is_output = t.get("is_output", False)
+            if not isinstance(is_output, bool):
+                raise InputFormatError(
+                    f"{where}: field 'is_output' must be true or false, got {describe(is_output)}"
+                )
             builder.tensor(
                 str(t["name"]),
-                int(t["size_bytes"]),
+                _json_whole(t["size_bytes"], where, "size_bytes"),
                 kind,
-                is_output=bool(t.get("is_output", False)),
-                shape=tuple(int(d) for d in t.get("shape", ())),
+                is_output=is_output,
+                shape=tuple(_json_whole(d, where, "shape") for d in t.get("shape", ())),
                 dtype=str(t.get("dtype", "")),
             )
-        for o in data["ops"]:
+        for j, o in enumerate(data["ops"]):
+            if not isinstance(o, Mapping):
+                raise InputFormatError(f"{source}: op #{j} must be an object, got {describe(o)}")
+            where = f"{source}: op #{j} {o.get('name')!r}"
             builder.op(
                 str(o["name"]),
                 str(o["op_type"]),
                 [builder.tensor_id(n) for n in o["inputs"]],
                 [builder.tensor_id(n) for n in o["outputs"]],
-                int(o.get("macs", 0)),
+                _json_whole(o.get("macs", 0), where, "macs"),
             )
     except (KeyError, TypeError, ValueError) as error:
         raise InputFormatError(f"{source}: malformed graph JSON ({error!r})") from None

@@ -194,6 +194,66 @@ def test_json_errors_name_the_source():
         graph_from_dict(json.loads(json.dumps(data)), "f.json")
 
 
+def _graph_text(op_fields: str = "", tensor_fields: str = "") -> str:
+    """A two-tensor graph file as text, so values like 1e400 go through json.loads;
+    ``tensor_fields`` may set tensor b's size_bytes (it is 10 otherwise)."""
+    size = "" if "size_bytes" in tensor_fields else ', "size_bytes": 10'
+    return (
+        '{"format": "memplan.graph", "version": 1, "name": "x", "tensors": ['
+        '{"name": "a", "size_bytes": 10, "kind": "input"}, '
+        f'{{"name": "b"{size}, "kind": "activation", "is_output": true{tensor_fields}}}'
+        '], "ops": [{"name": "o", "op_type": "X", "inputs": ["a"], "outputs": ["b"]'
+        f"{op_fields}}}]}}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("op_fields", "tensor_fields", "message"),
+    [
+        (', "macs": 1e400', "", "op #0 'o': field 'macs' must be a whole number (a JSON integer), "
+         "got infinity"),
+        (', "macs": NaN', "", "op #0 'o': field 'macs' must be a whole number (a JSON integer), "
+         "got NaN"),
+        (', "macs": 1.5', "", "op #0 'o': field 'macs' must be a whole number (a JSON integer), "
+         "got 1.5"),
+        (', "macs": "7"', "", "op #0 'o': field 'macs' must be a whole number (a JSON integer), "
+         "got '7'"),
+        (', "macs": true', "", "field 'macs' must be a whole number (a JSON integer), got true"),
+        ("", ', "size_bytes": 1e400', "tensor #1 'b': field 'size_bytes' must be a whole number"),
+        ("", ', "size_bytes": 10.5', "tensor #1 'b': field 'size_bytes' must be a whole number"),
+        ("", ', "shape": [2, -Infinity]', "tensor #1 'b': field 'shape' must be a whole number"),
+        ("", ', "shape": [2.5, 4]', "tensor #1 'b': field 'shape' must be a whole number"),
+        ("", ', "is_output": "false"', "tensor #1 'b': field 'is_output' must be true or false"),
+    ],
+)  # fmt: skip
+def test_json_numbers_must_be_whole_and_finite(op_fields, tensor_fields, message):
+    """1e400 (infinity) was an OverflowError traceback, 1.5 was truncated to 1 and "7" or
+    true taken as numbers; each is now one line naming the file, the op or tensor and the
+    field."""
+    with pytest.raises(InputFormatError) as info:
+        graph_from_json(_graph_text(op_fields, tensor_fields), "g.json")
+    assert str(info.value).startswith("g.json: ")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_json_numbers_without_a_fraction_are_whole():
+    """A float with no fraction (1e6 MACs, as tools write them) is that whole number."""
+    g = graph_from_json(_graph_text(', "macs": 1e6', ', "shape": [2.0, 5]'), "g.json")
+    assert g.ops[0].macs == 1_000_000 and isinstance(g.ops[0].macs, int)
+    assert g.tensor_by_name("b").shape == (2, 5)
+
+
+def test_json_tensors_and_ops_must_be_objects():
+    data = graph_to_dict(small())
+    data["tensors"][1] = 1
+    with pytest.raises(InputFormatError, match=r"f\.json: tensor #1 must be an object, got 1"):
+        graph_from_dict(data, "f.json")
+    data = graph_to_dict(small())
+    data["ops"][0] = "conv"
+    with pytest.raises(InputFormatError, match=r"f\.json: op #0 must be an object, got 'conv'"):
+        graph_from_dict(data, "f.json")
+
+
 def test_text_form_lists_every_op_with_its_tensors():
     g = small()
     text = to_text(g)
