@@ -15,9 +15,12 @@ A tensor spilled and reloaded has several residencies, possibly at different off
 from __future__ import annotations
 
 import enum
+import itertools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
+from operator import attrgetter
 from typing import Any
 
 from memplan.errors import InputFormatError, InvalidPlanError
@@ -230,6 +233,66 @@ class Plan:
     # A plan of a real model has thousands of residencies: the dataclass repr (the
     # whole plan, 80 KB for DenseNet) would flood a notebook cell or a log line.
     __repr__ = __str__
+
+
+_NUMBERS = attrgetter("tensor", "start", "end", "offset")  # a residency's integer fields
+_ARRIVE, _LEAVE = attrgetter("arrive"), attrgetter("leave")
+
+
+def check_plan_fields(plan: Plan, where: str) -> None:
+    """Refuse a hand-built plan whose fields have the wrong types, naming the first one.
+
+    The order must hold op ids and the residencies be :class:`Residency` objects with
+    integer ``tensor``, ``start``, ``end`` and ``offset`` and an :class:`Arrive` and a
+    :class:`Leave` (ints and numpy integers both pass). Neither class checks its numbers
+    (solvers make millions of them), so :func:`memplan.validate.validate` and
+    :func:`memplan.cost.evaluate` call this first: without it, op names in the order
+    failed deep inside with a ValueError, and ``offset=1.5`` or an ``arrive`` set past
+    Residency's own check was scored silently. The common case (every field of an exact
+    type) is checked in a few C-level passes; the loop below only runs to name the first
+    culprit.
+
+    Raises:
+        InvalidPlanError: a field of the wrong type; the message starts with ``where``.
+    """
+    residencies = plan.residencies
+    if (
+        set(map(type, residencies)) <= {Residency}
+        and set(map(type, plan.order)) <= {int}
+        and set(map(type, itertools.chain.from_iterable(map(_NUMBERS, residencies)))) <= {int}
+        # by class, not by member: an Enum member's hash is a Python call
+        and set(map(type, map(_ARRIVE, residencies))) <= {Arrive}
+        and set(map(type, map(_LEAVE, residencies))) <= {Leave}
+    ):
+        return
+    for step, op in enumerate(plan.order):
+        if not _whole(op):
+            hint = " (write graph.ops[i].id, not its name)" if isinstance(op, str) else ""
+            raise InvalidPlanError(
+                f"{where}: order[{step}] is {op!r}; the order lists op ids (ints){hint}"
+            )
+    for k, r in enumerate(residencies):
+        if not isinstance(r, Residency):
+            raise InvalidPlanError(
+                f"{where}: residencies[{k}] is a {type(r).__name__}, not a Residency "
+                "(Residency(tensor, start, end, offset, Arrive.LOAD, Leave.DROP))"
+            )
+        for name in ("tensor", "start", "end", "offset"):
+            value = getattr(r, name)
+            if not _whole(value):
+                raise InvalidPlanError(
+                    f"{where}: residencies[{k}].{name} is {value!r}; it must be an int"
+                )
+        if not isinstance(r.arrive, Arrive) or not isinstance(r.leave, Leave):
+            raise InvalidPlanError(
+                f"{where}: residencies[{k}] has arrive={r.arrive!r}, leave={r.leave!r}; "
+                "use Arrive.PRODUCE or Arrive.LOAD and Leave.DROP or Leave.STORE"
+            )
+
+
+def _whole(value: object) -> bool:
+    """True for an int (or numpy integer); False for a bool, float or string."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from memplan.analysis import steps_of
 from memplan.errors import InvalidPlanError
 from memplan.ir import TensorKind
-from memplan.plan import Arrive, Leave, Plan, Residency
+from memplan.plan import Arrive, Leave, Plan, Residency, check_plan_fields
 from memplan.problem import Problem
 
 
@@ -129,7 +129,7 @@ def validate_report(
         raise InvalidPlanError(
             f"validate: per_kind is {per_kind!r}; give a whole number >= 0, or None for all"
         )
-    _check_field_types(plan)
+    check_plan_fields(plan, "validate")
     listed: list[Violation] = []
     counts: dict[ViolationKind, int] = {}
 
@@ -172,49 +172,6 @@ def validate_report(
 def _whole(value: object) -> bool:
     """True for an int (or numpy integer); False for a bool, float or string."""
     return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _check_field_types(plan: Plan) -> None:
-    """Refuse a hand-built plan whose fields have the wrong types, naming the first one.
-
-    ``Plan`` and ``Residency`` do not check their fields (solvers make millions of
-    them); without this, ``arrive="load"`` would silently count as a produce and a
-    tuple for a residency would fail deep inside with an AttributeError. The common
-    case (every field of an exact type) is checked in a few C-level passes; the loop
-    below only runs to name the first culprit.
-    """
-    residencies = plan.residencies
-    if set(map(type, residencies)) <= {Residency}:
-        numbers = attrgetter("tensor", "start", "end", "offset")
-        if (
-            set(map(type, plan.order)) <= {int}
-            and set(map(type, itertools.chain.from_iterable(map(numbers, residencies)))) <= {int}
-            and set(map(attrgetter("arrive"), residencies)) <= set(Arrive)
-            and set(map(attrgetter("leave"), residencies)) <= set(Leave)
-        ):
-            return
-    for step, op in enumerate(plan.order):
-        if not _whole(op):
-            raise InvalidPlanError(
-                f"validate: order[{step}] is {op!r}; the order lists op ids (ints)"
-            )
-    for k, r in enumerate(plan.residencies):
-        if not isinstance(r, Residency):
-            raise InvalidPlanError(
-                f"validate: residencies[{k}] is a {type(r).__name__}, not a Residency "
-                "(Residency(tensor, start, end, offset, Arrive.LOAD, Leave.DROP))"
-            )
-        for name in ("tensor", "start", "end", "offset"):
-            value = getattr(r, name)
-            if not _whole(value):
-                raise InvalidPlanError(
-                    f"validate: residencies[{k}].{name} is {value!r}; it must be an int"
-                )
-        if not isinstance(r.arrive, Arrive) or not isinstance(r.leave, Leave):
-            raise InvalidPlanError(
-                f"validate: residencies[{k}] has arrive={r.arrive!r}, leave={r.leave!r}; "
-                "use Arrive.PRODUCE or Arrive.LOAD and Leave.DROP or Leave.STORE"
-            )
 
 
 def check_plan(problem: Problem, plan: Plan, what: str = "plan") -> None:

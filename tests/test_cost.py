@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import numpy as np
 import pytest
 from hand_plans import A, hand_plan, hand_problem, hand_residencies
 
 from memplan.cost import Cost, evaluate
+from memplan.errors import InvalidPlanError
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Scope
 from memplan.validate import validate
@@ -95,3 +100,68 @@ def test_cost_dict_round_trip_and_text() -> None:
     cost = evaluate(hand_problem(), hand_plan())
     assert Cost.from_dict(cost.to_dict()) == cost
     assert "non-compulsory traffic" in cost.to_text()
+
+
+def _bypassing(residency: Residency, **fields: object) -> Residency:
+    """A copy of ``residency`` with ``fields`` set past Residency's own checks."""
+    copy = dataclasses.replace(residency)
+    for name, value in fields.items():
+        object.__setattr__(copy, name, value)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"arrive": "x"}, r"residencies\[0\] has arrive='x'"),
+        ({"leave": None}, r"residencies\[0\] has arrive=.*, leave=None"),
+        ({"arrive": Leave.DROP}, r"residencies\[0\] has arrive=<Leave\.DROP"),
+        ({"offset": 1.5}, r"residencies\[0\]\.offset is 1\.5; it must be an int"),
+        ({"start": "0"}, r"residencies\[0\]\.start is '0'"),
+        ({"tensor": True}, r"residencies\[0\]\.tensor is True"),
+    ],
+)
+def test_a_malformed_residency_validate_refuses_is_not_scored(
+    fields: dict[str, object], fragment: str
+) -> None:
+    """arrive='x' on the loaded x was scored as a produce (non-compulsory -1,000 B on the
+    hand plan), leave=None as a drop, offset=1.5 as 1: a cost for a plan validate refuses."""
+    problem, plan = hand_problem(), hand_plan()
+    broken = Plan(plan.order, (_bypassing(plan.residencies[0], **fields), *plan.residencies[1:]))
+    with pytest.raises(InvalidPlanError, match=fragment) as refused:
+        validate(problem, broken)
+    assert str(refused.value).startswith("validate: ")
+    with pytest.raises(InvalidPlanError, match=fragment) as refused:
+        evaluate(problem, broken)
+    assert str(refused.value).startswith("evaluate: ")
+
+
+@pytest.mark.parametrize(
+    ("order", "fragment"),
+    [
+        (lambda p, g: [g.ops[o].name for o in p.order], r"order\[0\] is 'op0'.*not its name"),
+        (lambda p, g: [float(o) for o in p.order], r"order\[0\] is 0\.0; the order lists op"),
+        (lambda p, g: [None, *p.order[1:]], r"order\[0\] is None"),
+    ],
+)
+def test_an_order_of_names_or_floats_is_an_invalid_plan_error(order: Any, fragment: str) -> None:
+    """Op names raised ValueError (invalid literal for int()), floats TypeError."""
+    problem, plan = hand_problem(), hand_plan()
+    broken = Plan(order(plan, problem.graph), plan.residencies)
+    with pytest.raises(InvalidPlanError, match="evaluate: " + fragment):
+        evaluate(problem, broken)
+
+
+def test_numpy_integers_in_a_plan_are_scored_like_ints() -> None:
+    problem, plan = hand_problem(), hand_plan()
+    first = plan.residencies[0]
+    numpy_first = Residency(
+        np.int64(first.tensor),  # type: ignore[arg-type]
+        np.int32(first.start),
+        np.int64(first.end),
+        np.int64(first.offset),
+        first.arrive,
+        first.leave,
+    )
+    numpy_plan = Plan(np.array(plan.order), (numpy_first, *plan.residencies[1:]))  # type: ignore[arg-type]
+    assert evaluate(problem, numpy_plan) == evaluate(problem, plan)
