@@ -7,6 +7,8 @@ and that no backend can solve in the limit.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from memplan.accelerator import Accelerator
@@ -61,6 +63,10 @@ def test_a_model_too_slow_to_build_is_skipped_and_said():
     assert result.status is Status.TIMEOUT and result.lower_bound_bytes is None
     assert "milp model needs about" in result.message and "no exact search" in result.message
     assert not validate(problem, result.plan)
+    # ... and says which limit would let it search (the build's share of the time).
+    enough = re.search(r"a time limit of about (\d+) s or more lets it search", result.message)
+    assert enough is not None, result.message
+    assert int(enough.group(1)) >= phases.build_estimate_s("milp", struct) / phases.BUILD_SHARE
 
 
 def test_a_model_too_big_to_build_at_all_is_feasible_not_timeout(monkeypatch):

@@ -146,6 +146,10 @@ def skip_reason(
         )
     if estimate > BUILD_SHARE * remaining:
         why = f"the {backend} model needs about {estimate:.1f} s to build, {remaining:.1f} s left"
+        if budget.time_limit_s is not None:
+            # Say how to fix it: a limit that leaves the build its share.
+            enough = budget.time_limit_s - remaining + estimate / BUILD_SHARE
+            why += f" (a time limit of about {math.ceil(enough)} s or more lets it search)"
         return Outcome.skipped(why, out_of_time=True)
     return None
 
