@@ -284,3 +284,33 @@ def test_a_write_that_fails_after_the_solve_still_prints_the_result(
     assert "status       feasible" in out and "traffic" in out and "wrote" not in out
     assert err.count("\n") == 1 and "No space left on device" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _memplan_with_columns(columns: str, *argv: object) -> tuple[int, str]:
+    """Run ``memplan ARGV`` in a new process with COLUMNS set (read at import)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from memplan.cli import entry_point; entry_point()"]
+    done = subprocess.run(
+        [*command, *map(str, argv)],
+        env={**os.environ, "COLUMNS": columns},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode, done.stdout
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "abc", "-5"])
+def test_any_columns_value_prints_the_result(tmp_path, model_path, columns):
+    """COLUMNS=0 made rich's console 0 wide: optimize printed nothing, exit 0, and
+    COLUMNS=1 printed one character a line."""
+    plan = tmp_path / "plan.json"
+    code, out = _memplan_with_columns(columns, "optimize", model_path, "-o", plan)
+    assert code == EXIT_OK and plan.exists()
+    assert "status       feasible" in out and f"wrote plan   {plan}" in out
+    code, out = _memplan_with_columns(columns, "inspect", model_path)
+    assert code == EXIT_OK and "memplan inspect: " in out and "sha256" in out

@@ -32,10 +32,45 @@ from memplan.problem import Problem, Scope
 if TYPE_CHECKING:
     from memplan.io.loading import ImportOptions, LoadedModel
 
+#: The narrowest width the consoles lay text out for, in columns: tables and labels
+#: narrower than this are unreadable, and COLUMNS=0 made rich print nothing at all.
+MIN_WIDTH = 40
+#: The width when COLUMNS is 0 or not a number and the terminal's is unknown (rich's).
+FALLBACK_WIDTH = 80
+
+
+def console_width(stderr: bool = False) -> int | None:
+    """The width for a console, or None to let rich choose (COLUMNS, the terminal, 80).
+
+    rich takes COLUMNS as it is: COLUMNS=0 gave a console of width 0, which printed
+    nothing (optimize lost its status, cost and "wrote" lines, with exit 0), and
+    COLUMNS=1 one character a line. A COLUMNS that is not a number of columns > 0 is
+    ignored (the terminal's width, else 80); one below :data:`MIN_WIDTH` is raised to it.
+    """
+    import os
+
+    raw = os.environ.get("COLUMNS")
+    if raw is None:
+        return None
+    try:
+        columns = int(raw)
+    except ValueError:
+        columns = 0
+    if columns >= MIN_WIDTH:
+        return None
+    if columns > 0:
+        return MIN_WIDTH
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        return max(os.get_terminal_size(stream.fileno()).columns, MIN_WIDTH)
+    except (AttributeError, OSError, ValueError):  # not a terminal, closed, replaced
+        return FALLBACK_WIDTH
+
+
 #: Rich console for human-readable output on stdout.
-console = Console(highlight=False)
+console = Console(highlight=False, width=console_width())
 #: Rich console for warnings and progress on stderr.
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, width=console_width(stderr=True))
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool = False) -> None:
