@@ -15,12 +15,13 @@ from plan_fixtures import NaiveSolver, diamond_graph, diamond_problem
 from memplan.budgets import ResolvedBudget
 from memplan.cli import EXIT_BAD_INPUT, EXIT_OK
 from memplan.dsa import validate_packing
-from memplan.errors import InputFormatError, InvalidPlanError
+from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.io.buffers_csv import parse_buffers_csv
 from memplan.io.files import sha256_of_file
-from memplan.io.loading import ImportOptions
+from memplan.io.loading import ImportOptions, load_model
 from memplan.io.planfile import (
     PLAN_FILE_VERSION,
+    parse_plan_file,
     plan_csv,
     read_plan_file,
     read_plan_header,
@@ -28,8 +29,10 @@ from memplan.io.planfile import (
     write_plan_file,
 )
 from memplan.ir import GraphBuilder, TensorKind, graph_to_json
-from memplan.problem import Scope
+from memplan.plan import Plan, Residency
+from memplan.problem import Problem, Scope
 from memplan.solver import Budget, Status
+from memplan.testing import random_dag
 from memplan.validate import ViolationKind, validate
 
 SHA = "ab" * 32
@@ -544,3 +547,82 @@ def test_score_blames_an_accelerator_override_only_for_what_it_changes(
     code, out, _ = run_cli(capsys, "score", model, plan, "--accelerator", slower)
     assert code == EXIT_OK
     assert "differs in stored_bytes" in out and "which no override explains" in out
+
+
+@pytest.mark.parametrize("sha", [None, "xyz", "ab" * 31, "g" * 64, 5, "ab" * 32 + "\n"])
+def test_write_plan_file_refuses_a_model_sha256_the_reader_would_refuse(tmp_path, sha):
+    """None was written as null (the reader then refused the file: 'model.sha256 must be
+    a string, got null'), and 'xyz' as a hash no model has."""
+    problem, result = _solve()
+    path = tmp_path / "p.json"
+    with pytest.raises(ConfigError, match="model_sha256 must be the model file's SHA-256, 64 hex"):
+        write_plan_file(path, result, problem, model_sha256=sha)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_plan_file_records_an_upper_case_sha256_as_the_reader_compares_it(tmp_path):
+    problem, result = _solve()
+    path = tmp_path / "p.json"
+    write_plan_file(path, result, problem, model_sha256=SHA.upper())
+    assert read_plan_file(path, problem.graph, expected_sha256=SHA).plan == result.plan
+
+
+def test_write_plan_file_refuses_a_result_of_another_problem(tmp_path):
+    """The file recorded the problem's model (nasnet, 115 ops) but held the other
+    model's order (darts, 75 ops), named with nasnet's op names."""
+    problem, result = _solve()
+    other = Problem(random_dag(3, 12), problem.accelerator)
+    path = tmp_path / "p.json"
+    with pytest.raises(InvalidPlanError, match=r"order has 6 entries, not a permutation of the 12"):
+        write_plan_file(path, result, other, model_sha256=SHA)
+    assert result.plan is not None
+    stays = (*result.plan.residencies, Residency(500, 0, 1, 0))
+    stray = dataclasses.replace(result, plan=Plan(result.plan.order, stays))
+    with pytest.raises(InvalidPlanError, match=r"residencies\[\d+\] names tensor 500, but graph"):
+        write_plan_file(path, stray, problem, model_sha256=SHA)
+    names = ("a", *result.plan.order[1:])
+    named = dataclasses.replace(result, plan=Plan(names, result.plan.residencies))  # type: ignore[arg-type]
+    with pytest.raises(InvalidPlanError, match=r"write_plan_file: order\[0\] is 'a'"):
+        write_plan_file(path, named, problem, model_sha256=SHA)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"result": None}, "result must be a SolveResult .*got NoneType"),
+        ({"problem": "graph"}, "write_plan_file: problem must be a memplan Problem, got Graph"),
+        ({"model_file": 5}, "model_file must be the model's path"),
+        ({"budget": "MH"}, r"budget must be a ResolvedBudget \(resolve_budget"),
+        ({"import_options": {}}, "import_options must be an ImportOptions"),
+    ],
+)
+def test_write_plan_file_names_a_wrong_argument(tmp_path, change, fragment):
+    """write_plan_file(path, None, ...) raised AttributeError: 'NoneType' object has no
+    attribute 'plan'."""
+    problem, result = _solve()
+    arguments = {"result": result, "problem": problem, "model_sha256": SHA, **change}
+    if arguments["problem"] == "graph":
+        arguments["problem"] = problem.graph
+    with pytest.raises(ConfigError, match=fragment):
+        write_plan_file(tmp_path / "p.json", **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_with_a_loaded_model_for_the_graph_says_to_pass_its_graph(tmp_path):
+    """read_plan_file(path, load_model(...)) raised AttributeError: 'LoadedModel' object
+    has no attribute 'name'."""
+    problem, result = _solve()
+    path = tmp_path / "p.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    (tmp_path / "diamond.json").write_text(graph_to_json(problem.graph))
+    loaded = load_model(tmp_path / "diamond.json")
+    with pytest.raises(ConfigError, match=r"read_plan_file: graph must be a memplan Graph, got Lo"):
+        read_plan_file(path, loaded)
+    with pytest.raises(ConfigError, match=r"got LoadedModel \(pass load_model\(\.\.\.\)\.graph\)"):
+        parse_plan_file(path.read_text(), loaded)
+    with pytest.raises(ConfigError, match="graph must be a memplan Graph, got NoneType"):
+        read_plan_file(tmp_path / "missing.json", None)
+    with pytest.raises(ConfigError, match="expected_sha256 must be the model's hex SHA-256"):
+        read_plan_file(path, problem.graph, expected_sha256=5)
+    assert read_plan_file(path, loaded.graph).plan == result.plan

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,8 @@ from memplan.io.files import OutputTarget, atomic_write_text
 from memplan.io.loading import ImportOptions
 from memplan.ir import Graph, graph_sha256
 from memplan.jsonfields import JsonObject
-from memplan.plan import Plan
-from memplan.problem import Problem, Scope
+from memplan.plan import Plan, check_plan_fields
+from memplan.problem import Problem, Scope, require_problem
 from memplan.solver import SolveResult, Status
 from memplan.timing import TIMING_MODELS
 
@@ -75,6 +76,8 @@ PLAN_FORMAT = "memplan.plan"
 PLAN_FILE_VERSION = 2
 #: Versions this memplan reads (1: without import options and graph fingerprint).
 READABLE_VERSIONS = (1, 2)
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")  # a hex SHA-256 digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +165,21 @@ def plan_file_dict(
     budget: ResolvedBudget | None = None,
     import_options: ImportOptions | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready plan file content for ``result`` (which must carry a plan)."""
+    """The JSON-ready plan file content for ``result`` (which must carry a plan).
+
+    Raises:
+        ConfigError: an argument of the wrong type, or ``model_sha256`` that is not 64
+            hex digits.
+        InvalidPlanError: ``result`` has no plan, or a plan that does not fit
+            ``problem`` (made for another one).
+    """
+    _check_write_arguments(result, problem, model_sha256, model_file, budget, import_options)
     if result.plan is None:
         raise InvalidPlanError(
             f"solver {result.solver!r} returned no plan (status {result.status.value}); "
             "there is nothing to write"
         )
+    _check_plan_fits(result.plan, problem)
     graph = problem.graph
     return {
         "format": PLAN_FORMAT,
@@ -176,7 +188,7 @@ def plan_file_dict(
         "model": {
             "name": graph.name,
             "file": Path(model_file).name if model_file is not None else None,
-            "sha256": model_sha256,
+            "sha256": model_sha256.lower(),
             "graph_sha256": graph_sha256(graph),
             "ops": graph.num_ops,
             "tensors": graph.num_tensors,
@@ -199,6 +211,73 @@ def plan_file_dict(
         "stats": jsonable(dict(result.stats)),
         "plan": result.plan.to_dict(graph),
     }
+
+
+def _check_write_arguments(
+    result: object,
+    problem: object,
+    model_sha256: object,
+    model_file: object,
+    budget: object,
+    import_options: object,
+) -> None:
+    """Refuse, before anything is written, what would make a wrong or unreadable file."""
+    from memplan.budgets import ResolvedBudget
+
+    where = "write_plan_file"
+    if not isinstance(result, SolveResult):
+        raise ConfigError(
+            f"{where}: result must be a SolveResult (what solver.solve(problem, budget) "
+            f"returns), got {type(result).__name__}"
+        )
+    require_problem(problem, where)
+    if not isinstance(model_sha256, str) or not _SHA256.fullmatch(model_sha256):
+        raise ConfigError(
+            f"{where}: model_sha256 must be the model file's SHA-256, 64 hex digits "
+            f"(load_model(...).sha256, or memplan.io.files.sha256_of_file(path)), got "
+            f"{model_sha256!r:.80}"
+        )
+    if model_file is not None and not isinstance(model_file, str | os.PathLike):
+        raise ConfigError(
+            f"{where}: model_file must be the model's path (a str or Path) or None, "
+            f"got {type(model_file).__name__}"
+        )
+    if budget is not None and not isinstance(budget, ResolvedBudget):
+        raise ConfigError(
+            f"{where}: budget must be a ResolvedBudget (resolve_budget('MH', problem)) or "
+            f"None, got {type(budget).__name__}"
+        )
+    if import_options is not None and not isinstance(import_options, ImportOptions):
+        raise ConfigError(
+            f"{where}: import_options must be an ImportOptions "
+            f"(load_model(...).import_options) or None, got {type(import_options).__name__}"
+        )
+
+
+def _check_plan_fits(plan: Plan, problem: Problem) -> None:
+    """Refuse a plan that is not shaped like a plan of ``problem``: its order must list
+    each op of the graph once and its residencies name the graph's tensors. (Whether it
+    is valid is the validator's job; the reader checks only this much too.)"""
+    where = "write_plan_file"
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"{where}: result.plan is a {type(plan).__name__}, not a Plan")
+    check_plan_fields(plan, where)
+    graph = problem.graph
+    n, tensors = graph.num_ops, graph.num_tensors
+    hint = "was the result solved for another problem? Pass the problem given to solver.solve"
+    if sorted(plan.order) != list(range(n)):
+        raise InvalidPlanError(
+            f"{where}: the result's plan does not fit the problem: its order has "
+            f"{len(plan.order)} entries, not a permutation of the {n} ops of graph "
+            f"{graph.name!r}; {hint}"
+        )
+    for k, r in enumerate(plan.residencies):
+        if not 0 <= r.tensor < tensors:
+            raise InvalidPlanError(
+                f"{where}: the result's plan does not fit the problem: residencies[{k}] "
+                f"names tensor {r.tensor}, but graph {graph.name!r} has {tensors} tensors; "
+                f"{hint}"
+            )
 
 
 def plan_json(data: Mapping[str, Any]) -> str:
@@ -230,7 +309,11 @@ def write_plan_file(
             (:attr:`memplan.io.loading.LoadedModel.import_options`); None for graph JSON.
 
     Raises:
-        InvalidPlanError: ``result`` has no plan.
+        ConfigError: an argument of the wrong type (``result`` None, say), or a
+            ``model_sha256`` that is not 64 hex digits (the reader would refuse the file).
+        InvalidPlanError: ``result`` has no plan, or one that does not fit ``problem``
+            (its order is not a permutation of the problem's ops, or a residency names a
+            tensor the graph lacks: a result of another problem).
         OutputFileError: ``path`` may not be written.
     """
     data = plan_file_dict(
@@ -260,7 +343,10 @@ def read_plan_file(
             version, missing or mistyped fields, an op or tensor the graph does not have.
         InvalidPlanError: the plan was made for another model, or for another import
             of it (other input shapes, element size or aliasing).
+        ConfigError: ``graph`` is not a Graph (a LoadedModel: pass its ``.graph``), or
+            ``expected_sha256`` is not a string.
     """
+    _check_read_arguments(graph, expected_sha256, "read_plan_file")
     return plan_from_header(read_plan_header(path), graph, expected_sha256)
 
 
@@ -268,7 +354,22 @@ def parse_plan_file(
     text: str, graph: Graph, expected_sha256: str | None = None, source: str = "<plan>"
 ) -> PlanFile:
     """Parse plan file text; see :func:`read_plan_file`."""
+    _check_read_arguments(graph, expected_sha256, "parse_plan_file")
     return plan_from_header(parse_plan_header(text, source), graph, expected_sha256)
+
+
+def _check_read_arguments(graph: object, expected_sha256: object, where: str) -> None:
+    """Refuse a graph that is not one (a LoadedModel, say) before the file is read."""
+    if not isinstance(graph, Graph):
+        hint = " (pass load_model(...).graph)" if hasattr(graph, "graph") else ""
+        raise ConfigError(
+            f"{where}: graph must be a memplan Graph, got {type(graph).__name__}{hint}"
+        )
+    if expected_sha256 is not None and not isinstance(expected_sha256, str):
+        raise ConfigError(
+            f"{where}: expected_sha256 must be the model's hex SHA-256 (a str) or None, "
+            f"got {type(expected_sha256).__name__}"
+        )
 
 
 def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
@@ -366,6 +467,7 @@ def plan_from_header(
         InvalidPlanError: the plan was made for another model or another import of it.
         InputFormatError: missing or mistyped fields, an op or tensor ``graph`` lacks.
     """
+    _check_read_arguments(graph, expected_sha256, "plan_from_header")
     source, data = header.source, header.data
     if expected_sha256 is not None and header.model_sha256 != expected_sha256:
         raise wrong_model_error(header, repr(graph.name), expected_sha256)
