@@ -267,7 +267,11 @@ def check_plan_fields(plan: Plan, where: str) -> None:
         return
     for step, op in enumerate(plan.order):
         if not _whole(op):
-            hint = " (write graph.ops[i].id, not its name)" if isinstance(op, str) else ""
+            hint = (
+                " (ids, not names: {op.name: op.id for op in graph.ops} maps them)"
+                if isinstance(op, str)
+                else ""
+            )
             raise InvalidPlanError(
                 f"{where}: order[{step}] is {op!r}; the order lists op ids (ints){hint}"
             )

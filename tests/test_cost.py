@@ -139,7 +139,7 @@ def test_a_malformed_residency_validate_refuses_is_not_scored(
 @pytest.mark.parametrize(
     ("order", "fragment"),
     [
-        (lambda p, g: [g.ops[o].name for o in p.order], r"order\[0\] is 'op0'.*not its name"),
+        (lambda p, g: [g.ops[o].name for o in p.order], r"order\[0\] is 'op0'.*ids, not names"),
         (lambda p, g: [float(o) for o in p.order], r"order\[0\] is 0\.0; the order lists op"),
         (lambda p, g: [None, *p.order[1:]], r"order\[0\] is None"),
     ],
