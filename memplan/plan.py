@@ -26,6 +26,7 @@ from typing import Any
 from memplan.errors import InputFormatError, InvalidPlanError
 from memplan.ir import Graph, OpId, TensorId
 from memplan.jsonfields import JsonObject
+from memplan.problem import refuse_assignment
 
 
 class Arrive(enum.Enum):
@@ -57,6 +58,7 @@ def _member(kind: type[Arrive] | type[Leave], value: object, field: str) -> Arri
     raise InvalidPlanError(f"Residency: {field}={value!r} is not allowed; use one of {allowed}")
 
 
+@refuse_assignment("make another: dataclasses.replace(residency, offset=...)")
 @dataclass(frozen=True, slots=True, order=True)
 class Residency:
     """One stay of one tensor in the scratchpad, steps ``[start, end)``."""
@@ -97,6 +99,7 @@ def _as_tuple(value: object, field: str, items: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
+@refuse_assignment("make another: Plan.make(order, residencies)")
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A schedule and the scratchpad stays of every in-scope tensor."""

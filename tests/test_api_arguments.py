@@ -331,3 +331,22 @@ def test_residency_arrive_and_leave_are_checked_and_strings_parsed() -> None:
         Residency(0, 0, 1, 0, Leave.DROP)  # type: ignore[arg-type]
     with pytest.raises(InvalidPlanError, match="leave=1"):
         dataclasses.replace(stay, leave=1)
+
+
+@pytest.mark.parametrize("name", ["capacity_bytes", "graph", "not_an_attribute"])
+def test_assigning_to_a_frozen_problem_plan_or_residency_is_a_frozen_instance_error(
+    name: str,
+) -> None:
+    """problem.capacity_bytes = 5 (a property) raised TypeError: super(type, obj): obj
+    must be an instance or subtype of type; only field names gave FrozenInstanceError."""
+    problem = _problem()
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
+    assert plan is not None
+    for value in (problem, plan, plan.residencies[0]):
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot assign to .*{name}"):
+            setattr(value, name, 5)
+        with pytest.raises(dataclasses.FrozenInstanceError, match="is frozen; make another"):
+            delattr(value, name)
+    with pytest.raises(dataclasses.FrozenInstanceError, match=r"problem\.with_capacity"):
+        problem.capacity_bytes = 5  # type: ignore[misc]
+    assert problem.with_capacity(4096).capacity_bytes == 4096  # replacing still works
