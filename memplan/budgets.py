@@ -7,7 +7,8 @@ A budget spec is one of:
   of :mod:`memplan.schedule` finishes or a proven value is supplied, else an upper bound);
 - ``MH``: ``(MR + MP) / 2``;
 - a byte quantity: ``65536``, ``512KiB``, ``2MB``;
-- a multiple of a named budget: ``0.5*MP``, ``1.25*MR``.
+- a multiple of a named budget: ``0.5*MP``, ``1.25*MR``;
+- ``accelerator``: the capacity of the problem's accelerator spec.
 
 Budgets are rounded down to the alignment (an unaligned tail of scratchpad is unusable).
 Sizes and multiples are computed exactly (no float rounding) and may not exceed
@@ -31,6 +32,13 @@ from memplan.problem import Problem, require_problem
 from memplan.units import MAX_BYTES, brief_repr, parse_bytes
 
 NAMED_BUDGETS = ("MR", "MH", "MP")
+#: The budget spec meaning "the capacity of the problem's accelerator" (docs/budgets.md).
+ACCELERATOR_BUDGET = "accelerator"
+#: Every form of a budget spec, for messages.
+_FORMS = (
+    "MR, MH, MP, a fraction such as '0.5*MP', a size such as '65536', '512KiB' or '2MB', "
+    f"or '{ACCELERATOR_BUDGET}' (the accelerator's own capacity)"
+)
 _MULTIPLE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*\*\s*(MR|MH|MP)\s*$", re.IGNORECASE)
 
 
@@ -92,23 +100,19 @@ def is_budget_spec(text: str) -> bool:
 def _parse(text: str) -> tuple[Fraction, str | None, int | None]:
     """(exact factor, named budget or None, bytes or None)."""
     if not isinstance(text, str):
-        raise ConfigError(
-            f"scratchpad {brief_repr(text)} is not a budget; pass a string: MR, MH, MP, a fraction "
-            "such as '0.5*MP', or a size such as '65536', '512KiB' or '2MB'"
-        )
+        raise ConfigError(f"scratchpad {brief_repr(text)} is not a budget; pass a string: {_FORMS}")
     stripped = text.strip()
     if stripped.upper() in NAMED_BUDGETS:
         return Fraction(1), stripped.upper(), None
+    if stripped.lower() == ACCELERATOR_BUDGET:
+        return Fraction(1), ACCELERATOR_BUDGET, None
     match = _MULTIPLE.match(stripped)
     if match:
         return Fraction(Decimal(match.group(1))), match.group(2).upper(), None
     try:
         size = parse_bytes(stripped, "scratchpad", max_bytes=None)
     except ConfigError:
-        raise ConfigError(
-            f"scratchpad {brief_repr(text)} is not a budget; use MR, MH, MP, a fraction such as "
-            "0.5*MP, or a size such as 65536, 512KiB or 2MB"
-        ) from None
+        raise ConfigError(f"scratchpad {brief_repr(text)} is not a budget; use {_FORMS}") from None
     _check_max(text, size)
     return Fraction(1), None, size
 
@@ -125,12 +129,22 @@ def _check_max(text: str, capacity_bytes: int | Fraction) -> None:
 def resolve_budget(
     text: str, problem: Problem, peak_provider: PeakProvider | None = None
 ) -> ResolvedBudget:
-    """Turn a budget spec into a capacity in bytes for ``problem``'s graph and scope."""
+    """Turn a budget spec into a capacity in bytes for ``problem``'s graph and scope.
+
+    Raises:
+        ConfigError: ``text`` is no budget spec (the message lists every form), a size
+            above 2^63-1 bytes, or ``problem`` is not a Problem.
+    """
     require_problem(problem, "resolve_budget")
     factor, named, size = _parse(text)
     alignment = problem.alignment_bytes
     if size is not None:
         return ResolvedBudget(text, size // alignment * alignment, "absolute size")
+    if named == ACCELERATOR_BUDGET:
+        capacity = problem.accelerator.capacity_bytes // alignment * alignment
+        return ResolvedBudget(
+            text, capacity, f"capacity of accelerator {problem.accelerator.name!r}"
+        )
     m_r = problem.min_resident_bytes
     value: Fraction
     if named == "MR":

@@ -80,3 +80,18 @@ def test_bad_specs_list_the_forms(bad):
 @pytest.mark.parametrize("good", ["MR", "mh", "MP", "65536", "512KiB", "2MB", "0.5*MP", "2*MR"])
 def test_good_specs(good):
     assert is_budget_spec(good)
+
+
+def test_accelerator_is_the_capacity_of_the_accelerator_spec_as_the_docs_say():
+    """docs/budgets.md lists 'accelerator' as a budget and the CLI took it, but
+    resolve_budget('accelerator', problem) raised ConfigError."""
+    base = problem()
+    for spec in ("accelerator", " Accelerator "):
+        assert is_budget_spec(spec)
+        resolved = resolve_budget(spec, base.with_capacity(100_000))
+        assert resolved.capacity_bytes == 100_000 // base.alignment_bytes * base.alignment_bytes
+        assert resolved.note == f"capacity of accelerator {base.accelerator.name!r}"
+    with pytest.raises(ConfigError, match=r"or 'accelerator' \(the accelerator's own capacity\)"):
+        resolve_budget("lots", base)
+    with pytest.raises(ConfigError, match=r"pass a string: MR, .*or 'accelerator'"):
+        resolve_budget(5, base)  # type: ignore[arg-type]
