@@ -20,8 +20,8 @@ from memplan.dsa import AllocationResult, Buffer, validate_packing
 from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc import exact as exact_module
-from memplan.solvers.alloc import search_state
-from memplan.solvers.alloc.common import Prepared, prepare
+from memplan.solvers.alloc import intervals, search_state
+from memplan.solvers.alloc.common import Prepared, aligned_live_bound, prepare
 from memplan.solvers.alloc.exact import ExactAllocator
 
 
@@ -88,6 +88,23 @@ def test_alignment_and_fixed_offsets_match_brute_force(seed: int) -> None:
             if b.fixed_offset_bytes is not None:
                 assert o == b.fixed_offset_bytes
         _check_decisions(buffers, best)
+
+
+def test_the_aligned_live_bound_never_exceeds_the_optimum() -> None:
+    """The bound that counts alignment is a lower bound (brute force) and at least max
+    live; on one-byte buffers aligned to 64 B, all live at once, it is the optimum."""
+    rng = random.Random(900)
+    for _ in range(60):
+        buffers = random_buffers(
+            rng, rng.randint(2, 6), horizon=5, max_size=9, alignments=(1, 2, 4, 8),
+            fixed_prob=0.2,
+        )  # fmt: skip
+        p = intervals.pack(buffers)
+        assert p.max_live <= aligned_live_bound(p) <= brute_force_min_height(buffers)
+    stacked = [Buffer(i, 0, 1, 1, alignment_bytes=64) for i in range(300)]
+    assert aligned_live_bound(intervals.pack(stacked)) == 64 * 299 + 1
+    result = exact(stacked, None, minimize=True, time_limit_s=10)
+    assert result.status is Status.OPTIMAL and result.height_bytes == 64 * 299 + 1
 
 
 def guillotine_packing(seed: int, n: int, side: int, unit: int = 1) -> list[Buffer]:

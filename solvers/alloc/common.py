@@ -122,6 +122,8 @@ def too_slow(
     left_s = budget.remaining_s()
     if need_s <= left_s:
         return None
+    if budget.interrupted():  # Ctrl-C (or the stop event), not the clock
+        return f"interrupted before {what} was built"
     how = ""
     if kernels is not None and kernels.waiting:
         how = " with the Python kernels (the compiled ones are being compiled in the background)"
@@ -261,6 +263,31 @@ def live_peak(lower: np.ndarray, upper: np.ndarray, size: np.ndarray) -> int:
     deltas = np.concatenate([-size, size])
     order = np.lexsort((deltas, times))
     return max(int(np.cumsum(deltas[order]).max()), 0)
+
+
+def aligned_live_bound(p: Packed) -> int:
+    """A lower bound on every packing's height that counts alignment (>= max live).
+
+    Proof: take an alignment ``a`` and, at one step, the live non-empty buffers whose
+    offsets must be multiples of ``a`` (their alignment is a multiple of ``a``, or they
+    are fixed at such an offset). In address order, each starts on a multiple of ``a``
+    at or above the end of the one below, so ``o[k+1] >= o[k] + a * ceil(s[k] / a)``;
+    the highest ends ``s`` above its start. The height is then at least
+    ``a * sum(ceil(s / a))`` less the highest one's padding ``a * ceil(s / a) - s``,
+    which is at most the largest padding of any of them. Maximised over the alignments
+    and steps.
+    (300 one-byte buffers aligned to 64 B, all live at once: 19,137 B, the optimum,
+    where max live says 300 B.)
+    """
+    best = p.max_live
+    for a in np.unique(p.align[p.align > 1]).tolist():
+        keep = (p.size > 0) & (p.align % a == 0) & ((p.fixed < 0) | (p.fixed % a == 0))
+        rounded = -(-p.size[keep] // a) * a
+        if rounded.size == 0 or float(rounded.astype(np.float64).sum()) > 2.0**62:
+            continue  # nothing to count, or sums beyond the 64-bit range
+        peak = live_peak(p.lower[keep], p.upper[keep], rounded)
+        best = max(best, peak - int((rounded - p.size[keep]).max()))
+    return best
 
 
 def obvious_infeasibility(

@@ -34,6 +34,7 @@ from memplan.solvers.alloc import search_state as S
 from memplan.solvers.alloc.common import (
     AllocatorOptions,
     Prepared,
+    aligned_live_bound,
     obvious_infeasibility,
     over_memory,
     prepare,
@@ -305,7 +306,7 @@ class ExactAllocator(AllocatorOptions):
         if found is None:
             return stopped_mid_pass(self, job, budget)
         best, best_h = found[0], int(np.max(found[0] + p.size))
-        bound = p.max_live  # proven: no packing is lower
+        bound = aligned_live_bound(p)  # proven: no packing is lower
         lo = bound  # lowest height not yet ruled out or tried
         probe = lo  # max live first: a packing there is optimal outright
         nodes = 0
