@@ -196,3 +196,13 @@ def test_a_limit_spent_before_packing_says_out_of_time_not_stopped() -> None:
     budget = Budget(time_limit_s=60)
     budget.stop_event.set()
     assert allocate(buffers, None, budget=budget).message == "stopped before packing started"
+
+
+def test_a_set_up_cut_by_ctrl_c_says_interrupted_not_out_of_time() -> None:
+    """After Ctrl-C the time left reads 0 s: the message must not blame the clock."""
+    stopped = Budget(time_limit_s=60)
+    stopped.stop_event.set()
+    why = common.too_slow("the exact search", 10**9, stopped)
+    assert why is not None and why.startswith("interrupted") and "out of time" not in why
+    slow = common.too_slow("the exact search", 10**12, Budget(time_limit_s=60))
+    assert slow is not None and slow.startswith("out of time")
