@@ -74,3 +74,28 @@ def exhaustive_min_height(buffers: list[Buffer]) -> int:
             best = height
     assert best is not None
     return best
+
+
+def guillotine_packing(seed: int, n: int, side: int, unit: int = 1) -> list[Buffer]:
+    """A perfect packing: a side x side square (time x bytes) cut at random into ``n``.
+
+    Every step is fully live, so ``side * unit`` bytes (the max live) is the optimum.
+    """
+    rng = random.Random(seed)
+    rects = [(0, side, 0, side)]  # (lower, upper, bottom, top) in units
+    while len(rects) < n:
+        rng.shuffle(rects)
+        rects.sort(key=lambda r: -(r[1] - r[0]) * (r[3] - r[2]) * rng.random())
+        t0, t1, a0, a1 = rects.pop(0)
+        if rng.random() < 0.5 and t1 - t0 > 1:
+            c = rng.randint(t0 + 1, t1 - 1)
+            rects += [(t0, c, a0, a1), (c, t1, a0, a1)]
+        elif a1 - a0 > 1:
+            c = rng.randint(a0 + 1, a1 - 1)
+            rects += [(t0, t1, a0, c), (t0, t1, c, a1)]
+        else:
+            rects.append((t0, t1, a0, a1))
+    return [
+        Buffer(str(i), t0 * unit, t1 * unit, (a1 - a0) * unit)
+        for i, (t0, t1, a0, a1) in enumerate(rects)
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from alloc_helpers import brute_force_min_height, random_buffers
+from alloc_helpers import brute_force_min_height, guillotine_packing, random_buffers
 
 from memplan.dsa import Buffer, validate_packing
 from memplan.solver import Budget, Status
@@ -45,33 +45,10 @@ def test_alignment_and_fixed_offsets_are_kept() -> None:
     assert result.height_bytes == brute_force_min_height(buffers)
 
 
-def _perfect_packing(rng: random.Random, pieces: int, width: int, horizon: int) -> list[Buffer]:
-    """Buffers tiling a ``horizon`` x ``width`` rectangle (cut at random, either axis):
-    they fit in exactly ``width`` bytes."""
-    boxes = [(0, horizon, 0, width)]
-    while len(boxes) < pieces:
-        k = max(range(len(boxes)), key=lambda i: rng.random() * _area(boxes[i]))
-        t0, t1, a0, a1 = boxes.pop(k)
-        if t1 - t0 > 1 and (a1 - a0 <= 1 or rng.random() < 0.5):
-            cut = rng.randrange(t0 + 1, t1)
-            boxes += [(t0, cut, a0, a1), (cut, t1, a0, a1)]
-        elif a1 - a0 > 1:
-            cut = rng.randrange(a0 + 1, a1)
-            boxes += [(t0, t1, a0, cut), (t0, t1, cut, a1)]
-        else:
-            boxes.append((t0, t1, a0, a1))
-    rng.shuffle(boxes)
-    return [Buffer(i, t0, t1, a1 - a0) for i, (t0, t1, a0, a1) in enumerate(boxes)]
-
-
-def _area(box: tuple[int, int, int, int]) -> int:
-    return (box[1] - box[0]) * (box[3] - box[2])
-
-
 def _hard_for_the_portfolio() -> list[Buffer]:
     """A seeded perfect packing that no greedy variant of the portfolio packs."""
     for seed in range(200):
-        buffers = _perfect_packing(random.Random(seed), 40, 1 << 10, 64)
+        buffers = guillotine_packing(seed, 40, 64, unit=16)
         if not Portfolio().allocate(buffers, 1 << 10, Budget(10)).fits:
             return buffers
     raise AssertionError("no seed gave a packing the portfolio misses")

@@ -13,6 +13,7 @@ from alloc_helpers import (
     brute_force_min_height,
     challenging_file,
     exhaustive_min_height,
+    guillotine_packing,
     random_buffers,
 )
 
@@ -105,31 +106,6 @@ def test_the_aligned_live_bound_never_exceeds_the_optimum() -> None:
     assert aligned_live_bound(intervals.pack(stacked)) == 64 * 299 + 1
     result = exact(stacked, None, minimize=True, time_limit_s=10)
     assert result.status is Status.OPTIMAL and result.height_bytes == 64 * 299 + 1
-
-
-def guillotine_packing(seed: int, n: int, side: int, unit: int = 1) -> list[Buffer]:
-    """A perfect packing: a side x side square (time x bytes) cut at random into ``n``.
-
-    Every step is fully live, so ``side * unit`` bytes (the max live) is the optimum.
-    """
-    rng = random.Random(seed)
-    rects = [(0, side, 0, side)]  # (lower, upper, bottom, top) in units
-    while len(rects) < n:
-        rng.shuffle(rects)
-        rects.sort(key=lambda r: -(r[1] - r[0]) * (r[3] - r[2]) * rng.random())
-        t0, t1, a0, a1 = rects.pop(0)
-        if rng.random() < 0.5 and t1 - t0 > 1:
-            c = rng.randint(t0 + 1, t1 - 1)
-            rects += [(t0, c, a0, a1), (c, t1, a0, a1)]
-        elif a1 - a0 > 1:
-            c = rng.randint(a0 + 1, a1 - 1)
-            rects += [(t0, t1, a0, c), (t0, t1, c, a1)]
-        else:
-            rects.append((t0, t1, a0, a1))
-    return [
-        Buffer(str(i), t0 * unit, t1 * unit, (a1 - a0) * unit)
-        for i, (t0, t1, a0, a1) in enumerate(rects)
-    ]
 
 
 @pytest.mark.parametrize("seed", range(4))
