@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import numbers
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -88,12 +89,18 @@ def option_value(plugin_name: str, info: OptionInfo, raw: Any) -> Any:
 
 
 def _typed_value(plugin_name: str, info: OptionInfo, value: Any) -> Any:
-    """``value`` if it has the option's type (see :func:`option_value`)."""
+    """``value`` if it has the option's type (see :func:`option_value`), as that type.
+
+    A numpy integer is taken for an int (and an int or numpy number for a float), as
+    :class:`memplan.solver.Budget` takes them, and converted to the Python type, so the
+    plug-in (and a seed given to :mod:`random`) sees an int.
+    """
     expected = info.type_name
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     ok = {
         "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float))
+        "int": whole,
+        "float": isinstance(value, numbers.Real)
         and not isinstance(value, bool)
         and math.isfinite(value),
         "str": isinstance(value, str),
@@ -103,7 +110,9 @@ def _typed_value(plugin_name: str, info: OptionInfo, value: Any) -> Any:
             f"{plugin_name!r}: option {info.name}={value!r} is not a valid {expected}"
             + (" (a finite number)" if expected == "float" else "")
         )
-    return float(value) if expected == "float" else value
+    if expected == "float":
+        return float(value)
+    return int(value) if expected == "int" else value
 
 
 def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
@@ -150,5 +159,12 @@ def seed_field(help_text: str = "random seed; same seed, same plan") -> Any:
 def check_seed(plugin_name: str, seed: int) -> None:
     """Raise :class:`ConfigError` unless ``seed`` is an integer in ``0 .. SEED_MAX``."""
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"{plugin_name!r}: option seed={seed!r} must be an integer")
+        # A numpy integer is converted by make_solver; given to the class itself it
+        # would reach random.Random, which takes only a Python int.
+        hint = (
+            " (a Python int: pass int(seed), or make_solver(name, {'seed': seed}))"
+            if isinstance(seed, numbers.Integral)
+            else ""
+        )
+        raise ConfigError(f"{plugin_name!r}: option seed={seed!r} must be an integer{hint}")
     check_range(plugin_name, "seed", seed, 0, SEED_MAX)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import pytest
 
 import memplan
@@ -350,3 +351,27 @@ def test_assigning_to_a_frozen_problem_plan_or_residency_is_a_frozen_instance_er
     with pytest.raises(dataclasses.FrozenInstanceError, match=r"problem\.with_capacity"):
         problem.capacity_bytes = 5  # type: ignore[misc]
     assert problem.with_capacity(4096).capacity_bytes == 4096  # replacing still works
+
+
+def test_make_solver_takes_numpy_numbers_for_int_and_float_options() -> None:
+    """{"seed": np.int64(3)} was refused ('is not a valid int') though Budget and the
+    other public functions take numpy integers."""
+    solver = make_solver(
+        "greedy",
+        {"seed": np.int64(3), "max_retries": np.int32(2), "alloc_time_limit_s": np.float32(1.5)},
+    )
+    assert solver.seed == 3 and type(solver.seed) is int
+    assert solver.max_retries == 2 and type(solver.max_retries) is int
+    assert solver.alloc_time_limit_s == 1.5 and type(solver.alloc_time_limit_s) is float
+    assert make_solver("greedy", {"seed": 3}) == solver.__class__(seed=3)
+    problem = _problem()
+    plans = [
+        make_solver("greedy", {"seed": s}).solve(problem, Budget(10)).plan for s in (3, solver.seed)
+    ]
+    assert plans[0] == plans[1]
+    with pytest.raises(ConfigError, match=r"max_retries=np\.float64\(2\.5\) is not a valid int"):
+        make_solver("greedy", {"max_retries": np.float64(2.5)})
+    with pytest.raises(ConfigError, match="seed=True is not a valid int"):
+        make_solver("greedy", {"seed": True})
+    with pytest.raises(ConfigError, match=r"must be an integer \(a Python int: pass int\(seed\)"):
+        solver.__class__(seed=np.int64(3))
