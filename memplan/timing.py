@@ -40,7 +40,7 @@ import numpy as np
 from memplan.accelerator import TIMING_MODELS
 from memplan.errors import ConfigError, InvalidPlanError
 from memplan.ir import TensorId, TensorKind
-from memplan.plan import Arrive, Leave, Plan
+from memplan.plan import Arrive, Leave, Plan, check_plan_fields
 from memplan.problem import Problem, require_problem
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
@@ -509,8 +509,12 @@ def simulate(problem: Problem, plan: Plan, model: str | None = None) -> Timeline
 
     Raises:
         ConfigError: for an unknown timing model, or a ``problem`` that is not one.
+        InvalidPlanError: for a plan not shaped like one (as :func:`memplan.cost.evaluate`).
     """
     require_problem(problem, "simulate")
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"simulate: expected a memplan Plan, got {type(plan).__name__}")
+    check_plan_fields(plan, "simulate")  # an offset of 1.5 was simulated as if valid
     name, transfers, run, compute = _simulate_arrays(problem, plan_arrays(problem, plan), model)
     bandwidth = problem.accelerator.dram_bytes_per_s
     waits = transfers.step if name == "serial" else transfers.waited_by

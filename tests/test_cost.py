@@ -13,6 +13,7 @@ from memplan.cost import Cost, evaluate
 from memplan.errors import InvalidPlanError
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Scope
+from memplan.timing import simulate
 from memplan.validate import validate
 
 
@@ -134,6 +135,9 @@ def test_a_malformed_residency_validate_refuses_is_not_scored(
     with pytest.raises(InvalidPlanError, match=fragment) as refused:
         evaluate(problem, broken)
     assert str(refused.value).startswith("evaluate: ")
+    with pytest.raises(InvalidPlanError, match=fragment) as refused:
+        simulate(problem, broken)  # the timeline too (it was simulated as if valid)
+    assert str(refused.value).startswith("simulate: ")
 
 
 @pytest.mark.parametrize(
