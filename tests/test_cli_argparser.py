@@ -68,3 +68,51 @@ def test_help_is_still_printed_whole(capsys):
         main(["optimize", "--help"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: memplan optimize")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["inspect", ""], "memplan inspect: error: empty path given for the model"),
+        (["validate", D, ""], "memplan validate: error: empty path given for the plan file"),
+        (["score", D, " "], "memplan score: error: empty path given for the plan file"),
+        (["optimize", D, "--accelerator", ""], "empty path given for --accelerator"),
+        (["validate", D, "p.json", "--accelerator", ""], "empty path given for --accelerator"),
+        (["allocate", ""], "memplan allocate: error: empty path given for the buffers CSV"),
+    ],
+)
+def test_an_empty_input_path_is_named(capsys, argv, expected):
+    """An empty path was Path('') = '.', reported as '.: is a directory' or ': is a folder'."""
+    err = _error_of(capsys, argv)
+    assert expected in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["validate", D, "{fifo}"], "the plan file {fifo}: is a FIFO (named pipe)"),
+        (["optimize", "{fifo}"], "the model {fifo}: is a FIFO (named pipe)"),
+        (["inspect", D, "--accelerator", "{fifo}"], "--accelerator {fifo}: is a FIFO"),
+        (["allocate", "{fifo}"], "the buffers CSV {fifo}: is a FIFO"),
+        (["allocate", "/dev/zero"], "the buffers CSV /dev/zero: is a character device"),
+    ],
+)
+def test_reading_a_fifo_or_device_is_refused(tmp_path, argv, expected):
+    """Reading a FIFO blocked forever (optimize, validate); run in a process to time out."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "f.json"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-c", "from memplan.cli import entry_point; entry_point()"]
+    done = subprocess.run(
+        [*command, *(a.format(fifo=fifo) for a in argv)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == EXIT_BAD_INPUT
+    assert expected.format(fifo=fifo) in done.stderr and done.stderr.count("\n") == 1

@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+from memplan.cli.argparser import input_file
 from memplan.cli.common import checked_seed, console, print_json
 from memplan.options import SEED_MAX
 
@@ -52,7 +53,11 @@ def add_parser(subparsers: Any) -> None:
             "fits, 2 bad input. Ctrl-C stops the search and keeps its best packing."
         ),
     )
-    parser.add_argument("csv", help="input CSV: id,lower,upper,size[,alignment][,offset]")
+    parser.add_argument(
+        "csv",
+        type=input_file("the buffers CSV"),
+        help="input CSV: id,lower,upper,size[,alignment][,offset]",
+    )
     parser.add_argument(
         "--capacity",
         metavar="BYTES",

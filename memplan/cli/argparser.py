@@ -14,8 +14,10 @@ Exit code 2, as argparse's and as every other bad-input error (docs/cli.md).
 from __future__ import annotations
 
 import argparse
+import os
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 #: The namespace attribute naming the innermost (sub-)parser that parsed the command line.
@@ -49,9 +51,42 @@ def one_line(message: str) -> str:
     if problem.startswith("expected one argument") and flag.startswith("-"):
         return f"{flag} needs a value; " + _DASH_HINT.format(flag=flag)
     problem = " ".join(problem.split())
+    if flag.lower() in problem.lower():  # an ArgumentTypeError that names it already
+        return problem
     if problem.startswith("must "):  # an ArgumentTypeError worded for "FLAG must ..."
         return f"{flag} {problem}"
     return f"{flag}: {problem}"
+
+
+def input_file(what: str) -> Callable[[str], str]:
+    """An argparse ``type`` for a file memplan reads; ``what`` names it in messages.
+
+    The path is returned as given. An empty one is refused (``Path("")`` is the
+    current folder, and was reported as ``.: is a directory``), and so is anything that
+    exists and is not a regular file or a folder: reading a FIFO blocks until a writer
+    comes, a device can be endless. A path that does not exist is left to the reader
+    (a model may be a workload name, an accelerator a preset name); so is a folder,
+    which each reader names in its own words.
+    """
+
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"empty path given for {what}; give a file name")
+        try:
+            mode = os.stat(text).st_mode
+        except (OSError, ValueError):  # missing, a name too long, a NUL: the reader says
+            return text
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            return text
+        from memplan.io.files import file_kind
+
+        raise argparse.ArgumentTypeError(
+            f"{what} {text}: is {file_kind(mode)}; memplan reads regular files only "
+            "(reading a FIFO or a device can block forever)"
+        )
+
+    check.__name__ = what  # argparse's fallback message names the type
+    return check
 
 
 class Parser(argparse.ArgumentParser):

@@ -17,6 +17,7 @@ from typing import Any
 
 from memplan.accelerator import DEFAULT_PRESET
 from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S
+from memplan.cli.argparser import input_file
 
 DEFAULT_OUTPUT = "bench-results"
 #: Values of the flags that are neither given nor set by a preset.
@@ -204,6 +205,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--accelerator",
+        type=input_file("--accelerator"),
         default=DEFAULT_PRESET,
         metavar="NAME|FILE",
         help=(

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from memplan.accelerator import DEFAULT_PRESET, load_accelerator
 from memplan.cli import STDOUT_CLOSED
+from memplan.cli.argparser import input_file
 from memplan.errors import ConfigError, OutputFileError
 from memplan.onnx.flags import parse_dims, parse_input_shapes, parse_input_values
 from memplan.problem import Problem, Scope
@@ -82,6 +83,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool =
     """
     parser.add_argument(
         "model",
+        type=input_file("the model"),
         help=(
             "the model: an ONNX file (.onnx), a memplan graph JSON file, or a workload "
             "name from 'memplan graphs list' (e.g. light_densenet121)"
@@ -177,6 +179,7 @@ def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--accelerator",
+        type=input_file("--accelerator"),
         default=DEFAULT_PRESET,
         metavar="NAME|FILE",
         help=(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from memplan.cli.argparser import input_file
 from memplan.cli.common import load_model_from_args
 from memplan.errors import ConfigError, MemplanError
 
@@ -141,10 +142,15 @@ class PlanInput:
 
 def add_plan_problem_arguments(parser: argparse.ArgumentParser) -> None:
     """``plan`` positional and the overrides of what the plan file records."""
-    parser.add_argument("plan", help="the plan file written by memplan optimize -o")
+    parser.add_argument(
+        "plan",
+        type=input_file("the plan file"),
+        help="the plan file written by memplan optimize -o",
+    )
     group = parser.add_argument_group("overrides (default: what the plan file records)")
     group.add_argument(
         "--accelerator",
+        type=input_file("--accelerator"),
         default=None,
         metavar="NAME|FILE",
         help=(

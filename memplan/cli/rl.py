@@ -26,6 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from memplan.cli.argparser import input_file
 from memplan.cli.common import checked_seed
 from memplan.errors import ConfigError
 
@@ -181,6 +182,7 @@ def _add_evaluate_parser(sub: Any) -> None:
     )
     evaluate.add_argument(
         "--accelerator",
+        type=input_file("--accelerator"),
         default=None,
         metavar="PRESET|FILE",
         help="accelerator preset (edge-npu, server-npu, unaligned) or .toml/.json spec file "

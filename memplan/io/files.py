@@ -93,6 +93,11 @@ def _kind_of(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, for messages: 'a regular file', 'a folder', ..."""
+    return _kind_of(mode) or "a regular file"
+
+
 def _missing_folders(folder: Path) -> list[Path]:
     """The folders of ``folder`` that do not exist, outermost first."""
     missing = []
