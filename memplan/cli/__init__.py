@@ -83,7 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"memplan {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # a plain print() to a reader that left (validate, score)
+        from memplan.cli.common import drop_closed_stream
+
+        drop_closed_stream(sys.stdout)
         return EXIT_OK
 
 

@@ -68,10 +68,34 @@ def console_width(stderr: bool = False) -> int | None:
         return FALLBACK_WIDTH
 
 
+def drop_closed_stream(stream: Any) -> None:
+    """Send what is still written to ``stream`` (whose reader left) to /dev/null, so
+    that neither later prints nor the interpreter's final flush raise BrokenPipeError."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no file descriptor: nothing to flush
+        pass
+
+
+class _Console(Console):
+    """A rich console whose reader may leave (``memplan optimize m.onnx | head -1``)."""
+
+    def on_broken_pipe(self) -> None:
+        """Drop the rest of the output, not the work: rich exits 1 here, which means "no
+        plan", with the solve not run or its files not written. Now the command goes
+        on, writes its files and exits with its own code."""
+        self.quiet = True
+        drop_closed_stream(self.file)
+
+
 #: Rich console for human-readable output on stdout.
-console = Console(highlight=False, width=console_width())
+console = _Console(highlight=False, width=console_width())
 #: Rich console for warnings and progress on stderr.
-err_console = Console(stderr=True, highlight=False, width=console_width(stderr=True))
+err_console = _Console(stderr=True, highlight=False, width=console_width(stderr=True))
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, plan_records: bool = False) -> None:
@@ -311,5 +335,8 @@ def print_json(obj: Any) -> None:
     """
     if sys.stdout is None:
         raise OutputFileError(STDOUT_CLOSED)
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left; the command's work and files stand
+        drop_closed_stream(sys.stdout)
