@@ -136,6 +136,45 @@ def test_cli_evaluate_refuses_bad_input_in_one_line(argv, message, capsys) -> No
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--json", ""], "--json '': empty file name; give a file name"),
+        (["--json", " "], "--json ' ': empty file name"),
+        (["--suite", ""], "--suite: an empty entry; give a catalog suite or workload name"),
+        (["--budgets", "MR,,MH"], "--budgets 'MR,,MH' has an empty item; remove the extra comma"),
+        (["--budgets", ","], "--budgets is empty; give a comma-separated list"),
+        (["--orders", "model,model"], "--orders 'model,model': 'model' is given twice"),
+        (["--budgets", "MR, MR"], "--budgets 'MR, MR': 'MR' is given twice; give each once"),
+    ],
+)
+def test_cli_evaluate_refuses_empty_and_repeated_items(
+    argv, message, tmp_path, monkeypatch, capsys
+) -> None:
+    """``--json ''`` ran and wrote nothing, ``--suite ''`` scanned the current folder,
+    ``--budgets MR,,MH`` skipped the empty item and ``--orders model,model`` played
+    every cell twice and counted it twice: each is now one line, exit 2, before any game."""
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # an empty --suite entry once meant this folder
+    base = ["--suite", str(model), "--budgets", "MR", "--scope", "activations",
+            "--orders", "model", "--simulations", "2", "-q"]  # fmt: skip
+    try:
+        code = main(["rl", "evaluate", *base, *argv])
+    except SystemExit as exit_:  # argparse's own errors exit; the checks in the command return
+        code = exit_.code
+    assert code == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert message in err and not captured.out
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("budgets", "message"),
     [
         ("0", "every budget is below M_R"),

@@ -145,6 +145,7 @@ def _add_evaluate_parser(sub: Any) -> None:
     evaluate.add_argument(
         "--suite",
         nargs="+",
+        type=_suite_entry,
         default=None,
         metavar="ENTRY",
         help="workloads: catalog suite or workload names, model files (.onnx, .json) or "
@@ -381,10 +382,32 @@ def _report_training(
         )
 
 
+def _suite_entry(text: str) -> str:
+    """An argparse ``type`` for one ``--suite`` entry: not empty (``Path("")`` is the
+    current folder, whose every file was tried), and no FIFO or device."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "--suite: an empty entry; give a catalog suite or workload name, a model file "
+            "or a folder"
+        )
+    return input_file("--suite")(text)
+
+
 def _split(text: str, flag: str) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in text.split(",") if item.strip())
-    if not items:
-        raise ConfigError(f"{flag}: give at least one value")
+    """A comma-separated ``--budgets`` or ``--orders``, checked as ``memplan compare``
+    checks its lists, and with no item given twice (a repeated item played its cells
+    twice and counted them twice in the tallies).
+
+    Raises:
+        ConfigError: the list is empty, has an empty item, or repeats an item.
+    """
+    from memplan.cli.bench import _split as split_list
+
+    items = split_list(text, flag)  # empty list or item: an error; repeats: merged
+    parts = [part.strip() for part in text.split(",")]
+    if len(items) < len(parts):
+        repeated = next(part for i, part in enumerate(parts) if part in parts[:i])
+        raise ConfigError(f"{flag} {text!r}: {repeated!r} is given twice; give each once")
     return items
 
 
@@ -417,7 +440,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"--orders: unknown order {order!r}; use {', '.join(NAMED_ORDERS)}")
     budgets = _split(args.budgets, "--budgets")
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
-    output = check_output_path(args.json, "--json") if args.json else None
+    output = check_output_path(args.json, "--json") if args.json is not None else None
     network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)
     accelerator = load_accelerator(args.accelerator or DEFAULT_PRESET)
     if args.suite is None:
