@@ -235,6 +235,19 @@ def test_bad_input_is_one_line_exit_2(tmp_path, model_path, capsys, args, expect
     assert not (tmp_path / "p.json").exists()
 
 
+def test_scratchpad_accelerator_and_a_bad_budget_name_every_form_once(tmp_path, model_path, capsys):
+    """The CLI added " (or 'accelerator')" to the budget error, which lists it already."""
+    code, out, _ = run(capsys, "optimize", model_path, "--scratchpad", " Accelerator ")
+    assert code == EXIT_OK
+    assert "= Accelerator (capacity of accelerator 'edge-npu')" in " ".join(out.split())
+    code, _, err = run(capsys, "optimize", model_path, "--scratchpad", "foo", "-o", tmp_path / "p")
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1 and "Traceback" not in err
+    assert "--scratchpad: scratchpad 'foo' is not a budget; use MR, MH, MP, " in err
+    for form in ("'0.5*MP'", "'512KiB'", "'accelerator'"):
+        assert err.count(form) == 1, (form, err)
+    assert not (tmp_path / "p").exists()
+
+
 def test_missing_model_and_unknown_workload(capsys):
     code, _, err = run(capsys, "optimize", "no/such/model.onnx")
     assert code == EXIT_BAD_INPUT and "no such file" in err

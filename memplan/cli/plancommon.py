@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     from memplan.problem import Problem
     from memplan.validate import ValidationReport, Violation
 
-#: ``--scratchpad`` value meaning "the capacity of the --accelerator spec".
-ACCELERATOR_BUDGET = "accelerator"
-
 SCRATCHPAD_HELP = (
     "scratchpad size to plan for: MR (the largest working set of one op: the smallest "
     "scratchpad any plan fits in), MP (the lowest peak of live bytes over operator orders, "
@@ -59,23 +56,18 @@ def add_scratchpad_argument(
 
 
 def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
-    """Turn ``--scratchpad`` into a capacity for ``problem`` (see :data:`SCRATCHPAD_HELP`)."""
-    from memplan.budgets import ResolvedBudget, resolve_budget
+    """Turn ``--scratchpad`` into a capacity for ``problem`` (see :data:`SCRATCHPAD_HELP`).
 
-    if text.strip().lower() == ACCELERATOR_BUDGET:
-        alignment = problem.alignment_bytes
-        capacity = problem.accelerator.capacity_bytes // alignment * alignment
-        return ResolvedBudget(
-            text, capacity, f"capacity of accelerator {problem.accelerator.name!r}"
-        )
+    :func:`memplan.budgets.resolve_budget` takes every form, ``accelerator`` included,
+    and its error lists them all; this only names the flag.
+    """
+    from memplan.budgets import resolve_budget
+    from memplan.min_peak import cached_peak_provider
+
     try:
-        from memplan.min_peak import cached_peak_provider
-
         return resolve_budget(text, problem, cached_peak_provider)
     except ConfigError as error:
-        # The accelerator's own size is an answer only to "not a budget".
-        tail = f" (or '{ACCELERATOR_BUDGET}')" if "is not a budget" in str(error) else ""
-        raise ConfigError(f"--scratchpad: {error}{tail}") from None
+        raise ConfigError(f"--scratchpad: {error}") from None
 
 
 class StopOnSigint:
