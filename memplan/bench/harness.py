@@ -113,6 +113,11 @@ def load_workloads(
 
     sources: list[tuple[str, str]] = []  # (kind, value): ("catalog", name) | ("file", path)
     for entry in suite:
+        if not entry.strip():  # Path("") is the current folder: it scanned every file there
+            raise ConfigError(
+                "--suite: an empty entry; give a catalog suite or workload name, a model "
+                "file or a folder"
+            )
         path = Path(entry)
         if path.is_dir():
             files = sorted([*path.glob("*.onnx"), *path.glob("*.json")])

@@ -134,6 +134,13 @@ def test_unknown_suite_entry_is_a_config_error() -> None:
         load_workloads(["no-such-suite-or-file"])
 
 
+@pytest.mark.parametrize("entry", ["", "  "])
+def test_an_empty_suite_entry_is_a_config_error(entry: str) -> None:
+    """Path('') is the current folder: --suite '' loaded every model file there."""
+    with pytest.raises(ConfigError, match="empty entry"):
+        load_workloads(["light_squeezenet", entry])
+
+
 # --------------------------------------------------------------------------- results file
 def test_results_file_skips_a_line_cut_short_and_appends_after_it(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
