@@ -116,3 +116,18 @@ def test_reading_a_fifo_or_device_is_refused(tmp_path, argv, expected):
     )
     assert done.returncode == EXIT_BAD_INPUT
     assert expected.format(fifo=fifo) in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "prefix"),
+    [
+        (["graphs", "export", "no-such-workload", "-o", "x.onnx"], "memplan graphs export: "),
+        (["rl", "evaluate", "--suite", "no-such-suite"], "memplan rl evaluate: "),
+    ],
+)
+def test_an_error_in_a_nested_command_names_it_whole(
+    capsys: pytest.CaptureFixture[str], argv: list[str], prefix: str
+) -> None:
+    """Errors raised while a nested command ran began 'memplan rl: error:'."""
+    err = _error_of(capsys, argv)
+    assert err.startswith(prefix + "error: ") and err.count("\n") == 1, err

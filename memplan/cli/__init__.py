@@ -68,20 +68,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    # The sub-command as typed, for the one-line messages ("memplan rl evaluate").
+    words = [args.command, getattr(args, "rl_command", None), getattr(args, "graphs_action", None)]
+    command = " ".join(word for word in words if word)
     if sys.stdout is None and getattr(args, "json", False):  # before any work
-        print(f"memplan {args.command}: error: {STDOUT_CLOSED}", file=sys.stderr)
+        print(f"memplan {command}: error: {STDOUT_CLOSED}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return int(args.func(args))
     except MemplanError as error:
         if args.debug:
             raise
-        print(f"memplan {args.command}: error: {error}", file=sys.stderr)
+        print(f"memplan {command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"memplan {args.command}: interrupted", file=sys.stderr)
+        print(f"memplan {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # a plain print() to a reader that left (validate, score)
         from memplan.cli.common import drop_closed_stream
