@@ -33,7 +33,8 @@ from memplan.solvers.alloc.greedy import Portfolio
 
 @dataclass(frozen=True, slots=True)
 class AutoAllocator(AllocatorOptions):
-    """The portfolio, then the exact search when no greedy packing fits."""
+    """The portfolio, then the exact search when no greedy packing fits (then CP-SAT,
+    with ``cpsat_share``)."""
 
     name: ClassVar[str] = "auto"
 

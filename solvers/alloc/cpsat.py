@@ -50,7 +50,7 @@ def ortools_installed() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CpSatAllocator(AllocatorOptions):
-    """Offsets from a CP-SAT no-overlap-2D model (see the module docstring)."""
+    """Offsets from a CP-SAT no-overlap-2D model (ilp extra); proves infeasibility too."""
 
     name: ClassVar[str] = "cpsat"
 
