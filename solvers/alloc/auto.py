@@ -55,7 +55,7 @@ class AutoAllocator(AllocatorOptions):
         self, buffers: Sequence[Buffer], capacity_bytes: int | None, budget: Budget
     ) -> AllocationResult:
         """See the module docstring."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(AllocatorOptions)}
+        shared = self.common_options()
         if self.minimize or capacity_bytes is None:
             return _renamed(_exact(shared).allocate(buffers, capacity_bytes, budget), budget)
         greedy = Portfolio(**shared).allocate(buffers, capacity_bytes, budget)
@@ -71,7 +71,7 @@ class AutoAllocator(AllocatorOptions):
         if cpsat > 0 and not budget.should_stop():
             from memplan.solvers.alloc.cpsat import CpSatAllocator
 
-            by_cpsat = CpSatAllocator(seed=self.seed).allocate(buffers, capacity_bytes, budget)
+            by_cpsat = CpSatAllocator(**shared).allocate(buffers, capacity_bytes, budget)
             if by_cpsat.fits or by_cpsat.status is Status.INFEASIBLE:
                 note = f"exact search: {result.message}; then {by_cpsat.message}"
                 return _renamed(by_cpsat, budget, note)

@@ -8,6 +8,7 @@ Python and compiled kernels, and the packing of the buffers into flat arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ class AllocatorOptions:
         check_choice(name, "kernels", self.kernels, KERNEL_MODES)
         check_range(name, "memory_limit_bytes", self.memory_limit_bytes, 0)
         check_range(name, "node_limit", self.node_limit, 0)
+
+    def common_options(self) -> dict[str, Any]:
+        """The options every allocator has, as given to this one (to make another)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(AllocatorOptions)}
 
 
 def available_memory_bytes() -> int:

@@ -11,7 +11,7 @@ Why it is here: the exact search (:mod:`.exact`) is MiniMalloc's, fast on the
 instances it was tuned on, but some held-out perfect packings (non-guillotine tilings
 of 84 to 300 buffers) kept it busy for 15 to 55 million nodes, where CP-SAT's
 no-overlap propagation packs them in 0.01 to 0.2 s. ``auto`` hands it what the exact
-search leaves (:data:`memplan.solvers.alloc.auto.CPSAT_SHARE`).
+search leaves (its ``cpsat_share`` option; ``memplan allocate`` sets 0.5).
 
 The search runs with one worker and the allocator's seed: the same answer for the same
 seed when no time limit cuts it.
@@ -19,7 +19,6 @@ seed when no time limit cuts it.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,8 +105,7 @@ class CpSatAllocator(AllocatorOptions):
         )  # fmt: skip
 
     def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
-        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(AllocatorOptions)}
-        start = Portfolio(**{**common, "minimize": True}).allocate(
+        start = Portfolio(**{**self.common_options(), "minimize": True}).allocate(
             job.buffers, job.capacity, job.budget
         )
         if start.offsets_bytes is None or not start.fits or budget.should_stop():
