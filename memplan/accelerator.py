@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from memplan.errors import ConfigError, InputFormatError
+from memplan.frozen import refuse_assignment
 from memplan.units import MAX_BYTES, brief_repr
 
 DEFAULT_PRESET = "edge-npu"
@@ -109,6 +110,7 @@ def _check_fields(values: Mapping[str, object], where: str) -> None:
             raise ConfigError(f"{where}: {problem}")
 
 
+@refuse_assignment("make another: dataclasses.replace(accelerator, capacity_bytes=...)")
 @dataclass(frozen=True, slots=True)
 class Accelerator:
     """A scratchpad in front of DRAM, with rates and energies for the cost model.

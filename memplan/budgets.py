@@ -27,6 +27,7 @@ from fractions import Fraction
 
 from memplan.analysis import default_min_peak_schedule
 from memplan.errors import ConfigError
+from memplan.frozen import refuse_assignment
 from memplan.ir import Graph
 from memplan.problem import Problem, require_problem
 from memplan.units import MAX_BYTES, brief_repr, parse_bytes
@@ -42,6 +43,7 @@ _FORMS = (
 _MULTIPLE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*\*\s*(MR|MH|MP)\s*$", re.IGNORECASE)
 
 
+@refuse_assignment("make another: dataclasses.replace(estimate, ...)")
 @dataclass(frozen=True, slots=True)
 class PeakEstimate:
     """A value of M_P and how it is known."""

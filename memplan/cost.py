@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from memplan.errors import ConfigError, InvalidPlanError
+from memplan.frozen import refuse_assignment
 from memplan.plan import Plan, check_plan_fields
 from memplan.problem import Problem, require_problem
 from memplan.timing import check_timing_model, plan_arrays, run_model
 from memplan.units import format_bytes
 
 
+@refuse_assignment("a cost is computed by evaluate(problem, plan)")
 @dataclass(frozen=True, slots=True)
 class Cost:
     """The scores of one plan."""

@@ -40,6 +40,7 @@ from numbers import Integral
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
+from memplan.frozen import refuse_assignment
 from memplan.registry import PluginKind, available, is_installed, make_plugin, plugin_class
 from memplan.solver import Budget, Status
 
@@ -64,6 +65,7 @@ _INTEGER_FIELDS = (
 )
 
 
+@refuse_assignment("make another: dataclasses.replace(buffer, size_bytes=...)")
 @dataclass(frozen=True, slots=True)
 class Buffer:
     """One block of scratchpad memory that must be live during ``[lower, upper)``."""
@@ -222,6 +224,7 @@ def check_buffers(buffers: Sequence[Buffer], what: str = "the buffers") -> int:
     return bound
 
 
+@refuse_assignment("make another: dataclasses.replace(result, ...)")
 @dataclass(frozen=True, slots=True)
 class AllocationResult:
     """What an allocator returns; offsets are aligned with the input buffer order.

@@ -24,6 +24,7 @@ from numbers import Integral
 from typing import TYPE_CHECKING, Any, NewType
 
 from memplan.errors import GraphError, InputFormatError
+from memplan.frozen import refuse_assignment
 from memplan.jsonfields import describe
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class TensorKind(enum.Enum):
 _KIND_VALUES = frozenset(k.value for k in TensorKind)  # "activation", "input", "weight"
 
 
+@refuse_assignment("build another graph with GraphBuilder")
 @dataclass(frozen=True, slots=True)
 class Tensor:
     """One buffer of the graph."""
@@ -60,6 +62,7 @@ class Tensor:
     dtype: str = ""  # element type name (e.g. "float32"), informative only
 
 
+@refuse_assignment("build another graph with GraphBuilder")
 @dataclass(frozen=True, slots=True)
 class Op:
     """One executable operator."""
@@ -72,6 +75,7 @@ class Op:
     macs: int = 0  # multiply-accumulates; 0 for data movement ops
 
 
+@refuse_assignment("build another with GraphBuilder")
 @dataclass(frozen=True, slots=True)
 class Graph:
     """An immutable, verified scheduling graph.
@@ -257,6 +261,7 @@ class Graph:
         return html_of(self, "graph")
 
 
+@refuse_assignment("take another with graph.subgraph(...)")
 @dataclass(frozen=True, slots=True)
 class Subgraph:
     """A part of a graph as a graph of its own (:meth:`Graph.subgraph`), with id maps.

@@ -24,9 +24,9 @@ from operator import attrgetter
 from typing import Any
 
 from memplan.errors import InputFormatError, InvalidPlanError
+from memplan.frozen import refuse_assignment
 from memplan.ir import Graph, OpId, TensorId
 from memplan.jsonfields import JsonObject
-from memplan.problem import refuse_assignment
 
 
 class Arrive(enum.Enum):

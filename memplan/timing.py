@@ -39,6 +39,7 @@ import numpy as np
 
 from memplan.accelerator import TIMING_MODELS
 from memplan.errors import ConfigError, InvalidPlanError
+from memplan.frozen import refuse_assignment
 from memplan.ir import TensorId, TensorKind
 from memplan.plan import Arrive, Leave, Plan, check_plan_fields
 from memplan.problem import Problem, require_problem
@@ -94,6 +95,7 @@ class Transfer:
         return self.finish_s - self.issue_s
 
 
+@refuse_assignment("a timeline is computed by simulate(problem, plan)")
 @dataclass(frozen=True, slots=True)
 class Timeline:
     """When every step computed and every transfer ran, under one timing model."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from memplan.analysis import steps_of
 from memplan.errors import InvalidPlanError
+from memplan.frozen import refuse_assignment
 from memplan.ir import TensorKind
 from memplan.plan import Arrive, Leave, Plan, Residency, check_plan_fields
 from memplan.problem import Problem
@@ -47,6 +48,7 @@ class ViolationKind(enum.Enum):
     OUTPUT_NOT_STORED = "output-not-stored"  # rule 7
 
 
+@refuse_assignment("violations are found by validate(problem, plan)")
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One broken rule, naming the tensors and steps involved."""

@@ -353,6 +353,39 @@ def test_assigning_to_a_frozen_problem_plan_or_residency_is_a_frozen_instance_er
     assert problem.with_capacity(4096).capacity_bytes == 4096  # replacing still works
 
 
+def test_every_public_frozen_value_refuses_assignment_with_a_frozen_instance_error() -> None:
+    """graph.foo = 1 (and the same on an Accelerator, Tensor, Op, Cost, ...) raised
+    TypeError: super(type, obj), as Problem did before; each now says it is frozen."""
+    problem = _problem()
+    plan = make_solver("greedy").solve(problem, Budget(time_limit_s=10)).plan
+    assert plan is not None
+    buffers = [Buffer("a", 0, 2, 64), Buffer("b", 1, 3, 64)]
+    broken = Plan.make(plan.order[::-1], plan.residencies)
+    values: list[object] = [
+        problem.accelerator,
+        problem.graph,
+        problem.graph.tensors[0],
+        problem.graph.ops[0],
+        problem.graph.subgraph(range(3)),
+        memplan.evaluate(problem, plan),
+        memplan.simulate(problem, plan),
+        validate(problem, broken)[0],
+        memplan.budgets.heuristic_min_peak(problem),
+        buffers[0],
+        allocate(buffers, 1024),
+        memplan.load_model("light_bvlc_alexnet"),
+    ]
+    for value in values:
+        noun = type(value).__name__
+        first_field = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
+        for name in ("not_an_attribute", first_field):
+            frozen = f"{noun}.{name}: a {noun} is frozen"
+            with pytest.raises(dataclasses.FrozenInstanceError, match=frozen):
+                setattr(value, name, 5)
+            with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot delete {noun}"):
+                delattr(value, name)
+
+
 def test_make_solver_takes_numpy_numbers_for_int_and_float_options() -> None:
     """{"seed": np.int64(3)} was refused ('is not a valid int') though Budget and the
     other public functions take numpy integers."""

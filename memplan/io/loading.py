@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError, InputFormatError
+from memplan.frozen import refuse_assignment
 from memplan.ir import Graph, graph_from_json
 from memplan.jsonfields import describe
 
@@ -219,6 +220,7 @@ def _from_json(value: Any, where: str) -> Any:
     raise InputFormatError(f"{where} has a value of the wrong type ({type(value).__name__})")
 
 
+@refuse_assignment("load the model again with other settings")
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     """A graph and where it came from."""
