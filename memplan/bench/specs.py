@@ -19,10 +19,11 @@ from memplan.errors import ConfigError
 
 
 def split_specs(text: str, what: str = "--solvers") -> tuple[str, ...]:
-    """Split a comma-separated list of specs (commas inside brackets stay); no repeats.
+    """Split a comma-separated list of specs (commas inside brackets stay).
 
     Raises:
-        ConfigError: the list is empty or its brackets do not match.
+        ConfigError: the list is empty, has an empty item or a repeated one, or its
+            brackets do not match.
     """
     parts: list[str] = []
     current: list[str] = []
@@ -47,7 +48,21 @@ def split_specs(text: str, what: str = "--solvers") -> tuple[str, ...]:
         raise ConfigError(f"{what} is empty; give a comma-separated list")
     if not all(items):
         raise ConfigError(f"{what} {text!r} has an empty item; remove the extra comma")
-    return tuple(dict.fromkeys(items))
+    return refuse_repeats(items, what, text)
+
+
+def refuse_repeats(items: Sequence[str], what: str, text: str) -> tuple[str, ...]:
+    """``items`` as a tuple, or :class:`ConfigError` naming the first item given twice.
+
+    A repeated solver or budget used to be merged silently in bench and compare, while
+    ``memplan rl evaluate`` refused it (it had played and counted the cells twice).
+    """
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ConfigError(f"{what} {text!r}: {item!r} is given twice; give each once")
+        seen.add(item)
+    return tuple(items)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

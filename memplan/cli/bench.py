@@ -276,7 +276,13 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _split(text: str, what: str) -> tuple[str, ...]:
+def split_list(text: str, what: str) -> tuple[str, ...]:
+    """A comma-separated list (budgets, orders, suites), stripped and checked.
+
+    Raises:
+        ConfigError: the list is empty, has an empty item, or repeats an item.
+    """
+    from memplan.bench.specs import refuse_repeats
     from memplan.errors import ConfigError
 
     parts = [part.strip() for part in text.split(",")]
@@ -284,7 +290,7 @@ def _split(text: str, what: str) -> tuple[str, ...]:
         raise ConfigError(f"{what} is empty; give a comma-separated list")
     if not all(parts):
         raise ConfigError(f"{what} {text!r} has an empty item; remove the extra comma")
-    return tuple(dict.fromkeys(parts))
+    return refuse_repeats(parts, what, text)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -337,7 +343,7 @@ def bench_config(args: argparse.Namespace) -> Any:
     config = BenchConfig(
         suite=tuple(suite),
         solvers=solvers,
-        budgets=_split(setting(args, "budgets", preset), "--budgets"),
+        budgets=split_list(setting(args, "budgets", preset), "--budgets"),
         scopes=scopes,
         out_dir=Path(args.output),
         accelerator=load_accelerator(args.accelerator),

@@ -52,7 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.bench.harness import Workload, build_cells, run_cells_local
     from memplan.bench.specs import check_solvers, parse_spec, split_solver_options, split_specs
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
-    from memplan.cli.bench import _split, setting
+    from memplan.cli.bench import setting, split_list
     from memplan.cli.common import err_console, load_model_from_args
     from memplan.errors import ConfigError
     from memplan.problem import Scope
@@ -72,7 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"--baseline {args.baseline!r} is not one of --solvers ({', '.join(solvers)}); "
             "add it there or name one of them"
         )
-    budgets = _split(args.scratchpad, "--scratchpad")
+    budgets = split_list(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
     check_solvers(solvers, options)
     loaded = load_model_from_args(args)

@@ -393,24 +393,6 @@ def _suite_entry(text: str) -> str:
     return input_file("--suite")(text)
 
 
-def _split(text: str, flag: str) -> tuple[str, ...]:
-    """A comma-separated ``--budgets`` or ``--orders``, checked as ``memplan compare``
-    checks its lists, and with no item given twice (a repeated item played its cells
-    twice and counted them twice in the tallies).
-
-    Raises:
-        ConfigError: the list is empty, has an empty item, or repeats an item.
-    """
-    from memplan.cli.bench import _split as split_list
-
-    items = split_list(text, flag)  # empty list or item: an error; repeats: merged
-    parts = [part.strip() for part in text.split(",")]
-    if len(items) < len(parts):
-        repeated = next(part for i, part in enumerate(parts) if part in parts[:i])
-        raise ConfigError(f"{flag} {text!r}: {repeated!r} is given twice; give each once")
-    return items
-
-
 def evaluate_command(args: argparse.Namespace) -> int:
     """``memplan rl evaluate``."""
     import json
@@ -419,6 +401,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from memplan.analysis import NAMED_ORDERS
     from memplan.bench.harness import load_workloads
     from memplan.cli import EXIT_INTERRUPTED, EXIT_OK
+    from memplan.cli.bench import split_list
     from memplan.cli.common import console, err_console
     from memplan.cli.plancommon import StopOnSigint
     from memplan.io.files import atomic_write_text, check_output_path
@@ -434,11 +417,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
         alternatives=args.alternatives,
         seed=checked_seed(args.seed),
     )
-    orders = _split(args.orders, "--orders")
+    orders = split_list(args.orders, "--orders")
     for order in orders:
         if order not in NAMED_ORDERS:
             raise ConfigError(f"--orders: unknown order {order!r}; use {', '.join(NAMED_ORDERS)}")
-    budgets = _split(args.budgets, "--budgets")
+    budgets = split_list(args.budgets, "--budgets")
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
     output = check_output_path(args.json, "--json") if args.json is not None else None
     network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)

@@ -295,6 +295,14 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     argv = ["bench", "--suite", str(suite), "--solvers", SPILL, "--budgets", "huge", "-o"]
     assert main([*argv, str(tmp_path / "o")]) == 2
     assert "not a budget" in capsys.readouterr().err
+    # A repeated solver or budget was merged silently; rl evaluate refused it.
+    for flag, value, repeated in [
+        ("--solvers", f"{SPILL},{SPILL}", SPILL),
+        ("--budgets", "MR,MR", "MR"),
+    ]:
+        argv = ["bench", "--suite", str(suite), "--solvers", SPILL, flag, value, "-o"]
+        assert main([*argv, str(tmp_path / "o")]) == 2
+        assert f"{flag} '{value}': '{repeated}' is given twice" in capsys.readouterr().err
     assert main(["bench", "report", str(tmp_path / "missing")]) == 2
     capsys.readouterr()
     # NaN passes "<= 0" checks and would never time out: every duration flag refuses it.

@@ -121,6 +121,9 @@ def test_compare_ctrl_c_shows_the_finished_rows(
         (["--solvers", f"{SPILL}[delay_s=0.1,delay_s=0.2]"], "option 'delay_s' is given twice"),
         (["--solvers", f"{SPILL},,{KEEP}"], "has an empty item"),
         (["--scratchpad", "MR,,MP"], "--scratchpad 'MR,,MP' has an empty item"),
+        # Repeats were merged silently, where rl evaluate refused them.
+        (["--solvers", f"{SPILL}, {SPILL}"], f"'{SPILL}' is given twice; give each once"),
+        (["--scratchpad", "MR,MP,MR"], "--scratchpad 'MR,MP,MR': 'MR' is given twice"),
     ],
 )
 def test_compare_refuses_repeats_and_empty_items(
