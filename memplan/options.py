@@ -38,6 +38,16 @@ class OptionInfo:
 
 def describe_options(plugin_cls: type) -> list[OptionInfo]:
     """Options of a plug-in class, from its dataclass fields' ``metadata['help']``."""
+    return list(_described(plugin_cls))
+
+
+_DESCRIBED: dict[type, tuple[OptionInfo, ...]] = {}
+
+
+def _described(plugin_cls: type) -> tuple[OptionInfo, ...]:
+    """:func:`describe_options`, read once per class (type hints are slow to resolve)."""
+    if plugin_cls in _DESCRIBED:
+        return _DESCRIBED[plugin_cls]
     hints = typing.get_type_hints(plugin_cls)
     infos = []
     for f in dataclasses.fields(plugin_cls):
@@ -45,7 +55,24 @@ def describe_options(plugin_cls: type) -> list[OptionInfo]:
         infos.append(
             OptionInfo(f.name, _type_name(hints.get(f.name)), default, f.metadata.get("help", ""))
         )
-    return infos
+    _DESCRIBED[plugin_cls] = tuple(infos)
+    return _DESCRIBED[plugin_cls]
+
+
+def type_options(plugin: Any) -> None:
+    """Give each option of a plug-in instance its declared type, in place; the first
+    call of its ``__post_init__``.
+
+    The class called directly (``GreedySolver(seed=np.int64(3))``, ``max_retries=2.0``)
+    then takes and refuses what :func:`memplan.solver.make_solver` takes and refuses: a
+    numpy number becomes the Python number, and a value of another type is refused.
+    """
+    name = str(getattr(plugin, "name", type(plugin).__name__))
+    for info in _described(type(plugin)):
+        value = getattr(plugin, info.name)
+        typed = _typed_value(name, info, value)
+        if typed is not value:
+            object.__setattr__(plugin, info.name, typed)  # frozen: only in __post_init__
 
 
 def _type_name(hint: Any) -> str:
@@ -158,13 +185,7 @@ def seed_field(help_text: str = "random seed; same seed, same plan") -> Any:
 
 def check_seed(plugin_name: str, seed: int) -> None:
     """Raise :class:`ConfigError` unless ``seed`` is an integer in ``0 .. SEED_MAX``."""
+    # A numpy integer has been converted by type_options: random.Random takes only an int.
     if isinstance(seed, bool) or not isinstance(seed, int):
-        # A numpy integer is converted by make_solver; given to the class itself it
-        # would reach random.Random, which takes only a Python int.
-        hint = (
-            " (a Python int: pass int(seed), or make_solver(name, {'seed': seed}))"
-            if isinstance(seed, numbers.Integral)
-            else ""
-        )
-        raise ConfigError(f"{plugin_name!r}: option seed={seed!r} must be an integer{hint}")
+        raise ConfigError(f"{plugin_name!r}: option seed={seed!r} must be an integer")
     check_range(plugin_name, "seed", seed, 0, SEED_MAX)

@@ -65,7 +65,7 @@ from memplan.dsa import Buffer, allocate, allocator_installed, available_allocat
 from memplan.errors import ConfigError
 from memplan.fallback import spill_everything_plan
 from memplan.ir import OpId
-from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
@@ -192,6 +192,7 @@ class GreedySolver:
     )
 
     def __post_init__(self) -> None:
+        type_options(self)
         check_choice(self.name, "order", self.order, ORDERS)
         check_choice(self.name, "replacement", self.replacement, REPLACEMENTS)
         self._check_allocator()

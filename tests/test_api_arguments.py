@@ -15,7 +15,7 @@ import pytest
 
 import memplan
 from memplan.accelerator import Accelerator
-from memplan.dsa import Buffer, allocate
+from memplan.dsa import Buffer, allocate, make_allocator
 from memplan.errors import ConfigError, InvalidPlanError
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem, Scope
@@ -406,5 +406,23 @@ def test_make_solver_takes_numpy_numbers_for_int_and_float_options() -> None:
         make_solver("greedy", {"max_retries": np.float64(2.5)})
     with pytest.raises(ConfigError, match="seed=True is not a valid int"):
         make_solver("greedy", {"seed": True})
-    with pytest.raises(ConfigError, match=r"must be an integer \(a Python int: pass int\(seed\)"):
-        solver.__class__(seed=np.int64(3))
+
+
+@pytest.mark.parametrize("name", ["greedy", "dnc", "ilp", "rl"])
+def test_a_solver_class_called_directly_types_its_options_as_make_solver_does(
+    name: str,
+) -> None:
+    """GreedySolver(seed=np.int64(3)) was refused (only make_solver converted numpy
+    numbers), and GreedySolver(max_retries=2.0) was taken as it was."""
+    cls = type(make_solver(name))
+    direct = cls(seed=np.int64(3))
+    assert type(direct.seed) is int and direct == make_solver(name, {"seed": np.int64(3)})
+    with pytest.raises(ConfigError, match=rf"'{name}': option seed=2\.0 is not a valid int"):
+        cls(seed=2.0)
+    greedy = type(make_solver("greedy"))
+    assert type(greedy(max_retries=np.int32(2)).max_retries) is int
+    assert type(greedy(alloc_time_limit_s=np.float32(1.5)).alloc_time_limit_s) is float
+    with pytest.raises(ConfigError, match=r"max_retries=2\.0 is not a valid int"):
+        greedy(max_retries=2.0)
+    allocator = type(make_allocator("exact"))
+    assert type(allocator(seed=np.int64(5)).seed) is int

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from memplan.dsa import AllocationResult, Buffer, check_buffers, make_allocation
-from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc.intervals import Packed, flat_arrays, overlap_counts, pack_arrays
 from memplan.solvers.jit import KERNEL_MODES, KernelChoice
@@ -78,6 +78,7 @@ class AllocatorOptions:
     )
 
     def __post_init__(self) -> None:
+        type_options(self)
         name = str(getattr(self, "name", "allocator"))
         check_seed(name, self.seed)
         check_choice(name, "kernels", self.kernels, KERNEL_MODES)

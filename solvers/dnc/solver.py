@@ -67,7 +67,7 @@ from memplan.cut import crossing_bytes
 from memplan.dsa import Buffer, allocate
 from memplan.errors import MemplanError
 from memplan.fallback import plan_source, spill_everything_plan
-from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Arrive, Leave, Plan, Residency
 from memplan.problem import Problem, Scope
 from memplan.registry import EXACT_MIN_PEAK
@@ -238,6 +238,7 @@ class DncSolver:
     seed: int = seed_field("random seed (order of windows, CP-SAT); same seed, same plan")
 
     def __post_init__(self) -> None:
+        type_options(self)
         check_range(self.name, "part_ops", self.part_ops, 2, 10_000)
         check_range(self.name, "window_ops", self.window_ops, 2, 10_000)
         check_range(self.name, "reorder_share", self.reorder_share, 0.0, 1.0)

@@ -42,7 +42,7 @@ from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.cut import PART_SOLVER, PartOutcome, PartSpec, Piece
 from memplan.errors import ConfigError, MemplanError
 from memplan.ir import OpId
-from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
@@ -110,6 +110,7 @@ class IlpSolver:
     verbose: bool = field(default=False, metadata={"help": "print the backend's search log"})
 
     def __post_init__(self) -> None:
+        type_options(self)
         check_choice(self.name, "objective", self.objective, OBJECTIVES)
         check_choice(self.name, "mode", self.mode, MODES)
         check_choice(self.name, "order", self.order, ORDERS)

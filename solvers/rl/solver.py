@@ -75,7 +75,7 @@ from memplan.analysis import NAMED_ORDERS, named_order
 from memplan.cost import evaluate
 from memplan.errors import ConfigError
 from memplan.fallback import plan_source
-from memplan.options import check_choice, check_range, check_seed, seed_field
+from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
@@ -209,6 +209,7 @@ class RlSolver:
     seed: int = seed_field("seed of the Gumbel noise and rollouts; same seed, same plan")
 
     def __post_init__(self) -> None:
+        type_options(self)
         check_choice(self.name, "order", self.order, (*AUTO_ORDERS, AUTO_ORDER))
         check_choice(self.name, "search", self.search, (ROLLOUT_SEARCH, GUMBEL_SEARCH))
         check_range(self.name, "alternatives", self.alternatives, 1, NUM_ACTIONS - 1)
