@@ -140,8 +140,13 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+#: Names this file imports for itself: not part of the API, so not offered by dir() (a
+#: notebook's tab completion listed ``memplan.sys`` and ``memplan.Any`` beside the API).
+_OWN_IMPORTS = frozenset({"annotations", "importlib", "sys", "types", "TYPE_CHECKING", "Any"})
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted((set(globals()) - _OWN_IMPORTS) | set(_EXPORTS))
 
 
 class _Package(types.ModuleType):

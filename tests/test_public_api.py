@@ -44,6 +44,10 @@ def test_every_public_name_resolves() -> None:
             module = sys.modules[memplan._EXPORTS[name]]
             assert value is getattr(module, name), name
     assert set(memplan.__all__) <= set(dir(memplan))
+    # The package's own imports are not offered as API (tab completion showed them).
+    assert not {"Any", "TYPE_CHECKING", "annotations", "importlib", "sys", "types"} & set(
+        dir(memplan)
+    )
 
 
 def test_unknown_name_is_an_attribute_error() -> None:
