@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from memplan.bench.report import MISSING, SolverSummary, gap_text, percent_change, seconds
+from memplan.bench.report import (
+    MISSING,
+    SolverSummary,
+    gap_text,
+    percent_change,
+    resolve_baseline,
+    seconds,
+)
 from memplan.bench.rows import has_plan, solver_label
 from memplan.units import format_bytes
 
@@ -122,11 +129,20 @@ def bench_summary(
 
 
 def compare_table(rows: Sequence[Mapping[str, Any]], baseline: str) -> Group:
-    """``memplan compare``: one line per (budget, solver), then capacities and messages."""
+    """``memplan compare``: one line per (budget, solver), then capacities and messages.
+
+    Args:
+        rows: result rows of one workload and scope.
+        baseline: the baseline's solver label (``greedy[order=model]``), or a solver name
+            that only one label of the rows has (see
+            :func:`memplan.bench.report.resolve_baseline`).
+    """
     from rich.console import Group
     from rich.text import Text
 
     first = rows[0]
+    # Matched on the full label, as bench does: greedy and greedy[order=model] are two.
+    baseline = resolve_baseline(rows, baseline) or baseline
     aliases, legend = short_labels([*(solver_label(r) for r in rows), baseline])
     headers = ["budget", "solver", "status", "non-comp.", "vs base", "bound", "gap", "time"]
     title = (
@@ -135,7 +151,7 @@ def compare_table(rows: Sequence[Mapping[str, Any]], baseline: str) -> Group:
         + ("" if first.get("mp_proven") else " (heuristic)")
     )
     table = _table(title, headers, left=3)
-    base = {r["budget"]: r for r in rows if solver_label(r) == baseline or r["solver"] == baseline}
+    base = {r["budget"]: r for r in rows if solver_label(r) == baseline}
     capacities: dict[str, int] = {}
     messages: list[str] = []
     for row in rows:

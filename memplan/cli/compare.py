@@ -7,6 +7,7 @@ its own process under the time limit (a hung solver is killed and shown as timeo
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,11 @@ def add_parser(subparsers: Any) -> None:
         "--baseline",
         default=None,
         metavar="SOLVER",
-        help="solver the others are compared against; default: the first of --solvers",
+        help=(
+            "solver the others are compared against: one of --solvers as written "
+            "(greedy[order=model]) or a solver name only one of them has; default: the "
+            "first of --solvers"
+        ),
     )
     group.add_argument("--json", action="store_true", help="print the result rows as JSON")
     parser.set_defaults(func=run_command)
@@ -50,7 +55,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the comparison and print it; on Ctrl-C, print the rows that finished."""
     from memplan.accelerator import load_accelerator
     from memplan.bench.harness import Workload, build_cells, run_cells_local
-    from memplan.bench.specs import check_solvers, parse_spec, split_solver_options, split_specs
+    from memplan.bench.specs import check_solvers, split_solver_options, split_specs
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
     from memplan.cli.bench import setting, split_list
     from memplan.cli.common import err_console, load_model_from_args
@@ -65,15 +70,9 @@ def run_command(args: argparse.Namespace) -> int:
     if setting(args, "jobs") < 1:
         raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs')}")
     solvers = split_specs(setting(args, "solvers"))
-    if args.baseline is not None and not any(
-        args.baseline in (spec, parse_spec(spec)[0]) for spec in solvers
-    ):
-        raise ConfigError(
-            f"--baseline {args.baseline!r} is not one of --solvers ({', '.join(solvers)}); "
-            "add it there or name one of them"
-        )
     budgets = split_list(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
+    baseline = _baseline_label(args.baseline, solvers, options)
     check_solvers(solvers, options)
     loaded = load_model_from_args(args)
     name = Path(args.model).stem
@@ -101,7 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
         # The finished rows are results like any others: show them, then say what is missing.
         _show(
             [by_key[c.key] for c in cells if c.key in by_key],
-            args.baseline or solvers[0],
+            baseline,
             args.json,
         )
         err_console.print(
@@ -110,12 +109,47 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     rows = [by_key[cell.key] for cell in cells]
-    _show(rows, args.baseline or solvers[0], args.json)
+    _show(rows, baseline, args.json)
     return (
         EXIT_OK
         if any(r.get("non_compulsory_bytes") is not None and r["status"] != "error" for r in rows)
         else EXIT_NO_PLAN
     )
+
+
+def _baseline_label(
+    baseline: str | None, solvers: Sequence[str], options: Mapping[str, Mapping[str, str]]
+) -> str:
+    """The row label of the baseline: ``greedy[order=model]``, as :func:`solver_label` writes it.
+
+    ``baseline`` is one of the specs as written, or a solver name that only one spec has;
+    None means the first spec.
+
+    Raises:
+        ConfigError: ``baseline`` is none of the specs, or names several of them.
+    """
+    from memplan.bench.rows import solver_label
+    from memplan.bench.specs import parse_spec, solver_options
+    from memplan.errors import ConfigError
+
+    if baseline is None:
+        matches = [solvers[0]]
+    else:
+        matches = [s for s in solvers if s.strip() == baseline.strip()] or [
+            s for s in solvers if parse_spec(s)[0] == baseline.strip()
+        ]
+    if not matches:
+        raise ConfigError(
+            f"--baseline {baseline!r} is not one of --solvers ({', '.join(solvers)}); "
+            "add it there or name one of them"
+        )
+    if len(matches) > 1:
+        raise ConfigError(
+            f"--baseline {baseline!r} names {len(matches)} of --solvers "
+            f"({', '.join(matches)}); give one of them as written"
+        )
+    name, opts = solver_options(matches[0], options)
+    return solver_label({"solver": name, "options": opts})
 
 
 def _show(rows: list[dict[str, Any]], baseline: str, as_json: bool) -> None:

@@ -187,6 +187,28 @@ def test_compare_table_fits_80_columns() -> None:
     assert "2.0%" in ilp and "-10.7%" in ilp
 
 
+def test_compare_baseline_is_matched_on_the_full_label() -> None:
+    """greedy and greedy[order=model] are two solvers: the baseline row is the one named.
+
+    The baseline was matched on the solver name alone, so the last greedy row won and the
+    table compared greedy against greedy[order=model] under the legend "against greedy".
+    """
+    common = {"graph_ops": 63, "mr_bytes": 1 << 17, "mp_bytes": 7 << 15, "mp_proven": True}
+    rows = [
+        _row("rw", "MR", "greedy", 480 << 10, options={}, **common),
+        _row("rw", "MR", "greedy", 544 << 10, options={"order": "model"}, **common),
+    ]
+
+    def versus(baseline: str) -> dict[str, str]:
+        lines = _render(compare_table(rows, baseline))
+        return {line.split()[1]: line.split()[5] for line in lines if line.startswith(" MR ")}
+
+    assert versus("greedy") == {"greedy": "–", "S1": "+13.3%"}
+    assert versus("greedy[order=model]") == {"greedy": "-11.8%", "S1": "–"}
+    legend = "\n".join(_render(compare_table(rows, "greedy[order=model]")))
+    assert "against S1" in legend
+
+
 def test_cells_below_mr_are_infeasible_and_not_timed(tmp_path: Path) -> None:
     common = {"mr_bytes": 4096, "graph_ops": 10}
     rows = [

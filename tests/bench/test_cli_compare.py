@@ -88,6 +88,11 @@ def test_compare_refuses_bad_grace_and_baseline(model: Path, capsys: pytest.Capt
     assert main(["compare", str(model), "--solvers", SPILL, "--baseline", KEEP]) == 2
     err = capsys.readouterr().err
     assert f"--baseline {KEEP!r} is not one of --solvers" in err and "Traceback" not in err
+    # A solver name that two variants share names no one baseline.
+    variants = f"{SPILL}[delay_s=0.1],{SPILL}[delay_s=0.2]"
+    assert main(["compare", str(model), "--solvers", variants, "--baseline", SPILL]) == 2
+    err = capsys.readouterr().err
+    assert f"--baseline {SPILL!r} names 2 of --solvers" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("as_json", [False, True])
