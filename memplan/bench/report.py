@@ -18,7 +18,12 @@ Solvers are compared over the same cells: each summary row covers only the cells
 every solver of its group (its scope and budget; every solver, for the overall rows)
 finished, and counts the rows it leaves out (an interrupted or partly resumed run). A
 report of a folder whose run.json lists cells without a result says how many of them
-are done (:func:`progress_line`).
+are done (:func:`progress_line`). Within those, a solver's traffic is set against the
+baseline's over the *common* cells, where both have a plan: a solver that errors on
+half the cells has a total over the other half, which beside the baseline's total over
+all of them would read as a saving. Such a total is marked and explained
+(:func:`traffic_text`, :func:`common_notes`); a solver without any plan has no total
+("–"), never "0 B".
 """
 
 from __future__ import annotations
@@ -109,7 +114,11 @@ class SolverSummary:
     infeasible: int  # rows proven infeasible
     timeouts: int  # rows that ran out of time (killed or not)
     errors: int  # rows that raised, crashed or returned an invalid plan
-    non_compulsory_bytes: int  # sum over rows with a plan
+    non_compulsory_bytes: int | None  # sum over rows with a plan; None: no plan
+    common: int  # cells where it and the baseline both have a plan (no baseline plan: its plans)
+    common_bytes: int | None  # this solver's traffic summed over the common cells; None: none
+    baseline_plans: int | None  # the baseline's plans in these cells; None: no baseline plan
+    baseline_common_bytes: int | None  # the baseline's traffic over the common cells
     compared: int  # cells where the baseline spills and both have a plan
     trivial: int  # cells where the baseline's plan has zero non-compulsory traffic
     missing: int  # cells where the baseline has a plan and this solver has none
@@ -121,6 +130,14 @@ class SolverSummary:
     mean_solve_s: float | None  # mean solve wall time (rows that solved: not below M_R)
     max_solve_s: float | None  # slowest solve wall time
     max_rss_bytes: int | None  # largest worker peak memory
+
+    @property
+    def partial(self) -> bool:
+        """Whether this solver has plans and its common cells with the baseline are fewer
+        than its plans or the baseline's: its total and change are then over those alone."""
+        if self.baseline_plans is None or not self.plans:
+            return False
+        return not self.common == self.plans == self.baseline_plans
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -229,16 +246,22 @@ def _summary(
     reductions: list[float] = []
     sum_solver = sum_base = 0
     trivial = missing = 0
+    baseline_plans = common = common_bytes = baseline_common_bytes = 0
     gaps: list[float] = []
     best = 0
     for row in group:
         cell = by_cell[cell_id(row)]
         base = cell.get(baseline) if baseline else None
         if base is not None and has_plan(base):
+            baseline_plans += 1
             base_value = int(base["non_compulsory_bytes"])
             if not has_plan(row):
                 missing += 1
-            elif base_value == 0:
+                continue
+            common += 1
+            common_bytes += int(row["non_compulsory_bytes"])
+            baseline_common_bytes += base_value
+            if base_value == 0:
                 trivial += 1
             else:
                 value = int(row["non_compulsory_bytes"])
@@ -257,6 +280,9 @@ def _summary(
     rss = [int(r["worker_maxrss_bytes"]) for r in group if r.get("worker_maxrss_bytes")]
     statuses = [r.get("status") for r in group]
     compare = baseline is not None and solver != baseline
+    total = sum(int(r["non_compulsory_bytes"]) for r in with_plan)
+    if not baseline_plans:  # nothing to set against: the solver's own plans
+        common, common_bytes, baseline_common_bytes = len(with_plan), total, 0
     return SolverSummary(
         scope=scope,
         budget=budget,
@@ -268,7 +294,11 @@ def _summary(
         infeasible=statuses.count("infeasible"),
         timeouts=statuses.count("timeout"),
         errors=statuses.count("error"),
-        non_compulsory_bytes=sum(int(r["non_compulsory_bytes"]) for r in with_plan),
+        non_compulsory_bytes=total if with_plan else None,
+        common=common,
+        common_bytes=common_bytes if common else None,
+        baseline_plans=baseline_plans or None,
+        baseline_common_bytes=baseline_common_bytes if baseline_plans and common else None,
         compared=len(reductions),
         trivial=trivial,
         missing=missing,
@@ -284,9 +314,73 @@ def _summary(
 
 
 # --------------------------------------------------------------------------- formatting
+def change_text(change: float | None) -> str:
+    """A relative change of traffic, signed: 0.133 prints as +13.3%, -0.84 as -84.0%.
+
+    No change prints as 0.0% (never -0.0%); a change too small for one decimal keeps
+    its sign and one significant digit: -0.04%.
+    """
+    if change is None:
+        return MISSING
+    percent = 100.0 * change
+    if percent == 0:
+        return "0.0%"
+    return f"{percent:+.1f}%" if abs(percent) >= 0.05 else f"{percent:+.1g}%"
+
+
 def percent_change(value: float | None) -> str:
-    """A traffic change: a reduction of 0.84 prints as -84.0%."""
-    return MISSING if value is None else f"{-100.0 * value:+.1f}%"
+    """A traffic reduction as a change: a reduction of 0.84 prints as -84.0%, none as 0.0%."""
+    return change_text(None if value is None else -value)
+
+
+#: Marks a total over fewer cells than the solver's or the baseline's plans.
+PARTIAL_MARK = "*"
+
+
+def traffic_text(summary: SolverSummary) -> str:
+    """A summary's non-compulsory traffic over its common cells with the baseline.
+
+    ``–`` when there are none (no plan); marked ``*`` when the common cells are fewer
+    than the solver's or the baseline's plans (:func:`common_notes` says how many).
+    """
+    mark = PARTIAL_MARK if summary.partial else ""
+    if summary.common_bytes is None:
+        return MISSING + mark
+    return format_bytes(summary.common_bytes) + mark
+
+
+def common_notes(
+    summaries: Iterable[SolverSummary],
+    baseline: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What each ``*`` total is over: one line per :attr:`SolverSummary.partial` summary.
+
+    ``flaky (activations / MR): over 1 cell where it and greedy both have a plan, of its
+    1 and greedy's 2; greedy there: 480.00 KiB``.
+
+    Args:
+        summaries: from :func:`summarize`.
+        baseline: the baseline's label.
+        labels: short names to show for solver labels (the terminal's aliases).
+    """
+    labels = labels or {}
+    lines = []
+    for s in summaries:
+        if not s.partial or baseline is None:
+            continue
+        where = "all scopes and budgets" if s.budget == "*" else f"{s.scope} / {s.budget}"
+        name, base = labels.get(s.solver, s.solver), labels.get(baseline, baseline)
+        line = (
+            f"{name} ({where}): over {s.common} cell{'' if s.common == 1 else 's'} where it "
+            f"and {base} both have a plan, of its {s.plans} and {base}'s {s.baseline_plans}"
+        )
+        if s.baseline_common_bytes is not None:
+            line += f"; {base} there: {format_bytes(s.baseline_common_bytes)}"
+        if s.common < s.plans and s.non_compulsory_bytes is not None:
+            line += f"; {name} over all its plans: {format_bytes(s.non_compulsory_bytes)}"
+        lines.append(line)
+    return lines
 
 
 def seconds(value: float | None) -> str:
@@ -318,9 +412,10 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("timeout", lambda s: str(s.timeouts)),
     ("error", lambda s: str(s.errors)),
     ("infeasible", lambda s: str(s.infeasible)),
-    ("non-compulsory", lambda s: format_bytes(s.non_compulsory_bytes)),
+    ("non-compulsory", traffic_text),
     ("vs baseline (mean)", lambda s: percent_change(s.mean_reduction)),
     ("vs baseline (total)", lambda s: percent_change(s.total_reduction)),
+    ("common", lambda s: str(s.common)),
     ("compared", lambda s: str(s.compared)),
     ("trivial", lambda s: str(s.trivial)),
     ("no plan", lambda s: str(s.missing)),
@@ -440,9 +535,13 @@ def markdown_report(rows: Sequence[Row], baseline: str | None, progress: str | N
         "Each summary row covers only the cells that every solver of its scope and budget "
         "finished ('cells'; every solver, for the overall rows); 'left out' counts the "
         "solver's other rows, which no figure includes. "
+        "'non-compulsory' is the solver's total over the 'common' cells, where both it and "
+        "the baseline have a plan (– when none; marked * and explained under the table when "
+        "these are fewer than its plans or the baseline's). "
         "'vs baseline' is the change of non-compulsory traffic against the baseline over the "
-        "cells where the baseline spills (mean of per-cell ratios, and of the totals); "
-        "'trivial' cells (the baseline has no non-compulsory traffic) are counted apart. "
+        "'compared' cells, the common cells where the baseline spills (mean of per-cell "
+        "ratios, and of the totals); 'trivial' cells (the baseline has no non-compulsory "
+        "traffic) are counted apart. "
         "'optimal' counts rows proven optimal over all plans. 'gap to bound' is the mean "
         "relative gap to the best global lower bound any solver reported for the cell, over "
         "the 'bounded' rows (with their count when not every plan has one; – when none "
@@ -453,6 +552,9 @@ def markdown_report(rows: Sequence[Row], baseline: str | None, progress: str | N
     )
     headers, body = summary_cells(summaries)
     parts.append(markdown_table(headers, body))
+    notes = common_notes(summaries, baseline)
+    if notes:
+        parts.append("".join(f"- \\{PARTIAL_MARK} {line}\n" for line in notes))
     parts.append("\n## Per cell\n")
     headers, body = cell_matrix(rows)
     parts.append(markdown_table(headers, body))

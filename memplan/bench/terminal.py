@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.bench.report import (
     MISSING,
+    PARTIAL_MARK,
     SolverSummary,
+    change_text,
+    common_notes,
     gap_text,
     percent_change,
     resolve_baseline,
     seconds,
+    traffic_text,
 )
 from memplan.bench.rows import has_plan, solver_label
 from memplan.units import format_bytes
@@ -101,7 +105,7 @@ def bench_summary(
                         aliases[s.solver],
                         f"{s.plans}/{s.cells}" + (f" +{s.left_out}" if s.left_out else ""),
                         f"{s.optimal}/{s.timeouts}/{s.errors}",
-                        format_bytes(s.non_compulsory_bytes),
+                        traffic_text(s),
                         percent_change(s.mean_reduction),
                         gap_text(s, digits=0),
                         seconds(s.mean_solve_s),
@@ -117,11 +121,14 @@ def bench_summary(
                 "plans: cells with a valid plan / cells that every solver of the budget "
                 "finished (+k: the solver's rows of other cells, left out of every figure); "
                 "o/t/e: proven optimal / timed out / errors; non-comp.: total "
-                "non-compulsory traffic; vs base: mean change "
-                f"against {base} over the cells where {base} spills (trivial cells left out); "
+                f"non-compulsory traffic over the cells where both the solver and {base} have a "
+                f"plan ({MISSING}: none; *: fewer than the solver's or {base}'s plans, see "
+                f"below); vs base: mean change against {base} over those cells where {base} "
+                "spills (trivial cells left out); "
                 "gap: mean gap to each cell's best global lower bound over the rows that "
                 f"have one (k/n when not all; {MISSING}: none); time: mean solve time "
                 "(after warm-up).",
+                *(f"{PARTIAL_MARK} {line}" for line in common_notes(summaries, baseline, aliases)),
             ]
         )
     )
@@ -190,5 +197,5 @@ def _versus(row: Mapping[str, Any], ref: Mapping[str, Any] | None) -> str:
         return MISSING
     ref_value, value = ref["non_compulsory_bytes"], row["non_compulsory_bytes"]
     if ref_value:
-        return f"{100.0 * (value - ref_value) / ref_value:+.1f}%"
+        return change_text((value - ref_value) / ref_value)
     return "trivial" if value == 0 else "+inf"

@@ -9,7 +9,14 @@ import pytest
 from rich.console import Console
 
 from memplan.bench import figures
-from memplan.bench.report import cell_matrix, markdown_report, summarize, write_reports
+from memplan.bench.report import (
+    cell_matrix,
+    change_text,
+    markdown_report,
+    percent_change,
+    summarize,
+    write_reports,
+)
 from memplan.bench.rows import best_bound, merge_rows
 from memplan.bench.terminal import bench_summary, compare_table
 from memplan.errors import ConfigError
@@ -207,6 +214,50 @@ def test_compare_baseline_is_matched_on_the_full_label() -> None:
     assert versus("greedy[order=model]") == {"greedy": "-11.8%", "S1": "–"}
     legend = "\n".join(_render(compare_table(rows, "greedy[order=model]")))
     assert "against S1" in legend
+
+
+def test_totals_are_over_the_cells_both_solvers_have_a_plan_and_none_without_plans() -> None:
+    """A solver that errors everywhere had "0 B" of traffic (which reads as perfect), and
+    one with plans in fewer cells than the baseline had a total over fewer cells (which
+    reads as a saving); no change printed as -0.0%."""
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "flaky", 1000),
+        _row("a", "MR", "broken", None, status="error"),
+        _row("b", "MR", "greedy", 3000),
+        _row("b", "MR", "flaky", None, status="error"),
+        _row("b", "MR", "broken", None, status="error"),
+    ]
+    summaries = [s for s in summarize(rows, "greedy") if s.scope == "activations"]
+    greedy, flaky, broken = summaries
+    assert broken.non_compulsory_bytes is None and broken.common_bytes is None
+    assert not broken.partial and not greedy.partial
+    assert (flaky.common, flaky.common_bytes, flaky.baseline_common_bytes) == (1, 1000, 1000)
+    assert flaky.partial and flaky.mean_reduction == 0.0
+    text = "\n".join(_render(bench_summary(summaries, "greedy")))
+    cols = {line.split()[1]: line.split()[4:7] for line in text.splitlines()[:8] if " MR " in line}
+    assert cols["greedy"] == ["3.91", "KiB", "–"]
+    assert cols["flaky"] == ["1000", "B*", "0.0%"]
+    assert cols["broken"][:2] == ["–", "–"]
+    legend = " ".join(text.split())
+    assert (
+        "* flaky (activations / MR): over 1 cell where it and greedy both have a plan, of its "
+        "1 and greedy's 2; greedy there: 1000 B"
+    ) in legend
+    report = markdown_report(rows, "greedy")
+    table = report.split("## Per cell")[0]
+    assert "| 1000 B* | 0.0% | 0.0% |" in table and "| 0 B |" not in table and "-0.0%" not in table
+    assert "| broken | 2 | 0 | 0 | 0 | 0 | 2 | 0 | – |" in table
+    assert "- \\* flaky (activations / MR): over 1 cell" in table
+
+
+def test_no_change_prints_the_same_in_compare_and_bench() -> None:
+    assert percent_change(0.0) == percent_change(-0.0) == change_text(0.0) == "0.0%"
+    assert change_text(-0.0004) == "-0.04%" and change_text(0.133) == "+13.3%"
+    common = {"mr_bytes": 512, "mp_bytes": 4096}
+    rows = [_row("a", "MR", "greedy", 1000, **common), _row("a", "MR", "ilp", 1000, **common)]
+    ilp = next(line for line in _render(compare_table(rows, "greedy")) if " ilp " in line)
+    assert ilp.split()[5] == "0.0%"
 
 
 def test_cells_below_mr_are_infeasible_and_not_timed(tmp_path: Path) -> None:
