@@ -19,7 +19,7 @@ numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,19 +117,56 @@ class JsonObject:
             return None
         return self.integer(key, minimum=minimum)
 
-    def number(self, key: str, *, minimum: float | None = None, default: Any = _MISSING) -> float:
-        """A finite number (``default`` if missing, when given), at least ``minimum``."""
-        expected = "a finite number" if minimum is None else f"a finite number >= {minimum:g}"
+    def number(
+        self,
+        key: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        default: Any = _MISSING,
+    ) -> float:
+        """A finite number (``default`` if missing, when given), from ``minimum`` to
+        ``maximum`` (each bound inclusive, when given)."""
+        if minimum is not None and maximum is not None:
+            expected = f"a finite number from {minimum:g} to {maximum:g}"
+        elif minimum is not None:
+            expected = f"a finite number >= {minimum:g}"
+        elif maximum is not None:
+            expected = f"a finite number <= {maximum:g}"
+        else:
+            expected = "a finite number"
         value = self.data.get(key, default)
-        if not _is_number(value) or (minimum is not None and value < minimum):
+        if (
+            not _is_number(value)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+        ):
             raise self.error(key, expected)
         return float(value)
 
-    def optional_number(self, key: str, *, minimum: float | None = None) -> float | None:
+    def optional_number(
+        self, key: str, *, minimum: float | None = None, maximum: float | None = None
+    ) -> float | None:
         """A finite number that may be missing or null (then None)."""
         if self.data.get(key) is None:
             return None
-        return self.number(key, minimum=minimum)
+        return self.number(key, minimum=minimum, maximum=maximum)
+
+    def refuse_unknown(self, known: Collection[str]) -> None:
+        """Refuse fields other than ``known``: a misspelt optional field (``ofset``)
+        would otherwise be ignored without a word.
+
+        Raises:
+            InputFormatError: naming the unknown fields by their dotted paths, and the
+                known ones.
+        """
+        unknown = [key for key in self.data if key not in known]
+        if unknown:
+            names = ", ".join(repr(self.path(str(key))) for key in unknown)
+            raise InputFormatError(
+                f"{self.where}: unknown field{'s' if len(unknown) > 1 else ''} {names} "
+                f"(known: {', '.join(known)}); remove it or correct its spelling"
+            )
 
     def text(
         self, key: str, *, choices: Sequence[str] | None = None, default: Any = _MISSING

@@ -172,8 +172,9 @@ class Plan:
         Every field is required and checked for its type: ``order`` a list of op
         names, ``residencies`` a list of objects with ``tensor`` (a name), ``start``,
         ``end``, ``offset`` (integers), ``arrive`` (produce|load) and ``leave``
-        (drop|store). Values are not checked for legality (that is the validator's
-        job), only for their type.
+        (drop|store); any other field is refused (a misspelt one would be ignored).
+        Values are not checked for legality (that is the validator's job), only for
+        their type.
 
         Args:
             data: the parsed JSON object.
@@ -189,6 +190,7 @@ class Plan:
                 the message names ``source``, the field and the residency's index.
         """
         fields = JsonObject.of(data, source, name)
+        fields.refuse_unknown(("order", "residencies"))
         op_ids = {op.name: op.id for op in graph.ops}
         tensor_ids = {t.name: t.id for t in graph.tensors}
         order = []
@@ -204,6 +206,7 @@ class Plan:
         residencies = []
         for i, item in enumerate(items):
             stay = JsonObject.of(item, f"{source}: residency #{i}")
+            stay.refuse_unknown(_RESIDENCY_FIELDS)
             tensor = stay.text("tensor")
             if tensor not in tensor_ids:
                 buffer = (aliases or {}).get(tensor)
@@ -239,6 +242,8 @@ class Plan:
 
 
 _NUMBERS = attrgetter("tensor", "start", "end", "offset")  # a residency's integer fields
+#: A residency's fields in :meth:`Plan.to_dict`'s form; any other is refused.
+_RESIDENCY_FIELDS = ("tensor", "start", "end", "offset", "arrive", "leave")
 _ARRIVE, _LEAVE = attrgetter("arrive"), attrgetter("leave")
 
 

@@ -119,6 +119,31 @@ def test_import_flags_with_a_graph_json_model_are_refused(tmp_path, capsys):
     assert code == EXIT_OK and "valid" in out
 
 
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_an_import_field_of_the_other_kind_of_model_is_refused(tmp_path, capsys, command):
+    """`import` null marks a graph JSON model, an object an ONNX import: a plan file that
+    says the other kind than its own model (same file hash) was accepted as valid."""
+    onnx_path, json_path = tmp_path / "small.onnx", tmp_path / "small.json"
+    onnx.save(small_model(), onnx_path)
+    json_path.write_text(graph_to_json(load_model(small_model()).graph))
+    for model, wrong, expected in (
+        (onnx_path, None, "field 'import' is null, which marks a plan for a memplan graph JSON "
+         f"model, but {onnx_path} is an ONNX model"),
+        (json_path, {}, f"field 'import' holds ONNX import options, but {json_path} is a "
+         "memplan graph JSON model"),
+    ):  # fmt: skip
+        plan = tmp_path / f"{model.suffix[1:]}.plan.json"
+        code, _, err = run_cli(capsys, "optimize", model, "--scratchpad", "MP", "-o", plan)
+        assert code == EXIT_OK, err
+        data = json.loads(plan.read_text())
+        data["import"] = wrong
+        plan.write_text(json.dumps(data))
+        code, out, err = run_cli(capsys, command, model, plan)
+        assert code == EXIT_BAD_INPUT and out == ""
+        assert err.startswith(f"memplan {command}: error: {plan}: ") and expected in err
+        assert err.count("\n") == 1
+
+
 def test_plan_for_another_model_says_so_even_when_its_import_fails(plan_640, tmp_path, capsys):
     """The recorded --input-shape names an input the other model lacks: the hash decides."""
     other = tmp_path / "small.onnx"

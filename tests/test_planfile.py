@@ -20,7 +20,12 @@ from memplan.io.buffers_csv import parse_buffers_csv
 from memplan.io.files import sha256_of_file
 from memplan.io.loading import ImportOptions, load_model
 from memplan.io.planfile import (
+    BUDGET_FIELDS,
+    COST_FIELDS,
+    MODEL_FIELDS,
     PLAN_FILE_VERSION,
+    SOLVER_FIELDS,
+    TOP_FIELDS,
     parse_plan_file,
     plan_csv,
     read_plan_file,
@@ -419,6 +424,29 @@ MANGLED = {
         _set("import", [1]),
         "'import' must be an object (null for a memplan graph JSON model), got a list",
     ),
+    # Fields the writer does not write were ignored: a misspelt one silently.
+    "top_extra": (_set("extra", 1), "unknown field 'extra' (known: format, version, "),
+    "model_extra": (_set("model", "opz", 6), "unknown field 'model.opz' (known: name, "),
+    "budget_extra": (_set("budget", "capacity", 1), "unknown field 'budget.capacity' (known: "),
+    "solver_extra": (_set("solver", "seed", 1), "unknown field 'solver.seed' (known: name, "),
+    "cost_extra": (_set("cost", "latency", 1.0), "unknown field 'cost.latency' (known: "),
+    "plan_extra": (_set("plan", "orders", []), "unknown field 'plan.orders' (known: order, "),
+    "residency_typo": (
+        _residency("ofset", 64),
+        "residency #1: unknown field 'ofset' (known: tensor, start, end, offset, arrive, "
+        "leave); remove it or correct its spelling",
+    ),
+    # A header that contradicts itself or the graph with its fingerprint was accepted.
+    "gap_5": (_set("gap", 5), "field 'gap' must be a finite number from 0 to 1, got 5"),
+    "ops_wrong": (
+        _set("model", "ops", 5),
+        "field 'model.ops' is 5, but the graph with the recorded model.graph_sha256 has 6 "
+        "ops: the file was edited or is corrupt; set model.ops to 6",
+    ),
+    "tensors_wrong": (
+        _set("model", "tensors", 10),
+        "field 'model.tensors' is 10, but the graph with the recorded model.graph_sha256 has 9",
+    ),
 }
 
 
@@ -434,6 +462,24 @@ def test_mangled_fields_are_one_line_naming_the_field(tmp_path, name):
     message = str(info.value)
     assert message.startswith(f"{path}: ") and expected in message, message
     assert "\n" not in message
+
+
+def test_the_reader_knows_every_field_the_writer_writes_and_stats_stay_free_form(tmp_path):
+    """Unknown fields are refused, so the reader's lists must hold all the writer writes."""
+    problem, result = _solve(spill=True)
+    path = tmp_path / "plan.json"
+    budget = ResolvedBudget("MH", problem.capacity_bytes, "note")
+    write_plan_file(path, result, problem, model_sha256=SHA, budget=budget)
+    data = json.loads(path.read_text())
+    assert list(data) == list(TOP_FIELDS) and list(data["model"]) == list(MODEL_FIELDS)
+    assert list(data["budget"]) == list(BUDGET_FIELDS)
+    assert list(data["solver"]) == list(SOLVER_FIELDS) and set(data["cost"]) <= set(COST_FIELDS)
+    # A solver's own options and counters are its business: any name loads.
+    _edit(path, lambda d: (d["stats"].update(anything=1), d["solver"]["options"].update(x=2)))
+    loaded = read_plan_file(path, problem.graph, expected_sha256=SHA)
+    assert loaded.stats["anything"] == 1 and loaded.options["x"] == 2
+    _edit(path, _as_version_1)
+    assert read_plan_file(path, problem.graph, expected_sha256=SHA).version == 1
 
 
 def test_the_writer_writes_every_residency_field(tmp_path):
@@ -484,11 +530,18 @@ def _optimal_without_bound(data):
     data.update(status="optimal", lower_bound_bytes=None)
 
 
+def _budget_not_the_capacity(data):
+    capacity = data["accelerator"]["capacity_bytes"]
+    data.update(budget={"spec": "MR", "capacity_bytes": capacity // 2, "note": ""})
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
         (_bound_above_cost, "is above the plan's own recorded cost"),
         (_optimal_without_bound, "status 'optimal' needs lower_bound_bytes equal"),
+        # A budget that is not the capacity planned for passed without a word.
+        (_budget_not_the_capacity, "differs from accelerator.capacity_bytes"),
     ],
 )
 @pytest.mark.parametrize("command", ["validate", "score"])

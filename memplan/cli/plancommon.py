@@ -210,7 +210,7 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
     scratchpad); the output names them.
     """
     from memplan.accelerator import load_accelerator
-    from memplan.io.planfile import plan_from_header, read_plan_header
+    from memplan.io.planfile import check_import_kind, plan_from_header, read_plan_header
     from memplan.problem import Problem, Scope
 
     header = read_plan_header(args.plan)
@@ -228,6 +228,8 @@ def load_plan_problem(args: argparse.Namespace) -> PlanInput:
             "--no-aliases it was "
             "planned with (memplan optimize -o now records them)"
         )
+    if loaded.sha256 == header.model_sha256:  # another model: plan_from_header says so
+        check_import_kind(header, loaded.import_options, str(args.model))
     aliases = dict(loaded.report.aliases) if loaded.report is not None else None
     planfile = plan_from_header(header, loaded.graph, loaded.sha256, aliases)
     overrides = []  # only those that change what the plan records

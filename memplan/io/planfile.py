@@ -36,7 +36,11 @@ file, the field and, in the plan, the residency's index. Every field the writer 
 is required, except the informative ones (``created_by``, ``model.name``, ``budget``,
 ``message``, ``cost``, ``lower_bound_bytes``, ``gap``, ``wall_s``, ``stats``,
 ``solver.options``), which are typed when present; both versions write every residency
-field. The plan's legality (offsets, alignment, coverage...) is *not* checked here:
+field. A field the writer does not write is refused, in every object but the free-form
+``stats`` and ``solver.options``: a misspelt one would be ignored without a word. The
+header must agree with itself and with the model: ``model.ops`` and ``model.tensors``
+are those of the graph that has ``model.graph_sha256``, and ``gap`` is a fraction from 0
+to 1. The plan's legality (offsets, alignment, coverage...) is *not* checked here:
 that is the validator's job (``memplan validate`` lists every violation). Recorded
 results that cannot all be true (a lower bound above the plan's own cost) are listed
 by :meth:`PlanFile.inconsistencies` for the commands to warn about.
@@ -78,6 +82,16 @@ PLAN_FILE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")  # a hex SHA-256 digest
+
+#: The fields of a plan file, of its objects (what the writer writes); any other is refused.
+TOP_FIELDS = (
+    "format", "version", "created_by", "model", "import", "accelerator", "scope", "budget",
+    "solver", "status", "message", "cost", "lower_bound_bytes", "gap", "wall_s", "stats", "plan",
+)  # fmt: skip
+MODEL_FIELDS = ("name", "file", "sha256", "graph_sha256", "ops", "tensors")
+BUDGET_FIELDS = ("spec", "capacity_bytes", "note")
+SOLVER_FIELDS = ("name", "options")  # options: the solver's own, free-form like stats
+COST_FIELDS = tuple(item.name for item in dataclasses.fields(Cost))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,30 +144,40 @@ class PlanFile:
 
     def inconsistencies(self) -> list[str]:
         """What the file records that cannot all be true: a lower bound above the plan's
-        own recorded cost, or status ``optimal`` without a bound equal to it.
+        own recorded cost, status ``optimal`` without a bound equal to it, or a
+        ``budget.capacity_bytes`` other than the accelerator's (the capacity planned for).
 
         A writer never records these (:func:`memplan.solver.make_result` refuses them),
         so the file was edited or is corrupt. They concern what the file says about the
         solve, not the plan's validity, so readers report them as warnings.
         """
+        lines = []
+        budget = self.budget.get("capacity_bytes")
+        if budget is not None and budget != self.accelerator.capacity_bytes:
+            lines.append(
+                f"recorded budget.capacity_bytes {budget} differs from "
+                f"accelerator.capacity_bytes {self.accelerator.capacity_bytes}, the capacity "
+                "the plan was made for and is checked against: the file was edited or is "
+                "corrupt, so its budget is not to be trusted"
+            )
         bound, cost = self.lower_bound_bytes, self.cost
         if cost is None:
-            return []
+            return lines
         value = cost.non_compulsory_bytes
         if bound is not None and bound > value:
-            return [
+            lines.append(
                 f"recorded lower_bound_bytes {bound} is above the plan's own recorded cost "
                 f"(cost.non_compulsory_bytes {value}), which a bound on every valid plan "
                 "cannot be: the file was edited or is corrupt, so its bound and gap are "
                 "not to be trusted"
-            ]
-        if self.status is Status.OPTIMAL and bound != value:
-            return [
+            )
+        elif self.status is Status.OPTIMAL and bound != value:
+            lines.append(
                 f"recorded status 'optimal' needs lower_bound_bytes equal to the plan's "
                 f"cost.non_compulsory_bytes {value}, but it is {bound}: the file was edited "
                 "or is corrupt, so its status and bound are not to be trusted"
-            ]
-        return []
+            )
+        return lines
 
 
 def plan_file_dict(
@@ -419,7 +443,9 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
             f"{__version__} reads versions {readable}); re-run memplan optimize"
         )
     fields = JsonObject(data, source)
+    fields.refuse_unknown(TOP_FIELDS)
     model = fields.object("model")
+    model.refuse_unknown(MODEL_FIELDS)
     graph_sha, graph_size, import_options = None, None, None
     if version >= 2:
         graph_sha = model.text("graph_sha256")
@@ -484,6 +510,8 @@ def plan_from_header(
             f"{tensors} tensors (with {how}), but the graph given {given}; import the model "
             "with the plan's options, or re-plan it with memplan optimize"
         )
+    if header.graph_size is not None:
+        _check_graph_size(header, graph)
     fields = JsonObject(data, source)
     try:
         accelerator = Accelerator.from_dict(
@@ -495,11 +523,13 @@ def plan_from_header(
         ) from None
     scope = Scope(fields.text("scope", choices=[s.value for s in Scope]))
     solver = fields.object("solver")
+    solver.refuse_unknown(SOLVER_FIELDS)
     options = solver.optional_object("options")
     status = Status(fields.text("status", choices=[s.value for s in Status]))
     recorded_cost = fields.optional_object("cost")
     budget = fields.optional_object("budget")
     if budget is not None:  # informative, but typed as written
+        budget.refuse_unknown(BUDGET_FIELDS)
         budget.optional_text("spec")
         budget.optional_integer("capacity_bytes", minimum=0)
         budget.optional_text("note")
@@ -516,7 +546,7 @@ def plan_from_header(
         status=status,
         cost=_read_cost(recorded_cost) if recorded_cost is not None else None,
         lower_bound_bytes=fields.optional_integer("lower_bound_bytes", minimum=0),
-        gap=fields.optional_number("gap", minimum=0),
+        gap=fields.optional_number("gap", minimum=0, maximum=1),
         wall_s=fields.number("wall_s", minimum=0, default=0.0),
         plan=plan,
         budget=dict(budget.data) if budget is not None else {},
@@ -528,10 +558,56 @@ def plan_from_header(
     )
 
 
+def _check_graph_size(header: PlanHeader, graph: Graph) -> None:
+    """Refuse ``model.ops`` or ``model.tensors`` that the graph with the recorded
+    fingerprint does not have: the header contradicts itself (an edited file)."""
+    assert header.graph_size is not None
+    for key, recorded, actual in zip(
+        ("ops", "tensors"), header.graph_size, (graph.num_ops, graph.num_tensors), strict=True
+    ):
+        if recorded != actual:
+            raise InputFormatError(
+                f"{header.source}: field 'model.{key}' is {recorded}, but the graph with the "
+                f"recorded model.graph_sha256 has {actual} {key}: the file was edited or is "
+                f"corrupt; set model.{key} to {actual}, or re-plan the model with memplan "
+                "optimize"
+            )
+
+
+def check_import_kind(header: PlanHeader, import_options: ImportOptions | None, model: str) -> None:
+    """Refuse a version 2 plan whose ``import`` says another kind of model than ``model``:
+    ``null`` (a memplan graph JSON model) for an ONNX model, or ONNX import options for a
+    graph JSON model.
+
+    Args:
+        header: the plan file's header.
+        import_options: how ``model`` was loaded (None: a graph JSON model).
+        model: the model as given, for the message.
+
+    Raises:
+        InputFormatError: the header contradicts the model the plan was made for.
+    """
+    if header.version < 2 or (header.import_options is None) == (import_options is None):
+        return
+    if header.import_options is None:
+        raise InputFormatError(
+            f"{header.source}: field 'import' is null, which marks a plan for a memplan graph "
+            f"JSON model, but {model} is an ONNX model: the file was edited or is corrupt; "
+            "set 'import' to the ONNX import options it was planned with (an object, see "
+            "docs/files.md), or re-plan the model with memplan optimize -o"
+        )
+    raise InputFormatError(
+        f"{header.source}: field 'import' holds ONNX import options, but {model} is a memplan "
+        "graph JSON model, whose sizes are fixed: the file was edited or is corrupt; set "
+        "'import' to null, or re-plan the model with memplan optimize -o"
+    )
+
+
 def _read_cost(cost: JsonObject) -> Cost:
     """A recorded :class:`Cost`, every field checked: byte counts are integers >= 0,
     latencies and energy finite numbers >= 0; ``timing_model`` and the per-model
     latencies may be missing (a cost written before they were recorded)."""
+    cost.refuse_unknown(COST_FIELDS)
     values: dict[str, Any] = {}
     for item in dataclasses.fields(Cost):
         key = item.name
