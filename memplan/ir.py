@@ -648,20 +648,24 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
 
 
 def _json_whole(value: Any, where: str, field_name: str) -> int:
-    """A whole-number field of graph JSON: an int, or a float with no fraction (``1e9``).
+    """A whole-number field of graph JSON (``macs``, ``size_bytes``, a ``shape`` dim): a
+    JSON integer, as the writer writes it and as every memplan file reader asks.
+
+    A JSON float is refused even without a fraction: ``1e+30`` is not exactly 10^30 and
+    ``64.0`` not what any writer wrote, so taking either would hide a mistake.
 
     Raises:
-        InputFormatError: for NaN, infinity (JSON ``1e400`` reads as infinity), a number
-            with a fraction, a string, a boolean or null, naming ``where`` and the field.
+        InputFormatError: for a float (NaN, infinity as JSON ``1e400`` reads, ``1.5``,
+            ``1e+30``), a string, a boolean or null, naming ``where`` and the field.
     """
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
     if _is_whole(value):
         return int(value)
     if isinstance(value, float) and math.isinf(value):
         got = "infinity (a number too large for a double, such as 1e400, reads as that)"
     elif isinstance(value, float) and math.isnan(value):
         got = "NaN"
+    elif isinstance(value, float) and value.is_integer():
+        got = f"{value!r}, a JSON float (write the number in digits, without '.' or 'e')"
     else:
         got = describe(value)
     raise InputFormatError(
