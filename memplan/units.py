@@ -103,8 +103,14 @@ def align_up(n: int, alignment: int) -> int:
     return -(-n // alignment) * alignment
 
 
+#: Longest duration a flag takes: a year. Longer ones overflowed the bench worker's
+#: watchdog (``OverflowError`` in every cell at ``--time-limit 1e300``).
+MAX_SECONDS = 365 * 24 * 3600
+
+
 def check_seconds(flag: str, seconds: float, *, allow_zero: bool = False) -> float:
-    """Return ``seconds`` if it is a finite duration > 0 (>= 0 with ``allow_zero``).
+    """Return ``seconds`` if it is a finite duration > 0 (>= 0 with ``allow_zero``), at
+    most :data:`MAX_SECONDS`.
 
     NaN and infinity are refused: a NaN limit compares false with every clock reading,
     so a loop guarded by it never stops.
@@ -116,4 +122,8 @@ def check_seconds(flag: str, seconds: float, *, allow_zero: bool = False) -> flo
     if not (low_ok and math.isfinite(seconds)):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{flag} must be a finite number of seconds {bound}, got {seconds}")
+    if seconds > MAX_SECONDS:
+        raise ConfigError(
+            f"{flag} {seconds:g}: at most {MAX_SECONDS} seconds (a year); give a shorter time"
+        )
     return seconds

@@ -60,6 +60,7 @@ from memplan.cli.plancommon import (
 )
 from memplan.errors import ConfigError
 from memplan.options import SEED_MAX
+from memplan.units import MAX_SECONDS
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -197,6 +198,11 @@ def _time_limit_s(text: str | None) -> float | None:
     if not value > 0 or value == float("inf"):
         raise ConfigError(
             f"--time-limit must be a finite number of seconds > 0 (or none), got {text}"
+        )
+    if value > MAX_SECONDS:
+        raise ConfigError(
+            f"--time-limit {text}: at most {MAX_SECONDS} seconds (a year); give a shorter "
+            "time, or none for no limit"
         )
     return value
 

@@ -319,6 +319,10 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
         )
         assert f"{flag} must be a finite number of seconds" in capsys.readouterr().err
         assert not out.exists()
+    out = tmp_path / "o-huge"
+    assert main(["bench", "--suite", str(suite), "--time-limit", "1e300", "-o", str(out)]) == 2
+    assert "at most 31536000 seconds (a year)" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_greedy_cells_are_valid(tmp_path: Path) -> None:

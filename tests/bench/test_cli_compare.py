@@ -63,6 +63,9 @@ def test_compare_bad_input(model: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(model.with_name("absent.onnx"))]) == 2
     assert main(["compare", str(model), "--time-limit", "nan"]) == 2
     assert "--time-limit must be a finite number of seconds" in capsys.readouterr().err
+    # 1e300 s passed, and every cell ended in an OverflowError in the worker's watchdog.
+    assert main(["compare", str(model), "--time-limit", "1e300"]) == 2
+    assert "--time-limit 1e+300: at most 31536000 seconds" in capsys.readouterr().err
 
 
 def test_compare_no_plan_exits_1(model: Path) -> None:
