@@ -647,25 +647,34 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
     }
 
 
+#: Largest whole float taken as an integer: every whole number up to 2^53 is exact in a
+#: double, so ``1e6`` (as tools that compute MACs in floating point write them) means
+#: exactly 1,000,000; ``1e+30`` reads as 10^30 + 19,884,624,838,656 and is refused.
+EXACT_FLOAT_MAX = 2**53
+
+
 def _json_whole(value: Any, where: str, field_name: str) -> int:
     """A whole-number field of graph JSON (``macs``, ``size_bytes``, a ``shape`` dim): a
-    JSON integer, as the writer writes it and as every memplan file reader asks.
-
-    A JSON float is refused even without a fraction: ``1e+30`` is not exactly 10^30 and
-    ``64.0`` not what any writer wrote, so taking either would hide a mistake.
+    JSON integer, or a float with no fraction up to :data:`EXACT_FLOAT_MAX` (``1e6``).
 
     Raises:
-        InputFormatError: for a float (NaN, infinity as JSON ``1e400`` reads, ``1.5``,
-            ``1e+30``), a string, a boolean or null, naming ``where`` and the field.
+        InputFormatError: for NaN, infinity (JSON ``1e400`` reads as infinity), a number
+            with a fraction, a float too large to be exact, a string, a boolean or null,
+            naming ``where`` and the field.
     """
     if _is_whole(value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_FLOAT_MAX:
         return int(value)
     if isinstance(value, float) and math.isinf(value):
         got = "infinity (a number too large for a double, such as 1e400, reads as that)"
     elif isinstance(value, float) and math.isnan(value):
         got = "NaN"
     elif isinstance(value, float) and value.is_integer():
-        got = f"{value!r}, a JSON float (write the number in digits, without '.' or 'e')"
+        got = (
+            f"{value!r}, a float too large to be exact (over 2^53; write the number in "
+            "digits, without '.' or 'e')"
+        )
     else:
         got = describe(value)
     raise InputFormatError(

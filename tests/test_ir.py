@@ -219,13 +219,11 @@ def _graph_text(op_fields: str = "", tensor_fields: str = "") -> str:
         (', "macs": "7"', "", "op #0 'o': field 'macs' must be a whole number (a JSON integer), "
          "got '7'"),
         (', "macs": true', "", "field 'macs' must be a whole number (a JSON integer), got true"),
-        # A float without a fraction was taken (as 10^30 + 19884624838656, or as 10).
+        # A whole float too large to be exact was taken (as 10^30 + 19884624838656).
         (', "macs": 1e+30', "", "op #0 'o': field 'macs' must be a whole number (a JSON "
-         "integer), got 1e+30, a JSON float (write the number in digits, without '.' or 'e')"),
-        ("", ', "size_bytes": 10.0', "tensor #1 'b': field 'size_bytes' must be a whole number "
-         "(a JSON integer), got 10.0, a JSON float"),
-        ("", ', "shape": [2, 5.0]', "tensor #1 'b': field 'shape' must be a whole number "
-         "(a JSON integer), got 5.0, a JSON float"),
+         "integer), got 1e+30, a float too large to be exact (over 2^53; write the number"),
+        ("", ', "size_bytes": 9007199254740994.0', "tensor #1 'b': field 'size_bytes' must be "
+         "a whole number (a JSON integer), got 9007199254740994.0, a float too large"),
         ("", ', "size_bytes": 1e400', "tensor #1 'b': field 'size_bytes' must be a whole number"),
         ("", ', "size_bytes": 10.5', "tensor #1 'b': field 'size_bytes' must be a whole number"),
         ("", ', "shape": [2, -Infinity]', "tensor #1 'b': field 'shape' must be a whole number"),
@@ -243,14 +241,14 @@ def test_json_numbers_must_be_whole_and_finite(op_fields, tensor_fields, message
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_json_floats_are_refused_as_every_memplan_reader_refuses_them():
-    """A float with no fraction (1e6, 2.0) was taken as a whole number here, where plan
-    files and accelerator specs refuse it; the graph writer writes integers only."""
-    for op_fields, tensor_fields in ((', "macs": 1e6', ""), ("", ', "shape": [2.0, 5]')):
-        with pytest.raises(InputFormatError, match=r"must be a whole number .*a JSON float"):
-            graph_from_json(_graph_text(op_fields, tensor_fields), "g.json")
-    g = graph_from_json(_graph_text(', "macs": 1000000', ', "shape": [2, 5]'), "g.json")
-    assert g.ops[0].macs == 1_000_000 and g.tensor_by_name("b").shape == (2, 5)
+def test_json_numbers_without_a_fraction_are_whole():
+    """A float with no fraction (1e6 MACs, as tools write them) is that whole number, up
+    to 2^53, where every whole number is exact in a double."""
+    g = graph_from_json(_graph_text(', "macs": 1e6', ', "shape": [2.0, 5]'), "g.json")
+    assert g.ops[0].macs == 1_000_000 and isinstance(g.ops[0].macs, int)
+    assert g.tensor_by_name("b").shape == (2, 5)
+    exact = graph_from_json(_graph_text(', "macs": 9007199254740992.0'), "g.json")
+    assert exact.ops[0].macs == 2**53
     assert graph_from_json(graph_to_json(g), "again.json") == g
 
 
