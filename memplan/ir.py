@@ -682,6 +682,31 @@ def _json_whole(value: Any, where: str, field_name: str) -> int:
     )
 
 
+def _json_field(item: Mapping[str, Any], key: str, where: str) -> Any:
+    """``item[key]``, or :class:`InputFormatError` naming ``where`` and the missing field
+    (it was ``malformed graph JSON (KeyError('outputs'))``, naming neither)."""
+    if key not in item:
+        raise InputFormatError(f"{where}: the field {key!r} is missing; add it")
+    return item[key]
+
+
+def _json_list(
+    item: Mapping[str, Any], key: str, where: str, *, optional: bool = False
+) -> list[Any]:
+    """``item[key]``, which must be a JSON list (an ``optional`` one may be left out).
+
+    Raises:
+        InputFormatError: the field is missing or not a list (``"ops": {}`` read as no
+            ops, and was reported as a tensor without a producer).
+    """
+    if optional and key not in item:
+        return []
+    value = _json_field(item, key, where)
+    if not isinstance(value, list):
+        raise InputFormatError(f"{where}: the field {key!r} must be a list, got {describe(value)}")
+    return value
+
+
 def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
     """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``."""
     if not isinstance(data, Mapping) or data.get("format") != "memplan.graph":
@@ -694,7 +719,7 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
         )
     builder = GraphBuilder(str(data.get("name", "graph")))
     try:
-        for i, t in enumerate(data["tensors"]):
+        for i, t in enumerate(_json_list(data, "tensors", source)):
             if not isinstance(t, Mapping):
                 raise InputFormatError(
                     f"{source}: tensor #{i} must be an object, got {describe(t)}"
@@ -714,22 +739,25 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
                     f"{where}: field 'is_output' must be true or false, got {describe(is_output)}"
                 )
             builder.tensor(
-                str(t["name"]),
-                _json_whole(t["size_bytes"], where, "size_bytes"),
+                str(_json_field(t, "name", where)),
+                _json_whole(_json_field(t, "size_bytes", where), where, "size_bytes"),
                 kind,
                 is_output=is_output,
-                shape=tuple(_json_whole(d, where, "shape") for d in t.get("shape", ())),
+                shape=tuple(
+                    _json_whole(d, where, "shape")
+                    for d in _json_list(t, "shape", where, optional=True)
+                ),
                 dtype=str(t.get("dtype", "")),
             )
-        for j, o in enumerate(data["ops"]):
+        for j, o in enumerate(_json_list(data, "ops", source)):
             if not isinstance(o, Mapping):
                 raise InputFormatError(f"{source}: op #{j} must be an object, got {describe(o)}")
             where = f"{source}: op #{j} {o.get('name')!r}"
             builder.op(
-                str(o["name"]),
-                str(o["op_type"]),
-                [builder.tensor_id(n) for n in o["inputs"]],
-                [builder.tensor_id(n) for n in o["outputs"]],
+                str(_json_field(o, "name", where)),
+                str(_json_field(o, "op_type", where)),
+                [builder.tensor_id(n) for n in _json_list(o, "inputs", where)],
+                [builder.tensor_id(n) for n in _json_list(o, "outputs", where)],
                 _json_whole(o.get("macs", 0), where, "macs"),
             )
     except (KeyError, TypeError, ValueError) as error:

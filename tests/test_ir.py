@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import networkx as nx
 import pytest
@@ -186,7 +187,7 @@ def test_json_errors_name_the_source():
         graph_from_dict(data, "f.json")
     data = graph_to_dict(small())
     del data["ops"][0]["inputs"]
-    with pytest.raises(InputFormatError, match="malformed"):
+    with pytest.raises(InputFormatError, match=r"f\.json: op #0 'conv': the field 'inputs' is"):
         graph_from_dict(data, "f.json")
     data = graph_to_dict(small())
     data["ops"][0]["inputs"] = ["nope"]
@@ -260,6 +261,26 @@ def test_json_tensors_and_ops_must_be_objects():
     data = graph_to_dict(small())
     data["ops"][0] = "conv"
     with pytest.raises(InputFormatError, match=r"f\.json: op #0 must be an object, got 'conv'"):
+        graph_from_dict(data, "f.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # These said "malformed graph JSON (KeyError('outputs'))", naming no op.
+        (lambda d: d["ops"][1].pop("outputs"), "op #1 'split': the field 'outputs' is missing"),
+        (lambda d: d["tensors"][0].pop("size_bytes"), "tensor #0 'x': the field 'size_bytes' is"),
+        (lambda d: d.pop("tensors"), "f.json: the field 'tensors' is missing; add it"),
+        # "ops": {} read as no ops and was reported as a tensor without a producer.
+        (lambda d: d.update(ops={}), "f.json: the field 'ops' must be a list, got an object"),
+        (lambda d: d["ops"][0].update(inputs="x"), "op #0 'conv': the field 'inputs' must be a"),
+        (lambda d: d["tensors"][0].update(shape=7), "'x': the field 'shape' must be a list, got 7"),
+    ],
+)
+def test_json_missing_or_mistyped_fields_name_the_item_and_field(change, message):
+    data = graph_to_dict(small())
+    change(data)
+    with pytest.raises(InputFormatError, match=re.escape(message)):
         graph_from_dict(data, "f.json")
 
 
