@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -108,3 +109,70 @@ def test_the_online_pass_scaling_an_instance_stops_with_its_budget(
     result = make_solver("rl", {"search": "rollout"}).solve(problem, Budget(time_limit_s=20))
     assert result.plan is not None and validate(problem, result.plan) == []
     assert budgets and all(b is not None and b.time_limit_s <= 20 for b in budgets)
+
+
+def test_progress_reports_greedys_plan_and_the_bound_before_the_order_search() -> None:
+    """The live line said "no plan yet, bound -" until the games ended: greedy's floor
+    ran without a progress callback and nothing was reported before every order was
+    planned. Greedy's plans, the bound and each better plan are now reported as they come,
+    and the last incumbent reported is the plan returned."""
+    from memplan.solver import Progress
+
+    seen: list[Progress] = []
+    problem = _problem(seed=0, n_ops=30)
+    budget = Budget(time_limit_s=20, on_progress=seen.append)
+    result = make_solver("rl", {"episodes": "1"}).solve(problem, budget)
+    assert result.cost is not None
+    phases = [p.message for p in seen]
+    first_plan = next(i for i, p in enumerate(seen) if p.incumbent_bytes is not None)
+    assert phases[first_plan].startswith("greedy")
+    greedy = make_solver("greedy", {}).solve(problem, Budget(time_limit_s=20))
+    assert greedy.cost is not None
+    floor = next(p for p in seen if p.incumbent_bytes is not None and "greedy" not in p.message)
+    assert floor.incumbent_bytes == greedy.cost.non_compulsory_bytes
+    first_bound = next(i for i, p in enumerate(seen) if p.bound_bytes is not None)
+    searched = phases.index("planning the searched order")
+    assert first_plan < first_bound < searched
+    incumbents = [p.incumbent_bytes for p in seen[first_plan:]]
+    assert None not in incumbents and incumbents == sorted(incumbents, reverse=True)
+    assert incumbents[-1] == result.cost.non_compulsory_bytes
+
+
+def test_episodes_0_says_truthfully_why_the_passes_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``episodes=0`` stopped once the search was exhausted (after 6 passes, at 5 s of
+    30 s) and when interrupted, and said "played rollout games until the time limit"
+    both times. It stops when a pass that tried every alternative at every move found
+    nothing (another would replay it) and says so; Ctrl-C makes it TIMEOUT, saying
+    interrupted; the time limit says time limit."""
+    from memplan.solver import Status
+
+    problem = _problem(seed=2, n_ops=30)
+    options = {"episodes": "0", "order": "model"}
+    result = make_solver("rl", options).solve(problem, Budget(time_limit_s=30))
+    assert result.status is Status.FEASIBLE and result.stats["stopped_by"] == {"model": "exhausted"}
+    assert "the search is exhausted" in result.message
+    assert "time limit" not in result.message and result.wall_s < 25
+
+    budget = Budget(time_limit_s=30)
+    real = rl_solver.rollout_pass
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        budget.stop_event.set()  # Ctrl-C during the first pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rl_solver, "rollout_pass", interrupting)
+    result = make_solver("rl", options).solve(problem, budget)
+    assert result.status is Status.TIMEOUT and "interrupted (Ctrl-C)" in result.message
+    assert result.plan is not None and validate(problem, result.plan) == []
+
+    def never_exhausted(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        return dataclasses.replace(found, improvements=max(found.improvements, 1))
+
+    monkeypatch.setattr(rl_solver, "rollout_pass", never_exhausted)
+    result = make_solver("rl", {**options, "max_time_s": "2"}).solve(problem, Budget(30))
+    assert (
+        result.status is Status.FEASIBLE and "model order: until the time limit" in result.message
+    )

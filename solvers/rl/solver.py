@@ -56,7 +56,11 @@ The status is OPTIMAL when the plan meets that bound (or moves nothing), FEASIBL
 otherwise, TIMEOUT when time ran out (or Ctrl-C) before the ``episodes`` games (passes)
 were played (the best plan so far is returned). The same seed and options give the same plan
 unless a run was cut short; ``episodes=0`` plays until ``max_time_s`` (FEASIBLE, and
-machine-dependent).
+machine-dependent), or with ``search=rollout`` until the search is exhausted (a pass
+that tried every alternative at every move found nothing; another pass would replay
+it), and Ctrl-C makes it TIMEOUT: the message says per order why the games stopped
+(``stats["stopped_by"]``). The progress callback gets greedy's plans as they come, the
+bound, each better reference and each better game.
 """
 
 from __future__ import annotations
@@ -78,7 +82,14 @@ from memplan.fallback import plan_source
 from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Plan
 from memplan.problem import Problem
-from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solver import (
+    Budget,
+    Progress,
+    SolveResult,
+    Status,
+    infeasible_below_mr,
+    make_result,
+)
 from memplan.solvers.dnc.bound import ilp_part_bound
 from memplan.solvers.order_search import Reordered, belady_score, search_order
 from memplan.solvers.packing import TRAIL_PACK_S, pack_stays, pack_trail
@@ -192,7 +203,9 @@ class RlSolver:
         default=4,
         metadata={
             "help": "games (gumbel) or passes (rollout) per order (same seed, same plan); "
-            "0 = as many as max_time_s allows; >= 0"
+            "0 = as many as max_time_s allows (rollout: fewer when the search is exhausted, "
+            "a pass that tried every alternative at every move finding nothing; the message "
+            "says so); >= 0"
         },
     )
     rollout_steps: int = field(
@@ -261,7 +274,11 @@ class RlSolver:
         }
         # First of all (see _greedy_floor), on the budget itself (max_time_s may shorten it).
         floor = self._greedy_floor(problem, dataclasses.replace(budget, time_limit_s=limit_s))
+        floor_bytes = None if floor is None else floor.potential_bytes
+        if floor is not None:
+            budget.report_progress(floor_bytes, None, f"greedy's plan ({floor.name} order)")
         target = self._lower_bound(problem, budget, deadline, stats)
+        budget.report_progress(floor_bytes, target or None, "planning the orders")
         instances, best = self._instances(problem, budget, deadline, target, stats, floor)
         budget.report_progress(best[0], target or None, "reference plans made")
         if best[0] > target and not budget.should_stop():
@@ -285,8 +302,14 @@ class RlSolver:
             def out_of_time(until: float = until) -> bool:
                 return budget.should_stop() or time.monotonic() >= until
 
+            def improved(moved: int, name: str = name, best_bytes: int = best[0]) -> None:
+                if moved < best_bytes:  # each better game, as it is found
+                    budget.report_progress(moved, target or None, f"a game on the {name} order")
+
             play = self._passes if self.search == ROLLOUT_SEARCH else self._games
-            history, found, stopped = play(instance, name, network, rng, out_of_time, target, stats)
+            history, found, stopped = play(
+                instance, name, network, rng, out_of_time, target, stats, improved
+            )
             stats["game_bytes"][name] = history
             cut_short = cut_short or stopped
             if found is not None and found[0] < best[0]:
@@ -330,6 +353,8 @@ class RlSolver:
                 continue  # greedy's own plan of this order is its reference
             if best is not None and (budget.should_stop() or time.monotonic() >= deadline):
                 break  # no time for another order (at 0.1 s the searched one took 0.35 s)
+            incumbent = None if best is None else best[0]
+            budget.report_progress(incumbent, target or None, f"planning the {name} order")
             weights = [SEARCHED_WEIGHT if o == SEARCHED_ORDER else 1 for o in orders[k:]]
             share_s = max(deadline - time.monotonic(), 0.0) * weights[0] / sum(weights)
             limits = {
@@ -380,6 +405,8 @@ class RlSolver:
                 candidates.append(candidate)
                 if best is None or moved < best[0]:
                     best = (moved, plan, f"reference ({candidate.name} order)")
+                    message = f"greedy's stack on the {candidate.name} order"
+                    budget.report_progress(moved, target or None, message)
             if budget.should_stop() or (best is not None and best[0] <= target):
                 break
         assert best is not None
@@ -395,8 +422,16 @@ class RlSolver:
 
         order = self.order if self.order in NAMED_ORDERS else AUTO_ORDER
         greedy = make_solver("greedy", {"order": order})
-        # The same start, limit and stop flag as greedy alone; its progress lines are its own.
-        result = greedy.solve(problem, dataclasses.replace(budget, on_progress=None))
+        # The same start, limit and stop flag as greedy alone; its plans are rl's first
+        # incumbents, so its progress is passed on (marked as greedy's).
+        forward = budget.on_progress
+
+        def on_progress(progress: Progress) -> None:
+            if forward is not None:
+                message = f"greedy: {progress.message}" if progress.message else "greedy"
+                forward(dataclasses.replace(progress, message=message))
+
+        result = greedy.solve(problem, dataclasses.replace(budget, on_progress=on_progress))
         if result.plan is None:
             return None
         name = str(result.stats.get("order", order))
@@ -598,9 +633,12 @@ class RlSolver:
         out_of_time: Callable[[], bool],
         target: int,
         stats: dict[str, Any],
+        on_better: Callable[[int], None] | None = None,
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
         """Play up to ``episodes`` Gumbel-search games on one instance (of the order
-        ``name``), until one meets ``target`` (a lower bound).
+        ``name``), until one meets ``target`` (a lower bound); ``on_better`` gets the
+        bytes of each game better than the ones before. Why the games stopped is
+        recorded in ``stats["stopped_by"][name]`` (see :func:`_stopped_by`).
 
         Returns:
             Each game's bytes, the best game (bytes, plan, number) if any, and whether
@@ -608,10 +646,13 @@ class RlSolver:
         """
         history: list[int] = []
         best: tuple[int, Plan, int] | None = None
+        _stopped_by(stats, name, "bound")
         while (instance.baseline_bytes or 0) > target and (best is None or best[0] > target):
             if self.episodes and len(history) >= self.episodes:
+                _stopped_by(stats, name, "episodes")
                 break
             if out_of_time():
+                _stopped_by(stats, name, "time")
                 return history, best, self.episodes > 0
             search = search_for(
                 instance,
@@ -632,7 +673,10 @@ class RlSolver:
             history.append(state.non_compulsory_bytes)
             if best is None or state.non_compulsory_bytes < best[0]:
                 best = (state.non_compulsory_bytes, state.plan(), len(history))
+                if on_better is not None:
+                    on_better(best[0])
             if not finished:
+                _stopped_by(stats, name, "time")
                 return history, best, self.episodes > 0
         return history, best, False
 
@@ -645,14 +689,17 @@ class RlSolver:
         out_of_time: Callable[[], bool],
         target: int,
         stats: dict[str, Any],
+        on_better: Callable[[int], None] | None = None,
     ) -> tuple[list[int], tuple[int, Plan, int] | None, bool]:
         """Fortified rollout passes (:mod:`.rollout`) on one instance, each from the best
         game so far, until ``episodes`` passes, the time is up, a game meets ``target`` (a
         lower bound), or a pass has tried every
-        alternative at every move and found nothing. A pass that finds nothing doubles
+        alternative at every move and found nothing (the search is exhausted: another
+        pass would replay it, ``episodes=0`` included). A pass that finds nothing doubles
         the alternatives of the next (with a network, the same number would replay the
         same pass); the schedule is the same without a network, so both spend the same
-        rollouts per move.
+        rollouts per move. ``on_better`` gets the bytes of each pass that improves;
+        why the passes stopped is recorded in ``stats["stopped_by"][name]``.
 
         Returns:
             Each pass's bytes, the best game (bytes, plan, pass number) when a pass
@@ -662,8 +709,13 @@ class RlSolver:
         history: list[int] = []
         best_bytes, best_plan, best_pass = instance.baseline_bytes, instance.reference, 0
         alternatives = self.alternatives
-        while best_bytes > target and (self.episodes == 0 or len(history) < self.episodes):
+        _stopped_by(stats, name, "bound")
+        while best_bytes > target:
+            if self.episodes and len(history) >= self.episodes:
+                _stopped_by(stats, name, "episodes")
+                break
             if out_of_time():
+                _stopped_by(stats, name, "time")
                 return history, _found(best_bytes, best_plan, best_pass), self.episodes > 0
             found = rollout_pass(
                 instance,
@@ -679,13 +731,43 @@ class RlSolver:
             history.append(found.best_bytes)
             if found.best_bytes < best_bytes:
                 best_bytes, best_plan, best_pass = found.best_bytes, found.best_plan, len(history)
+                if on_better is not None:
+                    on_better(best_bytes)
             if not found.complete:
+                _stopped_by(stats, name, "time")
                 return history, _found(best_bytes, best_plan, best_pass), self.episodes > 0
             if found.improvements == 0:
                 if alternatives >= NUM_ACTIONS - 1:
-                    break  # every alternative at every move: nothing left to try
+                    # Every alternative at every move: another pass would replay this one.
+                    _stopped_by(stats, name, "exhausted")
+                    break
                 alternatives = min(2 * alternatives, NUM_ACTIONS - 1)
         return history, _found(best_bytes, best_plan, best_pass), False
+
+    def _games_name(self) -> str:
+        """What one game is called: a rollout pass or a gumbel game."""
+        return "rollout passes" if self.search == ROLLOUT_SEARCH else f"{self.search} games"
+
+    def _played(self, budget: Budget, stats: dict[str, Any]) -> str:
+        """How many games were played and, per order, why they stopped (a run that
+        ended early says so, and when)."""
+        stopped_by: dict[str, str] = stats.get("stopped_by", {})
+        games = f"{stats['games']} {self._games_name()}"
+        if not stopped_by:
+            return f"played no {self._games_name()}"
+        if all(reason == "episodes" for reason in stopped_by.values()):
+            return f"played {self.episodes} {self._games_name()} per order ({games})"
+        groups: dict[str, list[str]] = {}
+        for name, reason in stopped_by.items():
+            groups.setdefault(reason, []).append(name)
+        clauses = []
+        for reason, names in groups.items():
+            orders = f"the {', '.join(names)} order{'s' if len(names) > 1 else ''}"
+            clauses.append(f"{orders}: {STOP_REASONS[reason].format(episodes=self.episodes)}")
+        limit_s = min(self.max_time_s, budget.time_limit_s or self.max_time_s)
+        return (
+            f"played {games} in {budget.elapsed_s():.1f} s of {limit_s:g} s ({'; '.join(clauses)})"
+        )
 
     def _result(
         self,
@@ -697,27 +779,26 @@ class RlSolver:
         stats: dict[str, Any],
     ) -> SolveResult:
         bound = stats.get("bound_bytes")
+        stopped_by: dict[str, str] = stats.get("stopped_by", {})
         if best_bytes == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
         elif bound is not None and best_bytes <= bound:
             status = Status.OPTIMAL
             message = f"meets the lower bound ({stats['bound_method']})"
-        elif cut_short:
+        elif cut_short or (budget.interrupted() and "time" in stopped_by.values()):
+            # Ctrl-C ends a run before its end, episodes=0 included (which has no count
+            # to fall short of: time running out is its normal end).
             status = Status.TIMEOUT
-            why = "interrupted" if budget.interrupted() else "the time ran out"
+            why = "interrupted (Ctrl-C)" if budget.interrupted() else "the time ran out"
+            per_order = f" of {self.episodes} per order" if self.episodes else ""
             message = (
-                f"{why} after {stats['complete_games']} complete {self.search} games "
-                f"({self.episodes} per order); "
+                f"{why} at {budget.elapsed_s():.1f} s after {stats['complete_games']} "
+                f"complete {self._games_name()}{per_order}; "
                 f"returning the best plan so far (from {stats['best_from']})"
             )
         else:
             status = Status.FEASIBLE
-            played = (
-                f"{self.episodes} {self.search} games per order"
-                if self.episodes
-                else (f"{self.search} games until the time limit")
-            )
-            message = f"played {played}; the best plan is from {stats['best_from']}"
+            message = f"{self._played(budget, stats)}; the best plan is from {stats['best_from']}"
         # 0 bytes is a lower bound over every plan, and a plan with 0 meets it.
         bound = 0 if best_bytes == 0 else bound
         return make_result(
@@ -746,6 +827,21 @@ def _packed_candidate(
     instance = make_instance(problem, plan.order, baseline=False, budget=budget)
     instance = dataclasses.replace(instance, reference=plan, baseline_bytes=moved)
     return Candidate(name, instance, moved)
+
+
+#: Why the games (passes) on an order stopped, as ``stats["stopped_by"]`` records it.
+STOP_REASONS = {
+    "episodes": "all {episodes} played",
+    "exhausted": "stopped early, the search is exhausted: a pass that tried every "
+    "alternative at every move found nothing better, and another would replay it",
+    "time": "until the time limit",
+    "bound": "until a plan met the lower bound",
+}
+
+
+def _stopped_by(stats: dict[str, Any], name: str, reason: str) -> None:
+    """Record why the games on the order ``name`` stopped (a key of :data:`STOP_REASONS`)."""
+    stats.setdefault("stopped_by", {})[name] = reason
 
 
 def _count_game(stats: dict[str, Any], name: str, complete: bool) -> None:
