@@ -183,6 +183,17 @@ def test_bad_instances_and_render_mode_are_refused() -> None:
         MallocGameEnv(render_mode="human")
 
 
+@pytest.mark.parametrize("empty", [[], (), iter([])])
+def test_an_empty_instances_list_is_refused_not_replaced_by_random_dags(empty: object) -> None:
+    """``instances=[]`` was taken as "sample" and played random DAGs; None (the default)
+    samples, an empty sequence is an error naming it."""
+    with pytest.raises(ConfigError, match=r"instances is empty: give at least one Instance"):
+        MallocGameEnv(empty)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"instances is empty"):
+        gym.make(ENV_ID, instances=[])
+    assert MallocGameEnv(None)._instances is None
+
+
 def test_bad_reset_options_are_refused_before_anything_changes() -> None:
     instances = _instances(range(2), n_ops=12)
     env = MallocGameEnv(instances[:1])

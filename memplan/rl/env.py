@@ -80,14 +80,15 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
     :class:`gymnasium.error.ResetNeeded`.
 
     Args:
-        instances: play these, in turn (``reset`` cycles through them).
+        instances: play these, in turn (``reset`` cycles through them); None (the
+            default) samples them (an empty sequence is refused).
         families: without ``instances``, catalog families the sampler may draw
             (empty: random DAGs only); each must have a catalog workload of at most
             :data:`~memplan.rl.sampler.MAX_TRAIN_OPS` ops.
         render_mode: ``ansi`` (text memory map) or ``rgb_array`` (a picture).
 
     Raises:
-        ConfigError: ``instances`` holds something other than instances, ``families``
+        ConfigError: ``instances`` is empty or holds something other than instances, ``families``
             is a plain string or names an unknown (or too large) family, or
             ``render_mode`` is unknown.
     """
@@ -139,7 +140,7 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
         super().reset(seed=seed)
         if chosen is not None:
             self.instance = chosen
-        elif self._instances:
+        elif self._instances is not None:
             if seed is not None:
                 self._next_index = seed % len(self._instances)
             self.instance = self._instances[self._next_index % len(self._instances)]
@@ -248,10 +249,11 @@ def _check_action(action: object) -> int:
     return slot
 
 
-def _check_instances(instances: object) -> list[Instance]:
-    """``instances`` as a list, each checked to be an :class:`Instance`."""
+def _check_instances(instances: object) -> list[Instance] | None:
+    """``instances`` as a non-empty list, each checked to be an :class:`Instance` (None:
+    sample them)."""
     if instances is None:
-        return []
+        return None
     if isinstance(instances, Instance | str | bytes) or not isinstance(instances, Iterable):
         raise ConfigError(
             f"instances must be a sequence of Instance objects, not {type(instances).__name__}"
@@ -263,6 +265,11 @@ def _check_instances(instances: object) -> list[Instance]:
                 f"instances[{i}] must be a memplan.solvers.rl.instances.Instance, "
                 f"not {type(item).__name__}"
             )
+    if not result:
+        raise ConfigError(
+            "instances is empty: give at least one Instance to play, or None (the default) "
+            "to sample random instances"
+        )
     return result
 
 
