@@ -123,6 +123,11 @@ def test_read_only_folder_and_bad_names(tmp_path):
     try:
         with pytest.raises(OutputFileError, match=r"folder .*locked is read-only \(mode 0555\)"):
             check_output_path(folder / "plan.json", "-o")
+        # A results folder made inside it was created (as root), though the folder's own
+        # files were refused.
+        with pytest.raises(OutputFileError, match=r"folder .*locked is read-only \(mode 0555\)"):
+            check_output_path(folder / "new" / "results.jsonl", "-o", create_folders=True)
+        assert not (folder / "new").exists()
     finally:
         folder.chmod(0o755)
     (tmp_path / "file").write_text("")

@@ -631,6 +631,11 @@ def summary_csv(summaries: Sequence[SolverSummary]) -> str:
     return _csv(headers, ([d[h] for h in headers] for d in dicts))
 
 
+#: The report files :func:`write_reports` writes in the results folder (and ``memplan
+#: bench`` checks are writable before its cells run).
+REPORT_NAMES = ("summary.md", "summary.csv", "cells.csv")
+
+
 def write_reports(
     out_dir: str | Path, rows: Sequence[Row], baseline: str | None, figures: bool = True
 ) -> list[Path]:
@@ -644,11 +649,12 @@ def write_reports(
     baseline = resolve_baseline(rows, baseline)
     summaries = summarize(rows, baseline)
     written = []
-    for name, text in (
-        ("summary.md", markdown_report(rows, baseline, progress_line(out, rows))),
-        ("summary.csv", summary_csv(summaries)),
-        ("cells.csv", cells_csv(rows)),
-    ):
+    texts = (
+        markdown_report(rows, baseline, progress_line(out, rows)),
+        summary_csv(summaries),
+        cells_csv(rows),
+    )
+    for name, text in zip(REPORT_NAMES, texts, strict=True):
         atomic_write_text(out / name, text, what="report", create_folders=True)
         written.append(out / name)
     if figures and rows:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,13 +268,52 @@ def add_parser(subparsers: Any) -> None:
 def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline",
-        default="greedy",
+        default=None,
         metavar="SOLVER",
-        help="the solver traffic reductions are measured against; default: greedy",
+        help=(
+            "the solver traffic reductions are measured against: a solver spec as given to "
+            "--solvers, or a solver name only one spec has; default: greedy when it was "
+            "run, else the first solver"
+        ),
     )
     parser.add_argument(
         "--no-figures", dest="figures", action="store_false", help="skip the matplotlib figures"
     )
+
+
+def baseline_label(
+    baseline: str | None, solvers: Sequence[str], options: Mapping[str, Mapping[str, str]]
+) -> str:
+    """The row label of the baseline: ``greedy[order=model]``, as :func:`solver_label` writes it.
+
+    ``baseline`` is one of the specs as written, or a solver name that only one spec has;
+    None means the first spec.
+
+    Raises:
+        ConfigError: ``baseline`` is none of the specs, or names several of them.
+    """
+    from memplan.bench.rows import solver_label
+    from memplan.bench.specs import parse_spec, solver_options
+    from memplan.errors import ConfigError
+
+    if baseline is None:
+        matches = [solvers[0]]
+    else:
+        matches = [s for s in solvers if s.strip() == baseline.strip()] or [
+            s for s in solvers if parse_spec(s)[0] == baseline.strip()
+        ]
+    if not matches:
+        raise ConfigError(
+            f"--baseline {baseline!r} is not one of --solvers ({', '.join(solvers)}); "
+            "add it there or name one of them"
+        )
+    if len(matches) > 1:
+        raise ConfigError(
+            f"--baseline {baseline!r} names {len(matches)} of --solvers "
+            f"({', '.join(matches)}); give one of them as written"
+        )
+    name, opts = solver_options(matches[0], options)
+    return solver_label({"solver": name, "options": opts})
 
 
 def split_list(text: str, what: str) -> tuple[str, ...]:
@@ -303,6 +343,7 @@ def report_command(args: argparse.Namespace) -> int:
     from memplan.cli.common import console, err_console
 
     rows = merge_rows(load_results(args.output))
+    args.baseline = _report_baseline(rows, args.baseline, args.output)
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
     console.print(
         bench_summary(
@@ -317,13 +358,43 @@ def report_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_baseline(
+    rows: Sequence[Mapping[str, Any]], baseline: str | None, folder: str
+) -> str | None:
+    """The baseline's label among ``rows``: ``baseline`` (a label, or a solver name only one
+    label has) or, when None, greedy if it ran, else the first solver.
+
+    Raises:
+        ConfigError: ``baseline`` names no solver of the rows (every change showed "–"
+            under the legend "against nosuch").
+    """
+    from memplan.bench.report import resolve_baseline
+    from memplan.bench.rows import solver_label
+    from memplan.errors import ConfigError
+
+    labels = list(dict.fromkeys(solver_label(row) for row in rows))
+    if not labels:
+        return baseline
+    if baseline is None:
+        greedy = resolve_baseline(rows, "greedy")
+        return greedy if greedy in labels else labels[0]
+    resolved = resolve_baseline(rows, baseline)
+    if resolved not in labels:
+        raise ConfigError(
+            f"--baseline {baseline!r} is none of the solvers in {folder} ({', '.join(labels)}); "
+            "name one of them"
+        )
+    return resolved
+
+
 def bench_config(args: argparse.Namespace) -> Any:
     """The :class:`~memplan.bench.harness.BenchConfig` the flags (and a preset) ask for."""
     from memplan.accelerator import load_accelerator
     from memplan.bench.harness import BenchConfig
     from memplan.bench.presets import get_preset
+    from memplan.bench.report import REPORT_NAMES
     from memplan.bench.results import RESULTS_NAME
-    from memplan.bench.specs import split_solver_options, split_specs
+    from memplan.bench.specs import refuse_repeats, split_solver_options, split_specs
     from memplan.errors import ConfigError
     from memplan.io.files import check_output_path
     from memplan.problem import Scope
@@ -334,6 +405,11 @@ def bench_config(args: argparse.Namespace) -> Any:
         raise ConfigError(
             "--suite is required (a suite name, workload names or model files), or a --preset"
         )
+    refuse_repeats([str(entry) for entry in suite], "--suite", " ".join(map(str, suite)))
+    if setting(args, "jobs", preset) < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs', preset)}")
+    if args.dask is not None:
+        check_dask_address(args.dask)
     solvers = split_specs(setting(args, "solvers", preset))
     scope = setting(args, "scope", preset)
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if scope == "both" else (Scope.parse(scope),)
@@ -358,9 +434,45 @@ def bench_config(args: argparse.Namespace) -> Any:
         save_plans=args.save_plans,
         retry_failed=args.retry_failed,
     )
+    args.baseline = baseline_label(
+        args.baseline or _default_baseline(solvers), solvers, config.options
+    )
     # Checked before any workload is loaded: a long run must not end on an unwritable file.
     check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
+    for name in REPORT_NAMES:
+        check_output_path(Path(args.output) / name, "report", create_folders=True)
     return config
+
+
+def _default_baseline(solvers: Sequence[str]) -> str | None:
+    """greedy when it is among ``solvers`` (as written, or the one spec of that name);
+    None (the first solver) otherwise."""
+    from memplan.bench.specs import parse_spec
+
+    greedy = [spec for spec in solvers if parse_spec(spec)[0] == "greedy"]
+    if "greedy" in solvers:
+        return "greedy"
+    return greedy[0] if len(greedy) == 1 else None
+
+
+def check_dask_address(address: str) -> None:
+    """Refuse a ``--dask`` value that is neither ``local`` nor ``[PROTOCOL://]HOST:PORT``,
+    before any file is made (``tcp://127.0.0.1`` was a 55-line traceback from Dask).
+
+    Raises:
+        ConfigError: naming the value and the accepted forms.
+    """
+    from memplan.errors import ConfigError
+
+    if address == "local":
+        return
+    _, _, rest = address.rpartition("://")
+    host, sep, port = rest.rpartition(":")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"--dask {address!r}: not an address; give local or a scheduler address with "
+            "its port, such as tcp://10.0.0.5:8786"
+        )
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ its own process under the time limit (a hung solver is killed and shown as timeo
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.bench.harness import Workload, build_cells, run_cells_local
     from memplan.bench.specs import check_solvers, split_solver_options, split_specs
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
-    from memplan.cli.bench import setting, split_list
+    from memplan.cli.bench import baseline_label, setting, split_list
     from memplan.cli.common import err_console, load_model_from_args
     from memplan.errors import ConfigError
     from memplan.problem import Scope
@@ -72,7 +71,7 @@ def run_command(args: argparse.Namespace) -> int:
     solvers = split_specs(setting(args, "solvers"))
     budgets = split_list(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
-    baseline = _baseline_label(args.baseline, solvers, options)
+    baseline = baseline_label(args.baseline, solvers, options)
     check_solvers(solvers, options)
     loaded = load_model_from_args(args)
     name = Path(args.model).stem
@@ -115,41 +114,6 @@ def run_command(args: argparse.Namespace) -> int:
         if any(r.get("non_compulsory_bytes") is not None and r["status"] != "error" for r in rows)
         else EXIT_NO_PLAN
     )
-
-
-def _baseline_label(
-    baseline: str | None, solvers: Sequence[str], options: Mapping[str, Mapping[str, str]]
-) -> str:
-    """The row label of the baseline: ``greedy[order=model]``, as :func:`solver_label` writes it.
-
-    ``baseline`` is one of the specs as written, or a solver name that only one spec has;
-    None means the first spec.
-
-    Raises:
-        ConfigError: ``baseline`` is none of the specs, or names several of them.
-    """
-    from memplan.bench.rows import solver_label
-    from memplan.bench.specs import parse_spec, solver_options
-    from memplan.errors import ConfigError
-
-    if baseline is None:
-        matches = [solvers[0]]
-    else:
-        matches = [s for s in solvers if s.strip() == baseline.strip()] or [
-            s for s in solvers if parse_spec(s)[0] == baseline.strip()
-        ]
-    if not matches:
-        raise ConfigError(
-            f"--baseline {baseline!r} is not one of --solvers ({', '.join(solvers)}); "
-            "add it there or name one of them"
-        )
-    if len(matches) > 1:
-        raise ConfigError(
-            f"--baseline {baseline!r} names {len(matches)} of --solvers "
-            f"({', '.join(matches)}); give one of them as written"
-        )
-    name, opts = solver_options(matches[0], options)
-    return solver_label({"solver": name, "options": opts})
 
 
 def _show(rows: list[dict[str, Any]], baseline: str, as_json: bool) -> None:

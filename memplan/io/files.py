@@ -197,6 +197,9 @@ def _check_output_path(
                 given,
                 f"folder {missing[0]} does not exist; create it first (mkdir -p {missing[-1]})",
             )
+        # A folder without write bits is meant to stay as it is, even for root, who
+        # could create in it: as for a file written into it (_check_folder).
+        _check_folder_mode(missing[0].parent, what, given)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -207,10 +210,8 @@ def _check_output_path(
     return OutputTarget(given, what, real, mode, owner)
 
 
-def _check_folder(folder: Path, what: str, given: str) -> None:
-    """The folder is a folder, not read-only, and accepts a new file (probed)."""
-    if not folder.is_dir():
-        raise _error(what, given, f"{folder} is not a folder")
+def _check_folder_mode(folder: Path, what: str, given: str) -> None:
+    """Refuse a folder without write bits (read-only by intent, even for root)."""
     folder_mode = stat.S_IMODE(folder.stat().st_mode)
     if folder_mode & 0o222 == 0:
         raise _error(
@@ -218,6 +219,13 @@ def _check_folder(folder: Path, what: str, given: str) -> None:
             given,
             f"folder {folder} is read-only (mode {folder_mode:04o}); choose another folder",
         )
+
+
+def _check_folder(folder: Path, what: str, given: str) -> None:
+    """The folder is a folder, not read-only, and accepts a new file (probed)."""
+    if not folder.is_dir():
+        raise _error(what, given, f"{folder} is not a folder")
+    _check_folder_mode(folder, what, given)
     try:
         fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
     except OSError as error:

@@ -286,6 +286,10 @@ def test_cli_bench_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.Captu
     (out / "cells.csv").unlink()
     assert main(["bench", "-o", str(out), "--report-only", "--no-figures"]) == 0
     assert (out / "cells.csv").read_text().count("\n") == 17
+    capsys.readouterr()
+    # A baseline that did not run was taken, and every change showed "–".
+    assert main(["bench", "report", str(out), "--baseline", "nosuch", "--no-figures"]) == 2
+    assert f"--baseline 'nosuch' is none of the solvers in {out} (" in capsys.readouterr().err
 
 
 def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -319,6 +323,27 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
         )
         assert f"{flag} must be a finite number of seconds" in capsys.readouterr().err
         assert not out.exists()
+    # Each of these made the results folder (or ran every cell) before it was refused.
+    for flags, message in [
+        (["-j", "0"], "--jobs must be at least 1, got 0"),
+        (["--dask", "tcp://127.0.0.1"], "--dask 'tcp://127.0.0.1': not an address"),
+        (["--dask", "bogus"], "give local or a scheduler address with its port"),
+        (["--baseline", "nosuch"], "--baseline 'nosuch' is not one of --solvers"),
+        (["--suite", str(suite), str(suite)], f"'{suite}' is given twice; give each once"),
+    ]:
+        out = tmp_path / "o-early"
+        assert (
+            main(["bench", "--suite", str(suite), "--solvers", SPILL, *flags, "-o", str(out)]) == 2
+        )
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+    out = tmp_path / "o-read-only-report"
+    out.mkdir()
+    (out / "summary.md").write_text("")
+    (out / "summary.md").chmod(0o444)
+    assert main(["bench", "--suite", str(suite), "--solvers", SPILL, "-o", str(out)]) == 2
+    assert "summary.md: is read-only (mode 0444)" in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()
     out = tmp_path / "o-huge"
     assert main(["bench", "--suite", str(suite), "--time-limit", "1e300", "-o", str(out)]) == 2
     assert "at most 31536000 seconds (a year)" in capsys.readouterr().err

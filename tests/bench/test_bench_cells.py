@@ -147,11 +147,13 @@ def test_plugin_version_hashes_the_plugin_tree(
 
 # --------------------------------------------------------------------------- solver specs
 def test_solver_specs_with_their_own_options() -> None:
-    assert split_specs("greedy, ilp[mode=fixed,backend=milp],ilp,greedy") == (
+    assert split_specs("greedy, ilp[mode=fixed,backend=milp],ilp") == (
         "greedy",
         "ilp[mode=fixed,backend=milp]",
         "ilp",
     )
+    with pytest.raises(ConfigError, match="'greedy' is given twice"):  # it was merged
+        split_specs("greedy, ilp,greedy")
     assert parse_spec("ilp[mode=fixed, backend=milp]") == (
         "ilp",
         {"mode": "fixed", "backend": "milp"},
