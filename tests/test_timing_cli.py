@@ -91,11 +91,13 @@ def test_a_solver_without_the_capability_is_refused(model, capsys, monkeypatch) 
     assert code == EXIT_BAD_INPUT
     assert "solver 'traffic-only' does not support --objective latency" in err
     assert "solvers that do: greedy" in err
-    code, _, err = _run(
-        capsys, "optimize", model, "--objective", "latency", "--option", "objective=traffic"
-    )
-    assert code == EXIT_BAD_INPUT
-    assert "disagree" in err
+    for given, option in (("latency", "traffic"), ("traffic", "latency")):
+        # An explicit --objective traffic was overridden by --option objective=latency.
+        code, _, err = _run(
+            capsys, "optimize", model, "--objective", given, "--option", f"objective={option}"
+        )
+        assert code == EXIT_BAD_INPUT
+        assert f"--objective {given} and --option objective={option} disagree" in err
 
 
 def test_solvers_lists_who_supports_objective_latency(capsys) -> None:

@@ -27,7 +27,7 @@ def add_objective_arguments(planning: Any, output: Any) -> None:
     planning.add_argument(
         "--objective",
         choices=OBJECTIVES,
-        default=OBJECTIVES[0],
+        default=None,
         help=(
             "what the solver minimises: traffic (default: non-compulsory DRAM bytes) or "
             "latency (then also the overlap timing model's seconds, at that traffic; "
@@ -50,9 +50,12 @@ def objective_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
         ConfigError: the solver does not support the objective, or ``--option
             objective=...`` says otherwise.
     """
-    objective = getattr(args, "objective", OBJECTIVES[0])
+    # None: not given, so --option objective=... (if any) decides; an explicit
+    # --objective traffic beside --option objective=latency was silently overridden.
+    chosen = getattr(args, "objective", None)
+    objective = chosen or OBJECTIVES[0]
     given = options.get("objective")
-    if given is not None and objective != OBJECTIVES[0] and str(given) != objective:
+    if given is not None and chosen is not None and str(given) != chosen:
         raise ConfigError(
             f"--objective {objective} and --option objective={given} disagree; give one"
         )
