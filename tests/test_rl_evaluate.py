@@ -264,3 +264,35 @@ def test_cli_evaluate_interrupted_before_any_cell_writes_nothing(
     assert code == EXIT_INTERRUPTED
     assert "before any cell was played" in capsys.readouterr().err
     assert out.read_text() == "old results\n"
+
+
+def test_cli_evaluate_on_workloads_that_spill_nowhere_at_mr_does_not_ask_for_smaller_budgets(
+    tmp_path, capsys
+) -> None:
+    """On a one-op model nothing spills at any budget: the hint said "give smaller budgets,
+    such as MR,MH" though the budgets were MR,MH. When the pass spills nowhere even at M_R
+    it says so and asks for other workloads; smaller budgets only when larger ones were given."""
+    from memplan.cli import EXIT_BAD_INPUT, main
+    from memplan.ir import GraphBuilder, TensorKind
+
+    b = GraphBuilder("single")
+    x = b.tensor("x", 100, TensorKind.INPUT)
+    y = b.tensor("y", 100)
+    b.op("o", "Relu", [x], [y])
+    b.mark_output(y)
+    model = tmp_path / "single.json"
+    model.write_text(graph_to_json(b.build()))
+    for budgets in ("MR,MH", "MH"):
+        code = main(["rl", "evaluate", "--suite", str(model), "--budgets", budgets, "-q"])
+        assert code == EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "even at M_R" in err and "evaluate other workloads" in err
+        assert "give smaller budgets" not in err
+
+    dag = tmp_path / "dag.json"
+    dag.write_text(graph_to_json(random_dag(3, 24)))
+    code = main(["rl", "evaluate", "--suite", str(dag), "--budgets", "1GiB", "-q"])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "give smaller budgets, down to MR" in err and "even at M_R" not in err

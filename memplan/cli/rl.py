@@ -486,13 +486,20 @@ def evaluate_command(args: argparse.Namespace) -> int:
         # Budgets below a workload's M_R are skipped; their lines wait for the first cell
         # played, so that a run where nothing can be played says so in one line.
         below_mr: list[str] = []
+        # (workload, scope) -> whether the pass spilled nowhere even at M_R itself
+        quiet_at_mr: dict[tuple[str, Scope], bool] = {}
 
         def skipped(why: str) -> None:
             below_mr.append(why)
             if rows:
                 err_console.print(f"skipped: {why}", highlight=False)
 
-        for cell in cells(graphs, problem_of, scopes, budgets, orders, on_skip=skipped):
+        def quiet(workload: str, scope: Scope, budget: str, at_mr: bool) -> None:
+            key = (workload, scope)
+            quiet_at_mr[key] = quiet_at_mr.get(key, False) or at_mr
+
+        found = cells(graphs, problem_of, scopes, budgets, orders, on_skip=skipped, on_quiet=quiet)
+        for cell in found:
             if stop.is_set():
                 break
             progress.update(task, status=cell.instance.name)
@@ -512,7 +519,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
             )
             return EXIT_INTERRUPTED
         combinations = len(graphs) * len(scopes) * len(budgets)
-        raise ConfigError(_nothing_played(args.budgets, below_mr, combinations))
+        at_mr = bool(quiet_at_mr) and all(quiet_at_mr.values())
+        raise ConfigError(_nothing_played(args.budgets, below_mr, combinations, at_mr))
     console.print(_table(rows))
     for line in _summary(rows):
         console.print(line, highlight=False)
@@ -561,13 +569,17 @@ def _table(rows: list[Any]) -> Any:
     return table
 
 
-def _nothing_played(budgets: str, below_mr: list[str], combinations: int) -> str:
+def _nothing_played(
+    budgets: str, below_mr: list[str], combinations: int, quiet_at_mr: bool = False
+) -> str:
     """The one line for a run where no cell could be played, saying why.
 
     Args:
         budgets: ``--budgets`` as given.
         below_mr: why each (workload, scope, budget) below M_R was skipped.
         combinations: how many (workload, scope, budget) combinations there were.
+        quiet_at_mr: the online pass spilled nowhere even at M_R, for every workload and
+            scope at or above it: no smaller budget is left to try.
     """
     below = len(below_mr)
     if below == combinations:
@@ -582,10 +594,17 @@ def _nothing_played(budgets: str, below_mr: list[str], combinations: int) -> str
         if below
         else ""
     )
+    if quiet_at_mr:
+        return (
+            f"--budgets {budgets}: nothing could be played: {below_text}the online Belady "
+            "pass spills on none of the --orders even at M_R, the smallest scratchpad any "
+            "plan fits in, so there is nothing to play on these workloads and no smaller "
+            "budget to try; evaluate other workloads (larger or more branched models)"
+        )
     return (
         f"--budgets {budgets}: nothing could be played: {below_text}the online Belady pass "
         "spills on none of the --orders, so the game decides nothing; give smaller budgets, "
-        "such as MR,MH"
+        "down to MR (the smallest any plan fits in), such as MR,MH"
     )
 
 

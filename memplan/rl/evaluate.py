@@ -185,11 +185,14 @@ def cells(
     budgets: Sequence[str],
     orders: Sequence[str],
     on_skip: Callable[[str], None] | None = None,
+    on_quiet: Callable[[str, Scope, str, bool], None] | None = None,
 ) -> Iterator[Cell]:
     """Every cell where the game decides
     something (the online Belady pass spills). Budgets resolve as ``memplan optimize``
     resolves them (a cached proof of M_P, else the heuristic peak); a budget below M_R
-    is skipped (``on_skip`` hears why)."""
+    is skipped (``on_skip`` hears why), and ``on_quiet`` hears each (workload, scope,
+    budget) where the pass spills on none of the orders, and whether that budget is
+    M_R itself (the smallest a plan fits in: no smaller budget to try)."""
     for name, graph in graphs:
         for scope in scopes:
             base = problem_of(graph, scope)
@@ -203,14 +206,19 @@ def cells(
                             f"below M_R ({problem.min_resident_bytes:,} B): no plan exists"
                         )
                     continue
+                spills = False
                 for order in orders:
                     timeline = Timeline.of(problem, resolve_order(problem, order))
                     online = online_bytes(problem, timeline)
                     if online == 0:
                         continue
+                    spills = True
                     label = f"{name}/{scope.value}/{budget}/{order}"
                     instance = make_instance(problem, timeline.order, name=label)
                     yield Cell(name, budget, order, instance, online)
+                if not spills and on_quiet is not None:
+                    at_mr = problem.capacity_bytes == problem.min_resident_bytes
+                    on_quiet(name, scope, budget, at_mr)
 
 
 def evaluate_cell(
