@@ -351,6 +351,34 @@ def test_second_ctrl_c_aborts_without_output(tmp_path, model_path, capsys, monke
     assert not plan.exists()
 
 
+def test_a_second_ctrl_c_while_the_files_are_made_aborts_without_output(
+    tmp_path, model_path, capsys, monkeypatch
+):
+    """The solver returns on the first Ctrl-C; a second one while the figure is drawn
+    aborted nothing: SIGINT was ignored from the solver's return on, and the files were
+    written with exit 0."""
+    import memplan.cli.optimize as optimize_cli
+
+    _register(monkeypatch, WaitingSolver)
+    real_plot = optimize_cli._plot_bytes
+
+    def slow_plot(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(3.0)  # a large plan's figure; the second Ctrl-C comes 0.5 s in
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(optimize_cli, "_plot_bytes", slow_plot)
+    plan, figure = tmp_path / "plan.json", tmp_path / "plan.png"
+    thread = _interrupt_after(0.5, times=2)
+    code, _, err = run(
+        capsys, "optimize", model_path, "--solver", "waiting-test", "-o", plan, "--plot", figure
+    )
+    thread.join()
+    assert code == EXIT_INTERRUPTED
+    assert "stopping, keeping the best plan" in err
+    assert not plan.exists() and not figure.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # ---------------------------------------------------------------- real entry point
 def test_console_script_light_model_spills_at_mr(tmp_path):
     model = LIGHT / "light_shufflenet.onnx"

@@ -297,10 +297,18 @@ def run(args: argparse.Namespace) -> int:
     with StopOnSigint(budget.stop_event, notice), live:
         result = solver.solve(problem, budget)
     interrupted = budget.interrupted()
-    with sigint_ignored():  # the solve is over: write and report it whole
-        return _finish(
-            args, targets, result, problem, (loaded, budget_spec), talk, interrupted, time_limit_s
+    # A second Ctrl-C still aborts while the files' contents are made (a figure of a large
+    # plan takes seconds; it was ignored from the solver's return on, so a second Ctrl-C
+    # 0.3 s after the first wrote the files and exited 0).
+    with StopOnSigint(budget.stop_event, notice):
+        contents = _output_contents(
+            targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
         )
+    with sigint_ignored():  # the files are being written: write and report them whole
+        return _finish(
+            args, targets, result, problem, (loaded, budget_spec), talk, interrupted,
+            time_limit_s, contents,
+        )  # fmt: skip
 
 
 def _finish(
@@ -312,8 +320,9 @@ def _finish(
     talk: Any,
     interrupted: bool,
     time_limit_s: float | None,
+    contents: dict[str, bytes],
 ) -> int:
-    """Write the outputs and print the result; return the exit code.
+    """Write the outputs (``contents``, by kind) and print the result; return the exit code.
 
     A write that fails (a full disk, a folder removed during the solve) still prints
     the result first, so the status and cost of a long solve are not lost; then the
@@ -324,9 +333,7 @@ def _finish(
     loaded, budget_spec = model_and_budget
     write_error: OutputFileError | None = None
     try:
-        written = _write_outputs(
-            targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
-        )
+        written = _write_outputs(targets, contents)
     except OutputFileError as error:
         written, write_error = {}, error
     summary = summarize(result, problem, loaded, budget_spec, interrupted, written, time_limit_s)
@@ -352,7 +359,15 @@ def _finish(
     return EXIT_NO_PLAN
 
 
-def _write_outputs(
+def _write_outputs(targets: dict[str, OutputTarget], contents: dict[str, bytes]) -> dict[str, str]:
+    """Write -o/--csv/--plot together (all or none); return the paths written, by kind."""
+    from memplan.io.files import atomic_write_many
+
+    atomic_write_many([(targets[kind], data) for kind, data in contents.items()])
+    return {kind: targets[kind].given for kind in contents}
+
+
+def _output_contents(
     targets: dict[str, OutputTarget],
     result: SolveResult,
     problem: Problem,
@@ -360,14 +375,13 @@ def _write_outputs(
     budget_spec: ResolvedBudget,
     *,
     timeline: bool = False,
-) -> dict[str, str]:
-    """Write -o/--csv/--plot together (all or none); nothing is written without a plan.
+) -> dict[str, bytes]:
+    """The bytes of -o/--csv/--plot, by kind; none without a plan.
 
     ``timeline``: the figure shows the compute and DMA lanes below the memory map.
     """
     if result.plan is None or not targets:
         return {}
-    from memplan.io.files import atomic_write_many
     from memplan.io.planfile import plan_csv, plan_file_dict, plan_json
 
     contents: dict[str, bytes] = {}
@@ -385,8 +399,7 @@ def _write_outputs(
         contents["csv"] = plan_csv(problem.graph, result.plan).encode("utf-8")
     if "plot" in targets:
         contents["plot"] = _plot_bytes(targets["plot"].given, problem, result, timeline)
-    atomic_write_many([(targets[kind], data) for kind, data in contents.items()])
-    return {kind: targets[kind].given for kind in contents}
+    return contents
 
 
 def _plot_bytes(path: str, problem: Problem, result: SolveResult, timeline: bool) -> bytes:
