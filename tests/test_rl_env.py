@@ -260,3 +260,36 @@ def test_step_accepts_python_and_numpy_integers(kind: Any) -> None:
     assert not info["illegal"] and reward == expected
     assert env.state is not None and reference.state is not None
     assert env.state.signature() == reference.state.signature()
+
+
+def test_the_terminal_mask_is_never_all_zero_so_vector_envs_give_no_nan() -> None:
+    """Gymnasium's vector envs (NEXT_STEP autoreset) hand the terminal observation to the
+    policy; its mask was all zero, so a masked softmax was NaN. It now has the compact
+    slot alone (the action picked there is ignored: the vector env resets), in the
+    observation and in ``info`` alike; a plain env still refuses a step after the end."""
+    env = MallocGameEnv(_instances(range(1), n_ops=12))
+    obs, _ = env.reset(seed=0)
+    terminated, info = False, {}
+    while not terminated:
+        obs, _, terminated, _, info = env.step(int(np.flatnonzero(obs["action_mask"])[0]))
+    assert np.flatnonzero(obs["action_mask"]).tolist() == [COMPACT_SLOT]
+    assert np.array_equal(obs["action_mask"], info["action_mask"])
+    assert env.observation_space.contains(obs)
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(COMPACT_SLOT)
+
+    vector = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="sync", families=())
+    obs, _ = vector.reset(seed=0)
+    ends = 0
+    for _ in range(2_000):
+        masks = obs["action_mask"]
+        logits = np.where(masks == 1, 0.0, -np.inf)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        assert not np.isnan(probs).any()  # every row has a legal slot
+        obs, _, terminated, _, _ = vector.step(probs.argmax(axis=1))
+        ends += int(terminated.sum())
+        if ends >= 2:
+            break
+    vector.close()
+    assert ends >= 2

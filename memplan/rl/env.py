@@ -9,6 +9,13 @@ nothing (masked moves are never penalised), with ``info["illegal"] = True``. Onc
 episode has ended (``terminated``), every ``step`` raises
 :class:`gymnasium.error.ResetNeeded` until ``reset()``.
 
+The mask is never all zero: the compact slot is set in every observation, the
+terminal one included (its features are all zero). No move is played after the end,
+but Gymnasium's vector envs (default ``NEXT_STEP`` autoreset) hand the terminal
+observation to the policy and ignore the action it picks (they reset instead), so a
+masked-categorical policy must stay defined there: with an all-zero mask its softmax
+was NaN.
+
 The features mark the move that replays the greedy stack's plan where it applies
 (:mod:`~memplan.solvers.rl.reference`). Reward: each move pays the non-compulsory DRAM
 traffic it causes, divided by the instance's scale; the last move also gets the greedy
@@ -42,6 +49,7 @@ from memplan.placement import PlacementState
 from memplan.rl.sampler import MAX_TRAIN_OPS, InstanceSampler, catalog_workloads
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
+    COMPACT_SLOT,
     FEATURE_MAX,
     GLOBAL_FEATURES,
     NUM_ACTIONS,
@@ -72,6 +80,9 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
     - After the last move (``terminated``) the episode is over: any further ``step``,
       legal-looking or not, raises :class:`gymnasium.error.ResetNeeded` (as
       Gymnasium's order enforcing does before the first ``reset``); call ``reset()``.
+    - The terminal observation's ``action_mask`` has the compact slot alone (never all
+      zero, so a masked policy is defined on it; the action it picks is never played:
+      vector envs reset instead, see the module docstring).
 
     Errors: bad constructor arguments and reset options raise
     :class:`~memplan.errors.ConfigError` naming the argument and what is allowed; an
@@ -209,7 +220,7 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
             return {
                 "actions": np.zeros((NUM_ACTIONS, ACTION_FEATURES), dtype=np.float32),
                 "globals": np.zeros(GLOBAL_FEATURES, dtype=np.float32),
-                "action_mask": np.zeros(NUM_ACTIONS, dtype=np.int8),
+                "action_mask": _terminal_mask(),
             }
         assert self._encoding is not None
         return {
@@ -221,9 +232,7 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
     def _info(self, illegal: bool) -> dict[str, Any]:
         assert self.state is not None and self.instance is not None
         mask = (
-            np.zeros(NUM_ACTIONS, dtype=np.int8)
-            if self.state.done
-            else self._encoding.mask.astype(np.int8)  # type: ignore[union-attr]
+            _terminal_mask() if self.state.done else self._encoding.mask.astype(np.int8)  # type: ignore[union-attr]
         )
         return {
             "action_mask": mask,
@@ -231,6 +240,14 @@ class MallocGameEnv(gym.Env[dict[str, np.ndarray], int]):
             "step": self.state.step,
             "instance": self.instance.name,
         }
+
+
+def _terminal_mask() -> np.ndarray:
+    """The mask after the end: the compact slot alone, so that a masked policy stays
+    defined on the terminal observation (the action it picks is never played)."""
+    mask = np.zeros(NUM_ACTIONS, dtype=np.int8)
+    mask[COMPACT_SLOT] = 1
+    return mask
 
 
 def _check_action(action: object) -> int:
