@@ -482,6 +482,7 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.bench.harness import execute_bench, prepare_bench
     from memplan.cli import EXIT_INTERRUPTED
     from memplan.cli.common import err_console
+    from memplan.cli.plancommon import sigterm_as_ctrl_c
 
     if args.output is None:
         args.output = f"{DEFAULT_OUTPUT}/{args.preset}" if args.preset else DEFAULT_OUTPUT
@@ -511,7 +512,8 @@ def run_command(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     try:
-        written = _execute_with_progress(run, execute_bench, quiet=args.quiet)
+        with sigterm_as_ctrl_c():
+            written = _execute_with_progress(run, execute_bench, quiet=args.quiet)
     except KeyboardInterrupt:
         err_console.print(
             f"memplan bench: interrupted; finished cells are in {run.results_path}; "

@@ -58,6 +58,7 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
     from memplan.cli.bench import baseline_label, setting, split_list
     from memplan.cli.common import err_console, load_model_from_args
+    from memplan.cli.plancommon import sigterm_as_ctrl_c
     from memplan.errors import ConfigError
     from memplan.problem import Scope
     from memplan.units import check_seconds
@@ -88,13 +89,14 @@ def run_command(args: argparse.Namespace) -> int:
     )
     by_key: dict[str, dict[str, Any]] = {}
     try:
-        run_cells_local(
-            cells,
-            lambda row: by_key.__setitem__(row["key"], row),
-            jobs=setting(args, "jobs"),
-            grace_s=setting(args, "grace_s"),
-            warmup_limit_s=setting(args, "warmup_limit_s"),
-        )
+        with sigterm_as_ctrl_c():
+            run_cells_local(
+                cells,
+                lambda row: by_key.__setitem__(row["key"], row),
+                jobs=setting(args, "jobs"),
+                grace_s=setting(args, "grace_s"),
+                warmup_limit_s=setting(args, "warmup_limit_s"),
+            )
     except KeyboardInterrupt:
         # The finished rows are results like any others: show them, then say what is missing.
         _show(

@@ -120,6 +120,26 @@ def sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler's stop) ends the work inside as Ctrl-C does
+    (main thread only): the running cells' processes are killed, their scratch folders
+    removed and what finished is kept. By default SIGTERM ended ``memplan bench`` at
+    once, silently, leaving a ``memplan-cell-*`` folder in the temp folder."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @dataclass(frozen=True)
 class PlanInput:
     """A model and a plan file read against it."""

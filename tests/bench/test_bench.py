@@ -360,9 +360,14 @@ def test_greedy_cells_are_valid(tmp_path: Path) -> None:
     assert all(r["peak_bytes"] <= r["capacity_bytes"] for r in greedy)
 
 
-def _start_bench(suite: Path, out: Path, solver: str, time_limit: str) -> subprocess.Popen:
+def _start_bench(
+    suite: Path, out: Path, solver: str, time_limit: str, scratch: Path | None = None
+) -> subprocess.Popen:
+    """``memplan bench`` in a process of its own; ``scratch``: its temp folder (TMPDIR)."""
     code = "import sys; from memplan.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *sys.path])}
+    if scratch is not None:
+        env["TMPDIR"] = str(scratch)
     argv = [
         "bench", "--suite", str(suite), "--solvers", solver, "--budgets", "MR",
         "--time-limit", time_limit, "-o", str(out), "--quiet", "--no-figures",
@@ -409,18 +414,24 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_ctrl_c_kills_running_workers_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_ctrl_c_kills_running_workers_and_exits_130(tmp_path: Path, signum: int) -> None:
+    """SIGTERM ended the bench at once, silently, leaving the cell's scratch folder."""
     suite = write_suite(tmp_path / "g", 1)
-    proc = _start_bench(suite, tmp_path / "out", SLEEP, "60")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = _start_bench(suite, tmp_path / "out", SLEEP, "60", scratch)
     worker = _wait_for_worker(proc)
+    assert list(scratch.glob("memplan-cell-*"))
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 10  # did not wait for the 60 s time limit
     assert b"run the same command again to resume" in err
     assert not _alive(worker)
     assert read_rows(tmp_path / "out" / "results.jsonl")[0] == []  # unfinished: not recorded
+    assert not list(scratch.glob("memplan-cell-*"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
