@@ -407,6 +407,43 @@ def test_greedy_runs_first_so_dnc_is_never_worse_at_the_same_limit(seed, monkeyp
     assert "too little time left" in quick.stats["source"]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_at_m_p_the_no_spill_packing_comes_before_greedy(seed, monkeypatch):
+    """At a capacity the min-peak order's peak fits, its no-spill packing is tried before
+    greedy's default, which may take the whole limit there (rw800, M_P, 3 to 5 s: its
+    model order's packing retries did, and dnc returned greedy's 363 KB where the ilp
+    found 0 B). Greedy is made to use up the budget here: the plan must not wait for it."""
+    from memplan.analysis import min_peak_order, peak_live_bytes
+    from memplan.errors import ConfigError
+    from memplan.solvers.dnc import search as dnc_search
+    from memplan.solvers.dnc import solver as dnc_solver
+
+    problem, _ = greedy_case(seed, "MR", n_ops=30)
+    graph, sizes, scope = problem.graph, problem.aligned_sizes_bytes, problem.in_scope
+    peak = peak_live_bytes(graph, min_peak_order(graph, sizes, scope), sizes, scope)
+    problem = problem.with_capacity(peak)
+    calls: list[bool] = []
+
+    def greedy_takes_it_all(self, problem, budget):
+        calls.append(True)
+        while not budget.should_stop():
+            threading.Event().wait(0.01)
+        return None
+
+    monkeypatch.setattr(dnc_solver.DncSolver, "_greedy_default", greedy_takes_it_all)
+    result = DncSolver().solve(problem, Budget(time_limit_s=1.0))
+    assert validate(problem, result.plan) == []
+    assert result.cost.non_compulsory_bytes == 0 and result.status is Status.OPTIMAL
+    assert result.stats["source"] == dnc_solver.NO_SPILL_SOURCE and calls == []
+    # One byte below that peak, greedy runs first as before.
+    DncSolver().solve(problem.with_capacity(peak - 1), Budget(time_limit_s=0.2))
+    assert calls == [True]
+    # A missing ilp extra is the same clear error on this path as on any other.
+    monkeypatch.setattr(dnc_search.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install 'memplan\[ilp\]'"):
+        DncSolver().solve(problem, Budget(time_limit_s=30))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_greedy_plan_that_moves_nothing_is_returned_at_once(seed, monkeypatch):
     """When greedy's default moves no non-compulsory byte, no plan does better: dnc
@@ -427,6 +464,8 @@ def test_a_greedy_plan_that_moves_nothing_is_returned_at_once(seed, monkeypatch)
 
     monkeypatch.setattr(dnc_solver, "part_solver_class", no_phases)
     monkeypatch.setattr(dnc_solver.DncSolver, "_schedule", no_phases)
+    # (Everything fits: the no-spill packing would come first; greedy's path is tested.)
+    monkeypatch.setattr(dnc_solver.DncSolver, "_early_no_spill", lambda *args: None)
     result = DncSolver().solve(problem, Budget(time_limit_s=30))
     assert result.status is Status.OPTIMAL and result.lower_bound_bytes == 0
     assert result.plan == greedy.plan and validate(problem, result.plan) == []
