@@ -404,6 +404,10 @@ class DncSolver:
             best = self._late_phases(
                 problem, budget, best, settings, search, report, bound, stats, improved_by, progress
             )
+        # The phases' clock (the time before the parts added) ran out: the windows were
+        # cut, even when the parts added end before the limit (skip150, M_R, 8 s: 'best
+        # plan found' FEASIBLE at 7.9 s, 9 windows tried, not converged).
+        ran_out = budget.should_stop()
         stats.update(dataclasses.asdict(search))
         whole = search.whole_bound_bytes
         if whole is not None and whole - constant > (bound or 0):
@@ -417,7 +421,7 @@ class DncSolver:
             )
             report(best_bytes, "lower bound: parts added")
         stats["source"] = " + ".join([source, *improved_by])
-        return self._result(problem, budget, best, stats, search, bound)
+        return self._result(problem, budget, best, stats, search, bound, ran_out=ran_out)
 
     def _late_phases(
         self,
@@ -844,13 +848,18 @@ class DncSolver:
         stats: dict[str, Any],
         search: SearchStats,
         bound: int | None,
+        *,
+        ran_out: bool = False,
     ) -> SolveResult:
+        """The result of ``plan``: TIMEOUT when it is not proven optimal, the windows did
+        not converge and the time ran out (``ran_out``: a phase's clock, before the
+        limit)."""
         waste = traffic_bytes(problem, plan) - constant_bytes(problem)
         if waste == 0:
             status, message = Status.OPTIMAL, "no non-compulsory traffic"
         elif bound is not None and waste <= bound:
             status, message = Status.OPTIMAL, f"meets the lower bound ({stats['bound_method']})"
-        elif budget.should_stop() and not search.converged:
+        elif (ran_out or budget.should_stop()) and not search.converged:
             status = Status.TIMEOUT
             stop = "interrupted" if budget.interrupted() else "time limit reached"
             message = f"{stop}; returning the best plan so far ({stats['source']})"
@@ -879,7 +888,7 @@ class DncSolver:
         """Greedy's default plan as dnc's result: too little time is left for more."""
         stats["start"] = plan_source(problem, first, "greedy", "auto")
         stats["source"] = f"{stats['start']}; too little time left for dnc's phases"
-        return self._result(problem, budget, first, stats, SearchStats(), None)
+        return self._result(problem, budget, first, stats, SearchStats(), None, ran_out=True)
 
     def _greedy_default(self, problem: Problem, budget: Budget) -> Plan | None:
         """Greedy's default plan (``order=auto``) with all the time of ``budget``."""

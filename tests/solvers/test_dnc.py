@@ -444,6 +444,48 @@ def test_at_m_p_the_no_spill_packing_comes_before_greedy(seed, monkeypatch):
         DncSolver().solve(problem, Budget(time_limit_s=30))
 
 
+def test_windows_cut_by_the_clock_make_a_timeout_though_the_parts_added_end_early(
+    monkeypatch,
+):
+    """The windows run in the time before the parts added (kept back for them), and the
+    parts added end before the limit: a plan whose windows that clock cut short is a
+    TIMEOUT. It was FEASIBLE, 'best plan found' (skip150, M_R, 8 s, under load: at
+    7.9 s, 6 to 9 windows tried, not converged, 1,242,436 B where the optimum is
+    1,221,274 B). With too little time left for the phases, greedy's plan is a TIMEOUT
+    too."""
+    from memplan.solvers.dnc import solver as dnc_solver
+
+    problem, greedy = greedy_case(1, "MR", n_ops=140)  # over INTERVAL_WHOLE_WINDOWS x 16
+    assert problem.graph.num_ops > dnc_solver.INTERVAL_WHOLE_WINDOWS * 16
+    # Greedy's plan at once (it takes seconds here), no further greedy orders.
+    monkeypatch.setattr(dnc_solver.DncSolver, "_greedy_default", lambda *args: greedy)
+    monkeypatch.setattr(dnc_solver, "GREEDY_ORDERS", ())
+    for bound in ("_bound", "_part_bound", "_cover_bound"):  # no bound: no early optimum
+        monkeypatch.setattr(dnc_solver.DncSolver, bound, lambda self, *args: None)
+    added: list[bool] = []
+
+    def windows_until_the_clock_ends(self, problem, budget, best, *args):
+        while not budget.should_stop():
+            threading.Event().wait(0.01)
+        return best
+
+    def parts_added(self, problem, budget, plans, moved, settings, bound, stats):
+        added.append(budget.should_stop())
+        return bound
+
+    monkeypatch.setattr(dnc_solver.DncSolver, "_late_phases", windows_until_the_clock_ends)
+    monkeypatch.setattr(dnc_solver.DncSolver, "_parts_added_phase", parts_added)
+    solver = DncSolver(reorder_share=0, interval_share=0, parts_share=0)
+    result = solver.solve(problem, Budget(time_limit_s=3.0))
+    assert added == [False] and result.cost.non_compulsory_bytes > 0
+    assert validate(problem, result.plan) == []
+    assert result.status is Status.TIMEOUT
+    assert result.message.startswith("time limit reached; returning the best plan so far")
+    quick = DncSolver().solve(problem, Budget(time_limit_s=dnc_solver.MIN_WORK_S / 2))
+    assert "too little time left" in quick.stats["source"]
+    assert quick.status is Status.TIMEOUT
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_greedy_plan_that_moves_nothing_is_returned_at_once(seed, monkeypatch):
     """When greedy's default moves no non-compulsory byte, no plan does better: dnc
