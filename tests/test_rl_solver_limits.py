@@ -12,6 +12,8 @@ import pytest
 from memplan.accelerator import Accelerator
 from memplan.problem import Problem
 from memplan.solver import Budget, make_solver
+from memplan.solvers.rl import orders as rl_orders
+from memplan.solvers.rl import play as rl_play
 from memplan.solvers.rl import solver as rl_solver
 from memplan.testing import random_dag
 from memplan.validate import validate
@@ -25,13 +27,13 @@ def _problem(seed: int = 4, n_ops: int = 60) -> Problem:
 def _record_make_instance(monkeypatch: pytest.MonkeyPatch, argument: str) -> list[Any]:
     """Spy on rl's make_instance: the list gets the keyword ``argument`` of every call."""
     seen: list[Any] = []
-    real = rl_solver.make_instance
+    real = rl_orders.make_instance
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs.get(argument))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rl_solver, "make_instance", recording)
+    monkeypatch.setattr(rl_orders, "make_instance", recording)
     return seen
 
 
@@ -156,13 +158,13 @@ def test_episodes_0_says_truthfully_why_the_passes_stopped(
     assert "time limit" not in result.message and result.wall_s < 25
 
     budget = Budget(time_limit_s=30)
-    real = rl_solver.rollout_pass
+    real = rl_play.rollout_pass
 
     def interrupting(*args: Any, **kwargs: Any) -> Any:
         budget.stop_event.set()  # Ctrl-C during the first pass
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rl_solver, "rollout_pass", interrupting)
+    monkeypatch.setattr(rl_play, "rollout_pass", interrupting)
     result = make_solver("rl", options).solve(problem, budget)
     assert result.status is Status.TIMEOUT and "interrupted (Ctrl-C)" in result.message
     assert result.plan is not None and validate(problem, result.plan) == []
@@ -171,7 +173,7 @@ def test_episodes_0_says_truthfully_why_the_passes_stopped(
         found = real(*args, **kwargs)
         return dataclasses.replace(found, improvements=max(found.improvements, 1))
 
-    monkeypatch.setattr(rl_solver, "rollout_pass", never_exhausted)
+    monkeypatch.setattr(rl_play, "rollout_pass", never_exhausted)
     result = make_solver("rl", {**options, "max_time_s": "2"}).solve(problem, Budget(30))
     assert (
         result.status is Status.FEASIBLE and "model order: until the time limit" in result.message

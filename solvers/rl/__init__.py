@@ -6,7 +6,10 @@
 - :mod:`~memplan.solvers.rl.render`: the memory map of a game so far (text, RGB);
 - :mod:`~memplan.solvers.rl.network`: the policy/value network in numpy (inference);
 - :mod:`~memplan.solvers.rl.search`: Gumbel tree search on the placement state;
-- :mod:`~memplan.solvers.rl.solver`: the ``rl`` solver plug-in.
+- :mod:`~memplan.solvers.rl.rollout`: fortified rollout passes from a reference plan;
+- :mod:`~memplan.solvers.rl.orders`: the orders the solver plays on, and their references;
+- :mod:`~memplan.solvers.rl.play`: the games on one order, and why they stopped;
+- :mod:`~memplan.solvers.rl.solver`: the ``rl`` solver plug-in (options, solve, bounds).
 
 Playing needs numpy only; nothing here imports torch or gymnasium. The instance sampler,
 the Gymnasium environment and training are in :mod:`memplan.rl`.
