@@ -58,6 +58,9 @@ def test_cli_train_checks_its_output_before_training(tmp_path, capsys) -> None:
     # A NaN would never compare as elapsed, so training would never stop.
     code = main(["rl", "train", "--minutes", "nan", "-o", str(tmp_path / "agent.npz")])
     assert code == EXIT_BAD_INPUT and "finite" in capsys.readouterr().err
+    # 1e308 was taken, and the progress bar's estimate failed with an OverflowError.
+    code = main(["rl", "train", "--minutes", "1e308", "-o", str(tmp_path / "agent.npz")])
+    assert code == EXIT_BAD_INPUT and "at most 525600 minutes" in capsys.readouterr().err
 
 
 def _one_line(err: str) -> str:

@@ -310,8 +310,13 @@ def problem_from_args(args: argparse.Namespace, loaded: LoadedModel) -> Problem:
     return Problem(loaded.graph, accelerator, scope)
 
 
-def checked_seed(text: str) -> int:
+def checked_seed(text: str, flag: str = "--seed ") -> int:
     """The value of ``--seed TEXT``: a whole number in memplan's one seed range.
+
+    Args:
+        text: the seed as given.
+        flag: how the message names where it was given, ending in its separator
+            (``"--option seed="`` for a seed given as an option).
 
     Raises:
         ConfigError: naming the flag and the range (the same for every plug-in).
@@ -321,7 +326,7 @@ def checked_seed(text: str) -> int:
     if not text.isdigit() or int(text) > SEED_MAX:
         shown = text if text and text.isprintable() and text.strip() == text else repr(text)
         raise ConfigError(
-            f"--seed {shown}: a seed is a whole number from 0 to {SEED_MAX} "
+            f"{flag}{shown}: a seed is a whole number from 0 to {SEED_MAX} "
             "(the same range for every solver and allocator)"
         )
     return int(text)

@@ -220,7 +220,7 @@ def _solver_from_args(args: argparse.Namespace) -> Any:
             )
         options["seed"] = str(seed)
     if "seed" in options:
-        checked_seed(options["seed"])
+        checked_seed(options["seed"], "--option seed=")
     return make_solver(args.solver, objective_options(args, options))
 
 

@@ -62,6 +62,7 @@ from memplan.solvers.rl.instances import Instance
 from memplan.solvers.rl.network import HIDDEN, PARAMETERS, Network
 from memplan.solvers.rl.reference import Reference, default_move
 from memplan.solvers.rl.search import play_episode, search_for
+from memplan.units import MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class TrainConfig:
         # a NaN time limit would never be reached.
         if not (self.minutes > 0 and math.isfinite(self.minutes)):
             raise ConfigError(f"--minutes must be a finite number > 0, got {self.minutes}")
+        if self.minutes * 60 > MAX_SECONDS:  # 1e308 broke the progress bar's estimate
+            raise ConfigError(
+                f"--minutes {self.minutes:g}: at most {MAX_SECONDS // 60} minutes (a year); "
+                "give a shorter time"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"--seed must be a whole number, got {self.seed!r}")
         if not 0 <= self.seed <= SEED_MAX:
