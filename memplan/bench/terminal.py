@@ -15,16 +15,15 @@ from typing import TYPE_CHECKING, Any
 from memplan.bench.report import (
     MISSING,
     PARTIAL_MARK,
-    SolverSummary,
     change_text,
     common_notes,
     gap_text,
     percent_change,
-    resolve_baseline,
     seconds,
     traffic_text,
 )
 from memplan.bench.rows import has_plan, solver_label
+from memplan.bench.summary import SolverSummary, resolve_baseline
 from memplan.units import format_bytes
 
 if TYPE_CHECKING:
@@ -79,7 +78,7 @@ def bench_summary(
     """The summary for the terminal: one table per scope, then all cells, then a legend.
 
     Args:
-        summaries: from :func:`memplan.bench.report.summarize`.
+        summaries: from :func:`memplan.bench.summary.summarize`.
         baseline: the solver compared against.
         progress: the :func:`~memplan.bench.report.progress_line` of a partial run,
             shown first.
@@ -142,7 +141,7 @@ def compare_table(rows: Sequence[Mapping[str, Any]], baseline: str) -> Group:
         rows: result rows of one workload and scope.
         baseline: the baseline's solver label (``greedy[order=model]``), or a solver name
             that only one label of the rows has (see
-            :func:`memplan.bench.report.resolve_baseline`).
+            :func:`memplan.bench.summary.resolve_baseline`).
     """
     from rich.console import Group
     from rich.text import Text

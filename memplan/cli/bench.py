@@ -336,8 +336,9 @@ def split_list(text: str, what: str) -> tuple[str, ...]:
 def report_command(args: argparse.Namespace) -> int:
     """``memplan bench report DIR``: rebuild and print the reports."""
     from memplan.bench.harness import load_results
-    from memplan.bench.report import progress_line, summarize, write_reports
+    from memplan.bench.report import progress_line, write_reports
     from memplan.bench.rows import merge_rows
+    from memplan.bench.summary import summarize
     from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
     from memplan.cli.common import console, err_console
@@ -368,8 +369,8 @@ def _report_baseline(
         ConfigError: ``baseline`` names no solver of the rows (every change showed "–"
             under the legend "against nosuch").
     """
-    from memplan.bench.report import resolve_baseline
     from memplan.bench.rows import solver_label
+    from memplan.bench.summary import resolve_baseline
     from memplan.errors import ConfigError
 
     labels = list(dict.fromkeys(solver_label(row) for row in rows))

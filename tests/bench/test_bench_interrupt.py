@@ -15,8 +15,9 @@ from test_bench_report import _render, _row
 
 from memplan.bench import dask_cluster
 from memplan.bench.harness import execute_bench, prepare_bench
-from memplan.bench.report import markdown_report, progress_line, summarize, write_reports
+from memplan.bench.report import markdown_report, progress_line, write_reports
 from memplan.bench.runrecord import PLANNED_KEY, planned_cells, run_record
+from memplan.bench.summary import summarize
 from memplan.bench.terminal import bench_summary
 from memplan.cli import main
 

@@ -14,10 +14,10 @@ from memplan.bench.report import (
     change_text,
     markdown_report,
     percent_change,
-    summarize,
     write_reports,
 )
 from memplan.bench.rows import best_bound, merge_rows
+from memplan.bench.summary import summarize
 from memplan.bench.terminal import bench_summary, compare_table
 from memplan.errors import ConfigError
 
