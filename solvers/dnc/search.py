@@ -412,3 +412,9 @@ def part_solver_class() -> Any:
     except ImportError:
         raise ConfigError(ORTOOLS_MISSING) from None
     return plugin_class(PluginKind.SOLVER, "ilp" if "ilp" in names else names[0])
+
+
+def time_share(budget: Budget, share: float) -> float | None:
+    """Seconds of ``budget`` left times ``share`` (None without a limit)."""
+    remaining = budget.remaining_s()
+    return None if remaining == float("inf") else share * remaining

@@ -169,7 +169,7 @@ def test_stalled_windows_give_the_time_to_the_order_search(monkeypatch, share, s
     then they go on: where they stopped when the search found nothing (seed 1, after
     phase 3's search: no further yield), from the start on the plan it found (seed 4,
     phase 3 skipped, so the late search finds one). ``stall_share=1`` never yields."""
-    import memplan.solvers.dnc.solver as dnc_solver
+    import memplan.solvers.dnc.phases as dnc_phases
 
     calls = []
 
@@ -181,7 +181,7 @@ def test_stalled_windows_give_the_time_to_the_order_search(monkeypatch, share, s
             stats.converged = True
         return plan
 
-    monkeypatch.setattr(dnc_solver, "improve_windows", windows)
+    monkeypatch.setattr(dnc_phases, "improve_windows", windows)
     problem, _ = greedy_case(seed, "MR", n_ops=40)
     solver = DncSolver(
         window_ops=8,
@@ -227,7 +227,7 @@ def test_when_the_windows_converge_the_whole_graph_may_prove_the_plan_optimal(se
     whole graph once the windows converge: it proves the optimum the ilp proves. (The
     cut-cover bound is left out: on seeds 0 and 3 it proves the start plan optimal
     before any window runs.)"""
-    monkeypatch.setattr("memplan.solvers.dnc.solver.cover_bound", lambda *a, **k: None)
+    monkeypatch.setattr("memplan.solvers.dnc.lower_bounds.cover_bound", lambda *a, **k: None)
     problem = Problem(tiny_spill_graph(seed, 14), Accelerator("tiny", 1 << 20, KIB))
     problem = problem.with_capacity(problem.min_resident_bytes)
     ilp = make_solver("ilp", {"hint": "false"}).solve(problem, Budget(time_limit_s=60))
@@ -304,8 +304,8 @@ def test_a_late_search_from_a_full_order_starts_below_the_capacity():
     sends the late search REORDER_SLACK lower; a plan that meets them, or a capacity
     that cannot drop below M_R, keeps the real capacity."""
     from memplan.fallback import spill_everything_plan
+    from memplan.solvers.dnc.phases import REORDER_SLACK, _late_search_capacity
     from memplan.solvers.dnc.search import traffic_bytes
-    from memplan.solvers.dnc.solver import REORDER_SLACK, _late_search_capacity
     from memplan.solvers.packing import pack_stays
 
     lowered = kept = 0
@@ -454,12 +454,13 @@ def test_windows_cut_by_the_clock_make_a_timeout_though_the_parts_added_end_earl
     1,221,274 B). With too little time left for the phases, greedy's plan is a TIMEOUT
     too."""
     from memplan.solvers.dnc import solver as dnc_solver
+    from memplan.solvers.dnc import starts as dnc_starts
 
     problem, greedy = greedy_case(1, "MR", n_ops=140)  # over INTERVAL_WHOLE_WINDOWS x 16
     assert problem.graph.num_ops > dnc_solver.INTERVAL_WHOLE_WINDOWS * 16
     # Greedy's plan at once (it takes seconds here), no further greedy orders.
     monkeypatch.setattr(dnc_solver.DncSolver, "_greedy_default", lambda *args: greedy)
-    monkeypatch.setattr(dnc_solver, "GREEDY_ORDERS", ())
+    monkeypatch.setattr(dnc_starts, "GREEDY_ORDERS", ())
     for bound in ("_bound", "_part_bound", "_cover_bound"):  # no bound: no early optimum
         monkeypatch.setattr(dnc_solver.DncSolver, bound, lambda self, *args: None)
     added: list[bool] = []
@@ -526,7 +527,7 @@ def test_the_min_peak_search_gets_less_time_when_no_plan_without_spills_is_in_re
     else SCHEDULE_SHARE (it may find a plan without spills)."""
     from memplan.analysis import min_peak_order, peak_live_bytes
     from memplan.ir import GraphBuilder, TensorKind
-    from memplan.solvers.dnc import solver as dnc_solver
+    from memplan.solvers.dnc import starts as dnc_starts
 
     # A U-Net: every encoder output is live until its decoder step, 9 KiB at the peak
     # whatever the order, where no op needs more than 3 KiB.
@@ -546,19 +547,19 @@ def test_the_min_peak_search_gets_less_time_when_no_plan_without_spills_is_in_re
     capacity = max(int(half_of_peak * peak), problem.min_resident_bytes)
     problem = problem.with_capacity(capacity)
     given: list[float] = []
-    real = dnc_solver.default_min_peak_schedule
+    real = dnc_starts.default_min_peak_schedule
 
     def spy(*args, should_stop, **kwargs):
         given.append(should_stop.__self__.time_limit_s)  # the Budget's bound method
         return real(*args, should_stop=should_stop, **kwargs)
 
-    monkeypatch.setattr(dnc_solver, "default_min_peak_schedule", spy)
+    monkeypatch.setattr(dnc_starts, "default_min_peak_schedule", spy)
     budget = Budget(time_limit_s=100.0)
     DncSolver()._schedule(problem, budget, {})
     left = 100.0  # the search starts at once (a few ms of it gone at most)
-    spilling = capacity < dnc_solver.NO_SPILL_REACH * peak
-    share = dnc_solver.SPILLING_SCHEDULE_SHARE if spilling else dnc_solver.SCHEDULE_SHARE
-    assert spilling == (half_of_peak < dnc_solver.NO_SPILL_REACH)
+    spilling = capacity < dnc_starts.NO_SPILL_REACH * peak
+    share = dnc_starts.SPILLING_SCHEDULE_SHARE if spilling else dnc_starts.SCHEDULE_SHARE
+    assert spilling == (half_of_peak < dnc_starts.NO_SPILL_REACH)
     assert given and given[0] == pytest.approx(share * left, rel=0.05)
 
 
@@ -571,7 +572,7 @@ def test_a_round_that_spent_its_phase_still_tries_its_trail(
     (randwire_ws_regular, all, M_H, 30 s: 23.2 MB where an earlier order packed 19.1)."""
     import time
 
-    from memplan.solvers.dnc import solver as dnc_solver
+    from memplan.solvers.dnc import phases as dnc_phases
     from memplan.solvers.order_search import Reordered
 
     problem, plan = greedy_case(0, "MR")
@@ -592,11 +593,11 @@ def test_a_round_that_spent_its_phase_still_tries_its_trail(
         trail_had_time.append(not should_stop())
         return None
 
-    monkeypatch.setattr(dnc_solver, "search_order", search_to_the_end)
-    monkeypatch.setattr(dnc_solver, "pack_stays", lambda *args: None)  # the best: no packing
-    monkeypatch.setattr(dnc_solver, "pack_trail", spy_trail)
+    monkeypatch.setattr(dnc_phases, "search_order", search_to_the_end)
+    monkeypatch.setattr(dnc_phases, "pack_stays", lambda *args: None)  # the best: no packing
+    monkeypatch.setattr(dnc_phases, "pack_trail", spy_trail)
     rounds: list[dict[str, int | bool]] = []
-    best_bytes = dnc_solver.traffic_bytes(problem, plan)
+    best_bytes = dnc_phases.traffic_bytes(problem, plan)
     DncSolver()._reorder_phase(problem, phase, plan, best_bytes, [plan.order], rounds, whole=whole)
     assert rounds and rounds[0]["packed"] is False
     assert trail_had_time == [True]
