@@ -1,40 +1,23 @@
-"""The scheduling IR: ops, tensors and the graph they form (PROBLEM.md section 1).
-
-A :class:`Graph` is immutable and verified when built: ids are dense (op ``i`` is
-``graph.ops[i]``, tensor ``j`` is ``graph.tensors[j]``), every activation has exactly one
-producer, sizes are positive and the ops, in the order they are stored, form a
-topological order (the model's own order). Build graphs with :class:`GraphBuilder`.
-
-::
-
-    input x ──► op0 Conv ──► t1 ──► op1 Relu ──► t2 (graph output)
-                  ▲
-    weight w ─────┘
+"""The graph and its parts: ids, tensors, ops, :class:`Graph` (verified when built) and
+:class:`Subgraph`, and the graph's text form. See :mod:`memplan.ir`.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import TYPE_CHECKING, Any, NewType
+from typing import TYPE_CHECKING, NewType
 
-from memplan.errors import GraphError, InputFormatError
+from memplan.errors import GraphError
 from memplan.frozen import refuse_assignment
-from memplan.jsonfields import describe
 
 if TYPE_CHECKING:
     import networkx as nx
 
 OpId = NewType("OpId", int)
 TensorId = NewType("TensorId", int)
-
-#: Version of the graph JSON form; bump when the layout changes.
-GRAPH_JSON_VERSION = 1
 
 
 class TensorKind(enum.Enum):
@@ -43,9 +26,6 @@ class TensorKind(enum.Enum):
     ACTIVATION = "activation"  # produced on chip by exactly one op
     INPUT = "input"  # a graph input: starts in DRAM
     WEIGHT = "weight"  # an initializer or constant-computable tensor: starts in DRAM
-
-
-_KIND_VALUES = frozenset(k.value for k in TensorKind)  # "activation", "input", "weight"
 
 
 @refuse_assignment("build another graph with GraphBuilder")
@@ -377,7 +357,7 @@ def _verify(
     return tuple(producer), tuple(tuple(c) for c in consumers)
 
 
-def _is_whole(value: object) -> bool:
+def is_whole(value: object) -> bool:
     """True for an int (or numpy integer), False for a bool, float, string or None."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
@@ -389,7 +369,7 @@ def _check_types(where: str, ops: Sequence[Op], tensors: Sequence[Tensor]) -> No
         if not isinstance(tensor, Tensor):
             kind_name = type(tensor).__name__
             raise GraphError(f"{where}: tensors[{index}] is a {kind_name}, not a Tensor")
-        if not _is_whole(tensor.size_bytes):
+        if not is_whole(tensor.size_bytes):
             raise GraphError(
                 f"{where}: tensor {tensor.name!r} has size_bytes {tensor.size_bytes!r}; "
                 "give a whole number of bytes (an int)"
@@ -403,14 +383,14 @@ def _check_types(where: str, ops: Sequence[Op], tensors: Sequence[Tensor]) -> No
         if not isinstance(op, Op):
             raise GraphError(f"{where}: ops[{index}] is a {type(op).__name__}, not an Op")
         for field_name, ids in (("inputs", op.inputs), ("outputs", op.outputs)):
-            bad = [t for t in ids if not _is_whole(t)]
+            bad = [t for t in ids if not is_whole(t)]
             if bad:
                 raise GraphError(
                     f"{where}: op {op.name!r} lists {bad[0]!r} in its {field_name}; list "
                     "tensor ids (the ints GraphBuilder.tensor returns; "
                     "GraphBuilder.tensor_id(name) looks one up)"
                 )
-        if not _is_whole(op.macs):
+        if not is_whole(op.macs):
             raise GraphError(
                 f"{where}: op {op.name!r} has macs {op.macs!r}; give a whole number (an int)"
             )
@@ -441,144 +421,6 @@ def _raise_order_error(
         ) from None
     names = " -> ".join(ops[a].name for a, _ in cycle) + f" -> {ops[cycle[0][0]].name}"
     raise GraphError(f"{where}: the ops form a cycle: {names}; a model must be acyclic")
-
-
-class GraphBuilder:
-    """Incremental construction of a :class:`Graph`.
-
-    Example:
-        >>> b = GraphBuilder("tiny")
-        >>> x = b.tensor("x", 1024, TensorKind.INPUT)
-        >>> y = b.tensor("y", 1024, is_output=True)
-        >>> _ = b.op("relu", "Relu", [x], [y])
-        >>> b.build().num_ops
-        1
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._tensors: list[Tensor] = []
-        self._ops: list[Op] = []
-        self._by_name: dict[str, TensorId] = {}
-
-    def tensor(
-        self,
-        name: str,
-        size_bytes: int,
-        kind: TensorKind = TensorKind.ACTIVATION,
-        *,
-        is_output: bool = False,
-        shape: Iterable[int] = (),
-        dtype: str = "",
-    ) -> TensorId:
-        """Add a tensor and return its id.
-
-        Args:
-            name: unique tensor name.
-            size_bytes: bytes, a whole number > 0.
-            kind: a TensorKind, or its value as a string ("activation", "input", "weight").
-            is_output: a graph output (must be in DRAM when the run ends).
-            shape: element shape, informative only.
-            dtype: element type name, informative only.
-
-        Raises:
-            GraphError: a name used twice, or a field of the wrong type or value.
-        """
-        if not isinstance(name, str):
-            raise GraphError(f"graph {self.name!r}: a tensor name must be a string, got {name!r}")
-        where = f"graph {self.name!r}: tensor {name!r}"
-        if name in self._by_name:
-            raise GraphError(f"{where} is defined twice")
-        if not _is_whole(size_bytes):
-            raise GraphError(
-                f"{where}: size_bytes {size_bytes!r} is not a whole number of bytes (an int)"
-            )
-        if isinstance(kind, str) and kind in _KIND_VALUES:
-            kind = TensorKind(kind)
-        if not isinstance(kind, TensorKind):
-            raise GraphError(
-                f"{where}: kind {kind!r} is not a TensorKind; use one of "
-                f"{', '.join(k.value for k in TensorKind)}"
-            )
-        if isinstance(shape, str | bytes) or not isinstance(shape, Iterable):
-            raise GraphError(
-                f"{where}: shape {shape!r} is not a sequence of ints, e.g. (1, 3, 224, 224)"
-            )
-        dims = tuple(shape)
-        tid = TensorId(len(self._tensors))
-        self._tensors.append(
-            Tensor(tid, name, int(size_bytes), kind, bool(is_output), dims, str(dtype))
-        )
-        self._by_name[name] = tid
-        return tid
-
-    def tensor_id(self, name: str) -> TensorId:
-        """Id of a tensor added earlier."""
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise GraphError(f"graph {self.name!r}: no tensor named {name!r}") from None
-
-    def has_tensor(self, name: str) -> bool:
-        """Whether a tensor of this name was added."""
-        return name in self._by_name
-
-    def mark_output(self, tensor: TensorId) -> None:
-        """Mark an existing tensor as a graph output.
-
-        Raises:
-            GraphError: ``tensor`` is not the id of a tensor added earlier.
-        """
-        if not _is_whole(tensor) or not 0 <= tensor < len(self._tensors):
-            raise GraphError(
-                f"graph {self.name!r}: mark_output({tensor!r}): not the id of a tensor added "
-                "earlier (GraphBuilder.tensor returns it; tensor_id(name) looks one up)"
-            )
-        old = self._tensors[tensor]
-        self._tensors[tensor] = Tensor(
-            old.id, old.name, old.size_bytes, old.kind, True, old.shape, old.dtype
-        )
-
-    def op(
-        self,
-        name: str,
-        op_type: str,
-        inputs: Iterable[TensorId],
-        outputs: Iterable[TensorId],
-        macs: int = 0,
-    ) -> OpId:
-        """Add an op (ops must be added in a topological order) and return its id.
-
-        ``inputs`` and ``outputs`` are lists of tensor ids (what :meth:`tensor` returns);
-        ``macs`` is a whole number of multiply-accumulates. Wrong types are refused
-        here, other invariants by :meth:`build`.
-
-        Raises:
-            GraphError: naming the op and the argument of the wrong type.
-        """
-        where = f"graph {self.name!r}: op {name!r}"
-        lists: list[tuple[TensorId, ...]] = []
-        for field_name, ids in (("inputs", inputs), ("outputs", outputs)):
-            if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
-                raise GraphError(
-                    f"{where}: {field_name} must be a list of tensor ids, got {ids!r} "
-                    f"(write [{ids!r}] for one)"
-                )
-            values = tuple(ids)
-            bad = [t for t in values if not _is_whole(t)]
-            if bad:
-                hint = f" (tensor_id({bad[0]!r}) looks it up)" if isinstance(bad[0], str) else ""
-                raise GraphError(f"{where}: {field_name} lists {bad[0]!r}, not a tensor id{hint}")
-            lists.append(values)
-        if not _is_whole(macs):
-            raise GraphError(f"{where}: macs {macs!r} is not a whole number (an int)")
-        oid = OpId(len(self._ops))
-        self._ops.append(Op(oid, name, op_type, lists[0], lists[1], int(macs)))
-        return oid
-
-    def build(self) -> Graph:
-        """Verify and return the graph."""
-        return Graph(self.name, tuple(self._ops), tuple(self._tensors))
 
 
 # --------------------------------------------------------------------- text form
@@ -614,178 +456,3 @@ def to_text(graph: Graph) -> str:
         macs = f"  macs={op.macs}" if op.macs else ""
         lines.append(f"  {op.id:>{width}} {op.name} {op.op_type}({ins}) -> {outs}{macs}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------- JSON form
-def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """Versioned JSON-ready dictionary of a graph."""
-    return {
-        "format": "memplan.graph",
-        "version": GRAPH_JSON_VERSION,
-        "name": graph.name,
-        "tensors": [
-            {
-                "name": t.name,
-                "size_bytes": t.size_bytes,
-                "kind": t.kind.value,
-                **({"is_output": True} if t.is_output else {}),
-                **({"shape": list(t.shape)} if t.shape else {}),
-                **({"dtype": t.dtype} if t.dtype else {}),
-            }
-            for t in graph.tensors
-        ],
-        "ops": [
-            {
-                "name": o.name,
-                "op_type": o.op_type,
-                "inputs": [graph.tensors[t].name for t in o.inputs],
-                "outputs": [graph.tensors[t].name for t in o.outputs],
-                **({"macs": o.macs} if o.macs else {}),
-            }
-            for o in graph.ops
-        ],
-    }
-
-
-#: Largest whole float taken as an integer: every whole number up to 2^53 is exact in a
-#: double, so ``1e6`` (as tools that compute MACs in floating point write them) means
-#: exactly 1,000,000; ``1e+30`` reads as 10^30 + 19,884,624,838,656 and is refused.
-EXACT_FLOAT_MAX = 2**53
-
-
-def _json_whole(value: Any, where: str, field_name: str) -> int:
-    """A whole-number field of graph JSON (``macs``, ``size_bytes``, a ``shape`` dim): a
-    JSON integer, or a float with no fraction up to :data:`EXACT_FLOAT_MAX` (``1e6``).
-
-    Raises:
-        InputFormatError: for NaN, infinity (JSON ``1e400`` reads as infinity), a number
-            with a fraction, a float too large to be exact, a string, a boolean or null,
-            naming ``where`` and the field.
-    """
-    if _is_whole(value):
-        return int(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_FLOAT_MAX:
-        return int(value)
-    if isinstance(value, float) and math.isinf(value):
-        got = "infinity (a number too large for a double, such as 1e400, reads as that)"
-    elif isinstance(value, float) and math.isnan(value):
-        got = "NaN"
-    elif isinstance(value, float) and value.is_integer():
-        got = (
-            f"{value!r}, a float too large to be exact (over 2^53; write the number in "
-            "digits, without '.' or 'e')"
-        )
-    else:
-        got = describe(value)
-    raise InputFormatError(
-        f"{where}: field {field_name!r} must be a whole number (a JSON integer), got {got}"
-    )
-
-
-def _json_field(item: Mapping[str, Any], key: str, where: str) -> Any:
-    """``item[key]``, or :class:`InputFormatError` naming ``where`` and the missing field
-    (it was ``malformed graph JSON (KeyError('outputs'))``, naming neither)."""
-    if key not in item:
-        raise InputFormatError(f"{where}: the field {key!r} is missing; add it")
-    return item[key]
-
-
-def _json_list(
-    item: Mapping[str, Any], key: str, where: str, *, optional: bool = False
-) -> list[Any]:
-    """``item[key]``, which must be a JSON list (an ``optional`` one may be left out).
-
-    Raises:
-        InputFormatError: the field is missing or not a list (``"ops": {}`` read as no
-            ops, and was reported as a tensor without a producer).
-    """
-    if optional and key not in item:
-        return []
-    value = _json_field(item, key, where)
-    if not isinstance(value, list):
-        raise InputFormatError(f"{where}: the field {key!r} must be a list, got {describe(value)}")
-    return value
-
-
-def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
-    """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``."""
-    if not isinstance(data, Mapping) or data.get("format") != "memplan.graph":
-        raise InputFormatError(f"{source}: not a memplan graph file (no format 'memplan.graph')")
-    version = data.get("version")
-    if version != GRAPH_JSON_VERSION:
-        raise InputFormatError(
-            f"{source}: graph format version {version!r} is not supported "
-            f"(this memplan reads version {GRAPH_JSON_VERSION})"
-        )
-    builder = GraphBuilder(str(data.get("name", "graph")))
-    try:
-        for i, t in enumerate(_json_list(data, "tensors", source)):
-            if not isinstance(t, Mapping):
-                raise InputFormatError(
-                    f"{source}: tensor #{i} must be an object, got {describe(t)}"
-                )
-            try:
-                kind = TensorKind(t.get("kind", "activation"))
-            except ValueError:
-                allowed = ", ".join(k.value for k in TensorKind)
-                raise InputFormatError(
-                    f"{source}: tensor #{i} {t.get('name')!r} has kind {t.get('kind')!r}; "
-                    f"use one of {allowed}"
-                ) from None
-            where = f"{source}: tensor #{i} {t.get('name')!r}"
-            is_output = t.get("is_output", False)
-            if not isinstance(is_output, bool):
-                raise InputFormatError(
-                    f"{where}: field 'is_output' must be true or false, got {describe(is_output)}"
-                )
-            builder.tensor(
-                str(_json_field(t, "name", where)),
-                _json_whole(_json_field(t, "size_bytes", where), where, "size_bytes"),
-                kind,
-                is_output=is_output,
-                shape=tuple(
-                    _json_whole(d, where, "shape")
-                    for d in _json_list(t, "shape", where, optional=True)
-                ),
-                dtype=str(t.get("dtype", "")),
-            )
-        for j, o in enumerate(_json_list(data, "ops", source)):
-            if not isinstance(o, Mapping):
-                raise InputFormatError(f"{source}: op #{j} must be an object, got {describe(o)}")
-            where = f"{source}: op #{j} {o.get('name')!r}"
-            builder.op(
-                str(_json_field(o, "name", where)),
-                str(_json_field(o, "op_type", where)),
-                [builder.tensor_id(n) for n in _json_list(o, "inputs", where)],
-                [builder.tensor_id(n) for n in _json_list(o, "outputs", where)],
-                _json_whole(o.get("macs", 0), where, "macs"),
-            )
-    except (KeyError, TypeError, ValueError) as error:
-        raise InputFormatError(f"{source}: malformed graph JSON ({error!r})") from None
-    except GraphError as error:  # e.g. an op naming an unknown tensor
-        raise GraphError(f"{source}: {error}") from None
-    try:
-        return builder.build()
-    except GraphError as error:
-        raise GraphError(f"{source}: {error}") from None
-
-
-def graph_to_json(graph: Graph) -> str:
-    """Graph as versioned JSON text."""
-    return json.dumps(graph_to_dict(graph), indent=1)
-
-
-def graph_sha256(graph: Graph) -> str:
-    """Hex SHA-256 of the graph's JSON form (names, sizes, kinds, ops): its fingerprint."""
-    return hashlib.sha256(graph_to_json(graph).encode("utf-8")).hexdigest()
-
-
-def graph_from_json(text: str, source: str = "<graph>") -> Graph:
-    """Parse :func:`graph_to_json` output."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputFormatError(
-            f"{source}: line {error.lineno}: invalid JSON ({error.msg})"
-        ) from None
-    return graph_from_dict(data, source)
