@@ -108,12 +108,15 @@ def align_up(n: int, alignment: int) -> int:
 MAX_SECONDS = 365 * 24 * 3600
 
 
-def check_seconds(flag: str, seconds: float, *, allow_zero: bool = False) -> float:
+def check_seconds(
+    flag: str, seconds: float, *, allow_zero: bool = False, alternative: str = ""
+) -> float:
     """Return ``seconds`` if it is a finite duration > 0 (>= 0 with ``allow_zero``), at
     most :data:`MAX_SECONDS`.
 
     NaN and infinity are refused: a NaN limit compares false with every clock reading,
-    so a loop guarded by it never stops.
+    so a loop guarded by it never stops. ``alternative`` names what the flag takes
+    instead of a number (``none``, say), for the messages.
 
     Raises:
         ConfigError: naming ``flag`` (e.g. ``--time-limit``) and the value.
@@ -121,9 +124,14 @@ def check_seconds(flag: str, seconds: float, *, allow_zero: bool = False) -> flo
     low_ok = seconds >= 0 if allow_zero else seconds > 0
     if not (low_ok and math.isfinite(seconds)):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{flag} must be a finite number of seconds {bound}, got {seconds}")
-    if seconds > MAX_SECONDS:
+        instead = f" (or {alternative})" if alternative else ""
         raise ConfigError(
-            f"{flag} {seconds:g}: at most {MAX_SECONDS} seconds (a year); give a shorter time"
+            f"{flag} must be a finite number of seconds {bound}{instead}, got {seconds:g}"
+        )
+    if seconds > MAX_SECONDS:
+        instead = f", or {alternative}" if alternative else ""
+        raise ConfigError(
+            f"{flag} {seconds:g}: at most {MAX_SECONDS} seconds (a year); give a shorter "
+            f"time{instead}"
         )
     return seconds

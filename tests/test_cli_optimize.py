@@ -222,7 +222,7 @@ def test_below_mr_exits_1_with_mr_and_writes_nothing(tmp_path, model_path, capsy
         (["--scratchpad", "lots"], "use MR, MH, MP"),
         (["--time-limit", "-1"], "--time-limit must be a finite number of seconds > 0"),
         (["--time-limit", "inf"], "--time-limit must be a finite number of seconds > 0"),
-        (["--time-limit", "1e300"], "--time-limit 1e300: at most 31536000 seconds (a year)"),
+        (["--time-limit", "1e300"], "--time-limit 1e+300: at most 31536000 seconds (a year)"),
         (["--seed", "1", "--option", "seed=2"], "disagree"),
         # It said "--seed -1: a seed is ..." for what was given as an option.
         (["--option", "seed=-1"], "--option seed=-1: a seed is a whole number from 0 to"),

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
     from memplan.options import parse_option_pairs
     from memplan.solver import Budget
-    from memplan.units import MAX_SECONDS, parse_bytes
+    from memplan.units import check_seconds, parse_bytes
 
     capacity = None
     if args.capacity is not None:
@@ -175,13 +175,7 @@ def run(args: argparse.Namespace) -> int:
             f"--capacity {args.capacity}: beyond the 64-bit range "
             f"(at most 2^63-1 = {INT64_MAX} bytes)"
         )
-    if not (args.time_limit >= 0 and math.isfinite(args.time_limit)):
-        raise ConfigError(f"--time-limit {args.time_limit}: must be a number of seconds >= 0")
-    if args.time_limit > MAX_SECONDS:
-        raise ConfigError(
-            f"--time-limit {args.time_limit:g}: at most {MAX_SECONDS} seconds (a year); "
-            "give a shorter time"
-        )
+    check_seconds("--time-limit", args.time_limit, allow_zero=True)
     # The limit covers the whole command from here: reading a large CSV takes seconds.
     budget = Budget(time_limit_s=args.time_limit)
     options = {

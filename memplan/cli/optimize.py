@@ -60,7 +60,7 @@ from memplan.cli.plancommon import (
 )
 from memplan.errors import ConfigError
 from memplan.options import SEED_MAX
-from memplan.units import MAX_SECONDS
+from memplan.units import check_seconds
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -195,16 +195,7 @@ def _time_limit_s(text: str | None) -> float | None:
         raise ConfigError(
             f"--time-limit {text!r} is not a number of seconds; write e.g. 60, or none"
         ) from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(
-            f"--time-limit must be a finite number of seconds > 0 (or none), got {text}"
-        )
-    if value > MAX_SECONDS:
-        raise ConfigError(
-            f"--time-limit {text}: at most {MAX_SECONDS} seconds (a year); give a shorter "
-            "time, or none for no limit"
-        )
-    return value
+    return check_seconds("--time-limit", value, alternative="none for no limit")
 
 
 def _solver_from_args(args: argparse.Namespace) -> Any:
