@@ -244,8 +244,8 @@ def test_cli_train_help_gives_every_default_and_range() -> None:
 def test_cli_rl_help_ranges_match_what_is_enforced() -> None:
     from memplan.cli import rl
     from memplan.options import SEED_MAX
-    from memplan.rl.evaluate import MAX_SIMULATIONS
     from memplan.solvers.rl.features import NUM_ACTIONS
+    from memplan.solvers.rl.search import MAX_SIMULATIONS
 
     assert (rl.MAX_SIMULATIONS, rl.MOVE_SLOTS, rl.SEED_MAX) == (
         MAX_SIMULATIONS,

@@ -32,7 +32,7 @@ from memplan.cli.argparser import input_file
 if TYPE_CHECKING:
     pass
 
-#: Most search simulations per move (:data:`memplan.rl.evaluate.MAX_SIMULATIONS`, copied
+#: Most search simulations per move (:data:`memplan.solvers.rl.search.MAX_SIMULATIONS`, copied
 #: so that building the parser imports no search code; a test keeps them equal).
 MAX_SIMULATIONS = 4096
 #: Move slots of the game (:data:`memplan.solvers.rl.features.NUM_ACTIONS`, likewise).

@@ -9,7 +9,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from memplan.cli.common import checked_seed
-from memplan.cli.rl import MAX_SIMULATIONS
 from memplan.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ def train_command(args: argparse.Namespace) -> int:
     from memplan.cli.plancommon import StopOnSigint, sigint_ignored
     from memplan.rl.sampler import TRAIN_FAMILIES
     from memplan.rl.train import TrainConfig, TrainOutputs, run_training, save_training
+    from memplan.solvers.rl.search import MAX_SIMULATIONS
 
     seed = checked_seed(args.seed)
     if not 1 <= args.simulations <= MAX_SIMULATIONS:

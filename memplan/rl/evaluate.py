@@ -40,13 +40,11 @@ from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.instances import Instance, make_instance, online_bytes, resolve_order
 from memplan.solvers.rl.network import Network
 from memplan.solvers.rl.rollout import rollout_pass
-from memplan.solvers.rl.search import play_episode, search_for
+from memplan.solvers.rl.search import MAX_SIMULATIONS, play_episode, search_for
 from memplan.validate import check_plan
 
 #: The searches compared, each played with the network and without it.
 SEARCHES = ("gumbel", "rollout")
-#: Most simulations per move: a game has hundreds of moves, so more would run for hours.
-MAX_SIMULATIONS = 4096
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ from memplan.solvers.rl.instances import Instance
 from memplan.solvers.rl.network import Network
 from memplan.solvers.rl.reference import Reference, default_move
 
+#: Most simulations per move a game is searched with: a game has hundreds of moves, so
+#: more would run for hours (``rl train`` and ``rl evaluate`` refuse more).
+MAX_SIMULATIONS = 4096
 #: sigma(q) = (C_VISIT + max visits) * C_SCALE * q, as in the Gumbel MuZero paper.
 C_VISIT, C_SCALE = 50.0, 0.1
 
