@@ -64,6 +64,17 @@ def ordered_rows(rows: Iterable[Row], baseline: str | None = None) -> list[Row]:
     return sorted(rows, key=key)
 
 
+def default_baseline(names: Mapping[str, str]) -> str | None:
+    """The baseline when none is given, among ``names`` (each label or spec as written,
+    mapped to its solver's name): the one written ``greedy``, else the only one of solver
+    greedy; None (then the first solver is) when there is no such one. The same rule for
+    the specs of a run (``memplan bench``) and the labels of its rows (``bench report``)."""
+    if "greedy" in names:
+        return "greedy"
+    greedy = [label for label, name in names.items() if name == "greedy"]
+    return greedy[0] if len(greedy) == 1 else None
+
+
 def resolve_baseline(rows: Iterable[Row], baseline: str | None) -> str | None:
     """The solver label ``baseline`` names: itself, or the one label of that solver name."""
     if baseline is None:

@@ -370,15 +370,15 @@ def _report_baseline(
             under the legend "against nosuch").
     """
     from memplan.bench.rows import solver_label
-    from memplan.bench.summary import resolve_baseline
+    from memplan.bench.summary import default_baseline, resolve_baseline
     from memplan.errors import ConfigError
 
-    labels = list(dict.fromkeys(solver_label(row) for row in rows))
+    names = {solver_label(row): str(row["solver"]) for row in rows}
+    labels = list(names)
     if not labels:
         return baseline
     if baseline is None:
-        greedy = resolve_baseline(rows, "greedy")
-        return greedy if greedy in labels else labels[0]
+        return default_baseline(names) or labels[0]
     resolved = resolve_baseline(rows, baseline)
     if resolved not in labels:
         raise ConfigError(
@@ -449,11 +449,9 @@ def _default_baseline(solvers: Sequence[str]) -> str | None:
     """greedy when it is among ``solvers`` (as written, or the one spec of that name);
     None (the first solver) otherwise."""
     from memplan.bench.specs import parse_spec
+    from memplan.bench.summary import default_baseline
 
-    greedy = [spec for spec in solvers if parse_spec(spec)[0] == "greedy"]
-    if "greedy" in solvers:
-        return "greedy"
-    return greedy[0] if len(greedy) == 1 else None
+    return default_baseline({spec: parse_spec(spec)[0] for spec in solvers})
 
 
 def check_dask_address(address: str) -> None:

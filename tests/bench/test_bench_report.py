@@ -315,3 +315,17 @@ def test_solve_time_axes_label_plain_numbers_that_do_not_collide(tmp_path: Path)
         figures.time_figure(tmp_path / "t.png", rows)
     assert labels["x"] == ["20", "50", "100", "200", "500"]
     assert labels["y"] == ["0.05", "0.1", "0.2"]
+
+
+def test_the_default_baseline_is_greedy_as_written_else_the_only_greedy() -> None:
+    """One rule for a run's specs and a report's labels: the one written ``greedy``, else
+    the only one of solver greedy, else None (the first solver)."""
+    from memplan.bench.summary import default_baseline
+
+    assert default_baseline({"dnc": "dnc", "greedy[order=rpo]": "greedy", "greedy": "greedy"}) == (
+        "greedy"
+    )
+    assert default_baseline({"ilp": "ilp", "greedy[order=rpo]": "greedy"}) == "greedy[order=rpo]"
+    assert default_baseline({"greedy[order=rpo]": "greedy", "greedy[order=dfs]": "greedy"}) is None
+    assert default_baseline({"ilp": "ilp", "dnc": "dnc"}) is None
+    assert default_baseline({}) is None
