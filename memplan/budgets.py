@@ -10,7 +10,9 @@ A budget spec is one of:
 - a multiple of a named budget: ``0.5*MP``, ``1.25*MR``;
 - ``accelerator``: the capacity of the problem's accelerator spec.
 
-Budgets are rounded down to the alignment (an unaligned tail of scratchpad is unusable).
+Budgets are rounded down to the alignment: the solvers place tensors by their aligned
+sizes, so they leave an unaligned tail of scratchpad empty, and their lower bounds hold
+only at an aligned capacity (:func:`memplan.solver.make_result` drops them elsewhere).
 Sizes and multiples are computed exactly (no float rounding) and may not exceed
 :data:`memplan.units.MAX_BYTES` (2^63-1 bytes).
 """

@@ -100,6 +100,30 @@ class Problem:
         return max(self.working_set_bytes, default=0)
 
     @property
+    def least_capacity_bytes(self) -> int:
+        """The least capacity any valid plan needs: per op, its aligned working set less
+        the largest alignment padding of its tensors, the most over ops.
+
+        Every op's tensors sit on chip together at aligned offsets, so all but the top one
+        take their aligned sizes; the top one needs only its own size, since PROBLEM.md
+        rule 6 bounds ``offset + size_bytes``. It equals M_R up to a capacity that is a
+        multiple of the alignment: at such a capacity, below M_R no plan exists.
+        """
+        aligned, sizes = self.aligned_sizes_bytes, [t.size_bytes for t in self.graph.tensors]
+        least = 0
+        for op, working_set in zip(self.graph.ops, self.working_set_bytes, strict=True):
+            touched = [t for t in dict.fromkeys((*op.inputs, *op.outputs)) if self.in_scope[t]]
+            padding = max((aligned[t] - sizes[t] for t in touched), default=0)
+            least = max(least, working_set - padding)
+        return least
+
+    @property
+    def capacity_is_aligned(self) -> bool:
+        """Whether the capacity is a multiple of the alignment (every budget memplan
+        resolves is): then the solvers' lower bounds, made with aligned sizes, hold."""
+        return self.capacity_bytes % self.alignment_bytes == 0
+
+    @property
     def min_resident_op(self) -> OpId | None:
         """The op whose working set sets M_R (the first one if several tie)."""
         if not self.working_set_bytes:

@@ -326,6 +326,23 @@ def make_result(
                 f"non-compulsory bytes, got {lower_bound_bytes}; an optimum that is not "
                 "proven over all plans is FEASIBLE with stats['optimal_for_...']"
             )
+    if lower_bound_bytes and not problem.capacity_is_aligned:
+        # The solvers' models and bounds use aligned sizes at this capacity, but a valid
+        # plan may end its top tensor in the unaligned tail: their optimum may be beaten.
+        lower_bound_bytes = None
+        if status is Status.OPTIMAL:
+            status = Status.FEASIBLE
+        message = "; ".join(
+            filter(
+                None,
+                (
+                    message,
+                    f"no lower bound: scratchpad {problem.capacity_bytes} B is not a multiple "
+                    f"of the alignment {problem.alignment_bytes} B, and the bound holds only "
+                    "for plans that leave its unaligned tail empty",
+                ),
+            )
+        )
     return SolveResult(
         status=status,
         plan=plan,
@@ -358,6 +375,16 @@ def infeasible_below_mr(solver: Any, problem: Problem, budget: Budget) -> SolveR
         )
     if problem.capacity_bytes >= problem.min_resident_bytes:
         return None
+    if problem.capacity_bytes >= problem.least_capacity_bytes:
+        # Not a multiple of the alignment: a plan may end a tensor in the unaligned tail,
+        # which the solvers (aligned sizes) never do; claiming INFEASIBLE would be false.
+        raise ConfigError(
+            f"{name}.solve: scratchpad {problem.capacity_bytes} B is below M_R = "
+            f"{problem.min_resident_bytes} B and not a multiple of the alignment "
+            f"{problem.alignment_bytes} B; memplan's solvers place tensors by their aligned "
+            "sizes and need M_R. Give a capacity that is a multiple of the alignment "
+            "(resolve_budget rounds budgets down to it)"
+        )
     return make_result(
         solver, problem, Status.INFEASIBLE, None, budget, message=problem.describe_capacity_error()
     )
