@@ -24,18 +24,25 @@ enforces; breaking it raises :class:`~memplan.errors.SolverContractError`, a sol
 
 Time: a solve given ``Budget(time_limit_s=T)`` returns within ``T +``
 :data:`RETURN_GRACE_S` seconds of the budget's start, with its best valid plan so far.
+Ctrl-C likewise: memplan's solvers are decorated with :func:`stops_on_ctrl_c`, so in a
+script or a notebook the first Ctrl-C stops the solve (TIMEOUT, "interrupted", the best
+plan so far) and only a second one raises KeyboardInterrupt, as on the command line.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import numbers
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from types import FrameType
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from memplan.cost import Cost, evaluate
 from memplan.errors import ConfigError, SolverContractError
@@ -270,6 +277,68 @@ class Solver(Protocol):
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan ``problem`` within ``budget``; never raise for infeasible or timeouts."""
         ...
+
+
+class CtrlCStops:
+    """Context manager: the first Ctrl-C sets ``stop_event`` (a solve polling it returns
+    its best plan so far), a second raises KeyboardInterrupt (an abort).
+
+    It is installed in the main thread only (nowhere else can a signal handler be), and
+    never where SIGINT is ignored (``nohup``, a background job). ``over_any_handler``
+    False installs it only over Python's default handler: a solve called from a program
+    (the command line's, a notebook's) with a handler of its own keeps that handler.
+    """
+
+    def __init__(
+        self, stop_event: threading.Event, notice: str | None = None, *, over_any_handler: bool
+    ) -> None:
+        self.stop_event = stop_event  # the solve's Budget.stop_event
+        self.notice = notice  # printed to stderr on the first Ctrl-C, if any
+        self.over_any_handler = over_any_handler
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_event.is_set():
+            raise KeyboardInterrupt
+        self.stop_event.set()
+        if self.notice:
+            print(self.notice, file=sys.stderr, flush=True)
+
+    def __enter__(self) -> CtrlCStops:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        current = signal.getsignal(signal.SIGINT)
+        if current is signal.SIG_IGN:
+            return self
+        if self.over_any_handler or current is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+_Solve = TypeVar("_Solve", bound=Callable[..., Any])
+
+
+def stops_on_ctrl_c(solve: _Solve) -> _Solve:
+    """Decorate a solver's ``solve(problem, budget)``: while it runs, the first Ctrl-C
+    sets ``budget.stop_event`` rather than raising, so the solve ends with its best plan
+    (TIMEOUT, "interrupted") as it does on the command line; a second Ctrl-C raises
+    KeyboardInterrupt. A caller's own SIGINT handler is left alone (:class:`CtrlCStops`)."""
+
+    @functools.wraps(solve)
+    def guarded(self: Any, problem: Any, budget: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(budget, Budget):  # refused inside, with the solver's name
+            return solve(self, problem, budget, *args, **kwargs)
+        with CtrlCStops(budget.stop_event, over_any_handler=False):
+            return solve(self, problem, budget, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
 
 
 def make_result(

@@ -70,7 +70,14 @@ from memplan.ir import OpId
 from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.plan import Plan
 from memplan.problem import Problem
-from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solver import (
+    Budget,
+    SolveResult,
+    Status,
+    infeasible_below_mr,
+    make_result,
+    stops_on_ctrl_c,
+)
 from memplan.solvers.online import OnlinePlan, best_online
 from memplan.solvers.prefetch import prefetch
 from memplan.solvers.replacement import (
@@ -224,6 +231,7 @@ class GreedySolver:
         )
 
     # ------------------------------------------------------------------ solve
+    @stops_on_ctrl_c
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan ``problem``: order(s), replacement, allocation, with the fallbacks above."""
         refused = infeasible_below_mr(self, problem, budget)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from memplan.cli.argparser import input_file
 from memplan.cli.common import load_model_from_args
 from memplan.errors import ConfigError, MemplanError
+from memplan.solver import CtrlCStops
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -70,39 +71,13 @@ def resolve_scratchpad(text: str, problem: Problem) -> ResolvedBudget:
         raise ConfigError(f"--scratchpad: {error}") from None
 
 
-class StopOnSigint:
-    """Context manager: Ctrl-C sets ``stop_event`` once; a second Ctrl-C aborts.
-
-    Outside the main thread (where signal handlers cannot be installed), or when SIGINT
-    is ignored (``nohup``, a background job of a script), it does nothing.
-    """
+class StopOnSigint(CtrlCStops):
+    """Context manager: Ctrl-C sets ``stop_event`` once (printing ``notice``); a second
+    Ctrl-C aborts. Installed over any handler but an ignored SIGINT, in the main thread
+    only (:class:`memplan.solver.CtrlCStops`)."""
 
     def __init__(self, stop_event: threading.Event, notice: str) -> None:
-        self.stop_event = stop_event  # the solver's Budget.stop_event
-        self.notice = notice  # printed to stderr on the first Ctrl-C
-        self._previous: Any = None
-        self._installed = False
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop_event.is_set():
-            raise KeyboardInterrupt
-        self.stop_event.set()
-        print(self.notice, file=sys.stderr, flush=True)
-
-    def __enter__(self) -> StopOnSigint:
-        # A process started with SIGINT ignored (nohup, a background job) keeps ignoring it.
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        super().__init__(stop_event, notice, over_any_handler=True)
 
 
 @contextlib.contextmanager

@@ -69,7 +69,14 @@ from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
 from memplan.schedule import min_peak_schedule
-from memplan.solver import Budget, SolveResult, Status, infeasible_below_mr, make_result
+from memplan.solver import (
+    Budget,
+    SolveResult,
+    Status,
+    infeasible_below_mr,
+    make_result,
+    stops_on_ctrl_c,
+)
 from memplan.solvers.dnc.cuts import choose_cuts
 from memplan.solvers.dnc.lower_bounds import (
     ADDITIVE_MAX_SHARE,
@@ -216,6 +223,7 @@ class DncSolver(StartingPlans, LowerBounds, SearchPhases):
         )
 
     # ------------------------------------------------------------------ solve
+    @stops_on_ctrl_c
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan ``problem`` within ``budget`` (see the module docstring)."""
         refused = infeasible_below_mr(self, problem, budget)

@@ -46,7 +46,13 @@ from memplan.options import check_choice, check_range, check_seed, seed_field, t
 from memplan.plan import Plan
 from memplan.problem import Problem
 from memplan.registry import EXACT_MIN_PEAK
-from memplan.solver import Budget, SolveResult, infeasible_below_mr, make_solver
+from memplan.solver import (
+    Budget,
+    SolveResult,
+    infeasible_below_mr,
+    make_solver,
+    stops_on_ctrl_c,
+)
 from memplan.solvers.ilp.model import build_structure
 from memplan.solvers.ilp.outcome import BackendStatus
 from memplan.solvers.ilp.peak import plan_peak, run_peak_backend
@@ -203,6 +209,7 @@ class IlpSolver:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ solve
+    @stops_on_ctrl_c
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan ``problem`` within ``budget`` (see the module docstring)."""
         infeasible = infeasible_below_mr(self, problem, budget)

@@ -89,6 +89,7 @@ from memplan.solver import (
     Status,
     infeasible_below_mr,
     make_result,
+    stops_on_ctrl_c,
 )
 from memplan.solvers.dnc.bound import ilp_part_bound
 from memplan.solvers.rl.features import NUM_ACTIONS
@@ -218,6 +219,7 @@ class RlSolver(OrderPlanning, GamePlay):
         path = SHIPPED_CHECKPOINT if self.network == "shipped" else self.network
         return Network.load(path)
 
+    @stops_on_ctrl_c
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan each order with greedy's stack, then play on the best ones until the budget
         or the episode count is spent."""
