@@ -83,6 +83,7 @@ def _min_peak_estimate(
     )
 
 
+@refuse_assignment("make another: resolve_budget(spec, problem)")
 @dataclass(frozen=True, slots=True)
 class ResolvedBudget:
     """A budget spec turned into bytes."""

@@ -130,7 +130,8 @@ def evaluate(problem: Problem, plan: Plan, timing_model: str | None = None) -> C
         InvalidPlanError: ``plan`` is not shaped like a plan of ``problem``: a field of
             the wrong type (op names in the order, an ``offset`` of 1.5, an ``arrive``
             that is no :class:`~memplan.plan.Arrive`), an order that is not a
-            permutation of its ops, a residency outside its tensors or steps.
+            permutation of its ops, a residency outside its tensors or steps, or one
+            that moves fewer bytes than the compulsory ones.
     """
     acc = require_problem(problem, "evaluate").accelerator
     chosen = check_timing_model(timing_model or acc.timing_model)
@@ -156,6 +157,12 @@ def evaluate(problem: Problem, plan: Plan, timing_model: str | None = None) -> C
     on_chip_bytes = int(tensor_sizes[arrays.read_tensor].sum() + written.sum())
     traffic = loaded + stored + streamed
     compulsory = problem.compulsory_bytes()
+    if traffic < compulsory:  # every valid plan moves them: a negative cost means nothing
+        raise InvalidPlanError(
+            f"evaluate: the plan moves {traffic} B, less than the {compulsory} B every valid "
+            "plan moves (inputs loaded, outputs stored, weights streamed): it is not valid; "
+            "memplan.validate lists what is wrong"
+        )
     latencies = {model: run_model(problem, arrays, model) for model in ("serial", "overlap")}
     energy = (
         traffic * acc.dram_energy_j_per_byte

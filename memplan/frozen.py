@@ -21,12 +21,17 @@ def refuse_assignment(hint: str) -> Callable[[type[_T]], type[_T]]:
 
     def decorate(cls: type[_T]) -> type[_T]:
         noun = cls.__name__
+        article = "an" if noun[:1] in "AEIOU" else "a"
 
         def __setattr__(self: object, name: str, value: object) -> None:
-            raise FrozenInstanceError(f"cannot assign to {noun}.{name}: a {noun} is frozen; {hint}")
+            raise FrozenInstanceError(
+                f"cannot assign to {noun}.{name}: {article} {noun} is frozen; {hint}"
+            )
 
         def __delattr__(self: object, name: str) -> None:
-            raise FrozenInstanceError(f"cannot delete {noun}.{name}: a {noun} is frozen; {hint}")
+            raise FrozenInstanceError(
+                f"cannot delete {noun}.{name}: {article} {noun} is frozen; {hint}"
+            )
 
         # setattr: a class body may not define them beside frozen=True.
         setattr(cls, "__setattr__", __setattr__)  # noqa: B010

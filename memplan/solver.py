@@ -201,13 +201,18 @@ def relative_gap(value_bytes: int, bound_bytes: int | None) -> float | None:
     None without a bound: a missing bound is never shown as a gap of 0.
 
     Raises:
-        ConfigError: a value or bound that is not a number of bytes.
+        ConfigError: a value or bound that is not a number of bytes (or is negative).
     """
     for name, value in (("value_bytes", value_bytes), ("bound_bytes", bound_bytes)):
         if value is None and name == "bound_bytes":
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"relative_gap: {name} must be a number of bytes, got {value!r}")
+    if value_bytes < 0 or (bound_bytes is not None and bound_bytes < 0):
+        raise ConfigError(
+            f"relative_gap: bytes are never negative, got value_bytes {value_bytes!r} and "
+            f"bound_bytes {bound_bytes!r}"
+        )
     if bound_bytes is None:
         return None
     if value_bytes <= bound_bytes:

@@ -251,7 +251,14 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
     count = len(residencies)
 
     def column(name: str) -> np.ndarray:
-        return np.fromiter(map(attrgetter(name), residencies), np.int64, count)
+        try:
+            return np.fromiter(map(attrgetter(name), residencies), np.int64, count)
+        except OverflowError:  # a number no step, tensor or address of any problem has
+            k = next(k for k, r in enumerate(residencies) if abs(getattr(r, name)) >= 2**63)
+            raise InvalidPlanError(
+                f"residency #{k}: {name} {getattr(residencies[k], name)} is beyond any "
+                f"{graph.name!r} plan (at most 2^63-1); memplan.validate lists what is wrong"
+            ) from None
 
     def flag(name: str, member: enum.Enum) -> np.ndarray:
         return np.fromiter((v is member for v in map(attrgetter(name), residencies)), bool, count)

@@ -374,12 +374,14 @@ def test_every_public_frozen_value_refuses_assignment_with_a_frozen_instance_err
         buffers[0],
         allocate(buffers, 1024),
         memplan.load_model("light_bvlc_alexnet"),
+        memplan.budgets.resolve_budget("MR", problem),
     ]
     for value in values:
         noun = type(value).__name__
         first_field = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
         for name in ("not_an_attribute", first_field):
-            frozen = f"{noun}.{name}: a {noun} is frozen"
+            article = "an" if noun[0] in "AEIOU" else "a"
+            frozen = f"{noun}.{name}: {article} {noun} is frozen"
             with pytest.raises(dataclasses.FrozenInstanceError, match=frozen):
                 setattr(value, name, 5)
             with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot delete {noun}"):

@@ -192,3 +192,16 @@ def test_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(OnnxImportError):
         main(["--debug", "inspect", str(tmp_path / "missing.onnx")])
+
+
+def test_a_graph_without_ops_says_so(tmp_path, capsys):
+    """M_R of a graph with no ops is 0 B; the table said 'at op None (None)'."""
+    from memplan.ir import GraphBuilder, TensorKind
+
+    builder = GraphBuilder("noops")
+    builder.tensor("x", 64, TensorKind.INPUT)
+    path = tmp_path / "noops.json"
+    path.write_text(graph_to_json(builder.build()))
+    assert main(["inspect", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "(the graph has no ops)" in out and "None" not in out

@@ -154,7 +154,9 @@ def _render(summary: dict[str, Any]) -> None:
         (
             "M_R (largest working set)",
             f"{_b(summary['min_resident_bytes'])} at op {summary['min_resident_op']!r} "
-            f"({summary['min_resident_op_type']})",
+            f"({summary['min_resident_op_type']})"
+            if summary["min_resident_op"] is not None
+            else f"{_b(summary['min_resident_bytes'])} (the graph has no ops)",
         ),
         ("peak, model order", _b(summary["model_order_peak_bytes"])),
         (

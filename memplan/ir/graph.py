@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -102,13 +103,23 @@ class Graph:
 
     def predecessors(self, op: OpId) -> tuple[OpId, ...]:
         """Ops producing an input of ``op`` (each once, sorted)."""
-        preds = {self.producer[t] for t in self.ops[op].inputs}
+        preds = {self.producer[t] for t in self._op(op, "predecessors").inputs}
         return tuple(sorted(p for p in preds if p is not None))
 
     def successors(self, op: OpId) -> tuple[OpId, ...]:
         """Ops consuming an output of ``op`` (each once, sorted)."""
-        succs = {c for t in self.ops[op].outputs for c in self.consumers[t]}
+        succs = {c for t in self._op(op, "successors").outputs for c in self.consumers[t]}
         return tuple(sorted(succs))
+
+    def _op(self, op: object, where: str) -> Op:
+        """Op ``op`` (an id), or a :class:`GraphError` naming the ids there are."""
+        index = operator.index(op) if is_whole(op) else -1  # type: ignore[arg-type]
+        if not 0 <= index < self.num_ops:
+            raise GraphError(
+                f"{where}: graph {self.name!r} has no op {op!r}; op ids are 0 .. "
+                f"{self.num_ops - 1} (graph.op_by_name(name).id for a name)"
+            )
+        return self.ops[index]
 
     def op_histogram(self) -> dict[str, int]:
         """Count of ops per op type, most frequent first."""
