@@ -79,10 +79,16 @@ def plot_cuts(
         path: if given, save the figure there (PNG, SVG or PDF by suffix), atomically.
         title: figure title; default names the model, the cuts and the capacity.
         dpi: resolution of a saved raster image.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one, or ``path`` names a format
+            memplan does not write.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    require_plan(problem, plan, "plot_cuts")
     n = len(plan.order)
     sizes = [t.size_bytes for t in problem.graph.tensors]
     resident = live_bytes_of_plan(problem, plan)

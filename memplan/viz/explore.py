@@ -39,7 +39,13 @@ def residents_at(plan: Plan, step: int) -> list[Residency]:
 
 
 def resident_table(problem: Problem, plan: Plan, step: int) -> Html:
-    """What is on chip at ``step``: tensor, offset, size, stay and how it came and goes."""
+    """What is on chip at ``step``: tensor, offset, size, stay and how it came and goes.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
+    require_plan(problem, plan, "resident_table")
     graph = problem.graph
     op = graph.ops[plan.order[step]]
     touched = set(op.inputs) | set(op.outputs)
@@ -72,9 +78,15 @@ def resident_table(problem: Problem, plan: Plan, step: int) -> Html:
 
 
 def plot_step(problem: Problem, plan: Plan, step: int) -> Figure:
-    """The memory map and live bytes of ``plan`` with ``step`` marked."""
+    """The memory map and live bytes of ``plan`` with ``step`` marked.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
     from memplan.viz.plots import plot_plan
 
+    require_plan(problem, plan, "plot_step")
     fig = plot_plan(problem, plan, title=f"{problem.graph.name}: step {step} marked")
     for ax in fig.axes:
         ax.axvspan(step, step + 1, color=_STEP_COLOR, alpha=0.35, zorder=0)
@@ -104,6 +116,7 @@ def step_view(problem: Problem, plan: Plan, step: int = 0) -> Any:
     Raises:
         ConfigError: ``problem`` or ``plan`` is not one, or ``step`` is not a step of
             the plan.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
     """
     require_plan(problem, plan, "step_view")
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(plan.order):
