@@ -121,3 +121,31 @@ def test_a_graph_without_ops_draws_empty_labelled_lanes() -> None:
     assert len(fig.axes) == 3  # memory map, live bytes, the (empty) timeline
     assert fig.axes[2].get_title("left").startswith("overlap model, latency 0 ns")
     assert "data:image/png;base64," in simulate(problem, plan)._repr_html_()
+
+
+@pytest.mark.parametrize("step", [6, 99, -1, True, 2.0, "2"])
+@pytest.mark.parametrize("where", ["resident_table", "plot_step", "step_view"])
+def test_every_step_view_refuses_a_step_outside_the_plan(where, step, monkeypatch) -> None:
+    # resident_table(problem, plan, 99) was an IndexError, plot_step(..., 99) and
+    # plot_step(..., -1) drew a figure marking no step of the plan; step_view refused.
+    from memplan.viz import explore
+
+    monkeypatch.setenv("MEMPLAN_STATIC_VIEWS", "1")
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=3)
+    view = getattr(explore, where)
+    with pytest.raises(
+        ConfigError, match=rf"^{where}: step {step!r} is not a step of the plan; use 0 \.\. 5$"
+    ):
+        view(problem, plan, step)
+    view(problem, plan, 5)  # the last step is one
+
+
+def test_a_plan_without_steps_has_no_step_to_view() -> None:
+    from memplan.viz.explore import step_view
+
+    g = GraphBuilder("noops")
+    g.tensor("x", 64, TensorKind.INPUT)
+    problem = Problem(g.build(), hand_rates_accelerator())
+    with pytest.raises(ConfigError, match=r"step 0 is not a step of the plan; the plan has no"):
+        step_view(problem, Plan.make([], []))
