@@ -23,7 +23,7 @@ from numbers import Integral
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from memplan.errors import InputFormatError, InvalidPlanError
+from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.frozen import refuse_assignment
 from memplan.ir import Graph, OpId, TensorId
 from memplan.jsonfields import JsonObject
@@ -384,9 +384,15 @@ def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -
     Rows are sorted by offset; long plans are scaled to ``width`` columns.
 
     Raises:
+        ConfigError: ``width`` is not a whole number of columns >= 1.
         InvalidPlanError: ``plan`` is not a Plan, has fields of the wrong type, or does
             not fit ``graph`` (e.g. a plan made for another problem).
     """
+    # width 0 divided by zero below; a negative one drew nothing but the header.
+    if not _whole(width) or width < 1:
+        raise ConfigError(
+            f"memory_map: width is {width!r}; give a whole number of columns >= 1 (default 72)"
+        )
     if not isinstance(plan, Plan):
         raise InvalidPlanError(f"memory_map: expected a memplan Plan, got {type(plan).__name__}")
     # A plan of another graph indexed its tensors past the end (a raw IndexError).

@@ -10,7 +10,7 @@ import pytest
 from plan_fixtures import diamond_problem, naive_plan, spill_plan
 
 from memplan.accelerator import Accelerator
-from memplan.errors import InvalidPlanError
+from memplan.errors import ConfigError, InvalidPlanError
 from memplan.ir import GraphBuilder, TensorKind
 from memplan.plan import Plan, Residency, memory_map
 from memplan.problem import Problem
@@ -168,3 +168,20 @@ def test_a_plan_that_fits_is_still_drawn_by_every_entry_point(monkeypatch):
     plan = naive_plan(problem)
     for _, draw in _entry_points():
         draw(problem, plan)
+
+
+@pytest.mark.parametrize("width", [0, -3, 2.5, "72", True])
+def test_memory_map_refuses_a_width_below_one_column(width):
+    # width=0 was a ZeroDivisionError; a negative one drew an empty map.
+    problem = diamond_problem()
+    with pytest.raises(ConfigError, match=rf"^memory_map: width is {width!r}; give a whole"):
+        memory_map(naive_plan(problem), problem.graph, problem.capacity_bytes, width=width)
+
+
+def test_memory_map_of_one_column_still_draws():
+    problem = diamond_problem()
+    plan = naive_plan(problem)
+    text = memory_map(plan, problem.graph, problem.capacity_bytes, width=1)
+    rows = text.splitlines()[1:]
+    assert len(rows) == len(plan.residencies)
+    assert all(row.endswith("|") and row[-3] == "|" for row in rows)  # one column each
