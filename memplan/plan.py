@@ -21,12 +21,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from memplan.errors import InputFormatError, InvalidPlanError
+from memplan.errors import ConfigError, InputFormatError, InvalidPlanError
 from memplan.frozen import refuse_assignment
 from memplan.ir import Graph, OpId, TensorId
 from memplan.jsonfields import JsonObject
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Arrive(enum.Enum):
@@ -307,12 +310,94 @@ def _whole(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def check_plan_shape(plan: Plan, graph: Graph, where: str = "") -> None:
+    """Refuse a plan that is not even shaped like a plan of ``graph``.
+
+    The order must be a permutation of the graph's ops and every residency name one of
+    its tensors over steps inside the order (``0 <= start < end <= len(order)``). That
+    is all code indexing the graph by a plan's ids needs; :func:`memplan.validate.validate`
+    checks the rest. Call :func:`check_plan_fields` first (op names in the order are
+    refused there, with a clearer message).
+
+    Raises:
+        InvalidPlanError: the plan does not fit ``graph`` (most often, it was made for
+            another problem); the message starts with ``where`` when given.
+    """
+    import numpy as np  # here, not at the top: importing memplan.plan loads no numpy
+
+    residencies = plan.residencies
+    count = len(residencies)
+    try:
+        order = np.fromiter(plan.order, np.int64, len(plan.order))
+        tensor, start, end = (
+            np.fromiter(map(attrgetter(name), residencies), np.int64, count)
+            for name in ("tensor", "start", "end")
+        )
+    except OverflowError:
+        # An id beyond 64 bits names no op, tensor or step of any graph.
+        raise InvalidPlanError(
+            f"{where + ': ' if where else ''}the plan holds an op, tensor or step id beyond "
+            f"64 bits; it does not fit graph {graph.name!r} (memplan.validate lists what is "
+            "wrong)"
+        ) from None
+    check_shape_of_columns(graph, order, tensor, start, end, where)
+
+
+def check_shape_of_columns(
+    graph: Graph,
+    order: np.ndarray,
+    tensor: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    where: str = "",
+) -> None:
+    """:func:`check_plan_shape` on a plan already turned into int64 columns (the order,
+    and each residency's tensor, start and end), for callers that built them anyway."""
+    import numpy as np
+
+    prefix = f"{where}: " if where else ""
+    n, tensors = graph.num_ops, graph.num_tensors
+    if (
+        len(order) != n
+        or (n and (order.min() < 0 or order.max() >= n))
+        or (n and not (np.bincount(order, minlength=n) == 1).all())
+    ):
+        raise InvalidPlanError(
+            f"{prefix}the plan's order is not a permutation of the {n} ops of graph "
+            f"{graph.name!r} (was the plan made for another problem? memplan.validate lists "
+            "what is wrong)"
+        )
+    bad = (tensor < 0) | (tensor >= tensors) | (start < 0) | (end <= start) | (end > n)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise InvalidPlanError(
+            f"{prefix}residency #{k} (tensor {tensor[k]}, steps [{start[k]}, {end[k]})) does "
+            f"not fit graph {graph.name!r} ({tensors} tensors, {n} steps); memplan.validate "
+            "lists what is wrong"
+        )
+
+
 def memory_map(plan: Plan, graph: Graph, capacity_bytes: int, width: int = 72) -> str:
     """ASCII memory map: one row per residency, steps across, ``#`` where resident.
 
     ``L`` marks a step where the residency was loaded, ``S`` its last step before a store.
     Rows are sorted by offset; long plans are scaled to ``width`` columns.
+
+    Raises:
+        ConfigError: ``width`` is not a whole number of columns >= 1.
+        InvalidPlanError: ``plan`` is not a Plan, has fields of the wrong type, or does
+            not fit ``graph`` (e.g. a plan made for another problem).
     """
+    # width 0 divided by zero below; a negative one drew nothing but the header.
+    if not _whole(width) or width < 1:
+        raise ConfigError(
+            f"memory_map: width is {width!r}; give a whole number of columns >= 1 (default 72)"
+        )
+    if not isinstance(plan, Plan):
+        raise InvalidPlanError(f"memory_map: expected a memplan Plan, got {type(plan).__name__}")
+    # A plan of another graph indexed its tensors past the end (a raw IndexError).
+    check_plan_fields(plan, "memory_map")
+    check_plan_shape(plan, graph, "memory_map")
     n = max(len(plan.order), 1)
     scale = max(1.0, n / width)
     columns = int(n / scale + 0.999)

@@ -41,7 +41,7 @@ from memplan.accelerator import TIMING_MODELS
 from memplan.errors import ConfigError, InvalidPlanError
 from memplan.frozen import refuse_assignment
 from memplan.ir import TensorId, TensorKind
-from memplan.plan import Arrive, Leave, Plan, check_plan_fields
+from memplan.plan import Arrive, Leave, Plan, check_plan_fields, check_shape_of_columns
 from memplan.problem import Problem, require_problem
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
@@ -210,32 +210,6 @@ class PlanArrays:
     stream_size_bytes: np.ndarray  # per streamed weight read: its size in bytes
 
 
-def _check_shape(
-    problem: Problem, order: np.ndarray, tensor: np.ndarray, start: np.ndarray, end: np.ndarray
-) -> None:
-    """Raise :class:`InvalidPlanError` unless the plan's order and residency columns have
-    the shape of a plan of ``problem`` (the validator checks the rest)."""
-    graph = problem.graph
-    n, tensors = graph.num_ops, graph.num_tensors
-    if (
-        len(order) != n
-        or (n and (order.min() < 0 or order.max() >= n))
-        or (n and not (np.bincount(order, minlength=n) == 1).all())
-    ):
-        raise InvalidPlanError(
-            f"the plan's order is not a permutation of the {n} ops of graph {graph.name!r} "
-            "(was the plan made for another problem? memplan.validate lists what is wrong)"
-        )
-    bad = (tensor < 0) | (tensor >= tensors) | (start < 0) | (end <= start) | (end > n)
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise InvalidPlanError(
-            f"residency #{k} (tensor {tensor[k]}, steps [{start[k]}, {end[k]})) does not fit "
-            f"graph {graph.name!r} ({tensors} tensors, {n} steps); memplan.validate lists "
-            "what is wrong"
-        )
-
-
 def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
     """The arrays of :class:`PlanArrays` for ``plan`` (assumed valid).
 
@@ -267,7 +241,7 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
     tensor, start, end = column("tensor"), column("start"), column("end")
     n = len(plan.order)
     order = np.asarray(plan.order, dtype=np.int64)
-    _check_shape(problem, order, tensor, start, end)
+    check_shape_of_columns(graph, order, tensor, start, end)
     step_of_op = np.empty(n, dtype=np.int64)
     step_of_op[order] = np.arange(n, dtype=np.int64)
     ops = graph.ops

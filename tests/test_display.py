@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
+import pytest
 from plan_fixtures import NaiveSolver, diamond_problem, naive_plan, spill_plan
 
+from memplan.errors import InvalidPlanError
 from memplan.ir import GraphBuilder, TensorKind
 from memplan.plan import Plan, Residency
+from memplan.problem import Problem
 from memplan.solver import Budget
 from memplan.viz.display import (
     Html,
@@ -140,3 +144,22 @@ def test_reprs_are_short_whatever_the_size_of_the_model():
     assert repr(result.plan) == f"Plan(400 steps, {len(result.plan.residencies)} residencies)"
     assert f"greedy: {result.status.value}" in repr(result)
     assert "squeezenet" in repr(loaded) and "capacity" in repr(problem)
+
+
+def test_a_result_of_another_problem_is_refused_in_one_line():
+    # ResultView(problem, other_result)._repr_html_() drew the other plan against this
+    # graph: "IndexError: tuple index out of range" when the notebook cell was shown.
+    problem = diamond_problem()
+    result = NaiveSolver(spill=True).solve(problem, Budget())
+    g = GraphBuilder("g")
+    x = g.tensor("x", 100, TensorKind.INPUT)
+    y = g.tensor("y", 100, is_output=True)
+    g.op("a", "A", [x], [y])
+    small = Problem(g.build(), problem.accelerator)
+    message = r"the plan's order is not a permutation of the 1 ops of graph 'g' \(was the plan"
+    with pytest.raises(InvalidPlanError, match=rf"^ResultView: {message}"):
+        ResultView(small, result)
+    with pytest.raises(InvalidPlanError, match=rf"^plot_plan: {message}"):
+        result_html(result, small)  # through the figure, as the view's HTML draws it
+    planless = dataclasses.replace(result, plan=None, cost=None)
+    assert "<img" not in ResultView(small, planless)._repr_html_()  # nothing to check or draw

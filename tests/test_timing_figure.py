@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from timing_examples import section7_plan, section7_problem
+from timing_examples import hand_rates_accelerator, section7_plan, section7_problem
 
 from memplan.errors import ConfigError
+from memplan.ir import GraphBuilder, TensorKind
+from memplan.plan import Plan
+from memplan.problem import Problem
 from memplan.timing import TransferKind, simulate
+from memplan.validate import validate
 from memplan.viz.timeline import (
     GID_COMPUTE,
     GID_DMA,
@@ -97,3 +101,51 @@ def test_step_slider_where_ipywidgets_is_installed(monkeypatch) -> None:
     assert isinstance(widget, ipywidgets.interactive)
     [slider] = [c for c in widget.children if isinstance(c, ipywidgets.IntSlider)]
     assert (slider.min, slider.max, slider.value) == (0, 5, 2)
+
+
+def test_a_graph_without_ops_draws_empty_labelled_lanes() -> None:
+    # plot_timeline and plot_schedule raised "zip() argument 2 is shorter than
+    # argument 1" on a graph with no ops; solving, plot_plan and simulate handle it.
+    g = GraphBuilder("noops")
+    g.tensor("x", 64, TensorKind.INPUT)
+    problem = Problem(g.build(), hand_rates_accelerator())
+    plan = Plan.make([], [])
+    assert validate(problem, plan) == []
+    fig = plot_timeline(problem, plan)
+    assert _spans(_bars(fig, GID_COMPUTE)) == [] and _spans(_bars(fig, GID_STALLS)) == []
+    [ax] = fig.axes
+    assert ax.get_title("left").startswith("overlap model, latency 0 ns")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["DMA", "compute"]
+    assert "compute (0 steps)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig = plot_schedule(problem, plan)
+    assert len(fig.axes) == 3  # memory map, live bytes, the (empty) timeline
+    assert fig.axes[2].get_title("left").startswith("overlap model, latency 0 ns")
+    assert "data:image/png;base64," in simulate(problem, plan)._repr_html_()
+
+
+@pytest.mark.parametrize("step", [6, 99, -1, True, 2.0, "2"])
+@pytest.mark.parametrize("where", ["resident_table", "plot_step", "step_view"])
+def test_every_step_view_refuses_a_step_outside_the_plan(where, step, monkeypatch) -> None:
+    # resident_table(problem, plan, 99) was an IndexError, plot_step(..., 99) and
+    # plot_step(..., -1) drew a figure marking no step of the plan; step_view refused.
+    from memplan.viz import explore
+
+    monkeypatch.setenv("MEMPLAN_STATIC_VIEWS", "1")
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=3)
+    view = getattr(explore, where)
+    with pytest.raises(
+        ConfigError, match=rf"^{where}: step {step!r} is not a step of the plan; use 0 \.\. 5$"
+    ):
+        view(problem, plan, step)
+    view(problem, plan, 5)  # the last step is one
+
+
+def test_a_plan_without_steps_has_no_step_to_view() -> None:
+    from memplan.viz.explore import step_view
+
+    g = GraphBuilder("noops")
+    g.tensor("x", 64, TensorKind.INPUT)
+    problem = Problem(g.build(), hand_rates_accelerator())
+    with pytest.raises(ConfigError, match=r"step 0 is not a step of the plan; the plan has no"):
+        step_view(problem, Plan.make([], []))

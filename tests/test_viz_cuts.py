@@ -87,3 +87,35 @@ def test_plot_result_of_a_result_without_a_plan_is_a_config_error():
     empty = dataclasses.replace(result, plan=None)
     with pytest.raises(ConfigError, match="plot_result: plan must be a memplan Plan, got NoneType"):
         plot_result(problem, empty)
+
+
+@pytest.mark.parametrize(
+    "cuts, fragment",
+    [
+        (
+            [99],
+            r"cut 99 is not a step strictly inside the plan's 30 steps; give steps in 1 \.\. 29",
+        ),
+        ([-1], r"cut -1 is not a step strictly inside"),
+        ([0], r"cut 0 is not a step strictly inside"),  # splits nothing off
+        ([10, 30], r"cut 30 is not a step strictly inside"),
+        ([2.5], r"cut 2\.5 is not a step"),
+        ([True], r"cut True is not a step"),
+        ("ab", r"cuts must be a list of step numbers, e\.g\. \[10, 20\], got str"),
+        (7, r"cuts must be a list of step numbers, e\.g\. \[10, 20\], got int"),
+    ],
+    ids=["99", "-1", "0", "n", "2.5", "True", "str", "int"],
+)
+def test_cuts_outside_the_plan_are_refused(cuts, fragment):
+    # [99], [-1] and "ab" were drawn silently (lines outside the plan, or at "a", "b").
+    problem, result = greedy_result()
+    with pytest.raises(ConfigError, match=rf"^plot_cuts: {fragment}"):
+        plot_cuts(problem, result.plan, cuts)
+
+
+def test_valid_cuts_of_any_integer_sequence_are_drawn():
+    problem, result = greedy_result()
+    for cuts in ([], (1, 29), np.array([7, 15]), range(5, 30, 10)):
+        fig = plot_cuts(problem, result.plan, cuts)
+        drawn = sorted({line.get_xdata()[0] for line in _by_gid(fig, GID_CUT)})
+        assert drawn == sorted(int(c) for c in cuts)

@@ -20,7 +20,8 @@ pyplot's global state.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +60,36 @@ def cuts_of(result: SolveResult) -> list[int] | None:
     return list(cuts)
 
 
+def check_cuts(cuts: object, num_steps: int, where: str) -> list[int]:
+    """``cuts`` as a list of ints if each is a step strictly inside a plan of
+    ``num_steps`` steps: in ``1 .. num_steps - 1``, the boundary before step ``c`` (a
+    cut at 0 or ``num_steps`` splits nothing off).
+
+    Raises:
+        ConfigError: ``cuts`` is not a sequence of such whole numbers (a string of
+            digits was drawn as cuts, and 99 or -1 as lines outside the plan).
+    """
+    if isinstance(cuts, str | bytes) or not isinstance(cuts, Iterable):
+        raise ConfigError(
+            f"{where}: cuts must be a list of step numbers, e.g. [10, 20], got "
+            f"{type(cuts).__name__}"
+        )
+    checked = []
+    for cut in cuts:
+        if isinstance(cut, bool) or not isinstance(cut, Integral) or not 0 < int(cut) < num_steps:
+            allowed = (
+                f"give steps in 1 .. {num_steps - 1}"
+                if num_steps > 1
+                else "a plan of fewer than 2 steps has no cut (give [])"
+            )
+            raise ConfigError(
+                f"{where}: cut {cut!r} is not a step strictly inside the plan's "
+                f"{num_steps} steps; {allowed}"
+            )
+        checked.append(int(cut))
+    return checked
+
+
 def plot_cuts(
     problem: Problem,
     plan: Plan,
@@ -79,11 +110,18 @@ def plot_cuts(
         path: if given, save the figure there (PNG, SVG or PDF by suffix), atomically.
         title: figure title; default names the model, the cuts and the capacity.
         dpi: resolution of a saved raster image.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one, a cut is not a step strictly
+            inside the plan, or ``path`` names a format memplan does not write.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    require_plan(problem, plan, "plot_cuts")
     n = len(plan.order)
+    cuts = check_cuts(cuts, n, "plot_cuts")
     sizes = [t.size_bytes for t in problem.graph.tensors]
     resident = live_bytes_of_plan(problem, plan)
     no_spill = live_bytes_per_step(problem.graph, plan.order, sizes, problem.in_scope)

@@ -310,6 +310,11 @@ class ResultView:
                 "ResultView: result must be a SolveResult (what solver.solve returns), "
                 f"got {type(self.result).__name__}"
             )
+        if self.result.plan is not None:
+            from memplan.viz.plots import require_plan
+
+            # A result of another problem failed only when shown, with an IndexError.
+            require_plan(self.problem, self.result.plan, "ResultView")
 
     def _repr_html_(self) -> str:
         return result_html(self.result, self.problem, plot=self.plot)

@@ -38,8 +38,34 @@ def residents_at(plan: Plan, step: int) -> list[Residency]:
     return sorted((r for r in plan.residencies if r.covers(step)), key=lambda r: r.offset)
 
 
+def check_step(plan: Plan, step: object, where: str) -> int:
+    """``step`` if it is a step of ``plan`` (an int in ``0 .. len(plan.order) - 1``).
+
+    The one check of :func:`resident_table`, :func:`plot_step` and :func:`step_view`:
+    step 99 of a 2-step plan was an IndexError in the first, a picture marking nothing
+    in the second, and -1 marked the step before the plan.
+
+    Raises:
+        ConfigError: ``step`` is not an int or is outside the plan's steps; the
+            message names ``where`` and the allowed range.
+    """
+    n = len(plan.order)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < n:
+        allowed = f"use 0 .. {n - 1}" if n else "the plan has no steps (its graph has no ops)"
+        raise ConfigError(f"{where}: step {step!r} is not a step of the plan; {allowed}")
+    return step
+
+
 def resident_table(problem: Problem, plan: Plan, step: int) -> Html:
-    """What is on chip at ``step``: tensor, offset, size, stay and how it came and goes."""
+    """What is on chip at ``step``: tensor, offset, size, stay and how it came and goes.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one, or ``step`` is not a step of
+            the plan.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
+    require_plan(problem, plan, "resident_table")
+    check_step(plan, step, "resident_table")
     graph = problem.graph
     op = graph.ops[plan.order[step]]
     touched = set(op.inputs) | set(op.outputs)
@@ -72,9 +98,17 @@ def resident_table(problem: Problem, plan: Plan, step: int) -> Html:
 
 
 def plot_step(problem: Problem, plan: Plan, step: int) -> Figure:
-    """The memory map and live bytes of ``plan`` with ``step`` marked."""
+    """The memory map and live bytes of ``plan`` with ``step`` marked.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one, or ``step`` is not a step of
+            the plan.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
     from memplan.viz.plots import plot_plan
 
+    require_plan(problem, plan, "plot_step")
+    check_step(plan, step, "plot_step")
     fig = plot_plan(problem, plan, title=f"{problem.graph.name}: step {step} marked")
     for ax in fig.axes:
         ax.axvspan(step, step + 1, color=_STEP_COLOR, alpha=0.35, zorder=0)
@@ -104,12 +138,10 @@ def step_view(problem: Problem, plan: Plan, step: int = 0) -> Any:
     Raises:
         ConfigError: ``problem`` or ``plan`` is not one, or ``step`` is not a step of
             the plan.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
     """
     require_plan(problem, plan, "step_view")
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(plan.order):
-        raise ConfigError(
-            f"step_view: step {step!r} is not a step of the plan; use 0 .. {len(plan.order) - 1}"
-        )
+    check_step(plan, step, "step_view")
     if static_views():
         return step_html(problem, plan, step)
     import ipywidgets

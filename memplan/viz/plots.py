@@ -25,7 +25,7 @@ import numpy as np
 
 from memplan.errors import ConfigError
 from memplan.ir import TensorKind
-from memplan.plan import Arrive, Leave, Plan
+from memplan.plan import Arrive, Leave, Plan, check_plan_fields, check_plan_shape
 from memplan.problem import Problem, require_problem
 from memplan.units import format_bytes
 
@@ -51,8 +51,21 @@ _CAPACITY_COLOR = "#C44E52"
 
 
 def require_plan(problem: object, plan: object, where: str) -> None:
-    """Refuse a ``problem`` or ``plan`` that is not one, with a ConfigError naming ``where``."""
-    require_problem(problem, where)
+    """Refuse a ``problem`` or ``plan`` that is not one, or a plan that does not fit the
+    problem's graph, with one line naming ``where``.
+
+    Every public figure and view taking a plan and a problem calls this first: a plan of
+    another graph indexed the graph's tensors past the end (a raw IndexError, or a
+    silently wrong picture). The shape check is the one :func:`memplan.cost.evaluate`
+    and :func:`memplan.timing.simulate` make (:func:`memplan.plan.check_plan_shape`).
+
+    Raises:
+        ConfigError: ``problem`` is not a Problem or ``plan`` is not a Plan.
+        InvalidPlanError: a field of the plan has the wrong type, or the plan's order is
+            not a permutation of the graph's ops, or a residency names a tensor or steps
+            the graph does not have.
+    """
+    checked = require_problem(problem, where)
     if not isinstance(plan, Plan):
         hint = ""
         if plan is None:
@@ -60,17 +73,24 @@ def require_plan(problem: object, plan: object, where: str) -> None:
         elif hasattr(plan, "plan"):
             hint = " (pass result.plan)"
         raise ConfigError(f"{where}: plan must be a memplan Plan, got {type(plan).__name__}{hint}")
+    check_plan_fields(plan, where)
+    check_plan_shape(plan, checked.graph, where)
 
 
 def live_bytes_of_plan(problem: Problem, plan: Plan) -> np.ndarray:
-    """Sum of the resident tensors' sizes (bytes) at each step of ``plan``."""
+    """Sum of the resident tensors' sizes (bytes) at each step of ``plan``.
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
+    require_plan(problem, plan, "live_bytes_of_plan")
     n = len(plan.order)
     delta = np.zeros(n + 1, dtype=np.int64)
     sizes = problem.graph.tensors
-    for r in plan.residencies:
-        if 0 <= r.start < r.end <= n:
-            delta[r.start] += sizes[r.tensor].size_bytes
-            delta[r.end] -= sizes[r.tensor].size_bytes
+    for r in plan.residencies:  # each inside the steps and tensors: require_plan checked
+        delta[r.start] += sizes[r.tensor].size_bytes
+        delta[r.end] -= sizes[r.tensor].size_bytes
     return np.cumsum(delta)[:-1]
 
 
@@ -98,6 +118,8 @@ def plot_plan(
     Raises:
         ConfigError: ``problem`` or ``plan`` is not one (a result without a plan has
             nothing to draw), or ``path`` names a format memplan does not write.
+        InvalidPlanError: ``plan`` does not fit the problem's graph (e.g. it was made
+            for another problem).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -169,7 +191,13 @@ def plan_title(problem: Problem, plan: Plan) -> str:
 
 def draw_map(ax: Axes, problem: Problem, plan: Plan) -> None:
     """Draw the memory map alone into a given axes (steps across, addresses up), for
-    figures that put other panels below it (:mod:`memplan.viz.cuts`)."""
+    figures that put other panels below it (:mod:`memplan.viz.cuts`).
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
+    """
+    require_plan(problem, plan, "draw_map")
     _draw_map(ax, problem, plan)
 
 
@@ -177,7 +205,12 @@ def draw_plan(ax_map: Axes, ax_live: Axes, problem: Problem, plan: Plan) -> None
     """Draw the memory map and the live-bytes curve into two given axes (steps across).
 
     For figures that put the plan beside other panels (:mod:`memplan.viz.timeline`).
+
+    Raises:
+        ConfigError: ``problem`` or ``plan`` is not one.
+        InvalidPlanError: ``plan`` does not fit the problem's graph.
     """
+    require_plan(problem, plan, "draw_plan")
     _draw_map(ax_map, problem, plan)
     _draw_live(ax_live, problem, plan)
 

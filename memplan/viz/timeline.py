@@ -77,7 +77,9 @@ def draw_timeline(
         bars = ax.broken_barh(compute[parity::2], (1 - _LANE_HEIGHT / 2, _LANE_HEIGHT))
         bars.set_facecolor(color)
         bars.set_gid(GID_COMPUTE)
-    previous_end = [0.0, *timeline.step_end_s[:-1]]
+    # Step k waits after step k - 1 ends (step 0 after time 0); cut to the steps there
+    # are, so a graph without ops (no steps) draws empty lanes, not a zip() error.
+    previous_end = [0.0, *timeline.step_end_s][: timeline.num_steps]
     stalls = [
         (e / factor, stall / factor)
         for e, stall in zip(previous_end, timeline.step_stall_s, strict=True)
