@@ -242,6 +242,32 @@ def test_initializer_shadowing_an_input_of_another_shape_is_named():
     assert "--input-shape" not in str(info.value)
 
 
+def test_a_graph_output_that_names_no_tensor_is_refused(tmp_path, capsys) -> None:
+    """A renamed (or truncated) output was a warning ('is a graph input or unused') and
+    the model's real result was planned as dropped after its last read."""
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = make_model(nodes, [vi("x", [1, 8])], [vi("renamed_out", [1, 8])])
+    with pytest.raises(OnnxImportError) as info:
+        import_model(model)
+    message = str(info.value)
+    assert "graph output 'renamed_out'" in message and "no node produces" in message
+    path = tmp_path / "renamed.onnx"
+    path.write_bytes(model.SerializeToString())
+    code, _, err = run_cli(capsys, "inspect", path)
+    assert code == EXIT_BAD_INPUT and len(err.strip().splitlines()) == 1
+    assert "renamed.onnx" in err and "'renamed_out'" in err
+
+
+def test_graph_outputs_that_are_inputs_or_initializers_still_import() -> None:
+    w = numpy_helper.from_array(np.ones((1, 8), np.float32), "w")
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"], name="add")]
+    model = make_model(nodes, [vi("x", [1, 8])], [vi("y", [1, 8]), vi("x", [1, 8]),
+                                                  vi("w", [1, 8])], [w])  # fmt: skip
+    warnings = import_model(model).report.warnings
+    assert any("'x' is a graph input" in line for line in warnings)
+    assert any("'w' is a weight" in line for line in warnings)
+
+
 def test_a_model_without_outputs_is_planned_with_a_warning() -> None:
     nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
     model = make_model(nodes, [vi("x", [1, 8])], [])

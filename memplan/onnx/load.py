@@ -2,7 +2,7 @@
 
 Every check here names the file and the node or tensor at fault: a missing, empty,
 corrupt or truncated file, external data that is not beside the model, a tensor read
-but never produced, two producers of one tensor, a cycle.
+(or a graph output) that nothing makes, two producers of one tensor, a cycle.
 """
 
 from __future__ import annotations
@@ -287,16 +287,41 @@ def topological_order(
         ) from None
 
 
+def check_graph_outputs(graph: onnx.GraphProto, source: str) -> None:
+    """Every graph output must be made by a node, or be a graph input or initializer.
+
+    An output naming nothing (renamed or truncated model) would leave the model's real
+    result unmarked: the plan would drop it after its last read.
+
+    Raises:
+        OnnxImportError: naming the first such output.
+    """
+    made = {out for node in graph.node for out in node.output if out}
+    made |= {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
+    made |= {sparse.values.name for sparse in graph.sparse_initializer}
+    for vi in graph.output:
+        if vi.name not in made:
+            raise OnnxImportError(
+                f"{source}: graph output {vi.name!r} is a tensor that no node produces and "
+                "is neither a graph input nor an initializer (a truncated or corrupt model, "
+                "or an output renamed after export?); make the output name the tensor "
+                "that holds the model's result"
+            )
+
+
 def sort_nodes(graph: onnx.GraphProto, source: str) -> list[str]:
     """Put ``graph.node`` in a topological order (in place) and return the node names.
 
     The names are unique (see :func:`node_names`) and listed in the new order; a graph
     already in a topological order (nearly every exported model) is left as it is.
+    Every tensor read and every graph output must be made by a node, or be a graph
+    input or initializer (:func:`check_graph_outputs`).
     """
     nodes = list(graph.node)
     names = node_names(nodes)
     available = {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
     order = topological_order(nodes, names, available, source)
+    check_graph_outputs(graph, source)
     if order == list(range(len(nodes))):
         return names
     ordered = [type(nodes[i])() for i in order]
