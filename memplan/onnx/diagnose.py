@@ -224,9 +224,18 @@ class Diagnosis:
             name = folder.names[index]
             if node.op_type == "If":
                 cond = node.input[0] if node.input else ""
+                why = self._why_unknown(cond)
+                fix = ""
+                if why.endswith("before running the model") or why.startswith("it comes from"):
+                    # No flag can fix a condition on data: the model must change.
+                    fix = (
+                        ": export each branch as its own model and plan each, or make the "
+                        "choice before export (call the branch you want instead of "
+                        "torch.cond / the data-dependent if)"
+                    )
                 raise OnnxImportError(
                     f"{self.source}: node {name!r} is an If whose condition {cond!r} is not a "
-                    f"constant: {self._why_unknown(cond)}. A static plan needs one branch"
+                    f"constant: {why}. A static plan needs one branch{fix}"
                 )
             raise OnnxImportError(
                 f"{self.source}: node {name!r} is a {node.op_type}; loops are not supported "
