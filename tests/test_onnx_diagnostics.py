@@ -242,6 +242,73 @@ def test_initializer_shadowing_an_input_of_another_shape_is_named():
     assert "--input-shape" not in str(info.value)
 
 
+def test_a_graph_output_that_names_no_tensor_is_refused(tmp_path, capsys) -> None:
+    """A renamed (or truncated) output was a warning ('is a graph input or unused') and
+    the model's real result was planned as dropped after its last read."""
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    model = make_model(nodes, [vi("x", [1, 8])], [vi("renamed_out", [1, 8])])
+    with pytest.raises(OnnxImportError) as info:
+        import_model(model)
+    message = str(info.value)
+    assert "graph output 'renamed_out'" in message and "no node produces" in message
+    path = tmp_path / "renamed.onnx"
+    path.write_bytes(model.SerializeToString())
+    code, _, err = run_cli(capsys, "inspect", path)
+    assert code == EXIT_BAD_INPUT and len(err.strip().splitlines()) == 1
+    assert "renamed.onnx" in err and "'renamed_out'" in err
+
+
+def test_graph_outputs_that_are_inputs_or_initializers_still_import() -> None:
+    w = numpy_helper.from_array(np.ones((1, 8), np.float32), "w")
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"], name="add")]
+    model = make_model(nodes, [vi("x", [1, 8])], [vi("y", [1, 8]), vi("x", [1, 8]),
+                                                  vi("w", [1, 8])], [w])  # fmt: skip
+    warnings = import_model(model).report.warnings
+    assert any("'x' is a graph input" in line for line in warnings)
+    assert any("'w' is a weight" in line for line in warnings)
+
+
+@pytest.mark.parametrize("second_shape", [(4, 8), (1,)])
+def test_an_initializer_defined_twice_is_named(tmp_path, second_shape) -> None:
+    """Same shape: silently accepted; another shape: a shape-inference error naming no
+    tensor and suggesting --input-shape. Either way the model is corrupt."""
+    first = numpy_helper.from_array(np.ones((4, 8), np.float32), "c1.weight")
+    second = numpy_helper.from_array(np.zeros(second_shape, np.float32), "c1.weight")
+    nodes = [helper.make_node("Add", ["x", "c1.weight"], ["y"], name="add")]
+    model = make_model(nodes, [vi("x", [4, 8])], [vi("y", None)], [first, second])
+    path = tmp_path / "dup_init.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(OnnxImportError) as info:
+        import_model(path)
+    message = str(info.value)
+    assert "dup_init.onnx: initializer 'c1.weight' is defined twice" in message
+    assert "unique" in message and "--input-shape" not in message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_tensor_made_twice_is_named() -> None:
+    w = numpy_helper.from_array(np.ones((4,), np.float32), "w")
+    over_init = [helper.make_node("Relu", ["x"], ["w"], name="relu")]
+    model = make_model(over_init, [vi("x", [4])], [vi("w", None)], [w])
+    with pytest.raises(OnnxImportError, match=r"'w' is produced by node 'relu' but is also an "
+                                              r"initializer"):  # fmt: skip
+        import_model(model)
+    over_input = [helper.make_node("Relu", ["y"], ["x"], name="relu")]
+    model = make_model(over_input, [vi("x", [4]), vi("y", [4])], [vi("x", None)])
+    with pytest.raises(OnnxImportError, match=r"'x' is produced by node 'relu' but is also a "
+                                              r"graph input"):  # fmt: skip
+        import_model(model)
+    twice = [helper.make_node("Split", ["x"], ["a", "a"], name="split", num_outputs=2)]
+    model = make_model(twice, [vi("x", [4])], [vi("a", None)], opset=18)
+    with pytest.raises(OnnxImportError, match=r"node 'split' \(Split\) lists output 'a' twice"):
+        import_model(model)
+    two_nodes = [helper.make_node("Relu", ["x"], ["a"], name="n1"),
+                 helper.make_node("Neg", ["x"], ["a"], name="n2")]  # fmt: skip
+    model = make_model(two_nodes, [vi("x", [4])], [vi("a", None)])
+    with pytest.raises(OnnxImportError, match=r"'a' is produced by both 'n1' and 'n2'"):
+        import_model(model)
+
+
 def test_a_model_without_outputs_is_planned_with_a_warning() -> None:
     nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
     model = make_model(nodes, [vi("x", [1, 8])], [])

@@ -253,8 +253,12 @@ def test_if_on_data_is_an_error_naming_the_node():
                          else_branch=other),
     ]  # fmt: skip
     model = make_model(nodes, [vi("x", [1000])], [vi("y", None)])
-    with pytest.raises(OnnxImportError, match=r"node 'gate' is an If.*data of graph input 'x'"):
+    expected = r"node 'gate' is an If.*data of graph input 'x'"
+    with pytest.raises(OnnxImportError, match=expected) as info:
         import_model(model)
+    # The message says how to get a plannable model, not only why this one is not.
+    message = str(info.value)
+    assert "export each branch" in message and len(message.splitlines()) == 1
 
 
 def test_loops_stay_an_error_naming_the_node():
@@ -318,6 +322,53 @@ def test_inconsistent_shapes_quote_onnx_inference():
     model = make_model(nodes, [vi("x", [2, 4])], [vi("y", None)], [w])
     with pytest.raises(OnnxImportError, match=r"rejects node 'mm' \(MatMul\): Incompatible"):
         import_model(model)
+
+
+def reshape_model(target, shape=(4, 8)):
+    """x -> Relu -> y -> Reshape(y, target) -> r -> Neg -> z."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"], name="relu"),
+        const("target", np.array(target, np.int64)),
+        helper.make_node("Reshape", ["y", "target"], ["r"], name="reshape"),
+        helper.make_node("Neg", ["r"], ["z"], name="neg"),
+    ]
+    return make_model(nodes, [vi("x", list(shape))], [vi("z", None)])
+
+
+@pytest.mark.parametrize(("target", "elements"), [([2, 2], 4), ([2, 0, 4], 64)])
+def test_a_reshape_that_changes_the_element_count_is_refused(target, elements):
+    """ONNX shape inference takes a Reshape's target as it is: [4,8] -> [2,2] was planned
+    with a 16-byte r (the run fails: 32 elements do not fit [2,2])."""
+    with pytest.raises(OnnxImportError) as info:
+        import_model(reshape_model(target))
+    message = str(info.value)
+    assert "node 'reshape' (Reshape)" in message and "'y'" in message
+    assert "32 elements" in message and f"{elements} elements" in message
+    assert "re-export" in message and len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("target", "shape"), [([0, -1], (4, 8)), ([-1, 2], (16, 2)),
+                                               ([2, 0, -1], (2, 8, 2)), ([32], (32,))])  # fmt: skip
+def test_reshapes_with_minus_one_and_zero_keep_importing(target, shape):
+    result = import_model(reshape_model(target), aliases=False)
+    assert result.graph.tensor_by_name("r").shape == shape
+    assert result.graph.tensor_by_name("r").size_bytes == 32 * 4
+
+
+def test_a_reshape_target_traced_at_other_sizes_is_refused_at_new_dims():
+    """A legacy torch export bakes the traced sequence length into a Reshape's target;
+    at another --dim seq the Reshape cannot run, so the import must not plan it."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"], name="relu"),
+        const("target", np.array([2, 10, 2, 4], np.int64)),
+        helper.make_node("Reshape", ["y", "target"], ["r"], name="heads"),
+        helper.make_node("Neg", ["r"], ["z"], name="neg"),
+    ]
+    model = make_model(nodes, [vi("x", ["batch", "seq", 8])], [vi("z", None)])
+    traced = import_model(model, dims={"batch": 2, "seq": 10}).graph
+    assert traced.tensor_by_name("z").size_bytes == 2 * 10 * 8 * 4
+    with pytest.raises(OnnxImportError, match=r"node 'heads' \(Reshape\).*16000 elements.*160 "):
+        import_model(model, dims={"batch": 2, "seq": 1000})
 
 
 # ----------------------------------------------------------------------- exported by torch

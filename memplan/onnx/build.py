@@ -122,7 +122,8 @@ def build_graph(
     for name in graph_outputs:
         buffer = resolve(name)
         if not maker.builder.has_tensor(buffer) or buffer in weights or buffer in input_names:
-            what = "a weight" if buffer in weights else "a graph input or unused"
+            # load.check_graph_outputs refused outputs that name no tensor
+            what = "a weight" if buffer in weights else "a graph input"
             warnings.append(f"graph output {name!r} is {what}; nothing to plan for it")
     if not graph_outputs:
         warnings.append(

@@ -1,8 +1,10 @@
 """Say why a model cannot be planned statically, naming the node and how to fix it.
 
-After folding (:mod:`memplan.onnx.fold`) two things can still stop an import:
+After folding (:mod:`memplan.onnx.fold`) three things can still stop an import:
 
 - control flow: a ``Loop``/``Scan``, or an ``If`` whose condition stays unknown;
+- a ``Reshape`` whose target holds another number of elements than its input (ONNX
+  shape inference takes the target as it is, so the sizes would be wrong silently);
 - a tensor without a static shape: traced up to the *frontier* node (all its inputs
   have static shapes, its output does not), whose unknown input values explain why:
   they come from a small graph input (fix it with ``--input-value``), from the data
@@ -17,10 +19,17 @@ import math
 from memplan.errors import OnnxImportError
 from memplan.onnx.control_flow import CONTROL_FLOW_OPS, is_default_domain
 from memplan.onnx.fold import ShapeFolder, node_key
-from memplan.onnx.shapes import static_shape
+from memplan.onnx.shapes import Dim, static_shape
 
 #: A graph input of at most this many elements may be fixed with ``--input-value``.
 MAX_VALUE_INPUT_ELEMENTS = 16
+
+#: How to fix a Reshape target that does not fit its input (exporters bake traced sizes).
+RESHAPE_FIX = (
+    "fix its target shape; an exported model may have the sizes it was traced at baked in: "
+    "import it at the input shapes it was traced with, or re-export it with dynamic "
+    "shapes (torch.onnx.export dynamic_axes / dynamic_shapes)"
+)
 
 #: Standard ops that make or read sequence / optional values, which memplan cannot size.
 SEQUENCE_OPTIONAL_OPS = frozenset(
@@ -177,6 +186,35 @@ class Diagnosis:
                 )
         return ""
 
+    def reject_reshapes_changing_size(self) -> None:
+        """Raise for the first ``Reshape`` whose output has another element count than its
+        input, both shapes static.
+
+        ONNX shape inference takes a Reshape's target as it is ([4,8] -> [2,2] infers
+        [2,2]), so a target traced at other sizes (legacy torch exports bake the sequence
+        length in) would be planned with wrong tensor sizes; the run itself fails. A
+        ``-1`` that does not divide is already an inference error (see
+        :meth:`unknown_shape`); ``0`` and ``-1`` are resolved in the inferred shape.
+        """
+        folder = self.folder
+        for index, node in enumerate(folder.nodes):
+            if node.op_type != "Reshape" or not is_default_domain(node) or not node.output:
+                continue
+            data = node.input[0] if node.input else ""
+            before = static_shape(folder.table, data)
+            after = static_shape(folder.table, node.output[0])
+            if before is None or after is None or math.prod(before) == math.prod(after):
+                continue
+            target = node.input[1] if len(node.input) > 1 else ""
+            given = f", target {target!r}" if target else ""
+            raise OnnxImportError(
+                f"{self.source}: node {folder.names[index]!r} (Reshape) reshapes "
+                f"{self.describe(data)} of shape {_dims_text(before)} ({math.prod(before)} "
+                f"elements) to {_dims_text(after)} ({math.prod(after)} elements{given}), but a "
+                f"Reshape keeps the element count: the model cannot run at these input "
+                f"shapes; {RESHAPE_FIX}"
+            )
+
     def reject_control_flow(self) -> None:
         """Raise for the first ``Loop``/``Scan``/``If`` left after folding, if any."""
         folder = self.folder
@@ -186,9 +224,18 @@ class Diagnosis:
             name = folder.names[index]
             if node.op_type == "If":
                 cond = node.input[0] if node.input else ""
+                why = self._why_unknown(cond)
+                fix = ""
+                if why.endswith("before running the model") or why.startswith("it comes from"):
+                    # No flag can fix a condition on data: the model must change.
+                    fix = (
+                        ": export each branch as its own model and plan each, or make the "
+                        "choice before export (call the branch you want instead of "
+                        "torch.cond / the data-dependent if)"
+                    )
                 raise OnnxImportError(
                     f"{self.source}: node {name!r} is an If whose condition {cond!r} is not a "
-                    f"constant: {self._why_unknown(cond)}. A static plan needs one branch"
+                    f"constant: {why}. A static plan needs one branch{fix}"
                 )
             raise OnnxImportError(
                 f"{self.source}: node {name!r} is a {node.op_type}; loops are not supported "
@@ -241,10 +288,15 @@ class Diagnosis:
             return OnnxImportError(f"{what}: {unsupported}")
         rejected = self._inference_error(index)
         if rejected:
+            fix = (
+                RESHAPE_FIX
+                if node.op_type == "Reshape"
+                else "check them, or the model with onnx.checker.check_model(full_check=True)"
+            )
             return OnnxImportError(
                 f"{what}: ONNX shape inference rejects node {folder.names[index]!r} "
                 f"({node.op_type}): {rejected}. The model is inconsistent at the given input "
-                "shapes; check them, or the model with onnx.checker.check_model(full_check=True)"
+                f"shapes; {fix}"
             )
         # Sizes, pads and shapes come after the data input (Reshape, Pad, Expand, Resize,
         # Slice, Tile, TopK); a data-dependent op (NonZero, Unique) has only its data.
@@ -268,3 +320,8 @@ class Diagnosis:
             f"{what}: ONNX shape inference cannot infer it although every input of node "
             f"{folder.names[index]!r} is known" + (f" ({failure})" if failure else "")
         )
+
+
+def _dims_text(dims: tuple[Dim, ...]) -> str:
+    """``[2,10,64]``: a shape as messages print it."""
+    return "[" + ",".join(str(d) for d in dims) + "]"

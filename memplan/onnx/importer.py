@@ -12,7 +12,8 @@ What the importer does, in order (one module each):
    propagation, computes with ``onnx.reference`` the small constant values inference
    is missing (shape computations of exported models), inlines every ``If`` whose
    condition is then known, and repeats until nothing new is learned. Remaining
-   control flow is an error naming the node (:mod:`~memplan.onnx.diagnose`);
+   control flow, and a ``Reshape`` that changes the element count (a target traced at
+   other sizes), are errors naming the node (:mod:`~memplan.onnx.diagnose`);
 4. **weights** (:mod:`~memplan.onnx.weights`): initializers, ``Constant``,
    ``Shape``/``Size`` and every node that reads only weights make *weights*; those
    nodes leave the op list (random generators never do);
@@ -151,6 +152,7 @@ def import_model(
     fold = folder.run()
     diagnosis = Diagnosis(folder, source)
     diagnosis.reject_control_flow()
+    diagnosis.reject_reshapes_changing_size()
     return _build(folder, fold, diagnosis, inputs, options.dtype_bytes, options.aliases, onnx_nodes)
 
 

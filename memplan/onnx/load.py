@@ -1,14 +1,15 @@
 """Read an ONNX model: the file, its external data, unique node names, a topological order.
 
 Every check here names the file and the node or tensor at fault: a missing, empty,
-corrupt or truncated file, external data that is not beside the model, a tensor read
-but never produced, two producers of one tensor, a cycle.
+corrupt or truncated file, external data that is not beside the model, an initializer
+defined twice, a tensor read (or a graph output) that nothing makes, two producers of
+one tensor, a cycle.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,16 +186,44 @@ def prepare_external_data(model: onnx.ModelProto, base_dir: Path | None, source:
             del tensor.external_data[:]
 
 
+def _check_unique_initializers(graph: onnx.GraphProto, source: str) -> None:
+    """Refuse an initializer name defined twice (dense or sparse).
+
+    ONNX requires unique names; with two, which one a reader gets is up to the runtime,
+    and shape inference either keeps one silently (same shape) or fails without naming
+    the tensor (another shape). Either way the model was corrupted or badly merged.
+    """
+    from memplan.onnx.shapes import element_type_name
+
+    def described(data_type: int, dims: Sequence[int]) -> str:
+        return f"{element_type_name(data_type)} {'x'.join(map(str, dims)) or 'scalar'}"
+
+    entries = [(t.name, t.data_type, t.dims) for t in graph.initializer]
+    entries += [(s.values.name, s.values.data_type, s.dims) for s in graph.sparse_initializer]
+    first: dict[str, str] = {}
+    for name, data_type, dims in entries:
+        what = described(data_type, dims)
+        if name in first:
+            raise OnnxImportError(
+                f"{source}: initializer {name!r} is defined twice in graph {graph.name!r} "
+                f"({first[name]}, then {what}); initializer names must be unique (a corrupt "
+                "or badly merged model): remove the duplicate, or rename one and the nodes "
+                "that read it"
+            )
+        first[name] = what
+
+
 def check_graph_inputs(graph: onnx.GraphProto, source: str) -> None:
-    """Check graph input names are unique and agree with initializers of the same name.
+    """Check graph input and initializer names are unique and that they agree.
 
     Raises:
-        OnnxImportError: a graph input listed twice, or an initializer whose shape or
-            element type differs from the graph input of its name (old models list
-            initializers as inputs).
+        OnnxImportError: an initializer defined twice, a graph input listed twice, or an
+            initializer whose shape or element type differs from the graph input of its
+            name (old models list initializers as inputs).
     """
     from memplan.onnx.shapes import dims_of, element_type_name
 
+    _check_unique_initializers(graph, source)
     seen: set[str] = set()
     for vi in graph.input:
         if vi.name in seen:
@@ -241,19 +270,54 @@ def node_names(nodes: Sequence[Any]) -> list[str]:
     return names
 
 
+def _second_producer(
+    out: str,
+    index: int,
+    first: int | None,
+    nodes: Sequence[Any],
+    names: Sequence[str],
+    initializers: Collection[str],
+    source: str,
+) -> OnnxImportError:
+    """The error for tensor ``out`` made by node ``index`` when ``first`` (a node, or
+    None for a graph input or initializer) already makes it."""
+    node = names[index]
+    if first == index:
+        return OnnxImportError(
+            f"{source}: node {node!r} ({nodes[index].op_type}) lists output {out!r} twice; "
+            "give each output its own name"
+        )
+    if first is None:
+        what = "an initializer" if out in initializers else "a graph input"
+        return OnnxImportError(
+            f"{source}: tensor {out!r} is produced by node {node!r} but is also {what}; an "
+            "ONNX tensor has one producer: rename the node's output and its readers"
+        )
+    return OnnxImportError(
+        f"{source}: tensor {out!r} is produced by both {names[first]!r} and {node!r}; an "
+        "ONNX tensor has one producer"
+    )
+
+
 def topological_order(
-    nodes: Sequence[Any], names: Sequence[str], available: set[str], source: str
+    nodes: Sequence[Any],
+    names: Sequence[str],
+    available: set[str],
+    source: str,
+    initializers: Collection[str] = (),
 ) -> list[int]:
-    """Node indices in a topological order (the file's order when it already is one)."""
+    """Node indices in a topological order (the file's order when it already is one).
+
+    ``available`` are the graph inputs and initializers (``initializers`` names the
+    latter, for messages).
+    """
     producer: dict[str, int] = {}
     for index, node in enumerate(nodes):
         for out in node.output:
             if out:
                 if out in producer or out in available:
-                    first = names[producer[out]] if out in producer else "a graph input"
-                    raise OnnxImportError(
-                        f"{source}: tensor {out!r} is produced by both {first!r} and "
-                        f"{names[index]!r}; an ONNX tensor has one producer"
+                    raise _second_producer(
+                        out, index, producer.get(out), nodes, names, initializers, source
                     )
                 producer[out] = index
     deps: list[set[int]] = []
@@ -287,16 +351,42 @@ def topological_order(
         ) from None
 
 
+def check_graph_outputs(graph: onnx.GraphProto, source: str) -> None:
+    """Every graph output must be made by a node, or be a graph input or initializer.
+
+    An output naming nothing (renamed or truncated model) would leave the model's real
+    result unmarked: the plan would drop it after its last read.
+
+    Raises:
+        OnnxImportError: naming the first such output.
+    """
+    made = {out for node in graph.node for out in node.output if out}
+    made |= {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
+    made |= {sparse.values.name for sparse in graph.sparse_initializer}
+    for vi in graph.output:
+        if vi.name not in made:
+            raise OnnxImportError(
+                f"{source}: graph output {vi.name!r} is a tensor that no node produces and "
+                "is neither a graph input nor an initializer (a truncated or corrupt model, "
+                "or an output renamed after export?); make the output name the tensor "
+                "that holds the model's result"
+            )
+
+
 def sort_nodes(graph: onnx.GraphProto, source: str) -> list[str]:
     """Put ``graph.node`` in a topological order (in place) and return the node names.
 
     The names are unique (see :func:`node_names`) and listed in the new order; a graph
     already in a topological order (nearly every exported model) is left as it is.
+    Every tensor read and every graph output must be made by a node, or be a graph
+    input or initializer (:func:`check_graph_outputs`).
     """
     nodes = list(graph.node)
     names = node_names(nodes)
-    available = {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
-    order = topological_order(nodes, names, available, source)
+    initializers = {t.name for t in graph.initializer}
+    available = initializers | {vi.name for vi in graph.input}
+    order = topological_order(nodes, names, available, source, initializers)
+    check_graph_outputs(graph, source)
     if order == list(range(len(nodes))):
         return names
     ordered = [type(nodes[i])() for i in order]
