@@ -114,7 +114,10 @@ def random_graphs(seeds: range = range(4), n_ops: int = 12) -> list[Graph]:
 def capacity_of(spec: str, problem: Problem) -> int:
     """Bytes meant by one of :data:`CAPACITIES` for ``problem``."""
     if spec == "BELOW-MR":
-        return max(problem.min_resident_bytes - 1, 0)
+        # The largest aligned capacity below M_R: there no plan exists. (M_R - 1 is not
+        # aligned, and a plan may end its top tensor in the unaligned tail: the solvers
+        # refuse such a capacity rather than claim INFEASIBLE; see Problem.least_capacity_bytes.)
+        return max(problem.min_resident_bytes - problem.alignment_bytes, 0)
     if spec == "ALL":
         return sum(problem.aligned_sizes_bytes[t] for t in problem.scoped_tensors())
     return resolve_budget(spec, problem).capacity_bytes
