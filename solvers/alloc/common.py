@@ -332,7 +332,10 @@ def heuristic_result(
 
     FEASIBLE if it fits (TIMEOUT instead when a ``minimize`` run was cut short, i.e.
     not ``complete``), INFEASIBLE when the capacity is evidently too small, else
-    TIMEOUT: the heuristic found no packing that fits, which proves nothing.
+    TIMEOUT: the heuristic found no packing that fits, which proves nothing. No other
+    status says that (FEASIBLE needs a packing that fits, INFEASIBLE a proof), and
+    :class:`~memplan.dsa.AllocationResult` counts it as TIMEOUT; the message then says
+    the heuristic gave up with time left, never that the time ran out.
     """
     height = int(np.max(offsets + job.packed.size)) if job.packed.n else 0
     fits = job.capacity is None or height <= job.capacity
@@ -347,11 +350,17 @@ def heuristic_result(
             status, message = Status.INFEASIBLE, f"no packing fits {job.capacity} B: {why}"
         else:
             status = Status.TIMEOUT
-            message = f"no packing within {job.capacity} B found (best height {height} B); " + (
-                "the exact search may still find one"
-                if complete
-                else "stopped before every variant ran"
-            )
+            if complete:  # it ended by itself: time is left, the heuristic gave up
+                message = (
+                    f"{algorithm} found no packing within {job.capacity} B (its best is "
+                    f"{height} B high); a heuristic proves nothing: the exact search (exact, "
+                    "auto) may still find one"
+                )
+            else:
+                message = (
+                    f"no packing within {job.capacity} B found (best height {height} B); "
+                    "stopped before every variant ran"
+                )
     return make_allocation(
         allocator,
         job.buffers,
