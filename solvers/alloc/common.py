@@ -133,7 +133,11 @@ def too_slow(
     how = ""
     if kernels is not None and kernels.waiting:
         how = " with the Python kernels (the compiled ones are being compiled in the background)"
-    return f"out of time: {what} would take about {need_s:.0f} s to build{how}, {left_s:.1f} s left"
+    # Not "out of time": the limit has not passed, the set-up would outlast it.
+    return (
+        f"not started: {what} would take about {need_s:.0f} s to build{how}, more than "
+        f"the {left_s:.1f} s left"
+    )
 
 
 def over_memory(what: str, need: int, limit: int) -> str:
