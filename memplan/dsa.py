@@ -231,9 +231,12 @@ class AllocationResult:
 
     OPTIMAL: the height is proven minimal (it equals ``lower_bound_bytes``) and fits.
     FEASIBLE: a packing within the capacity (or any packing, without a capacity).
-    INFEASIBLE: proven that no packing fits the capacity. TIMEOUT: out of time (or
-    stopped, or over the memory allowed); the best offsets so far, possibly above the
-    capacity, or None. Use :attr:`fits` to know whether the offsets fit the capacity.
+    INFEASIBLE: proven that no packing fits the capacity. TIMEOUT: no answer the other
+    three give: out of time, stopped, over the memory allowed, not started because it
+    could not end in the time left, or a heuristic that ended by itself without a
+    packing that fits (which proves nothing; the message says which); the best offsets
+    so far, possibly above the capacity, or None. Use :attr:`fits` to know whether the
+    offsets fit the capacity.
     """
 
     status: Status  # OPTIMAL, FEASIBLE, INFEASIBLE or TIMEOUT
@@ -392,7 +395,8 @@ def make_allocation(
     """Validate ``offsets`` and wrap them; every allocator builds its result here.
 
     ``status`` says how the search ended: FEASIBLE (a packing within the capacity),
-    INFEASIBLE (proven impossible) or TIMEOUT. It becomes OPTIMAL when the packing
+    INFEASIBLE (proven impossible) or TIMEOUT (neither: see :class:`AllocationResult`).
+    It becomes OPTIMAL when the packing
     fits and its height equals the proven lower bound (``lower_bound_bytes``, at least
     ``max_live``).
 

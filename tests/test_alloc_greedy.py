@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from alloc_helpers import CAPACITY, CHALLENGING, challenging_file, random_buffers
 
-from memplan.dsa import Buffer, allocate, make_allocator, max_live_bytes, validate_packing
+from memplan.dsa import (
+    AllocationResult,
+    Buffer,
+    allocate,
+    make_allocator,
+    max_live_bytes,
+    validate_packing,
+)
 from memplan.io.buffers_csv import read_buffers_csv
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc.greedy import section_pressure
@@ -61,6 +68,23 @@ def test_greedy_capacity_statuses(name: str) -> None:
     assert tight.status is Status.INFEASIBLE
     assert "max live" in tight.message
     assert not tight.fits
+
+
+def test_a_single_pass_that_misses_says_it_proves_nothing_not_out_of_time() -> None:
+    """greedy-by-size misses the optimum 15 B here in milliseconds with 20 s left. No
+    status says "a heuristic found nothing" but TIMEOUT, which the result's docs now
+    define to include it; the message said only "no packing ... found", nothing that
+    told a reader it was not the clock."""
+    buffers = [Buffer("b0", 0, 1, 7, 12), Buffer("b1", 2, 3, 8), Buffer("b2", 1, 3, 7, 3)]
+    result = allocate(buffers, 15, algorithm="greedy-by-size", budget=Budget(20))
+    assert result.status is Status.TIMEOUT and not result.fits
+    assert result.wall_s < 10
+    assert "out of time" not in result.message
+    assert "greedy-by-size found no packing within 15 B" in result.message
+    assert "proves nothing" in result.message
+    definition = " ".join((AllocationResult.__doc__ or "").split())
+    assert "a heuristic that ended by itself without a packing that fits" in definition
+    assert allocate(buffers, 15, algorithm="exact").fits  # the exact search finds it
 
 
 def test_best_fit_and_first_fit_choose_different_gaps() -> None:

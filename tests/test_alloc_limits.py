@@ -101,7 +101,9 @@ def test_set_up_that_cannot_end_in_time_is_not_started(monkeypatch: pytest.Monke
     result = allocate(buffers, None, algorithm="portfolio", budget=Budget(time_limit_s=1))
     assert time.monotonic() - start < 1
     assert result.status is Status.TIMEOUT and result.offsets_bytes is None
-    assert result.message.startswith("out of time: the overlap graph of 3000 buffers")
+    # It said "out of time: ..." with nearly all the time left (big60k.csv: 29.4 s of 30).
+    assert result.message.startswith("not started: the overlap graph of 3000 buffers")
+    assert "out of time" not in result.message and "s left" in result.message
 
 
 class StopsAfter(Budget):
@@ -205,4 +207,4 @@ def test_a_set_up_cut_by_ctrl_c_says_interrupted_not_out_of_time() -> None:
     why = common.too_slow("the exact search", 10**9, stopped)
     assert why is not None and why.startswith("interrupted") and "out of time" not in why
     slow = common.too_slow("the exact search", 10**12, Budget(time_limit_s=60))
-    assert slow is not None and slow.startswith("out of time")
+    assert slow is not None and slow.startswith("not started") and "60.0 s left" in slow

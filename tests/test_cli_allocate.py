@@ -373,3 +373,33 @@ def test_ctrl_c_with_a_packing_says_stopped_not_out_of_time() -> None:
     out = " ".join(word for word in run.stdout.split() if word != "│")  # the table's cells
     assert "stopped by Ctrl-C" in out and "out of time" not in out
     assert "not proven minimal before it was stopped" in out and "time ran out" not in out
+
+
+def test_cpsat_share_listed_as_it_runs(
+    small_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``memplan solvers`` listed auto's cpsat_share as 0.0 with nothing more, while
+    ``allocate --help`` said 0.5: both are true of some caller, so the listing now says
+    which runs what, checked against the shares that really run."""
+    from memplan.dsa import Buffer, allocate
+    from memplan.solvers.alloc.auto import AutoAllocator
+
+    ran: list[float] = []
+    original = AutoAllocator.allocate
+
+    def spy(self: AutoAllocator, *args: object) -> object:
+        ran.append(self.cpsat_share)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AutoAllocator, "allocate", spy)
+    assert main(["allocate", str(small_csv), "--capacity", "100", "--json"]) == EXIT_OK
+    allocate([Buffer("a", 0, 1, 4)], 100)
+    cli_share, python_share = ran
+    capsys.readouterr()
+    assert main(["solvers", "--json"]) == EXIT_OK
+    listed = json.loads(capsys.readouterr().out)
+    auto = next(p for p in listed if p["kind"] == "allocator" and p["name"] == "auto")
+    option = next(o for o in auto["options"] if o["name"] == "cpsat_share")
+    assert option["default"] == python_share
+    assert f"memplan allocate runs {cli_share}" in option["help"]
+    assert f"The default {python_share:g} is what memplan.dsa.allocate" in option["help"]

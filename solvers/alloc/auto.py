@@ -30,6 +30,10 @@ from memplan.solver import Budget, Status
 from memplan.solvers.alloc.common import AllocatorOptions, reserved
 from memplan.solvers.alloc.greedy import Portfolio
 
+#: ``cpsat_share`` that ``memplan allocate`` gives ``auto`` unless told otherwise (its
+#: ``AUTO_CPSAT_SHARE``; a solver cannot import the CLI, a test checks that they agree).
+CLI_CPSAT_SHARE = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class AutoAllocator(AllocatorOptions):
@@ -43,7 +47,9 @@ class AutoAllocator(AllocatorOptions):
         metadata={
             "help": "share of the time left after the greedy portfolio that CP-SAT gets when "
             "the exact search has not packed (needs the ilp extra; with a capacity, not "
-            "--minimize); 0 = never, 0 to 1"
+            "--minimize); 0 = never, 0 to 1. The default 0 is what memplan.dsa.allocate "
+            f"and the solvers' packings run; memplan allocate runs {CLI_CPSAT_SHARE} unless "
+            "this option is given"
         },
     )
 

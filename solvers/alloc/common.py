@@ -133,7 +133,11 @@ def too_slow(
     how = ""
     if kernels is not None and kernels.waiting:
         how = " with the Python kernels (the compiled ones are being compiled in the background)"
-    return f"out of time: {what} would take about {need_s:.0f} s to build{how}, {left_s:.1f} s left"
+    # Not "out of time": the limit has not passed, the set-up would outlast it.
+    return (
+        f"not started: {what} would take about {need_s:.0f} s to build{how}, more than "
+        f"the {left_s:.1f} s left"
+    )
 
 
 def over_memory(what: str, need: int, limit: int) -> str:
@@ -332,7 +336,10 @@ def heuristic_result(
 
     FEASIBLE if it fits (TIMEOUT instead when a ``minimize`` run was cut short, i.e.
     not ``complete``), INFEASIBLE when the capacity is evidently too small, else
-    TIMEOUT: the heuristic found no packing that fits, which proves nothing.
+    TIMEOUT: the heuristic found no packing that fits, which proves nothing. No other
+    status says that (FEASIBLE needs a packing that fits, INFEASIBLE a proof), and
+    :class:`~memplan.dsa.AllocationResult` counts it as TIMEOUT; the message then says
+    the heuristic gave up with time left, never that the time ran out.
     """
     height = int(np.max(offsets + job.packed.size)) if job.packed.n else 0
     fits = job.capacity is None or height <= job.capacity
@@ -347,11 +354,17 @@ def heuristic_result(
             status, message = Status.INFEASIBLE, f"no packing fits {job.capacity} B: {why}"
         else:
             status = Status.TIMEOUT
-            message = f"no packing within {job.capacity} B found (best height {height} B); " + (
-                "the exact search may still find one"
-                if complete
-                else "stopped before every variant ran"
-            )
+            if complete:  # it ended by itself: time is left, the heuristic gave up
+                message = (
+                    f"{algorithm} found no packing within {job.capacity} B (its best is "
+                    f"{height} B high); a heuristic proves nothing: the exact search (exact, "
+                    "auto) may still find one"
+                )
+            else:
+                message = (
+                    f"no packing within {job.capacity} B found (best height {height} B); "
+                    "stopped before every variant ran"
+                )
     return make_allocation(
         allocator,
         job.buffers,

@@ -5,7 +5,10 @@ address axis (a multiple of its alignment; a fixed offset is a constant). One
 no-overlap-2D constraint keeps every two boxes apart. With a capacity the model
 decides: FEASIBLE with offsets, or INFEASIBLE when CP-SAT proves that nothing fits.
 With ``minimize`` (or no capacity) it minimises the height below the portfolio's
-(its packing is the hint), and the objective's bound is a proven lower bound.
+(its packing is the hint), and the objective's bound is a proven lower bound; when the
+portfolio's packing is above the capacity, CP-SAT minimises below the capacity, which
+also proves INFEASIBLE. Out of time without a proof it is TIMEOUT, with the best packing
+found (CP-SAT's, or the portfolio's start, named in the algorithm).
 
 Why it is here: the exact search (:mod:`.exact`) is MiniMalloc's, fast on the
 instances it was tuned on, but some held-out perfect packings (non-guillotine tilings
@@ -105,36 +108,109 @@ class CpSatAllocator(AllocatorOptions):
         )  # fmt: skip
 
     def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
+        """The lowest height CP-SAT finds within the capacity, from the portfolio's start.
+
+        The start is CP-SAT's hint and first upper bound when it fits the capacity. When
+        it does not, CP-SAT still searches below the capacity: it packs, or proves that
+        nothing fits (INFEASIBLE, the start shown as the lowest packing found). Every
+        result is this allocator's, timed to the end of the call; the start is named in
+        ``stats["start"]`` and, when its offsets are kept, in the algorithm too.
+        """
         start = Portfolio(**{**self.common_options(), "minimize": True}).allocate(
             job.buffers, job.capacity, job.budget
         )
-        if start.offsets_bytes is None or not start.fits or budget.should_stop():
-            return start
+        kept = f"{self.name}:{start.algorithm}"  # the name of a result with the start's offsets
+        stats: dict[str, object] = {
+            "start": start.algorithm,
+            "start_height_bytes": start.height_bytes,
+        }
+        if start.offsets_bytes is None:  # the portfolio could not run: say why, as cpsat
+            return self._ended(job, budget, start.status, None, start.message, stats, kept)
         assert start.height_bytes is not None  # it has offsets
-        if start.height_bytes <= job.max_live:
-            return start  # it meets the max-live bound: nothing to search
-        model, offsets, height = _model(job.buffers, start.height_bytes, start.offsets_bytes)
+        if start.status is Status.INFEASIBLE:  # evident (max live, or a buffer too large)
+            assert job.capacity is not None
+            return self._ended(
+                job, budget, Status.INFEASIBLE, start, start.message, stats, kept,
+                bound=job.capacity + 1,
+            )  # fmt: skip
+        if start.fits and start.height_bytes <= job.max_live:
+            return self._ended(job, budget, Status.FEASIBLE, start, "", stats, kept)  # optimal
+        if job.budget.should_stop():  # the portfolio took the time CP-SAT would have had
+            why = "stopped" if budget.interrupted() else "out of time"
+            message = f"{why} before CP-SAT ran; the portfolio's packing ({start.message})"
+            return self._ended(job, budget, Status.TIMEOUT, start, message, stats, kept)
+        # A start that fits is the hint and bounds the height; else search up to the capacity.
+        top = start.height_bytes if start.fits else job.cap
+        hint = start.offsets_bytes if start.fits else None
+        model, offsets, height = _model(job.buffers, top, hint, minimize=True)
         code, solver = _solve(model, job.budget, self.seed)
+        stats = {**_stats(job, solver), **stats}
         from ortools.sat.python import cp_model
 
-        if code not in (cp_model.FEASIBLE, cp_model.OPTIMAL):
-            return start
-        found = [int(solver.value(v)) for v in offsets]
-        bound = max(int(solver.best_objective_bound), job.max_live)
-        status = Status.OPTIMAL if code == cp_model.OPTIMAL else Status.FEASIBLE
-        if status is Status.FEASIBLE and budget.should_stop():
-            status = Status.TIMEOUT
+        stop = "interrupted" if budget.interrupted() else "out of time"
+        if code in (cp_model.FEASIBLE, cp_model.OPTIMAL):
+            found = [int(solver.value(v)) for v in offsets]
+            bound = max(int(solver.best_objective_bound), job.max_live)
+            message = f"CP-SAT height {int(solver.value(height))} B"
+            if code == cp_model.FEASIBLE:  # CP-SAT stops unproven only when cut short
+                message += f", not proven minimal ({stop}); every packing is >= {bound} B"
+            status = Status.FEASIBLE if code == cp_model.OPTIMAL else Status.TIMEOUT
+            return make_allocation(
+                self, job.buffers, job.capacity, status, found, budget, max_live=job.max_live,
+                lower_bound_bytes=bound, message=message, stats=stats,
+            )  # fmt: skip
+        if code == cp_model.INFEASIBLE:  # only possible below a start that does not fit
+            assert job.capacity is not None and not start.fits
+            return self._ended(
+                job, budget, Status.INFEASIBLE, start,
+                f"no packing fits {job.capacity} B: CP-SAT proved it; the portfolio's "
+                f"lowest is {start.height_bytes} B", stats, kept, bound=job.capacity + 1,
+            )  # fmt: skip
+        within = "" if job.capacity is None else f" within {job.capacity} B"
+        if start.fits:
+            message = (
+                f"{stop}: CP-SAT found no packing{within} lower than the portfolio's "
+                f"{start.height_bytes} B, which is kept"
+            )
+        else:
+            message = (
+                f"{stop}: CP-SAT found no packing{within}; the portfolio's lowest is "
+                f"{start.height_bytes} B"
+            )
+        return self._ended(job, budget, Status.TIMEOUT, start, message, stats, kept)
+
+    def _ended(
+        self,
+        job: Prepared,
+        budget: Budget,
+        status: Status,
+        start: AllocationResult | None,
+        message: str,
+        stats: dict[str, object],
+        algorithm: str,
+        bound: int | None = None,
+    ) -> AllocationResult:
+        """This call's result with the start's offsets (or none), its bound kept."""
+        lower = bound if start is None else max(bound or 0, start.lower_bound_bytes)
         return make_allocation(
-            self, job.buffers, job.capacity, status, found, budget, max_live=job.max_live,
-            lower_bound_bytes=bound, message=f"CP-SAT height {int(solver.value(height))} B",
-            stats=_stats(job, solver),
+            self, job.buffers, job.capacity, status,
+            None if start is None else start.offsets_bytes, budget, max_live=job.max_live,
+            lower_bound_bytes=lower, algorithm=algorithm if start is not None else None,
+            message=message, stats={"kernels": job.kernels.used, **stats},
         )  # fmt: skip
 
 
 def _model(
-    buffers: Sequence[Buffer], capacity: int, hint: list[int] | None
+    buffers: Sequence[Buffer],
+    capacity: int,
+    hint: Sequence[int] | None,
+    minimize: bool = False,
 ) -> tuple[Any, list[Any], Any]:
-    """The no-overlap-2D model: (model, offset expressions, height variable)."""
+    """The no-overlap-2D model: (model, offset expressions, height variable).
+
+    Offsets keep every buffer below ``capacity``; ``hint`` (offsets) is CP-SAT's hint;
+    with ``minimize`` the objective is the height.
+    """
     from ortools.sat.python import cp_model
 
     model = cp_model.CpModel()
@@ -160,7 +236,7 @@ def _model(
         times.append(model.new_fixed_size_interval_var(b.lower, b.upper - b.lower, f"t{i}"))
         spaces.append(model.new_fixed_size_interval_var(offset, b.size_bytes, f"s{i}"))
     model.add_no_overlap_2d(times, spaces)
-    if hint is not None:
+    if minimize:
         model.minimize(height)
     return model, offsets, height
 
