@@ -113,6 +113,8 @@ def test_bad_csv_exits_2_with_one_line(
         (["--capacity", "lots"], "--capacity"),
         (["--alignment", "0"], "--alignment 0"),
         (["--time-limit", "-1"], "--time-limit"),
+        (["--time-limit", "inf"], "--time-limit must be a finite number of seconds >= 0 (or none"),
+        (["--time-limit", "soon"], "--time-limit 'soon' is not a number of seconds"),
         (["--seed", "-3"], "--seed -3: a seed is a whole number from 0 to 2147483647"),
         (["--seed", "2147483648"], "--seed 2147483648: a seed is a whole number"),
         (["--option", "seed=-1"], "option seed=-1 must be between 0 and 2147483647"),
@@ -373,3 +375,36 @@ def test_ctrl_c_with_a_packing_says_stopped_not_out_of_time() -> None:
     out = " ".join(word for word in run.stdout.split() if word != "│")  # the table's cells
     assert "stopped by Ctrl-C" in out and "out of time" not in out
     assert "not proven minimal before it was stopped" in out and "time ran out" not in out
+
+
+class _SearchSpy:
+    """Stands in for :func:`memplan.dsa.allocate`, recording each search's budget."""
+
+    def __init__(self) -> None:
+        from memplan.dsa import allocate
+
+        self.real = allocate
+        self.budgets: list[object] = []
+
+    def __call__(self, buffers: object, capacity: object, **kwargs: object) -> object:
+        self.budgets.append(kwargs["budget"])
+        return self.real(buffers, capacity, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def search_spy(monkeypatch: pytest.MonkeyPatch) -> _SearchSpy:
+    import memplan.dsa
+
+    spy = _SearchSpy()
+    monkeypatch.setattr(memplan.dsa, "allocate", spy)
+    return spy
+
+
+def test_time_limit_none_means_no_limit(
+    small_csv: Path, capsys: pytest.CaptureFixture[str], search_spy: _SearchSpy
+) -> None:
+    """'--time-limit none', which optimize takes, was refused: 'must be a number'."""
+    code = main(["allocate", str(small_csv), "--time-limit", "none", "--json"])
+    assert code == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["status"] == "optimal"
+    assert [b.time_limit_s for b in search_spy.budgets] == [None]  # type: ignore[attr-defined]

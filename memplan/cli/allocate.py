@@ -3,6 +3,7 @@
 ::
 
     memplan allocate buffers.csv --capacity 1048576 [-o out.csv] [--json]
+                     [--time-limit SECONDS|none]
 
 Input: MiniMalloc's CSV (``id,lower,upper,size`` with half-open lifetimes
 ``[lower, upper)`` in steps and sizes in bytes; optional ``alignment`` and ``offset``
@@ -22,9 +23,11 @@ from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.argparser import input_file
-from memplan.cli.common import checked_seed, console, print_json
+from memplan.cli.common import checked_seed, console, print_json, time_limit_from_text
 from memplan.options import SEED_MAX
 
+#: The wall-clock limit when ``--time-limit`` is not given, in seconds.
+DEFAULT_TIME_LIMIT_S = 60.0
 #: ``cpsat_share`` of the ``auto`` allocator in this command (the solvers' packings keep 0).
 AUTO_CPSAT_SHARE = 0.5
 
@@ -81,11 +84,12 @@ def add_parser(subparsers: Any) -> None:
         "--time-limit",
         dest="time_limit",
         metavar="SECONDS",
-        type=float,
-        default=60.0,
+        default=None,
         help=(
-            "wall-clock limit in seconds of the whole allocation, reading the CSV included; "
-            "default 60"
+            "wall-clock limit in seconds of the whole allocation, reading the CSV included "
+            f"(default {DEFAULT_TIME_LIMIT_S:g}); 'none' for no limit: the search runs "
+            "until it is done (proven, or a packing that fits found), or Ctrl-C stops it "
+            "and keeps its best packing"
         ),
     )
     parser.add_argument(
@@ -163,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
     from memplan.options import parse_option_pairs
     from memplan.solver import Budget
-    from memplan.units import check_seconds, parse_bytes
+    from memplan.units import parse_bytes
 
     capacity = None
     if args.capacity is not None:
@@ -175,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
             f"--capacity {args.capacity}: beyond the 64-bit range "
             f"(at most 2^63-1 = {INT64_MAX} bytes)"
         )
-    check_seconds("--time-limit", args.time_limit, allow_zero=True)
+    time_limit_s = time_limit_from_text(args.time_limit, DEFAULT_TIME_LIMIT_S, allow_zero=True)
     # The limit covers the whole command from here: reading a large CSV takes seconds.
-    budget = Budget(time_limit_s=args.time_limit)
+    budget = Budget(time_limit_s=time_limit_s)
     options = {
         "seed": checked_seed(args.seed),
         "minimize": args.minimize or capacity is None,
