@@ -113,6 +113,8 @@ def test_bad_csv_exits_2_with_one_line(
         (["--capacity", "lots"], "--capacity"),
         (["--alignment", "0"], "--alignment 0"),
         (["--time-limit", "-1"], "--time-limit"),
+        (["--time-limit", "inf"], "--time-limit must be a finite number of seconds >= 0 (or none"),
+        (["--time-limit", "soon"], "--time-limit 'soon' is not a number of seconds"),
         (["--seed", "-3"], "--seed -3: a seed is a whole number from 0 to 2147483647"),
         (["--seed", "2147483648"], "--seed 2147483648: a seed is a whole number"),
         (["--option", "seed=-1"], "option seed=-1 must be between 0 and 2147483647"),
@@ -403,3 +405,122 @@ def test_cpsat_share_listed_as_it_runs(
     assert option["default"] == python_share
     assert f"memplan allocate runs {cli_share}" in option["help"]
     assert f"The default {python_share:g} is what memplan.dsa.allocate" in option["help"]
+
+
+class _SearchSpy:
+    """Stands in for :func:`memplan.dsa.allocate`, recording each search's budget."""
+
+    def __init__(self) -> None:
+        from memplan.dsa import allocate
+
+        self.real = allocate
+        self.budgets: list[object] = []
+
+    def __call__(self, buffers: object, capacity: object, **kwargs: object) -> object:
+        self.budgets.append(kwargs["budget"])
+        return self.real(buffers, capacity, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def search_spy(monkeypatch: pytest.MonkeyPatch) -> _SearchSpy:
+    import memplan.dsa
+
+    spy = _SearchSpy()
+    monkeypatch.setattr(memplan.dsa, "allocate", spy)
+    return spy
+
+
+@pytest.mark.parametrize(
+    ("args", "make", "expected"),
+    [
+        (["--minimize"], lambda d: d / "no" / "out.csv", "/no does not exist; create it"),
+        (["--minimize"], lambda d: d, "is a folder; give a file name"),
+        # No packing fits 11 B: the bad path was never reported (exit 1, the status only).
+        (["--capacity", "11"], lambda d: d, "is a folder; give a file name"),
+    ],
+    ids=["missing-folder", "folder", "folder-no-packing"],
+)
+def test_a_bad_output_is_refused_before_the_search(
+    small_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    search_spy: _SearchSpy,
+    args: list[str],
+    make: object,
+    expected: str,
+) -> None:
+    """-o was checked only at the write: a folder or a missing folder cost the whole
+    search (4.7 s of a --time-limit 4 run) and printed the error without the result."""
+    target = make(tmp_path)  # type: ignore[operator]
+    code = main(["allocate", str(small_csv), *args, "-o", str(target)])
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert f"-o {target}: " in err and expected in err and err.count("\n") == 1, err
+    assert search_spy.budgets == []  # refused before the search
+
+
+def test_a_write_that_fails_after_the_search_still_prints_the_result(
+    small_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A disk that fills during the search: the packing found was lost with the error."""
+    import errno
+    import os
+
+    import memplan.io.files as files
+
+    def disk_full(target: object, data: bytes) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "_stage", disk_full)
+    code = main(["allocate", str(small_csv), "--capacity", "12", "-o", str(tmp_path / "o.csv")])
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT
+    assert "optimal" in out and "height" in out and "written" not in out
+    assert err.count("\n") == 1 and "No space left on device" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_output_to_standard_output_is_the_csv_alone(
+    small_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o - was refused ('standard output is not possible here'), though docs/files.md
+    says -o - writes to standard output."""
+    from memplan.io.buffers_csv import parse_buffers_csv
+
+    code = main(["allocate", str(small_csv), "--capacity", "12", "-o", "-"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    placed = parse_buffers_csv(out, "stdout")  # nothing but the CSV on standard output
+    assert out.splitlines()[0] == "id,lower,upper,size,offset" and len(placed) == 5
+    offsets = [int(b.fixed_offset_bytes or 0) for b in placed]
+    assert validate_packing(read_buffers_csv(small_csv), offsets, 12) == []
+    assert "optimal" in err and "standard output" in err  # the table, on stderr
+
+
+def test_output_to_standard_output_and_json_are_refused_together(
+    small_csv: Path, capsys: pytest.CaptureFixture[str], search_spy: _SearchSpy
+) -> None:
+    code = main(["allocate", str(small_csv), "-o", "-", "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT and out == "" and search_spy.budgets == []
+    assert "-o - and --json would both write to standard output" in err
+
+
+def test_time_limit_none_means_no_limit(
+    small_csv: Path, capsys: pytest.CaptureFixture[str], search_spy: _SearchSpy
+) -> None:
+    """'--time-limit none', which optimize takes, was refused: 'must be a number'."""
+    code = main(["allocate", str(small_csv), "--time-limit", "none", "--json"])
+    assert code == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["status"] == "optimal"
+    assert [b.time_limit_s for b in search_spy.budgets] == [None]  # type: ignore[attr-defined]
+
+
+def test_help_names_the_no_limit_and_standard_output(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["allocate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'none' for no limit" in text and "'-' for standard output" in text

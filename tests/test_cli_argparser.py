@@ -1,10 +1,11 @@
-"""Every command-line error argparse finds is one line naming the sub-command and the fix."""
+"""Every command-line error argparse finds is one line naming the sub-command and the fix;
+so is a Ctrl-C before the arguments are parsed."""
 
 from __future__ import annotations
 
 import pytest
 
-from memplan.cli import EXIT_BAD_INPUT, main
+from memplan.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 
 D = "darts_v2_cifar_small"
 
@@ -131,3 +132,85 @@ def test_an_error_in_a_nested_command_names_it_whole(
     """Errors raised while a nested command ran began 'memplan rl: error:'."""
     err = _error_of(capsys, argv)
     assert err.startswith(prefix + "error: ") and err.count("\n") == 1, err
+
+
+COMMAND_ARGS = {
+    "inspect": [D],
+    "graphs": ["list"],
+    "optimize": [D],
+    "validate": [D, "p.json"],
+    "score": [D, "p.json"],
+    "solvers": [],
+    "bench": [],
+    "compare": [D],
+    "allocate": ["b.csv"],
+    "rl": ["evaluate"],
+}
+
+
+def _ctrl_c_on_import(name: str) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_ARGS))
+def test_ctrl_c_while_the_parser_is_built_is_one_line(capsys, monkeypatch, command):
+    """A Ctrl-C in the first 0.3 s (the sub-commands' imports: numpy, rich) printed a
+    27-39 line KeyboardInterrupt traceback, exit -2, for every command."""
+    import types
+
+    import memplan.cli as cli
+
+    assert set(COMMAND_ARGS) == set(cli.COMMANDS)
+    monkeypatch.setattr(cli, "importlib", types.SimpleNamespace(import_module=_ctrl_c_on_import))
+    try:
+        code = main([command, *COMMAND_ARGS[command]])
+    except KeyboardInterrupt:  # would stop the pytest session, not fail the test
+        pytest.fail("KeyboardInterrupt escaped main")
+    assert code == EXIT_INTERRUPTED
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"memplan {command}: interrupted\n"
+
+
+def test_ctrl_c_while_the_parser_is_built_with_debug_shows_the_traceback(monkeypatch):
+    import types
+
+    import memplan.cli as cli
+
+    monkeypatch.setattr(cli, "importlib", types.SimpleNamespace(import_module=_ctrl_c_on_import))
+    with pytest.raises(KeyboardInterrupt):
+        main(["--debug", "solvers"])
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_real_early_ctrl_c_exits_130_in_one_line(debug):
+    """The console-script entry, a real SIGINT while the sub-commands are imported."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, os, signal, sys\n"
+        "import memplan.cli as cli\n"
+        "real = importlib.import_module\n"
+        "def import_module(name, package=None):\n"
+        "    if name == 'memplan.cli.allocate':  # while build_parser imports the commands\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, package)\n"
+        "importlib.import_module = import_module\n"
+        "sys.argv = ['memplan', *sys.argv[1:]]\n"
+        "cli.entry_point()\n"
+    )
+    debug_flag = ["--debug"] if debug else []
+    done = subprocess.run(
+        [sys.executable, "-c", code, *debug_flag, "allocate", "b.csv", "--time-limit", "30"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if debug:  # the traceback, and death by SIGINT as Python does for an uncaught one
+        assert done.returncode == -signal.SIGINT and "KeyboardInterrupt" in done.stderr
+    else:
+        assert done.returncode == EXIT_INTERRUPTED, done.stderr
+        assert done.stderr == "memplan allocate: interrupted\n" and done.stdout == ""

@@ -61,10 +61,32 @@ def build_parser() -> Parser:
     return parser
 
 
+def _command_word(argv: Sequence[str]) -> tuple[str | None, bool]:
+    """The sub-command named in ``argv``, and whether ``--debug`` comes before it.
+
+    For a Ctrl-C before the arguments are parsed: the top-level options take no values,
+    so the first word not starting with ``-`` is the command.
+    """
+    words = list(argv)
+    command = next((word for word in words if not word.startswith("-")), None)
+    before = words[: words.index(command)] if command is not None else words
+    return command, "--debug" in before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        # Building the parser imports every sub-command (numpy, rich: 0.3 s, more on a
+        # busy machine): a Ctrl-C then printed a 30-line traceback from an import.
+        early, debug = _command_word(argv)
+        if debug:
+            raise
+        print(f"memplan{' ' + early if early else ''}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_BAD_INPUT

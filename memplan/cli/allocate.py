@@ -2,11 +2,14 @@
 
 ::
 
-    memplan allocate buffers.csv --capacity 1048576 [-o out.csv] [--json]
+    memplan allocate buffers.csv --capacity 1048576 [-o out.csv|-] [--json]
+                     [--time-limit SECONDS|none]
 
 Input: MiniMalloc's CSV (``id,lower,upper,size`` with half-open lifetimes
 ``[lower, upper)`` in steps and sizes in bytes; optional ``alignment`` and ``offset``
-columns). Output (``-o``): the same rows plus the chosen ``offset``. Every packing is
+columns). Output (``-o``): the same rows plus the chosen ``offset``, to a file checked
+before the search (:func:`memplan.io.files.check_output_path`, as ``optimize`` does) or
+to standard output (``-o -``; the table then goes to standard error). Every packing is
 checked by :func:`memplan.dsa.validate_packing` (in :func:`memplan.dsa.make_allocation`)
 before it is printed or written. Exit codes: 0 packed (within the capacity), 1 infeasible
 or out of time without a packing that fits, 2 bad input (one line, no traceback), 130
@@ -18,13 +21,25 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
 from memplan.cli.argparser import input_file
-from memplan.cli.common import checked_seed, console, print_json
+from memplan.cli.common import (
+    checked_seed,
+    console,
+    err_console,
+    print_json,
+    time_limit_from_text,
+)
+from memplan.errors import ConfigError, OutputFileError
 from memplan.options import SEED_MAX
 
+if TYPE_CHECKING:
+    from memplan.io.files import OutputTarget
+
+#: The wall-clock limit when ``--time-limit`` is not given, in seconds.
+DEFAULT_TIME_LIMIT_S = 60.0
 #: ``cpsat_share`` of the ``auto`` allocator in this command (the solvers' packings keep 0).
 AUTO_CPSAT_SHARE = 0.5
 
@@ -81,11 +96,12 @@ def add_parser(subparsers: Any) -> None:
         "--time-limit",
         dest="time_limit",
         metavar="SECONDS",
-        type=float,
-        default=60.0,
+        default=None,
         help=(
-            "wall-clock limit in seconds of the whole allocation, reading the CSV included; "
-            "default 60"
+            "wall-clock limit in seconds of the whole allocation, reading the CSV included "
+            f"(default {DEFAULT_TIME_LIMIT_S:g}); 'none' for no limit: the search runs "
+            "until it is done (proven, or a packing that fits found), or Ctrl-C stops it "
+            "and keeps its best packing"
         ),
     )
     parser.add_argument(
@@ -129,7 +145,11 @@ def add_parser(subparsers: Any) -> None:
         "--output",
         metavar="OUT.csv",
         default=None,
-        help="write the input rows plus an offset column (bytes) here, atomically",
+        help=(
+            "write the input rows plus an offset column (bytes) here, atomically; '-' for "
+            "standard output (the table then goes to standard error). Checked before the "
+            "search: a folder, a missing folder or a read-only file is refused at once"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for tools)")
     parser.set_defaults(func=run)
@@ -139,7 +159,7 @@ def _with_alignment(buffers: list[Any], alignment: int, name: str) -> list[Any]:
     """Return ``buffers`` whose offsets must also be multiples of ``alignment`` bytes
     (``name``: the CSV file, for messages)."""
     from memplan.dsa import Buffer
-    from memplan.errors import ConfigError, InputFormatError
+    from memplan.errors import InputFormatError
 
     if alignment < 1:
         raise ConfigError(f"--alignment {alignment}: must be a positive number of bytes")
@@ -159,12 +179,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``memplan allocate``; return the exit code."""
     from memplan.cli.plancommon import StopOnSigint, sigint_ignored
     from memplan.dsa import INT64_MAX, allocate, make_allocator
-    from memplan.errors import ConfigError
-    from memplan.io.buffers_csv import read_buffers_csv, write_buffers_csv
+    from memplan.io.buffers_csv import read_buffers_csv
     from memplan.options import parse_option_pairs
     from memplan.solver import Budget
-    from memplan.units import check_seconds, parse_bytes
+    from memplan.units import parse_bytes
 
+    target = _check_output(args)  # before anything slow: no search for an unwritable file
     capacity = None
     if args.capacity is not None:
         text = args.capacity.strip()
@@ -175,9 +195,9 @@ def run(args: argparse.Namespace) -> int:
             f"--capacity {args.capacity}: beyond the 64-bit range "
             f"(at most 2^63-1 = {INT64_MAX} bytes)"
         )
-    check_seconds("--time-limit", args.time_limit, allow_zero=True)
+    time_limit_s = time_limit_from_text(args.time_limit, DEFAULT_TIME_LIMIT_S, allow_zero=True)
     # The limit covers the whole command from here: reading a large CSV takes seconds.
-    budget = Budget(time_limit_s=args.time_limit)
+    budget = Budget(time_limit_s=time_limit_s)
     options = {
         "seed": checked_seed(args.seed),
         "minimize": args.minimize or capacity is None,
@@ -192,22 +212,68 @@ def run(args: argparse.Namespace) -> int:
     with StopOnSigint(budget.stop_event, notice):
         result = allocate(buffers, capacity, algorithm=allocator, budget=budget)
     with sigint_ignored():  # the search is over: write and report it whole
-        if result.fits and args.output:
-            assert result.offsets_bytes is not None
-            write_buffers_csv(args.output, buffers, result.offsets_bytes)
+        written, write_error = _write_output(target, result, buffers)
         ended = "stopped" if budget.interrupted() else "ran out" if budget.should_stop() else ""
-        _report(args, result, len(buffers), ended=ended)
+        _report(args, result, len(buffers), ended=ended, written=written)
+    if write_error is not None:  # after the report: the packing found is not lost
+        raise write_error
     return EXIT_OK if result.fits else EXIT_NO_PLAN
 
 
-def _report(args: argparse.Namespace, result: Any, n: int, *, ended: str = "ran out") -> None:
-    """Print the result: JSON, one line on stderr when there is no packing, else a table.
+def _check_output(args: argparse.Namespace) -> OutputTarget | None:
+    """Check ``-o`` before any work (as ``optimize`` does); its target, or None."""
+    from memplan.io.files import check_output_path
+
+    if args.output is None:
+        return None
+    target = check_output_path(args.output, "-o", allow_stdout=True)
+    if target.is_stdout and args.json:
+        raise ConfigError(
+            "-o - and --json would both write to standard output; give -o a file name"
+        )
+    return target
+
+
+def _write_output(
+    target: OutputTarget | None, result: Any, buffers: list[Any]
+) -> tuple[str | None, OutputFileError | None]:
+    """Write the packing to ``target`` if it fits; (what was written, the write's error).
+
+    A write that fails (a full disk, a folder removed during the search) is returned,
+    not raised, so that the result is reported before the error (exit 2).
+    """
+    from memplan.cli.common import drop_closed_stream
+    from memplan.io.buffers_csv import format_buffers_csv
+    from memplan.io.files import atomic_write_text
+
+    if target is None or not result.fits:
+        return None, None
+    assert result.offsets_bytes is not None
+    try:
+        atomic_write_text(target, format_buffers_csv(buffers, result.offsets_bytes))
+    except OutputFileError as error:
+        return None, error
+    except BrokenPipeError:  # -o - to a reader that left: the report still goes to stderr
+        drop_closed_stream(sys.stdout)
+    return target.given, None
+
+
+def _report(
+    args: argparse.Namespace,
+    result: Any,
+    n: int,
+    *,
+    ended: str = "ran out",
+    written: str | None = None,
+) -> None:
+    """Print the result: JSON, one line on stderr when there is no packing, else a table
+    (on stderr when the CSV goes to standard output, ``-o -``).
 
     ``ended``: "stopped" (Ctrl-C), "ran out" (the time limit passed), or "" (the search
     ended by itself: a TIMEOUT then means a heuristic found no packing that fits).
+    ``written``: the ``-o`` path written, ``-`` for standard output, or None.
     """
     capacity = result.capacity_bytes
-    written = args.output if result.fits else None
     if args.json:
         print_json(
             {
@@ -250,8 +316,9 @@ def _report(args: argparse.Namespace, result: Any, n: int, *, ended: str = "ran 
     if result.message:
         table.add_row("note", result.message)
     if written:
-        table.add_row("written", written)
-    console.print(table)
+        table.add_row("written", "standard output" if written == "-" else written)
+    # With -o - standard output carries the CSV alone.
+    (err_console if args.output == "-" else console).print(table)
 
 
 def _status_text(result: Any, ended: str = "ran out") -> str:

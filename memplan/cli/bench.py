@@ -105,13 +105,14 @@ def add_solver_run_arguments(parser: Any, *, per: str) -> None:
 def _cell_seconds(text: str) -> float:
     """``--time-limit`` of bench and compare: seconds (the range is checked later).
 
-    'none' (no limit), which ``optimize`` accepts, is refused with the reason: each
-    solve runs in its own process, killed at the time limit plus the grace.
+    'none' (no limit), which ``optimize`` and ``allocate`` accept, is refused with the
+    reason: each solve runs in its own process, killed at the time limit plus the grace.
     """
     if text.strip().lower() == "none":
         raise argparse.ArgumentTypeError(
-            "must be a number of seconds here, e.g. 60 ('none' is for optimize: bench and "
-            "compare kill each solver's process at the time limit plus --grace)"
+            "must be a number of seconds here, e.g. 60 ('none' is for optimize and "
+            "allocate: bench and compare kill each solver's process at the time limit plus "
+            "--grace)"
         )
     try:
         return float(text)

@@ -310,6 +310,39 @@ def problem_from_args(args: argparse.Namespace, loaded: LoadedModel) -> Problem:
     return Problem(loaded.graph, accelerator, scope)
 
 
+def time_limit_from_text(
+    text: str | None, default: float, *, allow_zero: bool = False
+) -> float | None:
+    """The value of ``--time-limit TEXT``: seconds, or None for ``none`` (no limit).
+
+    Shared by the commands that take it, so each accepts the same values and words its
+    refusals the same way (``allocate`` refused the ``none`` that ``optimize`` takes).
+
+    Args:
+        text: the value as given; None when the flag was not given.
+        default: the seconds used when the flag was not given.
+        allow_zero: accept 0 (a command that then keeps what its first, quick step finds).
+
+    Raises:
+        ConfigError: naming the flag and the value (``check_seconds``).
+    """
+    from memplan.units import check_seconds
+
+    if text is None:
+        return default
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(
+            f"--time-limit {text!r} is not a number of seconds; write e.g. 60, or none"
+        ) from None
+    return check_seconds(
+        "--time-limit", value, allow_zero=allow_zero, alternative="none for no limit"
+    )
+
+
 def checked_seed(text: str, flag: str = "--seed ") -> int:
     """The value of ``--seed TEXT``: a whole number in memplan's one seed range.
 

@@ -38,6 +38,7 @@ from memplan.cli.common import (
     print_import_warnings,
     print_json,
     problem_from_args,
+    time_limit_from_text,
 )
 from memplan.cli.objective import (
     add_objective_arguments,
@@ -60,7 +61,6 @@ from memplan.cli.plancommon import (
 )
 from memplan.errors import ConfigError
 from memplan.options import SEED_MAX
-from memplan.units import check_seconds
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -183,21 +183,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _time_limit_s(text: str | None) -> float | None:
-    """``--time-limit``: seconds > 0, or 'none'; the default when not given."""
-    if text is None:
-        return DEFAULT_TIME_LIMIT_S
-    if text.strip().lower() == "none":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(
-            f"--time-limit {text!r} is not a number of seconds; write e.g. 60, or none"
-        ) from None
-    return check_seconds("--time-limit", value, alternative="none for no limit")
-
-
 def _solver_from_args(args: argparse.Namespace) -> Any:
     from memplan.options import parse_option_pairs
     from memplan.solver import make_solver
@@ -265,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     from memplan.solver import Budget
 
     targets = _check_outputs(args)  # before anything slow: no solve for an unwritable file
-    time_limit_s = _time_limit_s(args.time_limit)
+    time_limit_s = time_limit_from_text(args.time_limit, DEFAULT_TIME_LIMIT_S)
     solver = _solver_from_args(args)  # unknown solver / option: fail before importing
     data_on_stdout = args.json or any(t.is_stdout for t in targets.values())
     talk = err_console if data_on_stdout else console
