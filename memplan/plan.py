@@ -325,22 +325,38 @@ def check_plan_shape(plan: Plan, graph: Graph, where: str = "") -> None:
     """
     import numpy as np  # here, not at the top: importing memplan.plan loads no numpy
 
-    residencies = plan.residencies
-    count = len(residencies)
     try:
         order = np.fromiter(plan.order, np.int64, len(plan.order))
-        tensor, start, end = (
-            np.fromiter(map(attrgetter(name), residencies), np.int64, count)
-            for name in ("tensor", "start", "end")
-        )
-    except OverflowError:
-        # An id beyond 64 bits names no op, tensor or step of any graph.
+    except OverflowError:  # an id beyond 64 bits names no op of any graph
         raise InvalidPlanError(
-            f"{where + ': ' if where else ''}the plan holds an op, tensor or step id beyond "
-            f"64 bits; it does not fit graph {graph.name!r} (memplan.validate lists what is "
-            "wrong)"
+            f"{where + ': ' if where else ''}the plan's order holds an op id beyond 64 bits; "
+            f"it does not fit graph {graph.name!r} (memplan.validate lists what is wrong)"
         ) from None
+    tensor, start, end = (
+        residency_column(plan, name, graph, where) for name in ("tensor", "start", "end")
+    )
     check_shape_of_columns(graph, order, tensor, start, end, where)
+
+
+def residency_column(plan: Plan, name: str, graph: Graph, where: str = "") -> np.ndarray:
+    """Field ``name`` of every residency of ``plan``, as int64.
+
+    Raises:
+        InvalidPlanError: a value beyond 64 bits (no step, tensor or address of any
+            problem has one), naming the residency; the message starts with ``where``.
+    """
+    import numpy as np
+
+    residencies = plan.residencies
+    try:
+        return np.fromiter(map(attrgetter(name), residencies), np.int64, len(residencies))
+    except OverflowError:
+        k = next(k for k, r in enumerate(residencies) if abs(getattr(r, name)) >= 2**63)
+        raise InvalidPlanError(
+            f"{where + ': ' if where else ''}residency #{k}: {name} "
+            f"{getattr(residencies[k], name)} is beyond any {graph.name!r} plan (at most "
+            "2^63-1); memplan.validate lists what is wrong"
+        ) from None
 
 
 def check_shape_of_columns(

@@ -41,7 +41,14 @@ from memplan.accelerator import TIMING_MODELS
 from memplan.errors import ConfigError, InvalidPlanError
 from memplan.frozen import refuse_assignment
 from memplan.ir import TensorId, TensorKind
-from memplan.plan import Arrive, Leave, Plan, check_plan_fields, check_shape_of_columns
+from memplan.plan import (
+    Arrive,
+    Leave,
+    Plan,
+    check_plan_fields,
+    check_shape_of_columns,
+    residency_column,
+)
 from memplan.problem import Problem, require_problem
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
@@ -225,14 +232,7 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
     count = len(residencies)
 
     def column(name: str) -> np.ndarray:
-        try:
-            return np.fromiter(map(attrgetter(name), residencies), np.int64, count)
-        except OverflowError:  # a number no step, tensor or address of any problem has
-            k = next(k for k, r in enumerate(residencies) if abs(getattr(r, name)) >= 2**63)
-            raise InvalidPlanError(
-                f"residency #{k}: {name} {getattr(residencies[k], name)} is beyond any "
-                f"{graph.name!r} plan (at most 2^63-1); memplan.validate lists what is wrong"
-            ) from None
+        return residency_column(plan, name, graph)
 
     def flag(name: str, member: enum.Enum) -> np.ndarray:
         return np.fromiter((v is member for v in map(attrgetter(name), residencies)), bool, count)
