@@ -406,17 +406,12 @@ def make_result(
         lower_bound_bytes = None
         if status is Status.OPTIMAL:
             status = Status.FEASIBLE
-        message = "; ".join(
-            filter(
-                None,
-                (
-                    message,
-                    f"no lower bound: scratchpad {problem.capacity_bytes} B is not a multiple "
-                    f"of the alignment {problem.alignment_bytes} B, and the bound holds only "
-                    "for plans that leave its unaligned tail empty",
-                ),
-            )
+        why = (
+            f"no lower bound: scratchpad {problem.capacity_bytes} B is not a multiple of the "
+            f"alignment {problem.alignment_bytes} B, and the bound holds only for plans that "
+            "leave its unaligned tail empty"
         )
+        message = f"{message}; {why}" if message else why
     return SolveResult(
         status=status,
         plan=plan,
