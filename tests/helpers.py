@@ -138,3 +138,18 @@ def spill_case(seed: int) -> tuple[Problem, tuple[int, ...]]:
     name = rng.choice(["model", "dfs", "rpo", "min-peak"])
     order = named_order(graph, name, problem.aligned_sizes_bytes, problem.in_scope)
     return problem, tuple(order)
+
+
+def assert_only_floor_bound(result: Any) -> None:
+    """An ilp result from a restricted model (a fixed order, ``max_loads``, a skipped
+    search): its only bound is the crowded-region floor over all plans
+    (``stats["floor_bytes"]``), never the restricted model's, and it is OPTIMAL only
+    when its plan meets that floor."""
+    from memplan.solver import Status
+
+    floor = result.stats.get("floor_bytes")
+    assert result.lower_bound_bytes in (None, floor), result.message
+    if result.lower_bound_bytes is not None:
+        assert 0 < result.lower_bound_bytes <= result.cost.non_compulsory_bytes
+    if result.status is Status.OPTIMAL:
+        assert result.lower_bound_bytes == floor == result.cost.non_compulsory_bytes

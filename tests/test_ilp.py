@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers import random_graph
+from helpers import assert_only_floor_bound, random_graph
 from plan_fixtures import diamond_graph
 
 from memplan.accelerator import Accelerator
@@ -88,11 +88,12 @@ def test_free_never_worse_than_fixed_and_backends_agree(seed):
             values[(backend, mode)] = result.cost.non_compulsory_bytes
             if mode == "free" or values[(backend, mode)] == 0:
                 assert result.status is Status.OPTIMAL, result.message
-            else:  # optimal for the model order only: no bound over all plans
-                assert result.status is Status.FEASIBLE, result.message
-                assert result.stats["optimal_for_order"] is True
-                assert result.lower_bound_bytes is None and result.gap is None
-                assert "optimal for the model order" in result.message
+            else:  # optimal for the model order: no bound over all plans but the floor
+                assert_only_floor_bound(result)
+                if result.status is not Status.OPTIMAL:
+                    assert result.status is Status.FEASIBLE, result.message
+                    assert result.stats["optimal_for_order"] is True
+                    assert "optimal for the model order" in result.message
     assert values[("cpsat", "free")] == values[("milp", "free")]
     assert values[("cpsat", "fixed")] == values[("milp", "fixed")]
     assert values[("cpsat", "free")] <= values[("cpsat", "fixed")]
@@ -174,8 +175,7 @@ def test_restricted_loads_is_not_called_optimal():
     result = IlpSolver(max_loads=0).solve(problem, Budget(30))
     assert result.plan is not None and not validate(problem, result.plan)
     if result.cost.non_compulsory_bytes > 0:
-        assert result.status is not Status.OPTIMAL
-        assert result.lower_bound_bytes is None
+        assert_only_floor_bound(result)
 
 
 def test_slots_round_trip_and_spill_everything_is_valid():

@@ -8,6 +8,7 @@ exhaustive. Capacities are M_R and M_R + 1 KiB, where spilling matters.
 from __future__ import annotations
 
 import pytest
+from helpers import assert_only_floor_bound
 
 from memplan.accelerator import Accelerator
 from memplan.problem import Problem, Scope
@@ -42,10 +43,12 @@ def _solve(problem: Problem, backend: str, mode: str) -> int:
         assert result.status is Status.OPTIMAL, result.message
         assert result.lower_bound_bytes == value
     else:
-        # Optimal for the model order only: never OPTIMAL, never a bound.
-        assert result.status is Status.FEASIBLE, result.message
-        assert result.stats["optimal_for_order"] is True
-        assert result.lower_bound_bytes is None
+        # Optimal for the model order: OPTIMAL only where it meets the crowded-region
+        # floor over all plans, and no bound but that floor.
+        assert_only_floor_bound(result)
+        if result.status is not Status.OPTIMAL:
+            assert result.status is Status.FEASIBLE, result.message
+            assert result.stats["optimal_for_order"] is True
     return value
 
 

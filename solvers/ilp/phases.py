@@ -39,6 +39,11 @@ ALLOC_SHARE, ALLOC_MAX_S = 0.05, 5.0
 NO_SPILL_PORTFOLIO_S = 1.0
 #: Share of the time limit (at most FIXED_MAX_S s of work) per fixed-order warm start.
 FIXED_SHARE, FIXED_MAX_S = 0.1, 20.0
+#: Share of the remaining time (at most FLOOR_MAX_S s) for the crowded-region lower bound
+#: of :mod:`memplan.traffic_bound`, computed before the search (0.01 to 1.2 s on 75- to
+#: 1,230-op workloads; 30 s uncut on randwire_ws_large, whose cut search falls back to
+#: each region's largest working set).
+FLOOR_SHARE, FLOOR_MAX_S = 0.05, 5.0
 #: Share of the remaining time all fixed-order warm starts together may take.
 WARM_TOTAL_SHARE = 0.4
 #: Work limit (deterministic seconds) of the single-worker polishing of an optimum.

@@ -18,11 +18,14 @@ starts) so that the free search starts from a strong incumbent. Every phase is b
 cannot be built and searched in the time left.
 
 Statuses (see :mod:`memplan.solvers.ilp.traffic`): OPTIMAL only for an optimum proven
-over all plans (``free`` mode with complete slots, or a plan moving 0 bytes), and only
-then or at a time limit of such a search is a bound reported. An optimum for one order
-(``fixed`` mode, the peak objective's fallback) or within ``max_loads`` is FEASIBLE with
-``stats["optimal_for_order"]`` / ``stats["optimal_for_max_loads"]`` and no bound. TIMEOUT:
-out of time or stopped (the best plan so far). INFEASIBLE below M_R.
+over all plans (``free`` mode with complete slots, a plan moving 0 bytes, or a plan
+meeting the crowded-region bound of :mod:`memplan.traffic_bound`, computed in every mode
+before the search). A bound is reported from such a search (also at a time limit) or
+from the crowded regions, whichever is larger. An optimum for one order (``fixed`` mode,
+the peak objective's fallback) or within ``max_loads`` is FEASIBLE with
+``stats["optimal_for_order"]`` / ``stats["optimal_for_max_loads"]``; its model's bound is
+not a bound over all plans and is never reported. TIMEOUT: out of time or stopped (the
+best plan so far). INFEASIBLE below M_R.
 
 Results are reproducible for a given seed and worker count unless the time runs out:
 warm starts run on one worker with a work limit derived from the time limit, and a
@@ -64,7 +67,13 @@ from memplan.solvers.ilp.phases import (
     skip_reason,
     sub_budget,
 )
-from memplan.solvers.ilp.traffic import Coverage, incumbents, plan_traffic, warm_starts
+from memplan.solvers.ilp.traffic import (
+    Coverage,
+    incumbents,
+    plan_traffic,
+    traffic_floor,
+    warm_starts,
+)
 
 OBJECTIVES = ("traffic", "peak")
 MODES = ("free", "fixed")
@@ -224,8 +233,10 @@ class IlpSolver:
         struct = build_structure(problem, fixed, self.max_loads)
         alloc_s = min(ALLOC_MAX_S, ALLOC_SHARE * budget.remaining_s())
         starts = incumbents(struct, problem, greedy_plan, order, alloc_s)
+        floor = traffic_floor(problem, budget) if starts[0].value_bytes > 0 else None
         skipped = None
-        if self.mode == "free" and starts[0].value_bytes > 0:
+        unproven = starts[0].value_bytes > (floor.bound_bytes if floor is not None else 0)
+        if self.mode == "free" and unproven:
             # Decided now, with the whole budget left: warm starts use what it frees.
             skipped = skip_reason(self.backend, struct, budget)
             sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
@@ -238,7 +249,7 @@ class IlpSolver:
             self._order_name(greedy_plan) if fixed is not None else None,
             None if struct.complete else self.max_loads,
         )
-        return plan_traffic(self, problem, budget, struct, starts, coverage, skipped)
+        return plan_traffic(self, problem, budget, struct, starts, coverage, skipped, floor)
 
     def _order_name(self, greedy_plan: Plan | None) -> str:
         if self.order == "greedy" and greedy_plan is None:

@@ -10,7 +10,13 @@ of :mod:`memplan.solvers.ilp.model`):
   Its optimum is FEASIBLE (TIMEOUT when time ran out), with ``stats["optimal_for_order"]``
   or ``stats["optimal_for_max_loads"]`` and a message saying relative to what; no bound;
 - a plan moving 0 non-compulsory bytes is OPTIMAL with bound 0 in every mode (no plan
-  moves fewer).
+  moves fewer);
+- in every mode, the crowded-region bound of :mod:`memplan.traffic_bound` (computed
+  before the search, :func:`traffic_floor`) is a bound over all plans: it is reported
+  when it is larger than the search's (or the search gives none), and a plan that meets
+  it is OPTIMAL. When the best incumbent meets it, no search runs. The CP-SAT search is
+  told the floor (its objective is at least the floor), so it stops as soon as it
+  reaches it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memplan.analysis import min_peak_order
+from memplan.analysis import min_peak_order, named_order
 from memplan.cost import evaluate
 from memplan.fallback import is_spill_everything, spill_everything_plan
 from memplan.plan import Plan
@@ -39,6 +45,8 @@ from memplan.solvers.ilp.phases import (
     BUILD_SHARE,
     FIXED_MAX_S,
     FIXED_SHARE,
+    FLOOR_MAX_S,
+    FLOOR_SHARE,
     NO_SPILL_PORTFOLIO_S,
     POLISH_MAX_S,
     WARM_TOTAL_SHARE,
@@ -47,6 +55,7 @@ from memplan.solvers.ilp.phases import (
     skip_reason,
     sub_budget,
 )
+from memplan.traffic_bound import TrafficBound, traffic_lower_bound
 from memplan.validate import validate
 
 if TYPE_CHECKING:
@@ -134,11 +143,13 @@ def run_backend(
     deterministic_s: float | None = None,
     workers: int | None = None,
     pin_objective: int | None = None,
+    objective_floor: int = 0,
     progress: SearchProgress | None = None,
 ) -> Outcome:
     """One traffic search with the solver's backend (skipped when it cannot fit in time).
 
-    ``progress`` receives (objective, bound) in bytes while a CP-SAT search runs.
+    ``progress`` receives (objective, bound) in bytes while a CP-SAT search runs;
+    ``objective_floor`` is a bound over all plans that CP-SAT may assume (0: none).
     """
     skipped = skip_reason(solver.backend, struct, budget)
     if skipped is not None:
@@ -155,6 +166,7 @@ def run_backend(
             verbose=solver.verbose,
             deterministic_s=deterministic_s,
             pin_objective=pin_objective,
+            objective_floor=objective_floor,
             progress=progress,
         )
     from memplan.solvers.ilp.milp import solve_traffic_milp
@@ -250,6 +262,16 @@ def polish(solver: IlpSolver, struct: Structure, budget: Budget, outcome: Outcom
     return dataclasses.replace(outcome, order=again.order, slots=again.slots, stats=stats)
 
 
+def traffic_floor(problem: Problem, budget: Budget) -> TrafficBound:
+    """The crowded-region lower bound over all plans (:mod:`memplan.traffic_bound`),
+    within FLOOR_SHARE of the time left (at most FLOOR_MAX_S s). Cut short, each region
+    falls back to its largest working set: weaker, still a bound."""
+    limit = sub_budget(budget, min(FLOOR_MAX_S, FLOOR_SHARE * budget.remaining_s()))
+    sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
+    order = named_order(problem.graph, "min-peak", sizes, scope)
+    return traffic_lower_bound(problem, order, should_stop=limit.should_stop)
+
+
 def plan_traffic(
     solver: IlpSolver,
     problem: Problem,
@@ -258,26 +280,36 @@ def plan_traffic(
     starts: list[Incumbent],
     coverage: Coverage,
     skipped: Outcome | None = None,
+    floor: TrafficBound | None = None,
 ) -> SolveResult:
     """Search the traffic model from the incumbents ``starts`` (best first); the result.
 
-    ``skipped`` is the SKIPPED outcome when the search was ruled out beforehand.
+    ``skipped`` is the SKIPPED outcome when the search was ruled out beforehand;
+    ``floor`` the crowded-region bound over all plans (:func:`traffic_floor`), or None.
     """
     best = starts[0]
+    floor_bytes = floor.bound_bytes if floor is not None else 0
     hint = first_hint(struct, [c.plan for c in starts])
     if best.value_bytes == 0:
         outcome = Outcome.skipped("an incumbent moves no non-compulsory bytes", out_of_time=False)
+    elif best.value_bytes <= floor_bytes:
+        outcome = Outcome.skipped("an incumbent meets the lower bound", out_of_time=False)
     else:
         search = sub_budget(budget, budget.remaining_s() - finish_reserve_s(struct))
-        budget.report_progress(best.value_bytes, None, f"exact search from the {best.source} plan")
+        budget.report_progress(
+            best.value_bytes, floor_bytes or None, f"exact search from the {best.source} plan"
+        )
 
         def report(objective: int, bound: int | None) -> None:
             # Only a model of every plan gives a bound over every plan (see Coverage).
             incumbent = min(objective, best.value_bytes)
-            shown = min(bound, incumbent) if coverage.is_global and bound is not None else None
-            budget.report_progress(incumbent, shown, "exact search")
+            model_bound = bound if coverage.is_global and bound is not None else 0
+            shown = min(max(model_bound, floor_bytes), incumbent)
+            budget.report_progress(incumbent, shown or None, "exact search")
 
-        outcome = skipped or run_backend(solver, struct, search, hint, progress=report)
+        outcome = skipped or run_backend(
+            solver, struct, search, hint, objective_floor=floor_bytes, progress=report
+        )
         if outcome.status is BackendStatus.OPTIMAL:
             outcome = polish(solver, struct, search, outcome)
     plan, value, source = _adopt(struct, outcome, best, solver.backend)
@@ -286,6 +318,13 @@ def plan_traffic(
     if zero:
         status, bound = Status.OPTIMAL, 0
         message = f"the {source} plan moves no non-compulsory bytes: no plan does better"
+    elif floor is not None and floor_bytes > (bound or 0):
+        bound = floor_bytes
+        if value <= floor_bytes:
+            status = Status.OPTIMAL
+            message = f"the {source} plan meets the lower bound over all plans ({floor.method})"
+        else:
+            message = f"{message}; lower bound over all plans {floor_bytes} B ({floor.method})"
     elif bound is not None and bound == value and status is not Status.OPTIMAL:
         # A global bound equal to the plan's value proves it, whatever the engine's
         # status (HiGHS can stop at its limit with the gap already closed).
@@ -302,11 +341,13 @@ def plan_traffic(
         "source": source,
         "objective_bytes": value,
     }
+    if floor is not None:
+        stats.update(floor_bytes=floor_bytes, floor_method=floor.method)
     if outcome.status is BackendStatus.OPTIMAL and outcome.objective is not None and not zero:
         if outcome.objective <= value:
             stats.update(coverage.optimal_for())
-        else:  # a restricted model (max_loads) whose optimum the incumbent beats
-            message = (
+        elif status is not Status.OPTIMAL:  # a restricted model (max_loads) that the
+            message = (  # incumbent beats
                 f"the model {coverage.describe()} is worse ({outcome.objective} B); "
                 f"returning the {source} plan"
             )
