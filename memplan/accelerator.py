@@ -15,7 +15,8 @@ Specs are TOML (or JSON) files whose field names carry their units::
 ``capacity_bytes`` and ``alignment_bytes`` are integers (``1e6`` or ``64.0`` is refused:
 a float cannot hold every byte count exactly), capacity ``0 .. 2^63-1`` and alignment
 ``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`); rates are finite and at least 1 per second
-(:data:`MIN_RATE`), energies finite, >= 0 and at most 1 J (:data:`MAX_ENERGY_J`). A bad value is one :class:`~memplan.errors.ConfigError` naming the file and field.
+(:data:`MIN_RATE`), energies finite, >= 0 and at most 1 J (:data:`MAX_ENERGY_J`). A bad
+value is one :class:`~memplan.errors.ConfigError` naming the file and field.
 
 ``timing_model`` names how latency is computed: ``serial`` (DMA and compute one after
 the other) or ``overlap`` (one DMA engine beside the compute unit, see
@@ -145,8 +146,9 @@ class Accelerator:
     Every field is checked on construction (:class:`~memplan.errors.ConfigError` naming
     the field): ``capacity_bytes`` an integer in ``0 .. 2^63-1``, ``alignment_bytes`` an
     integer in ``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`), rates finite and at least 1
-    per second, energies finite and from 0 to 1 J (bools and strings are no numbers). Integers are stored as
-    ``int`` and rates and energies as ``float`` (a numpy scalar is accepted).
+    per second, energies finite and from 0 to 1 J (bools and strings are no numbers).
+    Integers are stored as ``int`` and rates and energies as ``float`` (a numpy scalar is
+    accepted).
     """
 
     name: str  # spec or preset name
