@@ -117,12 +117,12 @@ def _field_problem(field_name: str, value: object) -> str | None:
             return f"{field_name} must be a finite number {allowed}, got {brief_repr(value)}"
         if (value <= 0) if rate else (value < 0):
             return f"{field_name} must be {allowed}, got {brief_repr(value)}"
-        if rate and value < MIN_RATE:
+        if rate and float(value) < MIN_RATE:
             return (
                 f"{field_name} must be at least {MIN_RATE:g} ({_UNITS[field_name]}), got "
                 f"{brief_repr(value)}; the field is in {_UNITS[field_name]} (8.5 GB/s is 8.5e9)"
             )
-        if not rate and value > MAX_ENERGY_J:
+        if not rate and float(value) > MAX_ENERGY_J:
             return (
                 f"{field_name} must be at most {MAX_ENERGY_J:g} ({_UNITS[field_name]}), got "
                 f"{brief_repr(value)}; the field is in {_UNITS[field_name]} (100 pJ is 100e-12)"
