@@ -50,6 +50,7 @@ from memplan.plan import (
     residency_column,
 )
 from memplan.problem import Problem, require_problem
+from memplan.units import format_seconds
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
 OBJECTIVES = ("traffic", "latency")
@@ -157,13 +158,13 @@ class Timeline:
         return "\n".join(
             [
                 f"timing model  {self.model}",
-                f"latency       {self.latency_s * 1e3:.4f} ms "
-                f"(compute {self.compute_s * 1e3:.4f} ms, stalls {self.stall_s * 1e3:.4f} ms "
-                f"in {len(stalled)} of {self.num_steps} steps"
-                + (f", tail {self.tail_s * 1e3:.4f} ms" if self.tail_s > 0 else "")
+                f"latency       {format_seconds(self.latency_s)} "
+                f"(compute {format_seconds(self.compute_s)}, stalls "
+                f"{format_seconds(self.stall_s)} in {len(stalled)} of {self.num_steps} steps"
+                + (f", tail {format_seconds(self.tail_s)}" if self.tail_s > 0 else "")
                 + ")",
                 f"DMA           {len(self.transfers)} transfers, busy "
-                f"{self.dma_busy_s * 1e3:.4f} ms ({self.dma_busy_share:.1%} of the latency), "
+                f"{format_seconds(self.dma_busy_s)} ({self.dma_busy_share:.1%} of the latency), "
                 f"{self.hidden_dma_share:.1%} hidden behind compute",
             ]
         )

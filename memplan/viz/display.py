@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError
 from memplan.ir import Graph, TensorKind
-from memplan.units import format_bytes
+from memplan.units import format_bytes, format_joules
 
 if TYPE_CHECKING:
     from memplan.cost import Cost
@@ -150,7 +150,7 @@ def _cost_rows(cost: Cost) -> list[tuple[str, str]]:
         ("peak (highest byte used)", _bytes(cost.peak_bytes)),
         ("max live", _bytes(cost.max_live_bytes)),
         ("latency", cost.latency_text(4)),
-        ("energy", f"{cost.energy_j * 1e3:.5f} mJ"),
+        ("energy", format_joules(cost.energy_j)),
     ]
 
 
