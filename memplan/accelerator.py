@@ -243,7 +243,8 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     Raises:
         ConfigError: not a preset name or a path (None, a number, an Accelerator), or
             no such preset or file.
-        InputFormatError: the file is not UTF-8 text, or not valid TOML or JSON.
+        InputFormatError: the file is not UTF-8 text, not valid TOML or JSON, or (JSON)
+            gives a field twice.
     """
     if not isinstance(name_or_path, str | os.PathLike):
         raise ConfigError(
@@ -274,7 +275,35 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             f"({', '.join(preset_names())}) or a .toml/.json spec file"
         ) from None
     try:
-        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+        data = (
+            json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
+            if path.suffix == ".json"
+            else tomllib.loads(raw)
+        )
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise InputFormatError(f"{path}: not a valid accelerator spec: {error}") from None
+    except _RepeatedKeyError as error:
+        raise InputFormatError(
+            f"{path}: field {error.key!r} is given more than once (JSON keeps the last, TOML "
+            "refuses it); give each field once"
+        ) from None
     return Accelerator.from_dict(data, str(path))
+
+
+class _RepeatedKeyError(Exception):
+    """A JSON object names one key twice (internal: load_accelerator reports it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: the object's dict, or :class:`_RepeatedKeyError` for a key
+    given twice (``{"capacity_bytes": 1048576, "capacity_bytes": 2}`` planned for 2 B)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _RepeatedKeyError(key)
+        data[key] = value
+    return data

@@ -69,6 +69,22 @@ def test_unknown_name_and_malformed_file(tmp_path):
         load_accelerator(broken)
 
 
+def test_a_json_spec_giving_a_field_twice_is_refused(tmp_path):
+    """JSON kept the last of two capacity_bytes (the plan was made for 2 bytes and
+    scored invalid) where TOML refuses the same spec."""
+    spec = tmp_path / "twice.json"
+    spec.write_text('{"capacity_bytes": 1048576, "capacity_bytes": 2}')
+    with pytest.raises(InputFormatError) as info:
+        load_accelerator(spec)
+    assert str(info.value) == (
+        f"{spec}: field 'capacity_bytes' is given more than once (JSON keeps the last, TOML "
+        "refuses it); give each field once"
+    )
+    nested = tmp_path / "ok.json"
+    nested.write_text('{"capacity_bytes": 1024, "name": "n"}')
+    assert load_accelerator(nested).capacity_bytes == 1024
+
+
 TINY_GRAPH = {
     "format": "memplan.graph",
     "version": 1,
