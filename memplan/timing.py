@@ -7,7 +7,8 @@ takes beside the compute. Two named models, chosen per accelerator
 - ``serial``: before step ``t`` the DMA stores what ended at ``t``, loads what starts at
   ``t`` and streams ``t``'s weights; then step ``t`` computes. Nothing overlaps.
 - ``overlap``: one DMA engine works beside the compute unit, one transfer at a time,
-  first come first served (ties: the earlier deadline, then the lower tensor id)::
+  first come first served (ties: the earlier deadline, then the lower tensor id, then,
+  for one tensor, plan order: a store before the reload it makes possible)::
 
       compute  |--step 3--|   |----step 4----|      |--step 5--|
       DMA         [store a ]  [load x          ]    ...
@@ -284,6 +285,7 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
 # ---------------------------------------------------------------------------- transfers
 _LOAD, _STORE, _STREAM = 0, 1, 2  # transfer kind codes, in the serial model's phase order
 _KINDS = (TransferKind.LOAD, TransferKind.STORE, TransferKind.STREAM)
+_PHASE = np.array([1, 0, 2])  # per kind code: stores, then loads, then weights of a step
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -376,8 +378,14 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
     later cannot have been ready earlier, so serving lazily is exact.
     """
     n, m = len(compute), len(transfers.kind)
-    # Ties between transfers ready at one time: earlier deadline, lower tensor id, index.
-    priority_order = np.lexsort((np.arange(m), transfers.tensor, transfers.rank))
+    # Ties between transfers ready at one time: earlier deadline, lower tensor id, then
+    # (one tensor's own transfers) plan order: the step of the event, a store before a
+    # load. A spilled tensor reloaded for the very next step had its reload issued before
+    # the store that gives it its DRAM copy (same latency, an impossible timeline).
+    phase = _PHASE[transfers.kind]
+    priority_order = np.lexsort(
+        (np.arange(m), phase, transfers.step, transfers.tensor, transfers.rank)
+    )
     priority = np.empty(m, dtype=np.int64)
     priority[priority_order] = np.arange(m)
     release_order = np.argsort(transfers.released_at, kind="stable")
@@ -438,7 +446,7 @@ def _serial_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) ->
     the transfers sorted before it, so all times are prefix sums.
     """
     n = len(compute)
-    phase = np.array([1, 0, 2])[transfers.kind]  # stores, then loads, then weights
+    phase = _PHASE[transfers.kind]
     order = np.lexsort((np.arange(len(phase)), transfers.tensor, phase, transfers.step))
     duration = transfers.size_bytes[order] / bandwidth
     steps = transfers.step[order]
