@@ -136,7 +136,7 @@ def evaluate(problem: Problem, plan: Plan, timing_model: str | None = None) -> C
             that moves fewer bytes than the compulsory ones.
     """
     acc = require_problem(problem, "evaluate").accelerator
-    chosen = check_timing_model(timing_model or acc.timing_model)
+    chosen = check_timing_model(acc.timing_model if timing_model is None else timing_model)
     if not isinstance(plan, Plan):
         raise InvalidPlanError(f"evaluate: expected a memplan Plan, got {type(plan).__name__}")
     # Op names in the order failed deep inside (ValueError, TypeError), and an offset of

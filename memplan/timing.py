@@ -187,7 +187,7 @@ class Timeline:
 
 def check_timing_model(name: str) -> str:
     """Return ``name`` if it names a timing model; else a :class:`ConfigError` listing them."""
-    if name not in TIMING_MODELS:
+    if not isinstance(name, str) or name not in TIMING_MODELS:
         raise ConfigError(f"unknown timing model {name!r}; use one of {', '.join(TIMING_MODELS)}")
     return name
 
@@ -479,7 +479,7 @@ def run_model(problem: Problem, arrays: PlanArrays, model: str | None = None) ->
 def _simulate_arrays(
     problem: Problem, arrays: PlanArrays, model: str | None
 ) -> tuple[str, _Transfers, _Run, np.ndarray]:
-    name = check_timing_model(model or problem.accelerator.timing_model)
+    name = check_timing_model(problem.accelerator.timing_model if model is None else model)
     transfers = _transfers(arrays)
     compute = arrays.macs / problem.accelerator.mac_per_s
     run = _KERNELS[name](transfers, compute, problem.accelerator.dram_bytes_per_s)

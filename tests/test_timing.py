@@ -6,6 +6,7 @@ Every accelerator here moves 1000 B/s and computes 100 MAC/s, so a 1500 B load t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hand_plans import hand_plan, hand_problem
 from timing_examples import (
@@ -265,6 +266,18 @@ def test_accelerator_chooses_the_model_and_callers_may_override() -> None:
         simulate(problem, plan, "dataflow")
     with pytest.raises(ConfigError, match="timing_model 'fast' is not one of serial, overlap"):
         Accelerator("bad", 1024, timing_model="fast")
+
+
+@pytest.mark.parametrize("model", ["", 0, False, np.array(["overlap"])], ids=repr)
+def test_an_empty_or_non_string_model_is_refused_not_taken_for_the_default(model) -> None:
+    """``evaluate(problem, plan, "")`` or ``simulate(..., 0)`` silently used the
+    accelerator's model (a falsy value read as "not given"); an array raised ValueError."""
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=4)
+    with pytest.raises(ConfigError, match="unknown timing model"):
+        evaluate(problem, plan, model)
+    with pytest.raises(ConfigError, match="unknown timing model"):
+        simulate(problem, plan, model)
 
 
 def test_preset_timing_models() -> None:
