@@ -73,6 +73,26 @@ def objective_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
     return {**options, "objective": objective}
 
 
+def objective_note(args: argparse.Namespace, problem: Problem) -> str | None:
+    """A note when ``--objective latency`` cannot move the latency the output leads with.
+
+    The objective lowers the ``overlap`` model's latency; an accelerator timed by the
+    ``serial`` model reports that model's figure first, which depends on the traffic
+    only, so the run seemed to change nothing.
+    """
+    if getattr(args, "objective", None) != "latency":
+        return None
+    accelerator = problem.accelerator
+    if accelerator.timing_model == "overlap":
+        return None
+    return (
+        f"--objective latency lowers the overlap model's latency; accelerator "
+        f"{accelerator.name!r} has timing_model = {accelerator.timing_model!r}, whose "
+        "latency (shown first) is the same for every plan with the same traffic; see the "
+        'overlap figure beside it, or use a spec with timing_model = "overlap"'
+    )
+
+
 def wants_timeline(args: argparse.Namespace) -> bool:
     """Whether ``--plot`` draws the timeline too."""
     return bool(getattr(args, "timeline", False)) or getattr(args, "objective", "") == "latency"
