@@ -277,7 +277,7 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     try:
         data = (
             json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
-            if path.suffix == ".json"
+            if path.suffix.lower() == ".json"  # spec.JSON was read as TOML
             else tomllib.loads(raw)
         )
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:

@@ -69,6 +69,14 @@ def test_unknown_name_and_malformed_file(tmp_path):
         load_accelerator(broken)
 
 
+def test_a_json_spec_named_in_capitals_is_read_as_json(tmp_path):
+    """spec.JSON was read as TOML: 'not a valid accelerator spec: Invalid statement'."""
+    spec = tmp_path / "SPEC.JSON"
+    spec.write_text('{"capacity_bytes": 4096, "timing_model": "overlap"}')
+    acc = load_accelerator(spec)
+    assert (acc.name, acc.capacity_bytes, acc.timing_model) == ("SPEC", 4096, "overlap")
+
+
 def test_a_json_spec_giving_a_field_twice_is_refused(tmp_path):
     """JSON kept the last of two capacity_bytes (the plan was made for 2 bytes and
     scored invalid) where TOML refuses the same spec."""
