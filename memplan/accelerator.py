@@ -281,7 +281,10 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             else tomllib.loads(raw)
         )
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise InputFormatError(f"{path}: not a valid accelerator spec: {error}") from None
+        how = "JSON" if path.suffix.lower() == ".json" else "TOML (a .json name is read as JSON)"
+        raise InputFormatError(
+            f"{path}: not a valid accelerator spec: {error}; it was read as {how}"
+        ) from None
     except _RepeatedKeyError as error:
         raise InputFormatError(
             f"{path}: field {error.key!r} is given more than once (JSON keeps the last, TOML "

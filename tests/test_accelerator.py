@@ -75,6 +75,10 @@ def test_a_json_spec_named_in_capitals_is_read_as_json(tmp_path):
     spec.write_text('{"capacity_bytes": 4096, "timing_model": "overlap"}')
     acc = load_accelerator(spec)
     assert (acc.name, acc.capacity_bytes, acc.timing_model) == ("SPEC", 4096, "overlap")
+    text = tmp_path / "spec.txt"  # JSON in a file of another name: say how it was read
+    text.write_text('{"capacity_bytes": 4096}')
+    with pytest.raises(InputFormatError, match=r"read as TOML \(a \.json name is read as JSON"):
+        load_accelerator(text)
 
 
 def test_a_json_spec_giving_a_field_twice_is_refused(tmp_path):
