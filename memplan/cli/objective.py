@@ -59,6 +59,11 @@ def objective_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
         raise ConfigError(
             f"--objective {objective} and --option objective={given} disagree; give one"
         )
+    if chosen is None and given is not None and str(given) in OBJECTIVES:
+        # --option objective=latency is --objective latency for the timeline and the
+        # notes too (the --plot figure lacked the timeline it promises for latency).
+        args.objective = str(given)
+        return options
     if objective == OBJECTIVES[0]:
         return options
     from memplan.registry import PluginKind, capabilities_of, providers
