@@ -14,8 +14,9 @@ Specs are TOML (or JSON) files whose field names carry their units::
 
 ``capacity_bytes`` and ``alignment_bytes`` are integers (``1e6`` or ``64.0`` is refused:
 a float cannot hold every byte count exactly), capacity ``0 .. 2^63-1`` and alignment
-``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`); rates are finite and > 0, energies finite
-and >= 0. A bad value is one :class:`~memplan.errors.ConfigError` naming the file and field.
+``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`); rates are finite and at least 1 per second
+(:data:`MIN_RATE`), energies finite, >= 0 and at most 1 J (:data:`MAX_ENERGY_J`). A bad
+value is one :class:`~memplan.errors.ConfigError` naming the file and field.
 
 ``timing_model`` names how latency is computed: ``serial`` (DMA and compute one after
 the other) or ``overlap`` (one DMA engine beside the compute unit, see
@@ -59,8 +60,24 @@ _BYTE_LIMITS = {  # integer fields: (smallest, largest, how the largest is writt
     "capacity_bytes": (0, MAX_BYTES, f"2^63-1 = {MAX_BYTES}"),
     "alignment_bytes": (1, MAX_ALIGNMENT_BYTES, f"2^40 = {MAX_ALIGNMENT_BYTES}"),
 }
-_RATE_FIELDS = ("dram_bytes_per_s", "mac_per_s")  # finite and > 0
+_RATE_FIELDS = ("dram_bytes_per_s", "mac_per_s")  # finite and >= MIN_RATE
 _ENERGY_FIELDS = ("dram_energy_j_per_byte", "sram_energy_j_per_byte", "mac_energy_j")  # >= 0
+
+#: The smallest rate accepted (1 byte or 1 MAC per second), and the largest energy (1 J
+#: per byte or MAC). Real figures are GB/s, GMAC/s and pJ, many orders of magnitude
+#: inside. The limits keep every latency and energy finite: a graph moves below 2^72
+#: bytes and computes below 2^122 MACs (:data:`memplan.ir.MAX_OP_MACS`), so a time or an
+#: energy stays below 1e37, where a bandwidth of 1e-320 B/s made the latency ``inf``
+#: (written as ``Infinity``, which is no JSON, into plan files that no reader accepted).
+MIN_RATE = 1.0
+MAX_ENERGY_J = 1.0
+_UNITS = {
+    "dram_bytes_per_s": "bytes per second",
+    "mac_per_s": "MACs per second",
+    "dram_energy_j_per_byte": "joules per byte",
+    "sram_energy_j_per_byte": "joules per byte",
+    "mac_energy_j": "joules per MAC",
+}
 
 
 def _is_finite(value: numbers.Real) -> bool:
@@ -92,13 +109,24 @@ def _field_problem(field_name: str, value: object) -> str | None:
         if count > high:
             return f"{field_name} must be <= {high_text}, got {brief_repr(count)}"
     else:
-        allowed = "> 0" if field_name in _RATE_FIELDS else ">= 0"
+        rate = field_name in _RATE_FIELDS
+        allowed = "> 0" if rate else ">= 0"
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return f"{field_name} must be a number {allowed}, got {brief_repr(value)}"
         if not _is_finite(value):
             return f"{field_name} must be a finite number {allowed}, got {brief_repr(value)}"
-        if (value <= 0) if field_name in _RATE_FIELDS else (value < 0):
+        if (value <= 0) if rate else (value < 0):
             return f"{field_name} must be {allowed}, got {brief_repr(value)}"
+        if rate and float(value) < MIN_RATE:
+            return (
+                f"{field_name} must be at least {MIN_RATE:g} ({_UNITS[field_name]}), got "
+                f"{brief_repr(value)}; the field is in {_UNITS[field_name]} (8.5 GB/s is 8.5e9)"
+            )
+        if not rate and float(value) > MAX_ENERGY_J:
+            return (
+                f"{field_name} must be at most {MAX_ENERGY_J:g} ({_UNITS[field_name]}), got "
+                f"{brief_repr(value)}; the field is in {_UNITS[field_name]} (100 pJ is 100e-12)"
+            )
     return None
 
 
@@ -117,9 +145,10 @@ class Accelerator:
 
     Every field is checked on construction (:class:`~memplan.errors.ConfigError` naming
     the field): ``capacity_bytes`` an integer in ``0 .. 2^63-1``, ``alignment_bytes`` an
-    integer in ``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`), rates finite and > 0,
-    energies finite and >= 0 (bools and strings are no numbers). Integers are stored as
-    ``int`` and rates and energies as ``float`` (a numpy scalar is accepted).
+    integer in ``1 .. 2^40`` (:data:`MAX_ALIGNMENT_BYTES`), rates finite and at least 1
+    per second, energies finite and from 0 to 1 J (bools and strings are no numbers).
+    Integers are stored as ``int`` and rates and energies as ``float`` (a numpy scalar is
+    accepted).
     """
 
     name: str  # spec or preset name
@@ -214,7 +243,8 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     Raises:
         ConfigError: not a preset name or a path (None, a number, an Accelerator), or
             no such preset or file.
-        InputFormatError: the file is not UTF-8 text, or not valid TOML or JSON.
+        InputFormatError: the file is not UTF-8 text, not valid TOML or JSON, or (JSON)
+            gives a field twice.
     """
     if not isinstance(name_or_path, str | os.PathLike):
         raise ConfigError(
@@ -245,7 +275,38 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             f"({', '.join(preset_names())}) or a .toml/.json spec file"
         ) from None
     try:
-        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+        data = (
+            json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
+            if path.suffix.lower() == ".json"  # spec.JSON was read as TOML
+            else tomllib.loads(raw)
+        )
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise InputFormatError(f"{path}: not a valid accelerator spec: {error}") from None
+        how = "JSON" if path.suffix.lower() == ".json" else "TOML (a .json name is read as JSON)"
+        raise InputFormatError(
+            f"{path}: not a valid accelerator spec: {error}; it was read as {how}"
+        ) from None
+    except _RepeatedKeyError as error:
+        raise InputFormatError(
+            f"{path}: field {error.key!r} is given more than once (JSON keeps the last, TOML "
+            "refuses it); give each field once"
+        ) from None
     return Accelerator.from_dict(data, str(path))
+
+
+class _RepeatedKeyError(Exception):
+    """A JSON object names one key twice (internal: load_accelerator reports it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: the object's dict, or :class:`_RepeatedKeyError` for a key
+    given twice (``{"capacity_bytes": 1048576, "capacity_bytes": 2}`` planned for 2 B)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _RepeatedKeyError(key)
+        data[key] = value
+    return data

@@ -7,7 +7,8 @@ takes beside the compute. Two named models, chosen per accelerator
 - ``serial``: before step ``t`` the DMA stores what ended at ``t``, loads what starts at
   ``t`` and streams ``t``'s weights; then step ``t`` computes. Nothing overlaps.
 - ``overlap``: one DMA engine works beside the compute unit, one transfer at a time,
-  first come first served (ties: the earlier deadline, then the lower tensor id)::
+  first come first served (ties: the earlier deadline, then the lower tensor id, then,
+  for one tensor, plan order: a store before the reload it makes possible)::
 
       compute  |--step 3--|   |----step 4----|      |--step 5--|
       DMA         [store a ]  [load x          ]    ...
@@ -50,6 +51,7 @@ from memplan.plan import (
     residency_column,
 )
 from memplan.problem import Problem, require_problem
+from memplan.units import format_seconds
 
 #: The objectives a solver may minimise; ``latency`` means the ``overlap`` model's.
 OBJECTIVES = ("traffic", "latency")
@@ -157,13 +159,13 @@ class Timeline:
         return "\n".join(
             [
                 f"timing model  {self.model}",
-                f"latency       {self.latency_s * 1e3:.4f} ms "
-                f"(compute {self.compute_s * 1e3:.4f} ms, stalls {self.stall_s * 1e3:.4f} ms "
-                f"in {len(stalled)} of {self.num_steps} steps"
-                + (f", tail {self.tail_s * 1e3:.4f} ms" if self.tail_s > 0 else "")
+                f"latency       {format_seconds(self.latency_s)} "
+                f"(compute {format_seconds(self.compute_s)}, stalls "
+                f"{format_seconds(self.stall_s)} in {len(stalled)} of {self.num_steps} steps"
+                + (f", tail {format_seconds(self.tail_s)}" if self.tail_s > 0 else "")
                 + ")",
                 f"DMA           {len(self.transfers)} transfers, busy "
-                f"{self.dma_busy_s * 1e3:.4f} ms ({self.dma_busy_share:.1%} of the latency), "
+                f"{format_seconds(self.dma_busy_s)} ({self.dma_busy_share:.1%} of the latency), "
                 f"{self.hidden_dma_share:.1%} hidden behind compute",
             ]
         )
@@ -185,7 +187,7 @@ class Timeline:
 
 def check_timing_model(name: str) -> str:
     """Return ``name`` if it names a timing model; else a :class:`ConfigError` listing them."""
-    if name not in TIMING_MODELS:
+    if not isinstance(name, str) or name not in TIMING_MODELS:
         raise ConfigError(f"unknown timing model {name!r}; use one of {', '.join(TIMING_MODELS)}")
     return name
 
@@ -283,6 +285,7 @@ def plan_arrays(problem: Problem, plan: Plan) -> PlanArrays:
 # ---------------------------------------------------------------------------- transfers
 _LOAD, _STORE, _STREAM = 0, 1, 2  # transfer kind codes, in the serial model's phase order
 _KINDS = (TransferKind.LOAD, TransferKind.STORE, TransferKind.STREAM)
+_PHASE = np.array([1, 0, 2])  # per kind code: stores, then loads, then weights of a step
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -375,8 +378,14 @@ def _overlap_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) -
     later cannot have been ready earlier, so serving lazily is exact.
     """
     n, m = len(compute), len(transfers.kind)
-    # Ties between transfers ready at one time: earlier deadline, lower tensor id, index.
-    priority_order = np.lexsort((np.arange(m), transfers.tensor, transfers.rank))
+    # Ties between transfers ready at one time: earlier deadline, lower tensor id, then
+    # (one tensor's own transfers) plan order: the step of the event, a store before a
+    # load. A spilled tensor reloaded for the very next step had its reload issued before
+    # the store that gives it its DRAM copy (same latency, an impossible timeline).
+    phase = _PHASE[transfers.kind]
+    priority_order = np.lexsort(
+        (np.arange(m), phase, transfers.step, transfers.tensor, transfers.rank)
+    )
     priority = np.empty(m, dtype=np.int64)
     priority[priority_order] = np.arange(m)
     release_order = np.argsort(transfers.released_at, kind="stable")
@@ -437,7 +446,7 @@ def _serial_run(transfers: _Transfers, compute: np.ndarray, bandwidth: float) ->
     the transfers sorted before it, so all times are prefix sums.
     """
     n = len(compute)
-    phase = np.array([1, 0, 2])[transfers.kind]  # stores, then loads, then weights
+    phase = _PHASE[transfers.kind]
     order = np.lexsort((np.arange(len(phase)), transfers.tensor, phase, transfers.step))
     duration = transfers.size_bytes[order] / bandwidth
     steps = transfers.step[order]
@@ -470,7 +479,7 @@ def run_model(problem: Problem, arrays: PlanArrays, model: str | None = None) ->
 def _simulate_arrays(
     problem: Problem, arrays: PlanArrays, model: str | None
 ) -> tuple[str, _Transfers, _Run, np.ndarray]:
-    name = check_timing_model(model or problem.accelerator.timing_model)
+    name = check_timing_model(problem.accelerator.timing_model if model is None else model)
     transfers = _transfers(arrays)
     compute = arrays.macs / problem.accelerator.mac_per_s
     run = _KERNELS[name](transfers, compute, problem.accelerator.dram_bytes_per_s)

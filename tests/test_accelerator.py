@@ -69,6 +69,34 @@ def test_unknown_name_and_malformed_file(tmp_path):
         load_accelerator(broken)
 
 
+def test_a_json_spec_named_in_capitals_is_read_as_json(tmp_path):
+    """spec.JSON was read as TOML: 'not a valid accelerator spec: Invalid statement'."""
+    spec = tmp_path / "SPEC.JSON"
+    spec.write_text('{"capacity_bytes": 4096, "timing_model": "overlap"}')
+    acc = load_accelerator(spec)
+    assert (acc.name, acc.capacity_bytes, acc.timing_model) == ("SPEC", 4096, "overlap")
+    text = tmp_path / "spec.txt"  # JSON in a file of another name: say how it was read
+    text.write_text('{"capacity_bytes": 4096}')
+    with pytest.raises(InputFormatError, match=r"read as TOML \(a \.json name is read as JSON"):
+        load_accelerator(text)
+
+
+def test_a_json_spec_giving_a_field_twice_is_refused(tmp_path):
+    """JSON kept the last of two capacity_bytes (the plan was made for 2 bytes and
+    scored invalid) where TOML refuses the same spec."""
+    spec = tmp_path / "twice.json"
+    spec.write_text('{"capacity_bytes": 1048576, "capacity_bytes": 2}')
+    with pytest.raises(InputFormatError) as info:
+        load_accelerator(spec)
+    assert str(info.value) == (
+        f"{spec}: field 'capacity_bytes' is given more than once (JSON keeps the last, TOML "
+        "refuses it); give each field once"
+    )
+    nested = tmp_path / "ok.json"
+    nested.write_text('{"capacity_bytes": 1024, "name": "n"}')
+    assert load_accelerator(nested).capacity_bytes == 1024
+
+
 TINY_GRAPH = {
     "format": "memplan.graph",
     "version": 1,

@@ -103,6 +103,25 @@ def test_cost_dict_round_trip_and_text() -> None:
     assert "non-compulsory traffic" in cost.to_text()
 
 
+def test_cost_text_keeps_significant_digits_of_small_and_large_times() -> None:
+    """A small model's latencies printed as ``0.002 ms (overlap; serial 0.002 ms)``, so
+    --objective latency seemed to change nothing (2.164 against 2.197 us), its energy as
+    ``0.0019 mJ``; a huge latency printed as hundreds of digits."""
+    small = dataclasses.replace(
+        evaluate(hand_problem(), hand_plan()),
+        latency_s=2.1642e-6,
+        energy_j=1.8812e-6,
+        timing_model="overlap",
+        serial_latency_s=2.1969e-6,
+        overlap_latency_s=2.1642e-6,
+    )
+    assert small.latency_text() == "2.164 us (overlap; serial 2.197 us)"
+    assert "energy                 1.881 uJ" in small.to_text()
+    huge = dataclasses.replace(small, latency_s=3.5e30, overlap_latency_s=3.5e30)
+    assert huge.latency_text() == "3.5e+30 s (overlap; serial 2.197 us)"
+    assert dataclasses.replace(small, latency_s=0.0).latency_text().startswith("0 s (overlap")
+
+
 def _bypassing(residency: Residency, **fields: object) -> Residency:
     """A copy of ``residency`` with ``fields`` set past Residency's own checks."""
     copy = dataclasses.replace(residency)

@@ -104,6 +104,19 @@ def test_compare_has_one_row_per_result():
     assert "infeasible" in text and "16.00 KiB" in text
 
 
+def test_compare_and_cost_views_keep_small_latencies_readable():
+    """The comparison showed latency as ``0.002`` (ms) and energy as ``0.0019`` (mJ) for
+    a small model: two runs 1.5% apart looked equal. Now 4 significant digits in a unit."""
+    problem = diamond_problem()
+    result = NaiveSolver().solve(problem, Budget())
+    assert result.cost is not None
+    cost = dataclasses.replace(result.cost, latency_s=2.1642e-6, energy_j=1.8812e-6)
+    shown = dataclasses.replace(result, cost=cost)
+    text = compare({"a": shown})
+    assert "2.164 us" in text and "1.881 uJ" in text
+    assert "2.164 us" in cost_html(cost) and "1.881 uJ" in cost_html(cost)
+
+
 def test_table_escapes_and_aligns():
     text = table(["a", "b"], [("<x>", 3)])
     assert html.escape("<x>") in text

@@ -11,6 +11,7 @@ from helpers import random_graph
 
 from memplan.errors import GraphError, InputFormatError
 from memplan.ir import (
+    MAX_OP_MACS,
     Graph,
     GraphBuilder,
     Op,
@@ -330,3 +331,21 @@ def test_a_graph_too_large_for_64_bit_sums_is_refused_in_one_message():
     assert "above memplan's limit of 1 PiB" in message and "'x'" in message
     assert "above" in bad(huge(1 << 93))
     huge(MAX_GRAPH_BYTES // 2)()  # at the limit: accepted
+
+
+def test_macs_above_two_to_the_100_are_refused():
+    """10^400 MACs in a graph file passed the import and then failed every cost
+    computation with an OverflowError traceback (float64 cannot hold it)."""
+    b = GraphBuilder("big")
+    x = b.tensor("x", 64, TensorKind.INPUT)
+    y = b.tensor("y", 64, is_output=True)
+    b.op("huge", "MatMul", [x], [y], macs=MAX_OP_MACS)
+    assert b.build().ops[0].macs == 2**100
+    b = GraphBuilder("bigger")
+    x = b.tensor("x", 64, TensorKind.INPUT)
+    y = b.tensor("y", 64, is_output=True)
+    b.op("huge", "MatMul", [x], [y], macs=MAX_OP_MACS + 1)
+    with pytest.raises(GraphError, match=r"op 'huge' has macs of 31 digits, above .* 2\^100"):
+        b.build()
+    with pytest.raises((GraphError, InputFormatError), match=r"op 'o' has macs of 401 digits"):
+        graph_from_json(_graph_text(f', "macs": {10**400}'), "g.json")

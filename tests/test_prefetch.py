@@ -9,11 +9,14 @@ import pytest
 from timing_examples import random_problems, section7_plan, section7_problem
 from timing_rules import EPS, check_overlap_rules
 
+from memplan.accelerator import Accelerator
+from memplan.budgets import resolve_budget
 from memplan.cost import evaluate
 from memplan.plan import Arrive, Plan
 from memplan.problem import Problem
 from memplan.solver import Budget, Status, make_solver
 from memplan.solvers.prefetch import moved_residencies, prefetch
+from memplan.testing import random_dag
 from memplan.timing import simulate
 from memplan.validate import validate
 
@@ -124,3 +127,29 @@ def test_greedy_objective_latency_prefetches_at_the_same_traffic() -> None:
         assert latency.stats["prefetch_latency_after_s"] == pytest.approx(
             latency.cost.overlap_latency_s
         )
+
+
+def test_greedy_objective_latency_ranks_tied_orders_by_latency() -> None:
+    """Traffic first, then latency: here both orders move no extra byte; the min-peak
+    order was kept for its lower peak and prefetched alone (410.4 s), where the model
+    order's prefetched plan takes 390.1 s."""
+    graph = random_dag(46, 30)
+    accelerator = Accelerator("r", 0, dram_bytes_per_s=1e3, mac_per_s=1e3)
+    base = Problem(graph, accelerator.with_timing_model("overlap"))
+    problem = base.with_capacity(resolve_budget("2*MP", base).capacity_bytes)
+    by_order = {
+        order: make_solver("greedy", {"objective": "latency", "order": order}).solve(
+            problem, Budget()
+        )
+        for order in ("model", "min-peak")
+    }
+    costs = {order: r.cost for order, r in by_order.items() if r.cost is not None}
+    assert costs["model"].non_compulsory_bytes == costs["min-peak"].non_compulsory_bytes == 0
+    assert costs["model"].overlap_latency_s < costs["min-peak"].overlap_latency_s - 1
+    assert costs["model"].peak_bytes > costs["min-peak"].peak_bytes
+    auto = make_solver("greedy", {"objective": "latency"}).solve(problem, Budget())
+    assert auto.cost is not None and validate(problem, auto.plan) == []
+    assert auto.cost.non_compulsory_bytes == 0
+    assert auto.cost.overlap_latency_s == pytest.approx(costs["model"].overlap_latency_s)
+    assert auto.stats["order"] == "model"
+    assert set(auto.stats["orders_tried"]) == {"model", "min-peak"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -197,6 +198,44 @@ def test_cli_refuses_a_nan_bandwidth_before_planning(tmp_path, capsys):
     code, _, err = run_cli(capsys, "optimize", WORKLOAD, "--accelerator", spec, "-o", plan)
     assert code == EXIT_BAD_INPUT
     assert err.strip().endswith(f"{spec}: dram_bytes_per_s must be a finite number > 0, got nan")
+    assert not plan.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dram_bytes_per_s", 1e-320, "dram_bytes_per_s must be at least 1 (bytes per second)"),
+        ("mac_per_s", 5e-324, "mac_per_s must be at least 1 (MACs per second)"),
+        ("mac_per_s", 0.5, "mac_per_s must be at least 1 (MACs per second)"),
+        (
+            "dram_energy_j_per_byte",
+            1e308,
+            "dram_energy_j_per_byte must be at most 1 (joules per byte)",
+        ),
+        ("mac_energy_j", 2.0, "mac_energy_j must be at most 1 (joules per MAC)"),
+    ],
+)
+def test_rates_below_one_and_energies_above_one_joule_are_refused(field, value, message):
+    """A bandwidth of 1e-320 B/s (or an energy of 1e308 J/B) made latency or energy inf,
+    which optimize wrote as ``Infinity`` (no JSON) into a plan file score then refused."""
+    with pytest.raises(ConfigError, match=rf"^accelerator 'x': {re.escape(message)}, got"):
+        Accelerator("x", 1024, **{field: value})
+
+
+def test_the_limits_of_rates_and_energies_are_accepted():
+    acc = Accelerator("x", 1024, dram_bytes_per_s=1, mac_per_s=1.0, mac_energy_j=1.0)
+    assert (acc.dram_bytes_per_s, acc.mac_per_s, acc.mac_energy_j) == (1.0, 1.0, 1.0)
+
+
+def test_cli_refuses_a_denormal_bandwidth_before_planning(tmp_path, capsys):
+    spec = _write(tmp_path, "slow.toml", "capacity_bytes = 1048576\ndram_bytes_per_s = 1e-320\n")
+    plan = tmp_path / "plan.json"
+    code, out, err = run_cli(
+        capsys, "optimize", WORKLOAD, "--accelerator", spec, "-o", plan, "--json"
+    )
+    assert code == EXIT_BAD_INPUT, err
+    assert f"{spec}: dram_bytes_per_s must be at least 1 (bytes per second)" in err
+    assert "Infinity" not in out and "Traceback" not in err
     assert not plan.exists()
 
 

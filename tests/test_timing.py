@@ -6,6 +6,7 @@ Every accelerator here moves 1000 B/s and computes 100 MAC/s, so a 1500 B load t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hand_plans import hand_plan, hand_problem
 from timing_examples import (
@@ -179,6 +180,39 @@ def test_tie_goes_to_the_earlier_deadline_then_the_lower_tensor_id() -> None:
     assert timeline.step_start_s == pytest.approx((0.1, 2.1, 3.1))
 
 
+def test_a_spill_is_stored_before_its_reload_for_the_next_step() -> None:
+    """``a`` (1000 B) is spilled after step 0 and reloaded for step 1: the store and the
+    reload are both ready at E_0 = 1.1, waited for by step 1, of one tensor. The reload
+    was issued first (1.1-2.1, then the store 2.1-3.1), reading DRAM before the data
+    was there; the latency is the same either way."""
+    g = GraphBuilder("spill")
+    x = g.tensor("x", 100, TensorKind.INPUT)
+    a = g.tensor("a", 1000)
+    b = g.tensor("b", 100)
+    y = g.tensor("y", 100, is_output=True)
+    g.op("p", "Conv", [x], [a], macs=100)
+    g.op("q", "Conv", [x, a], [b], macs=100)
+    g.op("r", "Add", [a, b], [y], macs=100)
+    problem = Problem(g.build(), hand_rates_accelerator())
+    plan = checked_plan(
+        problem,
+        [
+            Residency(x, 0, 2, 0, LOAD, DROP),
+            Residency(a, 0, 1, 1024, PRODUCE, STORE),
+            Residency(a, 1, 3, 4096, LOAD, DROP),
+            Residency(b, 1, 3, 8192, PRODUCE, DROP),
+            Residency(y, 2, 3, 12288, PRODUCE, STORE),
+        ],
+    )
+    timeline = simulate(problem, plan)
+    of_a = [(tr.kind, tr.issue_s, tr.finish_s) for tr in timeline.transfers if tr.tensor == a]
+    assert [kind for kind, _, _ in of_a] == [TransferKind.STORE, TransferKind.LOAD]
+    assert [t for _, *times in of_a for t in times] == pytest.approx([1.1, 2.1, 2.1, 3.1])
+    # x 0-0.1; step 0 0.1-1.1; step 1 waits for both (3.1); step 2 4.1-5.1; y 5.1-5.2.
+    assert timeline.step_start_s == pytest.approx((0.1, 3.1, 4.1))
+    assert timeline.latency_s == pytest.approx(5.2)
+
+
 # --------------------------------------------------------------- streamed weights
 def test_streamed_weight_is_ready_one_step_early_in_activations_scope() -> None:
     problem = hand_problem()
@@ -232,6 +266,18 @@ def test_accelerator_chooses_the_model_and_callers_may_override() -> None:
         simulate(problem, plan, "dataflow")
     with pytest.raises(ConfigError, match="timing_model 'fast' is not one of serial, overlap"):
         Accelerator("bad", 1024, timing_model="fast")
+
+
+@pytest.mark.parametrize("model", ["", 0, False, np.array(["overlap"])], ids=repr)
+def test_an_empty_or_non_string_model_is_refused_not_taken_for_the_default(model) -> None:
+    """``evaluate(problem, plan, "")`` or ``simulate(..., 0)`` silently used the
+    accelerator's model (a falsy value read as "not given"); an array raised ValueError."""
+    problem = section7_problem()
+    plan = section7_plan(problem, x_start=4)
+    with pytest.raises(ConfigError, match="unknown timing model"):
+        evaluate(problem, plan, model)
+    with pytest.raises(ConfigError, match="unknown timing model"):
+        simulate(problem, plan, model)
 
 
 def test_preset_timing_models() -> None:

@@ -59,6 +59,11 @@ def objective_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
         raise ConfigError(
             f"--objective {objective} and --option objective={given} disagree; give one"
         )
+    if chosen is None and given is not None and str(given) in OBJECTIVES:
+        # --option objective=latency is --objective latency for the timeline and the
+        # notes too (the --plot figure lacked the timeline it promises for latency).
+        args.objective = str(given)
+        return options
     if objective == OBJECTIVES[0]:
         return options
     from memplan.registry import PluginKind, capabilities_of, providers
@@ -71,6 +76,26 @@ def objective_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
             f"do: {', '.join(able) or 'none installed'}"
         )
     return {**options, "objective": objective}
+
+
+def objective_note(args: argparse.Namespace, problem: Problem) -> str | None:
+    """A note when ``--objective latency`` cannot move the latency the output leads with.
+
+    The objective lowers the ``overlap`` model's latency; an accelerator timed by the
+    ``serial`` model reports that model's figure first, which depends on the traffic
+    only, so the run seemed to change nothing.
+    """
+    if getattr(args, "objective", None) != "latency":
+        return None
+    accelerator = problem.accelerator
+    if accelerator.timing_model == "overlap":
+        return None
+    return (
+        f"--objective latency lowers the overlap model's latency; accelerator "
+        f"{accelerator.name!r} has timing_model = {accelerator.timing_model!r}, whose "
+        "latency (shown first) is the same for every plan with the same traffic; see the "
+        'overlap figure beside it, or use a spec with timing_model = "overlap"'
+    )
 
 
 def wants_timeline(args: argparse.Namespace) -> bool:

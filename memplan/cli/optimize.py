@@ -42,6 +42,7 @@ from memplan.cli.common import (
 )
 from memplan.cli.objective import (
     add_objective_arguments,
+    objective_note,
     objective_options,
     plan_figure,
     wants_timeline,
@@ -259,6 +260,9 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args, loaded)
     budget_spec = resolve_scratchpad(args.scratchpad, problem)
     problem = problem.with_capacity(budget_spec.capacity_bytes)
+    note = objective_note(args, problem)
+    if note is not None:
+        print(f"memplan optimize: note: {note}", file=sys.stderr)
     if not args.json:
         talk.print(
             format_header(problem, loaded, budget_spec, solver, time_limit_s),

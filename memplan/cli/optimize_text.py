@@ -12,7 +12,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 from memplan.cost import Cost
-from memplan.units import format_bytes
+from memplan.units import format_bytes, format_joules
 
 if TYPE_CHECKING:
     from memplan.budgets import ResolvedBudget
@@ -184,7 +184,7 @@ def format_result(summary: dict[str, Any]) -> str:
         )
         add("peak", f"{_b(cost['peak_bytes'])} (max live {format_bytes(cost['max_live_bytes'])})")
         add("latency", Cost.from_dict(cost).latency_text(4))
-        add("energy", f"{cost['energy_j'] * 1e3:.5f} mJ")
+        add("energy", format_joules(cost["energy_j"]))
     bound, gap = summary["lower_bound_bytes"], summary["gap"]
     add(
         "lower bound",

@@ -19,6 +19,7 @@ Layout: :mod:`.graph` (ids, :class:`Tensor`, :class:`Op`, :class:`Graph`,
 from memplan.ir.builder import GraphBuilder
 from memplan.ir.graph import (
     MAX_GRAPH_BYTES,
+    MAX_OP_MACS,
     Graph,
     Op,
     OpId,
@@ -42,6 +43,7 @@ __all__ = [
     "EXACT_FLOAT_MAX",
     "GRAPH_JSON_VERSION",
     "MAX_GRAPH_BYTES",
+    "MAX_OP_MACS",
     "Graph",
     "GraphBuilder",
     "Op",

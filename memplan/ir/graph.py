@@ -288,6 +288,12 @@ class Subgraph:
 #: costs are summed in 64-bit integers (numpy), which this keeps far from overflow.
 MAX_GRAPH_BYTES = 1 << 50
 
+#: The most multiply-accumulates one op may have (2^100). An op of tensors within
+#: :data:`MAX_GRAPH_BYTES` has fewer (a convolution: below 2^50 outputs times 2^50 weights),
+#: and the limit keeps the timing and energy models (float64 seconds and joules) finite:
+#: an op of 10^400 MACs made every cost computation fail with an OverflowError.
+MAX_OP_MACS = 1 << 100
+
 
 def _verify(
     name: str, ops: Sequence[Op], tensors: Sequence[Tensor]
@@ -319,6 +325,12 @@ def _verify(
             raise GraphError(f"{where}: op {op.name!r} has id {op.id}, expected {index}")
         if op.macs < 0:
             raise GraphError(f"{where}: op {op.name!r} has negative macs {op.macs}")
+        if op.macs > MAX_OP_MACS:
+            raise GraphError(
+                f"{where}: op {op.name!r} has macs of {len(str(op.macs))} digits, above "
+                f"memplan's limit of 2^100 = {MAX_OP_MACS} multiply-accumulates per op; "
+                "give its real count"
+            )
         if not op.outputs:
             raise GraphError(f"{where}: op {op.name!r} ({op.op_type}) has no outputs")
     names = [t.name for t in tensors]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan.errors import ConfigError
 from memplan.ir import Graph, TensorKind
-from memplan.units import format_bytes
+from memplan.units import format_bytes, format_joules, format_seconds
 
 if TYPE_CHECKING:
     from memplan.cost import Cost
@@ -150,7 +150,7 @@ def _cost_rows(cost: Cost) -> list[tuple[str, str]]:
         ("peak (highest byte used)", _bytes(cost.peak_bytes)),
         ("max live", _bytes(cost.max_live_bytes)),
         ("latency", cost.latency_text(4)),
-        ("energy", f"{cost.energy_j * 1e3:.5f} mJ"),
+        ("energy", format_joules(cost.energy_j)),
     ]
 
 
@@ -360,8 +360,8 @@ def compare(results: Mapping[str, SolveResult]) -> Html:
                 format_bytes(c.non_compulsory_bytes) if c else "-",
                 format_bytes(c.traffic_bytes) if c else "-",
                 format_bytes(c.peak_bytes) if c else "-",
-                f"{c.latency_s * 1e3:.3f}" if c else "-",
-                f"{c.energy_j * 1e3:.4f}" if c else "-",
+                format_seconds(c.latency_s) if c else "-",
+                format_joules(c.energy_j) if c else "-",
                 _gap_text(r.gap),
                 f"{r.wall_s:.2f}",
             )
@@ -374,8 +374,8 @@ def compare(results: Mapping[str, SolveResult]) -> Html:
             "non-compulsory",
             "traffic",
             "peak",
-            "latency ms",
-            "energy mJ",
+            "latency",
+            "energy",
             "gap",
             "wall s",
         ],

@@ -329,3 +329,23 @@ def test_the_default_baseline_is_greedy_as_written_else_the_only_greedy() -> Non
     assert default_baseline({"greedy[order=rpo]": "greedy", "greedy[order=dfs]": "greedy"}) is None
     assert default_baseline({"ilp": "ilp", "dnc": "dnc"}) is None
     assert default_baseline({}) is None
+
+
+def test_compare_shows_latency_when_a_run_asks_for_it() -> None:
+    """greedy and greedy[objective=latency] showed the same row (equal traffic) and no
+    latency anywhere: the objective's effect was invisible in the comparison."""
+    common = {"graph_ops": 9, "mr_bytes": 1 << 17, "mp_bytes": 5 << 15, "mp_proven": True}
+    accelerator = {"timing_model": "overlap"}
+    rows = [
+        _row("c", "MR", "greedy", 65536, options={}, latency_s=2.0742e-5,
+             accelerator=accelerator, **common),
+        _row("c", "MR", "greedy", 65536, options={"objective": "latency"}, latency_s=1.8432e-5,
+             accelerator=accelerator, **common),
+        _row("c", "MH", "greedy", None, options={}, accelerator=accelerator, **common),
+    ]  # fmt: skip
+    lines = _render(compare_table(rows, "greedy"))
+    assert "latency (overlap) MR: greedy 20.74 us, S1 18.43 us" in lines
+    assert "latency (overlap) MH: greedy –" in lines
+    assert max(len(line) for line in lines) <= 80
+    plain = [dict(row, options={}) for row in rows[:1]]
+    assert not any("latency" in line for line in _render(compare_table(plain, "greedy")))
