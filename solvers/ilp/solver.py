@@ -1,6 +1,7 @@
 """The ``ilp`` solver: COSMA's joint order / replacement / allocation model, exactly.
 
-Two objectives: ``traffic`` (non-compulsory bytes, COSMA's) and ``peak`` (the minimum
+Three objectives: ``traffic`` (non-compulsory bytes, COSMA's), ``latency`` (``traffic``, then
+the prefetch pass of :mod:`memplan.solvers.latency`) and ``peak`` (the minimum
 peak live bytes over orders with no spilling: COSMA's MPMF variant, which gives M_P).
 Two modes: ``free`` (the order is a variable) and ``fixed`` (the order comes from the
 ``order`` option). Two backends: ``cpsat`` (OR-Tools CP-SAT, interval variables and
@@ -74,8 +75,10 @@ from memplan.solvers.ilp.traffic import (
     traffic_floor,
     warm_starts,
 )
+from memplan.solvers.latency import solve_for_latency
+from memplan.timing import OBJECTIVE_LATENCY
 
-OBJECTIVES = ("traffic", "peak")
+OBJECTIVES = ("traffic", "peak", "latency")
 MODES = ("free", "fixed")
 ORDERS = ("greedy", *NAMED_ORDERS)
 BACKENDS = ("cpsat", "milp")
@@ -88,10 +91,16 @@ class IlpSolver:
 
     name: ClassVar[str] = "ilp"
     #: Proves M_P (:meth:`exact_min_peak`); the core finds it by this capability.
-    capabilities: ClassVar[frozenset[str]] = frozenset({EXACT_MIN_PEAK, PART_SOLVER})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {EXACT_MIN_PEAK, PART_SOLVER, OBJECTIVE_LATENCY}
+    )
     objective: str = field(
         default="traffic",
-        metadata={"help": "traffic (non-compulsory bytes, COSMA) or peak (min peak, no spills)"},
+        metadata={
+            "help": "traffic (non-compulsory bytes, COSMA), peak (min peak, no spills) or "
+            "latency (traffic in 90 % of the time, then the prefetch pass: loads start "
+            "earlier where the scratchpad has room, same traffic, lower overlap latency)"
+        },
     )
     mode: str = field(
         default="free",
@@ -221,6 +230,8 @@ class IlpSolver:
     @stops_on_ctrl_c
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan ``problem`` within ``budget`` (see the module docstring)."""
+        if self.objective == "latency":
+            return solve_for_latency(self, problem, budget)
         infeasible = infeasible_below_mr(self, problem, budget)
         if infeasible is not None:
             return infeasible

@@ -92,6 +92,7 @@ from memplan.solver import (
     stops_on_ctrl_c,
 )
 from memplan.solvers.dnc.bound import ilp_part_bound
+from memplan.solvers.latency import solve_for_latency
 from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.orders import (
@@ -105,6 +106,7 @@ from memplan.solvers.rl.play import (
     ROLLOUT_SEARCH,
     GamePlay,
 )
+from memplan.timing import OBJECTIVE_LATENCY, OBJECTIVES
 from memplan.traffic_bound import traffic_lower_bound
 
 #: Share of the time the lower bound may take (it stops the games once a plan meets it).
@@ -128,6 +130,7 @@ class RlSolver(OrderPlanning, GamePlay):
     policy/value network."""
 
     name: ClassVar[str] = "rl"
+    capabilities: ClassVar[frozenset[str]] = frozenset({OBJECTIVE_LATENCY})
 
     order: str = field(
         default=AUTO_ORDER,
@@ -192,9 +195,18 @@ class RlSolver(OrderPlanning, GamePlay):
         metadata={"help": "seconds of search at most, even under a longer time limit; > 0"},
     )
     seed: int = seed_field("seed of the Gumbel noise and rollouts; same seed, same plan")
+    objective: str = field(
+        default="traffic",
+        metadata={
+            "help": "traffic (default) | latency: plan for traffic in 90 % of the time, "
+            "then start loads earlier where the scratchpad has room (the prefetch pass; "
+            "same traffic, lower overlap latency)"
+        },
+    )
 
     def __post_init__(self) -> None:
         type_options(self)
+        check_choice(self.name, "objective", self.objective, OBJECTIVES)
         check_choice(self.name, "order", self.order, (*AUTO_ORDERS, AUTO_ORDER))
         check_choice(self.name, "search", self.search, (ROLLOUT_SEARCH, GUMBEL_SEARCH))
         check_range(self.name, "alternatives", self.alternatives, 1, NUM_ACTIONS - 1)
@@ -223,6 +235,8 @@ class RlSolver(OrderPlanning, GamePlay):
     def solve(self, problem: Problem, budget: Budget) -> SolveResult:
         """Plan each order with greedy's stack, then play on the best ones until the budget
         or the episode count is spent."""
+        if self.objective == "latency":
+            return solve_for_latency(self, problem, budget)
         refused = infeasible_below_mr(self, problem, budget)
         if refused is not None:
             return refused
