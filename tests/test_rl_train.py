@@ -252,3 +252,47 @@ def test_cli_rl_help_ranges_match_what_is_enforced() -> None:
         NUM_ACTIONS,
         SEED_MAX,
     )
+
+
+def test_cli_train_stops_and_saves_on_sigterm(tmp_path, capsys, monkeypatch) -> None:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) killed a run at once with
+    nothing written, however long it had trained; it now stops it as Ctrl-C does: the
+    games end and the checkpoint, log and curve are written."""
+    pytest.importorskip("torch")
+    import os
+    import signal
+
+    import memplan.rl.train
+    from memplan.cli import EXIT_OK, main
+
+    class Killed(Exception):
+        pass
+
+    def killed(signum: int, frame: Any) -> None:  # what the old code let through: no save
+        raise Killed
+
+    previous = signal.signal(signal.SIGTERM, killed)
+    teacher_game = memplan.rl.train._teacher_game
+    calls = []
+
+    def terminated_after_setup(instance: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 10:  # the setup plays 8 teacher games; this is the 2nd warm game
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # a signal handler would run by now
+        return teacher_game(instance)
+
+    monkeypatch.setattr(memplan.rl.train, "_teacher_game", terminated_after_setup)
+    output = tmp_path / "agent.npz"
+    started = time.monotonic()
+    try:
+        code = main(["rl", "train", "--minutes", "1", "--families", "", "-q", "-o", str(output)])
+        handler_after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == EXIT_OK
+    assert time.monotonic() - started < 40  # stopped, not run to its minute
+    assert "stopping" in capsys.readouterr().err
+    assert 1 <= Network.load(output).meta["games"] <= 3
+    assert output.with_suffix(".png").is_file() and output.with_suffix(".log.jsonl").is_file()
+    assert handler_after is killed  # the command put the caller's handler back

@@ -20,7 +20,7 @@ def train_command(args: argparse.Namespace) -> int:
     started = time.monotonic()  # --minutes counts from here: imports and setup included
     from memplan.cli import EXIT_OK
     from memplan.cli.common import err_console
-    from memplan.cli.plancommon import StopOnSigint, sigint_ignored
+    from memplan.cli.plancommon import StopOnSigint, sigint_ignored, sigterm_stops
     from memplan.rl.sampler import TRAIN_FAMILIES
     from memplan.rl.train import TrainConfig, TrainOutputs, run_training, save_training
     from memplan.solvers.rl.search import MAX_SIMULATIONS
@@ -60,7 +60,9 @@ def train_command(args: argparse.Namespace) -> int:
         "memplan rl train: stopping; then saving the checkpoint, log and curve (Ctrl-C "
         "again before the games stop aborts and saves nothing)"
     )
-    with progress, StopOnSigint(stop, notice):
+    term_notice = "memplan rl train: SIGTERM: stopping; then saving the checkpoint, log and curve"
+    # SIGTERM stops the games as Ctrl-C does, and is ignored while the files are written.
+    with progress, StopOnSigint(stop, notice), sigterm_stops(stop, term_notice):
         task = progress.add_task(
             "train", total=total_s, status="setup: sampling the validation instances"
         )
@@ -128,7 +130,7 @@ def _report_training(
     console.print(f"wrote {', '.join(outputs.names)}", markup=False, soft_wrap=True)
     if run.untrained:
         why = (
-            "Ctrl-C came"
+            "Ctrl-C (or SIGTERM) came"
             if interrupted
             else f"--minutes {config.minutes:g} ran out (the setup alone took "
             f"{first['time_s']:.0f} s)"
