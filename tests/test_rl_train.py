@@ -296,3 +296,46 @@ def test_cli_train_stops_and_saves_on_sigterm(tmp_path, capsys, monkeypatch) -> 
     assert 1 <= Network.load(output).meta["games"] <= 3
     assert output.with_suffix(".png").is_file() and output.with_suffix(".log.jsonl").is_file()
     assert handler_after is killed  # the command put the caller's handler back
+
+
+def test_training_stops_inside_a_slow_instance_baseline(monkeypatch) -> None:
+    """The greedy baseline of a sampled training instance may search up to 30 s (a
+    127-op random DAG took 19-31 s before the fast kernels were compiled), and the time
+    limit was not checked inside it: a 30-s run trained for 41 s. The baseline now gets
+    the time left (and stops on Ctrl-C); an instance cut short is not played."""
+    pytest.importorskip("torch")
+    import memplan.solvers.rl.instances as instances
+    from memplan.rl.train import TrainConfig, run_training
+
+    greedy_plan = instances.greedy_plan
+    calls: list[float] = []
+    slow_since: list[float] = []
+
+    def slow_after_setup(problem: Any, order: Any, time_limit_s: float, *args: Any) -> Any:
+        calls.append(time_limit_s)
+        slow_since.append(time.monotonic())
+        if len(calls) > 1:  # the validation instance is quick; training instances are slow
+            stop_event = args[1]
+            until = time.monotonic() + time_limit_s
+            while time.monotonic() < until and not (stop_event and stop_event.is_set()):
+                time.sleep(0.01)
+            time_limit_s = max(until - time.monotonic(), 0.0)  # what is left of its limit
+        return greedy_plan(problem, order, time_limit_s, *args)
+
+    monkeypatch.setattr(instances, "greedy_plan", slow_after_setup)
+    # 6 s: the setup (about 2 s, more under load) must end before the time does.
+    config = TrainConfig(minutes=0.1, seed=4, families=(), eval_instances=1, eval_every_s=1e9)
+    started = time.monotonic()
+    run = run_training(config)
+    assert time.monotonic() - started < 6 + 2.0  # the time limit, a little slack
+    assert run.games == 0 and len(calls) == 2
+    assert calls[1] <= 6.0  # the baseline was given the time left, not 30 s
+
+    def ctrl_c() -> bool:  # half a second into the slow baseline
+        return len(calls) > 1 and time.monotonic() > slow_since[1] + 0.5
+
+    config = TrainConfig(minutes=1, seed=4, families=(), eval_instances=1, eval_every_s=1e9)
+    calls.clear()
+    slow_since.clear()
+    run = run_training(config, should_stop=ctrl_c)
+    assert len(calls) == 2 and time.monotonic() - slow_since[1] < 2.0 and run.games == 0

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from memplan.io.files import OutputTarget, atomic_write_bytes, atomic_write_many
 from memplan.options import SEED_MAX
 from memplan.placement import PlacementState
 from memplan.rl.sampler import TRAIN_FAMILIES, InstanceSampler
+from memplan.solver import Budget
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
     GLOBAL_FEATURES,
@@ -210,6 +212,19 @@ class TrainRun:
         row = {"time_s": elapsed_s, "games": self.games, "policy_return": policy_return}
         self.log.evaluations.append(row)
         self.lines.append(json.dumps({"record": "eval", **row}))
+
+
+class _PolledEvent(threading.Event):
+    """A stop flag that is set when ``poll`` (e.g. a Ctrl-C flag's ``is_set``) says so,
+    for a :class:`~memplan.solver.Budget` inside training (None: never set by it)."""
+
+    def __init__(self, poll: Callable[[], bool] | None) -> None:
+        super().__init__()
+        self._poll = poll
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called or ``poll`` says stop."""
+        return super().is_set() or (self._poll is not None and self._poll())
 
 
 def teacher_slot(state: PlacementState, encoding: Encoding, reference: Reference | None) -> int:
@@ -417,6 +432,10 @@ def run_training(
     def out_of_time() -> bool:
         return time.monotonic() - started >= limit_s or (should_stop is not None and should_stop())
 
+    # A training instance's greedy baseline may search for seconds (30 at most): it gets
+    # the time left and stops on should_stop (Ctrl-C); one cut short is not played.
+    sampling = Budget(limit_s, started_at_s=started, stop_event=_PolledEvent(should_stop))
+
     run.evaluate(time.monotonic() - started)
     last_eval = 0.0
     while True:
@@ -426,7 +445,9 @@ def run_training(
         if elapsed - last_eval >= config.eval_every_s:
             run.evaluate(elapsed)
             last_eval = elapsed
-        instance = sampler.sample()
+        instance = sampler.sample(sampling)
+        if out_of_time():
+            break  # the baseline was cut short: its reward would not be the same
         warm = run.games < config.warm_games
         if warm:
             samples, paid, final = _teacher_game(instance)
