@@ -296,3 +296,23 @@ def test_cli_evaluate_on_workloads_that_spill_nowhere_at_mr_does_not_ask_for_sma
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert "give smaller budgets, down to MR" in err and "even at M_R" not in err
+
+
+def test_cli_evaluate_warns_about_an_untrained_checkpoint(tmp_path, capsys) -> None:
+    """A checkpoint of a run that took no training step (``memplan rl train`` warns about
+    it once) was measured without a word: its table showed random weights as "the
+    network". The command now says so beside the table."""
+    from memplan.cli import EXIT_OK, main
+
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    untrained = Network(Network.initial(0).params, {"updates": 0, "games": 0})
+    checkpoint = tmp_path / "untrained.npz"
+    checkpoint.write_bytes(untrained.to_bytes())
+    argv = ["rl", "evaluate", "--suite", str(model), "--budgets", "MR", "--scope", "activations",
+            "--orders", "model", "--simulations", "2", "-q"]  # fmt: skip
+    assert main([*argv, "--network", str(checkpoint)]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "untrained.npz" in err and "UNTRAINED" in err and "random initial weights" in err
+    assert main(argv) == EXIT_OK  # the shipped agent: no such warning
+    assert "UNTRAINED" not in capsys.readouterr().err

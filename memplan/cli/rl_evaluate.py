@@ -43,6 +43,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
     output = check_output_path(args.json, "--json") if args.json is not None else None
     network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)
+    if network.meta.get("updates") == 0:  # memplan rl train warned about it once
+        err_console.print(
+            f"memplan rl evaluate: warning: {args.network} is UNTRAINED (its run took no "
+            "training step: random initial weights); the table measures those",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     accelerator = load_accelerator(args.accelerator or DEFAULT_PRESET)
     if args.suite is None:
         if args.max_ops < 1:
