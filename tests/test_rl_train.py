@@ -78,6 +78,9 @@ def _one_line(err: str) -> str:
         (["--simulations", "0"], "--simulations must be 1 .. 4096"),
         (["--simulations", "4097"], "--simulations must be 1 .. 4096"),  # as rl evaluate
         (["--threads", "0"], "--threads must be >= 1"),
+        # torch's thread pool failed to start (libgomp), or the process died of SIGSEGV, at
+        # the first training step: everything trained so far was lost.
+        (["--threads", "100000"], "--threads 100000: at most"),
         (["--families", "vgg,nosuch"], "'nosuch' has no catalog workload"),
         (["--families", "vgg,,resnet"], "an empty name between commas"),
     ],

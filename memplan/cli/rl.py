@@ -117,7 +117,8 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="CPU threads torch may use for the training steps, >= 1 (default: %(default)s)",
+        help="CPU threads torch may use for the training steps, 1 .. the machine's CPU "
+        "count (default: %(default)s)",
     )
     train.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar (default: show one on stderr)"

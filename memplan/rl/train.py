@@ -107,6 +107,12 @@ class TrainConfig:
             raise ConfigError(f"considered must be 1 .. {NUM_ACTIONS}, got {self.considered}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:  # 16384 threads: libgomp failed (exit 1) or SIGSEGV mid-run
+            raise ConfigError(
+                f"--threads {self.threads}: at most {cpus}, the CPUs of this machine (more "
+                "threads only slow the training steps, and thousands crash torch's thread pool)"
+            )
         for name in ("warm_games", "rollout_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
