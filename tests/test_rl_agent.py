@@ -645,3 +645,30 @@ def test_rl_is_never_worse_than_greedy_even_when_its_own_references_are_poor(
         assert result.cost.non_compulsory_bytes <= greedy.cost.non_compulsory_bytes
         floor = greedy.stats["order"]
         assert result.stats["reference_bytes"][floor] == greedy.cost.non_compulsory_bytes
+
+
+def test_network_checkpoint_that_is_a_fifo_is_refused_at_once(tmp_path) -> None:
+    """``-O network=PIPE.npz`` (or ``rl evaluate --network``) on a named pipe hung for
+    ever in open(), waiting for a writer; a checkpoint must be a regular file."""
+    import os
+    import threading
+
+    fifo = tmp_path / "agent.npz"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Network.load(fifo)
+        except BaseException as error:  # reported to the test below
+            outcome.append(error)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(5.0)
+    if worker.is_alive():  # the old code: let the blocked open() return, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5.0)
+        pytest.fail("Network.load blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], ConfigError)
+    assert "agent.npz: is a FIFO" in str(outcome[0]) and "regular .npz file" in str(outcome[0])

@@ -17,6 +17,8 @@ it was trained).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,14 @@ PARAMETERS: dict[str, tuple[int, ...]] = {
     "o.weight": (1, HIDDEN),
     "o.bias": (1,),
 }
+
+#: What a path that is neither a regular file nor a folder is, for messages.
+_NOT_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 #: The checkpoint shipped inside the package.
 SHIPPED_CHECKPOINT = Path(__file__).with_name("checkpoint") / "agent.npz"
@@ -116,6 +126,13 @@ class Network:
             ConfigError: the file is missing, unreadable, or of another format version.
         """
         try:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder: open() says
+                kind = next((k for test, k in _NOT_FILES if test(mode)), "not a regular file")
+                raise ConfigError(
+                    f"{path}: is {kind}; a network checkpoint must be a regular .npz file "
+                    "(reading a pipe or a device can block forever)"
+                )
             with open(path, "rb") as handle:
                 magic = handle.read(4)
         except OSError as error:
