@@ -672,3 +672,30 @@ def test_network_checkpoint_that_is_a_fifo_is_refused_at_once(tmp_path) -> None:
         pytest.fail("Network.load blocked on a FIFO")
     assert len(outcome) == 1 and isinstance(outcome[0], ConfigError)
     assert "agent.npz: is a FIFO" in str(outcome[0]) and "regular .npz file" in str(outcome[0])
+
+
+@pytest.mark.parametrize("magnitude", [1e30, 3e38])
+def test_a_network_of_huge_finite_weights_still_plays(magnitude: float) -> None:
+    """Weights that are finite in float32 but huge (a diverging run, a hand-made file)
+    overflowed the float32 forward pass to inf - inf = NaN logits: ``--solver rl -O
+    network=... -O search=gumbel`` died of a numpy ValueError traceback. The forward pass
+    runs in float64, where any finite float32 weights give finite logits and value."""
+    from memplan.solvers.rl.search import play_episode
+
+    rng = np.random.default_rng(0)
+    params = {
+        name: (np.sign(rng.standard_normal(a.shape)) * magnitude).astype(np.float32)
+        for name, a in Network.initial(0).params.items()
+    }
+    network = Network(params)
+    instance = _instance(2, n_ops=16)
+    state = instance.new_state()
+    logits, value = network(encode(state, instance.scale_bytes, instance.guide))
+    legal = encode(state, instance.scale_bytes, instance.guide).mask
+    assert np.isfinite(logits[legal]).all() and np.isfinite(value) and value <= 0.0
+    search = search_for(
+        instance, network, simulations=4, considered=4, rollout_steps=2,
+        rng=np.random.default_rng(1), noise=True,
+    )  # fmt: skip
+    assert play_episode(state, search)
+    assert validate(instance.problem, state.plan()) == []

@@ -69,6 +69,10 @@ class Network:
 
     params: dict[str, np.ndarray]  # name -> float32 array of PARAMETERS[name]'s shape
     meta: dict[str, Any] = field(default_factory=dict)  # training command, seed, data, time
+    # The params in float64, which the forward pass uses: huge but finite float32 weights
+    # overflowed a float32 pass to NaN logits; in float64 any finite ones give finite
+    # outputs (four layers of products of at most 3.4e38 stay far below 1e308).
+    _wide: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, shape in PARAMETERS.items():
@@ -79,6 +83,8 @@ class Network:
                     f"{None if got is None else tuple(got.shape)}; the checkpoint does not "
                     "match this memplan version (retrain with memplan rl train)"
                 )
+        wide = {name: np.asarray(self.params[name], dtype=np.float64) for name in PARAMETERS}
+        object.__setattr__(self, "_wide", wide)
 
     @staticmethod
     def initial(seed: int) -> Network:
@@ -93,10 +99,10 @@ class Network:
 
     def __call__(self, encoding: Encoding) -> tuple[np.ndarray, float]:
         """Logits per slot (-inf where masked) and the value of one encoded state."""
-        p = self.params
-        g = np.maximum(p["g.weight"] @ encoding.globals + p["g.bias"], 0.0)
+        p = self._wide
+        g = np.maximum(p["g.weight"] @ encoding.globals.astype(np.float64) + p["g.bias"], 0.0)
         legal = encoding.mask
-        rows = encoding.actions[legal]
+        rows = encoding.actions[legal].astype(np.float64)
         h = np.maximum(rows @ p["a.weight"].T + (p["u.weight"] @ g + p["a.bias"]), 0.0)
         e = np.maximum(h @ p["e.weight"].T + p["e.bias"], 0.0)
         logits = np.full(legal.shape[0], -np.inf, dtype=np.float64)
