@@ -316,3 +316,24 @@ def test_cli_evaluate_warns_about_an_untrained_checkpoint(tmp_path, capsys) -> N
     assert "untrained.npz" in err and "UNTRAINED" in err and "random initial weights" in err
     assert main(argv) == EXIT_OK  # the shipped agent: no such warning
     assert "UNTRAINED" not in capsys.readouterr().err
+
+
+def test_cli_evaluate_on_a_model_of_unfixed_shapes_does_not_suggest_flags_it_lacks(
+    tmp_path, capsys
+) -> None:
+    """An ONNX model with a symbolic batch dim was skipped with "Give the sizes ..., e.g.
+    --dim batch=1", a flag rl evaluate does not have (it said "unrecognized arguments")."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    assert main(["rl", "evaluate", "--suite", str(model), "-q"]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "symbolic dim 'batch'" in err
+    assert "rl evaluate takes no --dim or --input-shape" in err and "fixed input shapes" in err

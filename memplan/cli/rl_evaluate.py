@@ -23,6 +23,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from memplan.cli.common import console, err_console
     from memplan.cli.plancommon import StopOnSigint
     from memplan.io.files import atomic_write_text, check_output_path
+    from memplan.onnx.inputs import UNFIXED_SHAPES
     from memplan.problem import Problem, Scope
     from memplan.rl.evaluate import EvalConfig, EvalRow, cells, evaluate_cell, tally
     from memplan.rl.sampler import HELD_OUT_FAMILIES, catalog_workloads
@@ -63,6 +64,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     workloads, failures = load_workloads(suite)
     for failure in failures:
         err_console.print(f"skipped: {failure}", highlight=False)
+    if any(UNFIXED_SHAPES in failure for failure in failures):  # its fix names flags
+        err_console.print(
+            "note: memplan rl evaluate takes no --dim or --input-shape (the ONNX import "
+            "flags of optimize): give it models with fixed input shapes (exported without "
+            "dynamic axes)",
+            highlight=False,
+        )
     if not workloads:
         raise ConfigError("--suite: no workload could be loaded (see the lines above)")
     graphs = [(w.name, w.graph) for w in workloads]
