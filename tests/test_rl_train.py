@@ -342,3 +342,47 @@ def test_training_stops_inside_a_slow_instance_baseline(monkeypatch) -> None:
     slow_since.clear()
     run = run_training(config, should_stop=ctrl_c)
     assert len(calls) == 2 and time.monotonic() - slow_since[1] < 2.0 and run.games == 0
+
+
+def test_cli_train_saves_to_a_rescue_folder_when_its_folder_is_gone(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """The -o folder was checked before training; when it was gone (or full, or read-only)
+    by the end, the run failed with 'folder ... does not exist' and everything it had
+    trained was lost. The three files now go to a fresh folder in the temp folder, and
+    the error says where."""
+    pytest.importorskip("torch")
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    import memplan.rl.train
+    from memplan.cli import EXIT_OK, main
+
+    rescue_root = tmp_path / "tmp"
+    rescue_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue_root))
+    out = tmp_path / "out"
+    out.mkdir()
+    teacher_game = memplan.rl.train._teacher_game
+    calls = []
+
+    def folder_removed(instance: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 10:  # after the setup's 8: remove -o's folder, then Ctrl-C
+            shutil.rmtree(out)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return teacher_game(instance)
+
+    monkeypatch.setattr(memplan.rl.train, "_teacher_game", folder_removed)
+    argv = ["rl", "train", "--minutes", "1", "--families", "", "-q", "-o", str(out / "a.npz")]
+    code = main(argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code != EXIT_OK
+    assert "does not exist" in err and "saved instead" in err
+    (rescue,) = list(rescue_root.glob("memplan-rl-train-*"))
+    assert str(rescue / "a.npz") in err
+    assert sorted(p.name for p in rescue.iterdir()) == ["a.log.jsonl", "a.npz", "a.png"]
+    assert Network.load(rescue / "a.npz").meta["games"] >= 1

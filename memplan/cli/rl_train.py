@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from memplan.cli.common import checked_seed
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, OutputFileError
 
 if TYPE_CHECKING:
     from memplan.rl.train import TrainConfig, TrainOutputs, TrainRun
@@ -81,11 +81,31 @@ def train_command(args: argparse.Namespace) -> int:
             status="final evaluation; writing the three files",
         )
         with sigint_ignored():  # the games are over: evaluate and write the three files whole
-            save_training(outputs, run)
+            try:
+                save_training(outputs, run)
+            except OutputFileError as error:  # checked before training, gone since
+                _rescue(error, outputs, run)
         progress.update(task, status="written")
     with sigint_ignored():
         _report_training(run, outputs, config, interrupted=stop.is_set())
     return EXIT_OK
+
+
+def _rescue(error: OutputFileError, outputs: TrainOutputs, run: TrainRun) -> NoReturn:
+    """Save a run whose -o could no longer be written to a folder in the temp folder;
+    raise ``error`` saying where the files went (or that they are lost)."""
+    from memplan.rl.train import LOG_SUFFIX, rescue_training
+
+    try:
+        saved = rescue_training(outputs, run)
+    except OutputFileError as second:
+        raise OutputFileError(
+            f"{error}; saving the run in the temp folder failed too ({second}): it is lost"
+        ) from None
+    raise OutputFileError(
+        f"{error}; the run was saved instead to {saved} (and {saved.stem}{LOG_SUFFIX}, "
+        f"{saved.stem}.png beside it): move them where you want them"
+    ) from None
 
 
 def _families(text: str) -> tuple[str, ...]:

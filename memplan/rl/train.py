@@ -536,6 +536,28 @@ def save_training(outputs: TrainOutputs, run: TrainRun) -> None:
     )
 
 
+def rescue_training(outputs: TrainOutputs, run: TrainRun) -> Path:
+    """Write the three files of a run that :func:`save_training` could not write (the
+    folder was removed, filled or made read-only during training) into a new folder in
+    the system's temp folder, under the same names; return the checkpoint's path there.
+
+    Raises:
+        OutputFileError: the temp folder refused them too.
+    """
+    import tempfile
+
+    checkpoint = Path(outputs.checkpoint.given)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="memplan-rl-train-"))
+    except OSError as error:
+        raise OutputFileError(
+            f"cannot create a folder in the temp folder ({error.strerror or error})"
+        ) from None
+    rescued = TrainOutputs.check(folder / checkpoint.name)
+    save_training(rescued, run)
+    return folder / checkpoint.name
+
+
 def plot_learning_curve(
     log: TrainLog, path: str | os.PathLike[str], teacher_return: float | None = None
 ) -> None:
