@@ -99,9 +99,13 @@ def sigint_ignored() -> Iterator[None]:
 def sigterm_stops(stop_event: threading.Event, notice: str) -> Iterator[None]:
     """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) sets ``stop_event`` as the
     first Ctrl-C does (printing ``notice`` once), and never aborts, so a long run still
-    saves what it has done (main thread only). By default SIGTERM ended ``memplan rl
-    train`` at once with nothing written, however long it had trained."""
-    if threading.current_thread() is not threading.main_thread():
+    saves what it has done (main thread only; an ignored SIGTERM stays ignored). By
+    default SIGTERM ended ``memplan rl train`` at once with nothing written, however
+    long it had trained."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    ):
         yield
         return
 
