@@ -337,3 +337,20 @@ def test_cli_evaluate_on_a_model_of_unfixed_shapes_does_not_suggest_flags_it_lac
     err = " ".join(capsys.readouterr().err.split())
     assert "symbolic dim 'batch'" in err
     assert "rl evaluate takes no --dim or --input-shape" in err and "fixed input shapes" in err
+
+
+def test_cli_evaluate_refuses_to_write_its_json_over_the_checkpoint(tmp_path, capsys) -> None:
+    """``--network agent.npz --json agent.npz`` replaced the checkpoint with the JSON
+    rows after the first cell: the trained network was gone."""
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    checkpoint = tmp_path / "agent.npz"
+    checkpoint.write_bytes(SHIPPED_CHECKPOINT.read_bytes())
+    (tmp_path / "link.json").symlink_to(checkpoint)
+    for json_path in (checkpoint, tmp_path / "link.json"):
+        code = main(["rl", "evaluate", "--network", str(checkpoint), "--json", str(json_path),
+                     "--suite", "darts_v2_cifar_small", "-q"])  # fmt: skip
+        assert code == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert "is the --network checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert checkpoint.read_bytes() == SHIPPED_CHECKPOINT.read_bytes()

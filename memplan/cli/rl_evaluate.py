@@ -43,7 +43,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     budgets = split_list(args.budgets, "--budgets")
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
     output = check_output_path(args.json, "--json") if args.json is not None else None
-    network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)
+    network_path = SHIPPED_CHECKPOINT if args.network == "shipped" else args.network
+    if output is not None and output.path is not None and _same_file(output.path, network_path):
+        raise ConfigError(
+            f"--json {args.json} is the --network checkpoint: the rows would replace the "
+            "network; choose another file name for --json"
+        )
+    network = Network.load(network_path)
     if network.meta.get("updates") == 0:  # memplan rl train warned about it once
         err_console.print(
             f"memplan rl evaluate: warning: {args.network} is UNTRAINED (its run took no "
@@ -254,3 +260,13 @@ def _summary(rows: list[Any]) -> list[str]:
             f"{t.median_seconds_free:.2f} s"
         )
     return lines
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    """Whether two paths name one existing file (links followed)."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either is missing (a new --json file), or unreadable
+        return False
