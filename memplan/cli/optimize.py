@@ -225,9 +225,11 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
         raise ConfigError(
             f"{' and '.join(to_stdout)} would all write to standard output; give file names"
         )
-    # Files the run reads: the model, and any --option value naming a file (the rl
-    # solver's network=agent.npz was overwritten by -o agent.npz).
+    # Files the run reads: the model, the --accelerator spec, and any --option value
+    # naming a file (the rl solver's network=agent.npz was overwritten by -o agent.npz).
     inputs = [("the model file being planned", Path(args.model))]
+    if getattr(args, "accelerator", None):
+        inputs.append(("the --accelerator spec file", Path(args.accelerator)))
     for pair in args.options:
         name, _, value = str(pair).partition("=")
         inputs.append((f"the file of --option {name}", Path(value)))
