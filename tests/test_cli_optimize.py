@@ -494,6 +494,28 @@ def test_an_output_that_is_the_model_file_is_refused(tmp_path, model_path, capsy
     assert model.read_bytes() == before
 
 
+def test_an_output_that_is_a_file_an_option_names_is_refused(tmp_path, model_path, capsys):
+    """``--solver rl -O network=agent.npz -o agent.npz`` replaced the trained network
+    with the plan JSON (and -o npu.toml its --accelerator spec): a file an --option or
+    --accelerator names is refused as an output, like the model."""
+    from memplan.solvers.rl.network import SHIPPED_CHECKPOINT
+
+    checkpoint = tmp_path / "agent.npz"
+    checkpoint.write_bytes(SHIPPED_CHECKPOINT.read_bytes())
+    code, _, err = run(capsys, "optimize", model_path, "--scratchpad", "MR", "--solver", "rl",
+                       "-O", f"network={checkpoint}", "-o", checkpoint)  # fmt: skip
+    assert code == EXIT_BAD_INPUT and len(err.strip().splitlines()) == 1
+    assert "is the file of --option network" in err
+    assert checkpoint.read_bytes() == SHIPPED_CHECKPOINT.read_bytes()
+    spec = tmp_path / "npu.toml"  # the --accelerator spec file, likewise
+    spec.write_text('name = "npu"\ncapacity_bytes = 1000000\nalignment_bytes = 64\n')
+    before = spec.read_text()
+    code, _, err = run(capsys, "optimize", model_path, "--scratchpad", "MR",
+                       "--accelerator", spec, "-o", spec)  # fmt: skip
+    assert code == EXIT_BAD_INPUT and "is the --accelerator spec file" in err
+    assert spec.read_text() == before
+
+
 def test_validate_lists_a_few_of_each_kind_and_counts_the_rest(tmp_path, model_path, capsys):
     """A plan with 300 copies of one stay printed 45,000 overlap lines (2,000 copies: 2
     million lines in 7 s, and --json 470 MB in 59 s). The first of each kind are listed,

@@ -645,3 +645,57 @@ def test_rl_is_never_worse_than_greedy_even_when_its_own_references_are_poor(
         assert result.cost.non_compulsory_bytes <= greedy.cost.non_compulsory_bytes
         floor = greedy.stats["order"]
         assert result.stats["reference_bytes"][floor] == greedy.cost.non_compulsory_bytes
+
+
+def test_network_checkpoint_that_is_a_fifo_is_refused_at_once(tmp_path) -> None:
+    """``-O network=PIPE.npz`` (or ``rl evaluate --network``) on a named pipe hung for
+    ever in open(), waiting for a writer; a checkpoint must be a regular file."""
+    import os
+    import threading
+
+    fifo = tmp_path / "agent.npz"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Network.load(fifo)
+        except BaseException as error:  # reported to the test below
+            outcome.append(error)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(5.0)
+    if worker.is_alive():  # the old code: let the blocked open() return, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5.0)
+        pytest.fail("Network.load blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], ConfigError)
+    assert "agent.npz: is a FIFO" in str(outcome[0]) and "regular .npz file" in str(outcome[0])
+
+
+@pytest.mark.parametrize("magnitude", [1e30, 3e38])
+def test_a_network_of_huge_finite_weights_still_plays(magnitude: float) -> None:
+    """Weights that are finite in float32 but huge (a diverging run, a hand-made file)
+    overflowed the float32 forward pass to inf - inf = NaN logits: ``--solver rl -O
+    network=... -O search=gumbel`` died of a numpy ValueError traceback. The forward pass
+    runs in float64, where any finite float32 weights give finite logits and value."""
+    from memplan.solvers.rl.search import play_episode
+
+    rng = np.random.default_rng(0)
+    params = {
+        name: (np.sign(rng.standard_normal(a.shape)) * magnitude).astype(np.float32)
+        for name, a in Network.initial(0).params.items()
+    }
+    network = Network(params)
+    instance = _instance(2, n_ops=16)
+    state = instance.new_state()
+    logits, value = network(encode(state, instance.scale_bytes, instance.guide))
+    legal = encode(state, instance.scale_bytes, instance.guide).mask
+    assert np.isfinite(logits[legal]).all() and np.isfinite(value) and value <= 0.0
+    search = search_for(
+        instance, network, simulations=4, considered=4, rollout_steps=2,
+        rng=np.random.default_rng(1), noise=True,
+    )  # fmt: skip
+    assert play_episode(state, search)
+    assert validate(instance.problem, state.plan()) == []

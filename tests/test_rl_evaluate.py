@@ -296,3 +296,61 @@ def test_cli_evaluate_on_workloads_that_spill_nowhere_at_mr_does_not_ask_for_sma
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert "give smaller budgets, down to MR" in err and "even at M_R" not in err
+
+
+def test_cli_evaluate_warns_about_an_untrained_checkpoint(tmp_path, capsys) -> None:
+    """A checkpoint of a run that took no training step (``memplan rl train`` warns about
+    it once) was measured without a word: its table showed random weights as "the
+    network". The command now says so beside the table."""
+    from memplan.cli import EXIT_OK, main
+
+    model = tmp_path / "dag.json"
+    model.write_text(graph_to_json(random_dag(3, 24)))
+    untrained = Network(Network.initial(0).params, {"updates": 0, "games": 0})
+    checkpoint = tmp_path / "untrained.npz"
+    checkpoint.write_bytes(untrained.to_bytes())
+    argv = ["rl", "evaluate", "--suite", str(model), "--budgets", "MR", "--scope", "activations",
+            "--orders", "model", "--simulations", "2", "-q"]  # fmt: skip
+    assert main([*argv, "--network", str(checkpoint)]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "untrained.npz" in err and "UNTRAINED" in err and "random initial weights" in err
+    assert main(argv) == EXIT_OK  # the shipped agent: no such warning
+    assert "UNTRAINED" not in capsys.readouterr().err
+
+
+def test_cli_evaluate_on_a_model_of_unfixed_shapes_does_not_suggest_flags_it_lacks(
+    tmp_path, capsys
+) -> None:
+    """An ONNX model with a symbolic batch dim was skipped with "Give the sizes ..., e.g.
+    --dim batch=1", a flag rl evaluate does not have (it said "unrecognized arguments")."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    assert main(["rl", "evaluate", "--suite", str(model), "-q"]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "symbolic dim 'batch'" in err
+    assert "rl evaluate takes no --dim or --input-shape" in err and "fixed input shapes" in err
+
+
+def test_cli_evaluate_refuses_to_write_its_json_over_the_checkpoint(tmp_path, capsys) -> None:
+    """``--network agent.npz --json agent.npz`` replaced the checkpoint with the JSON
+    rows after the first cell: the trained network was gone."""
+    from memplan.cli import EXIT_BAD_INPUT, main
+
+    checkpoint = tmp_path / "agent.npz"
+    checkpoint.write_bytes(SHIPPED_CHECKPOINT.read_bytes())
+    (tmp_path / "link.json").symlink_to(checkpoint)
+    for json_path in (checkpoint, tmp_path / "link.json"):
+        code = main(["rl", "evaluate", "--network", str(checkpoint), "--json", str(json_path),
+                     "--suite", "darts_v2_cifar_small", "-q"])  # fmt: skip
+        assert code == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert "is the --network checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert checkpoint.read_bytes() == SHIPPED_CHECKPOINT.read_bytes()

@@ -78,6 +78,9 @@ def _one_line(err: str) -> str:
         (["--simulations", "0"], "--simulations must be 1 .. 4096"),
         (["--simulations", "4097"], "--simulations must be 1 .. 4096"),  # as rl evaluate
         (["--threads", "0"], "--threads must be >= 1"),
+        # torch's thread pool failed to start (libgomp), or the process died of SIGSEGV, at
+        # the first training step: everything trained so far was lost.
+        (["--threads", "100000"], "--threads 100000: at most"),
         (["--families", "vgg,nosuch"], "'nosuch' has no catalog workload"),
         (["--families", "vgg,,resnet"], "an empty name between commas"),
     ],
@@ -252,3 +255,134 @@ def test_cli_rl_help_ranges_match_what_is_enforced() -> None:
         NUM_ACTIONS,
         SEED_MAX,
     )
+
+
+def test_cli_train_stops_and_saves_on_sigterm(tmp_path, capsys, monkeypatch) -> None:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) killed a run at once with
+    nothing written, however long it had trained; it now stops it as Ctrl-C does: the
+    games end and the checkpoint, log and curve are written."""
+    pytest.importorskip("torch")
+    import os
+    import signal
+
+    import memplan.rl.train
+    from memplan.cli import EXIT_OK, main
+
+    class Killed(Exception):
+        pass
+
+    def killed(signum: int, frame: Any) -> None:  # what the old code let through: no save
+        raise Killed
+
+    previous = signal.signal(signal.SIGTERM, killed)
+    teacher_game = memplan.rl.train._teacher_game
+    calls = []
+
+    def terminated_after_setup(instance: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 10:  # the setup plays 8 teacher games; this is the 2nd warm game
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # a signal handler would run by now
+        return teacher_game(instance)
+
+    monkeypatch.setattr(memplan.rl.train, "_teacher_game", terminated_after_setup)
+    output = tmp_path / "agent.npz"
+    started = time.monotonic()
+    try:
+        code = main(["rl", "train", "--minutes", "1", "--families", "", "-q", "-o", str(output)])
+        handler_after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == EXIT_OK
+    assert time.monotonic() - started < 40  # stopped, not run to its minute
+    assert "stopping" in capsys.readouterr().err
+    assert 1 <= Network.load(output).meta["games"] <= 3
+    assert output.with_suffix(".png").is_file() and output.with_suffix(".log.jsonl").is_file()
+    assert handler_after is killed  # the command put the caller's handler back
+
+
+def test_training_stops_inside_a_slow_instance_baseline(monkeypatch) -> None:
+    """The greedy baseline of a sampled training instance may search up to 30 s (a
+    127-op random DAG took 19-31 s before the fast kernels were compiled), and the time
+    limit was not checked inside it: a 30-s run trained for 41 s. The baseline now gets
+    the time left (and stops on Ctrl-C); an instance cut short is not played."""
+    pytest.importorskip("torch")
+    import memplan.solvers.rl.instances as instances
+    from memplan.rl.train import TrainConfig, run_training
+
+    greedy_plan = instances.greedy_plan
+    calls: list[float] = []
+    slow_since: list[float] = []
+
+    def slow_after_setup(problem: Any, order: Any, time_limit_s: float, *args: Any) -> Any:
+        calls.append(time_limit_s)
+        slow_since.append(time.monotonic())
+        if len(calls) > 1:  # the validation instance is quick; training instances are slow
+            stop_event = args[1]
+            until = time.monotonic() + time_limit_s
+            while time.monotonic() < until and not (stop_event and stop_event.is_set()):
+                time.sleep(0.01)
+            time_limit_s = max(until - time.monotonic(), 0.0)  # what is left of its limit
+        return greedy_plan(problem, order, time_limit_s, *args)
+
+    monkeypatch.setattr(instances, "greedy_plan", slow_after_setup)
+    # 6 s: the setup (about 2 s, more under load) must end before the time does.
+    config = TrainConfig(minutes=0.1, seed=4, families=(), eval_instances=1, eval_every_s=1e9)
+    started = time.monotonic()
+    run = run_training(config)
+    assert time.monotonic() - started < 6 + 2.0  # the time limit, a little slack
+    assert run.games == 0 and len(calls) == 2
+    assert calls[1] <= 6.0  # the baseline was given the time left, not 30 s
+
+    def ctrl_c() -> bool:  # half a second into the slow baseline
+        return len(calls) > 1 and time.monotonic() > slow_since[1] + 0.5
+
+    config = TrainConfig(minutes=1, seed=4, families=(), eval_instances=1, eval_every_s=1e9)
+    calls.clear()
+    slow_since.clear()
+    run = run_training(config, should_stop=ctrl_c)
+    assert len(calls) == 2 and time.monotonic() - slow_since[1] < 2.0 and run.games == 0
+
+
+def test_cli_train_saves_to_a_rescue_folder_when_its_folder_is_gone(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """The -o folder was checked before training; when it was gone (or full, or read-only)
+    by the end, the run failed with 'folder ... does not exist' and everything it had
+    trained was lost. The three files now go to a fresh folder in the temp folder, and
+    the error says where."""
+    pytest.importorskip("torch")
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    import memplan.rl.train
+    from memplan.cli import EXIT_OK, main
+
+    rescue_root = tmp_path / "tmp"
+    rescue_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue_root))
+    out = tmp_path / "out"
+    out.mkdir()
+    teacher_game = memplan.rl.train._teacher_game
+    calls = []
+
+    def folder_removed(instance: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 10:  # after the setup's 8: remove -o's folder, then Ctrl-C
+            shutil.rmtree(out)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return teacher_game(instance)
+
+    monkeypatch.setattr(memplan.rl.train, "_teacher_game", folder_removed)
+    argv = ["rl", "train", "--minutes", "1", "--families", "", "-q", "-o", str(out / "a.npz")]
+    code = main(argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code != EXIT_OK
+    assert "does not exist" in err and "saved instead" in err
+    (rescue,) = list(rescue_root.glob("memplan-rl-train-*"))
+    assert str(rescue / "a.npz") in err
+    assert sorted(p.name for p in rescue.iterdir()) == ["a.log.jsonl", "a.npz", "a.png"]
+    assert Network.load(rescue / "a.npz").meta["games"] >= 1

@@ -226,16 +226,24 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
         raise ConfigError(
             f"{' and '.join(to_stdout)} would all write to standard output; give file names"
         )
-    model = Path(args.model)
+    # Files the run reads: the model, the --accelerator spec, and any --option value
+    # naming a file (the rl solver's network=agent.npz was overwritten by -o agent.npz).
+    inputs = [("the model file being planned", Path(args.model))]
+    if getattr(args, "accelerator", None):
+        inputs.append(("the --accelerator spec file", Path(args.accelerator)))
+    for pair in args.options:
+        name, _, value = str(pair).partition("=")
+        inputs.append((f"the file of --option {name}", Path(value)))
     seen: dict[Path, str] = {}
     for kind, target in targets.items():
         if target.path is None:
             continue
-        if model.is_file() and target.path.exists() and target.path.samefile(model):
-            raise ConfigError(
-                f"{flags[kind][0]} {target.given}: is the model file being planned; writing "
-                "there would destroy it; give another file name"
-            )
+        for what, source in inputs:
+            if source.is_file() and target.path.exists() and target.path.samefile(source):
+                raise ConfigError(
+                    f"{flags[kind][0]} {target.given}: is {what}; writing there would "
+                    "destroy it; give another file name"
+                )
         if target.path in seen:
             raise ConfigError(
                 f"{seen[target.path]} and {flags[kind][0]} name the same file "

@@ -96,6 +96,32 @@ def sigint_ignored() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def sigterm_stops(stop_event: threading.Event, notice: str) -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) sets ``stop_event`` as the
+    first Ctrl-C does (printing ``notice`` once), and never aborts, so a long run still
+    saves what it has done (main thread only; an ignored SIGTERM stays ignored). By
+    default SIGTERM ended ``memplan rl train`` at once with nothing written, however
+    long it had trained."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    ):
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if not stop_event.is_set():
+            stop_event.set()
+            print(notice, file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (``kill``, a job scheduler's stop) ends the work inside as Ctrl-C does
     (main thread only): the running cells' processes are killed, their scratch folders

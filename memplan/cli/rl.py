@@ -10,9 +10,9 @@ Self-play training (:mod:`memplan.rl.train`, needs ``pip install
 checkpoint (``agent.npz``: numpy weights and how they were trained), the log of every
 game and evaluation (``agent.log.jsonl``) and the learning curve (``agent.png``).
 The three paths are checked before training, and the three files are written together
-(all or none). Ctrl-C stops training early and still writes all three; a second Ctrl-C
-before the games have stopped aborts with nothing written; once they have, Ctrl-C is
-ignored through the final evaluation and the writing (a few seconds).
+(all or none). Ctrl-C (or SIGTERM) stops training early and still writes all three; a
+second Ctrl-C before the games have stopped aborts with nothing written; once they have,
+Ctrl-C is ignored through the final evaluation and the writing (a few seconds).
 Use a checkpoint with ``memplan optimize MODEL --solver rl --option network=agent.npz``.
 
 ``memplan rl evaluate`` plays the same held-out instances with and without the network
@@ -61,9 +61,10 @@ def add_parser(subparsers: Any) -> None:
             "Self-play training with Gumbel tree search and a replay buffer (needs torch: pip "
             "install 'memplan[rl]'). Writes the checkpoint CHECKPOINT.npz and, beside it under "
             "the same name, CHECKPOINT.log.jsonl (every game and evaluation) and CHECKPOINT.png "
-            "(learning curve): all three together, or none. Ctrl-C stops training early and "
-            "still writes all three; a second Ctrl-C before the games have stopped aborts "
-            "with nothing written; after that, Ctrl-C is ignored until the files are written. "
+            "(learning curve): all three together, or none. Ctrl-C (or SIGTERM: kill, timeout) "
+            "stops training early and still writes all three; a second Ctrl-C before the "
+            "games have stopped aborts with nothing written; after that, Ctrl-C is ignored "
+            "until the files are written. "
             "Example: memplan rl train --minutes 30 --seed 0 -o agent.npz"
         ),
     )
@@ -116,7 +117,8 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="CPU threads torch may use for the training steps, >= 1 (default: %(default)s)",
+        help="CPU threads torch may use for the training steps, 1 .. the machine's CPU "
+        "count (default: %(default)s)",
     )
     train.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar (default: show one on stderr)"

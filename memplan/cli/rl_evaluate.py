@@ -23,6 +23,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from memplan.cli.common import console, err_console
     from memplan.cli.plancommon import StopOnSigint
     from memplan.io.files import atomic_write_text, check_output_path
+    from memplan.onnx.inputs import UNFIXED_SHAPES
     from memplan.problem import Problem, Scope
     from memplan.rl.evaluate import EvalConfig, EvalRow, cells, evaluate_cell, tally
     from memplan.rl.sampler import HELD_OUT_FAMILIES, catalog_workloads
@@ -42,7 +43,21 @@ def evaluate_command(args: argparse.Namespace) -> int:
     budgets = split_list(args.budgets, "--budgets")
     scopes = (Scope.ACTIVATIONS, Scope.ALL) if args.scope == "both" else (Scope(args.scope),)
     output = check_output_path(args.json, "--json") if args.json is not None else None
-    network = Network.load(SHIPPED_CHECKPOINT if args.network == "shipped" else args.network)
+    network_path = SHIPPED_CHECKPOINT if args.network == "shipped" else args.network
+    if output is not None and output.path is not None and _same_file(output.path, network_path):
+        raise ConfigError(
+            f"--json {args.json} is the --network checkpoint: the rows would replace the "
+            "network; choose another file name for --json"
+        )
+    network = Network.load(network_path)
+    if network.meta.get("updates") == 0:  # memplan rl train warned about it once
+        err_console.print(
+            f"memplan rl evaluate: warning: {args.network} is UNTRAINED (its run took no "
+            "training step: random initial weights); the table measures those",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     accelerator = load_accelerator(args.accelerator or DEFAULT_PRESET)
     if args.suite is None:
         if args.max_ops < 1:
@@ -55,6 +70,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     workloads, failures = load_workloads(suite)
     for failure in failures:
         err_console.print(f"skipped: {failure}", highlight=False)
+    if any(UNFIXED_SHAPES in failure for failure in failures):  # its fix names flags
+        err_console.print(
+            "note: memplan rl evaluate takes no --dim or --input-shape (the ONNX import "
+            "flags of optimize): give it models with fixed input shapes (exported without "
+            "dynamic axes)",
+            highlight=False,
+        )
     if not workloads:
         raise ConfigError("--suite: no workload could be loaded (see the lines above)")
     graphs = [(w.name, w.graph) for w in workloads]
@@ -238,3 +260,13 @@ def _summary(rows: list[Any]) -> list[str]:
             f"{t.median_seconds_free:.2f} s"
         )
     return lines
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    """Whether two paths name one existing file (links followed)."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either is missing (a new --json file), or unreadable
+        return False

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from memplan.cli.common import checked_seed
-from memplan.errors import ConfigError
+from memplan.errors import ConfigError, OutputFileError
 
 if TYPE_CHECKING:
     from memplan.rl.train import TrainConfig, TrainOutputs, TrainRun
@@ -20,7 +20,7 @@ def train_command(args: argparse.Namespace) -> int:
     started = time.monotonic()  # --minutes counts from here: imports and setup included
     from memplan.cli import EXIT_OK
     from memplan.cli.common import err_console
-    from memplan.cli.plancommon import StopOnSigint, sigint_ignored
+    from memplan.cli.plancommon import StopOnSigint, sigint_ignored, sigterm_stops
     from memplan.rl.sampler import TRAIN_FAMILIES
     from memplan.rl.train import TrainConfig, TrainOutputs, run_training, save_training
     from memplan.solvers.rl.search import MAX_SIMULATIONS
@@ -60,7 +60,9 @@ def train_command(args: argparse.Namespace) -> int:
         "memplan rl train: stopping; then saving the checkpoint, log and curve (Ctrl-C "
         "again before the games stop aborts and saves nothing)"
     )
-    with progress, StopOnSigint(stop, notice):
+    term_notice = "memplan rl train: SIGTERM: stopping; then saving the checkpoint, log and curve"
+    # SIGTERM stops the games as Ctrl-C does, and is ignored while the files are written.
+    with progress, StopOnSigint(stop, notice), sigterm_stops(stop, term_notice):
         task = progress.add_task(
             "train", total=total_s, status="setup: sampling the validation instances"
         )
@@ -79,11 +81,31 @@ def train_command(args: argparse.Namespace) -> int:
             status="final evaluation; writing the three files",
         )
         with sigint_ignored():  # the games are over: evaluate and write the three files whole
-            save_training(outputs, run)
+            try:
+                save_training(outputs, run)
+            except OutputFileError as error:  # checked before training, gone since
+                _rescue(error, outputs, run)
         progress.update(task, status="written")
     with sigint_ignored():
         _report_training(run, outputs, config, interrupted=stop.is_set())
     return EXIT_OK
+
+
+def _rescue(error: OutputFileError, outputs: TrainOutputs, run: TrainRun) -> NoReturn:
+    """Save a run whose -o could no longer be written to a folder in the temp folder;
+    raise ``error`` saying where the files went (or that they are lost)."""
+    from memplan.rl.train import LOG_SUFFIX, rescue_training
+
+    try:
+        saved = rescue_training(outputs, run)
+    except OutputFileError as second:
+        raise OutputFileError(
+            f"{error}; saving the run in the temp folder failed too ({second}): it is lost"
+        ) from None
+    raise OutputFileError(
+        f"{error}; the run was saved instead to {saved} (and {saved.stem}{LOG_SUFFIX}, "
+        f"{saved.stem}.png beside it): move them where you want them"
+    ) from None
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -128,7 +150,7 @@ def _report_training(
     console.print(f"wrote {', '.join(outputs.names)}", markup=False, soft_wrap=True)
     if run.untrained:
         why = (
-            "Ctrl-C came"
+            "Ctrl-C (or SIGTERM) came"
             if interrupted
             else f"--minutes {config.minutes:g} ran out (the setup alone took "
             f"{first['time_s']:.0f} s)"

@@ -18,6 +18,10 @@ from memplan.errors import ConfigError, OnnxImportError
 from memplan.onnx.flags import Scalar
 from memplan.onnx.shapes import Dim, dims_of, named_inputs
 
+#: How the error of a model whose input shapes need --dim/--input-shape begins (after
+#: the file name); commands without those flags look for it to say so.
+UNFIXED_SHAPES = "the input shapes are not fixed"
+
 if TYPE_CHECKING:
     import onnx
 
@@ -178,6 +182,6 @@ def require_static_inputs(model: onnx.ModelProto, input_names: Sequence[str], so
         name, shape = partial[0]
         fixes.append(f"(or a whole input: --input-shape {name}:{_shape_text(shape)})")
     raise OnnxImportError(
-        f"{source}: the input shapes are not fixed: {'; '.join(problems)}. Give the sizes "
+        f"{source}: {UNFIXED_SHAPES}: {'; '.join(problems)}. Give the sizes "
         f"you will run at, e.g. {' '.join(fixes)}"
     )

@@ -18,6 +18,7 @@ from memplan.analysis import peak_live_bytes
 from memplan.ir import Graph
 from memplan.placement import Timeline
 from memplan.problem import Problem
+from memplan.solver import Budget
 from memplan.solvers.rl.instances import Instance, make_instance, online_bytes, resolve_order
 
 #: Workload families the shipped agent trained on (random DAGs besides).
@@ -79,14 +80,20 @@ class InstanceSampler:
         self._graphs: dict[str, Graph] = {}
         self._accelerator = load_accelerator(DEFAULT_PRESET)
 
-    def sample(self) -> Instance:
-        """The next instance (never one without spills)."""
+    def sample(self, budget: Budget | None = None) -> Instance:
+        """The next instance (never one without spills).
+
+        Args:
+            budget: bounds the greedy baseline's search (its time left, its stop flag);
+                once it has run out the instance's baseline may be weaker than with time
+                to spare, so the caller should not play it (training stops then).
+        """
         while True:
-            instance = self._draw()
+            instance = self._draw(budget)
             if instance is not None:
                 return instance
 
-    def _draw(self) -> Instance | None:
+    def _draw(self, budget: Budget | None) -> Instance | None:
         from memplan.testing import random_dag
 
         rng = self._rng
@@ -115,11 +122,17 @@ class InstanceSampler:
         # The baseline's allocator is bounded by search nodes, not seconds (0.5 s per try
         # gave another baseline, hence another reward, for the same seed under load);
         # the time limit is only a safety net.
+        limit_s = BASELINE_ALLOC_S
+        if budget is not None:
+            limit_s = min(limit_s, budget.remaining_s())
         return make_instance(
             problem,
             timeline.order,
             name=name,
             baseline=self._baseline,
-            alloc_time_limit_s=BASELINE_ALLOC_S,
+            baseline_time_limit_s=limit_s,
+            alloc_time_limit_s=max(limit_s, 1e-3),
+            stop_event=None if budget is None else budget.stop_event,
             alloc_node_limit=BASELINE_ALLOC_NODES,
+            budget=budget,
         )

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from memplan.io.files import OutputTarget, atomic_write_bytes, atomic_write_many
 from memplan.options import SEED_MAX
 from memplan.placement import PlacementState
 from memplan.rl.sampler import TRAIN_FAMILIES, InstanceSampler
+from memplan.solver import Budget
 from memplan.solvers.rl.features import (
     ACTION_FEATURES,
     GLOBAL_FEATURES,
@@ -105,6 +107,12 @@ class TrainConfig:
             raise ConfigError(f"considered must be 1 .. {NUM_ACTIONS}, got {self.considered}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:  # 16384 threads: libgomp failed (exit 1) or SIGSEGV mid-run
+            raise ConfigError(
+                f"--threads {self.threads}: at most {cpus}, the CPUs of this machine (more "
+                "threads only slow the training steps, and thousands crash torch's thread pool)"
+            )
         for name in ("warm_games", "rollout_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -210,6 +218,19 @@ class TrainRun:
         row = {"time_s": elapsed_s, "games": self.games, "policy_return": policy_return}
         self.log.evaluations.append(row)
         self.lines.append(json.dumps({"record": "eval", **row}))
+
+
+class _PolledEvent(threading.Event):
+    """A stop flag that is set when ``poll`` (e.g. a Ctrl-C flag's ``is_set``) says so,
+    for a :class:`~memplan.solver.Budget` inside training (None: never set by it)."""
+
+    def __init__(self, poll: Callable[[], bool] | None) -> None:
+        super().__init__()
+        self._poll = poll
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called or ``poll`` says stop."""
+        return super().is_set() or (self._poll is not None and self._poll())
 
 
 def teacher_slot(state: PlacementState, encoding: Encoding, reference: Reference | None) -> int:
@@ -417,6 +438,10 @@ def run_training(
     def out_of_time() -> bool:
         return time.monotonic() - started >= limit_s or (should_stop is not None and should_stop())
 
+    # A training instance's greedy baseline may search for seconds (30 at most): it gets
+    # the time left and stops on should_stop (Ctrl-C); one cut short is not played.
+    sampling = Budget(limit_s, started_at_s=started, stop_event=_PolledEvent(should_stop))
+
     run.evaluate(time.monotonic() - started)
     last_eval = 0.0
     while True:
@@ -426,7 +451,9 @@ def run_training(
         if elapsed - last_eval >= config.eval_every_s:
             run.evaluate(elapsed)
             last_eval = elapsed
-        instance = sampler.sample()
+        instance = sampler.sample(sampling)
+        if out_of_time():
+            break  # the baseline was cut short: its reward would not be the same
         warm = run.games < config.warm_games
         if warm:
             samples, paid, final = _teacher_game(instance)
@@ -507,6 +534,28 @@ def save_training(outputs: TrainOutputs, run: TrainRun) -> None:
             (outputs.curve, curve),
         ]
     )
+
+
+def rescue_training(outputs: TrainOutputs, run: TrainRun) -> Path:
+    """Write the three files of a run that :func:`save_training` could not write (the
+    folder was removed, filled or made read-only during training) into a new folder in
+    the system's temp folder, under the same names; return the checkpoint's path there.
+
+    Raises:
+        OutputFileError: the temp folder refused them too.
+    """
+    import tempfile
+
+    checkpoint = Path(outputs.checkpoint.given)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="memplan-rl-train-"))
+    except OSError as error:
+        raise OutputFileError(
+            f"cannot create a folder in the temp folder ({error.strerror or error})"
+        ) from None
+    rescued = TrainOutputs.check(folder / checkpoint.name)
+    save_training(rescued, run)
+    return folder / checkpoint.name
 
 
 def plot_learning_curve(

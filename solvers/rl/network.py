@@ -17,6 +17,8 @@ it was trained).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,14 @@ PARAMETERS: dict[str, tuple[int, ...]] = {
     "o.bias": (1,),
 }
 
+#: What a path that is neither a regular file nor a folder is, for messages.
+_NOT_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
 #: The checkpoint shipped inside the package.
 SHIPPED_CHECKPOINT = Path(__file__).with_name("checkpoint") / "agent.npz"
 
@@ -59,6 +69,10 @@ class Network:
 
     params: dict[str, np.ndarray]  # name -> float32 array of PARAMETERS[name]'s shape
     meta: dict[str, Any] = field(default_factory=dict)  # training command, seed, data, time
+    # The params in float64, which the forward pass uses: huge but finite float32 weights
+    # overflowed a float32 pass to NaN logits; in float64 any finite ones give finite
+    # outputs (four layers of products of at most 3.4e38 stay far below 1e308).
+    _wide: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, shape in PARAMETERS.items():
@@ -69,6 +83,8 @@ class Network:
                     f"{None if got is None else tuple(got.shape)}; the checkpoint does not "
                     "match this memplan version (retrain with memplan rl train)"
                 )
+        wide = {name: np.asarray(self.params[name], dtype=np.float64) for name in PARAMETERS}
+        object.__setattr__(self, "_wide", wide)
 
     @staticmethod
     def initial(seed: int) -> Network:
@@ -83,10 +99,10 @@ class Network:
 
     def __call__(self, encoding: Encoding) -> tuple[np.ndarray, float]:
         """Logits per slot (-inf where masked) and the value of one encoded state."""
-        p = self.params
-        g = np.maximum(p["g.weight"] @ encoding.globals + p["g.bias"], 0.0)
+        p = self._wide
+        g = np.maximum(p["g.weight"] @ encoding.globals.astype(np.float64) + p["g.bias"], 0.0)
         legal = encoding.mask
-        rows = encoding.actions[legal]
+        rows = encoding.actions[legal].astype(np.float64)
         h = np.maximum(rows @ p["a.weight"].T + (p["u.weight"] @ g + p["a.bias"]), 0.0)
         e = np.maximum(h @ p["e.weight"].T + p["e.bias"], 0.0)
         logits = np.full(legal.shape[0], -np.inf, dtype=np.float64)
@@ -116,6 +132,13 @@ class Network:
             ConfigError: the file is missing, unreadable, or of another format version.
         """
         try:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder: open() says
+                kind = next((k for test, k in _NOT_FILES if test(mode)), "not a regular file")
+                raise ConfigError(
+                    f"{path}: is {kind}; a network checkpoint must be a regular .npz file "
+                    "(reading a pipe or a device can block forever)"
+                )
             with open(path, "rb") as handle:
                 magic = handle.read(4)
         except OSError as error:
