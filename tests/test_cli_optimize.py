@@ -447,6 +447,29 @@ def test_ctrl_c_stops_the_ilp_search_and_says_interrupted(tmp_path):
     assert out.exists()
 
 
+def test_sigterm_stops_the_search_and_writes_the_best_plan(tmp_path):
+    """SIGTERM (timeout, kill, a job scheduler) killed optimize with nothing written; now
+    it stops the solver as Ctrl-C does and the best plan is written and reported."""
+    out = tmp_path / "plan.json"
+    command = [
+        *(sys.executable, "-c", "from memplan.cli import entry_point; entry_point()"),
+        *("optimize", "amoebanet_a_cifar_small", "--solver", "ilp", "--scope", "all"),
+        *("--scratchpad", "MR", "--time-limit", "120", "-o", str(out), "--json"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # inside the free-order search
+    process.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - start < 30, "the search did not stop on SIGTERM"
+    assert process.returncode == EXIT_OK, stderr
+    assert "SIGTERM: stopping" in stderr and "Traceback" not in stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True and summary["interrupted_by"] == "SIGTERM"
+    assert summary["status"] == "timeout" and summary["written"]["plan"] == str(out)
+    assert json.loads(out.read_text())["status"] == "timeout"
+
+
 def test_a_second_ctrl_c_during_the_ilp_search_aborts_cleanly(tmp_path):
     """Two Ctrl-C 10 ms apart inside CP-SAT: exit 130, nothing written, no traceback, and
     CP-SAT's threads stopped before exit (a process leaving them running dies of

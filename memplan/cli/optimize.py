@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ from memplan.cli.plancommon import (
     add_scratchpad_argument,
     resolve_scratchpad,
     sigint_ignored,
+    sigterm_stops,
 )
 from memplan.errors import ConfigError
 from memplan.options import SEED_MAX
@@ -282,21 +284,27 @@ def run(args: argparse.Namespace) -> int:
     live = LiveLine(err_console, time_limit_s)
     budget = Budget(time_limit_s=time_limit_s, on_progress=live)
     notice = "memplan optimize: stopping, keeping the best plan so far (Ctrl-C again aborts)"
-    with StopOnSigint(budget.stop_event, notice), live:
-        result = solver.solve(problem, budget)
-    interrupted = budget.interrupted()
-    # A second Ctrl-C still aborts while the files' contents are made (a figure of a large
-    # plan takes seconds; it was ignored from the solver's return on, so a second Ctrl-C
-    # 0.3 s after the first wrote the files and exited 0).
-    with StopOnSigint(budget.stop_event, notice):
-        contents = _output_contents(
-            targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
-        )
-    with sigint_ignored():  # the files are being written: write and report them whole
-        return _finish(
-            args, targets, result, problem, (loaded, budget_spec), talk, interrupted,
-            time_limit_s, contents,
-        )  # fmt: skip
+    terminated = threading.Event()
+    term_notice = "memplan optimize: SIGTERM: stopping, keeping the best plan so far"
+    # SIGTERM (timeout, kill, a job scheduler) stops the solver as Ctrl-C does and never
+    # aborts, so the best plan is still written; it killed the run with nothing written.
+    with sigterm_stops(budget.stop_event, term_notice, received=terminated):
+        with StopOnSigint(budget.stop_event, notice), live:
+            result = solver.solve(problem, budget)
+        interrupted = budget.interrupted()
+        # A second Ctrl-C still aborts while the files' contents are made (a figure of a
+        # large plan takes seconds; it was ignored from the solver's return on, so a
+        # second Ctrl-C 0.3 s after the first wrote the files and exited 0).
+        with StopOnSigint(budget.stop_event, notice):
+            contents = _output_contents(
+                targets, result, problem, loaded, budget_spec, timeline=wants_timeline(args)
+            )
+        stopped_by = ("SIGTERM" if terminated.is_set() else "Ctrl-C") if interrupted else None
+        with sigint_ignored():  # the files are being written: write and report them whole
+            return _finish(
+                args, targets, result, problem, (loaded, budget_spec), talk, stopped_by,
+                time_limit_s, contents,
+            )  # fmt: skip
 
 
 def _finish(
@@ -306,11 +314,13 @@ def _finish(
     problem: Problem,
     model_and_budget: tuple[LoadedModel, ResolvedBudget],
     talk: Any,
-    interrupted: bool,
+    stopped_by: str | None,
     time_limit_s: float | None,
     contents: dict[str, bytes],
 ) -> int:
     """Write the outputs (``contents``, by kind) and print the result; return the exit code.
+
+    ``stopped_by`` names what interrupted the solve ("Ctrl-C", "SIGTERM"), or is None.
 
     A write that fails (a full disk, a folder removed during the solve) still prints
     the result first, so the status and cost of a long solve are not lost; then the
@@ -324,7 +334,10 @@ def _finish(
         written = _write_outputs(targets, contents)
     except OutputFileError as error:
         written, write_error = {}, error
-    summary = summarize(result, problem, loaded, budget_spec, interrupted, written, time_limit_s)
+    summary = summarize(
+        result, problem, loaded, budget_spec, stopped_by is not None, written, time_limit_s,
+        stopped_by=stopped_by,
+    )  # fmt: skip
     if args.json:
         print_json(summary)
     else:
@@ -342,7 +355,7 @@ def _finish(
         return EXIT_OK
     why = result.message or f"solver {result.solver!r} found no plan"
     print(f"memplan optimize: {result.status.value}: {why}", file=sys.stderr)
-    if interrupted:
+    if stopped_by is not None:
         return EXIT_INTERRUPTED
     return EXIT_NO_PLAN
 

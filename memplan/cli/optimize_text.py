@@ -116,8 +116,13 @@ def summarize(
     interrupted: bool = False,
     written: dict[str, str] | None = None,
     time_limit_s: float | None = None,
+    *,
+    stopped_by: str | None = None,
 ) -> dict[str, Any]:
-    """The optimize summary as a JSON-ready dictionary (sizes in bytes, times in seconds)."""
+    """The optimize summary as a JSON-ready dictionary (sizes in bytes, times in seconds).
+
+    ``stopped_by`` names the signal that interrupted the solve ("Ctrl-C" when only
+    ``interrupted`` is given)."""
     graph = problem.graph
     options = loaded.import_options
     return {
@@ -141,6 +146,7 @@ def summarize(
         "time_limit_s": time_limit_s,
         **result.to_dict(),
         "interrupted": interrupted,
+        "interrupted_by": (stopped_by or "Ctrl-C") if interrupted else None,
         "written": dict(written or {}),
     }
 
@@ -152,7 +158,7 @@ EARLY_SHARE = 0.5
 def _status_text(summary: dict[str, Any]) -> str:
     status = str(summary["status"])
     if summary["interrupted"]:
-        return f"{status} (interrupted by Ctrl-C)"
+        return f"{status} (interrupted by {summary.get('interrupted_by') or 'Ctrl-C'})"
     limit_s = summary.get("time_limit_s")
     if status == "timeout" and limit_s is not None:
         limit = time_limit_text(limit_s)

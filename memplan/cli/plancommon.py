@@ -96,12 +96,14 @@ def sigint_ignored() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def sigterm_stops(stop_event: threading.Event, notice: str) -> Iterator[None]:
+def sigterm_stops(
+    stop_event: threading.Event, notice: str, received: threading.Event | None = None
+) -> Iterator[None]:
     """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) sets ``stop_event`` as the
-    first Ctrl-C does (printing ``notice`` once), and never aborts, so a long run still
-    saves what it has done (main thread only; an ignored SIGTERM stays ignored). By
-    default SIGTERM ended ``memplan rl train`` at once with nothing written, however
-    long it had trained."""
+    first Ctrl-C does (printing ``notice`` once, and setting ``received`` if given), and
+    never aborts, so a long run still saves what it has done (main thread only; an
+    ignored SIGTERM stays ignored). By default SIGTERM ended ``memplan rl train`` and
+    ``memplan optimize`` at once with nothing written, however long they had run."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
@@ -110,6 +112,8 @@ def sigterm_stops(stop_event: threading.Event, notice: str) -> Iterator[None]:
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
+        if received is not None:
+            received.set()
         if not stop_event.is_set():
             stop_event.set()
             print(notice, file=sys.stderr, flush=True)
