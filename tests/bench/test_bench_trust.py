@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_bench import KEEP, SPILL, config, write_suite
 
 from memplan.accelerator import load_accelerator
+from memplan.bench import worker
 from memplan.bench.harness import (
     build_cells,
     execute_bench,
@@ -69,6 +71,70 @@ def test_a_worker_refuses_a_solver_of_another_version(tmp_path: Path) -> None:
     outcome = solve_spec(stale.to_dict())
     assert outcome["status"] == "error" and outcome["has_plan"] is False
     assert "its source changed during the run" in outcome["message"]
+
+
+LIE = "fake_solvers:LyingSolver"
+
+
+def _one_cell(tmp_path: Path, solver: str, time_limit_s: float = 5) -> dict[str, Any]:
+    """The spec of one MR cell of a small suite for ``solver``."""
+    workloads, _ = load_workloads([str(write_suite(tmp_path / "g", 1))])
+    (cell,) = build_cells(
+        workloads,
+        scopes=[Scope.ACTIVATIONS],
+        budgets=["MR"],
+        solvers=[solver],
+        options={},
+        time_limit_s=time_limit_s,
+        accelerator=load_accelerator("edge-npu"),
+    )
+    return cell.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("lie", "says"),
+    [
+        ("optimal", "claims OPTIMAL, but its lower bound is none"),
+        ("bound", "is above its own plan's"),
+        ("infeasible", "claims INFEASIBLE, yet returned a plan"),
+        ("none", "returned None, not a SolveResult"),
+    ],
+)
+def test_a_claim_the_plan_does_not_back_is_an_error_not_a_result(
+    tmp_path: Path, lie: str, says: str
+) -> None:
+    # A plug-in that bypasses make_result: its OPTIMAL without a bound was counted as
+    # proven, its bound above its plan went into the gaps, its INFEASIBLE with a plan
+    # was counted as infeasible, and a None was a worker traceback.
+    outcome = solve_spec(_one_cell(tmp_path, f"{LIE}[lie={lie}]"))
+    assert outcome["status"] == "error", outcome
+    assert says in outcome["message"]
+    assert outcome["lower_bound_bytes"] is None and outcome["gap"] is None
+    assert outcome["solve_wall_s"] is not None  # it did solve: its time is kept
+
+
+def test_the_solve_time_is_the_harness_clock_not_the_solver_report(tmp_path: Path) -> None:
+    # The solver's own wall_s stopped before it slept 0.6 s: the row said ~0.01 s.
+    outcome = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.6]"))
+    assert outcome["status"] == "feasible" and outcome["valid"] is True
+    assert outcome["solve_wall_s"] >= 0.6
+    assert outcome["solver_wall_s"] < 0.6  # what the solver reported, kept beside it
+
+
+def test_a_solve_that_returns_after_its_time_limit_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.6 s against a 0.3 s limit and (here) 0.1 s to stop, within the process's grace:
+    # the plan is kept, and its time and a note say that it overran (its own report
+    # said ~0.01 s).
+    monkeypatch.setattr(worker, "RETURN_GRACE_S", 0.1)
+    late = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.6]", time_limit_s=0.3))
+    assert late["has_plan"] is True and late["solve_wall_s"] >= 0.6
+    assert late["over_time_limit"] is True and late["status"] == "feasible"
+    assert "past its time limit of 0.3 s and the 0.1 s" in late["message"]
+    # within the limit and the time to stop: nothing said
+    on_time = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.2]", time_limit_s=0.3))
+    assert on_time["over_time_limit"] is False and "time limit" not in on_time["message"]
 
 
 def _prove_smaller_mp(suite: Path) -> None:
