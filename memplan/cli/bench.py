@@ -335,16 +335,29 @@ def split_list(text: str, what: str) -> tuple[str, ...]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """``memplan bench report DIR``: rebuild and print the reports."""
-    from memplan.bench.harness import load_results
+    """``memplan bench report DIR``: rebuild and print the reports (naming the lines of
+    the results file they leave out)."""
+    from rich.markup import escape
+
     from memplan.bench.report import progress_line, write_reports
+    from memplan.bench.results import RESULTS_NAME, load_results_checked
     from memplan.bench.rows import merge_rows
     from memplan.bench.summary import summarize
     from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
     from memplan.cli.common import console, err_console
 
-    rows = merge_rows(load_results(args.output))
+    loaded, problems = load_results_checked(args.output)
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        err_console.print(
+            f"[yellow]warning:[/] {len(problems)} unreadable line(s) in "
+            f"{escape(str(Path(args.output) / RESULTS_NAME))} were left out of the reports: "
+            f"{escape(shown)}"
+        )
+    rows = merge_rows(loaded)
     args.baseline = _report_baseline(rows, args.baseline, args.output)
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
     console.print(

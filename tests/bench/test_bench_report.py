@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from memplan.bench.report import (
 from memplan.bench.rows import best_bound, merge_rows
 from memplan.bench.summary import summarize
 from memplan.bench.terminal import bench_summary, compare_table
+from memplan.cli import main
 from memplan.errors import ConfigError
 
 
@@ -329,3 +331,36 @@ def test_the_default_baseline_is_greedy_as_written_else_the_only_greedy() -> Non
     assert default_baseline({"greedy[order=rpo]": "greedy", "greedy[order=dfs]": "greedy"}) is None
     assert default_baseline({"ilp": "ilp", "dnc": "dnc"}) is None
     assert default_baseline({}) is None
+
+
+def test_report_leaves_out_and_names_lines_that_are_not_result_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A row without its cell fields was a KeyError traceback; a size that is not a
+    # number, a ValueError; lines of garbage were skipped without a word.
+    good = [_row("a", "MR", "greedy", 1000), _row("a", "MR", "ilp", 500)]
+    lines = [json.dumps(r) for r in good] + [
+        '{"key": "x"}',
+        json.dumps({**_row("b", "MR", "greedy", 0), "non_compulsory_bytes": "12"}),
+        "[1, 2]",
+        "garbage",
+    ]
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["bench", "report", str(tmp_path), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert "4 unreadable line(s)" in err
+    assert "line 3: not a result row (no 'workload' text)" in " ".join(err.split())
+    assert "'non_compulsory_bytes' is '12'" in err
+    assert "2 results" in err
+    summary = (tmp_path / "summary.csv").read_text()
+    assert ",b," not in summary and "activations,MR,ilp" in summary
+
+
+def test_report_of_a_file_says_it_needs_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"x")
+    assert main(["bench", "report", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; give the folder of a `memplan bench` run" in err
