@@ -173,7 +173,7 @@ def test_terminal_summary_fits_80_columns_without_cutting_names() -> None:
     first = {tuple(line.split()[:2]): line.split() for line in lines if line.strip()}
     # gaps to ilp's proven optimum; the fixed-order optimum is no bound and gets a gap too
     assert first["MR", "greedy"][-3] == "88%" and first["MR", "S1"][-3] == "38%"
-    assert first["MR", "ilp"][3:5] == ["2/0/0", "235.48"]
+    assert first["MR", "ilp"][3:5] == ["2/0/0/0", "235.48"]
 
 
 def test_compare_table_fits_80_columns() -> None:
@@ -364,3 +364,16 @@ def test_report_of_a_file_says_it_needs_the_folder(
     assert main(["bench", "report", str(model)]) == 2
     err = capsys.readouterr().err
     assert "is a file; give the folder of a `memplan bench` run" in err
+
+
+def test_terminal_summary_counts_infeasible_cells() -> None:
+    # "0/2 plans, 0/0/0" said neither optimal, timed out nor failed: no reason at all.
+    rows = [
+        _row(w, "512B", "greedy", None, status="infeasible", capacity_bytes=512, mr_bytes=4096)
+        for w in "ab"
+    ]
+    lines = _render(bench_summary(summarize(rows, "greedy"), "greedy"))
+    (line,) = [line for line in lines if line.split()[:2] == ["512B", "greedy"]][:1]
+    assert line.split()[2:4] == ["0/2", "0/0/0/2"]
+    legend = " ".join(" ".join(lines).split())
+    assert "o/t/e/i: proven optimal / timed out / errors / infeasible" in legend
