@@ -70,6 +70,16 @@ def planned_cells(out_dir: Path) -> list[PlannedCell] | None:
     return list(dict.fromkeys(cells))
 
 
+def in_planned_order(rows: Sequence[Row], out_dir: Path) -> list[Row]:
+    """``rows`` in the order of the cells the folder's runs asked for (run.json): its
+    workloads, budgets and solvers as the command gave them, not as the workers happened
+    to finish (with ``--jobs`` above 1, the reports' order changed from run to run).
+    Rows of cells run.json does not list keep their order, after the others."""
+    planned = planned_cells(out_dir) or []
+    index = {cell: i for i, cell in enumerate(planned)}
+    return sorted(rows, key=lambda row: index.get(planned_cell(row), len(index)))
+
+
 def _result_settings(data: Mapping[str, Any]) -> dict[str, Any]:
     """The :data:`RESULT_SETTINGS` of a run.json dictionary (the accelerator without its
     default capacity, which every cell replaces with its budget's)."""

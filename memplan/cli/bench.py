@@ -342,6 +342,7 @@ def report_command(args: argparse.Namespace) -> int:
     from memplan.bench.report import progress_line, write_reports
     from memplan.bench.results import RESULTS_NAME, load_results_checked
     from memplan.bench.rows import merge_rows
+    from memplan.bench.runrecord import in_planned_order
     from memplan.bench.summary import summarize
     from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
@@ -357,7 +358,7 @@ def report_command(args: argparse.Namespace) -> int:
             f"{escape(str(Path(args.output) / RESULTS_NAME))} were left out of the reports: "
             f"{escape(shown)}"
         )
-    rows = merge_rows(loaded)
+    rows = in_planned_order(merge_rows(loaded), Path(args.output))
     args.baseline = _report_baseline(rows, args.baseline, args.output)
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
     console.print(

@@ -377,3 +377,20 @@ def test_terminal_summary_counts_infeasible_cells() -> None:
     assert line.split()[2:4] == ["0/2", "0/0/0/2"]
     legend = " ".join(" ".join(lines).split())
     assert "o/t/e/i: proven optimal / timed out / errors / infeasible" in legend
+
+
+def test_reports_list_solvers_in_the_order_asked_not_the_order_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # With --jobs 2 the workers finish out of order: --solvers greedy,ilp,dnc was
+    # reported as greedy, dnc, ilp in one run and greedy, ilp, dnc in the next.
+    asked = ["greedy", "ilp", "dnc"]
+    planned = [["a", "activations", "MR", s] for s in asked]
+    (tmp_path / "run.json").write_text(json.dumps({"planned_cells": planned}))
+    finished = [_row("a", "MR", s, 100 * (i + 1)) for i, s in enumerate(asked)][::-1]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in finished))
+    assert main(["bench", "report", str(tmp_path), "--no-figures"]) == 0
+    summary = (tmp_path / "summary.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[2] for line in summary] == asked * 2  # MR, then overall
+    cells = (tmp_path / "cells.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[3] for line in cells] == asked
