@@ -224,6 +224,18 @@ def add_parser(subparsers: Any) -> None:
         help="bytes per element at ONNX import (e.g. 1 for int8); default: the ONNX types",
     )
     parser.add_argument(
+        "--dim",
+        action="append",
+        nargs="+",
+        default=None,
+        metavar="NAME=VALUE",
+        help=(
+            "give a symbolic dimension a size in elements, e.g. batch=1, in every ONNX "
+            "model of the suite that has it (a name no model has is refused); several "
+            "separated by spaces or by repeating the flag"
+        ),
+    )
+    parser.add_argument(
         "--dask",
         metavar="local|tcp://HOST:PORT",
         default=None,
@@ -432,6 +444,8 @@ def bench_config(args: argparse.Namespace) -> Any:
     dtype_bytes = setting(args, "dtype_bytes", preset)
     if dtype_bytes is not None and dtype_bytes < 1:
         raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
+    from memplan.onnx.flags import parse_dims
+
     config = BenchConfig(
         suite=tuple(suite),
         solvers=solvers,
@@ -445,6 +459,7 @@ def bench_config(args: argparse.Namespace) -> Any:
         jobs=setting(args, "jobs", preset),
         options=split_solver_options(args.option, solvers),
         dtype_bytes=dtype_bytes,
+        dims=parse_dims(item for items in args.dim or () for item in items),
         exact_mp_s=setting(args, "exact_mp_s", preset),
         dask=args.dask,
         save_plans=args.save_plans,
