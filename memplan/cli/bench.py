@@ -122,6 +122,29 @@ def _cell_seconds(text: str) -> float:
         ) from None
 
 
+def warn_oversubscribed(jobs: int) -> None:
+    """Warn when ``--jobs`` runs more solves at once than this machine has CPUs.
+
+    Each solve's time limit is wall-clock: solves that share a CPU do less work within
+    it, so their traffic and times are not those of a run with fewer jobs.
+    """
+    import os
+
+    from memplan.cli.common import err_console
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        cpus = os.cpu_count() or 1
+    if jobs > cpus:
+        err_console.print(
+            f"[yellow]warning:[/] --jobs {jobs} runs {jobs} solves at once on {cpus} CPU"
+            f"{'s' if cpus > 1 else ''}: each solve's time limit is wall-clock, so they do "
+            f"less work within it; use --jobs {cpus} or fewer for figures that compare "
+            "with other runs"
+        )
+
+
 def setting(args: argparse.Namespace, name: str, preset: Any = None) -> Any:
     """A flag's value: as given, else the preset's, else :data:`DEFAULTS`."""
     value = getattr(args, name, None)
@@ -518,6 +541,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.report_only:
         return report_command(args)
     config = bench_config(args)
+    if config.dask in (None, "local"):  # a remote cluster's CPUs are its own
+        warn_oversubscribed(config.jobs)
     if not args.quiet:
         err_console.print(
             f"loading {len(config.suite)} suite entr{'y' if len(config.suite) == 1 else 'ies'}..."

@@ -56,7 +56,7 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.bench.harness import Workload, build_cells, run_cells_local
     from memplan.bench.specs import check_solvers, split_solver_options, split_specs
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
-    from memplan.cli.bench import baseline_label, setting, split_list
+    from memplan.cli.bench import baseline_label, setting, split_list, warn_oversubscribed
     from memplan.cli.common import err_console, load_model_from_args
     from memplan.cli.plancommon import sigterm_as_ctrl_c
     from memplan.errors import ConfigError
@@ -69,6 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_seconds("--warmup-limit", setting(args, "warmup_limit_s"))
     if setting(args, "jobs") < 1:
         raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs')}")
+    warn_oversubscribed(setting(args, "jobs"))
     solvers = split_specs(setting(args, "solvers"))
     budgets = split_list(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,16 @@ def test_compare_refuses_repeats_and_empty_items(
     assert main(["compare", str(model), *flags]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_more_jobs_than_cpus_is_warned(
+    model: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -j 2 on one CPU halved each solve's work within its wall-clock limit, silently.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    argv = ["compare", str(model), "--solvers", SPILL, "--scratchpad", "MR", "--json"]
+    assert main([*argv, "--time-limit", "5", "-j", "2"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--jobs 2 runs 2 solves at once on 1 CPU:" in err
+    assert main([*argv, "--time-limit", "5", "-j", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
