@@ -394,3 +394,14 @@ def test_reports_list_solvers_in_the_order_asked_not_the_order_finished(
     assert [line.split(",")[2] for line in summary] == asked * 2  # MR, then overall
     cells = (tmp_path / "cells.csv").read_text().splitlines()[1:]
     assert [line.split(",")[3] for line in cells] == asked
+
+
+def test_a_late_return_is_listed_with_the_failures() -> None:
+    late = "returned after 7.2 s, past its time limit of 2 s and the 2 s a solver may take"
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 500, over_time_limit=True, message=late),
+    ]
+    text = markdown_report(rows, "greedy")
+    assert "## Errors, killed timeouts, late returns and contradicted bounds" in text
+    assert f"- a / activations / MR / ilp: feasible: {late}" in text
