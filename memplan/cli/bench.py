@@ -532,7 +532,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from memplan.bench.harness import execute_bench, prepare_bench
-    from memplan.cli import EXIT_INTERRUPTED
+    from memplan.cli import EXIT_INTERRUPTED, EXIT_OK
     from memplan.cli.common import err_console
     from memplan.cli.plancommon import sigterm_as_ctrl_c
 
@@ -575,7 +575,27 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     err_console.print(f"ran {written} cells in {time.monotonic() - started:.1f} s")
-    return report_command(args)
+    code = report_command(args)
+    return code if code != EXIT_OK else _no_plan_code(run)
+
+
+def _no_plan_code(run: Any) -> int:
+    """EXIT_NO_PLAN when no cell of the run has a plan (every solve failed, timed out
+    empty-handed or was infeasible), as ``compare`` exits; else EXIT_OK."""
+    from memplan.bench.results import latest_rows, read_rows
+    from memplan.bench.rows import has_plan
+    from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+    from memplan.cli.common import err_console
+
+    keys = {cell.key for cell in run.cells}
+    rows = [r for r in latest_rows(read_rows(run.results_path)[0]).values() if r["key"] in keys]
+    if any(has_plan(row) for row in rows):
+        return EXIT_OK
+    err_console.print(
+        f"memplan bench: none of the {len(run.cells)} cells has a plan (see the errors in "
+        f"{run.config.out_dir / 'summary.md'})"
+    )
+    return EXIT_NO_PLAN
 
 
 def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
