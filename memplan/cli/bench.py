@@ -495,6 +495,10 @@ def bench_config(args: argparse.Namespace) -> Any:
     check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
     for name in REPORT_NAMES:
         check_output_path(Path(args.output) / name, "report", create_folders=True)
+    if getattr(args, "figures", True):  # a file named figures ended a run after its cells
+        check_output_path(
+            Path(args.output) / "figures" / "solve_time.png", "figure", create_folders=True
+        )
     return config
 
 

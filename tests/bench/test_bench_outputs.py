@@ -212,3 +212,19 @@ def test_a_run_where_no_cell_has_a_plan_exits_1(
     assert main([*argv, RAISE, "-o", str(tmp_path / "bad")]) == 1
     assert "none of the 1 cells has a plan" in " ".join(capsys.readouterr().err.split())
     assert main([*argv, f"{RAISE},{SPILL}", "-o", str(tmp_path / "good")]) == 0
+
+
+def test_a_figures_path_that_cannot_be_written_is_refused_before_any_cell_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A file named figures in the folder: every cell ran, then the run ended on it.
+    suite = write_suite(tmp_path / "g", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "figures").write_text("not a folder")
+    argv = ["bench", "--suite", str(suite), "--solvers", SPILL, "--budgets", "MR"]
+    argv += ["--time-limit", "5", "-q", "-o", str(out)]
+    assert main(argv) == 2
+    assert "figures/solve_time.png: a part of the path is a file" in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()
+    assert main([*argv, "--no-figures"]) == 0  # no figures: nothing to refuse
