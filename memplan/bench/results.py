@@ -171,7 +171,7 @@ class ResultsWriter:
         Raises:
             OutputFileError: the disk refused the line (the file is left as it was).
         """
-        line = json.dumps(row, sort_keys=True, default=jsonable) + "\n"
+        line = json.dumps(jsonable(row), sort_keys=True) + "\n"
         with self._lock:
             self._write_whole(line.encode("utf-8"), "cannot write a result to")
 

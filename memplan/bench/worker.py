@@ -167,8 +167,10 @@ def run_cell(
                 if code < 0
                 else f"exited with code {code}"
             )
-            row.update(
-                _empty_outcome("error", f"worker {how} without a result; output: {_tail(log_path)}")
+            tail = _tail(log_path)
+            last = tail.splitlines()[-1].strip() if tail.strip() else "(no output)"
+            row.update(  # its last line (the exception) first: messages are cut when shown
+                _empty_outcome("error", f"worker {how} without a result: {last}; output: {tail}")
             )
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     row["host"] = socket.gethostname()
@@ -499,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     warmup_limit_s = float(spec.get("warmup_limit_s", DEFAULT_WARMUP_LIMIT_S))
     _start_watchdog(warmup_limit_s + float(spec["deadline_s"]))
     outcome = solve_spec(spec, spec.get("ready_path"))
-    atomic_write_text(args[1], json.dumps(outcome, default=jsonable))
+    # jsonable first: a plug-in's stats may have keys json.dumps refuses (a tuple)
+    atomic_write_text(args[1], json.dumps(jsonable(outcome)))
     return 0
 
 

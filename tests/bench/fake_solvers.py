@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar, NoReturn
@@ -189,12 +190,15 @@ class LyingSolver:
     - ``infeasible``: INFEASIBLE, yet with a plan;
     - ``none``: returns None instead of a SolveResult;
     - ``clock``: a true result, but it sleeps ``sleep_s`` after make_result stopped its
-      clock (its ``wall_s`` is short of the time it took).
+      clock (its ``wall_s`` is short of the time it took);
+    - ``stats``: a true result whose stats JSON refuses (a tuple key, an object);
+    - ``exit``: prints a last word on standard error and ends its process (code 5).
     """
 
     name: ClassVar[str] = "lying"
     lie: str = field(
-        default="optimal", metadata={"help": "optimal, bound, infeasible, none or clock"}
+        default="optimal",
+        metadata={"help": "optimal, bound, infeasible, none, clock, stats or exit"},
     )
     sleep_s: float = field(default=0.5, metadata={"help": "seconds slept (lie=clock)"})
 
@@ -206,6 +210,12 @@ class LyingSolver:
         if self.lie == "clock":
             time.sleep(self.sleep_s)
             return result
+        if self.lie == "stats":
+            return dataclasses.replace(result, stats={(1, 2): object(), "kept": 7})
+        if self.lie == "exit" and problem.graph.name != "warm-up":
+            print("many lines\n" * 200 + "fatal: the licence server is gone", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(5)
         assert result.cost is not None
         claims = {
             "optimal": {"status": Status.OPTIMAL, "lower_bound_bytes": None},

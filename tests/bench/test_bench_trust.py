@@ -11,6 +11,7 @@ from test_bench import KEEP, SPILL, config, write_suite
 
 from memplan.accelerator import load_accelerator
 from memplan.bench import worker
+from memplan.bench.cells import CellSpec
 from memplan.bench.harness import (
     build_cells,
     execute_bench,
@@ -18,7 +19,7 @@ from memplan.bench.harness import (
     load_workloads,
     prepare_bench,
 )
-from memplan.bench.worker import solve_spec
+from memplan.bench.worker import run_cell, solve_spec
 from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.cli import main
 from memplan.min_peak import store
@@ -76,10 +77,10 @@ def test_a_worker_refuses_a_solver_of_another_version(tmp_path: Path) -> None:
 LIE = "fake_solvers:LyingSolver"
 
 
-def _one_cell(tmp_path: Path, solver: str, time_limit_s: float = 5) -> dict[str, Any]:
-    """The spec of one MR cell of a small suite for ``solver``."""
+def _cells(tmp_path: Path, solver: str, time_limit_s: float = 5) -> list[CellSpec]:
+    """The MR cell of a one-workload suite for ``solver``."""
     workloads, _ = load_workloads([str(write_suite(tmp_path / "g", 1))])
-    (cell,) = build_cells(
+    return build_cells(
         workloads,
         scopes=[Scope.ACTIVATIONS],
         budgets=["MR"],
@@ -88,6 +89,11 @@ def _one_cell(tmp_path: Path, solver: str, time_limit_s: float = 5) -> dict[str,
         time_limit_s=time_limit_s,
         accelerator=load_accelerator("edge-npu"),
     )
+
+
+def _one_cell(tmp_path: Path, solver: str, time_limit_s: float = 5) -> dict[str, Any]:
+    """The spec of one MR cell of a small suite for ``solver``."""
+    (cell,) = _cells(tmp_path, solver, time_limit_s)
     return cell.to_dict()
 
 
@@ -170,3 +176,20 @@ def test_a_proven_mp_reruns_only_its_cells_and_stale_rows_are_not_merged(
     assert main(["bench", "report", str(out), "--no-figures"]) == 0
     summary = (out / "summary.md").read_text()
     assert "M_P proven for 1 of 1 (workload, scope) pairs" in summary
+
+
+def test_odd_stats_are_kept_as_text_and_a_dying_worker_says_its_last_word(
+    tmp_path: Path,
+) -> None:
+    # Stats with a tuple key crashed the worker when it wrote its result (the plan was
+    # lost); a worker that died showed the head of its output, cut when displayed.
+    (cell,) = _cells(tmp_path, f"{LIE}[lie=stats]")
+    row = run_cell(cell, grace_s=5)
+    assert row is not None and row["status"] == "feasible" and row["has_plan"]
+    assert row["stats"]["kept"] == 7 and row["stats"]["(1, 2)"].startswith("<object")
+    (dying,) = _cells(tmp_path, f"{LIE}[lie=exit]")
+    row = run_cell(dying, grace_s=5)
+    assert row is not None and row["status"] == "error"
+    assert row["message"].startswith(
+        "worker exited with code 5 without a result: fatal: the licence server is gone; output:"
+    )
