@@ -35,6 +35,7 @@ its M_R, which forces spills, and with room for everything).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -410,6 +411,13 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
             gap=None,
             message=f"solver {spec['solver']!r} broke the result contract: {broken}",
         )
+        # nor in its plan file: the plan without the claim, and why
+        result = dataclasses.replace(
+            result,
+            status=Status.TIMEOUT if result.status is Status.TIMEOUT else Status.FEASIBLE,
+            lower_bound_bytes=None,
+            message=outcome["message"],
+        )
     if result.plan is not None and spec.get("save_plan"):
         # an invalid plan too: memplan validate lists its faults
         outcome["plan"] = _plan_file(spec, problem, result, cost)
@@ -459,8 +467,6 @@ def _plan_file(spec: dict[str, Any], problem: Problem, result: Any, cost: Any) -
 
     ``cost`` is the harness's own score of the plan (None for an invalid plan).
     """
-    import dataclasses
-
     from memplan.budgets import ResolvedBudget
     from memplan.io.loading import ImportOptions
     from memplan.io.planfile import plan_file_dict

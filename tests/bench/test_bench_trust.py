@@ -112,11 +112,15 @@ def test_a_claim_the_plan_does_not_back_is_an_error_not_a_result(
     # A plug-in that bypasses make_result: its OPTIMAL without a bound was counted as
     # proven, its bound above its plan went into the gaps, its INFEASIBLE with a plan
     # was counted as infeasible, and a None was a worker traceback.
-    outcome = solve_spec(_one_cell(tmp_path, f"{LIE}[lie={lie}]"))
+    outcome = solve_spec({**_one_cell(tmp_path, f"{LIE}[lie={lie}]"), "save_plan": True})
     assert outcome["status"] == "error", outcome
     assert says in outcome["message"]
     assert outcome["lower_bound_bytes"] is None and outcome["gap"] is None
     assert outcome["solve_wall_s"] is not None  # it did solve: its time is kept
+    if lie != "none":  # nor does its saved plan file carry the claim
+        plan = outcome["plan"]
+        assert plan["status"] == "feasible" and plan["lower_bound_bytes"] is None
+        assert says in plan["message"]
 
 
 def test_the_solve_time_is_the_harness_clock_not_the_solver_report(tmp_path: Path) -> None:
