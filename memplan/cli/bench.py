@@ -571,7 +571,7 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with sigterm_as_ctrl_c():
-            written = _execute_with_progress(run, execute_bench, quiet=args.quiet)
+            written = execute_with_progress(run, execute_bench, quiet=args.quiet)
     except KeyboardInterrupt:
         err_console.print(
             f"memplan bench: interrupted; finished cells are in {run.results_path}; "
@@ -602,8 +602,15 @@ def _no_plan_code(run: Any) -> int:
     return EXIT_NO_PLAN
 
 
-def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
-    """Run the cells with a rich progress bar on stderr."""
+def execute_with_progress(run: Any, execute: Any, quiet: bool, label: str = "bench") -> int:
+    """Run the cells with a rich progress bar on stderr.
+
+    Args:
+        run: has ``pending``, the cells to run.
+        execute: ``execute(run, on_row=..., on_start=...)`` runs them; returns how many.
+        quiet: no bar.
+        label: the bar's name while no cell runs.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -629,12 +636,12 @@ def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
     )
 
     with progress:
-        task = progress.add_task("bench", total=len(run.pending), counts="")
+        task = progress.add_task(label, total=len(run.pending), counts="")
 
         def describe() -> str:
             names = list(running.values())
             if not names:
-                return "bench"
+                return label
             return f"{names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else "")
 
         def on_start(cell: Any) -> None:

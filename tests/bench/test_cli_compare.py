@@ -154,3 +154,17 @@ def test_more_jobs_than_cpus_is_warned(
     assert "--jobs 2 runs 2 solves at once on 1 CPU:" in err
     assert main([*argv, "--time-limit", "5", "-j", "1"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_compare_shows_its_progress_on_stderr_unless_quiet(
+    model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # 4 solvers x 3 budgets at the default 60 s ran up to 12 minutes without a word.
+    argv = ["compare", str(model), "--solvers", f"{SPILL},{KEEP}", "--scratchpad", "MR,MP"]
+    argv += ["--time-limit", "5", "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == 4  # standard output holds the JSON alone
+    assert "compare" in err and "4/4" in err
+    assert main([*argv, "-q"]) == 0
+    assert "4/4" not in capsys.readouterr().err
