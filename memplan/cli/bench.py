@@ -369,6 +369,30 @@ def split_list(text: str, what: str) -> tuple[str, ...]:
     return refuse_repeats(parts, what, text)
 
 
+def split_budgets(text: str, what: str) -> tuple[str, ...]:
+    """A comma-separated list of budget specs (:func:`split_list`), none of which means
+    the same budget as another: ``MR,mr`` ran every solver twice at M_R, as two budgets.
+
+    Raises:
+        ConfigError: as :func:`split_list`; a spec that is no budget; two specs of one
+            budget (naming both).
+    """
+    from memplan.budgets import budget_identity
+    from memplan.errors import ConfigError
+
+    specs = split_list(text, what)
+    seen: dict[Any, str] = {}
+    for spec in specs:
+        identity = budget_identity(spec)
+        if identity in seen:
+            raise ConfigError(
+                f"{what} {text!r}: {spec!r} is the same budget as {seen[identity]!r}; "
+                "give it once"
+            )
+        seen[identity] = spec
+    return specs
+
+
 def report_command(args: argparse.Namespace) -> int:
     """``memplan bench report DIR``: rebuild and print the reports (naming the lines of
     the results file they leave out)."""
@@ -472,7 +496,7 @@ def bench_config(args: argparse.Namespace) -> Any:
     config = BenchConfig(
         suite=tuple(suite),
         solvers=solvers,
-        budgets=split_list(setting(args, "budgets", preset), "--budgets"),
+        budgets=split_budgets(setting(args, "budgets", preset), "--budgets"),
         scopes=scopes,
         out_dir=Path(args.output),
         accelerator=load_accelerator(args.accelerator),

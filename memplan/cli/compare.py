@@ -64,7 +64,7 @@ def run_command(args: argparse.Namespace) -> int:
         baseline_label,
         execute_with_progress,
         setting,
-        split_list,
+        split_budgets,
         warn_oversubscribed,
     )
     from memplan.cli.common import err_console, load_model_from_args
@@ -81,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs')}")
     warn_oversubscribed(setting(args, "jobs"))
     solvers = split_specs(setting(args, "solvers"))
-    budgets = split_list(args.scratchpad, "--scratchpad")
+    budgets = split_budgets(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
     baseline = baseline_label(args.baseline, solvers, options)
     check_solvers(solvers, options)

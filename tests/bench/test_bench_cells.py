@@ -258,3 +258,12 @@ def test_dim_sizes_the_symbolic_dims_of_the_models_that_have_them(
     capsys.readouterr()
     assert main([*argv, "height=16", "width=8"]) == 2
     assert "--dim was batch=2 height=8 width=8, now batch=2 height=16" in capsys.readouterr().err
+
+
+def test_bench_refuses_one_budget_spelt_twice(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--suite", "x", "--budgets", "MH,0.5*mp,mh"])
+    args.output = str(tmp_path / "out")
+    with pytest.raises(ConfigError, match="'mh' is the same budget as 'MH'"):
+        bench_config(args)

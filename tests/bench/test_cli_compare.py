@@ -133,6 +133,10 @@ def test_compare_ctrl_c_shows_the_finished_rows(
         # Repeats were merged silently, where rl evaluate refused them.
         (["--solvers", f"{SPILL}, {SPILL}"], f"'{SPILL}' is given twice; give each once"),
         (["--scratchpad", "MR,MP,MR"], "--scratchpad 'MR,MP,MR': 'MR' is given twice"),
+        # One budget spelt twice ran every solver twice at it, as two budgets.
+        (["--scratchpad", "MR,mr"], "'mr' is the same budget as 'MR'; give it once"),
+        (["--scratchpad", "MP,1*MP"], "'1*MP' is the same budget as 'MP'"),
+        (["--scratchpad", "512KiB,524288"], "'524288' is the same budget as '512KiB'"),
     ],
 )
 def test_compare_refuses_repeats_and_empty_items(
