@@ -386,8 +386,7 @@ def split_budgets(text: str, what: str) -> tuple[str, ...]:
         identity = budget_identity(spec)
         if identity in seen:
             raise ConfigError(
-                f"{what} {text!r}: {spec!r} is the same budget as {seen[identity]!r}; "
-                "give it once"
+                f"{what} {text!r}: {spec!r} is the same budget as {seen[identity]!r}; give it once"
             )
         seen[identity] = spec
     return specs
