@@ -201,6 +201,13 @@ def test_two_variants_of_one_solver_are_two_cells(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- presets
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_config creates its output folders: "out" is made in tmp_path, not in the
+    working copy (the preset tests left out/ and out/figures there)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
