@@ -122,6 +122,16 @@ def _parse(text: str) -> tuple[Fraction, str | None, int | None]:
     return Fraction(1), None, size
 
 
+def budget_identity(text: str) -> tuple[Fraction, str | None, int | None]:
+    """What a budget spec means, whatever its spelling: ``MR``, ``mr`` and ``1*MR`` are
+    one budget, as are ``512KiB`` and ``524288``.
+
+    Raises:
+        ConfigError: ``text`` is no budget spec (the message lists every form).
+    """
+    return _parse(text)
+
+
 def _check_max(text: str, capacity_bytes: int | Fraction) -> None:
     """Refuse a budget above :data:`~memplan.units.MAX_BYTES`, naming the spec."""
     if capacity_bytes > MAX_BYTES:

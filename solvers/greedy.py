@@ -285,7 +285,10 @@ class GreedySolver:
         if cut:
             stop = "interrupted" if budget.interrupted() else "the budget ran out"
             status = Status.TIMEOUT
-            message = f"{stop}; returning the best plan so far ({stats['fallback']})"
+            # stats["fallback"] "none" means the plan needed no fallback, not "no plan"
+            fallback = stats.get("fallback", "none")
+            how = "" if fallback == "none" else f" (the {fallback} fallback)"
+            message = f"{stop}; returning the best plan so far{how}"
         return make_result(self, problem, status, best.plan, budget, stats=stats, message=message)
 
     def _prefetched(

@@ -435,6 +435,7 @@ def test_a_later_order_cut_by_the_time_limit_makes_a_timeout() -> None:
     assert result.stats["orders_tried"]["min-peak"] > result.stats["orders_tried"]["model"]
     assert result.status is Status.TIMEOUT
     assert result.message.startswith("the budget ran out; returning the best plan so far")
+    assert "(none)" not in result.message  # read as "no plan", beside a plan
     latency = make_solver("greedy", {"objective": "latency"})
     assert latency.solve(problem, TimeRunsOutAt("min-peak")).status is Status.TIMEOUT
     # In time, the same plan is FEASIBLE.

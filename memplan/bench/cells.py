@@ -16,6 +16,8 @@ from typing import Any
 #: Row fields that depend on the machine and the moment, not on the solver's answer.
 TIMING_FIELDS = (
     "solve_wall_s",
+    "solver_wall_s",
+    "over_time_limit",
     "import_wall_s",
     "warmup_wall_s",
     "cell_wall_s",

@@ -96,18 +96,24 @@ def _catalog() -> Any:
 
 
 def load_workloads(
-    suite: Sequence[str], dtype_bytes: int | None = None, aliases: bool = True
+    suite: Sequence[str],
+    dtype_bytes: int | None = None,
+    aliases: bool = True,
+    dims: Mapping[str, int] | None = None,
 ) -> tuple[list[Workload], list[str]]:
     """Load the models named by ``suite``.
 
     Each entry is a catalog suite name, a catalog workload name, a model file
     (``.onnx`` or memplan graph ``.json``) or a folder (its ``*.onnx`` and ``*.json``).
+    ``dims`` (``--dim``) sizes symbolic dimensions in every ONNX file that has them
+    (:func:`_model_dims`); a name no file has is refused.
 
     Returns:
         The workloads, and one line per model that failed to load (the run goes on).
 
     Raises:
-        ConfigError: an entry is neither a file, a folder, a suite nor a workload.
+        ConfigError: an entry is neither a file, a folder, a suite nor a workload; a
+            ``dims`` name is a symbolic dimension of no ONNX file of the suite.
     """
     from memplan.io.loading import load_model
 
@@ -131,6 +137,7 @@ def load_workloads(
     workloads: list[Workload] = []
     failures: list[str] = []
     names: set[str] = set()
+    used: set[str] = set()
     for kind, value in dict.fromkeys(sources):
         try:
             if kind == "catalog":
@@ -139,7 +146,11 @@ def load_workloads(
                 )
                 name, source = value, f"catalog:{value}"
             else:
-                loaded = load_model(value, dtype_bytes=dtype_bytes, aliases=aliases)
+                own = _model_dims(value, dims or {})
+                used.update(own)
+                loaded = load_model(
+                    value, dtype_bytes=dtype_bytes, aliases=aliases, dims=own or None
+                )
                 name, source = Path(value).stem, value
         except MemplanError as error:
             failures.append(f"{value}: {error}")
@@ -148,7 +159,29 @@ def load_workloads(
             name = str(Path(value).with_suffix(""))
         names.add(name)
         workloads.append(Workload(name, source, loaded.sha256, loaded.graph, loaded.import_options))
+    unused = [name for name in dims or {} if name not in used]
+    if unused:
+        raise ConfigError(
+            f"--dim {', '.join(unused)}: no ONNX model of the suite has a symbolic dim of "
+            "that name (`memplan inspect MODEL` names a model's); leave it out or correct it"
+        )
     return workloads, failures
+
+
+def _model_dims(path: str, dims: Mapping[str, int]) -> dict[str, int]:
+    """The ``dims`` that are symbolic dimensions of the ONNX file ``path`` (none for a
+    graph JSON file, or a file that does not parse: its import says why)."""
+    if not dims or Path(path).suffix.lower() != ".onnx":
+        return {}
+    try:
+        import onnx
+
+        from memplan.onnx.shapes import symbolic_dims
+
+        known = set(symbolic_dims(onnx.load(path, load_external_data=False)))
+    except Exception:  # an unreadable file: load_model reports it, naming the file
+        return {}
+    return {name: size for name, size in dims.items() if name in known}
 
 
 def _catalog_names(entry: str) -> list[str]:
@@ -324,6 +357,7 @@ class BenchConfig:
     jobs: int = 1  # cells run at once (local processes or LocalCluster workers)
     options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per solver
     dtype_bytes: int | None = None  # bytes per element at import; None = ONNX types
+    dims: Mapping[str, int] = field(default_factory=dict)  # --dim: symbolic dim sizes
     dask: str | None = None  # None (local pool), "local" (LocalCluster) or a scheduler address
     save_plans: bool = False  # write every plan to out_dir/plans/<key>.json
     retry_failed: bool = False  # run again the cells recorded as error or killed
@@ -356,6 +390,7 @@ class BenchConfig:
             "jobs": self.jobs,
             "options": {k: dict(v) for k, v in self.options.items()},
             "dtype_bytes": self.dtype_bytes,
+            "dims": dict(self.dims),
             "dask": self.dask,
         }
 
@@ -387,7 +422,7 @@ def prepare_bench(config: BenchConfig) -> BenchRun:
     check_solvers(config.solvers, config.options)
     # Before any work: a folder holds the rows of one setting of what changes answers.
     recorded = check_same_settings(config.out_dir, config.to_dict())
-    workloads, failures = load_workloads(config.suite, config.dtype_bytes)
+    workloads, failures = load_workloads(config.suite, config.dtype_bytes, dims=config.dims)
     if not workloads:
         detail = "; ".join(failures) if failures else "the suite is empty"
         raise ConfigError(f"no workload could be loaded: {detail}")

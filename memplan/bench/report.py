@@ -266,10 +266,11 @@ def cell_matrix(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
 
 
 def failures(rows: Sequence[Row]) -> list[str]:
-    """One line per error or killed timeout, and per bound that a valid plan contradicts."""
+    """One line per error, killed timeout or solve that returned past its time limit
+    (within the grace), and per bound that a valid plan contradicts."""
     lines = []
     for row in rows:
-        if row.get("status") == "error" or row.get("killed"):
+        if row.get("status") == "error" or row.get("killed") or row.get("over_time_limit"):
             message = " ".join(str(row.get("message", "")).split())
             lines.append(
                 f"{row['workload']} / {row['scope']} / {row['budget']} / {solver_label(row)}: "
@@ -334,7 +335,7 @@ def markdown_report(rows: Sequence[Row], baseline: str | None, progress: str | N
     parts.append(markdown_table(headers, body))
     lines = failures(rows)
     if lines:
-        parts.append("\n## Errors, killed timeouts and contradicted bounds\n")
+        parts.append("\n## Errors, killed timeouts, late returns and contradicted bounds\n")
         parts.extend(f"- {line}\n" for line in lines)
     return "\n".join(parts)
 
@@ -364,6 +365,8 @@ CELL_COLUMNS = (
     "graph_ops",
     "graph_tensors",
     "solve_wall_s",
+    "over_time_limit",
+    "solver_wall_s",
     "import_wall_s",
     "warmup_wall_s",
     "cell_wall_s",

@@ -33,26 +33,76 @@ if TYPE_CHECKING:
 RESULTS_NAME = "results.jsonl"
 
 
+#: Fields every row has, as text: the reports group and label rows by them.
+_TEXT_FIELDS = ("key", "workload", "scope", "budget", "solver", "status")
+#: Fields the reports read as a whole number of bytes when present (or None).
+_BYTES_FIELDS = (
+    "non_compulsory_bytes",
+    "lower_bound_bytes",
+    "capacity_bytes",
+    "mr_bytes",
+    "mp_bytes",
+    "worker_maxrss_bytes",
+)
+#: Fields the reports read as a number of seconds when present (or None).
+_SECONDS_FIELDS = ("solve_wall_s",)
+
+
+def row_problem(row: object) -> str | None:
+    """Why a parsed line is not a result row the reports can read, or None.
+
+    A line cut short by a crash does not parse at all; this catches the rest: a line of
+    another file appended by hand (``cat a.jsonl b.jsonl``), a row edited by hand.
+    """
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    for name in _TEXT_FIELDS:
+        if not isinstance(row.get(name), str):
+            return f"no {name!r} text" if name not in row else f"{name!r} is not text"
+    for name in _BYTES_FIELDS:
+        value = row.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{name!r} is {value!r}, not a whole number of bytes"
+    for name in _SECONDS_FIELDS:
+        value = row.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"{name!r} is {value!r}, not a number of seconds"
+    if not isinstance(row.get("options") or {}, dict):
+        return "'options' is not an object"
+    return None
+
+
 def read_rows(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
-    """All rows of a results file, and how many lines were unreadable (cut by a crash)."""
-    rows: list[dict[str, Any]] = []
-    bad = 0
+    """All rows of a results file (objects with a ``key``), and how many lines were
+    unreadable (cut by a crash). The reports check the rows further:
+    :func:`load_results_checked`."""
+    numbered, problems = _read_lines(path)
+    return [row for _, row in numbered], len(problems)
+
+
+def _read_lines(
+    path: str | os.PathLike[str],
+) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """The objects with a ``key`` of a results file with their line numbers, and one
+    line per other line."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[str] = []
     if not Path(path).exists():
-        return rows, 0
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+        return rows, problems
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                bad += 1
+                problems.append(f"line {number}: not JSON (cut short by a crash?)")
                 continue
-            if isinstance(row, dict) and "key" in row:
-                rows.append(row)
+            if isinstance(row, dict) and isinstance(row.get("key"), str):
+                rows.append((number, row))
             else:
-                bad += 1
-    return rows, bad
+                problems.append(f"line {number}: not a result row (no 'key' text)")
+    return rows, problems
 
 
 def latest_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -121,7 +171,7 @@ class ResultsWriter:
         Raises:
             OutputFileError: the disk refused the line (the file is left as it was).
         """
-        line = json.dumps(row, sort_keys=True, default=jsonable) + "\n"
+        line = json.dumps(jsonable(row), sort_keys=True) + "\n"
         with self._lock:
             self._write_whole(line.encode("utf-8"), "cannot write a result to")
 
@@ -156,10 +206,35 @@ def load_results(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The latest row of every cell in ``out_dir``'s results file.
 
     Raises:
-        ConfigError: the folder has no results file.
+        ConfigError: ``out_dir`` is a file, or the folder has no results file.
     """
+    return load_results_checked(out_dir)[0]
+
+
+def load_results_checked(
+    out_dir: str | os.PathLike[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The latest row of every cell in ``out_dir``'s results file, and one line per
+    line left out: not JSON, or not a row the reports can read (:func:`row_problem`).
+
+    Raises:
+        ConfigError: ``out_dir`` is a file, or the folder has no results file.
+    """
+    if Path(out_dir).is_file():
+        raise ConfigError(
+            f"{out_dir} is a file; give the folder of a `memplan bench` run (the -o DIR "
+            f"that holds {RESULTS_NAME})"
+        )
     path = Path(out_dir) / RESULTS_NAME
     if not path.exists():
         raise ConfigError(f"{path}: no results file; run `memplan bench -o {out_dir}` first")
-    rows, _ = read_rows(path)
-    return list(latest_rows(rows).values())
+    numbered, problems = _read_lines(path)
+    checked = []
+    for number, row in numbered:
+        problem = row_problem(row)
+        if problem is None:
+            checked.append(row)
+        else:
+            problems.append(f"line {number}: not a result row ({problem})")
+    problems.sort(key=lambda line: int(line.split()[1].rstrip(":")))  # in file order
+    return list(latest_rows(checked).values()), problems

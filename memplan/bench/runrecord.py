@@ -2,9 +2,10 @@
 
 ``memplan bench`` writes ``DIR/run.json`` beside ``DIR/results.jsonl``. Some settings
 change every cell's answer (:data:`RESULT_SETTINGS`: the time limit, the accelerator,
-the element size, the M_P proof budget): before a run adds rows to a folder,
-:func:`check_same_settings` compares them with the folder's run.json and refuses a
-difference, so one folder never mixes rows that answer different questions. Others
+the element size, the sizes of symbolic dims, the M_P proof budget): before a run
+adds rows to a folder, :func:`check_same_settings` compares them with the folder's
+run.json and refuses a difference, so one folder never mixes rows that answer
+different questions. Others
 only add cells (workloads, solvers and their options, budgets, scopes) and may be
 resumed into the same folder; :func:`run_record` keeps them all in run.json, with the
 list of every cell the folder's runs asked for (:data:`PLANNED_KEY`), so a report can
@@ -31,6 +32,7 @@ RESULT_SETTINGS: dict[str, str] = {
     "accelerator": "--accelerator",
     "time_limit_s": "--time-limit",
     "dtype_bytes": "--dtype-bytes",
+    "dims": "--dim",
     "exact_mp_s": "--exact-mp",
 }
 #: Lists of run.json that grow when a run adds cells to a folder.
@@ -70,6 +72,16 @@ def planned_cells(out_dir: Path) -> list[PlannedCell] | None:
     return list(dict.fromkeys(cells))
 
 
+def in_planned_order(rows: Sequence[Row], out_dir: Path) -> list[Row]:
+    """``rows`` in the order of the cells the folder's runs asked for (run.json): its
+    workloads, budgets and solvers as the command gave them, not as the workers happened
+    to finish (with ``--jobs`` above 1, the reports' order changed from run to run).
+    Rows of cells run.json does not list keep their order, after the others."""
+    planned = planned_cells(out_dir) or []
+    index = {cell: i for i, cell in enumerate(planned)}
+    return sorted(rows, key=lambda row: index.get(planned_cell(row), len(index)))
+
+
 def _result_settings(data: Mapping[str, Any]) -> dict[str, Any]:
     """The :data:`RESULT_SETTINGS` of a run.json dictionary (the accelerator without its
     default capacity, which every cell replaces with its budget's)."""
@@ -101,6 +113,8 @@ def _setting_text(name: str, value: Any) -> str:
         return "none"
     if name == "accelerator" and isinstance(value, Mapping):
         return str(value.get("name", "?"))
+    if name == "dims" and isinstance(value, Mapping):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -87,7 +87,7 @@ def bench_summary(
     from rich.text import Text
 
     aliases, legend = short_labels(s.solver for s in summaries)
-    headers = ["budget", "solver", "plans", "o/t/e", "non-comp.", "vs base", "gap", "time"]
+    headers = ["budget", "solver", "plans", "o/t/e/i", "non-comp.", "vs base", "gap", "time"]
     groups: dict[str, list[SolverSummary]] = {}
     for summary in summaries:
         groups.setdefault(summary.scope, []).append(summary)
@@ -103,7 +103,7 @@ def bench_summary(
                         "all" if s.budget == "*" else s.budget,
                         aliases[s.solver],
                         f"{s.plans}/{s.cells}" + (f" +{s.left_out}" if s.left_out else ""),
-                        f"{s.optimal}/{s.timeouts}/{s.errors}",
+                        f"{s.optimal}/{s.timeouts}/{s.errors}/{s.infeasible}",
                         traffic_text(s),
                         percent_change(s.mean_reduction),
                         gap_text(s, digits=0),
@@ -119,7 +119,8 @@ def bench_summary(
                 *legend,
                 "plans: cells with a valid plan / cells that every solver of the budget "
                 "finished (+k: the solver's rows of other cells, left out of every figure); "
-                "o/t/e: proven optimal / timed out / errors; non-comp.: total "
+                "o/t/e/i: proven optimal / timed out / errors / infeasible (a budget below "
+                "M_R, or proven so); non-comp.: total "
                 f"non-compulsory traffic over the cells where both the solver and {base} have a "
                 f"plan ({MISSING}: none; *: fewer than the solver's or {base}'s plans, see "
                 f"below); vs base: mean change against {base} over those cells where {base} "

@@ -14,9 +14,14 @@ a Dask task run it alike)::
 
 Worker side, :func:`main`: import memplan and the solver plug-in, check that its
 version is the one the cell was keyed with, warm it up, then load the graph, build the
-problem at the cell's capacity, give the solver ``Budget(time_limit_s)``, solve,
+problem at the cell's capacity, give the solver ``Budget(time_limit_s)``, solve on
+the worker's own clock (``solve_wall_s``; the solver's report is kept as
+``solver_wall_s``, and a solve that returns later than its limit plus
+:data:`memplan.solver.RETURN_GRACE_S` is marked ``over_time_limit`` and says so),
 validate the returned plan and score it again (harness code, independent of what the
-solver reported), and write the outcome atomically. A watchdog thread ends the worker
+solver reported), refuse claims the plan does not back (:func:`unbacked_claim`: an
+OPTIMAL without an equal bound, a bound above the plan), and write the outcome
+atomically. A watchdog thread ends the worker
 when its parent dies (``kill -9`` of the bench) or when it overruns, so no orphan
 keeps running.
 
@@ -30,6 +35,7 @@ its M_R, which forces spills, and with room for everything).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -48,11 +54,13 @@ from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S
 from memplan.errors import OutputFileError
 from memplan.io.files import atomic_write_text
 from memplan.io.planfile import jsonable
+from memplan.solver import RETURN_GRACE_S
 
 if TYPE_CHECKING:
     from memplan.accelerator import Accelerator
     from memplan.bench.cells import CellSpec
     from memplan.problem import Problem, Scope
+    from memplan.solver import SolveResult
 
 #: Characters of the worker's output kept in an error message.
 LOG_TAIL_CHARS = 1500
@@ -160,8 +168,10 @@ def run_cell(
                 if code < 0
                 else f"exited with code {code}"
             )
-            row.update(
-                _empty_outcome("error", f"worker {how} without a result; output: {_tail(log_path)}")
+            tail = _tail(log_path)
+            last = tail.splitlines()[-1].strip() if tail.strip() else "(no output)"
+            row.update(  # its last line (the exception) first: messages are cut when shown
+                _empty_outcome("error", f"worker {how} without a result: {last}; output: {tail}")
             )
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     row["host"] = socket.gethostname()
@@ -213,6 +223,8 @@ def _empty_outcome(status: str, message: str) -> dict[str, Any]:
         "lower_bound_bytes": None,
         "gap": None,
         "solve_wall_s": None,
+        "solver_wall_s": None,
+        "over_time_limit": None,
         "import_wall_s": None,
         "warmup_wall_s": None,
         "warmup": None,
@@ -311,7 +323,8 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
     from memplan.cost import evaluate
     from memplan.ir import graph_from_json
     from memplan.problem import Problem, Scope
-    from memplan.solver import Budget, make_solver, relative_gap
+    from memplan.solver import Budget, SolveResult, Status, make_solver, relative_gap
+    from memplan.units import brief_repr
     from memplan.validate import validate
 
     timings: dict[str, Any] = {}
@@ -335,7 +348,15 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
         if ready_path is not None:
             Path(ready_path).touch()
         budget = Budget(time_limit_s=spec["time_limit_s"])
+        solve_started = time.perf_counter()
         result = solver.solve(problem, budget)
+        # The harness's clock, not the solver's wall_s: a plug-in may stop its clock early.
+        timings["solve_wall_s"] = time.perf_counter() - solve_started
+        if not isinstance(result, SolveResult) or not isinstance(result.status, Status):
+            raise TypeError(
+                f"solver {spec['solver']!r} returned {brief_repr(result)}, not a SolveResult "
+                "(with a Status); build its result with memplan.solver.make_result"
+            )
     except Exception as error:
         outcome = _empty_outcome("error", f"{type(error).__name__}: {error}")
         outcome.update(timings)
@@ -345,12 +366,20 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
     outcome = _empty_outcome(result.status.value, result.message)
     outcome.update(
         timings,
-        solve_wall_s=result.wall_s,
+        solver_wall_s=result.wall_s,
+        over_time_limit=timings["solve_wall_s"] > spec["time_limit_s"] + RETURN_GRACE_S,
         lower_bound_bytes=result.lower_bound_bytes,
         stats=dict(result.stats),
     )
+    if outcome["over_time_limit"]:
+        late = (
+            f"returned after {timings['solve_wall_s']:.3g} s, past its time limit of "
+            f"{spec['time_limit_s']:g} s and the {RETURN_GRACE_S:g} s a solver may take to "
+            "stop (the process was within --grace)"
+        )
+        outcome["message"] = f"{result.message}; {late}" if result.message else late
+    cost = None
     if result.plan is not None:
-        cost = None
         violations = validate(problem, result.plan)
         if violations:
             shown = "; ".join(str(v) for v in violations[:3])
@@ -363,7 +392,8 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
             cost = evaluate(problem, result.plan)
             reported = result.cost
             outcome.update(valid=True, has_plan=True, **_cost_fields(cost))
-            outcome["gap"] = relative_gap(cost.non_compulsory_bytes, result.lower_bound_bytes)
+            if unbacked_claim(result, cost) is None:
+                outcome["gap"] = relative_gap(cost.non_compulsory_bytes, result.lower_bound_bytes)
             if reported is not None and reported.to_dict() != cost.to_dict():
                 outcome.update(
                     status="error",
@@ -373,10 +403,62 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
                         "non-compulsory bytes"
                     ),
                 )
-        if spec.get("save_plan"):  # an invalid plan too: memplan validate lists its faults
-            outcome["plan"] = _plan_file(spec, problem, result, cost)
+    broken = None if outcome["valid"] is False else unbacked_claim(result, cost)
+    if broken is not None:  # never passed on: not as a bound, a gap, a proof or a count
+        outcome.update(
+            status="error",
+            lower_bound_bytes=None,
+            gap=None,
+            message=f"solver {spec['solver']!r} broke the result contract: {broken}",
+        )
+        # nor in its plan file: the plan without the claim, and why
+        result = dataclasses.replace(
+            result,
+            status=Status.TIMEOUT if result.status is Status.TIMEOUT else Status.FEASIBLE,
+            lower_bound_bytes=None,
+            message=outcome["message"],
+        )
+    if result.plan is not None and spec.get("save_plan"):
+        # an invalid plan too: memplan validate lists its faults
+        outcome["plan"] = _plan_file(spec, problem, result, cost)
     outcome["worker_maxrss_bytes"] = _maxrss_bytes()
     return outcome
+
+
+def unbacked_claim(result: SolveResult, cost: Any) -> str | None:
+    """What a result claims that its plan does not back, or None.
+
+    :func:`memplan.solver.make_result` refuses such results, but a plug-in may build
+    its :class:`~memplan.solver.SolveResult` itself: an OPTIMAL without a lower bound
+    equal to its plan's traffic, a bound above its own plan (or not a number of bytes),
+    or an INFEASIBLE with a plan would be counted as proofs and bounds.
+
+    Args:
+        result: the solver's result (its plan already validated).
+        cost: the harness's cost of the plan; None when there is no plan.
+    """
+    from memplan.solver import Status
+    from memplan.units import brief_repr
+
+    bound = result.lower_bound_bytes
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 0):
+        return f"its lower bound {brief_repr(bound)} is not a number of bytes"
+    if result.status is Status.INFEASIBLE and result.plan is not None:
+        return "it claims INFEASIBLE, yet returned a plan"
+    if result.status is Status.OPTIMAL and cost is None:
+        return "it claims OPTIMAL without a plan"
+    if cost is None:
+        return None
+    value = cost.non_compulsory_bytes
+    if bound is not None and bound > value:
+        return f"its lower bound {bound} B is above its own plan's {value} non-compulsory bytes"
+    if result.status is Status.OPTIMAL and bound != value:
+        shown = "none" if bound is None else f"{bound} B"
+        return (
+            f"it claims OPTIMAL, but its lower bound is {shown}, not its plan's {value} "
+            "non-compulsory bytes (an optimum is proven by a bound equal to it)"
+        )
+    return None
 
 
 def _plan_file(spec: dict[str, Any], problem: Problem, result: Any, cost: Any) -> dict[str, Any]:
@@ -385,8 +467,6 @@ def _plan_file(spec: dict[str, Any], problem: Problem, result: Any, cost: Any) -
 
     ``cost`` is the harness's own score of the plan (None for an invalid plan).
     """
-    import dataclasses
-
     from memplan.budgets import ResolvedBudget
     from memplan.io.loading import ImportOptions
     from memplan.io.planfile import plan_file_dict
@@ -427,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     warmup_limit_s = float(spec.get("warmup_limit_s", DEFAULT_WARMUP_LIMIT_S))
     _start_watchdog(warmup_limit_s + float(spec["deadline_s"]))
     outcome = solve_spec(spec, spec.get("ready_path"))
-    atomic_write_text(args[1], json.dumps(outcome, default=jsonable))
+    # jsonable first: a plug-in's stats may have keys json.dumps refuses (a tuple)
+    atomic_write_text(args[1], json.dumps(jsonable(outcome)))
     return 0
 
 

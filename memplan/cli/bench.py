@@ -122,6 +122,29 @@ def _cell_seconds(text: str) -> float:
         ) from None
 
 
+def warn_oversubscribed(jobs: int) -> None:
+    """Warn when ``--jobs`` runs more solves at once than this machine has CPUs.
+
+    Each solve's time limit is wall-clock: solves that share a CPU do less work within
+    it, so their traffic and times are not those of a run with fewer jobs.
+    """
+    import os
+
+    from memplan.cli.common import err_console
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        cpus = os.cpu_count() or 1
+    if jobs > cpus:
+        err_console.print(
+            f"[yellow]warning:[/] --jobs {jobs} runs {jobs} solves at once on {cpus} CPU"
+            f"{'s' if cpus > 1 else ''}: each solve's time limit is wall-clock, so they do "
+            f"less work within it; use --jobs {cpus} or fewer for figures that compare "
+            "with other runs"
+        )
+
+
 def setting(args: argparse.Namespace, name: str, preset: Any = None) -> Any:
     """A flag's value: as given, else the preset's, else :data:`DEFAULTS`."""
     value = getattr(args, name, None)
@@ -222,6 +245,18 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="N",
         help="bytes per element at ONNX import (e.g. 1 for int8); default: the ONNX types",
+    )
+    parser.add_argument(
+        "--dim",
+        action="append",
+        nargs="+",
+        default=None,
+        metavar="NAME=VALUE",
+        help=(
+            "give a symbolic dimension a size in elements, e.g. batch=1, in every ONNX "
+            "model of the suite that has it (a name no model has is refused); several "
+            "separated by spaces or by repeating the flag"
+        ),
     )
     parser.add_argument(
         "--dask",
@@ -334,17 +369,54 @@ def split_list(text: str, what: str) -> tuple[str, ...]:
     return refuse_repeats(parts, what, text)
 
 
+def split_budgets(text: str, what: str) -> tuple[str, ...]:
+    """A comma-separated list of budget specs (:func:`split_list`), none of which means
+    the same budget as another: ``MR,mr`` ran every solver twice at M_R, as two budgets.
+
+    Raises:
+        ConfigError: as :func:`split_list`; a spec that is no budget; two specs of one
+            budget (naming both).
+    """
+    from memplan.budgets import budget_identity
+    from memplan.errors import ConfigError
+
+    specs = split_list(text, what)
+    seen: dict[Any, str] = {}
+    for spec in specs:
+        identity = budget_identity(spec)
+        if identity in seen:
+            raise ConfigError(
+                f"{what} {text!r}: {spec!r} is the same budget as {seen[identity]!r}; give it once"
+            )
+        seen[identity] = spec
+    return specs
+
+
 def report_command(args: argparse.Namespace) -> int:
-    """``memplan bench report DIR``: rebuild and print the reports."""
-    from memplan.bench.harness import load_results
+    """``memplan bench report DIR``: rebuild and print the reports (naming the lines of
+    the results file they leave out)."""
+    from rich.markup import escape
+
     from memplan.bench.report import progress_line, write_reports
+    from memplan.bench.results import RESULTS_NAME, load_results_checked
     from memplan.bench.rows import merge_rows
+    from memplan.bench.runrecord import in_planned_order
     from memplan.bench.summary import summarize
     from memplan.bench.terminal import bench_summary
     from memplan.cli import EXIT_OK
     from memplan.cli.common import console, err_console
 
-    rows = merge_rows(load_results(args.output))
+    loaded, problems = load_results_checked(args.output)
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        err_console.print(
+            f"[yellow]warning:[/] {len(problems)} unreadable line(s) in "
+            f"{escape(str(Path(args.output) / RESULTS_NAME))} were left out of the reports: "
+            f"{escape(shown)}"
+        )
+    rows = in_planned_order(merge_rows(loaded), Path(args.output))
     args.baseline = _report_baseline(rows, args.baseline, args.output)
     written = write_reports(args.output, rows, args.baseline, figures=args.figures)
     console.print(
@@ -418,10 +490,12 @@ def bench_config(args: argparse.Namespace) -> Any:
     dtype_bytes = setting(args, "dtype_bytes", preset)
     if dtype_bytes is not None and dtype_bytes < 1:
         raise ConfigError(f"--dtype-bytes must be a positive number of bytes, got {dtype_bytes}")
+    from memplan.onnx.flags import parse_dims
+
     config = BenchConfig(
         suite=tuple(suite),
         solvers=solvers,
-        budgets=split_list(setting(args, "budgets", preset), "--budgets"),
+        budgets=split_budgets(setting(args, "budgets", preset), "--budgets"),
         scopes=scopes,
         out_dir=Path(args.output),
         accelerator=load_accelerator(args.accelerator),
@@ -431,6 +505,7 @@ def bench_config(args: argparse.Namespace) -> Any:
         jobs=setting(args, "jobs", preset),
         options=split_solver_options(args.option, solvers),
         dtype_bytes=dtype_bytes,
+        dims=parse_dims(item for items in args.dim or () for item in items),
         exact_mp_s=setting(args, "exact_mp_s", preset),
         dask=args.dask,
         save_plans=args.save_plans,
@@ -443,6 +518,10 @@ def bench_config(args: argparse.Namespace) -> Any:
     check_output_path(Path(args.output) / RESULTS_NAME, "--output", create_folders=True)
     for name in REPORT_NAMES:
         check_output_path(Path(args.output) / name, "report", create_folders=True)
+    if getattr(args, "figures", True):  # a file named figures ended a run after its cells
+        check_output_path(
+            Path(args.output) / "figures" / "solve_time.png", "figure", create_folders=True
+        )
     return config
 
 
@@ -480,7 +559,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from memplan.bench.harness import execute_bench, prepare_bench
-    from memplan.cli import EXIT_INTERRUPTED
+    from memplan.cli import EXIT_INTERRUPTED, EXIT_OK
     from memplan.cli.common import err_console
     from memplan.cli.plancommon import sigterm_as_ctrl_c
 
@@ -489,6 +568,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.report_only:
         return report_command(args)
     config = bench_config(args)
+    if config.dask in (None, "local"):  # a remote cluster's CPUs are its own
+        warn_oversubscribed(config.jobs)
     if not args.quiet:
         err_console.print(
             f"loading {len(config.suite)} suite entr{'y' if len(config.suite) == 1 else 'ies'}..."
@@ -513,7 +594,7 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with sigterm_as_ctrl_c():
-            written = _execute_with_progress(run, execute_bench, quiet=args.quiet)
+            written = execute_with_progress(run, execute_bench, quiet=args.quiet)
     except KeyboardInterrupt:
         err_console.print(
             f"memplan bench: interrupted; finished cells are in {run.results_path}; "
@@ -521,11 +602,38 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     err_console.print(f"ran {written} cells in {time.monotonic() - started:.1f} s")
-    return report_command(args)
+    code = report_command(args)
+    return code if code != EXIT_OK else _no_plan_code(run)
 
 
-def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
-    """Run the cells with a rich progress bar on stderr."""
+def _no_plan_code(run: Any) -> int:
+    """EXIT_NO_PLAN when no cell of the run has a plan (every solve failed, timed out
+    empty-handed or was infeasible), as ``compare`` exits; else EXIT_OK."""
+    from memplan.bench.results import latest_rows, read_rows
+    from memplan.bench.rows import has_plan
+    from memplan.cli import EXIT_NO_PLAN, EXIT_OK
+    from memplan.cli.common import err_console
+
+    keys = {cell.key for cell in run.cells}
+    rows = [r for r in latest_rows(read_rows(run.results_path)[0]).values() if r["key"] in keys]
+    if any(has_plan(row) for row in rows):
+        return EXIT_OK
+    err_console.print(
+        f"memplan bench: none of the {len(run.cells)} cells has a plan (see the errors in "
+        f"{run.config.out_dir / 'summary.md'})"
+    )
+    return EXIT_NO_PLAN
+
+
+def execute_with_progress(run: Any, execute: Any, quiet: bool, label: str = "bench") -> int:
+    """Run the cells with a rich progress bar on stderr.
+
+    Args:
+        run: has ``pending``, the cells to run.
+        execute: ``execute(run, on_row=..., on_start=...)`` runs them; returns how many.
+        quiet: no bar.
+        label: the bar's name while no cell runs.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -551,12 +659,12 @@ def _execute_with_progress(run: Any, execute: Any, quiet: bool) -> int:
     )
 
     with progress:
-        task = progress.add_task("bench", total=len(run.pending), counts="")
+        task = progress.add_task(label, total=len(run.pending), counts="")
 
         def describe() -> str:
             names = list(running.values())
             if not names:
-                return "bench"
+                return label
             return f"{names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else "")
 
         def on_start(cell: Any) -> None:

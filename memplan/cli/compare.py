@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -47,6 +48,9 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     group.add_argument("--json", action="store_true", help="print the result rows as JSON")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (on standard error)"
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -56,7 +60,13 @@ def run_command(args: argparse.Namespace) -> int:
     from memplan.bench.harness import Workload, build_cells, run_cells_local
     from memplan.bench.specs import check_solvers, split_solver_options, split_specs
     from memplan.cli import EXIT_INTERRUPTED, EXIT_NO_PLAN, EXIT_OK
-    from memplan.cli.bench import baseline_label, setting, split_list
+    from memplan.cli.bench import (
+        baseline_label,
+        execute_with_progress,
+        setting,
+        split_budgets,
+        warn_oversubscribed,
+    )
     from memplan.cli.common import err_console, load_model_from_args
     from memplan.cli.plancommon import sigterm_as_ctrl_c
     from memplan.errors import ConfigError
@@ -69,8 +79,9 @@ def run_command(args: argparse.Namespace) -> int:
     check_seconds("--warmup-limit", setting(args, "warmup_limit_s"))
     if setting(args, "jobs") < 1:
         raise ConfigError(f"--jobs must be at least 1, got {setting(args, 'jobs')}")
+    warn_oversubscribed(setting(args, "jobs"))
     solvers = split_specs(setting(args, "solvers"))
-    budgets = split_list(args.scratchpad, "--scratchpad")
+    budgets = split_budgets(args.scratchpad, "--scratchpad")
     options = split_solver_options(args.option, solvers)
     baseline = baseline_label(args.baseline, solvers, options)
     check_solvers(solvers, options)
@@ -88,15 +99,27 @@ def run_command(args: argparse.Namespace) -> int:
         dtype_bytes=args.dtype_bytes,
     )
     by_key: dict[str, dict[str, Any]] = {}
+
+    def execute(run: Any, on_row: Any, on_start: Any) -> int:
+        def record(row: dict[str, Any]) -> None:
+            by_key[row["key"]] = row
+            on_row(row)
+
+        run_cells_local(
+            run.pending,
+            record,
+            jobs=setting(args, "jobs"),
+            grace_s=setting(args, "grace_s"),
+            warmup_limit_s=setting(args, "warmup_limit_s"),
+            on_start=on_start,
+        )
+        return len(by_key)
+
     try:
         with sigterm_as_ctrl_c():
-            run_cells_local(
-                cells,
-                lambda row: by_key.__setitem__(row["key"], row),
-                jobs=setting(args, "jobs"),
-                grace_s=setting(args, "grace_s"),
-                warmup_limit_s=setting(args, "warmup_limit_s"),
-            )
+            # a progress bar on standard error: 4 solvers x 3 budgets at the default 60 s
+            # ran for up to 12 minutes without a word
+            execute_with_progress(SimpleNamespace(pending=cells), execute, args.quiet, "compare")
     except KeyboardInterrupt:
         # The finished rows are results like any others: show them, then say what is missing.
         _show(

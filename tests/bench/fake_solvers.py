@@ -13,13 +13,16 @@ Two legal ones, deterministic and independent of any registered solver:
 
 And misbehaving ones: one sleeps forever ignoring its budget (after a quick warm-up),
 one hangs in its warm-up, one raises, one kills its own process, one returns a plan
-that breaks the rules without make_result.
+that breaks the rules without make_result, one makes claims its plan does not back
+(or returns no result, or stops its clock early).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar, NoReturn
@@ -175,3 +178,48 @@ class CheatingSolver:
         """Return an empty, invalid plan marked FEASIBLE."""
         plan = Plan.make(model_order(problem.graph), [])
         return SolveResult(Status.FEASIBLE, plan, None, None, budget.elapsed_s(), self.name)
+
+
+@dataclass(frozen=True)
+class LyingSolver:
+    """Returns the spill-all plan with a claim about it the plan does not back, bypassing
+    make_result: ``lie`` names which (the harness must not pass it on as a fact).
+
+    - ``optimal``: OPTIMAL without a lower bound;
+    - ``bound``: a lower bound above its own plan's traffic;
+    - ``infeasible``: INFEASIBLE, yet with a plan;
+    - ``none``: returns None instead of a SolveResult;
+    - ``clock``: a true result, but it sleeps ``sleep_s`` after make_result stopped its
+      clock (its ``wall_s`` is short of the time it took);
+    - ``stats``: a true result whose stats JSON refuses (a tuple key, an object);
+    - ``exit``: prints a last word on standard error and ends its process (code 5).
+    """
+
+    name: ClassVar[str] = "lying"
+    lie: str = field(
+        default="optimal",
+        metadata={"help": "optimal, bound, infeasible, none, clock, stats or exit"},
+    )
+    sleep_s: float = field(default=0.5, metadata={"help": "seconds slept (lie=clock)"})
+
+    def solve(self, problem: Problem, budget: Budget) -> SolveResult:
+        """The spill-all plan, with the lie."""
+        result = SpillAllSolver().solve(problem, budget)
+        if self.lie == "none":
+            return None  # type: ignore[return-value]
+        if self.lie == "clock":
+            time.sleep(self.sleep_s)
+            return result
+        if self.lie == "stats":
+            return dataclasses.replace(result, stats={(1, 2): object(), "kept": 7})
+        if self.lie == "exit" and problem.graph.name != "warm-up":
+            print("many lines\n" * 200 + "fatal: the licence server is gone", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(5)
+        assert result.cost is not None
+        claims = {
+            "optimal": {"status": Status.OPTIMAL, "lower_bound_bytes": None},
+            "bound": {"lower_bound_bytes": result.cost.non_compulsory_bytes + 64},
+            "infeasible": {"status": Status.INFEASIBLE},
+        }
+        return dataclasses.replace(result, **claims[self.lie])  # type: ignore[arg-type]

@@ -7,7 +7,9 @@ import importlib
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
+from cli_models import dynamic_model
 from test_bench import KEEP, SPILL, write_suite
 
 from memplan.accelerator import load_accelerator
@@ -16,6 +18,7 @@ from memplan.bench.harness import build_cells, load_workloads
 from memplan.bench.specs import parse_spec, solver_options, split_solver_options, split_specs
 from memplan.bench.versions import plugin_tree, plugin_version, tree_version
 from memplan.budgets import PeakEstimate, heuristic_min_peak
+from memplan.cli import main
 from memplan.cli.bench import add_parser, bench_config
 from memplan.errors import ConfigError
 from memplan.problem import Problem, Scope
@@ -198,6 +201,13 @@ def test_two_variants_of_one_solver_are_two_cells(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- presets
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_config creates its output folders: "out" is made in tmp_path, not in the
+    working copy (the preset tests left out/ and out/figures there)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -228,3 +238,39 @@ def test_presets_fill_the_flags_that_are_not_given() -> None:
     )
     with pytest.raises(ConfigError, match="--suite is required"):
         bench_config(_parse([]))
+
+
+def test_dim_sizes_the_symbolic_dims_of_the_models_that_have_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A model exported with a dynamic batch could not be benchmarked at all: its load
+    # failed with "give --dim batch=1", a flag memplan bench did not have.
+    onnx.save(dynamic_model(), tmp_path / "dyn.onnx")
+    fixed = write_suite(tmp_path / "g", 1) / "skip0.json"
+    suite = [str(tmp_path / "dyn.onnx"), str(fixed)]
+    workloads, failures = load_workloads(suite[:1])
+    assert workloads == [] and "give the sizes you will run at" in failures[0].lower()
+    dims = {"batch": 2, "height": 8, "width": 8}
+    workloads, failures = load_workloads(suite, dims=dims)  # the JSON graph has none
+    assert failures == [] and [w.name for w in workloads] == ["dyn", "skip0"]
+    assert workloads[0].import_options is not None
+    assert dict(workloads[0].import_options.dims) == dims
+    with pytest.raises(ConfigError, match="--dim depth: no ONNX model of the suite"):
+        load_workloads(suite, dims={**dims, "depth": 3})
+    # the sizes are a setting of the results folder: other sizes need another folder
+    out = str(tmp_path / "out")
+    argv = ["bench", "--suite", suite[0], "--solvers", SPILL, "--budgets", "MR", "-q"]
+    argv += ["--time-limit", "5", "--no-figures", "-o", out, "--dim", "batch=2"]
+    assert main([*argv, "height=8", "width=8"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "height=16", "width=8"]) == 2
+    assert "--dim was batch=2 height=8 width=8, now batch=2 height=16" in capsys.readouterr().err
+
+
+def test_bench_refuses_one_budget_spelt_twice(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--suite", "x", "--budgets", "MH,0.5*mp,mh"])
+    args.output = str(tmp_path / "out")
+    with pytest.raises(ConfigError, match="'mh' is the same budget as 'MH'"):
+        bench_config(args)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bench import SPILL, config, write_suite
+from test_bench import RAISE, SPILL, config, write_suite
 
 from memplan.bench.harness import ResultsWriter, execute_bench, prepare_bench, read_rows
 from memplan.cli import main
@@ -200,3 +200,31 @@ def test_saved_plans_are_plan_files_that_validate_and_score_read(
         scored = json.loads(capsys.readouterr().out)
         assert scored["matches_recorded"] is True and scored["recorded_differs_in"] == []
         assert scored["cost"]["non_compulsory_bytes"] == row["non_compulsory_bytes"]
+
+
+def test_a_run_where_no_cell_has_a_plan_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Every solve raised, and memplan bench exited 0, as if it had measured something.
+    suite = write_suite(tmp_path / "g", 1)
+    argv = ["bench", "--suite", str(suite), "--budgets", "MR", "--time-limit", "5", "-q"]
+    argv += ["--no-figures", "--solvers"]
+    assert main([*argv, RAISE, "-o", str(tmp_path / "bad")]) == 1
+    assert "none of the 1 cells has a plan" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, f"{RAISE},{SPILL}", "-o", str(tmp_path / "good")]) == 0
+
+
+def test_a_figures_path_that_cannot_be_written_is_refused_before_any_cell_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A file named figures in the folder: every cell ran, then the run ended on it.
+    suite = write_suite(tmp_path / "g", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "figures").write_text("not a folder")
+    argv = ["bench", "--suite", str(suite), "--solvers", SPILL, "--budgets", "MR"]
+    argv += ["--time-limit", "5", "-q", "-o", str(out)]
+    assert main(argv) == 2
+    assert "figures/solve_time.png: a part of the path is a file" in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()
+    assert main([*argv, "--no-figures"]) == 0  # no figures: nothing to refuse

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from memplan.bench.report import (
 from memplan.bench.rows import best_bound, merge_rows
 from memplan.bench.summary import summarize
 from memplan.bench.terminal import bench_summary, compare_table
+from memplan.cli import main
 from memplan.errors import ConfigError
 
 
@@ -171,7 +173,7 @@ def test_terminal_summary_fits_80_columns_without_cutting_names() -> None:
     first = {tuple(line.split()[:2]): line.split() for line in lines if line.strip()}
     # gaps to ilp's proven optimum; the fixed-order optimum is no bound and gets a gap too
     assert first["MR", "greedy"][-3] == "88%" and first["MR", "S1"][-3] == "38%"
-    assert first["MR", "ilp"][3:5] == ["2/0/0", "235.48"]
+    assert first["MR", "ilp"][3:5] == ["2/0/0/0", "235.48"]
 
 
 def test_compare_table_fits_80_columns() -> None:
@@ -349,3 +351,77 @@ def test_compare_shows_latency_when_a_run_asks_for_it() -> None:
     assert max(len(line) for line in lines) <= 80
     plain = [dict(row, options={}) for row in rows[:1]]
     assert not any("latency" in line for line in _render(compare_table(plain, "greedy")))
+
+
+def test_report_leaves_out_and_names_lines_that_are_not_result_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A row without its cell fields was a KeyError traceback; a size that is not a
+    # number, a ValueError; lines of garbage were skipped without a word.
+    good = [_row("a", "MR", "greedy", 1000), _row("a", "MR", "ilp", 500)]
+    lines = [json.dumps(r) for r in good] + [
+        '{"key": "x"}',
+        json.dumps({**_row("b", "MR", "greedy", 0), "non_compulsory_bytes": "12"}),
+        "[1, 2]",
+        "garbage",
+    ]
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["bench", "report", str(tmp_path), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert "4 unreadable line(s)" in err
+    assert "line 3: not a result row (no 'workload' text)" in " ".join(err.split())
+    assert "'non_compulsory_bytes' is '12'" in err
+    assert "2 results" in err
+    summary = (tmp_path / "summary.csv").read_text()
+    assert ",b," not in summary and "activations,MR,ilp" in summary
+
+
+def test_report_of_a_file_says_it_needs_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"x")
+    assert main(["bench", "report", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; give the folder of a `memplan bench` run" in err
+
+
+def test_terminal_summary_counts_infeasible_cells() -> None:
+    # "0/2 plans, 0/0/0" said neither optimal, timed out nor failed: no reason at all.
+    rows = [
+        _row(w, "512B", "greedy", None, status="infeasible", capacity_bytes=512, mr_bytes=4096)
+        for w in "ab"
+    ]
+    lines = _render(bench_summary(summarize(rows, "greedy"), "greedy"))
+    (line,) = [line for line in lines if line.split()[:2] == ["512B", "greedy"]][:1]
+    assert line.split()[2:4] == ["0/2", "0/0/0/2"]
+    legend = " ".join(" ".join(lines).split())
+    assert "o/t/e/i: proven optimal / timed out / errors / infeasible" in legend
+
+
+def test_reports_list_solvers_in_the_order_asked_not_the_order_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # With --jobs 2 the workers finish out of order: --solvers greedy,ilp,dnc was
+    # reported as greedy, dnc, ilp in one run and greedy, ilp, dnc in the next.
+    asked = ["greedy", "ilp", "dnc"]
+    planned = [["a", "activations", "MR", s] for s in asked]
+    (tmp_path / "run.json").write_text(json.dumps({"planned_cells": planned}))
+    finished = [_row("a", "MR", s, 100 * (i + 1)) for i, s in enumerate(asked)][::-1]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in finished))
+    assert main(["bench", "report", str(tmp_path), "--no-figures"]) == 0
+    summary = (tmp_path / "summary.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[2] for line in summary] == asked * 2  # MR, then overall
+    cells = (tmp_path / "cells.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[3] for line in cells] == asked
+
+
+def test_a_late_return_is_listed_with_the_failures() -> None:
+    late = "returned after 7.2 s, past its time limit of 2 s and the 2 s a solver may take"
+    rows = [
+        _row("a", "MR", "greedy", 1000),
+        _row("a", "MR", "ilp", 500, over_time_limit=True, message=late),
+    ]
+    text = markdown_report(rows, "greedy")
+    assert "## Errors, killed timeouts, late returns and contradicted bounds" in text
+    assert f"- a / activations / MR / ilp: feasible: {late}" in text

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_bench import KEEP, SPILL, config, write_suite
 
 from memplan.accelerator import load_accelerator
+from memplan.bench import worker
+from memplan.bench.cells import CellSpec
 from memplan.bench.harness import (
     build_cells,
     execute_bench,
@@ -16,7 +19,7 @@ from memplan.bench.harness import (
     load_workloads,
     prepare_bench,
 )
-from memplan.bench.worker import solve_spec
+from memplan.bench.worker import run_cell, solve_spec
 from memplan.budgets import PeakEstimate, heuristic_min_peak
 from memplan.cli import main
 from memplan.min_peak import store
@@ -71,6 +74,79 @@ def test_a_worker_refuses_a_solver_of_another_version(tmp_path: Path) -> None:
     assert "its source changed during the run" in outcome["message"]
 
 
+LIE = "fake_solvers:LyingSolver"
+
+
+def _cells(tmp_path: Path, solver: str, time_limit_s: float = 5) -> list[CellSpec]:
+    """The MR cell of a one-workload suite for ``solver``."""
+    workloads, _ = load_workloads([str(write_suite(tmp_path / "g", 1))])
+    return build_cells(
+        workloads,
+        scopes=[Scope.ACTIVATIONS],
+        budgets=["MR"],
+        solvers=[solver],
+        options={},
+        time_limit_s=time_limit_s,
+        accelerator=load_accelerator("edge-npu"),
+    )
+
+
+def _one_cell(tmp_path: Path, solver: str, time_limit_s: float = 5) -> dict[str, Any]:
+    """The spec of one MR cell of a small suite for ``solver``."""
+    (cell,) = _cells(tmp_path, solver, time_limit_s)
+    return cell.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("lie", "says"),
+    [
+        ("optimal", "claims OPTIMAL, but its lower bound is none"),
+        ("bound", "is above its own plan's"),
+        ("infeasible", "claims INFEASIBLE, yet returned a plan"),
+        ("none", "returned None, not a SolveResult"),
+    ],
+)
+def test_a_claim_the_plan_does_not_back_is_an_error_not_a_result(
+    tmp_path: Path, lie: str, says: str
+) -> None:
+    # A plug-in that bypasses make_result: its OPTIMAL without a bound was counted as
+    # proven, its bound above its plan went into the gaps, its INFEASIBLE with a plan
+    # was counted as infeasible, and a None was a worker traceback.
+    outcome = solve_spec({**_one_cell(tmp_path, f"{LIE}[lie={lie}]"), "save_plan": True})
+    assert outcome["status"] == "error", outcome
+    assert says in outcome["message"]
+    assert outcome["lower_bound_bytes"] is None and outcome["gap"] is None
+    assert outcome["solve_wall_s"] is not None  # it did solve: its time is kept
+    if lie != "none":  # nor does its saved plan file carry the claim
+        plan = outcome["plan"]
+        assert plan["status"] == "feasible" and plan["lower_bound_bytes"] is None
+        assert says in plan["message"]
+
+
+def test_the_solve_time_is_the_harness_clock_not_the_solver_report(tmp_path: Path) -> None:
+    # The solver's own wall_s stopped before it slept 0.6 s: the row said ~0.01 s.
+    outcome = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.6]"))
+    assert outcome["status"] == "feasible" and outcome["valid"] is True
+    assert outcome["solve_wall_s"] >= 0.6
+    assert outcome["solver_wall_s"] < 0.6  # what the solver reported, kept beside it
+
+
+def test_a_solve_that_returns_after_its_time_limit_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.6 s against a 0.3 s limit and (here) 0.1 s to stop, within the process's grace:
+    # the plan is kept, and its time and a note say that it overran (its own report
+    # said ~0.01 s).
+    monkeypatch.setattr(worker, "RETURN_GRACE_S", 0.1)
+    late = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.6]", time_limit_s=0.3))
+    assert late["has_plan"] is True and late["solve_wall_s"] >= 0.6
+    assert late["over_time_limit"] is True and late["status"] == "feasible"
+    assert "past its time limit of 0.3 s and the 0.1 s" in late["message"]
+    # within the limit and the time to stop: nothing said
+    on_time = solve_spec(_one_cell(tmp_path, f"{LIE}[lie=clock,sleep_s=0.2]", time_limit_s=0.3))
+    assert on_time["over_time_limit"] is False and "time limit" not in on_time["message"]
+
+
 def _prove_smaller_mp(suite: Path) -> None:
     """Cache a "proven" M_P below the heuristic's for every workload of ``suite``."""
     workloads, _ = load_workloads([str(suite)])
@@ -104,3 +180,20 @@ def test_a_proven_mp_reruns_only_its_cells_and_stale_rows_are_not_merged(
     assert main(["bench", "report", str(out), "--no-figures"]) == 0
     summary = (out / "summary.md").read_text()
     assert "M_P proven for 1 of 1 (workload, scope) pairs" in summary
+
+
+def test_odd_stats_are_kept_as_text_and_a_dying_worker_says_its_last_word(
+    tmp_path: Path,
+) -> None:
+    # Stats with a tuple key crashed the worker when it wrote its result (the plan was
+    # lost); a worker that died showed the head of its output, cut when displayed.
+    (cell,) = _cells(tmp_path, f"{LIE}[lie=stats]")
+    row = run_cell(cell, grace_s=5)
+    assert row is not None and row["status"] == "feasible" and row["has_plan"]
+    assert row["stats"]["kept"] == 7 and row["stats"]["(1, 2)"].startswith("<object")
+    (dying,) = _cells(tmp_path, f"{LIE}[lie=exit]")
+    row = run_cell(dying, grace_s=5)
+    assert row is not None and row["status"] == "error"
+    assert row["message"].startswith(
+        "worker exited with code 5 without a result: fatal: the licence server is gone; output:"
+    )

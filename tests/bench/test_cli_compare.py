@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,10 @@ def test_compare_ctrl_c_shows_the_finished_rows(
         # Repeats were merged silently, where rl evaluate refused them.
         (["--solvers", f"{SPILL}, {SPILL}"], f"'{SPILL}' is given twice; give each once"),
         (["--scratchpad", "MR,MP,MR"], "--scratchpad 'MR,MP,MR': 'MR' is given twice"),
+        # One budget spelt twice ran every solver twice at it, as two budgets.
+        (["--scratchpad", "MR,mr"], "'mr' is the same budget as 'MR'; give it once"),
+        (["--scratchpad", "MP,1*MP"], "'1*MP' is the same budget as 'MP'"),
+        (["--scratchpad", "512KiB,524288"], "'524288' is the same budget as '512KiB'"),
     ],
 )
 def test_compare_refuses_repeats_and_empty_items(
@@ -140,3 +145,30 @@ def test_compare_refuses_repeats_and_empty_items(
     assert main(["compare", str(model), *flags]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_more_jobs_than_cpus_is_warned(
+    model: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -j 2 on one CPU halved each solve's work within its wall-clock limit, silently.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    argv = ["compare", str(model), "--solvers", SPILL, "--scratchpad", "MR", "--json"]
+    assert main([*argv, "--time-limit", "5", "-j", "2"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--jobs 2 runs 2 solves at once on 1 CPU:" in err
+    assert main([*argv, "--time-limit", "5", "-j", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_compare_shows_its_progress_on_stderr_unless_quiet(
+    model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # 4 solvers x 3 budgets at the default 60 s ran up to 12 minutes without a word.
+    argv = ["compare", str(model), "--solvers", f"{SPILL},{KEEP}", "--scratchpad", "MR,MP"]
+    argv += ["--time-limit", "5", "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == 4  # standard output holds the JSON alone
+    assert "compare" in err and "4/4" in err
+    assert main([*argv, "-q"]) == 0
+    assert "4/4" not in capsys.readouterr().err
