@@ -6,7 +6,9 @@ Messages name the file, node, tensor, field or line at fault and say how to fix 
 
 :class:`SolverContractError` stands apart: it reports a bug in a solver (a result that
 breaks the contract of :mod:`memplan.solver`), not bad input, so it is no
-:class:`MemplanError` and is never turned into a one-line user message.
+:class:`MemplanError` and is never turned into a one-line user message. The same breach
+by a plug-in the user named (``--solver module:Class``) is caught by the command that
+ran it (:func:`memplan.solver.checked_result`) and is a :class:`PluginResultError`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class InvalidPlanError(MemplanError):
 
 class InputFormatError(MemplanError):
     """A file memplan reads (JSON, CSV, TOML) is malformed; the message names the line."""
+
+
+class PluginResultError(MemplanError):
+    """A solver plug-in returned a result that breaks the contract (not a SolveResult,
+    an invalid plan, a cost or a claim its plan does not back): a bug in a plug-in that
+    builds its result itself rather than with :func:`memplan.solver.make_result`."""
 
 
 class SolverContractError(AssertionError):

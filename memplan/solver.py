@@ -45,7 +45,7 @@ from types import FrameType
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from memplan.cost import Cost, evaluate
-from memplan.errors import ConfigError, SolverContractError
+from memplan.errors import ConfigError, PluginResultError, SolverContractError
 from memplan.options import option_values
 from memplan.plan import Plan
 from memplan.problem import Problem
@@ -423,6 +423,85 @@ def make_result(
         stats=dict(stats or {}),
         message=message,
     )
+
+
+def unbacked_claim(result: SolveResult, cost: Cost | None) -> str | None:
+    """What a result claims that its plan does not back, or None.
+
+    :func:`make_result` refuses such results, but a plug-in may build its
+    :class:`SolveResult` itself: an OPTIMAL without a lower bound
+    equal to its plan's traffic, a bound above its own plan (or not a number of bytes),
+    or an INFEASIBLE with a plan would be counted as proofs and bounds.
+
+    Args:
+        result: the solver's result (its plan already validated).
+        cost: the harness's cost of the plan; None when there is no plan.
+    """
+    bound = result.lower_bound_bytes
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 0):
+        return f"its lower bound {brief_repr(bound)} is not a number of bytes"
+    if result.status is Status.INFEASIBLE and result.plan is not None:
+        return "it claims INFEASIBLE, yet returned a plan"
+    if result.status is Status.OPTIMAL and cost is None:
+        return "it claims OPTIMAL without a plan"
+    if cost is None:
+        return None
+    value = cost.non_compulsory_bytes
+    if bound is not None and bound > value:
+        return f"its lower bound {bound} B is above its own plan's {value} non-compulsory bytes"
+    if result.status is Status.OPTIMAL and bound != value:
+        shown = "none" if bound is None else f"{bound} B"
+        return (
+            f"it claims OPTIMAL, but its lower bound is {shown}, not its plan's {value} "
+            "non-compulsory bytes (an optimum is proven by a bound equal to it)"
+        )
+    return None
+
+
+def checked_result(solver_name: str, problem: Problem, result: object) -> SolveResult:
+    """``result`` of solver ``solver_name`` held to the contract that :func:`make_result`
+    enforces for memplan's own solvers: a :class:`SolveResult` whose plan passes the
+    validator, whose cost is the cost model's and whose claims the plan backs
+    (:func:`unbacked_claim`). For a plug-in that builds its result itself, whose plan
+    must not be written or reported unchecked.
+
+    Raises:
+        PluginResultError: the result breaks the contract (named, with the first faults).
+    """
+    from memplan.validate import validate
+
+    where = f"solver {solver_name!r}"
+    if not isinstance(result, SolveResult):
+        raise PluginResultError(
+            f"{where} returned {brief_repr(result)}, not a memplan.solver.SolveResult "
+            "(build it with memplan.solver.make_result); nothing was written"
+        )
+    cost = None
+    if result.plan is not None:
+        if not isinstance(result.plan, Plan):
+            raise PluginResultError(
+                f"{where} returned a plan that is {brief_repr(result.plan)}, not a "
+                "memplan.plan.Plan; nothing was written"
+            )
+        violations = validate(problem, result.plan)
+        if violations:
+            shown = "; ".join(str(v) for v in violations[:3])
+            raise PluginResultError(
+                f"{where} returned an invalid plan ({len(violations)} violations: {shown}); "
+                "nothing was written (memplan validate lists every fault of a plan file)"
+            )
+        cost = evaluate(problem, result.plan)
+    broken = unbacked_claim(result, cost)
+    if broken is not None:
+        raise PluginResultError(f"{where} broke the result contract: {broken}; nothing was written")
+    if cost is not None and (result.cost is None or result.cost.to_dict() != cost.to_dict()):
+        given = getattr(result.cost, "non_compulsory_bytes", None)
+        raise PluginResultError(
+            f"{where} reported a cost that is not the cost model's (non-compulsory "
+            f"{brief_repr(given)} B, the cost model's {cost.non_compulsory_bytes} B); build "
+            "the result with memplan.solver.make_result; nothing was written"
+        )
+    return result
 
 
 def infeasible_below_mr(solver: Any, problem: Problem, budget: Budget) -> SolveResult | None:

@@ -19,7 +19,7 @@ the worker's own clock (``solve_wall_s``; the solver's report is kept as
 ``solver_wall_s``, and a solve that returns later than its limit plus
 :data:`memplan.solver.RETURN_GRACE_S` is marked ``over_time_limit`` and says so),
 validate the returned plan and score it again (harness code, independent of what the
-solver reported), refuse claims the plan does not back (:func:`unbacked_claim`: an
+solver reported), refuse claims the plan does not back (:func:`memplan.solver.unbacked_claim`: an
 OPTIMAL without an equal bound, a bound above the plan), and write the outcome
 atomically. A watchdog thread ends the worker
 when its parent dies (``kill -9`` of the bench) or when it overruns, so no orphan
@@ -54,13 +54,12 @@ from memplan.bench.cells import DEFAULT_WARMUP_LIMIT_S
 from memplan.errors import OutputFileError
 from memplan.io.files import atomic_write_text
 from memplan.io.planfile import jsonable
-from memplan.solver import RETURN_GRACE_S
+from memplan.solver import RETURN_GRACE_S, unbacked_claim
 
 if TYPE_CHECKING:
     from memplan.accelerator import Accelerator
     from memplan.bench.cells import CellSpec
     from memplan.problem import Problem, Scope
-    from memplan.solver import SolveResult
 
 #: Characters of the worker's output kept in an error message.
 LOG_TAIL_CHARS = 1500
@@ -423,42 +422,6 @@ def solve_spec(spec: dict[str, Any], ready_path: str | None = None) -> dict[str,
         outcome["plan"] = _plan_file(spec, problem, result, cost)
     outcome["worker_maxrss_bytes"] = _maxrss_bytes()
     return outcome
-
-
-def unbacked_claim(result: SolveResult, cost: Any) -> str | None:
-    """What a result claims that its plan does not back, or None.
-
-    :func:`memplan.solver.make_result` refuses such results, but a plug-in may build
-    its :class:`~memplan.solver.SolveResult` itself: an OPTIMAL without a lower bound
-    equal to its plan's traffic, a bound above its own plan (or not a number of bytes),
-    or an INFEASIBLE with a plan would be counted as proofs and bounds.
-
-    Args:
-        result: the solver's result (its plan already validated).
-        cost: the harness's cost of the plan; None when there is no plan.
-    """
-    from memplan.solver import Status
-    from memplan.units import brief_repr
-
-    bound = result.lower_bound_bytes
-    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 0):
-        return f"its lower bound {brief_repr(bound)} is not a number of bytes"
-    if result.status is Status.INFEASIBLE and result.plan is not None:
-        return "it claims INFEASIBLE, yet returned a plan"
-    if result.status is Status.OPTIMAL and cost is None:
-        return "it claims OPTIMAL without a plan"
-    if cost is None:
-        return None
-    value = cost.non_compulsory_bytes
-    if bound is not None and bound > value:
-        return f"its lower bound {bound} B is above its own plan's {value} non-compulsory bytes"
-    if result.status is Status.OPTIMAL and bound != value:
-        shown = "none" if bound is None else f"{bound} B"
-        return (
-            f"it claims OPTIMAL, but its lower bound is {shown}, not its plan's {value} "
-            "non-compulsory bytes (an optimum is proven by a bound equal to it)"
-        )
-    return None
 
 
 def _plan_file(spec: dict[str, Any], problem: Problem, result: Any, cost: Any) -> dict[str, Any]:

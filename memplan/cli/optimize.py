@@ -258,7 +258,7 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, OutputTarget]:
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan optimize``; return the exit code."""
     from memplan.cli.progress import LiveLine
-    from memplan.solver import Budget
+    from memplan.solver import Budget, checked_result
 
     targets = _check_outputs(args)  # before anything slow: no solve for an unwritable file
     time_limit_s = time_limit_from_text(args.time_limit, DEFAULT_TIME_LIMIT_S)
@@ -291,6 +291,10 @@ def run(args: argparse.Namespace) -> int:
     with sigterm_stops(budget.stop_event, term_notice, received=terminated):
         with StopOnSigint(budget.stop_event, notice), live:
             result = solver.solve(problem, budget)
+        if not type(solver).__module__.startswith("memplan."):
+            # A plug-in may build its result itself: its plan is checked here before it is
+            # written or reported (memplan's own solvers do it in make_result).
+            result = checked_result(args.solver, problem, result)
         interrupted = budget.interrupted()
         # A second Ctrl-C still aborts while the files' contents are made (a figure of a
         # large plan takes seconds; it was ignored from the solver's return on, so a
