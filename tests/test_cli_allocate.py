@@ -377,6 +377,31 @@ def test_ctrl_c_with_a_packing_says_stopped_not_out_of_time() -> None:
     assert "not proven minimal before it was stopped" in out and "time ran out" not in out
 
 
+def test_sigterm_stops_the_search_and_writes_the_packing(tmp_path: Path) -> None:
+    """SIGTERM (timeout, kill, a job scheduler) killed allocate with nothing written; now
+    it stops the search as Ctrl-C does and the packing found is written."""
+    import subprocess
+    import sys
+
+    path = challenging_file("D")
+    out = tmp_path / "offsets.csv"
+    code = (
+        "import os, signal, sys, threading\n"
+        "from memplan.cli import main\n"
+        "threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        f"sys.exit(main(['allocate', {str(path)!r}, '--minimize', '--time-limit', '120',"
+        f" '-o', {str(out)!r}]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert run.returncode == EXIT_OK, run.stderr
+    assert "SIGTERM: stopping" in run.stderr
+    text = " ".join(word for word in run.stdout.split() if word != "│")
+    assert "stopped by SIGTERM" in text
+    assert out.read_text().startswith("id,lower,upper,size,offset")
+
+
 def test_cpsat_share_listed_as_it_runs(
     small_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ checked by :func:`memplan.dsa.validate_packing` (in :func:`memplan.dsa.make_allo
 before it is printed or written. Exit codes: 0 packed (within the capacity), 1 infeasible
 or out of time without a packing that fits, 2 bad input (one line, no traceback), 130
 aborted. Ctrl-C stops the search and keeps its best packing; a second Ctrl-C aborts.
+SIGTERM stops it as the first Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
@@ -177,7 +179,7 @@ def _with_alignment(buffers: list[Any], alignment: int, name: str) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memplan allocate``; return the exit code."""
-    from memplan.cli.plancommon import StopOnSigint, sigint_ignored
+    from memplan.cli.plancommon import StopOnSigint, sigint_ignored, sigterm_stops
     from memplan.dsa import INT64_MAX, allocate, make_allocator
     from memplan.io.buffers_csv import read_buffers_csv
     from memplan.options import parse_option_pairs
@@ -209,12 +211,19 @@ def run(args: argparse.Namespace) -> int:
     allocator = make_allocator(args.algorithm, options)
     buffers = _with_alignment(read_buffers_csv(args.csv), args.alignment, str(args.csv))
     notice = "memplan allocate: stopping; Ctrl-C again to abort"
-    with StopOnSigint(budget.stop_event, notice):
-        result = allocate(buffers, capacity, algorithm=allocator, budget=budget)
-    with sigint_ignored():  # the search is over: write and report it whole
-        written, write_error = _write_output(target, result, buffers)
-        ended = "stopped" if budget.interrupted() else "ran out" if budget.should_stop() else ""
-        _report(args, result, len(buffers), ended=ended, written=written)
+    term_notice = "memplan allocate: SIGTERM: stopping, keeping the best packing so far"
+    # SIGTERM (timeout, kill, a job scheduler) stops the search as Ctrl-C does and never
+    # aborts, so the packing found is still written; it killed the run with nothing written.
+    terminated = threading.Event()
+    with sigterm_stops(budget.stop_event, term_notice, received=terminated):
+        with StopOnSigint(budget.stop_event, notice):
+            result = allocate(buffers, capacity, algorithm=allocator, budget=budget)
+        with sigint_ignored():  # the search is over: write and report it whole
+            written, write_error = _write_output(target, result, buffers)
+            by = "SIGTERM" if terminated.is_set() else "Ctrl-C"
+            stopped = f"stopped by {by}" if budget.interrupted() else ""
+            ended = stopped or ("ran out" if budget.should_stop() else "")
+            _report(args, result, len(buffers), ended=ended, written=written)
     if write_error is not None:  # after the report: the packing found is not lost
         raise write_error
     return EXIT_OK if result.fits else EXIT_NO_PLAN
@@ -269,7 +278,8 @@ def _report(
     """Print the result: JSON, one line on stderr when there is no packing, else a table
     (on stderr when the CSV goes to standard output, ``-o -``).
 
-    ``ended``: "stopped" (Ctrl-C), "ran out" (the time limit passed), or "" (the search
+    ``ended``: "stopped by Ctrl-C" or "stopped by SIGTERM", "ran out" (the time limit
+    passed), or "" (the search
     ended by itself: a TIMEOUT then means a heuristic found no packing that fits).
     ``written``: the ``-o`` path written, ``-`` for standard output, or None.
     """
@@ -332,7 +342,7 @@ def _status_text(result: Any, ended: str = "ran out") -> str:
         "optimal": "the height is proven minimal",
         "feasible": "fits the capacity" if result.capacity_bytes is not None else "a packing",
         "infeasible": "no packing fits the capacity; the lowest found is shown",
-        "timeout": ("stopped by Ctrl-C" if ended == "stopped" else "out of time")
+        "timeout": (ended if ended.startswith("stopped") else "out of time")
         + "; best packing so far"
         + ("" if result.fits else ", above the capacity"),
     }[result.status.value]
