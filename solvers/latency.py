@@ -13,6 +13,7 @@ or Ctrl-C cuts short returns its best plan so far, TIMEOUT.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import field
 from typing import Any
 
 from memplan.problem import Problem
@@ -22,6 +23,19 @@ from memplan.solvers.prefetch import prefetch
 #: Share of the time limit kept for the prefetch pass (milliseconds to about a second
 #: on the workloads; greedy, which plans in milliseconds, gives it all the time left).
 PREFETCH_SHARE = 0.1
+
+
+def objective_field() -> Any:
+    """The ``objective`` option of a solver that plans for latency through
+    :func:`solve_for_latency` (choices: :data:`memplan.timing.OBJECTIVES`)."""
+    return field(
+        default="traffic",
+        metadata={
+            "help": "traffic (default) | latency: plan for traffic in "
+            f"{100 * (1 - PREFETCH_SHARE):g} % of the time, then start loads earlier where "
+            "the scratchpad has room (the prefetch pass; same traffic, lower overlap latency)"
+        },
+    )
 
 
 def solve_for_latency(solver: Any, problem: Problem, budget: Budget) -> SolveResult:

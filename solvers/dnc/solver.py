@@ -97,7 +97,7 @@ from memplan.solvers.dnc.search import (
     traffic_bytes,
 )
 from memplan.solvers.dnc.starts import NO_SPILL_SOURCE, StartingPlans
-from memplan.solvers.latency import solve_for_latency
+from memplan.solvers.latency import objective_field, solve_for_latency
 from memplan.timing import OBJECTIVE_LATENCY, OBJECTIVES
 
 INNER = ("ilp", "ilp-fixed")
@@ -188,14 +188,7 @@ class DncSolver(StartingPlans, LowerBounds, SearchPhases):
         default=1, metadata={"help": f"CP-SAT threads per part (1 .. {MAX_WORKERS})"}
     )
     seed: int = seed_field("random seed (order of windows, CP-SAT); same seed, same plan")
-    objective: str = field(
-        default="traffic",
-        metadata={
-            "help": "traffic (default) | latency: plan for traffic in 90 % of the time, "
-            "then start loads earlier where the scratchpad has room (the prefetch pass; "
-            "same traffic, lower overlap latency)"
-        },
-    )
+    objective: str = objective_field()
 
     def __post_init__(self) -> None:
         type_options(self)

@@ -92,7 +92,7 @@ from memplan.solver import (
     stops_on_ctrl_c,
 )
 from memplan.solvers.dnc.bound import ilp_part_bound
-from memplan.solvers.latency import solve_for_latency
+from memplan.solvers.latency import objective_field, solve_for_latency
 from memplan.solvers.rl.features import NUM_ACTIONS
 from memplan.solvers.rl.network import SHIPPED_CHECKPOINT, Network
 from memplan.solvers.rl.orders import (
@@ -195,14 +195,7 @@ class RlSolver(OrderPlanning, GamePlay):
         metadata={"help": "seconds of search at most, even under a longer time limit; > 0"},
     )
     seed: int = seed_field("seed of the Gumbel noise and rollouts; same seed, same plan")
-    objective: str = field(
-        default="traffic",
-        metadata={
-            "help": "traffic (default) | latency: plan for traffic in 90 % of the time, "
-            "then start loads earlier where the scratchpad has room (the prefetch pass; "
-            "same traffic, lower overlap latency)"
-        },
-    )
+    objective: str = objective_field()
 
     def __post_init__(self) -> None:
         type_options(self)
