@@ -188,6 +188,7 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("infeasible", lambda s: str(s.infeasible)),
     ("non-compulsory", traffic_text),
     ("vs baseline (mean)", lambda s: percent_change(s.mean_reduction)),
+    ("vs baseline (median)", lambda s: percent_change(s.median_reduction)),
     ("vs baseline (total)", lambda s: percent_change(s.total_reduction)),
     ("common", lambda s: str(s.common)),
     ("compared", lambda s: str(s.compared)),
@@ -197,6 +198,7 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("gap to bound", gap_text),
     ("best", lambda s: str(s.best)),
     ("mean time", lambda s: seconds(s.mean_solve_s)),
+    ("median time", lambda s: seconds(s.median_solve_s)),
     ("max time", lambda s: seconds(s.max_solve_s)),
 )
 

@@ -12,6 +12,7 @@ as rich tables.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,8 @@ class SolverSummary:
     mean_solve_s: float | None  # mean solve wall time (rows that solved: not below M_R)
     max_solve_s: float | None  # slowest solve wall time
     max_rss_bytes: int | None  # largest worker peak memory
+    median_reduction: float | None = None  # median of 1 - solver/baseline over compared cells
+    median_solve_s: float | None = None  # median solve wall time (rows that solved)
 
     @property
     def partial(self) -> bool:
@@ -128,6 +131,10 @@ class SolverSummary:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def summarize(
@@ -270,4 +277,6 @@ def _summary(
         mean_solve_s=_mean(times),
         max_solve_s=max(times) if times else None,
         max_rss_bytes=max(rss) if rss else None,
+        median_reduction=_median(reductions) if compare else None,
+        median_solve_s=_median(times),
     )

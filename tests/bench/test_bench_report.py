@@ -262,6 +262,25 @@ def test_no_change_prints_the_same_in_compare_and_bench() -> None:
     assert ilp.split()[5] == "0.0%"
 
 
+def test_summary_gives_medians_beside_means() -> None:
+    """The summary had means only, while a skewed set of cells (one large saving, the
+    rest small) is better told by its median; both are now given."""
+    cells = (("a", 100, 0.1), ("b", 900, 0.2), ("c", 800, 9.0))  # dnc's bytes and time
+    rows = [
+        _row(w, "MR", s, v, solve_wall_s=t)
+        for w, value, t in cells
+        for s, v in (("greedy", 1000), ("dnc", value))
+    ]
+    dnc = next(s for s in summarize(rows, "greedy") if s.solver == "dnc" and s.scope != "*")
+    assert dnc.mean_reduction == pytest.approx((0.9 + 0.1 + 0.2) / 3)
+    assert dnc.median_reduction == pytest.approx(0.2)
+    assert dnc.median_solve_s == pytest.approx(0.2) and dnc.mean_solve_s == pytest.approx(3.1)
+    greedy = next(s for s in summarize(rows, "greedy") if s.solver == "greedy")
+    assert greedy.median_reduction is None
+    text = markdown_report(rows, "greedy")
+    assert "vs baseline (median)" in text and "median time" in text and "-20.0%" in text
+
+
 def test_cells_below_mr_are_infeasible_and_not_timed(tmp_path: Path) -> None:
     common = {"mr_bytes": 4096, "graph_ops": 10}
     rows = [
