@@ -313,7 +313,7 @@ def plan_traffic(
         if outcome.status is BackendStatus.OPTIMAL:
             outcome = polish(solver, struct, search, outcome)
     plan, value, source = _adopt(struct, outcome, best, solver.backend)
-    status, bound, message = _verdict(outcome, coverage, best.source, budget)
+    status, bound, message = _verdict(outcome, coverage, best.source, budget, floor_bytes)
     zero = value == 0 and status is not Status.OPTIMAL
     if zero:
         status, bound = Status.OPTIMAL, 0
@@ -370,11 +370,14 @@ def _adopt(
 
 
 def _verdict(
-    outcome: Outcome, coverage: Coverage, fallback: str, budget: Budget
+    outcome: Outcome, coverage: Coverage, fallback: str, budget: Budget, floor_bytes: int = 0
 ) -> tuple[Status, int | None, str]:
-    """Status, global bound (or None) and message for a search's outcome."""
+    """Status, global bound (or None) and message for a search's outcome; the message
+    leaves out a search bound that the crowded-region floor ``floor_bytes`` beats (the
+    caller reports the floor)."""
     where = coverage.describe()
     bound = outcome.bound if coverage.is_global else None
+    shown_bound = bound if bound is not None and bound >= floor_bytes else None
     stop = "interrupted" if budget.interrupted() else "time limit reached"
     status = outcome.status
     if status is BackendStatus.OPTIMAL:
@@ -382,7 +385,7 @@ def _verdict(
             return Status.OPTIMAL, outcome.objective, f"proven optimal {where}"
         return Status.FEASIBLE, None, f"optimal {where} (not a bound over all plans)"
     if status is BackendStatus.FEASIBLE:
-        shown = f"best bound {bound} B {where}" if bound is not None else f"searched {where}"
+        shown = f"best bound {bound} B {where}" if shown_bound is not None else f"searched {where}"
         return Status.TIMEOUT, bound, f"{stop}; {shown}"
     if status is BackendStatus.INFEASIBLE:
         return (
@@ -396,7 +399,7 @@ def _verdict(
         message = f"{why}: no exact search; returning the {fallback} plan"
         return Status.TIMEOUT if timed or budget.interrupted() else Status.FEASIBLE, None, message
     # UNKNOWN: no solution of the model and no proof, in the time there was.
-    shown = f"; best bound {bound} B {where}" if bound is not None else ""
+    shown = f"; best bound {bound} B {where}" if shown_bound is not None else ""
     return (
         Status.TIMEOUT,
         bound,
