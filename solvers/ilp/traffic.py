@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memplan.analysis import min_peak_order, named_order
+from memplan.analysis import min_peak_order
 from memplan.cost import evaluate
 from memplan.fallback import is_spill_everything, spill_everything_plan
 from memplan.plan import Plan
@@ -267,8 +267,7 @@ def traffic_floor(problem: Problem, budget: Budget) -> TrafficBound:
     within FLOOR_SHARE of the time left (at most FLOOR_MAX_S s). Cut short, each region
     falls back to its largest working set: weaker, still a bound."""
     limit = sub_budget(budget, min(FLOOR_MAX_S, FLOOR_SHARE * budget.remaining_s()))
-    sizes, scope = problem.aligned_sizes_bytes, problem.in_scope
-    order = named_order(problem.graph, "min-peak", sizes, scope)
+    order = min_peak_order(problem.graph, problem.aligned_sizes_bytes, problem.in_scope)
     return traffic_lower_bound(problem, order, should_stop=limit.should_stop)
 
 
