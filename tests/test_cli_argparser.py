@@ -214,3 +214,32 @@ def test_a_real_early_ctrl_c_exits_130_in_one_line(debug):
     else:
         assert done.returncode == EXIT_INTERRUPTED, done.stderr
         assert done.stderr == "memplan allocate: interrupted\n" and done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "expected"),
+    [
+        (["bench", "--suite", "light", "--budgets", "MR", "--budgets", "MH"], "budgets", "MR,MH"),
+        (
+            ["bench", "--suite", "light", "--solvers", "greedy", "--solvers", "ilp[mode=fixed]"],
+            "solvers",
+            "greedy,ilp[mode=fixed]",
+        ),
+        (["compare", D, "--scratchpad", "MR", "--scratchpad", "0.5*MP"], "scratchpad", "MR,0.5*MP"),
+        (["compare", D, "--solvers", "greedy", "--solvers", "dnc"], "solvers", "greedy,dnc"),
+        (["rl", "evaluate", "--orders", "model", "--orders", "dfs"], "orders", "model,dfs"),
+        (["rl", "evaluate", "--budgets", "MR", "--budgets", "MP"], "budgets", "MR,MP"),
+        # the first occurrence replaces the default; an empty one adds nothing
+        (["compare", D, "--scratchpad", "MP"], "scratchpad", "MP"),
+        (["compare", D], "scratchpad", "MR,MH,MP"),
+        (["rl", "evaluate", "--orders", "", "--orders", "dfs"], "orders", "dfs"),
+    ],
+)
+def test_a_repeated_list_option_joins_its_lists(argv, field, expected):
+    """argparse kept only the last of a repeated option: --budgets MR --budgets MH ran MH
+    alone without a word. The lists join, as --budgets MR,MH."""
+    from memplan.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert getattr(args, field) == expected
+    assert not hasattr(args, "_memplan_lists_given")

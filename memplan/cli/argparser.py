@@ -89,6 +89,28 @@ def input_file(what: str) -> Callable[[str], str]:
     return check
 
 
+class CommaList(argparse.Action):
+    """A comma-separated list option that may be given more than once: the lists join.
+
+    argparse keeps only the last value of a repeated option, so ``--budgets MR
+    --budgets MH`` ran MH alone without a word. With this action it runs both, as
+    ``--budgets MR,MH`` does; the first occurrence replaces the default.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        """Store the value, joined after the earlier occurrences' (not the default)."""
+        given: set[str] = namespace.__dict__.setdefault("_memplan_lists_given", set())
+        earlier = getattr(namespace, self.dest) if self.dest in given else ""
+        given.add(self.dest)
+        setattr(namespace, self.dest, ",".join(part for part in (earlier, str(values)) if part))
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (see the module docstring)."""
 
@@ -112,6 +134,7 @@ class Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         innermost: Any = getattr(parsed, PARSER_ATTR, self)
         delattr(parsed, PARSER_ATTR)
+        parsed.__dict__.pop("_memplan_lists_given", None)
         if extras:
             innermost.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed

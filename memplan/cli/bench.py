@@ -18,7 +18,7 @@ from typing import Any
 
 from memplan.accelerator import DEFAULT_PRESET
 from memplan.bench.cells import DEFAULT_GRACE_S, DEFAULT_WARMUP_LIMIT_S
-from memplan.cli.argparser import input_file
+from memplan.cli.argparser import CommaList, input_file
 
 DEFAULT_OUTPUT = "bench-results"
 #: Values of the flags that are neither given nor set by a preset.
@@ -44,12 +44,13 @@ def add_solver_run_arguments(parser: Any, *, per: str) -> None:
     """
     parser.add_argument(
         "--solvers",
+        action=CommaList,
         default=None,
         metavar="A,B",
         help=(
             "comma-separated solver specs: registry names or module:Class paths, each "
             "optionally with its own options, e.g. greedy,ilp,ilp[mode=fixed,backend=milp]; "
-            "default: greedy"
+            "default: greedy; repeatable (the lists join)"
         ),
     )
     parser.add_argument(
@@ -190,11 +191,13 @@ def add_parser(subparsers: Any) -> None:
     add_solver_run_arguments(parser, per="cell")
     parser.add_argument(
         "--budgets",
+        action=CommaList,
         default=None,
         metavar="SPEC,...",
         help=(
             "comma-separated scratchpad budgets: MR, MH, MP, sizes (512KiB, 2MB) or multiples "
-            "(0.5*MP); resolved once per workload and scope; default: MR,MH,MP"
+            "(0.5*MP); resolved once per workload and scope; default: MR,MH,MP; repeatable "
+            "(the lists join)"
         ),
     )
     parser.add_argument(

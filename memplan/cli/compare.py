@@ -14,6 +14,7 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> None:
     """Register ``compare``."""
+    from memplan.cli.argparser import CommaList
     from memplan.cli.bench import add_solver_run_arguments
     from memplan.cli.common import add_model_arguments, add_problem_arguments
 
@@ -33,9 +34,11 @@ def add_parser(subparsers: Any) -> None:
     add_solver_run_arguments(group, per="budget")
     group.add_argument(
         "--scratchpad",
+        action=CommaList,
         default="MR,MH,MP",
         metavar="SPEC,...",
-        help="comma-separated budgets: MR, MH, MP, sizes (512KiB) or 0.5*MP; default: MR,MH,MP",
+        help="comma-separated budgets: MR, MH, MP, sizes (512KiB) or 0.5*MP; default: MR,MH,MP; "
+        "repeatable (the lists join)",
     )
     group.add_argument(
         "--baseline",

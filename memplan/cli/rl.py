@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from memplan.cli.argparser import input_file
+from memplan.cli.argparser import CommaList, input_file
 
 if TYPE_CHECKING:
     pass
@@ -98,6 +98,7 @@ def add_parser(subparsers: Any) -> None:
     )
     train.add_argument(
         "--families",
+        action=CommaList,
         default=None,
         metavar="A,B",
         help="comma-separated catalog workload families to train on besides random DAGs "
@@ -162,6 +163,7 @@ def _add_evaluate_parser(sub: Any) -> None:
     )
     evaluate.add_argument(
         "--budgets",
+        action=CommaList,
         default="MR,MH",
         metavar="SPEC,...",
         help="comma-separated scratchpad budgets, each MR, MH, MP, a size in bytes (65536, "
@@ -177,6 +179,7 @@ def _add_evaluate_parser(sub: Any) -> None:
     )
     evaluate.add_argument(
         "--orders",
+        action=CommaList,
         default="model,min-peak",
         metavar="A,B",
         help="comma-separated fixed op orders of the games, each model, min-peak, dfs, bfs "
