@@ -83,7 +83,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         if not sep or not key.strip():
             raise ConfigError(
                 f"solver {spec!r}: {pair.strip()!r} must look like NAME=VALUE, e.g. "
-                "ilp[mode=fixed,backend=milp]"
+                "ilp[mode=fixed,backend=milp]; commas split the options in brackets, so "
+                f"give a value that holds one as --option {name.strip()}.NAME=VALUE"
             )
         if key.strip() in options:
             raise ConfigError(

@@ -167,6 +167,9 @@ def test_solver_specs_with_their_own_options() -> None:
             split_specs(bad)
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse_spec("ilp[fixed]")
+    # a value holding a comma cannot go in brackets: the message says where it can
+    with pytest.raises(ConfigError, match=r"as --option rl\.NAME=VALUE"):
+        parse_spec("rl[network=/runs/a,b/agent.npz]")
     specs = ("ilp", "ilp[seed=4]")
     options = split_solver_options(["ilp.seed=2", "workers=1"], specs)
     # --option reaches every variant of the solver; a spec's own options win
