@@ -304,9 +304,15 @@ def test_cli_bench_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("--solvers", f"{SPILL},{SPILL}", SPILL),
         ("--budgets", "MR,MR", "MR"),
     ]:
-        argv = ["bench", "--suite", str(suite), "--solvers", SPILL, flag, value, "-o"]
+        argv = ["bench", "--suite", str(suite), flag, value, "-o"]
+        if flag != "--solvers":
+            argv[3:3] = ["--solvers", SPILL]
         assert main([*argv, str(tmp_path / "o")]) == 2
         assert f"{flag} '{value}': '{repeated}' is given twice" in capsys.readouterr().err
+    # Given in two flags, the lists join, and a repeat across them is refused the same way.
+    argv = ["bench", "--suite", str(suite), "--solvers", SPILL, "--solvers", SPILL, "-o"]
+    assert main([*argv, str(tmp_path / "o")]) == 2
+    assert f"'{SPILL}' is given twice" in capsys.readouterr().err
     assert main(["bench", "report", str(tmp_path / "missing")]) == 2
     capsys.readouterr()
     # NaN passes "<= 0" checks and would never time out: every duration flag refuses it.
