@@ -192,7 +192,7 @@ def decide(
     # so that one takes about SLICE_S. Nodes alone were not enough: on randwire_ws_large
     # at M_H a node tried 180 placements on average, and one call of 2,134 nodes took 18 s
     # (Ctrl-C waited for it).
-    slice_nodes, slice_attempts = 64, 256
+    slice_nodes, slice_attempts = 1, 1  # grows fourfold a call while calls are quick
 
     def out_of_time() -> bool:
         return budget.should_stop() or (until is not None and time.monotonic() >= until)
@@ -218,8 +218,10 @@ def decide(
                 if code == S.PAUSED:
                     scale = min(SLICE_S / max(time.perf_counter() - now, 1e-6), 4.0)
                     done = max(search.nodes - nodes, 1), max(search.attempts - attempts, 1)
-                    slice_nodes = int(min(max(done[0] * scale, 16), 1_000_000))
-                    slice_attempts = int(min(max(done[1] * scale, 64), 100_000_000))
+                    # Down to one: on a dense instance one placement can take 20 ms
+                    # (a floor of 64 made calls of 1.25 s, past the time limit).
+                    slice_nodes = int(min(max(done[0] * scale, 1), 1_000_000))
+                    slice_attempts = int(min(max(done[1] * scale, 1), 100_000_000))
                 if code in (S.SOLVED, S.INFEASIBLE):
                     total = sum(s.nodes for s in searches)
                     if code == S.SOLVED:
