@@ -279,6 +279,40 @@ def test_time_limit_counts_reading_the_csv(
     assert code == EXIT_NO_PLAN and data["status"] == "timeout"
 
 
+def test_time_limit_counts_the_start_up_of_the_command(
+    small_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console script's start-up (interpreter, imports: 1 to 3 s on a loaded
+    machine) was outside the limit: ``--time-limit 10`` runs lasted 11 to 13 s."""
+    import time
+
+    import memplan.cli
+
+    monkeypatch.setattr(memplan.cli, "launched_at_s", time.monotonic() - 2.0)
+    code = main(["allocate", str(small_csv), "--time-limit", "1.5", "--json", "--minimize"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_NO_PLAN and data["status"] == "timeout"
+    assert data["message"] == "out of time before packing started" and data["wall_s"] >= 2.0
+    monkeypatch.setattr(memplan.cli, "launched_at_s", time.monotonic() - 0.5)
+    code = main(["allocate", str(small_csv), "--time-limit", "30", "--json", "--minimize"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["status"] == "optimal" and data["wall_s"] >= 0.5
+
+
+def test_the_process_age_is_read(tmp_path: Path) -> None:
+    """The console script starts the budget when the process started (Linux /proc)."""
+    import subprocess
+    import sys
+
+    from memplan.cli import MAX_PROCESS_AGE_S, process_age_s
+
+    assert 0.0 <= process_age_s() <= MAX_PROCESS_AGE_S
+    script = "import time; time.sleep(0.3); from memplan.cli import process_age_s as a; print(a())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if Path("/proc/self/stat").exists():
+        assert 0.3 <= float(out.stdout) < 10, out.stderr
+
+
 def test_a_heuristic_that_gives_up_does_not_say_out_of_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
