@@ -126,17 +126,21 @@ class StopsAfter(Budget):
 
 
 def test_a_pass_is_cut_between_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Passes run in chunks: a budget that ends mid-pass returns at once, without offsets."""
+    """Passes run in chunks: a budget that ends mid-pass returns at once, with the buffers
+    stacked (a valid packing; it returned none)."""
     from memplan.solvers.alloc import greedy
 
     monkeypatch.setattr(greedy, "CHUNK_WORK", 1_000)
-    buffers = dense(400)
+    buffers = [Buffer(i, i % 50, i % 50 + 30, 64 + i % 7) for i in range(400)]  # not a clique
     for name in ("greedy-by-size", "lowest-offset-first", "portfolio", "exact", "auto"):
         budget = StopsAfter(3)  # prepare looks once, then two chunks run
         allocator = make_allocator(name, {"kernels": "compiled", "minimize": True})
         result = allocator.allocate(buffers, None, budget)
-        assert result.status is Status.TIMEOUT and result.offsets_bytes is None, name
-        assert "before the first greedy packing was complete" in result.message
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is not None, name
+        assert validate_packing(buffers, result.offsets_bytes) == []
+        assert result.algorithm.endswith(":stacked"), result.algorithm
+        assert result.message.startswith("out of time before the first greedy packing was complete")
+        assert "kept a packing by stacking the buffers" in result.message
 
 
 def test_every_allocator_honours_a_short_time_limit() -> None:

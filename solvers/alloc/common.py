@@ -276,10 +276,8 @@ class GraphFree:
         fits = capacity is None or self.height <= capacity
         if status is Status.OPTIMAL:
             status = Status.FEASIBLE  # make_allocation makes it OPTIMAL: height == bound
-            message = (
-                f"packed by {self.how()} at max live, which no packing can beat; "
-                f"{what} was not needed"
-            )
+            message = f"packed by {self.how()} at max live, which no packing can beat"
+            message += f"; {what} was not needed" if what else f" ({why})" if why else ""
         elif status is Status.INFEASIBLE:
             bound = max(self.max_live, self.top)
             message = (
@@ -301,7 +299,7 @@ class GraphFree:
             self.offsets.tolist(),
             budget,
             max_live=self.max_live,
-            algorithm=f"{allocator.name}:sweep",
+            algorithm=f"{allocator.name}:{'sweep' if self.swept else 'stacked'}",
             message=message,
             stats={"kernels": "python", "sweep": self.swept},
         )
@@ -390,15 +388,21 @@ def stopped(
 
 
 def stopped_mid_pass(allocator: Any, job: Prepared, budget: Budget) -> AllocationResult:
-    """The TIMEOUT result of a call stopped before its first packing was complete."""
+    """The result of a call stopped before its first packing was complete: the buffers
+    packed without the graph (:func:`graph_free`: stacked at once, the budget being
+    spent), a valid packing though a poor one, never none; TIMEOUT unless it fits a
+    capacity without ``minimize`` (FEASIBLE) or the capacity is evidently too small."""
     why = "stopped" if budget.interrupted() else "out of time"
-    return stopped(
+    p = job.packed
+    return graph_free_fallback(
         allocator,
         job.buffers,
         job.capacity,
         budget,
+        (p.lower, p.upper, p.size, p.align, p.fixed),
+        None,
+        "",
         f"{why} before the first greedy packing was complete",
-        job.max_live,
     )
 
 

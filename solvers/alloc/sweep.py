@@ -107,7 +107,7 @@ def sweep_offsets(
     ends: dict[int, int] = {base: UNBOUNDED}
     starts: list[int] = [base]
     by_length: list[tuple[int, int]] = [(UNBOUNDED - base, base)]
-    work = 0
+    work = CHECK_WORK  # look at the budget first: a spent one stacks at once
     for e in events:
         if work >= CHECK_WORK:
             work = 0
