@@ -202,19 +202,36 @@ def test_infeasible_says_so_and_never_claims_optimal(
         assert "optimal" not in text and "None B" not in text
 
 
-def test_memory_guard_refuses_a_dense_instance_in_one_line(
+def test_a_dense_instance_is_packed_without_its_graph(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """100,000 buffers all live at step 50: 5e9 overlapping pairs, about 40 GB of graph."""
+    """100,000 buffers all live at step 50: 5e9 overlapping pairs, about 40 GB of graph.
+    It was refused (exit 1, no packing); the sweep over time stacks them: optimal."""
     path = tmp_path / "dense.csv"
     rows = "".join(f"b{i},{i % 10},{90 + i % 10},{64 + i % 7}\n" for i in range(100_000))
     path.write_text("id,lower,upper,size\n" + rows)
-    limit = "--option", "memory_limit_bytes=4000000000"
-    code = main(["allocate", str(path), "--capacity", "1GiB", *limit])
-    out, err = capsys.readouterr()
-    assert code == EXIT_NO_PLAN and out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert "over the memory limit" in err and "4999950000 overlapping pairs" in err
+    out_csv = tmp_path / "out.csv"
+    code = main(["allocate", str(path), "--capacity", "1GiB", "--json", "-o", str(out_csv)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["status"] == "optimal"
+    assert data["height_bytes"] == data["max_live_bytes"] == data["lower_bound_bytes"]
+    assert "4999950000 overlapping pairs) was not needed" in data["message"]
+    assert len(out_csv.read_text().splitlines()) == 100_001
+
+
+def test_memory_guard_keeps_the_sweeps_packing_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph over the memory limit: the packing made without it, and why, in the table."""
+    path = tmp_path / "cliques.csv"
+    rows = "".join(f"b{i},{i * 7 % 400},{i * 7 % 400 + 250},{64 + i % 7}\n" for i in range(3000))
+    path.write_text("id,lower,upper,size\n" + rows)
+    limit = "--option", "memory_limit_bytes=1000000"
+    code = main(["allocate", str(path), "--capacity", "1GiB", "--json", *limit])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["fits"] and data["algorithm"] == "auto:portfolio:sweep"
+    assert data["message"].startswith("over the memory limit: the overlap graph of 3000")
+    assert "kept a packing by a best-fit sweep over time" in data["message"]
 
 
 def test_option_flag_reaches_the_allocator(
