@@ -316,6 +316,27 @@ def test_time_limit_counts_the_start_up_of_the_command(
     assert code == EXIT_OK and data["status"] == "optimal" and data["wall_s"] >= 0.5
 
 
+def test_time_limit_keeps_back_the_wrap_up(
+    small_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printing, writing and the interpreter's exit took 0.3-0.4 s after a search that
+    used the whole limit: a --time-limit 10 command ended at 10.1-10.4 s."""
+    import memplan.dsa
+
+    limits: list[float | None] = []
+    real = memplan.dsa.allocate
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        limits.append(kwargs["budget"].time_limit_s)  # type: ignore[attr-defined]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memplan.dsa, "allocate", recorded)
+    for given in ("10", "1", "none"):
+        assert main(["allocate", str(small_csv), "--time-limit", given, "--json"]) == EXIT_OK
+    capsys.readouterr()
+    assert limits == [pytest.approx(9.6), pytest.approx(0.95), None]
+
+
 def test_the_process_age_is_read(tmp_path: Path) -> None:
     """The console script starts the budget when the process started (Linux /proc)."""
     import subprocess
