@@ -218,3 +218,41 @@ def test_a_set_up_cut_by_ctrl_c_says_interrupted_not_out_of_time() -> None:
     assert why is not None and why.startswith("interrupted") and "out of time" not in why
     slow = common.too_slow("the exact search", 10**12, Budget(time_limit_s=60))
     assert slow is not None and slow.startswith("not started") and "60.0 s left" in slow
+
+
+def test_a_decision_search_out_of_time_keeps_a_packing_that_fits() -> None:
+    """exact at a roomy capacity found no packing in time (60,000 realistic buffers at
+    twice their max live: 'no packing found', exit 1); the packing of the sweep over
+    time, made before the search, fits, and is kept."""
+    from alloc_helpers import challenging_file
+
+    from memplan.io.buffers_csv import read_buffers_csv
+
+    buffers = read_buffers_csv(challenging_file("D"))
+    roomy = sum(b.size_bytes for b in buffers)
+    allocator = make_allocator("exact", {"kernels": "compiled"})
+    result = allocator.allocate(buffers, roomy, StopsAfter(8))
+    assert result.status is Status.FEASIBLE and result.offsets_bytes is not None
+    assert validate_packing(buffers, result.offsets_bytes, roomy) == []
+    assert result.message.startswith(f"no packing within {roomy} B found before the time")
+    assert "kept a packing by a best-fit sweep over time" in result.message
+    assert result.algorithm == "exact:sweep" and result.stats["nodes"] > 0
+    # At max live nothing but the search can fit: TIMEOUT without offsets, as before.
+    tight = allocator.allocate(buffers, 986112, StopsAfter(8))
+    assert tight.status is Status.TIMEOUT and tight.offsets_bytes is None
+
+
+def test_cpsat_over_its_size_limit_keeps_the_sweeps_packing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from memplan.solvers.alloc import cpsat
+
+    if not cpsat.ortools_installed():
+        pytest.skip("needs the ilp extra")
+    monkeypatch.setattr(cpsat, "MAX_BUFFERS", 10)
+    buffers = random_buffers(random.Random(5), 50, horizon=20, max_size=50)
+    result = make_allocator("cpsat").allocate(buffers, 10_000, Budget(time_limit_s=30))
+    assert result.status in (Status.FEASIBLE, Status.OPTIMAL)
+    assert result.offsets_bytes is not None and result.algorithm == "cpsat:sweep"
+    assert validate_packing(buffers, result.offsets_bytes, 10_000) == []
+    assert result.message.startswith("CP-SAT model not built: 50 buffers, more than 10")

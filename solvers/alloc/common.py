@@ -285,7 +285,10 @@ class GraphFree:
                 f"(max live {self.max_live} B); the packing shown is by {self.how()}"
             )
         elif fits:
-            message = f"{why}; kept a packing by {self.how()}, not proven minimal"
+            within = "not proven minimal"
+            if capacity is not None and not allocator.minimize:
+                within = f"which fits {capacity} B"
+            message = f"{why}; kept a packing by {self.how()}, {within}"
         else:
             message = (
                 f"{why}; no packing within {capacity} B found (the packing kept, by "
@@ -385,6 +388,18 @@ def stopped(
     return make_allocation(
         allocator, buffers, capacity, Status.TIMEOUT, None, budget, max_live=max_live, message=why
     )
+
+
+def sweep_that_fits(job: Prepared, budget: Budget) -> GraphFree | None:
+    """The packing of the sweep over time (:func:`graph_free`) when it fits
+    ``job.capacity``, else None. A decision search makes it first (O(n log n): 0.45 s
+    for 60,000 buffers) and keeps it when the search finds no packing in time; made
+    after the search, in time kept back, it came too late on a loaded machine."""
+    if job.capacity is None:
+        return None
+    p = job.packed
+    swept = graph_free((p.lower, p.upper, p.size, p.align, p.fixed), budget)
+    return swept if swept.height <= job.capacity else None
 
 
 def stopped_mid_pass(allocator: Any, job: Prepared, budget: Budget) -> AllocationResult:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -40,6 +40,7 @@ from memplan.solvers.alloc.common import (
     prepare,
     stopped,
     stopped_mid_pass,
+    sweep_that_fits,
     too_slow,
 )
 from memplan.solvers.alloc.greedy import best_greedy_packing, saturated_area, section_pressure
@@ -277,6 +278,9 @@ class ExactAllocator(AllocatorOptions):
         if floor_lists is None and obvious_infeasibility(job.packed, job.capacity) is None:
             return stopped(self, job.buffers, job.capacity, budget, why, job.max_live)
         stats: dict[str, object] = {"unallocated_floor": bool(floor_lists)}
+        # Kept if the search finds no packing in time (60,000 buffers at twice their max
+        # live, say); not with node_limit, which is there to say what the search alone does.
+        fallback = None if self.node_limit else sweep_that_fits(job, budget)
         decision = decide(
             job, job.cap, budget, floor_lists=bool(floor_lists), node_limit=self.node_limit
         )
@@ -299,6 +303,11 @@ class ExactAllocator(AllocatorOptions):
             message = f"no packing within {job.capacity} B found within node_limit ({nodes})"
         if budget.interrupted():
             message = f"stopped: no packing within {job.capacity} B found yet ({nodes})"
+        if fallback is not None:  # the sweep's packing fits: it answers the question too
+            kept = fallback.result(
+                self, job.buffers, job.capacity, budget, "", Status.FEASIBLE, message
+            )
+            return replace(kept, stats={**kept.stats, **stats})
         return self._result(job, budget, Status.TIMEOUT, None, message, stats)
 
     def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
