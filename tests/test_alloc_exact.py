@@ -342,3 +342,38 @@ def test_the_sampler_bounds_its_baselines_by_nodes(monkeypatch: pytest.MonkeyPat
     sampler.InstanceSampler(0, ()).sample()
     assert seen and all(k["alloc_node_limit"] == sampler.BASELINE_ALLOC_NODES for k in seen)
     assert all(float(k["alloc_time_limit_s"]) >= 10 for k in seen)  # type: ignore[arg-type]
+
+
+def test_a_slow_search_slices_down_to_one_placement_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a dense instance one placement took 20 ms, and the smallest slice (16 nodes,
+    64 placements) kept one kernel call busy 1.25 s past the time limit. With every call
+    made to look slow (a clock that moves 1 s a look), the slices go down to one."""
+    import types
+
+    calls: list[tuple[int, int]] = []
+    advance = exact_module.Search.advance
+
+    def recorded(self: exact_module.Search, nodes: int, attempts: int = 0) -> int:
+        calls.append((nodes, attempts))
+        return advance(self, nodes, attempts)
+
+    ticks = iter(range(10**6))
+    clock = types.SimpleNamespace(perf_counter=lambda: float(next(ticks)), monotonic=time_monotonic)
+    monkeypatch.setattr(exact_module.Search, "advance", recorded)
+    monkeypatch.setattr(exact_module, "time", clock)
+    buffers = read_buffers_csv(challenging_file("D"))
+    allocator = ExactAllocator(node_limit=50, kernels="compiled")
+    result = allocator.allocate(buffers, 986112, Budget(time_limit_s=60))  # D's max live
+    assert result.status is Status.TIMEOUT and "node_limit" in result.message
+    assert len(calls) > 3
+    assert calls[0] == (1, 1)  # the first call is small too: its cost is unknown
+    assert all(call == (1, 1) for call in calls[1:]), calls[:5]
+
+
+def time_monotonic() -> float:
+    """The real monotonic clock (the budget's deadline keeps working)."""
+    import time
+
+    return time.monotonic()

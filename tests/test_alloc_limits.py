@@ -32,19 +32,19 @@ def long_lived(n_short: int, n_long: int) -> list[Buffer]:
     return short + longs
 
 
-def test_dense_100k_is_refused_before_anything_is_built() -> None:
-    """5e9 overlapping pairs would need 40 GB: TIMEOUT at once, saying why."""
+def test_dense_100k_is_packed_without_building_anything_quadratic() -> None:
+    """5e9 overlapping pairs would need 40 GB: the graph was refused (TIMEOUT without a
+    packing); the sweep over time stacks them, which meets max live: OPTIMAL at once."""
     buffers = dense(100_000)
+    total = sum(b.size_bytes for b in buffers)
     for name in ("portfolio", "exact", "auto", "greedy-by-size"):
         allocator = make_allocator(name, {"memory_limit_bytes": 4_000_000_000})
         start = time.monotonic()
         result = allocator.allocate(buffers, 1 << 30, Budget(time_limit_s=60))
         assert time.monotonic() - start < 10
-        assert result.status is Status.TIMEOUT and result.offsets_bytes is None
-        assert "over the memory limit" in result.message
-        assert "4999950000 overlapping pairs" in result.message
-        assert "kept" not in result.message  # nothing to keep
-        assert result.max_live_bytes == sum(b.size_bytes for b in buffers)
+        assert result.status is Status.OPTIMAL and result.height_bytes == total
+        assert "4999950000 overlapping pairs) was not needed" in result.message
+        assert result.max_live_bytes == total
 
 
 def test_pack_estimate_covers_what_packing_allocates() -> None:
@@ -94,16 +94,22 @@ def test_exact_refuses_and_auto_keeps_the_portfolio_when_memory_is_too_short() -
 
 
 def test_set_up_that_cannot_end_in_time_is_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the assumed build rate lowered, a 1 s budget refuses a 3,000-buffer build."""
+    """With the assumed build rate lowered, a 1 s budget refuses a 3,000-buffer build;
+    the packing of the sweep over time (no graph) is kept instead."""
     monkeypatch.setattr(common, "ENTRIES_PER_S", 1_000)
-    buffers = dense(3_000)
+    buffers = [
+        Buffer(i, i * 7 % 40, i * 7 % 40 + 25 + i % 9, 64 + i * 13 % 97) for i in range(3_000)
+    ]
+    allocate(buffers[:10], None, algorithm="portfolio")  # the allocator loaded, not timed
     start = time.monotonic()
     result = allocate(buffers, None, algorithm="portfolio", budget=Budget(time_limit_s=1))
     assert time.monotonic() - start < 1
-    assert result.status is Status.TIMEOUT and result.offsets_bytes is None
+    assert result.status is Status.FEASIBLE and result.offsets_bytes is not None
+    assert result.height_bytes is not None and result.height_bytes > result.max_live_bytes
     # It said "out of time: ..." with nearly all the time left (big60k.csv: 29.4 s of 30).
     assert result.message.startswith("not started: the overlap graph of 3000 buffers")
     assert "out of time" not in result.message and "s left" in result.message
+    assert "kept a packing by a best-fit sweep over time" in result.message
 
 
 class StopsAfter(Budget):
@@ -120,17 +126,21 @@ class StopsAfter(Budget):
 
 
 def test_a_pass_is_cut_between_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Passes run in chunks: a budget that ends mid-pass returns at once, without offsets."""
+    """Passes run in chunks: a budget that ends mid-pass returns at once, with the buffers
+    stacked (a valid packing; it returned none)."""
     from memplan.solvers.alloc import greedy
 
     monkeypatch.setattr(greedy, "CHUNK_WORK", 1_000)
-    buffers = dense(400)
+    buffers = [Buffer(i, i % 50, i % 50 + 30, 64 + i % 7) for i in range(400)]  # not a clique
     for name in ("greedy-by-size", "lowest-offset-first", "portfolio", "exact", "auto"):
         budget = StopsAfter(3)  # prepare looks once, then two chunks run
         allocator = make_allocator(name, {"kernels": "compiled", "minimize": True})
         result = allocator.allocate(buffers, None, budget)
-        assert result.status is Status.TIMEOUT and result.offsets_bytes is None, name
-        assert "before the first greedy packing was complete" in result.message
+        assert result.status is Status.TIMEOUT and result.offsets_bytes is not None, name
+        assert validate_packing(buffers, result.offsets_bytes) == []
+        assert result.algorithm.endswith(":stacked"), result.algorithm
+        assert result.message.startswith("out of time before the first greedy packing was complete")
+        assert "kept a packing by stacking the buffers" in result.message
 
 
 def test_every_allocator_honours_a_short_time_limit() -> None:
@@ -208,3 +218,41 @@ def test_a_set_up_cut_by_ctrl_c_says_interrupted_not_out_of_time() -> None:
     assert why is not None and why.startswith("interrupted") and "out of time" not in why
     slow = common.too_slow("the exact search", 10**12, Budget(time_limit_s=60))
     assert slow is not None and slow.startswith("not started") and "60.0 s left" in slow
+
+
+def test_a_decision_search_out_of_time_keeps_a_packing_that_fits() -> None:
+    """exact at a roomy capacity found no packing in time (60,000 realistic buffers at
+    twice their max live: 'no packing found', exit 1); the packing of the sweep over
+    time, made before the search, fits, and is kept."""
+    from alloc_helpers import challenging_file
+
+    from memplan.io.buffers_csv import read_buffers_csv
+
+    buffers = read_buffers_csv(challenging_file("D"))
+    roomy = sum(b.size_bytes for b in buffers)
+    allocator = make_allocator("exact", {"kernels": "compiled"})
+    result = allocator.allocate(buffers, roomy, StopsAfter(8))
+    assert result.status is Status.FEASIBLE and result.offsets_bytes is not None
+    assert validate_packing(buffers, result.offsets_bytes, roomy) == []
+    assert result.message.startswith(f"no packing within {roomy} B found before the time")
+    assert "kept a packing by a best-fit sweep over time" in result.message
+    assert result.algorithm == "exact:sweep" and result.stats["nodes"] > 0
+    # At max live nothing but the search can fit: TIMEOUT without offsets, as before.
+    tight = allocator.allocate(buffers, 986112, StopsAfter(8))
+    assert tight.status is Status.TIMEOUT and tight.offsets_bytes is None
+
+
+def test_cpsat_over_its_size_limit_keeps_the_sweeps_packing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from memplan.solvers.alloc import cpsat
+
+    if not cpsat.ortools_installed():
+        pytest.skip("needs the ilp extra")
+    monkeypatch.setattr(cpsat, "MAX_BUFFERS", 10)
+    buffers = random_buffers(random.Random(5), 50, horizon=20, max_size=50)
+    result = make_allocator("cpsat").allocate(buffers, 10_000, Budget(time_limit_s=30))
+    assert result.status in (Status.FEASIBLE, Status.OPTIMAL)
+    assert result.offsets_bytes is not None and result.algorithm == "cpsat:sweep"
+    assert validate_packing(buffers, result.offsets_bytes, 10_000) == []
+    assert result.message.startswith("CP-SAT model not built: 50 buffers, more than 10")

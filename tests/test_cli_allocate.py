@@ -202,19 +202,36 @@ def test_infeasible_says_so_and_never_claims_optimal(
         assert "optimal" not in text and "None B" not in text
 
 
-def test_memory_guard_refuses_a_dense_instance_in_one_line(
+def test_a_dense_instance_is_packed_without_its_graph(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """100,000 buffers all live at step 50: 5e9 overlapping pairs, about 40 GB of graph."""
+    """100,000 buffers all live at step 50: 5e9 overlapping pairs, about 40 GB of graph.
+    It was refused (exit 1, no packing); the sweep over time stacks them: optimal."""
     path = tmp_path / "dense.csv"
     rows = "".join(f"b{i},{i % 10},{90 + i % 10},{64 + i % 7}\n" for i in range(100_000))
     path.write_text("id,lower,upper,size\n" + rows)
-    limit = "--option", "memory_limit_bytes=4000000000"
-    code = main(["allocate", str(path), "--capacity", "1GiB", *limit])
-    out, err = capsys.readouterr()
-    assert code == EXIT_NO_PLAN and out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert "over the memory limit" in err and "4999950000 overlapping pairs" in err
+    out_csv = tmp_path / "out.csv"
+    code = main(["allocate", str(path), "--capacity", "1GiB", "--json", "-o", str(out_csv)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["status"] == "optimal"
+    assert data["height_bytes"] == data["max_live_bytes"] == data["lower_bound_bytes"]
+    assert "4999950000 overlapping pairs) was not needed" in data["message"]
+    assert len(out_csv.read_text().splitlines()) == 100_001
+
+
+def test_memory_guard_keeps_the_sweeps_packing_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph over the memory limit: the packing made without it, and why, in the table."""
+    path = tmp_path / "cliques.csv"
+    rows = "".join(f"b{i},{i * 7 % 400},{i * 7 % 400 + 250},{64 + i % 7}\n" for i in range(3000))
+    path.write_text("id,lower,upper,size\n" + rows)
+    limit = "--option", "memory_limit_bytes=1000000"
+    code = main(["allocate", str(path), "--capacity", "1GiB", "--json", *limit])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["fits"] and data["algorithm"] == "auto:portfolio:sweep"
+    assert data["message"].startswith("over the memory limit: the overlap graph of 3000")
+    assert "kept a packing by a best-fit sweep over time" in data["message"]
 
 
 def test_option_flag_reaches_the_allocator(
@@ -277,6 +294,61 @@ def test_time_limit_counts_reading_the_csv(
     data = json.loads(capsys.readouterr().out)
     assert data["wall_s"] >= 0.5  # the time reported includes the reading
     assert code == EXIT_NO_PLAN and data["status"] == "timeout"
+
+
+def test_time_limit_counts_the_start_up_of_the_command(
+    small_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console script's start-up (interpreter, imports: 1 to 3 s on a loaded
+    machine) was outside the limit: ``--time-limit 10`` runs lasted 11 to 13 s."""
+    import time
+
+    import memplan.cli
+
+    monkeypatch.setattr(memplan.cli, "launched_at_s", time.monotonic() - 2.0)
+    code = main(["allocate", str(small_csv), "--time-limit", "1.5", "--json", "--minimize"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_NO_PLAN and data["status"] == "timeout"
+    assert data["message"] == "out of time before packing started" and data["wall_s"] >= 2.0
+    monkeypatch.setattr(memplan.cli, "launched_at_s", time.monotonic() - 0.5)
+    code = main(["allocate", str(small_csv), "--time-limit", "30", "--json", "--minimize"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and data["status"] == "optimal" and data["wall_s"] >= 0.5
+
+
+def test_time_limit_keeps_back_the_wrap_up(
+    small_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printing, writing and the interpreter's exit took 0.3-0.4 s after a search that
+    used the whole limit: a --time-limit 10 command ended at 10.1-10.4 s."""
+    import memplan.dsa
+
+    limits: list[float | None] = []
+    real = memplan.dsa.allocate
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        limits.append(kwargs["budget"].time_limit_s)  # type: ignore[attr-defined]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memplan.dsa, "allocate", recorded)
+    for given in ("10", "1", "none"):
+        assert main(["allocate", str(small_csv), "--time-limit", given, "--json"]) == EXIT_OK
+    capsys.readouterr()
+    assert limits == [pytest.approx(9.6), pytest.approx(0.95), None]
+
+
+def test_the_process_age_is_read(tmp_path: Path) -> None:
+    """The console script starts the budget when the process started (Linux /proc)."""
+    import subprocess
+    import sys
+
+    from memplan.cli import MAX_PROCESS_AGE_S, process_age_s
+
+    assert 0.0 <= process_age_s() <= MAX_PROCESS_AGE_S
+    script = "import time; time.sleep(0.3); from memplan.cli import process_age_s as a; print(a())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if Path("/proc/self/stat").exists():
+        assert 0.3 <= float(out.stdout) < 10, out.stderr
 
 
 def test_a_heuristic_that_gives_up_does_not_say_out_of_time(

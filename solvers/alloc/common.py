@@ -20,6 +20,7 @@ from memplan.dsa import AllocationResult, Buffer, check_buffers, make_allocation
 from memplan.options import check_choice, check_range, check_seed, seed_field, type_options
 from memplan.solver import Budget, Status
 from memplan.solvers.alloc.intervals import Packed, flat_arrays, overlap_counts, pack_arrays
+from memplan.solvers.alloc.sweep import sweep_offsets
 from memplan.solvers.jit import KERNEL_MODES, KernelChoice
 from memplan.units import format_bytes
 
@@ -173,10 +174,13 @@ def prepare(
 ) -> Prepared | AllocationResult:
     """Set up one call of ``allocator``, or return the result that ends it early.
 
-    Early ends: no buffers (the empty packing), a stop before anything ran, or an
+    Early ends: no buffers (the empty packing), a stop before anything ran, a dense
+    instance that the graph-free sweep (:mod:`.sweep`) packs at max live (OPTIMAL
+    without the overlap graph) or proves too large for the capacity (INFEASIBLE), or an
     overlap graph larger than the memory limit or slower to build than the time left
-    (TIMEOUT, saying so). The search runs by the returned job's ``budget``, which keeps
-    back the time the check of its result takes.
+    (then the sweep's packing, the message saying why the allocator did not run). The
+    search runs by the returned job's ``budget``, which keeps back the time the check
+    of its result takes.
 
     Raises:
         InputFormatError: when sizes add up beyond the 64-bit range.
@@ -189,22 +193,156 @@ def prepare(
     arrays = flat_arrays(buffers)
     lower, upper, size = arrays[:3]
     pairs, spans = overlap_counts(lower, upper, size)
+    entries = len(buffers) + 2 * pairs
     limit = memory_limit(allocator)
     need = pack_memory_bytes(len(buffers), pairs)
     what = f"the overlap graph of {len(buffers)} buffers ({pairs} overlapping pairs)"
+    swept: GraphFree | None = None
+    if entries > SWEEP_FIRST_ENTRIES and not budget.should_stop():
+        # Dense: a sweep over time costs O(n log n) where the graph is quadratic; when
+        # it meets the bound (all buffers live at once, say), nothing more is needed.
+        swept = graph_free(arrays, budget)
+        ends = swept.settles(capacity)
+        if ends is not None:
+            return swept.result(allocator, buffers, capacity, budget, what, ends)
     if need > limit:
-        return stopped(allocator, buffers, capacity, budget, over_memory(what, need, limit))
+        return graph_free_fallback(
+            allocator,
+            buffers,
+            capacity,
+            budget,
+            arrays,
+            swept,
+            what,
+            over_memory(what, need, limit),
+        )
     if budget.should_stop():
         why = "stopped" if budget.interrupted() else "out of time"
         return stopped(allocator, buffers, capacity, budget, f"{why} before packing started")
-    kernels = KernelChoice(allocator.kernels, len(buffers) + 2 * pairs)
-    slow = too_slow(what, len(buffers) + 2 * pairs, budget, kernels)
+    kernels = KernelChoice(allocator.kernels, entries)
+    slow = too_slow(what, entries, budget, kernels)
     if slow is not None:
-        return stopped(allocator, buffers, capacity, budget, slow)
+        return graph_free_fallback(allocator, buffers, capacity, budget, arrays, swept, what, slow)
     packed = pack_arrays(*arrays, kernels=kernels)
     cap = stacked if capacity is None else min(capacity, stacked)
     search = reserved(budget, CHECK_S_PER_BUFFER * len(buffers))
     return Prepared(buffers, capacity, search, cap, packed, kernels, pairs, spans, limit)
+
+
+#: Overlap-graph entries (buffers plus twice the overlapping pairs) above which
+#: :func:`prepare` first packs by the graph-free sweep (about 1 s of set-up at
+#: :data:`ENTRIES_PER_S`; the sweep takes about 0.1 s for 20,000 buffers, 0.4 s for
+#: 60,000). A realistic 60,000-buffer trace has about 14 million entries; 20,000
+#: buffers all live at once have 400 million.
+SWEEP_FIRST_ENTRIES = 20_000_000
+
+
+@dataclass(frozen=True)
+class GraphFree:
+    """A packing by the sweep over time (:mod:`.sweep`), made without the overlap graph."""
+
+    offsets: np.ndarray  # int64[n], in the caller's order
+    height: int  # highest byte used
+    max_live: int  # largest total size live at one step: the bound on any height
+    top: int  # the highest byte some buffer needs at least (size, or fixed offset + size)
+    swept: bool  # False: the budget stopped the sweep, the buffers are stacked instead
+
+    def how(self) -> str:
+        """What made the packing, for messages."""
+        if self.swept:
+            return "a best-fit sweep over time (no overlap graph)"
+        return "stacking the buffers (the sweep over time was stopped)"
+
+    def settles(self, capacity: int | None) -> Status | None:
+        """OPTIMAL when the packing meets max live, INFEASIBLE when the capacity is
+        evidently too small, else None (the allocator should run)."""
+        if capacity is not None and max(self.max_live, self.top) > capacity:
+            return Status.INFEASIBLE
+        if self.height == self.max_live:
+            return Status.OPTIMAL
+        return None
+
+    def result(
+        self,
+        allocator: Any,
+        buffers: Sequence[Buffer],
+        capacity: int | None,
+        budget: Budget,
+        what: str,
+        status: Status,
+        why: str = "",
+    ) -> AllocationResult:
+        """The allocation result of this packing; ``why``: why the allocator did not run."""
+        fits = capacity is None or self.height <= capacity
+        if status is Status.OPTIMAL:
+            status = Status.FEASIBLE  # make_allocation makes it OPTIMAL: height == bound
+            message = f"packed by {self.how()} at max live, which no packing can beat"
+            message += f"; {what} was not needed" if what else f" ({why})" if why else ""
+        elif status is Status.INFEASIBLE:
+            bound = max(self.max_live, self.top)
+            message = (
+                f"no packing fits {capacity} B: the buffers need at least {bound} B "
+                f"(max live {self.max_live} B); the packing shown is by {self.how()}"
+            )
+        elif fits:
+            within = "not proven minimal"
+            if capacity is not None and not allocator.minimize:
+                within = f"which fits {capacity} B"
+            message = f"{why}; kept a packing by {self.how()}, {within}"
+        else:
+            message = (
+                f"{why}; no packing within {capacity} B found (the packing kept, by "
+                f"{self.how()}, is {self.height} B high)"
+            )
+        return make_allocation(
+            allocator,
+            buffers,
+            capacity,
+            status,
+            self.offsets.tolist(),
+            budget,
+            max_live=self.max_live,
+            algorithm=f"{allocator.name}:{'sweep' if self.swept else 'stacked'}",
+            message=message,
+            stats={"kernels": "python", "sweep": self.swept},
+        )
+
+
+def graph_free(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], budget: Budget
+) -> GraphFree:
+    """Pack ``arrays`` (:func:`~.intervals.flat_arrays`) by the sweep over time, by
+    ``budget`` less the time the check of the result takes."""
+    lower, upper, size, align, fixed = arrays
+    search = reserved(budget, CHECK_S_PER_BUFFER * int(size.size))
+    offsets, swept = sweep_offsets(lower, upper, size, align, fixed, search)
+    height = int((offsets + size).max()) if size.size else 0
+    top = int(np.where(fixed >= 0, fixed + size, size).max()) if size.size else 0
+    return GraphFree(offsets, height, live_peak(lower, upper, size), top, swept)
+
+
+def graph_free_fallback(
+    allocator: Any,
+    buffers: Sequence[Buffer],
+    capacity: int | None,
+    budget: Budget,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    swept: GraphFree | None,
+    what: str,
+    why: str,
+) -> AllocationResult:
+    """The result of a call whose overlap graph cannot be built (``why``): the packing
+    of the sweep over time (made now unless ``swept``), FEASIBLE when it fits the
+    capacity (TIMEOUT with ``minimize``: not proven minimal), INFEASIBLE when the
+    capacity is evidently too small, else TIMEOUT; the message says ``why`` (``what``:
+    the overlap graph, for the message of a packing at max live)."""
+    if swept is None:
+        swept = graph_free(arrays, budget)
+    status = swept.settles(capacity)
+    if status is None:
+        fits = capacity is None or swept.height <= capacity
+        status = Status.FEASIBLE if fits and not allocator.minimize else Status.TIMEOUT
+    return swept.result(allocator, buffers, capacity, budget, what, status, why)
 
 
 def reserved(budget: Budget, seconds: float) -> Budget:
@@ -252,16 +390,34 @@ def stopped(
     )
 
 
+def sweep_that_fits(job: Prepared, budget: Budget) -> GraphFree | None:
+    """The packing of the sweep over time (:func:`graph_free`) when it fits
+    ``job.capacity``, else None. A decision search makes it first (O(n log n): 0.45 s
+    for 60,000 buffers) and keeps it when the search finds no packing in time; made
+    after the search, in time kept back, it came too late on a loaded machine."""
+    if job.capacity is None:
+        return None
+    p = job.packed
+    swept = graph_free((p.lower, p.upper, p.size, p.align, p.fixed), budget)
+    return swept if swept.height <= job.capacity else None
+
+
 def stopped_mid_pass(allocator: Any, job: Prepared, budget: Budget) -> AllocationResult:
-    """The TIMEOUT result of a call stopped before its first packing was complete."""
+    """The result of a call stopped before its first packing was complete: the buffers
+    packed without the graph (:func:`graph_free`: stacked at once, the budget being
+    spent), a valid packing though a poor one, never none; TIMEOUT unless it fits a
+    capacity without ``minimize`` (FEASIBLE) or the capacity is evidently too small."""
     why = "stopped" if budget.interrupted() else "out of time"
-    return stopped(
+    p = job.packed
+    return graph_free_fallback(
         allocator,
         job.buffers,
         job.capacity,
         budget,
+        (p.lower, p.upper, p.size, p.align, p.fixed),
+        None,
+        "",
         f"{why} before the first greedy packing was complete",
-        job.max_live,
     )
 
 

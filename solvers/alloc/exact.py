@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -40,6 +40,7 @@ from memplan.solvers.alloc.common import (
     prepare,
     stopped,
     stopped_mid_pass,
+    sweep_that_fits,
     too_slow,
 )
 from memplan.solvers.alloc.greedy import best_greedy_packing, saturated_area, section_pressure
@@ -192,7 +193,7 @@ def decide(
     # so that one takes about SLICE_S. Nodes alone were not enough: on randwire_ws_large
     # at M_H a node tried 180 placements on average, and one call of 2,134 nodes took 18 s
     # (Ctrl-C waited for it).
-    slice_nodes, slice_attempts = 64, 256
+    slice_nodes, slice_attempts = 1, 1  # grows fourfold a call while calls are quick
 
     def out_of_time() -> bool:
         return budget.should_stop() or (until is not None and time.monotonic() >= until)
@@ -218,8 +219,10 @@ def decide(
                 if code == S.PAUSED:
                     scale = min(SLICE_S / max(time.perf_counter() - now, 1e-6), 4.0)
                     done = max(search.nodes - nodes, 1), max(search.attempts - attempts, 1)
-                    slice_nodes = int(min(max(done[0] * scale, 16), 1_000_000))
-                    slice_attempts = int(min(max(done[1] * scale, 64), 100_000_000))
+                    # Down to one: on a dense instance one placement can take 20 ms
+                    # (a floor of 64 made calls of 1.25 s, past the time limit).
+                    slice_nodes = int(min(max(done[0] * scale, 1), 1_000_000))
+                    slice_attempts = int(min(max(done[1] * scale, 1), 100_000_000))
                 if code in (S.SOLVED, S.INFEASIBLE):
                     total = sum(s.nodes for s in searches)
                     if code == S.SOLVED:
@@ -275,6 +278,9 @@ class ExactAllocator(AllocatorOptions):
         if floor_lists is None and obvious_infeasibility(job.packed, job.capacity) is None:
             return stopped(self, job.buffers, job.capacity, budget, why, job.max_live)
         stats: dict[str, object] = {"unallocated_floor": bool(floor_lists)}
+        # Kept if the search finds no packing in time (60,000 buffers at twice their max
+        # live, say); not with node_limit, which is there to say what the search alone does.
+        fallback = None if self.node_limit else sweep_that_fits(job, budget)
         decision = decide(
             job, job.cap, budget, floor_lists=bool(floor_lists), node_limit=self.node_limit
         )
@@ -297,6 +303,11 @@ class ExactAllocator(AllocatorOptions):
             message = f"no packing within {job.capacity} B found within node_limit ({nodes})"
         if budget.interrupted():
             message = f"stopped: no packing within {job.capacity} B found yet ({nodes})"
+        if fallback is not None:  # the sweep's packing fits: it answers the question too
+            kept = fallback.result(
+                self, job.buffers, job.capacity, budget, "", Status.FEASIBLE, message
+            )
+            return replace(kept, stats={**kept.stats, **stats})
         return self._result(job, budget, Status.TIMEOUT, None, message, stats)
 
     def _minimize(self, job: Prepared, budget: Budget) -> AllocationResult:
