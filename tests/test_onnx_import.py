@@ -285,6 +285,31 @@ def test_training_mode_dropout_is_not_an_alias():
     assert "training_mode" in result.report.kept_views[0]
 
 
+@pytest.mark.parametrize(("opset", "stats"), [(13, 4), (15, 2)])
+def test_training_mode_batchnorm_statistics_are_sized(opset, stats):
+    """torch.onnx.export(..., training=TrainingMode.TRAINING) writes BatchNormalization
+    with its statistics outputs, which ONNX shape inference leaves unsized; the import
+    stopped, saying the size of a [C] vector 'depends on the values in' the conv output."""
+    c = 4
+    params = [init(n, np.ones(c, np.float32)) for n in ("scale", "bias", "mean", "var")]
+    outs = ["bn", *(f"stat{i}" for i in range(stats))]
+    extra = {"training_mode": 1} if opset >= 14 else {}
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node(
+            "BatchNormalization", ["r", "scale", "bias", "mean", "var"], outs, name="bn", **extra
+        ),
+        helper.make_node("Relu", ["bn"], ["y"], name="out"),
+    ]
+    model = make_model(nodes, [vi("x", [2, c, 8, 8])], [vi("y", None)], params, opset=opset)
+    g = import_model(model).graph
+    bn = g.op_by_name("bn")
+    assert len(bn.outputs) == 1 + stats
+    for i in range(stats):
+        stat = g.tensor_by_name(f"stat{i}")
+        assert stat.shape == (c,) and stat.dtype == "float32" and stat.size_bytes == 4 * c
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

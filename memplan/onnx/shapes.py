@@ -364,13 +364,26 @@ def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
 
 
 def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> None:
-    """Fill shapes ONNX inference leaves out: the mask of Dropout (same shape as the data).
+    """Fill shapes ONNX inference leaves out.
 
-    Dropout's mask is ``T`` (the data type) before opset 10 and ``bool`` from opset 10.
+    - the mask of Dropout (same shape as the data): ``T`` (the data type) before opset
+      10 and ``bool`` from opset 10;
+    - the statistics outputs of a training-mode BatchNormalization (torch.onnx.export
+      with ``training=TrainingMode.TRAINING``): running mean and variance (opset 14 on),
+      mean, variance and the saved ones (opsets 9 to 13), each of the scale's shape
+      ``[C]`` and the mean's type. Inference sizes only the first output, so the import
+      stopped, blaming the data for the size of a ``[C]`` vector.
     """
     import onnx
 
     for node in nodes:
+        if node.op_type == "BatchNormalization" and len(node.input) >= 4:
+            stats_dims, _ = table.get(node.input[1], (None, 0))
+            _, stats_type = table.get(node.input[3], (None, 0))
+            for stat in node.output[1:]:
+                if stat and table.get(stat, (None, 0))[0] is None and stats_dims is not None:
+                    table[stat] = (stats_dims, stats_type)
+            continue
         if node.op_type != "Dropout" or len(node.output) < 2 or not node.output[1]:
             continue
         mask = node.output[1]
