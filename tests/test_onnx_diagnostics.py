@@ -335,3 +335,31 @@ def test_a_resize_whose_float_scales_are_external_data_imports(tmp_path: Path) -
     graph = import_model(path).graph
     sizes = {t.name: t.size_bytes for t in graph.tensors}
     assert sizes["y"] == 1 * 2 * 8 * 8 * 4
+
+
+# ----------------------------------------------------------------------- QDQ weights
+def qdq_conv_model():
+    """x -> Conv(DequantizeLinear(int8 w[8,4,3,3], per-channel scale)) -> y: a QDQ weight."""
+    inits = [
+        numpy_helper.from_array(np.ones((8, 4, 3, 3), np.int8), "wq"),
+        numpy_helper.from_array(np.full(8, 0.01, np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], name="dq", axis=0),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+    ]
+    return make_model(nodes, [vi("x", [1, 4, 8, 8])], [vi("y", None)], inits, opset=13)
+
+
+def test_dequantized_weights_are_said_with_the_fix():
+    """The int8 weight folds into a float32 weight 4x its stored bytes; the import said
+    nothing, so weight bytes and traffic were 4x the file's without a word."""
+    result = import_model(qdq_conv_model())
+    w = result.graph.tensor_by_name("w")
+    assert (w.dtype, w.size_bytes) == ("float32", 8 * 4 * 3 * 3 * 4)
+    (warning,) = [w for w in result.report.warnings if "dequantized" in w]
+    assert "1,152 B, 4.0x the 288 B stored" in warning and "--dtype-bytes 1" in warning
+    one_byte = import_model(qdq_conv_model(), dtype_bytes=1)
+    assert one_byte.graph.tensor_by_name("w").size_bytes == 288
+    assert not [w for w in one_byte.report.warnings if "dequantized" in w]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memplan.onnx.aliases import alias_views
-from memplan.onnx.build import build_graph
+from memplan.onnx.build import build_graph, dequantized_weights_warning
 from memplan.onnx.diagnose import Diagnosis
 from memplan.onnx.flags import (
     Scalar,
@@ -180,6 +180,7 @@ def _build(
     built = build_graph(graph.name or Path(source).stem, nodes, names, aliases=views,
                         weights=split.weights, input_names=inputs.names,
                         graph_outputs=graph_outputs, sizes=sizes, source=source)  # fmt: skip
+    dequantized = dequantized_weights_warning(built.graph, nodes, set(split.kept), sizes)
     report = ImportReport(
         source=source,
         ir_version=model.ir_version,
@@ -193,7 +194,7 @@ def _build(
         initializers_as_inputs=inputs.initializers_as_inputs,
         input_shapes=built.input_shapes,
         dtype_bytes=dtype_bytes,
-        warnings=(*views.warnings, *built.warnings, *sizes.warnings),
+        warnings=(*views.warnings, *built.warnings, *sizes.warnings, *filter(None, [dequantized])),
         input_values=inputs.values,
         evaluated_by_type=fold.evaluated_by_type,
         inlined=fold.inlined,
