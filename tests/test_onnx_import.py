@@ -310,6 +310,26 @@ def test_training_mode_batchnorm_statistics_are_sized(opset, stats):
         assert stat.shape == (c,) and stat.dtype == "float32" and stat.size_bytes == 4 * c
 
 
+def test_an_empty_weight_is_no_input_and_no_warning():
+    """torch's opset-11 interpolate writes Resize(x, roi=[], scales): the empty roi was a
+    1-byte weight with a warning ('has no elements; counted as 1 byte') on every UNet
+    export, and under --scope all it took an aligned slot of the scratchpad."""
+    nodes = [
+        helper.make_node("Constant", [], ["roi"], name="roi",
+                         value=numpy_helper.from_array(np.zeros(0, np.float32), "roi")),
+        helper.make_node("Resize", ["x", "roi", "scales"], ["y"], name="up", mode="nearest"),
+    ]  # fmt: skip
+    scales = init("scales", np.array([1, 1, 2, 2], np.float32))
+    model = make_model(nodes, [vi("x", [1, 2, 4, 4])], [vi("y", None)], [scales], opset=11)
+    result = import_model(model)
+    g = result.graph
+    up = g.op_by_name("up")
+    assert [g.tensors[t].name for t in up.inputs] == ["x", "scales"]
+    assert "roi" not in {t.name for t in g.tensors}
+    assert not result.report.warnings
+    assert g.tensor_by_name("y").size_bytes == 2 * 8 * 8 * 4
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

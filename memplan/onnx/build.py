@@ -9,6 +9,7 @@ MAC estimate (:mod:`memplan.onnx.macs`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +71,17 @@ class _GraphMaker:
             self.weight_count += 1
         return self.builder.tensor_id(name)
 
+    def _empty_weight(self, raw: str) -> bool:
+        """A weight without elements (the empty ``roi`` of an opset 11-12 Resize, which
+        torch writes for every interpolate): no data to load, so no input of the op."""
+        name = self.aliases.resolve(raw)
+        shape = self.sizes.static(name)
+        return name in self.weights and shape is not None and math.prod(shape) == 0
+
     def add_op(self, node: Any, name: str, outputs: Collection[str], source: str) -> None:
-        in_ids = [self._read(raw, source) for raw in node.input if raw]
+        in_ids = [
+            self._read(raw, source) for raw in node.input if raw and not self._empty_weight(raw)
+        ]
         out_ids: list[TensorId] = []
         for out in node.output:
             if out:
