@@ -330,6 +330,27 @@ def test_an_empty_weight_is_no_input_and_no_warning():
     assert g.tensor_by_name("y").size_bytes == 2 * 8 * 8 * 4
 
 
+def test_a_stale_recorded_shape_is_recomputed_and_said():
+    """A graph output declared [5,5] for an Add of [4,8] inputs (an input shape edited by
+    hand) was planned at the record: 100 B for a 128-B tensor, without a word."""
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
+    ]
+    model = make_model(nodes, [vi("x", [4, 8])], [vi("y", [5, 5])])
+    model.graph.value_info.append(vi("a", [9, 8]))
+    result = import_model(model)
+    g = result.graph
+    assert g.tensor_by_name("y").shape == (4, 8) and g.tensor_by_name("y").size_bytes == 128
+    assert g.tensor_by_name("a").size_bytes == 128
+    (warning,) = result.report.warnings
+    assert "records tensor 'a' as [9,8], but its inputs make it [4,8] (and 1 more)" in warning
+    # A record that agrees, or one with symbolic dims, is no warning.
+    model = make_model(nodes, [vi("x", [4, 8])], [vi("y", ["n", 8])])
+    model.graph.value_info.append(vi("a", [4, 8]))
+    assert not import_model(model).report.warnings
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

@@ -51,7 +51,7 @@ from memplan.onnx.load import (
     sort_nodes,
 )
 from memplan.onnx.report import ImportReport, ImportResult
-from memplan.onnx.shapes import TensorSizer, apply_shape_overrides
+from memplan.onnx.shapes import Dim, TensorSizer, apply_shape_overrides, check_recorded_shapes
 
 if TYPE_CHECKING:
     import onnx
@@ -73,6 +73,7 @@ class _Inputs:
     names: tuple[str, ...]  # graph inputs that are not initializers (or fixed values)
     initializers_as_inputs: int  # initializers also listed as graph inputs (old models)
     values: tuple[tuple[str, str], ...]  # (input, values) fixed by --input-value
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]]  # the model's shape records, re-inferred
 
 
 def _fix_inputs(
@@ -91,11 +92,11 @@ def _fix_inputs(
 
     listed = {vi.name for vi in graph.input}
     init_as_inputs = sum(1 for t in graph.initializer if t.name in listed)
-    apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
+    recorded = apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
     values = fix_input_values(model, free_inputs(), input_values, source)
     names = free_inputs()
     require_static_inputs(model, names, source)
-    return _Inputs(tuple(names), init_as_inputs, values)
+    return _Inputs(tuple(names), init_as_inputs, values, recorded)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -174,6 +175,7 @@ def _build(
     views = alias_views(nodes, names, split.kept, weights=split.weights,
                         input_names=inputs.names, graph_outputs=graph_outputs,
                         initializers=initializers, enabled=aliases)  # fmt: skip
+    stale = check_recorded_shapes(inputs.recorded, fold.table)
     sizes = TensorSizer(
         fold.table, dtype_bytes, source, diagnosis.describe, diagnosis.unknown_shape
     )
@@ -194,7 +196,12 @@ def _build(
         initializers_as_inputs=inputs.initializers_as_inputs,
         input_shapes=built.input_shapes,
         dtype_bytes=dtype_bytes,
-        warnings=(*views.warnings, *built.warnings, *sizes.warnings, *filter(None, [dequantized])),
+        warnings=(
+            *views.warnings,
+            *built.warnings,
+            *sizes.warnings,
+            *filter(None, [dequantized, stale]),
+        ),
         input_values=inputs.values,
         evaluated_by_type=fold.evaluated_by_type,
         inlined=fold.inlined,

@@ -122,21 +122,29 @@ def _has_fixed_dim(value_info: Any) -> bool:
     return any(isinstance(d, int) and d > 0 for d in dims or ())
 
 
-def _forget_fixed_records(graph: Any) -> None:
-    """Drop the recorded shapes with a dim of fixed size of what standard ops produce.
+def _forget_fixed_records(graph: Any) -> dict[str, tuple[tuple[Dim, ...], int]]:
+    """Drop the recorded shapes with a dim of fixed size of what standard ops produce;
+    return them by tensor name.
 
     In a model with symbolic dims, a fixed size in a recorded shape is the exporter's
     sample run, and may depend on a symbolic dim all the same: torch.onnx's dynamo
     exporter records a GRU's output as [batch, 5, 32] and a 2-layer LSTM's as [1, 6, 64]
     for inputs [batch, seq, 16]. ONNX shape inference keeps a recorded shape over the
-    one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. Shape inference
+    one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. In a static model a
+    record can be stale too (an input shape edited by hand, a graph output declared
+    [5, 5] for an Add of [4, 8]): it was planned at the recorded size. Shape inference
     recomputes them. Kept: shapes of symbolic dims only (the given sizes fill them in)
     and the outputs of custom ops, whose recorded shapes are all there is to know.
     """
     standard = {out for node in graph.node if node.domain in ("", "ai.onnx") for out in node.output}
+    dropped: dict[str, tuple[tuple[Dim, ...], int]] = {}
 
     def stale(vi: Any) -> bool:
-        return vi.name in standard and _has_fixed_dim(vi)
+        if vi.name in standard and _has_fixed_dim(vi):
+            dims, elem_type = dims_of(vi.type)
+            dropped.setdefault(vi.name, (dims or (), elem_type))
+            return True
+        return False
 
     kept = [vi for vi in graph.value_info if not stale(vi)]
     del graph.value_info[:]
@@ -144,6 +152,7 @@ def _forget_fixed_records(graph: Any) -> None:
     for vi in graph.output:
         if stale(vi):
             vi.type.tensor_type.ClearField("shape")
+    return dropped
 
 
 def symbolic_dims(model: onnx.ModelProto) -> list[str]:
@@ -279,7 +288,7 @@ def apply_shape_overrides(
     input_shapes: Mapping[str, Sequence[int]],
     dims: Mapping[str, int],
     source: str,
-) -> None:
+) -> dict[str, tuple[tuple[Dim, ...], int]]:
     """Check ``--input-shape`` and ``--dim`` against the model, then apply them in place.
 
     ``--dim`` names must be symbolic dims of the model (:func:`symbolic_dims`); an input
@@ -288,6 +297,11 @@ def apply_shape_overrides(
     (by ``--dim``, or by an input shape for the symbolic dims of that input) fill in the
     recorded shapes; recorded shapes that may be stale are dropped
     (:func:`_forget_fixed_records`) for shape inference to recompute.
+
+    Returns:
+        The dropped records (dims, element type) by tensor name when no size was given
+        (the model at its own sizes, where a record shape inference contradicts is stale:
+        see :func:`check_recorded_shapes`); empty when sizes were given.
 
     Raises:
         ConfigError: one line naming the flag, the input or dim at fault and what is
@@ -303,12 +317,49 @@ def apply_shape_overrides(
             _check_shared_dims(name, shape, current, symbolic, input_shapes, source)
     graph = model.graph
     given = {**{dim: size for dim, (size, _) in symbolic.items()}, **dims}
-    if given or input_shapes:  # recorded shapes may contradict the new input shapes
-        _forget_fixed_records(graph)
+    # Recorded shapes may contradict the new input shapes, or the model itself.
+    recorded = _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _substitute_dims(vi, given)
     for name, shape in input_shapes.items():
         _set_dims(inputs[name], shape)
+    return {} if given or input_shapes else recorded
+
+
+def check_recorded_shapes(
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]], table: ShapeTable
+) -> str | None:
+    """Judge the model's own shape records against the shapes inferred without them.
+
+    ``recorded`` are the shapes the model recorded (value_info, graph outputs) for
+    standard ops' outputs, ``table`` the shapes inferred from the inputs. A record that
+    inference could not recompute (an input of unknown element type) goes back into
+    ``table``, as it was used before; one that inference contradicts is stale, and the
+    inferred shape is kept. A symbolic dim in a record matches any size.
+
+    Returns:
+        A warning naming the first stale record and how many more, or None.
+    """
+    stale = []
+    for name, (dims, elem_type) in recorded.items():
+        inferred = static_shape(table, name)
+        if inferred is None:
+            if all(isinstance(d, int) for d in dims):
+                table[name] = (dims, table.get(name, (None, 0))[1] or elem_type)
+            continue
+        if len(inferred) != len(dims) or any(
+            isinstance(d, int) and d != i for d, i in zip(dims, inferred, strict=False)
+        ):
+            stale.append((name, dims, inferred))
+    if not stale:
+        return None
+    name, dims, inferred = stale[0]
+    more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+    return (
+        f"the model records tensor {name!r} as [{_shape_text(dims)}], but its inputs make it "
+        f"[{_shape_text(inferred)}]{more}: stale shapes (an input shape edited by hand?) are "
+        "planned at the sizes the inputs give; check the model's input shapes"
+    )
 
 
 def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
