@@ -7,6 +7,8 @@ Conv                         output elements x (C_in / group) x kernel elements
 ConvTranspose                input elements x (C_out / group) x kernel elements
 Gemm, MatMul                 output elements x reduction length K
 pooling (Max/Average/LpPool) output elements x kernel elements
+RNN, GRU, LSTM               steps x batch x (W elements + R elements): every
+                             step multiplies the input by W and the state by R
 global pooling, reductions   input elements
 normalisation, softmax       input elements
 elementwise (Add, Relu, ...) output elements
@@ -175,6 +177,16 @@ def _pool(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
     return _numel(_get(outputs, 0)) * math.prod(int(k) for k in kernel)
 
 
+def _recurrent(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """RNN / GRU / LSTM: X is [steps, batch, I] (or [batch, steps, I]), W is
+    [directions, gates x H, I] and R [directions, gates x H, H], so each of the
+    steps x batch rows costs W's and R's elements."""
+    x, w, r = _get(inputs, 0), _get(inputs, 1), _get(inputs, 2)
+    if x is None or w is None or len(w) != 3 or not x or x[-1] != w[2] or w[2] == 0:
+        return _numel(_get(outputs, 0))
+    return _numel(x) // w[2] * (_numel(w) + _numel(r))
+
+
 _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "Conv": _conv,
     "ConvInteger": _conv,
@@ -184,6 +196,9 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "MatMul": _matmul,
     "MatMulInteger": _matmul,
     "QLinearMatMul": lambda i, o, a: _matmul([i[0]], o, a),
+    "RNN": _recurrent,
+    "GRU": _recurrent,
+    "LSTM": _recurrent,
     # ONNX Runtime contrib ops (com.microsoft): fused or quantised conv / matmul.
     "FusedConv": _conv,
     "NhwcConv": _nhwc_conv,
@@ -202,9 +217,6 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
 UNMODELLED_STANDARD_OPS = frozenset(
     {
         "Einsum",
-        "LSTM",
-        "GRU",
-        "RNN",
         "Attention",
         "DeformConv",
         "RoiAlign",
