@@ -212,6 +212,21 @@ def test_recurrent_ops_count_their_matrix_products():
     assert not result.report.warnings
 
 
+def test_attention_counts_its_two_matrix_products():
+    """torch.onnx.export(..., dynamo=True, opset_version=23) writes scaled_dot_product_attention
+    as one Attention op, which was one MAC per output element with an 'only estimated'
+    warning (a 3-layer GPT: 12,288 MACs for the attention instead of 393,216)."""
+    from memplan.onnx.macs import macs_estimated
+
+    q = (2, 4, 16, 32)  # [B, H, S, E]
+    assert estimate_macs("Attention", [q, q, q], [q]) == 2 * (2 * 4 * 16 * 16 * 32)
+    three_d = (2, 16, 128)  # [B, S, H x E], q_num_heads=4
+    assert estimate_macs("Attention", [three_d, three_d, three_d], [three_d]) == 2 * 4096 * 16
+    past = (2, 4, 10, 32)  # 10 cached positions: the keys are 26 long
+    assert estimate_macs("Attention", [q, q, q, None, past, past], [q]) == 2 * 4096 * 26
+    assert not macs_estimated("Attention")
+
+
 def test_custom_op_mac_estimate_is_warned_once():
     nodes = [
         helper.make_node("Frob", ["x"], ["a"], domain="my.ops"),

@@ -9,6 +9,8 @@ Gemm, MatMul                 output elements x reduction length K
 pooling (Max/Average/LpPool) output elements x kernel elements
 RNN, GRU, LSTM               steps x batch x (W elements + R elements): every
                              step multiplies the input by W and the state by R
+Attention                    (Q elements + output elements) x key length: Q K^T
+                             and the weights times V (past keys included)
 global pooling, reductions   input elements
 normalisation, softmax       input elements
 elementwise (Add, Relu, ...) output elements
@@ -187,6 +189,20 @@ def _recurrent(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
     return _numel(x) // w[2] * (_numel(w) + _numel(r))
 
 
+def _attention(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """Attention (opset 23): Q is [B, H, S, E] or [B, S, H x E], K [B, Hk, L, E] or
+    [B, L, Hk x E], a past key (input 4) [B, Hk, P, E]; Q K^T costs Q's elements times
+    the key length L + P, the weights times V the output's elements times it."""
+    q, k, out = _get(inputs, 0), _get(inputs, 1), _get(outputs, 0)
+    if q is None or k is None or len(k) not in (3, 4):
+        return _numel(out)
+    length = k[2] if len(k) == 4 else k[1]
+    past = _get(inputs, 4)
+    if past is not None and len(past) == 4:
+        length += past[2]
+    return (_numel(q) + _numel(out)) * length
+
+
 _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "Conv": _conv,
     "ConvInteger": _conv,
@@ -197,6 +213,7 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "MatMulInteger": _matmul,
     "QLinearMatMul": lambda i, o, a: _matmul([i[0]], o, a),
     "RNN": _recurrent,
+    "Attention": _attention,
     "GRU": _recurrent,
     "LSTM": _recurrent,
     # ONNX Runtime contrib ops (com.microsoft): fused or quantised conv / matmul.
@@ -217,7 +234,6 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
 UNMODELLED_STANDARD_OPS = frozenset(
     {
         "Einsum",
-        "Attention",
         "DeformConv",
         "RoiAlign",
         "DFT",
