@@ -351,6 +351,34 @@ def test_a_stale_recorded_shape_is_recomputed_and_said():
     assert not import_model(model).report.warnings
 
 
+@pytest.mark.parametrize(
+    ("op", "opset", "groups"),
+    [
+        ("GroupNormalization", 21, 4),
+        ("GroupNormalization", 18, 2),
+        ("MeanVarianceNormalization", 13, 0),
+    ],
+)
+def test_normalizations_without_onnx_shape_inference_keep_their_input_shape(op, opset, groups):
+    """ONNX has no shape inference for GroupNormalization (torch's dynamo exporter writes
+    nn.GroupNorm as one at opset 21) or MeanVarianceNormalization: with --dim on such an
+    export, or a model without value_info, the import stopped with 'opset 21 is too
+    old. Convert the model ... to 13'. The output has the input's shape, and the ops
+    after it are sized from it."""
+    params = [init(n, np.ones(groups, np.float32)) for n in ("scale", "bias")] if groups else []
+    extra = {"num_groups": 2} if groups else {}
+    nodes = [
+        helper.make_node(op, ["x", *(p.name for p in params)], ["n"], name="norm", **extra),
+        helper.make_node("Sigmoid", ["n"], ["s"], name="sig"),
+        helper.make_node("Mul", ["n", "s"], ["y"], name="silu"),
+    ]
+    model = make_model(nodes, [vi("x", ["batch", 4, 8, 8])], [vi("y", None)], params, opset=opset)
+    g = import_model(model, dims={"batch": 2}).graph
+    for name in ("n", "s", "y"):
+        assert g.tensor_by_name(name).shape == (2, 4, 8, 8)
+        assert g.tensor_by_name(name).size_bytes == 2 * 4 * 8 * 8 * 4
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

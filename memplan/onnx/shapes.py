@@ -414,7 +414,12 @@ def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     return table
 
 
-def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> None:
+#: Standard ops whose output 0 has input 0's shape and type, but which ONNX shape
+#: inference does not size (no inference function, and no function body it expands).
+SAME_SHAPE_UNINFERRED_OPS = frozenset({"GroupNormalization", "MeanVarianceNormalization"})
+
+
+def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> list[str]:
     """Fill shapes ONNX inference leaves out.
 
     - the mask of Dropout (same shape as the data): ``T`` (the data type) before opset
@@ -423,17 +428,33 @@ def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> 
       with ``training=TrainingMode.TRAINING``): running mean and variance (opset 14 on),
       mean, variance and the saved ones (opsets 9 to 13), each of the scale's shape
       ``[C]`` and the mean's type. Inference sizes only the first output, so the import
-      stopped, blaming the data for the size of a ``[C]`` vector.
+      stopped, blaming the data for the size of a ``[C]`` vector;
+    - the output of GroupNormalization (opsets 18 and 21: torch's dynamo exporter writes
+      nn.GroupNorm as one at opset 21) and MeanVarianceNormalization, which ONNX has no
+      shape inference for: the input's shape and type.
+
+    Returns:
+        The tensors filled in, for the caller to record so that inference carries the
+        shapes on to the ops that read them.
     """
     import onnx
 
+    filled: list[str] = []
     for node in nodes:
+        if node.op_type in SAME_SHAPE_UNINFERRED_OPS and node.input and node.output:
+            out = node.output[0]
+            data = table.get(node.input[0], (None, 0))
+            if out and table.get(out, (None, 0))[0] is None and data[0] is not None:
+                table[out] = data
+                filled.append(out)
+            continue
         if node.op_type == "BatchNormalization" and len(node.input) >= 4:
             stats_dims, _ = table.get(node.input[1], (None, 0))
             _, stats_type = table.get(node.input[3], (None, 0))
             for stat in node.output[1:]:
                 if stat and table.get(stat, (None, 0))[0] is None and stats_dims is not None:
                     table[stat] = (stats_dims, stats_type)
+                    filled.append(stat)
             continue
         if node.op_type != "Dropout" or len(node.output) < 2 or not node.output[1]:
             continue
@@ -443,6 +464,8 @@ def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> 
         if dims is None and data_dims is not None:
             elem = onnx.TensorProto.BOOL if opset >= 10 else data_type
             table[mask] = (data_dims, elem)
+            filled.append(mask)
+    return filled
 
 
 class TensorSizer:
