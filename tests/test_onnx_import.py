@@ -379,6 +379,23 @@ def test_normalizations_without_onnx_shape_inference_keep_their_input_shape(op, 
         assert g.tensor_by_name(name).size_bytes == 2 * 4 * 8 * 8 * 4
 
 
+def test_a_dim_only_outputs_have_that_contradicts_the_inputs_is_said():
+    """A KV cache exported with dynamic_axes names the output's length 'total'; --dim
+    total=50 for inputs of 100 + 1 positions was taken without a word (and planned at
+    101: the inputs decide). Giving it right, or leaving it out, says nothing."""
+    nodes = [helper.make_node("Concat", ["past", "x"], ["k"], name="cat", axis=1)]
+    model = make_model(
+        nodes, [vi("past", [1, "past", 8]), vi("x", [1, "seq", 8])], [vi("k", [1, "total", 8])]
+    )
+    result = import_model(model, dims={"seq": 1, "past": 100, "total": 50})
+    assert result.graph.tensor_by_name("k").shape == (1, 101, 8)
+    (warning,) = result.report.warnings
+    assert "records tensor 'k' as [1,50,8], but its inputs make it [1,101,8]" in warning
+    assert "check --dim" in warning
+    for dims in ({"seq": 1, "past": 100, "total": 101}, {"seq": 1, "past": 100}):
+        assert not import_model(model, dims=dims).report.warnings
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

@@ -73,7 +73,8 @@ class _Inputs:
     names: tuple[str, ...]  # graph inputs that are not initializers (or fixed values)
     initializers_as_inputs: int  # initializers also listed as graph inputs (old models)
     values: tuple[tuple[str, str], ...]  # (input, values) fixed by --input-value
-    recorded: Mapping[str, tuple[tuple[Dim, ...], int]]  # the model's shape records, re-inferred
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]]  # shape records to judge
+    sized: bool  # --dim or --input-shape were given
 
 
 def _fix_inputs(
@@ -96,7 +97,8 @@ def _fix_inputs(
     values = fix_input_values(model, free_inputs(), input_values, source)
     names = free_inputs()
     require_static_inputs(model, names, source)
-    return _Inputs(tuple(names), init_as_inputs, values, recorded)
+    sized = bool(input_shapes or dims)
+    return _Inputs(tuple(names), init_as_inputs, values, recorded, sized)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -175,7 +177,7 @@ def _build(
     views = alias_views(nodes, names, split.kept, weights=split.weights,
                         input_names=inputs.names, graph_outputs=graph_outputs,
                         initializers=initializers, enabled=aliases)  # fmt: skip
-    stale = check_recorded_shapes(inputs.recorded, fold.table)
+    stale = check_recorded_shapes(inputs.recorded, fold.table, inputs.sized)
     sizes = TensorSizer(
         fold.table, dtype_bytes, source, diagnosis.describe, diagnosis.unknown_shape
     )

@@ -299,9 +299,11 @@ def apply_shape_overrides(
     (:func:`_forget_fixed_records`) for shape inference to recompute.
 
     Returns:
-        The dropped records (dims, element type) by tensor name when no size was given
-        (the model at its own sizes, where a record shape inference contradicts is stale:
-        see :func:`check_recorded_shapes`); empty when sizes were given.
+        The records to judge against shape inference (:func:`check_recorded_shapes`), as
+        (dims, element type) by tensor name: with no size given, the dropped records (the
+        model at its own sizes); with sizes given, the output and value_info records whose
+        symbolic dims they set (``--dim total=50`` for an output [1, total, 32] that the
+        inputs make [1, 101, 32]).
 
     Raises:
         ConfigError: one line naming the flag, the input or dim at fault and what is
@@ -318,27 +320,33 @@ def apply_shape_overrides(
     graph = model.graph
     given = {**{dim: size for dim, (size, _) in symbolic.items()}, **dims}
     # Recorded shapes may contradict the new input shapes, or the model itself.
+    sized: dict[str, tuple[tuple[Dim, ...], int]] = {}  # records whose dims were given
+    for vi in (*graph.output, *graph.value_info):
+        dims, elem_type = dims_of(vi.type)
+        if dims is not None and any(isinstance(d, str) and d in given for d in dims):
+            filled = tuple(given.get(d, d) if isinstance(d, str) else d for d in dims)
+            sized.setdefault(vi.name, (filled, elem_type))
     recorded = _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _substitute_dims(vi, given)
     for name, shape in input_shapes.items():
         _set_dims(inputs[name], shape)
-    return {} if given or input_shapes else recorded
+    return sized if given or input_shapes else recorded
 
 
 def check_recorded_shapes(
-    recorded: Mapping[str, tuple[tuple[Dim, ...], int]], table: ShapeTable
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]], table: ShapeTable, sized: bool = False
 ) -> str | None:
-    """Judge the model's own shape records against the shapes inferred without them.
+    """Judge the model's shape records against the shapes inferred from its inputs.
 
-    ``recorded`` are the shapes the model recorded (value_info, graph outputs) for
-    standard ops' outputs, ``table`` the shapes inferred from the inputs. A record that
+    ``recorded`` are the records :func:`apply_shape_overrides` returned, ``table`` the
+    inferred shapes, ``sized`` whether --dim or --input-shape were given. A record that
     inference could not recompute (an input of unknown element type) goes back into
     ``table``, as it was used before; one that inference contradicts is stale, and the
     inferred shape is kept. A symbolic dim in a record matches any size.
 
     Returns:
-        A warning naming the first stale record and how many more, or None.
+        A warning naming the first contradicted record and how many more, or None.
     """
     stale = []
     for name, (dims, elem_type) in recorded.items():
@@ -355,6 +363,13 @@ def check_recorded_shapes(
         return None
     name, dims, inferred = stale[0]
     more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+    if sized:
+        return (
+            f"with the sizes given, the model records tensor {name!r} as "
+            f"[{_shape_text(dims)}], but its inputs make it [{_shape_text(inferred)}]{more}; "
+            "planned at the sizes the inputs give: check --dim (a dim that only outputs "
+            "have follows from the inputs' dims)"
+        )
     return (
         f"the model records tensor {name!r} as [{_shape_text(dims)}], but its inputs make it "
         f"[{_shape_text(inferred)}]{more}: stale shapes (an input shape edited by hand?) are "
