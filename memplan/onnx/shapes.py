@@ -322,9 +322,9 @@ def apply_shape_overrides(
     # Recorded shapes may contradict the new input shapes, or the model itself.
     sized: dict[str, tuple[tuple[Dim, ...], int]] = {}  # records whose dims were given
     for vi in (*graph.output, *graph.value_info):
-        dims, elem_type = dims_of(vi.type)
-        if dims is not None and any(isinstance(d, str) and d in given for d in dims):
-            filled = tuple(given.get(d, d) if isinstance(d, str) else d for d in dims)
+        record, elem_type = dims_of(vi.type)
+        if record is not None and any(isinstance(d, str) and d in given for d in record):
+            filled = tuple(given.get(d, d) if isinstance(d, str) else d for d in record)
             sized.setdefault(vi.name, (filled, elem_type))
     recorded = _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
