@@ -81,6 +81,30 @@ def test_contradicting_import_flags_are_one_line(
     assert err.count("\n") == 1 and "valid" not in out
 
 
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_some_of_the_recorded_dims_again_is_no_contradiction(
+    tmp_path, dynamic_path, capsys, command
+):
+    """A plan made with three --dim sizes, checked with one of them: that agrees with
+    the plan (it was refused: "made with --dim batch=1 --dim height=16 --dim width=16,
+    but this command gives --dim height=16"); another size for it is still refused."""
+    plan = tmp_path / "plan.json"
+    dims = ["--dim", "batch=1", "height=16", "width=16"]
+    code, _, err = run_cli(
+        capsys, "optimize", dynamic_path, *dims, "--scratchpad", "MP", "-o", plan
+    )
+    assert code == EXIT_OK, err
+    code, out, err = run_cli(capsys, command, dynamic_path, plan, "--dim", "height=16")
+    assert code == EXIT_OK, err
+    assert "valid" in out
+    code, out, err = run_cli(capsys, command, dynamic_path, plan, "--dim", "height=8")
+    assert code == EXIT_BAD_INPUT
+    assert "but this command gives --dim height=8" in err and err.count("\n") == 1
+    code, out, err = run_cli(capsys, command, dynamic_path, plan, "--dim", "batch=1", "depth=2")
+    assert code == EXIT_BAD_INPUT
+    assert "but this command gives --dim batch=1 --dim depth=2" in err
+
+
 def test_a_changed_import_is_caught_by_the_graph_fingerprint(plan_640, dynamic_path, capsys):
     """Even when the recorded options are edited to agree, another graph is rejected."""
     data = json.loads(plan_640.read_text())

@@ -285,6 +285,117 @@ def test_training_mode_dropout_is_not_an_alias():
     assert "training_mode" in result.report.kept_views[0]
 
 
+@pytest.mark.parametrize(("opset", "stats"), [(13, 4), (15, 2)])
+def test_training_mode_batchnorm_statistics_are_sized(opset, stats):
+    """torch.onnx.export(..., training=TrainingMode.TRAINING) writes BatchNormalization
+    with its statistics outputs, which ONNX shape inference leaves unsized; the import
+    stopped, saying the size of a [C] vector 'depends on the values in' the conv output."""
+    c = 4
+    params = [init(n, np.ones(c, np.float32)) for n in ("scale", "bias", "mean", "var")]
+    outs = ["bn", *(f"stat{i}" for i in range(stats))]
+    extra = {"training_mode": 1} if opset >= 14 else {}
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node(
+            "BatchNormalization", ["r", "scale", "bias", "mean", "var"], outs, name="bn", **extra
+        ),
+        helper.make_node("Relu", ["bn"], ["y"], name="out"),
+    ]
+    model = make_model(nodes, [vi("x", [2, c, 8, 8])], [vi("y", None)], params, opset=opset)
+    g = import_model(model).graph
+    bn = g.op_by_name("bn")
+    assert len(bn.outputs) == 1 + stats
+    for i in range(stats):
+        stat = g.tensor_by_name(f"stat{i}")
+        assert stat.shape == (c,) and stat.dtype == "float32" and stat.size_bytes == 4 * c
+
+
+def test_an_empty_weight_is_no_input_and_no_warning():
+    """torch's opset-11 interpolate writes Resize(x, roi=[], scales): the empty roi was a
+    1-byte weight with a warning ('has no elements; counted as 1 byte') on every UNet
+    export, and under --scope all it took an aligned slot of the scratchpad."""
+    nodes = [
+        helper.make_node("Constant", [], ["roi"], name="roi",
+                         value=numpy_helper.from_array(np.zeros(0, np.float32), "roi")),
+        helper.make_node("Resize", ["x", "roi", "scales"], ["y"], name="up", mode="nearest"),
+    ]  # fmt: skip
+    scales = init("scales", np.array([1, 1, 2, 2], np.float32))
+    model = make_model(nodes, [vi("x", [1, 2, 4, 4])], [vi("y", None)], [scales], opset=11)
+    result = import_model(model)
+    g = result.graph
+    up = g.op_by_name("up")
+    assert [g.tensors[t].name for t in up.inputs] == ["x", "scales"]
+    assert "roi" not in {t.name for t in g.tensors}
+    assert not result.report.warnings
+    assert g.tensor_by_name("y").size_bytes == 2 * 8 * 8 * 4
+
+
+def test_a_stale_recorded_shape_is_recomputed_and_said():
+    """A graph output declared [5,5] for an Add of [4,8] inputs (an input shape edited by
+    hand) was planned at the record: 100 B for a 128-B tensor, without a word."""
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
+    ]
+    model = make_model(nodes, [vi("x", [4, 8])], [vi("y", [5, 5])])
+    model.graph.value_info.append(vi("a", [9, 8]))
+    result = import_model(model)
+    g = result.graph
+    assert g.tensor_by_name("y").shape == (4, 8) and g.tensor_by_name("y").size_bytes == 128
+    assert g.tensor_by_name("a").size_bytes == 128
+    (warning,) = result.report.warnings
+    assert "records tensor 'a' as [9,8], but its inputs make it [4,8] (and 1 more)" in warning
+    # A record that agrees, or one with symbolic dims, is no warning.
+    model = make_model(nodes, [vi("x", [4, 8])], [vi("y", ["n", 8])])
+    model.graph.value_info.append(vi("a", [4, 8]))
+    assert not import_model(model).report.warnings
+
+
+@pytest.mark.parametrize(
+    ("op", "opset", "groups"),
+    [
+        ("GroupNormalization", 21, 4),
+        ("GroupNormalization", 18, 2),
+        ("MeanVarianceNormalization", 13, 0),
+    ],
+)
+def test_normalizations_without_onnx_shape_inference_keep_their_input_shape(op, opset, groups):
+    """ONNX has no shape inference for GroupNormalization (torch's dynamo exporter writes
+    nn.GroupNorm as one at opset 21) or MeanVarianceNormalization: with --dim on such an
+    export, or a model without value_info, the import stopped with 'opset 21 is too
+    old. Convert the model ... to 13'. The output has the input's shape, and the ops
+    after it are sized from it."""
+    params = [init(n, np.ones(groups, np.float32)) for n in ("scale", "bias")] if groups else []
+    extra = {"num_groups": 2} if groups else {}
+    nodes = [
+        helper.make_node(op, ["x", *(p.name for p in params)], ["n"], name="norm", **extra),
+        helper.make_node("Sigmoid", ["n"], ["s"], name="sig"),
+        helper.make_node("Mul", ["n", "s"], ["y"], name="silu"),
+    ]
+    model = make_model(nodes, [vi("x", ["batch", 4, 8, 8])], [vi("y", None)], params, opset=opset)
+    g = import_model(model, dims={"batch": 2}).graph
+    for name in ("n", "s", "y"):
+        assert g.tensor_by_name(name).shape == (2, 4, 8, 8)
+        assert g.tensor_by_name(name).size_bytes == 2 * 4 * 8 * 8 * 4
+
+
+def test_a_dim_only_outputs_have_that_contradicts_the_inputs_is_said():
+    """A KV cache exported with dynamic_axes names the output's length 'total'; --dim
+    total=50 for inputs of 100 + 1 positions was taken without a word (and planned at
+    101: the inputs decide). Giving it right, or leaving it out, says nothing."""
+    nodes = [helper.make_node("Concat", ["past", "x"], ["k"], name="cat", axis=1)]
+    model = make_model(
+        nodes, [vi("past", [1, "past", 8]), vi("x", [1, "seq", 8])], [vi("k", [1, "total", 8])]
+    )
+    result = import_model(model, dims={"seq": 1, "past": 100, "total": 50})
+    assert result.graph.tensor_by_name("k").shape == (1, 101, 8)
+    (warning,) = result.report.warnings
+    assert "records tensor 'k' as [1,50,8], but its inputs make it [1,101,8]" in warning
+    assert "check --dim" in warning
+    for dims in ({"seq": 1, "past": 100, "total": 101}, {"seq": 1, "past": 100}):
+        assert not import_model(model, dims=dims).report.warnings
+
+
 # ----------------------------------------------------------------------- constant folding
 def test_constants_fold_into_weights():
     shape = init("wshape", np.array([4, 4], np.int64))

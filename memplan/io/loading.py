@@ -185,8 +185,23 @@ class ImportOptions:
         return " ".join(self.flags()) or "the default import options"
 
     def differing(self, other: ImportOptions, names: Sequence[str]) -> list[str]:
-        """The fields among ``names`` whose values differ between the two."""
-        return [n for n in names if getattr(self, n) != getattr(other, n)]
+        """The fields among ``names`` that ``other`` gives otherwise than these options.
+
+        A name-to-value option (``dims``, ``input_shapes``, ``input_values``) of ``other``
+        agrees when each entry it gives is one of these options' entries: a plan made
+        with ``--dim batch=2 --dim seq=64`` agrees with ``--dim seq=64``, which
+        contradicts nothing (it was refused with "made with --dim batch=2 --dim seq=64,
+        but this command gives --dim seq=64"). An entry these options lack, or give
+        another value, differs.
+        """
+
+        def agrees(name: str) -> bool:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, tuple) and isinstance(theirs, tuple) and theirs:
+                return set(theirs) <= set(mine)
+            return bool(mine == theirs)
+
+        return [n for n in names if not agrees(n)]
 
 
 def _value_text(value: Any) -> str:

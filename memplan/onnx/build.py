@@ -9,6 +9,7 @@ MAC estimate (:mod:`memplan.onnx.macs`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +71,17 @@ class _GraphMaker:
             self.weight_count += 1
         return self.builder.tensor_id(name)
 
+    def _empty_weight(self, raw: str) -> bool:
+        """A weight without elements (the empty ``roi`` of an opset 11-12 Resize, which
+        torch writes for every interpolate): no data to load, so no input of the op."""
+        name = self.aliases.resolve(raw)
+        shape = self.sizes.static(name)
+        return name in self.weights and shape is not None and math.prod(shape) == 0
+
     def add_op(self, node: Any, name: str, outputs: Collection[str], source: str) -> None:
-        in_ids = [self._read(raw, source) for raw in node.input if raw]
+        in_ids = [
+            self._read(raw, source) for raw in node.input if raw and not self._empty_weight(raw)
+        ]
         out_ids: list[TensorId] = []
         for out in node.output:
             if out:
@@ -146,3 +156,36 @@ def build_graph(
     except Exception as error:
         raise OnnxImportError(f"{source}: {error}") from error
     return Built(graph, tuple(kept_inputs), maker.weight_count, tuple(warnings))
+
+
+def dequantized_weights_warning(
+    graph: Graph, nodes: Sequence[Any], kept: Collection[int], sizes: TensorSizer
+) -> str | None:
+    """A warning when quantized weights are planned at their dequantized size.
+
+    A ``DequantizeLinear`` that reads only weights (the weights of a QDQ model) folds
+    into a weight like any constant computation, and that weight has the dequantized
+    type: an int8 weight is planned as float32, 4x the bytes the file stores and an
+    int8 accelerator loads. The plan is right for the graph as written; the warning
+    says so and how to plan the stored bytes instead (``--dtype-bytes``). None when no
+    weight the ops read grows that way.
+    """
+    names = {t.name: t for t in graph.tensors}
+    stored = planned = count = 0
+    for index, node in enumerate(nodes):
+        if index in kept or node.op_type != "DequantizeLinear" or not node.input:
+            continue
+        out = names.get(node.output[0]) if node.output else None
+        if out is None or out.kind is not TensorKind.WEIGHT:
+            continue
+        size, _, _ = sizes.of(node.input[0])
+        if out.size_bytes > size:
+            stored, planned, count = stored + size, planned + out.size_bytes, count + 1
+    if not count:
+        return None
+    what = "1 quantized weight is" if count == 1 else f"{count} quantized weights are"
+    return (
+        f"{what} planned dequantized: DequantizeLinear of constants folds into weights of "
+        f"{planned:,} B, {planned / stored:.1f}x the {stored:,} B stored; to plan the bytes "
+        "an int8 accelerator moves, import with --dtype-bytes 1 (every tensor one byte)"
+    )

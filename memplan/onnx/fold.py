@@ -157,9 +157,11 @@ class ShapeFolder:
         runs = 0
         while True:
             self.table = infer_static_shapes(self._light_copy(), self.source)
-            complete_known_gaps(self.nodes, self.table, self.opset)
+            filled = complete_known_gaps(self.nodes, self.table, self.opset)
             self.static = set(static_shapes(self.table))
             runs += 1
+            if self._record_shapes(filled):
+                continue  # inference carries them on to the ops that read them
             self._unknown = set()
             if self._inline_known_if():
                 self._refresh()
@@ -174,6 +176,25 @@ class ShapeFolder:
             inlined=tuple(self.inlined),
             inference_runs=runs,
         )
+
+    def _record_shapes(self, names: Sequence[str]) -> bool:
+        """Record the static shapes of ``names`` that a node reads in the model's
+        value_info, where it has none; say whether one was recorded (one more inference
+        run then uses them). An unread one (a Dropout mask) needs no run."""
+        import onnx
+
+        graph = self.model.graph
+        have = {vi.name for vi in (*graph.value_info, *graph.output, *graph.input)}
+        read = {name for node in self.nodes for name in node.input}
+        added = False
+        for name in names:
+            shape = static_shape(self.table, name)
+            if name in have or name not in read or shape is None:
+                continue
+            _, elem_type = self.table[name]
+            graph.value_info.append(onnx.helper.make_tensor_value_info(name, elem_type, shape))
+            added = True
+        return added
 
     def _inline_known_if(self) -> bool:
         """Inline every ``If`` whose condition is known; say whether one was."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memplan.onnx.aliases import alias_views
-from memplan.onnx.build import build_graph
+from memplan.onnx.build import build_graph, dequantized_weights_warning
 from memplan.onnx.diagnose import Diagnosis
 from memplan.onnx.flags import (
     Scalar,
@@ -51,7 +51,7 @@ from memplan.onnx.load import (
     sort_nodes,
 )
 from memplan.onnx.report import ImportReport, ImportResult
-from memplan.onnx.shapes import TensorSizer, apply_shape_overrides
+from memplan.onnx.shapes import Dim, TensorSizer, apply_shape_overrides, check_recorded_shapes
 
 if TYPE_CHECKING:
     import onnx
@@ -73,6 +73,8 @@ class _Inputs:
     names: tuple[str, ...]  # graph inputs that are not initializers (or fixed values)
     initializers_as_inputs: int  # initializers also listed as graph inputs (old models)
     values: tuple[tuple[str, str], ...]  # (input, values) fixed by --input-value
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]]  # shape records to judge
+    sized: bool  # --dim or --input-shape were given
 
 
 def _fix_inputs(
@@ -91,11 +93,12 @@ def _fix_inputs(
 
     listed = {vi.name for vi in graph.input}
     init_as_inputs = sum(1 for t in graph.initializer if t.name in listed)
-    apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
+    recorded = apply_shape_overrides(model, free_inputs(), input_shapes, dims, source)
     values = fix_input_values(model, free_inputs(), input_values, source)
     names = free_inputs()
     require_static_inputs(model, names, source)
-    return _Inputs(tuple(names), init_as_inputs, values)
+    sized = bool(input_shapes or dims)
+    return _Inputs(tuple(names), init_as_inputs, values, recorded, sized)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -174,12 +177,14 @@ def _build(
     views = alias_views(nodes, names, split.kept, weights=split.weights,
                         input_names=inputs.names, graph_outputs=graph_outputs,
                         initializers=initializers, enabled=aliases)  # fmt: skip
+    stale = check_recorded_shapes(inputs.recorded, fold.table, inputs.sized)
     sizes = TensorSizer(
         fold.table, dtype_bytes, source, diagnosis.describe, diagnosis.unknown_shape
     )
     built = build_graph(graph.name or Path(source).stem, nodes, names, aliases=views,
                         weights=split.weights, input_names=inputs.names,
                         graph_outputs=graph_outputs, sizes=sizes, source=source)  # fmt: skip
+    dequantized = dequantized_weights_warning(built.graph, nodes, set(split.kept), sizes)
     report = ImportReport(
         source=source,
         ir_version=model.ir_version,
@@ -193,7 +198,12 @@ def _build(
         initializers_as_inputs=inputs.initializers_as_inputs,
         input_shapes=built.input_shapes,
         dtype_bytes=dtype_bytes,
-        warnings=(*views.warnings, *built.warnings, *sizes.warnings),
+        warnings=(
+            *views.warnings,
+            *built.warnings,
+            *sizes.warnings,
+            *filter(None, [dequantized, stale]),
+        ),
         input_values=inputs.values,
         evaluated_by_type=fold.evaluated_by_type,
         inlined=fold.inlined,

@@ -7,6 +7,10 @@ Conv                         output elements x (C_in / group) x kernel elements
 ConvTranspose                input elements x (C_out / group) x kernel elements
 Gemm, MatMul                 output elements x reduction length K
 pooling (Max/Average/LpPool) output elements x kernel elements
+RNN, GRU, LSTM               steps x batch x (W elements + R elements): every
+                             step multiplies the input by W and the state by R
+Attention                    (Q elements + output elements) x key length: Q K^T
+                             and the weights times V (past keys included)
 global pooling, reductions   input elements
 normalisation, softmax       input elements
 elementwise (Add, Relu, ...) output elements
@@ -175,6 +179,30 @@ def _pool(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
     return _numel(_get(outputs, 0)) * math.prod(int(k) for k in kernel)
 
 
+def _recurrent(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """RNN / GRU / LSTM: X is [steps, batch, I] (or [batch, steps, I]), W is
+    [directions, gates x H, I] and R [directions, gates x H, H], so each of the
+    steps x batch rows costs W's and R's elements."""
+    x, w, r = _get(inputs, 0), _get(inputs, 1), _get(inputs, 2)
+    if x is None or w is None or len(w) != 3 or not x or x[-1] != w[2] or w[2] == 0:
+        return _numel(_get(outputs, 0))
+    return _numel(x) // w[2] * (_numel(w) + _numel(r))
+
+
+def _attention(inputs: Shapes, outputs: Shapes, attrs: dict[str, Any]) -> int:
+    """Attention (opset 23): Q is [B, H, S, E] or [B, S, H x E], K [B, Hk, L, E] or
+    [B, L, Hk x E], a past key (input 4) [B, Hk, P, E]; Q K^T costs Q's elements times
+    the key length L + P, the weights times V the output's elements times it."""
+    q, k, out = _get(inputs, 0), _get(inputs, 1), _get(outputs, 0)
+    if q is None or k is None or len(k) not in (3, 4):
+        return _numel(out)
+    length = k[2] if len(k) == 4 else k[1]
+    past = _get(inputs, 4)
+    if past is not None and len(past) == 4:
+        length += past[2]
+    return (_numel(q) + _numel(out)) * length
+
+
 _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "Conv": _conv,
     "ConvInteger": _conv,
@@ -184,6 +212,10 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
     "MatMul": _matmul,
     "MatMulInteger": _matmul,
     "QLinearMatMul": lambda i, o, a: _matmul([i[0]], o, a),
+    "RNN": _recurrent,
+    "Attention": _attention,
+    "GRU": _recurrent,
+    "LSTM": _recurrent,
     # ONNX Runtime contrib ops (com.microsoft): fused or quantised conv / matmul.
     "FusedConv": _conv,
     "NhwcConv": _nhwc_conv,
@@ -202,10 +234,6 @@ _RULES: dict[str, Callable[[Shapes, Shapes, dict[str, Any]], int]] = {
 UNMODELLED_STANDARD_OPS = frozenset(
     {
         "Einsum",
-        "LSTM",
-        "GRU",
-        "RNN",
-        "Attention",
         "DeformConv",
         "RoiAlign",
         "DFT",

@@ -122,21 +122,29 @@ def _has_fixed_dim(value_info: Any) -> bool:
     return any(isinstance(d, int) and d > 0 for d in dims or ())
 
 
-def _forget_fixed_records(graph: Any) -> None:
-    """Drop the recorded shapes with a dim of fixed size of what standard ops produce.
+def _forget_fixed_records(graph: Any) -> dict[str, tuple[tuple[Dim, ...], int]]:
+    """Drop the recorded shapes with a dim of fixed size of what standard ops produce;
+    return them by tensor name.
 
     In a model with symbolic dims, a fixed size in a recorded shape is the exporter's
     sample run, and may depend on a symbolic dim all the same: torch.onnx's dynamo
     exporter records a GRU's output as [batch, 5, 32] and a 2-layer LSTM's as [1, 6, 64]
     for inputs [batch, seq, 16]. ONNX shape inference keeps a recorded shape over the
-    one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. Shape inference
+    one it infers, so with ``--dim seq=10`` they stayed at 5 and 6. In a static model a
+    record can be stale too (an input shape edited by hand, a graph output declared
+    [5, 5] for an Add of [4, 8]): it was planned at the recorded size. Shape inference
     recomputes them. Kept: shapes of symbolic dims only (the given sizes fill them in)
     and the outputs of custom ops, whose recorded shapes are all there is to know.
     """
     standard = {out for node in graph.node if node.domain in ("", "ai.onnx") for out in node.output}
+    dropped: dict[str, tuple[tuple[Dim, ...], int]] = {}
 
     def stale(vi: Any) -> bool:
-        return vi.name in standard and _has_fixed_dim(vi)
+        if vi.name in standard and _has_fixed_dim(vi):
+            dims, elem_type = dims_of(vi.type)
+            dropped.setdefault(vi.name, (dims or (), elem_type))
+            return True
+        return False
 
     kept = [vi for vi in graph.value_info if not stale(vi)]
     del graph.value_info[:]
@@ -144,6 +152,7 @@ def _forget_fixed_records(graph: Any) -> None:
     for vi in graph.output:
         if stale(vi):
             vi.type.tensor_type.ClearField("shape")
+    return dropped
 
 
 def symbolic_dims(model: onnx.ModelProto) -> list[str]:
@@ -279,7 +288,7 @@ def apply_shape_overrides(
     input_shapes: Mapping[str, Sequence[int]],
     dims: Mapping[str, int],
     source: str,
-) -> None:
+) -> dict[str, tuple[tuple[Dim, ...], int]]:
     """Check ``--input-shape`` and ``--dim`` against the model, then apply them in place.
 
     ``--dim`` names must be symbolic dims of the model (:func:`symbolic_dims`); an input
@@ -288,6 +297,13 @@ def apply_shape_overrides(
     (by ``--dim``, or by an input shape for the symbolic dims of that input) fill in the
     recorded shapes; recorded shapes that may be stale are dropped
     (:func:`_forget_fixed_records`) for shape inference to recompute.
+
+    Returns:
+        The records to judge against shape inference (:func:`check_recorded_shapes`), as
+        (dims, element type) by tensor name: with no size given, the dropped records (the
+        model at its own sizes); with sizes given, the output and value_info records whose
+        symbolic dims they set (``--dim total=50`` for an output [1, total, 32] that the
+        inputs make [1, 101, 32]).
 
     Raises:
         ConfigError: one line naming the flag, the input or dim at fault and what is
@@ -303,12 +319,62 @@ def apply_shape_overrides(
             _check_shared_dims(name, shape, current, symbolic, input_shapes, source)
     graph = model.graph
     given = {**{dim: size for dim, (size, _) in symbolic.items()}, **dims}
-    if given or input_shapes:  # recorded shapes may contradict the new input shapes
-        _forget_fixed_records(graph)
+    # Recorded shapes may contradict the new input shapes, or the model itself.
+    sized: dict[str, tuple[tuple[Dim, ...], int]] = {}  # records whose dims were given
+    for vi in (*graph.output, *graph.value_info):
+        record, elem_type = dims_of(vi.type)
+        if record is not None and any(isinstance(d, str) and d in given for d in record):
+            filled = tuple(given.get(d, d) if isinstance(d, str) else d for d in record)
+            sized.setdefault(vi.name, (filled, elem_type))
+    recorded = _forget_fixed_records(graph)
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _substitute_dims(vi, given)
     for name, shape in input_shapes.items():
         _set_dims(inputs[name], shape)
+    return sized if given or input_shapes else recorded
+
+
+def check_recorded_shapes(
+    recorded: Mapping[str, tuple[tuple[Dim, ...], int]], table: ShapeTable, sized: bool = False
+) -> str | None:
+    """Judge the model's shape records against the shapes inferred from its inputs.
+
+    ``recorded`` are the records :func:`apply_shape_overrides` returned, ``table`` the
+    inferred shapes, ``sized`` whether --dim or --input-shape were given. A record that
+    inference could not recompute (an input of unknown element type) goes back into
+    ``table``, as it was used before; one that inference contradicts is stale, and the
+    inferred shape is kept. A symbolic dim in a record matches any size.
+
+    Returns:
+        A warning naming the first contradicted record and how many more, or None.
+    """
+    stale = []
+    for name, (dims, elem_type) in recorded.items():
+        inferred = static_shape(table, name)
+        if inferred is None:
+            if all(isinstance(d, int) for d in dims):
+                table[name] = (dims, table.get(name, (None, 0))[1] or elem_type)
+            continue
+        if len(inferred) != len(dims) or any(
+            isinstance(d, int) and d != i for d, i in zip(dims, inferred, strict=False)
+        ):
+            stale.append((name, dims, inferred))
+    if not stale:
+        return None
+    name, dims, inferred = stale[0]
+    more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+    if sized:
+        return (
+            f"with the sizes given, the model records tensor {name!r} as "
+            f"[{_shape_text(dims)}], but its inputs make it [{_shape_text(inferred)}]{more}; "
+            "planned at the sizes the inputs give: check --dim (a dim that only outputs "
+            "have follows from the inputs' dims)"
+        )
+    return (
+        f"the model records tensor {name!r} as [{_shape_text(dims)}], but its inputs make it "
+        f"[{_shape_text(inferred)}]{more}: stale shapes (an input shape edited by hand?) are "
+        "planned at the sizes the inputs give; check the model's input shapes"
+    )
 
 
 def static_shape(table: ShapeTable, name: str) -> tuple[int, ...] | None:
@@ -363,14 +429,48 @@ def infer_static_shapes(model: onnx.ModelProto, source: str) -> ShapeTable:
     return table
 
 
-def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> None:
-    """Fill shapes ONNX inference leaves out: the mask of Dropout (same shape as the data).
+#: Standard ops whose output 0 has input 0's shape and type, but which ONNX shape
+#: inference does not size (no inference function, and no function body it expands).
+SAME_SHAPE_UNINFERRED_OPS = frozenset({"GroupNormalization", "MeanVarianceNormalization"})
 
-    Dropout's mask is ``T`` (the data type) before opset 10 and ``bool`` from opset 10.
+
+def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> list[str]:
+    """Fill shapes ONNX inference leaves out.
+
+    - the mask of Dropout (same shape as the data): ``T`` (the data type) before opset
+      10 and ``bool`` from opset 10;
+    - the statistics outputs of a training-mode BatchNormalization (torch.onnx.export
+      with ``training=TrainingMode.TRAINING``): running mean and variance (opset 14 on),
+      mean, variance and the saved ones (opsets 9 to 13), each of the scale's shape
+      ``[C]`` and the mean's type. Inference sizes only the first output, so the import
+      stopped, blaming the data for the size of a ``[C]`` vector;
+    - the output of GroupNormalization (opsets 18 and 21: torch's dynamo exporter writes
+      nn.GroupNorm as one at opset 21) and MeanVarianceNormalization, which ONNX has no
+      shape inference for: the input's shape and type.
+
+    Returns:
+        The tensors filled in, for the caller to record so that inference carries the
+        shapes on to the ops that read them.
     """
     import onnx
 
+    filled: list[str] = []
     for node in nodes:
+        if node.op_type in SAME_SHAPE_UNINFERRED_OPS and node.input and node.output:
+            out = node.output[0]
+            data = table.get(node.input[0], (None, 0))
+            if out and table.get(out, (None, 0))[0] is None and data[0] is not None:
+                table[out] = data
+                filled.append(out)
+            continue
+        if node.op_type == "BatchNormalization" and len(node.input) >= 4:
+            stats_dims, _ = table.get(node.input[1], (None, 0))
+            _, stats_type = table.get(node.input[3], (None, 0))
+            for stat in node.output[1:]:
+                if stat and table.get(stat, (None, 0))[0] is None and stats_dims is not None:
+                    table[stat] = (stats_dims, stats_type)
+                    filled.append(stat)
+            continue
         if node.op_type != "Dropout" or len(node.output) < 2 or not node.output[1]:
             continue
         mask = node.output[1]
@@ -379,6 +479,8 @@ def complete_known_gaps(nodes: Sequence[Any], table: ShapeTable, opset: int) -> 
         if dims is None and data_dims is not None:
             elem = onnx.TensorProto.BOOL if opset >= 10 else data_type
             table[mask] = (data_dims, elem)
+            filled.append(mask)
+    return filled
 
 
 class TensorSizer:
