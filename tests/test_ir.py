@@ -198,12 +198,13 @@ def test_json_errors_name_the_source():
 
 def _graph_text(op_fields: str = "", tensor_fields: str = "") -> str:
     """A two-tensor graph file as text, so values like 1e400 go through json.loads;
-    ``tensor_fields`` may set tensor b's size_bytes (it is 10 otherwise)."""
+    ``tensor_fields`` may set tensor b's size_bytes and is_output (10 and true otherwise)."""
     size = "" if "size_bytes" in tensor_fields else ', "size_bytes": 10'
+    output = "" if "is_output" in tensor_fields else ', "is_output": true'
     return (
         '{"format": "memplan.graph", "version": 1, "name": "x", "tensors": ['
         '{"name": "a", "size_bytes": 10, "kind": "input"}, '
-        f'{{"name": "b"{size}, "kind": "activation", "is_output": true{tensor_fields}}}'
+        f'{{"name": "b"{size}, "kind": "activation"{output}{tensor_fields}}}'
         '], "ops": [{"name": "o", "op_type": "X", "inputs": ["a"], "outputs": ["b"]'
         f"{op_fields}}}]}}"
     )
@@ -252,6 +253,24 @@ def test_json_numbers_without_a_fraction_are_whole():
     exact = graph_from_json(_graph_text(', "macs": 9007199254740992.0'), "g.json")
     assert exact.ops[0].macs == 2**53
     assert graph_from_json(graph_to_json(g), "again.json") == g
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A repeated key was read as its last value: a 1 GB tensor, without a word.
+        (_graph_text(tensor_fields=', "size_bytes": 10, "size_bytes": 1000000000'),
+         "g.json: field 'size_bytes' is given more than once in one JSON object"),
+        # These two were a RecursionError and a ValueError traceback.
+        ("[" * 100_000 + "]" * 100_000, "g.json: lists or objects nested too deeply to read"),
+        (_graph_text(', "macs": ' + "9" * 5000),
+         "g.json: an integer of more than 4,300 digits, too long to read"),
+    ],
+)  # fmt: skip
+def test_json_text_the_reader_got_wrong_is_one_line(text, message):
+    with pytest.raises(InputFormatError) as info:
+        graph_from_json(text, "g.json")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
 
 def test_json_tensors_and_ops_must_be_objects():

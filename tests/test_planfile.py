@@ -522,6 +522,56 @@ def test_cli_gives_one_line_and_exit_2(graph_plan, capsys, command, name):
     assert err.count("\n") == 1
 
 
+def _repeat_first_offset(text):
+    """The first residency's ``offset`` given twice: the reader kept the last one."""
+    return text.replace('"offset": ', '"offset": 4096, "offset": ', 1)
+
+
+# Plan file text that the JSON reader got wrong: a traceback (exit 1) for nesting too
+# deep or an integer too long to convert, a repeated key read silently as its last value.
+RAW_TEXT = {
+    "deep_lists": (lambda text: "[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+    "deep_objects": (
+        lambda text: '{"a": ' * 100_000 + "1" + "}" * 100_000,
+        "nested too deeply to read",
+    ),
+    "long_integer": (
+        lambda text: text.replace('"wall_s": ', '"wall_s": ' + "9" * 5000 + ', "x": ', 1),
+        "an integer of more than 4,300 digits",
+    ),
+    "repeated_offset": (
+        _repeat_first_offset,
+        "field 'offset' is given more than once in one JSON object",
+    ),
+    "repeated_capacity": (
+        lambda text: text.replace(
+            '"capacity_bytes": ', '"capacity_bytes": 1, "capacity_bytes": ', 1
+        ),
+        "field 'capacity_bytes' is given more than once in one JSON object",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "score"])
+@pytest.mark.parametrize("name", sorted(RAW_TEXT))
+def test_json_the_reader_got_wrong_is_one_line_and_exit_2(graph_plan, capsys, command, name):
+    model, plan, _ = graph_plan
+    change, expected = RAW_TEXT[name]
+    plan.write_text(change(plan.read_text()))
+    code, out, err = run_cli(capsys, command, model, plan)
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert err.startswith(f"memplan {command}: error: {plan}: ") and expected in err, err
+    assert err.count("\n") == 1
+
+
+def test_a_byte_order_mark_is_skipped(graph_plan, capsys):
+    """Editors on Windows save UTF-8 with a BOM: the plan was refused as invalid JSON."""
+    model, plan, _ = graph_plan
+    plan.write_bytes(b"\xef\xbb\xbf" + plan.read_bytes().replace(b"\n", b"\r\n"))
+    code, out, err = run_cli(capsys, "validate", model, plan)
+    assert (code, err) == (EXIT_OK, "") and out.startswith(f"{plan}: valid (")
+
+
 def _bound_above_cost(data):
     data["lower_bound_bytes"] = data["cost"]["non_compulsory_bytes"] + 64
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import GraphError, InputFormatError
-from memplan.jsonfields import describe
+from memplan.jsonfields import describe, parse_json
 
 if TYPE_CHECKING:
     pass
@@ -190,7 +190,7 @@ def graph_sha256(graph: Graph) -> str:
 def graph_from_json(text: str, source: str = "<graph>") -> Graph:
     """Parse :func:`graph_to_json` output."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, source)
     except json.JSONDecodeError as error:
         raise InputFormatError(
             f"{source}: line {error.lineno}: invalid JSON ({error.msg})"

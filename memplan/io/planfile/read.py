@@ -29,7 +29,7 @@ from memplan.io.planfile.layout import (
     PlanHeader,
 )
 from memplan.ir import Graph, graph_sha256
-from memplan.jsonfields import JsonObject
+from memplan.jsonfields import JsonObject, parse_json
 from memplan.plan import Plan
 from memplan.problem import Scope
 from memplan.solver import Status
@@ -93,7 +93,7 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark is skipped
     except FileNotFoundError:
         raise InputFormatError(f"{source}: no such plan file") from None
     except IsADirectoryError:
@@ -113,7 +113,7 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
 def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
     """Parse plan file text up to what it says about its model; see :func:`read_plan_header`."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, source)
     except json.JSONDecodeError as error:
         raise InputFormatError(
             f"{source}: line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
