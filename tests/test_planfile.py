@@ -132,6 +132,7 @@ def _edit(path, change):
         (lambda d: d.update(format="something"), "not a memplan plan file"),
         (lambda d: d.update(version=PLAN_FILE_VERSION + 1), "version 3 is not supported"),
         (lambda d: d.update(version=True), "version True is not supported"),
+        (lambda d: d.update(version=2.0), "version 2.0 is not supported"),  # was read as 2
         (lambda d: d.pop("import"), "missing field 'import'"),
         (lambda d: d["model"].pop("graph_sha256"), "model.graph_sha256"),
         (lambda d: d.update({"import": {"aliases": "yes"}}), "import option aliases"),
@@ -419,6 +420,11 @@ MANGLED = {
     "no_scope": (_drop("scope"), "missing field 'scope' (expected one of activations, all)"),
     "no_status": (_drop("status"), "missing field 'status' (expected one of optimal, "),
     "sha_int": (_set("model", "sha256", 5), "field 'model.sha256' must be a string, got 5"),
+    # Compared as a hash: "made for model ... with sha256 abc".
+    "sha_short": (
+        _set("model", "sha256", "abc"),
+        "field 'model.sha256' must be the model file's SHA-256, 64 hex digits, got 'abc'",
+    ),
     "ops_str": (_set("model", "ops", "6"), "field 'model.ops' must be an integer >= 0, got '6'"),
     "import_list": (
         _set("import", [1]),
@@ -570,6 +576,26 @@ def test_a_byte_order_mark_is_skipped(graph_plan, capsys):
     plan.write_bytes(b"\xef\xbb\xbf" + plan.read_bytes().replace(b"\n", b"\r\n"))
     code, out, err = run_cli(capsys, "validate", model, plan)
     assert (code, err) == (EXIT_OK, "") and out.startswith(f"{plan}: valid (")
+
+
+def test_an_upper_case_sha256_is_the_same_hash(graph_plan, capsys):
+    """It was "made for model ... with sha256 770B0F...", the model's own hash."""
+    model, plan, _ = graph_plan
+    _edit(plan, lambda d: d["model"].update(sha256=d["model"]["sha256"].upper()))
+    code, out, err = run_cli(capsys, "validate", model, plan)
+    assert (code, err) == (EXIT_OK, "") and out.startswith(f"{plan}: valid (")
+
+
+def test_a_plan_on_standard_input_is_refused_by_name(graph_plan, capsys, monkeypatch):
+    """'-' was "-: no such plan file", as if a file named '-' were missing."""
+    model, plan, _ = graph_plan
+    monkeypatch.chdir(plan.parent)
+    code, out, err = run_cli(capsys, "validate", model, "-")
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert err == (
+        "memplan validate: error: -: a plan file is read from a file, not from standard "
+        "input; save it first (memplan optimize MODEL -o plan.json) and pass its name\n"
+    )
 
 
 def _bound_above_cost(data):

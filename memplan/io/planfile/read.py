@@ -23,6 +23,7 @@ from memplan.io.planfile.layout import (
     MODEL_FIELDS,
     PLAN_FORMAT,
     READABLE_VERSIONS,
+    SHA256_HEX,
     SOLVER_FIELDS,
     TOP_FIELDS,
     PlanFile,
@@ -95,6 +96,11 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark is skipped
     except FileNotFoundError:
+        if source == "-":
+            raise InputFormatError(
+                "-: a plan file is read from a file, not from standard input; save it "
+                "first (memplan optimize MODEL -o plan.json) and pass its name"
+            ) from None
         raise InputFormatError(f"{source}: no such plan file") from None
     except IsADirectoryError:
         raise InputFormatError(f"{source}: is a folder, not a plan file") from None
@@ -124,7 +130,7 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
             "write one with: memplan optimize MODEL -o plan.json"
         )
     version = data.get("version")
-    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # 2.0 and true too
         readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise InputFormatError(
             f"{source}: plan file version {version!r} is not supported (this memplan "
@@ -146,7 +152,7 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
         source=source,
         version=version,
         model_name=model.text("name", default=""),
-        model_sha256=model.text("sha256"),
+        model_sha256=_sha256_field(model),
         model_file=model.optional_text("file"),
         graph_sha256=graph_sha,
         graph_size=graph_size,
@@ -154,6 +160,15 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
         created_by=fields.text("created_by", default=""),
         data=data,
     )
+
+
+def _sha256_field(model: JsonObject) -> str:
+    """``model.sha256``: 64 hex digits, compared in lower case as hashlib writes them (an
+    upper-case copy was "made for another model", and ``"abc"`` was compared as a hash)."""
+    digest = model.text("sha256")
+    if not SHA256_HEX.fullmatch(digest):
+        raise model.error("sha256", "the model file's SHA-256, 64 hex digits")
+    return digest.lower()
 
 
 def wrong_model_error(header: PlanHeader, given: str, given_sha256: str) -> InvalidPlanError:
