@@ -191,8 +191,12 @@ def test_json_errors_name_the_source():
     with pytest.raises(InputFormatError, match=r"f\.json: op #0 'conv': the field 'inputs' is"):
         graph_from_dict(data, "f.json")
     data = graph_to_dict(small())
-    data["ops"][0]["inputs"] = ["nope"]
-    with pytest.raises(GraphError, match=r"f\.json.*no tensor named 'nope'"):
+    data["ops"][0]["inputs"] = ["nope"]  # it was "graph 'small': no tensor named 'nope'"
+    with pytest.raises(
+        InputFormatError,
+        match=r"f\.json: op #0 'conv': the field 'inputs' names tensor 'nope', which the "
+        r"file's 'tensors' list does not have; add it there or correct the name",
+    ):
         graph_from_dict(json.loads(json.dumps(data)), "f.json")
 
 
@@ -295,6 +299,26 @@ def test_json_tensors_and_ops_must_be_objects():
         (lambda d: d.update(ops={}), "f.json: the field 'ops' must be a list, got an object"),
         (lambda d: d["ops"][0].update(inputs="x"), "op #0 'conv': the field 'inputs' must be a"),
         (lambda d: d["tensors"][0].update(shape=7), "'x': the field 'shape' must be a list, got 7"),
+        # Fields graph_to_dict does not write were ignored: a misspelt is_output silently.
+        (
+            lambda d: d["tensors"][4].update(is_ouput=True),
+            "tensor #4 'y': unknown field 'is_ouput' (known: name, size_bytes, kind, is_output, "
+            "shape, dtype); remove it or correct its spelling",
+        ),
+        (lambda d: d["ops"][0].update(mac=5), "op #0 'conv': unknown field 'mac' (known: name, "),
+        (lambda d: d.update(nmae="x"), "f.json: unknown field 'nmae' (known: format, version, "),
+        # Names were str()-ed: [1, 2] named the graph '[1, 2]', null a tensor 'None'.
+        (lambda d: d.update(name=[1, 2]), "f.json: the field 'name' must be a string, got a list"),
+        (
+            lambda d: d["tensors"][0].update(name=None),
+            "the field 'name' must be a string, got null",
+        ),
+        (lambda d: d["ops"][0].update(op_type=3), "'conv': the field 'op_type' must be a string"),
+        (
+            lambda d: d["ops"][0].update(inputs=[None]),
+            "op #0 'conv': the field 'inputs': item #0 must be a tensor name (a string), got null",
+        ),
+        (lambda d: d.update(version=1.0), "f.json: graph format version 1.0 is not supported"),
     ],
 )
 def test_json_missing_or_mistyped_fields_name_the_item_and_field(change, message):
