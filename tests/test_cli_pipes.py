@@ -100,16 +100,22 @@ def test_validate_and_score_keep_their_verdict_when_the_reader_leaves(
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("json_output", [False, True])
-@pytest.mark.parametrize("command", ["validate", "score"])
+@pytest.mark.parametrize("command", ["validate", "score", "inspect", "graphs list"])
 def test_a_full_standard_output_is_one_line(
     model_path: Path, plan_pair: tuple[Path, Path], command: str, json_output: bool
 ) -> None:
     """Printing to a full disk (> /dev/full) was an OSError traceback and exit 1."""
     valid, _ = plan_pair
     extra = ["--json"] if json_output else []
+    argv = {
+        "validate": ["validate", model_path, valid],
+        "score": ["score", model_path, valid],
+        "inspect": ["inspect", model_path],  # rich tables: the same traceback
+        "graphs list": ["graphs", "list", "--no-stats"],
+    }[command]
     with open("/dev/full", "w") as full:
         process = subprocess.run(
-            [*COMMAND, command, str(model_path), str(valid), *extra],
+            [*COMMAND, *map(str, argv), *extra],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,

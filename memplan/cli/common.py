@@ -92,6 +92,20 @@ class _Console(Console):
         self.quiet = True
         drop_closed_stream(self.file)
 
+    def _check_buffer(self) -> None:
+        """Write what is buffered; standard output that cannot be written (a full disk,
+        ``> /dev/full``) is an :class:`OutputFileError` of one line, where it was an
+        OSError traceback with exit 1 (``memplan inspect``, ``memplan graphs list``)."""
+        try:
+            super()._check_buffer()
+        except BrokenPipeError:  # rich handles it in its own method; kept as it is
+            raise
+        except OSError as error:
+            if self.stderr:  # no line can reach a broken stderr
+                raise
+            self.quiet = True
+            raise _stdout_failed(error) from None
+
 
 #: Rich console for human-readable output on stdout.
 console = _Console(highlight=False, width=console_width())
