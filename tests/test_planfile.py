@@ -213,6 +213,29 @@ def test_version_1_files_are_still_read(tmp_path):
         read_plan_file(path, _other_graph())
 
 
+@pytest.mark.parametrize("kept", ["import", "graph_sha256"])
+def test_a_version_1_file_with_version_2_fields_is_refused(tmp_path, kept):
+    """A version 1 file with 'import' (or a graph fingerprint) was read without them, and
+    memplan said the file did not record how the model was imported."""
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    data = json.loads(path.read_text())
+    _as_version_1(data)
+    if kept == "import":
+        data["import"] = None
+    else:
+        data["model"]["graph_sha256"] = "00" * 32
+    path.write_text(json.dumps(data))
+    name = "'import'" if kept == "import" else "'model.graph_sha256'"
+    with pytest.raises(InputFormatError) as info:
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+    assert str(info.value) == (
+        f"{path}: a version 1 plan file has no {name} (version 2 added them), so they would "
+        'be ignored; set "version" to 2 if the file records them all, or remove them'
+    )
+
+
 def test_import_options_round_trip(tmp_path):
     problem, result = _solve()
     options = ImportOptions.create(

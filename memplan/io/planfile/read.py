@@ -148,6 +148,16 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
             raise fields.error("import", "an object, or null for a memplan graph JSON model")
         if data["import"] is not None:
             import_options = ImportOptions.from_dict(data["import"], source)
+    else:  # version 1 had none of these: they would be ignored without a word
+        present = [f"'{key}'" for key in ("import",) if fields.has(key)] + [
+            f"'model.{key}'" for key in ("graph_sha256", "ops", "tensors") if model.has(key)
+        ]
+        if present:
+            raise InputFormatError(
+                f"{source}: a version 1 plan file has no {', '.join(present)} (version 2 "
+                'added them), so they would be ignored; set "version" to 2 if the file '
+                "records them all, or remove them"
+            )
     return PlanHeader(
         source=source,
         version=version,
