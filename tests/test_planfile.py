@@ -138,6 +138,12 @@ def _edit(path, change):
         (lambda d: d.update({"import": {"aliases": "yes"}}), "import option aliases"),
         (lambda d: d.update({"import": {"colour": 1}}), "colour are not known"),
         (lambda d: d.update({"import": {"dims": {"n": -1}}}), "import option dims.n"),
+        (  # 900 levels of lists were a RecursionError traceback
+            lambda d: d.update(
+                {"import": {"input_values": {"x": json.loads("[" * 500 + "]" * 500)}}}
+            ),
+            "import option input_values has a list inside a list",
+        ),
         (lambda d: d.pop("model"), "missing field 'model'"),
         (lambda d: d.update(status="great"), "field 'status' must be one of .*, got 'great'"),
         (
