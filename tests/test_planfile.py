@@ -219,6 +219,34 @@ def test_version_1_files_are_still_read(tmp_path):
         read_plan_file(path, _other_graph())
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d["plan"]["residencies"][0].update(tensor="ghost"), "names tensor 'ghost'"),
+        (lambda d: d["plan"]["order"].__setitem__(0, "nop"), "names op 'nop'"),
+    ],
+)
+def test_a_name_the_fingerprinted_graph_lacks_is_an_edit(tmp_path, change, named):
+    """It asked "was the plan made for another model?" though the graph fingerprint had
+    just matched: the model is the right one, the name was edited."""
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    _edit(path, change)
+    with pytest.raises(InputFormatError) as info:
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+    message = str(info.value)
+    assert named in message and "another model" not in message
+    assert message.endswith(
+        "which model 'diamond' does not have; the graph has the plan's recorded "
+        "model.graph_sha256, so the file was edited or is corrupt; correct the name, or "
+        "re-plan the model with memplan optimize"
+    )
+    _edit(path, _as_version_1)  # no fingerprint: it may well be another model
+    with pytest.raises(InputFormatError, match=r"was the plan made for another model\?$"):
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+
+
 @pytest.mark.parametrize("kept", ["import", "graph_sha256"])
 def test_a_version_1_file_with_version_2_fields_is_refused(tmp_path, kept):
     """A version 1 file with 'import' (or a graph fingerprint) was read without them, and

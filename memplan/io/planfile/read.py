@@ -247,7 +247,15 @@ def plan_from_header(
         budget.optional_integer("capacity_bytes", minimum=0)
         budget.optional_text("note")
     stats = fields.optional_object("stats")
-    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan", aliases)
+    # With a fingerprint, the graph is the one the plan was made for: a name it lacks
+    # was edited in (it was asked whether the plan was made for another model).
+    hint = (
+        "the graph has the plan's recorded model.graph_sha256, so the file was edited or "
+        "is corrupt; correct the name, or re-plan the model with memplan optimize"
+        if header.graph_sha256 is not None
+        else "was the plan made for another model?"
+    )
+    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan", aliases, hint)
     return PlanFile(
         model_name=header.model_name,
         model_sha256=header.model_sha256,
