@@ -627,6 +627,17 @@ def test_json_the_reader_got_wrong_is_one_line_and_exit_2(graph_plan, capsys, co
     assert err.count("\n") == 1
 
 
+def test_a_model_given_as_the_plan_is_named_as_one(graph_plan, capsys):
+    """Arguments swapped: the graph file was 'not a memplan plan file', nothing more."""
+    model, plan, _ = graph_plan
+    code, out, err = run_cli(capsys, "validate", plan, model)
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert err == (
+        f"memplan validate: error: {model}: is a memplan graph file (a model), not a plan "
+        "file; the model comes first, then the plan (memplan validate MODEL PLAN)\n"
+    )
+
+
 def test_a_byte_order_mark_is_skipped(graph_plan, capsys):
     """Editors on Windows save UTF-8 with a BOM: the plan was refused as invalid JSON."""
     model, plan, _ = graph_plan

@@ -124,6 +124,11 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
         raise InputFormatError(
             f"{source}: line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
         ) from None
+    if isinstance(data, dict) and data.get("format") == "memplan.graph":
+        raise InputFormatError(
+            f"{source}: is a memplan graph file (a model), not a plan file; the model "
+            "comes first, then the plan (memplan validate MODEL PLAN)"
+        )
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise InputFormatError(
             f'{source}: not a memplan plan file (expected "format": "{PLAN_FORMAT}"); '
