@@ -290,6 +290,16 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             f"{path}: field {error.key!r} is given more than once (JSON keeps the last, TOML "
             "refuses it); give each field once"
         ) from None
+    except RecursionError:  # was a traceback, from either reader
+        raise InputFormatError(
+            f"{path}: lists or tables nested too deeply to read (thousands of levels); "
+            "an accelerator spec is one flat table of numbers, so this file is corrupt"
+        ) from None
+    except ValueError:  # int() refuses an integer of more than 4,300 digits: a traceback
+        raise InputFormatError(
+            f"{path}: an integer of more than 4,300 digits, too long to read; no field of "
+            "an accelerator spec needs more than 20 digits, so this file is corrupt"
+        ) from None
     return Accelerator.from_dict(data, str(path))
 
 

@@ -14,10 +14,16 @@ asked for with the type it must have, and a missing or mistyped field raises an
 JSON numbers are checked strictly: ``true`` is not an integer, ``1.0`` is not an
 integer, and ``NaN`` or ``Infinity`` (which Python's JSON reader accepts) are not
 numbers.
+
+:func:`parse_json` reads the text of such a file: what Python's JSON reader accepts
+without a word (a key given twice in one object: the last one wins) or fails on with a
+traceback (nesting thousands of levels deep, an integer of more than 4,300 digits) is
+an :class:`~memplan.errors.InputFormatError` of one line instead.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +32,59 @@ from typing import Any
 from memplan.errors import InputFormatError
 
 _MISSING: Any = object()
+
+
+class _RepeatedKeyError(Exception):
+    """A JSON object names one key twice (internal: :func:`parse_json` reports it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: the object's dict, or :class:`_RepeatedKeyError` for a key
+    given twice (``{"offset": 0, "offset": 4096}`` was read as offset 4096)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _RepeatedKeyError(key)
+        data[key] = value
+    return data
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads(text)`` for a file memplan reads, naming ``source`` in every error.
+
+    A leading UTF-8 byte order mark (which some editors write) is skipped. Malformed JSON
+    raises :class:`json.JSONDecodeError`, as ``json.loads`` does, for the caller to word
+    with its line and column.
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON.
+        InputFormatError: a key given twice in one object (``json.loads`` keeps the last
+            one silently), lists or objects nested too deeply for the reader, or an
+            integer of more digits than Python converts (each a traceback before).
+    """
+    try:
+        return json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_refuse_repeated_keys)
+    except json.JSONDecodeError:
+        raise
+    except _RepeatedKeyError as error:
+        raise InputFormatError(
+            f"{source}: field {error.key!r} is given more than once in one JSON object (a "
+            "JSON reader keeps the last one without a word); give each field once"
+        ) from None
+    except RecursionError:
+        raise InputFormatError(
+            f"{source}: lists or objects nested too deeply to read (thousands of levels); "
+            "no memplan file nests more than a few levels, so this one is corrupt"
+        ) from None
+    except ValueError:  # int() refuses an integer of more than 4,300 digits
+        raise InputFormatError(
+            f"{source}: an integer of more than 4,300 digits, too long to read; no field "
+            "of a memplan file needs more than 20 digits, so this one is corrupt"
+        ) from None
 
 
 def describe(value: Any) -> str:

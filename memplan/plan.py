@@ -169,6 +169,7 @@ class Plan:
         source: str = "<plan>",
         name: str = "",
         aliases: Mapping[str, str] | None = None,
+        unknown_hint: str = "was the plan made for another model?",
     ) -> Plan:
         """Rebuild a plan from :meth:`to_dict`'s form against ``graph``.
 
@@ -187,6 +188,8 @@ class Plan:
             aliases: view tensors the ONNX import aliased -> the buffer tensor each
                 shares (``ImportReport.aliases``), so a plan naming one is told which
                 name to use instead of being asked whether it is for another model.
+            unknown_hint: how a message naming an op or tensor ``graph`` lacks ends
+                (a plan file whose graph fingerprint matched was edited instead).
 
         Raises:
             InputFormatError: a missing or mistyped field, or a name ``graph`` lacks;
@@ -201,8 +204,7 @@ class Plan:
             if op_name not in op_ids:
                 raise InputFormatError(
                     f"{source}: field {fields.path('order')!r}, item #{step}, names op "
-                    f"{op_name!r}, which model {graph.name!r} does not have; was the plan "
-                    "made for another model?"
+                    f"{op_name!r}, which model {graph.name!r} does not have; {unknown_hint}"
                 )
             order.append(op_ids[op_name])
         items = fields.array("residencies", "a list of residency objects")
@@ -222,7 +224,7 @@ class Plan:
                     )
                 raise InputFormatError(
                     f"{stay.where} names tensor {tensor!r}, which model {graph.name!r} does "
-                    "not have; was the plan made for another model?"
+                    f"not have; {unknown_hint}"
                 )
             residencies.append(
                 Residency(

@@ -158,12 +158,15 @@ def validate_report(
         add(_check_coverage(problem, plan, by_tensor))
     # Without steps, the rules that need the producer's step are left out (not the rest).
     add(_check_lifecycle(problem, plan, by_tensor, order_ok))
-    # Overlapping pairs can be millions: count them, building messages only for those listed.
+    # Overlapping pairs can be billions (a residency repeated 12,000 times): list the
+    # first ones, then count them all without enumerating them.
     overlaps = 0
     for i, j, step in _overlapping_stays(problem, well_formed):
         overlaps += 1
-        if per_kind is None or overlaps <= per_kind:
-            listed.append(_overlap(problem, well_formed[i], well_formed[j], step))
+        if per_kind is not None and overlaps > per_kind:
+            overlaps = _count_overlapping_pairs(problem, well_formed)
+            break
+        listed.append(_overlap(problem, well_formed[i], well_formed[j], step))
     if overlaps:
         counts[ViolationKind.ADDRESS_OVERLAP] = overlaps
     return ValidationReport(
@@ -449,6 +452,52 @@ def _overlapping_stays(
             colliding[i] = (low, high)
         else:
             clean.insert(pos, key)
+
+
+def _count_overlapping_pairs(problem: Problem, residencies: list[Residency]) -> int:
+    """How many pairs :func:`_overlapping_stays` yields, in O(n log n) however many.
+
+    The same sweep over steps, but each new residency counts the live ones it shares a
+    byte with, ``#(live offset < its top) - #(live top <= its offset)`` (a live one
+    entirely below it has its offset below its top too), from two Fenwick trees over
+    the live offsets and tops. Enumerating them took 10 s for 33 million pairs, and half
+    an hour for a 76 MB plan file of one plan repeated.
+    """
+    sizes = [problem.graph.tensors[r.tensor].size_bytes for r in residencies]
+    lows = [r.offset for r in residencies]
+    highs = [low + size for low, size in zip(lows, sizes, strict=True)]
+    low_keys, high_keys = sorted(set(lows)), sorted(set(highs))
+    low_at = [bisect.bisect_left(low_keys, low) for low in lows]
+    high_at = [bisect.bisect_left(high_keys, high) for high in highs]
+    live_lows = [0] * (len(low_keys) + 1)  # Fenwick trees: live residencies by offset
+    live_highs = [0] * (len(high_keys) + 1)  # and by top
+
+    def add(tree: list[int], at: int, delta: int) -> None:
+        at += 1
+        while at < len(tree):
+            tree[at] += delta
+            at += at & -at
+
+    def below(tree: list[int], count: int) -> int:  # live ones among the first `count` keys
+        total = 0
+        while count > 0:
+            total += tree[count]
+            count -= count & -count
+        return total
+
+    events = sorted(
+        [(r.start, 1, i) for i, r in enumerate(residencies)]
+        + [(r.end, 0, i) for i, r in enumerate(residencies)]
+    )  # as in _overlapping_stays: at one step, ends come before starts
+    pairs = 0
+    for _, is_start, i in events:
+        if is_start:
+            pairs += below(live_lows, bisect.bisect_left(low_keys, highs[i])) - below(
+                live_highs, bisect.bisect_right(high_keys, lows[i])
+            )
+        add(live_lows, low_at[i], 1 if is_start else -1)
+        add(live_highs, high_at[i], 1 if is_start else -1)
+    return pairs
 
 
 def _overlap(problem: Problem, a: Residency, b: Residency, step: int) -> Violation:

@@ -97,6 +97,25 @@ def test_a_json_spec_giving_a_field_twice_is_refused(tmp_path):
     assert load_accelerator(nested).capacity_bytes == 1024
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "lists or tables nested too deeply"),
+        ("deep.toml", "x = " + "[" * 100_000 + "]" * 100_000, "lists or tables nested too deeply"),
+        ("long.json", '{"capacity_bytes": ' + "9" * 5000 + "}", "an integer of more than 4,300"),
+        ("long.toml", "capacity_bytes = " + "9" * 5000, "an integer of more than 4,300 digits"),
+    ],
+)
+def test_a_spec_the_readers_fail_on_is_one_line(tmp_path, name, text, message):
+    """Nesting too deep and an integer too long were a RecursionError and a ValueError
+    traceback out of the JSON and TOML readers."""
+    spec = tmp_path / name
+    spec.write_text(text)
+    with pytest.raises(InputFormatError) as info:
+        load_accelerator(spec)
+    assert str(info.value).startswith(f"{spec}: {message}") and "\n" not in str(info.value)
+
+
 TINY_GRAPH = {
     "format": "memplan.graph",
     "version": 1,

@@ -3,6 +3,7 @@ not the work: the plan is still written and the exit code is the command's own."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import onnx
 import pytest
 from cli_models import small_model
 
-from memplan.cli import EXIT_OK
+from memplan.cli import EXIT_BAD_INPUT, EXIT_NO_PLAN, EXIT_OK
 
 COMMAND = [sys.executable, "-c", "from memplan.cli import entry_point; entry_point()"]
 
@@ -60,3 +61,67 @@ def test_inspect_exits_zero_when_the_reader_leaves(model_path: Path) -> None:
     code, first, err = _read_one_line_then_leave("inspect", model_path)
     assert first and code == EXIT_OK, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.fixture(scope="module")
+def plan_pair(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> tuple[Path, Path]:
+    """A valid plan of the small model, and an invalid one: its residencies 300 times
+    over, so that --per-kind all lists far more than a pipe holds."""
+    folder = tmp_path_factory.mktemp("plans")
+    valid, invalid = folder / "valid.json", folder / "invalid.json"
+    code = subprocess.run(
+        [*COMMAND, "optimize", str(model_path), "-o", str(valid)], capture_output=True
+    ).returncode
+    assert code == EXIT_OK
+    data = json.loads(valid.read_text())
+    data["plan"]["residencies"] *= 300
+    invalid.write_text(json.dumps(data))
+    return valid, invalid
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_validate_and_score_keep_their_verdict_when_the_reader_leaves(
+    model_path: Path, plan_pair: tuple[Path, Path], command: str, json_output: bool
+) -> None:
+    """`memplan validate m invalid.json --per-kind all | head -1` exited 0 ("valid"): the
+    closed pipe was answered with 0, whatever the verdict."""
+    valid, invalid = plan_pair
+    extra = ["--json"] if json_output else []
+    if command == "validate":
+        extra.append("--per-kind=all")
+    code, first, err = _read_one_line_then_leave(command, model_path, invalid, *extra)
+    assert code == EXIT_NO_PLAN, err
+    assert first or (command, extra) == ("score", [])  # score's verdict alone: on stderr
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    code, first, err = _read_one_line_then_leave(command, model_path, valid, *extra)
+    assert first and code == EXIT_OK and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("json_output", [False, True])
+@pytest.mark.parametrize("command", ["validate", "score", "inspect", "graphs list"])
+def test_a_full_standard_output_is_one_line(
+    model_path: Path, plan_pair: tuple[Path, Path], command: str, json_output: bool
+) -> None:
+    """Printing to a full disk (> /dev/full) was an OSError traceback and exit 1."""
+    valid, _ = plan_pair
+    extra = ["--json"] if json_output else []
+    argv = {
+        "validate": ["validate", model_path, valid],
+        "score": ["score", model_path, valid],
+        "inspect": ["inspect", model_path],  # rich tables: the same traceback
+        "graphs list": ["graphs", "list", "--no-stats"],
+    }[command]
+    with open("/dev/full", "w") as full:
+        process = subprocess.run(
+            [*COMMAND, *map(str, argv), *extra],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert process.returncode == EXIT_BAD_INPUT
+    assert process.stderr == (
+        f"memplan {command}: error: standard output: cannot write the result (No space left "
+        "on device); free some space or redirect it to another file\n"
+    )

@@ -191,19 +191,24 @@ def test_json_errors_name_the_source():
     with pytest.raises(InputFormatError, match=r"f\.json: op #0 'conv': the field 'inputs' is"):
         graph_from_dict(data, "f.json")
     data = graph_to_dict(small())
-    data["ops"][0]["inputs"] = ["nope"]
-    with pytest.raises(GraphError, match=r"f\.json.*no tensor named 'nope'"):
+    data["ops"][0]["inputs"] = ["nope"]  # it was "graph 'small': no tensor named 'nope'"
+    with pytest.raises(
+        InputFormatError,
+        match=r"f\.json: op #0 'conv': the field 'inputs' names tensor 'nope', which the "
+        r"file's 'tensors' list does not have; add it there or correct the name",
+    ):
         graph_from_dict(json.loads(json.dumps(data)), "f.json")
 
 
 def _graph_text(op_fields: str = "", tensor_fields: str = "") -> str:
     """A two-tensor graph file as text, so values like 1e400 go through json.loads;
-    ``tensor_fields`` may set tensor b's size_bytes (it is 10 otherwise)."""
+    ``tensor_fields`` may set tensor b's size_bytes and is_output (10 and true otherwise)."""
     size = "" if "size_bytes" in tensor_fields else ', "size_bytes": 10'
+    output = "" if "is_output" in tensor_fields else ', "is_output": true'
     return (
         '{"format": "memplan.graph", "version": 1, "name": "x", "tensors": ['
         '{"name": "a", "size_bytes": 10, "kind": "input"}, '
-        f'{{"name": "b"{size}, "kind": "activation", "is_output": true{tensor_fields}}}'
+        f'{{"name": "b"{size}, "kind": "activation"{output}{tensor_fields}}}'
         '], "ops": [{"name": "o", "op_type": "X", "inputs": ["a"], "outputs": ["b"]'
         f"{op_fields}}}]}}"
     )
@@ -254,6 +259,24 @@ def test_json_numbers_without_a_fraction_are_whole():
     assert graph_from_json(graph_to_json(g), "again.json") == g
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A repeated key was read as its last value: a 1 GB tensor, without a word.
+        (_graph_text(tensor_fields=', "size_bytes": 10, "size_bytes": 1000000000'),
+         "g.json: field 'size_bytes' is given more than once in one JSON object"),
+        # These two were a RecursionError and a ValueError traceback.
+        ("[" * 100_000 + "]" * 100_000, "g.json: lists or objects nested too deeply to read"),
+        (_graph_text(', "macs": ' + "9" * 5000),
+         "g.json: an integer of more than 4,300 digits, too long to read"),
+    ],
+)  # fmt: skip
+def test_json_text_the_reader_got_wrong_is_one_line(text, message):
+    with pytest.raises(InputFormatError) as info:
+        graph_from_json(text, "g.json")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
 def test_json_tensors_and_ops_must_be_objects():
     data = graph_to_dict(small())
     data["tensors"][1] = 1
@@ -276,6 +299,26 @@ def test_json_tensors_and_ops_must_be_objects():
         (lambda d: d.update(ops={}), "f.json: the field 'ops' must be a list, got an object"),
         (lambda d: d["ops"][0].update(inputs="x"), "op #0 'conv': the field 'inputs' must be a"),
         (lambda d: d["tensors"][0].update(shape=7), "'x': the field 'shape' must be a list, got 7"),
+        # Fields graph_to_dict does not write were ignored: a misspelt is_output silently.
+        (
+            lambda d: d["tensors"][4].update(is_ouput=True),
+            "tensor #4 'y': unknown field 'is_ouput' (known: name, size_bytes, kind, is_output, "
+            "shape, dtype); remove it or correct its spelling",
+        ),
+        (lambda d: d["ops"][0].update(mac=5), "op #0 'conv': unknown field 'mac' (known: name, "),
+        (lambda d: d.update(nmae="x"), "f.json: unknown field 'nmae' (known: format, version, "),
+        # Names were str()-ed: [1, 2] named the graph '[1, 2]', null a tensor 'None'.
+        (lambda d: d.update(name=[1, 2]), "f.json: the field 'name' must be a string, got a list"),
+        (
+            lambda d: d["tensors"][0].update(name=None),
+            "the field 'name' must be a string, got null",
+        ),
+        (lambda d: d["ops"][0].update(op_type=3), "'conv': the field 'op_type' must be a string"),
+        (
+            lambda d: d["ops"][0].update(inputs=[None]),
+            "op #0 'conv': the field 'inputs': item #0 must be a tensor name (a string), got null",
+        ),
+        (lambda d: d.update(version=1.0), "f.json: graph format version 1.0 is not supported"),
     ],
 )
 def test_json_missing_or_mistyped_fields_name_the_item_and_field(change, message):

@@ -132,11 +132,18 @@ def _edit(path, change):
         (lambda d: d.update(format="something"), "not a memplan plan file"),
         (lambda d: d.update(version=PLAN_FILE_VERSION + 1), "version 3 is not supported"),
         (lambda d: d.update(version=True), "version True is not supported"),
+        (lambda d: d.update(version=2.0), "version 2.0 is not supported"),  # was read as 2
         (lambda d: d.pop("import"), "missing field 'import'"),
         (lambda d: d["model"].pop("graph_sha256"), "model.graph_sha256"),
         (lambda d: d.update({"import": {"aliases": "yes"}}), "import option aliases"),
         (lambda d: d.update({"import": {"colour": 1}}), "colour are not known"),
         (lambda d: d.update({"import": {"dims": {"n": -1}}}), "import option dims.n"),
+        (  # 900 levels of lists were a RecursionError traceback
+            lambda d: d.update(
+                {"import": {"input_values": {"x": json.loads("[" * 500 + "]" * 500)}}}
+            ),
+            "import option input_values has a list inside a list",
+        ),
         (lambda d: d.pop("model"), "missing field 'model'"),
         (lambda d: d.update(status="great"), "field 'status' must be one of .*, got 'great'"),
         (
@@ -210,6 +217,57 @@ def test_version_1_files_are_still_read(tmp_path):
     # Without a fingerprint, another graph fails on the names it lacks.
     with pytest.raises(InputFormatError, match="was the plan made for another model"):
         read_plan_file(path, _other_graph())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d["plan"]["residencies"][0].update(tensor="ghost"), "names tensor 'ghost'"),
+        (lambda d: d["plan"]["order"].__setitem__(0, "nop"), "names op 'nop'"),
+    ],
+)
+def test_a_name_the_fingerprinted_graph_lacks_is_an_edit(tmp_path, change, named):
+    """It asked "was the plan made for another model?" though the graph fingerprint had
+    just matched: the model is the right one, the name was edited."""
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    _edit(path, change)
+    with pytest.raises(InputFormatError) as info:
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+    message = str(info.value)
+    assert named in message and "another model" not in message
+    assert message.endswith(
+        "which model 'diamond' does not have; the graph has the plan's recorded "
+        "model.graph_sha256, so the file was edited or is corrupt; correct the name, or "
+        "re-plan the model with memplan optimize"
+    )
+    _edit(path, _as_version_1)  # no fingerprint: it may well be another model
+    with pytest.raises(InputFormatError, match=r"was the plan made for another model\?$"):
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+
+
+@pytest.mark.parametrize("kept", ["import", "graph_sha256"])
+def test_a_version_1_file_with_version_2_fields_is_refused(tmp_path, kept):
+    """A version 1 file with 'import' (or a graph fingerprint) was read without them, and
+    memplan said the file did not record how the model was imported."""
+    problem, result = _solve()
+    path = tmp_path / "plan.json"
+    write_plan_file(path, result, problem, model_sha256=SHA)
+    data = json.loads(path.read_text())
+    _as_version_1(data)
+    if kept == "import":
+        data["import"] = None
+    else:
+        data["model"]["graph_sha256"] = "00" * 32
+    path.write_text(json.dumps(data))
+    name = "'import'" if kept == "import" else "'model.graph_sha256'"
+    with pytest.raises(InputFormatError) as info:
+        read_plan_file(path, problem.graph, expected_sha256=SHA)
+    assert str(info.value) == (
+        f"{path}: a version 1 plan file has no {name} (version 2 added them), so they would "
+        'be ignored; set "version" to 2 if the file records them all, or remove them'
+    )
 
 
 def test_import_options_round_trip(tmp_path):
@@ -419,6 +477,11 @@ MANGLED = {
     "no_scope": (_drop("scope"), "missing field 'scope' (expected one of activations, all)"),
     "no_status": (_drop("status"), "missing field 'status' (expected one of optimal, "),
     "sha_int": (_set("model", "sha256", 5), "field 'model.sha256' must be a string, got 5"),
+    # Compared as a hash: "made for model ... with sha256 abc".
+    "sha_short": (
+        _set("model", "sha256", "abc"),
+        "field 'model.sha256' must be the model file's SHA-256, 64 hex digits, got 'abc'",
+    ),
     "ops_str": (_set("model", "ops", "6"), "field 'model.ops' must be an integer >= 0, got '6'"),
     "import_list": (
         _set("import", [1]),
@@ -520,6 +583,87 @@ def test_cli_gives_one_line_and_exit_2(graph_plan, capsys, command, name):
     assert code == EXIT_BAD_INPUT and out == ""
     assert err.startswith(f"memplan {command}: error: {plan}: ") and expected in err
     assert err.count("\n") == 1
+
+
+def _repeat_first_offset(text):
+    """The first residency's ``offset`` given twice: the reader kept the last one."""
+    return text.replace('"offset": ', '"offset": 4096, "offset": ', 1)
+
+
+# Plan file text that the JSON reader got wrong: a traceback (exit 1) for nesting too
+# deep or an integer too long to convert, a repeated key read silently as its last value.
+RAW_TEXT = {
+    "deep_lists": (lambda text: "[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+    "deep_objects": (
+        lambda text: '{"a": ' * 100_000 + "1" + "}" * 100_000,
+        "nested too deeply to read",
+    ),
+    "long_integer": (
+        lambda text: text.replace('"wall_s": ', '"wall_s": ' + "9" * 5000 + ', "x": ', 1),
+        "an integer of more than 4,300 digits",
+    ),
+    "repeated_offset": (
+        _repeat_first_offset,
+        "field 'offset' is given more than once in one JSON object",
+    ),
+    "repeated_capacity": (
+        lambda text: text.replace(
+            '"capacity_bytes": ', '"capacity_bytes": 1, "capacity_bytes": ', 1
+        ),
+        "field 'capacity_bytes' is given more than once in one JSON object",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "score"])
+@pytest.mark.parametrize("name", sorted(RAW_TEXT))
+def test_json_the_reader_got_wrong_is_one_line_and_exit_2(graph_plan, capsys, command, name):
+    model, plan, _ = graph_plan
+    change, expected = RAW_TEXT[name]
+    plan.write_text(change(plan.read_text()))
+    code, out, err = run_cli(capsys, command, model, plan)
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert err.startswith(f"memplan {command}: error: {plan}: ") and expected in err, err
+    assert err.count("\n") == 1
+
+
+def test_a_model_given_as_the_plan_is_named_as_one(graph_plan, capsys):
+    """Arguments swapped: the graph file was 'not a memplan plan file', nothing more."""
+    model, plan, _ = graph_plan
+    code, out, err = run_cli(capsys, "validate", plan, model)
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert err == (
+        f"memplan validate: error: {model}: is a memplan graph file (a model), not a plan "
+        "file; the model comes first, then the plan (memplan validate MODEL PLAN)\n"
+    )
+
+
+def test_a_byte_order_mark_is_skipped(graph_plan, capsys):
+    """Editors on Windows save UTF-8 with a BOM: the plan was refused as invalid JSON."""
+    model, plan, _ = graph_plan
+    plan.write_bytes(b"\xef\xbb\xbf" + plan.read_bytes().replace(b"\n", b"\r\n"))
+    code, out, err = run_cli(capsys, "validate", model, plan)
+    assert (code, err) == (EXIT_OK, "") and out.startswith(f"{plan}: valid (")
+
+
+def test_an_upper_case_sha256_is_the_same_hash(graph_plan, capsys):
+    """It was "made for model ... with sha256 770B0F...", the model's own hash."""
+    model, plan, _ = graph_plan
+    _edit(plan, lambda d: d["model"].update(sha256=d["model"]["sha256"].upper()))
+    code, out, err = run_cli(capsys, "validate", model, plan)
+    assert (code, err) == (EXIT_OK, "") and out.startswith(f"{plan}: valid (")
+
+
+def test_a_plan_on_standard_input_is_refused_by_name(graph_plan, capsys, monkeypatch):
+    """'-' was "-: no such plan file", as if a file named '-' were missing."""
+    model, plan, _ = graph_plan
+    monkeypatch.chdir(plan.parent)
+    code, out, err = run_cli(capsys, "validate", model, "-")
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert err == (
+        "memplan validate: error: -: a plan file is read from a file, not from standard "
+        "input; save it first (memplan optimize MODEL -o plan.json) and pass its name\n"
+    )
 
 
 def _bound_above_cost(data):

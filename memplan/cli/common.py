@@ -15,9 +15,10 @@ results to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,20 @@ class _Console(Console):
         on, writes its files and exits with its own code."""
         self.quiet = True
         drop_closed_stream(self.file)
+
+    def _check_buffer(self) -> None:
+        """Write what is buffered; standard output that cannot be written (a full disk,
+        ``> /dev/full``) is an :class:`OutputFileError` of one line, where it was an
+        OSError traceback with exit 1 (``memplan inspect``, ``memplan graphs list``)."""
+        try:
+            super()._check_buffer()
+        except BrokenPipeError:  # rich handles it in its own method; kept as it is
+            raise
+        except OSError as error:
+            if self.stderr:  # no line can reach a broken stderr
+                raise
+            self.quiet = True
+            raise _stdout_failed(error) from None
 
 
 #: Rich console for human-readable output on stdout.
@@ -365,11 +380,39 @@ def checked_seed(text: str, flag: str = "--seed ") -> int:
     return int(text)
 
 
+def _stdout_failed(error: OSError) -> OutputFileError:
+    """The error for a standard output that cannot be written (a full disk, ``/dev/full``):
+    one line, where it was an OSError traceback with exit 1 (\"no plan\")."""
+    drop_closed_stream(sys.stdout)  # the interpreter's last flush must not fail again
+    return OutputFileError(
+        f"standard output: cannot write the result ({error.strerror or error}); free some "
+        "space or redirect it to another file"
+    )
+
+
+@contextlib.contextmanager
+def result_on_stdout() -> Iterator[None]:
+    """Plain ``print`` of a command's result inside: a reader that leaves
+    (``memplan validate m plan.json | head -1``) ends the output, not the command, which
+    keeps its own exit code (``validate`` 1 for an invalid plan; it was 0, "valid");
+    standard output that cannot be written is an :class:`OutputFileError` of one line.
+    """
+    try:
+        yield
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a write error must come out here, not at exit
+    except BrokenPipeError:
+        drop_closed_stream(sys.stdout)
+    except OSError as error:
+        raise _stdout_failed(error) from None
+
+
 def print_json(obj: Any) -> None:
     """Write ``obj`` as indented JSON to stdout (no rich markup or wrapping).
 
     Raises:
-        OutputFileError: standard output is closed (the command ran with ``>&-``).
+        OutputFileError: standard output is closed (the command ran with ``>&-``) or
+            cannot be written (a full disk).
     """
     if sys.stdout is None:
         raise OutputFileError(STDOUT_CLOSED)
@@ -378,3 +421,5 @@ def print_json(obj: Any) -> None:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader left; the command's work and files stand
         drop_closed_stream(sys.stdout)
+    except OSError as error:  # a full disk: one line, not a traceback
+        raise _stdout_failed(error) from None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from memplan import __version__
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
-from memplan.cli.common import add_model_arguments, print_json
+from memplan.cli.common import add_model_arguments, print_json, result_on_stdout
 from memplan.cli.plancommon import (
     PlanInput,
     add_plan_problem_arguments,
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if args.json:  # a JSON reader gets a document on every outcome, not an empty stdout
-            print_json(_json_document(args, given, None, None, report))
+            with result_on_stdout():
+                print_json(_json_document(args, given, None, None, report))
         return EXIT_NO_PLAN
     cost = evaluate(problem, planfile.plan)
     bound = planfile.lower_bound_bytes
@@ -93,17 +94,18 @@ def run(args: argparse.Namespace) -> int:
     differences = (
         recorded_cost_differences(planfile.cost, cost) if planfile.cost is not None else None
     )
-    if args.json:
-        print_json(_json_document(args, given, cost, differences, report))
-        return EXIT_OK
-    print(
-        f"{args.plan}: valid plan for {problem.graph.name!r} "
-        f"(solver {planfile.solver}, status {planfile.status.value}, scratchpad "
-        f"{problem.capacity_bytes} B, scope {problem.scope.value})"
-    )
-    print(cost.to_text())
-    if differences is not None:
-        print(_recorded_cost_line(differences, given.overrides, planfile.created_by))
+    with result_on_stdout():
+        if args.json:
+            print_json(_json_document(args, given, cost, differences, report))
+            return EXIT_OK
+        print(
+            f"{args.plan}: valid plan for {problem.graph.name!r} "
+            f"(solver {planfile.solver}, status {planfile.status.value}, scratchpad "
+            f"{problem.capacity_bytes} B, scope {problem.scope.value})"
+        )
+        print(cost.to_text())
+        if differences is not None:
+            print(_recorded_cost_line(differences, given.overrides, planfile.created_by))
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ import argparse
 from typing import Any
 
 from memplan.cli import EXIT_NO_PLAN, EXIT_OK
-from memplan.cli.common import add_model_arguments, print_json
+from memplan.cli.common import add_model_arguments, print_json, result_on_stdout
 from memplan.cli.plancommon import (
     add_per_kind_argument,
     add_plan_problem_arguments,
@@ -62,37 +62,38 @@ def run(args: argparse.Namespace) -> int:
     print_notes(args.command, given)
     problem, plan = given.problem, given.planfile.plan
     report = validate_report(problem, plan, args.per_kind)
-    if args.json:
-        print_json(
-            {
-                "plan": str(args.plan),
-                "model": problem.graph.name,
-                "valid": report.valid,
-                "capacity_bytes": problem.capacity_bytes,
-                "alignment_bytes": problem.alignment_bytes,
-                "scope": problem.scope.value,
-                "overrides": list(given.overrides),
-                "warnings": list(given.warnings),
-                **report_fields(problem, report),
-            }
-        )
-    else:
-        where = (
-            f"model {problem.graph.name!r}, scratchpad {format_bytes(problem.capacity_bytes)} "
-            f"({problem.capacity_bytes} B), alignment {problem.alignment_bytes} B, "
-            f"scope {problem.scope.value}"
-            + (f"; overridden: {', '.join(given.overrides)}" if given.overrides else "")
-        )
-        if not report.valid:
-            kinds = ", ".join(f"{n:,} {kind.value}" for kind, n in report.counts)
-            print(f"{args.plan}: INVALID: {report.total:,} violation(s): {kinds} ({where})")
-            for v in report.listed:
-                print(f"  [{v.kind.value}] {v.message}")
-            for line in unlisted_lines(report):
-                print(line)
-        else:
-            print(
-                f"{args.plan}: valid ({len(plan.order)} steps, {len(plan.residencies)} "
-                f"residencies; {where})"
+    with result_on_stdout():  # a reader that leaves does not change the verdict
+        if args.json:
+            print_json(
+                {
+                    "plan": str(args.plan),
+                    "model": problem.graph.name,
+                    "valid": report.valid,
+                    "capacity_bytes": problem.capacity_bytes,
+                    "alignment_bytes": problem.alignment_bytes,
+                    "scope": problem.scope.value,
+                    "overrides": list(given.overrides),
+                    "warnings": list(given.warnings),
+                    **report_fields(problem, report),
+                }
             )
+        else:
+            where = (
+                f"model {problem.graph.name!r}, scratchpad {format_bytes(problem.capacity_bytes)} "
+                f"({problem.capacity_bytes} B), alignment {problem.alignment_bytes} B, "
+                f"scope {problem.scope.value}"
+                + (f"; overridden: {', '.join(given.overrides)}" if given.overrides else "")
+            )
+            if not report.valid:
+                kinds = ", ".join(f"{n:,} {kind.value}" for kind, n in report.counts)
+                print(f"{args.plan}: INVALID: {report.total:,} violation(s): {kinds} ({where})")
+                for v in report.listed:
+                    print(f"  [{v.kind.value}] {v.message}")
+                for line in unlisted_lines(report):
+                    print(line)
+            else:
+                print(
+                    f"{args.plan}: valid ({len(plan.order)} steps, {len(plan.residencies)} "
+                    f"residencies; {where})"
+                )
     return EXIT_OK if report.valid else EXIT_NO_PLAN

@@ -229,6 +229,11 @@ def _to_json(value: Any) -> Any:
 
 def _from_json(value: Any, where: str) -> Any:
     if isinstance(value, list):
+        if any(isinstance(v, list) for v in value):  # 900 levels were a RecursionError
+            raise InputFormatError(
+                f"{where} has a list inside a list; a shape or an input's values are one "
+                "flat list of numbers"
+            )
         return tuple(_from_json(v, where) for v in value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value

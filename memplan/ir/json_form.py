@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from memplan.errors import GraphError, InputFormatError
-from memplan.jsonfields import describe
+from memplan.jsonfields import describe, parse_json
 
 if TYPE_CHECKING:
     pass
@@ -114,23 +114,76 @@ def _json_list(
     return value
 
 
+#: The fields :func:`graph_to_dict` writes, in the file and in each tensor and op; any
+#: other is refused (a misspelt ``is_ouput`` made a graph output an ordinary tensor).
+GRAPH_FIELDS = ("format", "version", "name", "tensors", "ops")
+TENSOR_FIELDS = ("name", "size_bytes", "kind", "is_output", "shape", "dtype")
+OP_FIELDS = ("name", "op_type", "inputs", "outputs", "macs")
+
+
+def _refuse_unknown(item: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    """Refuse a field :func:`graph_to_dict` does not write, naming it and the known ones."""
+    unknown = [key for key in item if key not in known]
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise InputFormatError(
+            f"{where}: unknown field{'s' if len(unknown) > 1 else ''} {names} "
+            f"(known: {', '.join(known)}); remove it or correct its spelling"
+        )
+
+
+def _json_text(item: Mapping[str, Any], key: str, where: str, default: Any = None) -> str:
+    """``item[key]``, which must be a string (``default`` when missing, if given)."""
+    value = item.get(key, default) if default is not None else _json_field(item, key, where)
+    if not isinstance(value, str):
+        raise InputFormatError(
+            f"{where}: the field {key!r} must be a string, got {describe(value)}"
+        )
+    return value
+
+
+def _tensor_refs(builder: GraphBuilder, item: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """The tensors an op's ``inputs`` or ``outputs`` name, each a name in ``tensors``."""
+    ids = []
+    for k, name in enumerate(_json_list(item, key, where)):
+        if not isinstance(name, str):
+            raise InputFormatError(
+                f"{where}: the field {key!r}: item #{k} must be a tensor name (a string), "
+                f"got {describe(name)}"
+            )
+        if not builder.has_tensor(name):
+            raise InputFormatError(
+                f"{where}: the field {key!r} names tensor {name!r}, which the file's "
+                "'tensors' list does not have; add it there or correct the name"
+            )
+        ids.append(builder.tensor_id(name))
+    return ids
+
+
 def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
-    """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``."""
+    """Rebuild a graph from :func:`graph_to_dict`'s form; errors name ``source``.
+
+    Every field is checked for its type, and a field :func:`graph_to_dict` does not
+    write is refused.
+    """
     if not isinstance(data, Mapping) or data.get("format") != "memplan.graph":
         raise InputFormatError(f"{source}: not a memplan graph file (no format 'memplan.graph')")
     version = data.get("version")
-    if version != GRAPH_JSON_VERSION:
+    if type(version) is not int or version != GRAPH_JSON_VERSION:
         raise InputFormatError(
-            f"{source}: graph format version {version!r} is not supported "
+            f"{source}: graph format version {describe(version)} is not supported "
             f"(this memplan reads version {GRAPH_JSON_VERSION})"
         )
-    builder = GraphBuilder(str(data.get("name", "graph")))
+    _refuse_unknown(data, GRAPH_FIELDS, source)
+    builder = GraphBuilder(_json_text(data, "name", source, default="graph"))
     try:
         for i, t in enumerate(_json_list(data, "tensors", source)):
             if not isinstance(t, Mapping):
                 raise InputFormatError(
                     f"{source}: tensor #{i} must be an object, got {describe(t)}"
                 )
+            where = f"{source}: tensor #{i} {t.get('name')!r}"
+            _refuse_unknown(t, TENSOR_FIELDS, where)
             try:
                 kind = TensorKind(t.get("kind", "activation"))
             except ValueError:
@@ -139,14 +192,13 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
                     f"{source}: tensor #{i} {t.get('name')!r} has kind {t.get('kind')!r}; "
                     f"use one of {allowed}"
                 ) from None
-            where = f"{source}: tensor #{i} {t.get('name')!r}"
             is_output = t.get("is_output", False)
             if not isinstance(is_output, bool):
                 raise InputFormatError(
                     f"{where}: field 'is_output' must be true or false, got {describe(is_output)}"
                 )
             builder.tensor(
-                str(_json_field(t, "name", where)),
+                _json_text(t, "name", where),
                 _json_whole(_json_field(t, "size_bytes", where), where, "size_bytes"),
                 kind,
                 is_output=is_output,
@@ -154,22 +206,23 @@ def graph_from_dict(data: Mapping[str, Any], source: str = "<graph>") -> Graph:
                     _json_whole(d, where, "shape")
                     for d in _json_list(t, "shape", where, optional=True)
                 ),
-                dtype=str(t.get("dtype", "")),
+                dtype=_json_text(t, "dtype", where, default=""),
             )
         for j, o in enumerate(_json_list(data, "ops", source)):
             if not isinstance(o, Mapping):
                 raise InputFormatError(f"{source}: op #{j} must be an object, got {describe(o)}")
             where = f"{source}: op #{j} {o.get('name')!r}"
+            _refuse_unknown(o, OP_FIELDS, where)
             builder.op(
-                str(_json_field(o, "name", where)),
-                str(_json_field(o, "op_type", where)),
-                [builder.tensor_id(n) for n in _json_list(o, "inputs", where)],
-                [builder.tensor_id(n) for n in _json_list(o, "outputs", where)],
+                _json_text(o, "name", where),
+                _json_text(o, "op_type", where),
+                _tensor_refs(builder, o, "inputs", where),
+                _tensor_refs(builder, o, "outputs", where),
                 _json_whole(o.get("macs", 0), where, "macs"),
             )
     except (KeyError, TypeError, ValueError) as error:
         raise InputFormatError(f"{source}: malformed graph JSON ({error!r})") from None
-    except GraphError as error:  # e.g. an op naming an unknown tensor
+    except GraphError as error:  # e.g. two producers of one tensor
         raise GraphError(f"{source}: {error}") from None
     try:
         return builder.build()
@@ -190,7 +243,7 @@ def graph_sha256(graph: Graph) -> str:
 def graph_from_json(text: str, source: str = "<graph>") -> Graph:
     """Parse :func:`graph_to_json` output."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, source)
     except json.JSONDecodeError as error:
         raise InputFormatError(
             f"{source}: line {error.lineno}: invalid JSON ({error.msg})"

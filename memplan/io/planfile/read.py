@@ -23,13 +23,14 @@ from memplan.io.planfile.layout import (
     MODEL_FIELDS,
     PLAN_FORMAT,
     READABLE_VERSIONS,
+    SHA256_HEX,
     SOLVER_FIELDS,
     TOP_FIELDS,
     PlanFile,
     PlanHeader,
 )
 from memplan.ir import Graph, graph_sha256
-from memplan.jsonfields import JsonObject
+from memplan.jsonfields import JsonObject, parse_json
 from memplan.plan import Plan
 from memplan.problem import Scope
 from memplan.solver import Status
@@ -93,8 +94,13 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark is skipped
     except FileNotFoundError:
+        if source == "-":
+            raise InputFormatError(
+                "-: a plan file is read from a file, not from standard input; save it "
+                "first (memplan optimize MODEL -o plan.json) and pass its name"
+            ) from None
         raise InputFormatError(f"{source}: no such plan file") from None
     except IsADirectoryError:
         raise InputFormatError(f"{source}: is a folder, not a plan file") from None
@@ -113,18 +119,23 @@ def read_plan_header(path: str | os.PathLike[str]) -> PlanHeader:
 def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
     """Parse plan file text up to what it says about its model; see :func:`read_plan_header`."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, source)
     except json.JSONDecodeError as error:
         raise InputFormatError(
             f"{source}: line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
         ) from None
+    if isinstance(data, dict) and data.get("format") == "memplan.graph":
+        raise InputFormatError(
+            f"{source}: is a memplan graph file (a model), not a plan file; the model "
+            "comes first, then the plan (memplan validate MODEL PLAN)"
+        )
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise InputFormatError(
             f'{source}: not a memplan plan file (expected "format": "{PLAN_FORMAT}"); '
             "write one with: memplan optimize MODEL -o plan.json"
         )
     version = data.get("version")
-    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # 2.0 and true too
         readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise InputFormatError(
             f"{source}: plan file version {version!r} is not supported (this memplan "
@@ -142,11 +153,21 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
             raise fields.error("import", "an object, or null for a memplan graph JSON model")
         if data["import"] is not None:
             import_options = ImportOptions.from_dict(data["import"], source)
+    else:  # version 1 had none of these: they would be ignored without a word
+        present = [f"'{key}'" for key in ("import",) if fields.has(key)] + [
+            f"'model.{key}'" for key in ("graph_sha256", "ops", "tensors") if model.has(key)
+        ]
+        if present:
+            raise InputFormatError(
+                f"{source}: a version 1 plan file has no {', '.join(present)} (version 2 "
+                'added them), so they would be ignored; set "version" to 2 if the file '
+                "records them all, or remove them"
+            )
     return PlanHeader(
         source=source,
         version=version,
         model_name=model.text("name", default=""),
-        model_sha256=model.text("sha256"),
+        model_sha256=_sha256_field(model),
         model_file=model.optional_text("file"),
         graph_sha256=graph_sha,
         graph_size=graph_size,
@@ -154,6 +175,15 @@ def parse_plan_header(text: str, source: str = "<plan>") -> PlanHeader:
         created_by=fields.text("created_by", default=""),
         data=data,
     )
+
+
+def _sha256_field(model: JsonObject) -> str:
+    """``model.sha256``: 64 hex digits, compared in lower case as hashlib writes them (an
+    upper-case copy was "made for another model", and ``"abc"`` was compared as a hash)."""
+    digest = model.text("sha256")
+    if not SHA256_HEX.fullmatch(digest):
+        raise model.error("sha256", "the model file's SHA-256, 64 hex digits")
+    return digest.lower()
 
 
 def wrong_model_error(header: PlanHeader, given: str, given_sha256: str) -> InvalidPlanError:
@@ -222,7 +252,15 @@ def plan_from_header(
         budget.optional_integer("capacity_bytes", minimum=0)
         budget.optional_text("note")
     stats = fields.optional_object("stats")
-    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan", aliases)
+    # With a fingerprint, the graph is the one the plan was made for: a name it lacks
+    # was edited in (it was asked whether the plan was made for another model).
+    hint = (
+        "the graph has the plan's recorded model.graph_sha256, so the file was edited or "
+        "is corrupt; correct the name, or re-plan the model with memplan optimize"
+        if header.graph_sha256 is not None
+        else "was the plan made for another model?"
+    )
+    plan = Plan.from_dict(fields.object("plan").data, graph, source, "plan", aliases, hint)
     return PlanFile(
         model_name=header.model_name,
         model_sha256=header.model_sha256,
