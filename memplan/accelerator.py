@@ -41,6 +41,7 @@ from typing import Any
 
 from memplan.errors import ConfigError, InputFormatError
 from memplan.frozen import refuse_assignment
+from memplan.jsonfields import RepeatedKeyError, refuse_repeated_keys
 from memplan.units import MAX_BYTES, brief_repr
 
 DEFAULT_PRESET = "edge-npu"
@@ -276,7 +277,7 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
         ) from None
     try:
         data = (
-            json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
+            json.loads(raw, object_pairs_hook=refuse_repeated_keys)
             if path.suffix.lower() == ".json"  # spec.JSON was read as TOML
             else tomllib.loads(raw)
         )
@@ -285,7 +286,7 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
         raise InputFormatError(
             f"{path}: not a valid accelerator spec: {error}; it was read as {how}"
         ) from None
-    except _RepeatedKeyError as error:
+    except RepeatedKeyError as error:
         raise InputFormatError(
             f"{path}: field {error.key!r} is given more than once (JSON keeps the last, TOML "
             "refuses it); give each field once"
@@ -301,22 +302,3 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
             "an accelerator spec needs more than 20 digits, so this file is corrupt"
         ) from None
     return Accelerator.from_dict(data, str(path))
-
-
-class _RepeatedKeyError(Exception):
-    """A JSON object names one key twice (internal: load_accelerator reports it)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` hook: the object's dict, or :class:`_RepeatedKeyError` for a key
-    given twice (``{"capacity_bytes": 1048576, "capacity_bytes": 2}`` planned for 2 B)."""
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise _RepeatedKeyError(key)
-        data[key] = value
-    return data

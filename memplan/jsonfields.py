@@ -34,21 +34,22 @@ from memplan.errors import InputFormatError
 _MISSING: Any = object()
 
 
-class _RepeatedKeyError(Exception):
-    """A JSON object names one key twice (internal: :func:`parse_json` reports it)."""
+class RepeatedKeyError(Exception):
+    """A JSON object names one key twice (raised by :func:`refuse_repeated_keys`; each
+    reader words it for its file)."""
 
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` hook: the object's dict, or :class:`_RepeatedKeyError` for a key
+def refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: the object's dict, or :class:`RepeatedKeyError` for a key
     given twice (``{"offset": 0, "offset": 4096}`` was read as offset 4096)."""
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in data:
-            raise _RepeatedKeyError(key)
+            raise RepeatedKeyError(key)
         data[key] = value
     return data
 
@@ -67,10 +68,10 @@ def parse_json(text: str, source: str) -> Any:
             integer of more digits than Python converts (each a traceback before).
     """
     try:
-        return json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_refuse_repeated_keys)
+        return json.loads(text.removeprefix("\ufeff"), object_pairs_hook=refuse_repeated_keys)
     except json.JSONDecodeError:
         raise
-    except _RepeatedKeyError as error:
+    except RepeatedKeyError as error:
         raise InputFormatError(
             f"{source}: field {error.key!r} is given more than once in one JSON object (a "
             "JSON reader keeps the last one without a word); give each field once"
